@@ -1,0 +1,421 @@
+package audit
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// Type is the kind of an audit event. Its values equal the protocol's
+// AuditEventType numbers.
+type Type int32
+
+// Event types.
+const (
+	TypeUnspecified Type = iota
+	MerchantCreated
+	MerchantUpdated
+	StoreCreated
+	TerminalProvisioned
+	TerminalRegistered
+	TerminalSuspended
+	TerminalReactivated
+	TerminalRetired
+	TerminalRebound
+	EnrollmentReissued
+	CredentialRotated
+	CommandSent
+	CommandAcked
+	ConfigPublished
+	RolloutChanged
+	TokenCreated
+	TokenRevoked
+	AuthFailure
+	PermissionDenied
+	RegistrationRefused
+	IdentityCollision
+	MerchantMismatch
+	BatchClosed
+	BatchOutOfBalance
+	typeCount
+)
+
+// Event is one entry of the audit trail.
+type Event struct {
+	ID         uint64            `json:"-"`
+	Type       Type              `json:"t"`
+	Time       time.Time         `json:"ts"`
+	Actor      string            `json:"a,omitempty"`
+	TerminalID string            `json:"tid,omitempty"`
+	MerchantID string            `json:"mid,omitempty"`
+	StoreID    string            `json:"sid,omitempty"`
+	Message    string            `json:"m,omitempty"`
+	Attributes map[string]string `json:"at,omitempty"`
+	Peer       string            `json:"p,omitempty"`
+}
+
+// Filter selects events in List. Zero fields match everything.
+type Filter struct {
+	Type       Type
+	TerminalID string
+	MerchantID string
+	Start, End time.Time // Start inclusive, End exclusive
+}
+
+func (f Filter) match(e *Event) bool {
+	return (f.Type == TypeUnspecified || e.Type == f.Type) &&
+		(f.TerminalID == "" || e.TerminalID == f.TerminalID) &&
+		(f.MerchantID == "" || e.MerchantID == f.MerchantID) &&
+		(f.Start.IsZero() || !e.Time.Before(f.Start)) &&
+		(f.End.IsZero() || e.Time.Before(f.End))
+}
+
+// ErrBadPageToken is returned by List for a page token it did not issue.
+var ErrBadPageToken = errors.New("audit: invalid page token")
+
+const (
+	schemaV1    = 1
+	flushEvery  = 50 * time.Millisecond
+	maxBatch    = 512
+	queueLength = 8192
+)
+
+var (
+	prefixEvent = []byte("au/")
+	// secondary indexes: aut/<type>/<id>, aum/<merchant>/<id>, aux/<terminal>/<id>
+	prefixByType     = []byte("aut/")
+	prefixByMerchant = []byte("aum/")
+	prefixByTerminal = []byte("aux/")
+)
+
+// Log is the audit trail. It is safe for concurrent use.
+type Log struct {
+	db     *store.DB
+	logger *slog.Logger
+	now    func() time.Time
+
+	queue   chan Event
+	flushed chan chan struct{}
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	mu sync.Mutex // guards nextID, counts, closed
+	// nextID is the ID of the next recorded event; IDs increase with time.
+	nextID uint64
+	// counts holds the number of events per type and, for merchant
+	// mismatches, per terminal.
+	counts     [typeCount]uint64
+	mismatches map[string]uint64
+	closed     bool
+}
+
+// Open starts the audit trail on db, rebuilding its counters.
+func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
+	l := &Log{
+		db:         db,
+		logger:     logger,
+		now:        time.Now,
+		queue:      make(chan Event, queueLength),
+		flushed:    make(chan chan struct{}),
+		done:       make(chan struct{}),
+		mismatches: map[string]uint64{},
+	}
+	err := db.View(func(tx *store.Txn) error {
+		return tx.Iterate(prefixEvent, nil, func(k, v []byte) error {
+			var e Event
+			if err := decode(v, &e); err != nil {
+				return fmt.Errorf("audit: decode %x: %w", k, err)
+			}
+			id := binary.BigEndian.Uint64(k[len(prefixEvent):])
+			if id >= l.nextID {
+				l.nextID = id + 1
+			}
+			l.count(&e)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if min := uint64(time.Now().UnixMicro()); l.nextID < min {
+		l.nextID = min
+	}
+	l.wg.Add(1)
+	go l.flushLoop()
+	return l, nil
+}
+
+func (l *Log) count(e *Event) {
+	if e.Type > 0 && e.Type < typeCount {
+		l.counts[e.Type]++
+	}
+	if e.Type == MerchantMismatch && e.TerminalID != "" {
+		l.mismatches[e.TerminalID]++
+	}
+}
+
+// Record queues e to be written. Time defaults to now. It never blocks on the
+// disk; if the queue is full (the disk cannot keep up) it waits for room.
+// Events recorded after Close are logged and dropped.
+func (l *Log) Record(e Event) {
+	if e.Time.IsZero() {
+		e.Time = l.now()
+	}
+	e.Time = e.Time.UTC()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.logger.Error("audit event after close dropped", "type", e.Type, "actor", e.Actor)
+		return
+	}
+	e.ID = l.nextID
+	l.nextID++
+	l.count(&e)
+	l.mu.Unlock()
+	l.queue <- e
+}
+
+// Flush waits until every event recorded before the call is on disk.
+func (l *Log) Flush(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case l.flushed <- ch:
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Count returns how many events of type t were recorded (ever).
+func (l *Log) Count(t Type) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t <= 0 || t >= typeCount {
+		return 0
+	}
+	return l.counts[t]
+}
+
+// MismatchesByTerminal returns the number of merchant-mismatch alerts per
+// terminal.
+func (l *Log) MismatchesByTerminal() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.mismatches))
+	for k, v := range l.mismatches {
+		out[k] = v
+	}
+	return out
+}
+
+// Close writes what is queued and stops the flusher.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.mu.Unlock()
+	close(l.queue)
+	l.wg.Wait()
+	return nil
+}
+
+func (l *Log) flushLoop() {
+	defer l.wg.Done()
+	defer close(l.done)
+	batch := make([]Event, 0, maxBatch)
+	var waiters []chan struct{}
+	timer := time.NewTimer(flushEvery)
+	defer timer.Stop()
+	write := func() {
+		if len(batch) > 0 {
+			if err := l.write(batch); err != nil {
+				l.logger.Error("audit write failed", "err", err, "events", len(batch))
+			}
+			batch = batch[:0]
+		}
+		for _, w := range waiters {
+			close(w)
+		}
+		waiters = waiters[:0]
+	}
+	for {
+		select {
+		case e, ok := <-l.queue:
+			if !ok {
+				write()
+				return
+			}
+			batch = append(batch, e)
+			if len(batch) >= maxBatch {
+				write()
+			}
+		case w := <-l.flushed:
+			// Drain what is already queued, then write.
+			for drained := false; !drained; {
+				select {
+				case e, ok := <-l.queue:
+					if !ok {
+						waiters = append(waiters, w)
+						write()
+						return
+					}
+					batch = append(batch, e)
+				default:
+					drained = true
+				}
+			}
+			waiters = append(waiters, w)
+			write()
+		case <-timer.C:
+			write()
+			timer.Reset(flushEvery)
+		}
+	}
+}
+
+func (l *Log) write(batch []Event) error {
+	return l.db.Update(func(tx *store.Txn) error {
+		for i := range batch {
+			e := &batch[i]
+			v, err := encode(e)
+			if err != nil {
+				return err
+			}
+			id := store.AppendUint64(nil, e.ID)
+			if err := tx.Set(append(append([]byte{}, prefixEvent...), id...), v); err != nil {
+				return err
+			}
+			if err := tx.Set(indexKey(prefixByType, fmt.Sprint(int32(e.Type)), e.ID), nil); err != nil {
+				return err
+			}
+			if e.MerchantID != "" {
+				if err := tx.Set(indexKey(prefixByMerchant, e.MerchantID, e.ID), nil); err != nil {
+					return err
+				}
+			}
+			if e.TerminalID != "" {
+				if err := tx.Set(indexKey(prefixByTerminal, e.TerminalID, e.ID), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func indexKey(prefix []byte, value string, id uint64) []byte {
+	k := make([]byte, 0, len(prefix)+len(value)+9)
+	k = append(k, prefix...)
+	k = append(k, value...)
+	k = append(k, '/')
+	return store.AppendUint64(k, id)
+}
+
+func encode(e *Event) ([]byte, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("audit: encode: %w", err)
+	}
+	return append([]byte{schemaV1}, b...), nil
+}
+
+func decode(v []byte, e *Event) error {
+	if len(v) == 0 || v[0] != schemaV1 {
+		return fmt.Errorf("audit: unknown schema version")
+	}
+	return json.Unmarshal(v[1:], e)
+}
+
+// List returns up to limit events matching f, newest first, and a token for
+// the next page ("" on the last page). Events still queued are included only
+// after they are flushed; call Flush first to read your own writes.
+func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) ([]Event, string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var before uint64 = 1<<64 - 1
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || len(b) != 8 {
+			return nil, "", ErrBadPageToken
+		}
+		before = binary.BigEndian.Uint64(b)
+	}
+	// Pick the narrowest index.
+	var idx []byte
+	switch {
+	case f.TerminalID != "":
+		idx = append(append(append([]byte{}, prefixByTerminal...), f.TerminalID...), '/')
+	case f.MerchantID != "":
+		idx = append(append(append([]byte{}, prefixByMerchant...), f.MerchantID...), '/')
+	case f.Type != TypeUnspecified:
+		idx = append(append(append([]byte{}, prefixByType...), fmt.Sprint(int32(f.Type))...), '/')
+	}
+	var out []Event
+	var next string
+	err := l.db.View(func(tx *store.Txn) error {
+		if idx == nil {
+			return tx.IterateReverse(prefixEvent, startKey(prefixEvent, before), func(k, v []byte) error {
+				id := binary.BigEndian.Uint64(k[len(prefixEvent):])
+				return l.collect(ctx, f, id, v, limit, &out, &next)
+			})
+		}
+		return tx.IterateReverse(idx, startKey(idx, before), func(k, _ []byte) error {
+			id := binary.BigEndian.Uint64(k[len(idx):])
+			v, err := tx.Get(append(append([]byte{}, prefixEvent...), store.AppendUint64(nil, id)...))
+			if err != nil {
+				return fmt.Errorf("audit: index points at missing event %d: %w", id, err)
+			}
+			return l.collect(ctx, f, id, v, limit, &out, &next)
+		})
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+func startKey(prefix []byte, before uint64) []byte {
+	if before == 1<<64-1 {
+		return nil
+	}
+	return store.AppendUint64(append([]byte{}, prefix...), before-1)
+}
+
+func (l *Log) collect(ctx context.Context, f Filter, id uint64, v []byte, limit int, out *[]Event, next *string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var e Event
+	if err := decode(v, &e); err != nil {
+		return fmt.Errorf("audit: decode event %d: %w", id, err)
+	}
+	e.ID = id
+	if !f.match(&e) {
+		return nil
+	}
+	if len(*out) == limit {
+		*next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, id+1))
+		return store.ErrStop
+	}
+	*out = append(*out, e)
+	return nil
+}
