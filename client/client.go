@@ -1,0 +1,141 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+// DefaultTimeout is the deadline given to unary calls that have none.
+const DefaultTimeout = 10 * time.Second
+
+// Option configures Dial.
+type Option func(*options)
+
+type options struct {
+	bearer   string
+	tls      *tls.Config
+	insecure bool
+	timeout  time.Duration
+	dialOpts []grpc.DialOption
+}
+
+// WithBearer sends secret as "authorization: Bearer <secret>" on every call:
+// a terminal credential or an admin token.
+func WithBearer(secret string) Option { return func(o *options) { o.bearer = secret } }
+
+// WithTLS connects over TLS with cfg (nil: system roots).
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) {
+		if cfg == nil {
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		o.tls = cfg
+	}
+}
+
+// WithInsecure connects in plaintext, for loopback and tests.
+func WithInsecure() Option { return func(o *options) { o.insecure = true } }
+
+// WithDefaultTimeout sets the deadline of unary calls without one
+// (DefaultTimeout when not given; zero or negative leaves calls unbounded).
+func WithDefaultTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithDialOptions adds raw gRPC dial options.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
+}
+
+// Client is a connection to a posfleet server. It is safe for concurrent use.
+type Client struct {
+	conn    *grpc.ClientConn
+	bearer  string
+	timeout time.Duration
+}
+
+// Dial creates a client for target ("host:port"). The connection is
+// established lazily on the first call.
+func Dial(target string, opts ...Option) (*Client, error) {
+	o := options{timeout: DefaultTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.tls == nil && !o.insecure {
+		return nil, errors.New("client: choose WithTLS or WithInsecure")
+	}
+	c := &Client{bearer: o.bearer, timeout: o.timeout}
+	dopts := []grpc.DialOption{
+		grpc.WithChainUnaryInterceptor(c.defaultDeadline),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	}
+	if o.tls != nil {
+		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))
+	} else {
+		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
+	if o.bearer != "" {
+		dopts = append(dopts, grpc.WithPerRPCCredentials(bearerCreds{secret: o.bearer, requireTLS: o.tls != nil}))
+	}
+	dopts = append(dopts, o.dialOpts...)
+	conn, err := grpc.NewClient(target, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", target, err)
+	}
+	c.conn = conn
+	return c, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Conn returns the underlying connection, for other gRPC services.
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Terminal returns the raw TerminalService stub.
+func (c *Client) Terminal() pb.TerminalServiceClient { return pb.NewTerminalServiceClient(c.conn) }
+
+// Payment returns the raw PaymentService stub.
+func (c *Client) Payment() pb.PaymentServiceClient { return pb.NewPaymentServiceClient(c.conn) }
+
+// Admin returns the raw AdminService stub.
+func (c *Client) Admin() pb.AdminServiceClient { return pb.NewAdminServiceClient(c.conn) }
+
+// Health checks the server's health (service "" for the whole server).
+func (c *Client) Health(ctx context.Context, service string) (healthpb.HealthCheckResponse_ServingStatus, error) {
+	resp, err := healthpb.NewHealthClient(c.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		return healthpb.HealthCheckResponse_UNKNOWN, err
+	}
+	return resp.GetStatus(), nil
+}
+
+func (c *Client) defaultDeadline(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// bearerCreds attaches the bearer secret to each call.
+type bearerCreds struct {
+	secret     string
+	requireTLS bool
+}
+
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.secret}, nil
+}
+
+func (b bearerCreds) RequireTransportSecurity() bool { return b.requireTLS }

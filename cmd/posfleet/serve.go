@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/posfleet/posfleet/server"
+)
+
+func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	listen := fs.String("listen", "127.0.0.1:7400", "gRPC listen address")
+	dataDir := fs.String("data-dir", "./posfleet-data", "data directory")
+	tokenFile := fs.String("admin-token-file", "", "file holding the bootstrap admin token (default: env POSFLEET_ADMIN_TOKEN, else generated into DATA_DIR/admin.token)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
+	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
+	insecure := fs.Bool("insecure", false, "allow plaintext on a non-loopback address")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	metricsListen := fs.String("metrics-listen", "", "address for the Prometheus /metrics endpoint (off when empty)")
+	grace := fs.Duration("shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight calls")
+	maxRecv := fs.Int("max-recv-msg-size", 256<<10, "largest request message in bytes")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+
+	cfg := server.DefaultConfig(*dataDir)
+	cfg.ShutdownGrace = *grace
+	cfg.MaxRecvMsgSize = *maxRecv
+	switch {
+	case *tokenFile != "":
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return fmt.Errorf("admin token file: %w", err)
+		}
+		cfg.AdminToken = strings.TrimSpace(string(b))
+	case os.Getenv("POSFLEET_ADMIN_TOKEN") != "":
+		cfg.AdminToken = strings.TrimSpace(os.Getenv("POSFLEET_ADMIN_TOKEN"))
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.TLS == nil && !*insecure {
+		loop, err := isLoopback(*listen)
+		if err != nil {
+			return err
+		}
+		if !loop {
+			return fmt.Errorf("refusing to serve plaintext on non-loopback address %s: give --tls-cert/--tls-key, or --insecure to accept the risk", *listen)
+		}
+	}
+
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if p := srv.AdminTokenPath(); p != "" {
+		logger.Info("bootstrap admin token", "file", p)
+	}
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	if *metricsListen != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		hs := &http.Server{Addr: *metricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics endpoint failed", "err", err)
+			}
+		}()
+		defer hs.Close()
+	}
+	if err := srv.Serve(ctx, lis); err != nil {
+		return err
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+// isLoopback reports whether every address the listen address can bind to is
+// a loopback address. An empty host (":7400") binds to all interfaces.
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	if host == "" {
+		return false, nil
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback(), nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false, fmt.Errorf("listen address %q: cannot resolve host", addr)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,219 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/posfleet/posfleet/server/auth"
+)
+
+// access says who may call a method.
+type access struct {
+	// public methods need no credential.
+	public bool
+	// terminal methods need a terminal credential.
+	terminal bool
+	// allowSuspended lets a suspended terminal through (the handler answers
+	// with a business decline instead of an error).
+	allowSuspended bool
+	// role is the least admin role for admin methods.
+	role auth.Role
+}
+
+const (
+	terminalSvc = "/posfleet.v1.TerminalService/"
+	paymentSvc  = "/posfleet.v1.PaymentService/"
+	adminSvc    = "/posfleet.v1.AdminService/"
+)
+
+// methodAccess is the least-privilege table for every RPC. A method missing
+// from it is refused (PermissionDenied), so a new RPC is closed until listed.
+var methodAccess = map[string]access{
+	"/grpc.health.v1.Health/Check": {public: true},
+	"/grpc.health.v1.Health/Watch": {public: true},
+	"/grpc.health.v1.Health/List":  {public: true},
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {public: true},
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {public: true},
+
+	terminalSvc + "Register":         {public: true},
+	terminalSvc + "Heartbeat":        {terminal: true},
+	terminalSvc + "WatchConfig":      {terminal: true},
+	terminalSvc + "AckConfig":        {terminal: true},
+	terminalSvc + "VerifyMerchant":   {terminal: true},
+	terminalSvc + "RotateCredential": {terminal: true},
+	terminalSvc + "AckCommand":       {terminal: true},
+
+	paymentSvc + "Authorize":  {terminal: true, allowSuspended: true},
+	paymentSvc + "Reverse":    {terminal: true, allowSuspended: true},
+	paymentSvc + "Refund":     {terminal: true, allowSuspended: true},
+	paymentSvc + "CloseBatch": {terminal: true, allowSuspended: true},
+
+	adminSvc + "CreateMerchant":      {role: auth.RoleOperator},
+	adminSvc + "GetMerchant":         {role: auth.RoleAuditor},
+	adminSvc + "UpdateMerchant":      {role: auth.RoleOperator},
+	adminSvc + "ListMerchants":       {role: auth.RoleAuditor},
+	adminSvc + "CreateStore":         {role: auth.RoleOperator},
+	adminSvc + "ListStores":          {role: auth.RoleAuditor},
+	adminSvc + "ProvisionTerminal":   {role: auth.RoleOperator},
+	adminSvc + "GetTerminal":         {role: auth.RoleAuditor},
+	adminSvc + "ListTerminals":       {role: auth.RoleAuditor},
+	adminSvc + "SuspendTerminal":     {role: auth.RoleOperator},
+	adminSvc + "ReactivateTerminal":  {role: auth.RoleOperator},
+	adminSvc + "RetireTerminal":      {role: auth.RoleOperator},
+	adminSvc + "ReissueEnrollment":   {role: auth.RoleOperator},
+	adminSvc + "RebindTerminal":      {role: auth.RoleOperator},
+	adminSvc + "SendCommand":         {role: auth.RoleOperator},
+	adminSvc + "ListCommands":        {role: auth.RoleAuditor},
+	adminSvc + "PublishConfig":       {role: auth.RoleOperator},
+	adminSvc + "GetEffectiveConfig":  {role: auth.RoleAuditor},
+	adminSvc + "GetRollout":          {role: auth.RoleAuditor},
+	adminSvc + "ListRollouts":        {role: auth.RoleAuditor},
+	adminSvc + "PauseRollout":        {role: auth.RoleOperator},
+	adminSvc + "ResumeRollout":       {role: auth.RoleOperator},
+	adminSvc + "AbortRollout":        {role: auth.RoleOperator},
+	adminSvc + "GetFleetReport":      {role: auth.RoleAuditor},
+	adminSvc + "ListAuditEvents":     {role: auth.RoleAuditor},
+	adminSvc + "ListTransactions":    {role: auth.RoleAuditor},
+	adminSvc + "GetSettlementReport": {role: auth.RoleAuditor},
+	adminSvc + "CreateAdminToken":    {role: auth.RoleAdmin},
+	adminSvc + "RevokeAdminToken":    {role: auth.RoleAdmin},
+	adminSvc + "ListAdminTokens":     {role: auth.RoleAdmin},
+}
+
+// Authenticator checks bearer secrets. The server's fleet and token stores
+// implement it.
+type Authenticator interface {
+	// Authenticate resolves a bearer secret presented to method into a
+	// principal. It returns a status error: Unauthenticated for an unknown
+	// or missing secret, PermissionDenied for a known caller that may not
+	// call method, ResourceExhausted when the peer is rate limited.
+	Authenticate(ctx context.Context, method string, need access, bearer string) (auth.Principal, error)
+}
+
+// bearerToken returns the credential in the "authorization: Bearer <x>"
+// metadata, or "".
+func bearerToken(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			return strings.TrimSpace(v[7:])
+		}
+	}
+	return ""
+}
+
+// peerAddr returns the caller's address for logs and the audit trail.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return p.Addr.String()
+	}
+	return ""
+}
+
+// authorize runs the access table and the authenticator for one call.
+func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
+	need, ok := methodAccess[method]
+	if !ok {
+		return nil, status.Error(codes.PermissionDenied, "method not permitted")
+	}
+	if need.public {
+		return ctx, nil
+	}
+	if s.authn == nil {
+		return nil, status.Error(codes.Unauthenticated, "authentication unavailable")
+	}
+	p, err := s.authn.Authenticate(ctx, method, need, bearerToken(ctx))
+	if err != nil {
+		return nil, err
+	}
+	return auth.NewContext(ctx, p), nil
+}
+
+// unaryInterceptor recovers panics, caps deadlines, authenticates, and logs
+// each call.
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, "internal error")
+		}
+		s.logCall(ctx, info.FullMethod, start, err)
+	}()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.cfg.MaxCallTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.MaxCallTimeout)
+		defer cancel()
+	}
+	ctx, err = s.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// streamInterceptor recovers panics, authenticates, and logs each stream.
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	ctx := ss.Context()
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.ErrorContext(ctx, "panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error")
+		}
+		s.logCall(ctx, info.FullMethod, start, err)
+	}()
+	ctx, err = s.authorize(ctx, info.FullMethod)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+}
+
+// wrappedStream carries the authenticated context into stream handlers.
+type wrappedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+// logCall logs a finished call: debug for successes, info for client errors,
+// warn for server errors.
+func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
+	code := status.Code(err)
+	s.metrics.observe(method, code, time.Since(start))
+	level := slog.LevelDebug
+	switch code {
+	case codes.OK, codes.Canceled:
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unavailable:
+		level = slog.LevelWarn
+	default:
+		level = slog.LevelInfo
+	}
+	if !s.logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("elapsed", time.Since(start)),
+		slog.String("peer", peerAddr(ctx)),
+	}
+	if p, ok := auth.FromContext(ctx); ok {
+		attrs = append(attrs, slog.String("actor", p.Actor()))
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("err", status.Convert(err).Message()))
+	}
+	s.logger.LogAttrs(ctx, level, "rpc", attrs...)
+}

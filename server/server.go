@@ -1,0 +1,196 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// Server is a posfleet server: storage, domain components and the gRPC
+// server in front of them. Create it with New, run it with Serve.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	db      *store.DB
+	audit   *audit.Log
+	grpc    *grpc.Server
+	health  *health.Server
+	metrics *metrics
+
+	// authn checks bearer credentials; nil refuses every non-public call.
+	authn Authenticator
+	// adminTokenPath is the generated bootstrap token file, if any.
+	adminTokenPath string
+	// closers release domain components, in reverse order, after the gRPC
+	// server stopped and before the database closes.
+	closers []func() error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the data directory and builds a server ready to Serve.
+func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics()}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+
+	sopts := store.DefaultOptions(cfg.DataDir)
+	if cfg.InMemory {
+		sopts.InMemory = true
+	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: create data dir: %w", err)
+	}
+	if s.db, err = store.Open(sopts, logger); err != nil {
+		return nil, err
+	}
+	if s.audit, err = audit.Open(s.db, logger.With("component", "audit")); err != nil {
+		return nil, err
+	}
+	adminToken, tokenPath, err := bootstrapAdminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.adminTokenPath = tokenPath
+	_ = adminToken // handed to the token store by the operator-auth component
+
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
+		grpc.MaxSendMsgSize(cfg.MaxSendMsgSize),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			Time:                  cfg.KeepaliveTime,
+			Timeout:               cfg.KeepaliveTimeout,
+			MaxConnectionIdle:     cfg.MaxConnectionIdle,
+			MaxConnectionAge:      cfg.MaxConnectionAge,
+			MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             cfg.MinClientPingInterval,
+			PermitWithoutStream: true,
+		}),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	pb.RegisterTerminalServiceServer(s.grpc, &terminalService{s: s})
+	pb.RegisterPaymentServiceServer(s.grpc, &paymentService{s: s})
+	pb.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
+	return s, nil
+}
+
+// AdminTokenPath returns the file holding the generated bootstrap admin
+// token, or "" when the token came from the configuration.
+func (s *Server) AdminTokenPath() string { return s.adminTokenPath }
+
+// serviceNames are the services whose health is reported.
+var serviceNames = []string{
+	pb.TerminalService_ServiceDesc.ServiceName,
+	pb.PaymentService_ServiceDesc.ServiceName,
+	pb.AdminService_ServiceDesc.ServiceName,
+}
+
+// Serve serves gRPC on lis until ctx is cancelled, then shuts down: health
+// turns NOT_SERVING, new calls are refused, in-flight calls get
+// Config.ShutdownGrace to finish, and storage is flushed and closed. It
+// returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range serviceNames {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.grpc.Serve(lis) }()
+	s.logger.Info("serving", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.shutdownGRPC()
+		<-errc
+	case serveErr = <-errc:
+		if errors.Is(serveErr, grpc.ErrServerStopped) {
+			serveErr = nil
+		}
+		s.shutdownGRPC()
+	}
+	return errors.Join(serveErr, s.Close())
+}
+
+// shutdownGRPC stops the gRPC server: NOT_SERVING, graceful stop, and a hard
+// stop when the grace period runs out.
+func (s *Server) shutdownGRPC() {
+	s.logger.Info("shutting down", "grace", s.cfg.ShutdownGrace)
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(s.cfg.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.logger.Warn("grace period over, cutting off remaining calls")
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// Close releases the domain components, the audit trail and the database. It
+// is called by Serve; call it directly only for a server that never served.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.grpc != nil {
+			s.grpc.Stop()
+		}
+		var errs []error
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			errs = append(errs, s.closers[i]())
+		}
+		if s.audit != nil {
+			errs = append(errs, s.audit.Close())
+		}
+		if s.db != nil {
+			errs = append(errs, s.db.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+		if s.closeErr == nil {
+			s.logger.Info("storage closed")
+		}
+	})
+	return s.closeErr
+}

@@ -1,0 +1,153 @@
+package store_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/posfleet/posfleet/server/store"
+)
+
+func open(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(store.DefaultOptions(dir), nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return db
+}
+
+func TestReopenKeepsCommittedData(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	err := db.Update(func(tx *store.Txn) error {
+		for i := range 100 {
+			if err := tx.Set(store.AppendUint64([]byte("k/"), uint64(i)), fmt.Appendf(nil, "v%d", i)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(store.AppendUint64([]byte("k/"), 7))
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	db = open(t, dir)
+	defer db.Close()
+	got, err := db.Get(store.AppendUint64([]byte("k/"), 42))
+	if err != nil || string(got) != "v42" {
+		t.Fatalf("Get(42) = %q, %v; want v42", got, err)
+	}
+	if _, err := db.Get(store.AppendUint64([]byte("k/"), 7)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(deleted) err = %v, want ErrNotFound", err)
+	}
+	var n int
+	var last []byte
+	err = db.View(func(tx *store.Txn) error {
+		return tx.Iterate([]byte("k/"), nil, func(k, _ []byte) error {
+			if last != nil && bytes.Compare(last, k) >= 0 {
+				return fmt.Errorf("keys out of order: %x then %x", last, k)
+			}
+			last = bytes.Clone(k)
+			n++
+			return nil
+		})
+	})
+	if err != nil || n != 99 {
+		t.Fatalf("Iterate: n = %d, err = %v; want 99 keys in order", n, err)
+	}
+}
+
+func TestFailedUpdateWritesNothing(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	boom := errors.New("boom")
+	err := db.Update(func(tx *store.Txn) error {
+		if err := tx.Set([]byte("a"), []byte("1")); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update err = %v, want boom", err)
+	}
+	if _, err := db.Get([]byte("a")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get after failed update: err = %v, want ErrNotFound", err)
+	}
+}
+
+func TestIterateReverseAndStop(t *testing.T) {
+	db := open(t, t.TempDir())
+	defer db.Close()
+	err := db.Update(func(tx *store.Txn) error {
+		for i := range 10 {
+			if err := tx.Set(store.AppendUint64([]byte("r/"), uint64(i)), nil); err != nil {
+				return err
+			}
+		}
+		return tx.Set([]byte("s/other"), nil) // must not be visited
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	err = db.View(func(tx *store.Txn) error {
+		start := store.AppendUint64([]byte("r/"), 6)
+		return tx.IterateReverse([]byte("r/"), start, func(k, _ []byte) error {
+			got = append(got, uint64(k[len(k)-1]))
+			if len(got) == 3 {
+				return store.ErrStop
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[6 5 4]" {
+		t.Fatalf("reverse from 6, three keys: got %v, want [6 5 4]", got)
+	}
+}
+
+func TestBackupRestore(t *testing.T) {
+	src := open(t, t.TempDir())
+	if err := src.Update(func(tx *store.Txn) error { return tx.Set([]byte("x"), []byte("y")) }); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := src.Backup(t.Context(), &buf); err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	src.Close()
+	dst := open(t, t.TempDir())
+	defer dst.Close()
+	if err := dst.Restore(&buf); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	if v, err := dst.Get([]byte("x")); err != nil || string(v) != "y" {
+		t.Fatalf("restored Get = %q, %v; want y", v, err)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	bad := []func(*store.Options){
+		func(o *store.Options) { o.Dir = "" },
+		func(o *store.Options) { o.MemTableSize = 10 },
+		func(o *store.Options) { o.GCDiscardRatio = 1 },
+		func(o *store.Options) { o.ValueLogFileSize = 4 << 30 },
+	}
+	for i, mut := range bad {
+		o := store.DefaultOptions(t.TempDir())
+		mut(&o)
+		if _, err := store.Open(o, nil); err == nil {
+			t.Errorf("case %d: Open accepted invalid options", i)
+		}
+	}
+}

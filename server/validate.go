@@ -1,0 +1,105 @@
+package server
+
+import (
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// violations collects bad-input findings for one request; err turns them into
+// an InvalidArgument status with a google.rpc.BadRequest detail.
+type violations struct {
+	list []*errdetails.BadRequest_FieldViolation
+}
+
+// add records that field is invalid, with a reason in plain words.
+func (v *violations) add(field, format string, args ...any) {
+	v.list = append(v.list, &errdetails.BadRequest_FieldViolation{
+		Field:       field,
+		Description: fmt.Sprintf(format, args...),
+	})
+}
+
+// required records a violation when value is empty.
+func (v *violations) required(field, value string) bool {
+	if value == "" {
+		v.add(field, "is required")
+		return false
+	}
+	return true
+}
+
+// maxLen records a violation when value is longer than n characters or is not
+// valid UTF-8.
+func (v *violations) maxLen(field, value string, n int) bool {
+	switch {
+	case !utf8.ValidString(value):
+		v.add(field, "must be valid UTF-8")
+		return false
+	case utf8.RuneCountInString(value) > n:
+		v.add(field, "must be at most %d characters", n)
+		return false
+	}
+	return true
+}
+
+// match records a violation when value does not match re; what says what is
+// expected, e.g. "1-15 letters and digits".
+func (v *violations) match(field, value string, re *regexp.Regexp, what string) bool {
+	if !re.MatchString(value) {
+		v.add(field, "must be %s", what)
+		return false
+	}
+	return true
+}
+
+// err returns nil when nothing was recorded, else an InvalidArgument status
+// listing every violation.
+func (v *violations) err() error {
+	if len(v.list) == 0 {
+		return nil
+	}
+	msg := "invalid request: " + v.list[0].Field + " " + v.list[0].Description
+	if len(v.list) > 1 {
+		msg += fmt.Sprintf(" (and %d more)", len(v.list)-1)
+	}
+	st := status.New(codes.InvalidArgument, msg)
+	if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: v.list}); err == nil {
+		return d.Err()
+	}
+	return st.Err()
+}
+
+// Shared input formats of the protocol.
+var (
+	reMerchantID = regexp.MustCompile(`^[A-Za-z0-9]{1,15}$`)
+	reStoreID    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+	reTerminalID = regexp.MustCompile(`^[A-Z0-9]{8}$`)
+	reRequestID  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+	reCurrency   = regexp.MustCompile(`^[A-Z]{3}$`)
+	reSerial     = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
+)
+
+// Page sizes of List RPCs.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// pageSize validates and defaults a List request's page_size.
+func (v *violations) pageSize(field string, n int32) int {
+	switch {
+	case n < 0:
+		v.add(field, "must not be negative")
+		return 0
+	case n == 0:
+		return defaultPageSize
+	case n > maxPageSize:
+		return maxPageSize
+	}
+	return int(n)
+}
