@@ -38,9 +38,9 @@ const (
 // methodAccess is the least-privilege table for every RPC. A method missing
 // from it is refused (PermissionDenied), so a new RPC is closed until listed.
 var methodAccess = map[string]access{
-	"/grpc.health.v1.Health/Check": {public: true},
-	"/grpc.health.v1.Health/Watch": {public: true},
-	"/grpc.health.v1.Health/List":  {public: true},
+	"/grpc.health.v1.Health/Check":                                   {public: true},
+	"/grpc.health.v1.Health/Watch":                                   {public: true},
+	"/grpc.health.v1.Health/List":                                    {public: true},
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {public: true},
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {public: true},
 

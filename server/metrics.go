@@ -15,7 +15,7 @@ import (
 // metrics counts calls per method and status code and sums their latency.
 // Exposed in the Prometheus text format by Server.MetricsHandler.
 type metrics struct {
-	mu sync.RWMutex // guards methods (the map; entries are updated atomically)
+	mu      sync.RWMutex // guards methods (the map; entries are updated atomically)
 	methods map[string]*methodMetrics
 }
 
