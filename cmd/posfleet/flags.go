@@ -23,7 +23,20 @@ func envName(flagName string) string {
 
 // parseFlags parses args, then fills every flag not given on the command
 // line from its POSFLEET_* environment variable. Flags win over environment.
+// Positional arguments are refused.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := parseFlagsWithArgs(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return nil
+}
+
+// parseFlagsWithArgs is parseFlags for commands that take positional
+// arguments after their flags (fs.Args()).
+func parseFlagsWithArgs(fs *flag.FlagSet, args []string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage += fmt.Sprintf(" (env %s)", envName(f.Name))
 	})
@@ -46,11 +59,13 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 			}
 		}
 	})
-	if err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
-	}
-	return nil
+	return err
+}
+
+// isFlagSet reports whether the flag was given on the command line or by
+// its environment twin.
+func isFlagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
