@@ -1,0 +1,715 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Assignment decides which simulated user serves an arrival.
+type Assignment int
+
+const (
+	// PerUser sends each arrival to a user chosen at random, where it waits
+	// in that user's queue while the user is busy: a customer joining one
+	// checkout lane. This is the fleet model: at most one transaction in
+	// flight per terminal, queueing counted as latency.
+	PerUser Assignment = iota
+	// Shared puts arrivals in one queue served by whichever user is free: a
+	// worker pool, used to drive a trivial call at the machine's ceiling.
+	Shared
+)
+
+// Config configures a Run. Zero fields take the defaults noted.
+type Config struct {
+	// Profile is the rate profile to play. Required.
+	Profile Profile
+	// Arrivals is the arrival process (default Poisson).
+	Arrivals ArrivalProcess
+	// Seed makes the arrival times and user choices reproducible; zero
+	// picks a random seed.
+	Seed uint64
+	// Users is the number of simulated users (terminals, or workers with
+	// Shared), each working on at most one arrival at a time. Required.
+	Users int
+	// Assignment is PerUser (default) or Shared.
+	Assignment Assignment
+	// QueueDepth bounds each user's queue (PerUser, default 1024) or the
+	// shared queue (Shared, default 65536). An arrival finding its queue
+	// full is dropped and counted as an error, never silently lost.
+	QueueDepth int
+	// Shards is the number of recording shards (default GOMAXPROCS).
+	Shards int
+	// Interval is the period of the progress line and of the interval log
+	// (default 1s).
+	Interval time.Duration
+	// Drain bounds how long queued and in-flight work may run after the
+	// last arrival is due before it is cancelled (default 30s).
+	Drain time.Duration
+	// LagThreshold is the dispatch-lag p99 above which the generator is
+	// reported as behind (default 10ms).
+	LagThreshold time.Duration
+	// Progress receives a progress line per interval; nil for none.
+	Progress io.Writer
+	// IntervalLog receives the HdrHistogram interval log (.hlog), one
+	// histogram per operation per interval, tagged with the operation name;
+	// nil for none.
+	IntervalLog io.Writer
+	// OnEvent is called in its own goroutine for each profile event at its
+	// time; nil ignores events.
+	OnEvent func(ctx context.Context, e Event)
+	// Info is copied into Result.Info.
+	Info map[string]string
+}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	if c.QueueDepth == 0 {
+		if c.Assignment == Shared {
+			c.QueueDepth = 65536
+		} else {
+			c.QueueDepth = 1024
+		}
+	}
+	if c.Shards == 0 {
+		c.Shards = runtime.GOMAXPROCS(0)
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.Drain == 0 {
+		c.Drain = 30 * time.Second
+	}
+	if c.LagThreshold == 0 {
+		c.LagThreshold = 10 * time.Millisecond
+	}
+	if c.Seed == 0 {
+		c.Seed = rand.Uint64() | 1
+	}
+	return c
+}
+
+// Validate reports the first unusable setting.
+func (c Config) Validate() error {
+	if err := c.Profile.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Users <= 0:
+		return errors.New("loadgen: Users must be positive")
+	case c.Assignment != PerUser && c.Assignment != Shared:
+		return fmt.Errorf("loadgen: unknown Assignment %d", c.Assignment)
+	case c.Arrivals != Poisson && c.Arrivals != Uniform:
+		return fmt.Errorf("loadgen: unknown ArrivalProcess %d", c.Arrivals)
+	case c.QueueDepth < 0 || c.Shards < 0 || c.Interval < 0 || c.Drain < 0 || c.LagThreshold < 0:
+		return errors.New("loadgen: QueueDepth, Shards, Interval, Drain and LagThreshold must not be negative")
+	case c.Interval > 0 && c.Interval < 10*time.Millisecond:
+		return errors.New("loadgen: Interval must be at least 10ms")
+	}
+	return nil
+}
+
+// Arrival is one unit of offered load.
+type Arrival struct {
+	// Seq numbers arrivals from 0 in intended-time order.
+	Seq uint64
+	// Intended is when the arrival was due; latency is measured from here.
+	Intended time.Time
+	// Stage is the index of its profile stage.
+	Stage int
+	// Warmup is true for arrivals in a warm-up stage.
+	Warmup bool
+}
+
+// Executor carries out arrivals. Execute is called for one user at a time
+// (never concurrently for the same user) and must return promptly once ctx
+// is done.
+type Executor interface {
+	// Execute does the work of arrival a as user, records each call it makes
+	// with rec, and returns the transaction's outcome.
+	Execute(ctx context.Context, user int, a Arrival, rec Recorder) Outcome
+}
+
+// ExecutorFunc adapts a function to Executor.
+type ExecutorFunc func(ctx context.Context, user int, a Arrival, rec Recorder) Outcome
+
+// Execute calls f.
+func (f ExecutorFunc) Execute(ctx context.Context, user int, a Arrival, rec Recorder) Outcome {
+	return f(ctx, user, a, rec)
+}
+
+// Run is one load-generation run: it owns the recording shards and the
+// interval collector. Create it with NewRun, record setup work through
+// Recorder, play the profile with Drive, record closing work, then call
+// Finish for the Result.
+type Run struct {
+	cfg    Config
+	logger *slog.Logger
+	tl     *timeline
+	shards []*shard
+	hlog   *hdr.HistogramLogWriter
+	born   time.Time
+
+	issued    atomic.Int64 // arrivals dispatched
+	dropped   atomic.Int64 // arrivals dropped on a full queue or at drain timeout
+	inflight  atomic.Int64 // arrivals being executed
+	calls     atomic.Int64 // RPCs recorded (every op but OpTxn)
+	lagMax    atomic.Int64 // largest dispatch lag in the current interval, ns
+	lastDone  atomic.Int64 // latest completion of a measured arrival, unix ns
+	stageIss  []atomic.Int64
+	drove     atomic.Bool
+	interrupt atomic.Bool
+
+	// dispatchLag is written only by the dispatcher goroutine during Drive
+	// and read only after it.
+	dispatchLag *hdr.Histogram
+
+	// cpu and calls during Drive, written at its end.
+	cpuUser, cpuSys time.Duration
+	driveCalls      int64
+	driveWall       time.Duration
+
+	stopCollect chan struct{}
+	collectDone chan struct{}
+	finishOnce  sync.Once
+	result      *Result
+
+	mu        sync.Mutex // guards intervals, hlogErr and rollout
+	intervals []intervalRec
+	hlogErr   error
+	rollout   *RolloutResult
+}
+
+// intervalRec is an interval as collected, with absolute times.
+type intervalRec struct {
+	start, end time.Time
+	issued     int64
+	lagMax     time.Duration
+	cpu        float64
+	ops        map[string]IntervalOp
+}
+
+// NewRun validates cfg and starts the interval collector. The logger may be
+// nil.
+func NewRun(cfg Config, logger *slog.Logger) (*Run, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Run{
+		cfg:         cfg,
+		logger:      logger,
+		tl:          newTimeline(cfg.Profile),
+		born:        time.Now(),
+		stageIss:    make([]atomic.Int64, len(cfg.Profile.Stages)),
+		dispatchLag: newHist(),
+		stopCollect: make(chan struct{}),
+		collectDone: make(chan struct{}),
+	}
+	for range cfg.Shards {
+		r.shards = append(r.shards, newShard())
+	}
+	if cfg.IntervalLog != nil {
+		r.hlog = hdr.NewHistogramLogWriter(cfg.IntervalLog)
+		ms := r.born.UnixMilli()
+		r.hlog.SetBaseTime(ms)
+		r.hlogErr = errors.Join(
+			r.hlog.OutputLogFormatVersion(),
+			r.hlog.OutputComment("[posfleet loadgen: latency in ns from intended send time; one tag per operation]"),
+			r.hlog.OutputStartTime(ms),
+			r.hlog.OutputBaseTime(ms),
+			r.hlog.OutputLegend(),
+		)
+	}
+	go r.collect()
+	return r, nil
+}
+
+// Recorder returns the recorder for shard i mod Shards. Give concurrent
+// callers different i.
+func (r *Run) Recorder(i int) Recorder {
+	return Recorder{s: r.shards[uint(i)%uint(len(r.shards))], tl: r.tl, calls: &r.calls}
+}
+
+// Started reports the profile's start time, zero before Drive.
+func (r *Run) Started() time.Time {
+	if ns := r.tl.start.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// SetRollout attaches a config propagation measurement to the result.
+func (r *Run) SetRollout(rr *RolloutResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rollout = rr
+}
+
+// Drive plays the profile: it dispatches arrivals at their intended times,
+// open loop (never waiting for responses), to the users' queues, runs exec
+// for each, and returns when every arrival is done or dropped. Events fire
+// at their offsets. Drive may be called once. It returns ctx.Err() when ctx
+// ends first; the measurements so far stay available from Finish.
+func (r *Run) Drive(ctx context.Context, exec Executor) error {
+	if !r.drove.CompareAndSwap(false, true) {
+		return errors.New("loadgen: Drive called twice")
+	}
+	cfg := r.cfg
+	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed>>1|1))
+	sched := NewSchedule(cfg.Profile, cfg.Arrivals, cfg.Seed)
+
+	nq := cfg.Users
+	if cfg.Assignment == Shared {
+		nq = 1
+	}
+	queues := make([]chan Arrival, nq)
+	for i := range queues {
+		queues[i] = make(chan Arrival, cfg.QueueDepth)
+	}
+	workCtx, cancelWork := context.WithCancel(ctx)
+	defer cancelWork()
+
+	var workers sync.WaitGroup
+	for u := range cfg.Users {
+		q := queues[0]
+		if cfg.Assignment == PerUser {
+			q = queues[u]
+		}
+		workers.Go(func() { r.work(workCtx, u, q, exec) })
+	}
+
+	u0, s0 := cpuTimes()
+	calls0 := r.calls.Load()
+	start := time.Now()
+	r.tl.start.Store(start.UnixNano())
+	r.logger.Info("profile started", "profile", cfg.Profile.Name, "duration", cfg.Profile.Duration(), "arrivals", cfg.Arrivals.String(), "users", cfg.Users)
+
+	var events sync.WaitGroup
+	if cfg.OnEvent != nil {
+		for _, e := range cfg.Profile.Events {
+			events.Go(func() {
+				t := time.NewTimer(time.Until(start.Add(e.At)))
+				defer t.Stop()
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+				r.logger.Info("profile event", "action", e.Action, "at", e.At)
+				cfg.OnEvent(ctx, e)
+			})
+		}
+	}
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var seq uint64
+dispatch:
+	for {
+		at, stage, ok := sched.Next()
+		if !ok {
+			break
+		}
+		intended := start.Add(at)
+		if d := time.Until(intended); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				break dispatch
+			case <-timer.C:
+			}
+		} else if ctx.Err() != nil {
+			break dispatch
+		}
+		warm := cfg.Profile.Stages[stage].Warmup
+		lag := time.Since(intended)
+		if !warm {
+			record(r.dispatchLag, lag.Nanoseconds())
+		}
+		for {
+			cur := r.lagMax.Load()
+			if int64(lag) <= cur || r.lagMax.CompareAndSwap(cur, int64(lag)) {
+				break
+			}
+		}
+		a := Arrival{Seq: seq, Intended: intended, Stage: stage, Warmup: warm}
+		q := queues[0]
+		if cfg.Assignment == PerUser {
+			q = queues[rng.IntN(len(queues))]
+		}
+		r.issued.Add(1)
+		r.stageIss[stage].Add(1)
+		select {
+		case q <- a:
+		default:
+			r.dropped.Add(1)
+			r.Recorder(int(seq)).Drop(OpTxn, intended, Dropped("queue_full"))
+		}
+		seq++
+	}
+	// The profile lasts its full duration even after its last arrival.
+	if d := time.Until(start.Add(cfg.Profile.Duration())); d > 0 && ctx.Err() == nil {
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	if ctx.Err() != nil {
+		r.interrupt.Store(true)
+	}
+
+	// Let queued and in-flight work finish, up to Drain past the end.
+	done := make(chan struct{})
+	go func() { workers.Wait(); close(done) }()
+	drain := time.NewTimer(time.Until(start.Add(cfg.Profile.Duration() + cfg.Drain)))
+	select {
+	case <-done:
+	case <-drain.C:
+		r.logger.Warn("drain time over, cancelling remaining work", "inflight", r.inflight.Load())
+		cancelWork()
+		<-done
+	case <-ctx.Done():
+		cancelWork()
+		<-done
+	}
+	drain.Stop()
+	events.Wait()
+
+	u1, s1 := cpuTimes()
+	r.cpuUser, r.cpuSys = u1-u0, s1-s0
+	r.driveCalls = r.calls.Load() - calls0
+	r.driveWall = time.Since(start)
+	r.logger.Info("profile finished", "issued", r.issued.Load(), "dropped", r.dropped.Load(), "wall", r.driveWall.Round(time.Millisecond))
+	return ctx.Err()
+}
+
+// work serves one user's arrivals until the queue is closed.
+func (r *Run) work(ctx context.Context, user int, q <-chan Arrival, exec Executor) {
+	rec := r.Recorder(user)
+	for a := range q {
+		if ctx.Err() != nil {
+			r.dropped.Add(1)
+			rec.Drop(OpTxn, a.Intended, Dropped("not_sent"))
+			continue
+		}
+		picked := time.Now()
+		r.inflight.Add(1)
+		o := exec.Execute(ctx, user, a, rec)
+		done := time.Now()
+		r.inflight.Add(-1)
+		rec.Call(OpTxn, a.Intended, picked, done, o)
+		if !a.Warmup {
+			for {
+				cur := r.lastDone.Load()
+				if done.UnixNano() <= cur || r.lastDone.CompareAndSwap(cur, done.UnixNano()) {
+					break
+				}
+			}
+		}
+	}
+}
+
+// collect flushes an interval every Interval until Finish.
+func (r *Run) collect() {
+	defer close(r.collectDone)
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	last := r.born
+	lastIssued := int64(0)
+	lu, ls := cpuTimes()
+	noted := false
+	for {
+		var now time.Time
+		final := false
+		select {
+		case now = <-t.C:
+		case <-r.stopCollect:
+			now, final = time.Now(), true
+		}
+		snap := swapIntervals(r.shards)
+		issued := r.issued.Load()
+		u, s := cpuTimes()
+		wall := now.Sub(last)
+		iv := intervalRec{
+			start:  last,
+			end:    now,
+			issued: issued - lastIssued,
+			lagMax: time.Duration(r.lagMax.Swap(0)),
+			ops:    map[string]IntervalOp{},
+		}
+		if wall > 0 {
+			iv.cpu = 100 * float64((u-lu)+(s-ls)) / float64(wall)
+		}
+		for _, op := range snap.ops() {
+			io := snap[op]
+			v := io.hist.ValueAtPercentilesSlice([]float64{50, 90, 99})
+			iv.ops[op] = IntervalOp{
+				Count:  io.hist.TotalCount() + io.drops,
+				Errors: io.errors,
+				P50:    ms(v[0]),
+				P90:    ms(v[1]),
+				P99:    ms(v[2]),
+				Max:    ms(io.hist.Max()),
+			}
+		}
+		if r.hlog != nil {
+			var errs []error
+			if st := r.Started(); !st.IsZero() && !noted {
+				noted = true
+				errs = append(errs, r.hlog.OutputComment(fmt.Sprintf("[profile %s started at %.3f s]", r.cfg.Profile.Name, st.Sub(r.born).Seconds())))
+			}
+			for _, op := range snap.ops() {
+				h := snap[op].hist
+				if h.TotalCount() == 0 {
+					continue
+				}
+				h.SetTag(op)
+				h.SetStartTimeMs(last.UnixMilli())
+				h.SetEndTimeMs(now.UnixMilli())
+				errs = append(errs, r.hlog.OutputIntervalHistogram(h))
+			}
+			if err := errors.Join(errs...); err != nil {
+				r.mu.Lock()
+				r.hlogErr = errors.Join(r.hlogErr, err)
+				r.mu.Unlock()
+			}
+		}
+		r.mu.Lock()
+		r.intervals = append(r.intervals, iv)
+		r.mu.Unlock()
+		if r.cfg.Progress != nil && !final {
+			r.printProgress(iv)
+		}
+		last, lastIssued, lu, ls = now, issued, u, s
+		if final {
+			return
+		}
+	}
+}
+
+// printProgress writes the live progress line for one interval.
+func (r *Run) printProgress(iv intervalRec) {
+	wall := iv.end.Sub(iv.start).Seconds()
+	stage, elapsed := "setup", ""
+	target := 0.0
+	if st := r.Started(); !st.IsZero() {
+		off := iv.end.Sub(st)
+		if i, _ := r.cfg.Profile.StageAt(off); i >= 0 && i < len(r.cfg.Profile.Stages) {
+			stage = r.cfg.Profile.Stages[i].Name
+		} else {
+			stage = "drain"
+		}
+		elapsed = fmt.Sprintf("%5.0fs/%.0fs ", off.Seconds(), r.cfg.Profile.Duration().Seconds())
+		if wall > 0 {
+			target = r.cfg.Profile.Expected(iv.start.Sub(st), iv.end.Sub(st)) / wall
+		}
+	}
+	line := fmt.Sprintf("%s%-12s target %7.1f/s  sent %7.1f/s", elapsed, stage, target, float64(iv.issued)/wall)
+	for _, op := range progressOps(iv.ops) {
+		o := iv.ops[op]
+		line += fmt.Sprintf("  | %s %.1f/s p50 %s p99 %s max %s err %d", op, float64(o.Count)/wall, fmtMs(o.P50), fmtMs(o.P99), fmtMs(o.Max), o.Errors)
+	}
+	line += fmt.Sprintf("  | inflight %d  lag max %s  cpu %.0f%%", r.inflight.Load(), fmtMs(ms(int64(iv.lagMax))), iv.cpu)
+	fmt.Fprintln(r.cfg.Progress, line)
+}
+
+// progressOps picks at most three operations for the progress line: the
+// transaction first, then the busiest.
+func progressOps(ops map[string]IntervalOp) []string {
+	var names []string
+	for n := range ops {
+		names = append(names, n)
+	}
+	sortOps(names, ops)
+	if len(names) > 3 {
+		names = names[:3]
+	}
+	return names
+}
+
+// Finish stops the collector and returns the result. Call it once the work
+// is done; later calls return the same result.
+func (r *Run) Finish() *Result {
+	r.finishOnce.Do(func() {
+		close(r.stopCollect)
+		<-r.collectDone
+		r.result = r.build()
+	})
+	return r.result
+}
+
+// IntervalLogErr returns the first error writing the interval log, if any.
+func (r *Run) IntervalLogErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.hlogErr
+}
+
+// build assembles the Result.
+func (r *Run) build() *Result {
+	cfg := r.cfg
+	p := cfg.Profile
+	start := r.Started()
+	res := &Result{
+		Version:   ResultVersion,
+		Profile:   p.Name,
+		Arrivals:  cfg.Arrivals.String(),
+		Info:      cfg.Info,
+		StartTime: start,
+		EndTime:   time.Now(),
+	}
+	// Measured window: non-warm-up stages, extended by completions that
+	// spilled past the end of the profile.
+	var measured time.Duration
+	var expected float64
+	for _, s := range p.Stages {
+		if !s.Warmup {
+			measured += s.Duration
+			expected += s.Expected()
+		}
+	}
+	if measured > 0 {
+		res.TargetRate = expected / measured.Seconds()
+	}
+	if !start.IsZero() {
+		end := start.Add(p.Duration())
+		if ld := r.lastDone.Load(); ld != 0 && time.Unix(0, ld).After(end) {
+			measured += time.Unix(0, ld).Sub(end)
+			res.EndTime = time.Unix(0, ld)
+		} else {
+			res.EndTime = end
+		}
+		if r.interrupt.Load() {
+			res.Interrupted = true
+			measured = min(measured, time.Since(start))
+		}
+	}
+	res.MeasuredSeconds = measured.Seconds()
+
+	rec := mergeShards(r.shards)
+	ops, stageOps := buildOps(rec, r.tl, res.MeasuredSeconds)
+	res.Ops = ops
+	if txn := res.Op(OpTxn); txn != nil {
+		res.AchievedRate = txn.AchievedRate
+	}
+
+	for i, name := range r.tl.names {
+		sr := StageResult{Name: name, Warmup: r.tl.warmup[i], Ops: stageOps[i]}
+		switch {
+		case i == 0:
+			sr.Kind = "setup"
+		case i == len(r.tl.names)-1:
+			sr.Kind = "close"
+			sr.StartSeconds = p.Duration().Seconds()
+		default:
+			s := p.Stages[i-1]
+			sr.Kind = "profile"
+			sr.StartSeconds = p.StageStart(i - 1).Seconds()
+			sr.DurationSeconds = s.Duration.Seconds()
+			sr.TargetRate = (s.From + s.To) / 2
+			sr.Issued = r.stageIss[i-1].Load()
+			for _, so := range sr.Ops {
+				if so.Name == OpTxn {
+					sr.AchievedRate = float64(so.Count-so.Errors) / sr.DurationSeconds
+				}
+			}
+		}
+		if sr.Kind != "profile" && len(sr.Ops) == 0 {
+			continue
+		}
+		res.Stages = append(res.Stages, sr)
+	}
+
+	r.mu.Lock()
+	ivs := r.intervals
+	res.Rollout = r.rollout
+	r.mu.Unlock()
+	ref := start
+	if ref.IsZero() {
+		ref = r.born
+	}
+	for _, iv := range ivs {
+		ir := IntervalResult{
+			StartSeconds:   round(iv.start.Sub(ref).Seconds(), 3),
+			EndSeconds:     round(iv.end.Sub(ref).Seconds(), 3),
+			Issued:         iv.issued,
+			DispatchLagMax: ms(int64(iv.lagMax)),
+			CPUPercent:     round(iv.cpu, 1),
+			Ops:            iv.ops,
+		}
+		mid := (iv.start.Sub(ref) + iv.end.Sub(ref)) / 2
+		switch i, _ := p.StageAt(mid); {
+		case start.IsZero() || i < 0:
+			ir.Stage = "setup"
+		case i >= len(p.Stages):
+			ir.Stage = "close"
+		default:
+			ir.Stage = p.Stages[i].Name
+			ir.Warmup = p.Stages[i].Warmup
+		}
+		if w := iv.end.Sub(iv.start); w > 0 && !start.IsZero() {
+			ir.TargetRate = round(p.Expected(iv.start.Sub(ref), iv.end.Sub(ref))/w.Seconds(), 3)
+		}
+		res.Intervals = append(res.Intervals, ir)
+	}
+
+	g := GeneratorResult{
+		Expected:    round(p.Expected(0, p.Duration()), 1),
+		Issued:      r.issued.Load(),
+		Dropped:     r.dropped.Load(),
+		DispatchLag: summarize(r.dispatchLag),
+		Clamped:     rec.clamped,
+		GOMAXPROCS:  runtime.GOMAXPROCS(0),
+		Calls:       r.driveCalls,
+	}
+	g.CPUUserSeconds = round(r.cpuUser.Seconds(), 3)
+	g.CPUSystemSeconds = round(r.cpuSys.Seconds(), 3)
+	if r.driveWall > 0 {
+		g.CPUPercent = round(100*(r.cpuUser+r.cpuSys).Seconds()/r.driveWall.Seconds(), 1)
+	}
+	if r.driveCalls > 0 {
+		g.CPUMicrosPerCall = round(float64((r.cpuUser+r.cpuSys).Microseconds())/float64(r.driveCalls), 2)
+	}
+	if g.Dropped > 0 {
+		g.Behind = true
+		g.Warnings = append(g.Warnings, fmt.Sprintf("%d arrivals were dropped (queue full or not sent before the drain deadline): the offered load was not fully delivered", g.Dropped))
+	}
+	if lagP99 := time.Duration(g.DispatchLag.P99 * 1e6); lagP99 > cfg.LagThreshold {
+		g.Behind = true
+		g.Warnings = append(g.Warnings, fmt.Sprintf("dispatch lag p99 %s exceeds %s: the generator could not send on time (latencies still count from intended times)", fmtMs(g.DispatchLag.P99), cfg.LagThreshold))
+	}
+	if g.CPUPercent > 0.9*100*float64(g.GOMAXPROCS) {
+		g.Warnings = append(g.Warnings, fmt.Sprintf("generator used %.0f%% CPU of %d cores: it may be the bottleneck", g.CPUPercent, g.GOMAXPROCS))
+	}
+	if g.Clamped > 0 {
+		g.Warnings = append(g.Warnings, fmt.Sprintf("%d latencies exceeded %s and were recorded as %s", g.Clamped, time.Duration(histHighest), time.Duration(histHighest)))
+	}
+	if res.Interrupted {
+		g.Warnings = append(g.Warnings, "the run was interrupted before the profile finished")
+	}
+	if math.IsNaN(g.CPUPercent) {
+		g.CPUPercent = 0
+	}
+	res.Generator = g
+	return res
+}
