@@ -80,4 +80,3 @@ func TestShardedRecordingMergesExactly(t *testing.T) {
 		t.Errorf("outcome counts sum to %d, want %d", sum, op.Count)
 	}
 }
-
