@@ -32,7 +32,12 @@ type chart struct {
 	yFormat               func(float64) string
 }
 
-var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"}
+// color returns the i-th series colour.
+func color(i int) string {
+	const palette = "#1f77b4#d62728#2ca02c#ff7f0e#9467bd#8c564b#e377c2#17becf"
+	i %= len(palette) / 7
+	return palette[i*7 : i*7+7]
+}
 
 const (
 	chartW, chartH                     = 960, 300
@@ -129,7 +134,7 @@ func (c chart) svg() template.HTML {
 		}
 	}
 	for _, t := range xt {
-		if t.at < xmin || t.at > xmax {
+		if t.at < xmin-1e-6 || t.at > xmax+1e-6 {
 			continue
 		}
 		x := px(t.at)
@@ -140,7 +145,7 @@ func (c chart) svg() template.HTML {
 	fmt.Fprintf(&b, `<text x="14" y="%.1f" font-size="11" text-anchor="middle" transform="rotate(-90 14 %.1f)">%s</text>`, float64(marginT)+ph/2, float64(marginT)+ph/2, html.EscapeString(c.yLabel))
 	// Lines and legend.
 	for i, s := range c.series {
-		color := palette[i%len(palette)]
+		color := color(i)
 		var pts []string
 		for j := range s.x {
 			if c.logY && s.y[j] <= 0 {
@@ -179,6 +184,22 @@ func mainOps(r *Result, n int) []string {
 	return out
 }
 
+// fullIntervals drops intervals shorter than half the longest (the final
+// partial one), whose rates would be noise.
+func fullIntervals(in []IntervalResult) []IntervalResult {
+	var longest float64
+	for _, iv := range in {
+		longest = math.Max(longest, iv.EndSeconds-iv.StartSeconds)
+	}
+	var out []IntervalResult
+	for _, iv := range in {
+		if w := iv.EndSeconds - iv.StartSeconds; w > 0 && w >= longest/2 {
+			out = append(out, iv)
+		}
+	}
+	return out
+}
+
 // charts builds the report's charts.
 func charts(r *Result) []template.HTML {
 	var out []template.HTML
@@ -191,11 +212,9 @@ func charts(r *Result) []template.HTML {
 	for i, op := range ops {
 		done[i].name = op + " done"
 	}
-	for _, iv := range r.Intervals {
+	ivs := fullIntervals(r.Intervals)
+	for _, iv := range ivs {
 		w := iv.EndSeconds - iv.StartSeconds
-		if w <= 0 {
-			continue
-		}
 		x := iv.EndSeconds
 		tgt.x, tgt.y = append(tgt.x, x), append(tgt.y, iv.TargetRate)
 		iss.x, iss.y = append(iss.x, x), append(iss.y, float64(iv.Issued)/w)
@@ -216,7 +235,7 @@ func charts(r *Result) []template.HTML {
 	for _, op := range ops {
 		c := chart{title: "Latency over time: " + op + " (from intended send time)", xLabel: "seconds from profile start", yLabel: "latency", logY: true, yFormat: fmtMs}
 		p50, p99, mx := series{name: "p50"}, series{name: "p99"}, series{name: "max"}
-		for _, iv := range r.Intervals {
+		for _, iv := range ivs {
 			o, ok := iv.Ops[op]
 			if !ok || o.Count == 0 {
 				continue
@@ -250,7 +269,7 @@ func charts(r *Result) []template.HTML {
 	return out
 }
 
-var htmlTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+const htmlPage = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>posfleet loadgen — {{.Result.Profile}}</title>
 <style>
@@ -273,7 +292,7 @@ send; send-lag is the difference.</p>
 <h2>Summary</h2>
 <pre>{{.Table}}</pre>
 </body></html>
-`))
+`
 
 // WriteHTML writes a self-contained HTML report with charts of throughput,
 // latency over time and the percentile spectrum, and the summary table.
@@ -282,7 +301,11 @@ func WriteHTML(w io.Writer, r *Result) error {
 	if err := WriteTable(&t, r); err != nil {
 		return err
 	}
-	return htmlTmpl.Execute(w, struct {
+	tmpl, err := template.New("report").Parse(htmlPage)
+	if err != nil {
+		return err
+	}
+	return tmpl.Execute(w, struct {
 		Result *Result
 		Charts []template.HTML
 		Table  string

@@ -215,24 +215,6 @@ func BuiltinProfiles() []string {
 	return []string{ProfileSteady, ProfilePeakHour, ProfileHolidaySpike, ProfileRegistrationStorm, ProfileConfigRollout}
 }
 
-// peakHourShape is the diurnal shape of peak-hour as (fraction of the run,
-// relative rate at start, relative rate at end). It is normalised so that the
-// mean rate is the requested rate; the lunch peak then runs at about 2.75×
-// the mean, matching the 2.5–3× busiest-hour-to-average-hour ratio seen in
-// card-present retail.
-var peakHourShape = []struct {
-	name     string
-	frac     float64
-	from, to float64
-}{
-	{"opening", 0.2, 0.2, 0.5},
-	{"morning", 0.2, 0.5, 0.9},
-	{"lunch-ramp", 0.1, 0.9, 2.8},
-	{"peak", 0.1, 2.8, 2.8},
-	{"lunch-fall", 0.1, 2.8, 1.0},
-	{"afternoon", 0.3, 0.8, 0.2},
-}
-
 // Holiday-spike shape: baseline, a sudden step to SpikeFactor× for a short
 // window, then a decay back to baseline.
 const (
@@ -271,6 +253,23 @@ func Builtin(name string, rate float64, duration, warmup time.Duration) (Profile
 	case ProfileSteady:
 		p.Stages = []Stage{{Name: "steady", Duration: duration, From: rate, To: rate}}
 	case ProfilePeakHour:
+		// The diurnal shape as (fraction of the run, relative rate at
+		// start, at end), normalised so that the mean rate is the
+		// requested rate; the lunch peak then runs at about 2.75× the
+		// mean, matching the 2.5–3× busiest-hour-to-average-hour ratio
+		// seen in card-present retail.
+		peakHourShape := []struct {
+			name     string
+			frac     float64
+			from, to float64
+		}{
+			{"opening", 0.2, 0.2, 0.5},
+			{"morning", 0.2, 0.5, 0.9},
+			{"lunch-ramp", 0.1, 0.9, 2.8},
+			{"peak", 0.1, 2.8, 2.8},
+			{"lunch-fall", 0.1, 2.8, 1.0},
+			{"afternoon", 0.3, 0.8, 0.2},
+		}
 		var mean float64
 		for _, s := range peakHourShape {
 			mean += s.frac * (s.from + s.to) / 2

@@ -239,21 +239,22 @@ func ms(ns int64) float64 { return float64(ns) / 1e6 }
 
 // spectrumPercentiles are log-spaced towards 100: 0, 50, 68.4, 90, 96.8, 99,
 // … 99.999, then 100 (the max).
-var spectrumPercentiles = func() []float64 {
+func spectrumPercentiles() []float64 {
 	var out []float64
 	for k := 0; k <= 50; k++ {
 		out = append(out, 100*(1-math.Pow(10, -float64(k)/10)))
 	}
 	return append(out, 100)
-}()
+}
 
 func spectrum(h *hdr.Histogram) []SpectrumPoint {
 	if h == nil || h.TotalCount() == 0 {
 		return nil
 	}
-	v := h.ValueAtPercentilesSlice(spectrumPercentiles)
+	ps := spectrumPercentiles()
+	v := h.ValueAtPercentilesSlice(ps)
 	out := make([]SpectrumPoint, 0, len(v))
-	for i, p := range spectrumPercentiles {
+	for i, p := range ps {
 		// Stop once the percentile needs more samples than were taken.
 		if p < 100 && (100-p)/100*float64(h.TotalCount()) < 1 {
 			continue

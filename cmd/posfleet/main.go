@@ -33,6 +33,7 @@ type command struct {
 var commands = map[string]command{
 	"serve":   {"run the server", runServe},
 	"admin":   {"operator commands: merchants, stores, terminals, config, rollouts, reports, audit, tokens", runAdmin},
+	"loadgen": {"simulate a fleet (or drive the health check) and measure latency", runLoadgen},
 	"version": {"print the version", runVersion},
 	"backup":  {"write a backup of a stopped server's data directory", runBackup},
 	"restore": {"load a backup into an empty data directory", runRestore},

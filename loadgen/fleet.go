@@ -1,0 +1,904 @@
+package loadgen
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	mrand "math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+// Operations recorded by the fleet simulation.
+const (
+	OpCreateMerchant = "create_merchant"
+	OpCreateStore    = "create_store"
+	OpProvision      = "provision"
+	OpRegister       = "register"
+	OpHeartbeat      = "heartbeat"
+	OpAuthorize      = "authorize"
+	OpReverse        = "reverse"
+	OpRefund         = "refund"
+	OpCloseBatch     = "close_batch"
+	OpAckConfig      = "ack_config"
+	OpPublishConfig  = "publish_config"
+	// OpWatch counts broken WatchConfig streams (untimed).
+	OpWatch = "watch"
+)
+
+// RolloutMarkerKey is the Settings.extra key a config-rollout publish sets,
+// so that terminals can tell the new version when it arrives.
+const RolloutMarkerKey = "loadgen.marker"
+
+// FleetConfig configures a simulated fleet. Zero fields take the defaults
+// noted.
+type FleetConfig struct {
+	// Terminals is the number of simulated terminals. Required.
+	Terminals int
+	// Merchants to create (default one per 100 terminals, at least one).
+	Merchants int
+	// StoresPerMerchant (default 2).
+	StoresPerMerchant int
+	// Currency of the merchants and payments (default "USD").
+	Currency string
+	// MCC of the merchants (default "5411", grocery).
+	MCC string
+	// Mix weights the transaction kinds (default DefaultMix).
+	Mix Mix
+	// DeclineTokens are issuer-simulator test-card tokens that decline;
+	// required when the mix has declines. One is picked per decline.
+	DeclineTokens []string
+	// MinAmount and MaxAmount bound sale amounts in minor units (default
+	// 100 to 5000).
+	MinAmount, MaxAmount int64
+	// HeartbeatInterval overrides the interval the server hands out; zero
+	// follows the server.
+	HeartbeatInterval time.Duration
+	// NoWatch disables the per-terminal WatchConfig streams.
+	NoWatch bool
+	// SetupConcurrency bounds concurrent admin and registration calls
+	// during setup and batch close (default 32).
+	SetupConcurrency int
+	// CallTimeout is the deadline of each unary call (default 10s).
+	CallTimeout time.Duration
+	// RunID prefixes every identifier the fleet creates so that runs never
+	// collide (default: random, 6 characters).
+	RunID string
+	// Seed makes the transaction mix reproducible (default random).
+	Seed uint64
+}
+
+func (c FleetConfig) withDefaults() FleetConfig {
+	if c.Merchants == 0 {
+		c.Merchants = max(1, (c.Terminals+99)/100)
+	}
+	if c.StoresPerMerchant == 0 {
+		c.StoresPerMerchant = 2
+	}
+	if c.Currency == "" {
+		c.Currency = "USD"
+	}
+	if c.MCC == "" {
+		c.MCC = "5411"
+	}
+	if c.Mix == nil {
+		c.Mix = DefaultMix()
+	}
+	if c.MinAmount == 0 {
+		c.MinAmount = 100
+	}
+	if c.MaxAmount == 0 {
+		c.MaxAmount = 5000
+	}
+	if c.SetupConcurrency == 0 {
+		c.SetupConcurrency = 32
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 10 * time.Second
+	}
+	if c.RunID == "" {
+		c.RunID = randomID(6)
+	}
+	if c.Seed == 0 {
+		c.Seed = mrand.Uint64() | 1
+	}
+	return c
+}
+
+// Validate reports the first unusable setting.
+func (c FleetConfig) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Terminals <= 0:
+		return errors.New("fleet: Terminals must be positive")
+	case c.Merchants < 0 || c.Merchants > c.Terminals:
+		return fmt.Errorf("fleet: Merchants %d must be between 1 and Terminals", c.Merchants)
+	case c.StoresPerMerchant < 0 || c.StoresPerMerchant > 99:
+		return fmt.Errorf("fleet: StoresPerMerchant %d out of range [1, 99]", c.StoresPerMerchant)
+	case c.Merchants > 9999:
+		return errors.New("fleet: at most 9999 merchants")
+	case c.MinAmount <= 0 || c.MaxAmount < c.MinAmount:
+		return fmt.Errorf("fleet: amounts %d..%d must be positive and ordered", c.MinAmount, c.MaxAmount)
+	case c.SetupConcurrency < 0 || c.CallTimeout < 0 || c.HeartbeatInterval < 0:
+		return errors.New("fleet: SetupConcurrency, CallTimeout and HeartbeatInterval must not be negative")
+	case len(c.RunID) > 8 || !isAlnum(c.RunID):
+		return fmt.Errorf("fleet: RunID %q must be 1-8 letters or digits", c.RunID)
+	}
+	if err := c.Mix.Validate(); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	if c.Mix[TxDecline] > 0 && len(c.DeclineTokens) == 0 {
+		return errors.New("fleet: the mix has declines but no DeclineTokens were given")
+	}
+	return nil
+}
+
+func isAlnum(s string) bool {
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+const idAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(idAlphabet))))
+		if err != nil {
+			panic(err) // crypto/rand does not fail on supported platforms
+		}
+		b[i] = idAlphabet[v.Int64()]
+	}
+	return string(b)
+}
+
+// Fleet simulates a fleet of terminals against a posfleet server: it
+// provisions merchants, stores and terminals through the admin API,
+// registers the terminals (each with its own connection unless the caller
+// shares fewer), keeps their heartbeats and config watches going, and as an
+// Executor turns arrivals into a transaction mix. At the end each terminal
+// closes its batch and checks that it balances.
+type Fleet struct {
+	cfg    FleetConfig
+	logger *slog.Logger
+	admin  pb.AdminServiceClient
+	terms  []*terminal
+	pick   picker
+
+	merchants []string
+	run       *Run
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	registered atomic.Int64
+	watching   atomic.Int64
+
+	ro rollout
+}
+
+// rollout tracks a config publish until every terminal has it.
+type rollout struct {
+	mu        sync.Mutex // guards every field below
+	marker    string
+	published time.Time
+	reached   map[int]time.Time
+	ids       []string
+	version   uint64
+	err       error
+}
+
+// terminal is one simulated terminal. Fields set at provisioning are read
+// only afterwards; registration fields are written before ready is closed;
+// transaction state is used only by the run's user goroutine for this
+// terminal (and by batch close after the run).
+type terminal struct {
+	idx                         int
+	serial, merchantID, storeID string
+	enrollment                  string
+	provErr                     error
+
+	term pb.TerminalServiceClient
+	pay  pb.PaymentServiceClient
+
+	ready      chan struct{}
+	regErr     error
+	terminalID string
+	md         metadata.MD
+	hbEvery    time.Duration
+	configVer  atomic.Uint64
+
+	rng    *mrand.Rand
+	seq    uint64
+	batch  uint64
+	totals totals
+	sales  []sale
+}
+
+// totals is a terminal's own view of its open batch.
+type totals struct {
+	saleCount, refundCount, reversalCount    uint64
+	saleAmount, refundAmount, reversalAmount int64
+}
+
+// sale is an approved, captured, unreversed sale that can still be refunded.
+type sale struct {
+	authorizationID string
+	remaining       int64
+}
+
+// NewFleet returns a fleet using admin for provisioning and conns for the
+// terminals (terminal i uses conns[i mod len(conns)]: pass one per terminal
+// for the default of a connection each). The logger may be nil.
+func NewFleet(cfg FleetConfig, admin pb.AdminServiceClient, conns []grpc.ClientConnInterface, logger *slog.Logger) (*Fleet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if admin == nil || len(conns) == 0 {
+		return nil, errors.New("fleet: an admin client and at least one connection are required")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	f := &Fleet{cfg: cfg, logger: logger, admin: admin, pick: newPicker(cfg.Mix)}
+	for m := range cfg.Merchants {
+		f.merchants = append(f.merchants, fmt.Sprintf("L%sM%04d", cfg.RunID, m))
+	}
+	for i := range cfg.Terminals {
+		m := i % cfg.Merchants
+		cc := conns[i%len(conns)]
+		f.terms = append(f.terms, &terminal{
+			idx:        i,
+			serial:     fmt.Sprintf("LG-%s-%06d", cfg.RunID, i),
+			merchantID: f.merchants[m],
+			storeID:    fmt.Sprintf("s%02d", (i/cfg.Merchants)%cfg.StoresPerMerchant),
+			term:       pb.NewTerminalServiceClient(cc),
+			pay:        pb.NewPaymentServiceClient(cc),
+			ready:      make(chan struct{}),
+			rng:        mrand.New(mrand.NewPCG(cfg.Seed, uint64(i))),
+		})
+	}
+	return f, nil
+}
+
+// Info describes the fleet for Result.Info.
+func (f *Fleet) Info() map[string]string {
+	return map[string]string{
+		"terminals":   strconv.Itoa(f.cfg.Terminals),
+		"merchants":   strconv.Itoa(f.cfg.Merchants),
+		"stores":      strconv.Itoa(f.cfg.Merchants * f.cfg.StoresPerMerchant),
+		"mix":         f.cfg.Mix.String(),
+		"run_id":      f.cfg.RunID,
+		"config_push": strconv.FormatBool(!f.cfg.NoWatch),
+	}
+}
+
+// OnEvent handles profile events; pass it as Config.OnEvent.
+func (f *Fleet) OnEvent(ctx context.Context, e Event) {
+	switch e.Action {
+	case EventRegisterAll:
+		f.registerAll(ctx, len(f.terms), time.Now())
+	case EventPublishConfig:
+		f.publish(ctx)
+	}
+}
+
+// Run plays a whole fleet run on run (whose Config.OnEvent must be
+// f.OnEvent): provision, register (unless the profile's registration storm
+// does it), drive the profile, close every batch, and attach the config
+// rollout measurement. It returns the first setup error, or Drive's.
+func (f *Fleet) Run(ctx context.Context, run *Run) error {
+	if len(run.cfg.Profile.Events) > 0 && run.cfg.OnEvent == nil {
+		return errors.New("fleet: the profile has events but the run's Config.OnEvent is not the fleet's OnEvent")
+	}
+	f.run = run
+	f.bgCtx, f.bgCancel = context.WithCancel(ctx)
+	defer func() {
+		f.bgCancel()
+		f.bg.Wait()
+	}()
+	if err := f.provision(ctx); err != nil {
+		return err
+	}
+	if !run.cfg.Profile.HasEvent(EventRegisterAll) {
+		f.registerAll(ctx, f.cfg.SetupConcurrency, time.Time{})
+		if f.registered.Load() == 0 {
+			return fmt.Errorf("fleet: no terminal registered (first error: %v)", f.firstRegErr())
+		}
+	}
+	err := f.run.Drive(ctx, f)
+	if ctx.Err() == nil {
+		f.closeBatches(ctx)
+	}
+	f.finishRollout()
+	return err
+}
+
+func (f *Fleet) firstRegErr() error {
+	for _, t := range f.terms {
+		select {
+		case <-t.ready:
+			if t.regErr != nil {
+				return t.regErr
+			}
+		default:
+		}
+		if t.provErr != nil {
+			return t.provErr
+		}
+	}
+	return nil
+}
+
+// parallel runs fn(i) for i in [0, n) with at most conc at a time.
+func parallel(n, conc int, fn func(i int)) {
+	sem := make(chan struct{}, max(1, conc))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
+
+// call times one unary call from intended and records it.
+func (f *Fleet) call(ctx context.Context, rec Recorder, op string, intended time.Time, fn func(ctx context.Context) (Outcome, error)) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.CallTimeout)
+	defer cancel()
+	sent := time.Now()
+	o, err := fn(ctx)
+	if err != nil {
+		o = ErrorOutcome(err)
+	}
+	rec.Call(op, intended, sent, time.Now(), o)
+	return o, err
+}
+
+// provision creates the merchants, their stores and the terminals.
+func (f *Fleet) provision(ctx context.Context) error {
+	cfg := f.cfg
+	errs := make([]error, cfg.Merchants)
+	parallel(cfg.Merchants, cfg.SetupConcurrency, func(m int) {
+		rec := f.run.Recorder(m)
+		id := f.merchants[m]
+		_, errs[m] = f.call(ctx, rec, OpCreateMerchant, time.Now(), func(ctx context.Context) (Outcome, error) {
+			_, err := f.admin.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+				MerchantId:  id,
+				LegalName:   "Loadgen Retail " + id + " Ltd",
+				DisplayName: "Loadgen " + id,
+				Mcc:         cfg.MCC,
+				Currency:    cfg.Currency,
+				Address:     &pb.Address{Line1: "1 Test Street", City: "Wellington", PostalCode: "6011", Country: "NZ"},
+			}})
+			return OK(), err
+		})
+		if errs[m] != nil {
+			return
+		}
+		for s := range cfg.StoresPerMerchant {
+			_, err := f.call(ctx, rec, OpCreateStore, time.Now(), func(ctx context.Context) (Outcome, error) {
+				_, err := f.admin.CreateStore(ctx, &pb.CreateStoreRequest{Store: &pb.Store{
+					MerchantId: id,
+					StoreId:    fmt.Sprintf("s%02d", s),
+					Name:       fmt.Sprintf("Store %d", s),
+					Address:    &pb.Address{Line1: fmt.Sprintf("%d Queen Street", s+1), City: "Auckland", PostalCode: "1010", Country: "NZ"},
+				}})
+				return OK(), err
+			})
+			if err != nil {
+				errs[m] = err
+				return
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fleet: create merchants and stores: %w", err)
+	}
+	var failed atomic.Int64
+	parallel(len(f.terms), cfg.SetupConcurrency, func(i int) {
+		t := f.terms[i]
+		_, t.provErr = f.call(ctx, f.run.Recorder(i), OpProvision, time.Now(), func(ctx context.Context) (Outcome, error) {
+			resp, err := f.admin.ProvisionTerminal(ctx, &pb.ProvisionTerminalRequest{
+				SerialNumber:  t.serial,
+				MerchantId:    t.merchantID,
+				StoreId:       t.storeID,
+				Label:         "loadgen " + cfg.RunID,
+				EnrollmentTtl: durationpb.New(24 * time.Hour),
+			})
+			if err == nil {
+				t.terminalID, t.enrollment = resp.GetTerminalId(), resp.GetEnrollmentCode()
+			}
+			return OK(), err
+		})
+		if t.provErr != nil {
+			failed.Add(1)
+		}
+	})
+	if n := failed.Load(); n > 0 {
+		f.logger.Warn("terminals failed to provision", "failed", n, "of", len(f.terms), "first_error", f.firstRegErr())
+		if int(n) == len(f.terms) {
+			return fmt.Errorf("fleet: no terminal could be provisioned: %w", f.firstRegErr())
+		}
+	}
+	f.logger.Info("fleet provisioned", "merchants", cfg.Merchants, "terminals", len(f.terms)-int(failed.Load()))
+	return nil
+}
+
+// registerAll registers every provisioned terminal, conc at a time. A
+// non-zero stormAt is the intended time of every registration (a storm:
+// all at once); otherwise each is intended when it starts.
+func (f *Fleet) registerAll(ctx context.Context, conc int, stormAt time.Time) {
+	parallel(len(f.terms), conc, func(i int) {
+		t := f.terms[i]
+		defer close(t.ready)
+		if t.provErr != nil {
+			t.regErr = t.provErr
+			return
+		}
+		intended := stormAt
+		if intended.IsZero() {
+			intended = time.Now()
+		}
+		var resp *pb.RegisterResponse
+		_, t.regErr = f.call(ctx, f.run.Recorder(i), OpRegister, intended, func(ctx context.Context) (Outcome, error) {
+			var err error
+			resp, err = t.term.Register(ctx, &pb.RegisterRequest{
+				SerialNumber:   t.serial,
+				EnrollmentCode: t.enrollment,
+				Device:         &pb.DeviceInfo{Model: "SIM-1", Manufacturer: "posfleet loadgen", FirmwareVersion: "1.0.0", AppVersion: "loadgen-1"},
+			})
+			return OK(), err
+		})
+		if t.regErr != nil {
+			return
+		}
+		t.terminalID = resp.GetTerminalId()
+		t.md = metadata.Pairs("authorization", "Bearer "+resp.GetCredential())
+		t.configVer.Store(resp.GetConfig().GetVersion())
+		t.hbEvery = resp.GetHeartbeatInterval().AsDuration()
+		if f.cfg.HeartbeatInterval > 0 {
+			t.hbEvery = f.cfg.HeartbeatInterval
+		}
+		f.registered.Add(1)
+		f.startBackground(t)
+	})
+	if n := int64(len(f.terms)) - f.registered.Load(); n > 0 {
+		f.logger.Warn("terminals failed to register", "failed", n, "first_error", f.firstRegErr())
+	}
+}
+
+// auth returns ctx carrying the terminal's bearer credential.
+func (t *terminal) auth(ctx context.Context) context.Context {
+	return metadata.NewOutgoingContext(ctx, t.md)
+}
+
+// startBackground starts the terminal's heartbeats and config watch.
+func (f *Fleet) startBackground(t *terminal) {
+	if t.hbEvery > 0 {
+		f.bg.Go(func() { f.heartbeats(f.bgCtx, t) })
+	}
+	if !f.cfg.NoWatch {
+		f.watching.Add(1)
+		f.bg.Go(func() { f.watch(f.bgCtx, t) })
+	}
+}
+
+// heartbeats sends the terminal's heartbeats, each timed from its
+// scheduled tick, one at a time. The first tick is at a random phase within
+// the interval so that the fleet's heartbeats spread out.
+func (f *Fleet) heartbeats(ctx context.Context, t *terminal) {
+	rec := f.run.Recorder(t.idx)
+	boot := time.Now()
+	next := boot.Add(time.Duration(mrand.Int64N(int64(t.hbEvery))))
+	timer := time.NewTimer(time.Until(next))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		var nextIn time.Duration
+		f.call(t.auth(ctx), rec, OpHeartbeat, next, func(ctx context.Context) (Outcome, error) {
+			resp, err := t.term.Heartbeat(ctx, &pb.HeartbeatRequest{Status: &pb.TerminalStatus{
+				FirmwareVersion: "1.0.0",
+				AppVersion:      "loadgen-1",
+				ConfigVersion:   t.configVer.Load(),
+				Paper:           pb.PaperStatus_PAPER_STATUS_OK,
+				Network:         pb.NetworkType_NETWORK_TYPE_ETHERNET,
+				Uptime:          durationpb.New(time.Since(boot)),
+			}})
+			nextIn = resp.GetNextHeartbeat().AsDuration()
+			return OK(), err
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if f.cfg.HeartbeatInterval > 0 || nextIn <= 0 {
+			nextIn = t.hbEvery
+		}
+		next = next.Add(nextIn)
+		timer.Reset(time.Until(next))
+	}
+}
+
+// watch keeps a WatchConfig stream open, resuming from the last version
+// received, acknowledges each new version and notes rollout receipts.
+func (f *Fleet) watch(ctx context.Context, t *terminal) {
+	rec := f.run.Recorder(t.idx)
+	backoff := 250 * time.Millisecond
+	for ctx.Err() == nil {
+		err := f.watchOnce(ctx, t, rec)
+		if ctx.Err() != nil {
+			return
+		}
+		rec.Drop(OpWatch, time.Now(), ErrorOutcome(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff + time.Duration(mrand.Int64N(int64(backoff)))):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+func (f *Fleet) watchOnce(ctx context.Context, t *terminal, rec Recorder) error {
+	stream, err := t.term.WatchConfig(t.auth(ctx), &pb.WatchConfigRequest{KnownVersion: t.configVer.Load()})
+	if err != nil {
+		return err
+	}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		at := time.Now()
+		if msg.GetVersion() == 0 || msg.GetVersion() <= t.configVer.Load() {
+			continue
+		}
+		t.configVer.Store(msg.GetVersion())
+		f.noteConfig(t.idx, msg.GetSettings().GetExtra()[RolloutMarkerKey], at)
+		f.call(t.auth(ctx), rec, OpAckConfig, at, func(ctx context.Context) (Outcome, error) {
+			_, err := t.term.AckConfig(ctx, &pb.AckConfigRequest{Version: msg.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED})
+			return OK(), err
+		})
+	}
+}
+
+func (f *Fleet) noteConfig(idx int, marker string, at time.Time) {
+	if marker == "" {
+		return
+	}
+	f.ro.mu.Lock()
+	defer f.ro.mu.Unlock()
+	if marker != f.ro.marker {
+		return
+	}
+	if _, ok := f.ro.reached[idx]; !ok {
+		f.ro.reached[idx] = at
+	}
+}
+
+// publish publishes a marked config to each of the fleet's merchants.
+func (f *Fleet) publish(ctx context.Context) {
+	f.ro.mu.Lock()
+	f.ro.marker = fmt.Sprintf("%s-%d", f.cfg.RunID, time.Now().UnixNano())
+	f.ro.published = time.Now()
+	f.ro.reached = map[int]time.Time{}
+	marker, published := f.ro.marker, f.ro.published
+	f.ro.mu.Unlock()
+
+	var mu sync.Mutex // guards ids, version and errs
+	var ids []string
+	var version uint64
+	var errs []error
+	parallel(len(f.merchants), f.cfg.SetupConcurrency, func(m int) {
+		var resp *pb.PublishConfigResponse
+		_, err := f.call(ctx, f.run.Recorder(m), OpPublishConfig, published, func(ctx context.Context) (Outcome, error) {
+			var err error
+			resp, err = f.admin.PublishConfig(ctx, &pb.PublishConfigRequest{
+				Scope:       &pb.ConfigScope{MerchantId: f.merchants[m]},
+				Settings:    &pb.Settings{Extra: map[string]string{RolloutMarkerKey: marker}},
+				Rollout:     &pb.RolloutPlan{StagePercents: []uint32{100}},
+				Description: "posfleet loadgen config-rollout " + f.cfg.RunID,
+			})
+			return OK(), err
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		ids = append(ids, resp.GetRolloutId())
+		version = max(version, resp.GetVersion())
+	})
+	f.ro.mu.Lock()
+	defer f.ro.mu.Unlock()
+	f.ro.ids, f.ro.version, f.ro.err = ids, version, errors.Join(errs...)
+	if f.ro.err != nil {
+		f.logger.Warn("config publish failed", "err", f.ro.err)
+	}
+}
+
+// finishRollout attaches the rollout measurement to the run.
+func (f *Fleet) finishRollout() {
+	f.ro.mu.Lock()
+	defer f.ro.mu.Unlock()
+	if f.ro.marker == "" {
+		return
+	}
+	rr := &RolloutResult{
+		Version:   f.ro.version,
+		Terminals: int(f.watching.Load()),
+		Reached:   len(f.ro.reached),
+	}
+	if len(f.ro.ids) > 0 {
+		rr.RolloutID = f.ro.ids[0]
+		if len(f.ro.ids) > 1 {
+			rr.RolloutID = fmt.Sprintf("%s (+%d more)", f.ro.ids[0], len(f.ro.ids)-1)
+		}
+	}
+	if st := f.run.Started(); !st.IsZero() {
+		rr.PublishedSeconds = round(f.ro.published.Sub(st).Seconds(), 3)
+	}
+	if f.ro.err != nil {
+		rr.Error = f.ro.err.Error()
+	}
+	h := newHist()
+	var last time.Duration
+	for _, at := range f.ro.reached {
+		d := at.Sub(f.ro.published)
+		last = max(last, d)
+		record(h, d.Nanoseconds())
+	}
+	rr.Propagation = summarize(h)
+	if rr.Reached > 0 && rr.Reached >= rr.Terminals {
+		v := ms(last.Nanoseconds())
+		rr.AllReachedMs = &v
+	}
+	f.run.SetRollout(rr)
+}
+
+// Execute carries out one transaction of the mix on terminal user.
+func (f *Fleet) Execute(ctx context.Context, user int, a Arrival, rec Recorder) Outcome {
+	t := f.terms[user]
+	select {
+	case <-t.ready:
+	case <-ctx.Done():
+		return Dropped("not_sent")
+	}
+	if t.regErr != nil {
+		return Dropped("not_registered")
+	}
+	kind := f.pick.pick(t.rng.Float64())
+	if kind == TxRefund && len(t.sales) == 0 {
+		kind = TxApprove
+	}
+	switch kind {
+	case TxDecline:
+		tok := f.cfg.DeclineTokens[t.rng.IntN(len(f.cfg.DeclineTokens))]
+		o, _, _, _ := f.sale(ctx, t, rec, a.Intended, tok)
+		return o
+	case TxReverse:
+		o, reqID, done, approved := f.sale(ctx, t, rec, a.Intended, t.cardToken())
+		if !approved {
+			return o
+		}
+		return f.reverse(ctx, t, rec, done, reqID, pb.ReversalReason_REVERSAL_REASON_CUSTOMER_CANCEL)
+	case TxRefund:
+		return f.refund(ctx, t, rec, a.Intended)
+	default:
+		o, _, _, _ := f.sale(ctx, t, rec, a.Intended, t.cardToken())
+		return o
+	}
+}
+
+func (t *terminal) nextRequestID(runID string) string {
+	t.seq++
+	return runID + "-" + t.terminalID + "-" + strconv.FormatUint(t.seq, 10)
+}
+
+// cardToken returns a fresh ordinary card token, so that velocity limits
+// on one card do not turn approvals into declines.
+func (t *terminal) cardToken() string {
+	return "tok_lg_" + t.terminalID + "_" + strconv.FormatUint(t.rng.Uint64()&0xffffffffff, 36)
+}
+
+// entryMode draws how the card was read: mostly contactless and chip.
+func (t *terminal) entryMode() pb.EntryMode {
+	switch t.rng.IntN(8) {
+	case 0, 1, 2, 3:
+		return pb.EntryMode_ENTRY_MODE_CONTACTLESS
+	case 4, 5, 6:
+		return pb.EntryMode_ENTRY_MODE_CHIP
+	default:
+		return pb.EntryMode_ENTRY_MODE_SWIPE
+	}
+}
+
+// sale authorizes and captures a sale. It returns the outcome, the request
+// ID, when the call finished, and whether it was approved. A sale that
+// fails with a transport error is reversed (reason TIMEOUT), as a terminal
+// must, so that the batch still balances.
+func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended time.Time, token string) (Outcome, string, time.Time, bool) {
+	reqID := t.nextRequestID(f.cfg.RunID)
+	amount := f.cfg.MinAmount + t.rng.Int64N(f.cfg.MaxAmount-f.cfg.MinAmount+1)
+	var resp *pb.AuthorizeResponse
+	o, err := f.call(t.auth(ctx), rec, OpAuthorize, intended, func(ctx context.Context) (Outcome, error) {
+		var err error
+		resp, err = t.pay.Authorize(ctx, &pb.AuthorizeRequest{
+			RequestId:  reqID,
+			MerchantId: t.merchantID,
+			Amount:     &pb.Money{MinorUnits: amount, Currency: f.cfg.Currency},
+			Card:       &pb.Card{Token: token, MaskedPan: "411111******1111", EntryMode: t.entryMode()},
+			LocalTime:  timestamppb.Now(),
+			Capture:    true,
+		})
+		if err != nil {
+			return Outcome{}, err
+		}
+		if resp.GetDecision() == pb.Decision_DECISION_APPROVED {
+			return OK(), nil
+		}
+		return Declined(resp.GetResponseCode()), nil
+	})
+	done := time.Now()
+	if err != nil {
+		if ctx.Err() == nil {
+			f.reverse(ctx, t, rec, done, reqID, pb.ReversalReason_REVERSAL_REASON_TIMEOUT)
+		}
+		return o, reqID, time.Now(), false
+	}
+	if b := resp.GetBatchNumber(); b != 0 {
+		t.batch = b
+	}
+	if o.Class != ClassOK {
+		return o, reqID, done, false
+	}
+	t.totals.saleCount++
+	t.totals.saleAmount += amount
+	t.sales = append(t.sales, sale{authorizationID: resp.GetAuthorizationId(), remaining: amount})
+	return o, reqID, done, true
+}
+
+// reverse reverses the authorization with request ID orig and updates the
+// terminal's totals with what the server reversed.
+func (f *Fleet) reverse(ctx context.Context, t *terminal, rec Recorder, intended time.Time, orig string, reason pb.ReversalReason) Outcome {
+	var resp *pb.ReverseResponse
+	o, err := f.call(t.auth(ctx), rec, OpReverse, intended, func(ctx context.Context) (Outcome, error) {
+		var err error
+		resp, err = t.pay.Reverse(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason})
+		if err != nil {
+			return Outcome{}, err
+		}
+		switch resp.GetStatus() {
+		case pb.ReverseStatus_REVERSE_STATUS_REVERSED, pb.ReverseStatus_REVERSE_STATUS_ALREADY_REVERSED:
+			return OK(), nil
+		}
+		return Declined(resp.GetStatus().String()), nil
+	})
+	if err != nil || resp.GetStatus() != pb.ReverseStatus_REVERSE_STATUS_REVERSED {
+		return o
+	}
+	amt := resp.GetReversedAmount().GetMinorUnits()
+	t.totals.reversalCount++
+	t.totals.reversalAmount += amt
+	// A reversed sale leaves the sales totals and can no longer be refunded.
+	for i, s := range t.sales {
+		if s.authorizationID == resp.GetAuthorizationId() {
+			t.totals.saleCount--
+			t.totals.saleAmount -= amt
+			t.sales = append(t.sales[:i], t.sales[i+1:]...)
+			break
+		}
+	}
+	return o
+}
+
+// refund refunds part or all of a random earlier sale of the terminal.
+func (f *Fleet) refund(ctx context.Context, t *terminal, rec Recorder, intended time.Time) Outcome {
+	i := t.rng.IntN(len(t.sales))
+	s := &t.sales[i]
+	amount := s.remaining
+	if t.rng.IntN(2) == 0 && s.remaining > 1 {
+		amount = 1 + t.rng.Int64N(s.remaining-1)
+	}
+	var resp *pb.RefundResponse
+	o, err := f.call(t.auth(ctx), rec, OpRefund, intended, func(ctx context.Context) (Outcome, error) {
+		var err error
+		resp, err = t.pay.Refund(ctx, &pb.RefundRequest{
+			RequestId:       t.nextRequestID(f.cfg.RunID),
+			AuthorizationId: s.authorizationID,
+			Amount:          &pb.Money{MinorUnits: amount, Currency: f.cfg.Currency},
+		})
+		if err != nil {
+			return Outcome{}, err
+		}
+		if resp.GetDecision() == pb.Decision_DECISION_APPROVED {
+			return OK(), nil
+		}
+		return Declined(resp.GetResponseCode()), nil
+	})
+	if err != nil || o.Class != ClassOK {
+		return o
+	}
+	if b := resp.GetBatchNumber(); b != 0 {
+		t.batch = b
+	}
+	t.totals.refundCount++
+	t.totals.refundAmount += amount
+	s.remaining -= amount
+	if s.remaining <= 0 {
+		t.sales = append(t.sales[:i], t.sales[i+1:]...)
+	}
+	return o
+}
+
+// OutOfBalance is the outcome code of a batch close whose server totals
+// differ from the terminal's: money went missing or was counted twice.
+const OutOfBalance = "OUT_OF_BALANCE"
+
+// closeBatches closes every terminal's open batch with its own totals. A
+// batch that does not balance is recorded as an error (OutOfBalance).
+func (f *Fleet) closeBatches(ctx context.Context) {
+	var unbalanced atomic.Int64
+	parallel(len(f.terms), f.cfg.SetupConcurrency, func(i int) {
+		t := f.terms[i]
+		if t.regErr != nil || t.batch == 0 {
+			return
+		}
+		cur := f.cfg.Currency
+		var resp *pb.CloseBatchResponse
+		f.call(t.auth(ctx), f.run.Recorder(i), OpCloseBatch, time.Now(), func(ctx context.Context) (Outcome, error) {
+			var err error
+			resp, err = t.pay.CloseBatch(ctx, &pb.CloseBatchRequest{
+				RequestId:   fmt.Sprintf("%s-%s-close-%d", f.cfg.RunID, t.terminalID, t.batch),
+				BatchNumber: t.batch,
+				TerminalTotals: &pb.BatchTotals{
+					SaleCount:      t.totals.saleCount,
+					SaleAmount:     &pb.Money{MinorUnits: t.totals.saleAmount, Currency: cur},
+					RefundCount:    t.totals.refundCount,
+					RefundAmount:   &pb.Money{MinorUnits: t.totals.refundAmount, Currency: cur},
+					ReversalCount:  t.totals.reversalCount,
+					ReversalAmount: &pb.Money{MinorUnits: t.totals.reversalAmount, Currency: cur},
+				},
+			})
+			if err != nil {
+				return Outcome{}, err
+			}
+			if !resp.GetInBalance() {
+				if unbalanced.Add(1) <= 3 {
+					f.logger.Warn("batch out of balance", "terminal", t.terminalID, "batch", t.batch,
+						"ours", fmt.Sprintf("%+v", t.totals), "server", resp.GetServerTotals().String())
+				}
+				return Outcome{Class: ClassError, Code: OutOfBalance}, nil
+			}
+			return OK(), nil
+		})
+	})
+	if n := unbalanced.Load(); n > 0 {
+		f.logger.Warn("batches out of balance", "count", n)
+	}
+}
