@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Reproducible posfleet benchmarks. One command per scenario:
+#
+#   bench/run.sh ceiling        health-check ceiling and durable Authorize ceiling, one server, as a ratio
+#   bench/run.sh latency        health check and Authorize at the same fixed rate: latency and generator cost
+#   bench/run.sh steady|peak-hour|holiday-spike|registration-storm|config-rollout
+#                               a fleet scenario with the health-check ceiling measured first
+#   bench/run.sh ghz            generator CPU per request: posfleet loadgen vs ghz on the health check
+#   bench/run.sh all            ceiling, latency and ghz
+#
+# Knobs (environment): RATE, DURATION, WARMUP, TERMINALS, CONNECTIONS,
+# CEIL_RATE, CEIL_DURATION, REPEAT, DECLINE_TOKENS, OUT (results directory),
+# GHZ (a ghz binary; by default ghz $GHZ_VERSION is installed into a
+# temporary GOBIN — a benchmark-time tool, never a dependency of the module).
+# Needs Go and bash; everything else comes from the repository.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SCENARIO=${1:-}
+RATE=${RATE:-500}
+DURATION=${DURATION:-30s}
+WARMUP=${WARMUP:-5s}
+TERMINALS=${TERMINALS:-200}
+CONNECTIONS=${CONNECTIONS:-8}
+CEIL_RATE=${CEIL_RATE:-30000}
+CEIL_DURATION=${CEIL_DURATION:-10s}
+REPEAT=${REPEAT:-3}
+GHZ_VERSION=${GHZ_VERSION:-v0.93.0}
+DECLINE_TOKENS=${DECLINE_TOKENS:-}
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=${OUT:-$ROOT/bench/results/$SCENARIO-$STAMP}
+
+usage() {
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+	exit 2
+}
+
+[ -n "$SCENARIO" ] || usage
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+SERVER_PID=""
+
+cleanup() {
+	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+		kill -TERM "$SERVER_PID"
+		wait "$SERVER_PID" || true
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log() { printf '== %s\n' "$*" >&2; }
+
+build() {
+	log "building posfleet"
+	(cd "$ROOT" && go build -o "$WORK/posfleet" ./cmd/posfleet)
+	POSFLEET=$WORK/posfleet
+}
+
+# free_port prints a free loopback TCP port.
+free_port() {
+	local p
+	for p in $(seq 17400 17499); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+	echo "no free port in 17400-17499" >&2
+	return 1
+}
+
+# start_server starts a fresh server with its data on disk (durable).
+start_server() {
+	PORT=$(free_port)
+	TARGET=127.0.0.1:$PORT
+	TOKEN_FILE=$WORK/admin.token
+	head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN_FILE"
+	chmod 600 "$TOKEN_FILE"
+	rm -rf "$WORK/data"
+	log "starting server on $TARGET (log: $OUT/server.log)"
+	"$POSFLEET" serve --listen "$TARGET" --data-dir "$WORK/data" --admin-token-file "$TOKEN_FILE" \
+		--log-level warn >>"$OUT/server.log" 2>&1 &
+	SERVER_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+			return
+		fi
+		kill -0 "$SERVER_PID" 2>/dev/null || { echo "server exited; see $OUT/server.log" >&2; return 1; }
+		sleep 0.1
+	done
+	echo "server did not start listening" >&2
+	return 1
+}
+
+stop_server() {
+	kill -TERM "$SERVER_PID"
+	wait "$SERVER_PID" || true
+	SERVER_PID=""
+}
+
+# loadgen NAME ARGS... runs posfleet loadgen with its report in $OUT/NAME.
+loadgen() {
+	local name=$1
+	shift
+	log "loadgen $name: $*"
+	local rc=0
+	"$POSFLEET" loadgen --target "$TARGET" --admin-token-file "$TOKEN_FILE" --report "$OUT/$name" \
+		--log-level warn --quiet "$@" >"$OUT/$name.txt" 2>"$OUT/$name.log" || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
+		echo "loadgen $name failed (exit $rc); see $OUT/$name.log" >&2
+		cat "$OUT/$name.log" >&2
+		return "$rc"
+	fi
+	sed -n '1,40p' "$OUT/$name.txt" >&2
+}
+
+summarize() {
+	(cd "$ROOT" && go run ./bench/summarize "$@") | tee -a "$OUT/results.md"
+}
+
+decline_args() {
+	if [ -n "$DECLINE_TOKENS" ]; then
+		echo "--decline-tokens=$DECLINE_TOKENS"
+	fi
+}
+
+health_ceiling() {
+	loadgen health-ceiling --driver health --rate "$CEIL_RATE" --duration "$CEIL_DURATION" --warmup 2s \
+		--arrivals uniform --terminals 64 --connections "$CONNECTIONS" --queue-depth 4096 --drain 10s
+}
+
+scenario_ceiling() {
+	build
+	start_server
+	health_ceiling
+	loadgen authorize-ceiling --driver fleet --mix approve=100 --no-watch --rate "$CEIL_RATE" \
+		--duration "$CEIL_DURATION" --warmup 2s --arrivals uniform --terminals "$TERMINALS" \
+		--connections "$CONNECTIONS" --queue-depth 16 --drain 10s
+	stop_server
+	echo "### ceiling ($STAMP)" >>"$OUT/results.md"
+	summarize "health=$OUT/health-ceiling/report.json" "authorize=$OUT/authorize-ceiling/report.json"
+}
+
+scenario_latency() {
+	build
+	start_server
+	loadgen health-latency --driver health --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
+		--terminals 64 --connections "$CONNECTIONS"
+	loadgen authorize-latency --driver fleet --mix approve=100 --no-watch --rate "$RATE" \
+		--duration "$DURATION" --warmup "$WARMUP" --terminals "$TERMINALS" --connections "$CONNECTIONS"
+	stop_server
+	echo "### latency at $RATE/s ($STAMP)" >>"$OUT/results.md"
+	summarize "health=$OUT/health-latency/report.json" "authorize=$OUT/authorize-latency/report.json"
+}
+
+scenario_fleet() {
+	local profile=$1
+	build
+	start_server
+	health_ceiling
+	local mix=()
+	if [ -z "$DECLINE_TOKENS" ]; then
+		mix=(--mix approve=90,reverse=5,refund=5)
+	fi
+	# shellcheck disable=SC2046
+	loadgen "$profile" --driver fleet --profile "$profile" --rate "$RATE" --duration "$DURATION" \
+		--warmup "$WARMUP" --terminals "$TERMINALS" --connections "$CONNECTIONS" "${mix[@]}" $(decline_args) \
+		--slo 'authorize.p99<=50ms' --slo 'authorize.error_rate<0.1%'
+	stop_server
+	echo "### $profile ($STAMP)" >>"$OUT/results.md"
+	summarize "health=$OUT/health-ceiling/report.json" "$profile=$OUT/$profile/report.json"
+}
+
+# ghz_bin prints a ghz binary, installing the pinned version into a
+# temporary GOBIN unless GHZ is set.
+ghz_bin() {
+	if [ -n "${GHZ:-}" ]; then
+		echo "$GHZ"
+		return
+	fi
+	log "installing ghz $GHZ_VERSION into a temporary GOBIN"
+	GOBIN=$WORK/gobin GOFLAGS= go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" >&2
+	echo "$WORK/gobin/ghz"
+}
+
+# cpu_of FILE CMD...: runs CMD, appends "user sys" CPU seconds of it to FILE.
+cpu_of() {
+	local file=$1
+	shift
+	local TIMEFORMAT='%U %S'
+	{ time "$@" >/dev/null 2>&1; } 2>>"$file"
+}
+
+scenario_ghz() {
+	build
+	local ghz
+	ghz=$(ghz_bin)
+	start_server
+	local secs=${DURATION%s}
+	local conc=16 conns=2
+	printf '| tool | run | requests | user s | sys s | CPU µs/request |\n|---|---:|---:|---:|---:|---:|\n' >"$OUT/ghz.md"
+	local i
+	for i in $(seq 1 "$REPEAT"); do
+		log "ghz run $i: $RATE/s for ${secs}s, $conc workers, $conns connections"
+		: >"$WORK/cpu"
+		cpu_of "$WORK/cpu" "$ghz" --insecure --call grpc.health.v1.Health.Check -d '{}' --rps "$RATE" \
+			-z "${secs}s" -c "$conc" --connections "$conns" -O json -o "$OUT/ghz-$i.json" "$TARGET"
+		local n
+		n=$(grep -o '"count":[0-9]*' "$OUT/ghz-$i.json" | head -1 | cut -d: -f2)
+		awk -v n="$n" -v i="$i" '{ printf "| ghz %s | %s | %d | %.2f | %.2f | %.1f |\n", "'"$GHZ_VERSION"'", i, n, $1, $2, ($1+$2)*1e6/n }' "$WORK/cpu" >>"$OUT/ghz.md"
+
+		log "posfleet loadgen run $i: $RATE/s for ${secs}s, $conc workers, $conns connections"
+		: >"$WORK/cpu"
+		cpu_of "$WORK/cpu" "$POSFLEET" loadgen --target "$TARGET" --driver health --rate "$RATE" --duration "${secs}s" \
+			--warmup 0 --arrivals uniform --terminals "$conc" --connections "$conns" --quiet --log-level warn \
+			--report "$OUT/loadgen-$i"
+		n=$(grep -o '"issued": [0-9]*' "$OUT/loadgen-$i/report.json" | head -1 | grep -o '[0-9]*$')
+		awk -v n="$n" -v i="$i" '{ printf "| posfleet loadgen | %s | %d | %.2f | %.2f | %.1f |\n", i, n, $1, $2, ($1+$2)*1e6/n }' "$WORK/cpu" >>"$OUT/ghz.md"
+	done
+	stop_server
+	{
+		echo "### generator CPU per request, health check at $RATE/s ($STAMP)"
+		cat "$OUT/ghz.md"
+	} | tee -a "$OUT/results.md"
+}
+
+case "$SCENARIO" in
+ceiling) scenario_ceiling ;;
+latency) scenario_latency ;;
+steady | peak-hour | holiday-spike | registration-storm | config-rollout) scenario_fleet "$SCENARIO" ;;
+ghz) scenario_ghz ;;
+all)
+	OUT_BASE=$OUT
+	OUT=$OUT_BASE/ceiling && mkdir -p "$OUT" && scenario_ceiling
+	OUT=$OUT_BASE/latency && mkdir -p "$OUT" && scenario_latency
+	OUT=$OUT_BASE/ghz && mkdir -p "$OUT" && scenario_ghz
+	cat "$OUT_BASE"/*/results.md >"$OUT_BASE/results.md"
+	OUT=$OUT_BASE
+	;;
+*) usage ;;
+esac
+log "results in $OUT"
