@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/posfleet/posfleet/loadgen"
+)
+
+func TestLoadgenHealthDriverReportsAndSLOExit(t *testing.T) {
+	p := StartServe(t, t.TempDir())
+	defer func() {
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		p.Wait(t)
+	}()
+	tests := []struct {
+		name     string
+		env      []string
+		slo      string
+		wantCode int
+		wantOut  string
+	}{
+		{"slo met", nil, "health.p99<=10s", 0, "PASS  health.p99<=10s"},
+		{"slo missed", nil, "health.p50<1us", 3, "FAIL  health.p50<1us"},
+		// Environment twins fill flags that were not given.
+		{"slo from env", []string{"POSFLEET_SLO=health.error_rate<1%;health.achieved_rate>=1"}, "", 0, "PASS  health.achieved_rate>=1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "report")
+			args := []string{"loadgen", "--driver", "health", "--target", p.Addr, "--rate", "100",
+				"--duration", "1s", "--warmup", "0", "--terminals", "4", "--connections", "2",
+				"--report", dir, "--quiet"}
+			if tt.slo != "" {
+				args = append(args, "--slo", tt.slo)
+			}
+			out, code := runCLI(t, tt.env, args...)
+			if code != tt.wantCode || !strings.Contains(out, tt.wantOut) {
+				t.Fatalf("exit %d, want %d; output lacks %q:\n%s", code, tt.wantCode, tt.wantOut, out)
+			}
+			res, err := loadgen.ReadResult(filepath.Join(dir, loadgen.ReportJSON))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := res.Op(loadgen.OpHealth); h == nil || h.Count < 50 || h.Errors != 0 {
+				t.Errorf("health op in report.json: got %+v, want about 100 calls without errors", h)
+			}
+			for _, f := range []string{loadgen.ReportHTML, loadgen.ReportHlog, loadgen.ReportText} {
+				if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+					t.Errorf("%s missing or empty: %v", f, err)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadgenRefusesPlaintextOffLoopback(t *testing.T) {
+	out, code := runCLI(t, nil, "loadgen", "--driver", "health", "--target", "192.0.2.1:7400", "--report", t.TempDir())
+	if code == 0 || !strings.Contains(out, "refusing plaintext") {
+		t.Errorf("exit %d, output %q; want a refusal", code, out)
+	}
+	out, code = runCLI(t, nil, "loadgen", "--profile", "nope", "--report", t.TempDir())
+	if code == 0 || !strings.Contains(out, "unknown profile") {
+		t.Errorf("unknown profile: exit %d, output %q", code, out)
+	}
+}
