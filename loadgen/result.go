@@ -150,6 +150,8 @@ type IntervalResult struct {
 	TargetRate float64 `json:"target_rate"`
 	// Issued is arrivals dispatched during the interval.
 	Issued int64 `json:"issued"`
+	// Dropped is arrivals dropped during the interval.
+	Dropped int64 `json:"dropped,omitempty"`
 	// DispatchLagMax is the generator's largest dispatch lag in the interval.
 	DispatchLagMax float64 `json:"dispatch_lag_max_ms"`
 	// CPUPercent is the generator process's CPU use (100 = one core).

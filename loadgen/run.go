@@ -44,7 +44,7 @@ type Config struct {
 	Users int
 	// Assignment is PerUser (default) or Shared.
 	Assignment Assignment
-	// QueueDepth bounds each user's queue (PerUser, default 1024) or the
+	// QueueDepth bounds each user's queue (PerUser, default 64) or the
 	// shared queue (Shared, default 65536). An arrival finding its queue
 	// full is dropped and counted as an error, never silently lost.
 	QueueDepth int
@@ -78,7 +78,7 @@ func (c Config) withDefaults() Config {
 		if c.Assignment == Shared {
 			c.QueueDepth = 65536
 		} else {
-			c.QueueDepth = 1024
+			c.QueueDepth = 64
 		}
 	}
 	if c.Shards == 0 {
@@ -194,6 +194,7 @@ type Run struct {
 type intervalRec struct {
 	start, end time.Time
 	issued     int64
+	dropped    int64
 	lagMax     time.Duration
 	cpu        float64
 	ops        map[string]IntervalOp
@@ -435,7 +436,7 @@ func (r *Run) collect() {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	last := r.born
-	lastIssued := int64(0)
+	lastIssued, lastDropped := int64(0), int64(0)
 	lu, ls := cpuTimes()
 	noted := false
 	for {
@@ -447,15 +448,16 @@ func (r *Run) collect() {
 			now, final = time.Now(), true
 		}
 		snap := swapIntervals(r.shards)
-		issued := r.issued.Load()
+		issued, dropped := r.issued.Load(), r.dropped.Load()
 		u, s := cpuTimes()
 		wall := now.Sub(last)
 		iv := intervalRec{
-			start:  last,
-			end:    now,
-			issued: issued - lastIssued,
-			lagMax: time.Duration(r.lagMax.Swap(0)),
-			ops:    map[string]IntervalOp{},
+			start:   last,
+			end:     now,
+			issued:  issued - lastIssued,
+			dropped: dropped - lastDropped,
+			lagMax:  time.Duration(r.lagMax.Swap(0)),
+			ops:     map[string]IntervalOp{},
 		}
 		if wall > 0 {
 			iv.cpu = 100 * float64((u-lu)+(s-ls)) / float64(wall)
@@ -500,7 +502,7 @@ func (r *Run) collect() {
 		if r.cfg.Progress != nil && !final {
 			r.printProgress(iv)
 		}
-		last, lastIssued, lu, ls = now, issued, u, s
+		last, lastIssued, lastDropped, lu, ls = now, issued, dropped, u, s
 		if final {
 			return
 		}
@@ -530,6 +532,12 @@ func (r *Run) printProgress(iv intervalRec) {
 		line += fmt.Sprintf("  | %s %.1f/s p50 %s p99 %s max %s err %d", op, float64(o.Count)/wall, fmtMs(o.P50), fmtMs(o.P99), fmtMs(o.Max), o.Errors)
 	}
 	line += fmt.Sprintf("  | inflight %d  lag max %s  cpu %.0f%%", r.inflight.Load(), fmtMs(ms(int64(iv.lagMax))), iv.cpu)
+	if iv.dropped > 0 {
+		line += fmt.Sprintf("  dropped %d", iv.dropped)
+	}
+	if iv.dropped > 0 || iv.lagMax > r.cfg.LagThreshold {
+		line += "  GENERATOR BEHIND"
+	}
 	fmt.Fprintln(r.cfg.Progress, line)
 }
 
@@ -653,6 +661,7 @@ func (r *Run) build() *Result {
 			StartSeconds:   round(iv.start.Sub(ref).Seconds(), 3),
 			EndSeconds:     round(iv.end.Sub(ref).Seconds(), 3),
 			Issued:         iv.issued,
+			Dropped:        iv.dropped,
 			DispatchLagMax: ms(int64(iv.lagMax)),
 			CPUPercent:     round(iv.cpu, 1),
 			Ops:            iv.ops,

@@ -67,7 +67,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var slos listFlag
 	fs.Var(&slos, "slo", "service-level check such as 'authorize.p99<=20ms' (repeatable; metrics p50 p90 p99 p999 max error_rate achieved_rate); a miss exits with status 3")
 	seed := fs.Uint64("seed", 0, "seed for arrivals and the mix (0: random)")
-	queueDepth := fs.Int("queue-depth", 0, "arrivals that may wait per terminal (0: 1024; shared queue with --driver health: 65536)")
+	queueDepth := fs.Int("queue-depth", 0, "arrivals that may wait per terminal (0: 64; shared queue with --driver health: 65536)")
 	drain := fs.Duration("drain", 30*time.Second, "how long work may run past the end of the profile before it is cancelled")
 	callTimeout := fs.Duration("call-timeout", 10*time.Second, "deadline of each call")
 	setupConc := fs.Int("setup-concurrency", 32, "concurrent calls while provisioning, registering and closing batches")
