@@ -19,6 +19,8 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/fleet"
+	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/store"
 )
 
@@ -35,6 +37,12 @@ type Server struct {
 
 	// authn checks bearer credentials; nil refuses every non-public call.
 	authn Authenticator
+	// fleet holds merchants, stores, terminals and their credentials.
+	fleet *fleet.Fleet
+	// tokens holds the admin tokens.
+	tokens *operator.Tokens
+	// hooks connect the fleet handlers to other components (fleet_hooks.go).
+	hooks fleetHooks
 	// adminTokenPath is the generated bootstrap token file, if any.
 	adminTokenPath string
 	// closers release domain components, in reverse order, after the gRPC
@@ -77,7 +85,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	s.adminTokenPath = tokenPath
-	_ = adminToken // handed to the token store by the operator-auth component
+	if err := s.openFleet(adminToken); err != nil {
+		return nil, err
+	}
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),

@@ -1,0 +1,41 @@
+// Package fleet manages posfleet's merchants, stores and terminals: the
+// terminal lifecycle (provision, register, suspend, reactivate, retire,
+// rebind), terminal credentials and enrollment codes, the Ed25519-signed
+// merchant identity each terminal is bound to, heartbeats and faults, and
+// remote commands.
+//
+// Everything is persisted through server/store and loaded into memory on
+// Open, so that the lookups on every request — a credential to its terminal
+// ([Fleet.Authenticate]), a terminal's binding ([Fleet.Binding]), pending
+// commands — need no storage read. Changes an operator or terminal asks for
+// are committed (synced) before they are acknowledged; heartbeat status,
+// faults and command deliveries are written in batches by a background
+// flusher, and on Close, so that heartbeats cost no disk write each.
+//
+// Secrets are never stored: terminal credentials (256 random bits) and
+// enrollment codes (60 random bits, short-lived) are kept as SHA-256 hashes
+// and compared in constant time. Registration attempts are rate limited per
+// serial number and refusals per peer; refusals, identity collisions and
+// merchant mismatches go to the audit trail, with repeats from one peer
+// coalesced.
+//
+// The signing key is created on first start and kept in storage; its key ID
+// is the first 16 hex characters of the SHA-256 of the public key, and
+// [Fleet.RotateSigningKey] replaces it while keeping older keys published.
+//
+//	f, err := fleet.Open(ctx, db, auditLog, logger, opts)
+//	if err != nil { ... }
+//	defer f.Close()
+//	m, err := f.CreateMerchant(ctx, fleet.Merchant{ID: "MID1", LegalName: "Kiwi Foods Ltd", MCC: "5411", Currency: "NZD"}, who)
+//	_, err = f.CreateStore(ctx, fleet.Store{MerchantID: "MID1", ID: "akl-01", Name: "Queen St"}, who)
+//	p, err := f.Provision(ctx, fleet.ProvisionRequest{Serial: "SN1", MerchantID: "MID1", StoreID: "akl-01"}, who)
+//	reg, err := f.Register(ctx, fleet.RegisterRequest{Serial: "SN1", Code: p.EnrollmentCode})
+//	ref, err := f.Authenticate(reg.Credential)
+//
+// Other components connect through small seams: [ConfigSource] supplies
+// desired config versions and heartbeat intervals, [Fleet.OnTerminalChange]
+// and [Fleet.Terminals] feed config rollouts, [Fleet.PendingCommands] and
+// [Fleet.OnCommand] feed command delivery on config streams.
+package fleet
+
+import _ "time/tzdata" // store time zones are checked and used without relying on the host's zoneinfo

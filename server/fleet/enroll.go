@@ -1,0 +1,257 @@
+package fleet
+
+import (
+	"context"
+	"crypto/subtle"
+	"strconv"
+	"time"
+
+	"github.com/posfleet/posfleet/server/audit"
+)
+
+// Credential prefixes make a leaked secret easy to recognize (and to scan
+// for in logs and repositories).
+const credentialPrefix = "pft_"
+
+// RegisterRequest is a terminal's first contact.
+type RegisterRequest struct {
+	Serial string
+	// Code is the enrollment code as typed; case, dashes and spaces do not
+	// matter.
+	Code   string
+	Device Device
+	// Peer is the caller's address, for rate limiting and the audit trail.
+	Peer string
+}
+
+// Registration is the result of a successful Register. Credential is shown
+// only here; the fleet keeps only its hash.
+type Registration struct {
+	Terminal   Terminal
+	Credential string
+	Identity   Identity
+}
+
+// Register exchanges a serial number and enrollment code for the terminal's
+// credential. Refusals are audited and rate limited per serial and per peer:
+//   - unknown code: ErrEnrollmentInvalid;
+//   - a code of a terminal with another serial: ErrEnrollmentInvalid,
+//     audited as an identity collision;
+//   - a code already used: ErrEnrollmentUsed, audited as an identity
+//     collision (a second device registering as an enrolled terminal);
+//   - an expired code: ErrEnrollmentExpired;
+//   - a retired terminal: ErrTerminalRetired; a suspended one:
+//     ErrTerminalSuspended;
+//   - too many attempts: ErrRateLimited.
+//
+// Registering again with a reissued code replaces the credential.
+func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration, error) {
+	if err := ctx.Err(); err != nil {
+		return Registration{}, err
+	}
+	now := f.now()
+	host := PeerHost(req.Peer)
+	if f.peerLimit.Exhausted(host, now) {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many refused registrations from this peer")
+	}
+	if !f.serialLimit.Allow(req.Serial, now) {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many registration attempts for this serial number")
+	}
+	h := enrollHash(req.Code)
+	f.mu.RLock()
+	t := f.enrolls[h]
+	f.mu.RUnlock()
+	if t == nil {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrEnrollmentInvalid, "unknown enrollment code")
+	}
+
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	f.mu.RLock()
+	old := t.rec
+	f.mu.RUnlock()
+	pending := subtle.ConstantTimeCompare(old.EnrollHash, h[:]) == 1
+	used := subtle.ConstantTimeCompare(old.UsedEnrollHash, h[:]) == 1
+	switch {
+	case old.Serial != req.Serial:
+		return Registration{}, f.refuse(req, old, audit.IdentityCollision, ErrEnrollmentInvalid, "enrollment code tried from another serial number")
+	case old.State == StateRetired:
+		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrTerminalRetired, "terminal is retired")
+	case used && !pending:
+		return Registration{}, f.refuse(req, old, audit.IdentityCollision, ErrEnrollmentUsed, "enrollment code already used: a second device registering as an enrolled terminal")
+	case !pending:
+		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrEnrollmentInvalid, "enrollment code no longer valid")
+	case !now.Before(old.EnrollExpires):
+		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrEnrollmentExpired, "enrollment code expired")
+	case old.State == StateSuspended:
+		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrTerminalSuspended, "terminal is suspended")
+	}
+
+	cred := f.opts.NewSecret(credentialPrefix)
+	ch := credHash(cred)
+	r := old.clone()
+	r.State = StateActive
+	r.Registered = now.UTC()
+	r.Device = req.Device
+	r.CredHash = ch[:]
+	r.UsedEnrollHash, r.EnrollHash, r.EnrollExpires = h[:], nil, time.Time{}
+	if err := f.put(keyOf(prefixTerminal, r.ID), r); err != nil {
+		return Registration{}, err
+	}
+	f.mu.Lock()
+	t.rec = r
+	f.index(t, old, r)
+	f.mu.Unlock()
+	f.record(audit.Event{Type: audit.TerminalRegistered, Actor: "terminal:" + r.ID, Peer: req.Peer, TerminalID: r.ID,
+		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal registered",
+		Attributes: map[string]string{
+			"serial_number": r.Serial, "model": r.Device.Model, "firmware_version": r.Device.Firmware,
+			"app_version": r.Device.App, "replaced_credential": strconv.FormatBool(len(old.CredHash) > 0),
+		}})
+	if old.State != r.State {
+		f.notifyChange(r)
+	}
+	id, err := f.Identity(r.ID)
+	if err != nil {
+		return Registration{}, err
+	}
+	return Registration{Terminal: f.view(t), Credential: cred, Identity: id}, nil
+}
+
+// refuse audits a refused registration (coalescing repeats from one peer),
+// takes a token from the peer's failure budget and returns err.
+func (f *Fleet) refuse(req RegisterRequest, r *terminalRec, typ audit.Type, err error, why string) error {
+	now := f.now()
+	host := PeerHost(req.Peer)
+	if err != ErrRateLimited {
+		f.peerLimit.Allow(host, now)
+	}
+	ok, suppressed := f.auditRepeat.Admit("register|"+host+"|"+why, now)
+	if !ok {
+		return err
+	}
+	e := audit.Event{Type: typ, Actor: "anonymous", Peer: req.Peer, Message: "registration refused: " + why,
+		Attributes: map[string]string{"serial_number": req.Serial}}
+	if r != nil {
+		e.TerminalID, e.MerchantID, e.StoreID = r.ID, r.MerchantID, r.StoreID
+		if r.Serial != req.Serial {
+			e.Attributes["provisioned_serial_number"] = r.Serial
+		}
+	} else {
+		f.mu.RLock()
+		e.TerminalID = f.serials[req.Serial]
+		f.mu.RUnlock()
+	}
+	if suppressed > 0 {
+		e.Attributes["suppressed_repeats"] = strconv.FormatUint(suppressed, 10)
+	}
+	f.record(e)
+	return err
+}
+
+// Authenticate resolves a terminal credential. It returns the terminal's
+// binding, with ErrTerminalSuspended or ErrTerminalRetired for a terminal in
+// that state, or ErrBadCredential. It reads only memory.
+func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
+	h := credHash(credential)
+	f.mu.RLock()
+	t := f.creds[h]
+	var r *terminalRec
+	if t != nil {
+		r = t.rec
+	}
+	f.mu.RUnlock()
+	// The map lookup found the hash; comparing again in constant time keeps
+	// the final decision independent of where the hashes differ.
+	if r == nil || subtle.ConstantTimeCompare(r.CredHash, h[:]) != 1 {
+		return TerminalRef{}, ErrBadCredential
+	}
+	ref := TerminalRef{TerminalID: r.ID, MerchantID: r.MerchantID, StoreID: r.StoreID, State: r.State}
+	switch r.State {
+	case StateRetired:
+		return ref, ErrTerminalRetired
+	case StateSuspended:
+		return ref, ErrTerminalSuspended
+	}
+	return ref, nil
+}
+
+// RotateCredential issues a new credential for an active terminal; the old
+// one stops working at once.
+func (f *Fleet) RotateCredential(ctx context.Context, id string, who Actor) (string, error) {
+	cred := f.opts.NewSecret(credentialPrefix)
+	ch := credHash(cred)
+	_, _, r, err := f.change(ctx, id, func(r *terminalRec) error {
+		switch r.State {
+		case StateRetired:
+			return ErrTerminalRetired
+		case StateSuspended:
+			return ErrTerminalSuspended
+		}
+		r.CredHash = ch[:]
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	f.record(audit.Event{Type: audit.CredentialRotated, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
+		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal credential rotated"})
+	return cred, nil
+}
+
+// Identity returns terminal id's merchant identity, signed with the active
+// key. The signature is cached until the identity version or key changes.
+func (f *Fleet) Identity(id string) (Identity, error) {
+	f.mu.RLock()
+	t := f.terms[id]
+	if t == nil {
+		f.mu.RUnlock()
+		return Identity{}, ErrTerminalNotFound
+	}
+	r := t.rec
+	m := f.merchants[r.MerchantID]
+	s := f.stores[storeKey{r.MerchantID, r.StoreID}]
+	iv := f.identityVersion(r)
+	f.mu.RUnlock()
+	if m == nil || s == nil {
+		return Identity{}, ErrMerchantNotFound
+	}
+	keyID := f.signer.activeKeyID()
+	t.liveMu.Lock()
+	defer t.liveMu.Unlock()
+	if c := t.ident; c != nil && c.IdentityVersion == iv && c.MerchantID == r.MerchantID && c.StoreID == r.StoreID && c.KeyID == keyID {
+		return *c, nil
+	}
+	ident := &Identity{
+		MerchantID: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, MCC: m.MCC,
+		StoreID: s.ID, StoreName: s.Name, StoreAddress: s.Address,
+		TerminalID: r.ID, IdentityVersion: iv, IssueTime: f.now(),
+	}
+	f.signer.sign(ident)
+	t.ident = ident
+	return *ident, nil
+}
+
+// VerifyMerchant returns terminal id's signed identity and, when claimed is
+// not empty, whether it equals the bound merchant. A mismatch is audited as
+// a merchant-mismatch alert.
+func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who Actor) (Identity, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return Identity{}, false, err
+	}
+	ident, err := f.Identity(id)
+	if err != nil {
+		return Identity{}, false, err
+	}
+	if claimed == "" {
+		return ident, false, nil
+	}
+	if claimed == ident.MerchantID {
+		return ident, true, nil
+	}
+	f.record(audit.Event{Type: audit.MerchantMismatch, Actor: who.Name, Peer: who.Peer, TerminalID: id,
+		MerchantID: ident.MerchantID, StoreID: ident.StoreID,
+		Message:    "terminal claimed a merchant it is not bound to",
+		Attributes: map[string]string{"claimed_merchant_id": claimed, "bound_merchant_id": ident.MerchantID, "source": "VerifyMerchant"}})
+	return ident, false, nil
+}

@@ -1,0 +1,326 @@
+package fleet
+
+import (
+	"context"
+	"time"
+
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// maxRecentFaults is how many faults a terminal's view keeps.
+const maxRecentFaults = 16
+
+// HeartbeatResult is what a terminal learns from a heartbeat.
+type HeartbeatResult struct {
+	// ServerTime is the server's clock.
+	ServerTime time.Time
+	// ConfigVersion is the config version the terminal should run.
+	ConfigVersion uint64
+	// NextHeartbeat is the interval until the next heartbeat, with jitter.
+	NextHeartbeat time.Duration
+	// IdentityVersion is the current version of the terminal's identity.
+	IdentityVersion uint64
+	// Commands are the pending, unexpired remote commands; they are marked
+	// delivered.
+	Commands []Command
+}
+
+// Heartbeat records a terminal's status and faults in memory and returns
+// what it should know. Status and faults reach storage with the next batch
+// flush (there is no disk write per heartbeat).
+func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult, error) {
+	f.mu.RLock()
+	t := f.terms[id]
+	var r *terminalRec
+	var iv uint64
+	if t != nil {
+		r = t.rec
+		iv = f.identityVersion(r)
+	}
+	f.mu.RUnlock()
+	if t == nil {
+		return HeartbeatResult{}, ErrTerminalNotFound
+	}
+	switch r.State {
+	case StateRetired:
+		return HeartbeatResult{}, ErrTerminalRetired
+	case StateSuspended:
+		return HeartbeatResult{}, ErrTerminalSuspended
+	}
+	now := f.now()
+	t.liveMu.Lock()
+	t.status, t.last = st, now.UTC()
+	if len(faults) > 0 {
+		// Newest first, at most maxRecentFaults.
+		recent := make([]Fault, 0, maxRecentFaults)
+		for i := len(faults) - 1; i >= 0 && len(recent) < maxRecentFaults; i-- {
+			recent = append(recent, faults[i])
+		}
+		for _, x := range t.faults {
+			if len(recent) == maxRecentFaults {
+				break
+			}
+			recent = append(recent, x)
+		}
+		t.faults = recent
+	}
+	cmds := t.deliver(now)
+	wasDirty := t.dirty
+	t.dirty = true
+	t.liveMu.Unlock()
+
+	if !wasDirty || len(faults) > 0 {
+		f.pendMu.Lock()
+		f.dirty[t] = struct{}{}
+		for _, x := range faults {
+			f.faultSeq++
+			f.faults = append(f.faults, faultRec{Seq: f.faultSeq, TerminalID: r.ID, MerchantID: r.MerchantID, StoreID: r.StoreID, Fault: x, Received: now.UTC()})
+			f.faultCounts[faultKey{r.MerchantID, r.StoreID, x.Component}]++
+		}
+		f.pendMu.Unlock()
+	}
+	return HeartbeatResult{
+		ServerTime:      now,
+		ConfigVersion:   f.desiredVersion(id),
+		NextHeartbeat:   f.HeartbeatInterval(id),
+		IdentityVersion: iv,
+		Commands:        cmds,
+	}, nil
+}
+
+// deliver returns t's unfinished, unexpired commands and marks them
+// delivered. t.liveMu is held.
+func (t *term) deliver(now time.Time) []Command {
+	var out []Command
+	for _, e := range t.cmds {
+		if e.cmd.State.final() || !now.Before(e.cmd.Expires) {
+			continue
+		}
+		if e.cmd.State == CommandPending {
+			e.cmd.State, e.dirty, t.dirty = CommandDelivered, true, true
+		}
+		out = append(out, e.cmd)
+	}
+	return out
+}
+
+// PendingCommands returns terminal id's unfinished, unexpired commands,
+// oldest first, and marks them delivered: it is meant for the channels that
+// deliver commands (heartbeat responses, config streams). Expired commands
+// are never returned.
+func (f *Fleet) PendingCommands(id string) []Command {
+	f.mu.RLock()
+	t := f.terms[id]
+	f.mu.RUnlock()
+	if t == nil {
+		return nil
+	}
+	t.liveMu.Lock()
+	wasDirty := t.dirty
+	cmds := t.deliver(f.now())
+	dirty := t.dirty && !wasDirty
+	t.liveMu.Unlock()
+	if dirty {
+		f.pendMu.Lock()
+		f.dirty[t] = struct{}{}
+		f.pendMu.Unlock()
+	}
+	return cmds
+}
+
+// flushLoop writes pending heartbeat state every FlushInterval until Close,
+// and prunes old fault events hourly.
+func (f *Fleet) flushLoop() {
+	defer close(f.flushDone)
+	tick := time.NewTicker(f.opts.FlushInterval)
+	defer tick.Stop()
+	lastPrune := time.Time{}
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-tick.C:
+		}
+		if err := f.flush(); err != nil {
+			f.logger.Error("fleet flush failed", "err", err)
+		}
+		if now := f.now(); now.Sub(lastPrune) >= time.Hour {
+			lastPrune = now
+			if err := f.pruneFaults(now.Add(-f.opts.FaultRetention)); err != nil {
+				f.logger.Error("fleet fault pruning failed", "err", err)
+			}
+		}
+	}
+}
+
+// Flush writes pending heartbeat status, faults, command deliveries and
+// expiries now, in batched commits.
+func (f *Fleet) Flush(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f.flush()
+}
+
+// flushBatch is how many records one commit writes.
+const flushBatch = 1000
+
+type kv struct{ k, v []byte }
+
+func (f *Fleet) flush() error {
+	f.pendMu.Lock()
+	dirty, faults := f.dirty, f.faults
+	f.dirty, f.faults = map[*term]struct{}{}, nil
+	cmdTerms := make([]*term, 0, len(f.cmdTerms))
+	for t := range f.cmdTerms {
+		cmdTerms = append(cmdTerms, t)
+	}
+	f.pendMu.Unlock()
+
+	if err := f.flushCommands(cmdTerms); err != nil {
+		return err
+	}
+	var writes []kv
+	for t := range dirty {
+		t.liveMu.Lock()
+		rec := heartbeatRec{Status: t.status, Last: t.last, Faults: t.faults}
+		t.dirty = false
+		t.liveMu.Unlock()
+		if rec.Last.IsZero() {
+			continue
+		}
+		v, err := encode(rec)
+		if err != nil {
+			return err
+		}
+		f.mu.RLock()
+		id := t.rec.ID
+		f.mu.RUnlock()
+		writes = append(writes, kv{keyOf(prefixHeartbeat, id), v})
+	}
+	for _, x := range faults {
+		v, err := encode(&x)
+		if err != nil {
+			return err
+		}
+		writes = append(writes, kv{store.AppendUint64(append([]byte{}, prefixFault...), x.Seq), v})
+	}
+	return f.write(writes)
+}
+
+// flushCommands writes command deliveries and expiries of the terminals in
+// cmdTerms and forgets finished commands.
+func (f *Fleet) flushCommands(cmdTerms []*term) error {
+	f.cmdMu.Lock()
+	defer f.cmdMu.Unlock()
+	now := f.now()
+	var writes []kv
+	var done []*term // terminals whose commands are all finished
+	for _, t := range cmdTerms {
+		t.liveMu.Lock()
+		keep := t.cmds[:0]
+		for _, e := range t.cmds {
+			if !e.cmd.State.final() && !now.Before(e.cmd.Expires) {
+				e.cmd.State, e.dirty = CommandExpired, true
+			}
+			if e.dirty {
+				v, err := encode(&e.cmd)
+				if err != nil {
+					t.liveMu.Unlock()
+					return err
+				}
+				writes = append(writes, kv{commandKey(e.cmd.ID), v})
+				e.dirty = false
+			}
+			if !e.cmd.State.final() {
+				keep = append(keep, e)
+			}
+		}
+		clear(t.cmds[len(keep):])
+		t.cmds = keep
+		if len(keep) == 0 {
+			done = append(done, t)
+		}
+		t.liveMu.Unlock()
+	}
+	if len(done) > 0 {
+		f.pendMu.Lock()
+		for _, t := range done {
+			t.liveMu.Lock()
+			if len(t.cmds) == 0 {
+				delete(f.cmdTerms, t)
+			}
+			t.liveMu.Unlock()
+		}
+		f.pendMu.Unlock()
+	}
+	return f.write(writes)
+}
+
+// write stores writes in commits of at most flushBatch records.
+func (f *Fleet) write(writes []kv) error {
+	for len(writes) > 0 {
+		n := min(len(writes), flushBatch)
+		batch := writes[:n]
+		writes = writes[n:]
+		err := f.db.Update(func(tx *store.Txn) error {
+			for _, w := range batch {
+				if err := tx.Set(w.k, w.v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneFaults deletes fault events older than cutoff and takes them out of
+// the report's counts.
+func (f *Fleet) pruneFaults(cutoff time.Time) error {
+	type old struct {
+		key []byte
+		fk  faultKey
+	}
+	var olds []old
+	err := f.db.View(func(tx *store.Txn) error {
+		return tx.Iterate(prefixFault, nil, func(k, v []byte) error {
+			var r faultRec
+			if err := decode(v, &r); err != nil {
+				return nil // unreadable entries are left for inspection
+			}
+			if r.Received.After(cutoff) || len(olds) >= flushBatch {
+				// Fault keys are ordered by arrival; stop at the first
+				// recent one (or at a batch, continued next hour).
+				return store.ErrStop
+			}
+			olds = append(olds, old{append([]byte{}, k...), faultKey{r.MerchantID, r.StoreID, r.Fault.Component}})
+			return nil
+		})
+	})
+	if err != nil || len(olds) == 0 {
+		return err
+	}
+	err = f.db.Update(func(tx *store.Txn) error {
+		for _, o := range olds {
+			if err := tx.Delete(o.key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	f.pendMu.Lock()
+	for _, o := range olds {
+		if f.faultCounts[o.fk] > 0 {
+			f.faultCounts[o.fk]--
+		}
+	}
+	f.pendMu.Unlock()
+	return nil
+}

@@ -1,0 +1,156 @@
+package fleet
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// Limiter is a keyed token-bucket rate limiter: each key (a peer address, a
+// serial number) has a bucket of Burst tokens refilled at Rate per second.
+// It keeps at most a bounded number of keys, forgetting full buckets first,
+// so that a flood of distinct keys cannot exhaust memory. It is safe for
+// concurrent use.
+type Limiter struct {
+	rate    float64 // tokens per second
+	burst   float64
+	maxKeys int
+
+	mu sync.Mutex // guards buckets
+	// buckets holds the state of every key seen recently.
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time // when tokens was computed
+}
+
+// NewLimiter returns a limiter allowing burst events at once per key and rate
+// events per second on average, tracking at most maxKeys keys.
+func NewLimiter(rate float64, burst int, maxKeys int) *Limiter {
+	if maxKeys <= 0 {
+		maxKeys = 10000
+	}
+	return &Limiter{rate: rate, burst: float64(burst), maxKeys: maxKeys, buckets: map[string]*bucket{}}
+}
+
+// refill returns key's bucket with tokens brought up to now. l.mu is held.
+func (l *Limiter) refill(key string, now time.Time) *bucket {
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) >= l.maxKeys {
+			l.prune(now)
+		}
+		b = &bucket{tokens: l.burst, at: now}
+		l.buckets[key] = b
+		return b
+	}
+	if dt := now.Sub(b.at).Seconds(); dt > 0 {
+		b.tokens = min(l.burst, b.tokens+dt*l.rate)
+		b.at = now
+	}
+	return b
+}
+
+// prune forgets full buckets, and everything when that is not enough.
+// l.mu is held.
+func (l *Limiter) prune(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= l.maxKeys {
+		clear(l.buckets)
+	}
+}
+
+// Allow takes a token for key and reports whether one was available.
+func (l *Limiter) Allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(key, now)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// Exhausted reports whether key has no token left, without taking one.
+func (l *Limiter) Exhausted(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.buckets[key]; !ok {
+		return false
+	}
+	return l.refill(key, now).tokens < 1
+}
+
+// RepeatFilter coalesces repeated events per key: the first event of a key in
+// each window passes, later ones in the same window are counted and reported
+// with the next event that passes. It keeps the audit trail useful (and
+// cheap) when a caller repeats the same failure thousands of times. It is
+// safe for concurrent use.
+type RepeatFilter struct {
+	window  time.Duration
+	maxKeys int
+
+	mu sync.Mutex // guards seen
+	// seen holds, per key, the start of its window and how many events it
+	// suppressed.
+	seen map[string]*repeat
+}
+
+type repeat struct {
+	start      time.Time
+	suppressed uint64
+}
+
+// NewRepeatFilter returns a filter that passes one event per key per window,
+// tracking at most maxKeys keys.
+func NewRepeatFilter(window time.Duration, maxKeys int) *RepeatFilter {
+	if maxKeys <= 0 {
+		maxKeys = 10000
+	}
+	return &RepeatFilter{window: window, maxKeys: maxKeys, seen: map[string]*repeat{}}
+}
+
+// Admit reports whether an event for key should be recorded now and, if so,
+// how many events of the key were suppressed since the last recorded one.
+func (f *RepeatFilter) Admit(key string, now time.Time) (ok bool, suppressed uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.seen[key]
+	if r != nil && now.Sub(r.start) < f.window {
+		r.suppressed++
+		return false, 0
+	}
+	if r == nil {
+		if len(f.seen) >= f.maxKeys {
+			for k, v := range f.seen {
+				if now.Sub(v.start) >= f.window {
+					delete(f.seen, k)
+				}
+			}
+			if len(f.seen) >= f.maxKeys {
+				clear(f.seen)
+			}
+		}
+		r = &repeat{}
+		f.seen[key] = r
+	}
+	suppressed = r.suppressed
+	r.start, r.suppressed = now, 0
+	return true, suppressed
+}
+
+// PeerHost returns the host part of a peer address ("10.0.0.7:51234" →
+// "10.0.0.7"), the key used to rate limit a caller across its connections.
+func PeerHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}

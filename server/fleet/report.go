@@ -1,0 +1,149 @@
+package fleet
+
+import (
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Count is a number of terminals or events per key.
+type Count struct {
+	Key   string
+	Count uint64
+}
+
+// FaultCount is the number of faults of one store and component.
+type FaultCount struct {
+	MerchantID string
+	StoreID    string
+	Component  string
+	Count      uint64
+}
+
+// Report is the fleet's health for a merchant, a store or the whole fleet.
+type Report struct {
+	Generated time.Time
+	// Total counts non-retired terminals.
+	Total          uint64
+	ByConnectivity []Count
+	ByState        []Count
+	// Faults and FaultsByComponent count faults received within the
+	// retention period, most first.
+	Faults            []FaultCount
+	FaultsByComponent []Count
+	// FirmwareVersions, AppVersions and ConfigVersions count terminals that
+	// reported a status, most first.
+	FirmwareVersions []Count
+	AppVersions      []Count
+	ConfigVersions   []Count
+	// Members are the IDs of every terminal bound in the scope, retired ones
+	// included (to attribute alerts).
+	Members []string
+}
+
+// Report computes the fleet report for merchantID and storeID (empty:
+// everything). It reads only memory.
+func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
+	now := f.now()
+	f.mu.RLock()
+	if merchantID != "" {
+		if _, ok := f.merchants[merchantID]; !ok {
+			f.mu.RUnlock()
+			return Report{}, ErrMerchantNotFound
+		}
+		if storeID != "" {
+			if _, ok := f.stores[storeKey{merchantID, storeID}]; !ok {
+				f.mu.RUnlock()
+				return Report{}, ErrStoreNotFound
+			}
+		}
+	}
+	type member struct {
+		t *term
+		r *terminalRec
+	}
+	var members []member
+	for _, t := range f.terms {
+		r := t.rec
+		if (merchantID != "" && r.MerchantID != merchantID) || (storeID != "" && r.StoreID != storeID) {
+			continue
+		}
+		members = append(members, member{t, r})
+	}
+	f.mu.RUnlock()
+
+	rep := Report{Generated: now.UTC()}
+	conn := map[string]uint64{}
+	state := map[string]uint64{}
+	fw, app, cfg := map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
+	for _, m := range members {
+		rep.Members = append(rep.Members, m.r.ID)
+		if m.r.State == StateRetired {
+			continue
+		}
+		rep.Total++
+		state[m.r.State.String()]++
+		m.t.liveMu.Lock()
+		st, last := m.t.status, m.t.last
+		m.t.liveMu.Unlock()
+		conn[connectivity(last, now, f.interval(m.r.ID)).String()]++
+		if last.IsZero() {
+			continue
+		}
+		fw[orUnknown(st.FirmwareVersion)]++
+		app[orUnknown(st.AppVersion)]++
+		cfg[strconv.FormatUint(st.ConfigVersion, 10)]++
+	}
+	sort.Strings(rep.Members)
+	rep.ByConnectivity = counts(conn)
+	rep.ByState = counts(state)
+	rep.FirmwareVersions, rep.AppVersions, rep.ConfigVersions = counts(fw), counts(app), counts(cfg)
+
+	byComp := map[string]uint64{}
+	f.pendMu.Lock()
+	for k, n := range f.faultCounts {
+		if n == 0 || (merchantID != "" && k.merchant != merchantID) || (storeID != "" && k.store != storeID) {
+			continue
+		}
+		rep.Faults = append(rep.Faults, FaultCount{MerchantID: k.merchant, StoreID: k.store, Component: k.component, Count: n})
+		byComp[k.component] += n
+	}
+	f.pendMu.Unlock()
+	sort.Slice(rep.Faults, func(i, j int) bool {
+		a, b := rep.Faults[i], rep.Faults[j]
+		if a.Count != b.Count {
+			return a.Count > b.Count
+		}
+		if a.MerchantID != b.MerchantID {
+			return a.MerchantID < b.MerchantID
+		}
+		if a.StoreID != b.StoreID {
+			return a.StoreID < b.StoreID
+		}
+		return a.Component < b.Component
+	})
+	rep.FaultsByComponent = counts(byComp)
+	return rep, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// counts turns a map into counts, most first, ties by key.
+func counts(m map[string]uint64) []Count {
+	out := make([]Count, 0, len(m))
+	for k, n := range m {
+		out = append(out, Count{Key: k, Count: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
