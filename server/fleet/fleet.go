@@ -436,15 +436,17 @@ func (f *Fleet) index(t *term, old, r *terminalRec) {
 			delete(f.serials, old.Serial)
 		}
 	}
+	// Retired terminals stay in creds and enrolls so that their callers
+	// learn that the terminal is retired.
 	if h, ok := hash32(r.CredHash); ok {
 		f.creds[h] = t
 	}
-	if r.State != StateRetired {
-		for _, b := range [][]byte{r.EnrollHash, r.UsedEnrollHash} {
-			if h, ok := hash32(b); ok {
-				f.enrolls[h] = t
-			}
+	for _, b := range [][]byte{r.EnrollHash, r.UsedEnrollHash} {
+		if h, ok := hash32(b); ok {
+			f.enrolls[h] = t
 		}
+	}
+	if r.State != StateRetired {
 		f.serials[r.Serial] = r.ID
 	}
 }

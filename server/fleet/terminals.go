@@ -232,7 +232,7 @@ func (f *Fleet) view(t *term) Terminal {
 		State: r.State, StateReason: r.StateReason, Device: r.Device, IdentityVersion: iv,
 		Created: r.Created, Registered: r.Registered,
 	}
-	if len(r.EnrollHash) > 0 {
+	if len(r.EnrollHash) > 0 && r.State != StateRetired {
 		v.EnrollmentExpires = r.EnrollExpires
 	}
 	t.liveMu.Lock()
@@ -351,7 +351,6 @@ func (f *Fleet) Retire(ctx context.Context, id, reason string, who Actor) (Termi
 			return errNoChange
 		}
 		r.State, r.StateReason = StateRetired, reason
-		r.EnrollHash, r.EnrollExpires = nil, time.Time{}
 		return nil
 	})
 	if err != nil {
