@@ -595,7 +595,7 @@ type fixedConfig struct {
 	interval time.Duration
 }
 
-func (c fixedConfig) DesiredConfigVersion(string) uint64       { return c.version }
+func (c fixedConfig) DesiredConfigVersion(string) uint64     { return c.version }
 func (c fixedConfig) HeartbeatInterval(string) time.Duration { return c.interval }
 
 func TestHeartbeatUsesConfigSourceWithJitter(t *testing.T) {
