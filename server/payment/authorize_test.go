@@ -1,0 +1,327 @@
+package payment_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/payment"
+)
+
+var reAuthCode = regexp.MustCompile(`^[A-Z0-9]{6}$`)
+
+func TestAuthorizeResponseCodes(t *testing.T) {
+	v := newEnv(t)
+	tests := []struct {
+		name   string
+		policy func(*payment.Policy)
+		req    func(*payment.AuthorizeRequest)
+		// before runs first on the same terminal, e.g. to use up a limit.
+		before func(v *env, terminal string)
+		want   string
+	}{
+		{name: "approved sale", want: "00"},
+		{name: "approved pre-auth", req: func(r *payment.AuthorizeRequest) { r.Capture = false }, want: "00"},
+		{name: "claimed merchant is not the binding", req: func(r *payment.AuthorizeRequest) { r.MerchantID = "M2" }, want: "03"},
+		{
+			name: "15-digit MID embeds another MCC",
+			policy: func(p *payment.Policy) {
+				p.MerchantID, p.MerchantMCC = "898330158120001", "5411" // embedded MCC 5812
+			},
+			req:  func(r *payment.AuthorizeRequest) { r.MerchantID = "898330158120001" },
+			want: "03",
+		},
+		{
+			name: "15-digit MID embeds the merchant MCC",
+			policy: func(p *payment.Policy) {
+				p.MerchantID, p.MerchantMCC = "898330154110001", "5411"
+			},
+			req:  func(r *payment.AuthorizeRequest) { r.MerchantID = "898330154110001" },
+			want: "00",
+		},
+		{name: "zero amount", req: func(r *payment.AuthorizeRequest) { r.Amount.MinorUnits = 0 }, want: "13"},
+		{name: "negative amount", req: func(r *payment.AuthorizeRequest) { r.Amount.MinorUnits = -5 }, want: "13"},
+		{name: "amount beyond 12 digits", req: func(r *payment.AuthorizeRequest) { r.Amount.MinorUnits = payment.MaxAmount + 1 }, want: "13"},
+		{name: "foreign currency", req: func(r *payment.AuthorizeRequest) { r.Amount.Currency = "USD" }, want: "13"},
+		{name: "suspended terminal", policy: func(p *payment.Policy) { p.Suspended = true }, want: "57"},
+		{
+			name:   "entry mode not accepted",
+			policy: func(p *payment.Policy) { p.AcceptedEntryModes = []payment.EntryMode{payment.EntryModeContactless} },
+			want:   "12",
+		},
+		{
+			name:   "entry mode accepted",
+			policy: func(p *payment.Policy) { p.AcceptedEntryModes = []payment.EntryMode{payment.EntryModeChip} },
+			want:   "00",
+		},
+		{name: "over per-transaction limit", policy: func(p *payment.Policy) { p.PerTransactionLimit = 999 }, want: "61"},
+		{name: "at per-transaction limit", policy: func(p *payment.Policy) { p.PerTransactionLimit = 1000 }, want: "00"},
+		{
+			name:   "over daily limit",
+			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			before: func(v *env, term string) { mustCode(t, v.authorize(sale(term, "pre-1", 600)), "00") },
+			want:   "61",
+		},
+		{
+			name:   "daily limit counts pre-auths",
+			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			before: func(v *env, term string) {
+				r := sale(term, "pre-1", 600)
+				r.Capture = false
+				mustCode(t, v.authorize(r), "00")
+			},
+			want: "61",
+		},
+		{
+			name:   "daily limit less reversals",
+			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			before: func(v *env, term string) {
+				mustCode(t, v.authorize(sale(term, "pre-1", 600)), "00")
+				if got := v.reverse(term, "rev-1", "pre-1").Status; got != payment.ReverseStatusReversed {
+					t.Fatalf("reverse: got %v, want REVERSED", got)
+				}
+			},
+			want: "00",
+		},
+		{
+			name:   "declines do not count toward the daily limit",
+			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			before: func(v *env, term string) {
+				r := sale(term, "pre-1", 600)
+				r.Card.Token = "tok_test_nsf"
+				mustCode(t, v.authorize(r), "51")
+			},
+			want: "00",
+		},
+		{
+			name:   "card velocity",
+			policy: func(p *payment.Policy) { p.VelocityLimit, p.VelocityWindow = 2, time.Hour },
+			req:    func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_same" },
+			before: func(v *env, term string) {
+				for i := range 2 {
+					r := sale(term, fmt.Sprint("pre-", i), 100)
+					r.Card.Token = "tok_same"
+					mustCode(t, v.authorize(r), "00")
+				}
+			},
+			want: "65",
+		},
+		{
+			name:   "velocity counts the same card only",
+			policy: func(p *payment.Policy) { p.VelocityLimit, p.VelocityWindow = 2, time.Hour },
+			before: func(v *env, term string) {
+				for i := range 2 {
+					r := sale(term, fmt.Sprint("pre-", i), 100)
+					r.Card.Token = "tok_other"
+					mustCode(t, v.authorize(r), "00")
+				}
+			},
+			want: "00",
+		},
+		{
+			name:   "velocity window passed",
+			policy: func(p *payment.Policy) { p.VelocityLimit, p.VelocityWindow = 2, time.Hour },
+			req:    func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_same" },
+			before: func(v *env, term string) {
+				for i := range 2 {
+					r := sale(term, fmt.Sprint("pre-", i), 100)
+					r.Card.Token = "tok_same"
+					mustCode(t, v.authorize(r), "00")
+				}
+				v.clock.Advance(time.Hour + time.Second)
+			},
+			want: "00",
+		},
+		{
+			name: "reused request ID with other content",
+			before: func(v *env, term string) {
+				mustCode(t, v.authorize(sale(term, "req", 999)), "00")
+			},
+			want: "94",
+		},
+		{
+			name: "original after its reversal",
+			before: func(v *env, term string) {
+				if got := v.reverse(term, "rev-early", "req").Status; got != payment.ReverseStatusOriginalNotFound {
+					t.Fatalf("early reverse: got %v, want ORIGINAL_NOT_FOUND", got)
+				}
+			},
+			want: "12",
+		},
+		{name: "issuer: do not honour", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_decline" }, want: "05"},
+		{name: "issuer: invalid card", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_invalid" }, want: "14"},
+		{name: "issuer: insufficient funds", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_nsf_0042" }, want: "51"},
+		{name: "issuer: expired card", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_expired" }, want: "54"},
+		{name: "issuer: system error", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_system_error" }, want: "96"},
+		{name: "issuer: other test tokens approve", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_nsfx" }, want: "00"},
+		{
+			name:   "suspension wins over limits",
+			policy: func(p *payment.Policy) { p.Suspended, p.PerTransactionLimit = true, 1 },
+			want:   "57",
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			term := fmt.Sprintf("TC%06d", i)
+			v.dir.update(term, func(p *payment.Policy) {
+				if tt.policy != nil {
+					tt.policy(p)
+				}
+			})
+			if tt.before != nil {
+				tt.before(v, term)
+			}
+			req := sale(term, "req", 1000)
+			req.MerchantID = v.policy(term).MerchantID
+			if tt.req != nil {
+				tt.req(&req)
+			}
+			res := v.authorize(req)
+			if res.ResponseCode != tt.want {
+				t.Fatalf("response code: got %s (%s), want %s", res.ResponseCode, res.Message, tt.want)
+			}
+			wantDecision := payment.DecisionDeclined
+			if tt.want == "00" {
+				wantDecision = payment.DecisionApproved
+			}
+			if res.Decision != wantDecision {
+				t.Errorf("decision: got %v, want %v", res.Decision, wantDecision)
+			}
+			if tt.want == "00" && !reAuthCode.MatchString(res.AuthCode) {
+				t.Errorf("auth code: got %q, want 6 characters of A-Z0-9", res.AuthCode)
+			}
+			if tt.want != "00" && res.AuthCode != "" {
+				t.Errorf("auth code of a decline: got %q, want none", res.AuthCode)
+			}
+			if res.AuthorizationID == "" || res.Message == "" || res.BatchNumber != 1 || res.Replayed || res.DecisionTime.IsZero() {
+				t.Errorf("result: got %+v, want an ID, a message, batch 1, not replayed, a decision time", res)
+			}
+			// The ledger holds the decision as answered.
+			txs := v.transactions(payment.TxFilter{TerminalID: term})
+			var found bool
+			for _, tx := range txs {
+				if tx.ID == res.AuthorizationID {
+					found = true
+					if tx.Code != res.ResponseCode || tx.AuthCode != res.AuthCode || tx.Decision != res.Decision {
+						t.Errorf("ledger: got %s/%s/%v, want %s/%s/%v", tx.Code, tx.AuthCode, tx.Decision, res.ResponseCode, res.AuthCode, res.Decision)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("ledger: authorization %s not listed", res.AuthorizationID)
+			}
+		})
+	}
+}
+
+func (v *env) policy(term string) payment.Policy {
+	p, err := v.dir.Policy(term)
+	if err != nil {
+		v.t.Fatal(err)
+	}
+	return p
+}
+
+func mustCode(t *testing.T, res payment.AuthorizeResult, want string) {
+	t.Helper()
+	if res.ResponseCode != want {
+		t.Fatalf("setup: got response code %s (%s), want %s", res.ResponseCode, res.Message, want)
+	}
+}
+
+func TestMerchantMismatchIsAudited(t *testing.T) {
+	v := newEnv(t)
+	req := sale(term1, "jump-1", 500)
+	req.MerchantID = "M999"
+	res := v.authorize(req)
+	if res.ResponseCode != "03" {
+		t.Fatalf("got %s, want 03", res.ResponseCode)
+	}
+	if err := v.audit.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := v.audit.List(t.Context(), audit.Filter{Type: audit.MerchantMismatch}, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 1 {
+		t.Fatalf("merchant-mismatch events: got %d, want 1", len(events))
+	}
+	ev := events[0]
+	if ev.TerminalID != term1 || ev.MerchantID != merch || ev.Attributes["claimed_merchant_id"] != "M999" ||
+		ev.Attributes["bound_merchant_id"] != merch || ev.Attributes["authorization_id"] != res.AuthorizationID {
+		t.Errorf("event: got %+v, want terminal %s, bound %s, claimed M999, authorization %s", ev, term1, merch, res.AuthorizationID)
+	}
+	// The ledger keeps the claimed merchant for investigation.
+	txs := v.transactions(payment.TxFilter{TerminalID: term1})
+	if len(txs) != 1 || txs[0].ClaimedMerchantID != "M999" || txs[0].MerchantID != merch {
+		t.Errorf("ledger: got %+v, want one transaction of %s claiming M999", txs, merch)
+	}
+	// A replay does not raise a second alert.
+	if r := v.authorize(req); !r.Replayed {
+		t.Fatalf("replay: got %+v, want replayed", r)
+	}
+	if err := v.audit.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := v.audit.Count(audit.MerchantMismatch); got != 1 {
+		t.Errorf("mismatch alerts after replay: got %d, want 1", got)
+	}
+}
+
+func TestDailyLimitFollowsStoreBusinessDate(t *testing.T) {
+	v := newEnv(t)
+	// 10:00 UTC on March 14 is 23:00 on March 14 in UTC+13.
+	v.dir.update(term1, func(p *payment.Policy) {
+		p.DailyLimit = 1000
+		p.Location = time.FixedZone("UTC+13", 13*3600)
+	})
+	mustCode(t, v.authorize(sale(term1, "a", 1000)), "00")
+	mustCode(t, v.authorize(sale(term1, "b", 1)), "61")
+	v.clock.Advance(time.Hour) // midnight in the store: a new business date
+	mustCode(t, v.authorize(sale(term1, "c", 1000)), "00")
+	txs := v.transactions(payment.TxFilter{TerminalID: term1})
+	dates := map[string]string{}
+	for _, tx := range txs {
+		dates[tx.RequestID] = tx.BusinessDate
+	}
+	if dates["a"] != "2026-03-14" || dates["c"] != "2026-03-15" {
+		t.Errorf("business dates: got %v, want a on 2026-03-14 and c on 2026-03-15", dates)
+	}
+}
+
+func TestAuthorizeErrors(t *testing.T) {
+	v := newEnv(t)
+	v.dir.auto = false
+	v.dir.set(basePolicy(term1))
+	ctx := t.Context()
+	if _, err := v.eng.Authorize(ctx, sale("T0000404", "r1", 100)); !errors.Is(err, errUnknownTerminal) {
+		t.Errorf("unknown terminal: got %v, want the directory's error", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := v.eng.Authorize(cctx, sale(term1, "r2", 100)); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: got %v, want context.Canceled", err)
+	}
+}
+
+func TestAuthorizeAfterClose(t *testing.T) {
+	v := newEnv(t)
+	eng := v.eng
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Authorize(t.Context(), sale(term1, "r1", 100)); !errors.Is(err, payment.ErrClosed) {
+		t.Errorf("got %v, want ErrClosed", err)
+	}
+	if eng.Healthy() {
+		t.Errorf("Healthy after Close: got true, want false")
+	}
+	if err := eng.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}

@@ -1,0 +1,124 @@
+// Package payment is posfleet's authorization engine: it authorizes card
+// payments for terminals, reverses and refunds them, closes terminal
+// batches, and answers operators' transaction listings and settlement
+// reports. It has no transport code; the server maps its results and errors
+// to the protocol.
+//
+// # Usage
+//
+//	eng, err := payment.Open(ctx, db, directory, auditLog, payment.DefaultOptions(), logger)
+//	if err != nil { ... }
+//	defer eng.Close()
+//	res, err := eng.Authorize(ctx, payment.AuthorizeRequest{
+//		TerminalID: "T0000001", RequestID: "9b2c…", MerchantID: "M1",
+//		Amount:  payment.Money{MinorUnits: 1250, Currency: "NZD"},
+//		Card:    payment.Card{Token: "tok_…", MaskedPAN: "411111******1111", EntryMode: payment.EntryModeContactless},
+//		Capture: true,
+//	})
+//	// err: malformed request (*ValidationError), unknown terminal, or the
+//	// engine could not decide (ErrUnavailable, ErrClosed, context errors).
+//	// Otherwise res.Decision and res.ResponseCode say what happened.
+//
+// A [Directory] supplies each terminal's [Policy]: its merchant binding,
+// currency and MCC, store time zone, suspension, limits, velocity rule and
+// accepted entry modes.
+//
+// # Decision loop and group commit
+//
+// One goroutine, the decision loop, owns all in-memory state — idempotency
+// entries, tombstones, velocity windows, daily totals, open batches and
+// recent transactions — and decides requests one at a time in arrival
+// order, without locks. Decisions go to the group-commit writer: while one
+// synced store commit is in flight, the loop keeps deciding and gathers its
+// decisions into the next commit, which the writer writes in one synced
+// transaction (thousands of records per fsync) as soon as the previous one
+// returned. A request's answer is released only after the commit holding its
+// decision returned successfully; a replay waits for the commit of the
+// answer it replays.
+//
+// If a commit fails, its requests get [ErrUnavailable] and the engine stops
+// deciding: its memory may hold effects of the failed commit (a daily total,
+// a velocity count, a consumed tombstone) that are not on disk, and deciding
+// on would approve or decline against them. Every later request fails with
+// ErrUnavailable (the server answers Unavailable) until the engine is
+// reopened, which rebuilds the state from what is durable. Clients retry
+// with the same request ID and get the durable answer, or a fresh decision
+// when the failed commit left nothing behind.
+//
+// # Idempotency
+//
+// Request IDs are scoped to the terminal, and one namespace is shared by
+// Authorize, Reverse, Refund and CloseBatch. Repeating a request with the
+// same ID and the same content returns the stored answer with Replayed set,
+// also after a restart; a duplicate that arrives while the original is still
+// waiting for its commit waits with it and gets the same answer, so nothing
+// is ever decided twice. The content fingerprint covers every field except
+// the terminal's local time. The same ID with different content is declined
+// with 94 (Authorize, Refund) or fails with [ErrRequestIDReused] (Reverse,
+// CloseBatch). Request IDs are honoured for Options.Retention (at least 24
+// hours); older idempotency records are dropped from memory and disk. When
+// more than Options.MaxEntries are live, the oldest leave memory early and
+// are looked up on disk instead.
+//
+// # Decisions
+//
+// Authorize checks, in this order: an idempotency entry (replay, or 94); a
+// tombstone left by an earlier reversal of this request ID (12); suspension
+// (57); the claimed merchant against the terminal's binding, and the MCC
+// embedded in a 15-digit numeric merchant ID (digits 8-11) against the
+// merchant's MCC (03, with a merchant-mismatch audit alert); amount positive,
+// at most [MaxAmount] and in the merchant's currency (13); entry mode
+// accepted (12); per-transaction limit (61); daily limit — approved sales and
+// pre-auths of the business date in the store's time zone, less reversals
+// (61); velocity — approvals of the same card token on the terminal within
+// the window, reversed ones included (65); and finally the issuer simulator.
+// Approvals get a six-character code of A-Z and 0-9. Every decision,
+// declines included, is recorded in the ledger with an authorization ID.
+//
+// Reverse cancels a live approval of the terminal's open batch
+// (ReverseStatusReversed); a second reversal finds it reversed
+// (AlreadyReversed); a declined or refunded original, or one in a closed
+// batch, is NotReversible; an unknown original gets OriginalNotFound and a
+// tombstone so that the original is declined with 12 if it arrives later.
+//
+// Refund needs an approved, unreversed, captured sale of the same merchant
+// (else 12), the sale's currency and at most the captured amount less
+// earlier refunds (else 13); a suspended terminal gets 57. CloseBatch
+// compares the terminal's totals with the server's, closes the batch (in or
+// out of balance, audited) and opens the next one.
+//
+// # Issuer simulator test cards
+//
+// Tokens starting with "tok_test_" select test cards. These are declined;
+// every other token is approved by the simulated issuer (the engine's own
+// checks still apply). A token matches exactly or followed by "_" and any
+// suffix, e.g. "tok_test_nsf_0042", so that clients can vary tokens.
+//
+//	| token                 | code | meaning            |
+//	|-----------------------|------|--------------------|
+//	| tok_test_decline      | 05   | do not honour      |
+//	| tok_test_invalid      | 14   | invalid card       |
+//	| tok_test_nsf          | 51   | insufficient funds |
+//	| tok_test_expired      | 54   | expired card       |
+//	| tok_test_system_error | 96   | system error       |
+//
+// # Card data
+//
+// No card secret is accepted: a token, masked PAN or request ID that looks
+// like a full card number ([LooksLikePAN]: 13-19 digits passing the Luhn
+// check), or a token or masked PAN containing such a digit run, is refused
+// with a [ValidationError] before anything is stored or logged. The engine
+// keeps a digest of the token for velocity limits and the masked PAN for
+// reports.
+//
+// # Storage
+//
+// The ledger holds one record per transaction (rewritten when it is
+// reversed or refunded) with indexes by terminal, merchant and business
+// date, idempotency records, tombstones and batch records; see records.go
+// for the key schema. On Open the state is rebuilt from the open batches,
+// the ledger of the last Retention (at least 26 hours, covering every time
+// zone's business day), and the idempotency records and tombstones of the
+// retention period, so start-up work is bounded by the retention period.
+// Transactions older than that are read from disk when a refund names them.
+package payment

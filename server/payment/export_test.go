@@ -1,0 +1,24 @@
+package payment
+
+import "context"
+
+// SetCommitHook makes every commit of an engine opened with o call hook
+// after staging its records and before making them durable; an error
+// aborts the commit.
+func SetCommitHook(o *Options, hook func() error) { o.commitHook = hook }
+
+// Housekeep runs the engine's housekeeping now and waits until the records
+// it deleted are durable.
+func (e *Engine) Housekeep(ctx context.Context) error {
+	return e.submit(ctx, &op{kind: opHousekeep})
+}
+
+// MemoryEntries returns how many idempotency entries and tombstones the
+// engine holds in memory. It must not race with requests.
+func (e *Engine) MemoryEntries(ctx context.Context) (int, error) {
+	o := &op{kind: opHousekeep}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	return e.st.entryCount, nil
+}

@@ -1,0 +1,795 @@
+package payment
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// loop is the decision loop: it decides requests one at a time in arrival
+// order against the in-memory state, gathers the decisions into a commit
+// while the writer is busy with the previous one, and hands the commit over
+// as soon as the writer is free. It exits after Close once everything queued
+// has been decided and committed.
+func (e *Engine) loop() {
+	defer close(e.loopDone)
+	st := e.st
+	tick := time.NewTicker(e.opts.HousekeepingInterval)
+	defer tick.Stop()
+	cur := st.newCommit()
+	idle := true // the writer waits for a commit
+	ops := e.ops
+	for {
+		if ops == nil && idle && cur.empty() {
+			break
+		}
+		in := ops
+		if cur.full(&e.opts) {
+			in = nil // wait for the writer before deciding more
+		}
+		select {
+		case o, ok := <-in:
+			if !ok {
+				ops = nil
+				break
+			}
+			e.decide(o, cur)
+			if !e.gather(cur) {
+				ops = nil
+			}
+		case <-e.idle:
+			idle = true
+		case <-tick.C:
+			e.housekeep(cur)
+		}
+		if idle && !cur.empty() {
+			cur.seal()
+			e.commits <- cur
+			idle = false
+			cur = st.newCommit()
+		}
+	}
+	close(e.commits)
+}
+
+// gather decides the requests already queued, without waiting, until the
+// commit is full. It returns false when the queue was closed.
+func (e *Engine) gather(cur *commit) bool {
+	for !cur.full(&e.opts) {
+		select {
+		case o, ok := <-e.ops:
+			if !ok {
+				return false
+			}
+			e.decide(o, cur)
+		default:
+			return true
+		}
+	}
+	return true
+}
+
+// now returns the decision time: the clock, but never earlier than the
+// previous decision.
+func (e *Engine) now() int64 {
+	t := e.clock().UnixNano()
+	if t < e.st.last {
+		t = e.st.last
+	}
+	e.st.last = t
+	return t
+}
+
+func (e *Engine) decide(o *op, c *commit) {
+	if e.failed.Load() {
+		o.err = ErrUnavailable
+		close(o.done)
+		return
+	}
+	now := e.now()
+	switch o.kind {
+	case opAuthorize:
+		e.decideAuthorize(o, c, now)
+	case opReverse:
+		e.decideReverse(o, c, now)
+	case opRefund:
+		e.decideRefund(o, c, now)
+	case opCloseBatch:
+		e.decideClose(o, c, now)
+	case opHousekeep:
+		e.housekeep(c)
+		c.hold(o)
+	}
+}
+
+// hold makes o wait for c: its answer depends on c's writes or on writes
+// not yet durable.
+func (c *commit) hold(o *op) { c.ops = append(c.ops, o) }
+
+// answer releases o now when everything its answer depends on is durable,
+// else with c.
+func (e *Engine) answer(o *op, c *commit, dependsOn uint64) {
+	if dependsOn <= e.durable.Load() {
+		close(o.done)
+		return
+	}
+	c.hold(o)
+}
+
+// fail answers o with err once c is durable (err may depend on c's state).
+func (c *commit) fail(o *op, err error) {
+	o.err = err
+	c.hold(o)
+}
+
+// lookupEntry finds the idempotency entry of requestID, in memory or, when
+// entries of the retention period were dropped early, on disk.
+func (e *Engine) lookupEntry(ts *termState, requestID string, now int64) (*entry, error) {
+	if en := ts.entries[requestID]; en != nil {
+		return en, nil
+	}
+	cutoff := now - int64(e.opts.Retention)
+	if e.st.evictedUntil < cutoff {
+		return nil, nil
+	}
+	v, err := e.db.Get(keyRequest(ts.id, requestID))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	en, err := decodeEntry(v)
+	if err != nil || en.created < cutoff {
+		return nil, err
+	}
+	return en, nil
+}
+
+// lookupTomb reports whether a tombstone for requestID exists.
+func (e *Engine) lookupTomb(ts *termState, requestID string, now int64) (bool, error) {
+	if ts.tombs[requestID] != nil {
+		return true, nil
+	}
+	cutoff := now - int64(e.opts.Retention)
+	if e.st.evictedUntil < cutoff {
+		return false, nil
+	}
+	v, err := e.db.Get(keyTombstone(ts.id, requestID))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	created, err := decodeTombstone(v)
+	return err == nil && created >= cutoff, err
+}
+
+// getTx returns the transaction with seq from memory or disk, or nil.
+func (e *Engine) getTx(seq uint64, now int64) (*tx, error) {
+	st := e.st
+	if t := st.txs[seq]; t != nil {
+		return t, nil
+	}
+	if seq == 0 || seq >= st.nextSeq {
+		return nil, nil
+	}
+	v, err := e.db.Get(keyTx(seq))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, err := decodeTx(v)
+	if err != nil {
+		return nil, err
+	}
+	t.touched = now
+	st.txs[seq] = t
+	st.txQ.push(expiring{at: now, seq: seq})
+	return t, nil
+}
+
+// newTx assigns the next ledger number to t and writes it with its indexes.
+func (e *Engine) newTx(t *tx, c *commit, now int64) {
+	st := e.st
+	t.seq = st.nextSeq
+	st.nextSeq++
+	t.touched = now
+	st.txs[t.seq] = t
+	st.txQ.push(expiring{at: now, seq: t.seq})
+	e.writeTx(t, c)
+	c.put(keyTxTerm(t.terminal, t.seq), nil)
+	c.put(keyTxMerch(t.merchant, t.seq), nil)
+	c.put(keyTxDate(t.merchant, t.date, t.seq), nil)
+	c.decisions++
+}
+
+// writeTx stages t's record in c.
+func (e *Engine) writeTx(t *tx, c *commit) {
+	t.pending = c.seq
+	c.put(keyTx(t.seq), t.encode())
+}
+
+// addEntry records requestID's entry in memory and in c.
+func (e *Engine) addEntry(ts *termState, requestID string, en *entry, c *commit) {
+	en.pending = c.seq
+	ts.entries[requestID] = en
+	e.st.entryCount++
+	e.st.entryQ.push(expiring{at: en.created, ts: ts, key: requestID})
+	c.put(keyRequest(ts.id, requestID), en.encode())
+}
+
+// openBatch returns the terminal's open batch, opening batch 1 for a
+// terminal that never had one.
+func (e *Engine) openBatch(ts *termState, pol *Policy, c *commit, now int64) *batchState {
+	if ts.batch == nil {
+		ts.batch = &batchState{
+			terminal: ts.id,
+			merchant: pol.MerchantID,
+			store:    pol.StoreID,
+			number:   1,
+			state:    BatchStateOpen,
+			totals:   BatchTotals{Currency: pol.MerchantCurrency},
+			openTime: now,
+		}
+		c.markDirty(ts.batch)
+	}
+	return ts.batch
+}
+
+func businessDate(now int64, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return time.Unix(0, now).In(loc).Format(dateLayout)
+}
+
+func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
+	st := e.st
+	r := &o.auth
+	pol := &o.pol
+	ts := st.term(r.TerminalID)
+	en, err := e.lookupEntry(ts, r.RequestID, now)
+	if err != nil {
+		c.fail(o, err)
+		return
+	}
+	if en != nil && en.kind == opAuthorize && en.fp == o.fp {
+		o.authRes = en.authorizeResult()
+		o.authRes.Replayed = true
+		e.answer(o, c, en.pending)
+		return
+	}
+	duplicate := en != nil // same request ID, different content: 94
+	amount := r.Amount.MinorUnits
+	date := businessDate(now, pol.Location)
+	code := CodeApproved
+	var mismatch string
+	if duplicate {
+		code = CodeDuplicateTransmission
+	} else if tomb, err := e.lookupTomb(ts, r.RequestID, now); err != nil {
+		c.fail(o, err)
+		return
+	} else {
+		switch {
+		case tomb:
+			code = CodeInvalidTransaction
+			if ts.tombs[r.RequestID] != nil {
+				delete(ts.tombs, r.RequestID)
+				st.entryCount--
+			}
+			c.del(keyTombstone(ts.id, r.RequestID))
+		case pol.Suspended:
+			code = CodeNotPermitted
+		case r.MerchantID != pol.MerchantID:
+			code, mismatch = CodeInvalidMerchant, "claimed merchant is not the terminal's binding"
+		case !mccConsistent(pol.MerchantID, pol.MerchantMCC):
+			code, mismatch = CodeInvalidMerchant, "MCC embedded in the merchant ID differs from the merchant's MCC"
+		case amount <= 0 || amount > MaxAmount || r.Amount.Currency != pol.MerchantCurrency:
+			code = CodeInvalidAmount
+		case !entryModeAccepted(pol.AcceptedEntryModes, r.Card.EntryMode):
+			code = CodeInvalidTransaction
+		case pol.PerTransactionLimit > 0 && amount > pol.PerTransactionLimit:
+			code = CodeExceedsAmountLimit
+		case pol.DailyLimit > 0 && amount > pol.DailyLimit-ts.days[date]:
+			code = CodeExceedsAmountLimit
+		case pol.VelocityLimit > 0 && pol.VelocityWindow > 0 &&
+			ts.velocityCount(o.tokenHash, now-int64(min(pol.VelocityWindow, e.opts.Retention))) >= int(pol.VelocityLimit):
+			code = CodeExceedsFrequency
+		default:
+			code = issuerCode(r.Card.Token)
+		}
+	}
+
+	b := e.openBatch(ts, pol, c, now)
+	kind := TxKindSale
+	if !r.Capture {
+		kind = TxKindPreauth
+	}
+	t := &tx{
+		kind:      kind,
+		terminal:  ts.id,
+		merchant:  pol.MerchantID,
+		store:     pol.StoreID,
+		requestID: r.RequestID,
+		amount:    amount,
+		currency:  r.Amount.Currency,
+		decision:  DecisionDeclined,
+		code:      code,
+		maskedPAN: r.Card.MaskedPAN,
+		entryMode: r.Card.EntryMode,
+		tokenHash: o.tokenHash,
+		batch:     b.number,
+		date:      date,
+		decided:   now,
+	}
+	if !r.LocalTime.IsZero() {
+		t.localTime = r.LocalTime.UnixNano()
+	}
+	if r.MerchantID != pol.MerchantID {
+		t.claimedMerchant = r.MerchantID
+	}
+	e.authorizations.Add(1)
+	if code == CodeApproved {
+		e.approvals.Add(1)
+		t.decision = DecisionApproved
+		t.authCode = st.authCode()
+		if kind == TxKindSale {
+			b.totals.SaleCount++
+			b.totals.SaleAmount += amount
+		} else {
+			b.totals.PreauthCount++
+			b.totals.PreauthAmount += amount
+		}
+		c.markDirty(b)
+		ts.addDay(date, amount)
+		ts.vel[o.tokenHash] = append(ts.vel[o.tokenHash], now)
+		st.velQ.push(expiring{at: now, ts: ts, hash: o.tokenHash})
+	}
+	e.newTx(t, c, now)
+	res := &entry{
+		kind:     opAuthorize,
+		fp:       o.fp,
+		created:  now,
+		txSeq:    t.seq,
+		decision: t.decision,
+		code:     code,
+		authCode: t.authCode,
+		batch:    t.batch,
+		decided:  now,
+	}
+	if !duplicate {
+		e.addEntry(ts, r.RequestID, res, c)
+	}
+	o.authRes = res.authorizeResult()
+	if mismatch != "" {
+		o.audits = append(o.audits, audit.Event{
+			Type:       audit.MerchantMismatch,
+			Time:       time.Unix(0, now),
+			Actor:      "terminal:" + ts.id,
+			TerminalID: ts.id,
+			MerchantID: pol.MerchantID,
+			StoreID:    pol.StoreID,
+			Message:    "authorization declined: " + mismatch,
+			Attributes: map[string]string{
+				"claimed_merchant_id": r.MerchantID,
+				"bound_merchant_id":   pol.MerchantID,
+				"merchant_mcc":        pol.MerchantMCC,
+				"request_id":          r.RequestID,
+				"authorization_id":    t.id(),
+				"response_code":       code,
+			},
+		})
+	}
+	c.hold(o)
+}
+
+func (en *entry) authorizeResult() AuthorizeResult {
+	r := AuthorizeResult{
+		AuthorizationID: txID(TxKindSale, en.txSeq),
+		Decision:        en.decision,
+		ResponseCode:    en.code,
+		AuthCode:        en.authCode,
+		Message:         CodeMessage(en.code),
+		BatchNumber:     en.batch,
+		DecisionTime:    time.Unix(0, en.decided).UTC(),
+	}
+	return r
+}
+
+// mccConsistent reports whether a 15-digit numeric merchant ID (acquirer 3,
+// region 4, MCC 4, sequence 4) embeds the merchant's MCC. Other merchant ID
+// formats carry no MCC and are consistent.
+func mccConsistent(merchantID, mcc string) bool {
+	if len(merchantID) != 15 {
+		return true
+	}
+	for i := 0; i < len(merchantID); i++ {
+		if !isDigit(merchantID[i]) {
+			return true
+		}
+	}
+	return merchantID[7:11] == mcc
+}
+
+func entryModeAccepted(accepted []EntryMode, m EntryMode) bool {
+	if len(accepted) == 0 {
+		return true
+	}
+	for _, a := range accepted {
+		if a == m {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) decideReverse(o *op, c *commit, now int64) {
+	st := e.st
+	r := &o.rev
+	ts := st.term(r.TerminalID)
+	en, err := e.lookupEntry(ts, r.RequestID, now)
+	if err != nil {
+		c.fail(o, err)
+		return
+	}
+	if en != nil {
+		if en.kind == opReverse && en.fp == o.fp {
+			o.revRes = en.reverseResult()
+			o.revRes.Replayed = true
+			e.answer(o, c, en.pending)
+			return
+		}
+		c.fail(o, ErrRequestIDReused)
+		return
+	}
+	orig, err := e.lookupEntry(ts, r.OriginalRequestID, now)
+	if err != nil {
+		c.fail(o, err)
+		return
+	}
+	res := &entry{kind: opReverse, fp: o.fp, created: now}
+	switch {
+	case orig == nil:
+		res.status = ReverseStatusOriginalNotFound
+		if ok, err := e.lookupTomb(ts, r.OriginalRequestID, now); err != nil {
+			c.fail(o, err)
+			return
+		} else if !ok {
+			ts.tombs[r.OriginalRequestID] = &tomb{created: now, pending: c.seq}
+			st.entryCount++
+			st.entryQ.push(expiring{at: now, ts: ts, key: r.OriginalRequestID, tomb: true})
+			c.put(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID))
+		}
+	case orig.kind != opAuthorize:
+		res.status = ReverseStatusNotReversible
+	default:
+		t, err := e.getTx(orig.txSeq, now)
+		if err != nil {
+			c.fail(o, err)
+			return
+		}
+		if t == nil {
+			c.fail(o, errors.New("payment: authorization "+txID(TxKindSale, orig.txSeq)+" missing from the ledger"))
+			return
+		}
+		res.authID = t.id()
+		switch {
+		case t.reversed:
+			res.status = ReverseStatusAlreadyReversed
+		case !t.approved() || t.refunded > 0 || ts.batch == nil || t.batch != ts.batch.number:
+			res.status = ReverseStatusNotReversible
+		default:
+			res.status = ReverseStatusReversed
+			res.amount, res.currency = t.amount, t.currency
+			t.reversed = true
+			t.reversalReason = r.Reason
+			t.reversalTime = now
+			t.reversalRequest = r.RequestID
+			b := ts.batch
+			if t.kind == TxKindSale {
+				b.totals.SaleCount--
+				b.totals.SaleAmount -= t.amount
+			} else {
+				b.totals.PreauthCount--
+				b.totals.PreauthAmount -= t.amount
+			}
+			b.totals.ReversalCount++
+			b.totals.ReversalAmount += t.amount
+			c.markDirty(b)
+			if _, ok := ts.days[t.date]; ok {
+				ts.days[t.date] -= t.amount
+			}
+			e.writeTx(t, c)
+		}
+	}
+	e.addEntry(ts, r.RequestID, res, c)
+	c.decisions++
+	o.revRes = res.reverseResult()
+	c.hold(o)
+}
+
+func (en *entry) reverseResult() ReverseResult {
+	r := ReverseResult{Status: en.status, AuthorizationID: en.authID}
+	if en.status == ReverseStatusReversed {
+		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency}
+	}
+	return r
+}
+
+func (e *Engine) decideRefund(o *op, c *commit, now int64) {
+	st := e.st
+	r := &o.ref
+	pol := &o.pol
+	ts := st.term(r.TerminalID)
+	en, err := e.lookupEntry(ts, r.RequestID, now)
+	if err != nil {
+		c.fail(o, err)
+		return
+	}
+	if en != nil && en.kind == opRefund && en.fp == o.fp {
+		o.refRes = en.refundResult()
+		o.refRes.Replayed = true
+		e.answer(o, c, en.pending)
+		return
+	}
+	duplicate := en != nil
+	amount := r.Amount.MinorUnits
+	var sale *tx
+	if seq, refund, ok := parseTxID(r.AuthorizationID); ok && !refund {
+		if sale, err = e.getTx(seq, now); err != nil {
+			c.fail(o, err)
+			return
+		}
+		if sale != nil && (sale.merchant != pol.MerchantID || sale.kind == TxKindRefund) {
+			sale = nil // another merchant's transactions are not visible
+		}
+	}
+	code := CodeApproved
+	switch {
+	case duplicate:
+		code = CodeDuplicateTransmission
+	case pol.Suspended:
+		code = CodeNotPermitted
+	case sale == nil || sale.kind != TxKindSale || !sale.approved() || sale.reversed:
+		code = CodeInvalidTransaction
+	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.amount-sale.refunded:
+		code = CodeInvalidAmount
+	}
+	b := e.openBatch(ts, pol, c, now)
+	t := &tx{
+		kind:      TxKindRefund,
+		terminal:  ts.id,
+		merchant:  pol.MerchantID,
+		store:     pol.StoreID,
+		requestID: r.RequestID,
+		amount:    amount,
+		currency:  r.Amount.Currency,
+		decision:  DecisionDeclined,
+		code:      code,
+		batch:     b.number,
+		date:      businessDate(now, pol.Location),
+		decided:   now,
+	}
+	if sale != nil {
+		t.original = sale.seq
+		t.maskedPAN = sale.maskedPAN
+		t.entryMode = sale.entryMode
+	}
+	if code == CodeApproved {
+		t.decision = DecisionApproved
+		sale.refunded += amount
+		e.writeTx(sale, c)
+		b.totals.RefundCount++
+		b.totals.RefundAmount += amount
+		c.markDirty(b)
+	}
+	e.newTx(t, c, now)
+	res := &entry{
+		kind:     opRefund,
+		fp:       o.fp,
+		created:  now,
+		txSeq:    t.seq,
+		decision: t.decision,
+		code:     code,
+		batch:    t.batch,
+		decided:  now,
+	}
+	if sale != nil && sale.kind == TxKindSale {
+		res.amount, res.currency = sale.amount-sale.refunded, sale.currency
+		if !sale.approved() || sale.reversed {
+			res.amount = 0
+		}
+	}
+	if !duplicate {
+		e.addEntry(ts, r.RequestID, res, c)
+	}
+	o.refRes = res.refundResult()
+	c.hold(o)
+}
+
+func (en *entry) refundResult() RefundResult {
+	return RefundResult{
+		RefundID:            txID(TxKindRefund, en.txSeq),
+		Decision:            en.decision,
+		ResponseCode:        en.code,
+		Message:             CodeMessage(en.code),
+		RemainingRefundable: Money{MinorUnits: en.amount, Currency: en.currency},
+		BatchNumber:         en.batch,
+		DecisionTime:        time.Unix(0, en.decided).UTC(),
+	}
+}
+
+func (e *Engine) decideClose(o *op, c *commit, now int64) {
+	st := e.st
+	r := &o.close
+	pol := &o.pol
+	ts := st.term(r.TerminalID)
+	en, err := e.lookupEntry(ts, r.RequestID, now)
+	if err != nil {
+		c.fail(o, err)
+		return
+	}
+	if en != nil {
+		if en.kind == opCloseBatch && en.fp == o.fp && en.close != nil {
+			o.closeRes = *en.close
+			o.closeRes.Replayed = true
+			e.answer(o, c, en.pending)
+			return
+		}
+		c.fail(o, ErrRequestIDReused)
+		return
+	}
+	b := e.openBatch(ts, pol, c, now)
+	if r.BatchNumber != b.number {
+		c.fail(o, &BatchMismatchError{Requested: r.BatchNumber, Open: b.number})
+		return
+	}
+	tt := r.TerminalTotals
+	if tt.Currency == "" {
+		tt.Currency = b.totals.Currency
+	}
+	inBalance := b.totals.Balances(tt) && tt.Currency == b.totals.Currency
+	b.state = BatchStateClosed
+	if !inBalance {
+		b.state = BatchStateOutOfBalance
+	}
+	b.termTotals = tt
+	b.closeTime = now
+	c.markDirty(b)
+	next := &batchState{
+		terminal: ts.id,
+		merchant: pol.MerchantID,
+		store:    pol.StoreID,
+		number:   b.number + 1,
+		state:    BatchStateOpen,
+		totals:   BatchTotals{Currency: pol.MerchantCurrency},
+		openTime: now,
+	}
+	ts.batch = next
+	c.markDirty(next)
+	res := &CloseBatchResult{
+		BatchNumber:     b.number,
+		ServerTotals:    b.totals,
+		InBalance:       inBalance,
+		NextBatchNumber: next.number,
+		CloseTime:       time.Unix(0, now).UTC(),
+	}
+	e.addEntry(ts, r.RequestID, &entry{kind: opCloseBatch, fp: o.fp, created: now, close: res}, c)
+	c.decisions++
+	o.closeRes = *res
+	typ, msg := audit.BatchClosed, "batch closed in balance"
+	if !inBalance {
+		typ, msg = audit.BatchOutOfBalance, "batch closed out of balance"
+	}
+	s := &b.totals
+	o.audits = append(o.audits, audit.Event{
+		Type:       typ,
+		Time:       time.Unix(0, now),
+		Actor:      "terminal:" + ts.id,
+		TerminalID: ts.id,
+		MerchantID: b.merchant,
+		StoreID:    b.store,
+		Message:    msg,
+		Attributes: map[string]string{
+			"batch_number":          strconv.FormatUint(b.number, 10),
+			"request_id":            r.RequestID,
+			"currency":              s.Currency,
+			"server_sale_count":     strconv.FormatUint(s.SaleCount, 10),
+			"server_sale_amount":    strconv.FormatInt(s.SaleAmount, 10),
+			"server_refund_count":   strconv.FormatUint(s.RefundCount, 10),
+			"server_refund_amount":  strconv.FormatInt(s.RefundAmount, 10),
+			"server_reversal_count": strconv.FormatUint(s.ReversalCount, 10),
+			"terminal_sale_count":   strconv.FormatUint(tt.SaleCount, 10),
+			"terminal_sale_amount":  strconv.FormatInt(tt.SaleAmount, 10),
+			"terminal_refund_count": strconv.FormatUint(tt.RefundCount, 10),
+		},
+	})
+	c.hold(o)
+}
+
+// housekeep drops expired state from memory (and expired idempotency
+// records and tombstones from disk, through c), and trims memory to
+// MaxEntries.
+func (e *Engine) housekeep(c *commit) {
+	st := e.st
+	now := e.clock().UnixNano()
+	if now < st.last {
+		now = st.last
+	}
+	cutoff := now - int64(e.opts.Retention)
+	durable := e.durable.Load()
+	for st.entryQ.len() > 0 && !c.full(&e.opts) {
+		it := st.entryQ.front()
+		expired := it.at <= cutoff
+		if !expired && st.entryCount <= e.opts.MaxEntries {
+			break
+		}
+		ts, key := it.ts, it.key
+		if it.tomb {
+			tb := ts.tombs[key]
+			if tb != nil && tb.created == it.at {
+				if tb.pending > durable {
+					break
+				}
+				delete(ts.tombs, key)
+				st.entryCount--
+				if expired {
+					c.del(keyTombstone(ts.id, key))
+				} else {
+					st.evictedUntil = it.at
+				}
+			}
+		} else {
+			en := ts.entries[key]
+			if en != nil && en.created == it.at {
+				if en.pending > durable {
+					break
+				}
+				delete(ts.entries, key)
+				st.entryCount--
+				if expired {
+					c.del(keyRequest(ts.id, key))
+				} else {
+					st.evictedUntil = it.at
+				}
+			}
+		}
+		st.entryQ.pop()
+	}
+	for st.txQ.len() > 0 {
+		it := st.txQ.front()
+		if it.at > cutoff && len(st.txs) <= e.opts.MaxEntries {
+			break
+		}
+		if t := st.txs[it.seq]; t != nil && t.touched == it.at {
+			if t.pending > durable {
+				break
+			}
+			delete(st.txs, it.seq)
+		}
+		st.txQ.pop()
+	}
+	for st.velQ.len() > 0 {
+		it := st.velQ.front()
+		if it.at > cutoff {
+			break
+		}
+		ring := it.ts.vel[it.hash]
+		if len(ring) > 0 && ring[0] <= it.at {
+			ring = ring[1:]
+		}
+		if len(ring) == 0 {
+			delete(it.ts.vel, it.hash)
+		} else {
+			it.ts.vel[it.hash] = ring
+		}
+		st.velQ.pop()
+	}
+}

@@ -1,0 +1,572 @@
+package payment
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// Storage keyspace of the engine (all keys start with "pay/"; integers are
+// 8-byte big-endian so that prefix iteration is ordered):
+//
+//	pay/tx/<seq>                   transaction record (rewritten when reversed or refunded)
+//	pay/tt/<terminal>/<seq>        index: transactions of a terminal
+//	pay/tm/<merchant>/<seq>        index: transactions of a merchant
+//	pay/td/<merchant>/<date>/<seq> index: transactions of a merchant's business date
+//	pay/rq/<terminal>/<request_id> idempotency record (fingerprint and stored answer)
+//	pay/ts/<terminal>/<request_id> tombstone left by a reversal of an unknown original
+//	pay/bo/<terminal>              the terminal's open batch, with running totals
+//	pay/bt/<terminal>/<batch>      a closed batch
+//
+// Values begin with a schema version byte and a record type byte, followed
+// by varint-encoded fields.
+var (
+	prefixTx        = []byte("pay/tx/")
+	prefixTxTerm    = []byte("pay/tt/")
+	prefixTxMerch   = []byte("pay/tm/")
+	prefixTxDate    = []byte("pay/td/")
+	prefixRequest   = []byte("pay/rq/")
+	prefixTombstone = []byte("pay/ts/")
+	prefixOpenBatch = []byte("pay/bo/")
+	prefixBatch     = []byte("pay/bt/")
+)
+
+const (
+	schemaV1 = 1
+
+	recTx        = 't'
+	recRequest   = 'r'
+	recTombstone = 'x'
+	recBatch     = 'b'
+)
+
+const dateLayout = "2006-01-02"
+
+func keyTx(seq uint64) []byte {
+	return store.AppendUint64(append(make([]byte, 0, len(prefixTx)+8), prefixTx...), seq)
+}
+
+func keyIndex(prefix []byte, parts ...string) []byte {
+	n := len(prefix) + 8
+	for _, p := range parts {
+		n += len(p) + 1
+	}
+	k := append(make([]byte, 0, n), prefix...)
+	for _, p := range parts {
+		k = append(k, p...)
+		k = append(k, '/')
+	}
+	return k
+}
+
+func keyTxTerm(terminal string, seq uint64) []byte {
+	return store.AppendUint64(keyIndex(prefixTxTerm, terminal), seq)
+}
+
+func keyTxMerch(merchant string, seq uint64) []byte {
+	return store.AppendUint64(keyIndex(prefixTxMerch, merchant), seq)
+}
+
+func keyTxDate(merchant, date string, seq uint64) []byte {
+	return store.AppendUint64(keyIndex(prefixTxDate, merchant, date), seq)
+}
+
+func keyRequest(terminal, requestID string) []byte {
+	return append(keyIndex(prefixRequest, terminal), requestID...)
+}
+
+func keyTombstone(terminal, requestID string) []byte {
+	return append(keyIndex(prefixTombstone, terminal), requestID...)
+}
+
+func keyOpenBatch(terminal string) []byte {
+	return append(append(make([]byte, 0, len(prefixOpenBatch)+len(terminal)), prefixOpenBatch...), terminal...)
+}
+
+func keyBatch(terminal string, number uint64) []byte {
+	return store.AppendUint64(keyIndex(prefixBatch, terminal), number)
+}
+
+// Transaction IDs: "A" (authorizations) or "R" (refunds) followed by the
+// ledger sequence number as 16 upper-case hex digits.
+func txID(kind TxKind, seq uint64) string {
+	b := make([]byte, 17)
+	b[0] = 'A'
+	if kind == TxKindRefund {
+		b[0] = 'R'
+	}
+	const hex = "0123456789ABCDEF"
+	for i := 16; i >= 1; i-- {
+		b[i] = hex[seq&0xf]
+		seq >>= 4
+	}
+	return string(b)
+}
+
+// parseTxID returns the sequence number of an ID made by txID and whether it
+// names a refund.
+func parseTxID(id string) (seq uint64, refund bool, ok bool) {
+	if len(id) != 17 || (id[0] != 'A' && id[0] != 'R') {
+		return 0, false, false
+	}
+	for i := 1; i < 17; i++ {
+		c := id[i]
+		if !(isDigit(c) || c >= 'A' && c <= 'F') {
+			return 0, false, false
+		}
+	}
+	v, err := strconv.ParseUint(id[1:], 16, 64)
+	if err != nil || v == 0 {
+		return 0, false, false
+	}
+	return v, id[0] == 'R', true
+}
+
+// encoder appends varint-encoded fields.
+type encoder struct{ b []byte }
+
+func newEncoder(rec byte, size int) *encoder {
+	e := &encoder{b: make([]byte, 0, size)}
+	e.b = append(e.b, schemaV1, rec)
+	return e
+}
+
+func (e *encoder) uint(v uint64)  { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) int(v int64)    { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) str(s string)   { e.uint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) bytes(p []byte) { e.uint(uint64(len(p))); e.b = append(e.b, p...) }
+func (e *encoder) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+
+func (e *encoder) totals(t *BatchTotals) {
+	e.str(t.Currency)
+	e.uint(t.SaleCount)
+	e.int(t.SaleAmount)
+	e.uint(t.RefundCount)
+	e.int(t.RefundAmount)
+	e.uint(t.ReversalCount)
+	e.int(t.ReversalAmount)
+	e.uint(t.PreauthCount)
+	e.int(t.PreauthAmount)
+}
+
+var errCorrupt = errors.New("payment: corrupt record")
+
+// decoder reads fields written by encoder; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func newDecoder(v []byte, rec byte) *decoder {
+	d := &decoder{b: v}
+	switch {
+	case len(v) < 2:
+		d.err = errCorrupt
+	case v[0] != schemaV1:
+		d.err = fmt.Errorf("payment: unknown schema version %d", v[0])
+	case v[1] != rec:
+		d.err = fmt.Errorf("payment: record type %q, want %q", v[1], rec)
+	default:
+		d.b = v[2:]
+	}
+	return d
+}
+
+func (d *decoder) uint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) int() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) raw() []byte {
+	n := d.uint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errCorrupt
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) str() string { return string(d.raw()) }
+
+func (d *decoder) bool() bool {
+	if d.err != nil {
+		return false
+	}
+	if len(d.b) == 0 {
+		d.err = errCorrupt
+		return false
+	}
+	v := d.b[0] != 0
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) totals() BatchTotals {
+	return BatchTotals{
+		Currency:       d.str(),
+		SaleCount:      d.uint(),
+		SaleAmount:     d.int(),
+		RefundCount:    d.uint(),
+		RefundAmount:   d.int(),
+		ReversalCount:  d.uint(),
+		ReversalAmount: d.int(),
+		PreauthCount:   d.uint(),
+		PreauthAmount:  d.int(),
+	}
+}
+
+// tx is a transaction: an authorization (sale or pre-auth) or a refund. The
+// decision loop owns the in-memory copies; records on disk are the durable
+// state.
+type tx struct {
+	seq       uint64
+	kind      TxKind
+	terminal  string
+	merchant  string
+	store     string
+	requestID string
+	amount    int64
+	currency  string
+	decision  Decision
+	code      string
+	authCode  string
+	maskedPAN string
+	entryMode EntryMode
+	tokenHash uint64
+	batch     uint64
+	date      string
+	decided   int64 // unix nanoseconds
+	localTime int64 // unix nanoseconds, 0 when not given
+
+	reversed        bool
+	reversalReason  ReversalReason
+	reversalTime    int64
+	reversalRequest string
+	refunded        int64
+	original        uint64 // refunds: the sale's seq
+	claimedMerchant string
+
+	// pending is the commit that holds the latest write of this record;
+	// the record may leave memory only once that commit is durable.
+	pending uint64
+	// touched is when it was last loaded or changed (unix nanoseconds), for
+	// expiry from memory.
+	touched int64
+}
+
+func (t *tx) approved() bool { return t.decision == DecisionApproved }
+
+func (t *tx) id() string { return txID(t.kind, t.seq) }
+
+func (t *tx) encode() []byte {
+	e := newEncoder(recTx, 128+len(t.terminal)+len(t.merchant)+len(t.store)+len(t.requestID)+len(t.maskedPAN))
+	e.uint(t.seq)
+	e.uint(uint64(t.kind))
+	e.str(t.terminal)
+	e.str(t.merchant)
+	e.str(t.store)
+	e.str(t.requestID)
+	e.int(t.amount)
+	e.str(t.currency)
+	e.uint(uint64(t.decision))
+	e.str(t.code)
+	e.str(t.authCode)
+	e.str(t.maskedPAN)
+	e.uint(uint64(t.entryMode))
+	e.uint(t.tokenHash)
+	e.uint(t.batch)
+	e.str(t.date)
+	e.int(t.decided)
+	e.int(t.localTime)
+	e.bool(t.reversed)
+	e.uint(uint64(t.reversalReason))
+	e.int(t.reversalTime)
+	e.str(t.reversalRequest)
+	e.int(t.refunded)
+	e.uint(t.original)
+	e.str(t.claimedMerchant)
+	return e.b
+}
+
+func decodeTx(v []byte) (*tx, error) {
+	d := newDecoder(v, recTx)
+	t := &tx{
+		seq:       d.uint(),
+		kind:      TxKind(d.uint()),
+		terminal:  d.str(),
+		merchant:  d.str(),
+		store:     d.str(),
+		requestID: d.str(),
+		amount:    d.int(),
+		currency:  d.str(),
+		decision:  Decision(d.uint()),
+		code:      d.str(),
+		authCode:  d.str(),
+		maskedPAN: d.str(),
+		entryMode: EntryMode(d.uint()),
+		tokenHash: d.uint(),
+		batch:     d.uint(),
+		date:      d.str(),
+		decided:   d.int(),
+		localTime: d.int(),
+	}
+	t.reversed = d.bool()
+	t.reversalReason = ReversalReason(d.uint())
+	t.reversalTime = d.int()
+	t.reversalRequest = d.str()
+	t.refunded = d.int()
+	t.original = d.uint()
+	t.claimedMerchant = d.str()
+	if d.err != nil {
+		return nil, fmt.Errorf("payment: decode transaction: %w", d.err)
+	}
+	return t, nil
+}
+
+// public converts the record to the exported Transaction.
+func (t *tx) public() Transaction {
+	out := Transaction{
+		ID:                t.id(),
+		RequestID:         t.requestID,
+		Kind:              t.kind,
+		TerminalID:        t.terminal,
+		MerchantID:        t.merchant,
+		StoreID:           t.store,
+		Amount:            Money{MinorUnits: t.amount, Currency: t.currency},
+		Decision:          t.decision,
+		Code:              t.code,
+		AuthCode:          t.authCode,
+		MaskedPAN:         t.maskedPAN,
+		EntryMode:         t.entryMode,
+		Batch:             t.batch,
+		BusinessDate:      t.date,
+		DecisionTime:      time.Unix(0, t.decided).UTC(),
+		Reversed:          t.reversed,
+		ReversalReason:    t.reversalReason,
+		RefundedAmount:    t.refunded,
+		ClaimedMerchantID: t.claimedMerchant,
+	}
+	if t.localTime != 0 {
+		out.LocalTime = time.Unix(0, t.localTime).UTC()
+	}
+	if t.reversalTime != 0 {
+		out.ReversalTime = time.Unix(0, t.reversalTime).UTC()
+	}
+	if t.kind == TxKindRefund && t.original != 0 {
+		out.OriginalID = txID(TxKindSale, t.original)
+	}
+	return out
+}
+
+// opKind is the kind of request, also the kind of an idempotency entry.
+// Request IDs share one namespace per terminal across all kinds.
+type opKind uint8
+
+const (
+	opAuthorize opKind = iota + 1
+	opReverse
+	opRefund
+	opCloseBatch
+	// opHousekeep runs housekeeping at once (tests).
+	opHousekeep
+)
+
+// entry is an idempotency entry: a request ID's fingerprint and the answer
+// that replays of it get.
+type entry struct {
+	kind    opKind
+	fp      fingerprint
+	created int64 // unix nanoseconds
+	// pending is the commit that writes the entry; replays are answered at
+	// once only when it is durable.
+	pending uint64
+
+	// Authorize and Refund: the transaction and its answer.
+	txSeq    uint64
+	decision Decision
+	code     string
+	authCode string
+	batch    uint64
+	decided  int64
+	// Refund: remaining refundable after it. Reverse: amount released.
+	amount   int64
+	currency string
+	// Reverse.
+	status ReverseStatus
+	authID string
+	// CloseBatch.
+	close *CloseBatchResult
+}
+
+func (en *entry) encode() []byte {
+	e := newEncoder(recRequest, 96)
+	e.uint(uint64(en.kind))
+	e.bytes(en.fp[:])
+	e.int(en.created)
+	e.uint(en.txSeq)
+	e.uint(uint64(en.decision))
+	e.str(en.code)
+	e.str(en.authCode)
+	e.uint(en.batch)
+	e.int(en.decided)
+	e.int(en.amount)
+	e.str(en.currency)
+	e.uint(uint64(en.status))
+	e.str(en.authID)
+	e.bool(en.close != nil)
+	if c := en.close; c != nil {
+		e.uint(c.BatchNumber)
+		e.totals(&c.ServerTotals)
+		e.bool(c.InBalance)
+		e.uint(c.NextBatchNumber)
+		e.int(c.CloseTime.UnixNano())
+	}
+	return e.b
+}
+
+func decodeEntry(v []byte) (*entry, error) {
+	d := newDecoder(v, recRequest)
+	en := &entry{kind: opKind(d.uint())}
+	fp := d.raw()
+	if d.err == nil && len(fp) != len(en.fp) {
+		d.err = errCorrupt
+	}
+	copy(en.fp[:], fp)
+	en.created = d.int()
+	en.txSeq = d.uint()
+	en.decision = Decision(d.uint())
+	en.code = d.str()
+	en.authCode = d.str()
+	en.batch = d.uint()
+	en.decided = d.int()
+	en.amount = d.int()
+	en.currency = d.str()
+	en.status = ReverseStatus(d.uint())
+	en.authID = d.str()
+	if d.bool() {
+		c := &CloseBatchResult{BatchNumber: d.uint(), ServerTotals: d.totals(), InBalance: d.bool(), NextBatchNumber: d.uint()}
+		c.CloseTime = time.Unix(0, d.int()).UTC()
+		en.close = c
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("payment: decode request record: %w", d.err)
+	}
+	return en, nil
+}
+
+func encodeTombstone(created int64, reversal string) []byte {
+	e := newEncoder(recTombstone, 16+len(reversal))
+	e.int(created)
+	e.str(reversal)
+	return e.b
+}
+
+func decodeTombstone(v []byte) (created int64, err error) {
+	d := newDecoder(v, recTombstone)
+	created = d.int()
+	_ = d.str()
+	return created, d.err
+}
+
+// batchState is a terminal batch.
+type batchState struct {
+	terminal   string
+	merchant   string
+	store      string
+	number     uint64
+	state      BatchState
+	totals     BatchTotals
+	termTotals BatchTotals
+	openTime   int64
+	closeTime  int64
+
+	// dirty is set while the batch waits to be written with the commit
+	// being gathered.
+	dirty bool
+}
+
+func (b *batchState) encode() []byte {
+	e := newEncoder(recBatch, 96+len(b.terminal)+len(b.merchant)+len(b.store))
+	e.str(b.terminal)
+	e.str(b.merchant)
+	e.str(b.store)
+	e.uint(b.number)
+	e.uint(uint64(b.state))
+	e.totals(&b.totals)
+	e.totals(&b.termTotals)
+	e.int(b.openTime)
+	e.int(b.closeTime)
+	return e.b
+}
+
+func decodeBatch(v []byte) (*batchState, error) {
+	d := newDecoder(v, recBatch)
+	b := &batchState{
+		terminal:   d.str(),
+		merchant:   d.str(),
+		store:      d.str(),
+		number:     d.uint(),
+		state:      BatchState(d.uint()),
+		totals:     d.totals(),
+		termTotals: d.totals(),
+		openTime:   d.int(),
+		closeTime:  d.int(),
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("payment: decode batch: %w", d.err)
+	}
+	return b, nil
+}
+
+func (b *batchState) summary() BatchSummary {
+	s := BatchSummary{
+		TerminalID:     b.terminal,
+		StoreID:        b.store,
+		MerchantID:     b.merchant,
+		Number:         b.number,
+		State:          b.state,
+		ServerTotals:   b.totals,
+		TerminalTotals: b.termTotals,
+		OpenTime:       time.Unix(0, b.openTime).UTC(),
+	}
+	if b.closeTime != 0 {
+		s.CloseTime = time.Unix(0, b.closeTime).UTC()
+	}
+	return s
+}

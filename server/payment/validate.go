@@ -1,0 +1,265 @@
+package payment
+
+import (
+	"unicode/utf8"
+)
+
+// LooksLikePAN reports whether s looks like a full card number: 13 to 19
+// digits, optionally grouped by single spaces or dashes, passing the Luhn
+// check. Such values are refused wherever a card reference or an identifier
+// is accepted, so that a card number can never be stored or logged.
+func LooksLikePAN(s string) bool {
+	if len(s) < 13 || len(s) > 19+18 {
+		return false
+	}
+	digits := make([]byte, 0, 19)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if len(digits) == 19 {
+				return false
+			}
+			digits = append(digits, c)
+		case (c == ' ' || c == '-') && i > 0 && i < len(s)-1 && isDigit(s[i-1]) && isDigit(s[i+1]):
+		default:
+			return false
+		}
+	}
+	return len(digits) >= 13 && luhn(digits)
+}
+
+// containsPAN reports whether s holds a run of 13 to 19 consecutive digits,
+// delimited by non-digits, that passes the Luhn check: a card number
+// embedded in a longer value such as "tok_4111111111111111".
+func containsPAN(s string) bool {
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if n := j - i; n >= 13 && n <= 19 && luhn([]byte(s[i:j])) {
+			return true
+		}
+		i = j
+	}
+	return false
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// luhn reports whether the digits pass the Luhn (mod 10) check.
+func luhn(digits []byte) bool {
+	sum := 0
+	double := false
+	for i := len(digits) - 1; i >= 0; i-- {
+		d := int(digits[i] - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// validRequestID reports whether id is 1-64 characters of letters, digits,
+// '-', '_', '.' or ':'.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || isDigit(c) || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkRequestID validates an idempotency key field.
+func checkRequestID(field, id string) error {
+	switch {
+	case id == "":
+		return &ValidationError{Field: field, Reason: "is required"}
+	case !validRequestID(id):
+		return &ValidationError{Field: field, Reason: "must be 1-64 letters, digits, '-', '_', '.' or ':'"}
+	case LooksLikePAN(id):
+		return &ValidationError{Field: field, Reason: "looks like a card number; card numbers are never accepted"}
+	}
+	return nil
+}
+
+// checkCard validates a card: the token and masked PAN must not carry a card
+// number.
+func checkCard(c Card) error {
+	switch {
+	case c.Token == "":
+		return &ValidationError{Field: "card.token", Reason: "is required"}
+	case !utf8.ValidString(c.Token) || utf8.RuneCountInString(c.Token) > 128:
+		return &ValidationError{Field: "card.token", Reason: "must be 1-128 characters of valid UTF-8"}
+	case hasControl(c.Token):
+		return &ValidationError{Field: "card.token", Reason: "must not contain control characters or spaces"}
+	case LooksLikePAN(c.Token) || containsPAN(c.Token):
+		return &ValidationError{Field: "card.token", Reason: "looks like a card number; send the payment token, never the PAN"}
+	}
+	if c.MaskedPAN != "" {
+		if LooksLikePAN(c.MaskedPAN) || containsPAN(c.MaskedPAN) {
+			return &ValidationError{Field: "card.masked_pan", Reason: "looks like a full card number; mask all but the first 6 and last 4 digits"}
+		}
+		if !validMaskedPAN(c.MaskedPAN) {
+			return &ValidationError{Field: "card.masked_pan", Reason: "must be the first 6 and last 4 digits with 3-9 '*' between"}
+		}
+	}
+	if !c.EntryMode.valid() {
+		return &ValidationError{Field: "card.entry_mode", Reason: "must be one of CHIP, CONTACTLESS, SWIPE, MANUAL, QR"}
+	}
+	return nil
+}
+
+// hasControl reports whether s has ASCII control characters or spaces.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// validMaskedPAN reports whether s is 6 digits, 3-9 '*', 4 digits.
+func validMaskedPAN(s string) bool {
+	if len(s) < 13 || len(s) > 19 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		inMask := i >= 6 && i < len(s)-4
+		if inMask != (s[i] == '*') || !inMask && !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkMoney validates that an amount carries a well-formed currency code.
+// Non-positive amounts and foreign currencies are declines (13), not
+// malformed requests; a missing or malformed currency code is malformed.
+func checkMoney(field string, m Money) error {
+	c := m.Currency
+	if len(c) != 3 || !isUpper(c[0]) || !isUpper(c[1]) || !isUpper(c[2]) {
+		return &ValidationError{Field: field + ".currency", Reason: "must be a 3-letter ISO 4217 code such as USD"}
+	}
+	return nil
+}
+
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+
+// checkTerminal validates the terminal ID set by the caller.
+func checkTerminal(id string) error {
+	if id == "" || len(id) > 64 || hasControl(id) || !utf8.ValidString(id) || id != cleanKeyPart(id) {
+		return &ValidationError{Field: "terminal_id", Reason: "must be a terminal ID"}
+	}
+	return nil
+}
+
+// cleanKeyPart returns s unless it contains '/', which would break key
+// prefixes.
+func cleanKeyPart(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return ""
+		}
+	}
+	return s
+}
+
+func (r *AuthorizeRequest) validate() error {
+	if err := checkTerminal(r.TerminalID); err != nil {
+		return err
+	}
+	if err := checkRequestID("request_id", r.RequestID); err != nil {
+		return err
+	}
+	if r.MerchantID == "" {
+		return &ValidationError{Field: "merchant_id", Reason: "is required"}
+	}
+	if len(r.MerchantID) > 15 || !isAlnum(r.MerchantID) {
+		return &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
+	}
+	if err := checkMoney("amount", r.Amount); err != nil {
+		return err
+	}
+	return checkCard(r.Card)
+}
+
+func isAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *ReverseRequest) validate() error {
+	if err := checkTerminal(r.TerminalID); err != nil {
+		return err
+	}
+	if err := checkRequestID("request_id", r.RequestID); err != nil {
+		return err
+	}
+	if err := checkRequestID("original_request_id", r.OriginalRequestID); err != nil {
+		return err
+	}
+	if !r.Reason.valid() {
+		return &ValidationError{Field: "reason", Reason: "must be TIMEOUT, CUSTOMER_CANCEL or DEVICE_FAULT"}
+	}
+	return nil
+}
+
+func (r *RefundRequest) validate() error {
+	if err := checkTerminal(r.TerminalID); err != nil {
+		return err
+	}
+	if err := checkRequestID("request_id", r.RequestID); err != nil {
+		return err
+	}
+	if r.AuthorizationID == "" {
+		return &ValidationError{Field: "authorization_id", Reason: "is required"}
+	}
+	if len(r.AuthorizationID) > 64 || !isAlnum(r.AuthorizationID) {
+		return &ValidationError{Field: "authorization_id", Reason: "must be an authorization ID returned by Authorize"}
+	}
+	return checkMoney("amount", r.Amount)
+}
+
+func (r *CloseBatchRequest) validate() error {
+	if err := checkTerminal(r.TerminalID); err != nil {
+		return err
+	}
+	if err := checkRequestID("request_id", r.RequestID); err != nil {
+		return err
+	}
+	if r.BatchNumber == 0 {
+		return &ValidationError{Field: "batch_number", Reason: "is required (batches are numbered from 1)"}
+	}
+	t := r.TerminalTotals
+	if t.SaleAmount < 0 || t.RefundAmount < 0 || t.ReversalAmount < 0 || t.PreauthAmount < 0 {
+		return &ValidationError{Field: "terminal_totals", Reason: "amounts must not be negative"}
+	}
+	if t.Currency != "" {
+		if err := checkMoney("terminal_totals.sale_amount", Money{Currency: t.Currency}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

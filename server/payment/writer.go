@@ -1,0 +1,76 @@
+package payment
+
+import (
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// writer is the group-commit writer: it writes each commit the decision loop
+// hands over in one synced store transaction and only then releases the
+// answers of its decisions. After a failed commit it writes nothing more and
+// fails every later decision: the decision loop's memory may hold effects
+// of the failed commit, so deciding on would approve against state that is
+// not on disk.
+func (e *Engine) writer() {
+	defer close(e.writerDone)
+	for c := range e.commits {
+		e.write(c)
+		e.idle <- struct{}{}
+	}
+}
+
+func (e *Engine) write(c *commit) {
+	if e.failed.Load() {
+		e.release(c, ErrUnavailable)
+		return
+	}
+	if len(c.writes) > 0 {
+		err := e.db.Update(func(tx *store.Txn) error {
+			for i := range c.writes {
+				w := &c.writes[i]
+				var err error
+				if w.del {
+					err = tx.Delete(w.key)
+				} else {
+					err = tx.Set(w.key, w.value)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if e.opts.commitHook != nil {
+				return e.opts.commitHook()
+			}
+			return nil
+		})
+		if err != nil {
+			e.failErr.Store(&err)
+			e.failed.Store(true)
+			e.logger.Error("payment commit failed; engine stops deciding until restarted",
+				"err", err, "decisions", c.decisions, "writes", len(c.writes))
+			e.release(c, ErrUnavailable)
+			return
+		}
+		e.commitCount.Add(1)
+		e.decisionCount.Add(uint64(c.decisions))
+		if n := uint64(c.decisions); n > e.maxSize.Load() {
+			e.maxSize.Store(n)
+		}
+	}
+	e.durable.Store(c.seq)
+	e.release(c, nil)
+}
+
+// release answers the commit's requests: with their decisions, or with err
+// when the commit failed.
+func (e *Engine) release(c *commit, err error) {
+	for _, o := range c.ops {
+		if err != nil {
+			o.err = err
+		} else {
+			for _, ev := range o.audits {
+				e.audit.Record(ev)
+			}
+		}
+		close(o.done)
+	}
+}
