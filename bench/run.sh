@@ -9,7 +9,8 @@
 #   bench/run.sh all            ceiling, latency and ghz
 #
 # Knobs (environment): RATE, DURATION, WARMUP, TERMINALS, CONNECTIONS,
-# CEIL_RATE, CEIL_DURATION, REPEAT, DECLINE_TOKENS, OUT (results directory),
+# CEIL_RATE, CEIL_DURATION, REPEAT, DECLINE_TOKENS (default: the issuer
+# simulator's declining test cards), OUT (results directory),
 # GHZ (a ghz binary; by default ghz $GHZ_VERSION is installed into a
 # temporary GOBIN — a benchmark-time tool, never a dependency of the module).
 # Needs Go and bash; everything else comes from the repository.
@@ -160,13 +161,9 @@ scenario_fleet() {
 	build
 	start_server
 	health_ceiling
-	local mix=()
-	if [ -z "$DECLINE_TOKENS" ]; then
-		mix=(--mix approve=90,reverse=5,refund=5)
-	fi
 	# shellcheck disable=SC2046
 	loadgen "$profile" --driver fleet --profile "$profile" --rate "$RATE" --duration "$DURATION" \
-		--warmup "$WARMUP" --terminals "$TERMINALS" --connections "$CONNECTIONS" "${mix[@]}" $(decline_args) \
+		--warmup "$WARMUP" --terminals "$TERMINALS" --connections "$CONNECTIONS" $(decline_args) \
 		--slo 'authorize.p99<=50ms' --slo 'authorize.error_rate<0.1%'
 	stop_server
 	echo "### $profile ($STAMP)" >>"$OUT/results.md"

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -38,6 +40,14 @@ const (
 	OpWatch = "watch"
 )
 
+// DefaultDeclineTokens returns the posfleet issuer simulator's declining
+// test cards (see server/payment): do not honour (05), insufficient funds
+// (51), expired card (54) and invalid card (14). The system-error card (96)
+// is left out so that declines do not read as server failures.
+func DefaultDeclineTokens() []string {
+	return []string{"tok_test_decline", "tok_test_nsf", "tok_test_expired", "tok_test_invalid"}
+}
+
 // RolloutMarkerKey is the Settings.extra key a config-rollout publish sets,
 // so that terminals can tell the new version when it arrives.
 const RolloutMarkerKey = "loadgen.marker"
@@ -57,8 +67,8 @@ type FleetConfig struct {
 	MCC string
 	// Mix weights the transaction kinds (default DefaultMix).
 	Mix Mix
-	// DeclineTokens are issuer-simulator test-card tokens that decline;
-	// required when the mix has declines. One is picked per decline.
+	// DeclineTokens are issuer-simulator test-card tokens that decline
+	// (default DefaultDeclineTokens). One is picked per decline.
 	DeclineTokens []string
 	// MinAmount and MaxAmount bound sale amounts in minor units (default
 	// 100 to 5000).
@@ -95,6 +105,9 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	}
 	if c.Mix == nil {
 		c.Mix = DefaultMix()
+	}
+	if len(c.DeclineTokens) == 0 {
+		c.DeclineTokens = DefaultDeclineTokens()
 	}
 	if c.MinAmount == 0 {
 		c.MinAmount = 100
@@ -139,8 +152,10 @@ func (c FleetConfig) Validate() error {
 	if err := c.Mix.Validate(); err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}
-	if c.Mix[TxDecline] > 0 && len(c.DeclineTokens) == 0 {
-		return errors.New("fleet: the mix has declines but no DeclineTokens were given")
+	for _, tok := range c.DeclineTokens {
+		if tok == "" || len(tok) > 128 {
+			return fmt.Errorf("fleet: decline token %q must be 1-128 characters", tok)
+		}
 	}
 	return nil
 }
@@ -766,7 +781,7 @@ func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended ti
 	})
 	done := time.Now()
 	if err != nil {
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && outcomeUncertain(err) {
 			f.reverse(ctx, t, rec, done, reqID, pb.ReversalReason_REVERSAL_REASON_TIMEOUT)
 		}
 		return o, reqID, time.Now(), false
@@ -781,6 +796,17 @@ func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended ti
 	t.totals.saleAmount += amount
 	t.sales = append(t.sales, sale{authorizationID: resp.GetAuthorizationId(), remaining: amount})
 	return o, reqID, done, true
+}
+
+// outcomeUncertain reports whether a failed Authorize may still have been
+// decided by the server (the answer was lost or late), so that a terminal
+// must reverse it.
+func outcomeUncertain(err error) bool {
+	switch status.Code(err) {
+	case codes.DeadlineExceeded, codes.Unavailable, codes.Unknown, codes.Internal, codes.Canceled, codes.DataLoss:
+		return true
+	}
+	return false
 }
 
 // reverse reverses the authorization with request ID orig and updates the

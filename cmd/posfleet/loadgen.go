@@ -59,7 +59,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	merchants := fs.Int("merchants", 0, "merchants to create (0: one per 100 terminals)")
 	stores := fs.Int("stores-per-merchant", 2, "stores per merchant")
 	mixFlag := fs.String("mix", loadgen.DefaultMix().String(), "transaction mix weights: approve, decline (test cards), reverse, refund")
-	declineTokens := fs.String("decline-tokens", "", "comma-separated issuer-simulator test-card tokens for declines")
+	declineTokens := fs.String("decline-tokens", strings.Join(loadgen.DefaultDeclineTokens(), ","), "comma-separated issuer-simulator test-card tokens for declines")
 	amounts := fs.String("amounts", "100-5000", "sale amount range in minor units")
 	heartbeat := fs.Duration("heartbeat-interval", 0, "heartbeat interval (0: as the server hands out)")
 	noWatch := fs.Bool("no-watch", false, "do not open a WatchConfig stream per terminal")
