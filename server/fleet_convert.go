@@ -67,6 +67,9 @@ func deviceToPB(d fleet.Device) *pb.DeviceInfo {
 }
 
 func statusFromPB(s *pb.TerminalStatus) fleet.Status {
+	if s == nil {
+		return fleet.Status{}
+	}
 	st := fleet.Status{
 		FirmwareVersion: s.GetFirmwareVersion(), AppVersion: s.GetAppVersion(), ConfigVersion: s.GetConfigVersion(),
 		Charging: s.GetCharging(), Paper: fleet.PaperStatus(s.GetPaper()), Network: fleet.NetworkType(s.GetNetwork()),
@@ -77,9 +80,6 @@ func statusFromPB(s *pb.TerminalStatus) fleet.Status {
 	}
 	if s.SignalDbm != nil {
 		st.HasSignal, st.SignalDBm = true, s.GetSignalDbm()
-	}
-	if s.GetUptime() == nil {
-		st.Uptime = 0
 	}
 	return st
 }

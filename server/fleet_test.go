@@ -48,8 +48,8 @@ func bearer(ctx context.Context, secret string) context.Context {
 
 func (e *fleetEnv) adminCtx() context.Context { return bearer(e.t.Context(), testAdminToken) }
 
-// merchant creates a merchant with one store.
-func (e *fleetEnv) merchant(mid, sid string) {
+// merchant creates a merchant with its stores.
+func (e *fleetEnv) merchant(mid string, stores ...string) {
 	e.t.Helper()
 	ctx := e.adminCtx()
 	_, err := e.admin.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
@@ -58,7 +58,9 @@ func (e *fleetEnv) merchant(mid, sid string) {
 	if err != nil {
 		e.t.Fatalf("CreateMerchant %s: %v", mid, err)
 	}
-	e.store(mid, sid)
+	for _, sid := range stores {
+		e.store(mid, sid)
+	}
 }
 
 func (e *fleetEnv) store(mid, sid string) {

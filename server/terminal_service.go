@@ -79,6 +79,9 @@ func (t *terminalService) Heartbeat(ctx context.Context, req *pb.HeartbeatReques
 	}
 	var v violations
 	st := req.GetStatus()
+	if st == nil {
+		st = &pb.TerminalStatus{}
+	}
 	v.optional("status.firmware_version", st.GetFirmwareVersion(), maxDeviceLen)
 	v.optional("status.app_version", st.GetAppVersion(), maxDeviceLen)
 	if st.BatteryPercent != nil && st.GetBatteryPercent() > 100 {
