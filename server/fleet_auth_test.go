@@ -76,7 +76,10 @@ func TestAuthenticationMatrix(t *testing.T) {
 		}
 		return err
 	}
-	createToken := func(c *client.Client) error { _, _, err := c.CreateAdminToken(ctx, "t", pb.Role_ROLE_AUDITOR, 0); return err }
+	createToken := func(c *client.Client) error {
+		_, _, err := c.CreateAdminToken(ctx, "t", pb.Role_ROLE_AUDITOR, 0)
+		return err
+	}
 	authorize := func(c *client.Client) error { _, err := c.Payment().Authorize(ctx, &pb.AuthorizeRequest{}); return err }
 
 	cases := []struct {

@@ -152,7 +152,9 @@ func TestFleetReportAndListings(t *testing.T) {
 	_, a := e.registered("SN1", "MID1", "s1")
 	_, b := e.registered("SN2", "MID1", "s2")
 	e.provision("SN3", "MID1", "s2") // never registers
-	fault := func(component string) *pb.Fault { return &pb.Fault{Component: component, Code: "E1", Severity: pb.FaultSeverity_FAULT_SEVERITY_WARNING} }
+	fault := func(component string) *pb.Fault {
+		return &pb.Fault{Component: component, Code: "E1", Severity: pb.FaultSeverity_FAULT_SEVERITY_WARNING}
+	}
 	if _, err := e.dial(a).Heartbeat(ctx, &pb.TerminalStatus{FirmwareVersion: "9.1", AppVersion: "2.0", ConfigVersion: 4}, fault("printer"), fault("printer")); err != nil {
 		t.Fatal(err)
 	}
