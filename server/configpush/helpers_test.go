@@ -1,0 +1,206 @@
+package configpush_test
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/configpush"
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// fakeDir is an in-memory Directory.
+type fakeDir struct {
+	mu        sync.Mutex // guards the maps
+	terms     map[string]configpush.TerminalRef
+	merchants map[string]bool
+	stores    map[[2]string]bool
+}
+
+func newFakeDir() *fakeDir {
+	return &fakeDir{terms: map[string]configpush.TerminalRef{}, merchants: map[string]bool{}, stores: map[[2]string]bool{}}
+}
+
+func (d *fakeDir) Terminals() []configpush.TerminalRef {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]configpush.TerminalRef, 0, len(d.terms))
+	for _, t := range d.terms {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TerminalID < out[j].TerminalID })
+	return out
+}
+
+func (d *fakeDir) MerchantExists(m string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.merchants[m]
+}
+
+func (d *fakeDir) StoreExists(m, s string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stores[[2]string{m, s}]
+}
+
+// add puts terminals tid into merchant m, store s, creating both.
+func (d *fakeDir) add(m, s string, tids ...string) []configpush.TerminalRef {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.merchants[m] = true
+	d.stores[[2]string{m, s}] = true
+	var refs []configpush.TerminalRef
+	for _, tid := range tids {
+		ref := configpush.TerminalRef{TerminalID: tid, MerchantID: m, StoreID: s}
+		d.terms[tid] = ref
+		refs = append(refs, ref)
+	}
+	return refs
+}
+
+// tids returns n terminal IDs with the given prefix letter.
+func tids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%07d", prefix, i)
+	}
+	return out
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// env is an engine over a real database in a temporary directory.
+type env struct {
+	t     *testing.T
+	dir   string
+	db    *store.DB
+	audit *audit.Log
+	fleet *fakeDir
+	clock *clock
+	eng   *configpush.Engine
+}
+
+func newEnv(t *testing.T, fleet *fakeDir) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir(), fleet: fleet, clock: newClock()}
+	e.open()
+	t.Cleanup(e.close)
+	return e
+}
+
+func (e *env) open() {
+	e.t.Helper()
+	var err error
+	if e.db, err = store.Open(store.DefaultOptions(e.dir), nil); err != nil {
+		e.t.Fatalf("store.Open: %v", err)
+	}
+	if e.audit, err = audit.Open(e.db, nil); err != nil {
+		e.t.Fatalf("audit.Open: %v", err)
+	}
+	e.eng, err = configpush.Open(e.t.Context(), e.db, e.audit, nil, e.fleet,
+		configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond})
+	if err != nil {
+		e.t.Fatalf("configpush.Open: %v", err)
+	}
+}
+
+func (e *env) close() {
+	if e.eng == nil {
+		return
+	}
+	if err := e.eng.Close(); err != nil {
+		e.t.Errorf("Close: %v", err)
+	}
+	e.audit.Close()
+	if err := e.db.Close(); err != nil {
+		e.t.Errorf("db.Close: %v", err)
+	}
+	e.eng = nil
+}
+
+// restart closes and reopens everything on the same data directory.
+func (e *env) restart() {
+	e.t.Helper()
+	e.close()
+	e.open()
+}
+
+var admin = configpush.Actor{Name: "admin:test"}
+
+func (e *env) publish(scope configpush.Scope, s *configpush.Settings, plan configpush.Plan) configpush.Rollout {
+	e.t.Helper()
+	ro, err := e.eng.Publish(e.t.Context(), configpush.PublishRequest{Scope: scope, Settings: s, Plan: plan}, admin)
+	if err != nil {
+		e.t.Fatalf("Publish(%v): %v", scope, err)
+	}
+	return ro
+}
+
+func (e *env) eff(tid string) *configpush.Effective {
+	e.t.Helper()
+	cfg, ok := e.eng.Effective(tid)
+	if !ok {
+		e.t.Fatalf("Effective(%s): unknown terminal", tid)
+	}
+	return cfg
+}
+
+func (e *env) rollout(id string) configpush.Rollout {
+	e.t.Helper()
+	ro, err := e.eng.Rollout(id)
+	if err != nil {
+		e.t.Fatalf("Rollout(%s): %v", id, err)
+	}
+	return ro
+}
+
+// ackAll acknowledges every listed terminal's current version.
+func (e *env) ackAll(result configpush.AckResult, ids ...string) {
+	e.t.Helper()
+	for _, tid := range ids {
+		if err := e.eng.Ack(e.t.Context(), tid, e.eff(tid).Version, result, ""); err != nil {
+			e.t.Fatalf("Ack(%s): %v", tid, err)
+		}
+	}
+}
+
+// waitState polls until rollout id is in state want; state changes driven
+// by the clock happen on the engine's background loop.
+func (e *env) waitState(id string, want configpush.State) configpush.Rollout {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ro := e.rollout(id)
+		if ro.State == want {
+			return ro
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("rollout %s state = %s, want %s", id, ro.State, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,331 @@
+package configpush
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Scope is where a settings layer applies. All fields empty: global.
+// MerchantID only: that merchant. MerchantID and StoreID: that store.
+// TerminalID only: that terminal.
+type Scope struct {
+	MerchantID string `json:"m,omitempty"`
+	StoreID    string `json:"s,omitempty"`
+	TerminalID string `json:"t,omitempty"`
+}
+
+// Level is the width of a scope.
+type Level int
+
+// Scope levels, widest first.
+const (
+	LevelGlobal Level = iota
+	LevelMerchant
+	LevelStore
+	LevelTerminal
+)
+
+// Level returns the scope's width.
+func (s Scope) Level() Level {
+	switch {
+	case s.TerminalID != "":
+		return LevelTerminal
+	case s.StoreID != "":
+		return LevelStore
+	case s.MerchantID != "":
+		return LevelMerchant
+	}
+	return LevelGlobal
+}
+
+// String names the scope for logs and tables: "global", "merchant M",
+// "store M/S" or "terminal T".
+func (s Scope) String() string {
+	switch s.Level() {
+	case LevelTerminal:
+		return "terminal " + s.TerminalID
+	case LevelStore:
+		return "store " + s.MerchantID + "/" + s.StoreID
+	case LevelMerchant:
+		return "merchant " + s.MerchantID
+	}
+	return "global"
+}
+
+// key is the scope's map key.
+func (s Scope) key() string {
+	switch s.Level() {
+	case LevelTerminal:
+		return "t/" + s.TerminalID
+	case LevelStore:
+		return "s/" + s.MerchantID + "/" + s.StoreID
+	case LevelMerchant:
+		return "m/" + s.MerchantID
+	}
+	return "g"
+}
+
+// contains reports whether terminal t is in the scope.
+func (s Scope) contains(t TerminalRef) bool {
+	switch s.Level() {
+	case LevelTerminal:
+		return s.TerminalID == t.TerminalID
+	case LevelStore:
+		return s.MerchantID == t.MerchantID && s.StoreID == t.StoreID
+	case LevelMerchant:
+		return s.MerchantID == t.MerchantID
+	}
+	return true
+}
+
+// chainKeys returns the scope keys of a terminal's chain, widest first.
+func chainKeys(t TerminalRef) [4]string {
+	return [4]string{"g", "m/" + t.MerchantID, "s/" + t.MerchantID + "/" + t.StoreID, "t/" + t.TerminalID}
+}
+
+// validate checks the shape of the scope (formats are the transport's job).
+func (s Scope) validate(v *violations) {
+	switch {
+	case s.TerminalID != "" && (s.MerchantID != "" || s.StoreID != ""):
+		v.add("scope.terminal_id", "must be given alone, without merchant_id or store_id")
+	case s.StoreID != "" && s.MerchantID == "":
+		v.add("scope.merchant_id", "is required with store_id")
+	}
+}
+
+// Plan is how a config version is rolled out.
+type Plan struct {
+	// StagePercents is the cumulative share of targeted terminals per
+	// stage, strictly increasing and ending at 100.
+	StagePercents []uint32 `json:"sp"`
+	// MaxFailureRatio halts the rollout when rejected / acknowledged in the
+	// current stage exceeds it.
+	MaxFailureRatio float64 `json:"mfr"`
+	// AutoAdvance moves to the next stage when the current one is healthy.
+	// Without it, a healthy stage pauses the rollout until ResumeRollout.
+	AutoAdvance bool `json:"aa,omitempty"`
+	// MinStageDuration is the shortest time a stage runs before it may
+	// advance or complete.
+	MinStageDuration time.Duration `json:"msd,omitempty"`
+}
+
+// Plan limits and defaults.
+const (
+	MaxStages              = 10
+	DefaultMaxFailureRatio = 0.1
+	MaxMinStageDuration    = 7 * 24 * time.Hour
+	MaxDescription         = 256
+	MaxReason              = 256
+	MaxAckDetail           = 256
+)
+
+// normalize fills the defaults: no stages means [100], a zero ratio 0.1.
+func (p Plan) normalize() Plan {
+	if len(p.StagePercents) == 0 {
+		p.StagePercents = []uint32{100}
+	}
+	if p.MaxFailureRatio == 0 {
+		p.MaxFailureRatio = DefaultMaxFailureRatio
+	}
+	return p
+}
+
+func (p Plan) validate(v *violations) {
+	if len(p.StagePercents) > MaxStages {
+		v.add("rollout.stage_percents", "must have at most %d stages", MaxStages)
+	}
+	for i, pc := range p.StagePercents {
+		switch {
+		case pc < 1 || pc > 100:
+			v.add(fmtIndex("rollout.stage_percents", i), "must be between 1 and 100")
+		case i > 0 && pc <= p.StagePercents[i-1]:
+			v.add(fmtIndex("rollout.stage_percents", i), "must be greater than the previous stage (%d)", p.StagePercents[i-1])
+		}
+	}
+	if n := len(p.StagePercents); n > 0 && p.StagePercents[n-1] != 100 {
+		v.add("rollout.stage_percents", "must end at 100")
+	}
+	if math.IsNaN(p.MaxFailureRatio) || p.MaxFailureRatio < 0 || p.MaxFailureRatio > 1 {
+		v.add("rollout.max_failure_ratio", "must be between 0 and 1")
+	}
+	if p.MinStageDuration < 0 || p.MinStageDuration > MaxMinStageDuration {
+		v.add("rollout.min_stage_duration", "must be between 0 and %s", MaxMinStageDuration)
+	}
+}
+
+// State is the lifecycle state of a rollout (protocol RolloutState
+// numbers).
+type State int32
+
+// Rollout states.
+const (
+	StateUnspecified State = iota
+	// StateRunning: stages are being rolled out.
+	StateRunning
+	// StatePaused: paused by an operator, or waiting for ResumeRollout to
+	// advance a stage (plans without auto-advance).
+	StatePaused
+	// StateHalted: the failure ratio was exceeded.
+	StateHalted
+	// StateAborted: terminals fell back to the previous layer.
+	StateAborted
+	// StateCompleted: every stage is done.
+	StateCompleted
+	// StateSuperseded: a newer publish at the same scope replaced it.
+	StateSuperseded
+)
+
+// String returns the protocol name without prefix, e.g. "RUNNING".
+func (s State) String() string {
+	switch s {
+	case StateRunning:
+		return "RUNNING"
+	case StatePaused:
+		return "PAUSED"
+	case StateHalted:
+		return "HALTED"
+	case StateAborted:
+		return "ABORTED"
+	case StateCompleted:
+		return "COMPLETED"
+	case StateSuperseded:
+		return "SUPERSEDED"
+	}
+	return "UNSPECIFIED"
+}
+
+// final reports whether the rollout can no longer change.
+func (s State) final() bool {
+	return s == StateAborted || s == StateCompleted || s == StateSuperseded
+}
+
+// Rollout is a snapshot of one rollout and its progress.
+type Rollout struct {
+	ID      string
+	Version uint64
+	Scope   Scope
+	// Settings is the published layer.
+	Settings    *Settings
+	Plan        Plan
+	State       State
+	Stage       int
+	Description string
+	// Reason says why it halted, paused, aborted or was superseded.
+	Reason string
+	// Targeted is the number of terminals in the scope; Included those in
+	// the current and earlier stages.
+	Targeted, Included uint64
+	// Applied and Rejected count included terminals by their latest
+	// acknowledgement of a version this rollout delivered.
+	Applied, Rejected uint64
+	// FailureRatio is rejected / acknowledged in the current stage (since
+	// the last resume of a halted rollout).
+	FailureRatio     float64
+	Created, Updated time.Time
+}
+
+// RolloutID returns the ID of the rollout publishing version.
+func RolloutID(version uint64) string { return "ro-" + strconv.FormatUint(version, 10) }
+
+// parseRolloutID returns the version of a rollout ID.
+func parseRolloutID(id string) (uint64, bool) {
+	s, ok := strings.CutPrefix(id, "ro-")
+	if !ok || s == "" || s[0] == '0' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+// bucketCount is the resolution of stage selection: a terminal's bucket is
+// in [0, bucketCount); stage percent p includes buckets below p*100.
+const bucketCount = 10000
+
+// bucket places a terminal in a rollout: a deterministic, uniformly spread
+// value in [0, 10000) from SHA-256(rollout ID, "/", terminal ID). It depends
+// on nothing else, so stage membership is stable across restarts and
+// independent of the fleet's size.
+func bucket(rolloutID, terminalID string) uint32 {
+	h := sha256.New()
+	h.Write([]byte(rolloutID))
+	h.Write([]byte{'/'})
+	h.Write([]byte(terminalID))
+	var sum [sha256.Size]byte
+	return uint32(binary.BigEndian.Uint64(h.Sum(sum[:0])[:8]) % bucketCount)
+}
+
+// cohortOf returns the first stage whose cumulative percent includes bucket
+// b.
+func cohortOf(percents []uint32, b uint32) int {
+	for i, p := range percents {
+		if b < p*(bucketCount/100) {
+			return i
+		}
+	}
+	return len(percents) - 1
+}
+
+// Effective is the config a terminal should run. Values are shared between
+// terminals and never modified: do not change them.
+type Effective struct {
+	// Version is the terminal's config version (see the package doc).
+	Version uint64
+	// Settings are the merged settings with server defaults filled in.
+	Settings *Settings
+	// RolloutID is the rollout that delivered Version, "" when the version
+	// came from a fallback after an abort or from a rebind.
+	RolloutID string
+	// Published is when Version was issued.
+	Published time.Time
+}
+
+// TerminalRef is the binding of a terminal, as the directory reports it.
+type TerminalRef struct {
+	TerminalID string
+	MerchantID string
+	StoreID    string
+	// Retired terminals are removed from config push.
+	Retired bool
+}
+
+// Directory is the terminal population and the catalog of merchants and
+// stores, provided by the fleet. It must answer from memory.
+type Directory interface {
+	// Terminals returns every terminal that is not retired.
+	Terminals() []TerminalRef
+	// MerchantExists reports whether the merchant exists.
+	MerchantExists(merchantID string) bool
+	// StoreExists reports whether the merchant has the store.
+	StoreExists(merchantID, storeID string) bool
+}
+
+// Actor is who asks for a change, for the audit trail.
+type Actor struct {
+	// Name is "admin:<token id>", "terminal:<id>" or "system".
+	Name string
+	// Peer is the caller's network address, if known.
+	Peer string
+}
+
+// AckResult is a terminal's answer to a config version (protocol
+// ConfigApplyResult numbers).
+type AckResult int32
+
+// Acknowledgement results.
+const (
+	AckUnspecified AckResult = iota
+	AckApplied
+	AckRejected
+)
+
+// PublishRequest is a layer to publish.
+type PublishRequest struct {
+	Scope       Scope
+	Settings    *Settings
+	Plan        Plan
+	Description string
+}

@@ -1,0 +1,619 @@
+package configpush
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// Publish stores req's settings as the new layer of its scope under a new
+// version and starts its rollout: the terminals of the first stage get the
+// new effective config at once (pushed to their watchers), the others keep
+// their previous one until their stage is reached. An unfinished rollout at
+// the same scope is superseded. It returns the new rollout.
+func (e *Engine) Publish(ctx context.Context, req PublishRequest, who Actor) (Rollout, error) {
+	var v violations
+	req.Scope.validate(&v)
+	req.Settings.validate("settings.", &v)
+	req.Plan.validate(&v)
+	checkText(&v, "description", req.Description, MaxDescription)
+	if err := v.err(); err != nil {
+		return Rollout{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Rollout{}, err
+	}
+	settings := req.Settings.Clone()
+	if settings == nil {
+		settings = &Settings{}
+	}
+	plan := req.Plan.normalize()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return Rollout{}, ErrClosed
+	}
+	if err := e.checkScope(req.Scope); err != nil {
+		return Rollout{}, err
+	}
+	now := e.now().UTC()
+	version := e.seq + 1
+	r := &rollout{id: RolloutID(version), rec: rolloutRec{
+		Version: version, Scope: req.Scope, Settings: settings, Plan: plan,
+		Description: req.Description, Actor: who.Name, State: StateRunning,
+		StageVersions: []uint64{version}, StageTimes: []time.Time{now},
+		HealthSince: now, Created: now, Updated: now,
+	}}
+	ops := []op{seqOp(version)}
+	o, err := setOp(keyRollout(version), &r.rec)
+	if err != nil {
+		return Rollout{}, err
+	}
+	ops = append(ops, o)
+
+	key := req.Scope.key()
+	sc := e.scopes[key]
+	var superseded *rollout
+	var supersededRec rolloutRec
+	if sc != nil && len(sc.stack) > 0 {
+		if top := sc.stack[len(sc.stack)-1]; !top.rec.State.final() {
+			superseded = top
+			supersededRec = top.rec
+			supersededRec.State, supersededRec.Awaiting = StateSuperseded, false
+			supersededRec.Reason = "superseded by " + r.id
+			supersededRec.Updated = now
+			o, err := setOp(keyRollout(top.rec.Version), &supersededRec)
+			if err != nil {
+				return Rollout{}, err
+			}
+			ops = append(ops, o)
+		}
+	}
+	if err := e.commit.submit(ops).wait(); err != nil {
+		return Rollout{}, fmt.Errorf("configpush: store publish: %w", err)
+	}
+
+	e.seq = version
+	if sc == nil {
+		sc = &scopeState{}
+		e.scopes[key] = sc
+	}
+	if superseded != nil {
+		superseded.rec = supersededRec
+	}
+	r.acks = map[string]ackRec{}
+	e.countCohorts(r)
+	sc.stack = append(sc.stack, r)
+	e.live[version] = r
+	e.setEffective(e.termsIn(req.Scope))
+
+	e.record(audit.Event{
+		Type: audit.ConfigPublished, Actor: who.Name, Peer: who.Peer,
+		MerchantID: req.Scope.MerchantID, StoreID: req.Scope.StoreID, TerminalID: req.Scope.TerminalID,
+		Message: fmt.Sprintf("config version %d published at %s", version, req.Scope),
+		Attributes: map[string]string{
+			"version": strconv.FormatUint(version, 10), "rollout_id": r.id,
+			"stages": stagesString(plan.StagePercents), "scope": req.Scope.String(),
+		},
+	})
+	if superseded != nil {
+		e.recordChange(superseded, who, "superseded")
+	}
+	e.logger.Info("config published", "version", version, "scope", req.Scope.String(),
+		"stages", stagesString(plan.StagePercents), "targeted", r.progress().Targeted)
+	e.evaluate(r)
+	return r.snapshot(), nil
+}
+
+// checkScope reports ErrScopeNotFound for a scope naming something that
+// does not exist.
+func (e *Engine) checkScope(s Scope) error {
+	switch s.Level() {
+	case LevelMerchant:
+		if !e.dir.MerchantExists(s.MerchantID) {
+			return fmt.Errorf("%w: merchant %s", ErrScopeNotFound, s.MerchantID)
+		}
+	case LevelStore:
+		if !e.dir.StoreExists(s.MerchantID, s.StoreID) {
+			return fmt.Errorf("%w: store %s/%s", ErrScopeNotFound, s.MerchantID, s.StoreID)
+		}
+	case LevelTerminal:
+		if e.terms[s.TerminalID] == nil {
+			return fmt.Errorf("%w: terminal %s", ErrScopeNotFound, s.TerminalID)
+		}
+	}
+	return nil
+}
+
+// evaluate moves a running rollout on when its current stage allows:
+// halting when the failure ratio is exceeded, completing a healthy last
+// stage, and advancing (or, without auto-advance, pausing to wait for the
+// operator) after a healthy earlier one. The current stage is healthy when
+// it ran for at least min_stage_duration, every terminal in it acknowledged
+// (or, with a positive min_stage_duration, at least half did) and the
+// failure ratio is within bounds. Called with mu held.
+func (e *Engine) evaluate(r *rollout) {
+	for r.rec.State == StateRunning && r.acks != nil {
+		rec := r.rec
+		n := r.cohort[rec.Stage]
+		acked := r.applied[rec.Stage] + r.rejected[rec.Stage]
+		ratio := 0.0
+		if w := r.winApplied + r.winRejected; w > 0 {
+			ratio = float64(r.winRejected) / float64(w)
+		}
+		now := e.now().UTC()
+		if ratio > rec.Plan.MaxFailureRatio {
+			rec.State = StateHalted
+			rec.Reason = fmt.Sprintf("failure ratio %.3f exceeded %.3f in stage %d (%d of %d acknowledgements rejected)",
+				ratio, rec.Plan.MaxFailureRatio, rec.Stage+1, r.winRejected, r.winApplied+r.winRejected)
+			rec.Updated = now
+			if e.store(r, rec, nil) {
+				e.logger.Warn("rollout halted", "rollout", r.id, "reason", rec.Reason)
+				e.recordChange(r, Actor{Name: "system"}, "halted")
+			}
+			return
+		}
+		ran := now.Sub(rec.StageTimes[rec.Stage]) >= rec.Plan.MinStageDuration
+		enough := acked >= n || (rec.Plan.MinStageDuration > 0 && 2*acked >= n)
+		if !ran || !enough {
+			return
+		}
+		last := rec.Stage == len(rec.Plan.StagePercents)-1
+		switch {
+		case last:
+			e.complete(r, now)
+			return
+		case rec.Plan.AutoAdvance:
+			if !e.advance(r, Actor{Name: "system"}) {
+				return
+			}
+		default:
+			rec.State, rec.Awaiting = StatePaused, true
+			rec.Reason = fmt.Sprintf("stage %d of %d is healthy; resume to advance", rec.Stage+1, len(rec.Plan.StagePercents))
+			rec.Updated = now
+			if e.store(r, rec, nil) {
+				e.recordChange(r, Actor{Name: "system"}, "waiting to advance")
+			}
+			return
+		}
+	}
+}
+
+// store writes rec (with extra ops) and, once durable, makes it the
+// rollout's record. It reports success; failures are logged and leave the
+// rollout unchanged. Called with mu held.
+func (e *Engine) store(r *rollout, rec rolloutRec, extra []op) bool {
+	o, err := setOp(keyRollout(rec.Version), &rec)
+	if err == nil {
+		err = e.commit.submit(append([]op{o}, extra...)).wait()
+	}
+	if err != nil {
+		e.logger.Error("config push: rollout change not stored", "rollout", r.id, "state", rec.State.String(), "err", err)
+		return false
+	}
+	r.rec = rec
+	return true
+}
+
+// advance moves r to its next stage under a new version, pushing the new
+// layer to the terminals the stage adds. Called with mu held.
+func (e *Engine) advance(r *rollout, who Actor) bool {
+	now := e.now().UTC()
+	v := e.seq + 1
+	rec := r.rec
+	rec.Stage++
+	rec.StageVersions = append(slices.Clone(rec.StageVersions), v)
+	rec.StageTimes = append(slices.Clone(rec.StageTimes), now)
+	rec.State, rec.Awaiting, rec.Reason = StateRunning, false, ""
+	rec.HealthSince, rec.Updated = now, now
+	if !e.store(r, rec, []op{seqOp(v)}) {
+		return false
+	}
+	e.seq = v
+	r.winApplied, r.winRejected = 0, 0
+	var added []*termState
+	for _, t := range e.termsIn(rec.Scope) {
+		if c, ok := r.includes(t.ref.TerminalID); ok && c == rec.Stage {
+			added = append(added, t)
+		}
+	}
+	e.setEffective(added)
+	e.logger.Info("rollout advanced", "rollout", r.id, "stage", rec.Stage+1, "version", v, "terminals", len(added))
+	e.recordChange(r, who, "advanced")
+	return true
+}
+
+// complete marks r completed and drops the layers below it at its scope,
+// which no terminal can see any more. Called with mu held.
+func (e *Engine) complete(r *rollout, now time.Time) {
+	sc := e.scopes[r.rec.Scope.key()]
+	rec := r.rec
+	rec.State, rec.Reason, rec.Updated = StateCompleted, "", now
+	var (
+		recOps, ackOps []op
+		dropped        []*rollout
+		droppedRecs    []rolloutRec
+	)
+	for _, old := range append(append([]*rollout{}, sc.stack...), sc.aborted...) {
+		if old == r {
+			continue
+		}
+		dr := old.rec
+		c := old.progress()
+		dr.Dropped, dr.Final, dr.Updated = true, &c, now
+		o, err := setOp(keyRollout(dr.Version), &dr)
+		if err != nil {
+			e.logger.Error("config push: encode dropped rollout", "rollout", old.id, "err", err)
+			return
+		}
+		recOps = append(recOps, o)
+		for tid := range old.acks {
+			ackOps = append(ackOps, op{key: keyAck(dr.Version, tid), del: true})
+		}
+		dropped = append(dropped, old)
+		droppedRecs = append(droppedRecs, dr)
+	}
+	if !e.store(r, rec, append(recOps, ackOps...)) {
+		return
+	}
+	for i, old := range dropped {
+		old.rec, old.acks = droppedRecs[i], nil
+		delete(e.live, old.rec.Version)
+	}
+	sc.stack, sc.aborted = []*rollout{r}, nil
+	if len(dropped) > 0 {
+		clear(e.memo)
+	}
+	e.logger.Info("rollout completed", "rollout", r.id)
+	e.recordChange(r, Actor{Name: "system"}, "completed")
+}
+
+// lookup returns the live rollout with the given ID, or ErrRolloutNotFound
+// / ErrRolloutState for one that is no longer live. Called with mu held.
+func (e *Engine) lookup(id string) (*rollout, error) {
+	v, ok := parseRolloutID(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrRolloutNotFound, id)
+	}
+	if r := e.live[v]; r != nil {
+		return r, nil
+	}
+	if _, err := e.db.Get(keyRollout(v)); err == nil {
+		return nil, fmt.Errorf("%w: %s is finished", ErrRolloutState, id)
+	}
+	return nil, fmt.Errorf("%w: %q", ErrRolloutNotFound, id)
+}
+
+// Pause stops a running rollout from advancing; terminals already in it
+// keep its version. Pausing a paused rollout changes nothing.
+func (e *Engine) Pause(ctx context.Context, id, reason string, who Actor) (Rollout, error) {
+	var v violations
+	checkText(&v, "reason", reason, MaxReason)
+	if err := v.err(); err != nil {
+		return Rollout{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.lookup(id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	switch r.rec.State {
+	case StatePaused:
+		return r.snapshot(), nil
+	case StateRunning:
+	default:
+		return Rollout{}, fmt.Errorf("%w: %s is %s", ErrRolloutState, id, r.rec.State)
+	}
+	if err := ctx.Err(); err != nil {
+		return Rollout{}, err
+	}
+	rec := r.rec
+	rec.State, rec.Awaiting, rec.Updated = StatePaused, false, e.now().UTC()
+	rec.Reason = reason
+	if rec.Reason == "" {
+		rec.Reason = "paused by " + who.Name
+	}
+	if !e.store(r, rec, nil) {
+		return Rollout{}, fmt.Errorf("configpush: pause %s: not stored", id)
+	}
+	e.recordChange(r, who, "paused")
+	return r.snapshot(), nil
+}
+
+// Resume continues a paused or halted rollout. A rollout paused because its
+// stage was healthy (plans without auto-advance) advances to the next stage.
+// A halted rollout starts a fresh failure-ratio window for its current
+// stage. Resuming a running rollout changes nothing.
+func (e *Engine) Resume(ctx context.Context, id string, who Actor) (Rollout, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.lookup(id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	switch r.rec.State {
+	case StateRunning:
+		return r.snapshot(), nil
+	case StatePaused, StateHalted:
+	default:
+		return Rollout{}, fmt.Errorf("%w: %s is %s", ErrRolloutState, id, r.rec.State)
+	}
+	if err := ctx.Err(); err != nil {
+		return Rollout{}, err
+	}
+	if r.rec.State == StatePaused && r.rec.Awaiting {
+		if !e.advance(r, who) {
+			return Rollout{}, fmt.Errorf("configpush: resume %s: not stored", id)
+		}
+		e.evaluate(r)
+		return r.snapshot(), nil
+	}
+	now := e.now().UTC()
+	rec := r.rec
+	halted := rec.State == StateHalted
+	rec.State, rec.Reason, rec.Updated = StateRunning, "", now
+	if halted {
+		rec.HealthSince = now
+	}
+	if !e.store(r, rec, nil) {
+		return Rollout{}, fmt.Errorf("configpush: resume %s: not stored", id)
+	}
+	if halted {
+		r.winApplied, r.winRejected = 0, 0
+	}
+	e.recordChange(r, who, "resumed")
+	e.evaluate(r)
+	return r.snapshot(), nil
+}
+
+// Abort ends an unfinished rollout: the terminals it reached fall back to
+// the layer below (the previous version's settings), delivered under a new,
+// higher version; the others never see it.
+func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollout, error) {
+	var v violations
+	checkText(&v, "reason", reason, MaxReason)
+	if err := v.err(); err != nil {
+		return Rollout{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, err := e.lookup(id)
+	if err != nil {
+		return Rollout{}, err
+	}
+	if r.rec.State.final() {
+		return Rollout{}, fmt.Errorf("%w: %s is %s", ErrRolloutState, id, r.rec.State)
+	}
+	if err := ctx.Err(); err != nil {
+		return Rollout{}, err
+	}
+	now := e.now().UTC()
+	fb := e.seq + 1
+	rec := r.rec
+	c := r.progress()
+	rec.State, rec.Awaiting, rec.Updated = StateAborted, false, now
+	rec.Reason = reason
+	if rec.Reason == "" {
+		rec.Reason = "aborted by " + who.Name
+	}
+	rec.Fallback, rec.FallbackTime, rec.Final = fb, now, &c
+	ops := []op{seqOp(fb)}
+	for tid := range r.acks {
+		ops = append(ops, op{key: keyAck(rec.Version, tid), del: true})
+	}
+	if !e.store(r, rec, ops) {
+		return Rollout{}, fmt.Errorf("configpush: abort %s: not stored", id)
+	}
+	e.seq = fb
+	r.acks = nil
+	sc := e.scopes[rec.Scope.key()]
+	for i, x := range sc.stack {
+		if x == r {
+			sc.stack = append(sc.stack[:i:i], sc.stack[i+1:]...)
+			break
+		}
+	}
+	sc.aborted = append(sc.aborted, r)
+	clear(e.memo)
+	e.setEffective(e.termsIn(rec.Scope))
+	e.logger.Info("rollout aborted", "rollout", r.id, "fallback_version", fb)
+	e.recordChange(r, who, "aborted")
+	return r.snapshot(), nil
+}
+
+// Ack records a terminal's acknowledgement of a config version. Only the
+// terminal's current version counts; an older one is accepted and ignored.
+// The acknowledgement feeds the health of the rollout that delivered the
+// version and is durable when Ack returns.
+func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, result AckResult, detail string) error {
+	var v violations
+	if version == 0 {
+		v.add("version", "is required")
+	}
+	if result != AckApplied && result != AckRejected {
+		v.add("result", "must be APPLIED or REJECTED")
+	}
+	checkText(&v, "detail", detail, MaxAckDetail)
+	if err := v.err(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	t := e.terms[terminalID]
+	cur := e.effs[terminalID]
+	if t == nil || cur == nil {
+		e.mu.Unlock()
+		return ErrUnknownTerminal
+	}
+	if version > cur.Version {
+		e.mu.Unlock()
+		return fmt.Errorf("%w: version %d, current %d", ErrVersionNotIssued, version, cur.Version)
+	}
+	if result == AckRejected {
+		e.logger.Info("config rejected by terminal", "terminal", terminalID, "version", version, "detail", detail)
+	}
+	var r *rollout
+	if version == cur.Version && cur.RolloutID != "" {
+		if rv, ok := parseRolloutID(cur.RolloutID); ok {
+			r = e.live[rv]
+		}
+	}
+	if r == nil || r.acks == nil {
+		e.mu.Unlock()
+		return nil
+	}
+	c, ok := r.includes(terminalID)
+	if !ok {
+		e.mu.Unlock()
+		return nil
+	}
+	a := ackRec{Result: result, Detail: detail, Version: version, Time: e.now().UTC()}
+	o, err := setOp(keyAck(r.rec.Version, terminalID), a)
+	if err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	if prev, ok := r.acks[terminalID]; ok {
+		r.dropAck(terminalID, c, prev)
+	}
+	r.addAck(terminalID, c, a)
+	req := e.commit.submit([]op{o})
+	if r.rec.State == StateRunning {
+		e.evaluate(r)
+	}
+	e.mu.Unlock()
+	return req.waitCtx(ctx)
+}
+
+// Rollout returns the rollout with the given ID.
+func (e *Engine) Rollout(id string) (Rollout, error) {
+	v, ok := parseRolloutID(id)
+	if !ok {
+		return Rollout{}, fmt.Errorf("%w: %q", ErrRolloutNotFound, id)
+	}
+	e.mu.Lock()
+	if r := e.live[v]; r != nil {
+		s := r.snapshot()
+		e.mu.Unlock()
+		return s, nil
+	}
+	e.mu.Unlock()
+	b, err := e.db.Get(keyRollout(v))
+	if err != nil {
+		if err == store.ErrNotFound {
+			return Rollout{}, fmt.Errorf("%w: %q", ErrRolloutNotFound, id)
+		}
+		return Rollout{}, err
+	}
+	var rec rolloutRec
+	if err := decode(b, &rec); err != nil {
+		return Rollout{}, err
+	}
+	var c counts
+	if rec.Final != nil {
+		c = *rec.Final
+	}
+	return rolloutFromRec(rec, c), nil
+}
+
+// ListRollouts returns up to limit rollouts, newest first, only those in
+// state unless it is StateUnspecified, and a token for the next page ("" on
+// the last page).
+func (e *Engine) ListRollouts(ctx context.Context, state State, limit int, pageToken string) ([]Rollout, string, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var start []byte
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || len(b) != 8 || binary.BigEndian.Uint64(b) == 0 {
+			return nil, "", ErrBadPageToken
+		}
+		start = keyRollout(binary.BigEndian.Uint64(b) - 1)
+	}
+	var recs []rolloutRec
+	var next string
+	err := e.db.View(func(tx *store.Txn) error {
+		return tx.IterateReverse(prefixRollout, start, func(_, val []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var rec rolloutRec
+			if err := decode(val, &rec); err != nil {
+				return err
+			}
+			if state != StateUnspecified && rec.State != state {
+				return nil
+			}
+			if len(recs) == limit {
+				next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, recs[len(recs)-1].Version))
+				return store.ErrStop
+			}
+			recs = append(recs, rec)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Rollout, 0, len(recs))
+	e.mu.Lock()
+	for _, rec := range recs {
+		if r := e.live[rec.Version]; r != nil {
+			out = append(out, r.snapshot())
+			continue
+		}
+		var c counts
+		if rec.Final != nil {
+			c = *rec.Final
+		}
+		out = append(out, rolloutFromRec(rec, c))
+	}
+	e.mu.Unlock()
+	return out, next, nil
+}
+
+// recordChange audits a rollout state or stage change.
+func (e *Engine) recordChange(r *rollout, who Actor, what string) {
+	e.record(audit.Event{
+		Type: audit.RolloutChanged, Actor: who.Name, Peer: who.Peer,
+		MerchantID: r.rec.Scope.MerchantID, StoreID: r.rec.Scope.StoreID, TerminalID: r.rec.Scope.TerminalID,
+		Message: fmt.Sprintf("rollout %s %s", r.id, what),
+		Attributes: map[string]string{
+			"rollout_id": r.id, "state": r.rec.State.String(),
+			"stage": strconv.Itoa(r.rec.Stage + 1), "reason": r.rec.Reason,
+		},
+	})
+}
+
+// checkText validates a free-text field.
+func checkText(v *violations, field, s string, n int) {
+	switch {
+	case !utf8.ValidString(s):
+		v.add(field, "must be valid UTF-8")
+	case utf8.RuneCountInString(s) > n:
+		v.add(field, "must be at most %d characters", n)
+	}
+}
+
+func stagesString(p []uint32) string {
+	parts := make([]string, len(p))
+	for i, x := range p {
+		parts[i] = strconv.FormatUint(uint64(x), 10)
+	}
+	return strings.Join(parts, ",")
+}
