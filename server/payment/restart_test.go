@@ -1,0 +1,75 @@
+package payment_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/server/payment"
+)
+
+func TestRestartRebuildsState(t *testing.T) {
+	v := newEnv(t)
+	ctx := t.Context()
+	v.dir.update(term1, func(p *payment.Policy) {
+		p.DailyLimit = 5000
+		p.VelocityLimit, p.VelocityWindow = 2, time.Hour
+	})
+	// Daily total: 4000 approved, 500 of it reversed → 3500 used.
+	mustCode(t, v.authorize(sale(term1, "d1", 3000)), "00")
+	mustCode(t, v.authorize(sale(term1, "d2", 500)), "00")
+	mustCode(t, v.authorize(sale(term1, "d3", 500)), "00")
+	v.reverse(term1, "d3-rev", "d3")
+	// Velocity: two approvals of one card.
+	for i := range 2 {
+		r := sale(term1, fmt.Sprint("v", i), 10)
+		r.Card.Token = "tok_busy"
+		mustCode(t, v.authorize(r), "00")
+	}
+	// A tombstone.
+	v.reverse(term1, "ghost-rev", "ghost")
+	// A closed batch and a new one.
+	if _, err := v.eng.CloseBatch(ctx, payment.CloseBatchRequest{TerminalID: term1, RequestID: "close-1", BatchNumber: 1,
+		TerminalTotals: payment.BatchTotals{SaleCount: 4, SaleAmount: 3520, ReversalCount: 1, ReversalAmount: 500}}); err != nil {
+		t.Fatal(err)
+	}
+	last := v.authorize(sale(term1, "b2", 5))
+	mustCode(t, last, "00")
+
+	v.reopen()
+
+	// Daily: 3525 used (the batch close does not reset the day), so 1475 is left.
+	mustCode(t, v.authorize(sale(term1, "d4", 1476)), "61")
+	// Velocity still counts the two approvals.
+	r := sale(term1, "v2", 10)
+	r.Card.Token = "tok_busy"
+	mustCode(t, v.authorize(r), "65")
+	// The tombstone still declines the original.
+	mustCode(t, v.authorize(sale(term1, "ghost", 10)), "12")
+	// The open batch is 2 with its running totals, and new IDs follow on.
+	next := v.authorize(sale(term1, "d5", 1475))
+	mustCode(t, next, "00")
+	if next.BatchNumber != 2 || next.AuthorizationID <= last.AuthorizationID {
+		t.Errorf("after restart: batch %d, ID %s; want batch 2 and an ID after %s", next.BatchNumber, next.AuthorizationID, last.AuthorizationID)
+	}
+	b := v.openBatch(term1)
+	if b.Number != 2 || b.ServerTotals.SaleCount != 2 || b.ServerTotals.SaleAmount != 1480 {
+		t.Errorf("open batch: got %d with %+v, want 2 with 2 sales of 1480", b.Number, b.ServerTotals)
+	}
+	// Time moves on: the next day in the store has a fresh daily total and
+	// the velocity window has passed.
+	v.clock.Advance(24 * time.Hour)
+	v.reopen()
+	mustCode(t, v.authorize(sale(term1, "d6", 4990)), "00")
+	r = sale(term1, "v3", 10)
+	r.Card.Token = "tok_busy"
+	mustCode(t, v.authorize(r), "00")
+	// Decision times never go backwards, even if the clock does.
+	v.clock.Advance(-time.Hour)
+	v.reopen()
+	back := v.authorize(sale(term1, "back", 1))
+	txs := v.transactions(payment.TxFilter{TerminalID: term1})
+	if len(txs) < 2 || back.DecisionTime.Before(txs[1].DecisionTime) {
+		t.Errorf("decision time after the clock went back: got %v, before the previous %v", back.DecisionTime, txs[1].DecisionTime)
+	}
+}
