@@ -1,7 +1,12 @@
 package server_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +15,7 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
 )
 
 // dial returns a client of the environment's server with a bearer secret.
@@ -364,4 +370,63 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestRefusedCallsAreLoggedWithoutCrashing(t *testing.T) {
+	// With info logging on (the production default), the log line of a call
+	// refused by authentication must not bring the server down.
+	var logs strings.Builder
+	var mu sync.Mutex
+	srv, err := server.New(func() server.Config {
+		c := server.DefaultConfig(t.TempDir())
+		c.AdminToken = testAdminToken
+		return c
+	}(), slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+	c, err := client.Dial(lis.Addr().String(), client.WithInsecure(), client.WithBearer("pft_wrong"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 {
+		if _, err := c.Heartbeat(t.Context(), &pb.TerminalStatus{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("Heartbeat with a wrong credential: %v, want Unauthenticated", err)
+		}
+		if _, err := c.AllMerchants(t.Context()); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("ListMerchants with a wrong token: %v, want Unauthenticated", err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "code=Unauthenticated") {
+		t.Errorf("refused calls not logged:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "pft_wrong") {
+		t.Errorf("logs contain the presented credential:\n%s", logs.String())
+	}
+}
+
+// lockedWriter serializes writes of concurrent loggers.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex // guards w
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

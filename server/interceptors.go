@@ -154,10 +154,12 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.MaxCallTimeout)
 		defer cancel()
 	}
-	ctx, err = s.authorize(ctx, info.FullMethod)
+	// Keep ctx for the deferred log when authorization fails (it returns nil).
+	actx, err := s.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
 	}
+	ctx = actx
 	return handler(ctx, req)
 }
 
@@ -172,10 +174,11 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		}
 		s.logCall(ctx, info.FullMethod, start, err)
 	}()
-	ctx, err = s.authorize(ctx, info.FullMethod)
+	actx, err := s.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return err
 	}
+	ctx = actx
 	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
 }
 
