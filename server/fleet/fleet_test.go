@@ -41,7 +41,7 @@ func testSecret(prefix string) string {
 
 // env is an open fleet over a database in dir.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	db    *store.DB
 	audit *audit.Log
@@ -58,7 +58,7 @@ func newEnv(t *testing.T) *env {
 	return openEnv(t, t.TempDir(), &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}, opts)
 }
 
-func openEnv(t *testing.T, dir string, c *clock, opts fleet.Options) *env {
+func openEnv(t testing.TB, dir string, c *clock, opts fleet.Options) *env {
 	t.Helper()
 	db, err := store.Open(store.DefaultOptions(dir), nil)
 	if err != nil {

@@ -55,6 +55,7 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 	if !strings.HasPrefix(opSecret, "pfa_") || !strings.HasPrefix(op.ID, "tok_") {
 		t.Errorf("secret %q / id %q: want pfa_ and tok_ prefixes", opSecret[:4], op.ID)
 	}
+	c.t = c.t.Add(time.Second) // List orders by creation time
 	audSecret, aud, err := toks.Create(ctx, "auditor", auth.RoleAuditor, 0)
 	if err != nil {
 		t.Fatal(err)
