@@ -52,7 +52,9 @@ func (t *terminalService) Register(ctx context.Context, req *pb.RegisterRequest)
 		return nil, t.s.fleetStatus(ctx, err)
 	}
 	id := reg.Terminal.ID
-	cfg := &pb.EffectiveConfig{Version: reg.Terminal.DesiredConfigVersion}
+	// Without config push there is no config: version 0 makes the terminal
+	// take the first version it is sent.
+	cfg := &pb.EffectiveConfig{}
 	if h := t.s.hooks.effectiveConfig; h != nil {
 		if c, err := h(ctx, id); err != nil {
 			// The terminal is registered; it gets its config from WatchConfig.
