@@ -19,6 +19,7 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/store"
@@ -43,6 +44,9 @@ type Server struct {
 	tokens *operator.Tokens
 	// hooks connect the fleet handlers to other components (fleet_hooks.go).
 	hooks fleetHooks
+	// config holds settings layers, effective configs and rollouts
+	// (admin_config.go, terminal_config.go).
+	config *configpush.Engine
 	// adminTokenPath is the generated bootstrap token file, if any.
 	adminTokenPath string
 	// closers release domain components, in reverse order, after the gRPC
@@ -86,6 +90,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	s.adminTokenPath = tokenPath
 	if err := s.openFleet(adminToken); err != nil {
+		return nil, err
+	}
+	if err := s.openConfig(); err != nil {
 		return nil, err
 	}
 
@@ -164,6 +171,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 func (s *Server) shutdownGRPC() {
 	s.logger.Info("shutting down", "grace", s.cfg.ShutdownGrace)
 	s.health.Shutdown()
+	if s.config != nil {
+		// Config watch streams live until the terminal leaves; end them so
+		// that the graceful stop below waits only for ordinary calls.
+		s.config.CloseWatches()
+	}
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

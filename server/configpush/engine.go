@@ -381,14 +381,20 @@ func (e *Engine) NotifyCommands(terminalID string) { e.hub.NotifyCommands(termin
 func (e *Engine) Watching() int { return e.hub.Watching() }
 
 // TerminalChanged tells config push that a terminal was provisioned,
-// rebound, retired or otherwise changed. A rebound terminal gets a new,
-// higher version for its new chain (written to storage before it returns);
-// a retired one is forgotten and its watches end.
-func (e *Engine) TerminalChanged(ref TerminalRef) {
+// rebound, retired or otherwise changed; it reads the terminal's current
+// binding from the directory, so notifications may be repeated or arrive
+// late. A rebound terminal gets a new, higher version for its new chain
+// (written to storage before it returns); a retired or unknown one is
+// forgotten and its watches end.
+func (e *Engine) TerminalChanged(terminalID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return
+	}
+	ref, ok := e.dir.Terminal(terminalID)
+	if !ok {
+		ref = TerminalRef{TerminalID: terminalID, Retired: true}
 	}
 	tid := ref.TerminalID
 	old := e.terms[tid]

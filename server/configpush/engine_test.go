@@ -565,7 +565,8 @@ func TestRebindAndRetire(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	e.eng.TerminalChanged(configpush.TerminalRef{TerminalID: "T0000001", MerchantID: "M2", StoreID: "S2"})
+	dir.add("M2", "S2", "T0000001")
+	e.eng.TerminalChanged("T0000001")
 	cfg, _, err := w.Next(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -574,7 +575,6 @@ func TestRebindAndRetire(t *testing.T) {
 	if *cfg.Settings.ReceiptHeader != "m2" || cfg.Version <= before.Version {
 		t.Errorf("after rebind: header %q version %d, want m2 above %d", *cfg.Settings.ReceiptHeader, cfg.Version, before.Version)
 	}
-	dir.add("M2", "S2", "T0000001") // the directory reports the new binding
 	e.restart()
 	if got := e.eff("T0000001"); got.Version != cfg.Version {
 		t.Errorf("after restart version %d, want %d", got.Version, cfg.Version)
@@ -583,7 +583,8 @@ func TestRebindAndRetire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.eng.TerminalChanged(configpush.TerminalRef{TerminalID: "T0000001", Retired: true})
+	dir.retire("T0000001")
+	e.eng.TerminalChanged("T0000001")
 	for {
 		if _, _, err := w2.Next(t.Context()); err != nil {
 			if !errors.Is(err, configpush.ErrClosed) {

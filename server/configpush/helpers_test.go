@@ -35,6 +35,20 @@ func (d *fakeDir) Terminals() []configpush.TerminalRef {
 	return out
 }
 
+func (d *fakeDir) Terminal(id string) (configpush.TerminalRef, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t, ok := d.terms[id]
+	return t, ok
+}
+
+// retire removes terminal id.
+func (d *fakeDir) retire(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.terms, id)
+}
+
 func (d *fakeDir) MerchantExists(m string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()

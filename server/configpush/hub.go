@@ -174,20 +174,8 @@ func (w *Watcher) stop(err error) {
 // shuts down and ErrWatchReplaced when a newer watch replaced this one.
 func (w *Watcher) Next(ctx context.Context) (cfg *Effective, commands bool, err error) {
 	for {
-		w.mu.Lock()
-		if w.err != nil {
-			err := w.err
-			w.mu.Unlock()
-			return nil, false, err
-		}
-		cfg, commands = w.latest, w.commands
-		w.latest, w.commands = nil, false
-		if cfg != nil {
-			w.sent = cfg.Version
-		}
-		w.mu.Unlock()
-		if cfg != nil || commands {
-			return cfg, commands, nil
+		if cfg, commands, err = w.Poll(); err != nil || cfg != nil || commands {
+			return cfg, commands, err
 		}
 		select {
 		case <-ctx.Done():
@@ -195,6 +183,22 @@ func (w *Watcher) Next(ctx context.Context) (cfg *Effective, commands bool, err 
 		case <-w.wake:
 		}
 	}
+}
+
+// Poll is Next without waiting: it returns nil and false when nothing is
+// new.
+func (w *Watcher) Poll() (cfg *Effective, commands bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return nil, false, w.err
+	}
+	cfg, commands = w.latest, w.commands
+	w.latest, w.commands = nil, false
+	if cfg != nil {
+		w.sent = cfg.Version
+	}
+	return cfg, commands, nil
 }
 
 // Close unsubscribes the watcher. It is safe to call more than once.

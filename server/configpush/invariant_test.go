@@ -114,11 +114,11 @@ func TestVersionsMonotonicUnderRandomOperations(t *testing.T) {
 		case k < 17:
 			what = "rebind"
 			tid := fmt.Sprintf("T%07d", 1+rng.IntN(n))
-			ref := dir.add(merchants[rng.IntN(2)], stores[rng.IntN(2)], tid)[0]
-			e.eng.TerminalChanged(ref)
+			dir.add(merchants[rng.IntN(2)], stores[rng.IntN(2)], tid)
+			e.eng.TerminalChanged(tid)
 		case k < 19:
 			what = "provision"
-			e.eng.TerminalChanged(newTerminal())
+			e.eng.TerminalChanged(newTerminal().TerminalID)
 		default:
 			what = "restart"
 			before := map[string]*configpush.Effective{}

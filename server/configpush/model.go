@@ -297,6 +297,9 @@ type TerminalRef struct {
 type Directory interface {
 	// Terminals returns every terminal that is not retired.
 	Terminals() []TerminalRef
+	// Terminal returns one terminal's current binding; ok is false for an
+	// unknown terminal.
+	Terminal(terminalID string) (ref TerminalRef, ok bool)
 	// MerchantExists reports whether the merchant exists.
 	MerchantExists(merchantID string) bool
 	// StoreExists reports whether the merchant has the store.

@@ -1,0 +1,371 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/configpush"
+	"github.com/posfleet/posfleet/server/fleet"
+)
+
+func init() {
+	errorTable = append(errorTable,
+		errorMapping{configpush.ErrUnknownTerminal, codes.NotFound, "TERMINAL_NOT_FOUND"},
+		errorMapping{configpush.ErrScopeNotFound, codes.NotFound, "CONFIG_SCOPE_NOT_FOUND"},
+		errorMapping{configpush.ErrRolloutNotFound, codes.NotFound, "ROLLOUT_NOT_FOUND"},
+		errorMapping{configpush.ErrRolloutState, codes.FailedPrecondition, "ROLLOUT_STATE"},
+		errorMapping{configpush.ErrVersionNotIssued, codes.FailedPrecondition, "CONFIG_VERSION_UNKNOWN"},
+		errorMapping{configpush.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+		errorMapping{configpush.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+		errorMapping{configpush.ErrWatchReplaced, codes.Aborted, "WATCH_REPLACED"},
+	)
+}
+
+var reRolloutID = regexp.MustCompile(`^ro-[1-9][0-9]{0,19}$`)
+
+// openConfig starts config push on the fleet's terminal population and
+// connects it: heartbeats carry its versions and intervals, terminal
+// changes and new commands reach it, and Register returns its config.
+func (s *Server) openConfig() error {
+	var err error
+	s.config, err = configpush.Open(context.Background(), s.db, s.audit,
+		s.logger.With("component", "configpush"), fleetDirectory{s.fleet}, configpush.Options{})
+	if err != nil {
+		return fmt.Errorf("server: open config push: %w", err)
+	}
+	s.closers = append(s.closers, s.config.Close)
+	s.fleet.SetConfigSource(s.config)
+	s.fleet.OnTerminalChange(func(ref fleet.TerminalRef) { s.config.TerminalChanged(ref.TerminalID) })
+	s.fleet.OnCommand(s.config.NotifyCommands)
+	s.hooks.effectiveConfig = func(_ context.Context, terminalID string) (*pb.EffectiveConfig, error) {
+		cfg, ok := s.config.Effective(terminalID)
+		if !ok {
+			return nil, configpush.ErrUnknownTerminal
+		}
+		return effectiveToPB(cfg), nil
+	}
+	return nil
+}
+
+// fleetDirectory is the fleet as config push's terminal directory.
+type fleetDirectory struct{ f *fleet.Fleet }
+
+func (d fleetDirectory) Terminals() []configpush.TerminalRef {
+	refs := d.f.Terminals()
+	out := make([]configpush.TerminalRef, len(refs))
+	for i, r := range refs {
+		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID, Retired: r.State == fleet.StateRetired}
+	}
+	return out
+}
+
+func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
+	b, ok := d.f.Binding(id)
+	if !ok {
+		return configpush.TerminalRef{}, false
+	}
+	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID, Retired: b.State == fleet.StateRetired}, true
+}
+
+func (d fleetDirectory) MerchantExists(id string) bool {
+	_, err := d.f.Merchant(id)
+	return err == nil
+}
+
+func (d fleetDirectory) StoreExists(merchantID, storeID string) bool {
+	_, err := d.f.Store(merchantID, storeID)
+	return err == nil
+}
+
+// configStatus converts a config push error into a status: validation
+// errors become InvalidArgument with a BadRequest, the rest go through the
+// error table.
+func (s *Server) configStatus(ctx context.Context, err error) error {
+	var ve *configpush.ValidationError
+	if errors.As(err, &ve) {
+		var v violations
+		for _, x := range ve.Violations {
+			v.add(x.Field, "%s", x.Reason)
+		}
+		return v.err()
+	}
+	return toStatus(ctx, s.logger, err)
+}
+
+// configActor returns who is calling, for config push's audit events.
+func configActor(ctx context.Context) configpush.Actor {
+	a := actor(ctx)
+	return configpush.Actor{Name: a.Name, Peer: a.Peer}
+}
+
+// PublishConfig publishes a settings layer and starts its rollout.
+func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigRequest) (*pb.PublishConfigResponse, error) {
+	var v violations
+	sc := req.GetScope()
+	if id := sc.GetMerchantId(); id != "" {
+		v.merchantID("scope.merchant_id", id)
+	}
+	if id := sc.GetStoreId(); id != "" {
+		v.storeID("scope.store_id", id)
+	}
+	if id := sc.GetTerminalId(); id != "" {
+		v.terminalID("scope.terminal_id", id)
+	}
+	settings := settingsFromPB(&v, "settings.", req.GetSettings())
+	plan := planFromPB(&v, req.GetRollout())
+	v.optional("description", req.GetDescription(), configpush.MaxDescription)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, err := a.s.config.Publish(ctx, configpush.PublishRequest{
+		Scope:       configpush.Scope{MerchantID: sc.GetMerchantId(), StoreID: sc.GetStoreId(), TerminalID: sc.GetTerminalId()},
+		Settings:    settings,
+		Plan:        plan,
+		Description: req.GetDescription(),
+	}, configActor(ctx))
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	return &pb.PublishConfigResponse{Version: ro.Version, RolloutId: ro.ID, Rollout: rolloutToPB(ro)}, nil
+}
+
+// GetEffectiveConfig returns the config a terminal should run.
+func (a *adminService) GetEffectiveConfig(ctx context.Context, req *pb.GetEffectiveConfigRequest) (*pb.GetEffectiveConfigResponse, error) {
+	var v violations
+	v.terminalID("terminal_id", req.GetTerminalId())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	cfg, ok := a.s.config.Effective(req.GetTerminalId())
+	if !ok {
+		return nil, a.s.configStatus(ctx, fmt.Errorf("%w: %s", configpush.ErrUnknownTerminal, req.GetTerminalId()))
+	}
+	return &pb.GetEffectiveConfigResponse{Config: effectiveToPB(cfg)}, nil
+}
+
+// rolloutIDArg checks a required rollout ID.
+func (v *violations) rolloutID(field, id string) {
+	if v.required(field, id) {
+		v.match(field, id, reRolloutID, "a rollout ID such as \"ro-42\"")
+	}
+}
+
+// GetRollout returns one rollout with its progress.
+func (a *adminService) GetRollout(ctx context.Context, req *pb.GetRolloutRequest) (*pb.GetRolloutResponse, error) {
+	var v violations
+	v.rolloutID("rollout_id", req.GetRolloutId())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, err := a.s.config.Rollout(req.GetRolloutId())
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	return &pb.GetRolloutResponse{Rollout: rolloutToPB(ro)}, nil
+}
+
+// ListRollouts lists rollouts, newest first.
+func (a *adminService) ListRollouts(ctx context.Context, req *pb.ListRolloutsRequest) (*pb.ListRolloutsResponse, error) {
+	var v violations
+	v.enum("state", int32(req.GetState()), pb.RolloutState_name, true)
+	n := v.pageSize("page_size", req.GetPageSize())
+	v.optional("page_token", req.GetPageToken(), 64)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	list, next, err := a.s.config.ListRollouts(ctx, configpush.State(req.GetState()), n, req.GetPageToken())
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	out := make([]*pb.Rollout, len(list))
+	for i, r := range list {
+		out[i] = rolloutToPB(r)
+	}
+	return &pb.ListRolloutsResponse{Rollouts: out, NextPageToken: next}, nil
+}
+
+// PauseRollout stops a rollout from advancing.
+func (a *adminService) PauseRollout(ctx context.Context, req *pb.PauseRolloutRequest) (*pb.PauseRolloutResponse, error) {
+	var v violations
+	v.rolloutID("rollout_id", req.GetRolloutId())
+	v.optional("reason", req.GetReason(), configpush.MaxReason)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, err := a.s.config.Pause(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	return &pb.PauseRolloutResponse{Rollout: rolloutToPB(ro)}, nil
+}
+
+// ResumeRollout resumes a paused or halted rollout.
+func (a *adminService) ResumeRollout(ctx context.Context, req *pb.ResumeRolloutRequest) (*pb.ResumeRolloutResponse, error) {
+	var v violations
+	v.rolloutID("rollout_id", req.GetRolloutId())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, err := a.s.config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	return &pb.ResumeRolloutResponse{Rollout: rolloutToPB(ro)}, nil
+}
+
+// AbortRollout aborts a rollout; its terminals fall back to the previous
+// layer under a new version.
+func (a *adminService) AbortRollout(ctx context.Context, req *pb.AbortRolloutRequest) (*pb.AbortRolloutResponse, error) {
+	var v violations
+	v.rolloutID("rollout_id", req.GetRolloutId())
+	v.optional("reason", req.GetReason(), configpush.MaxReason)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, err := a.s.config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	return &pb.AbortRolloutResponse{Rollout: rolloutToPB(ro)}, nil
+}
+
+// Conversions between config push types and protocol messages. Ranges and
+// cross-field rules are checked by configpush; these check only what the
+// wire format can get wrong (malformed durations).
+
+func settingsFromPB(v *violations, prefix string, s *pb.Settings) *configpush.Settings {
+	if s == nil {
+		return nil
+	}
+	out := &configpush.Settings{
+		ReceiptHeader:       s.ReceiptHeader,
+		ReceiptFooter:       s.ReceiptFooter,
+		PerTransactionLimit: moneyFromPB(s.GetPerTransactionLimit()),
+		DailyLimit:          moneyFromPB(s.GetDailyLimit()),
+		OfflineFloorLimit:   moneyFromPB(s.GetOfflineFloorLimit()),
+		TimeZone:            s.TimeZone,
+		CardVelocityLimit:   s.CardVelocityLimit,
+		HeartbeatInterval:   durationFromPB(v, prefix+"heartbeat_interval", s.GetHeartbeatInterval()),
+		CardVelocityWindow:  durationFromPB(v, prefix+"card_velocity_window", s.GetCardVelocityWindow()),
+	}
+	for _, m := range s.GetAcceptedEntryModes() {
+		out.EntryModes = append(out.EntryModes, configpush.EntryMode(m))
+	}
+	if len(s.GetExtra()) > 0 {
+		out.Extra = s.GetExtra()
+	}
+	return out
+}
+
+func moneyFromPB(m *pb.Money) *configpush.Money {
+	if m == nil {
+		return nil
+	}
+	return &configpush.Money{MinorUnits: m.GetMinorUnits(), Currency: m.GetCurrency()}
+}
+
+func durationFromPB(v *violations, field string, d *durationpb.Duration) *time.Duration {
+	if d == nil {
+		return nil
+	}
+	if err := d.CheckValid(); err != nil {
+		v.add(field, "must be a valid duration")
+		return nil
+	}
+	x := d.AsDuration()
+	return &x
+}
+
+func planFromPB(v *violations, p *pb.RolloutPlan) configpush.Plan {
+	if p == nil {
+		return configpush.Plan{}
+	}
+	var msd time.Duration
+	if d := durationFromPB(v, "rollout.min_stage_duration", p.GetMinStageDuration()); d != nil {
+		msd = *d
+	}
+	return configpush.Plan{
+		StagePercents:    p.GetStagePercents(),
+		MaxFailureRatio:  p.GetMaxFailureRatio(),
+		AutoAdvance:      p.GetAutoAdvance(),
+		MinStageDuration: msd,
+	}
+}
+
+func settingsToPB(s *configpush.Settings) *pb.Settings {
+	if s == nil {
+		return &pb.Settings{}
+	}
+	out := &pb.Settings{
+		ReceiptHeader:       s.ReceiptHeader,
+		ReceiptFooter:       s.ReceiptFooter,
+		PerTransactionLimit: moneyToPB(s.PerTransactionLimit),
+		DailyLimit:          moneyToPB(s.DailyLimit),
+		OfflineFloorLimit:   moneyToPB(s.OfflineFloorLimit),
+		TimeZone:            s.TimeZone,
+		CardVelocityLimit:   s.CardVelocityLimit,
+		Extra:               s.Extra,
+	}
+	if s.HeartbeatInterval != nil {
+		out.HeartbeatInterval = durationpb.New(*s.HeartbeatInterval)
+	}
+	if s.CardVelocityWindow != nil {
+		out.CardVelocityWindow = durationpb.New(*s.CardVelocityWindow)
+	}
+	for _, m := range s.EntryModes {
+		out.AcceptedEntryModes = append(out.AcceptedEntryModes, pb.EntryMode(m))
+	}
+	return out
+}
+
+func moneyToPB(m *configpush.Money) *pb.Money {
+	if m == nil {
+		return nil
+	}
+	return &pb.Money{MinorUnits: m.MinorUnits, Currency: m.Currency}
+}
+
+func effectiveToPB(cfg *configpush.Effective) *pb.EffectiveConfig {
+	return &pb.EffectiveConfig{
+		Version:     cfg.Version,
+		Settings:    settingsToPB(cfg.Settings),
+		RolloutId:   cfg.RolloutID,
+		PublishTime: ts(cfg.Published),
+	}
+}
+
+func rolloutToPB(r configpush.Rollout) *pb.Rollout {
+	plan := &pb.RolloutPlan{
+		StagePercents:   r.Plan.StagePercents,
+		MaxFailureRatio: r.Plan.MaxFailureRatio,
+		AutoAdvance:     r.Plan.AutoAdvance,
+	}
+	if r.Plan.MinStageDuration > 0 {
+		plan.MinStageDuration = durationpb.New(r.Plan.MinStageDuration)
+	}
+	return &pb.Rollout{
+		RolloutId: r.ID,
+		Version:   r.Version,
+		Scope:     &pb.ConfigScope{MerchantId: r.Scope.MerchantID, StoreId: r.Scope.StoreID, TerminalId: r.Scope.TerminalID},
+		Plan:      plan,
+		State:     pb.RolloutState(r.State),
+		// Stage indexes are small (at most configpush.MaxStages).
+		CurrentStage:      uint32(r.Stage),
+		TargetedTerminals: r.Targeted,
+		IncludedTerminals: r.Included,
+		Applied:           r.Applied,
+		Rejected:          r.Rejected,
+		FailureRatio:      r.FailureRatio,
+		StateReason:       r.Reason,
+		Description:       r.Description,
+		CreateTime:        ts(r.Created),
+		UpdateTime:        ts(r.Updated),
+	}
+}

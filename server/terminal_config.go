@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/configpush"
+	"github.com/posfleet/posfleet/server/fleet"
+)
+
+// WatchConfig streams the terminal's config versions and remote commands.
+// On connect it sends the effective config at once if known_version is
+// behind, together with any pending commands; afterwards every new version
+// and every newly queued command. Each config message is a full snapshot,
+// so a slow stream skips to the newest version. The stream ends when the
+// terminal goes away, when the server shuts down (Unavailable) or when
+// the terminal opens more watches than allowed (Aborted, its oldest ends).
+func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.TerminalService_WatchConfigServer) error {
+	ctx := stream.Context()
+	p, err := terminalPrincipal(ctx)
+	if err != nil {
+		return err
+	}
+	tid := p.TerminalID
+	w, err := t.s.config.Watch(tid, req.GetKnownVersion())
+	if err != nil {
+		return t.s.configStatus(ctx, err)
+	}
+	defer w.Close()
+	cmds := newCommandFilter()
+	pending := cmds.next(t.s.fleet.PendingCommands(tid))
+	for {
+		cfg, notified, err := w.Poll()
+		if err == nil && cfg == nil && !notified && len(pending) == 0 {
+			cfg, notified, err = w.Next(ctx)
+		}
+		if err != nil {
+			return t.s.watchEnd(ctx, err)
+		}
+		if notified {
+			pending = append(pending, cmds.next(t.s.fleet.PendingCommands(tid))...)
+		}
+		if cfg == nil && len(pending) == 0 {
+			continue
+		}
+		msg := &pb.WatchConfigResponse{Commands: commandsToPB(pending)}
+		if cfg != nil {
+			msg.Version, msg.Settings, msg.RolloutId, msg.PublishTime = cfg.Version, settingsToPB(cfg.Settings), cfg.RolloutID, ts(cfg.Published)
+		}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+		pending = nil
+	}
+}
+
+// watchEnd maps the reason a watch ended to the stream's final status.
+func (s *Server) watchEnd(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, configpush.ErrClosed):
+		return statusWithReason(codes.Unavailable, "SHUTTING_DOWN", "server is shutting down; reconnect")
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return s.configStatus(ctx, err)
+}
+
+// commandFilter remembers the commands sent on one stream so that each is
+// sent once per stream; a new stream sends every unfinished command again.
+type commandFilter struct{ sent map[string]bool }
+
+func newCommandFilter() *commandFilter { return &commandFilter{sent: map[string]bool{}} }
+
+// next returns the commands of cs not yet sent and marks them sent.
+func (f *commandFilter) next(cs []fleet.Command) []fleet.Command {
+	var out []fleet.Command
+	for _, c := range cs {
+		if !f.sent[c.ID] {
+			f.sent[c.ID] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// AckConfig records whether the terminal applied a config version.
+func (t *terminalService) AckConfig(ctx context.Context, req *pb.AckConfigRequest) (*pb.AckConfigResponse, error) {
+	p, err := terminalPrincipal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var v violations
+	if req.GetVersion() == 0 {
+		v.add("version", "is required")
+	}
+	v.enum("result", int32(req.GetResult()), pb.ConfigApplyResult_name, false)
+	v.optional("detail", req.GetDetail(), configpush.MaxAckDetail)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := t.s.config.Ack(ctx, p.TerminalID, req.GetVersion(), configpush.AckResult(req.GetResult()), req.GetDetail()); err != nil {
+		return nil, t.s.configStatus(ctx, err)
+	}
+	return &pb.AckConfigResponse{}, nil
+}
