@@ -1,0 +1,271 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
+)
+
+// scriptedTerminal is a TerminalService whose WatchConfig calls follow a
+// script and whose AckConfig calls are recorded.
+type scriptedTerminal struct {
+	pb.UnimplementedTerminalServiceServer
+	script []func(stream pb.TerminalService_WatchConfigServer) error
+
+	mu     sync.Mutex // guards known, acks
+	known  []uint64
+	acks   []*pb.AckConfigRequest
+	failAc int // AckConfig calls to fail with Unavailable first
+}
+
+func (s *scriptedTerminal) WatchConfig(req *pb.WatchConfigRequest, stream pb.TerminalService_WatchConfigServer) error {
+	s.mu.Lock()
+	call := len(s.known)
+	s.known = append(s.known, req.GetKnownVersion())
+	s.mu.Unlock()
+	if call >= len(s.script) {
+		return status.Error(codes.Unauthenticated, "script over")
+	}
+	return s.script[call](stream)
+}
+
+func (s *scriptedTerminal) AckConfig(_ context.Context, req *pb.AckConfigRequest) (*pb.AckConfigResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failAc > 0 {
+		s.failAc--
+		return nil, status.Error(codes.Unavailable, "try again")
+	}
+	s.acks = append(s.acks, req)
+	return &pb.AckConfigResponse{}, nil
+}
+
+func dialFake(t *testing.T, impl pb.TerminalServiceServer) *client.Client {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	pb.RegisterTerminalServiceServer(gs, impl)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	c, err := client.Dial("passthrough:///bufnet", client.WithInsecure(),
+		client.WithDialOptions(grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) })))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func send(stream pb.TerminalService_WatchConfigServer, msgs ...*pb.WatchConfigResponse) error {
+	for _, m := range msgs {
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestWatchConfigResumesAppliesAndAcks(t *testing.T) {
+	fake := &scriptedTerminal{failAc: 2}
+	fake.script = []func(pb.TerminalService_WatchConfigServer) error{
+		func(st pb.TerminalService_WatchConfigServer) error {
+			err := send(st,
+				&pb.WatchConfigResponse{Version: 6, Commands: []*pb.RemoteCommand{{CommandId: "c1"}}},
+				&pb.WatchConfigResponse{Version: 7})
+			if err != nil {
+				return err
+			}
+			return status.Error(codes.Unavailable, "connection lost")
+		},
+		func(st pb.TerminalService_WatchConfigServer) error {
+			return status.Error(codes.Unavailable, "still down") // a failure before any message
+		},
+		func(st pb.TerminalService_WatchConfigServer) error {
+			if err := send(st, &pb.WatchConfigResponse{Version: 9, Settings: &pb.Settings{ReceiptHeader: proto.String("h")}}); err != nil {
+				return err
+			}
+			return status.Error(codes.PermissionDenied, "terminal suspended")
+		},
+	}
+	c := dialFake(t, fake)
+	var applied []uint64
+	var cmds []string
+	var brokenStreams int
+	last, err := c.WatchConfig(t.Context(), client.ConfigWatch{
+		KnownVersion: 5,
+		MinBackoff:   time.Millisecond,
+		MaxBackoff:   4 * time.Millisecond,
+		Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+			applied = append(applied, cfg.GetVersion())
+			if cfg.GetVersion() == 7 {
+				return errors.New("printer does not support density 9")
+			}
+			return nil
+		},
+		Commands: func(_ context.Context, cs []*pb.RemoteCommand) {
+			for _, c := range cs {
+				cmds = append(cmds, c.GetCommandId())
+			}
+		},
+		OnError: func(err error, retryIn time.Duration) {
+			if retryIn > 0 {
+				brokenStreams++
+			}
+		},
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("WatchConfig returned %v, want the PermissionDenied that ends it", err)
+	}
+	if last != 9 {
+		t.Errorf("last version %d, want 9", last)
+	}
+	if want := []uint64{6, 7, 9}; !slices.Equal(applied, want) {
+		t.Errorf("applied %v, want %v", applied, want)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if want := []uint64{5, 7, 7}; !slices.Equal(fake.known, want) {
+		t.Errorf("streams opened with known versions %v, want %v (resume from the last received)", fake.known, want)
+	}
+	if !slices.Equal(cmds, []string{"c1"}) || brokenStreams != 2 {
+		t.Errorf("commands %v broken streams %d, want [c1] and 2", cmds, brokenStreams)
+	}
+	var results []string
+	for _, a := range fake.acks {
+		results = append(results, a.GetResult().String()+":"+a.GetDetail())
+	}
+	want := []string{
+		"CONFIG_APPLY_RESULT_APPLIED:",
+		"CONFIG_APPLY_RESULT_REJECTED:printer does not support density 9",
+		"CONFIG_APPLY_RESULT_APPLIED:",
+	}
+	if !slices.Equal(results, want) {
+		t.Errorf("acks %v, want %v (the first retried through Unavailable)", results, want)
+	}
+}
+
+func TestWatchConfigStopsWithContext(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	fake := &scriptedTerminal{script: []func(pb.TerminalService_WatchConfigServer) error{
+		func(st pb.TerminalService_WatchConfigServer) error {
+			select {
+			case <-block:
+			case <-st.Context().Done():
+			}
+			return nil
+		},
+	}}
+	c := dialFake(t, fake)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.WatchConfig(ctx, client.ConfigWatch{Apply: func(context.Context, *pb.WatchConfigResponse) error { return nil }})
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("WatchConfig after cancel: %v, want context.Canceled", err)
+	}
+	if _, err := c.WatchConfig(t.Context(), client.ConfigWatch{}); err == nil {
+		t.Error("WatchConfig without Apply: nil error")
+	}
+}
+
+// TestWatchConfigAgainstServer runs the loop against a real server: a
+// publish reaches it, a rejected version shows up in the rollout's health.
+func TestWatchConfigAgainstServer(t *testing.T) {
+	const adminToken = "pfa_client-test-admin-token-0123456789"
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = adminToken
+	addr := serve(t, cfg)
+	ctx := t.Context()
+	admin, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "M1 Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: "M1", StoreId: "S1", Name: "S1"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := admin.ProvisionTerminal(ctx, "SN-1", "M1", "S1", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := client.Dial(addr, client.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	reg, err := anon.Register(ctx, "SN-1", p.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+
+	got := make(chan *pb.WatchConfigResponse, 4)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go term.WatchConfig(wctx, client.ConfigWatch{
+		KnownVersion: reg.GetConfig().GetVersion(),
+		Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+			defer func() { got <- cfg }()
+			if cfg.GetSettings().GetExtra()["mode"] == "bad" {
+				return errors.New("unsupported mode")
+			}
+			return nil
+		},
+	})
+	for _, mode := range []string{"good", "bad"} {
+		resp, err := admin.Admin().PublishConfig(ctx, &pb.PublishConfigRequest{Settings: &pb.Settings{Extra: map[string]string{"mode": mode}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg := <-got; cfg.GetVersion() != resp.GetVersion() {
+			t.Fatalf("applied version %d, want %d", cfg.GetVersion(), resp.GetVersion())
+		}
+		// The acknowledgement follows Apply; wait for the rollout to count it.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ro, err := admin.Admin().GetRollout(ctx, &pb.GetRolloutRequest{RolloutId: resp.GetRolloutId()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := ro.GetRollout()
+			if r.GetApplied()+r.GetRejected() == 1 {
+				if (mode == "bad") != (r.GetRejected() == 1) {
+					t.Errorf("mode %s: applied %d rejected %d", mode, r.GetApplied(), r.GetRejected())
+				}
+				if mode == "bad" && r.GetState() != pb.RolloutState_ROLLOUT_STATE_HALTED {
+					t.Errorf("rejected rollout state %s, want HALTED", r.GetState())
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("mode %s: rollout never counted the acknowledgement", mode)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
