@@ -13,13 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
 
@@ -34,10 +34,12 @@ const (
 	OpReverse        = "reverse"
 	OpRefund         = "refund"
 	OpCloseBatch     = "close_batch"
-	OpAckConfig      = "ack_config"
 	OpPublishConfig  = "publish_config"
 	// OpWatch counts broken WatchConfig streams (untimed).
 	OpWatch = "watch"
+	// OpAckConfig counts failed config acknowledgements (untimed; the
+	// client SDK acknowledges and retries on its own).
+	OpAckConfig = "ack_config"
 )
 
 // DefaultDeclineTokens returns the posfleet issuer simulator's declining
@@ -192,7 +194,7 @@ func randomID(n int) string {
 type Fleet struct {
 	cfg    FleetConfig
 	logger *slog.Logger
-	admin  pb.AdminServiceClient
+	admin  *client.Client
 	terms  []*terminal
 	pick   picker
 
@@ -230,8 +232,8 @@ type terminal struct {
 	enrollment                  string
 	provErr                     error
 
-	term pb.TerminalServiceClient
-	pay  pb.PaymentServiceClient
+	cl  *client.Client
+	pay pb.PaymentServiceClient
 
 	ready      chan struct{}
 	regErr     error
@@ -259,15 +261,17 @@ type sale struct {
 	remaining       int64
 }
 
-// NewFleet returns a fleet using admin for provisioning and conns for the
-// terminals (terminal i uses conns[i mod len(conns)]: pass one per terminal
-// for the default of a connection each). The logger may be nil.
-func NewFleet(cfg FleetConfig, admin pb.AdminServiceClient, conns []grpc.ClientConnInterface, logger *slog.Logger) (*Fleet, error) {
+// NewFleet returns a fleet using admin (a client carrying an admin token)
+// for provisioning and conns for the terminals: terminal i uses
+// conns[i mod len(conns)]; pass one per terminal for the default of a
+// connection each. The terminal clients must carry no bearer credential:
+// each terminal sends its own with every call. The logger may be nil.
+func NewFleet(cfg FleetConfig, admin *client.Client, conns []*client.Client, logger *slog.Logger) (*Fleet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if admin == nil || len(conns) == 0 {
-		return nil, errors.New("fleet: an admin client and at least one connection are required")
+		return nil, errors.New("fleet: an admin client and at least one terminal connection are required")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -285,8 +289,8 @@ func NewFleet(cfg FleetConfig, admin pb.AdminServiceClient, conns []grpc.ClientC
 			serial:     fmt.Sprintf("LG-%s-%06d", cfg.RunID, i),
 			merchantID: f.merchants[m],
 			storeID:    fmt.Sprintf("s%02d", (i/cfg.Merchants)%cfg.StoresPerMerchant),
-			term:       pb.NewTerminalServiceClient(cc),
-			pay:        pb.NewPaymentServiceClient(cc),
+			cl:         cc,
+			pay:        cc.Payment(),
 			ready:      make(chan struct{}),
 			rng:        mrand.New(mrand.NewPCG(cfg.Seed, uint64(i))),
 		})
@@ -398,14 +402,14 @@ func (f *Fleet) provision(ctx context.Context) error {
 		rec := f.run.Recorder(m)
 		id := f.merchants[m]
 		_, errs[m] = f.call(ctx, rec, OpCreateMerchant, time.Now(), func(ctx context.Context) (Outcome, error) {
-			_, err := f.admin.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+			_, err := f.admin.CreateMerchant(ctx, &pb.Merchant{
 				MerchantId:  id,
 				LegalName:   "Loadgen Retail " + id + " Ltd",
 				DisplayName: "Loadgen " + id,
 				Mcc:         cfg.MCC,
 				Currency:    cfg.Currency,
 				Address:     &pb.Address{Line1: "1 Test Street", City: "Wellington", PostalCode: "6011", Country: "NZ"},
-			}})
+			})
 			return OK(), err
 		})
 		if errs[m] != nil {
@@ -413,12 +417,12 @@ func (f *Fleet) provision(ctx context.Context) error {
 		}
 		for s := range cfg.StoresPerMerchant {
 			_, err := f.call(ctx, rec, OpCreateStore, time.Now(), func(ctx context.Context) (Outcome, error) {
-				_, err := f.admin.CreateStore(ctx, &pb.CreateStoreRequest{Store: &pb.Store{
+				_, err := f.admin.CreateStore(ctx, &pb.Store{
 					MerchantId: id,
 					StoreId:    fmt.Sprintf("s%02d", s),
 					Name:       fmt.Sprintf("Store %d", s),
 					Address:    &pb.Address{Line1: fmt.Sprintf("%d Queen Street", s+1), City: "Auckland", PostalCode: "1010", Country: "NZ"},
-				}})
+				})
 				return OK(), err
 			})
 			if err != nil {
@@ -434,13 +438,7 @@ func (f *Fleet) provision(ctx context.Context) error {
 	parallel(len(f.terms), cfg.SetupConcurrency, func(i int) {
 		t := f.terms[i]
 		_, t.provErr = f.call(ctx, f.run.Recorder(i), OpProvision, time.Now(), func(ctx context.Context) (Outcome, error) {
-			resp, err := f.admin.ProvisionTerminal(ctx, &pb.ProvisionTerminalRequest{
-				SerialNumber:  t.serial,
-				MerchantId:    t.merchantID,
-				StoreId:       t.storeID,
-				Label:         "loadgen " + cfg.RunID,
-				EnrollmentTtl: durationpb.New(24 * time.Hour),
-			})
+			resp, err := f.admin.ProvisionTerminal(ctx, t.serial, t.merchantID, t.storeID, "loadgen "+cfg.RunID, 24*time.Hour)
 			if err == nil {
 				t.terminalID, t.enrollment = resp.GetTerminalId(), resp.GetEnrollmentCode()
 			}
@@ -478,11 +476,8 @@ func (f *Fleet) registerAll(ctx context.Context, conc int, stormAt time.Time) {
 		var resp *pb.RegisterResponse
 		_, t.regErr = f.call(ctx, f.run.Recorder(i), OpRegister, intended, func(ctx context.Context) (Outcome, error) {
 			var err error
-			resp, err = t.term.Register(ctx, &pb.RegisterRequest{
-				SerialNumber:   t.serial,
-				EnrollmentCode: t.enrollment,
-				Device:         &pb.DeviceInfo{Model: "SIM-1", Manufacturer: "posfleet loadgen", FirmwareVersion: "1.0.0", AppVersion: "loadgen-1"},
-			})
+			resp, err = t.cl.Register(ctx, t.serial, t.enrollment,
+				&pb.DeviceInfo{Model: "SIM-1", Manufacturer: "posfleet loadgen", FirmwareVersion: "1.0.0", AppVersion: "loadgen-1"})
 			return OK(), err
 		})
 		if t.regErr != nil {
@@ -536,14 +531,14 @@ func (f *Fleet) heartbeats(ctx context.Context, t *terminal) {
 		}
 		var nextIn time.Duration
 		f.call(t.auth(ctx), rec, OpHeartbeat, next, func(ctx context.Context) (Outcome, error) {
-			resp, err := t.term.Heartbeat(ctx, &pb.HeartbeatRequest{Status: &pb.TerminalStatus{
+			resp, err := t.cl.Heartbeat(ctx, &pb.TerminalStatus{
 				FirmwareVersion: "1.0.0",
 				AppVersion:      "loadgen-1",
 				ConfigVersion:   t.configVer.Load(),
 				Paper:           pb.PaperStatus_PAPER_STATUS_OK,
 				Network:         pb.NetworkType_NETWORK_TYPE_ETHERNET,
 				Uptime:          durationpb.New(time.Since(boot)),
-			}})
+			})
 			nextIn = resp.GetNextHeartbeat().AsDuration()
 			return OK(), err
 		})
@@ -558,46 +553,33 @@ func (f *Fleet) heartbeats(ctx context.Context, t *terminal) {
 	}
 }
 
-// watch keeps a WatchConfig stream open, resuming from the last version
-// received, acknowledges each new version and notes rollout receipts.
+// watch runs the client SDK's config watch for the terminal: a stream
+// kept open with backoff and resume, each new version applied and
+// acknowledged. Receipts of the rollout marker are noted; broken streams
+// and failed acknowledgements are counted.
 func (f *Fleet) watch(ctx context.Context, t *terminal) {
 	rec := f.run.Recorder(t.idx)
-	backoff := 250 * time.Millisecond
-	for ctx.Err() == nil {
-		err := f.watchOnce(ctx, t, rec)
-		if ctx.Err() != nil {
-			return
-		}
+	_, err := t.cl.WatchConfig(t.auth(ctx), client.ConfigWatch{
+		KnownVersion: t.configVer.Load(),
+		Apply: func(_ context.Context, msg *pb.WatchConfigResponse) error {
+			t.configVer.Store(msg.GetVersion())
+			f.noteConfig(t.idx, msg.GetSettings().GetExtra()[RolloutMarkerKey], time.Now())
+			return nil
+		},
+		MinBackoff: 250 * time.Millisecond,
+		OnError: func(err error, retryIn time.Duration) {
+			op := OpWatch
+			if retryIn == 0 {
+				op = OpAckConfig
+			}
+			rec.Drop(op, time.Now(), ErrorOutcome(err))
+		},
+	})
+	if ctx.Err() == nil && err != nil {
+		// A status the server will not change its mind about: the
+		// terminal stops watching.
 		rec.Drop(OpWatch, time.Now(), ErrorOutcome(err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff + time.Duration(mrand.Int64N(int64(backoff)))):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-func (f *Fleet) watchOnce(ctx context.Context, t *terminal, rec Recorder) error {
-	stream, err := t.term.WatchConfig(t.auth(ctx), &pb.WatchConfigRequest{KnownVersion: t.configVer.Load()})
-	if err != nil {
-		return err
-	}
-	for {
-		msg, err := stream.Recv()
-		if err != nil {
-			return err
-		}
-		at := time.Now()
-		if msg.GetVersion() == 0 || msg.GetVersion() <= t.configVer.Load() {
-			continue
-		}
-		t.configVer.Store(msg.GetVersion())
-		f.noteConfig(t.idx, msg.GetSettings().GetExtra()[RolloutMarkerKey], at)
-		f.call(t.auth(ctx), rec, OpAckConfig, at, func(ctx context.Context) (Outcome, error) {
-			_, err := t.term.AckConfig(ctx, &pb.AckConfigRequest{Version: msg.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED})
-			return OK(), err
-		})
+		f.logger.Warn("config watch stopped", "terminal", t.terminalID, "err", err)
 	}
 }
 
@@ -632,7 +614,7 @@ func (f *Fleet) publish(ctx context.Context) {
 		var resp *pb.PublishConfigResponse
 		_, err := f.call(ctx, f.run.Recorder(m), OpPublishConfig, published, func(ctx context.Context) (Outcome, error) {
 			var err error
-			resp, err = f.admin.PublishConfig(ctx, &pb.PublishConfigRequest{
+			resp, err = f.admin.Admin().PublishConfig(ctx, &pb.PublishConfigRequest{
 				Scope:       &pb.ConfigScope{MerchantId: f.merchants[m]},
 				Settings:    &pb.Settings{Extra: map[string]string{RolloutMarkerKey: marker}},
 				Rollout:     &pb.RolloutPlan{StagePercents: []uint32{100}},

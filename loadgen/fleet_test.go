@@ -11,11 +11,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/posfleet/posfleet/client"
 	"github.com/posfleet/posfleet/loadgen"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -270,8 +270,8 @@ func (s *fakeServer) CloseBatch(ctx context.Context, r *pb.CloseBatchRequest) (*
 }
 
 // startFake serves s on loopback and returns an admin client and n
-// terminal connections.
-func startFake(t *testing.T, s *fakeServer, n int) (pb.AdminServiceClient, []grpc.ClientConnInterface) {
+// terminal clients.
+func startFake(t *testing.T, s *fakeServer, n int) (*client.Client, []*client.Client) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -283,16 +283,16 @@ func startFake(t *testing.T, s *fakeServer, n int) (pb.AdminServiceClient, []grp
 	pb.RegisterPaymentServiceServer(srv, s)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	dial := func() *grpc.ClientConn {
-		cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := func() *client.Client {
+		c, err := client.Dial(lis.Addr().String(), client.WithInsecure())
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cc.Close() })
-		return cc
+		t.Cleanup(func() { c.Close() })
+		return c
 	}
-	admin := pb.NewAdminServiceClient(dial())
-	var conns []grpc.ClientConnInterface
+	admin := dial()
+	var conns []*client.Client
 	for range n {
 		conns = append(conns, dial())
 	}
@@ -330,7 +330,7 @@ func TestFleetMixAndBatchesBalance(t *testing.T) {
 		RunID:         "T1",
 	}, p, 4)
 
-	for _, op := range []string{loadgen.OpCreateMerchant, loadgen.OpCreateStore, loadgen.OpProvision, loadgen.OpRegister, loadgen.OpAuthorize, loadgen.OpReverse, loadgen.OpRefund, loadgen.OpHeartbeat, loadgen.OpCloseBatch, loadgen.OpPublishConfig, loadgen.OpAckConfig} {
+	for _, op := range []string{loadgen.OpCreateMerchant, loadgen.OpCreateStore, loadgen.OpProvision, loadgen.OpRegister, loadgen.OpAuthorize, loadgen.OpReverse, loadgen.OpRefund, loadgen.OpHeartbeat, loadgen.OpCloseBatch, loadgen.OpPublishConfig} {
 		o := res.Op(op)
 		if o == nil || o.Count == 0 {
 			t.Errorf("op %s: no calls recorded", op)
@@ -338,6 +338,11 @@ func TestFleetMixAndBatchesBalance(t *testing.T) {
 		}
 		if o.Errors != 0 {
 			t.Errorf("op %s: got %d errors (%+v), want 0", op, o.Errors, o.Outcomes)
+		}
+	}
+	for _, op := range []string{loadgen.OpWatch, loadgen.OpAckConfig} {
+		if o := res.Op(op); o != nil {
+			t.Errorf("%s: %d failures: %+v", op, o.Count, o.Outcomes)
 		}
 	}
 	if got := res.Op(loadgen.OpCreateMerchant).Count; got != 3 {

@@ -133,6 +133,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		transport = client.WithInsecure()
 	}
 
+	var clients []*client.Client
 	var conns []grpc.ClientConnInterface
 	for range nconn {
 		c, err := client.Dial(*target, transport)
@@ -140,6 +141,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		defer c.Close()
+		clients = append(clients, c)
 		conns = append(conns, c.Conn())
 	}
 
@@ -223,7 +225,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			CallTimeout:       *callTimeout,
 			RunID:             *runID,
 			Seed:              *seed,
-		}, admin.Admin(), conns, logger)
+		}, admin, clients, logger)
 		if err != nil {
 			return err
 		}
