@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
@@ -31,6 +32,11 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		return t.s.configStatus(ctx, err)
 	}
 	defer w.Close()
+	// Headers tell the terminal the watch is registered: from here on no
+	// version is missed.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	cmds := newCommandFilter()
 	pending := cmds.next(t.s.fleet.PendingCommands(tid))
 	for {
