@@ -659,3 +659,37 @@ func TestListRollouts(t *testing.T) {
 		t.Errorf("bad token: %v, want ErrBadPageToken", err)
 	}
 }
+
+func TestNewTerminalGetsCurrentState(t *testing.T) {
+	dir := newFakeDir()
+	dir.add("M1", "S1", "T0000001")
+	e := newEnv(t, dir)
+	base := e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("base")}, all)
+	ro := e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("staged")}, configpush.Plan{StagePercents: []uint32{50, 100}})
+	ids := tids("N", 200)
+	dir.add("M1", "S1", ids...)
+	in := 0
+	for _, tid := range ids {
+		e.eng.TerminalChanged(tid)
+		cfg := e.eff(tid)
+		switch *cfg.Settings.ReceiptHeader {
+		case "staged":
+			in++
+			if cfg.Version != ro.Version || cfg.RolloutID != ro.ID {
+				t.Errorf("%s in the stage: version %d rollout %q, want %d %s", tid, cfg.Version, cfg.RolloutID, ro.Version, ro.ID)
+			}
+		case "base":
+			if cfg.Version != base.Version {
+				t.Errorf("%s outside the stage: version %d, want %d", tid, cfg.Version, base.Version)
+			}
+		default:
+			t.Fatalf("%s header %q", tid, *cfg.Settings.ReceiptHeader)
+		}
+	}
+	if in < 70 || in > 130 {
+		t.Errorf("%d of 200 new terminals in the 50%% stage", in)
+	}
+	if got := e.rollout(ro.ID); got.Targeted != 201 {
+		t.Errorf("rollout targets %d terminals after provisioning, want 201", got.Targeted)
+	}
+}

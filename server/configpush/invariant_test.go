@@ -11,16 +11,22 @@ import (
 
 // TestVersionsMonotonicUnderRandomOperations drives the engine with a random
 // mix of publishes at every scope, staged plans, acknowledgements, pauses,
-// resumes, aborts, rebinds, new terminals and restarts, and checks after
+// resumes, aborts, rebinds, new and retired terminals and restarts, and checks after
 // every step that no terminal's version ever decreases, that a terminal
 // whose settings changed got a higher version, and that a restart changes
 // nothing a terminal sees.
 func TestVersionsMonotonicUnderRandomOperations(t *testing.T) {
-	steps := 400
+	steps := 200
 	if testing.Short() {
-		steps = 120
+		steps = 60
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) { randomOperations(t, seed, steps) })
+	}
+}
+
+func randomOperations(t *testing.T, seed uint64, steps int) {
+	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := newFakeDir()
 	merchants := []string{"M1", "M2"}
 	stores := []string{"S1", "S2"}
@@ -58,6 +64,10 @@ func TestVersionsMonotonicUnderRandomOperations(t *testing.T) {
 			seen[ref.TerminalID] = cfg
 		}
 	}
+	pick := func() string {
+		refs := dir.Terminals()
+		return refs[rng.IntN(len(refs))].TerminalID
+	}
 	scopes := func() configpush.Scope {
 		switch rng.IntN(4) {
 		case 0:
@@ -67,7 +77,7 @@ func TestVersionsMonotonicUnderRandomOperations(t *testing.T) {
 		case 2:
 			return configpush.Scope{MerchantID: merchants[rng.IntN(2)], StoreID: stores[rng.IntN(2)]}
 		}
-		return configpush.Scope{TerminalID: fmt.Sprintf("T%07d", 1+rng.IntN(n))}
+		return configpush.Scope{TerminalID: pick()}
 	}
 	plans := [][]uint32{nil, {50, 100}, {10, 40, 100}, {30, 100}}
 	for step := range steps {
@@ -87,7 +97,7 @@ func TestVersionsMonotonicUnderRandomOperations(t *testing.T) {
 		case k < 11:
 			what = "ack"
 			for range 10 {
-				tid := fmt.Sprintf("T%07d", 1+rng.IntN(n))
+				tid := pick()
 				if cfg, ok := e.eng.Effective(tid); ok && cfg.Version > 0 {
 					res := configpush.AckApplied
 					if rng.IntN(8) == 0 {
@@ -113,12 +123,22 @@ func TestVersionsMonotonicUnderRandomOperations(t *testing.T) {
 			}
 		case k < 17:
 			what = "rebind"
-			tid := fmt.Sprintf("T%07d", 1+rng.IntN(n))
+			tid := pick()
 			dir.add(merchants[rng.IntN(2)], stores[rng.IntN(2)], tid)
 			e.eng.TerminalChanged(tid)
 		case k < 19:
 			what = "provision"
 			e.eng.TerminalChanged(newTerminal().TerminalID)
+			if rng.IntN(3) == 0 {
+				what = "provision and retire"
+				tid := pick()
+				dir.retire(tid)
+				e.eng.TerminalChanged(tid)
+				if _, ok := e.eng.Effective(tid); ok {
+					t.Fatalf("step %d: retired %s still has a config", step, tid)
+				}
+				delete(seen, tid)
+			}
 		default:
 			what = "restart"
 			before := map[string]*configpush.Effective{}
