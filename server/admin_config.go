@@ -150,7 +150,7 @@ func (a *adminService) GetEffectiveConfig(ctx context.Context, req *pb.GetEffect
 	return &pb.GetEffectiveConfigResponse{Config: effectiveToPB(cfg)}, nil
 }
 
-// rolloutIDArg checks a required rollout ID.
+// rolloutID checks a required rollout ID.
 func (v *violations) rolloutID(field, id string) {
 	if v.required(field, id) {
 		v.match(field, id, reRolloutID, "a rollout ID such as \"ro-42\"")
