@@ -59,21 +59,34 @@ type op struct {
 	fp        fingerprint
 	tokenHash uint64
 
-	auth  AuthorizeRequest
-	rev   ReverseRequest
-	ref   RefundRequest
-	close CloseBatchRequest
-
-	// Results, written by the decision loop before done is closed.
-	authRes  AuthorizeResult
-	revRes   ReverseResult
-	refRes   RefundResult
-	closeRes CloseBatchResult
-	err      error
+	// The request and, written by the decision loop before done is closed,
+	// the answer. Authorize, the hot path, is held inline; the others by
+	// pointer, set for their kind only.
+	auth    AuthorizeRequest
+	authRes AuthorizeResult
+	rev     *reverseCall
+	ref     *refundCall
+	close   *closeCall
+	err     error
 	// audits are recorded once the decision is durable.
 	audits []audit.Event
 
 	done chan struct{}
+}
+
+type reverseCall struct {
+	req ReverseRequest
+	res ReverseResult
+}
+
+type refundCall struct {
+	req RefundRequest
+	res RefundResult
+}
+
+type closeCall struct {
+	req CloseBatchRequest
+	res CloseBatchResult
 }
 
 // Open starts an engine on db: it rebuilds the in-memory state (open batches,
@@ -226,12 +239,12 @@ func (e *Engine) Reverse(ctx context.Context, req ReverseRequest) (ReverseResult
 	if err != nil {
 		return ReverseResult{}, err
 	}
-	o := &op{kind: opReverse, pol: pol, rev: req}
+	o := &op{kind: opReverse, pol: pol, rev: &reverseCall{req: req}}
 	o.fp = fingerprintReverse(&req)
 	if err := e.submit(ctx, o); err != nil {
 		return ReverseResult{}, err
 	}
-	return o.revRes, nil
+	return o.rev.res, nil
 }
 
 // Refund refunds part or all of an approved sale of the terminal's merchant,
@@ -244,12 +257,12 @@ func (e *Engine) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 	if err != nil {
 		return RefundResult{}, err
 	}
-	o := &op{kind: opRefund, pol: pol, ref: req}
+	o := &op{kind: opRefund, pol: pol, ref: &refundCall{req: req}}
 	o.fp = fingerprintRefund(&req)
 	if err := e.submit(ctx, o); err != nil {
 		return RefundResult{}, err
 	}
-	return o.refRes, nil
+	return o.ref.res, nil
 }
 
 // CloseBatch closes the terminal's open batch, compares the terminal's totals
@@ -264,86 +277,81 @@ func (e *Engine) CloseBatch(ctx context.Context, req CloseBatchRequest) (CloseBa
 	if err != nil {
 		return CloseBatchResult{}, err
 	}
-	o := &op{kind: opCloseBatch, pol: pol, close: req}
+	o := &op{kind: opCloseBatch, pol: pol, close: &closeCall{req: req}}
 	o.fp = fingerprintClose(&req)
 	if err := e.submit(ctx, o); err != nil {
 		return CloseBatchResult{}, err
 	}
-	return o.closeRes, nil
+	return o.close.res, nil
 }
 
 // fingerprint identifies a request's content, so that a reused request ID
 // with different content is told apart from a retry.
 type fingerprint [16]byte
 
-// fpWriter builds a fingerprint from length-prefixed fields.
-type fpWriter struct{ b []byte }
-
-func (w *fpWriter) str(s string) {
-	w.b = binary.AppendUvarint(w.b, uint64(len(s)))
-	w.b = append(w.b, s...)
+// Fingerprints hash length-prefixed fields into a stack buffer.
+func fpStr(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
-func (w *fpWriter) int(v int64) { w.b = binary.AppendVarint(w.b, v) }
 
-func (w *fpWriter) sum() fingerprint {
-	h := sha256.Sum256(w.b)
-	var f fingerprint
-	copy(f[:], h[:])
-	return f
+func fpInt(b []byte, v int64) []byte { return binary.AppendVarint(b, v) }
+
+func fpSum(b []byte) fingerprint {
+	h := sha256.Sum256(b)
+	return fingerprint(h[:len(fingerprint{})])
 }
 
 // fingerprintAuthorize covers everything but the terminal's local time,
 // which a retrying terminal may stamp anew.
 func fingerprintAuthorize(r *AuthorizeRequest) fingerprint {
-	w := fpWriter{b: make([]byte, 0, 64+len(r.Card.Token)+len(r.MerchantID))}
-	w.int(int64(opAuthorize))
-	w.str(r.MerchantID)
-	w.int(r.Amount.MinorUnits)
-	w.str(r.Amount.Currency)
-	w.str(r.Card.Token)
-	w.str(r.Card.MaskedPAN)
-	w.int(int64(r.Card.EntryMode))
+	var buf [320]byte
+	b := fpInt(buf[:0], int64(opAuthorize))
+	b = fpStr(b, r.MerchantID)
+	b = fpInt(b, r.Amount.MinorUnits)
+	b = fpStr(b, r.Amount.Currency)
+	b = fpStr(b, r.Card.Token)
+	b = fpStr(b, r.Card.MaskedPAN)
+	b = fpInt(b, int64(r.Card.EntryMode))
+	capture := int64(0)
 	if r.Capture {
-		w.int(1)
-	} else {
-		w.int(0)
+		capture = 1
 	}
-	return w.sum()
+	return fpSum(fpInt(b, capture))
 }
 
 func fingerprintReverse(r *ReverseRequest) fingerprint {
-	w := fpWriter{b: make([]byte, 0, 80)}
-	w.int(int64(opReverse))
-	w.str(r.OriginalRequestID)
-	w.int(int64(r.Reason))
-	return w.sum()
+	var buf [96]byte
+	b := fpInt(buf[:0], int64(opReverse))
+	b = fpStr(b, r.OriginalRequestID)
+	return fpSum(fpInt(b, int64(r.Reason)))
 }
 
 func fingerprintRefund(r *RefundRequest) fingerprint {
-	w := fpWriter{b: make([]byte, 0, 48)}
-	w.int(int64(opRefund))
-	w.str(r.AuthorizationID)
-	w.int(r.Amount.MinorUnits)
-	w.str(r.Amount.Currency)
-	return w.sum()
+	var buf [128]byte
+	b := fpInt(buf[:0], int64(opRefund))
+	b = fpStr(b, r.AuthorizationID)
+	b = fpInt(b, r.Amount.MinorUnits)
+	return fpSum(fpStr(b, r.Amount.Currency))
 }
 
 func fingerprintClose(r *CloseBatchRequest) fingerprint {
-	w := fpWriter{b: make([]byte, 0, 80)}
-	w.int(int64(opCloseBatch))
-	w.int(int64(r.BatchNumber))
+	var buf [128]byte
+	b := fpInt(buf[:0], int64(opCloseBatch))
+	b = fpInt(b, int64(r.BatchNumber))
 	t := &r.TerminalTotals
-	w.str(t.Currency)
-	for _, v := range []int64{int64(t.SaleCount), t.SaleAmount, int64(t.RefundCount), t.RefundAmount,
+	b = fpStr(b, t.Currency)
+	for _, v := range [...]int64{int64(t.SaleCount), t.SaleAmount, int64(t.RefundCount), t.RefundAmount,
 		int64(t.ReversalCount), t.ReversalAmount, int64(t.PreauthCount), t.PreauthAmount} {
-		w.int(v)
+		b = fpInt(b, v)
 	}
-	return w.sum()
+	return fpSum(b)
 }
 
 // hashToken returns a 64-bit digest of a card token, used to count approvals
 // per card for velocity limits without keeping the token.
 func hashToken(token string) uint64 {
-	h := sha256.Sum256([]byte("posfleet-card-token\x00" + token))
+	var buf [160]byte
+	b := append(append(buf[:0], "posfleet-card-token\x00"...), token...)
+	h := sha256.Sum256(b)
 	return binary.BigEndian.Uint64(h[:8])
 }

@@ -22,3 +22,8 @@ func (e *Engine) MemoryEntries(ctx context.Context) (int, error) {
 	}
 	return e.st.entryCount, nil
 }
+
+// DisableCheckpoints makes an engine opened with o never checkpoint open
+// batches' totals (not even on Close), so that reopening must rebuild them
+// from the ledger as after a crash.
+func DisableCheckpoints(o *Options) { o.noCheckpoints = true }

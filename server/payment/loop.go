@@ -45,8 +45,11 @@ func (e *Engine) loop() {
 		case <-tick.C:
 			e.housekeep(cur)
 		}
+		if ops == nil && len(st.unsaved) > 0 && !e.opts.noCheckpoints {
+			e.checkpoint(cur) // closing: save the open batches' totals
+		}
 		if idle && !cur.empty() {
-			cur.seal()
+			cur.seal(st.nextSeq - 1)
 			e.commits <- cur
 			idle = false
 			cur = st.newCommit()
@@ -135,18 +138,13 @@ func (e *Engine) lookupEntry(ts *termState, requestID string, now int64) (*entry
 	if e.st.evictedUntil < cutoff {
 		return nil, nil
 	}
-	v, err := e.db.Get(keyRequest(ts.id, requestID))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	en, err := decodeEntry(v)
-	if err != nil || en.created < cutoff {
-		return nil, err
-	}
-	return en, nil
+	var en *entry
+	err := e.db.View(func(txn *store.Txn) error {
+		var err error
+		en, err = findEntry(txn, ts.id, requestID, cutoff)
+		return err
+	})
+	return en, err
 }
 
 // lookupTomb reports whether a tombstone for requestID exists.
@@ -178,15 +176,13 @@ func (e *Engine) getTx(seq uint64, now int64) (*tx, error) {
 	if seq == 0 || seq >= st.nextSeq {
 		return nil, nil
 	}
-	v, err := e.db.Get(keyTx(seq))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	t, err := decodeTx(v)
-	if err != nil {
+	var t *tx
+	err := e.db.View(func(txn *store.Txn) error {
+		var err error
+		t, err = loadTx(txn, seq)
+		return err
+	})
+	if err != nil || t == nil {
 		return nil, err
 	}
 	t.touched = now
@@ -195,7 +191,7 @@ func (e *Engine) getTx(seq uint64, now int64) (*tx, error) {
 	return t, nil
 }
 
-// newTx assigns the next ledger number to t and writes it with its indexes.
+// newTx assigns the next ledger number to t and writes it.
 func (e *Engine) newTx(t *tx, c *commit, now int64) {
 	st := e.st
 	t.seq = st.nextSeq
@@ -204,25 +200,55 @@ func (e *Engine) newTx(t *tx, c *commit, now int64) {
 	st.txs[t.seq] = t
 	st.txQ.push(expiring{at: now, seq: t.seq})
 	e.writeTx(t, c)
-	c.put(keyTxTerm(t.terminal, t.seq), nil)
-	c.put(keyTxMerch(t.merchant, t.seq), nil)
-	c.put(keyTxDate(t.merchant, t.date, t.seq), nil)
+	c.createdTx(t)
 	c.decisions++
+	if known := st.merchTerms[t.merchant]; !known[t.terminal] {
+		if known == nil {
+			known = map[string]bool{}
+			st.merchTerms[t.merchant] = known
+		}
+		known[t.terminal] = true
+		c.put(keyMerchTerm(t.merchant, t.terminal), nil)
+	}
 }
 
 // writeTx stages t's record in c.
 func (e *Engine) writeTx(t *tx, c *commit) {
 	t.pending = c.seq
-	c.put(keyTx(t.seq), t.encode())
+	c.put(keyTx(t.terminal, t.seq), t.encode())
 }
 
-// addEntry records requestID's entry in memory and in c.
+// addEntry records requestID's entry in memory and, for the kinds without a
+// transaction record of their own (Reverse, CloseBatch), in c.
 func (e *Engine) addEntry(ts *termState, requestID string, en *entry, c *commit) {
 	en.pending = c.seq
 	ts.entries[requestID] = en
 	e.st.entryCount++
 	e.st.entryQ.push(expiring{at: en.created, ts: ts, key: requestID})
-	c.put(keyRequest(ts.id, requestID), en.encode())
+	if en.kind == opReverse || en.kind == opCloseBatch {
+		c.put(keyRequest(ts.id, requestID), en.encode())
+	}
+}
+
+// changed notes that an open batch's totals changed by a new transaction
+// of its terminal: the record is checkpointed later (see batchState).
+func (st *state) changed(b *batchState) {
+	if !b.unsaved {
+		b.unsaved = true
+		st.unsaved = append(st.unsaved, b)
+	}
+}
+
+// checkpoint writes the totals of every open batch changed since its record
+// was last written.
+func (e *Engine) checkpoint(c *commit) {
+	st := e.st
+	for _, b := range st.unsaved {
+		if b.unsaved && b.state == BatchStateOpen {
+			c.markDirty(b)
+		}
+	}
+	st.unsaved = st.unsaved[:0]
 }
 
 // openBatch returns the terminal's open batch, opening batch 1 for a
@@ -243,13 +269,6 @@ func (e *Engine) openBatch(ts *termState, pol *Policy, c *commit, now int64) *ba
 	return ts.batch
 }
 
-func businessDate(now int64, loc *time.Location) string {
-	if loc == nil {
-		loc = time.UTC
-	}
-	return time.Unix(0, now).In(loc).Format(dateLayout)
-}
-
 func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	st := e.st
 	r := &o.auth
@@ -268,7 +287,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	}
 	duplicate := en != nil // same request ID, different content: 94
 	amount := r.Amount.MinorUnits
-	date := businessDate(now, pol.Location)
+	date := ts.businessDate(now, pol.Location)
 	code := CodeApproved
 	var mismatch string
 	if duplicate {
@@ -328,6 +347,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 		batch:     b.number,
 		date:      date,
 		decided:   now,
+		fp:        o.fp,
 	}
 	if !r.LocalTime.IsZero() {
 		t.localTime = r.LocalTime.UnixNano()
@@ -347,23 +367,13 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 			b.totals.PreauthCount++
 			b.totals.PreauthAmount += amount
 		}
-		c.markDirty(b)
+		st.changed(b)
 		ts.addDay(date, amount)
 		ts.vel[o.tokenHash] = append(ts.vel[o.tokenHash], now)
 		st.velQ.push(expiring{at: now, ts: ts, hash: o.tokenHash})
 	}
 	e.newTx(t, c, now)
-	res := &entry{
-		kind:     opAuthorize,
-		fp:       o.fp,
-		created:  now,
-		txSeq:    t.seq,
-		decision: t.decision,
-		code:     code,
-		authCode: t.authCode,
-		batch:    t.batch,
-		decided:  now,
-	}
+	res := t.answer()
 	if !duplicate {
 		e.addEntry(ts, r.RequestID, res, c)
 	}
@@ -432,7 +442,7 @@ func entryModeAccepted(accepted []EntryMode, m EntryMode) bool {
 
 func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 	st := e.st
-	r := &o.rev
+	r := &o.rev.req
 	ts := st.term(r.TerminalID)
 	en, err := e.lookupEntry(ts, r.RequestID, now)
 	if err != nil {
@@ -441,8 +451,8 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 	}
 	if en != nil {
 		if en.kind == opReverse && en.fp == o.fp {
-			o.revRes = en.reverseResult()
-			o.revRes.Replayed = true
+			o.rev.res = en.reverseResult()
+			o.rev.res.Replayed = true
 			e.answer(o, c, en.pending)
 			return
 		}
@@ -511,7 +521,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 	}
 	e.addEntry(ts, r.RequestID, res, c)
 	c.decisions++
-	o.revRes = res.reverseResult()
+	o.rev.res = res.reverseResult()
 	c.hold(o)
 }
 
@@ -525,7 +535,7 @@ func (en *entry) reverseResult() ReverseResult {
 
 func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	st := e.st
-	r := &o.ref
+	r := &o.ref.req
 	pol := &o.pol
 	ts := st.term(r.TerminalID)
 	en, err := e.lookupEntry(ts, r.RequestID, now)
@@ -534,8 +544,8 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 		return
 	}
 	if en != nil && en.kind == opRefund && en.fp == o.fp {
-		o.refRes = en.refundResult()
-		o.refRes.Replayed = true
+		o.ref.res = en.refundResult()
+		o.ref.res.Replayed = true
 		e.answer(o, c, en.pending)
 		return
 	}
@@ -574,7 +584,7 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 		decision:  DecisionDeclined,
 		code:      code,
 		batch:     b.number,
-		date:      businessDate(now, pol.Location),
+		date:      ts.businessDate(now, pol.Location),
 		decided:   now,
 	}
 	if sale != nil {
@@ -588,29 +598,21 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 		e.writeTx(sale, c)
 		b.totals.RefundCount++
 		b.totals.RefundAmount += amount
-		c.markDirty(b)
-	}
-	e.newTx(t, c, now)
-	res := &entry{
-		kind:     opRefund,
-		fp:       o.fp,
-		created:  now,
-		txSeq:    t.seq,
-		decision: t.decision,
-		code:     code,
-		batch:    t.batch,
-		decided:  now,
+		st.changed(b)
 	}
 	if sale != nil && sale.kind == TxKindSale {
-		res.amount, res.currency = sale.amount-sale.refunded, sale.currency
-		if !sale.approved() || sale.reversed {
-			res.amount = 0
+		t.remainingCur = sale.currency
+		if sale.approved() && !sale.reversed {
+			t.remaining = sale.amount - sale.refunded
 		}
 	}
+	t.fp = o.fp
+	e.newTx(t, c, now)
+	res := t.answer()
 	if !duplicate {
 		e.addEntry(ts, r.RequestID, res, c)
 	}
-	o.refRes = res.refundResult()
+	o.ref.res = res.refundResult()
 	c.hold(o)
 }
 
@@ -628,7 +630,7 @@ func (en *entry) refundResult() RefundResult {
 
 func (e *Engine) decideClose(o *op, c *commit, now int64) {
 	st := e.st
-	r := &o.close
+	r := &o.close.req
 	pol := &o.pol
 	ts := st.term(r.TerminalID)
 	en, err := e.lookupEntry(ts, r.RequestID, now)
@@ -638,8 +640,8 @@ func (e *Engine) decideClose(o *op, c *commit, now int64) {
 	}
 	if en != nil {
 		if en.kind == opCloseBatch && en.fp == o.fp && en.close != nil {
-			o.closeRes = *en.close
-			o.closeRes.Replayed = true
+			o.close.res = *en.close
+			o.close.res.Replayed = true
 			e.answer(o, c, en.pending)
 			return
 		}
@@ -683,7 +685,7 @@ func (e *Engine) decideClose(o *op, c *commit, now int64) {
 	}
 	e.addEntry(ts, r.RequestID, &entry{kind: opCloseBatch, fp: o.fp, created: now, close: res}, c)
 	c.decisions++
-	o.closeRes = *res
+	o.close.res = *res
 	typ, msg := audit.BatchClosed, "batch closed in balance"
 	if !inBalance {
 		typ, msg = audit.BatchOutOfBalance, "batch closed out of balance"
@@ -719,6 +721,9 @@ func (e *Engine) decideClose(o *op, c *commit, now int64) {
 // MaxEntries.
 func (e *Engine) housekeep(c *commit) {
 	st := e.st
+	if !e.opts.noCheckpoints {
+		e.checkpoint(c)
+	}
 	now := e.clock().UnixNano()
 	if now < st.last {
 		now = st.last

@@ -38,56 +38,104 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		}
 		before = binary.BigEndian.Uint64(b)
 	}
-	var prefix []byte
-	index := true
-	switch {
-	case f.TerminalID != "":
-		prefix = keyIndex(prefixTxTerm, f.TerminalID)
-	case f.MerchantID != "":
-		prefix = keyIndex(prefixTxMerch, f.MerchantID)
-	default:
-		prefix, index = prefixTx, false
-	}
-	var start []byte
-	if before != 1<<64-1 {
-		start = store.AppendUint64(slices.Clip(prefix), before-1)
-	}
-	var out []Transaction
-	next := ""
+	var out []*tx
 	err := e.db.View(func(txn *store.Txn) error {
-		return txn.IterateReverse(prefix, start, func(k, v []byte) error {
-			if err := ctx.Err(); err != nil {
+		var start int64
+		if !f.Start.IsZero() {
+			start = f.Start.UnixNano()
+		}
+		// collect gathers up to n matching transactions newest first; it
+		// stops at the start time (decision times follow ledger order).
+		collect := func(n int, into *[]*tx) func(*tx) error {
+			return func(t *tx) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if t.decided < start {
+					return store.ErrStop
+				}
+				if f.match(t) {
+					*into = append(*into, t)
+					if len(*into) == n {
+						return store.ErrStop
+					}
+				}
+				return nil
+			}
+		}
+		switch {
+		case f.TerminalID != "":
+			return scanTerminalReverse(txn, f.TerminalID, before, collect(limit+1, &out))
+		case f.MerchantID != "":
+			// Merge the newest of each of the merchant's terminals.
+			var terms []string
+			err := txn.Iterate(keyIndex(prefixMerchTerm, f.MerchantID), nil, func(k, _ []byte) error {
+				terms = append(terms, string(k[len(keyIndex(prefixMerchTerm, f.MerchantID)):]))
+				return nil
+			})
+			if err != nil {
 				return err
 			}
-			if index {
-				seq := binary.BigEndian.Uint64(k[len(k)-8:])
-				var err error
-				if v, err = txn.Get(keyTx(seq)); err != nil {
-					return fmt.Errorf("payment: index %q points at a missing transaction: %w", k, err)
+			for _, term := range terms {
+				if err := scanTerminalReverse(txn, term, before, collect(len(out)+limit+1, &out)); err != nil {
+					return err
 				}
+			}
+			slices.SortFunc(out, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
+			return nil
+		default:
+			return scanLedgerReverse(txn, before, collect(limit+1, &out))
+		}
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > limit {
+		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, out[limit].seq+1))
+		out = out[:limit]
+	}
+	res := make([]Transaction, len(out))
+	for i, t := range out {
+		res[i] = t.public()
+	}
+	return res, next, nil
+}
+
+// scanLedgerReverse calls fn for every transaction with a sequence number
+// below before, newest first, following the commit chunks.
+func scanLedgerReverse(txn *store.Txn, before uint64, fn func(*tx) error) error {
+	var start []byte
+	if before != 1<<64-1 {
+		if before <= 1 {
+			return nil
+		}
+		start = keyChunk(before - 1)
+	}
+	return txn.IterateReverse(prefixChunk, start, func(k, v []byte) error {
+		c, err := decodeChunk(k, v)
+		if err != nil {
+			return err
+		}
+		for i := len(c.terminals) - 1; i >= 0; i-- {
+			seq := c.first + uint64(i)
+			if seq >= before {
+				continue
+			}
+			v, err := txn.Get(keyTx(c.terminals[i], seq))
+			if err != nil {
+				return fmt.Errorf("payment: chunk %d lists transaction %d, unreadable: %w", c.first, seq, err)
 			}
 			t, err := decodeTx(v)
 			if err != nil {
 				return err
 			}
-			if !f.Start.IsZero() && t.decided < f.Start.UnixNano() {
-				return store.ErrStop // decision times follow ledger order
+			if err := fn(t); err != nil {
+				return err
 			}
-			if !f.match(t) {
-				return nil
-			}
-			if len(out) == limit {
-				next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, t.seq+1))
-				return store.ErrStop
-			}
-			out = append(out, t.public())
-			return nil
-		})
+		}
+		return nil
 	})
-	if err != nil {
-		return nil, "", err
-	}
-	return out, next, nil
 }
 
 func (f *TxFilter) match(t *tx) bool {
@@ -143,29 +191,46 @@ func (e *Engine) SettlementReport(ctx context.Context, merchantID, businessDate 
 	}
 	seen := map[batchKey]bool{}
 	var keys []batchKey
+	day, _ := time.Parse(dateLayout, businessDate)
+	// Every time zone's day D lies between D 00:00 at UTC+14 and D+1 00:00
+	// at UTC-12.
+	lo := day.Add(-14 * time.Hour).UnixNano()
+	hi := day.Add(36 * time.Hour).UnixNano()
 	err := e.db.View(func(txn *store.Txn) error {
-		err := txn.Iterate(keyIndex(prefixTxDate, merchantID, businessDate), nil, func(k, _ []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			seq := binary.BigEndian.Uint64(k[len(k)-8:])
-			v, err := txn.Get(keyTx(seq))
-			if err != nil {
-				return fmt.Errorf("payment: index %q points at a missing transaction: %w", k, err)
-			}
-			t, err := decodeTx(v)
-			if err != nil {
-				return err
-			}
-			t.addTo(&rep.Totals)
-			if bk := (batchKey{t.terminal, t.batch}); !seen[bk] {
-				seen[bk] = true
-				keys = append(keys, bk)
-			}
+		from, err := firstSeqAt(txn, lo)
+		if err != nil {
+			return err
+		}
+		prefix := keyIndex(prefixMerchTerm, merchantID)
+		var terms []string
+		err = txn.Iterate(prefix, nil, func(k, _ []byte) error {
+			terms = append(terms, string(k[len(prefix):]))
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		for _, term := range terms {
+			err := scanTerminal(txn, term, from, func(t *tx) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if t.decided >= hi {
+					return store.ErrStop
+				}
+				if t.merchant != merchantID || t.date != businessDate {
+					return nil
+				}
+				t.addTo(&rep.Totals)
+				if bk := (batchKey{t.terminal, t.batch}); !seen[bk] {
+					seen[bk] = true
+					keys = append(keys, bk)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
 		slices.SortFunc(keys, func(a, b batchKey) int {
 			return cmp.Or(cmp.Compare(a.terminal, b.terminal), cmp.Compare(a.number, b.number))
@@ -185,26 +250,6 @@ func (e *Engine) SettlementReport(ctx context.Context, merchantID, businessDate 
 	return rep, nil
 }
 
-// loadBatch reads a terminal's batch: the open one or a closed one.
-func loadBatch(txn *store.Txn, terminal string, number uint64) (*batchState, error) {
-	if v, err := txn.Get(keyOpenBatch(terminal)); err == nil {
-		b, err := decodeBatch(v)
-		if err != nil {
-			return nil, err
-		}
-		if b.number == number {
-			return b, nil
-		}
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	v, err := txn.Get(keyBatch(terminal, number))
-	if err != nil {
-		return nil, fmt.Errorf("payment: batch %d of terminal %s: %w", number, terminal, err)
-	}
-	return decodeBatch(v)
-}
-
 // Batch returns a terminal's batch as stored: the open batch when number is
 // zero. ok is false when the terminal has no such batch.
 func (e *Engine) Batch(ctx context.Context, terminalID string, number uint64) (b BatchSummary, ok bool, err error) {
@@ -212,19 +257,13 @@ func (e *Engine) Batch(ctx context.Context, terminalID string, number uint64) (b
 		return BatchSummary{}, false, err
 	}
 	err = e.db.View(func(txn *store.Txn) error {
+		var bs *batchState
+		var err error
 		if number == 0 {
-			v, err := txn.Get(keyOpenBatch(terminalID))
-			if err != nil {
-				return err
-			}
-			bs, err := decodeBatch(v)
-			if err != nil {
-				return err
-			}
-			b, ok = bs.summary(), true
-			return nil
+			bs, err = loadOpenBatch(txn, terminalID)
+		} else {
+			bs, err = loadBatch(txn, terminalID, number)
 		}
-		bs, err := loadBatch(txn, terminalID, number)
 		if err != nil {
 			return err
 		}

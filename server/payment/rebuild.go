@@ -2,6 +2,7 @@ package payment
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -10,33 +11,31 @@ import (
 	"github.com/posfleet/posfleet/server/store"
 )
 
-// rebuild loads the decision loop's state from the store: the open batch of
-// every terminal, then the ledger of the retention period (at least 26
-// hours, so that every store's current business date is covered) newest
-// first, which restores daily totals, velocity windows and the recent
-// transactions, then the idempotency records and tombstones of the
-// retention period. Expired idempotency records and tombstones are deleted.
-// The work is bounded by the retention period, not by the ledger's size.
+// rebuild loads the decision loop's state from the store. For every
+// terminal with an open batch it reads the batch's checkpoint and scans the
+// terminal's ledger from the older of the checkpoint and the start of the
+// window (the retention period, at least 26 hours so that every store's
+// current business date is covered); the scan completes the batch totals and
+// restores daily totals, velocity windows, recent transactions and the
+// idempotency entries of Authorize and Refund. Reverse and CloseBatch
+// entries and tombstones of the retention period are read from their own
+// records; expired ones are deleted. The work is bounded by the retention
+// period and the checkpoint interval, not by the ledger's size.
 func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	st := newState()
 	now := e.clock().UnixNano()
 	cutoff := now - int64(e.opts.Retention)
 	window := now - int64(max(e.opts.Retention, 26*time.Hour))
 
-	type vel struct {
-		ts   *termState
-		hash uint64
-		at   int64
-	}
-	var approvals []vel // newest first
-	var recent []*tx    // newest first
-	type queued struct {
+	type timed struct {
 		at   int64
 		ts   *termState
 		key  string
 		tomb bool
+		hash uint64
+		seq  uint64
 	}
-	var live []queued
+	var approvals, recent, live []timed
 	var expired [][]byte
 
 	err := e.db.View(func(txn *store.Txn) error {
@@ -52,38 +51,66 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		if err != nil {
 			return err
 		}
-		first := true
-		err = txn.IterateReverse(prefixTx, nil, func(k, v []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
+		err = txn.Iterate(prefixMerchTerm, nil, func(k, _ []byte) error {
+			merchant, terminal, ok := splitTermKey(k, prefixMerchTerm)
+			if !ok {
+				return fmt.Errorf("payment: malformed key %q", k)
 			}
-			t, err := decodeTx(v)
-			if err != nil {
-				return fmt.Errorf("%w (key %x)", err, k)
+			if st.merchTerms[merchant] == nil {
+				st.merchTerms[merchant] = map[string]bool{}
 			}
-			if first {
-				first = false
-				st.nextSeq = t.seq + 1
-				st.last = max(st.last, t.decided, t.reversalTime)
-			}
-			if t.decided < window {
-				return store.ErrStop
-			}
-			ts := st.term(t.terminal)
-			if t.approved() && t.kind != TxKindRefund {
-				if !t.reversed {
-					ts.days[t.date] += t.amount
-				}
-				approvals = append(approvals, vel{ts: ts, hash: t.tokenHash, at: t.decided})
-			}
-			if len(recent) < e.opts.MaxEntries && t.decided >= cutoff {
-				t.touched = t.decided
-				recent = append(recent, t)
-			}
+			st.merchTerms[merchant][terminal] = true
 			return nil
 		})
 		if err != nil {
 			return err
+		}
+		last, err := lastChunk(txn)
+		if err != nil {
+			return err
+		}
+		if last != nil {
+			st.nextSeq = last.first + uint64(len(last.terminals))
+			st.last = max(st.last, last.to)
+		}
+		windowSeq, err := firstSeqAt(txn, window)
+		if err != nil {
+			return err
+		}
+		for _, ts := range st.terms {
+			b := ts.batch
+			err := scanTerminal(txn, ts.id, min(windowSeq, b.asOf+1), func(t *tx) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if t.seq > b.asOf {
+					b.add(t)
+				}
+				if t.decided < window {
+					return nil
+				}
+				st.last = max(st.last, t.reversalTime)
+				if t.approved() && t.kind != TxKindRefund {
+					if !t.reversed {
+						ts.days[t.date] += t.amount
+					}
+					approvals = append(approvals, timed{at: t.decided, ts: ts, hash: t.tokenHash})
+				}
+				if t.decided >= cutoff {
+					t.touched = t.decided
+					st.txs[t.seq] = t
+					recent = append(recent, timed{at: t.decided, seq: t.seq})
+					if en := t.entry(); en != nil {
+						ts.entries[t.requestID] = en
+						live = append(live, timed{at: en.created, ts: ts, key: t.requestID})
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			ts.pruneDays()
 		}
 		err = txn.Iterate(prefixRequest, nil, func(k, v []byte) error {
 			en, err := decodeEntry(v)
@@ -101,7 +128,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 			st.last = max(st.last, en.created)
 			ts := st.term(terminal)
 			ts.entries[requestID] = en
-			live = append(live, queued{at: en.created, ts: ts, key: requestID})
+			live = append(live, timed{at: en.created, ts: ts, key: requestID})
 			return nil
 		})
 		if err != nil {
@@ -123,7 +150,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 			st.last = max(st.last, created)
 			ts := st.term(terminal)
 			ts.tombs[requestID] = &tomb{created: created}
-			live = append(live, queued{at: created, ts: ts, key: requestID, tomb: true})
+			live = append(live, timed{at: created, ts: ts, key: requestID, tomb: true})
 			return nil
 		})
 	})
@@ -131,28 +158,23 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		return nil, fmt.Errorf("payment: rebuild state: %w", err)
 	}
 
-	for i := len(approvals) - 1; i >= 0; i-- {
-		a := approvals[i]
+	byTime := func(a, b timed) int { return cmp.Compare(a.at, b.at) }
+	slices.SortStableFunc(approvals, byTime)
+	for _, a := range approvals {
 		a.ts.vel[a.hash] = append(a.ts.vel[a.hash], a.at)
 		st.velQ.push(expiring{at: a.at, ts: a.ts, hash: a.hash})
 	}
-	for _, ts := range st.terms {
-		ts.pruneDays()
-	}
-	for i := len(recent) - 1; i >= 0; i-- {
-		t := recent[i]
-		st.txs[t.seq] = t
-		st.txQ.push(expiring{at: t.touched, seq: t.seq})
-	}
-	slices.SortFunc(live, func(a, b queued) int {
-		switch {
-		case a.at < b.at:
-			return -1
-		case a.at > b.at:
-			return 1
+	slices.SortStableFunc(recent, byTime)
+	if over := len(recent) - e.opts.MaxEntries; over > 0 {
+		for _, r := range recent[:over] {
+			delete(st.txs, r.seq)
 		}
-		return 0
-	})
+		recent = recent[over:]
+	}
+	for _, r := range recent {
+		st.txQ.push(expiring{at: r.at, seq: r.seq})
+	}
+	slices.SortStableFunc(live, byTime)
 	if over := len(live) - e.opts.MaxEntries; over > 0 {
 		// Keep the newest in memory; the others stay on disk.
 		for _, q := range live[:over] {

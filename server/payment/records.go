@@ -11,24 +11,29 @@ import (
 )
 
 // Storage keyspace of the engine (all keys start with "pay/"; integers are
-// 8-byte big-endian so that prefix iteration is ordered):
+// 8-byte big-endian so that prefix iteration is ordered). A decision writes
+// one key, its transaction record; a commit adds one chunk key listing the
+// transactions it created, which gives the ledger its global order.
 //
-//	pay/tx/<seq>                   transaction record (rewritten when reversed or refunded)
-//	pay/tt/<terminal>/<seq>        index: transactions of a terminal
-//	pay/tm/<merchant>/<seq>        index: transactions of a merchant
-//	pay/td/<merchant>/<date>/<seq> index: transactions of a merchant's business date
-//	pay/rq/<terminal>/<request_id> idempotency record (fingerprint and stored answer)
+//	pay/tx/<terminal>/<seq>        transaction record, the terminal's ledger (rewritten
+//	                               when reversed or refunded); holds the request's
+//	                               fingerprint and answer, so it is also the idempotency
+//	                               record of Authorize and Refund
+//	pay/lg/<first seq>             commit chunk: time range and terminal of each
+//	                               transaction the commit created
+//	pay/mt/<merchant>/<terminal>   terminals that transacted for a merchant
+//	pay/rq/<terminal>/<request_id> idempotency record of a Reverse or CloseBatch
 //	pay/ts/<terminal>/<request_id> tombstone left by a reversal of an unknown original
-//	pay/bo/<terminal>              the terminal's open batch, with running totals
+//	pay/bo/<terminal>              the terminal's open batch: totals as of a ledger
+//	                               sequence number (checkpointed, see batchState)
 //	pay/bt/<terminal>/<batch>      a closed batch
 //
 // Values begin with a schema version byte and a record type byte, followed
 // by varint-encoded fields.
 var (
 	prefixTx        = []byte("pay/tx/")
-	prefixTxTerm    = []byte("pay/tt/")
-	prefixTxMerch   = []byte("pay/tm/")
-	prefixTxDate    = []byte("pay/td/")
+	prefixChunk     = []byte("pay/lg/")
+	prefixMerchTerm = []byte("pay/mt/")
 	prefixRequest   = []byte("pay/rq/")
 	prefixTombstone = []byte("pay/ts/")
 	prefixOpenBatch = []byte("pay/bo/")
@@ -39,16 +44,13 @@ const (
 	schemaV1 = 1
 
 	recTx        = 't'
+	recChunk     = 'l'
 	recRequest   = 'r'
 	recTombstone = 'x'
 	recBatch     = 'b'
 )
 
 const dateLayout = "2006-01-02"
-
-func keyTx(seq uint64) []byte {
-	return store.AppendUint64(append(make([]byte, 0, len(prefixTx)+8), prefixTx...), seq)
-}
 
 func keyIndex(prefix []byte, parts ...string) []byte {
 	n := len(prefix) + 8
@@ -63,16 +65,16 @@ func keyIndex(prefix []byte, parts ...string) []byte {
 	return k
 }
 
-func keyTxTerm(terminal string, seq uint64) []byte {
-	return store.AppendUint64(keyIndex(prefixTxTerm, terminal), seq)
+func keyTx(terminal string, seq uint64) []byte {
+	return store.AppendUint64(keyIndex(prefixTx, terminal), seq)
 }
 
-func keyTxMerch(merchant string, seq uint64) []byte {
-	return store.AppendUint64(keyIndex(prefixTxMerch, merchant), seq)
+func keyChunk(first uint64) []byte {
+	return store.AppendUint64(append(make([]byte, 0, len(prefixChunk)+8), prefixChunk...), first)
 }
 
-func keyTxDate(merchant, date string, seq uint64) []byte {
-	return store.AppendUint64(keyIndex(prefixTxDate, merchant, date), seq)
+func keyMerchTerm(merchant, terminal string) []byte {
+	return append(keyIndex(prefixMerchTerm, merchant), terminal...)
 }
 
 func keyRequest(terminal, requestID string) []byte {
@@ -281,6 +283,11 @@ type tx struct {
 	refunded        int64
 	original        uint64 // refunds: the sale's seq
 	claimedMerchant string
+	// fp is the request's fingerprint; remaining is, for refunds, what was
+	// left to refund on the sale after this one (part of its answer).
+	fp           fingerprint
+	remaining    int64
+	remainingCur string
 
 	// pending is the commit that holds the latest write of this record;
 	// the record may leave memory only once that commit is durable.
@@ -295,7 +302,7 @@ func (t *tx) approved() bool { return t.decision == DecisionApproved }
 func (t *tx) id() string { return txID(t.kind, t.seq) }
 
 func (t *tx) encode() []byte {
-	e := newEncoder(recTx, 128+len(t.terminal)+len(t.merchant)+len(t.store)+len(t.requestID)+len(t.maskedPAN))
+	e := newEncoder(recTx, 160+len(t.terminal)+len(t.merchant)+len(t.store)+len(t.requestID)+len(t.maskedPAN))
 	e.uint(t.seq)
 	e.uint(uint64(t.kind))
 	e.str(t.terminal)
@@ -321,6 +328,9 @@ func (t *tx) encode() []byte {
 	e.int(t.refunded)
 	e.uint(t.original)
 	e.str(t.claimedMerchant)
+	e.bytes(t.fp[:])
+	e.int(t.remaining)
+	e.str(t.remainingCur)
 	return e.b
 }
 
@@ -353,6 +363,13 @@ func decodeTx(v []byte) (*tx, error) {
 	t.refunded = d.int()
 	t.original = d.uint()
 	t.claimedMerchant = d.str()
+	if fp := d.raw(); d.err == nil && len(fp) != len(t.fp) {
+		d.err = errCorrupt
+	} else {
+		copy(t.fp[:], fp)
+	}
+	t.remaining = d.int()
+	t.remainingCur = d.str()
 	if d.err != nil {
 		return nil, fmt.Errorf("payment: decode transaction: %w", d.err)
 	}
@@ -505,6 +522,14 @@ func decodeTombstone(v []byte) (created int64, err error) {
 }
 
 // batchState is a terminal batch.
+//
+// The open batch's running totals are not rewritten with every decision:
+// its record is written when the batch opens or closes, when a reversal
+// changes it, and as a checkpoint by housekeeping, each time with asOf, the
+// highest ledger sequence number whose effects the totals include. Every
+// other change is a new transaction of the terminal with a higher sequence
+// number, so the totals are the checkpoint plus the terminal's approved
+// transactions in the batch after asOf (see replayBatch).
 type batchState struct {
 	terminal   string
 	merchant   string
@@ -515,10 +540,12 @@ type batchState struct {
 	termTotals BatchTotals
 	openTime   int64
 	closeTime  int64
+	asOf       uint64
 
 	// dirty is set while the batch waits to be written with the commit
-	// being gathered.
-	dirty bool
+	// being gathered; unsaved while its totals changed since the record
+	// was last written.
+	dirty, unsaved bool
 }
 
 func (b *batchState) encode() []byte {
@@ -532,6 +559,7 @@ func (b *batchState) encode() []byte {
 	e.totals(&b.termTotals)
 	e.int(b.openTime)
 	e.int(b.closeTime)
+	e.uint(b.asOf)
 	return e.b
 }
 
@@ -547,6 +575,7 @@ func decodeBatch(v []byte) (*batchState, error) {
 		termTotals: d.totals(),
 		openTime:   d.int(),
 		closeTime:  d.int(),
+		asOf:       d.uint(),
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("payment: decode batch: %w", d.err)
@@ -569,4 +598,107 @@ func (b *batchState) summary() BatchSummary {
 		s.CloseTime = time.Unix(0, b.closeTime).UTC()
 	}
 	return s
+}
+
+// add counts an approved transaction of the batch into its totals: a sale
+// or pre-auth (a reversal when reversed) or a refund.
+func (b *batchState) add(t *tx) {
+	if !t.approved() || t.batch != b.number {
+		return
+	}
+	s := &b.totals
+	switch {
+	case t.kind == TxKindRefund:
+		s.RefundCount++
+		s.RefundAmount += t.amount
+	case t.reversed:
+		s.ReversalCount++
+		s.ReversalAmount += t.amount
+	case t.kind == TxKindSale:
+		s.SaleCount++
+		s.SaleAmount += t.amount
+	case t.kind == TxKindPreauth:
+		s.PreauthCount++
+		s.PreauthAmount += t.amount
+	}
+}
+
+// chunk lists the transactions one commit created: sequence numbers first
+// to first+len(terminals)-1, decided between from and to.
+type chunk struct {
+	first     uint64
+	from, to  int64
+	terminals []string
+}
+
+func (c *chunk) encode() []byte {
+	e := newEncoder(recChunk, 24+len(c.terminals)*10)
+	e.int(c.from)
+	e.int(c.to)
+	e.uint(uint64(len(c.terminals)))
+	for _, t := range c.terminals {
+		e.str(t)
+	}
+	return e.b
+}
+
+func decodeChunk(k, v []byte) (*chunk, error) {
+	if len(k) != len(prefixChunk)+8 {
+		return nil, fmt.Errorf("payment: malformed chunk key %q", k)
+	}
+	d := newDecoder(v, recChunk)
+	c := &chunk{first: binary.BigEndian.Uint64(k[len(prefixChunk):]), from: d.int(), to: d.int()}
+	n := d.uint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.err = errCorrupt
+	}
+	if d.err == nil {
+		c.terminals = make([]string, n)
+		for i := range c.terminals {
+			c.terminals[i] = d.str()
+		}
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("payment: decode chunk: %w", d.err)
+	}
+	return c, nil
+}
+
+// terminal returns the terminal of transaction seq if the chunk holds it.
+func (c *chunk) terminal(seq uint64) (string, bool) {
+	if seq < c.first || seq-c.first >= uint64(len(c.terminals)) {
+		return "", false
+	}
+	return c.terminals[seq-c.first], true
+}
+
+// entry returns the idempotency entry that a transaction record stands for.
+// Declines for a reused request ID (94) stand for none: the request ID
+// belongs to the earlier request.
+func (t *tx) entry() *entry {
+	if t.code == CodeDuplicateTransmission {
+		return nil
+	}
+	return t.answer()
+}
+
+// answer returns the answer to the request that created t, as an entry:
+// Authorize answers for sales and pre-auths, Refund answers for refunds.
+func (t *tx) answer() *entry {
+	en := &entry{
+		kind:     opAuthorize,
+		fp:       t.fp,
+		created:  t.decided,
+		txSeq:    t.seq,
+		decision: t.decision,
+		code:     t.code,
+		authCode: t.authCode,
+		batch:    t.batch,
+		decided:  t.decided,
+	}
+	if t.kind == TxKindRefund {
+		en.kind = opRefund
+		en.amount, en.currency = t.remaining, t.remainingCur
+	}
+	return en
 }

@@ -73,3 +73,43 @@ func TestRestartRebuildsState(t *testing.T) {
 		t.Errorf("decision time after the clock went back: got %v, before the previous %v", back.DecisionTime, txs[1].DecisionTime)
 	}
 }
+
+// TestBatchTotalsRebuiltWithoutCheckpoint reopens an engine whose open
+// batch records were written only when batches opened, closed or a
+// reversal changed them, as after a crash: the totals come back from the
+// ledger.
+func TestBatchTotalsRebuiltWithoutCheckpoint(t *testing.T) {
+	v := newEnv(t, payment.DisableCheckpoints)
+	ctx := t.Context()
+	a := v.authorize(sale(term1, "a", 1000))
+	v.authorize(sale(term1, "b", 200))
+	v.reverse(term1, "b-rev", "b") // writes the batch record
+	v.authorize(sale(term1, "c", 300))
+	v.refund(term1, "a-ref", a.AuthorizationID, 150)
+	h := sale(term1, "h", 40)
+	h.Capture = false
+	v.authorize(h)
+	v.authorize(sale(term1, "d", 60))
+	v.reverse(term1, "d-rev", "d") // a reversal of a sale after the last record
+	want := payment.BatchTotals{Currency: cur, SaleCount: 2, SaleAmount: 1300, RefundCount: 1, RefundAmount: 150,
+		ReversalCount: 2, ReversalAmount: 260, PreauthCount: 1, PreauthAmount: 40}
+	if got := v.openBatch(term1).ServerTotals; got != want {
+		t.Fatalf("before reopen: got %+v, want %+v", got, want)
+	}
+	v.authorize(sale(term1, "e", 5))
+	want.SaleCount++
+	want.SaleAmount += 5
+	v.reopen()
+	if got := v.openBatch(term1).ServerTotals; got != want {
+		t.Fatalf("after reopen: got %+v, want %+v", got, want)
+	}
+	res, err := v.eng.CloseBatch(ctx, payment.CloseBatchRequest{TerminalID: term1, RequestID: "close", BatchNumber: 1})
+	if err != nil || res.ServerTotals != want {
+		t.Fatalf("close after reopen: got %+v, %v; want totals %+v", res.ServerTotals, err, want)
+	}
+	v.authorize(sale(term1, "f", 7))
+	v.reopen()
+	if got := v.openBatch(term1); got.Number != 2 || got.ServerTotals.SaleCount != 1 || got.ServerTotals.SaleAmount != 7 {
+		t.Errorf("batch 2 after reopen: got %d %+v, want one sale of 7", got.Number, got.ServerTotals)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	mrand "math/rand/v2"
 	"sort"
+	"time"
 )
 
 // state is what the decision loop knows. Only the loop goroutine touches it
@@ -29,6 +30,13 @@ type state struct {
 	entryQ, txQ, velQ fifo
 	// entryCount counts idempotency entries and tombstones in memory.
 	entryCount int
+	// merchTerms records the terminals known to have transacted for each
+	// merchant (persisted under pay/mt/ for merchant listings).
+	merchTerms map[string]map[string]bool
+	// unsaved lists open batches whose totals changed since their record
+	// was last written; housekeeping checkpoints them.
+	unsaved []*batchState
+
 	// evictedUntil is the creation time of the newest entry or tombstone
 	// dropped from memory before it expired (MaxEntries); lookups that miss
 	// in memory check the disk while it is within the retention period.
@@ -41,9 +49,10 @@ func newState() *state {
 		panic("payment: no randomness for approval codes: " + err.Error())
 	}
 	return &state{
-		terms:   map[string]*termState{},
-		txs:     map[uint64]*tx{},
-		nextSeq: 1,
+		terms:      map[string]*termState{},
+		txs:        map[uint64]*tx{},
+		merchTerms: map[string]map[string]bool{},
+		nextSeq:    1,
 		rng:     mrand.New(mrand.NewChaCha8(seed)),
 	}
 }
@@ -64,6 +73,27 @@ type termState struct {
 	days map[string]int64
 	// vel holds approval times (ascending) per card token digest.
 	vel map[uint64][]int64
+	// day caches the business date of the last decision: date is the date
+	// in loc for times in [dayFrom, dayTo).
+	dayLoc         *time.Location
+	dayFrom, dayTo int64
+	date           string
+}
+
+// businessDate returns the date of now in loc ("YYYY-MM-DD").
+func (ts *termState) businessDate(now int64, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if loc == ts.dayLoc && now >= ts.dayFrom && now < ts.dayTo {
+		return ts.date
+	}
+	t := time.Unix(0, now).In(loc)
+	y, m, d := t.Date()
+	start := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	ts.dayLoc, ts.dayFrom, ts.dayTo = loc, start.UnixNano(), start.AddDate(0, 0, 1).UnixNano()
+	ts.date = t.Format(dateLayout)
+	return ts.date
 }
 
 type tomb struct {
@@ -136,23 +166,35 @@ type expiring struct {
 	hash uint64 // card digest (velQ)
 }
 
-// fifo is a queue of expiring items.
+// fifo is a queue of expiring items, kept in fixed-size blocks so that it
+// grows and shrinks without copying.
 type fifo struct {
-	items []expiring
-	head  int
+	blocks [][]expiring
+	head   int // next item in blocks[0]
+	n      int
 }
 
-func (q *fifo) push(it expiring) { q.items = append(q.items, it) }
-func (q *fifo) len() int         { return len(q.items) - q.head }
-func (q *fifo) front() *expiring { return &q.items[q.head] }
+const fifoBlock = 1024
+
+func (q *fifo) push(it expiring) {
+	if len(q.blocks) == 0 || len(q.blocks[len(q.blocks)-1]) == fifoBlock {
+		q.blocks = append(q.blocks, make([]expiring, 0, fifoBlock))
+	}
+	last := &q.blocks[len(q.blocks)-1]
+	*last = append(*last, it)
+	q.n++
+}
+
+func (q *fifo) len() int         { return q.n }
+func (q *fifo) front() *expiring { return &q.blocks[0][q.head] }
 
 func (q *fifo) pop() {
-	q.items[q.head] = expiring{}
+	q.blocks[0][q.head] = expiring{}
 	q.head++
-	if q.head > 1024 && q.head*2 > len(q.items) {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items = q.items[:n]
+	q.n--
+	if q.head == fifoBlock {
+		q.blocks[0] = nil
+		q.blocks = q.blocks[1:]
 		q.head = 0
 	}
 }
@@ -166,7 +208,12 @@ type commit struct {
 	writes []write
 	// batches are open or closed batches to write, encoded when sealed.
 	batches []*batchState
-	bytes   int
+	// created lists the terminals of the transactions the commit creates,
+	// in sequence order from first; from and to bound their decision times.
+	created  []string
+	first    uint64
+	from, to int64
+	bytes    int
 	// decisions counts the decisions that wrote records.
 	decisions int
 }
@@ -208,12 +255,30 @@ func (c *commit) full(o *Options) bool {
 	return len(c.ops) >= o.MaxBatchOps || c.bytes >= o.MaxBatchBytes-4<<10
 }
 
-// seal encodes the dirty batches: the open one under its terminal's
-// open-batch key, closed ones under their number.
-func (c *commit) seal() {
+// created notes a new transaction in the commit's chunk.
+func (c *commit) createdTx(t *tx) {
+	if len(c.created) == 0 {
+		c.first, c.from = t.seq, t.decided
+	} else if t.seq != c.first+uint64(len(c.created)) {
+		panic("payment: transactions of a commit are not consecutive")
+	}
+	c.created = append(c.created, t.terminal)
+	c.to = t.decided
+	c.bytes += 10 + len(t.terminal)
+}
+
+// seal writes the commit's chunk and encodes its dirty batches (the open one
+// under its terminal's open-batch key, closed ones under their number) with
+// asOf, the last ledger sequence number decided so far.
+func (c *commit) seal(asOf uint64) {
+	if len(c.created) > 0 {
+		ch := chunk{first: c.first, from: c.from, to: c.to, terminals: c.created}
+		c.put(keyChunk(c.first), ch.encode())
+	}
 	for _, b := range c.batches {
 		b.dirty = false
 		if b.state == BatchStateOpen {
+			b.asOf, b.unsaved = asOf, false
 			c.put(keyOpenBatch(b.terminal), b.encode())
 		} else {
 			c.put(keyBatch(b.terminal, b.number), b.encode())

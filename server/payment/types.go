@@ -427,6 +427,9 @@ type Options struct {
 	// records are staged and before the commit is made durable; an error
 	// aborts the commit.
 	commitHook func() error
+	// noCheckpoints, when set (tests only), never checkpoints open batches'
+	// totals, as after a crash.
+	noCheckpoints bool
 }
 
 // DefaultOptions returns the production settings: 24h retention, one
