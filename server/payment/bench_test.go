@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 // benchEnv opens an engine on a real, synced store with the wall clock.

@@ -53,7 +53,7 @@ func newState() *state {
 		txs:        map[uint64]*tx{},
 		merchTerms: map[string]map[string]bool{},
 		nextSeq:    1,
-		rng:     mrand.New(mrand.NewChaCha8(seed)),
+		rng:        mrand.New(mrand.NewChaCha8(seed)),
 	}
 }
 
