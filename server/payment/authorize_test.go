@@ -58,17 +58,19 @@ func TestAuthorizeResponseCodes(t *testing.T) {
 			policy: func(p *payment.Policy) { p.AcceptedEntryModes = []payment.EntryMode{payment.EntryModeChip} },
 			want:   "00",
 		},
-		{name: "over per-transaction limit", policy: func(p *payment.Policy) { p.PerTransactionLimit = 999 }, want: "61"},
-		{name: "at per-transaction limit", policy: func(p *payment.Policy) { p.PerTransactionLimit = 1000 }, want: "00"},
+		{name: "over per-transaction limit", policy: func(p *payment.Policy) { p.PerTransactionLimit = payment.LimitOf(999) }, want: "61"},
+		{name: "at per-transaction limit", policy: func(p *payment.Policy) { p.PerTransactionLimit = payment.LimitOf(1000) }, want: "00"},
+		{name: "per-transaction limit of zero forbids", policy: func(p *payment.Policy) { p.PerTransactionLimit = payment.LimitOf(0) }, want: "61"},
+		{name: "daily limit of zero forbids", policy: func(p *payment.Policy) { p.DailyLimit = payment.LimitOf(0) }, want: "61"},
 		{
 			name:   "over daily limit",
-			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			policy: func(p *payment.Policy) { p.DailyLimit = payment.LimitOf(1500) },
 			before: func(v *env, term string) { mustCode(t, v.authorize(sale(term, "pre-1", 600)), "00") },
 			want:   "61",
 		},
 		{
 			name:   "daily limit counts pre-auths",
-			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			policy: func(p *payment.Policy) { p.DailyLimit = payment.LimitOf(1500) },
 			before: func(v *env, term string) {
 				r := sale(term, "pre-1", 600)
 				r.Capture = false
@@ -78,7 +80,7 @@ func TestAuthorizeResponseCodes(t *testing.T) {
 		},
 		{
 			name:   "daily limit less reversals",
-			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			policy: func(p *payment.Policy) { p.DailyLimit = payment.LimitOf(1500) },
 			before: func(v *env, term string) {
 				mustCode(t, v.authorize(sale(term, "pre-1", 600)), "00")
 				if got := v.reverse(term, "rev-1", "pre-1").Status; got != payment.ReverseStatusReversed {
@@ -89,7 +91,7 @@ func TestAuthorizeResponseCodes(t *testing.T) {
 		},
 		{
 			name:   "declines do not count toward the daily limit",
-			policy: func(p *payment.Policy) { p.DailyLimit = 1500 },
+			policy: func(p *payment.Policy) { p.DailyLimit = payment.LimitOf(1500) },
 			before: func(v *env, term string) {
 				r := sale(term, "pre-1", 600)
 				r.Card.Token = "tok_test_nsf"
@@ -160,7 +162,7 @@ func TestAuthorizeResponseCodes(t *testing.T) {
 		{name: "issuer: other test tokens approve", req: func(r *payment.AuthorizeRequest) { r.Card.Token = "tok_test_nsfx" }, want: "00"},
 		{
 			name:   "suspension wins over limits",
-			policy: func(p *payment.Policy) { p.Suspended, p.PerTransactionLimit = true, 1 },
+			policy: func(p *payment.Policy) { p.Suspended, p.PerTransactionLimit = true, payment.LimitOf(1) },
 			want:   "57",
 		},
 	}
@@ -277,7 +279,7 @@ func TestDailyLimitFollowsStoreBusinessDate(t *testing.T) {
 	v := newEnv(t)
 	// 10:00 UTC on March 14 is 23:00 on March 14 in UTC+13.
 	v.dir.update(term1, func(p *payment.Policy) {
-		p.DailyLimit = 1000
+		p.DailyLimit = payment.LimitOf(1000)
 		p.Location = time.FixedZone("UTC+13", 13*3600)
 	})
 	mustCode(t, v.authorize(sale(term1, "a", 1000)), "00")

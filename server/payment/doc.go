@@ -68,7 +68,8 @@
 // embedded in a 15-digit numeric merchant ID (digits 8-11) against the
 // merchant's MCC (03, with a merchant-mismatch audit alert); amount positive,
 // at most [MaxAmount] and in the merchant's currency (13); entry mode
-// accepted (12); per-transaction limit (61); daily limit — approved sales and
+// accepted (12); per-transaction limit (61; a limit of zero forbids every
+// payment); daily limit — approved sales and
 // pre-auths of the business date in the store's time zone, less reversals
 // (61); velocity — approvals of the same card token on the terminal within
 // the window, reversed ones included (65); and finally the issuer simulator.
@@ -113,12 +114,22 @@
 //
 // # Storage
 //
-// The ledger holds one record per transaction (rewritten when it is
-// reversed or refunded) with indexes by terminal, merchant and business
-// date, idempotency records, tombstones and batch records; see records.go
-// for the key schema. On Open the state is rebuilt from the open batches,
-// the ledger of the last Retention (at least 26 hours, covering every time
-// zone's business day), and the idempotency records and tombstones of the
-// retention period, so start-up work is bounded by the retention period.
-// Transactions older than that are read from disk when a refund names them.
+// A decision writes one record: the transaction, under its terminal's
+// ledger, holding the request's fingerprint and answer (so it is also the
+// idempotency record of Authorize and Refund); it is rewritten when the sale
+// is reversed or refunded. Each commit adds one chunk record listing the
+// transactions it created, which orders the ledger globally. Reverse and
+// CloseBatch answers, tombstones and batches have records of their own; an
+// open batch's totals are checkpointed (when it opens or closes, when a
+// reversal changes it, and every HousekeepingInterval) and completed from
+// the terminal's later transactions. See records.go for the key schema.
+//
+// On Open the state is rebuilt from the open batches and each terminal's
+// ledger since the older of its batch checkpoint and the start of the
+// retention period (at least 26 hours, covering every time zone's business
+// day), plus the Reverse and CloseBatch records and tombstones of the
+// retention period, so start-up work is bounded by the retention period, not
+// by the ledger's size. Transactions older than that are read from disk when
+// a refund names them. Velocity windows longer than the retention period
+// are shortened to it.
 package payment

@@ -177,8 +177,8 @@ func TestConcurrentInvariants(t *testing.T) {
 		perTx    = 2000
 		velocity = 4
 	)
-	v.dir.def.DailyLimit = daily
-	v.dir.def.PerTransactionLimit = perTx
+	v.dir.def.DailyLimit = payment.LimitOf(daily)
+	v.dir.def.PerTransactionLimit = payment.LimitOf(perTx)
 	v.dir.def.VelocityLimit, v.dir.def.VelocityWindow = velocity, time.Hour
 	w := &workload{v: v, workers: 24, opsEach: 120, tokens: 12}
 	for i := range 6 {

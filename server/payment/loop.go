@@ -314,9 +314,9 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 			code = CodeInvalidAmount
 		case !entryModeAccepted(pol.AcceptedEntryModes, r.Card.EntryMode):
 			code = CodeInvalidTransaction
-		case pol.PerTransactionLimit > 0 && amount > pol.PerTransactionLimit:
+		case !pol.PerTransactionLimit.allows(amount):
 			code = CodeExceedsAmountLimit
-		case pol.DailyLimit > 0 && amount > pol.DailyLimit-ts.days[date]:
+		case pol.DailyLimit.Set && amount > pol.DailyLimit.MinorUnits-ts.days[date]:
 			code = CodeExceedsAmountLimit
 		case pol.VelocityLimit > 0 && pol.VelocityWindow > 0 &&
 			ts.velocityCount(o.tokenHash, now-int64(min(pol.VelocityWindow, e.opts.Retention))) >= int(pol.VelocityLimit):
@@ -759,10 +759,12 @@ func (e *Engine) housekeep(c *commit) {
 				}
 				delete(ts.entries, key)
 				st.entryCount--
-				if expired {
-					c.del(keyRequest(ts.id, key))
-				} else {
+				if !expired {
 					st.evictedUntil = it.at
+				} else if en.kind == opReverse || en.kind == opCloseBatch {
+					// Authorize and Refund entries live in their
+					// transaction records, which stay.
+					c.del(keyRequest(ts.id, key))
 				}
 			}
 		}

@@ -12,7 +12,7 @@ func TestRestartRebuildsState(t *testing.T) {
 	v := newEnv(t)
 	ctx := t.Context()
 	v.dir.update(term1, func(p *payment.Policy) {
-		p.DailyLimit = 5000
+		p.DailyLimit = payment.LimitOf(5000)
 		p.VelocityLimit, p.VelocityWindow = 2, time.Hour
 	})
 	// Daily total: 4000 approved, 500 of it reversed → 3500 used.

@@ -174,9 +174,9 @@ type Policy struct {
 	Location *time.Location
 	// Suspended terminals are declined with 57.
 	Suspended bool
-	// PerTransactionLimit and DailyLimit are in minor units of the merchant
-	// currency; zero means no limit. Exceeding either declines with 61.
-	PerTransactionLimit, DailyLimit int64
+	// PerTransactionLimit and DailyLimit cap amounts in minor units of the
+	// merchant currency; exceeding either declines with 61.
+	PerTransactionLimit, DailyLimit Limit
 	// VelocityLimit is the most approvals of one card token on the terminal
 	// within VelocityWindow; further attempts decline with 65. Zero limit or
 	// window disables the check. Windows longer than Options.Retention are
@@ -187,6 +187,19 @@ type Policy struct {
 	// empty accepts all. Others are declined with 12.
 	AcceptedEntryModes []EntryMode
 }
+
+// Limit caps amounts in minor units of the merchant currency. The zero
+// Limit is no limit; a set limit of zero forbids every payment.
+type Limit struct {
+	Set        bool
+	MinorUnits int64
+}
+
+// LimitOf returns a limit of n minor units.
+func LimitOf(n int64) Limit { return Limit{Set: true, MinorUnits: n} }
+
+// allows reports whether amount is within the limit.
+func (l Limit) allows(amount int64) bool { return !l.Set || amount <= l.MinorUnits }
 
 // Directory supplies terminal policies. The server implements it from fleet
 // and config data. Policy is called once per request, before the request
