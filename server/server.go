@@ -22,6 +22,7 @@ import (
 	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/operator"
+	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
 )
 
@@ -47,6 +48,8 @@ type Server struct {
 	// config holds settings layers, effective configs and rollouts
 	// (admin_config.go, terminal_config.go).
 	config *configpush.Engine
+	// payments is the payment engine (payment_service.go, admin_payment.go).
+	payments *payment.Engine
 	// adminTokenPath is the generated bootstrap token file, if any.
 	adminTokenPath string
 	// closers release domain components, in reverse order, after the gRPC
@@ -93,6 +96,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.openConfig(); err != nil {
+		return nil, err
+	}
+	if err := s.openPayments(); err != nil {
 		return nil, err
 	}
 

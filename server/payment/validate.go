@@ -98,29 +98,39 @@ func checkRequestID(field, id string) error {
 	return nil
 }
 
-// checkCard validates a card: the token and masked PAN must not carry a card
-// number.
-func checkCard(c Card) error {
+// CheckCard returns every problem of a card's fields, in field order (nil
+// for a well-formed card): a token, masked PAN or entry mode that is
+// missing or malformed, and above all any value that looks like a card
+// number. The transport layer reports them as field violations.
+func CheckCard(c Card) []*ValidationError {
+	var out []*ValidationError
 	switch {
 	case c.Token == "":
-		return &ValidationError{Field: "card.token", Reason: "is required"}
+		out = append(out, &ValidationError{Field: "card.token", Reason: "is required"})
 	case !utf8.ValidString(c.Token) || utf8.RuneCountInString(c.Token) > 128:
-		return &ValidationError{Field: "card.token", Reason: "must be 1-128 characters of valid UTF-8"}
-	case hasControl(c.Token):
-		return &ValidationError{Field: "card.token", Reason: "must not contain control characters or spaces"}
+		out = append(out, &ValidationError{Field: "card.token", Reason: "must be 1-128 characters of valid UTF-8"})
 	case LooksLikePAN(c.Token) || containsPAN(c.Token):
-		return &ValidationError{Field: "card.token", Reason: "looks like a card number; send the payment token, never the PAN"}
+		out = append(out, &ValidationError{Field: "card.token", Reason: "looks like a card number; send the payment token, never the PAN"})
+	case hasControl(c.Token):
+		out = append(out, &ValidationError{Field: "card.token", Reason: "must not contain control characters or spaces"})
 	}
 	if c.MaskedPAN != "" {
 		if LooksLikePAN(c.MaskedPAN) || containsPAN(c.MaskedPAN) {
-			return &ValidationError{Field: "card.masked_pan", Reason: "looks like a full card number; mask all but the first 6 and last 4 digits"}
-		}
-		if !validMaskedPAN(c.MaskedPAN) {
-			return &ValidationError{Field: "card.masked_pan", Reason: "must be the first 6 and last 4 digits with 3-9 '*' between"}
+			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: "looks like a full card number; mask all but the first 6 and last 4 digits"})
+		} else if !validMaskedPAN(c.MaskedPAN) {
+			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: "must be the first 6 and last 4 digits with 3-9 '*' between"})
 		}
 	}
 	if !c.EntryMode.valid() {
-		return &ValidationError{Field: "card.entry_mode", Reason: "must be one of CHIP, CONTACTLESS, SWIPE, MANUAL, QR"}
+		out = append(out, &ValidationError{Field: "card.entry_mode", Reason: "must be one of CHIP, CONTACTLESS, SWIPE, MANUAL, QR"})
+	}
+	return out
+}
+
+// checkCard returns the first problem of a card, or nil.
+func checkCard(c Card) error {
+	if errs := CheckCard(c); len(errs) > 0 {
+		return errs[0]
 	}
 	return nil
 }

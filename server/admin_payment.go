@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"regexp"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/payment"
+)
+
+// reBusinessDate matches "YYYY-MM-DD" (the engine checks the calendar).
+var reBusinessDate = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+
+// ListTransactions lists payment transactions, newest first.
+func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransactionsRequest) (*pb.ListTransactionsResponse, error) {
+	var v violations
+	if id := req.GetTerminalId(); id != "" {
+		v.terminalID("terminal_id", id)
+	}
+	if id := req.GetMerchantId(); id != "" {
+		v.merchantID("merchant_id", id)
+	}
+	if req.GetBatchNumber() != 0 && req.GetTerminalId() == "" {
+		v.add("batch_number", "requires terminal_id")
+	}
+	v.enum("decision", int32(req.GetDecision()), pb.Decision_name, true)
+	start := v.timestamp("start_time", req.GetStartTime())
+	end := v.timestamp("end_time", req.GetEndTime())
+	if !start.IsZero() && !end.IsZero() && !end.After(start) {
+		v.add("end_time", "must be after start_time")
+	}
+	size := v.pageSize("page_size", req.GetPageSize())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	txs, next, err := a.s.payments.ListTransactions(ctx, payment.TxFilter{
+		TerminalID:  req.GetTerminalId(),
+		MerchantID:  req.GetMerchantId(),
+		BatchNumber: req.GetBatchNumber(),
+		Decision:    payment.Decision(req.GetDecision()),
+		Start:       start,
+		End:         end,
+	}, size, req.GetPageToken())
+	if err != nil {
+		return nil, a.s.paymentStatus(ctx, err)
+	}
+	out := &pb.ListTransactionsResponse{NextPageToken: next, Transactions: make([]*pb.Transaction, len(txs))}
+	for i, t := range txs {
+		out.Transactions[i] = transactionToPB(t)
+	}
+	return out, nil
+}
+
+// GetSettlementReport returns a merchant's settlement for a business date.
+func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettlementReportRequest) (*pb.GetSettlementReportResponse, error) {
+	var v violations
+	v.merchantID("merchant_id", req.GetMerchantId())
+	if d := req.GetBusinessDate(); d != "" {
+		v.match("business_date", d, reBusinessDate, "a date as YYYY-MM-DD")
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	rep, err := a.s.payments.SettlementReport(ctx, req.GetMerchantId(), req.GetBusinessDate())
+	if err != nil {
+		return nil, a.s.paymentStatus(ctx, err)
+	}
+	out := &pb.GetSettlementReportResponse{
+		MerchantId:   rep.MerchantID,
+		BusinessDate: rep.BusinessDate,
+		Totals:       totalsToPB(rep.Totals),
+		GenerateTime: timestamppb.New(rep.GenerateTime),
+		Batches:      make([]*pb.BatchSummary, len(rep.Batches)),
+	}
+	for i, b := range rep.Batches {
+		out.Batches[i] = &pb.BatchSummary{
+			TerminalId:   b.TerminalID,
+			StoreId:      b.StoreID,
+			BatchNumber:  b.Number,
+			State:        pb.BatchState(b.State),
+			ServerTotals: totalsToPB(b.ServerTotals),
+			OpenTime:     timestampOrNil(b.OpenTime),
+			CloseTime:    timestampOrNil(b.CloseTime),
+		}
+		if b.State != payment.BatchStateOpen {
+			tt := b.TerminalTotals
+			if tt.Currency == "" {
+				tt.Currency = b.ServerTotals.Currency
+			}
+			out.Batches[i].TerminalTotals = totalsToPB(tt)
+		}
+	}
+	return out, nil
+}
+
+func transactionToPB(t payment.Transaction) *pb.Transaction {
+	out := &pb.Transaction{
+		TransactionId:         t.ID,
+		RequestId:             t.RequestID,
+		Kind:                  pb.TransactionKind(t.Kind),
+		TerminalId:            t.TerminalID,
+		MerchantId:            t.MerchantID,
+		StoreId:               t.StoreID,
+		Amount:                paymentMoneyToPB(t.Amount.MinorUnits, t.Amount.Currency),
+		Decision:              pb.Decision(t.Decision),
+		ResponseCode:          t.Code,
+		AuthCode:              t.AuthCode,
+		MaskedPan:             t.MaskedPAN,
+		EntryMode:             pb.EntryMode(t.EntryMode),
+		BatchNumber:           t.Batch,
+		DecisionTime:          timestamppb.New(t.DecisionTime),
+		Reversed:              t.Reversed,
+		ReversalReason:        pb.ReversalReason(t.ReversalReason),
+		OriginalTransactionId: t.OriginalID,
+		ClaimedMerchantId:     t.ClaimedMerchantID,
+	}
+	if t.Kind == payment.TxKindSale {
+		out.RefundedAmount = paymentMoneyToPB(t.RefundedAmount, t.Amount.Currency)
+	}
+	return out
+}

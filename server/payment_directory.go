@@ -1,0 +1,109 @@
+package server
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/posfleet/posfleet/server/configpush"
+	"github.com/posfleet/posfleet/server/fleet"
+	"github.com/posfleet/posfleet/server/payment"
+)
+
+// paymentDirectory answers the payment engine's questions about a terminal:
+// its merchant binding, the merchant's currency and MCC, the store's time
+// zone and suspension come from the fleet; limits, card velocity and
+// accepted entry modes from the terminal's effective config. Both are read
+// from memory on every request.
+type paymentDirectory struct {
+	fleet *fleet.Fleet
+	// config is nil when config push is not wired: no limits apply.
+	config *configpush.Engine
+	logger *slog.Logger
+
+	// zones caches loaded time zones by IANA name (*time.Location).
+	zones sync.Map
+	// warned remembers (terminal, config version) pairs already logged for
+	// a limit in a currency other than the merchant's (struct{}).
+	warned sync.Map
+}
+
+// Policy implements payment.Directory.
+func (d *paymentDirectory) Policy(terminalID string) (payment.Policy, error) {
+	b, ok := d.fleet.Binding(terminalID)
+	if !ok {
+		return payment.Policy{}, fleet.ErrTerminalNotFound
+	}
+	if b.State == fleet.StateRetired {
+		return payment.Policy{}, fleet.ErrTerminalRetired
+	}
+	p := payment.Policy{
+		TerminalID:       b.TerminalID,
+		MerchantID:       b.MerchantID,
+		StoreID:          b.StoreID,
+		MerchantCurrency: b.Currency,
+		MerchantMCC:      b.MCC,
+		Location:         d.zone(b.TimeZone),
+		Suspended:        b.State == fleet.StateSuspended,
+	}
+	if d.config == nil {
+		return p, nil
+	}
+	cfg, ok := d.config.Effective(terminalID)
+	if !ok || cfg.Settings == nil {
+		return p, nil
+	}
+	s := cfg.Settings
+	p.PerTransactionLimit = d.limit(terminalID, cfg.Version, "per_transaction_limit", s.PerTransactionLimit, b.Currency)
+	p.DailyLimit = d.limit(terminalID, cfg.Version, "daily_limit", s.DailyLimit, b.Currency)
+	if s.CardVelocityLimit != nil && s.CardVelocityWindow != nil {
+		p.VelocityLimit, p.VelocityWindow = *s.CardVelocityLimit, *s.CardVelocityWindow
+	}
+	if len(s.EntryModes) > 0 && len(s.EntryModes) < len(configpush.AllEntryModes) {
+		p.AcceptedEntryModes = make([]payment.EntryMode, len(s.EntryModes))
+		for i, m := range s.EntryModes {
+			p.AcceptedEntryModes[i] = payment.EntryMode(m)
+		}
+	}
+	return p, nil
+}
+
+// limit converts a configured limit. A limit in another currency than the
+// merchant's cannot be compared with its payments and is not applied; the
+// operator is told once per config version.
+func (d *paymentDirectory) limit(terminalID string, version uint64, name string, m *configpush.Money, currency string) payment.Limit {
+	if m == nil {
+		return payment.Limit{}
+	}
+	if m.Currency != currency {
+		type key struct {
+			terminal, name string
+			version        uint64
+		}
+		if _, seen := d.warned.LoadOrStore(key{terminalID, name, version}, struct{}{}); !seen {
+			d.logger.Warn("limit in another currency than the merchant's is not applied",
+				"terminal_id", terminalID, "limit", name, "limit_currency", m.Currency,
+				"merchant_currency", currency, "config_version", version)
+		}
+		return payment.Limit{}
+	}
+	return payment.LimitOf(m.MinorUnits)
+}
+
+// zone returns the location of an IANA zone name ("" and unknown names:
+// UTC; store creation validates names, so unknown ones are not expected).
+func (d *paymentDirectory) zone(name string) *time.Location {
+	if name == "" {
+		return time.UTC
+	}
+	if loc, ok := d.zones.Load(name); ok {
+		return loc.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		d.logger.Warn("store time zone unknown, using UTC for business dates", "time_zone", name, "err", err)
+		loc = time.UTC
+	}
+	d.zones.Store(name, loc)
+	return loc
+}
