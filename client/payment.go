@@ -1,0 +1,258 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+// RetryPolicy says how the payment calls retry. Every retry resends the same
+// request with the same request_id, which the server answers idempotently:
+// a request it already decided gets the stored answer, never a second
+// decision.
+type RetryPolicy struct {
+	// Attempts is the most tries of one request, the first included.
+	Attempts int
+	// AttemptTimeout bounds each try (and the caller's deadline bounds all).
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between tries: it starts at
+	// MinBackoff, doubles up to MaxBackoff, and each wait is drawn uniformly
+	// up to the current bound (full jitter).
+	MinBackoff, MaxBackoff time.Duration
+	// ReversalTimeout bounds the automatic reversal that follows an
+	// authorization whose outcome stayed unknown, retries included. It runs
+	// even when the caller's context has ended.
+	ReversalTimeout time.Duration
+}
+
+// DefaultRetryPolicy returns the policy of Authorize, Reverse, Refund and
+// CloseBatch: 4 tries of at most 5s each, 50ms to 1s between them, and 30s
+// for an automatic reversal.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{
+		Attempts:        4,
+		AttemptTimeout:  5 * time.Second,
+		MinBackoff:      50 * time.Millisecond,
+		MaxBackoff:      time.Second,
+		ReversalTimeout: 30 * time.Second,
+	}
+}
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	d := DefaultRetryPolicy()
+	if p.Attempts <= 0 {
+		p.Attempts = d.Attempts
+	}
+	if p.AttemptTimeout <= 0 {
+		p.AttemptTimeout = d.AttemptTimeout
+	}
+	if p.MinBackoff <= 0 {
+		p.MinBackoff = d.MinBackoff
+	}
+	if p.MaxBackoff < p.MinBackoff {
+		p.MaxBackoff = max(d.MaxBackoff, p.MinBackoff)
+	}
+	if p.ReversalTimeout <= 0 {
+		p.ReversalTimeout = d.ReversalTimeout
+	}
+	return p
+}
+
+// Transient reports whether err is worth retrying with the same request:
+// the server was unreachable or overloaded, or the answer did not arrive in
+// time (Unavailable, DeadlineExceeded, ResourceExhausted).
+func Transient(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// uncertain reports whether a failed call may still have been decided by the
+// server: its answer was lost, late or garbled.
+func uncertain(err error) bool {
+	if Transient(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Canceled, codes.Unknown, codes.Internal, codes.DataLoss:
+		return true
+	}
+	return false
+}
+
+// OutcomeUnknownError is returned by Authorize when no answer arrived: the
+// server may or may not have approved the payment. The client then reversed
+// it (reason TIMEOUT), so that an approval, if there was one, is cancelled
+// and a request still on its way is declined when it arrives. The payment
+// must be treated as not made.
+type OutcomeUnknownError struct {
+	// RequestID is the authorization's request_id.
+	RequestID string
+	// Err is the last error of the authorization.
+	Err error
+	// Reversal is the reversal's answer, nil when it failed too (then
+	// ReversalErr says why, and the terminal must reverse later).
+	Reversal    *pb.ReverseResponse
+	ReversalErr error
+}
+
+func (e *OutcomeUnknownError) Error() string {
+	if e.Reversal != nil {
+		return fmt.Sprintf("client: authorization %s outcome unknown (%v); reversed: %s", e.RequestID, e.Err, e.Reversal.GetStatus())
+	}
+	return fmt.Sprintf("client: authorization %s outcome unknown (%v); reversal failed: %v", e.RequestID, e.Err, e.ReversalErr)
+}
+
+// Unwrap returns the authorization's last error.
+func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
+
+// NewRequestID returns a random UUID (version 4) for a request_id.
+func NewRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("client: no randomness: " + err.Error())
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// ReversalRequestID returns the request_id the client uses to reverse the
+// authorization with request_id original: derived from it, so that any
+// retry of the reversal, even by a restarted terminal, is the same request.
+func ReversalRequestID(original string) string {
+	sum := sha256.Sum256([]byte(original))
+	return "rv:" + hex.EncodeToString(sum[:16])
+}
+
+// Authorize authorizes a payment with DefaultRetryPolicy. See
+// AuthorizeWithPolicy.
+func (c *Client) Authorize(ctx context.Context, req *pb.AuthorizeRequest) (*pb.AuthorizeResponse, error) {
+	return c.AuthorizeWithPolicy(ctx, req, DefaultRetryPolicy())
+}
+
+// AuthorizeWithPolicy authorizes a payment (a sale, or a pre-auth when
+// req.Capture is false). An empty req.RequestId is filled with a new UUID.
+// Transient failures are retried with the same request_id. When no answer
+// arrives at all — the tries are used up, the caller's context ends, or the
+// call failed in a way that leaves the outcome open — the client reverses
+// the authorization (reason TIMEOUT) and returns an *OutcomeUnknownError.
+// Declines are answers, not errors.
+func (c *Client) AuthorizeWithPolicy(ctx context.Context, req *pb.AuthorizeRequest, p RetryPolicy) (*pb.AuthorizeResponse, error) {
+	p = p.withDefaults()
+	if req.GetRequestId() == "" {
+		req.RequestId = NewRequestID()
+	}
+	var resp *pb.AuthorizeResponse
+	err := retry(ctx, p, func(ctx context.Context) error {
+		var err error
+		resp, err = c.Payment().Authorize(ctx, req)
+		return err
+	})
+	if err == nil {
+		return resp, nil
+	}
+	if !uncertain(err) {
+		return nil, err
+	}
+	// Reverse even if the caller gave up: an approval nobody knows about
+	// must not stand.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.ReversalTimeout)
+	defer cancel()
+	rp := p
+	rp.Attempts = 1 << 30 // until ReversalTimeout
+	rev, rerr := c.reverse(rctx, &pb.ReverseRequest{
+		RequestId:         ReversalRequestID(req.GetRequestId()),
+		OriginalRequestId: req.GetRequestId(),
+		Reason:            pb.ReversalReason_REVERSAL_REASON_TIMEOUT,
+	}, rp)
+	return nil, &OutcomeUnknownError{RequestID: req.GetRequestId(), Err: err, Reversal: rev, ReversalErr: rerr}
+}
+
+// Reverse cancels an authorization by its request_id, retrying transient
+// failures with the same request. An empty req.RequestId is filled with a
+// new UUID.
+func (c *Client) Reverse(ctx context.Context, req *pb.ReverseRequest) (*pb.ReverseResponse, error) {
+	if req.GetRequestId() == "" {
+		req.RequestId = NewRequestID()
+	}
+	return c.reverse(ctx, req, DefaultRetryPolicy())
+}
+
+func (c *Client) reverse(ctx context.Context, req *pb.ReverseRequest, p RetryPolicy) (*pb.ReverseResponse, error) {
+	var resp *pb.ReverseResponse
+	err := retry(ctx, p.withDefaults(), func(ctx context.Context) error {
+		var err error
+		resp, err = c.Payment().Reverse(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// Refund refunds part or all of an approved sale, retrying transient
+// failures with the same request. An empty req.RequestId is filled with a
+// new UUID.
+func (c *Client) Refund(ctx context.Context, req *pb.RefundRequest) (*pb.RefundResponse, error) {
+	if req.GetRequestId() == "" {
+		req.RequestId = NewRequestID()
+	}
+	var resp *pb.RefundResponse
+	err := retry(ctx, DefaultRetryPolicy(), func(ctx context.Context) error {
+		var err error
+		resp, err = c.Payment().Refund(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// CloseBatch closes the terminal's open batch with its own totals, retrying
+// transient failures with the same request. An empty req.RequestId is
+// filled with a new UUID.
+func (c *Client) CloseBatch(ctx context.Context, req *pb.CloseBatchRequest) (*pb.CloseBatchResponse, error) {
+	if req.GetRequestId() == "" {
+		req.RequestId = NewRequestID()
+	}
+	var resp *pb.CloseBatchResponse
+	err := retry(ctx, DefaultRetryPolicy(), func(ctx context.Context) error {
+		var err error
+		resp, err = c.Payment().CloseBatch(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+// retry calls fn until it succeeds, fails with a non-transient error, the
+// tries are used up or ctx ends; it returns the last error.
+func retry(ctx context.Context, p RetryPolicy, fn func(ctx context.Context) error) error {
+	backoff := p.MinBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
+		err = fn(actx)
+		cancel()
+		if err == nil || !Transient(err) || attempt >= p.Attempts || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(time.Duration(mrand.Int64N(int64(backoff)) + 1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, p.MaxBackoff)
+	}
+}

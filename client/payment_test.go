@@ -1,0 +1,289 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
+)
+
+// fakePayments answers Authorize from a script of failures and records
+// every request.
+type fakePayments struct {
+	pb.UnimplementedPaymentServiceServer
+
+	mu sync.Mutex // guards the fields below
+	// authFail are the errors of the next Authorize calls (nil: answer);
+	// hang makes a call wait for its deadline instead.
+	authFail []error
+	hang     int
+	// revFail are the errors of the next Reverse calls.
+	revFail  []error
+	auths    []*pb.AuthorizeRequest
+	reverses []*pb.ReverseRequest
+}
+
+var errHang = errors.New("hang")
+
+func (f *fakePayments) Authorize(ctx context.Context, req *pb.AuthorizeRequest) (*pb.AuthorizeResponse, error) {
+	f.mu.Lock()
+	f.auths = append(f.auths, req)
+	var err error
+	if len(f.authFail) > 0 {
+		err, f.authFail = f.authFail[0], f.authFail[1:]
+	}
+	f.mu.Unlock()
+	if err == errHang {
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pb.AuthorizeResponse{AuthorizationId: "A1", Decision: pb.Decision_DECISION_APPROVED, ResponseCode: "00", AuthCode: "ABC123"}, nil
+}
+
+func (f *fakePayments) Reverse(ctx context.Context, req *pb.ReverseRequest) (*pb.ReverseResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reverses = append(f.reverses, req)
+	if len(f.revFail) > 0 {
+		err := f.revFail[0]
+		f.revFail = f.revFail[1:]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &pb.ReverseResponse{Status: pb.ReverseStatus_REVERSE_STATUS_REVERSED, AuthorizationId: "A1"}, nil
+}
+
+func startFake(t *testing.T, f *fakePayments) *client.Client {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterPaymentServiceServer(srv, f)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	c, err := client.Dial(lis.Addr().String(), client.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+var fastRetry = client.RetryPolicy{
+	Attempts:        3,
+	AttemptTimeout:  2 * time.Second,
+	MinBackoff:      time.Millisecond,
+	MaxBackoff:      5 * time.Millisecond,
+	ReversalTimeout: 10 * time.Second,
+}
+
+func payReq() *pb.AuthorizeRequest {
+	return &pb.AuthorizeRequest{MerchantId: "M1", Amount: &pb.Money{MinorUnits: 100, Currency: "NZD"},
+		Card: &pb.Card{Token: "tok_1", EntryMode: pb.EntryMode_ENTRY_MODE_CHIP}, Capture: true}
+}
+
+func TestAuthorizeRetries(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "restarting")
+	tests := []struct {
+		name string
+		fail []error
+		hang bool
+		// wantTries Authorize calls; wantReversal whether the client reversed.
+		wantTries    int
+		wantCode     codes.Code
+		wantUnknown  bool
+		wantReversal bool
+	}{
+		{name: "answered at once", wantTries: 1},
+		{name: "transient then answered", fail: []error{unavailable, status.Error(codes.ResourceExhausted, "slow down")}, wantTries: 3},
+		{name: "definite refusal is not retried", fail: []error{status.Error(codes.InvalidArgument, "bad card")}, wantTries: 1, wantCode: codes.InvalidArgument},
+		{name: "unauthenticated is not retried", fail: []error{status.Error(codes.Unauthenticated, "who")}, wantTries: 1, wantCode: codes.Unauthenticated},
+		{name: "still unavailable: reversed", fail: []error{unavailable, unavailable, unavailable}, wantTries: 3, wantUnknown: true, wantReversal: true},
+		{name: "internal error: reversed", fail: []error{status.Error(codes.Internal, "oops")}, wantTries: 1, wantUnknown: true, wantReversal: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakePayments{authFail: tt.fail}
+			c := startFake(t, f)
+			req := payReq()
+			resp, err := c.AuthorizeWithPolicy(t.Context(), req, fastRetry)
+			var unknown *client.OutcomeUnknownError
+			switch {
+			case tt.wantUnknown:
+				if !errors.As(err, &unknown) || unknown.Reversal.GetStatus() != pb.ReverseStatus_REVERSE_STATUS_REVERSED {
+					t.Fatalf("got %v, %v; want an OutcomeUnknownError after a reversal", resp, err)
+				}
+			case tt.wantCode != codes.OK:
+				if status.Code(err) != tt.wantCode || errors.As(err, &unknown) {
+					t.Fatalf("got %v, want %v", err, tt.wantCode)
+				}
+			default:
+				if err != nil || resp.GetResponseCode() != "00" {
+					t.Fatalf("got %v, %v; want the approval", resp, err)
+				}
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.auths) != tt.wantTries {
+				t.Errorf("tries: got %d, want %d", len(f.auths), tt.wantTries)
+			}
+			for i, a := range f.auths {
+				if a.GetRequestId() != req.GetRequestId() || a.GetRequestId() == "" {
+					t.Errorf("try %d: request_id %q, want the same non-empty %q every time", i, a.GetRequestId(), req.GetRequestId())
+				}
+			}
+			if got := len(f.reverses) > 0; got != tt.wantReversal {
+				t.Fatalf("reversed: got %v, want %v", got, tt.wantReversal)
+			}
+			if tt.wantReversal {
+				r := f.reverses[0]
+				if r.GetOriginalRequestId() != req.GetRequestId() || r.GetReason() != pb.ReversalReason_REVERSAL_REASON_TIMEOUT ||
+					r.GetRequestId() != client.ReversalRequestID(req.GetRequestId()) {
+					t.Errorf("reversal: got %v, want TIMEOUT of %s", r, req.GetRequestId())
+				}
+			}
+		})
+	}
+}
+
+func TestAuthorizeTimeoutIsRetriedThenReversed(t *testing.T) {
+	// Every try hangs past its deadline; the reversal itself first meets an
+	// outage, then goes through — with the same reversal request_id.
+	f := &fakePayments{authFail: []error{errHang, errHang}, revFail: []error{status.Error(codes.Unavailable, "down"), nil}}
+	c := startFake(t, f)
+	p := fastRetry
+	p.Attempts, p.AttemptTimeout = 2, 20*time.Millisecond
+	req := payReq()
+	req.RequestId = "fixed-1"
+	_, err := c.AuthorizeWithPolicy(t.Context(), req, p)
+	var unknown *client.OutcomeUnknownError
+	if !errors.As(err, &unknown) || status.Code(unknown.Err) != codes.DeadlineExceeded || unknown.RequestID != "fixed-1" {
+		t.Fatalf("got %v, want an OutcomeUnknownError after DeadlineExceeded", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.auths) != 2 || len(f.reverses) != 2 || f.reverses[0].GetRequestId() != f.reverses[1].GetRequestId() {
+		t.Errorf("got %d tries and reversals %v; want 2 tries and 2 identical reversals", len(f.auths), f.reverses)
+	}
+}
+
+func TestAuthorizeReversesWhenCallerGivesUp(t *testing.T) {
+	f := &fakePayments{authFail: []error{errHang}}
+	c := startFake(t, f)
+	ctx, cancel := context.WithCancel(t.Context())
+	p := fastRetry
+	p.AttemptTimeout = time.Minute
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.AuthorizeWithPolicy(ctx, payReq(), p)
+		done <- err
+	}()
+	for {
+		f.mu.Lock()
+		n := len(f.auths)
+		f.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	err := <-done
+	var unknown *client.OutcomeUnknownError
+	if !errors.As(err, &unknown) || unknown.Reversal == nil {
+		t.Fatalf("got %v, want a reversal even though the caller gave up", err)
+	}
+}
+
+func TestNewRequestID(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		id := client.NewRequestID()
+		if len(id) != 36 || id[14] != '4' || seen[id] {
+			t.Fatalf("NewRequestID: got %q, want a fresh UUIDv4", id)
+		}
+		seen[id] = true
+	}
+	if a, b := client.ReversalRequestID("x"), client.ReversalRequestID("x"); a != b || len(a) > 64 || a == client.ReversalRequestID("y") {
+		t.Errorf("ReversalRequestID: got %q and %q, want equal, short and specific", a, b)
+	}
+}
+
+func TestPaymentsAgainstServer(t *testing.T) {
+	const adminToken = "pfa_client-pay-admin-token-0123456789"
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = adminToken
+	addr := serve(t, cfg)
+	ctx := t.Context()
+	admin, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "M1 Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: "M1", StoreId: "S1", Name: "S1"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := admin.ProvisionTerminal(ctx, "SN-1", "M1", "S1", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := admin.Register(ctx, "SN-1", p.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+
+	req := payReq()
+	a, err := term.Authorize(ctx, req)
+	if err != nil || a.GetResponseCode() != "00" || req.GetRequestId() == "" {
+		t.Fatalf("Authorize: got %v, %v (request_id %q)", a, err, req.GetRequestId())
+	}
+	if again, err := term.Authorize(ctx, req); err != nil || !again.GetReplayed() || again.GetAuthorizationId() != a.GetAuthorizationId() {
+		t.Errorf("same request again: got %v, %v; want a replay", again, err)
+	}
+	ref, err := term.Refund(ctx, &pb.RefundRequest{AuthorizationId: a.GetAuthorizationId(), Amount: &pb.Money{MinorUnits: 40, Currency: "NZD"}})
+	if err != nil || ref.GetResponseCode() != "00" || ref.GetRemainingRefundable().GetMinorUnits() != 60 {
+		t.Errorf("Refund: got %v, %v", ref, err)
+	}
+	held := payReq()
+	held.Capture = false
+	h, err := term.Authorize(ctx, held)
+	if err != nil || h.GetResponseCode() != "00" {
+		t.Fatalf("pre-auth: got %v, %v", h, err)
+	}
+	rev, err := term.Reverse(ctx, &pb.ReverseRequest{OriginalRequestId: held.GetRequestId(), Reason: pb.ReversalReason_REVERSAL_REASON_CUSTOMER_CANCEL})
+	if err != nil || rev.GetStatus() != pb.ReverseStatus_REVERSE_STATUS_REVERSED {
+		t.Errorf("Reverse: got %v, %v", rev, err)
+	}
+	closed, err := term.CloseBatch(ctx, &pb.CloseBatchRequest{BatchNumber: 1, TerminalTotals: &pb.BatchTotals{
+		SaleCount: 1, SaleAmount: &pb.Money{MinorUnits: 100, Currency: "NZD"},
+		RefundCount: 1, RefundAmount: &pb.Money{MinorUnits: 40, Currency: "NZD"},
+		ReversalCount: 1, ReversalAmount: &pb.Money{MinorUnits: 100, Currency: "NZD"},
+	}})
+	if err != nil || !closed.GetInBalance() {
+		t.Errorf("CloseBatch: got %v, %v; want in balance", closed, err)
+	}
+}
