@@ -1,0 +1,131 @@
+package loadgen_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/client"
+	"github.com/posfleet/posfleet/loadgen"
+	"github.com/posfleet/posfleet/server"
+)
+
+// startPosfleet runs a real posfleet server (durable storage in a temporary
+// directory) on a loopback port and returns its address and admin token.
+func startPosfleet(t *testing.T) (addr, token string) {
+	t.Helper()
+	token = "loadgen-e2e-admin-token-0123456789"
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = token
+	srv, err := server.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return lis.Addr().String(), token
+}
+
+func dialN(t *testing.T, addr string, n int, opts ...client.Option) []*client.Client {
+	t.Helper()
+	var out []*client.Client
+	for range n {
+		c, err := client.Dial(addr, append([]client.Option{client.WithInsecure()}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		out = append(out, c)
+	}
+	return out
+}
+
+func TestEndToEndAgainstPosfleetServer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run against a real server")
+	}
+	t.Parallel()
+	addr, token := startPosfleet(t)
+	admin := dialN(t, addr, 1, client.WithBearer(token))[0]
+	conns := dialN(t, addr, 4)
+	const terminals = 8
+	fleet, err := loadgen.NewFleet(loadgen.FleetConfig{
+		Terminals:         terminals,
+		Merchants:         2,
+		Mix:               loadgen.Mix{loadgen.TxApprove: 55, loadgen.TxDecline: 15, loadgen.TxReverse: 15, loadgen.TxRefund: 15},
+		HeartbeatInterval: 5 * time.Second,
+		Seed:              21,
+		RunID:             "E2E",
+	}, admin, conns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadgen.Builtin(loadgen.ProfileConfigRollout, 60, 2*time.Second, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := loadgen.NewRun(loadgen.Config{Profile: p, Users: terminals, Seed: 21, OnEvent: fleet.OnEvent, Info: fleet.Info()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.Run(t.Context(), run); err != nil {
+		t.Fatal(err)
+	}
+	res := run.Finish()
+
+	// Every call of the fleet's lifecycle succeeded against the real server.
+	for _, op := range []string{loadgen.OpCreateMerchant, loadgen.OpCreateStore, loadgen.OpProvision, loadgen.OpRegister,
+		loadgen.OpHeartbeat, loadgen.OpAuthorize, loadgen.OpReverse, loadgen.OpRefund, loadgen.OpCloseBatch,
+		loadgen.OpPublishConfig} {
+		o := res.Op(op)
+		if o == nil || o.Count == 0 {
+			t.Errorf("%s: no calls", op)
+			continue
+		}
+		if o.Errors != 0 {
+			t.Errorf("%s: %d errors: %+v", op, o.Errors, o.Outcomes)
+		}
+	}
+	for _, op := range []string{loadgen.OpWatch, loadgen.OpAckConfig} {
+		if o := res.Op(op); o != nil {
+			t.Errorf("%s: %d failures: %+v", op, o.Count, o.Outcomes)
+		}
+	}
+	// Test cards decline with their documented codes; nothing else declines.
+	want := map[string]bool{"declined:05": true, "declined:51": true, "declined:54": true, "declined:14": true}
+	auth := res.Op(loadgen.OpAuthorize)
+	if auth == nil {
+		t.Fatal("no authorizations")
+	}
+	for _, o := range auth.Outcomes {
+		if o.Outcome != "ok" && !want[o.Outcome] {
+			t.Errorf("authorize outcome %s ×%d: not a test-card decline", o.Outcome, o.Count)
+		}
+	}
+	if auth.Declined == 0 || auth.OK == 0 {
+		t.Errorf("authorize: %d approved, %d declined; want both", auth.OK, auth.Declined)
+	}
+	// The fleet's own totals match the server's ledger in every batch.
+	if cb := res.Op(loadgen.OpCloseBatch); cb == nil || cb.OK != cb.Count || cb.Count != terminals {
+		t.Errorf("batch closes: got %+v, want all %d terminals in balance", cb, terminals)
+	}
+	if ro := res.Rollout; ro == nil || ro.Reached != terminals || ro.AllReachedMs == nil {
+		t.Errorf("config rollout: got %+v, want all %d terminals reached", ro, terminals)
+	}
+	if res.Generator.Behind {
+		t.Errorf("generator fell behind at 60/s: %v", res.Generator.Warnings)
+	}
+}
