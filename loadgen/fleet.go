@@ -13,9 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -83,8 +81,16 @@ type FleetConfig struct {
 	// SetupConcurrency bounds concurrent admin and registration calls
 	// during setup and batch close (default 32).
 	SetupConcurrency int
-	// CallTimeout is the deadline of each unary call (default 10s).
+	// CallTimeout is the deadline of each unary call, and of each attempt of
+	// a payment call (default 10s).
 	CallTimeout time.Duration
+	// Attempts is how many times the client SDK tries a payment call before
+	// giving up (default 4, the SDK's). Retries resend the same request_id
+	// and an authorization whose outcome stays unknown is reversed, as a
+	// real terminal does; the recorded latency is the terminal's, retries
+	// included. 1 turns retries off so that every failure is counted as it
+	// happens.
+	Attempts int
 	// RunID prefixes every identifier the fleet creates so that runs never
 	// collide (default: random, 6 characters).
 	RunID string
@@ -123,6 +129,9 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	if c.CallTimeout == 0 {
 		c.CallTimeout = 10 * time.Second
 	}
+	if c.Attempts == 0 {
+		c.Attempts = client.DefaultRetryPolicy().Attempts
+	}
 	if c.RunID == "" {
 		c.RunID = randomID(6)
 	}
@@ -146,8 +155,8 @@ func (c FleetConfig) Validate() error {
 		return errors.New("fleet: at most 9999 merchants")
 	case c.MinAmount <= 0 || c.MaxAmount < c.MinAmount:
 		return fmt.Errorf("fleet: amounts %d..%d must be positive and ordered", c.MinAmount, c.MaxAmount)
-	case c.SetupConcurrency < 0 || c.CallTimeout < 0 || c.HeartbeatInterval < 0:
-		return errors.New("fleet: SetupConcurrency, CallTimeout and HeartbeatInterval must not be negative")
+	case c.SetupConcurrency < 0 || c.CallTimeout < 0 || c.HeartbeatInterval < 0 || c.Attempts < 0:
+		return errors.New("fleet: SetupConcurrency, CallTimeout, HeartbeatInterval and Attempts must not be negative")
 	case len(c.RunID) > 8 || !isAlnum(c.RunID):
 		return fmt.Errorf("fleet: RunID %q must be 1-8 letters or digits", c.RunID)
 	}
@@ -197,6 +206,10 @@ type Fleet struct {
 	admin  *client.Client
 	terms  []*terminal
 	pick   picker
+	// retry is the payment calls' policy; payTimeout bounds a whole payment
+	// call, its retries included.
+	retry      client.RetryPolicy
+	payTimeout time.Duration
 
 	merchants []string
 	run       *Run
@@ -232,8 +245,7 @@ type terminal struct {
 	enrollment                  string
 	provErr                     error
 
-	cl  *client.Client
-	pay pb.PaymentServiceClient
+	cl *client.Client
 
 	ready      chan struct{}
 	regErr     error
@@ -278,6 +290,10 @@ func NewFleet(cfg FleetConfig, admin *client.Client, conns []*client.Client, log
 	}
 	cfg = cfg.withDefaults()
 	f := &Fleet{cfg: cfg, logger: logger, admin: admin, pick: newPicker(cfg.Mix)}
+	f.retry = client.DefaultRetryPolicy()
+	f.retry.Attempts = cfg.Attempts
+	f.retry.AttemptTimeout = cfg.CallTimeout
+	f.payTimeout = time.Duration(cfg.Attempts) * (cfg.CallTimeout + f.retry.MaxBackoff)
 	for m := range cfg.Merchants {
 		f.merchants = append(f.merchants, fmt.Sprintf("L%sM%04d", cfg.RunID, m))
 	}
@@ -290,7 +306,6 @@ func NewFleet(cfg FleetConfig, admin *client.Client, conns []*client.Client, log
 			merchantID: f.merchants[m],
 			storeID:    fmt.Sprintf("s%02d", (i/cfg.Merchants)%cfg.StoresPerMerchant),
 			cl:         cc,
-			pay:        cc.Payment(),
 			ready:      make(chan struct{}),
 			rng:        mrand.New(mrand.NewPCG(cfg.Seed, uint64(i))),
 		})
@@ -383,7 +398,12 @@ func parallel(n, conc int, fn func(i int)) {
 
 // call times one unary call from intended and records it.
 func (f *Fleet) call(ctx context.Context, rec Recorder, op string, intended time.Time, fn func(ctx context.Context) (Outcome, error)) (Outcome, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.CallTimeout)
+	return f.callWithin(ctx, rec, op, intended, f.cfg.CallTimeout, fn)
+}
+
+// callWithin is call with a deadline of timeout.
+func (f *Fleet) callWithin(ctx context.Context, rec Recorder, op string, intended time.Time, timeout time.Duration, fn func(ctx context.Context) (Outcome, error)) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	sent := time.Now()
 	o, err := fn(ctx)
@@ -735,24 +755,25 @@ func (t *terminal) entryMode() pb.EntryMode {
 	}
 }
 
-// sale authorizes and captures a sale. It returns the outcome, the request
-// ID, when the call finished, and whether it was approved. A sale that
-// fails with a transport error is reversed (reason TIMEOUT), as a terminal
-// must, so that the batch still balances.
+// sale authorizes and captures a sale through the client SDK, which
+// retries with the same request_id and reverses (reason TIMEOUT) an
+// authorization whose outcome stays unknown, as a terminal must. It returns
+// the outcome, the request ID, when the call finished, and whether it was
+// approved.
 func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended time.Time, token string) (Outcome, string, time.Time, bool) {
 	reqID := t.nextRequestID(f.cfg.RunID)
 	amount := f.cfg.MinAmount + t.rng.Int64N(f.cfg.MaxAmount-f.cfg.MinAmount+1)
 	var resp *pb.AuthorizeResponse
-	o, err := f.call(t.auth(ctx), rec, OpAuthorize, intended, func(ctx context.Context) (Outcome, error) {
+	o, err := f.callWithin(t.auth(ctx), rec, OpAuthorize, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.pay.Authorize(ctx, &pb.AuthorizeRequest{
+		resp, err = t.cl.AuthorizeWithPolicy(ctx, &pb.AuthorizeRequest{
 			RequestId:  reqID,
 			MerchantId: t.merchantID,
 			Amount:     &pb.Money{MinorUnits: amount, Currency: f.cfg.Currency},
 			Card:       &pb.Card{Token: token, MaskedPan: "411111******1111", EntryMode: t.entryMode()},
 			LocalTime:  timestamppb.Now(),
 			Capture:    true,
-		})
+		}, f.retry)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -763,10 +784,15 @@ func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended ti
 	})
 	done := time.Now()
 	if err != nil {
-		if ctx.Err() == nil && outcomeUncertain(err) {
-			f.reverse(ctx, t, rec, done, reqID, pb.ReversalReason_REVERSAL_REASON_TIMEOUT)
+		// No answer: the SDK reversed the authorization (reason TIMEOUT).
+		// If there was an approval to reverse, the server's batch counts a
+		// reversal, and so must the terminal's.
+		var unknown *client.OutcomeUnknownError
+		if errors.As(err, &unknown) && unknown.Reversal.GetStatus() == pb.ReverseStatus_REVERSE_STATUS_REVERSED {
+			t.totals.reversalCount++
+			t.totals.reversalAmount += unknown.Reversal.GetReversedAmount().GetMinorUnits()
 		}
-		return o, reqID, time.Now(), false
+		return o, reqID, done, false
 	}
 	if b := resp.GetBatchNumber(); b != 0 {
 		t.batch = b
@@ -780,24 +806,13 @@ func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended ti
 	return o, reqID, done, true
 }
 
-// outcomeUncertain reports whether a failed Authorize may still have been
-// decided by the server (the answer was lost or late), so that a terminal
-// must reverse it.
-func outcomeUncertain(err error) bool {
-	switch status.Code(err) {
-	case codes.DeadlineExceeded, codes.Unavailable, codes.Unknown, codes.Internal, codes.Canceled, codes.DataLoss:
-		return true
-	}
-	return false
-}
-
 // reverse reverses the authorization with request ID orig and updates the
 // terminal's totals with what the server reversed.
 func (f *Fleet) reverse(ctx context.Context, t *terminal, rec Recorder, intended time.Time, orig string, reason pb.ReversalReason) Outcome {
 	var resp *pb.ReverseResponse
-	o, err := f.call(t.auth(ctx), rec, OpReverse, intended, func(ctx context.Context) (Outcome, error) {
+	o, err := f.callWithin(t.auth(ctx), rec, OpReverse, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.pay.Reverse(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason})
+		resp, err = t.cl.Reverse(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason})
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -834,9 +849,9 @@ func (f *Fleet) refund(ctx context.Context, t *terminal, rec Recorder, intended 
 		amount = 1 + t.rng.Int64N(s.remaining-1)
 	}
 	var resp *pb.RefundResponse
-	o, err := f.call(t.auth(ctx), rec, OpRefund, intended, func(ctx context.Context) (Outcome, error) {
+	o, err := f.callWithin(t.auth(ctx), rec, OpRefund, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.pay.Refund(ctx, &pb.RefundRequest{
+		resp, err = t.cl.Refund(ctx, &pb.RefundRequest{
 			RequestId:       t.nextRequestID(f.cfg.RunID),
 			AuthorizationId: s.authorizationID,
 			Amount:          &pb.Money{MinorUnits: amount, Currency: f.cfg.Currency},
@@ -879,9 +894,9 @@ func (f *Fleet) closeBatches(ctx context.Context) {
 		}
 		cur := f.cfg.Currency
 		var resp *pb.CloseBatchResponse
-		f.call(t.auth(ctx), f.run.Recorder(i), OpCloseBatch, time.Now(), func(ctx context.Context) (Outcome, error) {
+		f.callWithin(t.auth(ctx), f.run.Recorder(i), OpCloseBatch, time.Now(), f.payTimeout, func(ctx context.Context) (Outcome, error) {
 			var err error
-			resp, err = t.pay.CloseBatch(ctx, &pb.CloseBatchRequest{
+			resp, err = t.cl.CloseBatch(ctx, &pb.CloseBatchRequest{
 				RequestId:   fmt.Sprintf("%s-%s-close-%d", f.cfg.RunID, t.terminalID, t.batch),
 				BatchNumber: t.batch,
 				TerminalTotals: &pb.BatchTotals{

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/posfleet/posfleet/client"
@@ -41,6 +42,10 @@ type fakeServer struct {
 	marker    string
 
 	stallAuthorize time.Duration // each Authorize waits this long first
+	// loseEvery makes every n-th new authorization lose its answer: it is
+	// decided and recorded, but the call fails with Unavailable.
+	loseEvery int
+	lost      int
 }
 
 type fakeTerm struct {
@@ -52,6 +57,7 @@ type fakeTerm struct {
 }
 
 type fakeAuth struct {
+	resp         *pb.AuthorizeResponse
 	id, terminal string
 	amount       int64
 	approved     bool
@@ -192,16 +198,27 @@ func (s *fakeServer) Authorize(ctx context.Context, r *pb.AuthorizeRequest) (*pb
 	if t.merchant != r.GetMerchantId() {
 		return &pb.AuthorizeResponse{Decision: pb.Decision_DECISION_DECLINED, ResponseCode: "03", BatchNumber: t.batch}, nil
 	}
+	if a := s.auths[t.id+"/"+r.GetRequestId()]; a != nil {
+		resp := proto.Clone(a.resp).(*pb.AuthorizeResponse)
+		resp.Replayed = true
+		return resp, nil
+	}
 	s.nextID++
 	a := &fakeAuth{id: fmt.Sprintf("A%d", s.nextID), terminal: t.id, amount: r.GetAmount().GetMinorUnits()}
 	s.auths[t.id+"/"+r.GetRequestId()], s.byAuthID[a.id] = a, a
-	if strings.HasPrefix(r.GetCard().GetToken(), "tok_test_decline") {
-		return &pb.AuthorizeResponse{AuthorizationId: a.id, Decision: pb.Decision_DECISION_DECLINED, ResponseCode: "05", BatchNumber: t.batch}, nil
+	a.resp = &pb.AuthorizeResponse{AuthorizationId: a.id, Decision: pb.Decision_DECISION_DECLINED, ResponseCode: "05", BatchNumber: t.batch}
+	if !strings.HasPrefix(r.GetCard().GetToken(), "tok_test_decline") {
+		a.approved = true
+		t.totals.SaleCount++
+		t.totals.SaleAmount.MinorUnits += a.amount
+		a.resp = &pb.AuthorizeResponse{AuthorizationId: a.id, Decision: pb.Decision_DECISION_APPROVED, ResponseCode: "00", AuthCode: "123456", BatchNumber: t.batch}
 	}
-	a.approved = true
-	t.totals.SaleCount++
-	t.totals.SaleAmount.MinorUnits += a.amount
-	return &pb.AuthorizeResponse{AuthorizationId: a.id, Decision: pb.Decision_DECISION_APPROVED, ResponseCode: "00", AuthCode: "123456", BatchNumber: t.batch}, nil
+	if s.loseEvery > 0 {
+		if s.lost++; s.lost%s.loseEvery == 0 {
+			return nil, status.Error(codes.Unavailable, "answer lost")
+		}
+	}
+	return a.resp, nil
 }
 
 func (s *fakeServer) Reverse(ctx context.Context, r *pb.ReverseRequest) (*pb.ReverseResponse, error) {
@@ -384,6 +401,42 @@ func TestFleetMixAndBatchesBalance(t *testing.T) {
 		if got := res.Info[k]; got != want {
 			t.Errorf("info %s: got %q, want %q", k, got, want)
 		}
+	}
+}
+
+func TestFleetLostAnswersStillBalance(t *testing.T) {
+	t.Parallel()
+	// Every fifth authorization is decided but its answer is lost. With
+	// retries the client SDK gets the stored answer on the next try; with
+	// one attempt it reverses the authorization. Either way the terminals'
+	// batches must balance with the server's ledger.
+	tests := []struct {
+		attempts   int
+		wantErrors bool
+	}{{attempts: 1, wantErrors: true}, {attempts: 4, wantErrors: false}}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("attempts=%d", tt.attempts), func(t *testing.T) {
+			t.Parallel()
+			s := newFakeServer()
+			s.loseEvery = 5
+			res := runFleet(t, s, loadgen.FleetConfig{
+				Terminals: 6,
+				Mix:       loadgen.Mix{loadgen.TxApprove: 70, loadgen.TxRefund: 30},
+				NoWatch:   true,
+				Attempts:  tt.attempts,
+				RunID:     "T4",
+			}, steady(80, time.Second), 6)
+			auth := res.Op(loadgen.OpAuthorize)
+			if auth == nil {
+				t.Fatal("no authorizations")
+			}
+			if got := auth.Errors > 0; got != tt.wantErrors {
+				t.Errorf("authorize errors: got %d (%+v), want errors: %v", auth.Errors, auth.Outcomes, tt.wantErrors)
+			}
+			if cb := res.Op(loadgen.OpCloseBatch); cb == nil || cb.OK != 6 || cb.Errors != 0 {
+				t.Errorf("batch closes: got %+v, want 6 in balance", cb)
+			}
+		})
 	}
 }
 

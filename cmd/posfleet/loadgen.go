@@ -69,7 +69,8 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	seed := fs.Uint64("seed", 0, "seed for arrivals and the mix (0: random)")
 	queueDepth := fs.Int("queue-depth", 0, "arrivals that may wait per terminal (0: 64; shared queue with --driver health: 65536)")
 	drain := fs.Duration("drain", 30*time.Second, "how long work may run past the end of the profile before it is cancelled")
-	callTimeout := fs.Duration("call-timeout", 10*time.Second, "deadline of each call")
+	callTimeout := fs.Duration("call-timeout", 10*time.Second, "deadline of each call (of each attempt, for payment calls)")
+	attempts := fs.Int("attempts", 4, "tries of a payment call, as the client SDK retries it (1: no retries, every failure counted as it happens)")
 	setupConc := fs.Int("setup-concurrency", 32, "concurrent calls while provisioning, registering and closing batches")
 	runID := fs.String("run-id", "", "prefix of every identifier the run creates, 1-8 letters or digits (default random)")
 	quiet := fs.Bool("quiet", false, "no live progress line")
@@ -223,6 +224,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			NoWatch:           *noWatch,
 			SetupConcurrency:  *setupConc,
 			CallTimeout:       *callTimeout,
+			Attempts:          *attempts,
 			RunID:             *runID,
 			Seed:              *seed,
 		}, admin, clients, logger)
@@ -232,6 +234,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		for k, v := range fleet.Info() {
 			cfg.Info[k] = v
 		}
+		cfg.Info["attempts"] = fmt.Sprint(*attempts)
 		cfg.OnEvent = fleet.OnEvent
 		if run, err = loadgen.NewRun(cfg, logger); err != nil {
 			return err
