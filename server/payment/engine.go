@@ -71,7 +71,26 @@ type op struct {
 	// audits are recorded once the decision is durable.
 	audits []audit.Event
 
+	// done receives one value when the answer may be released. It is
+	// buffered, so the sender never waits for a caller that gave up.
 	done chan struct{}
+}
+
+// opPool recycles ops (and their done channels) of requests whose caller
+// took the answer; an op whose caller gave up is left to the collector,
+// since its answer may still be sent.
+var opPool = sync.Pool{New: func() any { return &op{done: make(chan struct{}, 1)} }}
+
+func getOp(kind opKind, pol Policy) *op {
+	o := opPool.Get().(*op)
+	o.kind, o.pol = kind, pol
+	return o
+}
+
+// putOp returns an op whose answer was taken.
+func putOp(o *op) {
+	*o = op{done: o.done}
+	opPool.Put(o)
 }
 
 type reverseCall struct {
@@ -182,7 +201,6 @@ func (e *Engine) submit(ctx context.Context, o *op) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o.done = make(chan struct{})
 	e.mu.RLock()
 	if e.closed {
 		e.mu.RUnlock()
@@ -194,9 +212,13 @@ func (e *Engine) submit(ctx context.Context, o *op) error {
 	}
 	select {
 	case e.ops <- o:
-	case <-ctx.Done():
-		e.mu.RUnlock()
-		return ctx.Err()
+	default:
+		select {
+		case e.ops <- o:
+		case <-ctx.Done():
+			e.mu.RUnlock()
+			return ctx.Err()
+		}
 	}
 	e.mu.RUnlock()
 	select {
@@ -219,13 +241,16 @@ func (e *Engine) Authorize(ctx context.Context, req AuthorizeRequest) (Authorize
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
-	o := &op{kind: opAuthorize, pol: pol, auth: req}
+	o := getOp(opAuthorize, pol)
+	o.auth = req
 	o.fp = fingerprintAuthorize(&req)
 	o.tokenHash = hashToken(req.Card.Token)
 	if err := e.submit(ctx, o); err != nil {
 		return AuthorizeResult{}, err
 	}
-	return o.authRes, nil
+	res := o.authRes
+	putOp(o)
+	return res, nil
 }
 
 // Reverse cancels an authorization of the same terminal by its request ID.
@@ -239,12 +264,15 @@ func (e *Engine) Reverse(ctx context.Context, req ReverseRequest) (ReverseResult
 	if err != nil {
 		return ReverseResult{}, err
 	}
-	o := &op{kind: opReverse, pol: pol, rev: &reverseCall{req: req}}
+	o := getOp(opReverse, pol)
+	o.rev = &reverseCall{req: req}
 	o.fp = fingerprintReverse(&req)
 	if err := e.submit(ctx, o); err != nil {
 		return ReverseResult{}, err
 	}
-	return o.rev.res, nil
+	res := o.rev.res
+	putOp(o)
+	return res, nil
 }
 
 // Refund refunds part or all of an approved sale of the terminal's merchant,
@@ -257,12 +285,15 @@ func (e *Engine) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 	if err != nil {
 		return RefundResult{}, err
 	}
-	o := &op{kind: opRefund, pol: pol, ref: &refundCall{req: req}}
+	o := getOp(opRefund, pol)
+	o.ref = &refundCall{req: req}
 	o.fp = fingerprintRefund(&req)
 	if err := e.submit(ctx, o); err != nil {
 		return RefundResult{}, err
 	}
-	return o.ref.res, nil
+	res := o.ref.res
+	putOp(o)
+	return res, nil
 }
 
 // CloseBatch closes the terminal's open batch, compares the terminal's totals
@@ -277,12 +308,15 @@ func (e *Engine) CloseBatch(ctx context.Context, req CloseBatchRequest) (CloseBa
 	if err != nil {
 		return CloseBatchResult{}, err
 	}
-	o := &op{kind: opCloseBatch, pol: pol, close: &closeCall{req: req}}
+	o := getOp(opCloseBatch, pol)
+	o.close = &closeCall{req: req}
 	o.fp = fingerprintClose(&req)
 	if err := e.submit(ctx, o); err != nil {
 		return CloseBatchResult{}, err
 	}
-	return o.close.res, nil
+	res := o.close.res
+	putOp(o)
+	return res, nil
 }
 
 // fingerprint identifies a request's content, so that a reused request ID

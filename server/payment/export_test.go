@@ -10,13 +10,13 @@ func SetCommitHook(o *Options, hook func() error) { o.commitHook = hook }
 // Housekeep runs the engine's housekeeping now and waits until the records
 // it deleted are durable.
 func (e *Engine) Housekeep(ctx context.Context) error {
-	return e.submit(ctx, &op{kind: opHousekeep})
+	return e.submit(ctx, &op{kind: opHousekeep, done: make(chan struct{}, 1)})
 }
 
 // MemoryEntries returns how many idempotency entries and tombstones the
 // engine holds in memory. It must not race with requests.
 func (e *Engine) MemoryEntries(ctx context.Context) (int, error) {
-	o := &op{kind: opHousekeep}
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
 	if err := e.submit(ctx, o); err != nil {
 		return 0, err
 	}

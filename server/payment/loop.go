@@ -89,7 +89,7 @@ func (e *Engine) now() int64 {
 func (e *Engine) decide(o *op, c *commit) {
 	if e.failed.Load() {
 		o.err = ErrUnavailable
-		close(o.done)
+		o.done <- struct{}{}
 		return
 	}
 	now := e.now()
@@ -116,7 +116,7 @@ func (c *commit) hold(o *op) { c.ops = append(c.ops, o) }
 // else with c.
 func (e *Engine) answer(o *op, c *commit, dependsOn uint64) {
 	if dependsOn <= e.durable.Load() {
-		close(o.done)
+		o.done <- struct{}{}
 		return
 	}
 	c.hold(o)

@@ -71,6 +71,6 @@ func (e *Engine) release(c *commit, err error) {
 				e.audit.Record(ev)
 			}
 		}
-		close(o.done)
+		o.done <- struct{}{}
 	}
 }

@@ -1,0 +1,445 @@
+// Command authorize measures durable Authorize throughput over gRPC on
+// loopback against the same machine's ceiling for a trivial gRPC call, the
+// standard health check, and reports their ratio.
+//
+//	go run ./bench/authorize                         # 128 workers, 8 connections, 3 rounds
+//	go run ./bench/authorize -workers 256 -rounds 5 -duration 15s
+//
+// It builds and starts the real posfleet binary (data on disk in a
+// temporary directory, synced commits as in production), provisions a
+// merchant, a store and -terminals registered terminals, and then, for each
+// round, drives the health check and then Authorize with the same client
+// machinery: the loadgen package's open-loop generator, offered far more
+// than the server can take (-rate, uniform arrivals) so that the achieved
+// rate is the capacity, with the same -workers over the same -conns
+// connections. Every Authorize is a new request (a fresh request_id and
+// card token) that the server approves only after the synced commit holding
+// it returned. The ratio of the medians is the result; see README.md.
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/posfleet/posfleet/client"
+	"github.com/posfleet/posfleet/loadgen"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "authorize:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	workers, conns, terminals, rounds int
+	rate                              float64
+	duration, warmup                  time.Duration
+	binary, cpuProfile                string
+	inProcess                         bool
+}
+
+func run() error {
+	var o options
+	flag.IntVar(&o.workers, "workers", 128, "concurrent calls (loadgen workers), the same for both calls")
+	flag.IntVar(&o.conns, "conns", 8, "client connections the workers share")
+	flag.IntVar(&o.terminals, "terminals", 128, "registered terminals the Authorize workers take turns with")
+	flag.IntVar(&o.rounds, "rounds", 3, "health/Authorize pairs to measure")
+	flag.Float64Var(&o.rate, "rate", 200000, "offered rate per second (above capacity: the achieved rate is the ceiling)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per phase")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
+	flag.StringVar(&o.binary, "posfleet", "", "posfleet binary to run (default: build ./cmd/posfleet)")
+	flag.BoolVar(&o.inProcess, "inprocess", false, "run the server in this process instead of the posfleet binary (for profiling)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of each phase to FILE.<phase>.<round> (with -inprocess they include the server)")
+	flag.Parse()
+	if o.workers < 1 || o.conns < 1 || o.terminals < 1 || o.rounds < 1 || o.rate <= 0 {
+		return errors.New("-workers, -conns, -terminals, -rounds and -rate must be positive")
+	}
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "posfleet-bench-authorize-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	var srv *serverProc
+	if o.inProcess {
+		srv, err = startInProcess(work)
+	} else {
+		srv, err = startBinary(o, work)
+	}
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+
+	admin, err := client.Dial(srv.addr, client.WithInsecure(), client.WithBearer(srv.token))
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	creds, err := setup(ctx, admin, o.terminals)
+	if err != nil {
+		return err
+	}
+	var conns []grpc.ClientConnInterface
+	for range o.conns {
+		c, err := client.Dial(srv.addr, client.WithInsecure(), client.WithDefaultTimeout(0))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		conns = append(conns, c.Conn())
+	}
+
+	fmt.Fprintf(os.Stderr, "server %s, %d workers over %d connections, %d terminals, offered %.0f/s, %v per phase\n",
+		srv.addr, o.workers, o.conns, o.terminals, o.rate, o.duration)
+	var health, auth []*loadgen.Result
+	for r := range o.rounds {
+		hexec, err := loadgen.NewHealthExecutor(conns, "", 10*time.Second)
+		if err != nil {
+			return err
+		}
+		stop, err := profile(o, "health", r)
+		if err != nil {
+			return err
+		}
+		h, err := drive(ctx, o, hexec)
+		stop()
+		if err != nil {
+			return err
+		}
+		stop, err = profile(o, "authorize", r)
+		if err != nil {
+			return err
+		}
+		a, err := drive(ctx, o, newAuthorizeExecutor(conns, creds, r, o.workers))
+		stop()
+		if err != nil {
+			return err
+		}
+		health, auth = append(health, h), append(auth, a)
+		fmt.Fprintf(os.Stderr, "round %d: health %.0f/s, authorize %.0f/s, ratio %.3f\n",
+			r+1, h.AchievedRate, a.AchievedRate, a.AchievedRate/h.AchievedRate)
+	}
+	report(os.Stdout, o, health, auth)
+	if srv.exited() {
+		return errors.New("the server exited during the run; see its log above")
+	}
+	return nil
+}
+
+// profile starts a CPU profile of one phase when -cpuprofile is set; the
+// returned function stops it.
+func profile(o options, phase string, round int) (func(), error) {
+	if o.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%d", o.cpuProfile, phase, round+1))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// drive runs one phase and returns its result.
+func drive(ctx context.Context, o options, exec loadgen.Executor) (*loadgen.Result, error) {
+	prof, err := loadgen.Builtin(loadgen.ProfileSteady, o.rate, o.duration, o.warmup)
+	if err != nil {
+		return nil, err
+	}
+	run, err := loadgen.NewRun(loadgen.Config{
+		Profile:    prof,
+		Arrivals:   loadgen.Uniform,
+		Users:      o.workers,
+		Assignment: loadgen.Shared,
+		QueueDepth: 4096,
+		Drain:      10 * time.Second,
+	}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	if err := run.Drive(ctx, exec); err != nil {
+		return nil, err
+	}
+	return run.Finish(), nil
+}
+
+// authorizeExecutor makes one Authorize per arrival: worker u acts for
+// terminal u mod len(creds), each call a new sale that the issuer simulator
+// approves.
+type authorizeExecutor struct {
+	stubs []pb.PaymentServiceClient
+	ctxs  []context.Context // per terminal: outgoing bearer metadata
+	round int
+	// seq numbers requests per worker; each worker touches only its own.
+	seq []uint64
+}
+
+func newAuthorizeExecutor(conns []grpc.ClientConnInterface, creds []string, round, workers int) *authorizeExecutor {
+	e := &authorizeExecutor{round: round, seq: make([]uint64, workers)}
+	for _, c := range conns {
+		e.stubs = append(e.stubs, pb.NewPaymentServiceClient(c))
+	}
+	for _, cred := range creds {
+		e.ctxs = append(e.ctxs, metadata.NewOutgoingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+cred)))
+	}
+	return e
+}
+
+func (e *authorizeExecutor) Execute(ctx context.Context, user int, a loadgen.Arrival, rec loadgen.Recorder) loadgen.Outcome {
+	term := user % len(e.ctxs)
+	e.seq[user]++
+	id := "b" + strconv.Itoa(e.round) + "-" + strconv.Itoa(user) + "-" + strconv.FormatUint(e.seq[user], 10)
+	cctx, cancel := context.WithTimeout(e.ctxs[term], 10*time.Second)
+	defer cancel()
+	stop := context.AfterFunc(ctx, cancel)
+	defer stop()
+	sent := time.Now()
+	resp, err := e.stubs[user%len(e.stubs)].Authorize(cctx, &pb.AuthorizeRequest{
+		RequestId:  id,
+		MerchantId: "M1",
+		Amount:     &pb.Money{MinorUnits: 1250, Currency: "NZD"},
+		Card:       &pb.Card{Token: "tok_bench_" + id, MaskedPan: "411111******1111", EntryMode: pb.EntryMode_ENTRY_MODE_CONTACTLESS},
+		Capture:    true,
+	})
+	done := time.Now()
+	o := loadgen.ErrorOutcome(err)
+	if err == nil {
+		if resp.GetDecision() == pb.Decision_DECISION_APPROVED {
+			o = loadgen.OK()
+		} else {
+			o = loadgen.Declined(resp.GetResponseCode())
+		}
+	}
+	rec.Call(loadgen.OpAuthorize, a.Intended, sent, done, o)
+	return o
+}
+
+// setup creates a merchant and a store and registers n terminals; it
+// returns their credentials.
+func setup(ctx context.Context, admin *client.Client, n int) ([]string, error) {
+	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "Bench Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
+		return nil, err
+	}
+	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: "M1", StoreId: "S1", Name: "Bench store"}); err != nil {
+		return nil, err
+	}
+	creds := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			serial := fmt.Sprintf("BENCH-%05d", i)
+			p, err := admin.ProvisionTerminal(ctx, serial, "M1", "S1", "", time.Hour)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			reg, err := admin.Register(ctx, serial, p.GetEnrollmentCode(), &pb.DeviceInfo{Model: "bench"})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			creds[i] = reg.GetCredential()
+		})
+	}
+	wg.Wait()
+	return creds, errors.Join(errs...)
+}
+
+// report prints the rounds and the ratio of the medians.
+func report(w io.Writer, o options, health, auth []*loadgen.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "round\thealth/s\tauthorize/s\tratio\thealth p99\tauthorize p99\tauthorize service p99\tauthorize errors\t")
+	for i := range health {
+		h, a := health[i], auth[i]
+		ao, ho := a.Op(loadgen.OpAuthorize), h.Op(loadgen.OpHealth)
+		if ao == nil || ho == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t%d\t\n", i+1, h.AchievedRate, a.AchievedRate,
+			a.AchievedRate/h.AchievedRate, ms(ho.Latency.P99), ms(ao.Latency.P99), ms(ao.Service.P99), ao.Errors)
+	}
+	tw.Flush()
+	hm, am := median(health), median(auth)
+	fmt.Fprintf(w, "\nmedian: health %.0f/s, durable authorize %.0f/s, ratio %.3f (%d workers, %d connections)\n",
+		hm, am, am/hm, o.workers, o.conns)
+}
+
+func median(rs []*loadgen.Result) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = r.AchievedRate
+	}
+	slices.SortFunc(v, cmp.Compare[float64])
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func ms(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + "ms" }
+
+// serverProc is the server under test: the posfleet binary or, with
+// -inprocess, a server in this process.
+type serverProc struct {
+	addr  string
+	token string
+	// exited reports whether the server stopped on its own.
+	exited func() bool
+	stop   func()
+}
+
+var (
+	reServing = regexp.MustCompile(`msg=serving addr=(\S+)`)
+	reQuiet   = regexp.MustCompile(`level=(INFO|DEBUG)`)
+)
+
+func newToken() string { return "pfa_bench-authorize-" + strconv.FormatInt(time.Now().UnixNano(), 36) }
+
+// startBinary builds posfleet (unless -posfleet names a binary) and runs
+// posfleet serve on a temporary data directory.
+func startBinary(o options, work string) (*serverProc, error) {
+	bin := o.binary
+	if bin == "" {
+		bin = filepath.Join(work, "posfleet")
+		fmt.Fprintln(os.Stderr, "building posfleet")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/posfleet/posfleet/cmd/posfleet").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	}
+	token := newToken()
+	tokenFile := filepath.Join(work, "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
+		"--admin-token-file", tokenFile, "--log-level", "info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := reServing.FindStringSubmatch(line); m != nil {
+				addrc <- m[1]
+			} else if !reQuiet.MatchString(line) {
+				fmt.Fprintln(os.Stderr, "server:", line)
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	s := &serverProc{
+		token: token,
+		exited: func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		},
+		stop: func() {
+			cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-done
+			}
+		},
+	}
+	select {
+	case s.addr = <-addrc:
+		return s, nil
+	case <-done:
+		return nil, errors.New("posfleet exited before serving")
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		return nil, errors.New("posfleet did not start serving within 60s")
+	}
+}
+
+// startInProcess runs a server in this process on a temporary data
+// directory.
+func startInProcess(work string) (*serverProc, error) {
+	cfg := server.DefaultConfig(filepath.Join(work, "data"))
+	cfg.AdminToken = newToken()
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		if err := srv.Serve(ctx, lis); err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+		}
+		close(done)
+	}()
+	return &serverProc{
+		addr:  lis.Addr().String(),
+		token: cfg.AdminToken,
+		exited: func() bool {
+			select {
+			case <-done:
+				return true
+			default:
+				return false
+			}
+		},
+		stop: func() {
+			cancel()
+			<-done
+		},
+	}, nil
+}
