@@ -36,8 +36,13 @@
 //	loadgen.EvaluateSLOs(res, slos)
 //	loadgen.WriteReport("report", res)
 //
-// The posfleet loadgen command wires this to a fleet simulation: it
-// provisions merchants, stores and terminals through the admin API,
+// The posfleet loadgen command wires this to a fleet simulation (Fleet):
+// it provisions merchants, stores and terminals through the admin API,
 // registers them, keeps their heartbeats and config watches going and runs
-// a transaction mix (see Fleet).
+// a transaction mix — approvals, test-card declines, reversals, refunds —
+// with one transaction in flight per terminal, then closes every batch and
+// checks that it balances. Terminals talk through the client SDK, so they
+// retry, resume and reverse as real terminals do. HealthExecutor drives the
+// standard health check through the same machinery: the machine's ceiling
+// that other results are quoted against.
 package loadgen

@@ -125,7 +125,17 @@ func TestEndToEndAgainstPosfleetServer(t *testing.T) {
 	if ro := res.Rollout; ro == nil || ro.Reached != terminals || ro.AllReachedMs == nil {
 		t.Errorf("config rollout: got %+v, want all %d terminals reached", ro, terminals)
 	}
-	if res.Generator.Behind {
-		t.Errorf("generator fell behind at 60/s: %v", res.Generator.Warnings)
+	// About 150 arrivals over 8 terminals cannot fill 64-deep queues:
+	// every arrival was offered and accounted for.
+	var txns int64
+	for _, st := range res.Stages {
+		for _, o := range st.Ops {
+			if o.Name == loadgen.OpTxn {
+				txns += o.Count
+			}
+		}
+	}
+	if g := res.Generator; g.Dropped != 0 || txns != g.Issued {
+		t.Errorf("generator: %d dropped, %d transactions (warm-up included) of %d issued", g.Dropped, txns, g.Issued)
 	}
 }
