@@ -60,7 +60,14 @@ type options struct {
 	duration, warmup                  time.Duration
 	binary, cpuProfile                string
 	inProcess                         bool
+	serverEnv                         envList
 }
+
+// envList collects repeated -server-env flags.
+type envList []string
+
+func (l *envList) String() string     { return fmt.Sprint(*l) }
+func (l *envList) Set(v string) error { *l = append(*l, v); return nil }
 
 func run() error {
 	var o options
@@ -72,6 +79,7 @@ func run() error {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per phase")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
 	flag.StringVar(&o.binary, "posfleet", "", "posfleet binary to run (default: build ./cmd/posfleet)")
+	flag.Var(&o.serverEnv, "server-env", "KEY=VALUE added to the posfleet process's environment, e.g. GOGC=400 (repeatable)")
 	flag.BoolVar(&o.inProcess, "inprocess", false, "run the server in this process instead of the posfleet binary (for profiling)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of each phase to FILE.<phase>.<round> (with -inprocess they include the server)")
 	flag.Parse()
@@ -348,6 +356,7 @@ func startBinary(o options, work string) (*serverProc, error) {
 	}
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
 		"--admin-token-file", tokenFile, "--log-level", "info")
+	cmd.Env = append(os.Environ(), o.serverEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

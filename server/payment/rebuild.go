@@ -79,6 +79,9 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		}
 		for _, ts := range st.terms {
 			b := ts.batch
+			if b == nil {
+				continue // only terminals with an open batch have transactions
+			}
 			err := scanTerminal(txn, ts.id, min(windowSeq, b.asOf+1), func(t *tx) error {
 				if err := ctx.Err(); err != nil {
 					return err

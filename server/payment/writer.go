@@ -13,15 +13,19 @@ import (
 func (e *Engine) writer() {
 	defer close(e.writerDone)
 	for c := range e.commits {
-		e.write(c)
+		err := e.write(c)
+		// Let the decision loop hand over the next commit while this one's
+		// answers go out.
 		e.idle <- struct{}{}
+		e.release(c, err)
 	}
 }
 
-func (e *Engine) write(c *commit) {
+// write commits c; it returns ErrUnavailable when c failed or an earlier
+// commit did.
+func (e *Engine) write(c *commit) error {
 	if e.failed.Load() {
-		e.release(c, ErrUnavailable)
-		return
+		return ErrUnavailable
 	}
 	if len(c.writes) > 0 {
 		err := e.db.Update(func(tx *store.Txn) error {
@@ -47,8 +51,7 @@ func (e *Engine) write(c *commit) {
 			e.failed.Store(true)
 			e.logger.Error("payment commit failed; engine stops deciding until restarted",
 				"err", err, "decisions", c.decisions, "writes", len(c.writes))
-			e.release(c, ErrUnavailable)
-			return
+			return ErrUnavailable
 		}
 		e.commitCount.Add(1)
 		e.decisionCount.Add(uint64(c.decisions))
@@ -57,7 +60,7 @@ func (e *Engine) write(c *commit) {
 		}
 	}
 	e.durable.Store(c.seq)
-	e.release(c, nil)
+	return nil
 }
 
 // release answers the commit's requests: with their decisions, or with err
