@@ -9,7 +9,8 @@
 #   bench/run.sh all            ceiling, latency and ghz
 #
 # Knobs (environment): RATE, DURATION, WARMUP, TERMINALS, CONNECTIONS,
-# CEIL_RATE, CEIL_DURATION, REPEAT, DECLINE_TOKENS (default: the issuer
+# CEIL_RATE, CEIL_DURATION, REPEAT, POSFLEET_BIN (a prebuilt posfleet binary
+# instead of building one), DECLINE_TOKENS (default: the issuer
 # simulator's declining test cards), OUT (results directory),
 # GHZ (a ghz binary; by default ghz $GHZ_VERSION is installed into a
 # temporary GOBIN — a benchmark-time tool, never a dependency of the module).
@@ -53,6 +54,11 @@ trap cleanup EXIT
 log() { printf '== %s\n' "$*" >&2; }
 
 build() {
+	if [ -n "${POSFLEET_BIN:-}" ]; then
+		log "using prebuilt $POSFLEET_BIN"
+		POSFLEET=$POSFLEET_BIN
+		return
+	fi
 	log "building posfleet"
 	(cd "$ROOT" && go build -o "$WORK/posfleet" ./cmd/posfleet)
 	POSFLEET=$WORK/posfleet
