@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+func TestAdminPaymentCommands(t *testing.T) {
+	dir := t.TempDir()
+	p := StartServe(t, dir)
+	defer func() {
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		p.Wait(t)
+	}()
+	tokenFile := filepath.Join(dir, "admin.token")
+	admin := func(args ...string) string {
+		t.Helper()
+		out, code := runCLI(t, nil, append([]string{"admin", "--target", p.Addr, "--admin-token-file", tokenFile}, args...)...)
+		if code != 0 {
+			t.Fatalf("posfleet admin %s: exit %d\n%s", strings.Join(args, " "), code, out)
+		}
+		return out
+	}
+	admin("merchants", "create", "--id", "MIDPAY", "--legal-name", "Pay Ltd", "--mcc", "5812", "--currency", "NZD")
+	admin("stores", "create", "--merchant", "MIDPAY", "--id", "s1", "--name", "One")
+	var prov pb.ProvisionTerminalResponse
+	if err := protojson.Unmarshal([]byte(admin("--json", "terminals", "provision", "--serial", "SN-PAY", "--merchant", "MIDPAY", "--store", "s1")), &prov); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	anon, err := client.Dial(p.Addr, client.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	reg, err := anon.Register(ctx, "SN-PAY", prov.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := client.Dial(p.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+	for i, amount := range []int64{1250, 730} {
+		resp, err := term.Authorize(ctx, &pb.AuthorizeRequest{
+			RequestId: client.NewRequestID(), MerchantId: "MIDPAY", Capture: true,
+			Amount: &pb.Money{MinorUnits: amount, Currency: "NZD"},
+			Card:   &pb.Card{Token: "tok_cli_" + string(rune('a'+i)), MaskedPan: "411111******1111", EntryMode: pb.EntryMode_ENTRY_MODE_CHIP},
+		})
+		if err != nil || resp.GetDecision() != pb.Decision_DECISION_APPROVED {
+			t.Fatalf("Authorize %d: %v, %v", amount, resp, err)
+		}
+	}
+
+	out := admin("transactions", "list", "--terminal", prov.GetTerminalId())
+	for _, want := range []string{"SALE", "NZD:1250", "NZD:730", "APPROVED", "411111******1111"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("transactions list lacks %q:\n%s", want, out)
+		}
+	}
+	if _, code := runCLI(t, nil, "admin", "--target", p.Addr, "--admin-token-file", tokenFile, "transactions", "list", "--decision", "maybe"); code == 0 {
+		t.Errorf("transactions list --decision maybe was accepted")
+	}
+	out = admin("report", "settlement", "--merchant", "MIDPAY")
+	if !strings.Contains(out, "2 / NZD:1980") {
+		t.Errorf("settlement report lacks the sale totals 2 / NZD:1980:\n%s", out)
+	}
+}
