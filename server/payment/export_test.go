@@ -7,6 +7,10 @@ import "context"
 // aborts the commit.
 func SetCommitHook(o *Options, hook func() error) { o.commitHook = hook }
 
+// SetCommitWritesHook makes every commit of an engine opened with o tell
+// hook how many keys it writes or deletes.
+func SetCommitWritesHook(o *Options, hook func(n int)) { o.commitWrites = hook }
+
 // Housekeep runs the engine's housekeeping now and waits until the records
 // it deleted are durable.
 func (e *Engine) Housekeep(ctx context.Context) error {
@@ -27,3 +31,13 @@ func (e *Engine) MemoryEntries(ctx context.Context) (int, error) {
 // batches' totals (not even on Close), so that reopening must rebuild them
 // from the ledger as after a crash.
 func DisableCheckpoints(o *Options) { o.noCheckpoints = true }
+
+// CheckpointBacklog returns how many open batches wait for a checkpoint. It
+// must not race with requests.
+func (e *Engine) CheckpointBacklog(ctx context.Context) (int, error) {
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	return len(e.st.unsaved), nil
+}

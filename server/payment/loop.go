@@ -239,16 +239,21 @@ func (st *state) changed(b *batchState) {
 	}
 }
 
-// checkpoint writes the totals of every open batch changed since its record
-// was last written.
+// checkpoint writes the totals of the open batches changed since their
+// record was last written, as many as fit in c; the others stay listed for
+// a later commit.
 func (e *Engine) checkpoint(c *commit) {
 	st := e.st
-	for _, b := range st.unsaved {
-		if b.unsaved && b.state == BatchStateOpen {
+	n := 0
+	for n < len(st.unsaved) && !c.full(&e.opts) {
+		if b := st.unsaved[n]; b.unsaved && b.state == BatchStateOpen {
 			c.markDirty(b)
 		}
+		n++
 	}
-	st.unsaved = st.unsaved[:0]
+	rest := copy(st.unsaved, st.unsaved[n:])
+	clear(st.unsaved[rest:])
+	st.unsaved = st.unsaved[:rest]
 }
 
 // openBatch returns the terminal's open batch, opening batch 1 for a

@@ -249,10 +249,12 @@ func (c *commit) markDirty(b *batchState) {
 func (c *commit) empty() bool { return len(c.ops) == 0 && len(c.writes) == 0 && len(c.batches) == 0 }
 
 // full reports whether the commit should take no more decisions. One
-// decision writes less than 2 KiB, so a commit below the byte budget less
-// that margin has room for one more.
+// decision writes less than 2 KiB and fewer than 16 keys, so a commit below
+// the budgets less those margins has room for one more. The keys counted
+// are the staged writes, the batches to write and the chunk.
 func (c *commit) full(o *Options) bool {
-	return len(c.ops) >= o.MaxBatchOps || c.bytes >= o.MaxBatchBytes-4<<10
+	return len(c.ops) >= o.MaxBatchOps || c.bytes >= o.MaxBatchBytes-4<<10 ||
+		len(c.writes)+len(c.batches)+1 >= o.MaxBatchWrites-16
 }
 
 // created notes a new transaction in the commit's chunk.

@@ -428,6 +428,11 @@ type Options struct {
 	// MaxBatchBytes bounds the bytes one commit writes. It must stay below
 	// what the store accepts in one transaction (15% of its memtable).
 	MaxBatchBytes int
+	// MaxBatchWrites bounds the keys one commit writes or deletes,
+	// housekeeping's batch checkpoints and expiry deletes included. It must
+	// stay well below the entries the store accepts in one transaction
+	// (about 26,000 with 16 MiB memtables).
+	MaxBatchWrites int
 	// QueueLength is the capacity of the decision loop's input queue.
 	QueueLength int
 	// HousekeepingInterval is how often expired state is dropped.
@@ -440,20 +445,24 @@ type Options struct {
 	// records are staged and before the commit is made durable; an error
 	// aborts the commit.
 	commitHook func() error
+	// commitWrites, when set (tests only), is told how many keys each
+	// commit writes or deletes.
+	commitWrites func(n int)
 	// noCheckpoints, when set (tests only), never checkpoints open batches'
 	// totals, as after a crash.
 	noCheckpoints bool
 }
 
 // DefaultOptions returns the production settings: 24h retention, one
-// million idempotency entries in memory, and commits of up to 4096 decisions
-// or 1 MiB.
+// million idempotency entries in memory, and commits of up to 4096 decisions,
+// 1 MiB or 10,000 keys.
 func DefaultOptions() Options {
 	return Options{
 		Retention:            24 * time.Hour,
 		MaxEntries:           1 << 20,
 		MaxBatchOps:          4096,
 		MaxBatchBytes:        1 << 20,
+		MaxBatchWrites:       10000,
 		QueueLength:          8192,
 		HousekeepingInterval: 10 * time.Second,
 	}
@@ -470,6 +479,8 @@ func (o Options) Validate() error {
 		return errors.New("payment: MaxBatchOps must be positive")
 	case o.MaxBatchBytes < 64<<10:
 		return errors.New("payment: MaxBatchBytes must be at least 64 KiB")
+	case o.MaxBatchWrites < 256:
+		return errors.New("payment: MaxBatchWrites must be at least 256")
 	case o.QueueLength < 1:
 		return errors.New("payment: QueueLength must be positive")
 	case o.HousekeepingInterval <= 0:

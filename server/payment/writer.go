@@ -28,6 +28,9 @@ func (e *Engine) write(c *commit) error {
 		return ErrUnavailable
 	}
 	if len(c.writes) > 0 {
+		if e.opts.commitWrites != nil {
+			e.opts.commitWrites(len(c.writes))
+		}
 		err := e.db.Update(func(tx *store.Txn) error {
 			for i := range c.writes {
 				w := &c.writes[i]
