@@ -34,7 +34,9 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -124,7 +126,7 @@ func run() error {
 
 	fmt.Fprintf(os.Stderr, "server %s, %d workers over %d connections, %d terminals, offered %.0f/s, %v per phase\n",
 		srv.addr, o.workers, o.conns, o.terminals, o.rate, o.duration)
-	var health, auth []*loadgen.Result
+	var health, auth []phase
 	for r := range o.rounds {
 		hexec, err := loadgen.NewHealthExecutor(conns, "", 10*time.Second)
 		if err != nil {
@@ -134,7 +136,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		h, err := drive(ctx, o, hexec)
+		h, err := measure(ctx, o, srv, hexec)
 		stop()
 		if err != nil {
 			return err
@@ -143,14 +145,14 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		a, err := drive(ctx, o, newAuthorizeExecutor(conns, creds, r, o.workers))
+		a, err := measure(ctx, o, srv, newAuthorizeExecutor(conns, creds, r, o.workers))
 		stop()
 		if err != nil {
 			return err
 		}
 		health, auth = append(health, h), append(auth, a)
-		fmt.Fprintf(os.Stderr, "round %d: health %.0f/s, authorize %.0f/s, ratio %.3f\n",
-			r+1, h.AchievedRate, a.AchievedRate, a.AchievedRate/h.AchievedRate)
+		fmt.Fprintf(os.Stderr, "round %d: health %.0f/s, authorize %.0f/s, ratio %.3f; CPU per call %.1fµs vs %.1fµs\n",
+			r+1, h.res.AchievedRate, a.res.AchievedRate, a.res.AchievedRate/h.res.AchievedRate, h.cpuPerCall(), a.cpuPerCall())
 	}
 	report(os.Stdout, o, health, auth)
 	if srv.exited() {
@@ -177,6 +179,86 @@ func profile(o options, phase string, round int) (func(), error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// phase is one measured phase: the generator's result and the CPU both
+// processes used while it ran.
+type phase struct {
+	res *loadgen.Result
+	// genCPU is this process's CPU time, srvCPU the server process's (zero
+	// with -inprocess, where genCPU covers both).
+	genCPU, srvCPU time.Duration
+}
+
+// calls returns the calls answered without error in the whole phase
+// (warm-up included, like the CPU times).
+func (p phase) calls() int64 {
+	var n int64
+	for _, iv := range p.res.Intervals {
+		for _, op := range iv.Ops {
+			n += op.Count - op.Errors
+		}
+	}
+	return n
+}
+
+// cpuPerCall returns the CPU microseconds per answered call of both
+// processes together.
+func (p phase) cpuPerCall() float64 { return p.perCall(p.genCPU + p.srvCPU) }
+
+// perCall returns d in microseconds per answered call.
+func (p phase) perCall(d time.Duration) float64 {
+	n := p.calls()
+	if n == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(n)
+}
+
+// measure drives one phase and records the CPU it took.
+func measure(ctx context.Context, o options, srv *serverProc, exec loadgen.Executor) (phase, error) {
+	g0 := selfCPU()
+	s0, _ := srv.cpu()
+	res, err := drive(ctx, o, exec)
+	if err != nil {
+		return phase{}, err
+	}
+	s1, _ := srv.cpu()
+	return phase{res: res, genCPU: selfCPU() - g0, srvCPU: s1 - s0}, nil
+}
+
+// selfCPU returns this process's CPU time (user + system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU reads another process's CPU time from /proc (Linux).
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// field 3; utime and stime are fields 14 and 15, in clock ticks.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	stt, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	const ticksPerSecond = 100 // USER_HZ on Linux
+	return time.Duration(ut+stt) * time.Second / ticksPerSecond, true
 }
 
 // drive runs one phase and returns its result.
@@ -207,7 +289,7 @@ func drive(ctx context.Context, o options, exec loadgen.Executor) (*loadgen.Resu
 // approves.
 type authorizeExecutor struct {
 	stubs []pb.PaymentServiceClient
-	ctxs  []context.Context // per terminal: outgoing bearer metadata
+	mds   []metadata.MD // per terminal: the bearer credential
 	round int
 	// seq numbers requests per worker; each worker touches only its own.
 	seq []uint64
@@ -219,19 +301,17 @@ func newAuthorizeExecutor(conns []grpc.ClientConnInterface, creds []string, roun
 		e.stubs = append(e.stubs, pb.NewPaymentServiceClient(c))
 	}
 	for _, cred := range creds {
-		e.ctxs = append(e.ctxs, metadata.NewOutgoingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+cred)))
+		e.mds = append(e.mds, metadata.Pairs("authorization", "Bearer "+cred))
 	}
 	return e
 }
 
 func (e *authorizeExecutor) Execute(ctx context.Context, user int, a loadgen.Arrival, rec loadgen.Recorder) loadgen.Outcome {
-	term := user % len(e.ctxs)
+	term := user % len(e.mds)
 	e.seq[user]++
 	id := "b" + strconv.Itoa(e.round) + "-" + strconv.Itoa(user) + "-" + strconv.FormatUint(e.seq[user], 10)
-	cctx, cancel := context.WithTimeout(e.ctxs[term], 10*time.Second)
+	cctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(ctx, e.mds[term]), 10*time.Second)
 	defer cancel()
-	stop := context.AfterFunc(ctx, cancel)
-	defer stop()
 	sent := time.Now()
 	resp, err := e.stubs[user%len(e.stubs)].Authorize(cctx, &pb.AuthorizeRequest{
 		RequestId:  id,
@@ -288,29 +368,36 @@ func setup(ctx context.Context, admin *client.Client, n int) ([]string, error) {
 	return creds, errors.Join(errs...)
 }
 
-// report prints the rounds and the ratio of the medians.
-func report(w io.Writer, o options, health, auth []*loadgen.Result) {
+// report prints the rounds, the ratio of the medians and the CPU cost per
+// call of each phase (generator and server together), whose ratio is what
+// the throughput ratio tends to when both are CPU-bound, and which other
+// load on the machine disturbs less than throughput.
+func report(w io.Writer, o options, health, auth []phase) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\thealth/s\tauthorize/s\tratio\thealth p99\tauthorize p99\tauthorize service p99\tauthorize errors\t")
+	fmt.Fprintln(tw, "round\thealth/s\tauthorize/s\tratio\thealth µs CPU/call (server)\tauthorize µs CPU/call (server)\tCPU ratio\thealth p99\tauthorize p99\tauthorize errors\t")
 	for i := range health {
 		h, a := health[i], auth[i]
-		ao, ho := a.Op(loadgen.OpAuthorize), h.Op(loadgen.OpHealth)
+		ao, ho := a.res.Op(loadgen.OpAuthorize), h.res.Op(loadgen.OpHealth)
 		if ao == nil || ho == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.3f\t%s\t%s\t%s\t%d\t\n", i+1, h.AchievedRate, a.AchievedRate,
-			a.AchievedRate/h.AchievedRate, ms(ho.Latency.P99), ms(ao.Latency.P99), ms(ao.Service.P99), ao.Errors)
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.3f\t%.1f (%.1f)\t%.1f (%.1f)\t%.3f\t%s\t%s\t%d\t\n", i+1, h.res.AchievedRate, a.res.AchievedRate,
+			a.res.AchievedRate/h.res.AchievedRate, h.cpuPerCall(), h.perCall(h.srvCPU), a.cpuPerCall(), a.perCall(a.srvCPU), h.cpuPerCall()/a.cpuPerCall(),
+			ms(ho.Latency.P99), ms(ao.Latency.P99), ao.Errors)
 	}
 	tw.Flush()
-	hm, am := median(health), median(auth)
-	fmt.Fprintf(w, "\nmedian: health %.0f/s, durable authorize %.0f/s, ratio %.3f (%d workers, %d connections)\n",
-		hm, am, am/hm, o.workers, o.conns)
+	rate := func(p phase) float64 { return p.res.AchievedRate }
+	cpu := func(p phase) float64 { return p.cpuPerCall() }
+	hm, am := median(health, rate), median(auth, rate)
+	hc, ac := median(health, cpu), median(auth, cpu)
+	fmt.Fprintf(w, "\nmedian: health %.0f/s, durable authorize %.0f/s, ratio %.3f; CPU per call %.1fµs vs %.1fµs, ratio %.3f (%d workers, %d connections)\n",
+		hm, am, am/hm, hc, ac, hc/ac, o.workers, o.conns)
 }
 
-func median(rs []*loadgen.Result) float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = r.AchievedRate
+func median(ps []phase, f func(phase) float64) float64 {
+	v := make([]float64, len(ps))
+	for i, p := range ps {
+		v[i] = f(p)
 	}
 	slices.SortFunc(v, cmp.Compare[float64])
 	if len(v)%2 == 1 {
@@ -326,6 +413,9 @@ func ms(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + "ms" }
 type serverProc struct {
 	addr  string
 	token string
+	// cpu returns the server process's CPU time so far (user + system), or
+	// false when it runs in this process.
+	cpu func() (time.Duration, bool)
 	// exited reports whether the server stopped on its own.
 	exited func() bool
 	stop   func()
@@ -384,6 +474,7 @@ func startBinary(o options, work string) (*serverProc, error) {
 	}()
 	s := &serverProc{
 		token: token,
+		cpu:   func() (time.Duration, bool) { return procCPU(cmd.Process.Pid) },
 		exited: func() bool {
 			select {
 			case <-done:
@@ -438,6 +529,7 @@ func startInProcess(work string) (*serverProc, error) {
 	return &serverProc{
 		addr:  lis.Addr().String(),
 		token: cfg.AdminToken,
+		cpu:   func() (time.Duration, bool) { return 0, false },
 		exited: func() bool {
 			select {
 			case <-done:
