@@ -58,7 +58,9 @@
 // CloseBatch). Request IDs are honoured for Options.Retention (at least 24
 // hours); older idempotency records are dropped from memory and disk. When
 // more than Options.MaxEntries are live, the oldest leave memory early and
-// are looked up on disk instead.
+// are looked up on disk instead, with point lookups: every decision writes a
+// record under its request ID (the entry itself for Reverse and CloseBatch,
+// an index to its transaction for Authorize and Refund).
 //
 // # Decisions
 //

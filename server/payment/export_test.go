@@ -41,3 +41,13 @@ func (e *Engine) CheckpointBacklog(ctx context.Context) (int, error) {
 	}
 	return len(e.st.unsaved), nil
 }
+
+// EntryScans returns how many idempotency lookups scanned a terminal's
+// ledger. It must not race with requests.
+func (e *Engine) EntryScans(ctx context.Context) (int, error) {
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	return e.st.entryScans, nil
+}

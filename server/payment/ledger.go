@@ -142,20 +142,48 @@ func scanTerminalReverse(txn *store.Txn, terminal string, before uint64, fn func
 	})
 }
 
-// findEntry looks up the idempotency entry of requestID on disk: a Reverse
-// or CloseBatch record, or the terminal's transaction made by that request
-// within the retention period (cutoff).
-func findEntry(txn *store.Txn, terminal, requestID string, cutoff int64) (*entry, error) {
+// findEntry looks up the idempotency entry of requestID on disk, created
+// within the retention period (cutoff): a Reverse or CloseBatch record, or
+// the transaction an Authorize or Refund made, through its request index.
+// Entries created before indexedSince may have no request index (they were
+// written before the index existed): for those it scans the terminal's
+// ledger, and reports that it did.
+func findEntry(txn *store.Txn, terminal, requestID string, cutoff, indexedSince int64) (en *entry, scanned bool, err error) {
 	v, err := txn.Get(keyRequest(terminal, requestID))
 	switch {
 	case err == nil:
 		en, err := decodeEntry(v)
 		if err != nil || en.created < cutoff {
-			return nil, err
+			return nil, false, err
 		}
-		return en, nil
+		return en, false, nil
 	case !errors.Is(err, store.ErrNotFound):
-		return nil, err
+		return nil, false, err
+	}
+	v, err = txn.Get(keyReqIndex(terminal, requestID))
+	switch {
+	case err == nil:
+		created, seq, err := decodeReqIndex(v)
+		if err != nil || created < cutoff {
+			return nil, false, err
+		}
+		v, err := txn.Get(keyTx(terminal, seq))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, fmt.Errorf("payment: request %s of %s indexes transaction %d, which is missing", requestID, terminal, seq)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		t, err := decodeTx(v)
+		if err != nil {
+			return nil, false, err
+		}
+		return t.entry(), false, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, false, err
+	}
+	if indexedSince <= cutoff {
+		return nil, false, nil
 	}
 	var found *entry
 	err = scanTerminalReverse(txn, terminal, 1<<64-1, func(t *tx) error {
@@ -168,7 +196,7 @@ func findEntry(txn *store.Txn, terminal, requestID string, cutoff int64) (*entry
 		}
 		return nil
 	})
-	return found, err
+	return found, true, err
 }
 
 // loadOpenBatch reads a terminal's open batch with its current totals: the

@@ -141,7 +141,11 @@ func (e *Engine) lookupEntry(ts *termState, requestID string, now int64) (*entry
 	var en *entry
 	err := e.db.View(func(txn *store.Txn) error {
 		var err error
-		en, err = findEntry(txn, ts.id, requestID, cutoff)
+		var scanned bool
+		en, scanned, err = findEntry(txn, ts.id, requestID, cutoff, e.st.indexedSince)
+		if scanned {
+			e.st.entryScans++
+		}
 		return err
 	})
 	return en, err
@@ -218,8 +222,11 @@ func (e *Engine) writeTx(t *tx, c *commit) {
 	c.put(keyTx(t.terminal, t.seq), t.encode())
 }
 
-// addEntry records requestID's entry in memory and, for the kinds without a
-// transaction record of their own (Reverse, CloseBatch), in c.
+// addEntry records requestID's entry in memory and in c: for the kinds
+// without a transaction record of their own (Reverse, CloseBatch) the entry,
+// for the others (Authorize, Refund) a request index pointing to their
+// transaction, so that an entry dropped from memory early is found on disk
+// with a point lookup.
 func (e *Engine) addEntry(ts *termState, requestID string, en *entry, c *commit) {
 	en.pending = c.seq
 	ts.entries[requestID] = en
@@ -227,6 +234,8 @@ func (e *Engine) addEntry(ts *termState, requestID string, en *entry, c *commit)
 	e.st.entryQ.push(expiring{at: en.created, ts: ts, key: requestID})
 	if en.kind == opReverse || en.kind == opCloseBatch {
 		c.put(keyRequest(ts.id, requestID), en.encode())
+	} else {
+		c.put(keyReqIndex(ts.id, requestID), encodeReqIndex(en.created, en.txSeq))
 	}
 }
 
@@ -767,9 +776,10 @@ func (e *Engine) housekeep(c *commit) {
 				if !expired {
 					st.evictedUntil = it.at
 				} else if en.kind == opReverse || en.kind == opCloseBatch {
-					// Authorize and Refund entries live in their
-					// transaction records, which stay.
 					c.del(keyRequest(ts.id, key))
+				} else {
+					// The transaction record stays; its request index goes.
+					c.del(keyReqIndex(ts.id, key))
 				}
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -19,7 +20,7 @@ import (
 // restores daily totals, velocity windows, recent transactions and the
 // idempotency entries of Authorize and Refund. Reverse and CloseBatch
 // entries and tombstones of the retention period are read from their own
-// records; expired ones are deleted. The work is bounded by the retention
+// records; expired ones, and expired request indexes, are deleted. The work is bounded by the retention
 // period and the checkpoint interval, not by the ledger's size.
 func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	st := newState()
@@ -37,6 +38,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	}
 	var approvals, recent, live []timed
 	var expired [][]byte
+	writeIndexedSince := false
 
 	err := e.db.View(func(txn *store.Txn) error {
 		err := txn.Iterate(prefixOpenBatch, nil, func(k, v []byte) error {
@@ -72,6 +74,20 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		if last != nil {
 			st.nextSeq = last.first + uint64(len(last.terminals))
 			st.last = max(st.last, last.to)
+		}
+		switch v, err := txn.Get(keyIndexedSince); {
+		case err == nil:
+			if st.indexedSince, err = decodeIndexedSince(v); err != nil {
+				return fmt.Errorf("%w (key %q)", err, keyIndexedSince)
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		case last != nil:
+			// A ledger written before request indexes: its entries of
+			// the retention period are found by scanning.
+			st.indexedSince, writeIndexedSince = now, true
+		default:
+			writeIndexedSince = true
 		}
 		windowSeq, err := firstSeqAt(txn, window)
 		if err != nil {
@@ -137,6 +153,19 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		if err != nil {
 			return err
 		}
+		err = txn.Iterate(prefixReqIndex, nil, func(k, v []byte) error {
+			created, _, err := decodeReqIndex(v)
+			if err != nil {
+				return fmt.Errorf("%w (key %q)", err, k)
+			}
+			if created < cutoff {
+				expired = append(expired, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		return txn.Iterate(prefixTombstone, nil, func(k, v []byte) error {
 			created, err := decodeTombstone(v)
 			if err != nil {
@@ -197,6 +226,14 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 
 	if err := e.deleteKeys(expired); err != nil {
 		return nil, err
+	}
+	if writeIndexedSince {
+		err := e.db.Update(func(tx *store.Txn) error {
+			return tx.Set(keyIndexedSince, encodeIndexedSince(st.indexedSince))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("payment: record request index start: %w", err)
+		}
 	}
 	return st, nil
 }

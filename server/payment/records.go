@@ -23,6 +23,11 @@ import (
 //	                               transaction the commit created
 //	pay/mt/<merchant>/<terminal>   terminals that transacted for a merchant
 //	pay/rq/<terminal>/<request_id> idempotency record of a Reverse or CloseBatch
+//	pay/ri/<terminal>/<request_id> request index of an Authorize or Refund: the
+//	                               sequence number of the transaction it made, for
+//	                               point lookups of entries dropped from memory
+//	pay/ri                         the time from which every Authorize and Refund
+//	                               has a request index record
 //	pay/ts/<terminal>/<request_id> tombstone left by a reversal of an unknown original
 //	pay/bo/<terminal>              the terminal's open batch: totals as of a ledger
 //	                               sequence number (checkpointed, see batchState)
@@ -35,6 +40,8 @@ var (
 	prefixChunk     = []byte("pay/lg/")
 	prefixMerchTerm = []byte("pay/mt/")
 	prefixRequest   = []byte("pay/rq/")
+	prefixReqIndex  = []byte("pay/ri/")
+	keyIndexedSince = []byte("pay/ri")
 	prefixTombstone = []byte("pay/ts/")
 	prefixOpenBatch = []byte("pay/bo/")
 	prefixBatch     = []byte("pay/bt/")
@@ -47,6 +54,8 @@ const (
 	recChunk     = 'l'
 	recRequest   = 'r'
 	recTombstone = 'x'
+	recReqIndex  = 'i'
+	recMeta      = 'm'
 	recBatch     = 'b'
 )
 
@@ -79,6 +88,10 @@ func keyMerchTerm(merchant, terminal string) []byte {
 
 func keyRequest(terminal, requestID string) []byte {
 	return append(keyIndex(prefixRequest, terminal), requestID...)
+}
+
+func keyReqIndex(terminal, requestID string) []byte {
+	return append(keyIndex(prefixReqIndex, terminal), requestID...)
 }
 
 func keyTombstone(terminal, requestID string) []byte {
@@ -505,6 +518,37 @@ func decodeEntry(v []byte) (*entry, error) {
 		return nil, fmt.Errorf("payment: decode request record: %w", d.err)
 	}
 	return en, nil
+}
+
+// encodeReqIndex encodes the request index record of an Authorize or
+// Refund entry: its creation time and its transaction's sequence number.
+func encodeReqIndex(created int64, seq uint64) []byte {
+	e := newEncoder(recReqIndex, 16)
+	e.int(created)
+	e.uint(seq)
+	return e.b
+}
+
+func decodeReqIndex(v []byte) (created int64, seq uint64, err error) {
+	d := newDecoder(v, recReqIndex)
+	created = d.int()
+	seq = d.uint()
+	if d.err != nil {
+		return 0, 0, fmt.Errorf("payment: decode request index: %w", d.err)
+	}
+	return created, seq, nil
+}
+
+func encodeIndexedSince(t int64) []byte {
+	e := newEncoder(recMeta, 12)
+	e.int(t)
+	return e.b
+}
+
+func decodeIndexedSince(v []byte) (int64, error) {
+	d := newDecoder(v, recMeta)
+	t := d.int()
+	return t, d.err
 }
 
 func encodeTombstone(created int64, reversal string) []byte {

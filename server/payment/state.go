@@ -41,6 +41,13 @@ type state struct {
 	// dropped from memory before it expired (MaxEntries); lookups that miss
 	// in memory check the disk while it is within the retention period.
 	evictedUntil int64
+	// indexedSince is the time from which every Authorize and Refund entry
+	// has a request index on disk; older entries of the retention period
+	// are found by scanning the terminal's ledger (stores written before
+	// the index existed).
+	indexedSince int64
+	// entryScans counts lookups that scanned a terminal's ledger.
+	entryScans int
 }
 
 func newState() *state {
