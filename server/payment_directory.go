@@ -69,8 +69,9 @@ func (d *paymentDirectory) Policy(terminalID string) (payment.Policy, error) {
 }
 
 // limit converts a configured limit. A limit in another currency than the
-// merchant's cannot be compared with its payments and is not applied; the
-// operator is told once per config version.
+// merchant's cannot be compared with its payments; it fails closed, as a
+// zero limit (every payment is declined with 61), and the operator is told
+// once per terminal, limit and config version.
 func (d *paymentDirectory) limit(terminalID string, version uint64, name string, m *configpush.Money, currency string) payment.Limit {
 	if m == nil {
 		return payment.Limit{}
@@ -81,11 +82,11 @@ func (d *paymentDirectory) limit(terminalID string, version uint64, name string,
 			version        uint64
 		}
 		if _, seen := d.warned.LoadOrStore(key{terminalID, name, version}, struct{}{}); !seen {
-			d.logger.Warn("limit in another currency than the merchant's is not applied",
+			d.logger.Warn("limit in another currency than the merchant's applies as zero: payments are declined",
 				"terminal_id", terminalID, "limit", name, "limit_currency", m.Currency,
 				"merchant_currency", currency, "config_version", version)
 		}
-		return payment.Limit{}
+		return payment.LimitOf(0)
 	}
 	return payment.LimitOf(m.MinorUnits)
 }

@@ -250,12 +250,25 @@ func TestPaymentPolicyFromFleetAndConfig(t *testing.T) {
 	if r1, r2 := e.authorize(a), e.authorize(b); r1.GetResponseCode() != "00" || r2.GetResponseCode() != "65" {
 		t.Errorf("velocity: got %s then %s, want 00 then 65", r1.GetResponseCode(), r2.GetResponseCode())
 	}
-	// A limit in another currency than the merchant's does not apply.
+	// A limit in another currency than the merchant's fails closed: it
+	// applies as zero.
 	e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: &pb.Settings{
-		PerTransactionLimit: &pb.Money{MinorUnits: 1, Currency: "USD"},
+		PerTransactionLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "USD"},
 	}})
-	if r := e.authorize(saleReq("usd-limit", 5001)); r.GetResponseCode() != "00" {
-		t.Errorf("limit in another currency: got %s, want 00", r.GetResponseCode())
+	if r := e.authorize(saleReq("usd-limit", 1)); r.GetResponseCode() != "61" {
+		t.Errorf("per-transaction limit in another currency: got %s, want 61", r.GetResponseCode())
+	}
+	e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: &pb.Settings{
+		DailyLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "USD"},
+	}})
+	if r := e.authorize(saleReq("usd-daily", 1)); r.GetResponseCode() != "61" {
+		t.Errorf("daily limit in another currency: got %s, want 61", r.GetResponseCode())
+	}
+	e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: &pb.Settings{
+		DailyLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "NZD"},
+	}})
+	if r := e.authorize(saleReq("nzd-daily", 1)); r.GetResponseCode() != "00" {
+		t.Errorf("daily limit in the merchant's currency: got %s, want 00", r.GetResponseCode())
 	}
 	// Suspension comes from the fleet: 57, not an error.
 	if _, err := e.admin.SuspendTerminal(e.adminCtx(), &pb.SuspendTerminalRequest{TerminalId: e.tid, Reason: "inspection"}); err != nil {

@@ -71,7 +71,10 @@
 // merchant's MCC (03, with a merchant-mismatch audit alert); amount positive,
 // at most [MaxAmount] and in the merchant's currency (13); entry mode
 // accepted (12); per-transaction limit (61; a limit of zero forbids every
-// payment); daily limit — approved sales and
+// payment, and the server's directory turns a configured limit in another
+// currency than the merchant's into a zero limit, failing closed, with a
+// warning logged once per terminal and config version); daily limit (the
+// same) — approved sales and
 // pre-auths of the business date in the store's time zone, less reversals
 // (61); velocity — approvals of the same card token on the terminal within
 // the window, reversed ones included (65); and finally the issuer simulator.
