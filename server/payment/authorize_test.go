@@ -275,6 +275,40 @@ func TestMerchantMismatchIsAudited(t *testing.T) {
 	}
 }
 
+// A terminal claiming another merchant is audited even when something else
+// declines it first: suspension keeps 57, a reused request ID 94.
+func TestMerchantMismatchIsAuditedWhateverTheCode(t *testing.T) {
+	v := newEnv(t)
+	v.dir.update(term1, func(p *payment.Policy) { p.Suspended = true })
+	req := sale(term1, "jump-1", 500)
+	req.MerchantID = "M999"
+	res := v.authorize(req)
+	if res.ResponseCode != payment.CodeNotPermitted {
+		t.Fatalf("suspended terminal: got %s, want 57", res.ResponseCode)
+	}
+	v.dir.update(term1, func(p *payment.Policy) { p.Suspended = false })
+	v.authorize(sale(term1, "same-id", 500))
+	dup := sale(term1, "same-id", 600)
+	dup.MerchantID = "M998"
+	if r := v.authorize(dup); r.ResponseCode != payment.CodeDuplicateTransmission {
+		t.Fatalf("reused request ID: got %s, want 94", r.ResponseCode)
+	}
+	if err := v.audit.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	events, _, err := v.audit.List(t.Context(), audit.Filter{Type: audit.MerchantMismatch}, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]string{}
+	for _, ev := range events {
+		codes[ev.Attributes["claimed_merchant_id"]] = ev.Attributes["response_code"]
+	}
+	if len(events) != 2 || codes["M999"] != payment.CodeNotPermitted || codes["M998"] != payment.CodeDuplicateTransmission {
+		t.Errorf("merchant-mismatch events: got %v, want M999 with 57 and M998 with 94", codes)
+	}
+}
+
 func TestDailyLimitFollowsStoreBusinessDate(t *testing.T) {
 	v := newEnv(t)
 	// 10:00 UTC on March 14 is 23:00 on March 14 in UTC+13.

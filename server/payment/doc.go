@@ -68,7 +68,9 @@
 // tombstone left by an earlier reversal of this request ID (12); suspension
 // (57); the claimed merchant against the terminal's binding, and the MCC
 // embedded in a 15-digit numeric merchant ID (digits 8-11) against the
-// merchant's MCC (03, with a merchant-mismatch audit alert); amount positive,
+// merchant's MCC (03, with a merchant-mismatch audit alert; a claimed
+// merchant other than the binding raises the alert also when an earlier
+// check declined the request, e.g. 57 or 94); amount positive,
 // at most [MaxAmount] and in the merchant's currency (13); entry mode
 // accepted (12); per-transaction limit (61; a limit of zero forbids every
 // payment, and the server's directory turns a configured limit in another

@@ -339,6 +339,11 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 			code = issuerCode(r.Card.Token)
 		}
 	}
+	if mismatch == "" && r.MerchantID != pol.MerchantID {
+		// Audited whatever else declined the request first (a suspended
+		// terminal, a reused request ID).
+		mismatch = "claimed merchant is not the terminal's binding"
+	}
 
 	b := e.openBatch(ts, pol, c, now)
 	kind := TxKindSale
