@@ -68,8 +68,8 @@ var reTransactionID = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
 // requestID checks a required idempotency key.
 func (v *violations) requestID(field, id string) {
 	if v.required(field, id) && v.match(field, id, reRequestID, "1-64 letters, digits, '-', '_', '.' or ':'") &&
-		payment.LooksLikePAN(id) {
-		v.add(field, "must not be a card number")
+		payment.ContainsPAN(id) {
+		v.add(field, "must not be or contain a card number")
 	}
 }
 

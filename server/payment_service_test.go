@@ -173,6 +173,12 @@ func TestPaymentInputIsRejectedWithFieldViolations(t *testing.T) {
 		{"PAN inside a token", func(r *pb.AuthorizeRequest) { r.Card.Token = "tok_4111111111111111" }, []string{"card.token"}},
 		{"unmasked masked PAN", func(r *pb.AuthorizeRequest) { r.Card.MaskedPan = "5500005555555559" }, []string{"card.masked_pan"}},
 		{"PAN as request ID", func(r *pb.AuthorizeRequest) { r.RequestId = "4111111111111111" }, []string{"request_id"}},
+		{"PAN inside a request ID", func(r *pb.AuthorizeRequest) {
+			r.RequestId, r.Card.Token = "4111111111111111-1", "tok_1"
+		}, []string{"request_id"}},
+		{"grouped PAN as request ID", func(r *pb.AuthorizeRequest) {
+			r.RequestId, r.Card.Token = "4111-1111-1111-1111", "tok_1"
+		}, []string{"request_id"}},
 		{"everything missing", func(r *pb.AuthorizeRequest) { *r = pb.AuthorizeRequest{} }, []string{"request_id", "merchant_id", "amount", "card"}},
 		{"several card fields", func(r *pb.AuthorizeRequest) {
 			r.Card = &pb.Card{Token: "4111-1111-1111-1111", MaskedPan: "41**11", EntryMode: 0}
@@ -203,6 +209,10 @@ func TestPaymentInputIsRejectedWithFieldViolations(t *testing.T) {
 	_, err = e.pay.Reverse(ctx, &pb.ReverseRequest{RequestId: "x"})
 	if got := violationFields(err); !slices.Equal(got, []string{"original_request_id", "reason"}) {
 		t.Errorf("Reverse violations: got %v", got)
+	}
+	_, err = e.pay.Reverse(ctx, &pb.ReverseRequest{RequestId: "r-5500-0055-5555-5559", OriginalRequestId: "o-4111111111111111"})
+	if got := violationFields(err); !slices.Equal(got, []string{"request_id", "original_request_id", "reason"}) {
+		t.Errorf("Reverse violations with card numbers in request IDs: got %v", got)
 	}
 	_, err = e.pay.CloseBatch(ctx, &pb.CloseBatchRequest{RequestId: "x", BatchNumber: 1, TerminalTotals: &pb.BatchTotals{
 		SaleAmount: &pb.Money{MinorUnits: -1, Currency: "NZD"}, RefundAmount: &pb.Money{Currency: "USD"},

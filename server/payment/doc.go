@@ -114,7 +114,9 @@
 //
 // No card secret is accepted: a token, masked PAN or request ID that looks
 // like a full card number ([LooksLikePAN]: 13-19 digits passing the Luhn
-// check), or a token or masked PAN containing such a digit run, is refused
+// check), or that contains one ([ContainsPAN]: such a digit run, or digit
+// groups separated by single spaces or dashes the way card numbers are
+// printed, e.g. "4111-1111-1111-1111"), is refused
 // with a [ValidationError] before anything is stored or logged. The engine
 // keeps a digest of the token for velocity limits and the masked PAN for
 // reports.

@@ -29,10 +29,20 @@ func LooksLikePAN(s string) bool {
 	return len(digits) >= 13 && luhn(digits)
 }
 
-// containsPAN reports whether s holds a run of 13 to 19 consecutive digits,
-// delimited by non-digits, that passes the Luhn check: a card number
-// embedded in a longer value such as "tok_4111111111111111".
+// ContainsPAN reports whether s is or holds something that looks like a
+// full card number (see [LooksLikePAN] and containsPAN).
+func ContainsPAN(s string) bool { return LooksLikePAN(s) || containsPAN(s) }
+
+// containsPAN reports whether s holds a card number passing the Luhn check:
+// a run of 13 to 19 consecutive digits delimited by non-digits, such as in
+// "tok_4111111111111111" or "4111111111111111-1", or digit groups separated
+// by single spaces or dashes the way card numbers are printed: groups of
+// four with a last group of one to four digits ("4111-1111-1111-1111",
+// "4111 1111 1111 1111"), or 4-6-5 and 4-6-4 digits.
 func containsPAN(s string) bool {
+	// groups holds the start and end of each run of digits; a run follows
+	// the previous one when a single space or dash separates them.
+	var groups [][2]int
 	for i := 0; i < len(s); {
 		if !isDigit(s[i]) {
 			i++
@@ -45,7 +55,52 @@ func containsPAN(s string) bool {
 		if n := j - i; n >= 13 && n <= 19 && luhn([]byte(s[i:j])) {
 			return true
 		}
+		if len(groups) > 0 && (i < 2 || groups[len(groups)-1][1] != i-1 || (s[i-1] != ' ' && s[i-1] != '-')) {
+			if groupedPAN(s, groups) {
+				return true
+			}
+			groups = groups[:0]
+		}
+		groups = append(groups, [2]int{i, j})
 		i = j
+	}
+	return groupedPAN(s, groups)
+}
+
+// groupedPAN reports whether consecutive groups (digit runs of s separated
+// by single spaces or dashes) hold a card number in a printed layout.
+func groupedPAN(s string, groups [][2]int) bool {
+	size := func(g [2]int) int { return g[1] - g[0] }
+	digits := make([]byte, 0, 19)
+	check := func(gs [][2]int) bool {
+		digits = digits[:0]
+		for _, g := range gs {
+			digits = append(digits, s[g[0]:g[1]]...)
+		}
+		return len(digits) >= 13 && len(digits) <= 19 && luhn(digits)
+	}
+	for a := 0; a+1 < len(groups); a++ {
+		if size(groups[a]) != 4 {
+			continue
+		}
+		// 4-4-4-4 and the like: fours, then a last group of 1-4.
+		for b := a + 1; b < len(groups) && b-a < 5; b++ {
+			if n := size(groups[b]); n < 1 || n > 4 {
+				break
+			}
+			if check(groups[a : b+1]) {
+				return true
+			}
+			if size(groups[b]) != 4 {
+				break
+			}
+		}
+		// 4-6-5 and 4-6-4.
+		if a+2 < len(groups) && size(groups[a+1]) == 6 {
+			if n := size(groups[a+2]); (n == 4 || n == 5) && check(groups[a:a+3]) {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -92,8 +147,8 @@ func checkRequestID(field, id string) error {
 		return &ValidationError{Field: field, Reason: "is required"}
 	case !validRequestID(id):
 		return &ValidationError{Field: field, Reason: "must be 1-64 letters, digits, '-', '_', '.' or ':'"}
-	case LooksLikePAN(id):
-		return &ValidationError{Field: field, Reason: "looks like a card number; card numbers are never accepted"}
+	case ContainsPAN(id):
+		return &ValidationError{Field: field, Reason: "looks like or contains a card number; card numbers are never accepted"}
 	}
 	return nil
 }

@@ -37,6 +37,36 @@ func TestLooksLikePAN(t *testing.T) {
 	}
 }
 
+func TestContainsPAN(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"4111111111111111", true},
+		{"4111111111111111-1", true},
+		{"tok_4111111111111111", true},
+		{"4111-1111-1111-1111", true},
+		{"4111 1111 1111 1111", true},
+		{"r-4111-1111-1111-1111-x", true},
+		{"x:4111 1111 1111 1111", true},
+		{"5500-0055-5555-5559", true},
+		{"3782-822463-10005", true},     // Amex layout 4-6-5
+		{"4222-2222-2222-2", true},      // 13 digits, last group of one
+		{"4111-1111-1111-1112", false},  // Luhn fails
+		{"4111--1111-1111-1111", false}, // double separator
+		{"4111_1111_1111_1111", false},  // not a card layout separator
+		{"2026-03-14-000123", false},
+		{"pos-00012345-0001", false},
+		{"411111******1111", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := payment.ContainsPAN(tt.in); got != tt.want {
+			t.Errorf("ContainsPAN(%q): got %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
 func TestValidation(t *testing.T) {
 	v := newEnv(t)
 	tests := []struct {
@@ -48,6 +78,8 @@ func TestValidation(t *testing.T) {
 		{"request ID too long", func(r *payment.AuthorizeRequest) { r.RequestID = strings.Repeat("a", 65) }, "request_id"},
 		{"request ID with a space", func(r *payment.AuthorizeRequest) { r.RequestID = "a b" }, "request_id"},
 		{"request ID is a PAN", func(r *payment.AuthorizeRequest) { r.RequestID = "4111111111111111" }, "request_id"},
+		{"request ID embeds a PAN", func(r *payment.AuthorizeRequest) { r.RequestID = "4111111111111111-1" }, "request_id"},
+		{"request ID is a grouped PAN", func(r *payment.AuthorizeRequest) { r.RequestID = "r-4111-1111-1111-1111" }, "request_id"},
 		{"missing merchant", func(r *payment.AuthorizeRequest) { r.MerchantID = "" }, "merchant_id"},
 		{"merchant ID too long", func(r *payment.AuthorizeRequest) { r.MerchantID = "1234567890123456" }, "merchant_id"},
 		{"missing currency", func(r *payment.AuthorizeRequest) { r.Amount.Currency = "" }, "amount.currency"},
