@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,33 +13,9 @@ import (
 )
 
 func TestAdminFleetCommands(t *testing.T) {
-	dir := t.TempDir()
-	p := StartServe(t, dir)
-	defer func() {
-		p.Cmd.Process.Signal(syscall.SIGTERM)
-		p.Wait(t)
-	}()
-	tokenFile := filepath.Join(dir, "admin.token")
-	admin := func(args ...string) (string, int) {
-		t.Helper()
-		return runCLI(t, nil, append([]string{"admin", "--target", p.Addr, "--admin-token-file", tokenFile}, args...)...)
-	}
-	mustAdmin := func(args ...string) string {
-		t.Helper()
-		out, code := admin(args...)
-		if code != 0 {
-			t.Fatalf("posfleet admin %s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
-	expect := func(out string, wants ...string) {
-		t.Helper()
-		for _, w := range wants {
-			if !strings.Contains(out, w) {
-				t.Errorf("output lacks %q:\n%s", w, out)
-			}
-		}
-	}
+	cli := StartAdminCLI(t)
+	p := cli.P
+	admin, mustAdmin, expect := cli.Run, cli.Must, cli.Expect
 
 	out := mustAdmin("merchants", "create", "--id", "MID1", "--legal-name", "Kiwi Foods Ltd", "--display-name", "Kiwi", "--mcc", "5411", "--currency", "NZD", "--city", "Auckland", "--country", "NZ")
 	expect(out, "MERCHANT", "MID1", "Kiwi Foods Ltd", "v1")

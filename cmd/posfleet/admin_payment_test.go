@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,21 +13,9 @@ import (
 )
 
 func TestAdminPaymentCommands(t *testing.T) {
-	dir := t.TempDir()
-	p := StartServe(t, dir)
-	defer func() {
-		p.Cmd.Process.Signal(syscall.SIGTERM)
-		p.Wait(t)
-	}()
-	tokenFile := filepath.Join(dir, "admin.token")
-	admin := func(args ...string) string {
-		t.Helper()
-		out, code := runCLI(t, nil, append([]string{"admin", "--target", p.Addr, "--admin-token-file", tokenFile}, args...)...)
-		if code != 0 {
-			t.Fatalf("posfleet admin %s: exit %d\n%s", strings.Join(args, " "), code, out)
-		}
-		return out
-	}
+	cli := StartAdminCLI(t)
+	p, tokenFile := cli.P, cli.TokenFile
+	admin := cli.Must
 	admin("merchants", "create", "--id", "MIDPAY", "--legal-name", "Pay Ltd", "--mcc", "5812", "--currency", "NZD")
 	admin("stores", "create", "--merchant", "MIDPAY", "--id", "s1", "--name", "One")
 	var prov pb.ProvisionTerminalResponse

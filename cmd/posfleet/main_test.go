@@ -214,3 +214,52 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 		t.Fatalf("restore into a non-empty dir succeeded: %s", out)
 	}
 }
+
+// AdminCLI runs "posfleet admin" against a server started for one test,
+// with the server's generated admin token.
+type AdminCLI struct {
+	t         *testing.T
+	P         *Proc
+	TokenFile string
+}
+
+// StartAdminCLI starts a server in a fresh data directory; it is stopped
+// with SIGTERM (and must exit 0) when the test ends.
+func StartAdminCLI(t *testing.T) *AdminCLI {
+	t.Helper()
+	dir := t.TempDir()
+	p := StartServe(t, dir)
+	t.Cleanup(func() {
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		if code := p.Wait(t); code != 0 {
+			t.Errorf("server exit code after SIGTERM = %d, want 0", code)
+		}
+	})
+	return &AdminCLI{t: t, P: p, TokenFile: filepath.Join(dir, "admin.token")}
+}
+
+// Run runs "posfleet admin --target … --admin-token-file … args…".
+func (a *AdminCLI) Run(args ...string) (string, int) {
+	a.t.Helper()
+	return runCLI(a.t, nil, append([]string{"admin", "--target", a.P.Addr, "--admin-token-file", a.TokenFile}, args...)...)
+}
+
+// Must is Run that fails the test on a non-zero exit.
+func (a *AdminCLI) Must(args ...string) string {
+	a.t.Helper()
+	out, code := a.Run(args...)
+	if code != 0 {
+		a.t.Fatalf("posfleet admin %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+// Expect reports each of wants that out lacks.
+func (a *AdminCLI) Expect(out string, wants ...string) {
+	a.t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(out, w) {
+			a.t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
