@@ -133,6 +133,12 @@
 // reversal changes it, and every HousekeepingInterval) and completed from
 // the terminal's later transactions. See records.go for the key schema.
 //
+// Memory holds, per terminal, the idempotency entries of the retention
+// period (bounded by Options.MaxEntries, beyond which the oldest are looked
+// up on disk), the open batch, daily totals and, where a velocity limit is
+// configured, approval times; transactions stay in memory for
+// Options.TxCacheTTL after they were decided or read.
+//
 // On Open the state is rebuilt from the open batches and each terminal's
 // ledger since the older of its batch checkpoint and the start of the
 // retention period (at least 26 hours, covering every time zone's business

@@ -51,3 +51,12 @@ func (e *Engine) EntryScans(ctx context.Context) (int, error) {
 	}
 	return e.st.entryScans, nil
 }
+
+// MemoryTransactions returns how many transactions the engine holds in
+// memory, after housekeeping. It must not race with requests.
+func (e *Engine) MemoryTransactions(ctx context.Context) (int, error) {
+	if err := e.Housekeep(ctx); err != nil {
+		return 0, err
+	}
+	return len(e.st.txs), nil
+}

@@ -350,6 +350,10 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	if !r.Capture {
 		kind = TxKindPreauth
 	}
+	currency := r.Amount.Currency
+	if currency == pol.MerchantCurrency {
+		currency = pol.MerchantCurrency // share one string across transactions
+	}
 	t := &tx{
 		kind:      kind,
 		terminal:  ts.id,
@@ -357,7 +361,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 		store:     pol.StoreID,
 		requestID: r.RequestID,
 		amount:    amount,
-		currency:  r.Amount.Currency,
+		currency:  currency,
 		decision:  DecisionDeclined,
 		code:      code,
 		maskedPAN: r.Card.MaskedPAN,
@@ -388,8 +392,10 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 		}
 		st.changed(b)
 		ts.addDay(date, amount)
-		ts.vel[o.tokenHash] = append(ts.vel[o.tokenHash], now)
-		st.velQ.push(expiring{at: now, ts: ts, hash: o.tokenHash})
+		if pol.VelocityLimit > 0 && pol.VelocityWindow > 0 {
+			ts.vel[o.tokenHash] = append(ts.vel[o.tokenHash], now)
+			st.velQ.push(expiring{at: now, ts: ts, hash: o.tokenHash})
+		}
 	}
 	e.newTx(t, c, now)
 	res := t.answer()
@@ -790,9 +796,10 @@ func (e *Engine) housekeep(c *commit) {
 		}
 		st.entryQ.pop()
 	}
+	txCutoff := now - int64(e.opts.TxCacheTTL)
 	for st.txQ.len() > 0 {
 		it := st.txQ.front()
-		if it.at > cutoff && len(st.txs) <= e.opts.MaxEntries {
+		if it.at > txCutoff && len(st.txs) <= e.opts.MaxEntries {
 			break
 		}
 		if t := st.txs[it.seq]; t != nil && t.touched == it.at {

@@ -93,11 +93,14 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		if err != nil {
 			return err
 		}
+		txCutoff := now - int64(e.opts.TxCacheTTL)
 		for _, ts := range st.terms {
 			b := ts.batch
 			if b == nil {
 				continue // only terminals with an open batch have transactions
 			}
+			pol, perr := e.dir.Policy(ts.id)
+			velocity := perr == nil && pol.VelocityLimit > 0 && pol.VelocityWindow > 0
 			err := scanTerminal(txn, ts.id, min(windowSeq, b.asOf+1), func(t *tx) error {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -113,12 +116,16 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 					if !t.reversed {
 						ts.days[t.date] += t.amount
 					}
-					approvals = append(approvals, timed{at: t.decided, ts: ts, hash: t.tokenHash})
+					if velocity {
+						approvals = append(approvals, timed{at: t.decided, ts: ts, hash: t.tokenHash})
+					}
 				}
-				if t.decided >= cutoff {
+				if t.decided >= txCutoff {
 					t.touched = t.decided
 					st.txs[t.seq] = t
 					recent = append(recent, timed{at: t.decided, seq: t.seq})
+				}
+				if t.decided >= cutoff {
 					if en := t.entry(); en != nil {
 						ts.entries[t.requestID] = en
 						live = append(live, timed{at: en.created, ts: ts, key: t.requestID})

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/posfleet/posfleet/server/payment"
 )
@@ -196,5 +197,35 @@ func TestNotReversible(t *testing.T) {
 	}
 	if b := v.openBatch(term1).ServerTotals; b.PreauthCount != 0 || b.ReversalCount != 1 || b.ReversalAmount != 300 {
 		t.Errorf("totals after reversing the pre-auth: got %+v, want no hold and one reversal of 300", b)
+	}
+}
+
+// TestReverseAndRefundFromDisk reverses and refunds transactions that have
+// left memory (older than TxCacheTTL): they are read back from disk and
+// the result is the same as from memory.
+func TestReverseAndRefundFromDisk(t *testing.T) {
+	v := newEnv(t)
+	ctx := t.Context()
+	a := v.authorize(sale(term1, "old-sale", 900))
+	v.authorize(sale(term1, "old-rev", 400))
+	v.clock.Advance(payment.DefaultOptions().TxCacheTTL + time.Minute)
+	if n, err := v.eng.MemoryTransactions(ctx); err != nil || n != 0 {
+		t.Fatalf("transactions in memory after TxCacheTTL: got %d, %v; want 0", n, err)
+	}
+	if r := v.refund(term1, "rf-1", a.AuthorizationID, 300); r.ResponseCode != "00" || r.RemainingRefundable.MinorUnits != 600 {
+		t.Fatalf("refund of a sale read from disk: got %+v, want 00 with 600 left", r)
+	}
+	if r := v.refund(term1, "rf-2", a.AuthorizationID, 601); r.ResponseCode != "13" {
+		t.Errorf("second refund beyond the rest: got %s, want 13", r.ResponseCode)
+	}
+	if r := v.reverse(term1, "rv-1", "old-rev"); r.Status != payment.ReverseStatusReversed || r.ReversedAmount.MinorUnits != 400 {
+		t.Fatalf("reversal of an original read from disk: got %+v, want REVERSED 400", r)
+	}
+	if r := v.reverse(term1, "rv-2", "old-rev"); r.Status != payment.ReverseStatusAlreadyReversed {
+		t.Errorf("second reversal: got %s, want ALREADY_REVERSED", statusName(r.Status))
+	}
+	b := v.openBatch(term1).ServerTotals
+	if b.SaleAmount != 900 || b.RefundAmount != 300 || b.ReversalAmount != 400 {
+		t.Errorf("batch: got %+v, want a 900 sale, a 300 refund and a 400 reversal", b)
 	}
 }

@@ -179,8 +179,9 @@ type Policy struct {
 	PerTransactionLimit, DailyLimit Limit
 	// VelocityLimit is the most approvals of one card token on the terminal
 	// within VelocityWindow; further attempts decline with 65. Zero limit or
-	// window disables the check. Windows longer than Options.Retention are
-	// shortened to it.
+	// window disables the check. Approvals are counted while the check is
+	// enabled (and, after a restart, from the ledger); windows longer than
+	// Options.Retention are shortened to it.
 	VelocityLimit  uint32
 	VelocityWindow time.Duration
 	// AcceptedEntryModes lists the entry modes the terminal may accept;
@@ -419,6 +420,10 @@ type Options struct {
 	// Retention is how long request IDs are honoured for replays and how
 	// long tombstones and recent transactions stay in memory. At least 24h.
 	Retention time.Duration
+	// TxCacheTTL is how long a transaction stays in memory after it was
+	// decided or last read; reversals and refunds of older ones read it from
+	// disk.
+	TxCacheTTL time.Duration
 	// MaxEntries bounds the idempotency entries kept in memory. When more
 	// are live, the oldest are dropped from memory early and looked up on
 	// disk instead.
@@ -459,6 +464,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Retention:            24 * time.Hour,
+		TxCacheTTL:           15 * time.Minute,
 		MaxEntries:           1 << 20,
 		MaxBatchOps:          4096,
 		MaxBatchBytes:        1 << 20,
@@ -473,6 +479,8 @@ func (o Options) Validate() error {
 	switch {
 	case o.Retention < 24*time.Hour:
 		return fmt.Errorf("payment: Retention %v is below 24h", o.Retention)
+	case o.TxCacheTTL <= 0:
+		return errors.New("payment: TxCacheTTL must be positive")
 	case o.MaxEntries < 1:
 		return errors.New("payment: MaxEntries must be positive")
 	case o.MaxBatchOps < 1:
