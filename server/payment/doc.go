@@ -123,10 +123,12 @@
 //
 // # Storage
 //
-// A decision writes one record: the transaction, under its terminal's
-// ledger, holding the request's fingerprint and answer (so it is also the
-// idempotency record of Authorize and Refund); it is rewritten when the sale
-// is reversed or refunded. Each commit adds one chunk record listing the
+// An Authorize or Refund decision writes two records: the transaction,
+// under its terminal's ledger, holding the request's fingerprint and answer
+// (so it is also the idempotency record), rewritten when the sale is
+// reversed or refunded; and a small request index from the request ID to
+// it, for lookups of entries no longer in memory. Each commit adds one
+// chunk record listing the
 // transactions it created, which orders the ledger globally. Reverse and
 // CloseBatch answers, tombstones and batches have records of their own; an
 // open batch's totals are checkpointed (when it opens or closes, when a

@@ -11,9 +11,10 @@ import (
 )
 
 // Storage keyspace of the engine (all keys start with "pay/"; integers are
-// 8-byte big-endian so that prefix iteration is ordered). A decision writes
-// one key, its transaction record; a commit adds one chunk key listing the
-// transactions it created, which gives the ledger its global order.
+// 8-byte big-endian so that prefix iteration is ordered). An Authorize or
+// Refund decision writes its transaction record and a request index key; a
+// commit adds one chunk key listing the transactions it created, which
+// gives the ledger its global order.
 //
 //	pay/tx/<terminal>/<seq>        transaction record, the terminal's ledger (rewritten
 //	                               when reversed or refunded); holds the request's
