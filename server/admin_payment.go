@@ -63,9 +63,18 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	m, err := a.s.fleet.Merchant(req.GetMerchantId())
+	if err != nil {
+		return nil, a.s.fleetStatus(ctx, err)
+	}
 	rep, err := a.s.payments.SettlementReport(ctx, req.GetMerchantId(), req.GetBusinessDate())
 	if err != nil {
 		return nil, a.s.paymentStatus(ctx, err)
+	}
+	if rep.Totals.Currency == "" {
+		// A date without transactions still reports zero totals in the
+		// merchant's settlement currency.
+		rep.Totals.Currency = m.Currency
 	}
 	out := &pb.GetSettlementReportResponse{
 		MerchantId:   rep.MerchantID,

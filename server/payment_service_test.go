@@ -307,3 +307,19 @@ func TestPaymentsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+func TestSettlementReportOfQuietDayAndUnknownMerchant(t *testing.T) {
+	e := newPayEnv(t)
+	rep, err := e.admin.GetSettlementReport(e.adminCtx(), &pb.GetSettlementReportRequest{MerchantId: "M1", BusinessDate: "2020-01-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tot := rep.GetTotals()
+	if tot.GetSaleCount() != 0 || tot.GetSaleAmount().GetMinorUnits() != 0 || tot.GetSaleAmount().GetCurrency() != "NZD" {
+		t.Errorf("quiet day totals = %v, want zero sales in the merchant's currency NZD", tot)
+	}
+	_, err = e.admin.GetSettlementReport(e.adminCtx(), &pb.GetSettlementReportRequest{MerchantId: "NOSUCH"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("settlement of an unknown merchant: got %v, want NotFound", err)
+	}
+}
