@@ -1,38 +1,20 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
 
 func TestAdminConfigAndRolloutCommands(t *testing.T) {
 	cli := StartAdminCLI(t)
-	p := cli.P
 	admin, mustAdmin, expect := cli.Run, cli.Must, cli.Expect
 	mustAdmin("merchants", "create", "--id", "MID1", "--legal-name", "Kiwi Foods Ltd", "--mcc", "5411", "--currency", "NZD")
 	mustAdmin("stores", "create", "--merchant", "MID1", "--id", "akl-01", "--name", "Queen St")
-	var prov pb.ProvisionTerminalResponse
-	if err := protojson.Unmarshal([]byte(mustAdmin("--json", "terminals", "provision", "--serial", "SN-CFG-1", "--merchant", "MID1", "--store", "akl-01")), &prov); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	anon, err := client.Dial(p.Addr, client.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer anon.Close()
-	if _, err := anon.Register(ctx, "SN-CFG-1", prov.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"}); err != nil {
-		t.Fatal(err)
-	}
-	tid := prov.GetTerminalId()
+	tid, _ := cli.ProvisionAndRegister("MID1", "akl-01", "SN-CFG-1")
 
 	out := mustAdmin("config", "publish", "--merchant", "MID1", "--receipt-header", "Kia ora", "--daily-limit", "NZD:50000",
 		"--entry-modes", "chip,contactless", "--heartbeat-interval", "30s", "--extra", "printer.density=3", "--description", "winter")

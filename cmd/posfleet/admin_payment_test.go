@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -18,26 +16,9 @@ func TestAdminPaymentCommands(t *testing.T) {
 	admin := cli.Must
 	admin("merchants", "create", "--id", "MIDPAY", "--legal-name", "Pay Ltd", "--mcc", "5812", "--currency", "NZD")
 	admin("stores", "create", "--merchant", "MIDPAY", "--id", "s1", "--name", "One")
-	var prov pb.ProvisionTerminalResponse
-	if err := protojson.Unmarshal([]byte(admin("--json", "terminals", "provision", "--serial", "SN-PAY", "--merchant", "MIDPAY", "--store", "s1")), &prov); err != nil {
-		t.Fatal(err)
-	}
+	tid, term := cli.ProvisionAndRegister("MIDPAY", "s1", "SN-PAY")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	anon, err := client.Dial(p.Addr, client.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer anon.Close()
-	reg, err := anon.Register(ctx, "SN-PAY", prov.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	term, err := client.Dial(p.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer term.Close()
 	for i, amount := range []int64{1250, 730} {
 		resp, err := term.Authorize(ctx, &pb.AuthorizeRequest{
 			RequestId: client.NewRequestID(), MerchantId: "MIDPAY", Capture: true,
@@ -49,7 +30,7 @@ func TestAdminPaymentCommands(t *testing.T) {
 		}
 	}
 
-	out := admin("transactions", "list", "--terminal", prov.GetTerminalId())
+	out := admin("transactions", "list", "--terminal", tid)
 	for _, want := range []string{"SALE", "NZD:1250", "NZD:730", "APPROVED", "411111******1111"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("transactions list lacks %q:\n%s", want, out)

@@ -16,6 +16,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
 
 // binPath is the posfleet binary built once for the end-to-end tests.
@@ -262,4 +266,33 @@ func (a *AdminCLI) Expect(out string, wants ...string) {
 			a.t.Errorf("output lacks %q:\n%s", w, out)
 		}
 	}
+}
+
+// ProvisionAndRegister provisions a terminal through the CLI, registers it
+// over the SDK like a device would, and returns its terminal ID and a client
+// carrying its credential (closed when the test ends).
+func (a *AdminCLI) ProvisionAndRegister(merchant, store, serial string) (string, *client.Client) {
+	a.t.Helper()
+	var prov pb.ProvisionTerminalResponse
+	out := a.Must("--json", "terminals", "provision", "--serial", serial, "--merchant", merchant, "--store", store)
+	if err := protojson.Unmarshal([]byte(out), &prov); err != nil {
+		a.t.Fatalf("provision --json output %q: %v", out, err)
+	}
+	ctx, cancel := context.WithTimeout(a.t.Context(), 20*time.Second)
+	defer cancel()
+	anon, err := client.Dial(a.P.Addr, client.WithInsecure())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer anon.Close()
+	reg, err := anon.Register(ctx, serial, prov.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
+	if err != nil {
+		a.t.Fatalf("Register %s: %v", serial, err)
+	}
+	term, err := client.Dial(a.P.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { term.Close() })
+	return prov.GetTerminalId(), term
 }
