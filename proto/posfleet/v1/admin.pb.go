@@ -2507,6 +2507,8 @@ type RolloutPlan struct {
 	// Advance to the next stage automatically once the current stage is
 	// healthy: every terminal in it acknowledged (or min_stage_duration passed
 	// with at least half acknowledged) and the failure ratio is within bounds.
+	// Without it, a healthy stage pauses the rollout and ResumeRollout moves
+	// it to the next stage.
 	AutoAdvance bool `protobuf:"varint,3,opt,name=auto_advance,json=autoAdvance,proto3" json:"auto_advance,omitempty"`
 	// Shortest time a stage runs before auto-advance; default 0.
 	MinStageDuration *durationpb.Duration `protobuf:"bytes,4,opt,name=min_stage_duration,json=minStageDuration,proto3" json:"min_stage_duration,omitempty"`

@@ -61,9 +61,12 @@ const (
 // AdminService is called by operators with "authorization: Bearer <token>"
 // metadata carrying an admin token. Roles: ADMIN may call everything;
 // OPERATOR everything except CreateAdminToken, RevokeAdminToken and
-// ListAdminTokens; AUDITOR only the Get, List and report RPCs. A missing or
-// unknown token fails with Unauthenticated, a role that is not allowed with
-// PermissionDenied; both are audited.
+// ListAdminTokens; AUDITOR only the Get, List and report RPCs. A missing,
+// unknown, revoked or expired token fails with Unauthenticated (ErrorInfo
+// reason CREDENTIAL_INVALID); a role that is not allowed with
+// PermissionDenied (INSUFFICIENT_ROLE); a terminal credential with
+// PermissionDenied (WRONG_CREDENTIAL_KIND). All are audited; repeated
+// failures from one peer get ResourceExhausted (RATE_LIMITED).
 //
 // List RPCs are paginated: page_size defaults to 100 and is capped at 1000;
 // pass next_page_token back as page_token for the next page (an empty
@@ -457,9 +460,12 @@ func (c *adminServiceClient) ListAdminTokens(ctx context.Context, in *ListAdminT
 // AdminService is called by operators with "authorization: Bearer <token>"
 // metadata carrying an admin token. Roles: ADMIN may call everything;
 // OPERATOR everything except CreateAdminToken, RevokeAdminToken and
-// ListAdminTokens; AUDITOR only the Get, List and report RPCs. A missing or
-// unknown token fails with Unauthenticated, a role that is not allowed with
-// PermissionDenied; both are audited.
+// ListAdminTokens; AUDITOR only the Get, List and report RPCs. A missing,
+// unknown, revoked or expired token fails with Unauthenticated (ErrorInfo
+// reason CREDENTIAL_INVALID); a role that is not allowed with
+// PermissionDenied (INSUFFICIENT_ROLE); a terminal credential with
+// PermissionDenied (WRONG_CREDENTIAL_KIND). All are audited; repeated
+// failures from one peer get ResourceExhausted (RATE_LIMITED).
 //
 // List RPCs are paginated: page_size defaults to 100 and is capped at 1000;
 // pass next_page_token back as page_token for the next page (an empty

@@ -911,10 +911,13 @@ type Settings struct {
 	// Entry modes the terminal may accept. Empty inherits; in the effective
 	// config, empty means every entry mode is accepted.
 	AcceptedEntryModes []EntryMode `protobuf:"varint,3,rep,packed,name=accepted_entry_modes,json=acceptedEntryModes,proto3,enum=posfleet.v1.EntryMode" json:"accepted_entry_modes,omitempty"`
-	// Largest amount of one authorization. Exceeding it declines with 61.
+	// Largest amount of one authorization. Exceeding it declines with 61. A
+	// limit in a currency other than the merchant's counts as zero (fails
+	// closed: every authorization declines with 61). Unset means no limit.
 	PerTransactionLimit *Money `protobuf:"bytes,4,opt,name=per_transaction_limit,json=perTransactionLimit,proto3" json:"per_transaction_limit,omitempty"`
 	// Largest total of approved sales and pre-auths per terminal per business
-	// day (in the store's time zone). Exceeding it declines with 61.
+	// day (in the store's time zone). Exceeding it declines with 61. As for
+	// per_transaction_limit, a limit in another currency counts as zero.
 	DailyLimit *Money `protobuf:"bytes,5,opt,name=daily_limit,json=dailyLimit,proto3" json:"daily_limit,omitempty"`
 	// Largest amount the terminal may approve offline while it cannot reach
 	// posfleet.

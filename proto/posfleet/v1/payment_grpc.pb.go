@@ -38,7 +38,10 @@ const (
 // (1-64 characters; a UUID is recommended) and is idempotent: the same
 // request_id with the same content returns the original response with
 // replayed = true, for at least 24 hours and across server restarts. The
-// same request_id with different content is declined with response code 94.
+// request_id namespace is per terminal and shared by all four RPCs. The
+// same request_id with different content is declined with response code 94
+// (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
+// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code).
 // A duplicate that arrives while the original is being decided waits for and
 // returns the original's outcome.
 //
@@ -127,7 +130,10 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 // (1-64 characters; a UUID is recommended) and is idempotent: the same
 // request_id with the same content returns the original response with
 // replayed = true, for at least 24 hours and across server restarts. The
-// same request_id with different content is declined with response code 94.
+// request_id namespace is per terminal and shared by all four RPCs. The
+// same request_id with different content is declined with response code 94
+// (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
+// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code).
 // A duplicate that arrives while the original is being decided waits for and
 // returns the original's outcome.
 //

@@ -38,8 +38,11 @@ const (
 // TerminalService is called by terminals. Every RPC except Register requires
 // the metadata "authorization: Bearer <credential>" with the credential
 // returned by Register or RotateCredential. A missing or wrong credential
-// fails with Unauthenticated; a suspended or retired terminal fails with
-// PermissionDenied (ErrorInfo reason TERMINAL_SUSPENDED or TERMINAL_RETIRED).
+// fails with Unauthenticated (ErrorInfo reason CREDENTIAL_INVALID); an admin
+// token with PermissionDenied (WRONG_CREDENTIAL_KIND); a suspended or retired
+// terminal fails with PermissionDenied (TERMINAL_SUSPENDED or
+// TERMINAL_RETIRED). Repeated failures from one peer get ResourceExhausted
+// (RATE_LIMITED).
 type TerminalServiceClient interface {
 	// First contact of a provisioned terminal. Exchanges the serial number and
 	// the single-use enrollment code from AdminService.ProvisionTerminal for the
@@ -166,8 +169,11 @@ func (c *terminalServiceClient) AckCommand(ctx context.Context, in *AckCommandRe
 // TerminalService is called by terminals. Every RPC except Register requires
 // the metadata "authorization: Bearer <credential>" with the credential
 // returned by Register or RotateCredential. A missing or wrong credential
-// fails with Unauthenticated; a suspended or retired terminal fails with
-// PermissionDenied (ErrorInfo reason TERMINAL_SUSPENDED or TERMINAL_RETIRED).
+// fails with Unauthenticated (ErrorInfo reason CREDENTIAL_INVALID); an admin
+// token with PermissionDenied (WRONG_CREDENTIAL_KIND); a suspended or retired
+// terminal fails with PermissionDenied (TERMINAL_SUSPENDED or
+// TERMINAL_RETIRED). Repeated failures from one peer get ResourceExhausted
+// (RATE_LIMITED).
 type TerminalServiceServer interface {
 	// First contact of a provisioned terminal. Exchanges the serial number and
 	// the single-use enrollment code from AdminService.ProvisionTerminal for the
