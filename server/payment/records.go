@@ -648,24 +648,10 @@ func (b *batchState) summary() BatchSummary {
 // add counts an approved transaction of the batch into its totals: a sale
 // or pre-auth (a reversal when reversed) or a refund.
 func (b *batchState) add(t *tx) {
-	if !t.approved() || t.batch != b.number {
+	if t.batch != b.number {
 		return
 	}
-	s := &b.totals
-	switch {
-	case t.kind == TxKindRefund:
-		s.RefundCount++
-		s.RefundAmount += t.amount
-	case t.reversed:
-		s.ReversalCount++
-		s.ReversalAmount += t.amount
-	case t.kind == TxKindSale:
-		s.SaleCount++
-		s.SaleAmount += t.amount
-	case t.kind == TxKindPreauth:
-		s.PreauthCount++
-		s.PreauthAmount += t.amount
-	}
+	t.addTo(&b.totals)
 }
 
 // chunk lists the transactions one commit created: sequence numbers first
