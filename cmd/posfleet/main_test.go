@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -295,4 +298,58 @@ func (a *AdminCLI) ProvisionAndRegister(merchant, store, serial string) (string,
 	}
 	a.t.Cleanup(func() { term.Close() })
 	return prov.GetTerminalId(), term
+}
+
+// httpGet fetches url, retrying while the endpoint is still starting.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestServeMetricsAndPprof(t *testing.T) {
+	// Profiles are served only when asked for, and only next to metrics.
+	out, code := runCLI(t, nil, "serve", "--data-dir", t.TempDir(), "--pprof")
+	if code == 0 || !strings.Contains(out, "--pprof needs --metrics-listen") {
+		t.Errorf("serve --pprof alone: exit %d, output %q; want refusal", code, out)
+	}
+
+	plain := freeAddr(t)
+	StartServe(t, t.TempDir(), "--metrics-listen", plain)
+	if code, body := httpGet(t, "http://"+plain+"/metrics"); code != http.StatusOK || !strings.Contains(body, "posfleet_") {
+		t.Errorf("/metrics = %d %q", code, body)
+	}
+	if code, _ := httpGet(t, "http://"+plain+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", code)
+	}
+
+	prof := freeAddr(t)
+	StartServe(t, t.TempDir(), "--metrics-listen", prof, "--pprof")
+	if code, body := httpGet(t, "http://"+prof+"/debug/pprof/cmdline"); code != http.StatusOK || !strings.Contains(body, "serve") {
+		t.Errorf("/debug/pprof/cmdline with --pprof = %d %q", code, body)
+	}
 }
