@@ -550,7 +550,10 @@ func (f *Fleet) heartbeats(ctx context.Context, t *terminal) {
 		case <-timer.C:
 		}
 		var nextIn time.Duration
-		f.call(t.auth(ctx), rec, OpHeartbeat, next, func(ctx context.Context) (Outcome, error) {
+		// A heartbeat already sent is answered even when the run stops
+		// meanwhile (within CallTimeout): cutting it off would record the
+		// generator's own shutdown as a server error.
+		f.call(t.auth(context.WithoutCancel(ctx)), rec, OpHeartbeat, next, func(ctx context.Context) (Outcome, error) {
 			resp, err := t.cl.Heartbeat(ctx, &pb.TerminalStatus{
 				FirmwareVersion: "1.0.0",
 				AppVersion:      "loadgen-1",
@@ -588,6 +591,9 @@ func (f *Fleet) watch(ctx context.Context, t *terminal) {
 		},
 		MinBackoff: 250 * time.Millisecond,
 		OnError: func(err error, retryIn time.Duration) {
+			if ctx.Err() != nil {
+				return // the fleet is stopping: not the server's failure
+			}
 			op := OpWatch
 			if retryIn == 0 {
 				op = OpAckConfig

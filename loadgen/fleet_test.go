@@ -29,6 +29,9 @@ type fakeServer struct {
 	pb.UnimplementedTerminalServiceServer
 	pb.UnimplementedPaymentServiceServer
 
+	// hbDelay, set before the server starts, slows every heartbeat.
+	hbDelay time.Duration
+
 	mu        sync.Mutex // guards every field below
 	merchants map[string]bool
 	terms     map[string]*fakeTerm // by terminal ID
@@ -137,6 +140,7 @@ func (s *fakeServer) Heartbeat(ctx context.Context, _ *pb.HeartbeatRequest) (*pb
 	if err != nil {
 		return nil, err
 	}
+	time.Sleep(s.hbDelay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.heartbeats++
@@ -541,5 +545,28 @@ func TestParseMix(t *testing.T) {
 		if _, err := loadgen.ParseMix(bad); err == nil {
 			t.Errorf("ParseMix(%q) accepted", bad)
 		}
+	}
+}
+
+// Heartbeats still in flight when the run ends are answered and recorded
+// as such, not cut off by the fleet and counted as errors.
+func TestFleetLetsHeartbeatsInFlightFinish(t *testing.T) {
+	t.Parallel()
+	s := newFakeServer()
+	s.hbDelay = 150 * time.Millisecond
+	res := runFleet(t, s, loadgen.FleetConfig{
+		Terminals:         6,
+		Merchants:         1,
+		Mix:               loadgen.Mix{loadgen.TxApprove: 1},
+		HeartbeatInterval: 10 * time.Millisecond,
+		Seed:              7,
+		RunID:             "HB",
+	}, steady(50, 400*time.Millisecond), 2)
+	o := res.Op(loadgen.OpHeartbeat)
+	if o == nil || o.Count == 0 {
+		t.Fatal("no heartbeats recorded")
+	}
+	if o.Errors != 0 {
+		t.Errorf("heartbeat: %d errors (%+v), want 0", o.Errors, o.Outcomes)
 	}
 }
