@@ -70,27 +70,28 @@ func newAuthenticator(f *fleet.Fleet, t *operator.Tokens, log *audit.Log) *authe
 
 // Authenticate implements Authenticator.
 func (a *authenticator) Authenticate(ctx context.Context, method string, need access, bearer string) (auth.Principal, error) {
-	peer := peerAddr(ctx)
+	// The peer's address is formatted only for failures: a successful call
+	// (the payment hot path) does not need it.
 	if bearer != "" {
 		ref, terr := a.fleet.Authenticate(bearer)
 		if !errors.Is(terr, fleet.ErrBadCredential) {
 			p := auth.Principal{Kind: auth.KindTerminal, TerminalID: ref.TerminalID, MerchantID: ref.MerchantID, StoreID: ref.StoreID}
-			return a.terminal(method, need, p, terr, peer)
+			return a.terminal(ctx, method, need, p, terr)
 		}
 		tok, oerr := a.tokens.Authenticate(bearer)
 		if oerr == nil {
 			p := auth.Principal{Kind: auth.KindAdmin, TokenID: tok.ID, Role: tok.Role}
-			return a.admin(method, need, p, peer)
+			return a.admin(ctx, method, need, p)
 		}
 		if !errors.Is(oerr, operator.ErrUnknownToken) {
-			return auth.Principal{}, a.fail(method, peer, "admin token "+tok.ID+" "+tokenState(oerr), "admin:"+tok.ID)
+			return auth.Principal{}, a.fail(ctx, method, "admin token "+tok.ID+" "+tokenState(oerr), "admin:"+tok.ID)
 		}
 	}
 	why := "unknown credential"
 	if bearer == "" {
 		why = "missing credential"
 	}
-	return auth.Principal{}, a.fail(method, peer, why, "anonymous")
+	return auth.Principal{}, a.fail(ctx, method, why, "anonymous")
 }
 
 func tokenState(err error) string {
@@ -101,16 +102,16 @@ func tokenState(err error) string {
 }
 
 // terminal checks a terminal principal against the method.
-func (a *authenticator) terminal(method string, need access, p auth.Principal, stateErr error, peer string) (auth.Principal, error) {
+func (a *authenticator) terminal(ctx context.Context, method string, need access, p auth.Principal, stateErr error) (auth.Principal, error) {
 	if !need.terminal {
-		return auth.Principal{}, a.deny(method, p, peer, reasonWrongCredential, "terminal credentials may not call operator methods")
+		return auth.Principal{}, a.deny(ctx, method, p, reasonWrongCredential, "terminal credentials may not call operator methods")
 	}
 	switch {
 	case errors.Is(stateErr, fleet.ErrTerminalRetired):
-		return auth.Principal{}, a.deny(method, p, peer, reasonRetired, "terminal is retired")
+		return auth.Principal{}, a.deny(ctx, method, p, reasonRetired, "terminal is retired")
 	case errors.Is(stateErr, fleet.ErrTerminalSuspended):
 		if !need.allowSuspended {
-			return auth.Principal{}, a.deny(method, p, peer, reasonSuspended, "terminal is suspended")
+			return auth.Principal{}, a.deny(ctx, method, p, reasonSuspended, "terminal is suspended")
 		}
 		p.Suspended = true
 	case stateErr != nil:
@@ -120,20 +121,21 @@ func (a *authenticator) terminal(method string, need access, p auth.Principal, s
 }
 
 // admin checks an operator principal against the method.
-func (a *authenticator) admin(method string, need access, p auth.Principal, peer string) (auth.Principal, error) {
+func (a *authenticator) admin(ctx context.Context, method string, need access, p auth.Principal) (auth.Principal, error) {
 	if need.terminal {
-		return auth.Principal{}, a.deny(method, p, peer, reasonWrongCredential, "admin tokens may not call terminal methods")
+		return auth.Principal{}, a.deny(ctx, method, p, reasonWrongCredential, "admin tokens may not call terminal methods")
 	}
 	if !p.Role.Allows(need.role) {
-		return auth.Principal{}, a.deny(method, p, peer, reasonInsufficientRole,
+		return auth.Principal{}, a.deny(ctx, method, p, reasonInsufficientRole,
 			"role "+p.Role.String()+" may not call this method (needs "+need.role.String()+")")
 	}
 	return p, nil
 }
 
 // fail audits a failed authentication and spends the peer's failure budget.
-func (a *authenticator) fail(method, peer, why, actor string) error {
+func (a *authenticator) fail(ctx context.Context, method, why, actor string) error {
 	now := a.now()
+	peer := peerAddr(ctx)
 	host := fleet.PeerHost(peer)
 	limited := !a.fails.Allow(host, now)
 	if ok, suppressed := a.repeats.Admit("authn|"+host, now); ok {
@@ -153,7 +155,8 @@ func (a *authenticator) fail(method, peer, why, actor string) error {
 }
 
 // deny audits a refused call of a known caller.
-func (a *authenticator) deny(method string, p auth.Principal, peer, reason, msg string) error {
+func (a *authenticator) deny(ctx context.Context, method string, p auth.Principal, reason, msg string) error {
+	peer := peerAddr(ctx)
 	if ok, suppressed := a.repeats.Admit("deny|"+p.Actor()+"|"+reason, a.now()); ok {
 		attrs := map[string]string{"method": method, "reason": reason}
 		if suppressed > 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -32,12 +31,12 @@ const (
 )
 
 var (
-	reMCC        = regexp.MustCompile(`^[0-9]{4}$`)
-	reCountry    = regexp.MustCompile(`^[A-Z]{2}$`)
-	reNumericMID = regexp.MustCompile(`^[0-9]{15}$`)
-	reParamKey   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	reComponent  = regexp.MustCompile(`^[\x21-\x7e]{1,32}$`)
-	reTokenID    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	reMCC        = newCharFormat("0-9", 4, 4)
+	reCountry    = newCharFormat("A-Z", 2, 2)
+	reNumericMID = newCharFormat("0-9", 15, 15)
+	reParamKey   = newCharFormat("A-Za-z0-9._-", 1, 64)
+	reComponent  = newCharFormat("!-~", 1, 32) // printable ASCII, no space
+	reTokenID    = newCharFormat("A-Za-z0-9_-", 1, 64)
 )
 
 func init() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -63,7 +62,7 @@ func (s *Server) paymentStatus(ctx context.Context, err error) error {
 }
 
 // reTransactionID matches authorization and refund IDs.
-var reTransactionID = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
+var reTransactionID = newCharFormat("A-Za-z0-9", 1, 64)
 
 // requestID checks a required idempotency key.
 func (v *violations) requestID(field, id string) {
@@ -80,8 +79,13 @@ func (v *violations) money(field string, m *pb.Money) payment.Money {
 		v.add(field, "is required")
 		return payment.Money{}
 	}
-	if v.required(field+".currency", m.GetCurrency()) {
-		v.match(field+".currency", m.GetCurrency(), reCurrency, "an ISO 4217 code such as \"NZD\"")
+	// The field name is built only for a violation: this runs on every
+	// payment.
+	switch cur := m.GetCurrency(); {
+	case cur == "":
+		v.add(field+".currency", "is required")
+	case !reCurrency.MatchString(cur):
+		v.add(field+".currency", "must be an ISO 4217 code such as \"NZD\"")
 	}
 	return payment.Money{MinorUnits: m.GetMinorUnits(), Currency: m.GetCurrency()}
 }

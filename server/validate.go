@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"regexp"
 	"unicode/utf8"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -47,9 +46,12 @@ func (v *violations) maxLen(field, value string, n int) bool {
 	return true
 }
 
+// matcher is an input format: a *regexp.Regexp or a *charFormat.
+type matcher interface{ MatchString(s string) bool }
+
 // match records a violation when value does not match re; what says what is
 // expected, e.g. "1-15 letters and digits".
-func (v *violations) match(field, value string, re *regexp.Regexp, what string) bool {
+func (v *violations) match(field, value string, re matcher, what string) bool {
 	if !re.MatchString(value) {
 		v.add(field, "must be %s", what)
 		return false
@@ -76,13 +78,55 @@ func (v *violations) err() error {
 
 // Shared input formats of the protocol.
 var (
-	reMerchantID = regexp.MustCompile(`^[A-Za-z0-9]{1,15}$`)
-	reStoreID    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
-	reTerminalID = regexp.MustCompile(`^[A-Z0-9]{8}$`)
-	reRequestID  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
-	reCurrency   = regexp.MustCompile(`^[A-Z]{3}$`)
-	reSerial     = regexp.MustCompile(`^[\x21-\x7e]{1,64}$`)
+	reMerchantID = newCharFormat("A-Za-z0-9", 1, 15)
+	reStoreID    = newCharFormat("A-Za-z0-9_-", 1, 32)
+	reTerminalID = newCharFormat("A-Z0-9", 8, 8)
+	reRequestID  = newCharFormat("A-Za-z0-9._:-", 1, 64)
+	reCurrency   = newCharFormat("A-Z", 3, 3)
+	reSerial     = newCharFormat("!-~", 1, 64) // printable ASCII, no space
 )
+
+// charFormat is the format ^[chars]{min,max}$ that most identifiers of the
+// protocol share, checked with a table instead of a regular expression:
+// these checks run on every payment request.
+type charFormat struct {
+	allowed  [256]bool
+	min, max int
+}
+
+// newCharFormat returns the format of strings of min to max bytes from
+// chars, a character class body of single ASCII characters and ranges
+// ("A-Za-z0-9._-"; a '-' at the end stands for itself).
+func newCharFormat(chars string, min, max int) *charFormat {
+	f := &charFormat{min: min, max: max}
+	for i := 0; i < len(chars); i++ {
+		lo, hi := chars[i], chars[i]
+		if i+2 < len(chars) && chars[i+1] == '-' {
+			hi = chars[i+2]
+			i += 2
+		}
+		if lo > hi || hi >= utf8.RuneSelf {
+			panic(fmt.Sprintf("server: bad character class %q", chars))
+		}
+		for c := int(lo); c <= int(hi); c++ {
+			f.allowed[c] = true
+		}
+	}
+	return f
+}
+
+// MatchString reports whether s has the format.
+func (f *charFormat) MatchString(s string) bool {
+	if len(s) < f.min || len(s) > f.max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !f.allowed[s[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 // Page sizes of List RPCs.
 const (

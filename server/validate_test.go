@@ -1,0 +1,73 @@
+package server
+
+import (
+	"math/rand/v2"
+	"regexp"
+	"testing"
+)
+
+// Each table-driven format accepts exactly what its regular expression
+// would.
+func TestCharFormatsMatchTheirRegexps(t *testing.T) {
+	formats := []struct {
+		f  *charFormat
+		re string
+	}{
+		{reMerchantID, `^[A-Za-z0-9]{1,15}$`},
+		{reStoreID, `^[A-Za-z0-9_-]{1,32}$`},
+		{reTerminalID, `^[A-Z0-9]{8}$`},
+		{reRequestID, `^[A-Za-z0-9._:-]{1,64}$`},
+		{reCurrency, `^[A-Z]{3}$`},
+		{reSerial, `^[\x21-\x7e]{1,64}$`},
+		{reMCC, `^[0-9]{4}$`},
+		{reCountry, `^[A-Z]{2}$`},
+		{reNumericMID, `^[0-9]{15}$`},
+		{reParamKey, `^[A-Za-z0-9._-]{1,64}$`},
+		{reComponent, `^[\x21-\x7e]{1,32}$`},
+		{reTokenID, `^[A-Za-z0-9_-]{1,64}$`},
+		{reTransactionID, `^[A-Za-z0-9]{1,64}$`},
+	}
+	// Strings of every length around the bounds, drawn from the allowed
+	// characters with now and then one from outside (including a space,
+	// controls, non-ASCII bytes and multi-byte UTF-8).
+	rng := rand.New(rand.NewPCG(1, 2))
+	odd := []string{" ", "\x00", "\n", "\x7f", "\xff", "é", "€", "/", "+", "$"}
+	for _, tc := range formats {
+		re := regexp.MustCompile(tc.re)
+		var allowed []byte
+		for c := range 256 {
+			if tc.f.allowed[c] {
+				allowed = append(allowed, byte(c))
+			}
+		}
+		for n := 0; n <= tc.f.max+2; n++ {
+			for range 200 {
+				var b []byte
+				for range n {
+					if rng.IntN(40) == 0 {
+						b = append(b, odd[rng.IntN(len(odd))]...)
+					} else {
+						b = append(b, allowed[rng.IntN(len(allowed))])
+					}
+				}
+				s := string(b)
+				if got, want := tc.f.MatchString(s), re.MatchString(s); got != want {
+					t.Fatalf("%s: %q: table says %v, regexp %v", tc.re, s, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestNewCharFormatRejectsBadClasses(t *testing.T) {
+	for _, chars := range []string{"z-a", "A-\xff"} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("newCharFormat(%q) did not panic", chars)
+				}
+			}()
+			newCharFormat(chars, 1, 2)
+		}()
+	}
+}
