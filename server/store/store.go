@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,11 @@ type Options struct {
 	MemTableSize int64
 	// NumMemtables is how many memtables may be held before writes stall.
 	NumMemtables int
+	// NumLevelZeroTables is how many flushed memtables collect on level 0
+	// before they are compacted into level 1; writes stall at three times
+	// as many. More tables mean fewer, larger compactions (less CPU per
+	// write) and more tables for a read to check.
+	NumLevelZeroTables int
 	// BlockCacheSize bounds the block cache in bytes.
 	BlockCacheSize int64
 	// IndexCacheSize bounds the index and bloom-filter cache in bytes.
@@ -47,17 +53,21 @@ type Options struct {
 
 // DefaultOptions returns settings sized for a small machine: bounded memory
 // (16 MiB memtables, 32 MiB block cache, 16 MiB index cache), one version per
-// key, synced writes and a value-log GC every five minutes.
+// key, synced writes and a value-log GC every five minutes. Level 0 holds up
+// to 8 tables before compaction: payments write many small records, and in
+// the Authorize benchmark 8 instead of 3 cut compaction CPU per
+// authorization from about 10 µs to 5–6 µs.
 func DefaultOptions(dir string) Options {
 	return Options{
-		Dir:              dir,
-		MemTableSize:     16 << 20,
-		NumMemtables:     3,
-		BlockCacheSize:   32 << 20,
-		IndexCacheSize:   16 << 20,
-		ValueLogFileSize: 128 << 20,
-		GCInterval:       5 * time.Minute,
-		GCDiscardRatio:   0.5,
+		Dir:                dir,
+		MemTableSize:       16 << 20,
+		NumMemtables:       3,
+		NumLevelZeroTables: 8,
+		BlockCacheSize:     32 << 20,
+		IndexCacheSize:     16 << 20,
+		ValueLogFileSize:   128 << 20,
+		GCInterval:         5 * time.Minute,
+		GCDiscardRatio:     0.5,
 	}
 }
 
@@ -70,6 +80,8 @@ func (o Options) Validate() error {
 		return errors.New("store: MemTableSize must be at least 1 MiB")
 	case o.NumMemtables < 1:
 		return errors.New("store: NumMemtables must be at least 1")
+	case o.NumLevelZeroTables < 1:
+		return errors.New("store: NumLevelZeroTables must be at least 1")
 	case o.BlockCacheSize < 0 || o.IndexCacheSize < 0:
 		return errors.New("store: cache sizes must not be negative")
 	case o.ValueLogFileSize < 1<<20 || o.ValueLogFileSize >= 2<<30:
@@ -107,8 +119,8 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(opts.MemTableSize).
 		WithNumMemtables(opts.NumMemtables).
-		WithNumLevelZeroTables(opts.NumMemtables).
-		WithNumLevelZeroTablesStall(opts.NumMemtables * 3).
+		WithNumLevelZeroTables(opts.NumLevelZeroTables).
+		WithNumLevelZeroTablesStall(opts.NumLevelZeroTables * 3).
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithIndexCacheSize(opts.IndexCacheSize).
 		WithValueLogFileSize(opts.ValueLogFileSize).
@@ -234,6 +246,33 @@ func (tx *Txn) Set(key, value []byte) error {
 	return mapErr(tx.btx.Set(key, value))
 }
 
+// SetWithTTL writes value at key for ttl: once it has passed, reads no
+// longer see the key and compactions remove it, with no delete to write.
+// The expiry is kept in whole seconds, rounded down; ttl must be positive.
+func (tx *Txn) SetWithTTL(key, value []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return fmt.Errorf("store: set %q: ttl %v is not positive", key, ttl)
+	}
+	return mapErr(tx.btx.SetEntry(badger.NewEntry(key, value).WithTTL(ttl)))
+}
+
+// Expiry returns when key expires, the zero time when it never does, or
+// ErrNotFound.
+func (tx *Txn) Expiry(key []byte) (time.Time, error) {
+	item, err := tx.btx.Get(key)
+	if err != nil {
+		return time.Time{}, mapErr(err)
+	}
+	return expiry(item), nil
+}
+
+func expiry(item *badger.Item) time.Time {
+	if at := item.ExpiresAt(); at > 0 {
+		return time.Unix(int64(at), 0)
+	}
+	return time.Time{}
+}
+
 // Delete removes key.
 func (tx *Txn) Delete(key []byte) error {
 	return mapErr(tx.btx.Delete(key))
@@ -247,6 +286,14 @@ func (tx *Txn) Iterate(prefix, start []byte, fn func(key, value []byte) error) e
 	return tx.iterate(prefix, start, false, fn)
 }
 
+// IterateExpiry is Iterate that also passes each key's expiry (the zero
+// time for keys that never expire).
+func (tx *Txn) IterateExpiry(prefix []byte, fn func(key, value []byte, expires time.Time) error) error {
+	return tx.iterateItems(prefix, nil, false, func(item *badger.Item, v []byte) error {
+		return fn(item.Key(), v, expiry(item))
+	})
+}
+
 // IterateReverse is Iterate in descending key order; start, when given, is the
 // first key visited (inclusive) if present.
 func (tx *Txn) IterateReverse(prefix, start []byte, fn func(key, value []byte) error) error {
@@ -257,6 +304,12 @@ func (tx *Txn) IterateReverse(prefix, start []byte, fn func(key, value []byte) e
 var ErrStop = errors.New("store: stop iteration")
 
 func (tx *Txn) iterate(prefix, start []byte, reverse bool, fn func(key, value []byte) error) error {
+	return tx.iterateItems(prefix, start, reverse, func(item *badger.Item, v []byte) error {
+		return fn(item.Key(), v)
+	})
+}
+
+func (tx *Txn) iterateItems(prefix, start []byte, reverse bool, fn func(item *badger.Item, value []byte) error) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.Reverse = reverse
@@ -272,7 +325,7 @@ func (tx *Txn) iterate(prefix, start []byte, reverse bool, fn func(key, value []
 	}
 	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
 		item := it.Item()
-		err := item.Value(func(v []byte) error { return fn(item.Key(), v) })
+		err := item.Value(func(v []byte) error { return fn(item, v) })
 		if errors.Is(err, ErrStop) {
 			return nil
 		}
@@ -317,20 +370,19 @@ func Key(parts ...string) []byte {
 }
 
 // badgerLogger adapts slog to Badger's logger interface. Badger's info
-// chatter is logged at debug level.
+// chatter is logged at debug level. Badger logs a few debug lines on every
+// commit, so messages are formatted only when their level is enabled.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error(trim(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn(trim(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Infof(f string, a ...any) {
-	b.l.Debug(trim(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug(trim(fmt.Sprintf(f, a...)))
-}
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
 
-func trim(s string) string { return string(bytes.TrimRight([]byte(s), "\n")) }
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	ctx := context.Background()
+	if !b.l.Enabled(ctx, level) {
+		return
+	}
+	b.l.Log(ctx, level, strings.TrimRight(fmt.Sprintf(f, a...), "\n"))
+}

@@ -2,9 +2,13 @@ package store_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/posfleet/posfleet/server/store"
 )
@@ -142,12 +146,121 @@ func TestOptionsValidate(t *testing.T) {
 		func(o *store.Options) { o.MemTableSize = 10 },
 		func(o *store.Options) { o.GCDiscardRatio = 1 },
 		func(o *store.Options) { o.ValueLogFileSize = 4 << 30 },
+		func(o *store.Options) { o.NumLevelZeroTables = 0 },
 	}
 	for i, mut := range bad {
 		o := store.DefaultOptions(t.TempDir())
 		mut(&o)
 		if _, err := store.Open(o, nil); err == nil {
 			t.Errorf("case %d: Open accepted invalid options", i)
+		}
+	}
+}
+
+func TestSetWithTTL(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	start := time.Now()
+	err := db.Update(func(tx *store.Txn) error {
+		if err := tx.SetWithTTL([]byte("t/short"), []byte("s"), time.Second); err != nil {
+			return err
+		}
+		if err := tx.SetWithTTL([]byte("t/long"), []byte("l"), time.Hour); err != nil {
+			return err
+		}
+		if err := tx.Set([]byte("t/forever"), []byte("f")); err != nil {
+			return err
+		}
+		if err := tx.SetWithTTL([]byte("t/bad"), nil, 0); err == nil {
+			return errors.New("SetWithTTL accepted a zero ttl")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The expiry survives a restart.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, dir)
+	defer db.Close()
+	err = db.View(func(tx *store.Txn) error {
+		long, err := tx.Expiry([]byte("t/long"))
+		if err != nil {
+			return err
+		}
+		if lo, hi := start.Add(time.Hour-time.Second), time.Now().Add(time.Hour); long.Before(lo) || long.After(hi) {
+			t.Errorf("expiry of t/long = %v, want within [%v, %v]", long, lo, hi)
+		}
+		forever, err := tx.Expiry([]byte("t/forever"))
+		if err != nil || !forever.IsZero() {
+			t.Errorf("expiry of t/forever = %v, %v; want zero", forever, err)
+		}
+		if _, err := tx.Expiry([]byte("t/missing")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("expiry of a missing key: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past its expiry (whole seconds, rounded down) the short key is gone
+	// for reads and iteration alike.
+	time.Sleep(time.Until(start.Add(time.Second).Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+	if _, err := db.Get([]byte("t/short")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get expired key: %v, want ErrNotFound", err)
+	}
+	var seen []string
+	err = db.View(func(tx *store.Txn) error {
+		return tx.IterateExpiry([]byte("t/"), func(k, _ []byte, exp time.Time) error {
+			seen = append(seen, fmt.Sprintf("%s:%t", k, exp.IsZero()))
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(seen), "[t/forever:true t/long:false]"; got != want {
+		t.Errorf("IterateExpiry saw %s, want %s", got, want)
+	}
+}
+
+// Badger's chatter reaches the log at debug level, one clean line each,
+// and only when debug is enabled.
+func TestBadgerLogging(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		var buf bytes.Buffer
+		logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: level}))
+		db, err := store.Open(store.DefaultOptions(t.TempDir()), logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *store.Txn) error { return tx.Set([]byte("k"), []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var badgerLines int
+		for line := range strings.Lines(buf.String()) {
+			var rec struct{ Level, Msg, Component string }
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("log line %q: %v", line, err)
+			}
+			if rec.Component != "badger" {
+				continue
+			}
+			badgerLines++
+			if rec.Level == "DEBUG" && level != slog.LevelDebug {
+				t.Errorf("debug line logged at level %v: %q", level, line)
+			}
+			if strings.HasSuffix(rec.Msg, "\n") {
+				t.Errorf("message keeps its newline: %q", rec.Msg)
+			}
+		}
+		if level == slog.LevelDebug && badgerLines == 0 {
+			t.Errorf("no badger lines at debug level:\n%s", buf.String())
 		}
 	}
 }
