@@ -60,7 +60,11 @@
 // more than Options.MaxEntries are live, the oldest leave memory early and
 // are looked up on disk instead, with point lookups: every decision writes a
 // record under its request ID (the entry itself for Reverse and CloseBatch,
-// an index to its transaction for Authorize and Refund).
+// an index to its transaction for Authorize and Refund). These records and
+// tombstones carry an expiry an hour past the retention period, so the
+// store drops them on its own in compaction, including those that left
+// memory early; the engine still ignores any record older than the
+// retention period.
 //
 // # Decisions
 //

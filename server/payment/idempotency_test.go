@@ -26,6 +26,13 @@ func TestReplayBeforeAndAfterReopen(t *testing.T) {
 	}())
 	mustCode(t, decline, "54")
 	rev := v.reverse(term1, "rv-1", "a-unknown")
+	// A reversal that took effect, on another terminal so that the batch
+	// below stays as it is.
+	sale2 := v.authorize(sale("T0000002", "b-1", 700))
+	revDone := v.reverse("T0000002", "rv-2", "b-1")
+	if revDone.Status != payment.ReverseStatusReversed || revDone.AuthorizationID != sale2.AuthorizationID {
+		t.Fatalf("reverse: got %+v, want %s reversed", revDone, sale2.AuthorizationID)
+	}
 	closeReq := payment.CloseBatchRequest{TerminalID: term1, RequestID: "close-1", BatchNumber: 1,
 		TerminalTotals: payment.BatchTotals{SaleCount: 1, SaleAmount: 1500, RefundCount: 1, RefundAmount: 500}}
 	closed, err := v.eng.CloseBatch(ctx, closeReq)
@@ -55,6 +62,10 @@ func TestReplayBeforeAndAfterReopen(t *testing.T) {
 		x := v.reverse(term1, "rv-1", "a-unknown")
 		if !x.Replayed || x.Status != rev.Status {
 			t.Errorf("%s: reverse replay: got %+v, want %+v replayed", when, x, rev)
+		}
+		x2 := v.reverse("T0000002", "rv-2", "b-1")
+		if want := revDone; !x2.Replayed || x2.Status != want.Status || x2.AuthorizationID != want.AuthorizationID || x2.ReversedAmount != want.ReversedAmount {
+			t.Errorf("%s: reverse replay: got %+v, want %+v replayed", when, x2, want)
 		}
 		c, err := v.eng.CloseBatch(ctx, closeReq)
 		if err != nil || !c.Replayed || c.BatchNumber != 1 || c.NextBatchNumber != 2 || c.ServerTotals != closed.ServerTotals {

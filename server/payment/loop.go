@@ -128,10 +128,24 @@ func (c *commit) fail(o *op, err error) {
 	c.hold(o)
 }
 
-// lookupEntry finds the idempotency entry of requestID, in memory or, when
+// begin starts deciding o: the terminal's state, the request ID and its
+// idempotency entry (nil when none). When the lookup fails it fails o and
+// reports false.
+func (e *Engine) begin(o *op, c *commit, terminal, requestID string, now int64) (*termState, reqID, *entry, bool) {
+	ts := e.st.term(terminal)
+	rid := e.st.req(requestID)
+	en, err := e.lookupEntry(ts, rid, now)
+	if err != nil {
+		c.fail(o, err)
+		return nil, rid, nil, false
+	}
+	return ts, rid, en, true
+}
+
+// lookupEntry finds the idempotency entry of the request ID, in memory or, when
 // entries of the retention period were dropped early, on disk.
-func (e *Engine) lookupEntry(ts *termState, requestID string, now int64) (*entry, error) {
-	if en := ts.entries[requestID]; en != nil {
+func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error) {
+	if en := ts.entry(rid.key); en != nil {
 		return en, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
@@ -142,7 +156,7 @@ func (e *Engine) lookupEntry(ts *termState, requestID string, now int64) (*entry
 	err := e.db.View(func(txn *store.Txn) error {
 		var err error
 		var scanned bool
-		en, scanned, err = findEntry(txn, ts.id, requestID, cutoff, e.st.indexedSince)
+		en, scanned, err = findEntry(txn, ts.id, rid.id, cutoff, e.st.indexedSince)
 		if scanned {
 			e.st.entryScans++
 		}
@@ -151,16 +165,16 @@ func (e *Engine) lookupEntry(ts *termState, requestID string, now int64) (*entry
 	return en, err
 }
 
-// lookupTomb reports whether a tombstone for requestID exists.
-func (e *Engine) lookupTomb(ts *termState, requestID string, now int64) (bool, error) {
-	if ts.tombs[requestID] != nil {
+// lookupTomb reports whether a tombstone for the request ID exists.
+func (e *Engine) lookupTomb(ts *termState, rid reqID, now int64) (bool, error) {
+	if _, ok := ts.tombs[rid.key]; ok {
 		return true, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
 	if e.st.evictedUntil < cutoff {
 		return false, nil
 	}
-	v, err := e.db.Get(keyTombstone(ts.id, requestID))
+	v, err := e.db.Get(keyTombstone(ts.id, rid.id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -172,10 +186,12 @@ func (e *Engine) lookupTomb(ts *termState, requestID string, now int64) (bool, e
 }
 
 // getTx returns the transaction with seq from memory or disk, or nil.
+// The transaction is a copy: a decision that changes it writes it back
+// with writeTx.
 func (e *Engine) getTx(seq uint64, now int64) (*tx, error) {
 	st := e.st
-	if t := st.txs[seq]; t != nil {
-		return t, nil
+	if ct, ok := st.txs[seq]; ok {
+		return decodeTx(ct.rec)
 	}
 	if seq == 0 || seq >= st.nextSeq {
 		return nil, nil
@@ -189,10 +205,14 @@ func (e *Engine) getTx(seq uint64, now int64) (*tx, error) {
 	if err != nil || t == nil {
 		return nil, err
 	}
-	t.touched = now
-	st.txs[seq] = t
-	st.txQ.push(expiring{at: now, seq: seq})
+	st.cacheTx(t, now)
 	return t, nil
+}
+
+// cacheTx holds the durable transaction t in memory from now on.
+func (st *state) cacheTx(t *tx, now int64) {
+	st.txs[t.seq] = cachedTx{rec: t.encode(), touched: now}
+	st.txQ.push(expiringTx{at: now, seq: t.seq})
 }
 
 // newTx assigns the next ledger number to t and writes it.
@@ -200,9 +220,8 @@ func (e *Engine) newTx(t *tx, c *commit, now int64) {
 	st := e.st
 	t.seq = st.nextSeq
 	st.nextSeq++
-	t.touched = now
-	st.txs[t.seq] = t
-	st.txQ.push(expiring{at: now, seq: t.seq})
+	st.txs[t.seq] = cachedTx{touched: now}
+	st.txQ.push(expiringTx{at: now, seq: t.seq})
 	e.writeTx(t, c)
 	c.createdTx(t)
 	c.decisions++
@@ -216,27 +235,50 @@ func (e *Engine) newTx(t *tx, c *commit, now int64) {
 	}
 }
 
-// writeTx stages t's record in c.
+// writeTx stages t's record in c and makes it the cached version (t was
+// created by newTx or read by getTx, so it is cached).
 func (e *Engine) writeTx(t *tx, c *commit) {
-	t.pending = c.seq
-	c.put(keyTx(t.terminal, t.seq), t.encode())
+	rec := t.encode()
+	c.put(keyTx(t.terminal, t.seq), rec)
+	ct := e.st.txs[t.seq]
+	ct.rec, ct.pending = rec, c.seq
+	e.st.txs[t.seq] = ct
 }
 
-// addEntry records requestID's entry in memory and in c: for the kinds
+// addEntry records the request ID's entry in memory and in c: for the kinds
 // without a transaction record of their own (Reverse, CloseBatch) the entry,
 // for the others (Authorize, Refund) a request index pointing to their
 // transaction, so that an entry dropped from memory early is found on disk
-// with a point lookup.
-func (e *Engine) addEntry(ts *termState, requestID string, en *entry, c *commit) {
+// with a point lookup. Either key expires on its own (keyTTL).
+func (e *Engine) addEntry(ts *termState, rid reqID, en *entry, c *commit) {
 	en.pending = c.seq
-	ts.entries[requestID] = en
-	e.st.entryCount++
-	e.st.entryQ.push(expiring{at: en.created, ts: ts, key: requestID})
-	if en.kind == opReverse || en.kind == opCloseBatch {
-		c.put(keyRequest(ts.id, requestID), en.encode())
-	} else {
-		c.put(keyReqIndex(ts.id, requestID), encodeReqIndex(en.created, en.txSeq))
+	ts.entries[rid.key] = en.entryRec
+	if en.close != nil {
+		ts.closes[rid.key] = en.close
 	}
+	e.st.entryCount++
+	e.st.entryQ.push(expiring{at: en.created, term: ts.idx, key: rid.key})
+	ttl := e.keyTTL(en.created, en.created)
+	if en.kind == opReverse || en.kind == opCloseBatch {
+		c.putTTL(keyRequest(ts.id, rid.id), en.encode(), ttl)
+	} else {
+		c.putTTL(keyReqIndex(ts.id, rid.id), encodeReqIndex(en.created, en.txSeq), ttl)
+	}
+}
+
+// expiryMargin is how much longer than the retention period the store keeps
+// idempotency records and tombstones. The engine decides expiry itself (a
+// record older than the retention period is ignored); the store's expiry,
+// counted in whole seconds on the machine's clock, only has to come later,
+// also when the clock was stepped back while the engine's time stood still.
+const expiryMargin = time.Hour
+
+// keyTTL returns how long the store keeps an idempotency record or
+// tombstone created at created, written at now (engine times): so that no
+// delete is ever needed for them, neither for those that expire in memory
+// nor for those dropped from memory early.
+func (e *Engine) keyTTL(created, now int64) time.Duration {
+	return time.Duration(created-now) + e.opts.Retention + expiryMargin
 }
 
 // changed notes that an open batch's totals changed by a new transaction
@@ -287,10 +329,8 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	st := e.st
 	r := &o.auth
 	pol := &o.pol
-	ts := st.term(r.TerminalID)
-	en, err := e.lookupEntry(ts, r.RequestID, now)
-	if err != nil {
-		c.fail(o, err)
+	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
+	if !ok {
 		return
 	}
 	if en != nil && en.kind == opAuthorize && en.fp == o.fp {
@@ -306,15 +346,15 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	var mismatch string
 	if duplicate {
 		code = CodeDuplicateTransmission
-	} else if tomb, err := e.lookupTomb(ts, r.RequestID, now); err != nil {
+	} else if tomb, err := e.lookupTomb(ts, rid, now); err != nil {
 		c.fail(o, err)
 		return
 	} else {
 		switch {
 		case tomb:
 			code = CodeInvalidTransaction
-			if ts.tombs[r.RequestID] != nil {
-				delete(ts.tombs, r.RequestID)
+			if hasKey(ts.tombs, rid.key) {
+				delete(ts.tombs, rid.key)
 				st.entryCount--
 			}
 			c.del(keyTombstone(ts.id, r.RequestID))
@@ -394,13 +434,13 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 		ts.addDay(date, amount)
 		if pol.VelocityLimit > 0 && pol.VelocityWindow > 0 {
 			ts.vel[o.tokenHash] = append(ts.vel[o.tokenHash], now)
-			st.velQ.push(expiring{at: now, ts: ts, hash: o.tokenHash})
+			st.velQ.push(expiring{at: now, term: ts.idx, hash: o.tokenHash})
 		}
 	}
 	e.newTx(t, c, now)
 	res := t.answer()
 	if !duplicate {
-		e.addEntry(ts, r.RequestID, res, c)
+		e.addEntry(ts, rid, res, c)
 	}
 	o.authRes = res.authorizeResult()
 	if mismatch != "" {
@@ -429,9 +469,9 @@ func (en *entry) authorizeResult() AuthorizeResult {
 	r := AuthorizeResult{
 		AuthorizationID: txID(TxKindSale, en.txSeq),
 		Decision:        en.decision,
-		ResponseCode:    en.code,
-		AuthCode:        en.authCode,
-		Message:         CodeMessage(en.code),
+		ResponseCode:    en.code.String(),
+		AuthCode:        en.authCode.String(),
+		Message:         CodeMessage(en.code.String()),
 		BatchNumber:     en.batch,
 		DecisionTime:    time.Unix(0, en.decided).UTC(),
 	}
@@ -468,10 +508,8 @@ func entryModeAccepted(accepted []EntryMode, m EntryMode) bool {
 func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 	st := e.st
 	r := &o.rev.req
-	ts := st.term(r.TerminalID)
-	en, err := e.lookupEntry(ts, r.RequestID, now)
-	if err != nil {
-		c.fail(o, err)
+	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
+	if !ok {
 		return
 	}
 	if en != nil {
@@ -484,23 +522,24 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 		c.fail(o, ErrRequestIDReused)
 		return
 	}
-	orig, err := e.lookupEntry(ts, r.OriginalRequestID, now)
+	orid := st.req(r.OriginalRequestID)
+	orig, err := e.lookupEntry(ts, orid, now)
 	if err != nil {
 		c.fail(o, err)
 		return
 	}
-	res := &entry{kind: opReverse, fp: o.fp, created: now}
+	res := &entry{entryRec: entryRec{kind: opReverse, fp: o.fp, created: now}}
 	switch {
 	case orig == nil:
 		res.status = ReverseStatusOriginalNotFound
-		if ok, err := e.lookupTomb(ts, r.OriginalRequestID, now); err != nil {
+		if ok, err := e.lookupTomb(ts, orid, now); err != nil {
 			c.fail(o, err)
 			return
 		} else if !ok {
-			ts.tombs[r.OriginalRequestID] = &tomb{created: now, pending: c.seq}
+			ts.tombs[orid.key] = tomb{created: now, pending: c.seq}
 			st.entryCount++
-			st.entryQ.push(expiring{at: now, ts: ts, key: r.OriginalRequestID, tomb: true})
-			c.put(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID))
+			st.entryQ.push(expiring{at: now, term: ts.idx, key: orid.key, tomb: true})
+			c.putTTL(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, now))
 		}
 	case orig.kind != opAuthorize:
 		res.status = ReverseStatusNotReversible
@@ -514,7 +553,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 			c.fail(o, errors.New("payment: authorization "+txID(TxKindSale, orig.txSeq)+" missing from the ledger"))
 			return
 		}
-		res.authID = t.id()
+		res.authSeq = t.seq
 		switch {
 		case t.reversed:
 			res.status = ReverseStatusAlreadyReversed
@@ -522,7 +561,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 			res.status = ReverseStatusNotReversible
 		default:
 			res.status = ReverseStatusReversed
-			res.amount, res.currency = t.amount, t.currency
+			res.amount, res.currency = t.amount, newCurrencyCode(t.currency)
 			t.reversed = true
 			t.reversalReason = r.Reason
 			t.reversalTime = now
@@ -544,16 +583,16 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 			e.writeTx(t, c)
 		}
 	}
-	e.addEntry(ts, r.RequestID, res, c)
+	e.addEntry(ts, rid, res, c)
 	c.decisions++
 	o.rev.res = res.reverseResult()
 	c.hold(o)
 }
 
 func (en *entry) reverseResult() ReverseResult {
-	r := ReverseResult{Status: en.status, AuthorizationID: en.authID}
+	r := ReverseResult{Status: en.status, AuthorizationID: en.authID()}
 	if en.status == ReverseStatusReversed {
-		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency}
+		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency.String()}
 	}
 	return r
 }
@@ -562,10 +601,8 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	st := e.st
 	r := &o.ref.req
 	pol := &o.pol
-	ts := st.term(r.TerminalID)
-	en, err := e.lookupEntry(ts, r.RequestID, now)
-	if err != nil {
-		c.fail(o, err)
+	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
+	if !ok {
 		return
 	}
 	if en != nil && en.kind == opRefund && en.fp == o.fp {
@@ -578,6 +615,7 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	amount := r.Amount.MinorUnits
 	var sale *tx
 	if seq, refund, ok := parseTxID(r.AuthorizationID); ok && !refund {
+		var err error
 		if sale, err = e.getTx(seq, now); err != nil {
 			c.fail(o, err)
 			return
@@ -635,7 +673,7 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	e.newTx(t, c, now)
 	res := t.answer()
 	if !duplicate {
-		e.addEntry(ts, r.RequestID, res, c)
+		e.addEntry(ts, rid, res, c)
 	}
 	o.ref.res = res.refundResult()
 	c.hold(o)
@@ -645,22 +683,19 @@ func (en *entry) refundResult() RefundResult {
 	return RefundResult{
 		RefundID:            txID(TxKindRefund, en.txSeq),
 		Decision:            en.decision,
-		ResponseCode:        en.code,
-		Message:             CodeMessage(en.code),
-		RemainingRefundable: Money{MinorUnits: en.amount, Currency: en.currency},
+		ResponseCode:        en.code.String(),
+		Message:             CodeMessage(en.code.String()),
+		RemainingRefundable: Money{MinorUnits: en.amount, Currency: en.currency.String()},
 		BatchNumber:         en.batch,
 		DecisionTime:        time.Unix(0, en.decided).UTC(),
 	}
 }
 
 func (e *Engine) decideClose(o *op, c *commit, now int64) {
-	st := e.st
 	r := &o.close.req
 	pol := &o.pol
-	ts := st.term(r.TerminalID)
-	en, err := e.lookupEntry(ts, r.RequestID, now)
-	if err != nil {
-		c.fail(o, err)
+	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
+	if !ok {
 		return
 	}
 	if en != nil {
@@ -708,7 +743,7 @@ func (e *Engine) decideClose(o *op, c *commit, now int64) {
 		NextBatchNumber: next.number,
 		CloseTime:       time.Unix(0, now).UTC(),
 	}
-	e.addEntry(ts, r.RequestID, &entry{kind: opCloseBatch, fp: o.fp, created: now, close: res}, c)
+	e.addEntry(ts, rid, &entry{entryRec: entryRec{kind: opCloseBatch, fp: o.fp, created: now}, close: res}, c)
 	c.decisions++
 	o.close.res = *res
 	typ, msg := audit.BatchClosed, "batch closed in balance"
@@ -741,9 +776,10 @@ func (e *Engine) decideClose(o *op, c *commit, now int64) {
 	c.hold(o)
 }
 
-// housekeep drops expired state from memory (and expired idempotency
-// records and tombstones from disk, through c), and trims memory to
-// MaxEntries.
+// housekeep drops expired state from memory and trims memory to
+// MaxEntries. The disk records of idempotency entries and tombstones
+// expire on their own (keyTTL), whether they expire in memory or were
+// dropped from it early.
 func (e *Engine) housekeep(c *commit) {
 	st := e.st
 	if !e.opts.noCheckpoints {
@@ -761,36 +797,28 @@ func (e *Engine) housekeep(c *commit) {
 		if !expired && st.entryCount <= e.opts.MaxEntries {
 			break
 		}
-		ts, key := it.ts, it.key
+		ts, key := st.termList[it.term], it.key
 		if it.tomb {
-			tb := ts.tombs[key]
-			if tb != nil && tb.created == it.at {
+			if tb, ok := ts.tombs[key]; ok && tb.created == it.at {
 				if tb.pending > durable {
 					break
 				}
 				delete(ts.tombs, key)
 				st.entryCount--
-				if expired {
-					c.del(keyTombstone(ts.id, key))
-				} else {
+				if !expired {
 					st.evictedUntil = it.at
 				}
 			}
 		} else {
-			en := ts.entries[key]
-			if en != nil && en.created == it.at {
+			if en, ok := ts.entries[key]; ok && en.created == it.at {
 				if en.pending > durable {
 					break
 				}
 				delete(ts.entries, key)
+				delete(ts.closes, key)
 				st.entryCount--
 				if !expired {
 					st.evictedUntil = it.at
-				} else if en.kind == opReverse || en.kind == opCloseBatch {
-					c.del(keyRequest(ts.id, key))
-				} else {
-					// The transaction record stays; its request index goes.
-					c.del(keyReqIndex(ts.id, key))
 				}
 			}
 		}
@@ -802,8 +830,8 @@ func (e *Engine) housekeep(c *commit) {
 		if it.at > txCutoff && len(st.txs) <= e.opts.MaxEntries {
 			break
 		}
-		if t := st.txs[it.seq]; t != nil && t.touched == it.at {
-			if t.pending > durable {
+		if ct, ok := st.txs[it.seq]; ok && ct.touched == it.at {
+			if ct.pending > durable {
 				break
 			}
 			delete(st.txs, it.seq)
@@ -815,14 +843,15 @@ func (e *Engine) housekeep(c *commit) {
 		if it.at > cutoff {
 			break
 		}
-		ring := it.ts.vel[it.hash]
+		ts := st.termList[it.term]
+		ring := ts.vel[it.hash]
 		if len(ring) > 0 && ring[0] <= it.at {
 			ring = ring[1:]
 		}
 		if len(ring) == 0 {
-			delete(it.ts.vel, it.hash)
+			delete(ts.vel, it.hash)
 		} else {
-			it.ts.vel[it.hash] = ring
+			ts.vel[it.hash] = ring
 		}
 		st.velQ.pop()
 	}

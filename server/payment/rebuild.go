@@ -20,8 +20,10 @@ import (
 // restores daily totals, velocity windows, recent transactions and the
 // idempotency entries of Authorize and Refund. Reverse and CloseBatch
 // entries and tombstones of the retention period are read from their own
-// records; expired ones, and expired request indexes, are deleted. The work is bounded by the retention
-// period and the checkpoint interval, not by the ledger's size.
+// records; expired ones, and expired request indexes, are deleted, and
+// live ones written before such records expired on their own get their
+// expiry (see keyTTL). The work is bounded by the retention period and the
+// checkpoint interval, not by the ledger's size.
 func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	st := newState()
 	now := e.clock().UnixNano()
@@ -31,13 +33,22 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	type timed struct {
 		at   int64
 		ts   *termState
-		key  string
+		key  reqKey
 		tomb bool
 		hash uint64
 		seq  uint64
 	}
 	var approvals, recent, live []timed
-	var expired [][]byte
+	// fixes delete expired idempotency records and tombstones, and rewrite
+	// live ones written before such records expired on their own with their
+	// expiry.
+	var fixes []write
+	expire := func(k []byte) { fixes = append(fixes, write{key: bytes.Clone(k), del: true}) }
+	migrate := func(k, v []byte, created int64, exp time.Time) {
+		if exp.IsZero() {
+			fixes = append(fixes, write{key: bytes.Clone(k), value: bytes.Clone(v), ttl: e.keyTTL(created, now)})
+		}
+	}
 	writeIndexedSince := false
 
 	err := e.db.View(func(txn *store.Txn) error {
@@ -121,14 +132,14 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 					}
 				}
 				if t.decided >= txCutoff {
-					t.touched = t.decided
-					st.txs[t.seq] = t
+					st.txs[t.seq] = cachedTx{rec: t.encode(), touched: t.decided}
 					recent = append(recent, timed{at: t.decided, seq: t.seq})
 				}
 				if t.decided >= cutoff {
 					if en := t.entry(); en != nil {
-						ts.entries[t.requestID] = en
-						live = append(live, timed{at: en.created, ts: ts, key: t.requestID})
+						k := st.key(t.requestID)
+						ts.entries[k] = en.entryRec
+						live = append(live, timed{at: en.created, ts: ts, key: k})
 					}
 				}
 				return nil
@@ -138,7 +149,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 			}
 			ts.pruneDays()
 		}
-		err = txn.Iterate(prefixRequest, nil, func(k, v []byte) error {
+		err = txn.IterateExpiry(prefixRequest, func(k, v []byte, exp time.Time) error {
 			en, err := decodeEntry(v)
 			if err != nil {
 				return fmt.Errorf("%w (key %q)", err, k)
@@ -148,32 +159,39 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 				return fmt.Errorf("payment: malformed request key %q", k)
 			}
 			if en.created < cutoff {
-				expired = append(expired, bytes.Clone(k))
+				expire(k)
 				return nil
 			}
+			migrate(k, v, en.created, exp)
 			st.last = max(st.last, en.created)
 			ts := st.term(terminal)
-			ts.entries[requestID] = en
-			live = append(live, timed{at: en.created, ts: ts, key: requestID})
+			rk := st.key(requestID)
+			ts.entries[rk] = en.entryRec
+			if en.close != nil {
+				ts.closes[rk] = en.close
+			}
+			live = append(live, timed{at: en.created, ts: ts, key: rk})
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		err = txn.Iterate(prefixReqIndex, nil, func(k, v []byte) error {
+		err = txn.IterateExpiry(prefixReqIndex, func(k, v []byte, exp time.Time) error {
 			created, _, err := decodeReqIndex(v)
 			if err != nil {
 				return fmt.Errorf("%w (key %q)", err, k)
 			}
 			if created < cutoff {
-				expired = append(expired, bytes.Clone(k))
+				expire(k)
+			} else {
+				migrate(k, v, created, exp)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		return txn.Iterate(prefixTombstone, nil, func(k, v []byte) error {
+		return txn.IterateExpiry(prefixTombstone, func(k, v []byte, exp time.Time) error {
 			created, err := decodeTombstone(v)
 			if err != nil {
 				return fmt.Errorf("%w (key %q)", err, k)
@@ -183,13 +201,15 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 				return fmt.Errorf("payment: malformed tombstone key %q", k)
 			}
 			if created < cutoff {
-				expired = append(expired, bytes.Clone(k))
+				expire(k)
 				return nil
 			}
+			migrate(k, v, created, exp)
 			st.last = max(st.last, created)
 			ts := st.term(terminal)
-			ts.tombs[requestID] = &tomb{created: created}
-			live = append(live, timed{at: created, ts: ts, key: requestID, tomb: true})
+			rk := st.key(requestID)
+			ts.tombs[rk] = tomb{created: created}
+			live = append(live, timed{at: created, ts: ts, key: rk, tomb: true})
 			return nil
 		})
 	})
@@ -201,7 +221,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	slices.SortStableFunc(approvals, byTime)
 	for _, a := range approvals {
 		a.ts.vel[a.hash] = append(a.ts.vel[a.hash], a.at)
-		st.velQ.push(expiring{at: a.at, ts: a.ts, hash: a.hash})
+		st.velQ.push(expiring{at: a.at, term: a.ts.idx, hash: a.hash})
 	}
 	slices.SortStableFunc(recent, byTime)
 	if over := len(recent) - e.opts.MaxEntries; over > 0 {
@@ -211,7 +231,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		recent = recent[over:]
 	}
 	for _, r := range recent {
-		st.txQ.push(expiring{at: r.at, seq: r.seq})
+		st.txQ.push(expiringTx{at: r.at, seq: r.seq})
 	}
 	slices.SortStableFunc(live, byTime)
 	if over := len(live) - e.opts.MaxEntries; over > 0 {
@@ -221,18 +241,19 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 				delete(q.ts.tombs, q.key)
 			} else {
 				delete(q.ts.entries, q.key)
+				delete(q.ts.closes, q.key)
 			}
 		}
 		st.evictedUntil = live[over-1].at
 		live = live[over:]
 	}
 	for _, q := range live {
-		st.entryQ.push(expiring{at: q.at, ts: q.ts, key: q.key, tomb: q.tomb})
+		st.entryQ.push(expiring{at: q.at, term: q.ts.idx, key: q.key, tomb: q.tomb})
 	}
 	st.entryCount = len(live)
 
-	if err := e.deleteKeys(expired); err != nil {
-		return nil, err
+	if err := e.writeInChunks(fixes); err != nil {
+		return nil, fmt.Errorf("payment: expire idempotency records: %w", err)
 	}
 	if writeIndexedSince {
 		err := e.db.Update(func(tx *store.Txn) error {
@@ -245,22 +266,13 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	return st, nil
 }
 
-// deleteKeys deletes keys in chunks that fit one store transaction.
-func (e *Engine) deleteKeys(keys [][]byte) error {
-	for len(keys) > 0 {
-		n := min(len(keys), 1000)
-		chunk := keys[:n]
-		keys = keys[n:]
-		err := e.db.Update(func(tx *store.Txn) error {
-			for _, k := range chunk {
-				if err := tx.Delete(k); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("payment: delete expired records: %w", err)
+// writeInChunks applies ws in store transactions of at most 1000 writes.
+func (e *Engine) writeInChunks(ws []write) error {
+	for len(ws) > 0 {
+		chunk := ws[:min(len(ws), 1000)]
+		ws = ws[len(chunk):]
+		if err := e.db.Update(func(tx *store.Txn) error { return applyWrites(tx, chunk) }); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -302,12 +302,19 @@ type tx struct {
 	fp           fingerprint
 	remaining    int64
 	remainingCur string
+}
 
-	// pending is the commit that holds the latest write of this record;
-	// the record may leave memory only once that commit is durable.
+// cachedTx is a transaction held in memory: its record as last written, so
+// that the collector has a single pointer-free object to mark per cached
+// transaction instead of a struct and its strings. Decisions that need the
+// transaction decode it; changes are written back with writeTx.
+type cachedTx struct {
+	rec []byte
+	// pending is the commit that holds the latest write of the record; it
+	// may leave memory only once that commit is durable.
 	pending uint64
-	// touched is when it was last loaded or changed (unix nanoseconds), for
-	// expiry from memory.
+	// touched is when it was cached (unix nanoseconds), for expiry from
+	// memory.
 	touched int64
 }
 
@@ -316,7 +323,10 @@ func (t *tx) approved() bool { return t.decision == DecisionApproved }
 func (t *tx) id() string { return txID(t.kind, t.seq) }
 
 func (t *tx) encode() []byte {
-	e := newEncoder(recTx, 160+len(t.terminal)+len(t.merchant)+len(t.store)+len(t.requestID)+len(t.maskedPAN))
+	// The numbers of a typical record take about 70 bytes; the record is
+	// kept in memory while cached, so it is sized to fit.
+	e := newEncoder(recTx, 80+len(t.fp)+len(t.terminal)+len(t.merchant)+len(t.store)+len(t.requestID)+len(t.currency)+
+		len(t.code)+len(t.authCode)+len(t.maskedPAN)+len(t.date)+len(t.reversalRequest)+len(t.claimedMerchant)+len(t.remainingCur))
 	e.uint(t.seq)
 	e.uint(uint64(t.kind))
 	e.str(t.terminal)
@@ -441,6 +451,15 @@ const (
 // entry is an idempotency entry: a request ID's fingerprint and the answer
 // that replays of it get.
 type entry struct {
+	entryRec
+	// CloseBatch: the answer. In memory it is kept beside the entry (see
+	// termState.closes).
+	close *CloseBatchResult
+}
+
+// entryRec is an entry without its CloseBatch answer: it holds no pointers,
+// so the collector does not scan the maps of them the decision loop keeps.
+type entryRec struct {
 	kind    opKind
 	fp      fingerprint
 	created int64 // unix nanoseconds
@@ -451,19 +470,91 @@ type entry struct {
 	// Authorize and Refund: the transaction and its answer.
 	txSeq    uint64
 	decision Decision
-	code     string
-	authCode string
+	code     respCode
+	authCode approvalCode
 	batch    uint64
 	decided  int64
 	// Refund: remaining refundable after it. Reverse: amount released.
 	amount   int64
-	currency string
-	// Reverse.
-	status ReverseStatus
-	authID string
-	// CloseBatch.
-	close *CloseBatchResult
+	currency currencyCode
+	// Reverse: the outcome and the authorization it reversed (its sequence
+	// number; 0 when none).
+	status  ReverseStatus
+	authSeq uint64
 }
+
+// authID returns the ID of the authorization a Reverse entry reversed, or
+// "".
+func (en *entryRec) authID() string {
+	if en.authSeq == 0 {
+		return ""
+	}
+	return txID(TxKindSale, en.authSeq)
+}
+
+// respCode holds a two-character response code inline.
+type respCode [2]byte
+
+func newRespCode(s string) respCode {
+	var c respCode
+	copy(c[:], s)
+	return c
+}
+
+// respCodes are the response codes as strings, so that answering a replay
+// needs no allocation for them.
+var respCodes = func() map[respCode]string {
+	m := map[respCode]string{}
+	for _, c := range []string{CodeApproved, CodeInvalidMerchant, CodeDoNotHonour, CodeInvalidTransaction,
+		CodeInvalidAmount, CodeInvalidCard, CodeInsufficientFunds, CodeExpiredCard, CodeNotPermitted,
+		CodeExceedsAmountLimit, CodeExceedsFrequency, CodeDuplicateTransmission, CodeSystemError} {
+		m[newRespCode(c)] = c
+	}
+	return m
+}()
+
+// String returns the code.
+func (c respCode) String() string {
+	if s, ok := respCodes[c]; ok {
+		return s
+	}
+	return trimZeros(c[:])
+}
+
+// currencyCode holds a three-letter currency code (or none) inline.
+type currencyCode [3]byte
+
+func newCurrencyCode(s string) currencyCode {
+	var c currencyCode
+	copy(c[:], s)
+	return c
+}
+
+// String returns the code, "" for none.
+func (c currencyCode) String() string { return trimZeros(c[:]) }
+
+// trimZeros returns b without trailing zero bytes, as a string.
+func trimZeros(b []byte) string {
+	n := len(b)
+	for n > 0 && b[n-1] == 0 {
+		n--
+	}
+	return string(b[:n])
+}
+
+// approvalCode holds a six-character approval code (or none) inline, so
+// that the idempotency entries kept in memory need no string of their own
+// for it.
+type approvalCode [6]byte
+
+func newApprovalCode(s string) approvalCode {
+	var c approvalCode
+	copy(c[:], s)
+	return c
+}
+
+// String returns the code, "" for none.
+func (c approvalCode) String() string { return trimZeros(c[:]) }
 
 func (en *entry) encode() []byte {
 	e := newEncoder(recRequest, 96)
@@ -472,14 +563,14 @@ func (en *entry) encode() []byte {
 	e.int(en.created)
 	e.uint(en.txSeq)
 	e.uint(uint64(en.decision))
-	e.str(en.code)
-	e.str(en.authCode)
+	e.str(en.code.String())
+	e.str(en.authCode.String())
 	e.uint(en.batch)
 	e.int(en.decided)
 	e.int(en.amount)
-	e.str(en.currency)
+	e.str(en.currency.String())
 	e.uint(uint64(en.status))
-	e.str(en.authID)
+	e.str(en.authID())
 	e.bool(en.close != nil)
 	if c := en.close; c != nil {
 		e.uint(c.BatchNumber)
@@ -493,7 +584,7 @@ func (en *entry) encode() []byte {
 
 func decodeEntry(v []byte) (*entry, error) {
 	d := newDecoder(v, recRequest)
-	en := &entry{kind: opKind(d.uint())}
+	en := &entry{entryRec: entryRec{kind: opKind(d.uint())}}
 	fp := d.raw()
 	if d.err == nil && len(fp) != len(en.fp) {
 		d.err = errCorrupt
@@ -502,14 +593,20 @@ func decodeEntry(v []byte) (*entry, error) {
 	en.created = d.int()
 	en.txSeq = d.uint()
 	en.decision = Decision(d.uint())
-	en.code = d.str()
-	en.authCode = d.str()
+	en.code = newRespCode(d.str())
+	en.authCode = newApprovalCode(d.str())
 	en.batch = d.uint()
 	en.decided = d.int()
 	en.amount = d.int()
-	en.currency = d.str()
+	en.currency = newCurrencyCode(d.str())
 	en.status = ReverseStatus(d.uint())
-	en.authID = d.str()
+	if id := d.str(); id != "" {
+		seq, refund, ok := parseTxID(id)
+		if !ok || refund {
+			d.err = errCorrupt
+		}
+		en.authSeq = seq
+	}
 	if d.bool() {
 		c := &CloseBatchResult{BatchNumber: d.uint(), ServerTotals: d.totals(), InBalance: d.bool(), NextBatchNumber: d.uint()}
 		c.CloseTime = time.Unix(0, d.int()).UTC()
@@ -716,20 +813,20 @@ func (t *tx) entry() *entry {
 // answer returns the answer to the request that created t, as an entry:
 // Authorize answers for sales and pre-auths, Refund answers for refunds.
 func (t *tx) answer() *entry {
-	en := &entry{
+	en := &entry{entryRec: entryRec{
 		kind:     opAuthorize,
 		fp:       t.fp,
 		created:  t.decided,
 		txSeq:    t.seq,
 		decision: t.decision,
-		code:     t.code,
-		authCode: t.authCode,
+		code:     newRespCode(t.code),
+		authCode: newApprovalCode(t.authCode),
 		batch:    t.batch,
 		decided:  t.decided,
-	}
+	}}
 	if t.kind == TxKindRefund {
 		en.kind = opRefund
-		en.amount, en.currency = t.remaining, t.remainingCur
+		en.amount, en.currency = t.remaining, newCurrencyCode(t.remainingCur)
 	}
 	return en
 }

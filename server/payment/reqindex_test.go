@@ -116,3 +116,100 @@ func TestEvictedEntriesWithoutRequestIndex(t *testing.T) {
 		t.Fatalf("ledger scans: got %d, %v; want some", scans, err)
 	}
 }
+
+// expiries returns the expiry of every idempotency record, request index
+// and tombstone on disk, by key.
+func expiries(t *testing.T, db *store.DB) map[string]time.Time {
+	t.Helper()
+	got := map[string]time.Time{}
+	err := db.View(func(txn *store.Txn) error {
+		for _, p := range []string{"pay/rq/", "pay/ri/", "pay/ts/"} {
+			err := txn.IterateExpiry([]byte(p), func(k, _ []byte, exp time.Time) error {
+				got[string(k)] = exp
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// Idempotency records, request indexes and tombstones expire on their own
+// in the store, a while after the retention period: also those dropped
+// from memory early, which housekeeping never sees expire, so none of them
+// stays on disk for good. Records of an earlier version, written without an
+// expiry, get one when the engine opens.
+func TestIdempotencyRecordsExpireOnTheirOwn(t *testing.T) {
+	v := newEnv(t, func(o *payment.Options) { o.MaxEntries = 2 })
+	ctx := t.Context()
+	start := time.Now()
+	for i := range 6 {
+		v.authorize(sale(term1, fmt.Sprint("a-", i), 100))
+	}
+	first := v.authorize(sale(term1, "a-first", 100))
+	v.refund(term1, "rf-0", first.AuthorizationID, 10)
+	v.reverse(term1, "rv-0", "a-0")
+	v.reverse(term1, "rv-missing", "never-sent") // a tombstone
+	if _, err := v.eng.CloseBatch(ctx, payment.CloseBatchRequest{TerminalID: term1, RequestID: "cl-0", BatchNumber: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.eng.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := v.eng.MemoryEntries(ctx); err != nil || n > 2 {
+		t.Fatalf("entries in memory: %d, %v; want at most 2", n, err)
+	}
+	check := func(when string, want int) {
+		t.Helper()
+		got := expiries(t, v.db)
+		if len(got) != want {
+			t.Fatalf("%s: %d records, want %d: %v", when, len(got), want, got)
+		}
+		lo := start.Add(v.opts.Retention).Add(30 * time.Minute)
+		hi := time.Now().Add(v.opts.Retention).Add(2 * time.Hour)
+		for k, exp := range got {
+			if exp.Before(lo) || exp.After(hi) {
+				t.Errorf("%s: %s expires at %v, want within [%v, %v]", when, k, exp, lo, hi)
+			}
+		}
+	}
+	// 7 sales and a refund (request indexes), 2 reversals and a close
+	// (records), 1 tombstone.
+	check("running", 12)
+
+	// As an earlier version left them: no expiry.
+	old := expiries(t, v.db)
+	err := v.db.Update(func(txn *store.Txn) error {
+		for k := range old {
+			val, err := txn.Get([]byte(k))
+			if err != nil {
+				return err
+			}
+			if err := txn.Set([]byte(k), val); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exp := expiries(t, v.db); !exp["pay/ts/"+term1+"/never-sent"].IsZero() {
+		t.Fatalf("tombstone still has an expiry: %v", exp)
+	}
+	v.reopen()
+	check("reopened", 12)
+	// The records still answer replays.
+	if got := v.authorize(sale(term1, "a-1", 100)); !got.Replayed {
+		t.Errorf("replay after reopen: %+v", got)
+	}
+	if got := v.authorize(sale(term1, "never-sent", 100)); got.ResponseCode != payment.CodeInvalidTransaction {
+		t.Errorf("late original after reopen: %s, want 12", got.ResponseCode)
+	}
+}

@@ -2,6 +2,8 @@ package payment
 
 import (
 	"crypto/rand"
+	"encoding/binary"
+	"hash/maphash"
 	mrand "math/rand/v2"
 	"sort"
 	"time"
@@ -11,9 +13,14 @@ import (
 // (and Open, before the loop starts), so it needs no locks.
 type state struct {
 	terms map[string]*termState
+	// termList holds the terminals by termState.idx, so that expiry queues
+	// refer to them without pointers.
+	termList []*termState
+	// seeds key the request-ID digests (reqKey).
+	seeds [2]maphash.Seed
 	// txs holds recent transactions and every transaction with a write not
 	// yet durable; others are read from disk when needed.
-	txs map[uint64]*tx
+	txs map[uint64]cachedTx
 	// nextSeq is the ledger sequence number of the next transaction.
 	nextSeq uint64
 	// commitSeq is the number of the last commit handed out (commits are
@@ -27,7 +34,8 @@ type state struct {
 
 	// entryQ orders idempotency entries and tombstones by creation, txQ
 	// transactions by last touch, velQ approvals by time, for expiry.
-	entryQ, txQ, velQ fifo
+	entryQ, velQ fifo[expiring]
+	txQ          fifo[expiringTx]
 	// entryCount counts idempotency entries and tombstones in memory.
 	entryCount int
 	// merchTerms records the terminals known to have transacted for each
@@ -56,23 +64,49 @@ func newState() *state {
 		panic("payment: no randomness for approval codes: " + err.Error())
 	}
 	return &state{
+		seeds:      [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		terms:      map[string]*termState{},
-		txs:        map[uint64]*tx{},
+		txs:        map[uint64]cachedTx{},
 		merchTerms: map[string]map[string]bool{},
 		nextSeq:    1,
 		rng:        mrand.New(mrand.NewChaCha8(seed)),
 	}
 }
 
+// reqKey stands for a request ID of a terminal in memory: a 128-bit
+// digest (two seeded 64-bit hashes), so that the maps and queues that hold
+// idempotency state have no pointers for the collector to follow. Two
+// request IDs of one terminal share a key with a probability of about
+// n²/2¹²⁹ for n live entries.
+type reqKey [16]byte
+
+func (st *state) key(requestID string) reqKey {
+	var k reqKey
+	binary.LittleEndian.PutUint64(k[:8], maphash.String(st.seeds[0], requestID))
+	binary.LittleEndian.PutUint64(k[8:], maphash.String(st.seeds[1], requestID))
+	return k
+}
+
+// reqID is a request ID with its key, computed once per decision.
+type reqID struct {
+	id  string
+	key reqKey
+}
+
+func (st *state) req(id string) reqID { return reqID{id: id, key: st.key(id)} }
+
 // termState is what the loop knows about one terminal.
 type termState struct {
 	id string
+	// idx is the terminal's index in state.termList.
+	idx uint32
 	// entries maps request IDs to idempotency entries; all kinds of request
-	// share the namespace.
-	entries map[string]*entry
-	// tombs maps original request IDs reversed before they arrived to the
-	// tombstone's creation time.
-	tombs map[string]*tomb
+	// share the namespace. The answers of CloseBatch entries are in closes.
+	entries map[reqKey]entryRec
+	closes  map[reqKey]*CloseBatchResult
+	// tombs maps original request IDs reversed before they arrived to their
+	// tombstones.
+	tombs map[reqKey]tomb
 	// batch is the open batch; nil until the terminal's first request.
 	batch *batchState
 	// days holds approved amounts (sales and pre-auths, less reversals) per
@@ -113,14 +147,27 @@ func (st *state) term(id string) *termState {
 	if ts == nil {
 		ts = &termState{
 			id:      id,
-			entries: map[string]*entry{},
-			tombs:   map[string]*tomb{},
+			idx:     uint32(len(st.termList)),
+			entries: map[reqKey]entryRec{},
+			closes:  map[reqKey]*CloseBatchResult{},
+			tombs:   map[reqKey]tomb{},
 			days:    map[string]int64{},
 			vel:     map[uint64][]int64{},
 		}
 		st.terms[id] = ts
+		st.termList = append(st.termList, ts)
 	}
 	return ts
+}
+
+// entry returns the idempotency entry of k in memory, with its CloseBatch
+// answer.
+func (ts *termState) entry(k reqKey) *entry {
+	rec, ok := ts.entries[k]
+	if !ok {
+		return nil
+	}
+	return &entry{entryRec: rec, close: ts.closes[k]}
 }
 
 // addDay adds amount to the total of date.
@@ -163,40 +210,49 @@ func (st *state) authCode() string {
 	return string(b[:])
 }
 
-// expiring is an item of an expiry queue.
+// expiring is an idempotency entry or tombstone (entryQ) or a card
+// approval (velQ) in an expiry queue. It holds no pointers, so the
+// collector does not scan the queues.
 type expiring struct {
 	at   int64
-	ts   *termState
-	key  string // request ID (entries, tombstones)
+	term uint32 // termState.idx
 	tomb bool
-	seq  uint64 // transaction (txQ)
+	key  reqKey // entries, tombstones
 	hash uint64 // card digest (velQ)
+}
+
+// expiringTx is a cached transaction in txQ; it holds no pointers, so the
+// collector does not scan the queue.
+type expiringTx struct {
+	at  int64
+	seq uint64
 }
 
 // fifo is a queue of expiring items, kept in fixed-size blocks so that it
 // grows and shrinks without copying.
-type fifo struct {
-	blocks [][]expiring
+type fifo[T any] struct {
+	blocks [][]T
 	head   int // next item in blocks[0]
 	n      int
 }
 
 const fifoBlock = 1024
 
-func (q *fifo) push(it expiring) {
+func (q *fifo[T]) push(it T) {
 	if len(q.blocks) == 0 || len(q.blocks[len(q.blocks)-1]) == fifoBlock {
-		q.blocks = append(q.blocks, make([]expiring, 0, fifoBlock))
+		q.blocks = append(q.blocks, make([]T, 0, fifoBlock))
 	}
 	last := &q.blocks[len(q.blocks)-1]
 	*last = append(*last, it)
 	q.n++
 }
 
-func (q *fifo) len() int         { return q.n }
-func (q *fifo) front() *expiring { return &q.blocks[0][q.head] }
+func (q *fifo[T]) len() int  { return q.n }
+func (q *fifo[T]) front() *T { return &q.blocks[0][q.head] }
 
-func (q *fifo) pop() {
-	q.blocks[0][q.head] = expiring{}
+func (q *fifo[T]) pop() {
+	var zero T
+	q.blocks[0][q.head] = zero
 	q.head++
 	q.n--
 	if q.head == fifoBlock {
@@ -228,6 +284,8 @@ type commit struct {
 type write struct {
 	key, value []byte
 	del        bool
+	// ttl, when positive, makes the key expire on its own (see keyTTL).
+	ttl time.Duration
 }
 
 func (st *state) newCommit() *commit {
@@ -238,6 +296,12 @@ func (st *state) newCommit() *commit {
 func (c *commit) put(k, v []byte) {
 	c.writes = append(c.writes, write{key: k, value: v})
 	c.bytes += len(k) + len(v) + 24
+}
+
+// putTTL is put for a key that expires on its own after ttl.
+func (c *commit) putTTL(k, v []byte, ttl time.Duration) {
+	c.writes = append(c.writes, write{key: k, value: v, ttl: ttl})
+	c.bytes += len(k) + len(v) + 32
 }
 
 func (c *commit) del(k []byte) {
@@ -294,4 +358,10 @@ func (c *commit) seal(asOf uint64) {
 		}
 	}
 	c.batches = nil
+}
+
+// hasKey reports whether m holds k.
+func hasKey[V any](m map[reqKey]V, k reqKey) bool {
+	_, ok := m[k]
+	return ok
 }

@@ -32,17 +32,8 @@ func (e *Engine) write(c *commit) error {
 			e.opts.commitWrites(len(c.writes))
 		}
 		err := e.db.Update(func(tx *store.Txn) error {
-			for i := range c.writes {
-				w := &c.writes[i]
-				var err error
-				if w.del {
-					err = tx.Delete(w.key)
-				} else {
-					err = tx.Set(w.key, w.value)
-				}
-				if err != nil {
-					return err
-				}
+			if err := applyWrites(tx, c.writes); err != nil {
+				return err
 			}
 			if e.opts.commitHook != nil {
 				return e.opts.commitHook()
@@ -79,4 +70,24 @@ func (e *Engine) release(c *commit, err error) {
 		}
 		o.done <- struct{}{}
 	}
+}
+
+// applyWrites stages ws in tx, in order.
+func applyWrites(tx *store.Txn, ws []write) error {
+	for i := range ws {
+		w := &ws[i]
+		var err error
+		switch {
+		case w.del:
+			err = tx.Delete(w.key)
+		case w.ttl > 0:
+			err = tx.SetWithTTL(w.key, w.value, w.ttl)
+		default:
+			err = tx.Set(w.key, w.value)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
