@@ -27,6 +27,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +61,7 @@ type options struct {
 	workers, conns, terminals, rounds int
 	rate                              float64
 	duration, warmup                  time.Duration
-	binary, cpuProfile                string
+	binary, cpuProfile, srvProfile    string
 	inProcess                         bool
 	serverEnv                         envList
 }
@@ -84,7 +85,11 @@ func run() error {
 	flag.Var(&o.serverEnv, "server-env", "KEY=VALUE added to the posfleet process's environment, e.g. GOGC=400 (repeatable)")
 	flag.BoolVar(&o.inProcess, "inprocess", false, "run the server in this process instead of the posfleet binary (for profiling)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of each phase to FILE.<phase>.<round> (with -inprocess they include the server)")
+	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write CPU profiles of the posfleet process for each phase to FILE.<phase>.<round> (fetched from its --pprof endpoint)")
 	flag.Parse()
+	if o.srvProfile != "" && o.inProcess {
+		return errors.New("-server-cpuprofile profiles the posfleet process; with -inprocess use -cpuprofile")
+	}
 	if o.workers < 1 || o.conns < 1 || o.terminals < 1 || o.rounds < 1 || o.rate <= 0 {
 		return errors.New("-workers, -conns, -terminals, -rounds and -rate must be positive")
 	}
@@ -124,6 +129,9 @@ func run() error {
 		conns = append(conns, c.Conn())
 	}
 
+	if srv.debugAddr != "" {
+		fmt.Fprintf(os.Stderr, "server profiles at http://%s/debug/pprof/\n", srv.debugAddr)
+	}
 	fmt.Fprintf(os.Stderr, "server %s, %d workers over %d connections, %d terminals, offered %.0f/s, %v per phase\n",
 		srv.addr, o.workers, o.conns, o.terminals, o.rate, o.duration)
 	var health, auth []phase
@@ -132,22 +140,20 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		stop, err := profile(o, "health", r)
+		stop, err := profile(o, srv, "health", r)
 		if err != nil {
 			return err
 		}
 		h, err := measure(ctx, o, srv, hexec)
-		stop()
-		if err != nil {
+		if err := errors.Join(err, stop()); err != nil {
 			return err
 		}
-		stop, err = profile(o, "authorize", r)
+		stop, err = profile(o, srv, "authorize", r)
 		if err != nil {
 			return err
 		}
 		a, err := measure(ctx, o, srv, newAuthorizeExecutor(conns, creds, r, o.workers))
-		stop()
-		if err != nil {
+		if err := errors.Join(err, stop()); err != nil {
 			return err
 		}
 		health, auth = append(health, h), append(auth, a)
@@ -161,24 +167,64 @@ func run() error {
 	return nil
 }
 
-// profile starts a CPU profile of one phase when -cpuprofile is set; the
-// returned function stops it.
-func profile(o options, phase string, round int) (func(), error) {
-	if o.cpuProfile == "" {
-		return func() {}, nil
+// profile starts the CPU profiles of one phase that -cpuprofile and
+// -server-cpuprofile ask for; the returned function stops them.
+func profile(o options, srv *serverProc, phase string, round int) (func() error, error) {
+	var stops []func() error
+	stopAll := func() error {
+		var errs []error
+		for _, s := range stops {
+			errs = append(errs, s())
+		}
+		return errors.Join(errs...)
 	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%d", o.cpuProfile, phase, round+1))
+	if o.cpuProfile != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%s.%d", o.cpuProfile, phase, round+1))
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stops = append(stops, func() error {
+			pprof.StopCPUProfile()
+			return f.Close()
+		})
+	}
+	if o.srvProfile != "" {
+		// The server profiles for as long as the phase runs (warm-up
+		// included, like the CPU times); the phase's drain may cut it
+		// short by a little.
+		secs := int((o.warmup + o.duration).Round(time.Second) / time.Second)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", srv.debugAddr, secs)
+		name := fmt.Sprintf("%s.%s.%d", o.srvProfile, phase, round+1)
+		errc := make(chan error, 1)
+		go func() { errc <- fetch(url, name) }()
+		stops = append(stops, func() error { return <-errc })
+	}
+	return stopAll, nil
+}
+
+// fetch saves the body of url to the file name.
+func fetch(url, name string) error {
+	resp, err := http.Get(url)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, err
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	return func() {
-		pprof.StopCPUProfile()
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
 		f.Close()
-	}, nil
+		return err
+	}
+	return f.Close()
 }
 
 // phase is one measured phase: the generator's result and the CPU both
@@ -191,12 +237,16 @@ type phase struct {
 }
 
 // calls returns the calls answered without error in the whole phase
-// (warm-up included, like the CPU times).
+// (warm-up included, like the CPU times). The generator also records each
+// arrival as a whole under loadgen.OpTxn; that is the same call again and
+// is not counted.
 func (p phase) calls() int64 {
 	var n int64
 	for _, iv := range p.res.Intervals {
-		for _, op := range iv.Ops {
-			n += op.Count - op.Errors
+		for name, op := range iv.Ops {
+			if name != loadgen.OpTxn {
+				n += op.Count - op.Errors
+			}
 		}
 	}
 	return n
@@ -413,6 +463,9 @@ func ms(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + "ms" }
 type serverProc struct {
 	addr  string
 	token string
+	// debugAddr serves the posfleet process's /debug/pprof/ (with
+	// -server-cpuprofile).
+	debugAddr string
 	// cpu returns the server process's CPU time so far (user + system), or
 	// false when it runs in this process.
 	cpu func() (time.Duration, bool)
@@ -444,8 +497,18 @@ func startBinary(o options, work string) (*serverProc, error) {
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
-		"--admin-token-file", tokenFile, "--log-level", "info")
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
+		"--admin-token-file", tokenFile, "--log-level", "info"}
+	var debugAddr string
+	if o.srvProfile != "" {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		debugAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		args = append(args, "--metrics-listen", debugAddr, "--pprof")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), o.serverEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -473,8 +536,9 @@ func startBinary(o options, work string) (*serverProc, error) {
 		close(done)
 	}()
 	s := &serverProc{
-		token: token,
-		cpu:   func() (time.Duration, bool) { return procCPU(cmd.Process.Pid) },
+		token:     token,
+		debugAddr: debugAddr,
+		cpu:       func() (time.Duration, bool) { return procCPU(cmd.Process.Pid) },
 		exited: func() bool {
 			select {
 			case <-done:
@@ -543,4 +607,14 @@ func startInProcess(work string) (*serverProc, error) {
 			<-done
 		},
 	}, nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
