@@ -124,18 +124,27 @@ func NewRequestID() string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic("client: no randomness: " + err.Error())
 	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	return formatUUID(b, 4)
 }
 
 // ReversalRequestID returns the request_id the client uses to reverse the
 // authorization with request_id original: derived from it, so that any
 // retry of the reversal, even by a restarted terminal, is the same request.
+// It is a UUID (version 8, from SHA-256 of original): the server refuses an
+// ID whose digits could be a card number, which random hex can be by chance
+// but a UUID in canonical form never is.
 func ReversalRequestID(original string) string {
-	sum := sha256.Sum256([]byte(original))
-	return "rv:" + hex.EncodeToString(sum[:16])
+	sum := sha256.Sum256([]byte("posfleet reversal\x00" + original))
+	return formatUUID([16]byte(sum[:16]), 8)
+}
+
+// formatUUID sets the version and the RFC 9562 variant bits in b and
+// returns it in canonical form.
+func formatUUID(b [16]byte, version byte) string {
+	b[6] = b[6]&0x0f | version<<4
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 // Authorize authorizes a payment with DefaultRetryPolicy. See

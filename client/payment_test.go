@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/payment"
 )
 
 // fakePayments answers Authorize from a script of failures and records
@@ -211,17 +213,44 @@ func TestAuthorizeReversesWhenCallerGivesUp(t *testing.T) {
 	}
 }
 
-func TestNewRequestID(t *testing.T) {
+// TestRequestIDsPassServerChecks checks that the IDs the client makes up are
+// fresh or stable as they should be, and are never refused by the server's
+// check for card numbers, which random hex strings fail about once in 600.
+func TestRequestIDsPassServerChecks(t *testing.T) {
+	canonical := func(id string, version byte) bool {
+		if len(id) != 36 || id[14] != version || !strings.ContainsAny(id[19:20], "89ab") {
+			return false
+		}
+		for i, c := range id {
+			if (i == 8 || i == 13 || i == 18 || i == 23) != (c == '-') || (c != '-' && !strings.ContainsRune("0123456789abcdef", c)) {
+				return false
+			}
+		}
+		return true
+	}
 	seen := map[string]bool{}
-	for range 100 {
+	for i := range 20_000 {
 		id := client.NewRequestID()
-		if len(id) != 36 || id[14] != '4' || seen[id] {
+		if !canonical(id, '4') || seen[id] {
 			t.Fatalf("NewRequestID: got %q, want a fresh UUIDv4", id)
 		}
 		seen[id] = true
+		rev := client.ReversalRequestID(id)
+		if !canonical(rev, '8') || seen[rev] {
+			t.Fatalf("ReversalRequestID(%q): got %q, want a fresh UUIDv8", id, rev)
+		}
+		seen[rev] = true
+		for _, x := range []string{id, rev} {
+			if payment.ContainsPAN(x) {
+				t.Fatalf("the server would refuse request_id %q as a card number", x)
+			}
+		}
+		if i == 0 && client.ReversalRequestID(id) != rev {
+			t.Fatalf("ReversalRequestID(%q) is not stable", id)
+		}
 	}
-	if a, b := client.ReversalRequestID("x"), client.ReversalRequestID("x"); a != b || len(a) > 64 || a == client.ReversalRequestID("y") {
-		t.Errorf("ReversalRequestID: got %q and %q, want equal, short and specific", a, b)
+	if a, b := client.ReversalRequestID("x"), client.ReversalRequestID("x"); a != b || a == client.ReversalRequestID("y") {
+		t.Errorf("ReversalRequestID: got %q and %q, want equal and specific", a, b)
 	}
 }
 

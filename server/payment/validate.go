@@ -30,8 +30,35 @@ func LooksLikePAN(s string) bool {
 }
 
 // ContainsPAN reports whether s is or holds something that looks like a
-// full card number (see [LooksLikePAN] and containsPAN).
-func ContainsPAN(s string) bool { return LooksLikePAN(s) || containsPAN(s) }
+// full card number (see [LooksLikePAN] and containsPAN). A UUID in its
+// canonical form never does: its segments that happen to be all digits line
+// up as a card number printed in groups of four for about 1 random UUID in
+// 2,700, and refusing those would refuse the idempotency keys and tokens
+// clients are told to use. Only a deliberately built UUID can carry a card
+// number, and the check is there to catch mistakes, not intent.
+func ContainsPAN(s string) bool { return !isUUID(s) && (LooksLikePAN(s) || containsPAN(s)) }
+
+// isUUID reports whether s is a UUID in canonical form: 8-4-4-4-12 hex
+// digits of either case, any version.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !isDigit(c) && (c|0x20 < 'a' || c|0x20 > 'f') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // containsPAN reports whether s holds a card number passing the Luhn check:
 // a run of 13 to 19 consecutive digits delimited by non-digits, such as in
@@ -164,13 +191,13 @@ func CheckCard(c Card) []*ValidationError {
 		out = append(out, &ValidationError{Field: "card.token", Reason: "is required"})
 	case !utf8.ValidString(c.Token) || utf8.RuneCountInString(c.Token) > 128:
 		out = append(out, &ValidationError{Field: "card.token", Reason: "must be 1-128 characters of valid UTF-8"})
-	case LooksLikePAN(c.Token) || containsPAN(c.Token):
+	case ContainsPAN(c.Token):
 		out = append(out, &ValidationError{Field: "card.token", Reason: "looks like a card number; send the payment token, never the PAN"})
 	case hasControl(c.Token):
 		out = append(out, &ValidationError{Field: "card.token", Reason: "must not contain control characters or spaces"})
 	}
 	if c.MaskedPAN != "" {
-		if LooksLikePAN(c.MaskedPAN) || containsPAN(c.MaskedPAN) {
+		if ContainsPAN(c.MaskedPAN) {
 			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: "looks like a full card number; mask all but the first 6 and last 4 digits"})
 		} else if !validMaskedPAN(c.MaskedPAN) {
 			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: "must be the first 6 and last 4 digits with 3-9 '*' between"})

@@ -1,7 +1,9 @@
 package payment_test
 
 import (
+	"encoding/hex"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -59,11 +61,46 @@ func TestContainsPAN(t *testing.T) {
 		{"pos-00012345-0001", false},
 		{"411111******1111", false},
 		{"", false},
+		// Random UUIDs whose all-digit segments pass as a 4-4-4-1 card
+		// number: a canonical UUID is never refused, anything else is.
+		{"215b5a48-0955-4884-9833-3b561c09bea6", false},
+		{"13DA6B35-0586-4040-9914-3B19AE3AFAE3", false},
+		{"ref-215b5a48-0955-4884-9833-3b561c09bea6", true},
+		{"215b5a48-0955-4884-9833-3b561c09bea", true},
+		{"215b5a48-0955-4884-9833-3b561c09beag", true},
+		{"215b5a48:0955-4884-9833-3b561c09bea6", true},
 	}
 	for _, tt := range tests {
 		if got := payment.ContainsPAN(tt.in); got != tt.want {
 			t.Errorf("ContainsPAN(%q): got %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestContainsPANAcceptsRandomUUIDs checks that no random UUID is taken for
+// a card number, among a sample that holds UUIDs whose digits would be if
+// they were not in canonical form: about 1 in 2,700 random UUIDs.
+func TestContainsPANAcceptsRandomUUIDs(t *testing.T) {
+	rng := rand.New(rand.NewChaCha8([32]byte{'p', 'a', 'n'}))
+	lookalikes := 0
+	for range 100_000 {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		b[6] = b[6]&0x0f | 0x40
+		b[8] = b[8]&0x3f | 0x80
+		h := hex.EncodeToString(b[:])
+		id := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+		if payment.ContainsPAN(id) {
+			t.Fatalf("ContainsPAN(%q) = true for a random UUID", id)
+		}
+		if payment.ContainsPAN("id:" + id) {
+			lookalikes++
+		}
+	}
+	if lookalikes < 10 {
+		t.Fatalf("only %d of the UUIDs look like card numbers outside canonical form; the sample tests nothing", lookalikes)
 	}
 }
 

@@ -203,7 +203,11 @@ func (ReverseStatus) EnumDescriptor() ([]byte, []int) {
 type AuthorizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen idempotency key, 1-64 characters of letters, digits, '-',
-	// '_', '.' or ':'.
+	// '_', '.' or ':'. An ID that looks like or holds a card number (13-19
+	// digits passing the Luhn check, alone or grouped by single spaces or
+	// dashes) is refused with InvalidArgument. A UUID in canonical form
+	// (8-4-4-4-12 hex digits) is never refused; random hex strings in other
+	// layouts are, about once in 600, so use UUIDs.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Merchant ID as the terminal believes it. Must equal the terminal's bound
 	// merchant or the authorization is declined with 03 and an alert is raised.
@@ -406,7 +410,8 @@ func (x *AuthorizeResponse) GetDecisionTime() *timestamppb.Timestamp {
 // Request of PaymentService.Reverse.
 type ReverseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key of this reversal.
+	// Idempotency key of this reversal, checked like
+	// AuthorizeRequest.request_id.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// request_id of the Authorize call to cancel.
 	OriginalRequestId string `protobuf:"bytes,2,opt,name=original_request_id,json=originalRequestId,proto3" json:"original_request_id,omitempty"`

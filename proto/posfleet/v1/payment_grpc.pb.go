@@ -34,15 +34,15 @@ const (
 //
 // PaymentService is called by terminals with their bearer credential.
 //
-// Every request that changes money carries a client-chosen request_id
-// (1-64 characters; a UUID is recommended) and is idempotent: the same
-// request_id with the same content returns the original response with
-// replayed = true, for at least 24 hours and across server restarts. The
-// request_id namespace is per terminal and shared by all four RPCs. The
+// Every request that changes money carries a client-chosen request_id (1-64
+// characters; a UUID in canonical form is recommended) and is idempotent:
+// the same request_id with the same content returns the original response
+// with replayed = true, for at least 24 hours and across server restarts.
+// The request_id namespace is per terminal and shared by all four RPCs. The
 // same request_id with different content is declined with response code 94
 // (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
-// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code).
-// A duplicate that arrives while the original is being decided waits for and
+// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code). A
+// duplicate that arrives while the original is being decided waits for and
 // returns the original's outcome.
 //
 // No response is sent before its decision is durably stored.
@@ -126,15 +126,15 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 //
 // PaymentService is called by terminals with their bearer credential.
 //
-// Every request that changes money carries a client-chosen request_id
-// (1-64 characters; a UUID is recommended) and is idempotent: the same
-// request_id with the same content returns the original response with
-// replayed = true, for at least 24 hours and across server restarts. The
-// request_id namespace is per terminal and shared by all four RPCs. The
+// Every request that changes money carries a client-chosen request_id (1-64
+// characters; a UUID in canonical form is recommended) and is idempotent:
+// the same request_id with the same content returns the original response
+// with replayed = true, for at least 24 hours and across server restarts.
+// The request_id namespace is per terminal and shared by all four RPCs. The
 // same request_id with different content is declined with response code 94
 // (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
-// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code).
-// A duplicate that arrives while the original is being decided waits for and
+// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code). A
+// duplicate that arrives while the original is being decided waits for and
 // returns the original's outcome.
 //
 // No response is sent before its decision is durably stored.
