@@ -153,10 +153,15 @@ func findEntry(txn *store.Txn, terminal, requestID string, cutoff, indexedSince 
 	switch {
 	case err == nil:
 		en, err := decodeEntry(v)
-		if err != nil || en.created < cutoff {
+		if err != nil {
 			return nil, false, err
 		}
-		return en, false, nil
+		if en.created >= cutoff {
+			return en, false, nil
+		}
+		// Past the retention period but not yet past its store expiry:
+		// the request ID may since have been used again by an Authorize
+		// or Refund, whose request index is next.
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, false, err
 	}

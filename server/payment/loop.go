@@ -258,7 +258,7 @@ func (e *Engine) addEntry(ts *termState, rid reqID, en *entry, c *commit) {
 	}
 	e.st.entryCount++
 	e.st.entryQ.push(expiring{at: en.created, term: ts.idx, key: rid.key})
-	ttl := e.keyTTL(en.created, en.created)
+	ttl := e.keyTTL(en.created, e.clock().UnixNano())
 	if en.kind == opReverse || en.kind == opCloseBatch {
 		c.putTTL(keyRequest(ts.id, rid.id), en.encode(), ttl)
 	} else {
@@ -269,16 +269,21 @@ func (e *Engine) addEntry(ts *termState, rid reqID, en *entry, c *commit) {
 // expiryMargin is how much longer than the retention period the store keeps
 // idempotency records and tombstones. The engine decides expiry itself (a
 // record older than the retention period is ignored); the store's expiry,
-// counted in whole seconds on the machine's clock, only has to come later,
-// also when the clock was stepped back while the engine's time stood still.
+// counted in whole seconds on the machine's clock, only has to come later
+// (see keyTTL for a clock stepped back), also for a clock stepped forward
+// between the write and the read.
 const expiryMargin = time.Hour
 
 // keyTTL returns how long the store keeps an idempotency record or
-// tombstone created at created, written at now (engine times): so that no
-// delete is ever needed for them, neither for those that expire in memory
-// nor for those dropped from memory early.
+// tombstone created at created (engine time), written when the machine's
+// clock reads now: so that no delete is ever needed for them, neither for
+// those that expire in memory nor for those dropped from memory early. The
+// store counts the TTL from its own reading of the clock, which is behind
+// the engine's time after the clock was stepped back (the engine's time
+// never goes back), so now must be the clock, not the engine's time. A
+// record already past its expiry gets a TTL of a second, never none.
 func (e *Engine) keyTTL(created, now int64) time.Duration {
-	return time.Duration(created-now) + e.opts.Retention + expiryMargin
+	return max(time.Duration(created-now)+e.opts.Retention+expiryMargin, time.Second)
 }
 
 // changed notes that an open batch's totals changed by a new transaction
@@ -539,7 +544,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 			ts.tombs[orid.key] = tomb{created: now, pending: c.seq}
 			st.entryCount++
 			st.entryQ.push(expiring{at: now, term: ts.idx, key: orid.key, tomb: true})
-			c.putTTL(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, now))
+			c.putTTL(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, e.clock().UnixNano()))
 		}
 	case orig.kind != opAuthorize:
 		res.status = ReverseStatusNotReversible

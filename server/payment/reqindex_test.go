@@ -3,6 +3,7 @@ package payment_test
 import (
 	"bytes"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,5 +212,67 @@ func TestIdempotencyRecordsExpireOnTheirOwn(t *testing.T) {
 	}
 	if got := v.authorize(sale(term1, "never-sent", 100)); got.ResponseCode != payment.CodeInvalidTransaction {
 		t.Errorf("late original after reopen: %s, want 12", got.ResponseCode)
+	}
+}
+
+// A request ID used by a Reverse and, after the retention period, by an
+// Authorize: the Reverse's record stays on disk until its store expiry an
+// hour later, and must not hide the Authorize's request index once the
+// Authorize's entry has left memory early. It did: the replay was decided
+// afresh and approved a second time, and a reversal of it found nothing.
+func TestReusedRequestIDAfterRetentionIsFoundOnDisk(t *testing.T) {
+	v := newEnv(t, func(o *payment.Options) { o.MaxEntries = 2 })
+	ctx := t.Context()
+	v.reverse(term1, "X", "never-sent")
+	v.clock.Advance(24*time.Hour + time.Minute)
+	if err := v.eng.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first := v.authorize(sale(term1, "X", 100))
+	if first.Replayed || first.ResponseCode != payment.CodeApproved {
+		t.Fatalf("X used again after the retention period: got %+v, want a fresh approval", first)
+	}
+	for i := range 3 { // push X's entry out of memory
+		v.clock.Advance(time.Second)
+		v.authorize(sale(term1, fmt.Sprint("filler-", i), 1))
+	}
+	if err := v.eng.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v.clock.Advance(time.Second)
+	if again := v.authorize(sale(term1, "X", 100)); !again.Replayed || again.AuthorizationID != first.AuthorizationID {
+		t.Fatalf("replay of X: got %+v, want %s replayed", again, first.AuthorizationID)
+	}
+	if got := v.reverse(term1, "rv-X", "X"); got.Status != payment.ReverseStatusReversed || got.AuthorizationID != first.AuthorizationID {
+		t.Fatalf("reversal of X: got %+v, want %s reversed", got, first.AuthorizationID)
+	}
+}
+
+// The machine's clock runs 2 hours fast, then is stepped back; the
+// engine's time never goes back, so it stays ahead of the clock. The store
+// counts a record's expiry from its own reading of the clock: a record
+// written then must still stay on disk for as long as the engine honours
+// it. It expired an hour early, so a tombstone or replay could be lost
+// after a restart.
+func TestRecordsOutliveRetentionAfterClockStepBack(t *testing.T) {
+	var offset atomic.Int64
+	offset.Store(int64(2 * time.Hour))
+	v := newEnv(t, func(o *payment.Options) {
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	v.authorize(sale(term1, "fast", 100))
+	offset.Store(0)
+	res := v.authorize(sale(term1, "after-step", 100))
+	v.reverse(term1, "rv-late", "late")
+	exp := expiries(t, v.db)
+	honoured := res.DecisionTime.Add(v.opts.Retention)
+	for _, k := range []string{"pay/ri/" + term1 + "/after-step", "pay/rq/" + term1 + "/rv-late", "pay/ts/" + term1 + "/late"} {
+		at, ok := exp[k]
+		if !ok {
+			t.Fatalf("no expiry for %s among %v", k, exp)
+		}
+		if at.Before(honoured) {
+			t.Errorf("%s expires at %v, %v before the engine stops honouring it", k, at.UTC(), honoured.Sub(at))
+		}
 	}
 }
