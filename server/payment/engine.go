@@ -141,11 +141,12 @@ func Open(ctx context.Context, db *store.DB, dir Directory, auditLog *audit.Log,
 		return nil, err
 	}
 	e.st = st
-	go e.loop()
-	go e.writer()
+	// Logged before the loop starts: from then on the state is the loop's.
 	e.logger.Info("payment engine open",
 		"terminals", len(st.terms), "transactions_in_memory", len(st.txs),
 		"idempotency_entries", st.entryCount, "next_seq", st.nextSeq)
+	go e.loop()
+	go e.writer()
 	return e, nil
 }
 
