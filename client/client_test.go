@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
 )
 
@@ -64,6 +65,34 @@ func serve(t *testing.T, cfg server.Config) string {
 	go func() { srv.Serve(ctx, lis); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return lis.Addr().String()
+}
+
+// fleetServer serves a fresh server with merchant M1 (NZD) and its store
+// S1, and provisions a terminal with serial: it returns the address, an
+// admin client and the terminal's enrollment code.
+func fleetServer(t *testing.T, serial string) (addr string, admin *client.Client, enrollment string) {
+	t.Helper()
+	const adminToken = "pfa_client-test-admin-token-0123456789"
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = adminToken
+	addr = serve(t, cfg)
+	ctx := t.Context()
+	admin, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "M1 Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: "M1", StoreId: "S1", Name: "S1"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := admin.ProvisionTerminal(ctx, serial, "M1", "S1", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, admin, p.GetEnrollmentCode()
 }
 
 func TestDialTLSAndHealth(t *testing.T) {

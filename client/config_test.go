@@ -17,7 +17,6 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
-	"github.com/posfleet/posfleet/server"
 )
 
 // scriptedTerminal is a TerminalService whose WatchConfig calls follow a
@@ -189,32 +188,14 @@ func TestWatchConfigStopsWithContext(t *testing.T) {
 // TestWatchConfigAgainstServer runs the loop against a real server: a
 // publish reaches it, a rejected version shows up in the rollout's health.
 func TestWatchConfigAgainstServer(t *testing.T) {
-	const adminToken = "pfa_client-test-admin-token-0123456789"
-	cfg := server.DefaultConfig(t.TempDir())
-	cfg.AdminToken = adminToken
-	addr := serve(t, cfg)
+	addr, admin, enrollment := fleetServer(t, "SN-1")
 	ctx := t.Context()
-	admin, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(adminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "M1 Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: "M1", StoreId: "S1", Name: "S1"}); err != nil {
-		t.Fatal(err)
-	}
-	p, err := admin.ProvisionTerminal(ctx, "SN-1", "M1", "S1", "", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	anon, err := client.Dial(addr, client.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer anon.Close()
-	reg, err := anon.Register(ctx, "SN-1", p.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
+	reg, err := anon.Register(ctx, "SN-1", enrollment, &pb.DeviceInfo{Model: "A920"})
 	if err != nil {
 		t.Fatal(err)
 	}

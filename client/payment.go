@@ -10,8 +10,10 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -70,8 +72,13 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 
 // Transient reports whether err is worth retrying with the same request:
 // the server was unreachable or overloaded, or the answer did not arrive in
-// time (Unavailable, DeadlineExceeded, ResourceExhausted).
+// time (Unavailable, DeadlineExceeded, ResourceExhausted). A caller refused
+// for too many failed authentications (ResourceExhausted with reason
+// RATE_LIMITED) is not: retrying only spends more of its failure budget.
 func Transient(err error) bool {
+	if rateLimited(err) {
+		return false
+	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 		return true
@@ -80,8 +87,12 @@ func Transient(err error) bool {
 }
 
 // uncertain reports whether a failed call may still have been decided by the
-// server: its answer was lost, late or garbled.
+// server: its answer was lost, late or garbled. A rate-limited caller was
+// refused at authentication, before anything was decided.
 func uncertain(err error) bool {
+	if rateLimited(err) {
+		return false
+	}
 	if Transient(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
@@ -92,11 +103,28 @@ func uncertain(err error) bool {
 	return false
 }
 
+// rateLimited reports the server's refusal of a peer whose failed
+// authentications used up its budget; a valid credential never gets it.
+func rateLimited(err error) bool {
+	if status.Code(err) != codes.ResourceExhausted {
+		return false
+	}
+	for _, d := range status.Convert(err).Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == "posfleet.dev" && ei.GetReason() == "RATE_LIMITED" {
+			return true
+		}
+	}
+	return false
+}
+
 // OutcomeUnknownError is returned by Authorize when no answer arrived: the
 // server may or may not have approved the payment. The client then reversed
 // it (reason TIMEOUT), so that an approval, if there was one, is cancelled
-// and a request still on its way is declined when it arrives. The payment
-// must be treated as not made.
+// and a request still on its way is declined when it arrives. When the
+// reversal succeeded (Reversal set), the payment must be treated as not
+// made. When it failed (ReversalErr set), the outcome is still open: the
+// terminal must reverse the request later (ReversalRequestID gives the
+// same reversal), or learn the decision by replaying the authorization.
 type OutcomeUnknownError struct {
 	// RequestID is the authorization's request_id.
 	RequestID string
@@ -156,29 +184,48 @@ func (c *Client) Authorize(ctx context.Context, req *pb.AuthorizeRequest) (*pb.A
 // AuthorizeWithPolicy authorizes a payment (a sale, or a pre-auth when
 // req.Capture is false). An empty req.RequestId is filled with a new UUID.
 // Transient failures are retried with the same request_id. When no answer
-// arrives at all — the tries are used up, the caller's context ends, or the
-// call failed in a way that leaves the outcome open — the client reverses
-// the authorization (reason TIMEOUT) and returns an *OutcomeUnknownError.
+// arrives — the tries are used up, the caller's context ends, or a try
+// failed in a way that leaves the outcome open, even if a later try was
+// refused outright — the client reverses the authorization (reason
+// TIMEOUT) and returns an *OutcomeUnknownError. Should the reversal find
+// the authorization decided and beyond reversal (its batch closed in the
+// meantime), the client fetches the stored decision by replaying the
+// request and returns it, replayed = true, as if it had arrived in time.
 // Declines are answers, not errors.
 func (c *Client) AuthorizeWithPolicy(ctx context.Context, req *pb.AuthorizeRequest, p RetryPolicy) (*pb.AuthorizeResponse, error) {
 	p = p.withDefaults()
 	if req.GetRequestId() == "" {
 		req.RequestId = NewRequestID()
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err() // nothing was sent
+	}
 	var resp *pb.AuthorizeResponse
-	err := retry(ctx, p, func(ctx context.Context) error {
+	// maybeDecided stays set once a try may have been decided: a later try
+	// refused outright (a credential rotated meanwhile, say) does not undo
+	// an approval whose answer was lost.
+	maybeDecided := false
+	err := retry(ctx, p, Transient, func(ctx context.Context) error {
 		var err error
 		resp, err = c.Payment().Authorize(ctx, req)
+		if err != nil && uncertain(err) {
+			maybeDecided = true
+		}
 		return err
 	})
 	if err == nil {
 		return resp, nil
 	}
-	if !uncertain(err) {
+	if !maybeDecided {
 		return nil, err
 	}
+	if _, merr := proto.Marshal(req); merr != nil {
+		// Every try failed to encode the request: nothing was sent.
+		return nil, status.Errorf(codes.InvalidArgument, "client: authorization request cannot be encoded: %v", merr)
+	}
 	// Reverse even if the caller gave up: an approval nobody knows about
-	// must not stand.
+	// must not stand. The reversal is idempotent, so it retries every
+	// failure that may leave its own outcome open, until ReversalTimeout.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.ReversalTimeout)
 	defer cancel()
 	rp := p
@@ -187,7 +234,19 @@ func (c *Client) AuthorizeWithPolicy(ctx context.Context, req *pb.AuthorizeReque
 		RequestId:         ReversalRequestID(req.GetRequestId()),
 		OriginalRequestId: req.GetRequestId(),
 		Reason:            pb.ReversalReason_REVERSAL_REASON_TIMEOUT,
-	}, rp)
+	}, rp, uncertain)
+	if rev.GetStatus() == pb.ReverseStatus_REVERSE_STATUS_NOT_REVERSIBLE {
+		// The authorization was decided and can no longer be reversed:
+		// its replay returns the decision, which stands.
+		var orig *pb.AuthorizeResponse
+		if rerr = retry(rctx, rp, uncertain, func(ctx context.Context) error {
+			var err error
+			orig, err = c.Payment().Authorize(ctx, req)
+			return err
+		}); rerr == nil {
+			return orig, nil
+		}
+	}
 	return nil, &OutcomeUnknownError{RequestID: req.GetRequestId(), Err: err, Reversal: rev, ReversalErr: rerr}
 }
 
@@ -198,12 +257,13 @@ func (c *Client) Reverse(ctx context.Context, req *pb.ReverseRequest) (*pb.Rever
 	if req.GetRequestId() == "" {
 		req.RequestId = NewRequestID()
 	}
-	return c.reverse(ctx, req, DefaultRetryPolicy())
+	return c.reverse(ctx, req, DefaultRetryPolicy(), Transient)
 }
 
-func (c *Client) reverse(ctx context.Context, req *pb.ReverseRequest, p RetryPolicy) (*pb.ReverseResponse, error) {
+// reverse sends req, retrying the failures retryable accepts.
+func (c *Client) reverse(ctx context.Context, req *pb.ReverseRequest, p RetryPolicy, retryable func(error) bool) (*pb.ReverseResponse, error) {
 	var resp *pb.ReverseResponse
-	err := retry(ctx, p.withDefaults(), func(ctx context.Context) error {
+	err := retry(ctx, p.withDefaults(), retryable, func(ctx context.Context) error {
 		var err error
 		resp, err = c.Payment().Reverse(ctx, req)
 		return err
@@ -219,7 +279,7 @@ func (c *Client) Refund(ctx context.Context, req *pb.RefundRequest) (*pb.RefundR
 		req.RequestId = NewRequestID()
 	}
 	var resp *pb.RefundResponse
-	err := retry(ctx, DefaultRetryPolicy(), func(ctx context.Context) error {
+	err := retry(ctx, DefaultRetryPolicy(), Transient, func(ctx context.Context) error {
 		var err error
 		resp, err = c.Payment().Refund(ctx, req)
 		return err
@@ -235,7 +295,7 @@ func (c *Client) CloseBatch(ctx context.Context, req *pb.CloseBatchRequest) (*pb
 		req.RequestId = NewRequestID()
 	}
 	var resp *pb.CloseBatchResponse
-	err := retry(ctx, DefaultRetryPolicy(), func(ctx context.Context) error {
+	err := retry(ctx, DefaultRetryPolicy(), Transient, func(ctx context.Context) error {
 		var err error
 		resp, err = c.Payment().CloseBatch(ctx, req)
 		return err
@@ -243,16 +303,16 @@ func (c *Client) CloseBatch(ctx context.Context, req *pb.CloseBatchRequest) (*pb
 	return resp, err
 }
 
-// retry calls fn until it succeeds, fails with a non-transient error, the
-// tries are used up or ctx ends; it returns the last error.
-func retry(ctx context.Context, p RetryPolicy, fn func(ctx context.Context) error) error {
+// retry calls fn until it succeeds, fails with an error retryable does not
+// accept, the tries are used up or ctx ends; it returns the last error.
+func retry(ctx context.Context, p RetryPolicy, retryable func(error) bool, fn func(ctx context.Context) error) error {
 	backoff := p.MinBackoff
 	var err error
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, p.AttemptTimeout)
 		err = fn(actx)
 		cancel()
-		if err == nil || !Transient(err) || attempt >= p.Attempts || ctx.Err() != nil {
+		if err == nil || !retryable(err) || attempt >= p.Attempts || ctx.Err() != nil {
 			return err
 		}
 		t := time.NewTimer(time.Duration(mrand.Int64N(int64(backoff)) + 1))

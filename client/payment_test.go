@@ -29,10 +29,12 @@ type fakePayments struct {
 	// hang makes a call wait for its deadline instead.
 	authFail []error
 	hang     int
-	// revFail are the errors of the next Reverse calls.
-	revFail  []error
-	auths    []*pb.AuthorizeRequest
-	reverses []*pb.ReverseRequest
+	// revFail are the errors of the next Reverse calls; revStatus is the
+	// answer's status (REVERSED when unset).
+	revFail   []error
+	revStatus pb.ReverseStatus
+	auths     []*pb.AuthorizeRequest
+	reverses  []*pb.ReverseRequest
 }
 
 var errHang = errors.New("hang")
@@ -66,7 +68,11 @@ func (f *fakePayments) Reverse(ctx context.Context, req *pb.ReverseRequest) (*pb
 			return nil, err
 		}
 	}
-	return &pb.ReverseResponse{Status: pb.ReverseStatus_REVERSE_STATUS_REVERSED, AuthorizationId: "A1"}, nil
+	st := f.revStatus
+	if st == pb.ReverseStatus_REVERSE_STATUS_UNSPECIFIED {
+		st = pb.ReverseStatus_REVERSE_STATUS_REVERSED
+	}
+	return &pb.ReverseResponse{Status: st, AuthorizationId: "A1"}, nil
 }
 
 func startFake(t *testing.T, f *fakePayments) *client.Client {
@@ -85,6 +91,14 @@ func startFake(t *testing.T, f *fakePayments) *client.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// authorizeWithShortTries authorizes payReq through a client of f whose
+// tries time out after 50 ms, so that a hanging try is soon uncertain.
+func (f *fakePayments) authorizeWithShortTries(t *testing.T) (*pb.AuthorizeResponse, error) {
+	p := fastRetry
+	p.AttemptTimeout = 50 * time.Millisecond
+	return startFake(t, f).AuthorizeWithPolicy(t.Context(), payReq(), p)
 }
 
 var fastRetry = client.RetryPolicy{
@@ -255,27 +269,9 @@ func TestRequestIDsPassServerChecks(t *testing.T) {
 }
 
 func TestPaymentsAgainstServer(t *testing.T) {
-	const adminToken = "pfa_client-pay-admin-token-0123456789"
-	cfg := server.DefaultConfig(t.TempDir())
-	cfg.AdminToken = adminToken
-	addr := serve(t, cfg)
+	addr, admin, enrollment := fleetServer(t, "SN-1")
 	ctx := t.Context()
-	admin, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(adminToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "M1 Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: "M1", StoreId: "S1", Name: "S1"}); err != nil {
-		t.Fatal(err)
-	}
-	p, err := admin.ProvisionTerminal(ctx, "SN-1", "M1", "S1", "", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := admin.Register(ctx, "SN-1", p.GetEnrollmentCode(), &pb.DeviceInfo{Model: "A920"})
+	reg, err := admin.Register(ctx, "SN-1", enrollment, &pb.DeviceInfo{Model: "A920"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,5 +310,160 @@ func TestPaymentsAgainstServer(t *testing.T) {
 	}})
 	if err != nil || !closed.GetInBalance() {
 		t.Errorf("CloseBatch: got %v, %v; want in balance", closed, err)
+	}
+}
+
+// A try whose answer was lost may have been approved: a later try refused
+// outright does not prove otherwise, so the client still reverses. It used
+// to return the refusal and leave the approval standing.
+func TestLostAnswerThenRefusalStillReverses(t *testing.T) {
+	for _, later := range []error{
+		status.Error(codes.Unauthenticated, "missing or invalid credential"),
+		status.Error(codes.PermissionDenied, "terminal is retired"),
+		status.Error(codes.FailedPrecondition, "no open batch"),
+	} {
+		t.Run(status.Code(later).String(), func(t *testing.T) {
+			f := &fakePayments{authFail: []error{errHang, later}}
+			_, err := f.authorizeWithShortTries(t)
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var unknown *client.OutcomeUnknownError
+			if !errors.As(err, &unknown) || unknown.Reversal == nil || len(f.reverses) != 1 {
+				t.Fatalf("got %v after %d tries and %d reversals; want an OutcomeUnknownError after one TIMEOUT reversal", err, len(f.auths), len(f.reverses))
+			}
+			if status.Code(unknown.Err) != status.Code(later) {
+				t.Errorf("OutcomeUnknownError.Err: got %v, want the last try's %v", unknown.Err, later)
+			}
+		})
+	}
+}
+
+// The automatic reversal is idempotent and has ReversalTimeout to succeed:
+// an Internal error (a failed store read, say) is retried, not final.
+func TestAutomaticReversalRetriesInternalErrors(t *testing.T) {
+	internal := status.Error(codes.Internal, "internal error")
+	f := &fakePayments{authFail: []error{internal}, revFail: []error{internal, status.Error(codes.Unknown, "?"), nil}}
+	c := startFake(t, f)
+	_, err := c.AuthorizeWithPolicy(t.Context(), payReq(), fastRetry)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var unknown *client.OutcomeUnknownError
+	if !errors.As(err, &unknown) || unknown.Reversal.GetStatus() != pb.ReverseStatus_REVERSE_STATUS_REVERSED || len(f.reverses) != 3 {
+		t.Fatalf("got %v after %d reversal tries; want reversed on the third", err, len(f.reverses))
+	}
+}
+
+// A request that cannot be encoded (invalid UTF-8 from a card reader, say)
+// is never sent: its failure is final, with nothing to reverse.
+func TestUnencodableRequestIsNotReversed(t *testing.T) {
+	f := &fakePayments{}
+	c := startFake(t, f)
+	req := payReq()
+	req.Card.Token = "tok_\xff"
+	_, err := c.AuthorizeWithPolicy(t.Context(), req, fastRetry)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var unknown *client.OutcomeUnknownError
+	if errors.As(err, &unknown) || status.Code(err) != codes.InvalidArgument || len(f.auths)+len(f.reverses) != 0 {
+		t.Fatalf("got %v with %d calls and %d reversals on the server; want InvalidArgument and nothing sent", err, len(f.auths), len(f.reverses))
+	}
+	cctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := c.AuthorizeWithPolicy(cctx, payReq(), fastRetry); status.Code(err) != codes.Canceled || len(f.auths)+len(f.reverses) != 0 {
+		t.Fatalf("with an ended context: got %v and %d calls; want Canceled and nothing sent", err, len(f.auths)+len(f.reverses))
+	}
+}
+
+// When the reversal finds the authorization decided and beyond reversal
+// (its batch closed meanwhile), the decision stands: the client fetches it
+// by replaying the request and returns it instead of "outcome unknown".
+func TestNotReversibleReturnsTheStoredDecision(t *testing.T) {
+	f := &fakePayments{authFail: []error{errHang, errHang, errHang}, revStatus: pb.ReverseStatus_REVERSE_STATUS_NOT_REVERSIBLE}
+	resp, err := f.authorizeWithShortTries(t)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil || resp.GetDecision() != pb.Decision_DECISION_APPROVED || len(f.auths) != 4 || len(f.reverses) != 1 {
+		t.Fatalf("got %v, %v after %d tries and %d reversals; want the approval from a fourth try after one reversal", resp, err, len(f.auths), len(f.reverses))
+	}
+}
+
+// A caller rate limited for failed authentications was refused before
+// anything was decided: the refusal is final at once, with no retries and
+// no reversal (which would be refused too, after ReversalTimeout).
+func TestRateLimitedCallerIsRefusedAtOnce(t *testing.T) {
+	addr := serve(t, server.DefaultConfig(t.TempDir()))
+	c, err := client.Dial(addr, client.WithInsecure(), client.WithBearer("pft_revoked-or-mistyped-credential"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 40 { // spend the peer's failure budget
+		c.Payment().Authorize(t.Context(), payReq())
+	}
+	p := fastRetry
+	p.ReversalTimeout = time.Minute
+	_, err = c.AuthorizeWithPolicy(t.Context(), payReq(), p)
+	var unknown *client.OutcomeUnknownError
+	if errors.As(err, &unknown) || status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("got %v; want the ResourceExhausted refusal, no reversal", err)
+	}
+	if client.Transient(err) {
+		t.Errorf("Transient(%v) = true; retrying only spends more of the failure budget", err)
+	}
+}
+
+// End to end: the first try is approved but its answer is lost, and the
+// terminal's credential is rotated before the retry, which is refused. The
+// client must not report the refusal as the outcome while the approval
+// stands: it reverses, and here the reversal is refused too, so it says
+// the outcome is open.
+func TestLostApprovalThenRotatedCredentialIsNotReportedAsRefused(t *testing.T) {
+	addr, admin, enrollment := fleetServer(t, "SN-R")
+	ctx := t.Context()
+	reg, err := admin.Register(ctx, "SN-R", enrollment, &pb.DeviceInfo{Model: "A920"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var term *client.Client
+	var mu sync.Mutex
+	first := true
+	loseFirstAnswer := func(ictx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ictx, method, req, reply, cc, opts...)
+		if method != "/posfleet.v1.PaymentService/Authorize" || err != nil {
+			return err
+		}
+		mu.Lock()
+		lose := first
+		first = false
+		mu.Unlock()
+		if lose {
+			if _, rerr := term.RotateCredential(context.WithoutCancel(ictx)); rerr != nil {
+				t.Errorf("RotateCredential: %v", rerr)
+			}
+			return status.Error(codes.Unavailable, "connection reset")
+		}
+		return nil
+	}
+	term, err = client.Dial(addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()),
+		client.WithDialOptions(grpc.WithChainUnaryInterceptor(loseFirstAnswer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer term.Close()
+
+	_, err = term.AuthorizeWithPolicy(ctx, payReq(), fastRetry)
+	list, lerr := admin.Admin().ListTransactions(ctx, &pb.ListTransactionsRequest{MerchantId: "M1"})
+	if lerr != nil || len(list.GetTransactions()) != 1 {
+		t.Fatalf("ListTransactions: %v, %v; want the one approval", list, lerr)
+	}
+	tx := list.GetTransactions()[0]
+	var unknown *client.OutcomeUnknownError
+	switch {
+	case tx.GetDecision() != pb.Decision_DECISION_APPROVED:
+		t.Fatalf("transaction %v; want the approval whose answer was lost", tx)
+	case !tx.GetReversed() && (!errors.As(err, &unknown) || unknown.ReversalErr == nil):
+		t.Fatalf("got %v while approval %s stands unreversed; want an OutcomeUnknownError saying the reversal failed", err, tx.GetTransactionId())
+	case tx.GetReversed() && (!errors.As(err, &unknown) || unknown.Reversal == nil):
+		t.Fatalf("got %v after %s was reversed; want an OutcomeUnknownError with the reversal", err, tx.GetTransactionId())
 	}
 }
