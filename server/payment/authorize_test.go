@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"testing"
 	"time"
+	_ "time/tzdata" // Africa/Cairo without relying on the host's zoneinfo
 
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/payment"
@@ -359,5 +360,38 @@ func TestAuthorizeAfterClose(t *testing.T) {
 	}
 	if err := eng.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// In Africa/Cairo clocks jump from 00:00 to 01:00 on 2026-04-24, so that
+// day starts at 01:00. The cached day then ended at 01:00 on April 25
+// instead of midnight: the first hour of April 25 counted toward April
+// 24's daily limit and got its business date, but only while the cache was
+// warm, so a restart changed the decision.
+func TestBusinessDayAfterMidnightClockChange(t *testing.T) {
+	cairo, err := time.LoadLocation("Africa/Cairo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, restart := range []bool{false, true} {
+		v := newEnv(t)
+		v.clock.Advance(time.Date(2026, 4, 24, 12, 0, 0, 0, cairo).Sub(startTime))
+		v.dir.update(term1, func(p *payment.Policy) {
+			p.DailyLimit = payment.LimitOf(5000)
+			p.Location = cairo
+		})
+		mustCode(t, v.authorize(sale(term1, "apr24", 5000)), "00")
+		v.clock.Advance(time.Date(2026, 4, 25, 0, 30, 0, 0, cairo).Sub(v.clock.Now()))
+		if restart {
+			v.reopen()
+		}
+		mustCode(t, v.authorize(sale(term1, "apr25-a", 4000)), "00")
+		v.clock.Advance(90 * time.Minute)
+		mustCode(t, v.authorize(sale(term1, "apr25-b", 1001)), "61")
+		for _, tx := range v.transactions(payment.TxFilter{TerminalID: term1}) {
+			if want := map[string]string{"apr24": "2026-04-24", "apr25-a": "2026-04-25", "apr25-b": "2026-04-25"}[tx.RequestID]; tx.BusinessDate != want {
+				t.Errorf("restart %v: %s decided at %v: business date %s, want %s", restart, tx.RequestID, tx.DecisionTime.In(cairo), tx.BusinessDate, want)
+			}
+		}
 	}
 }

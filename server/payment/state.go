@@ -131,8 +131,12 @@ func (ts *termState) businessDate(now int64, loc *time.Location) string {
 	}
 	t := time.Unix(0, now).In(loc)
 	y, m, d := t.Date()
-	start := time.Date(y, m, d, 0, 0, 0, 0, loc)
-	ts.dayLoc, ts.dayFrom, ts.dayTo = loc, start.UnixNano(), start.AddDate(0, 0, 1).UnixNano()
+	// Both midnights come from the date, not one from the other: where a
+	// day starts at 01:00 because clocks jump at midnight, adding a day to
+	// its start would end the next day's first hour on the wrong date.
+	start := time.Date(y, m, d, 0, 0, 0, 0, loc).UnixNano()
+	next := time.Date(y, m, d+1, 0, 0, 0, 0, loc).UnixNano()
+	ts.dayLoc, ts.dayFrom, ts.dayTo = loc, min(start, now), next
 	ts.date = t.Format(dateLayout)
 	return ts.date
 }
