@@ -169,6 +169,14 @@ func (v *violations) duration(field string, d *durationpb.Duration, lo, hi time.
 	return x
 }
 
+// Timestamps are accepted from minTime to before maxTime: times are kept
+// as Unix nanoseconds, which reach only from 1677 to 2262, and nothing a
+// terminal or an operator means lies outside this range.
+var (
+	minTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // timestamp checks an optional timestamp and returns it (zero when unset).
 func (v *violations) timestamp(field string, t *timestamppb.Timestamp) time.Time {
 	if t == nil {
@@ -178,7 +186,12 @@ func (v *violations) timestamp(field string, t *timestamppb.Timestamp) time.Time
 		v.add(field, "must be a valid timestamp")
 		return time.Time{}
 	}
-	return t.AsTime()
+	at := t.AsTime()
+	if at.Before(minTime) || !at.Before(maxTime) {
+		v.add(field, "must be from 1970-01-01 to before 2200-01-01 (UTC)")
+		return time.Time{}
+	}
+	return at
 }
 
 // enum checks that value is a known, non-zero number of an enum.

@@ -184,6 +184,13 @@ func TestPaymentInputIsRejectedWithFieldViolations(t *testing.T) {
 			r.Card = &pb.Card{Token: "4111-1111-1111-1111", MaskedPan: "41**11", EntryMode: 0}
 		}, []string{"card.token", "card.masked_pan", "card.entry_mode"}},
 		{"bad currency", func(r *pb.AuthorizeRequest) { r.Amount.Currency = "nzd" }, []string{"amount.currency"}},
+		// Kept as Unix nanoseconds, these were stored as times centuries off.
+		{"local time after 2200", func(r *pb.AuthorizeRequest) {
+			r.LocalTime = timestamppb.New(time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC))
+		}, []string{"local_time"}},
+		{"local time before 1970", func(r *pb.AuthorizeRequest) {
+			r.LocalTime = timestamppb.New(time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC))
+		}, []string{"local_time"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

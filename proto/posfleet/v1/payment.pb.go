@@ -217,7 +217,8 @@ type AuthorizeRequest struct {
 	// The card.
 	Card *Card `protobuf:"bytes,4,opt,name=card,proto3" json:"card,omitempty"`
 	// Terminal's local clock at the time of the transaction, for receipts and
-	// reconciliation.
+	// reconciliation. Optional; when set, from 1970-01-01 to before
+	// 2200-01-01 (UTC), like every timestamp the server accepts.
 	LocalTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=local_time,json=localTime,proto3" json:"local_time,omitempty"`
 	// True for a sale (captured into the batch); false for a pre-auth hold
 	// that is not settled.
