@@ -56,7 +56,10 @@
 // the terminal's local time. The same ID with different content is declined
 // with 94 (Authorize, Refund) or fails with [ErrRequestIDReused] (Reverse,
 // CloseBatch). Request IDs are honoured for Options.Retention (at least 24
-// hours); older idempotency records are dropped from memory and disk. When
+// hours); older idempotency records are dropped from memory and disk. Those
+// in memory are dropped by housekeeping, so a request ID is honoured for up
+// to Options.HousekeepingInterval longer while it stays in memory, but not
+// after a restart or once it has left memory early. When
 // more than Options.MaxEntries are live, the oldest leave memory early and
 // are looked up on disk instead, with point lookups: every decision writes a
 // record under its request ID (the entry itself for Reverse and CloseBatch,
