@@ -347,3 +347,57 @@ func TestRegisterReturnsCurrentConfig(t *testing.T) {
 		t.Errorf("Register config = %v, want version %d with the store's layer", c, v.GetVersion())
 	}
 }
+
+// An open watch stream ends, before anything more is sent on it, once the
+// credential it was opened with stops working: it used to keep receiving
+// config versions and remote commands (marked delivered) after the
+// terminal was suspended or its credential replaced.
+func TestWatchEndsWhenItsCredentialStopsWorking(t *testing.T) {
+	for _, tt := range []struct {
+		how  string
+		want codes.Code
+	}{{"suspend", codes.PermissionDenied}, {"rotate", codes.Unauthenticated}, {"reissue", codes.Unauthenticated}} {
+		t.Run(tt.how, func(t *testing.T) {
+			e := newFleetEnv(t)
+			e.merchant("M1", "S1")
+			id, cred := e.registered("SN-1", "M1", "S1")
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			old := e.watch(ctx, cred, 0)
+			switch tt.how {
+			case "suspend":
+				if _, err := e.admin.SuspendTerminal(e.adminCtx(), &pb.SuspendTerminalRequest{TerminalId: id, Reason: "stolen"}); err != nil {
+					t.Fatal(err)
+				}
+			case "rotate":
+				if _, err := e.term.RotateCredential(bearer(t.Context(), cred), &pb.RotateCredentialRequest{}); err != nil {
+					t.Fatal(err)
+				}
+			case "reissue":
+				r, err := e.admin.ReissueEnrollment(e.adminCtx(), &pb.ReissueEnrollmentRequest{TerminalId: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := e.term.Register(t.Context(), &pb.RegisterRequest{SerialNumber: "SN-1", EnrollmentCode: r.GetEnrollmentCode()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd, err := e.admin.SendCommand(e.adminCtx(), &pb.SendCommandRequest{TerminalId: id, Type: pb.CommandType_COMMAND_TYPE_UPLOAD_LOGS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{MerchantId: "M1"}, Settings: &pb.Settings{ReceiptHeader: proto.String("after")}})
+			if msg, err := old.Recv(); status.Code(err) != tt.want {
+				t.Fatalf("old stream after %s: got %v, %v; want it ended with %v", tt.how, msg, err, tt.want)
+			}
+			// The command was not marked delivered to the ended stream.
+			list, err := e.admin.ListCommands(e.adminCtx(), &pb.ListCommandsRequest{TerminalId: id})
+			if err != nil || len(list.GetCommands()) != 1 {
+				t.Fatalf("ListCommands: %v, %v; want the one command", list, err)
+			}
+			if c := list.GetCommands()[0]; c.GetCommandId() != cmd.GetCommand().GetCommandId() || c.GetState() != pb.CommandState_COMMAND_STATE_PENDING {
+				t.Errorf("command after %s: %v; want %s still pending", tt.how, c, cmd.GetCommand().GetCommandId())
+			}
+		})
+	}
+}

@@ -20,6 +20,10 @@ import (
 // so a slow stream skips to the newest version. The stream ends when the
 // terminal goes away, when the server shuts down (Unavailable) or when
 // the terminal opens more watches than allowed (Aborted, its oldest ends).
+// It also ends, before anything more is sent, once the credential it was
+// opened with stops working: the terminal is suspended or retired
+// (PermissionDenied), or its credential was rotated or replaced by a new
+// registration (Unauthenticated).
 func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.TerminalService_WatchConfigServer) error {
 	ctx := stream.Context()
 	p, err := terminalPrincipal(ctx)
@@ -27,6 +31,7 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		return err
 	}
 	tid := p.TerminalID
+	bearer := bearerToken(ctx)
 	w, err := t.s.config.Watch(tid, req.GetKnownVersion())
 	if err != nil {
 		return t.s.configStatus(ctx, err)
@@ -47,6 +52,11 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		if err != nil {
 			return t.s.watchEnd(ctx, err)
 		}
+		// Checked before commands are taken for delivery, so that none is
+		// marked delivered to a stream that may no longer have it.
+		if err := credentialStillValid(t.s.fleet, bearer); err != nil {
+			return err
+		}
 		if notified {
 			pending = append(pending, cmds.next(t.s.fleet.PendingCommands(tid))...)
 		}
@@ -62,6 +72,21 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		}
 		pending = nil
 	}
+}
+
+// credentialStillValid checks the credential a stream was opened with, as
+// the authenticator would check it for a new call.
+func credentialStillValid(f *fleet.Fleet, bearer string) error {
+	_, err := f.Authenticate(bearer)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fleet.ErrTerminalSuspended):
+		return statusWithReason(codes.PermissionDenied, reasonSuspended, "terminal is suspended")
+	case errors.Is(err, fleet.ErrTerminalRetired):
+		return statusWithReason(codes.PermissionDenied, reasonRetired, "terminal is retired")
+	}
+	return statusWithReason(codes.Unauthenticated, reasonCredentialInvalid, "credential replaced; reconnect with the current one")
 }
 
 // watchEnd maps the reason a watch ended to the stream's final status.
