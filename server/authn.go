@@ -138,7 +138,9 @@ func (a *authenticator) fail(ctx context.Context, method, why, actor string) err
 	peer := peerAddr(ctx)
 	host := fleet.PeerHost(peer)
 	limited := !a.fails.Allow(host, now)
-	if ok, suppressed := a.repeats.Admit("authn|"+host, now); ok {
+	// Repeats are grouped per address, caller and reason, so that one kind
+	// of failure never hides another (a revoked token after a missing one).
+	if ok, suppressed := a.repeats.Admit("authn|"+host+"|"+actor+"|"+why, now); ok {
 		attrs := map[string]string{"method": method, "reason": why}
 		if suppressed > 0 {
 			attrs["suppressed_repeats"] = strconv.FormatUint(suppressed, 10)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -429,4 +430,34 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// Failed authentications are grouped per address, caller and reason: the
+// use of a revoked admin token right after an unrelated failure from the
+// same address (a script without a token) is still in the audit trail. It
+// was grouped with the first failure and left no trace of the token.
+func TestRevokedTokenUseIsAuditedAfterAnotherFailure(t *testing.T) {
+	e := newFleetEnv(t)
+	ctx := t.Context()
+	admin := e.dial(testAdminToken)
+	secret, tok, err := admin.CreateAdminToken(ctx, "leaver", pb.Role_ROLE_ADMIN, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RevokeAdminToken(ctx, tok.GetTokenId()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.dial("").AllMerchants(ctx); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: got %v, want Unauthenticated", err)
+	}
+	if _, err := e.dial(secret).AllMerchants(ctx); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("revoked token: got %v, want Unauthenticated", err)
+	}
+	var actors []string
+	for _, ev := range e.auditEvents(pb.AuditEventType_AUDIT_EVENT_TYPE_AUTH_FAILURE) {
+		actors = append(actors, ev.GetActor())
+	}
+	if !slices.Contains(actors, "admin:"+tok.GetTokenId()) || !slices.Contains(actors, "anonymous") {
+		t.Errorf("AUTH_FAILURE actors %v; want both the anonymous call and admin:%s", actors, tok.GetTokenId())
+	}
 }

@@ -126,7 +126,14 @@ func (f *Fleet) refuse(req RegisterRequest, r *terminalRec, typ audit.Type, err 
 	if err != ErrRateLimited {
 		f.peerLimit.Allow(host, now)
 	}
-	ok, suppressed := f.auditRepeat.Admit("register|"+host+"|"+why, now)
+	// Repeats are grouped per address and reason, and per terminal when the
+	// serial names one, so that refusals about one terminal never hide
+	// those about another.
+	key := "register|" + host + "|" + why
+	if r != nil {
+		key += "|" + r.ID
+	}
+	ok, suppressed := f.auditRepeat.Admit(key, now)
 	if !ok {
 		return err
 	}

@@ -334,6 +334,28 @@ func TestRegistrationRateLimits(t *testing.T) {
 	}
 }
 
+// Refused registrations that name different terminals are audited apart:
+// grouped per address and reason only, a second identity collision within
+// the minute, on another terminal, left no trace of that terminal.
+func TestRefusedRegistrationsOfDifferentTerminalsAreAuditedApart(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	want := map[string]bool{}
+	for _, serial := range []string{"SN1", "SN2"} {
+		p := e.provision(serial, "MID1", "s1")
+		want[p.Terminal.ID] = true
+		if _, err := e.register("CLONE-"+serial, p.EnrollmentCode); !errors.Is(err, fleet.ErrEnrollmentInvalid) {
+			t.Fatalf("%s's code from another serial: %v", serial, err)
+		}
+	}
+	for _, ev := range e.events(audit.IdentityCollision) {
+		delete(want, ev.TerminalID)
+	}
+	if len(want) > 0 {
+		t.Errorf("no IDENTITY_COLLISION event for terminals %v", want)
+	}
+}
+
 func TestSuccessfulRegistrationsAreNotRateLimited(t *testing.T) {
 	e := newEnv(t)
 	e.merchant("MID1", "s1")
