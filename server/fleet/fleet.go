@@ -316,6 +316,9 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 	if err := f.load(ctx); err != nil {
 		return nil, err
 	}
+	if err := f.pruneFaults(f.now().Add(-f.opts.FaultRetention)); err != nil {
+		return nil, err
+	}
 	go f.flushLoop()
 	return f, nil
 }
@@ -323,7 +326,6 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 // load reads every record into memory.
 func (f *Fleet) load(ctx context.Context) error {
 	var maxCmd uint64
-	cutoff := f.now().Add(-f.opts.FaultRetention)
 	err := f.db.View(func(tx *store.Txn) error {
 		err := tx.Iterate(prefixMerchant, nil, func(k, v []byte) error {
 			m := new(Merchant)
@@ -396,9 +398,9 @@ func (f *Fleet) load(ctx context.Context) error {
 				return fmt.Errorf("fleet: decode %s: %w", k, err)
 			}
 			f.faultSeq = max(f.faultSeq, beUint64(k[len(prefixFault):]))
-			if r.Received.After(cutoff) {
-				f.faultCounts[faultKey{r.MerchantID, r.StoreID, r.Fault.Component}]++
-			}
+			// Count every stored fault, expired or not: pruning (in Open,
+			// then hourly) takes each one off again.
+			f.faultCounts[faultKey{r.MerchantID, r.StoreID, r.Fault.Component}]++
 			return nil
 		})
 	})

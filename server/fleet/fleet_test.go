@@ -1046,3 +1046,65 @@ func TestDefaultOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// A fault past retention but not yet pruned when the server stopped was
+// not counted at load, yet pruning it afterwards took one off the count of
+// its store and component: a fault still in retention vanished from the
+// report. Every stored fault is now counted at load and expired ones are
+// pruned before the fleet opens.
+func TestFaultCountsSurviveRestartWithExpiredFaultsOnDisk(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	id := e.registered("SN1", "MID1", "s1").Terminal.ID
+	fault := func(code string) {
+		if _, err := e.f.Heartbeat(id, fleet.Status{}, []fleet.Fault{{Component: "printer", Code: code, Time: e.clock.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fault("OLD")
+	e.clock.Advance(e.opts.FaultRetention - 24*time.Hour)
+	fault("NEW")
+	e.clock.Advance(24*time.Hour + time.Minute) // OLD expired, NEW not
+	e = e.reopen()
+	for _, when := range []string{"after reopen", "after the hourly prune"} {
+		rep, err := e.f.Report("", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(rep.FaultsByComponent) != "[{printer 1}]" {
+			t.Errorf("faults by component %s = %v, want [{printer 1}]", when, rep.FaultsByComponent)
+		}
+		if err := e.f.PruneFaults(e.clock.Now().Add(-e.opts.FaultRetention)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Fault counts are keyed by a component name the terminal chooses; a count
+// that reaches zero is deleted, so the map does not keep every name ever
+// reported.
+func TestPrunedFaultCountsAreForgotten(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	id := e.registered("SN1", "MID1", "s1").Terminal.ID
+	for i := range 40 {
+		faults := make([]fleet.Fault, 32)
+		for j := range faults {
+			faults[j] = fleet.Fault{Component: fmt.Sprintf("c%d-%d", i, j), Time: e.clock.Now()}
+		}
+		if _, err := e.f.Heartbeat(id, fleet.Status{}, faults); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e = e.reopen() // writes the faults out
+	if n := e.f.FaultCountKeys(); n != 40*32 {
+		t.Fatalf("fault counts before pruning: %d keys, want %d", n, 40*32)
+	}
+	e.clock.Advance(e.opts.FaultRetention + time.Hour)
+	if err := e.f.PruneFaults(e.clock.Now().Add(-e.opts.FaultRetention)); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.f.FaultCountKeys(); n != 0 {
+		t.Errorf("fault counts after every fault was pruned: %d keys, want 0", n)
+	}
+}

@@ -279,8 +279,19 @@ func (f *Fleet) write(writes []kv) error {
 }
 
 // pruneFaults deletes fault events older than cutoff and takes them out of
-// the report's counts.
+// the report's counts, a batch per transaction.
 func (f *Fleet) pruneFaults(cutoff time.Time) error {
+	for {
+		n, err := f.pruneFaultBatch(cutoff)
+		if err != nil || n < flushBatch {
+			return err
+		}
+	}
+}
+
+// pruneFaultBatch prunes up to flushBatch of the oldest faults older than
+// cutoff and returns how many.
+func (f *Fleet) pruneFaultBatch(cutoff time.Time) (int, error) {
 	type old struct {
 		key []byte
 		fk  faultKey
@@ -294,7 +305,7 @@ func (f *Fleet) pruneFaults(cutoff time.Time) error {
 			}
 			if r.Received.After(cutoff) || len(olds) >= flushBatch {
 				// Fault keys are ordered by arrival; stop at the first
-				// recent one (or at a batch, continued next hour).
+				// recent one (or at a batch).
 				return store.ErrStop
 			}
 			olds = append(olds, old{append([]byte{}, k...), faultKey{r.MerchantID, r.StoreID, r.Fault.Component}})
@@ -302,7 +313,7 @@ func (f *Fleet) pruneFaults(cutoff time.Time) error {
 		})
 	})
 	if err != nil || len(olds) == 0 {
-		return err
+		return 0, err
 	}
 	err = f.db.Update(func(tx *store.Txn) error {
 		for _, o := range olds {
@@ -313,14 +324,18 @@ func (f *Fleet) pruneFaults(cutoff time.Time) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	f.pendMu.Lock()
 	for _, o := range olds {
-		if f.faultCounts[o.fk] > 0 {
-			f.faultCounts[o.fk]--
+		// A count that reaches zero is deleted: components are chosen by
+		// terminals, and the map must not keep every one ever reported.
+		if n := f.faultCounts[o.fk]; n > 1 {
+			f.faultCounts[o.fk] = n - 1
+		} else {
+			delete(f.faultCounts, o.fk)
 		}
 	}
 	f.pendMu.Unlock()
-	return nil
+	return len(olds), nil
 }
