@@ -461,3 +461,26 @@ func TestRevokedTokenUseIsAuditedAfterAnotherFailure(t *testing.T) {
 		t.Errorf("AUTH_FAILURE actors %v; want both the anonymous call and admin:%s", actors, tok.GetTokenId())
 	}
 }
+
+// A terminal acknowledging another terminal's command is refused and, like
+// every refused access, audited (it was refused without a trace).
+func TestAckOfAnotherTerminalsCommandIsAudited(t *testing.T) {
+	e := newFleetEnv(t)
+	e.merchant("M1", "S1")
+	victim, _ := e.registered("SN-V", "M1", "S1")
+	_, other := e.registered("SN-A", "M1", "S1")
+	c, err := e.admin.SendCommand(e.adminCtx(), &pb.SendCommandRequest{TerminalId: victim, Type: pb.CommandType_COMMAND_TYPE_LOCK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.auditEvents(pb.AuditEventType_AUDIT_EVENT_TYPE_PERMISSION_DENIED))
+	_, err = e.term.AckCommand(bearer(t.Context(), other), &pb.AckCommandRequest{
+		CommandId: c.GetCommand().GetCommandId(), Result: pb.CommandResult_COMMAND_RESULT_FAILED})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("ack of another terminal's command: %v, want PermissionDenied", err)
+	}
+	events := e.auditEvents(pb.AuditEventType_AUDIT_EVENT_TYPE_PERMISSION_DENIED)
+	if len(events) != before+1 || events[len(events)-1].GetAttributes()["command_id"] != c.GetCommand().GetCommandId() {
+		t.Errorf("PERMISSION_DENIED events: %d before, %v after; want one more naming the command", before, events)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -172,6 +173,16 @@ func (f *Fleet) AckCommand(ctx context.Context, terminalID, commandID string, su
 		return ErrCommandNotFound
 	}
 	if owner != terminalID {
+		// Another terminal's command: audited like any refused access
+		// (repeats from one terminal grouped).
+		if ok, suppressed := f.auditRepeat.Admit("cmd-not-owned|"+terminalID, f.now()); ok {
+			attrs := map[string]string{"command_id": commandID, "reason": "COMMAND_NOT_OWNED"}
+			if suppressed > 0 {
+				attrs["suppressed_repeats"] = strconv.FormatUint(suppressed, 10)
+			}
+			f.record(audit.Event{Type: audit.PermissionDenied, Actor: who.Name, Peer: who.Peer, TerminalID: terminalID,
+				Message: "permission denied: acknowledgement of another terminal's command", Attributes: attrs})
+		}
 		return ErrCommandNotOwned
 	}
 	t, r, err := f.lookup(terminalID)
