@@ -693,3 +693,39 @@ func TestNewTerminalGetsCurrentState(t *testing.T) {
 		t.Errorf("rollout targets %d terminals after provisioning, want 201", got.Targeted)
 	}
 }
+
+// A terminal's acknowledgement counts for every live rollout whose layer
+// its current config carries. It counted only for the rollout that issued
+// the version, so a rollout froze for good once a publish at another
+// scope, or a rebind into its scope, gave a terminal a newer version
+// before it acknowledged.
+func TestAcksCountForEveryLayerTheTerminalSees(t *testing.T) {
+	t.Run("publish at another scope", func(t *testing.T) {
+		dir := newFakeDir()
+		dir.add("M1", "S1", "T0000001", "T0000002")
+		e := newEnv(t, dir)
+		r1 := e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("m1")}, all)
+		r2 := e.publish(termT1, &configpush.Settings{ReceiptFooter: ptr("t1")}, all)
+		e.ackAll(configpush.AckApplied, "T0000001", "T0000002")
+		e.waitState(r1.ID, configpush.StateCompleted)
+		e.waitState(r2.ID, configpush.StateCompleted)
+	})
+	t.Run("rebind into the scope", func(t *testing.T) {
+		dir := newFakeDir()
+		dir.add("M1", "S1", "T0000001")
+		dir.add("M2", "S2", "T0000002")
+		e := newEnv(t, dir)
+		r := e.publish(configpush.Scope{MerchantID: "M2"}, &configpush.Settings{ReceiptHeader: ptr("m2")}, all)
+		dir.add("M2", "S2", "T0000001")
+		e.eng.TerminalChanged("T0000001")
+		if h := e.eff("T0000001").Settings.ReceiptHeader; h == nil || *h != "m2" {
+			t.Fatalf("T0000001's header after the rebind: %v, want m2", h)
+		}
+		e.ackAll(configpush.AckApplied, "T0000001", "T0000002")
+		e.waitState(r.ID, configpush.StateCompleted)
+		e.restart()
+		if got := e.rollout(r.ID); got.State != configpush.StateCompleted {
+			t.Errorf("after restart: %s, want COMPLETED", got.State)
+		}
+	})
+}

@@ -466,34 +466,63 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 	if result == AckRejected {
 		e.logger.Info("config rejected by terminal", "terminal", terminalID, "version", version, "detail", detail)
 	}
-	var r *rollout
-	if version == cur.Version && cur.RolloutID != "" {
-		if rv, ok := parseRolloutID(cur.RolloutID); ok {
-			r = e.live[rv]
-		}
-	}
-	if r == nil || r.acks == nil {
+	// The acknowledgement of the terminal's current version counts for every
+	// live rollout whose settings that version carries: the one whose stage
+	// issued it, and those of the other layers the terminal sees. Counting
+	// it for the issuing rollout alone froze a rollout for good once a
+	// publish at another scope (or a rebind into its scope) gave the
+	// terminal a newer version before it acknowledged.
+	if version != cur.Version {
 		e.mu.Unlock()
 		return nil
 	}
-	c, ok := r.includes(terminalID)
-	if !ok {
+	type target struct {
+		r     *rollout
+		stage int
+	}
+	var targets []target
+	for _, key := range chainKeys(t.ref) {
+		sc := e.scopes[key]
+		if sc == nil {
+			continue
+		}
+		for j := len(sc.stack) - 1; j >= 0; j-- {
+			r := sc.stack[j]
+			c, ok := r.includes(terminalID)
+			if !ok {
+				continue
+			}
+			if r.acks != nil && e.live[r.rec.Version] == r {
+				targets = append(targets, target{r, c})
+			}
+			break
+		}
+	}
+	if len(targets) == 0 {
 		e.mu.Unlock()
 		return nil
 	}
 	a := ackRec{Result: result, Detail: detail, Version: version, Time: e.now().UTC()}
-	o, err := setOp(keyAck(r.rec.Version, terminalID), a)
-	if err != nil {
-		e.mu.Unlock()
-		return err
+	ops := make([]op, 0, len(targets))
+	for _, tg := range targets {
+		o, err := setOp(keyAck(tg.r.rec.Version, terminalID), a)
+		if err != nil {
+			e.mu.Unlock()
+			return err
+		}
+		ops = append(ops, o)
 	}
-	if prev, ok := r.acks[terminalID]; ok {
-		r.dropAck(terminalID, c, prev)
+	for _, tg := range targets {
+		if prev, ok := tg.r.acks[terminalID]; ok {
+			tg.r.dropAck(terminalID, tg.stage, prev)
+		}
+		tg.r.addAck(terminalID, tg.stage, a)
 	}
-	r.addAck(terminalID, c, a)
-	req := e.commit.submit([]op{o})
-	if r.rec.State == StateRunning {
-		e.evaluate(r)
+	req := e.commit.submit(ops)
+	for _, tg := range targets {
+		if tg.r.rec.State == StateRunning {
+			e.evaluate(tg.r)
+		}
 	}
 	e.mu.Unlock()
 	return req.waitCtx(ctx)
