@@ -425,7 +425,9 @@ func (e *Engine) TerminalChanged(terminalID string) {
 	b := bindRec{Version: v, Time: e.now().UTC()}
 	o, err := setOp(keyBind(tid), b)
 	if err == nil {
-		err = e.commit.submit([]op{seqOp(v), o}).wait()
+		// The acknowledgements of the rollouts it leaves go too: kept, they
+		// would count again after a restart if it came back.
+		err = e.commit.submit(append([]op{seqOp(v), o}, e.leavingAcks(old.ref, &ref)...)).wait()
 	}
 	if err != nil {
 		e.logger.Error("config push: rebind not stored; terminal keeps its config until the next change", "terminal", tid, "err", err)
@@ -439,11 +441,29 @@ func (e *Engine) TerminalChanged(terminalID string) {
 	e.setEffective([]*termState{old})
 }
 
+// leaves reports whether terminal ref, moving to next (nil: none), leaves
+// the tracked rollout r.
+func leaves(r *rollout, ref TerminalRef, next *TerminalRef) bool {
+	return r.acks != nil && r.rec.Scope.contains(ref) && (next == nil || !r.rec.Scope.contains(*next))
+}
+
+// leavingAcks returns deletes of the stored acknowledgements of terminal
+// ref for the rollouts it leaves for next (see leaveRollouts).
+func (e *Engine) leavingAcks(ref TerminalRef, next *TerminalRef) []op {
+	var ops []op
+	for _, r := range e.live {
+		if _, ok := r.acks[ref.TerminalID]; ok && leaves(r, ref, next) {
+			ops = append(ops, op{key: keyAck(r.rec.Version, ref.TerminalID), del: true})
+		}
+	}
+	return ops
+}
+
 // leaveRollouts removes terminal ref from the counters of the rollouts whose
 // scope contains it but not next (nil: none).
 func (e *Engine) leaveRollouts(ref TerminalRef, next *TerminalRef) {
 	for _, r := range e.live {
-		if r.acks == nil || !r.rec.Scope.contains(ref) || (next != nil && r.rec.Scope.contains(*next)) {
+		if !leaves(r, ref, next) {
 			continue
 		}
 		c := cohortOf(r.rec.Plan.StagePercents, bucket(r.id, ref.TerminalID))

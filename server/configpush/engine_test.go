@@ -729,3 +729,25 @@ func TestAcksCountForEveryLayerTheTerminalSees(t *testing.T) {
 		}
 	})
 }
+
+// A terminal rebound out of a rollout's scope and back has no
+// acknowledgement for it, before and after a restart. The stored one was
+// kept and counted again after the restart.
+func TestRebindOutAndBackForgetsTheAck(t *testing.T) {
+	dir := newFakeDir()
+	dir.add("M1", "S1", "T0000001", "T0000002")
+	dir.add("M2", "S2")
+	e := newEnv(t, dir)
+	r := e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("m1")}, all)
+	e.ackAll(configpush.AckApplied, "T0000001")
+	dir.add("M2", "S2", "T0000001")
+	e.eng.TerminalChanged("T0000001")
+	dir.add("M1", "S1", "T0000001")
+	e.eng.TerminalChanged("T0000001")
+	before := e.rollout(r.ID)
+	e.restart()
+	after := e.rollout(r.ID)
+	if before.Applied != 0 || after.Applied != before.Applied || after.State != before.State {
+		t.Fatalf("applied %d (%s) before the restart, %d (%s) after; want 0 both times", before.Applied, before.State, after.Applied, after.State)
+	}
+}
