@@ -615,7 +615,7 @@ func (e *Engine) countCohorts(r *rollout) {
 // addAck counts a terminal's acknowledgement, first included at stage c.
 func (r *rollout) addAck(tid string, c int, a ackRec) {
 	r.acks[tid] = a
-	inWindow := c == r.rec.Stage && !a.Time.Before(r.rec.HealthSince)
+	inWindow := r.inWindow(c, a)
 	if a.Result == AckApplied {
 		r.applied[c]++
 		if inWindow {
@@ -629,10 +629,26 @@ func (r *rollout) addAck(tid string, c int, a ackRec) {
 	}
 }
 
+// inWindow reports whether acknowledgement a of a terminal of stage c
+// counts toward the current failure-ratio window. It is decided by the
+// window's epoch, not by time: an acknowledgement stamped at the same
+// instant as a resume (or later than it, after the clock was stepped back)
+// would otherwise be counted out of a window it was never counted into,
+// wrapping the counter around.
+func (r *rollout) inWindow(c int, a ackRec) bool {
+	if c != r.rec.Stage {
+		return false
+	}
+	if a.Epoch == 0 && r.rec.HealthEpoch == 0 {
+		return !a.Time.Before(r.rec.HealthSince) // written before epochs
+	}
+	return a.Epoch == r.rec.HealthEpoch
+}
+
 // dropAck removes a counted acknowledgement.
 func (r *rollout) dropAck(tid string, c int, a ackRec) {
 	delete(r.acks, tid)
-	inWindow := c == r.rec.Stage && !a.Time.Before(r.rec.HealthSince)
+	inWindow := r.inWindow(c, a)
 	if a.Result == AckApplied {
 		r.applied[c]--
 		if inWindow {

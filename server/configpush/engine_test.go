@@ -751,3 +751,30 @@ func TestRebindOutAndBackForgetsTheAck(t *testing.T) {
 		t.Fatalf("applied %d (%s) before the restart, %d (%s) after; want 0 both times", before.Applied, before.State, after.Applied, after.State)
 	}
 }
+
+// After a halted rollout is resumed, the failure-ratio window holds only
+// the acknowledgements that came after the resume, even one stamped at the
+// same instant. Such an acknowledgement replacing an earlier one was
+// counted out of the new window, wrapping its counter and hiding a
+// rejection; a restart then computed another ratio.
+func TestFailureWindowAfterResumeCountsEachAckOnce(t *testing.T) {
+	dir := newFakeDir()
+	ids := tids("T", 20)
+	dir.add("M1", "S1", ids...)
+	e := newEnv(t, dir)
+	r := e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("x")}, configpush.Plan{MaxFailureRatio: 0.4})
+	e.ackAll(configpush.AckRejected, ids[0])
+	e.waitState(r.ID, configpush.StateHalted)
+	if _, err := e.eng.Resume(t.Context(), r.ID, admin); err != nil {
+		t.Fatal(err)
+	}
+	// The clock has not moved: since the resume, one applied and one
+	// rejected, 0.5 > 0.4.
+	e.ackAll(configpush.AckApplied, ids[0])
+	e.ackAll(configpush.AckRejected, ids[1])
+	got := e.waitState(r.ID, configpush.StateHalted)
+	e.restart()
+	if again := e.rollout(r.ID); again.State != got.State || again.FailureRatio != got.FailureRatio {
+		t.Errorf("after restart: %s, failure ratio %v; before: %s, %v", again.State, again.FailureRatio, got.State, got.FailureRatio)
+	}
+}

@@ -52,7 +52,7 @@ func (e *Engine) Publish(ctx context.Context, req PublishRequest, who Actor) (Ro
 		Version: version, Scope: req.Scope, Settings: settings, Plan: plan,
 		Description: req.Description, Actor: who.Name, State: StateRunning,
 		StageVersions: []uint64{version}, StageTimes: []time.Time{now},
-		HealthSince: now, Created: now, Updated: now,
+		HealthSince: now, HealthEpoch: 1, Created: now, Updated: now,
 	}}
 	ops := []op{seqOp(version)}
 	o, err := setOp(keyRollout(version), &r.rec)
@@ -216,6 +216,7 @@ func (e *Engine) advance(r *rollout, who Actor) bool {
 	rec.StageTimes = append(slices.Clone(rec.StageTimes), now)
 	rec.State, rec.Awaiting, rec.Reason = StateRunning, false, ""
 	rec.HealthSince, rec.Updated = now, now
+	rec.HealthEpoch++
 	if !e.store(r, rec, []op{seqOp(v)}) {
 		return false
 	}
@@ -365,6 +366,7 @@ func (e *Engine) Resume(ctx context.Context, id string, who Actor) (Rollout, err
 	rec.State, rec.Reason, rec.Updated = StateRunning, "", now
 	if halted {
 		rec.HealthSince = now
+		rec.HealthEpoch++
 	}
 	if !e.store(r, rec, nil) {
 		return Rollout{}, fmt.Errorf("configpush: resume %s: not stored", id)
@@ -502,9 +504,10 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 		e.mu.Unlock()
 		return nil
 	}
-	a := ackRec{Result: result, Detail: detail, Version: version, Time: e.now().UTC()}
+	now := e.now().UTC()
 	ops := make([]op, 0, len(targets))
 	for _, tg := range targets {
+		a := ackRec{Result: result, Detail: detail, Version: version, Time: now, Epoch: tg.r.rec.HealthEpoch}
 		o, err := setOp(keyAck(tg.r.rec.Version, terminalID), a)
 		if err != nil {
 			e.mu.Unlock()
@@ -516,7 +519,7 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 		if prev, ok := tg.r.acks[terminalID]; ok {
 			tg.r.dropAck(terminalID, tg.stage, prev)
 		}
-		tg.r.addAck(terminalID, tg.stage, a)
+		tg.r.addAck(terminalID, tg.stage, ackRec{Result: result, Detail: detail, Version: version, Time: now, Epoch: tg.r.rec.HealthEpoch})
 	}
 	req := e.commit.submit(ops)
 	for _, tg := range targets {

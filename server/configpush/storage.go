@@ -60,8 +60,12 @@ type rolloutRec struct {
 	StageVersions []uint64    `json:"sv"`
 	StageTimes    []time.Time `json:"stt"`
 	// HealthSince starts the failure-ratio window of the current stage:
-	// the stage start, or the resume of a halted rollout.
+	// the stage start, or the resume of a halted rollout. HealthEpoch
+	// counts those starts; an acknowledgement is in the window when it
+	// carries the current epoch (records written before epochs existed
+	// have 0 everywhere and fall back to comparing times).
 	HealthSince time.Time `json:"hs"`
+	HealthEpoch uint64    `json:"he,omitempty"`
 	// Awaiting is set on a rollout paused because its stage is healthy and
 	// the plan does not auto-advance: resuming advances.
 	Awaiting bool   `json:"aw,omitempty"`
@@ -93,6 +97,8 @@ type ackRec struct {
 	Detail  string    `json:"d,omitempty"`
 	Version uint64    `json:"v"`
 	Time    time.Time `json:"t"`
+	// Epoch is the rollout's HealthEpoch when the acknowledgement came.
+	Epoch uint64 `json:"ep,omitempty"`
 }
 
 // bindRec is the version issued to a terminal when it was last rebound.
