@@ -360,17 +360,42 @@ func (e *Engine) Watch(terminalID string, knownVersion uint64) (*Watcher, error)
 		return nil, ErrUnknownTerminal
 	}
 	if knownVersion > cfg.Version {
-		e.logger.Warn("terminal reports a config version ahead of the server; resending",
-			"terminal", terminalID, "known", knownVersion, "version", cfg.Version)
-		w.mu.Lock()
-		w.sent = 0
-		w.mu.Unlock()
-		cfg, _ = e.Effective(terminalID)
+		cfg = e.catchUp(terminalID, knownVersion, w)
 	}
 	if cfg != nil {
 		w.offer(cfg)
 	}
 	return w, nil
+}
+
+// catchUp answers a terminal that reports a config version ahead of its
+// current one: the server issued it, and the terminal's version then went
+// down, as when a rebind was stored by the fleet but not here before a
+// crash. Versions never go down for a terminal, so it gets a fresh version
+// of its current config. A version the server never issued (its data was
+// restored from an older backup) cannot be caught up with safely, as the
+// terminal could name any number: the current config is sent again under
+// its own version.
+func (e *Engine) catchUp(tid string, known uint64, w *Watcher) *Effective {
+	e.mu.Lock()
+	if t := e.terms[tid]; t != nil && !e.closed && known <= e.seq {
+		if b, err := e.newBind(tid, nil); err == nil {
+			t.bind = b
+			e.setEffective([]*termState{t})
+		} else {
+			e.logger.Error("config push: catch-up version not stored", "terminal", tid, "err", err)
+		}
+	}
+	e.mu.Unlock()
+	cfg, _ := e.Effective(tid)
+	if cfg != nil && known > cfg.Version {
+		e.logger.Warn("terminal reports a config version the server never issued; resending its config",
+			"terminal", tid, "known", known, "version", cfg.Version)
+		w.mu.Lock()
+		w.sent = 0
+		w.mu.Unlock()
+	}
+	return cfg
 }
 
 // NotifyCommands wakes terminalID's watchers because remote commands are
@@ -420,25 +445,36 @@ func (e *Engine) TerminalChanged(terminalID string) {
 		return
 	}
 	// Rebind: the chain changes, possibly to layers with lower versions, so
-	// the terminal gets a fresh version above everything it had.
-	v := e.seq + 1
-	b := bindRec{Version: v, Time: e.now().UTC()}
-	o, err := setOp(keyBind(tid), b)
-	if err == nil {
-		// The acknowledgements of the rollouts it leaves go too: kept, they
-		// would count again after a restart if it came back.
-		err = e.commit.submit(append([]op{seqOp(v), o}, e.leavingAcks(old.ref, &ref)...)).wait()
-	}
+	// the terminal gets a fresh version above everything it had. The
+	// acknowledgements of the rollouts it leaves go too: kept, they would
+	// count again after a restart if it came back.
+	b, err := e.newBind(tid, e.leavingAcks(old.ref, &ref))
 	if err != nil {
 		e.logger.Error("config push: rebind not stored; terminal keeps its config until the next change", "terminal", tid, "err", err)
 		return
 	}
-	e.seq = v
 	oldRef := old.ref
 	e.leaveRollouts(oldRef, &ref)
 	old.ref, old.bind = ref, b
 	e.joinRollouts(ref, &oldRef)
 	e.setEffective([]*termState{old})
+}
+
+// newBind stores a fresh version, above every version issued so far, as
+// terminal tid's bind version, together with more writes. Called with mu
+// held.
+func (e *Engine) newBind(tid string, more []op) (bindRec, error) {
+	v := e.seq + 1
+	b := bindRec{Version: v, Time: e.now().UTC()}
+	o, err := setOp(keyBind(tid), b)
+	if err == nil {
+		err = e.commit.submit(append([]op{seqOp(v), o}, more...)).wait()
+	}
+	if err != nil {
+		return bindRec{}, err
+	}
+	e.seq = v
+	return b, nil
 }
 
 // leaves reports whether terminal ref, moving to next (nil: none), leaves

@@ -778,3 +778,37 @@ func TestFailureWindowAfterResumeCountsEachAckOnce(t *testing.T) {
 		t.Errorf("after restart: %s, failure ratio %v; before: %s, %v", again.State, again.FailureRatio, got.State, got.FailureRatio)
 	}
 }
+
+// The fleet stores a rebind before it tells config push; after a crash in
+// between, the terminal's config is computed from its new chain alone, at
+// a lower version than it holds. Versions never go down for a terminal:
+// when it reconnects reporting the higher version, it gets its current
+// config under a fresh, higher version. It used to be sent the lower one.
+func TestTerminalAheadAfterLostRebindGetsAHigherVersion(t *testing.T) {
+	dir := newFakeDir()
+	dir.add("M1", "S1", "T0000001")
+	dir.add("M2", "S2")
+	e := newEnv(t, dir)
+	e.publish(configpush.Scope{MerchantID: "M2"}, &configpush.Settings{ReceiptHeader: ptr("m2")}, all)
+	e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("m1")}, all)
+	held := e.eff("T0000001")
+	e.close()
+	dir.add("M2", "S2", "T0000001") // the fleet's rebind; config push never heard of it
+	e.open()
+	w, err := e.eng.Watch("T0000001", held.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	cfg, _, err := w.Next(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Version <= held.Version || cfg.Settings.ReceiptHeader == nil || *cfg.Settings.ReceiptHeader != "m2" {
+		t.Fatalf("reconnect holding v%d (m1): got v%d %v; want m2 above v%d", held.Version, cfg.Version, cfg.Settings.ReceiptHeader, held.Version)
+	}
+	e.restart()
+	if again := e.eff("T0000001"); again.Version != cfg.Version {
+		t.Errorf("after restart: v%d, want v%d", again.Version, cfg.Version)
+	}
+}

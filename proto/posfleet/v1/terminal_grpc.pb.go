@@ -61,6 +61,10 @@ type TerminalServiceClient interface {
 	// behind, the current effective config is sent at once; afterwards every new
 	// version targeted at the terminal is pushed. Remote commands are pushed on
 	// the stream too. Reconnect with the last version received to resume.
+	// Versions only go up for a terminal: one whose known_version is ahead of
+	// its current config gets that config under a new, higher version (or,
+	// if the server never issued known_version, e.g. after a restore from an
+	// older backup, under its own lower version).
 	WatchConfig(ctx context.Context, in *WatchConfigRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConfigResponse], error)
 	// Reports whether a config version was applied or rejected. Feeds rollout
 	// health.
@@ -192,6 +196,10 @@ type TerminalServiceServer interface {
 	// behind, the current effective config is sent at once; afterwards every new
 	// version targeted at the terminal is pushed. Remote commands are pushed on
 	// the stream too. Reconnect with the last version received to resume.
+	// Versions only go up for a terminal: one whose known_version is ahead of
+	// its current config gets that config under a new, higher version (or,
+	// if the server never issued known_version, e.g. after a restore from an
+	// older backup, under its own lower version).
 	WatchConfig(*WatchConfigRequest, grpc.ServerStreamingServer[WatchConfigResponse]) error
 	// Reports whether a config version was applied or rejected. Feeds rollout
 	// health.
