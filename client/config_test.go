@@ -25,10 +25,14 @@ type scriptedTerminal struct {
 	pb.UnimplementedTerminalServiceServer
 	script []func(stream pb.TerminalService_WatchConfigServer) error
 
-	mu     sync.Mutex // guards known, acks
+	mu     sync.Mutex // guards the fields below
 	known  []uint64
-	acks   []*pb.AckConfigRequest
-	failAc int // AckConfig calls to fail with Unavailable first
+	acks   []*pb.AckConfigRequest // the AckConfig calls that succeeded
+	tried  []uint64               // the version of every AckConfig call
+	failAc int                    // AckConfig calls to fail with Unavailable first
+	// ackErr, when set, decides (with mu held) whether an AckConfig call
+	// that failAc lets through fails.
+	ackErr func(*pb.AckConfigRequest) error
 }
 
 func (s *scriptedTerminal) WatchConfig(req *pb.WatchConfigRequest, stream pb.TerminalService_WatchConfigServer) error {
@@ -45,12 +49,36 @@ func (s *scriptedTerminal) WatchConfig(req *pb.WatchConfigRequest, stream pb.Ter
 func (s *scriptedTerminal) AckConfig(_ context.Context, req *pb.AckConfigRequest) (*pb.AckConfigResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.tried = append(s.tried, req.GetVersion())
 	if s.failAc > 0 {
 		s.failAc--
 		return nil, status.Error(codes.Unavailable, "try again")
 	}
+	if s.ackErr != nil {
+		if err := s.ackErr(req); err != nil {
+			return nil, err
+		}
+	}
 	s.acks = append(s.acks, req)
 	return &pb.AckConfigResponse{}, nil
+}
+
+// waitFor reports whether cond, checked with s.mu held, comes to hold
+// before ctx ends or a generous deadline passes.
+func (s *scriptedTerminal) waitFor(ctx context.Context, cond func() bool) bool {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		ok := cond()
+		s.mu.Unlock()
+		if ok {
+			return true
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func dialFake(t *testing.T, impl pb.TerminalServiceServer) *client.Client {
@@ -248,5 +276,155 @@ func TestWatchConfigAgainstServer(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+	}
+}
+
+// ackVersions lists the versions of acks.
+func ackVersions(acks []*pb.AckConfigRequest) []uint64 {
+	var vs []uint64
+	for _, a := range acks {
+		vs = append(vs, a.GetVersion())
+	}
+	return vs
+}
+
+// TestWatchConfigResendsAckAfterReconnect: the server goes away (a restart)
+// right after delivering a version, for longer than the acknowledgement's
+// immediate retries (about 1.5s). The loop used to drop the acknowledgement
+// then; the reconnect resumes from that version, so the server never pushed
+// it again and the version was never acknowledged, which stalls a staged
+// rollout for good. The acknowledgement must be sent once the server is
+// back.
+func TestWatchConfigResendsAckAfterReconnect(t *testing.T) {
+	fake := &scriptedTerminal{}
+	down := false
+	fake.ackErr = func(*pb.AckConfigRequest) error {
+		if down {
+			return status.Error(codes.Unavailable, "connection refused")
+		}
+		return nil
+	}
+	fake.script = []func(pb.TerminalService_WatchConfigServer) error{
+		func(st pb.TerminalService_WatchConfigServer) error {
+			// Delivers version 6 as it shuts down; down until the next stream.
+			fake.mu.Lock()
+			down = true
+			fake.mu.Unlock()
+			if err := send(st, &pb.WatchConfigResponse{Version: 6}); err != nil {
+				return err
+			}
+			return status.Error(codes.Unavailable, "shutting down")
+		},
+		func(st pb.TerminalService_WatchConfigServer) error {
+			// Back up. The terminal is current, so nothing is pushed: only
+			// a resent acknowledgement can reach the server.
+			fake.mu.Lock()
+			down = false
+			fake.mu.Unlock()
+			fake.waitFor(st.Context(), func() bool { return len(fake.acks) > 0 })
+			return status.Error(codes.PermissionDenied, "end of test")
+		},
+	}
+	c := dialFake(t, fake)
+	last, err := c.WatchConfig(t.Context(), client.ConfigWatch{
+		KnownVersion: 5, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		Apply: func(context.Context, *pb.WatchConfigResponse) error { return nil },
+	})
+	if status.Code(err) != codes.PermissionDenied || last != 6 {
+		t.Errorf("WatchConfig returned %d, %v; want 6 and the PermissionDenied that ends it", last, err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if want := []uint64{5, 6}; !slices.Equal(fake.known, want) {
+		t.Errorf("streams opened with known versions %v, want %v", fake.known, want)
+	}
+	if len(fake.acks) != 1 || fake.acks[0].GetVersion() != 6 || fake.acks[0].GetResult() != pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED {
+		t.Fatalf("acknowledged %v, want version 6 APPLIED once (ack attempts for versions %v)", fake.acks, fake.tried)
+	}
+}
+
+// TestWatchConfigResendsAckWhileConnected: an acknowledgement that fails
+// past its immediate retries while the stream stays up is sent again with
+// backoff, without waiting for the stream to break.
+func TestWatchConfigResendsAckWhileConnected(t *testing.T) {
+	fake := &scriptedTerminal{failAc: 6} // one more than the immediate retries
+	fake.script = []func(pb.TerminalService_WatchConfigServer) error{
+		func(st pb.TerminalService_WatchConfigServer) error {
+			if err := send(st, &pb.WatchConfigResponse{Version: 6}); err != nil {
+				return err
+			}
+			fake.waitFor(st.Context(), func() bool { return len(fake.acks) > 0 })
+			return status.Error(codes.PermissionDenied, "end of test")
+		},
+	}
+	c := dialFake(t, fake)
+	_, err := c.WatchConfig(t.Context(), client.ConfigWatch{
+		KnownVersion: 5, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		Apply: func(context.Context, *pb.WatchConfigResponse) error { return nil },
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("WatchConfig returned %v, want the PermissionDenied that ends it", err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if got := ackVersions(fake.acks); !slices.Equal(got, []uint64{6}) {
+		t.Errorf("acknowledged versions %v, want [6]", got)
+	}
+	if len(fake.known) != 1 {
+		t.Errorf("streams opened with known versions %v, want just the one", fake.known)
+	}
+}
+
+// TestWatchConfigDropsRefusedAck: an acknowledgement the server refuses for
+// good (here FailedPrecondition: a version it did not issue) is not sent
+// again after a reconnect.
+func TestWatchConfigDropsRefusedAck(t *testing.T) {
+	fake := &scriptedTerminal{}
+	fake.ackErr = func(req *pb.AckConfigRequest) error {
+		if req.GetVersion() == 6 {
+			return status.Error(codes.FailedPrecondition, "config version was not issued to this terminal")
+		}
+		return nil
+	}
+	fake.script = []func(pb.TerminalService_WatchConfigServer) error{
+		func(st pb.TerminalService_WatchConfigServer) error {
+			if err := send(st, &pb.WatchConfigResponse{Version: 6}); err != nil {
+				return err
+			}
+			fake.waitFor(st.Context(), func() bool { return len(fake.tried) > 0 })
+			return status.Error(codes.Unavailable, "restarting")
+		},
+		func(st pb.TerminalService_WatchConfigServer) error {
+			if err := send(st, &pb.WatchConfigResponse{Version: 7}); err != nil {
+				return err
+			}
+			fake.waitFor(st.Context(), func() bool { return len(fake.acks) > 0 })
+			return status.Error(codes.PermissionDenied, "end of test")
+		},
+	}
+	c := dialFake(t, fake)
+	var refused []codes.Code
+	_, err := c.WatchConfig(t.Context(), client.ConfigWatch{
+		KnownVersion: 5, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond,
+		Apply: func(context.Context, *pb.WatchConfigResponse) error { return nil },
+		OnError: func(err error, retryIn time.Duration) {
+			if retryIn == 0 {
+				refused = append(refused, status.Code(err))
+			}
+		},
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("WatchConfig returned %v, want the PermissionDenied that ends it", err)
+	}
+	if !slices.Equal(refused, []codes.Code{codes.FailedPrecondition}) {
+		t.Errorf("failed acknowledgements reported %v, want one FailedPrecondition", refused)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if want := []uint64{6, 7}; !slices.Equal(fake.tried, want) {
+		t.Errorf("acknowledgements sent for versions %v, want %v (the refused one once)", fake.tried, want)
+	}
+	if got := ackVersions(fake.acks); !slices.Equal(got, []uint64{7}) {
+		t.Errorf("acknowledged versions %v, want [7]", got)
 	}
 }
