@@ -395,3 +395,50 @@ func TestBusinessDayAfterMidnightClockChange(t *testing.T) {
 		}
 	}
 }
+
+// A batch belongs to one merchant, store and currency. After a rebind, the
+// terminal's batch holding the old merchant's sales is closed by the
+// server and the next one opens under the new binding; it used to stay
+// open, so one batch held both merchants' sales and both merchants'
+// settlement reports listed it.
+func TestRebindClosesTheBatchOfTheOldBinding(t *testing.T) {
+	v := newEnv(t)
+	ctx := t.Context()
+	mustCode(t, v.authorize(sale(term1, "m1-sale", 1000)), "00")
+	v.dir.update(term1, func(p *payment.Policy) { p.MerchantID, p.StoreID = "M2", "S2" })
+	req := sale(term1, "m2-sale", 700)
+	req.MerchantID = "M2"
+	mustCode(t, v.authorize(req), "00")
+	check := func(when string) {
+		old, ok, err := v.eng.Batch(ctx, term1, 1)
+		if err != nil || !ok || old.State != payment.BatchStateClosed || old.MerchantID != merch || old.ServerTotals.SaleAmount != 1000 {
+			t.Errorf("%s: batch 1 = %+v, %v, %v; want closed, %s's 1000 only", when, old, ok, err, merch)
+		}
+		open := v.openBatch(term1)
+		if open.Number != 2 || open.MerchantID != "M2" || open.StoreID != "S2" || open.ServerTotals.SaleAmount != 700 {
+			t.Errorf("%s: open batch = %+v; want batch 2 of M2/S2 with 700", when, open)
+		}
+		date := v.transactions(payment.TxFilter{TerminalID: term1})[0].BusinessDate
+		for m, want := range map[string]int64{merch: 1000, "M2": 700} {
+			rep, err := v.eng.SettlementReport(ctx, m, date)
+			if err != nil || rep.Totals.SaleAmount != want || len(rep.Batches) != 1 {
+				t.Errorf("%s: %s's settlement = %+v, %v; want %d in one batch", when, m, rep, err, want)
+			}
+		}
+	}
+	check("before restart")
+	v.reopen()
+	check("after restart")
+	// An empty batch just takes the new binding.
+	if _, err := v.eng.CloseBatch(ctx, payment.CloseBatchRequest{TerminalID: term1, RequestID: "close-2", BatchNumber: 2,
+		TerminalTotals: payment.BatchTotals{Currency: cur, SaleCount: 1, SaleAmount: 700}}); err != nil {
+		t.Fatal(err)
+	}
+	v.dir.update(term1, func(p *payment.Policy) { p.StoreID = "S3" })
+	req = sale(term1, "s3-sale", 5)
+	req.MerchantID = "M2"
+	mustCode(t, v.authorize(req), "00")
+	if open := v.openBatch(term1); open.Number != 3 || open.StoreID != "S3" || open.ServerTotals.SaleAmount != 5 {
+		t.Errorf("empty batch after a rebind: %+v; want batch 3 of S3 with 5", open)
+	}
+}

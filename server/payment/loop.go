@@ -330,6 +330,58 @@ func (e *Engine) openBatch(ts *termState, pol *Policy, c *commit, now int64) *ba
 	return ts.batch
 }
 
+// currentBatch returns the open batch that a new transaction of the
+// terminal under pol goes into. A batch belongs to one merchant, store and
+// currency: when the terminal was rebound, or its merchant's currency
+// changed, since its batch opened, an empty batch takes the new binding,
+// and one holding transactions is closed as the server counted it (not
+// reconciled with the terminal's totals; audited) and the next one opens.
+// Otherwise the old batch would mix two merchants' or two currencies'
+// sales, in its totals and in both merchants' settlement reports.
+func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now int64) *batchState {
+	b := e.openBatch(ts, pol, c, now)
+	if b.merchant == pol.MerchantID && b.store == pol.StoreID && b.totals.Currency == pol.MerchantCurrency {
+		return b
+	}
+	if b.totals == (BatchTotals{Currency: b.totals.Currency}) {
+		b.merchant, b.store, b.totals.Currency = pol.MerchantID, pol.StoreID, pol.MerchantCurrency
+		c.markDirty(b)
+		return b
+	}
+	b.state = BatchStateClosed
+	b.closeTime = now
+	c.markDirty(b)
+	next := &batchState{
+		terminal: ts.id,
+		merchant: pol.MerchantID,
+		store:    pol.StoreID,
+		number:   b.number + 1,
+		state:    BatchStateOpen,
+		totals:   BatchTotals{Currency: pol.MerchantCurrency},
+		openTime: now,
+	}
+	ts.batch = next
+	c.markDirty(next)
+	o.audits = append(o.audits, audit.Event{
+		Type:       audit.BatchClosed,
+		Time:       time.Unix(0, now),
+		Actor:      "system",
+		TerminalID: ts.id,
+		MerchantID: b.merchant,
+		StoreID:    b.store,
+		Message:    "batch closed by the server: the terminal's merchant, store or currency changed",
+		Attributes: map[string]string{
+			"batch_number":      strconv.FormatUint(b.number, 10),
+			"next_batch_number": strconv.FormatUint(next.number, 10),
+			"currency":          b.totals.Currency,
+			"new_merchant_id":   pol.MerchantID,
+			"new_store_id":      pol.StoreID,
+			"new_currency":      pol.MerchantCurrency,
+		},
+	})
+	return next
+}
+
 func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	st := e.st
 	r := &o.auth
@@ -390,7 +442,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 		mismatch = "claimed merchant is not the terminal's binding"
 	}
 
-	b := e.openBatch(ts, pol, c, now)
+	b := e.currentBatch(o, ts, pol, c, now)
 	kind := TxKindSale
 	if !r.Capture {
 		kind = TxKindPreauth
@@ -640,7 +692,7 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.amount-sale.refunded:
 		code = CodeInvalidAmount
 	}
-	b := e.openBatch(ts, pol, c, now)
+	b := e.currentBatch(o, ts, pol, c, now)
 	t := &tx{
 		kind:      TxKindRefund,
 		terminal:  ts.id,

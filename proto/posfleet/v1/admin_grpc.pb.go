@@ -107,7 +107,10 @@ type AdminServiceClient interface {
 	ReissueEnrollment(ctx context.Context, in *ReissueEnrollmentRequest, opts ...grpc.CallOption) (*ReissueEnrollmentResponse, error)
 	// Moves a terminal to another store, possibly of another merchant. The
 	// only way a terminal's merchant ever changes; audited, bumps the identity
-	// version.
+	// version. A batch belongs to one merchant and store: at the terminal's
+	// next payment, its open batch, if it holds transactions of the old
+	// binding, is closed by the server (audited as BATCH_CLOSED, not
+	// reconciled with the terminal's totals) and the next batch opens.
 	RebindTerminal(ctx context.Context, in *RebindTerminalRequest, opts ...grpc.CallOption) (*RebindTerminalResponse, error)
 	// Queues a remote command for a terminal.
 	SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error)
@@ -506,7 +509,10 @@ type AdminServiceServer interface {
 	ReissueEnrollment(context.Context, *ReissueEnrollmentRequest) (*ReissueEnrollmentResponse, error)
 	// Moves a terminal to another store, possibly of another merchant. The
 	// only way a terminal's merchant ever changes; audited, bumps the identity
-	// version.
+	// version. A batch belongs to one merchant and store: at the terminal's
+	// next payment, its open batch, if it holds transactions of the old
+	// binding, is closed by the server (audited as BATCH_CLOSED, not
+	// reconciled with the terminal's totals) and the next batch opens.
 	RebindTerminal(context.Context, *RebindTerminalRequest) (*RebindTerminalResponse, error)
 	// Queues a remote command for a terminal.
 	SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error)

@@ -68,7 +68,11 @@ type PaymentServiceClient interface {
 	// captured less earlier refunds.
 	Refund(ctx context.Context, in *RefundRequest, opts ...grpc.CallOption) (*RefundResponse, error)
 	// Closes the terminal's open batch: compares the terminal's totals with the
-	// server's, reports whether they balance and opens the next batch.
+	// server's, reports whether they balance and opens the next batch. The
+	// server closes a batch itself when the terminal's merchant, store or
+	// currency changed since it opened (see AdminService.RebindTerminal); a
+	// CloseBatch for it then fails with FailedPrecondition naming the open
+	// batch.
 	CloseBatch(ctx context.Context, in *CloseBatchRequest, opts ...grpc.CallOption) (*CloseBatchResponse, error)
 }
 
@@ -160,7 +164,11 @@ type PaymentServiceServer interface {
 	// captured less earlier refunds.
 	Refund(context.Context, *RefundRequest) (*RefundResponse, error)
 	// Closes the terminal's open batch: compares the terminal's totals with the
-	// server's, reports whether they balance and opens the next batch.
+	// server's, reports whether they balance and opens the next batch. The
+	// server closes a batch itself when the terminal's merchant, store or
+	// currency changed since it opened (see AdminService.RebindTerminal); a
+	// CloseBatch for it then fails with FailedPrecondition naming the open
+	// batch.
 	CloseBatch(context.Context, *CloseBatchRequest) (*CloseBatchResponse, error)
 	mustEmbedUnimplementedPaymentServiceServer()
 }
