@@ -179,8 +179,16 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if err != nil {
 		return err
 	}
-	ctx = actx
-	return handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	// Streams end when shutdown starts (see Server.draining), with
+	// Unavailable so that clients reconnect elsewhere or later.
+	ctx, cancel := context.WithCancel(actx)
+	defer cancel()
+	defer context.AfterFunc(s.draining, cancel)()
+	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	if err != nil && s.draining.Err() != nil && ss.Context().Err() == nil {
+		err = statusWithReason(codes.Unavailable, "SHUTTING_DOWN", "server is shutting down; reconnect")
+	}
+	return err
 }
 
 // wrappedStream carries the authenticated context into stream handlers.

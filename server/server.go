@@ -36,6 +36,11 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *metrics
+	// draining is cancelled when shutdown starts; it ends the open streams
+	// (health and config watches, reflection), which would otherwise hold
+	// the graceful stop for its whole grace period.
+	draining context.Context
+	drain    context.CancelFunc
 
 	// authn checks bearer credentials; nil refuses every non-public call.
 	authn Authenticator
@@ -125,6 +130,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s.grpc = grpc.NewServer(opts...)
+	s.draining, s.drain = context.WithCancel(context.Background())
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -176,7 +182,8 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // stop when the grace period runs out.
 func (s *Server) shutdownGRPC() {
 	s.logger.Info("shutting down", "grace", s.cfg.ShutdownGrace)
-	s.health.Shutdown()
+	s.health.Shutdown() // tells health watchers NOT_SERVING first
+	s.drain()
 	if s.config != nil {
 		// Config watch streams live until the terminal leaves; end them so
 		// that the graceful stop below waits only for ordinary calls.

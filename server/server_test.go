@@ -162,3 +162,57 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("default config invalid: %v", err)
 	}
 }
+
+// Open streams end when shutdown starts, so that the graceful stop waits
+// only for ordinary calls: a client's health Watch (gRPC's client-side
+// health checking keeps one per connection) held it for the whole grace
+// period, and then the server cut off every call still running.
+func TestShutdownEndsOpenStreams(t *testing.T) {
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.ShutdownGrace = 30 * time.Second
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	watch, err := healthpb.NewHealthClient(conn).Watch(t.Context(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := watch.Recv(); err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health watch: %v, %v; want SERVING", resp, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(cfg.ShutdownGrace / 2):
+		t.Fatal("shutdown still waiting on the open health watch")
+	}
+	for {
+		resp, err := watch.Recv()
+		if err != nil {
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("health watch ended with %v, want Unavailable", err)
+			}
+			break
+		}
+		if resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health watch during shutdown: %v, want NOT_SERVING", resp.GetStatus())
+		}
+	}
+}
