@@ -76,12 +76,32 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 			if err != nil {
 				return err
 			}
+			// After each terminal only the newest limit+1 are kept, and a
+			// later terminal's scan stops below the oldest of them: memory
+			// stays at two pages whatever the number of terminals.
 			for _, term := range terms {
-				if err := scanTerminalReverse(txn, term, before, collect(len(out)+limit+1, &out)); err != nil {
+				var floor uint64
+				if len(out) > limit {
+					floor = out[limit].seq
+				}
+				var got []*tx
+				inner := collect(limit+1, &got)
+				err := scanTerminalReverse(txn, term, before, func(t *tx) error {
+					if t.seq < floor {
+						return store.ErrStop
+					}
+					return inner(t)
+				})
+				if err != nil {
 					return err
 				}
+				out = append(out, got...)
+				slices.SortFunc(out, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
+				if len(out) > limit+1 {
+					clear(out[limit+1:])
+					out = out[:limit+1]
+				}
 			}
-			slices.SortFunc(out, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
 			return nil
 		default:
 			return scanLedgerReverse(txn, before, collect(limit+1, &out))

@@ -2,6 +2,8 @@ package payment_test
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +143,41 @@ func TestSettlementReport(t *testing.T) {
 	// Empty date means today in UTC.
 	if today, err := v.eng.SettlementReport(ctx, merch, ""); err != nil || today.BusinessDate != "2026-03-14" || today.Totals != want {
 		t.Errorf("today: got %+v, %v", today, err)
+	}
+}
+
+// A page of a merchant's transactions costs about what the same page of
+// the whole ledger costs, whatever the number of terminals: each terminal
+// used to contribute page_size+1 decoded transactions, all held until the
+// final sort (20 terminals: about 7 times the allocations).
+func TestMerchantPageMemoryIsBoundedByPageSize(t *testing.T) {
+	v := newEnv(t)
+	const terms, perTerm, page = 20, 1001, 1000
+	var wg sync.WaitGroup
+	for i := range terms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("T%07d", i+1)
+			for j := range perTerm {
+				v.authorize(sale(id, fmt.Sprintf("r-%d-%d", i, j), 100))
+			}
+		}()
+	}
+	wg.Wait()
+	alloc := func(f payment.TxFilter) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		txs, _, err := v.eng.ListTransactions(t.Context(), f, page, "")
+		runtime.ReadMemStats(&after)
+		if err != nil || len(txs) != page {
+			t.Fatalf("ListTransactions(%+v): %d, %v", f, len(txs), err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	all, byMerchant := alloc(payment.TxFilter{}), alloc(payment.TxFilter{MerchantID: merch})
+	if byMerchant > 4*all {
+		t.Errorf("a page of %d: %d KiB through the merchant filter, %d KiB unfiltered (%.1fx)", page, byMerchant>>10, all>>10, float64(byMerchant)/float64(all))
 	}
 }
