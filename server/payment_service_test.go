@@ -356,3 +356,28 @@ func TestSettlementReportOfQuietDayAndUnknownMerchant(t *testing.T) {
 		t.Errorf("settlement of an unknown merchant: got %v, want NotFound", err)
 	}
 }
+
+// A merchant's currency cannot change once it has payments: its batches
+// and settlement reports would add two currencies into one total (a change
+// to JPY after an NZD sale gave a report of 6000 "NZD" for 1000 NZD and
+// 5000 JPY). Before its first payment it can.
+func TestMerchantCurrencyIsFixedByItsFirstPayment(t *testing.T) {
+	e := newPayEnv(t)
+	update := func(currency string) error {
+		_, err := e.admin.UpdateMerchant(e.adminCtx(), &pb.UpdateMerchantRequest{Merchant: &pb.Merchant{MerchantId: "M1", Currency: currency}})
+		return err
+	}
+	if err := update("AUD"); err != nil {
+		t.Fatalf("currency change before any payment: %v", err)
+	}
+	if err := update("NZD"); err != nil {
+		t.Fatalf("currency change back before any payment: %v", err)
+	}
+	e.authorize(saleReq("first", 1000))
+	if err := update("JPY"); status.Code(err) != codes.FailedPrecondition || reason(err) != "MERCHANT_HAS_PAYMENTS" {
+		t.Fatalf("currency change after a payment: %v; want FailedPrecondition MERCHANT_HAS_PAYMENTS", err)
+	}
+	if err := update("NZD"); err != nil {
+		t.Errorf("update to the same currency after a payment: %v", err)
+	}
+}

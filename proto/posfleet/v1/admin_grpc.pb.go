@@ -77,7 +77,9 @@ type AdminServiceClient interface {
 	// Returns one merchant. NotFound if it does not exist.
 	GetMerchant(ctx context.Context, in *GetMerchantRequest, opts ...grpc.CallOption) (*GetMerchantResponse, error)
 	// Changes a merchant's names, MCC, currency or address. Bumps the identity
-	// version; terminals of the merchant receive a newly signed identity.
+	// version; terminals of the merchant receive a newly signed identity. The
+	// currency can change only until the merchant's first payment; after it,
+	// FailedPrecondition (MERCHANT_HAS_PAYMENTS).
 	UpdateMerchant(ctx context.Context, in *UpdateMerchantRequest, opts ...grpc.CallOption) (*UpdateMerchantResponse, error)
 	// Lists merchants ordered by merchant_id.
 	ListMerchants(ctx context.Context, in *ListMerchantsRequest, opts ...grpc.CallOption) (*ListMerchantsResponse, error)
@@ -479,7 +481,9 @@ type AdminServiceServer interface {
 	// Returns one merchant. NotFound if it does not exist.
 	GetMerchant(context.Context, *GetMerchantRequest) (*GetMerchantResponse, error)
 	// Changes a merchant's names, MCC, currency or address. Bumps the identity
-	// version; terminals of the merchant receive a newly signed identity.
+	// version; terminals of the merchant receive a newly signed identity. The
+	// currency can change only until the merchant's first payment; after it,
+	// FailedPrecondition (MERCHANT_HAS_PAYMENTS).
 	UpdateMerchant(context.Context, *UpdateMerchantRequest) (*UpdateMerchantResponse, error)
 	// Lists merchants ordered by merchant_id.
 	ListMerchants(context.Context, *ListMerchantsRequest) (*ListMerchantsResponse, error)
