@@ -83,8 +83,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	sopts := store.DefaultOptions(cfg.DataDir)
 	if cfg.InMemory {
 		sopts.InMemory = true
-	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("server: create data dir: %w", err)
+	} else if err := privateDir(cfg.DataDir, logger); err != nil {
+		return nil, err
 	}
 	if s.db, err = store.Open(sopts, logger); err != nil {
 		return nil, err
@@ -176,6 +176,28 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		s.shutdownGRPC()
 	}
 	return errors.Join(serveErr, s.Close())
+}
+
+// privateDir creates dir, or makes an existing one, private to its owner:
+// the database files in it hold the server's identity signing key and
+// Badger creates them readable by everyone, so only the directory's mode
+// keeps them private. MkdirAll leaves an existing directory's mode alone
+// (one made by hand, or a mounted volume).
+func privateDir(dir string, logger *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("server: create data dir: %w", err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("server: data dir %s is readable by others (%v) and cannot be made private: %w", dir, st.Mode().Perm(), err)
+		}
+		logger.Warn("data dir was readable by others; made it private to its owner", "dir", dir, "was", st.Mode().Perm().String())
+	}
+	return nil
 }
 
 // shutdownGRPC stops the gRPC server: NOT_SERVING, graceful stop, and a hard

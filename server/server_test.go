@@ -216,3 +216,28 @@ func TestShutdownEndsOpenStreams(t *testing.T) {
 		}
 	}
 }
+
+// The data directory is made private to its owner even when it already
+// existed with a wider mode: the database files in it hold the identity
+// signing key and are created readable by everyone.
+func TestDataDirIsMadePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.DefaultConfig(dir), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode %v, want 0700", st.Mode().Perm())
+	}
+}
