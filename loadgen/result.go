@@ -24,10 +24,16 @@ type Result struct {
 	Info map[string]string `json:"info,omitempty"`
 	// StartTime is when the profile started.
 	StartTime time.Time `json:"start_time"`
-	// EndTime is when the last measured work finished.
+	// EndTime is the end of the measured window: the end of the profile, or
+	// the last error-free completion of a measured arrival if later, or,
+	// for an interrupted run, when dispatching stopped.
 	EndTime time.Time `json:"end_time"`
-	// MeasuredSeconds is the measured window: from the end of warm-up to the
-	// last completion of an arrival intended after it.
+	// MeasuredSeconds is the measured window: the non-warm-up stages'
+	// durations, extended past the end of the profile to the last
+	// error-free completion of an arrival intended in them. Failed and
+	// cancelled calls (such as those cut off at the drain deadline) never
+	// extend it. For an interrupted run it is the part of the non-warm-up
+	// stages that elapsed before dispatching stopped.
 	MeasuredSeconds float64 `json:"measured_seconds"`
 	// TargetRate is the profile's mean rate over the measured stages.
 	TargetRate float64 `json:"target_rate"`

@@ -165,10 +165,11 @@ type Run struct {
 	inflight  atomic.Int64 // arrivals being executed
 	calls     atomic.Int64 // RPCs recorded (every op but OpTxn)
 	lagMax    atomic.Int64 // largest dispatch lag in the current interval, ns
-	lastDone  atomic.Int64 // latest completion of a measured arrival, unix ns
+	lastDone  atomic.Int64 // latest error-free completion of a measured arrival, unix ns
 	stageIss  []atomic.Int64
 	drove     atomic.Bool
 	interrupt atomic.Bool
+	stoppedAt atomic.Int64 // unix ns when an interrupted Drive stopped dispatching
 
 	// dispatchLag is written only by the dispatcher goroutine during Drive
 	// and read only after it.
@@ -226,12 +227,17 @@ func NewRun(cfg Config, logger *slog.Logger) (*Run, error) {
 	if cfg.IntervalLog != nil {
 		r.hlog = hdr.NewHistogramLogWriter(cfg.IntervalLog)
 		ms := r.born.UnixMilli()
-		r.hlog.SetBaseTime(ms)
+		// The log's BaseTime line holds whole seconds (hdrhistogram-go
+		// writes msec/1000), and readers add it to each interval's
+		// relative timestamp. Intervals are therefore written relative to
+		// the same whole second, or they read back up to 1 s early.
+		base := ms / 1000 * 1000
+		r.hlog.SetBaseTime(base)
 		r.hlogErr = errors.Join(
 			r.hlog.OutputLogFormatVersion(),
 			r.hlog.OutputComment("[posfleet loadgen: latency in ns from intended send time; one tag per operation]"),
 			r.hlog.OutputStartTime(ms),
-			r.hlog.OutputBaseTime(ms),
+			r.hlog.OutputBaseTime(base),
 			r.hlog.OutputLegend(),
 		)
 	}
@@ -372,11 +378,13 @@ dispatch:
 		case <-timer.C:
 		}
 	}
+	stopped := time.Now()
 	for _, q := range queues {
 		close(q)
 	}
 	if ctx.Err() != nil {
 		r.interrupt.Store(true)
+		r.stoppedAt.Store(stopped.UnixNano())
 	}
 
 	// Let queued and in-flight work finish, up to Drain past the end.
@@ -419,7 +427,11 @@ func (r *Run) work(ctx context.Context, user int, q <-chan Arrival, exec Executo
 		done := time.Now()
 		r.inflight.Add(-1)
 		rec.Call(OpTxn, a.Intended, picked, done, o)
-		if !a.Warmup {
+		// Only an error-free completion can extend the measured window: a
+		// call that hangs until the drain deadline and is cancelled there
+		// must not stretch the window (and deflate the achieved rate) by up
+		// to the whole drain.
+		if !a.Warmup && !o.IsError() {
 			for {
 				cur := r.lastDone.Load()
 				if done.UnixNano() <= cur || r.lastDone.CompareAndSwap(cur, done.UnixNano()) {
@@ -573,6 +585,20 @@ func (r *Run) IntervalLogErr() error {
 	return r.hlogErr
 }
 
+// interruptedWindow is the measured time of a run whose dispatching stopped
+// at offset stop: the sum over the non-warm-up stages of the part of each
+// that had elapsed by then.
+func interruptedWindow(p Profile, stop time.Duration) time.Duration {
+	var d time.Duration
+	for i, s := range p.Stages {
+		if s.Warmup {
+			continue
+		}
+		d += min(max(stop-p.StageStart(i), 0), s.Duration)
+	}
+	return d
+}
+
 // build assembles the Result.
 func (r *Run) build() *Result {
 	cfg := r.cfg
@@ -586,8 +612,11 @@ func (r *Run) build() *Result {
 		StartTime: start,
 		EndTime:   time.Now(),
 	}
-	// Measured window: non-warm-up stages, extended by completions that
-	// spilled past the end of the profile.
+	// Measured window: the non-warm-up stages, extended past the end of the
+	// profile to the last error-free completion of a measured arrival
+	// (failed and cancelled calls never extend it). An interrupted run
+	// counts only the part of each measured stage that elapsed before
+	// dispatching stopped.
 	var measured time.Duration
 	var expected float64
 	for _, s := range p.Stages {
@@ -609,7 +638,9 @@ func (r *Run) build() *Result {
 		}
 		if r.interrupt.Load() {
 			res.Interrupted = true
-			measured = min(measured, time.Since(start))
+			stop := time.Unix(0, r.stoppedAt.Load())
+			res.EndTime = stop
+			measured = interruptedWindow(p, stop.Sub(start))
 		}
 	}
 	res.MeasuredSeconds = measured.Seconds()

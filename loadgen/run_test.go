@@ -388,3 +388,151 @@ func TestRunRecordsSetupAndCloseStages(t *testing.T) {
 		t.Errorf("close_batch: got %+v, want one error:Unknown", cb)
 	}
 }
+
+// TestRunMeasuredWindowIgnoresFailedCompletions: the measured window used to
+// end at the last completion of any measured arrival, so one call that hung
+// until the drain deadline and was cancelled there stretched the window by
+// the whole drain (4s instead of 1.6s here), deflating the achieved rate of
+// everything else. Only error-free completions may extend it; a slow call
+// that succeeds still does.
+func TestRunMeasuredWindowIgnoresFailedCompletions(t *testing.T) {
+	t.Parallel()
+	const drain = 3 * time.Second
+	var run *loadgen.Run
+	exec := loadgen.ExecutorFunc(func(ctx context.Context, _ int, a loadgen.Arrival, _ loadgen.Recorder) loadgen.Outcome {
+		switch a.Seq {
+		case 10: // hangs until the drain deadline cancels it
+			<-ctx.Done()
+			return loadgen.ErrorOutcome(ctx.Err())
+		case 20: // slow but successful: finishes 1.6s into the 1s profile
+			select {
+			case <-time.After(time.Until(run.Started().Add(1600 * time.Millisecond))):
+				return loadgen.OK()
+			case <-ctx.Done():
+				return loadgen.ErrorOutcome(ctx.Err())
+			}
+		}
+		return loadgen.OK()
+	})
+	var err error
+	run, err = loadgen.NewRun(loadgen.Config{Profile: steady(100, time.Second), Arrivals: loadgen.Uniform, Users: 4, Assignment: loadgen.Shared, Drain: drain, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Drive(t.Context(), exec); err != nil {
+		t.Fatal(err)
+	}
+	res := run.Finish()
+	// The hung call ends at 1s+3s; the slow successful one at 1.6s.
+	if res.MeasuredSeconds < 1.6 || res.MeasuredSeconds >= 3 {
+		t.Errorf("measured window %.3fs: want from 1.6s (the slow successful call) to well below 4s (the cancelled call)", res.MeasuredSeconds)
+	}
+	if got, want := res.EndTime.Sub(res.StartTime).Seconds(), res.MeasuredSeconds; got < want-0.01 || got > want+0.01 {
+		t.Errorf("end time %.3fs after start, want the measured window's %.3fs (no warm-up)", got, want)
+	}
+	txn := res.Op(loadgen.OpTxn)
+	if txn == nil || txn.Errors != 1 {
+		t.Fatalf("txn: got %+v, want one error", txn)
+	}
+	if want := 99 / res.MeasuredSeconds; res.AchievedRate < want-0.01 || res.AchievedRate > want+0.01 {
+		t.Errorf("achieved rate %.2f/s, want the 99 successful arrivals over the window, %.2f/s", res.AchievedRate, want)
+	}
+}
+
+// TestRunInterruptedWindowExcludesWarmup: an interrupted run used to take
+// min(window, time since the profile started, read at Finish) as its
+// measured window, which counts the warm-up and the wind-down after the
+// interrupt, understating the achieved rate. It is now the measured stages'
+// time elapsed before dispatching stopped.
+func TestRunInterruptedWindowExcludesWarmup(t *testing.T) {
+	t.Parallel()
+	const warm = time.Second
+	p := loadgen.Profile{Name: "t", Stages: []loadgen.Stage{
+		{Name: "warmup", Duration: warm, From: 200, To: 200, Warmup: true},
+		{Name: "steady", Duration: time.Minute, From: 200, To: 200},
+	}}
+	run, err := loadgen.NewRun(loadgen.Config{Profile: p, Arrivals: loadgen.Uniform, Seed: 1, Users: 8}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var cancelledAt atomic.Int64
+	time.AfterFunc(1500*time.Millisecond, func() {
+		cancelledAt.Store(time.Now().UnixNano())
+		cancel()
+	})
+	exec := loadgen.ExecutorFunc(func(context.Context, int, loadgen.Arrival, loadgen.Recorder) loadgen.Outcome {
+		return loadgen.OK()
+	})
+	if err := run.Drive(ctx, exec); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Drive: got %v, want context.Canceled", err)
+	}
+	time.Sleep(300 * time.Millisecond) // Finish later than the interrupt
+	res := run.Finish()
+	if !res.Interrupted {
+		t.Fatal("result not marked interrupted")
+	}
+	// Measured: from the end of the warm-up to the interrupt (about 0.5s).
+	want := time.Unix(0, cancelledAt.Load()).Sub(res.StartTime.Add(warm)).Seconds()
+	if got := res.MeasuredSeconds; got < want-0.01 || got > want+0.5 {
+		t.Errorf("measured window %.3fs, want about %.3fs: the measured stage up to the interrupt, without the %v warm-up or the time after it", got, want, warm)
+	}
+	if res.AchievedRate < 150 || res.AchievedRate > 250 {
+		t.Errorf("achieved rate %.1f/s, want about the 200/s that was served", res.AchievedRate)
+	}
+	if stop := res.EndTime.Sub(res.StartTime); stop < warm || stop > warm+time.Duration((want+0.5)*1e9) {
+		t.Errorf("end time %v after start, want when dispatching stopped (about %v)", stop, warm+time.Duration(want*1e9))
+	}
+}
+
+// TestIntervalLogReadsBackExactTimes: the interval log's BaseTime line holds
+// whole seconds, but intervals used to be written relative to the run's
+// start in milliseconds, so hdrhistogram-go's reader put every interval up
+// to 1s before it really started.
+func TestIntervalLogReadsBackExactTimes(t *testing.T) {
+	t.Parallel()
+	// Start away from a whole second, where the error would be invisible.
+	for ns := time.Now().Nanosecond(); ns < 100e6 || ns > 800e6; ns = time.Now().Nanosecond() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	before := time.Now()
+	var hlog bytes.Buffer
+	run, err := loadgen.NewRun(loadgen.Config{Profile: steady(100, time.Second), Users: 1, Interval: 50 * time.Millisecond, IntervalLog: &hlog}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := run.Recorder(0)
+	for range 4 {
+		now := time.Now()
+		rec.Call("op", now, now, now.Add(time.Millisecond), loadgen.OK())
+		time.Sleep(40 * time.Millisecond)
+	}
+	run.Finish()
+	after := time.Now()
+	if err := run.IntervalLogErr(); err != nil {
+		t.Fatal(err)
+	}
+	// The reader truncates float seconds to milliseconds: allow 1ms.
+	lo, hi := before.UnixMilli()-1, after.UnixMilli()+1
+	r := hdr.NewHistogramLogReader(bytes.NewReader(hlog.Bytes()))
+	n := 0
+	for {
+		h, err := r.NextIntervalHistogram()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h == nil {
+			break
+		}
+		n++
+		if s, e := h.StartTimeMs(), h.EndTimeMs(); s < lo || e > hi || s > e {
+			t.Errorf("interval reads back as %s–%s, outside the run's %s–%s", fmtMilli(s), fmtMilli(e), fmtMilli(lo+1), fmtMilli(hi-1))
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no intervals in the log:\n%s", hlog.String())
+	}
+}
+
+func fmtMilli(ms int64) string { return time.UnixMilli(ms).Format("15:04:05.000") }
