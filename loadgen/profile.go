@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -354,6 +355,64 @@ type eventFile struct {
 	Action string `json:"action"`
 }
 
+// checkJSONKeys walks a JSON document and rejects an object that gives a key
+// twice. encoding/json would keep the last value silently, and it matches
+// field names regardless of case, so "rate" and "Rate" count as the same key.
+func checkJSONKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var walk func() error
+	walk = func() error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]string{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				fold := strings.ToLower(k)
+				if prev, dup := seen[fold]; dup {
+					if prev == k {
+						return duplicateKeyError(fmt.Sprintf("duplicate key %q", k))
+					}
+					return duplicateKeyError(fmt.Sprintf("duplicate key %q (also given as %q; keys match regardless of case)", k, prev))
+				}
+				seen[fold] = k
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token() // '}'
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token() // ']'
+			return err
+		}
+		return nil
+	}
+	err := walk()
+	var dup duplicateKeyError
+	if errors.As(err, &dup) {
+		return err
+	}
+	return nil // syntax errors are left for the decoder to report
+}
+
+type duplicateKeyError string
+
+func (e duplicateKeyError) Error() string { return string(e) }
+
 // LoadProfile reads a custom profile from a .json, .yaml or .yml file. See
 // ParseProfile for the format.
 func LoadProfile(path string, baseRate float64) (Profile, error) {
@@ -391,14 +450,26 @@ func LoadProfile(path string, baseRate float64) (Profile, error) {
 //
 // Each stage has a duration (Go syntax) and either rate (constant) or from
 // and to (linear ramp). A rate is arrivals per second, or a multiple of
-// baseRate when written with an "x" suffix. Unknown fields are errors.
+// baseRate when written with an "x" suffix. Unknown fields, keys given
+// twice (field names match regardless of case), a second YAML document and
+// anything after the JSON object are errors.
 func ParseProfile(data []byte, format string, baseRate float64) (Profile, error) {
 	switch format {
 	case "json":
 	case "yaml":
+		// yaml.v3 rejects duplicate keys itself; a second document would
+		// otherwise be ignored silently.
+		yd := yaml.NewDecoder(bytes.NewReader(data))
 		var doc any
-		if err := yaml.Unmarshal(data, &doc); err != nil {
+		if err := yd.Decode(&doc); err != nil && err != io.EOF {
 			return Profile{}, fmt.Errorf("yaml: %w", err)
+		}
+		var extra any
+		if err := yd.Decode(&extra); err != io.EOF {
+			if err != nil {
+				return Profile{}, fmt.Errorf("yaml: after the profile: %w", err)
+			}
+			return Profile{}, errors.New("yaml: more than one document (a profile file holds one; remove the \"---\" and what follows)")
 		}
 		var err error
 		if data, err = json.Marshal(doc); err != nil {
@@ -407,11 +478,17 @@ func ParseProfile(data []byte, format string, baseRate float64) (Profile, error)
 	default:
 		return Profile{}, fmt.Errorf("unknown profile format %q", format)
 	}
+	if err := checkJSONKeys(data); err != nil {
+		return Profile{}, fmt.Errorf("decode: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var f profileFile
 	if err := dec.Decode(&f); err != nil {
 		return Profile{}, fmt.Errorf("decode: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Profile{}, errors.New("decode: unexpected data after the profile (a profile file holds one JSON object)")
 	}
 	p := Profile{Name: f.Name}
 	for i, sf := range f.Stages {

@@ -220,3 +220,43 @@ func TestResolveProfile(t *testing.T) {
 		t.Error("zero rate accepted")
 	}
 }
+
+// TestParseProfileRejectsAmbiguousInput: a profile used to be accepted with
+// data after the JSON object (ignored), with a second YAML document after
+// "---" (ignored) and with a JSON key given twice (the last one won), so a
+// file could run a different load from the one its reader sees first.
+func TestParseProfileRejectsAmbiguousInput(t *testing.T) {
+	tests := []struct {
+		name, format, in, wantErr string
+	}{
+		{"json second object", "json", `{"stages":[{"duration":"10s","rate":20}]} {"stages":[{"duration":"1h","rate":9999}]}`, "after the profile"},
+		{"json trailing junk", "json", `{"stages":[{"duration":"10s","rate":20}]} ]]]`, "after the profile"},
+		{"json duplicate key", "json", `{"stages":[{"duration":"10s","rate":20,"rate":5000}]}`, `duplicate key "rate"`},
+		{"json duplicate top-level key", "json", `{"stages":[{"duration":"10s","rate":20}],"stages":[{"duration":"1h","rate":1}]}`, `duplicate key "stages"`},
+		{"json duplicate key by case", "json", `{"stages":[{"duration":"10s","rate":20,"Rate":5000}]}`, `duplicate key "Rate"`},
+		{"yaml second document", "yaml", "stages:\n  - {duration: 10s, rate: 20}\n---\nstages:\n  - {duration: 1h, rate: 9999}\n", "more than one document"},
+		{"yaml duplicate key", "yaml", "stages:\n  - {duration: 10s, rate: 20}\nstages:\n  - {duration: 1h, rate: 9999}\n", "already defined"},
+		{"yaml duplicate key by case", "yaml", "stages:\n  - {duration: 10s, rate: 20, Rate: 50}\n", "duplicate key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := loadgen.ParseProfile([]byte(tt.in), tt.format, 50)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("got %+v, error %v; want an error containing %q", p, err, tt.wantErr)
+			}
+		})
+	}
+
+	// What stays accepted: trailing whitespace, a YAML document marker
+	// before the one document, a comment after it.
+	for _, ok := range []struct{ format, in string }{
+		{"json", "{\"stages\":[{\"duration\":\"10s\",\"rate\":20}]}\n\n\t "},
+		{"yaml", "# c\n---\nstages:\n  - {duration: 10s, rate: 20}\n"},
+		{"yaml", "stages:\n  - {duration: 10s, rate: 20}\n...\n# end\n"},
+		{"json", `{"stages":[{"duration":"10s","rate":20},{"duration":"10s","rate":20}]}`},
+	} {
+		if _, err := loadgen.ParseProfile([]byte(ok.in), ok.format, 50); err != nil {
+			t.Errorf("%s %q: %v", ok.format, ok.in, err)
+		}
+	}
+}
