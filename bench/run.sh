@@ -15,6 +15,8 @@
 # GHZ (a ghz binary; by default ghz $GHZ_VERSION is installed into a
 # temporary GOBIN — a benchmark-time tool, never a dependency of the module).
 # Needs Go and bash; everything else comes from the repository.
+# Exit status: 3 when a run missed an SLO (the other runs still happen and
+# their results are written), another non-zero status on failure.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +43,7 @@ usage() {
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 SERVER_PID=""
+SLO_MISSED=""
 
 cleanup() {
 	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -120,7 +123,14 @@ loadgen() {
 		cat "$OUT/$name.log" >&2
 		return "$rc"
 	fi
-	sed -n '1,40p' "$OUT/$name.txt" >&2
+	# The head of the summary, and its SLO verdicts wherever they are.
+	awk '/^SLOs$/ { slo = 1 } slo || NR <= 40' "$OUT/$name.txt" >&2
+	if [ "$rc" -eq 3 ]; then
+		# Exit status 3: an SLO was missed. Carry on (the results are still
+		# worth writing) and fail at the end.
+		echo "loadgen $name: SLO missed (see the FAIL lines above)" >&2
+		SLO_MISSED="$SLO_MISSED $name"
+	fi
 }
 
 summarize() {
@@ -170,7 +180,7 @@ scenario_fleet() {
 	# shellcheck disable=SC2046
 	loadgen "$profile" --driver fleet --profile "$profile" --rate "$RATE" --duration "$DURATION" \
 		--warmup "$WARMUP" --terminals "$TERMINALS" --connections "$CONNECTIONS" $(decline_args) \
-		--slo 'authorize.p99<=50ms' --slo 'authorize.error_rate<0.1%'
+		--slo 'authorize.p99<=50ms' --slo 'authorize.error_rate<0.1%' --slo 'txn.error_rate<0.1%'
 	stop_server
 	echo "### $profile ($STAMP)" >>"$OUT/results.md"
 	summarize "health=$OUT/health-ceiling/report.json" "$profile=$OUT/$profile/report.json"
@@ -188,6 +198,32 @@ ghz_bin() {
 	echo "$WORK/gobin/ghz"
 }
 
+# duration_secs D prints duration D (Go syntax in h, m and s, such as 30s,
+# 2m or 1h30m; a bare number is seconds) as a number of seconds.
+duration_secs() {
+	local d=$1 rest=$1 sum=0
+	if [[ $d =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
+		rest=${d}s
+	fi
+	while [ -n "$rest" ]; do
+		if [[ ! $rest =~ ^([0-9]+(\.[0-9]+)?)([hms])(.*)$ ]]; then
+			echo "duration '$d': want a duration in h, m and s, such as 30s, 2m or 1h30m" >&2
+			return 1
+		fi
+		case ${BASH_REMATCH[3]} in
+		h) sum="$sum + ${BASH_REMATCH[1]} * 3600" ;;
+		m) sum="$sum + ${BASH_REMATCH[1]} * 60" ;;
+		s) sum="$sum + ${BASH_REMATCH[1]}" ;;
+		esac
+		rest=${BASH_REMATCH[4]}
+	done
+	awk -v d="$d" "BEGIN {
+		t = $sum
+		if (t <= 0) { printf \"duration '%s': want a positive duration, such as 30s\\n\", d > \"/dev/stderr\"; exit 1 }
+		if (t == int(t)) printf \"%d\\n\", t; else printf \"%.3f\\n\", t
+	}"
+}
+
 # cpu_of FILE CMD...: runs CMD, appends "user sys" CPU seconds of it to FILE.
 cpu_of() {
 	local file=$1
@@ -197,11 +233,12 @@ cpu_of() {
 }
 
 scenario_ghz() {
+	local secs
+	secs=$(duration_secs "$DURATION") || exit 2
 	build
 	local ghz
 	ghz=$(ghz_bin)
 	start_server
-	local secs=${DURATION%s}
 	local conc=16 conns=2
 	printf '| tool | run | requests | user s | sys s | CPU µs/request |\n|---|---:|---:|---:|---:|---:|\n' >"$OUT/ghz.md"
 	local i
@@ -229,6 +266,11 @@ scenario_ghz() {
 	} | tee -a "$OUT/results.md"
 }
 
+# ghz gets DURATION in seconds: check it before anything runs.
+case "$SCENARIO" in
+ghz | all) duration_secs "$DURATION" >/dev/null || exit 2 ;;
+esac
+
 case "$SCENARIO" in
 ceiling) scenario_ceiling ;;
 latency) scenario_latency ;;
@@ -245,3 +287,7 @@ all)
 *) usage ;;
 esac
 log "results in $OUT"
+if [ -n "$SLO_MISSED" ]; then
+	log "SLO missed in:$SLO_MISSED"
+	exit 3
+fi

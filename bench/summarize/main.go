@@ -5,7 +5,8 @@
 //	go run ./bench/summarize [-baseline LABEL] LABEL=DIR/report.json ...
 //
 // Each argument names a report.json; the label defaults to the file's
-// directory name. The baseline defaults to the first argument.
+// directory name. The baseline defaults to the first argument. Each run's
+// SLO verdicts, if it was given any, follow the table.
 package main
 
 import (
@@ -94,6 +95,24 @@ func run(w io.Writer, args []string, baseline, opName string) error {
 			100*o.ErrorRate, cpu, behind)
 	}
 	for _, e := range entries {
+		if len(e.res.SLOs) == 0 {
+			continue
+		}
+		var checks []string
+		for _, s := range e.res.SLOs {
+			verdict := "PASS"
+			if !s.Pass {
+				verdict = "FAIL"
+			}
+			got := sloValue(s)
+			if s.Detail != "" {
+				got = s.Detail
+			}
+			checks = append(checks, fmt.Sprintf("%s `%s` (got %s)", verdict, s.Expr, got))
+		}
+		fmt.Fprintf(w, "\n%s SLOs: %s\n", e.label, strings.Join(checks, "; "))
+	}
+	for _, e := range entries {
 		if ro := e.res.Rollout; ro != nil {
 			all := "not all reached"
 			if ro.AllReachedMs != nil {
@@ -103,6 +122,17 @@ func run(w io.Writer, args []string, baseline, opName string) error {
 		}
 	}
 	return nil
+}
+
+// sloValue renders an SLO's measured value in its metric's unit.
+func sloValue(s loadgen.SLOResult) string {
+	switch s.Metric {
+	case loadgen.MetricErrorRate:
+		return fmt.Sprintf("%.3g%%", 100*s.Value)
+	case loadgen.MetricAchievedRate:
+		return fmt.Sprintf("%.1f/s", s.Value)
+	}
+	return ms(s.Value)
 }
 
 func ms(v float64) string {
