@@ -3,11 +3,16 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -71,19 +76,23 @@ func DefaultOptions(dir string) Options {
 	}
 }
 
-// Validate reports whether the options are usable.
+// Validate reports whether the options are usable. It rejects the options
+// on which Badger would fail to open or panic.
 func (o Options) Validate() error {
 	switch {
 	case o.Dir == "" && !o.InMemory:
 		return errors.New("store: Dir is required")
-	case o.MemTableSize < 1<<20:
-		return errors.New("store: MemTableSize must be at least 1 MiB")
+	case o.MemTableSize < minMemTableSize():
+		return fmt.Errorf("store: MemTableSize must be at least %d bytes (%.1f MiB): Badger commits in batches of up to 15%% of a memtable, and a batch must hold a value of %d bytes",
+			minMemTableSize(), float64(minMemTableSize())/(1<<20), badgerValueThreshold())
 	case o.NumMemtables < 1:
 		return errors.New("store: NumMemtables must be at least 1")
 	case o.NumLevelZeroTables < 1:
 		return errors.New("store: NumLevelZeroTables must be at least 1")
-	case o.BlockCacheSize < 0 || o.IndexCacheSize < 0:
-		return errors.New("store: cache sizes must not be negative")
+	case o.BlockCacheSize <= 0:
+		return errors.New("store: BlockCacheSize must be positive: Badger compresses blocks and caches them decompressed")
+	case o.IndexCacheSize < 0:
+		return errors.New("store: IndexCacheSize must not be negative")
 	case o.ValueLogFileSize < 1<<20 || o.ValueLogFileSize >= 2<<30:
 		return errors.New("store: ValueLogFileSize must be between 1 MiB and 2 GiB")
 	case o.GCInterval < 0:
@@ -92,6 +101,19 @@ func (o Options) Validate() error {
 		return errors.New("store: GCDiscardRatio must be in (0, 1)")
 	}
 	return nil
+}
+
+// badgerValueThreshold is the size in bytes above which Badger keeps a value
+// in the value log rather than in the LSM tree. Open keeps Badger's default.
+func badgerValueThreshold() int64 {
+	return badger.DefaultOptions("").ValueThreshold
+}
+
+// minMemTableSize is the smallest memtable Badger opens with: it commits in
+// batches of at most 15% of a memtable, and a batch must hold a value of
+// badgerValueThreshold bytes.
+func minMemTableSize() int64 {
+	return (badgerValueThreshold()*100 + 14) / 15
 }
 
 // DB is an open database. It is safe for concurrent use.
@@ -139,6 +161,19 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
 	}
 	return db, nil
+}
+
+// Exists reports whether dir holds a database, which Open would open rather
+// than create.
+func Exists(dir string) (bool, error) {
+	_, err := os.Stat(filepath.Join(dir, badger.ManifestFilename))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("store: %w", err)
 }
 
 // gcLoop rewrites value-log files with much stale data until the DB closes.
@@ -201,23 +236,231 @@ func (db *DB) Get(key []byte) ([]byte, error) {
 	return out, err
 }
 
-// Backup writes a full, consistent backup of the database to w.
+// ErrNotBackup is returned by Restore for input that does not begin with a
+// backup header: not a backup at all, or one written before the format had a
+// version.
+var ErrNotBackup = errors.New("store: not a posfleet backup, or one written before format 1")
+
+// ErrCorruptBackup is returned by Restore for a backup that is cut short or
+// does not match its checksum.
+var ErrCorruptBackup = errors.New("store: backup is truncated or corrupt")
+
+// A backup is a header, Badger's backup stream (the payload) and a trailer:
+//
+//	header   "PFBACKUP", then the format version (4 bytes, big-endian)
+//	payload  records: a length (8 bytes, little-endian), then a KVList protobuf
+//	trailer  the payload's length in bytes (8 bytes, big-endian), then its SHA-256
+//
+// The trailer is written last, so a backup cut short anywhere lacks a valid
+// one.
+const (
+	backupMagic  = "PFBACKUP"
+	backupFormat = 1
+	headerSize   = len(backupMagic) + 4
+	trailerSize  = 8 + sha256.Size
+
+	// maxRecordSize bounds a payload record when restoring, so that a
+	// corrupt length cannot make Restore allocate without limit. Badger's
+	// backup stream sends batches of at most about 116 MiB (a 100 MiB soft
+	// limit plus one 16 MiB list), and posfleet's values are small.
+	maxRecordSize = 256 << 20
+)
+
+// Backup writes a full, consistent backup of the database to w. If ctx is
+// cancelled the backup stops and what was written lacks its trailer.
 func (db *DB) Backup(ctx context.Context, w io.Writer) error {
+	header := binary.BigEndian.AppendUint32([]byte(backupMagic), backupFormat)
+	if _, err := w.Write(header); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	pw := &payloadWriter{ctx: ctx, w: w, sum: sha256.New()}
 	stream := db.bdb.NewStream()
 	stream.LogPrefix = "backup"
 	stream.SinceTs = 0
-	if _, err := stream.Backup(w, 0); err != nil {
+	if _, err := stream.Backup(pw, 0); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	if _, err := w.Write(pw.trailer()); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	return nil
 }
 
-// Restore loads a backup written by Backup into the database. It is meant for
-// an empty database.
+// payloadWriter passes a backup's payload on to w, counting and hashing it.
+// It fails once ctx is done, which stops Badger's stream.
+type payloadWriter struct {
+	ctx context.Context
+	w   io.Writer
+	sum hash.Hash
+	n   uint64
+}
+
+func (pw *payloadWriter) Write(b []byte) (int, error) {
+	if err := pw.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := pw.w.Write(b)
+	pw.sum.Write(b[:n])
+	pw.n += uint64(n)
+	return n, err
+}
+
+// trailer returns the trailer for the payload written so far.
+func (pw *payloadWriter) trailer() []byte {
+	return pw.sum.Sum(binary.BigEndian.AppendUint64(nil, pw.n))
+}
+
+// Restore loads a backup written by Backup into the database, which is meant
+// to be empty. It checks the backup while loading it: ErrNotBackup when r
+// does not hold one, ErrCorruptBackup when it is cut short or damaged. The
+// trailer is checked last, so after an error the database may hold part of
+// the backup, and reads from it may block (Badger's Load stops without
+// publishing its last version): close it and discard it.
 func (db *DB) Restore(r io.Reader) error {
-	if err := db.bdb.Load(r, 256); err != nil {
+	if err := readHeader(r); err != nil {
+		return err
+	}
+	payload := &payloadReader{r: r, buf: make([]byte, 64<<10), sum: sha256.New()}
+	err := db.bdb.Load(&recordReader{r: payload}, 256)
+	if err == nil || errors.Is(err, ErrCorruptBackup) {
+		return err
+	}
+	// A damaged payload can fail to parse before the trailer is reached:
+	// read on, and report the damage if that is what it is.
+	if _, cerr := io.Copy(io.Discard, payload); errors.Is(cerr, ErrCorruptBackup) {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return fmt.Errorf("store: restore: %w", err)
+}
+
+// readHeader reads a backup's header from r and checks it.
+func readHeader(r io.Reader) error {
+	var h [headerSize]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return ErrNotBackup
+		}
 		return fmt.Errorf("store: restore: %w", err)
 	}
+	if string(h[:len(backupMagic)]) != backupMagic {
+		return ErrNotBackup
+	}
+	if v := binary.BigEndian.Uint32(h[len(backupMagic):]); v != backupFormat {
+		return fmt.Errorf("store: restore: backup format %d is not supported (this posfleet reads format %d)", v, backupFormat)
+	}
+	return nil
+}
+
+// payloadReader reads a backup's payload: everything after the header except
+// the last trailerSize bytes, which it holds back as the trailer. At the end
+// of r it checks the payload's length and SHA-256 against the trailer and
+// returns io.EOF only if they match.
+type payloadReader struct {
+	r    io.Reader
+	buf  []byte // backing array of data
+	data []byte // read from r and not yet returned, the trailer included
+	eof  bool   // r is exhausted
+	sum  hash.Hash
+	n    uint64 // payload bytes returned
+	err  error  // the result of the check, once made
+}
+
+func (p *payloadReader) Read(b []byte) (int, error) {
+	for len(p.data) <= trailerSize && !p.eof {
+		if err := p.fill(); err != nil {
+			return 0, err
+		}
+	}
+	if avail := len(p.data) - trailerSize; avail > 0 {
+		n := copy(b, p.data[:avail])
+		p.sum.Write(b[:n])
+		p.n += uint64(n)
+		p.data = p.data[n:]
+		return n, nil
+	}
+	if p.err == nil {
+		p.err = p.check()
+	}
+	return 0, p.err
+}
+
+// fill moves the unread bytes to the front of buf and reads more after them.
+func (p *payloadReader) fill() error {
+	m := copy(p.buf, p.data)
+	n, err := p.r.Read(p.buf[m:])
+	p.data = p.buf[:m+n]
+	if errors.Is(err, io.EOF) {
+		p.eof = true
+		return nil
+	}
+	return err
+}
+
+// check compares the payload read with the trailer left in data.
+func (p *payloadReader) check() error {
+	if len(p.data) < trailerSize {
+		return fmt.Errorf("%w: it ends before its trailer", ErrCorruptBackup)
+	}
+	if n := binary.BigEndian.Uint64(p.data); n != p.n {
+		return fmt.Errorf("%w: no valid trailer (payload of %d bytes, trailer says %d)", ErrCorruptBackup, p.n, n)
+	}
+	if !bytes.Equal(p.sum.Sum(nil), p.data[8:]) {
+		return fmt.Errorf("%w: SHA-256 of the payload does not match the trailer", ErrCorruptBackup)
+	}
+	return io.EOF
+}
+
+// recordReader passes a backup's payload on to Badger's Load, checking each
+// record's length before Load sees it: Load allocates that much.
+type recordReader struct {
+	r      io.Reader
+	head   [8]byte
+	unread []byte // part of head not yet returned
+	left   uint64 // bytes of the current record's body not yet returned
+}
+
+func (rr *recordReader) Read(b []byte) (int, error) {
+	if len(rr.unread) == 0 && rr.left == 0 {
+		if err := rr.next(); err != nil {
+			return 0, err
+		}
+	}
+	if len(rr.unread) > 0 {
+		n := copy(b, rr.unread)
+		rr.unread = rr.unread[n:]
+		return n, nil
+	}
+	if uint64(len(b)) > rr.left {
+		b = b[:rr.left]
+	}
+	n, err := rr.r.Read(b)
+	rr.left -= uint64(n)
+	if errors.Is(err, io.EOF) {
+		if rr.left > 0 {
+			return n, fmt.Errorf("%w: its last record is cut short", ErrCorruptBackup)
+		}
+		err = nil // the next call reports the end
+	}
+	return n, err
+}
+
+// next reads the next record's length. It returns io.EOF at the end of the
+// payload.
+func (rr *recordReader) next() error {
+	if _, err := io.ReadFull(rr.r, rr.head[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("%w: it ends inside a record length", ErrCorruptBackup)
+		}
+		return err
+	}
+	size := binary.LittleEndian.Uint64(rr.head[:])
+	if size > maxRecordSize {
+		return fmt.Errorf("%w: record of %d bytes (at most %d expected)", ErrCorruptBackup, size, maxRecordSize)
+	}
+	rr.unread, rr.left = rr.head[:], size
 	return nil
 }
 
@@ -313,17 +556,28 @@ func (tx *Txn) iterateItems(prefix, start []byte, reverse bool, fn func(item *ba
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.Reverse = reverse
+	seek, skip := start, []byte(nil)
+	switch {
+	case start != nil:
+	case !reverse:
+		seek = prefix
+	default:
+		// Start at the prefix's successor, the first key after every key
+		// with the prefix, or at the very end when there is none. Badger's
+		// iterator is not Valid on a key outside its prefix, so that is
+		// widened to one the successor shares, and the successor itself is
+		// skipped.
+		seek = prefixSuccessor(prefix)
+		skip = seek
+		opts.Prefix = seek[:max(len(seek)-1, 0)]
+	}
 	it := tx.btx.NewIterator(opts)
 	defer it.Close()
-	seek := start
-	if seek == nil {
-		seek = prefix
-		if reverse {
-			// Seek to the last key with the prefix: prefix followed by 0xFF...
-			seek = append(bytes.Clone(prefix), bytes.Repeat([]byte{0xFF}, 16)...)
-		}
+	it.Seek(seek)
+	if skip != nil && it.Valid() && bytes.Equal(it.Item().Key(), skip) {
+		it.Next()
 	}
-	for it.Seek(seek); it.ValidForPrefix(prefix); it.Next() {
+	for ; it.ValidForPrefix(prefix); it.Next() {
 		item := it.Item()
 		err := item.Value(func(v []byte) error { return fn(item, v) })
 		if errors.Is(err, ErrStop) {
@@ -331,6 +585,20 @@ func (tx *Txn) iterateItems(prefix, start []byte, reverse bool, fn func(item *ba
 		}
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// prefixSuccessor returns the smallest key greater than every key with the
+// prefix: the prefix up to its last byte below 0xFF, that byte incremented.
+// It returns nil when there is none (the prefix is empty or all 0xFF).
+func prefixSuccessor(prefix []byte) []byte {
+	for i := len(prefix) - 1; i >= 0; i-- {
+		if prefix[i] != 0xFF {
+			succ := bytes.Clone(prefix[:i+1])
+			succ[i]++
+			return succ
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,5 +263,97 @@ func TestBadgerLogging(t *testing.T) {
 		if level == slog.LevelDebug && badgerLines == 0 {
 			t.Errorf("no badger lines at debug level:\n%s", buf.String())
 		}
+	}
+}
+
+// IterateReverse with no start key used to seek to the prefix followed by
+// 16 0xFF bytes, so it never visited keys whose suffix begins with 16 or
+// more 0xFF bytes.
+func TestIterateReverseVisitsHighKeys(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	ff := func(n int) string { return strings.Repeat("\xff", n) }
+	keys := []string{
+		"r/\x00", "r/\x01", "r/" + ff(16), "r/" + ff(17), "r/" + ff(17) + "x",
+		"r0",     // the successor of "r/": not visited
+		"q", "s", // around it
+		"\xff", "\xff\xff", "\xff" + ff(20), // under an all-0xFF prefix
+	}
+	err := db.Update(func(tx *store.Txn) error {
+		for _, k := range keys {
+			if err := tx.Set([]byte(k), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string) {
+		t.Helper()
+		for _, prefix := range []string{"r/", "r", "\xff", "\xff\xff", "", "t"} {
+			var want, got []string
+			for _, k := range keys {
+				if strings.HasPrefix(k, prefix) {
+					want = append(want, k)
+				}
+			}
+			slices.Sort(want)
+			slices.Reverse(want)
+			err := db.View(func(tx *store.Txn) error {
+				return tx.IterateReverse([]byte(prefix), nil, func(k, _ []byte) error {
+					got = append(got, string(k))
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("IterateReverse(%q) from %s = %q, want %q", prefix, where, got, want)
+			}
+		}
+	}
+	check("the memtable")
+	db.Close()
+	db = open(t, dir) // the keys are now in a table
+	defer db.Close()
+	check("a table")
+}
+
+// Validate used to accept a zero BlockCacheSize, on which Badger panics
+// (it compresses blocks), and MemTableSize between 1 MiB and about 6.7 MiB,
+// on which Open fails.
+func TestOptionsValidateRefusesWhatBadgerRefuses(t *testing.T) {
+	bad := map[string]func(*store.Options){
+		"no block cache":        func(o *store.Options) { o.BlockCacheSize = 0 },
+		"4 MiB memtable":        func(o *store.Options) { o.MemTableSize = 4 << 20 },
+		"memtable a byte short": func(o *store.Options) { o.MemTableSize = 6990506 },
+		"negative index cache":  func(o *store.Options) { o.IndexCacheSize = -1 },
+	}
+	for name, mut := range bad {
+		o := store.DefaultOptions(t.TempDir())
+		mut(&o)
+		if err := o.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted it", name)
+		}
+	}
+	// The smallest memtable Validate accepts opens, on disk and in memory.
+	for _, inMemory := range []bool{false, true} {
+		o := store.DefaultOptions(t.TempDir())
+		o.MemTableSize = 6990507
+		o.IndexCacheSize = 0
+		if inMemory {
+			o.Dir, o.InMemory = "", true
+		}
+		db, err := store.Open(o, nil)
+		if err != nil {
+			t.Fatalf("Open with a memtable of %d bytes (in memory %t): %v", o.MemTableSize, inMemory, err)
+		}
+		if err := db.Update(func(tx *store.Txn) error { return tx.Set([]byte("k"), make([]byte, 512<<10)) }); err != nil {
+			t.Errorf("write of a 512 KiB value (in memory %t): %v", inMemory, err)
+		}
+		db.Close()
 	}
 }
