@@ -88,21 +88,12 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	if *metricsListen != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.MetricsHandler())
-		if *pprofOn {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		hs, err := serveMetrics(*metricsListen, metricsMux(srv.MetricsHandler(), *pprofOn), logger)
+		if err != nil {
+			lis.Close()
+			srv.Close()
+			return err
 		}
-		hs := &http.Server{Addr: *metricsListen, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("metrics endpoint failed", "err", err)
-			}
-		}()
 		defer hs.Close()
 	}
 	if err := srv.Serve(ctx, lis); err != nil {
@@ -110,6 +101,38 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	logger.Info("stopped cleanly")
 	return nil
+}
+
+// metricsMux serves metrics at /metrics and, with pprofOn, Go's profiles
+// under /debug/pprof/.
+func metricsMux(metrics http.Handler, pprofOn bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics)
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
+	return mux
+}
+
+// serveMetrics binds addr and serves h on it in the background until the
+// returned server is closed. A failure to bind is returned, so that serve
+// does not run without the endpoint it was asked for.
+func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (*http.Server, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics endpoint failed", "err", err)
+		}
+	}()
+	return hs, nil
 }
 
 // isLoopback reports whether every address the listen address can bind to is
