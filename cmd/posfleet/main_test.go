@@ -337,6 +337,11 @@ func TestServeMetricsAndPprof(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "--pprof needs --metrics-listen") {
 		t.Errorf("serve --pprof alone: exit %d, output %q; want refusal", code, out)
 	}
+	// Unauthenticated profiles only on loopback.
+	out, code = runCLI(t, nil, "serve", "--data-dir", t.TempDir(), "--metrics-listen", "0.0.0.0:0", "--pprof")
+	if code == 0 || !strings.Contains(out, "refusing --pprof on non-loopback") {
+		t.Errorf("serve --pprof on 0.0.0.0: exit %d, output %q; want refusal", code, out)
+	}
 
 	plain := freeAddr(t)
 	StartServe(t, t.TempDir(), "--metrics-listen", plain)

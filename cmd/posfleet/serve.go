@@ -28,7 +28,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	metricsListen := fs.String("metrics-listen", "", "address for the Prometheus /metrics endpoint (off when empty)")
-	pprofOn := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen (keep that address private)")
+	pprofOn := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen, which must then be a loopback address")
 	grace := fs.Duration("shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight calls")
 	maxRecv := fs.Int("max-recv-msg-size", 256<<10, "largest request message in bytes")
 	if err := parseFlags(fs, args); err != nil {
@@ -40,6 +40,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	if *pprofOn && *metricsListen == "" {
 		return errors.New("--pprof needs --metrics-listen")
+	}
+	if *pprofOn {
+		// Profiles show the process's command line, memory and goroutine
+		// stacks, and the endpoint has no authentication.
+		if loop, err := isLoopback(*metricsListen); err != nil || !loop {
+			return fmt.Errorf("refusing --pprof on non-loopback --metrics-listen %s: profiles are unauthenticated; serve them on 127.0.0.1 or ::1", *metricsListen)
+		}
 	}
 
 	cfg := server.DefaultConfig(*dataDir)
