@@ -316,17 +316,32 @@ func (e *Engine) checkpoint(c *commit) {
 // terminal that never had one.
 func (e *Engine) openBatch(ts *termState, pol *Policy, c *commit, now int64) *batchState {
 	if ts.batch == nil {
-		ts.batch = &batchState{
-			terminal: ts.id,
-			merchant: pol.MerchantID,
-			store:    pol.StoreID,
-			number:   1,
-			state:    BatchStateOpen,
-			totals:   BatchTotals{Currency: pol.MerchantCurrency},
-			openTime: now,
-		}
+		ts.batch = newBatch(ts, pol, 1, now)
 		c.markDirty(ts.batch)
 	}
+	return ts.batch
+}
+
+// newBatch returns batch number of terminal ts, open under pol.
+func newBatch(ts *termState, pol *Policy, number uint64, now int64) *batchState {
+	return &batchState{
+		terminal: ts.id,
+		merchant: pol.MerchantID,
+		store:    pol.StoreID,
+		number:   number,
+		state:    BatchStateOpen,
+		totals:   BatchTotals{Currency: pol.MerchantCurrency},
+		openTime: now,
+	}
+}
+
+// rollBatch closes the terminal's open batch b in state and opens the next
+// one under pol.
+func rollBatch(ts *termState, b *batchState, state BatchState, pol *Policy, c *commit, now int64) *batchState {
+	b.state, b.closeTime = state, now
+	c.markDirty(b)
+	ts.batch = newBatch(ts, pol, b.number+1, now)
+	c.markDirty(ts.batch)
 	return ts.batch
 }
 
@@ -348,20 +363,7 @@ func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now 
 		c.markDirty(b)
 		return b
 	}
-	b.state = BatchStateClosed
-	b.closeTime = now
-	c.markDirty(b)
-	next := &batchState{
-		terminal: ts.id,
-		merchant: pol.MerchantID,
-		store:    pol.StoreID,
-		number:   b.number + 1,
-		state:    BatchStateOpen,
-		totals:   BatchTotals{Currency: pol.MerchantCurrency},
-		openTime: now,
-	}
-	ts.batch = next
-	c.markDirty(next)
+	next := rollBatch(ts, b, BatchStateClosed, pol, c, now)
 	o.audits = append(o.audits, audit.Event{
 		Type:       audit.BatchClosed,
 		Time:       time.Unix(0, now),
@@ -775,24 +777,12 @@ func (e *Engine) decideClose(o *op, c *commit, now int64) {
 		tt.Currency = b.totals.Currency
 	}
 	inBalance := b.totals.Balances(tt) && tt.Currency == b.totals.Currency
-	b.state = BatchStateClosed
+	state := BatchStateClosed
 	if !inBalance {
-		b.state = BatchStateOutOfBalance
+		state = BatchStateOutOfBalance
 	}
 	b.termTotals = tt
-	b.closeTime = now
-	c.markDirty(b)
-	next := &batchState{
-		terminal: ts.id,
-		merchant: pol.MerchantID,
-		store:    pol.StoreID,
-		number:   b.number + 1,
-		state:    BatchStateOpen,
-		totals:   BatchTotals{Currency: pol.MerchantCurrency},
-		openTime: now,
-	}
-	ts.batch = next
-	c.markDirty(next)
+	next := rollBatch(ts, b, state, pol, c, now)
 	res := &CloseBatchResult{
 		BatchNumber:     b.number,
 		ServerTotals:    b.totals,
