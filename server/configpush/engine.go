@@ -521,6 +521,17 @@ func (e *Engine) joinRollouts(ref TerminalRef, prev *TerminalRef) {
 	}
 }
 
+// visible returns the layer of the scope that terminal tid sees, the
+// topmost whose rollout includes it, and the stage that first included it.
+func (sc *scopeState) visible(tid string) (r *rollout, stage int, ok bool) {
+	for j := len(sc.stack) - 1; j >= 0; j-- {
+		if c, ok := sc.stack[j].includes(tid); ok {
+			return sc.stack[j], c, true
+		}
+	}
+	return nil, 0, false
+}
+
 // compute returns terminal t's effective config from the current layers.
 //
 // At each scope of the chain the terminal sees the topmost layer whose
@@ -537,17 +548,11 @@ func (e *Engine) compute(t *termState) *Effective {
 		if sc == nil {
 			continue
 		}
-		for j := len(sc.stack) - 1; j >= 0; j-- {
-			r := sc.stack[j]
-			c, ok := r.includes(tid)
-			if !ok {
-				continue
-			}
+		if r, c, ok := sc.visible(tid); ok {
 			layers[i] = r
 			if v := r.rec.StageVersions[c]; v > best.Version {
 				best.Version, best.RolloutID, best.Published = v, r.id, r.rec.StageTimes[c]
 			}
-			break
 		}
 		for _, a := range sc.aborted {
 			if a.rec.Fallback > best.Version && bucket(a.id, tid) < stageLimit(a.rec.Plan, a.rec.Stage) {

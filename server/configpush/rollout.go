@@ -488,16 +488,8 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 		if sc == nil {
 			continue
 		}
-		for j := len(sc.stack) - 1; j >= 0; j-- {
-			r := sc.stack[j]
-			c, ok := r.includes(terminalID)
-			if !ok {
-				continue
-			}
-			if r.acks != nil && e.live[r.rec.Version] == r {
-				targets = append(targets, target{r, c})
-			}
-			break
+		if r, c, ok := sc.visible(terminalID); ok && r.acks != nil && e.live[r.rec.Version] == r {
+			targets = append(targets, target{r, c})
 		}
 	}
 	if len(targets) == 0 {
