@@ -1,7 +1,10 @@
 package fleet
 
 import (
+	"cmp"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -53,16 +56,23 @@ func (l *Limiter) refill(key string, now time.Time) *bucket {
 	return b
 }
 
-// prune forgets full buckets, and everything when that is not enough.
-// l.mu is held.
+// prune forgets full buckets and, when that is not enough, the fuller half
+// of the rest: the emptiest buckets, those of the callers being limited,
+// are kept, so that a flood of new keys cannot lift a limit. l.mu is held.
 func (l *Limiter) prune(now time.Time) {
+	level := func(b *bucket) float64 { return b.tokens + now.Sub(b.at).Seconds()*l.rate }
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
+		if level(b) >= l.burst {
 			delete(l.buckets, k)
 		}
 	}
-	if len(l.buckets) >= l.maxKeys {
-		clear(l.buckets)
+	if len(l.buckets) < l.maxKeys {
+		return
+	}
+	keys := slices.Collect(maps.Keys(l.buckets))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(level(l.buckets[a]), level(l.buckets[b])) })
+	for _, k := range keys[l.maxKeys/2:] {
+		delete(l.buckets, k)
 	}
 }
 
@@ -148,9 +158,20 @@ func (f *RepeatFilter) Admit(key string, now time.Time) (ok bool, suppressed uin
 
 // PeerHost returns the host part of a peer address ("10.0.0.7:51234" →
 // "10.0.0.7"), the key used to rate limit a caller across its connections.
+// An IPv6 address stands for its /64 ("[2001:db8::7]:443" →
+// "2001:db8::/64"): a single host is usually given a whole /64, and
+// limiting each of its addresses apart would not limit it.
 func PeerHost(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
 	}
-	return addr
+	ip := net.ParseIP(host)
+	switch {
+	case ip == nil || ip.IsLoopback():
+		return host
+	case ip.To4() != nil:
+		return ip.To4().String() // also for an IPv4-mapped IPv6 address
+	}
+	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }

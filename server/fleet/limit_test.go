@@ -47,6 +47,22 @@ func TestLimiterBoundsKeys(t *testing.T) {
 	}
 }
 
+// A flood of new keys makes the limiter forget keys, but never those of
+// callers it is limiting: it used to clear every bucket once all were in
+// use, which lifted every limit.
+func TestLimiterKeepsLimitedKeysUnderAFloodOfNewOnes(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := fleet.NewLimiter(0.001, 2, 100)
+	for l.Allow("attacker", t0) {
+	}
+	for i := range 1000 {
+		l.Allow(fmt.Sprint("flood-", i), t0) // each takes a token, so none is full
+	}
+	if l.Allow("attacker", t0) {
+		t.Error("a limited key was allowed again after a flood of new keys")
+	}
+}
+
 func TestRepeatFilter(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	f := fleet.NewRepeatFilter(time.Minute, 0)
@@ -74,8 +90,12 @@ func TestPeerHost(t *testing.T) {
 	for in, want := range map[string]string{
 		"10.0.0.7:51234": "10.0.0.7",
 		"[::1]:7400":     "::1",
-		"bufconn":        "bufconn",
-		"":               "",
+		// A host is usually given a whole IPv6 /64.
+		"[2001:db8::7]:443":          "2001:db8::/64",
+		"[2001:db8:0:0:ffff::1]:443": "2001:db8::/64",
+		"[::ffff:10.0.0.7]:443":      "10.0.0.7",
+		"bufconn":                    "bufconn",
+		"":                           "",
 	} {
 		if got := fleet.PeerHost(in); got != want {
 			t.Errorf("PeerHost(%q) = %q, want %q", in, got, want)
