@@ -168,16 +168,8 @@ func TestRunAchievesTargetRate(t *testing.T) {
 	}
 
 	// The interval log holds every health call, warm-up included.
-	r := hdr.NewHistogramLogReader(&hlog)
 	var logged int64
-	for {
-		h, err := r.NextIntervalHistogram()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h == nil {
-			break
-		}
+	for _, h := range intervals(t, hlog.Bytes()) {
 		if h.Tag() == loadgen.OpHealth {
 			logged += h.TotalCount()
 		}
@@ -515,23 +507,31 @@ func TestIntervalLogReadsBackExactTimes(t *testing.T) {
 	}
 	// The reader truncates float seconds to milliseconds: allow 1ms.
 	lo, hi := before.UnixMilli()-1, after.UnixMilli()+1
-	r := hdr.NewHistogramLogReader(bytes.NewReader(hlog.Bytes()))
-	n := 0
+	ivs := intervals(t, hlog.Bytes())
+	for _, h := range ivs {
+		if s, e := h.StartTimeMs(), h.EndTimeMs(); s < lo || e > hi || s > e {
+			t.Errorf("interval reads back as %s–%s, outside the run's %s–%s", fmtMilli(s), fmtMilli(e), fmtMilli(lo+1), fmtMilli(hi-1))
+		}
+	}
+	if len(ivs) == 0 {
+		t.Fatalf("no intervals in the log:\n%s", hlog.String())
+	}
+}
+
+// intervals reads back every interval histogram of an interval log.
+func intervals(t *testing.T, log []byte) []*hdr.Histogram {
+	t.Helper()
+	r := hdr.NewHistogramLogReader(bytes.NewReader(log))
+	var out []*hdr.Histogram
 	for {
 		h, err := r.NextIntervalHistogram()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if h == nil {
-			break
+			return out
 		}
-		n++
-		if s, e := h.StartTimeMs(), h.EndTimeMs(); s < lo || e > hi || s > e {
-			t.Errorf("interval reads back as %s–%s, outside the run's %s–%s", fmtMilli(s), fmtMilli(e), fmtMilli(lo+1), fmtMilli(hi-1))
-		}
-	}
-	if n == 0 {
-		t.Fatalf("no intervals in the log:\n%s", hlog.String())
+		out = append(out, h)
 	}
 }
 

@@ -259,15 +259,7 @@ func TestOfflineTerminalConvergesOnReconnect(t *testing.T) {
 	e.publish(merchant, &configpush.Settings{ReceiptHeader: ptr("v2")}, all)
 	latest := e.publish(storeS1, &configpush.Settings{ReceiptFooter: ptr("v3")}, all)
 	e.restart()
-	w, err := e.eng.Watch("T0000001", first.Version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	cfg, _, err := w.Next(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.next(e.watch("T0000001", first.Version))
 	if cfg.Version != latest.Version || *cfg.Settings.ReceiptHeader != "v2" || *cfg.Settings.ReceiptFooter != "v3" {
 		t.Errorf("reconnect got version %d header %q footer %q, want %d v2 v3", cfg.Version, *cfg.Settings.ReceiptHeader, *cfg.Settings.ReceiptFooter, latest.Version)
 	}
@@ -795,15 +787,7 @@ func TestTerminalAheadAfterLostRebindGetsAHigherVersion(t *testing.T) {
 	e.close()
 	dir.add("M2", "S2", "T0000001") // the fleet's rebind; config push never heard of it
 	e.open()
-	w, err := e.eng.Watch("T0000001", held.Version)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	cfg, _, err := w.Next(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := e.next(e.watch("T0000001", held.Version))
 	if cfg.Version <= held.Version || cfg.Settings.ReceiptHeader == nil || *cfg.Settings.ReceiptHeader != "m2" {
 		t.Fatalf("reconnect holding v%d (m1): got v%d %v; want m2 above v%d", held.Version, cfg.Version, cfg.Settings.ReceiptHeader, held.Version)
 	}

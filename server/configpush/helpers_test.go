@@ -217,4 +217,25 @@ func (e *env) waitState(id string, want configpush.State) configpush.Rollout {
 	}
 }
 
+// watch opens a watch of tid from known, closed when the test ends.
+func (e *env) watch(tid string, known uint64) *configpush.Watcher {
+	e.t.Helper()
+	w, err := e.eng.Watch(tid, known)
+	if err != nil {
+		e.t.Fatalf("Watch(%s, %d): %v", tid, known, err)
+	}
+	e.t.Cleanup(w.Close)
+	return w
+}
+
+// next returns the next config w delivers.
+func (e *env) next(w *configpush.Watcher) *configpush.Effective {
+	e.t.Helper()
+	cfg, _, err := w.Next(e.t.Context())
+	if err != nil {
+		e.t.Fatalf("Watcher.Next: %v", err)
+	}
+	return cfg
+}
+
 func ptr[T any](v T) *T { return &v }
