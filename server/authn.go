@@ -137,7 +137,8 @@ func (a *authenticator) fail(ctx context.Context, method, why, actor string) err
 	now := a.now()
 	peer := peerAddr(ctx)
 	host := fleet.PeerHost(peer)
-	limited := !a.fails.Allow(host, now)
+	allowed, wait := a.fails.Take(host, now)
+	limited := !allowed
 	// Repeats are grouped per address, caller and reason, so that one kind
 	// of failure never hides another (a revoked token after a missing one).
 	if ok, suppressed := a.repeats.Admit("authn|"+host+"|"+actor+"|"+why, now); ok {
@@ -151,7 +152,7 @@ func (a *authenticator) fail(ctx context.Context, method, why, actor string) err
 		a.audit.Record(audit.Event{Type: audit.AuthFailure, Actor: actor, Peer: peer, Message: "authentication failed: " + why, Attributes: attrs})
 	}
 	if limited {
-		return statusWithReason(codes.ResourceExhausted, reasonRateLimited, "too many failed authentications from this address; retry later")
+		return rateLimited("too many failed authentications from this address; retry later", wait)
 	}
 	return statusWithReason(codes.Unauthenticated, reasonCredentialInvalid, "missing or invalid credential")
 }

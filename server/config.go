@@ -44,6 +44,9 @@ type Config struct {
 	// ShutdownGrace is how long graceful shutdown waits for in-flight calls
 	// before cutting them off.
 	ShutdownGrace time.Duration
+
+	// Quotas bound the call rate of each credential per class of RPCs.
+	Quotas Quotas
 }
 
 // DefaultConfig returns production defaults for a server keeping its data in
@@ -62,6 +65,7 @@ func DefaultConfig(dataDir string) Config {
 		MaxConnectionAge:      4 * time.Hour,
 		MaxConnectionAgeGrace: time.Minute,
 		ShutdownGrace:         15 * time.Second,
+		Quotas:                DefaultQuotas(),
 	}
 }
 
@@ -87,5 +91,5 @@ func (c Config) Validate() error {
 	case c.AdminToken != "" && len(c.AdminToken) < 16:
 		return errors.New("server: AdminToken must be at least 16 characters")
 	}
-	return nil
+	return c.Quotas.Validate()
 }

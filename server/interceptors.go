@@ -120,7 +120,8 @@ func peerAddr(ctx context.Context) string {
 	return ""
 }
 
-// authorize runs the access table and the authenticator for one call.
+// authorize runs the access table, the authenticator and the caller's
+// quota for one call.
 func (s *Server) authorize(ctx context.Context, method string) (context.Context, error) {
 	need, ok := methodAccess[method]
 	if !ok {
@@ -136,7 +137,11 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	if err != nil {
 		return nil, err
 	}
-	return auth.NewContext(ctx, p), nil
+	ctx = auth.NewContext(ctx, p)
+	if err := s.quotas.take(ctx, method); err != nil {
+		return nil, err
+	}
+	return ctx, nil
 }
 
 // unaryInterceptor recovers panics, caps deadlines, authenticates, and logs

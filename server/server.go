@@ -44,6 +44,8 @@ type Server struct {
 
 	// authn checks bearer credentials; nil refuses every non-public call.
 	authn Authenticator
+	// quotas limit each credential's calls per RPC class; nil when disabled.
+	quotas *quotaLimiter
 	// fleet holds merchants, stores, terminals and their credentials.
 	fleet *fleet.Fleet
 	// tokens holds the admin tokens.
@@ -73,7 +75,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas)}
 	defer func() {
 		if err != nil {
 			s.Close()

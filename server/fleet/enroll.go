@@ -241,7 +241,9 @@ func (f *Fleet) Identity(id string) (Identity, error) {
 
 // VerifyMerchant returns terminal id's signed identity and, when claimed is
 // not empty, whether it equals the bound merchant. A mismatch is audited as
-// a merchant-mismatch alert.
+// a merchant-mismatch alert; repeats of the same claim by the same terminal
+// within Options.AuditRepeatWindow are coalesced into the next alert's
+// suppressed_repeats count.
 func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who Actor) (Identity, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Identity{}, false, err
@@ -256,9 +258,20 @@ func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who Acto
 	if claimed == ident.MerchantID {
 		return ident, true, nil
 	}
+	// Repeats of one terminal's claim of one merchant are one alert per
+	// window carrying the count of the coalesced ones: a terminal in a loop
+	// must not bury the audit trail.
+	ok, suppressed := f.auditRepeat.Admit("mismatch|"+id+"|"+claimed, f.now())
+	if !ok {
+		return ident, false, nil
+	}
+	attrs := map[string]string{"claimed_merchant_id": claimed, "bound_merchant_id": ident.MerchantID, "source": "VerifyMerchant"}
+	if suppressed > 0 {
+		attrs["suppressed_repeats"] = strconv.FormatUint(suppressed, 10)
+	}
 	f.record(audit.Event{Type: audit.MerchantMismatch, Actor: who.Name, Peer: who.Peer, TerminalID: id,
 		MerchantID: ident.MerchantID, StoreID: ident.StoreID,
 		Message:    "terminal claimed a merchant it is not bound to",
-		Attributes: map[string]string{"claimed_merchant_id": claimed, "bound_merchant_id": ident.MerchantID, "source": "VerifyMerchant"}})
+		Attributes: attrs})
 	return ident, false, nil
 }

@@ -88,6 +88,30 @@ func (l *Limiter) Allow(key string, now time.Time) bool {
 	return true
 }
 
+// Take takes a token for key like Allow and, when none is available, also
+// returns how long until one will be: the delay a refused caller should
+// wait before retrying.
+func (l *Limiter) Take(key string, now time.Time) (ok bool, retryAfter time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.refill(key, now)
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	if l.rate <= 0 {
+		return false, time.Hour
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// Len returns how many keys the limiter tracks now.
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.buckets)
+}
+
 // Exhausted reports whether key has no token left, without taking one.
 func (l *Limiter) Exhausted(key string, now time.Time) bool {
 	l.mu.Lock()

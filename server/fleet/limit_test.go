@@ -102,3 +102,18 @@ func TestPeerHost(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiterTakeSaysWhenToRetry(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := fleet.NewLimiter(0.5, 1, 0) // one token per 2s
+	if ok, d := l.Take("a", t0); !ok || d != 0 {
+		t.Fatalf("first Take = %v, %v; want true, 0", ok, d)
+	}
+	ok, d := l.Take("a", t0.Add(500*time.Millisecond))
+	if ok || d != 1500*time.Millisecond {
+		t.Fatalf("Take on an empty bucket = %v, %v; want false, 1.5s", ok, d)
+	}
+	if ok, _ := l.Take("a", t0.Add(2*time.Second)); !ok {
+		t.Error("no token once the advertised delay passed")
+	}
+}
