@@ -36,8 +36,21 @@ type Config struct {
 	// MinClientPingInterval is the most frequent client keepalive ping the
 	// server tolerates; faster pingers are disconnected.
 	MinClientPingInterval time.Duration
-	// MaxConnectionIdle closes connections without calls for this long.
+	// MaxConnectionIdle closes connections without calls for this long, so
+	// that idle connections do not pile up (a terminal heartbeats every
+	// minute and keeps its connection).
 	MaxConnectionIdle time.Duration
+	// MaxHeaderListSize bounds the size of a call's header list (metadata)
+	// in bytes; a bigger one is refused before it is buffered.
+	MaxHeaderListSize uint32
+	// MaxConnections bounds open connections in all (0: no bound); keep it
+	// below the process's file descriptor limit. Connections beyond it are
+	// closed at once.
+	MaxConnections int
+	// MaxConnectionsPerPeer bounds open connections from one peer, an IPv4
+	// address or an IPv6 /64 (0: no bound). Loopback peers count only
+	// against MaxConnections.
+	MaxConnectionsPerPeer int
 	// MaxConnectionAge and MaxConnectionAgeGrace bound a connection's life so
 	// that clients rebalance; in-flight calls get the grace period.
 	MaxConnectionAge, MaxConnectionAgeGrace time.Duration
@@ -61,7 +74,10 @@ func DefaultConfig(dataDir string) Config {
 		KeepaliveTime:         2 * time.Minute,
 		KeepaliveTimeout:      20 * time.Second,
 		MinClientPingInterval: 20 * time.Second,
-		MaxConnectionIdle:     30 * time.Minute,
+		MaxConnectionIdle:     5 * time.Minute,
+		MaxHeaderListSize:     16 << 10,
+		MaxConnections:        10000,
+		MaxConnectionsPerPeer: 1000,
 		MaxConnectionAge:      4 * time.Hour,
 		MaxConnectionAgeGrace: time.Minute,
 		ShutdownGrace:         15 * time.Second,
@@ -86,6 +102,10 @@ func (c Config) Validate() error {
 		return errors.New("server: keepalive settings must be positive")
 	case c.MaxConnectionIdle <= 0 || c.MaxConnectionAge <= 0 || c.MaxConnectionAgeGrace <= 0:
 		return errors.New("server: connection ages must be positive")
+	case c.MaxHeaderListSize < 1<<10:
+		return fmt.Errorf("server: MaxHeaderListSize %d below 1 KiB", c.MaxHeaderListSize)
+	case c.MaxConnections < 0 || c.MaxConnectionsPerPeer < 0:
+		return errors.New("server: connection caps must not be negative")
 	case c.ShutdownGrace <= 0:
 		return errors.New("server: ShutdownGrace must be positive")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:

@@ -160,10 +160,16 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.MaxCallTimeout)
 		defer cancel()
 	}
+	// Taken before authorization so that the codec's note never outlives
+	// the call.
+	bad := s.codec.undecodable(req)
 	// Keep ctx for the deferred log when authorization fails (it returns nil).
 	actx, err := s.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return nil, err
+	}
+	if bad != nil {
+		return nil, bad
 	}
 	ctx = actx
 	return handler(ctx, req)
@@ -189,20 +195,31 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	ctx, cancel := context.WithCancel(actx)
 	defer cancel()
 	defer context.AfterFunc(s.draining, cancel)()
-	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
+	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, codec: s.codec})
 	if err != nil && s.draining.Err() != nil && ss.Context().Err() == nil {
 		err = statusWithReason(codes.Unavailable, "SHUTTING_DOWN", "server is shutting down; reconnect")
 	}
 	return err
 }
 
-// wrappedStream carries the authenticated context into stream handlers.
+// wrappedStream carries the authenticated context into stream handlers and
+// reports undecodable messages as InvalidArgument.
 type wrappedStream struct {
 	grpc.ServerStream
-	ctx context.Context
+	ctx   context.Context
+	codec *requestCodec
 }
 
 func (w *wrappedStream) Context() context.Context { return w.ctx }
+
+// RecvMsg receives a message; one the codec could not decode is an
+// InvalidArgument error.
+func (w *wrappedStream) RecvMsg(m any) error {
+	if err := w.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return w.codec.undecodable(m)
+}
 
 // logCall logs a finished call: debug for successes, info for client errors,
 // warn for server errors.

@@ -46,6 +46,8 @@ type Server struct {
 	authn Authenticator
 	// quotas limit each credential's calls per RPC class; nil when disabled.
 	quotas *quotaLimiter
+	// codec decodes requests, noting undecodable ones for the interceptors.
+	codec *requestCodec
 	// fleet holds merchants, stores, terminals and their credentials.
 	fleet *fleet.Fleet
 	// tokens holds the admin tokens.
@@ -75,7 +77,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas)}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -113,6 +115,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(cfg.MaxSendMsgSize),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(cfg.MaxHeaderListSize),
+		grpc.ForceServerCodecV2(s.codec),
 		grpc.ConnectionTimeout(10 * time.Second),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			Time:                  cfg.KeepaliveTime,
@@ -153,7 +157,8 @@ var serviceNames = []string{
 	pb.AdminService_ServiceDesc.ServiceName,
 }
 
-// Serve serves gRPC on lis until ctx is cancelled, then shuts down: health
+// Serve serves gRPC on lis, within the configured connection caps, until
+// ctx is cancelled, then shuts down: health
 // turns NOT_SERVING, new calls are refused, in-flight calls get
 // Config.ShutdownGrace to finish, and storage is flushed and closed. It
 // returns nil after a clean shutdown.
@@ -162,6 +167,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	for _, name := range serviceNames {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
+	lis = newLimitListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerPeer, s.logger)
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	s.logger.Info("serving", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil)

@@ -31,6 +31,13 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	pprofOn := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen, which must then be a loopback address")
 	grace := fs.Duration("shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight calls")
 	maxRecv := fs.Int("max-recv-msg-size", 256<<10, "largest request message in bytes")
+	// Limits against hostile or buggy clients (defaults from server.DefaultConfig).
+	limitDefaults := server.DefaultConfig("")
+	maxConns := fs.Int("max-connections", limitDefaults.MaxConnections, "most open client connections in all (0: no cap); keep below the file descriptor limit")
+	maxConnsPerPeer := fs.Int("max-connections-per-peer", limitDefaults.MaxConnectionsPerPeer, "most open connections from one IPv4 address or IPv6 /64 (0: no cap; loopback counts only against --max-connections)")
+	maxIdle := fs.Duration("max-connection-idle", limitDefaults.MaxConnectionIdle, "close connections without calls for this long")
+	maxHeaders := fs.Uint("max-header-list-size", uint(limitDefaults.MaxHeaderListSize), "largest request header list (metadata) in bytes")
+	quotaScale := fs.Float64("quota-scale", 1, "multiply every per-credential call quota by this factor (0: no quotas, only for measuring the server's ceiling)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +59,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := server.DefaultConfig(*dataDir)
 	cfg.ShutdownGrace = *grace
 	cfg.MaxRecvMsgSize = *maxRecv
+	cfg.MaxConnections, cfg.MaxConnectionsPerPeer, cfg.MaxConnectionIdle = *maxConns, *maxConnsPerPeer, *maxIdle
+	if *maxHeaders > 1<<31 {
+		return fmt.Errorf("--max-header-list-size %d too large", *maxHeaders)
+	}
+	cfg.MaxHeaderListSize = uint32(*maxHeaders)
+	if *quotaScale < 0 {
+		return fmt.Errorf("--quota-scale %g must not be negative", *quotaScale)
+	}
+	cfg.Quotas = cfg.Quotas.Scale(*quotaScale)
 	switch {
 	case *tokenFile != "":
 		b, err := os.ReadFile(*tokenFile)
