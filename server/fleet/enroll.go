@@ -33,7 +33,8 @@ type Registration struct {
 }
 
 // Register exchanges a serial number and enrollment code for the terminal's
-// credential. Refusals are audited and rate limited per serial and per peer:
+// credential. Refusals are audited and rate limited per serial, per known
+// enrollment code and, for unknown codes, per peer:
 //   - unknown code: ErrEnrollmentInvalid;
 //   - a code of a terminal with another serial: ErrEnrollmentInvalid,
 //     audited as an identity collision;
@@ -51,16 +52,24 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 	}
 	now := f.now()
 	host := PeerHost(req.Peer)
-	if f.peerLimit.Exhausted(host, now) {
-		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many refused registrations from this peer")
-	}
-	if !f.serialLimit.Allow(req.Serial, now) {
-		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many registration attempts for this serial number")
-	}
 	h := enrollHash(req.Code)
 	f.mu.RLock()
 	t := f.enrolls[h]
 	f.mu.RUnlock()
+	// A peer past its failure budget is refused only codes the fleet does
+	// not know: a flood of bad codes from one address must not lock out a
+	// legitimate terminal registering with its good code from behind the
+	// same address. Known codes are limited per code instead, so that a
+	// leaked code cannot be tried without bound either.
+	if t == nil && f.peerLimit.Exhausted(host, now) {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many refused registrations from this peer")
+	}
+	if t != nil && !f.serialLimit.Allow("code|"+string(h[:]), now) {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many registration attempts with this enrollment code")
+	}
+	if !f.serialLimit.Allow(req.Serial, now) {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many registration attempts for this serial number")
+	}
 	if t == nil {
 		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrEnrollmentInvalid, "unknown enrollment code")
 	}

@@ -319,18 +319,42 @@ func TestRegistrationRateLimits(t *testing.T) {
 			t.Fatalf("scan %d: %v", i, err)
 		}
 	}
+	if _, err := e2.register("SCAN-X", "AAAA-BBBB-CCCC"); !errors.Is(err, fleet.ErrRateLimited) {
+		t.Fatalf("bad code from a peer past its failure budget: %v, want ErrRateLimited", err)
+	}
+	// A good code from the same address is not locked out by the scan: the
+	// flood used to refuse every registration from the address.
 	p2 := e2.provision("SN2", "MID1", "s1")
-	if _, err := e2.register("SN2", p2.EnrollmentCode); !errors.Is(err, fleet.ErrRateLimited) {
-		t.Fatalf("register from a peer past its failure budget: %v, want ErrRateLimited", err)
+	if _, err := e2.register("SN2", p2.EnrollmentCode); err != nil {
+		t.Fatalf("good code from a peer past its failure budget: %v, want success", err)
 	}
 	// Another peer is not affected.
-	_, err := e2.f.Register(t.Context(), fleet.RegisterRequest{Serial: "SN2", Code: p2.EnrollmentCode, Peer: "10.9.9.9:1"})
+	p3 := e2.provision("SN3", "MID1", "s1")
+	_, err := e2.f.Register(t.Context(), fleet.RegisterRequest{Serial: "SN3", Code: p3.EnrollmentCode, Peer: "10.9.9.9:1"})
 	if err != nil {
 		t.Fatalf("register from another peer: %v", err)
 	}
 	// The audit trail coalesced the scan: far fewer events than attempts.
 	if n := len(e2.events(audit.RegistrationRefused)); n == 0 || n > 3 {
 		t.Errorf("refusal audit events = %d for %d refusals, want coalesced (1-3)", n, e2.opts.PeerFailures+1)
+	}
+}
+
+// A known code tried from many serials (a leaked code) is limited per code,
+// since it no longer spends the peer's budget check.
+func TestKnownCodeIsLimitedAcrossSerials(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	p := e.provision("SN1", "MID1", "s1")
+	var err error
+	tries := 0
+	for ; tries < 50; tries++ {
+		if _, err = e.register(fmt.Sprintf("OTHER-%d", tries), p.EnrollmentCode); errors.Is(err, fleet.ErrRateLimited) {
+			break
+		}
+	}
+	if !errors.Is(err, fleet.ErrRateLimited) || tries > e.opts.SerialAttempts {
+		t.Fatalf("after %d tries of a known code from other serials: %v, want ErrRateLimited within %d", tries, err, e.opts.SerialAttempts)
 	}
 }
 
