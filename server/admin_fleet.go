@@ -490,7 +490,7 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 			}
 		}
 	}
-	out.MismatchTerminals = countsToPB(sortedCounts(mismatch))
+	out.MismatchTerminals = countsToPB(fleet.TopCounts(sortedCounts(mismatch), fleet.ReportTop))
 	return out, nil
 }
 

@@ -48,7 +48,26 @@ type Options struct {
 	AuditRepeatWindow time.Duration
 	// FaultRetention is how long fault events are kept for the fleet report.
 	FaultRetention time.Duration
+	// FaultBurst and FaultsPerHour bound the fault events stored per
+	// terminal (token bucket): faults beyond them still show in the
+	// terminal's latest faults but are neither stored nor counted in the
+	// report, only in Report.FaultsDropped.
+	FaultBurst    int
+	FaultsPerHour float64
+	// FaultComponentsPerTerminal bounds the distinct fault components one
+	// terminal may report (since the server started); faults of further
+	// components are filed under OtherComponent.
+	FaultComponentsPerTerminal int
+	// MaxFaultKeys bounds the distinct (merchant, store, component) fault
+	// counts kept for the report; beyond it, new components are filed
+	// under OtherComponent.
+	MaxFaultKeys int
 }
+
+// OtherComponent is the fault component that stands for components beyond
+// the caps (Options.FaultComponentsPerTerminal, Options.MaxFaultKeys), and
+// the report row that sums the entries beyond its top ones.
+const OtherComponent = "(other)"
 
 // DefaultOptions returns production settings. NewSecret must still be set.
 func DefaultOptions() Options {
@@ -63,6 +82,11 @@ func DefaultOptions() Options {
 		PeerFailuresPerMinute:   10,
 		AuditRepeatWindow:       time.Minute,
 		FaultRetention:          30 * 24 * time.Hour,
+
+		FaultBurst:                 120,
+		FaultsPerHour:              120,
+		FaultComponentsPerTerminal: 16,
+		MaxFaultKeys:               20000,
 	}
 }
 
@@ -83,6 +107,8 @@ func (o Options) Validate() error {
 		return errors.New("fleet: attempt rates must be positive")
 	case o.AuditRepeatWindow < 0 || o.FaultRetention <= 0:
 		return errors.New("fleet: AuditRepeatWindow must not be negative, FaultRetention must be positive")
+	case o.FaultBurst < 1 || o.FaultsPerHour <= 0 || o.FaultComponentsPerTerminal < 1 || o.MaxFaultKeys < 1:
+		return errors.New("fleet: fault caps must be positive")
 	}
 	return nil
 }
@@ -131,7 +157,11 @@ type Fleet struct {
 	serialLimit *Limiter
 	peerLimit   *Limiter
 	auditRepeat *RepeatFilter
-	cfg         atomic.Pointer[configSourceBox]
+	// faultLimit bounds the fault events stored per terminal.
+	faultLimit *Limiter
+	// faultsDropped counts faults over their terminal's budget.
+	faultsDropped atomic.Uint64
+	cfg           atomic.Pointer[configSourceBox]
 
 	// catalogMu serializes merchant and store creation and updates (each
 	// held across its storage write).
@@ -210,6 +240,9 @@ type term struct {
 	last   time.Time
 	// faults are the latest faults, newest first.
 	faults []Fault
+	// components are the distinct fault components the terminal reported
+	// since start, at most Options.FaultComponentsPerTerminal.
+	components map[string]struct{}
 	// cmds are the unfinished commands, oldest first.
 	cmds []*cmdEntry
 	// dirty is set when status or commands changed since the last flush.
@@ -295,6 +328,7 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 		serialLimit:     NewLimiter(opts.SerialAttemptsPerMinute/60, opts.SerialAttempts, 0),
 		peerLimit:       NewLimiter(opts.PeerFailuresPerMinute/60, opts.PeerFailures, 0),
 		auditRepeat:     NewRepeatFilter(opts.AuditRepeatWindow, 0),
+		faultLimit:      NewLimiter(opts.FaultsPerHour/3600, opts.FaultBurst, 100_000),
 		merchants:       map[string]*Merchant{},
 		stores:          map[storeKey]*Store{},
 		terms:           map[string]*term{},

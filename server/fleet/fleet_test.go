@@ -1108,7 +1108,9 @@ func TestFaultCountsSurviveRestartWithExpiredFaultsOnDisk(t *testing.T) {
 // that reaches zero is deleted, so the map does not keep every name ever
 // reported.
 func TestPrunedFaultCountsAreForgotten(t *testing.T) {
-	e := newEnv(t)
+	opts := fleet.DefaultOptions()
+	opts.FaultComponentsPerTerminal, opts.FaultBurst = 40*32, 40*32 // lift the caps
+	e := openEnv(t, t.TempDir(), &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}, opts)
 	e.merchant("MID1", "s1")
 	id := e.registered("SN1", "MID1", "s1").Terminal.ID
 	for i := range 40 {
@@ -1130,5 +1132,85 @@ func TestPrunedFaultCountsAreForgotten(t *testing.T) {
 	}
 	if n := e.f.FaultCountKeys(); n != 0 {
 		t.Errorf("fault counts after every fault was pruned: %d keys, want 0", n)
+	}
+}
+
+// One terminal sending 3,000 heartbeats of 32 distinct fault components
+// each used to add 96,000 stored faults and report rows, until
+// GetFleetReport exceeded the 4 MiB message limit, for good (faults are
+// kept 30 days). Its components beyond the per-terminal cap are filed under
+// "(other)", its stored faults stop at its budget, and another terminal's
+// faults are still counted.
+func TestFaultFloodIsBounded(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	flood := e.registered("SN1", "MID1", "s1").Terminal.ID
+	quiet := e.registered("SN2", "MID1", "s1").Terminal.ID
+	const heartbeats, perBeat = 3000, 32
+	for i := range heartbeats {
+		faults := make([]fleet.Fault, perBeat)
+		for j := range faults {
+			faults[j] = fleet.Fault{Component: fmt.Sprintf("c%d-%d", i, j), Message: strings.Repeat("m", 200), Time: e.clock.Now()}
+		}
+		if _, err := e.f.Heartbeat(flood, fleet.Status{}, faults); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.f.Heartbeat(quiet, fleet.Status{}, []fleet.Fault{{Component: "printer", Code: "PAPER_OUT", Time: e.clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	e = e.reopen() // writes the faults out and counts them back
+	if n := e.f.FaultCountKeys(); n > e.opts.FaultComponentsPerTerminal+2 {
+		t.Errorf("fault count keys = %d, want at most %d (the flooding terminal's cap, (other), printer)", n, e.opts.FaultComponentsPerTerminal+2)
+	}
+	rep, err := e.f.Report("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored uint64
+	printer := false
+	for _, c := range rep.FaultsByComponent {
+		stored += c.Count
+		printer = printer || c.Key == "printer"
+	}
+	if max := uint64(e.opts.FaultBurst + 1); stored > max {
+		t.Errorf("stored faults = %d of %d sent, want at most the budget %d", stored, heartbeats*perBeat, max)
+	}
+	if !printer {
+		t.Errorf("the quiet terminal's fault is missing from %v", rep.FaultsByComponent)
+	}
+	// Before the restart the counter held the dropped faults; after it, it
+	// starts again, so check it on a fresh flood.
+	if _, err := e.f.Heartbeat(flood, fleet.Status{}, make([]fleet.Fault, perBeat)); err != nil {
+		t.Fatal(err)
+	}
+	e.f.Heartbeat(flood, fleet.Status{}, make([]fleet.Fault, e.opts.FaultBurst))
+	if rep, _ := e.f.Report("", ""); rep.FaultsDropped == 0 {
+		t.Error("faults over the budget not counted as dropped")
+	}
+}
+
+// A report's lists are cut to ReportTop entries and one summing the rest,
+// whatever the fleet reports: 300 terminals with distinct firmware.
+func TestReportListsAreAggregated(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	const n = 300
+	for i := range n {
+		id := e.registered(fmt.Sprintf("SN%d", i), "MID1", "s1").Terminal.ID
+		if _, err := e.f.Heartbeat(id, fleet.Status{FirmwareVersion: fmt.Sprintf("fw-%03d", i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := e.f.Report("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := rep.FirmwareVersions
+	if len(fw) != fleet.ReportTop+1 {
+		t.Fatalf("firmware versions = %d entries, want %d", len(fw), fleet.ReportTop+1)
+	}
+	if last := fw[len(fw)-1]; last.Key != fleet.OtherComponent || last.Count != n-fleet.ReportTop {
+		t.Errorf("last entry = %v, want {%s %d}", last, fleet.OtherComponent, n-fleet.ReportTop)
 	}
 }

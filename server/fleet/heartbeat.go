@@ -27,7 +27,9 @@ type HeartbeatResult struct {
 
 // Heartbeat records a terminal's status and faults in memory and returns
 // what it should know. Status and faults reach storage with the next batch
-// flush (there is no disk write per heartbeat).
+// flush (there is no disk write per heartbeat). Faults are bounded per
+// terminal: in distinct components (Options.FaultComponentsPerTerminal) and
+// in stored events (Options.FaultBurst, Options.FaultsPerHour).
 func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult, error) {
 	f.mu.RLock()
 	t := f.terms[id]
@@ -51,6 +53,7 @@ func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult
 	t.liveMu.Lock()
 	t.status, t.last = st, now.UTC()
 	if len(faults) > 0 {
+		faults = f.foldComponents(t, faults)
 		// Newest first, at most maxRecentFaults.
 		recent := make([]Fault, 0, maxRecentFaults)
 		for i := len(faults) - 1; i >= 0 && len(recent) < maxRecentFaults; i-- {
@@ -69,13 +72,26 @@ func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult
 	t.dirty = true
 	t.liveMu.Unlock()
 
-	if !wasDirty || len(faults) > 0 {
+	// Only the terminal's fault budget is stored and counted.
+	kept := 0
+	for kept < len(faults) && f.faultLimit.Allow(r.ID, now) {
+		kept++
+	}
+	if dropped := len(faults) - kept; dropped > 0 {
+		f.faultsDropped.Add(uint64(dropped))
+	}
+	if !wasDirty || kept > 0 {
 		f.pendMu.Lock()
 		f.dirty[t] = struct{}{}
-		for _, x := range faults {
+		for _, x := range faults[:kept] {
+			k := faultKey{r.MerchantID, r.StoreID, x.Component}
+			if _, ok := f.faultCounts[k]; !ok && len(f.faultCounts) >= f.opts.MaxFaultKeys {
+				x.Component = OtherComponent
+				k.component = OtherComponent
+			}
 			f.faultSeq++
 			f.faults = append(f.faults, faultRec{Seq: f.faultSeq, TerminalID: r.ID, MerchantID: r.MerchantID, StoreID: r.StoreID, Fault: x, Received: now.UTC()})
-			f.faultCounts[faultKey{r.MerchantID, r.StoreID, x.Component}]++
+			f.faultCounts[k]++
 		}
 		f.pendMu.Unlock()
 	}
@@ -86,6 +102,27 @@ func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult
 		IdentityVersion: iv,
 		Commands:        cmds,
 	}, nil
+}
+
+// foldComponents returns faults with the components beyond t's first
+// Options.FaultComponentsPerTerminal filed under OtherComponent; faults is
+// not modified. t.liveMu is held.
+func (f *Fleet) foldComponents(t *term, faults []Fault) []Fault {
+	out := make([]Fault, len(faults))
+	for i, x := range faults {
+		if _, ok := t.components[x.Component]; !ok {
+			if len(t.components) < f.opts.FaultComponentsPerTerminal {
+				if t.components == nil {
+					t.components = map[string]struct{}{}
+				}
+				t.components[x.Component] = struct{}{}
+			} else {
+				x.Component = OtherComponent
+			}
+		}
+		out[i] = x
+	}
+	return out
 }
 
 // deliver returns t's unfinished, unexpired commands and marks them

@@ -37,12 +37,35 @@ type Report struct {
 	AppVersions      []Count
 	ConfigVersions   []Count
 	// Members are the IDs of every terminal bound in the scope, retired ones
-	// included (to attribute alerts).
+	// included (to attribute alerts). It is not part of the report's output.
 	Members []string
+	// FaultsDropped counts faults over their terminal's budget since the
+	// server started (see Options.FaultBurst); they are in no other count.
+	FaultsDropped uint64
+}
+
+// ReportTop is how many entries each list of a report holds at most: the
+// biggest ones, and one more, keyed OtherComponent, summing the rest. A
+// report stays small however many terminals, versions or fault components
+// the fleet has.
+const ReportTop = 100
+
+// TopCounts returns the first n of cs (sorted most first) and, when there
+// are more, an OtherComponent entry summing them.
+func TopCounts(cs []Count, n int) []Count {
+	if len(cs) <= n {
+		return cs
+	}
+	other := Count{Key: OtherComponent}
+	for _, c := range cs[n:] {
+		other.Count += c.Count
+	}
+	return append(cs[:n:n], other)
 }
 
 // Report computes the fleet report for merchantID and storeID (empty:
-// everything). It reads only memory.
+// everything). It reads only memory. Its lists are aggregated to at most
+// ReportTop entries plus one summing the rest.
 func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 	now := f.now()
 	f.mu.RLock()
@@ -98,6 +121,7 @@ func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 	rep.ByConnectivity = counts(conn)
 	rep.ByState = counts(state)
 	rep.FirmwareVersions, rep.AppVersions, rep.ConfigVersions = counts(fw), counts(app), counts(cfg)
+	rep.FaultsDropped = f.faultsDropped.Load()
 
 	byComp := map[string]uint64{}
 	f.pendMu.Lock()
@@ -123,6 +147,13 @@ func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 		return a.Component < b.Component
 	})
 	rep.FaultsByComponent = counts(byComp)
+	if len(rep.Faults) > ReportTop {
+		other := FaultCount{Component: OtherComponent}
+		for _, x := range rep.Faults[ReportTop:] {
+			other.Count += x.Count
+		}
+		rep.Faults = append(rep.Faults[:ReportTop:ReportTop], other)
+	}
 	return rep, nil
 }
 
@@ -133,8 +164,14 @@ func orUnknown(s string) string {
 	return s
 }
 
-// counts turns a map into counts, most first, ties by key.
+// counts turns a map into counts, most first, ties by key, cut to
+// ReportTop entries and the sum of the rest.
 func counts(m map[string]uint64) []Count {
+	return TopCounts(sortCounts(m), ReportTop)
+}
+
+// sortCounts turns a map into counts, most first, ties by key.
+func sortCounts(m map[string]uint64) []Count {
 	out := make([]Count, 0, len(m))
 	for k, n := range m {
 		out = append(out, Count{Key: k, Count: n})
