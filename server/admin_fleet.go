@@ -174,15 +174,13 @@ func (a *adminService) ListMerchants(ctx context.Context, req *pb.ListMerchantsR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ms, next, err := a.s.fleet.ListMerchants(n, req.GetPageToken())
+	ms, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Merchant, string, error) {
+		return a.s.fleet.ListMerchants(n, req.GetPageToken())
+	}, merchantToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	out := &pb.ListMerchantsResponse{NextPageToken: next}
-	for _, m := range ms {
-		out.Merchants = append(out.Merchants, merchantToPB(m))
-	}
-	return out, nil
+	return &pb.ListMerchantsResponse{Merchants: ms, NextPageToken: next}, nil
 }
 
 // CreateStore creates a store of a merchant.
@@ -222,15 +220,13 @@ func (a *adminService) ListStores(ctx context.Context, req *pb.ListStoresRequest
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ss, next, err := a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken())
+	ss, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Store, string, error) {
+		return a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken())
+	}, storeToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	out := &pb.ListStoresResponse{NextPageToken: next}
-	for _, s := range ss {
-		out.Stores = append(out.Stores, storeToPB(s))
-	}
-	return out, nil
+	return &pb.ListStoresResponse{Stores: ss, NextPageToken: next}, nil
 }
 
 // ProvisionTerminal creates a terminal and its enrollment code.
@@ -302,18 +298,17 @@ func (a *adminService) ListTerminals(ctx context.Context, req *pb.ListTerminalsR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ts, next, err := a.s.fleet.ListTerminals(fleet.TerminalFilter{
+	filter := fleet.TerminalFilter{
 		MerchantID: req.GetMerchantId(), StoreID: req.GetStoreId(),
 		State: fleet.State(req.GetState()), Connectivity: fleet.Connectivity(req.GetConnectivity()),
-	}, n, req.GetPageToken())
+	}
+	ts, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Terminal, string, error) {
+		return a.s.fleet.ListTerminals(filter, n, req.GetPageToken())
+	}, terminalToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	out := &pb.ListTerminalsResponse{NextPageToken: next}
-	for _, t := range ts {
-		out.Terminals = append(out.Terminals, terminalToPB(t))
-	}
-	return out, nil
+	return &pb.ListTerminalsResponse{Terminals: ts, NextPageToken: next}, nil
 }
 
 // SuspendTerminal suspends a terminal.
@@ -432,11 +427,13 @@ func (a *adminService) ListCommands(ctx context.Context, req *pb.ListCommandsReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	cs, next, err := a.s.fleet.ListCommands(ctx, req.GetTerminalId(), n, req.GetPageToken())
+	cs, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Command, string, error) {
+		return a.s.fleet.ListCommands(ctx, req.GetTerminalId(), n, req.GetPageToken())
+	}, commandToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	return &pb.ListCommandsResponse{Commands: commandsToPB(cs), NextPageToken: next}, nil
+	return &pb.ListCommandsResponse{Commands: cs, NextPageToken: next}, nil
 }
 
 // GetFleetReport reports fleet health.
@@ -533,22 +530,25 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 	if err := a.s.audit.Flush(ctx); err != nil {
 		return nil, toStatus(ctx, a.s.logger, err)
 	}
-	evs, next, err := a.s.audit.List(ctx, audit.Filter{
+	filter := audit.Filter{
 		Type: audit.Type(req.GetType()), TerminalID: req.GetTerminalId(), MerchantID: req.GetMerchantId(),
 		Start: start, End: end,
-	}, n, req.GetPageToken())
+	}
+	evs, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]audit.Event, string, error) {
+		return a.s.audit.List(ctx, filter, n, req.GetPageToken())
+	}, auditEventToPB)
 	if err != nil {
 		return nil, toStatus(ctx, a.s.logger, err)
 	}
-	out := &pb.ListAuditEventsResponse{NextPageToken: next}
-	for _, e := range evs {
-		out.Events = append(out.Events, &pb.AuditEvent{
-			EventId: strconv.FormatUint(e.ID, 10), Type: pb.AuditEventType(e.Type), Time: timestamppb.New(e.Time),
-			Actor: e.Actor, TerminalId: e.TerminalID, MerchantId: e.MerchantID, StoreId: e.StoreID,
-			Message: e.Message, Attributes: e.Attributes, Peer: e.Peer,
-		})
+	return &pb.ListAuditEventsResponse{Events: evs, NextPageToken: next}, nil
+}
+
+func auditEventToPB(e audit.Event) *pb.AuditEvent {
+	return &pb.AuditEvent{
+		EventId: strconv.FormatUint(e.ID, 10), Type: pb.AuditEventType(e.Type), Time: timestamppb.New(e.Time),
+		Actor: e.Actor, TerminalId: e.TerminalID, MerchantId: e.MerchantID, StoreId: e.StoreID,
+		Message: e.Message, Attributes: e.Attributes, Peer: e.Peer,
 	}
-	return out, nil
 }
 
 func tokenToPB(t operator.Token) *pb.AdminToken {

@@ -57,6 +57,10 @@ type Config struct {
 	// ShutdownGrace is how long graceful shutdown waits for in-flight calls
 	// before cutting them off.
 	ShutdownGrace time.Duration
+	// MaxPageBytes bounds the encoded items of one list page; a page that
+	// would be bigger holds fewer items than asked for (with a next page
+	// token). It must stay below MaxSendMsgSize.
+	MaxPageBytes int
 
 	// Quotas bound the call rate of each credential per class of RPCs.
 	Quotas Quotas
@@ -81,6 +85,7 @@ func DefaultConfig(dataDir string) Config {
 		MaxConnectionAge:      4 * time.Hour,
 		MaxConnectionAgeGrace: time.Minute,
 		ShutdownGrace:         15 * time.Second,
+		MaxPageBytes:          1 << 20,
 		Quotas:                DefaultQuotas(),
 	}
 }
@@ -106,6 +111,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("server: MaxHeaderListSize %d below 1 KiB", c.MaxHeaderListSize)
 	case c.MaxConnections < 0 || c.MaxConnectionsPerPeer < 0:
 		return errors.New("server: connection caps must not be negative")
+	case c.MaxPageBytes < 1<<10 || c.MaxPageBytes > c.MaxSendMsgSize/2:
+		return fmt.Errorf("server: MaxPageBytes %d out of range [1 KiB, MaxSendMsgSize/2]", c.MaxPageBytes)
 	case c.ShutdownGrace <= 0:
 		return errors.New("server: ShutdownGrace must be positive")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:

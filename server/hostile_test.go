@@ -1,14 +1,18 @@
 package server_test
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
 )
 
 // retryDelay returns the RetryInfo delay of err, or 0.
@@ -103,5 +107,54 @@ func TestMerchantMismatchFloodIsCoalesced(t *testing.T) {
 	}
 	if n := len(e.auditEvents(pb.AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_MISMATCH)); n != 2 {
 		t.Errorf("mismatch events after another terminal's claim = %d, want 2", n)
+	}
+}
+
+// Terminals carrying 16 faults of 250 characters each made a ListTerminals
+// page of 1,000 (what the SDK and the CLI ask for) exceed the 4 MiB response
+// limit. Pages are cut by size as well: every page stays within
+// MaxPageBytes (here 16 KiB) and paging still lists every terminal once.
+func TestListPagesAreBoundedInBytes(t *testing.T) {
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = testAdminToken
+	cfg.MaxPageBytes = 16 << 10
+	conn, _ := startServer(t, cfg)
+	e := &fleetEnv{t: t, conn: conn, admin: pb.NewAdminServiceClient(conn), term: pb.NewTerminalServiceClient(conn)}
+	e.merchant("MID1", "s1")
+	const terminals = 40
+	faults := make([]*pb.Fault, 16)
+	for i := range faults {
+		faults[i] = &pb.Fault{Component: fmt.Sprintf("part%d", i), Code: "E1", Message: strings.Repeat("x", 250)}
+	}
+	for i := range terminals {
+		_, cred := e.registered(fmt.Sprintf("SN-%d", i), "MID1", "s1")
+		if _, err := e.term.Heartbeat(bearer(t.Context(), cred), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}, Faults: faults}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	token := ""
+	pages := 0
+	for {
+		resp, err := e.admin.ListTerminals(e.adminCtx(), &pb.ListTerminalsRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if size := proto.Size(resp); size > cfg.MaxPageBytes+512 {
+			t.Errorf("page %d is %d bytes, want about %d at most", pages, size, cfg.MaxPageBytes)
+		}
+		for _, x := range resp.GetTerminals() {
+			if seen[x.GetTerminalId()] {
+				t.Errorf("terminal %s listed twice", x.GetTerminalId())
+			}
+			seen[x.GetTerminalId()] = true
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if len(seen) != terminals || pages < 2 {
+		t.Errorf("listed %d terminals in %d pages, want %d in several pages", len(seen), pages, terminals)
 	}
 }

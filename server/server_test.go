@@ -150,6 +150,10 @@ func TestConfigValidate(t *testing.T) {
 		func(c *server.Config) { c.MaxConcurrentStreams = 0 },
 		func(c *server.Config) { c.MaxCallTimeout = 0 },
 		func(c *server.Config) { c.AdminToken = "short" },
+		func(c *server.Config) { c.MaxHeaderListSize = 0 },
+		func(c *server.Config) { c.MaxConnections = -1 },
+		func(c *server.Config) { c.MaxPageBytes = c.MaxSendMsgSize },
+		func(c *server.Config) { c.Quotas.Payment.Burst = 0 },
 	}
 	for i, mut := range bad {
 		c := server.DefaultConfig(t.TempDir())
