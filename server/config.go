@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/posfleet/posfleet/server/logsample"
 )
 
 // Config configures a Server. Start from DefaultConfig and override fields;
@@ -64,6 +66,10 @@ type Config struct {
 
 	// Quotas bound the call rate of each credential per class of RPCs.
 	Quotas Quotas
+	// LogSampling bounds repeated log lines (same level, message, method
+	// and code): by default 20 per 10 s, then one line with the count of
+	// those suppressed. Zero fields take the defaults.
+	LogSampling logsample.Options
 }
 
 // DefaultConfig returns production defaults for a server keeping its data in
@@ -117,6 +123,9 @@ func (c Config) Validate() error {
 		return errors.New("server: ShutdownGrace must be positive")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:
 		return errors.New("server: AdminToken must be at least 16 characters")
+	}
+	if err := c.LogSampling.Validate(); err != nil {
+		return err
 	}
 	return c.Quotas.Validate()
 }

@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,4 +159,57 @@ func TestListPagesAreBoundedInBytes(t *testing.T) {
 	if len(seen) != terminals || pages < 2 {
 		t.Errorf("listed %d terminals in %d pages, want %d in several pages", len(seen), pages, terminals)
 	}
+}
+
+// Floods of failing calls used to log a line each: 75 MB of log for a
+// failed-authentication flood, 147,767 INFO lines for AckConfig REJECTED.
+// Repeated lines are now sampled per kind (message, method, code) with a
+// count of the suppressed ones, and a legitimate terminal keeps working
+// meanwhile.
+func TestFailureFloodsDoNotFloodTheLog(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = testAdminToken
+	conn, _ := startServerLogging(t, cfg, slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	e := &fleetEnv{t: t, conn: conn, admin: pb.NewAdminServiceClient(conn), term: pb.NewTerminalServiceClient(conn)}
+	e.merchant("MID1", "s1")
+	floodID, flood := e.registered("SN-FLOOD", "MID1", "s1")
+	_, legit := e.registered("SN-LEGIT", "MID1", "s1")
+	pub, err := e.admin.PublishConfig(e.adminCtx(), &pb.PublishConfigRequest{
+		Scope: &pb.ConfigScope{TerminalId: floodID}, Settings: &pb.Settings{ReceiptHeader: proto.String("x")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	before := strings.Count(logs.String(), "\n")
+	mu.Unlock()
+
+	const calls = 1000
+	for i := range calls {
+		e.term.Heartbeat(bearer(t.Context(), "pft_wrong"), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}})
+		e.term.AckConfig(bearer(t.Context(), flood), &pb.AckConfigRequest{
+			Version: pub.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED, Detail: "bad",
+		})
+		if i%100 == 0 {
+			if _, err := e.term.Heartbeat(bearer(t.Context(), legit), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}}); err != nil {
+				t.Fatalf("legitimate heartbeat during the flood: %v", err)
+			}
+		}
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	lines := strings.Count(out, "\n") - before
+	if lines > 200 {
+		t.Errorf("log lines for %d failing calls = %d, want at most 200", 2*calls, lines)
+	}
+	if !strings.Contains(out, "code=Unauthenticated") || !strings.Contains(out, "config rejected by terminal") {
+		t.Errorf("the failures are not logged at all:\n%s", out)
+	}
+	if strings.Contains(out, "pft_wrong") {
+		t.Error("the log contains the presented credential")
+	}
+	t.Logf("%d failing calls, %d log lines", 2*calls, lines)
 }

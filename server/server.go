@@ -21,6 +21,7 @@ import (
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/fleet"
+	"github.com/posfleet/posfleet/server/logsample"
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
@@ -77,6 +78,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Repeated lines (a client failing the same call in a loop) are
+	// sampled, with a count of those suppressed.
+	logger = slog.New(logsample.New(logger.Handler(), cfg.LogSampling))
 	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec()}
 	defer func() {
 		if err != nil {

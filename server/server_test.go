@@ -26,7 +26,13 @@ import (
 // connection to it and a function that stops it and returns Serve's error.
 func startServer(t *testing.T, cfg server.Config) (*grpc.ClientConn, func() error) {
 	t.Helper()
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	return startServerLogging(t, cfg, slog.New(slog.DiscardHandler))
+}
+
+// startServerLogging is startServer with the server logging to logger.
+func startServerLogging(t *testing.T, cfg server.Config, logger *slog.Logger) (*grpc.ClientConn, func() error) {
+	t.Helper()
+	srv, err := server.New(cfg, logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
