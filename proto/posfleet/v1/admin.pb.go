@@ -3665,6 +3665,12 @@ func (x *FaultCount) GetCount() uint64 {
 }
 
 // Response of AdminService.GetFleetReport.
+//
+// The report stays small whatever the fleet's size: each list holds its
+// 100 largest entries and, when there are more, one entry keyed "(other)"
+// summing the rest. Fault counts cover each terminal's fault budget (by
+// default 120 faults at once and 120 an hour); a terminal's components
+// beyond its first 16 distinct ones are counted under "(other)".
 type GetFleetReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// When the report was computed.

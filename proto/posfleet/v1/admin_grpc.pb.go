@@ -67,10 +67,15 @@ const (
 // PermissionDenied (INSUFFICIENT_ROLE); a terminal credential with
 // PermissionDenied (WRONG_CREDENTIAL_KIND). All are audited; repeated
 // failures from one peer get ResourceExhausted (RATE_LIMITED).
+// Each admin token also has call quotas, one for the Get, List and report
+// RPCs and one for the others; a call beyond them gets ResourceExhausted
+// (RATE_LIMITED) with a google.rpc.RetryInfo saying when to retry.
 //
 // List RPCs are paginated: page_size defaults to 100 and is capped at 1000;
 // pass next_page_token back as page_token for the next page (an empty
 // next_page_token means the last page).
+// Pages are bounded in bytes too (1 MiB by default): a page of big items
+// may hold fewer than page_size items while next_page_token is set.
 type AdminServiceClient interface {
 	// Creates a merchant. AlreadyExists if the merchant_id is taken.
 	CreateMerchant(ctx context.Context, in *CreateMerchantRequest, opts ...grpc.CallOption) (*CreateMerchantResponse, error)
@@ -471,10 +476,15 @@ func (c *adminServiceClient) ListAdminTokens(ctx context.Context, in *ListAdminT
 // PermissionDenied (INSUFFICIENT_ROLE); a terminal credential with
 // PermissionDenied (WRONG_CREDENTIAL_KIND). All are audited; repeated
 // failures from one peer get ResourceExhausted (RATE_LIMITED).
+// Each admin token also has call quotas, one for the Get, List and report
+// RPCs and one for the others; a call beyond them gets ResourceExhausted
+// (RATE_LIMITED) with a google.rpc.RetryInfo saying when to retry.
 //
 // List RPCs are paginated: page_size defaults to 100 and is capped at 1000;
 // pass next_page_token back as page_token for the next page (an empty
 // next_page_token means the last page).
+// Pages are bounded in bytes too (1 MiB by default): a page of big items
+// may hold fewer than page_size items while next_page_token is set.
 type AdminServiceServer interface {
 	// Creates a merchant. AlreadyExists if the merchant_id is taken.
 	CreateMerchant(context.Context, *CreateMerchantRequest) (*CreateMerchantResponse, error)

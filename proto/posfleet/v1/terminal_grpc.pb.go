@@ -43,6 +43,10 @@ const (
 // terminal fails with PermissionDenied (TERMINAL_SUSPENDED or
 // TERMINAL_RETIRED). Repeated failures from one peer get ResourceExhausted
 // (RATE_LIMITED).
+// Each terminal credential has call quotas per class of RPCs (payments,
+// heartbeats, config, identity, credential rotation), far above what a
+// terminal needs; a call beyond them gets ResourceExhausted (RATE_LIMITED)
+// with a google.rpc.RetryInfo saying when to retry.
 type TerminalServiceClient interface {
 	// First contact of a provisioned terminal. Exchanges the serial number and
 	// the single-use enrollment code from AdminService.ProvisionTerminal for the
@@ -72,6 +76,8 @@ type TerminalServiceClient interface {
 	// Returns the terminal's bound, signed merchant identity. With
 	// claimed_merchant_id set, also reports whether the claim matches; a
 	// mismatch is recorded as an alert in the audit trail.
+	// Repeats of the same claim by the same terminal within a minute are
+	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(ctx context.Context, in *VerifyMerchantRequest, opts ...grpc.CallOption) (*VerifyMerchantResponse, error)
 	// Issues a new credential; the old one stops working at once.
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
@@ -178,6 +184,10 @@ func (c *terminalServiceClient) AckCommand(ctx context.Context, in *AckCommandRe
 // terminal fails with PermissionDenied (TERMINAL_SUSPENDED or
 // TERMINAL_RETIRED). Repeated failures from one peer get ResourceExhausted
 // (RATE_LIMITED).
+// Each terminal credential has call quotas per class of RPCs (payments,
+// heartbeats, config, identity, credential rotation), far above what a
+// terminal needs; a call beyond them gets ResourceExhausted (RATE_LIMITED)
+// with a google.rpc.RetryInfo saying when to retry.
 type TerminalServiceServer interface {
 	// First contact of a provisioned terminal. Exchanges the serial number and
 	// the single-use enrollment code from AdminService.ProvisionTerminal for the
@@ -207,6 +217,8 @@ type TerminalServiceServer interface {
 	// Returns the terminal's bound, signed merchant identity. With
 	// claimed_merchant_id set, also reports whether the claim matches; a
 	// mismatch is recorded as an alert in the audit trail.
+	// Repeats of the same claim by the same terminal within a minute are
+	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(context.Context, *VerifyMerchantRequest) (*VerifyMerchantResponse, error)
 	// Issues a new credential; the old one stops working at once.
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
