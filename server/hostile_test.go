@@ -63,6 +63,7 @@ func TestRotateCredentialFloodIsBoundedPerCredential(t *testing.T) {
 	if n := len(e.auditEvents(pb.AuditEventType_AUDIT_EVENT_TYPE_CREDENTIAL_ROTATED)); n != rotated {
 		t.Errorf("rotation audit events = %d, want %d", n, rotated)
 	}
+	t.Logf("RotateCredential flood: %d rotations (and audit events) before RATE_LIMITED, retry after %v", rotated, retryDelay(err))
 	if _, err := e.term.RotateCredential(bearer(t.Context(), other), &pb.RotateCredentialRequest{}); err != nil {
 		t.Errorf("another terminal's rotation during the flood: %v", err)
 	}
@@ -99,6 +100,7 @@ func TestMerchantMismatchFloodIsCoalesced(t *testing.T) {
 		t.Errorf("%d mismatching VerifyMerchant calls, none rate limited", calls)
 	}
 	evs := e.auditEvents(pb.AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_MISMATCH)
+	t.Logf("VerifyMerchant mismatch flood: %d calls, %d answered, %d rate limited, %d alert events", calls, answered, limited, len(evs))
 	if len(evs) != 1 {
 		t.Fatalf("mismatch events after %d answered calls = %d, want 1 per window", answered, len(evs))
 	}
@@ -156,6 +158,7 @@ func TestListPagesAreBoundedInBytes(t *testing.T) {
 			break
 		}
 	}
+	t.Logf("ListTerminals of %d terminals with 16 faults of 250 characters: %d pages of at most %d bytes", terminals, pages, cfg.MaxPageBytes)
 	if len(seen) != terminals || pages < 2 {
 		t.Errorf("listed %d terminals in %d pages, want %d in several pages", len(seen), pages, terminals)
 	}
@@ -212,4 +215,55 @@ func TestFailureFloodsDoNotFloodTheLog(t *testing.T) {
 		t.Error("the log contains the presented credential")
 	}
 	t.Logf("%d failing calls, %d log lines", 2*calls, lines)
+}
+
+// A terminal sending heartbeats with 32 faults in a loop stored 1.24 M
+// fault records and took the server to 1.4 GB. Its heartbeat quota and
+// fault budget bound both; the heap stays put and another terminal's
+// heartbeats keep succeeding.
+func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
+	e := newFleetEnv(t)
+	e.merchant("MID1", "s1")
+	_, flood := e.registered("SN-FLOOD", "MID1", "s1")
+	_, legit := e.registered("SN-LEGIT", "MID1", "s1")
+	faults := make([]*pb.Fault, 32)
+	for i := range faults {
+		faults[i] = &pb.Fault{Component: fmt.Sprintf("part%d", i), Code: "E1", Message: strings.Repeat("x", 250)}
+	}
+	heapBefore := heapInUse()
+	const calls = 3000
+	accepted := 0
+	for i := range calls {
+		_, err := e.term.Heartbeat(bearer(t.Context(), flood), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}, Faults: faults})
+		switch {
+		case err == nil:
+			accepted++
+		case status.Code(err) != codes.ResourceExhausted:
+			t.Fatalf("flooding heartbeat: %v", err)
+		}
+		if i%500 == 0 {
+			if _, err := e.term.Heartbeat(bearer(t.Context(), legit), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}}); err != nil {
+				t.Fatalf("legitimate heartbeat during the flood: %v", err)
+			}
+		}
+	}
+	rep, err := e.admin.GetFleetReport(e.adminCtx(), &pb.GetFleetReportRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored uint64
+	for _, c := range rep.GetFaultsByComponent() {
+		stored += c.GetCount()
+	}
+	grew := heapInUse() - heapBefore
+	t.Logf("heartbeat flood: %d calls with 32 faults, %d accepted, %d faults counted, heap +%d KiB", calls, accepted, stored, grew>>10)
+	if stored > 120 {
+		t.Errorf("faults counted = %d, want at most the terminal's budget of 120", stored)
+	}
+	if accepted > 20 {
+		t.Errorf("heartbeats accepted = %d of %d, want the quota's burst and little more", accepted, calls)
+	}
+	if grew > 16<<20 {
+		t.Errorf("heap grew by %d MiB, want < 16 MiB", grew>>20)
+	}
 }

@@ -1173,6 +1173,7 @@ func TestFaultFloodIsBounded(t *testing.T) {
 		stored += c.Count
 		printer = printer || c.Key == "printer"
 	}
+	t.Logf("fault flood: %d heartbeats × %d distinct components: %d faults stored, %d count keys", heartbeats, perBeat, stored, e.f.FaultCountKeys())
 	if max := uint64(e.opts.FaultBurst + 1); stored > max {
 		t.Errorf("stored faults = %d of %d sent, want at most the budget %d", stored, heartbeats*perBeat, max)
 	}
