@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -119,4 +121,18 @@ func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.release(c.peer) })
 	return err
+}
+
+// writeMetrics renders the open and refused connection counts in the
+// Prometheus text format.
+func (l *limitListener) writeMetrics(w io.Writer) {
+	l.mu.Lock()
+	open := l.open
+	l.mu.Unlock()
+	fmt.Fprintln(w, "# HELP posfleet_connections_open Open client connections.")
+	fmt.Fprintln(w, "# TYPE posfleet_connections_open gauge")
+	fmt.Fprintf(w, "posfleet_connections_open %d\n", open)
+	fmt.Fprintln(w, "# HELP posfleet_connections_refused_total Connections closed at once because a connection cap was reached.")
+	fmt.Fprintln(w, "# TYPE posfleet_connections_refused_total counter")
+	fmt.Fprintf(w, "posfleet_connections_refused_total %d\n", l.refused.Load())
 }

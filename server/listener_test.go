@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -105,5 +106,12 @@ func TestLimitListenerAcceptClosesRefused(t *testing.T) {
 	}
 	if !fl.closed[1].closed || l.refused.Load() != 1 {
 		t.Errorf("refused connection closed %v, refused count %d; want closed and 1", fl.closed[1].closed, l.refused.Load())
+	}
+	var m strings.Builder
+	l.writeMetrics(&m)
+	for _, want := range []string{"posfleet_connections_open 2\n", "posfleet_connections_refused_total 1\n"} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m.String())
+		}
 	}
 }

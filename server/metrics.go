@@ -90,5 +90,8 @@ func (s *Server) MetricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		s.metrics.write(w)
+		if l := s.conns.Load(); l != nil {
+			l.writeMetrics(w)
+		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -49,6 +50,9 @@ type Server struct {
 	quotas *quotaLimiter
 	// codec decodes requests, noting undecodable ones for the interceptors.
 	codec *requestCodec
+	// conns is the capped listener Serve accepts on, for the metrics; nil
+	// before Serve.
+	conns atomic.Pointer[limitListener]
 	// fleet holds merchants, stores, terminals and their credentials.
 	fleet *fleet.Fleet
 	// tokens holds the admin tokens.
@@ -171,7 +175,9 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	for _, name := range serviceNames {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	lis = newLimitListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerPeer, s.logger)
+	ll := newLimitListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerPeer, s.logger)
+	s.conns.Store(ll)
+	lis = ll
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	s.logger.Info("serving", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil)

@@ -45,3 +45,32 @@ func TestServeFailsWhenMetricsAddressIsTaken(t *testing.T) {
 		t.Fatalf("serve with a taken metrics address: %v, want a failure naming --metrics-listen:\n%s", err, &logs)
 	}
 }
+
+// The limit flags and their environment twins reach the server's
+// configuration: out-of-range values stop serve before it listens.
+func TestServeLimitFlagsAreValidated(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"header list flag", []string{"--max-header-list-size", "100"}, nil, "MaxHeaderListSize 100"},
+		{"header list env", nil, []string{"POSFLEET_MAX_HEADER_LIST_SIZE=200"}, "MaxHeaderListSize 200"},
+		{"connections env", nil, []string{"POSFLEET_MAX_CONNECTIONS=-1"}, "connection caps"},
+		{"per-peer flag", []string{"--max-connections-per-peer", "-5"}, nil, "connection caps"},
+		{"idle flag", []string{"--max-connection-idle", "0s"}, nil, "connection ages"},
+		{"quota scale", []string{"--quota-scale", "-1"}, nil, "--quota-scale"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.CommandContext(t.Context(), binPath, append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.args...)...)
+			cmd.Env = append(cmd.Environ(), tc.env...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("serve %v %v: %v, want a failure naming %q:\n%s", tc.args, tc.env, err, tc.want, out)
+			}
+		})
+	}
+}
