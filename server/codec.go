@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -24,6 +25,9 @@ type requestCodec struct {
 	// failed holds the decode error of each message the codec could not
 	// fill, until an interceptor takes it.
 	failed sync.Map // map[any]error
+	// pending counts the entries of failed, so that the common case (no
+	// failure in flight) costs one atomic load per call.
+	pending atomic.Int64
 }
 
 func newRequestCodec() *requestCodec {
@@ -41,6 +45,7 @@ func (c *requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return err
 	}
 	proto.Reset(m)
+	c.pending.Add(1)
 	c.failed.Store(v, err)
 	return nil
 }
@@ -48,12 +53,13 @@ func (c *requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // undecodable returns an InvalidArgument status error when msg could not be
 // decoded, and forgets it.
 func (c *requestCodec) undecodable(msg any) error {
-	if c == nil || msg == nil {
+	if c == nil || msg == nil || c.pending.Load() == 0 {
 		return nil
 	}
 	if _, ok := c.failed.LoadAndDelete(msg); !ok {
 		return nil
 	}
+	c.pending.Add(-1)
 	st, err := status.New(codes.InvalidArgument, "request message cannot be decoded").WithDetails(&errdetails.BadRequest{
 		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "request", Description: "not a valid protobuf encoding of the request message"}},
 	})
