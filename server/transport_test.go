@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
@@ -288,4 +289,24 @@ func openFDs(t *testing.T) int {
 		t.Skipf("no /proc/self/fd: %v", err)
 	}
 	return len(ents)
+}
+
+// Idle connections are closed after MaxConnectionIdle (5 minutes by
+// default; they used to live 30): the client sees its connection go away
+// without having closed it.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = testAdminToken
+	cfg.MaxConnectionIdle = 300 * time.Millisecond
+	conn, _ := startServer(t, cfg)
+	if _, err := pb.NewAdminServiceClient(conn).ListMerchants(bearer(t.Context(), testAdminToken), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for st := conn.GetState(); st == connectivity.Ready; st = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, st) {
+			t.Fatal("connection still open 10s after it went idle")
+		}
+	}
 }
