@@ -1,7 +1,12 @@
 package server
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/posfleet/posfleet/server/auth"
 )
 
 // Every authenticated method spends a quota, terminal methods their own
@@ -41,4 +46,21 @@ func TestQuotasScaleAndValidate(t *testing.T) {
 	if bad.Validate() == nil {
 		t.Error("a zero rate validated")
 	}
+}
+
+// BenchmarkQuotaTake measures the quota check on the payment path, with
+// many terminals calling in parallel.
+func BenchmarkQuotaTake(b *testing.B) {
+	q := DefaultQuotas()
+	q.Payment = Quota{Rate: 1e9, Burst: 1e9}
+	l := newQuotaLimiter(q)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := auth.NewContext(context.Background(), auth.Principal{Kind: auth.KindTerminal, TerminalID: fmt.Sprintf("T%07d", rand.IntN(10000))})
+		for pb.Next() {
+			if err := l.take(ctx, paymentSvc+"Authorize"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
