@@ -286,7 +286,10 @@ func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("counting open descriptors needs /proc/self/fd: %v", err)
+		}
+		t.Skipf("no /proc/self/fd to count open descriptors: %v", err)
 	}
 	return len(ents)
 }
