@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -119,9 +120,12 @@ func minMemTableSize() int64 {
 // DB is an open database. It is safe for concurrent use.
 type DB struct {
 	bdb    *badger.DB
+	opts   Options
 	logger *slog.Logger
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// space, when set, refuses Update while disk space is low (space.go).
+	space atomic.Pointer[Space]
+	stop  chan struct{}
+	wg    sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -155,7 +159,7 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	db := &DB{bdb: bdb, logger: logger, stop: make(chan struct{})}
+	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{})}
 	if opts.GCInterval > 0 && !opts.InMemory {
 		db.wg.Add(1)
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
@@ -214,8 +218,19 @@ func (db *DB) Close() error {
 
 // Update runs fn in a read-write transaction and commits it; the commit is
 // synced to disk before Update returns. If fn returns an error nothing is
-// written.
+// written. While disk space is low (see WatchSpace) it returns ErrDiskLow
+// and writes nothing.
 func (db *DB) Update(fn func(tx *Txn) error) error {
+	if err := db.CheckSpace(); err != nil {
+		return err
+	}
+	return db.UpdateReserved(fn)
+}
+
+// UpdateReserved is Update that commits even while disk space is low: for
+// writes that finish work already decided (a payment group commit, an audit
+// batch), which the reserve is sized to hold.
+func (db *DB) UpdateReserved(fn func(tx *Txn) error) error {
 	err := db.bdb.Update(func(btx *badger.Txn) error { return fn(&Txn{btx: btx}) })
 	return mapErr(err)
 }
