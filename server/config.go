@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/posfleet/posfleet/server/store"
 )
 
 // Config configures a Server. Start from DefaultConfig and override fields;
@@ -44,6 +46,15 @@ type Config struct {
 	// ShutdownGrace is how long graceful shutdown waits for in-flight calls
 	// before cutting them off.
 	ShutdownGrace time.Duration
+	// DiskReserve is the free space, in bytes, of the data directory's
+	// filesystem below which writes are refused (Unavailable, reason
+	// DISK_LOW) and health reports NOT_SERVING; reads still work and writes
+	// resume by themselves once space returns. It is raised to the minimum
+	// the store needs to finish its own writes (store.MinReserve); zero
+	// means that minimum alone. Ignored for InMemory.
+	DiskReserve int64
+	// DiskCheckInterval is how often the free space is measured.
+	DiskCheckInterval time.Duration
 }
 
 // DefaultConfig returns production defaults for a server keeping its data in
@@ -62,6 +73,7 @@ func DefaultConfig(dataDir string) Config {
 		MaxConnectionAge:      4 * time.Hour,
 		MaxConnectionAgeGrace: time.Minute,
 		ShutdownGrace:         15 * time.Second,
+		DiskCheckInterval:     store.DefaultSpaceOptions().Interval,
 	}
 }
 
@@ -84,6 +96,10 @@ func (c Config) Validate() error {
 		return errors.New("server: connection ages must be positive")
 	case c.ShutdownGrace <= 0:
 		return errors.New("server: ShutdownGrace must be positive")
+	case c.DiskReserve < 0:
+		return errors.New("server: DiskReserve must not be negative")
+	case !c.InMemory && c.DiskCheckInterval < 10*time.Millisecond:
+		return errors.New("server: DiskCheckInterval must be at least 10ms")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:
 		return errors.New("server: AdminToken must be at least 16 characters")
 	}

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/posfleet/posfleet/server"
 )
@@ -31,6 +34,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	pprofOn := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen, which must then be a loopback address")
 	grace := fs.Duration("shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight calls")
 	maxRecv := fs.Int("max-recv-msg-size", 256<<10, "largest request message in bytes")
+	var diskReserve byteSize
+	fs.Var(&diskReserve, "disk-reserve", "free space of the data directory's filesystem below which writes are refused (DISK_LOW) until space returns, e.g. 256MiB or 1GB; raised to what the store needs to finish its own writes (0: that alone, 36 MiB plus the LSM tree's size)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -52,6 +57,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg := server.DefaultConfig(*dataDir)
 	cfg.ShutdownGrace = *grace
 	cfg.MaxRecvMsgSize = *maxRecv
+	cfg.DiskReserve = int64(diskReserve)
 	switch {
 	case *tokenFile != "":
 		b, err := os.ReadFile(*tokenFile)
@@ -107,6 +113,24 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger.Info("stopped cleanly")
+	return nil
+}
+
+// byteSize is a flag value in bytes, given as a number with an optional
+// unit: 512, 64MiB, 1.5GB (SI and IEC units, case-insensitive).
+type byteSize int64
+
+func (b *byteSize) String() string { return humanize.IBytes(uint64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return fmt.Errorf("not a size in bytes (e.g. 64MiB): %q", s)
+	}
+	if n > math.MaxInt64 {
+		return fmt.Errorf("size %q too large", s)
+	}
+	*b = byteSize(n)
 	return nil
 }
 
