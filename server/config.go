@@ -55,6 +55,10 @@ type Config struct {
 	DiskReserve int64
 	// DiskCheckInterval is how often the free space is measured.
 	DiskCheckInterval time.Duration
+
+	// commitFault, when set (tests only), is the store's CommitFault
+	// failpoint.
+	commitFault func() error
 }
 
 // DefaultConfig returns production defaults for a server keeping its data in

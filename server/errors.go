@@ -29,6 +29,7 @@ type errorMapping struct {
 var errorTable = []errorMapping{
 	{audit.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
 	{store.ErrDiskLow, codes.Unavailable, "DISK_LOW"},
+	{store.ErrCommit, codes.Unavailable, "STORAGE_UNAVAILABLE"},
 }
 
 // toStatus converts an error from a domain call into a gRPC status error.

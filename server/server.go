@@ -88,6 +88,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	}()
 
 	sopts := store.DefaultOptions(cfg.DataDir)
+	sopts.CommitFault = cfg.commitFault
 	if cfg.InMemory {
 		sopts.InMemory = true
 	} else if err := privateDir(cfg.DataDir, logger); err != nil {

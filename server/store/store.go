@@ -24,6 +24,11 @@ import (
 // ErrNotFound is returned by Get when a key does not exist.
 var ErrNotFound = errors.New("store: key not found")
 
+// ErrCommit wraps the error of a commit that failed (a write or fsync
+// error): nothing of the transaction is acknowledged, and the caller may
+// retry once the storage recovers.
+var ErrCommit = errors.New("store: commit failed")
+
 // ErrTxnTooBig is returned when one transaction holds more writes than Badger
 // can commit at once; callers split the work.
 var ErrTxnTooBig = errors.New("store: transaction too big")
@@ -55,6 +60,11 @@ type Options struct {
 	// GCDiscardRatio is the share of stale data that makes a value-log file
 	// worth rewriting.
 	GCDiscardRatio float64
+	// CommitFault, when set (tests only: a failpoint), runs in every
+	// read-write transaction after its writes are staged and before the
+	// commit; an error fails the commit as a failed write or fsync would,
+	// and a slow hook is a slow fsync.
+	CommitFault func() error
 }
 
 // DefaultOptions returns settings sized for a small machine: bounded memory
@@ -231,7 +241,19 @@ func (db *DB) Update(fn func(tx *Txn) error) error {
 // writes that finish work already decided (a payment group commit, an audit
 // batch), which the reserve is sized to hold.
 func (db *DB) UpdateReserved(fn func(tx *Txn) error) error {
-	err := db.bdb.Update(func(btx *badger.Txn) error { return fn(&Txn{btx: btx}) })
+	var fnErr error
+	err := db.bdb.Update(func(btx *badger.Txn) error {
+		if fnErr = fn(&Txn{btx: btx}); fnErr != nil {
+			return fnErr
+		}
+		if db.opts.CommitFault != nil {
+			return db.opts.CommitFault()
+		}
+		return nil
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("%w: %w", ErrCommit, mapErr(err))
+	}
 	return mapErr(err)
 }
 
