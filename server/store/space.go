@@ -29,9 +29,9 @@ type SpaceOptions struct {
 	// the reserve and with false when it is back above it. It is called from
 	// the monitor's goroutine or from a writer, one call at a time.
 	OnChange func(low bool)
-	// statfs, when set (tests only), measures free bytes instead of
-	// statfs(2) on the directory.
-	statfs func() (int64, error)
+	// Statfs, when set (tests only), measures the free bytes instead of
+	// statfs(2) on the database's directory.
+	Statfs func() (int64, error)
 }
 
 // DefaultSpaceOptions returns the defaults: the computed minimum reserve
@@ -112,7 +112,7 @@ func WatchSpace(db *DB, opts SpaceOptions, logger *slog.Logger) (*Space, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Space{db: db, opts: opts, logger: logger, statfs: opts.statfs,
+	s := &Space{db: db, opts: opts, logger: logger, statfs: opts.Statfs,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	if s.statfs == nil {
 		dir := db.opts.Dir

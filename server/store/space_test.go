@@ -43,7 +43,7 @@ func TestSpaceRefusesWritesAndResumes(t *testing.T) {
 		changes = append(changes, low)
 		mu.Unlock()
 	}}
-	store.SetStatfs(&opts, func() (int64, error) { return free.Load(), nil })
+	opts.Statfs = func() (int64, error) { return free.Load(), nil }
 	sp, err := store.WatchSpace(db, opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestSpaceReserveIsRaisedToTheMinimum(t *testing.T) {
 	db := open(t, t.TempDir())
 	defer db.Close()
 	opts := store.SpaceOptions{Reserve: 1 << 20, Interval: time.Second}
-	store.SetStatfs(&opts, func() (int64, error) { return 20 << 20, nil })
+	opts.Statfs = func() (int64, error) { return 20 << 20, nil }
 	sp, err := store.WatchSpace(db, opts, nil)
 	if err != nil {
 		t.Fatal(err)
