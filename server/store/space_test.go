@@ -130,3 +130,24 @@ func TestSpaceReserveIsRaisedToTheMinimum(t *testing.T) {
 		t.Errorf("Update after the monitor closed: got %v, want nil", err)
 	}
 }
+
+// BenchmarkCheckSpace measures the check made before every write and every
+// payment decision.
+func BenchmarkCheckSpace(b *testing.B) {
+	db, err := store.Open(store.DefaultOptions(b.TempDir()), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	sp, err := store.WatchSpace(db, store.DefaultSpaceOptions(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sp.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := db.CheckSpace(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
