@@ -59,6 +59,9 @@ type Config struct {
 	// commitFault, when set (tests only), is the store's CommitFault
 	// failpoint.
 	commitFault func() error
+	// statfs, when set (tests only), measures the data directory's free
+	// bytes instead of statfs(2).
+	statfs func() (int64, error)
 }
 
 // DefaultConfig returns production defaults for a server keeping its data in

@@ -101,6 +101,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		s.space, err = store.WatchSpace(s.db, store.SpaceOptions{
 			Reserve:  cfg.DiskReserve,
 			Interval: cfg.DiskCheckInterval,
+			Statfs:   cfg.statfs,
 			OnChange: func(bool) { s.updateReadiness() },
 		}, logger.With("component", "space"))
 		if err != nil {
