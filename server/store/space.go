@@ -162,8 +162,7 @@ func (s *Space) measure() error {
 	if err != nil {
 		return err
 	}
-	lsm, _ := s.db.bdb.Size()
-	need := max(s.opts.Reserve, MinReserve(s.db.opts, lsm))
+	need := max(s.opts.Reserve, MinReserve(s.db.opts, s.db.lsmSize()))
 	s.free.Store(free)
 	s.need.Store(need)
 	s.measured.Store(time.Now().UnixNano())
@@ -186,6 +185,16 @@ func (s *Space) measure() error {
 		s.opts.OnChange(low)
 	}
 	return nil
+}
+
+// lsmSize returns the LSM tree's size on disk now: the sum of its tables'
+// sizes. (Badger's Size is refreshed only once a minute.)
+func (db *DB) lsmSize() int64 {
+	var n int64
+	for _, t := range db.bdb.Tables() {
+		n += int64(t.OnDiskSize)
+	}
+	return n
 }
 
 // Allow returns ErrDiskLow while free space is below the reserve, and nil
