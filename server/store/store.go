@@ -201,6 +201,9 @@ func (db *DB) gcLoop(every time.Duration, ratio float64) {
 			return
 		case <-t.C:
 		}
+		if db.CheckSpace() != nil {
+			continue // a rewrite writes before it frees; wait for space
+		}
 		for n := 0; n < 16; n++ { // each successful run reclaims one file
 			err := db.bdb.RunValueLogGC(ratio)
 			if err != nil {
