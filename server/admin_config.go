@@ -105,6 +105,18 @@ func configActor(ctx context.Context) configpush.Actor {
 	return configpush.Actor{Name: a.Name, Peer: a.Peer}
 }
 
+// auditFlushed waits until the audit events recorded so far are on disk.
+// Config changes are committed by the config engine's own group commit, so
+// their events are not in the same transaction; flushing before the answer
+// still gives every acknowledged publish or rollout action its event after
+// a crash.
+func (s *Server) auditFlushed(ctx context.Context) error {
+	if err := s.audit.Flush(ctx); err != nil {
+		return toStatus(ctx, s.logger, err)
+	}
+	return nil
+}
+
 // PublishConfig publishes a settings layer and starts its rollout.
 func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigRequest) (*pb.PublishConfigResponse, error) {
 	var v violations
@@ -132,6 +144,9 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 	}, configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
+	}
+	if err := a.s.auditFlushed(ctx); err != nil {
+		return nil, err
 	}
 	return &pb.PublishConfigResponse{Version: ro.Version, RolloutId: ro.ID, Rollout: rolloutToPB(ro)}, nil
 }
@@ -203,6 +218,9 @@ func (a *adminService) PauseRollout(ctx context.Context, req *pb.PauseRolloutReq
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
+	if err := a.s.auditFlushed(ctx); err != nil {
+		return nil, err
+	}
 	return &pb.PauseRolloutResponse{Rollout: rolloutToPB(ro)}, nil
 }
 
@@ -216,6 +234,9 @@ func (a *adminService) ResumeRollout(ctx context.Context, req *pb.ResumeRolloutR
 	ro, err := a.s.config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
+	}
+	if err := a.s.auditFlushed(ctx); err != nil {
+		return nil, err
 	}
 	return &pb.ResumeRolloutResponse{Rollout: rolloutToPB(ro)}, nil
 }
@@ -232,6 +253,9 @@ func (a *adminService) AbortRollout(ctx context.Context, req *pb.AbortRolloutReq
 	ro, err := a.s.config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
+	}
+	if err := a.s.auditFlushed(ctx); err != nil {
+		return nil, err
 	}
 	return &pb.AbortRolloutResponse{Rollout: rolloutToPB(ro)}, nil
 }

@@ -567,16 +567,11 @@ func (a *adminService) CreateAdminToken(ctx context.Context, req *pb.CreateAdmin
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	secret, tok, err := a.s.tokens.Create(ctx, req.GetName(), auth.Role(req.GetRole()), ttl)
+	who := actor(ctx)
+	secret, tok, err := a.s.tokens.Create(ctx, req.GetName(), auth.Role(req.GetRole()), ttl, audit.Event{Actor: who.Name, Peer: who.Peer})
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	who := actor(ctx)
-	attrs := map[string]string{"token_id": tok.ID, "name": tok.Name, "role": tok.Role.String()}
-	if !tok.Expires.IsZero() {
-		attrs["expires"] = tok.Expires.Format(time.RFC3339)
-	}
-	a.s.audit.Record(audit.Event{Type: audit.TokenCreated, Actor: who.Name, Peer: who.Peer, Message: "admin token created", Attributes: attrs})
 	return &pb.CreateAdminTokenResponse{Token: secret, AdminToken: tokenToPB(tok)}, nil
 }
 
@@ -589,13 +584,11 @@ func (a *adminService) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdmin
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	tok, err := a.s.tokens.Revoke(ctx, req.GetTokenId())
+	who := actor(ctx)
+	tok, err := a.s.tokens.Revoke(ctx, req.GetTokenId(), audit.Event{Actor: who.Name, Peer: who.Peer})
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	who := actor(ctx)
-	a.s.audit.Record(audit.Event{Type: audit.TokenRevoked, Actor: who.Name, Peer: who.Peer, Message: "admin token revoked",
-		Attributes: map[string]string{"token_id": tok.ID, "name": tok.Name, "role": tok.Role.String()}})
 	return &pb.RevokeAdminTokenResponse{AdminToken: tokenToPB(tok)}, nil
 }
 

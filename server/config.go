@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/server/logsample"
+	"github.com/posfleet/posfleet/server/store"
 )
 
 // Config configures a Server. Start from DefaultConfig and override fields;
@@ -70,6 +71,22 @@ type Config struct {
 	// and code): by default 20 per 10 s, then one line with the count of
 	// those suppressed. Zero fields take the defaults.
 	LogSampling logsample.Options
+	// DiskReserve is the free space, in bytes, of the data directory's
+	// filesystem below which writes are refused (Unavailable, reason
+	// DISK_LOW) and health reports NOT_SERVING; reads still work and writes
+	// resume by themselves once space returns. It is raised to the minimum
+	// the store needs to finish its own writes (store.MinReserve); zero
+	// means that minimum alone. Ignored for InMemory.
+	DiskReserve int64
+	// DiskCheckInterval is how often the free space is measured.
+	DiskCheckInterval time.Duration
+
+	// commitFault, when set (tests only), is the store's CommitFault
+	// failpoint.
+	commitFault func() error
+	// statfs, when set (tests only), measures the data directory's free
+	// bytes instead of statfs(2).
+	statfs func() (int64, error)
 }
 
 // DefaultConfig returns production defaults for a server keeping its data in
@@ -93,6 +110,7 @@ func DefaultConfig(dataDir string) Config {
 		ShutdownGrace:         15 * time.Second,
 		MaxPageBytes:          1 << 20,
 		Quotas:                DefaultQuotas(),
+		DiskCheckInterval:     store.DefaultSpaceOptions().Interval,
 	}
 }
 
@@ -121,6 +139,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("server: MaxPageBytes %d out of range [1 KiB, MaxSendMsgSize/2]", c.MaxPageBytes)
 	case c.ShutdownGrace <= 0:
 		return errors.New("server: ShutdownGrace must be positive")
+	case c.DiskReserve < 0:
+		return errors.New("server: DiskReserve must not be negative")
+	case !c.InMemory && c.DiskCheckInterval < 10*time.Millisecond:
+		return errors.New("server: DiskCheckInterval must be at least 10ms")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:
 		return errors.New("server: AdminToken must be at least 16 characters")
 	}

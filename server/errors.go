@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/store"
 )
 
 // errorDomain is the ErrorInfo domain of every posfleet error.
@@ -27,6 +28,8 @@ type errorMapping struct {
 // their rows in init functions of this package (one file per domain).
 var errorTable = []errorMapping{
 	{audit.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+	{store.ErrDiskLow, codes.Unavailable, "DISK_LOW"},
+	{store.ErrCommit, codes.Unavailable, "STORAGE_UNAVAILABLE"},
 }
 
 // toStatus converts an error from a domain call into a gRPC status error.

@@ -26,7 +26,7 @@ type fleetHooks struct {
 func (s *Server) openFleet(bootstrapToken string) error {
 	ctx := context.Background()
 	var err error
-	s.tokens, err = operator.Open(ctx, s.db, s.logger.With("component", "operator"), operator.Options{NewSecret: NewSecret})
+	s.tokens, err = operator.Open(ctx, s.db, s.logger.With("component", "operator"), operator.Options{NewSecret: NewSecret, Audit: s.audit})
 	if err != nil {
 		return fmt.Errorf("server: open admin tokens: %w", err)
 	}

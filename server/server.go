@@ -38,6 +38,13 @@ type Server struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *metrics
+	// space refuses writes while the data directory's disk is low (nil
+	// InMemory).
+	space *store.Space
+	// readyMu serializes readiness updates; serving is set by Serve once
+	// health has been turned SERVING.
+	readyMu sync.Mutex
+	serving bool
 	// draining is cancelled when shutdown starts; it ends the open streams
 	// (health and config watches, reflection), which would otherwise hold
 	// the graceful stop for its whole grace period.
@@ -85,7 +92,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	// Repeated lines (a client failing the same call in a loop) are
 	// sampled, with a count of those suppressed.
 	logger = slog.New(logsample.New(logger.Handler(), cfg.LogSampling))
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec()}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec(), health: health.NewServer()}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -93,6 +100,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	}()
 
 	sopts := store.DefaultOptions(cfg.DataDir)
+	sopts.CommitFault = cfg.commitFault
 	if cfg.InMemory {
 		sopts.InMemory = true
 	} else if err := privateDir(cfg.DataDir, logger); err != nil {
@@ -100,6 +108,20 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	if s.db, err = store.Open(sopts, logger); err != nil {
 		return nil, err
+	}
+	if !cfg.InMemory {
+		s.space, err = store.WatchSpace(s.db, store.SpaceOptions{
+			Reserve:  cfg.DiskReserve,
+			Interval: cfg.DiskCheckInterval,
+			Statfs:   cfg.statfs,
+			OnChange: func(bool) { s.updateReadiness() },
+		}, logger.With("component", "space"))
+		if err != nil {
+			return nil, err
+		}
+		st := s.space.Status()
+		logger.Info("disk space", "dir", cfg.DataDir, "free_bytes", st.FreeBytes, "reserve_bytes", st.ReserveBytes, "low", st.Low)
+		s.closers = append(s.closers, s.space.Close)
 	}
 	if s.audit, err = audit.Open(s.db, logger.With("component", "audit")); err != nil {
 		return nil, err
@@ -145,7 +167,6 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	}
 	s.grpc = grpc.NewServer(opts...)
 	s.draining, s.drain = context.WithCancel(context.Background())
-	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	pb.RegisterTerminalServiceServer(s.grpc, &terminalService{s: s})
@@ -178,6 +199,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	ll := newLimitListener(lis, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerPeer, s.logger)
 	s.conns.Store(ll)
 	lis = ll
+	s.readyMu.Lock()
+	s.serving = true
+	s.readyMu.Unlock()
+	s.updateReadiness()
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
 	s.logger.Info("serving", "addr", lis.Addr().String(), "tls", s.cfg.TLS != nil)
@@ -194,6 +219,26 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		s.shutdownGRPC()
 	}
 	return errors.Join(serveErr, s.Close())
+}
+
+// updateReadiness reports the overall and payment health from the disk
+// space: NOT_SERVING while writes are refused for want of space, SERVING
+// again once it returns (for payments, only if the engine is healthy).
+func (s *Server) updateReadiness() {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if !s.serving || s.space == nil {
+		return
+	}
+	status := healthpb.HealthCheckResponse_SERVING
+	if s.space.Status().Low {
+		status = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus("", status)
+	if status == healthpb.HealthCheckResponse_SERVING && s.payments != nil && !s.payments.Healthy() {
+		status = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, status)
 }
 
 // privateDir creates dir, or makes an existing one, private to its owner:

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/posfleet/posfleet/server"
 )
@@ -38,6 +41,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	maxIdle := fs.Duration("max-connection-idle", limitDefaults.MaxConnectionIdle, "close connections without calls for this long")
 	maxHeaders := fs.Uint("max-header-list-size", uint(limitDefaults.MaxHeaderListSize), "largest request header list (metadata) in bytes")
 	quotaScale := fs.Float64("quota-scale", 1, "multiply every per-credential call quota by this factor (0: no quotas, only for measuring the server's ceiling)")
+	var diskReserve byteSize
+	fs.Var(&diskReserve, "disk-reserve", "free space of the data directory's filesystem below which writes are refused (DISK_LOW) until space returns, e.g. 256MiB or 1GB; raised to what the store needs to finish its own writes (0: that alone, 36 MiB plus the LSM tree's size)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +73,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return fmt.Errorf("--quota-scale %g must not be negative", *quotaScale)
 	}
 	cfg.Quotas = cfg.Quotas.Scale(*quotaScale)
+	cfg.DiskReserve = int64(diskReserve)
 	switch {
 	case *tokenFile != "":
 		b, err := os.ReadFile(*tokenFile)
@@ -123,6 +129,24 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	logger.Info("stopped cleanly")
+	return nil
+}
+
+// byteSize is a flag value in bytes, given as a number with an optional
+// unit: 512, 64MiB, 1.5GB (SI and IEC units, case-insensitive).
+type byteSize int64
+
+func (b *byteSize) String() string { return humanize.IBytes(uint64(*b)) }
+
+func (b *byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return fmt.Errorf("not a size in bytes (e.g. 64MiB): %q", s)
+	}
+	if n > math.MaxInt64 {
+		return fmt.Errorf("size %q too large", s)
+	}
+	*b = byteSize(n)
 	return nil
 }
 

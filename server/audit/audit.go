@@ -162,7 +162,76 @@ func (l *Log) count(e *Event) {
 	}
 }
 
-// Record queues e to be written. Time defaults to now. It never blocks on the
+// Commit runs fn in one synced transaction of the log's database and writes
+// evs in the same transaction: the events are on disk exactly when the change
+// fn stages is, so no crash leaves an acknowledged change without its event,
+// nor an event without its change. Times default to now. If fn or the commit
+// fails, nothing is written and the events are not counted. Use Commit for
+// events that record a change; Record for alerts and refusals.
+func (l *Log) Commit(fn func(tx *store.Txn) error, evs ...Event) error {
+	staged := l.assign(evs)
+	err := l.db.Update(func(tx *store.Txn) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return l.Stage(tx, staged)
+	})
+	if err == nil {
+		l.Committed(staged)
+	}
+	return err
+}
+
+// Prepare returns copies of evs with their IDs and times set, ready for
+// Stage. Callers that commit through their own transaction (the payment
+// writer) use Prepare, Stage and Committed instead of Commit.
+func (l *Log) Prepare(evs []Event) []Event { return l.assign(evs) }
+
+// Stage writes prepared events into tx. They count once Committed is called
+// after the transaction committed.
+func (l *Log) Stage(tx *store.Txn, evs []Event) error {
+	for i := range evs {
+		if err := put(tx, &evs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Committed counts events that Stage wrote and whose transaction committed.
+func (l *Log) Committed(evs []Event) {
+	if len(evs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	for i := range evs {
+		l.count(&evs[i])
+	}
+	l.mu.Unlock()
+}
+
+// assign copies evs, giving each the next ID and, when unset, the time now.
+func (l *Log) assign(evs []Event) []Event {
+	if len(evs) == 0 {
+		return nil
+	}
+	out := make([]Event, len(evs))
+	now := l.now()
+	l.mu.Lock()
+	for i, e := range evs {
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		e.Time = e.Time.UTC()
+		e.ID = l.nextID
+		l.nextID++
+		out[i] = e
+	}
+	l.mu.Unlock()
+	return out
+}
+
+// Record queues e to be written in the next batch. Time defaults to now. It never blocks on the
 // disk; if the queue is full (the disk cannot keep up) it waits for room.
 // Events recorded after Close are logged and dropped.
 func (l *Log) Record(e Event) {
@@ -292,33 +361,35 @@ func (l *Log) flushLoop() {
 }
 
 func (l *Log) write(batch []Event) error {
-	return l.db.Update(func(tx *store.Txn) error {
-		for i := range batch {
-			e := &batch[i]
-			v, err := encode(e)
-			if err != nil {
-				return err
-			}
-			id := store.AppendUint64(nil, e.ID)
-			if err := tx.Set(append(append([]byte{}, prefixEvent...), id...), v); err != nil {
-				return err
-			}
-			if err := tx.Set(indexKey(prefixByType, fmt.Sprint(int32(e.Type)), e.ID), nil); err != nil {
-				return err
-			}
-			if e.MerchantID != "" {
-				if err := tx.Set(indexKey(prefixByMerchant, e.MerchantID, e.ID), nil); err != nil {
-					return err
-				}
-			}
-			if e.TerminalID != "" {
-				if err := tx.Set(indexKey(prefixByTerminal, e.TerminalID, e.ID), nil); err != nil {
-					return err
-				}
-			}
+	// Batches go out even while disk space is low: the events were recorded
+	// already, and the reserve holds them.
+	return l.db.UpdateReserved(func(tx *store.Txn) error { return l.Stage(tx, batch) })
+}
+
+// put stages one event and its index entries in tx.
+func put(tx *store.Txn, e *Event) error {
+	v, err := encode(e)
+	if err != nil {
+		return err
+	}
+	id := store.AppendUint64(nil, e.ID)
+	if err := tx.Set(append(append([]byte{}, prefixEvent...), id...), v); err != nil {
+		return err
+	}
+	if err := tx.Set(indexKey(prefixByType, fmt.Sprint(int32(e.Type)), e.ID), nil); err != nil {
+		return err
+	}
+	if e.MerchantID != "" {
+		if err := tx.Set(indexKey(prefixByMerchant, e.MerchantID, e.ID), nil); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	if e.TerminalID != "" {
+		if err := tx.Set(indexKey(prefixByTerminal, e.TerminalID, e.ID), nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func indexKey(prefix []byte, value string, id uint64) []byte {

@@ -2,10 +2,20 @@
 // failure, refused registration, identity collision and merchant-mismatch
 // alert is recorded as an [Event] and can be listed newest first with filters.
 //
-// Events are written in batches by a background flusher (one synced commit per
-// batch, not per event), so recording never waits on the disk:
+// An event that records a change (a merchant created, a terminal
+// provisioned, a batch closed, ...) is committed with the change it records,
+// in the same synced transaction ([Log.Commit], or [Log.Prepare],
+// [Log.Stage] and [Log.Committed] for a caller with its own transaction): an
+// acknowledged change has its event after any crash. Alerts and refusals
+// (authentication failures, permission denials, refused registrations,
+// identity collisions, merchant-mismatch alerts of the fleet) change nothing
+// and may come in floods; they are written in batches by a background
+// flusher (one synced commit per batch, not per event), so recording them
+// never waits on the disk:
 //
 //	log, err := audit.Open(db, logger)
+//	err = log.Commit(func(tx *store.Txn) error { return tx.Set(key, value) },
+//		audit.Event{Type: audit.MerchantCreated, MerchantID: id, ...})
 //	log.Record(audit.Event{Type: audit.MerchantMismatch, TerminalID: tid, ...})
 //	page, next, err := log.List(ctx, audit.Filter{Type: audit.MerchantMismatch}, 100, "")
 //	log.Close() // flushes what is queued

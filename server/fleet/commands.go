@@ -71,7 +71,10 @@ func (f *Fleet) SendCommand(ctx context.Context, terminalID string, typ CommandT
 		Expires:    now.Add(ttl),
 		State:      CommandPending,
 	}
-	if err := f.put(commandKey(c.ID), &c); err != nil {
+	ev := audit.Event{Type: audit.CommandSent, Actor: who.Name, Peer: who.Peer, TerminalID: terminalID,
+		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "remote command queued",
+		Attributes: map[string]string{"command_id": c.ID, "type": c.Type.String(), "expires": c.Expires.Format(time.RFC3339)}}
+	if err := f.put(commandKey(c.ID), &c, ev); err != nil {
 		return Command{}, err
 	}
 	t.liveMu.Lock()
@@ -80,9 +83,6 @@ func (f *Fleet) SendCommand(ctx context.Context, terminalID string, typ CommandT
 	f.pendMu.Lock()
 	f.cmdTerms[t] = struct{}{}
 	f.pendMu.Unlock()
-	f.record(audit.Event{Type: audit.CommandSent, Actor: who.Name, Peer: who.Peer, TerminalID: terminalID,
-		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "remote command queued",
-		Attributes: map[string]string{"command_id": c.ID, "type": c.Type.String(), "expires": c.Expires.Format(time.RFC3339)}})
 	f.notifyCommand(terminalID)
 	return c, nil
 }
@@ -226,7 +226,10 @@ func (f *Fleet) AckCommand(ctx context.Context, terminalID, commandID string, su
 		return ErrCommandExpired
 	}
 	c.State, c.Detail, c.Acked = want, detail, now
-	if err := f.put(commandKey(c.ID), &c); err != nil {
+	ev := audit.Event{Type: audit.CommandAcked, Actor: who.Name, Peer: who.Peer, TerminalID: terminalID,
+		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "remote command acknowledged",
+		Attributes: map[string]string{"command_id": c.ID, "type": c.Type.String(), "result": stateName(want), "detail": detail}}
+	if err := f.put(commandKey(c.ID), &c, ev); err != nil {
 		return err
 	}
 	if entry != nil {
@@ -234,9 +237,6 @@ func (f *Fleet) AckCommand(ctx context.Context, terminalID, commandID string, su
 		entry.cmd, entry.dirty = c, false
 		t.liveMu.Unlock()
 	}
-	f.record(audit.Event{Type: audit.CommandAcked, Actor: who.Name, Peer: who.Peer, TerminalID: terminalID,
-		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "remote command acknowledged",
-		Attributes: map[string]string{"command_id": c.ID, "type": c.Type.String(), "result": stateName(want), "detail": detail}})
 	return nil
 }
 

@@ -104,19 +104,19 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 	r.Device = req.Device
 	r.CredHash = ch[:]
 	r.UsedEnrollHash, r.EnrollHash, r.EnrollExpires = h[:], nil, time.Time{}
-	if err := f.put(keyOf(prefixTerminal, r.ID), r); err != nil {
+	ev := audit.Event{Type: audit.TerminalRegistered, Actor: "terminal:" + r.ID, Peer: req.Peer, TerminalID: r.ID,
+		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal registered",
+		Attributes: map[string]string{
+			"serial_number": r.Serial, "model": r.Device.Model, "firmware_version": r.Device.Firmware,
+			"app_version": r.Device.App, "replaced_credential": strconv.FormatBool(len(old.CredHash) > 0),
+		}}
+	if err := f.put(keyOf(prefixTerminal, r.ID), r, ev); err != nil {
 		return Registration{}, err
 	}
 	f.mu.Lock()
 	t.rec = r
 	f.index(t, old, r)
 	f.mu.Unlock()
-	f.record(audit.Event{Type: audit.TerminalRegistered, Actor: "terminal:" + r.ID, Peer: req.Peer, TerminalID: r.ID,
-		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal registered",
-		Attributes: map[string]string{
-			"serial_number": r.Serial, "model": r.Device.Model, "firmware_version": r.Device.Firmware,
-			"app_version": r.Device.App, "replaced_credential": strconv.FormatBool(len(old.CredHash) > 0),
-		}})
 	if old.State != r.State {
 		f.notifyChange(r)
 	}
@@ -197,7 +197,7 @@ func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 func (f *Fleet) RotateCredential(ctx context.Context, id string, who Actor) (string, error) {
 	cred := f.opts.NewSecret(credentialPrefix)
 	ch := credHash(cred)
-	_, _, r, err := f.change(ctx, id, func(r *terminalRec) error {
+	_, _, _, err := f.change(ctx, id, func(r *terminalRec) error {
 		switch r.State {
 		case StateRetired:
 			return ErrTerminalRetired
@@ -206,12 +206,13 @@ func (f *Fleet) RotateCredential(ctx context.Context, id string, who Actor) (str
 		}
 		r.CredHash = ch[:]
 		return nil
+	}, func(_, r *terminalRec) []audit.Event {
+		return []audit.Event{{Type: audit.CredentialRotated, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
+			MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal credential rotated"}}
 	})
 	if err != nil {
 		return "", err
 	}
-	f.record(audit.Event{Type: audit.CredentialRotated, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
-		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal credential rotated"})
 	return cred, nil
 }
 

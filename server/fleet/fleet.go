@@ -507,7 +507,9 @@ func (f *Fleet) Close() error {
 	f.closeOnce.Do(func() {
 		close(f.stop)
 		<-f.flushDone
-		f.closeErr = f.flush()
+		// The last flush goes out even while disk space is low: it is
+		// small, the reserve holds it, and nothing is dropped at shutdown.
+		f.closeErr = f.flush(true)
 	})
 	return f.closeErr
 }

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
@@ -178,12 +179,14 @@ func (f *Fleet) flushLoop() {
 			return
 		case <-tick.C:
 		}
-		if err := f.flush(); err != nil {
+		// While disk space is low the pending state stays in memory (the
+		// space monitor logs the condition) and goes out once it returns.
+		if err := f.flush(false); err != nil && !errors.Is(err, store.ErrDiskLow) {
 			f.logger.Error("fleet flush failed", "err", err)
 		}
 		if now := f.now(); now.Sub(lastPrune) >= time.Hour {
 			lastPrune = now
-			if err := f.pruneFaults(now.Add(-f.opts.FaultRetention)); err != nil {
+			if err := f.pruneFaults(now.Add(-f.opts.FaultRetention)); err != nil && !errors.Is(err, store.ErrDiskLow) {
 				f.logger.Error("fleet fault pruning failed", "err", err)
 			}
 		}
@@ -196,7 +199,7 @@ func (f *Fleet) Flush(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return f.flush()
+	return f.flush(false)
 }
 
 // flushBatch is how many records one commit writes.
@@ -204,7 +207,18 @@ const flushBatch = 1000
 
 type kv struct{ k, v []byte }
 
-func (f *Fleet) flush() error {
+// flush writes the pending state. Unless reserved, it refuses with
+// store.ErrDiskLow while disk space is low, keeping the state pending;
+// reserved writes regardless (at Close).
+func (f *Fleet) flush(reserved bool) error {
+	// Checked before the pending state is taken, so that a refusal keeps it.
+	update := f.db.UpdateReserved
+	if !reserved {
+		if err := f.db.CheckSpace(); err != nil {
+			return err
+		}
+		update = f.db.Update
+	}
 	f.pendMu.Lock()
 	dirty, faults := f.dirty, f.faults
 	f.dirty, f.faults = map[*term]struct{}{}, nil
@@ -214,7 +228,7 @@ func (f *Fleet) flush() error {
 	}
 	f.pendMu.Unlock()
 
-	if err := f.flushCommands(cmdTerms); err != nil {
+	if err := f.flushCommands(update, cmdTerms); err != nil {
 		return err
 	}
 	var writes []kv
@@ -242,12 +256,12 @@ func (f *Fleet) flush() error {
 		}
 		writes = append(writes, kv{store.AppendUint64(append([]byte{}, prefixFault...), x.Seq), v})
 	}
-	return f.write(writes)
+	return f.write(update, writes)
 }
 
 // flushCommands writes command deliveries and expiries of the terminals in
 // cmdTerms and forgets finished commands.
-func (f *Fleet) flushCommands(cmdTerms []*term) error {
+func (f *Fleet) flushCommands(update func(func(*store.Txn) error) error, cmdTerms []*term) error {
 	f.cmdMu.Lock()
 	defer f.cmdMu.Unlock()
 	now := f.now()
@@ -291,16 +305,16 @@ func (f *Fleet) flushCommands(cmdTerms []*term) error {
 		}
 		f.pendMu.Unlock()
 	}
-	return f.write(writes)
+	return f.write(update, writes)
 }
 
-// write stores writes in commits of at most flushBatch records.
-func (f *Fleet) write(writes []kv) error {
+// write stores writes with update in commits of at most flushBatch records.
+func (f *Fleet) write(update func(func(*store.Txn) error) error, writes []kv) error {
 	for len(writes) > 0 {
 		n := min(len(writes), flushBatch)
 		batch := writes[:n]
 		writes = writes[n:]
-		err := f.db.Update(func(tx *store.Txn) error {
+		err := update(func(tx *store.Txn) error {
 			for _, w := range batch {
 				if err := tx.Set(w.k, w.v); err != nil {
 					return err

@@ -28,25 +28,35 @@ func (f *Fleet) CreateMerchant(ctx context.Context, m Merchant, who Actor) (Merc
 	}
 	now := f.now().UTC()
 	m.IdentityVersion, m.Created, m.Updated = 1, now, now
-	if err := f.put(keyOf(prefixMerchant, m.ID), &m); err != nil {
+	ev := audit.Event{Type: audit.MerchantCreated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
+		Message: "merchant created", Attributes: map[string]string{"legal_name": m.LegalName, "mcc": m.MCC, "currency": m.Currency}}
+	if err := f.put(keyOf(prefixMerchant, m.ID), &m, ev); err != nil {
 		return Merchant{}, err
 	}
 	f.mu.Lock()
 	stored := m
 	f.merchants[m.ID] = &stored
 	f.mu.Unlock()
-	f.record(audit.Event{Type: audit.MerchantCreated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
-		Message: "merchant created", Attributes: map[string]string{"legal_name": m.LegalName, "mcc": m.MCC, "currency": m.Currency}})
 	return m, nil
 }
 
-// put writes one record in a synced commit.
-func (f *Fleet) put(key []byte, v any) error {
+// put writes one record in a synced commit, together with the audit events
+// that record the change.
+func (f *Fleet) put(key []byte, v any, evs ...audit.Event) error {
 	b, err := encode(v)
 	if err != nil {
 		return err
 	}
-	return f.db.Update(func(tx *store.Txn) error { return tx.Set(key, b) })
+	return f.commit(func(tx *store.Txn) error { return tx.Set(key, b) }, evs...)
+}
+
+// commit runs fn in a synced commit with the audit events that record its
+// change (see audit.Log.Commit).
+func (f *Fleet) commit(fn func(tx *store.Txn) error, evs ...audit.Event) error {
+	if f.audit == nil {
+		return f.db.Update(fn)
+	}
+	return f.audit.Commit(fn, evs...)
 }
 
 // Merchant returns the merchant with the given ID.
@@ -96,15 +106,15 @@ func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate,
 	}
 	m.IdentityVersion++
 	m.Updated = f.now().UTC()
-	if err := f.put(keyOf(prefixMerchant, m.ID), &m); err != nil {
+	ev := audit.Event{Type: audit.MerchantUpdated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
+		Message: "merchant updated", Attributes: map[string]string{"changed": strings.Join(changed, ","), "identity_version": itoa(m.IdentityVersion)}}
+	if err := f.put(keyOf(prefixMerchant, m.ID), &m, ev); err != nil {
 		return Merchant{}, err
 	}
 	f.mu.Lock()
 	stored := m
 	f.merchants[m.ID] = &stored
 	f.mu.Unlock()
-	f.record(audit.Event{Type: audit.MerchantUpdated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
-		Message: "merchant updated", Attributes: map[string]string{"changed": strings.Join(changed, ","), "identity_version": itoa(m.IdentityVersion)}})
 	return m, nil
 }
 
@@ -183,15 +193,15 @@ func (f *Fleet) CreateStore(ctx context.Context, s Store, who Actor) (Store, err
 		return Store{}, ErrStoreExists
 	}
 	s.Created = f.now().UTC()
-	if err := f.put(keyOf(prefixStore, s.MerchantID, s.ID), &s); err != nil {
+	ev := audit.Event{Type: audit.StoreCreated, Actor: who.Name, Peer: who.Peer, MerchantID: s.MerchantID, StoreID: s.ID,
+		Message: "store created", Attributes: map[string]string{"name": s.Name, "time_zone": s.TimeZone}}
+	if err := f.put(keyOf(prefixStore, s.MerchantID, s.ID), &s, ev); err != nil {
 		return Store{}, err
 	}
 	f.mu.Lock()
 	stored := s
 	f.stores[k] = &stored
 	f.mu.Unlock()
-	f.record(audit.Event{Type: audit.StoreCreated, Actor: who.Name, Peer: who.Peer, MerchantID: s.MerchantID, StoreID: s.ID,
-		Message: "store created", Attributes: map[string]string{"name": s.Name, "time_zone": s.TimeZone}})
 	return s, nil
 }
 

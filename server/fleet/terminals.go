@@ -136,7 +136,9 @@ func (f *Fleet) Provision(ctx context.Context, req ProvisionRequest, who Actor) 
 		State: StateProvisioned, IdentityOffset: 0, Created: now,
 		EnrollHash: h[:], EnrollExpires: now.Add(ttl),
 	}
-	err := f.put(keyOf(prefixTerminal, id), r)
+	err := f.put(keyOf(prefixTerminal, id), r, audit.Event{Type: audit.TerminalProvisioned, Actor: who.Name, Peer: who.Peer, TerminalID: id,
+		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal provisioned",
+		Attributes: map[string]string{"serial_number": r.Serial, "label": r.Label, "enrollment_expires": r.EnrollExpires.Format(time.RFC3339)}})
 	t := &term{rec: r}
 	f.mu.Lock()
 	delete(f.reservedIDs, id)
@@ -149,9 +151,6 @@ func (f *Fleet) Provision(ctx context.Context, req ProvisionRequest, who Actor) 
 	if err != nil {
 		return Provisioned{}, err
 	}
-	f.record(audit.Event{Type: audit.TerminalProvisioned, Actor: who.Name, Peer: who.Peer, TerminalID: id,
-		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal provisioned",
-		Attributes: map[string]string{"serial_number": r.Serial, "label": r.Label, "enrollment_expires": r.EnrollExpires.Format(time.RFC3339)}})
 	f.notifyChange(r)
 	return Provisioned{Terminal: f.view(t), EnrollmentCode: code, Expires: r.EnrollExpires}, nil
 }
@@ -171,9 +170,10 @@ func (f *Fleet) lookup(id string) (*term, *terminalRec, error) {
 var errNoChange = errors.New("no change")
 
 // change applies fn to a copy of terminal id's record and stores the result,
-// serialized with every other change of the terminal. It returns the old and
-// new records (equal when fn returned errNoChange).
-func (f *Fleet) change(ctx context.Context, id string, fn func(r *terminalRec) error) (t *term, old, r *terminalRec, err error) {
+// serialized with every other change of the terminal, in one commit with the
+// audit events that events (when not nil) makes of the old and new records.
+// It returns the old and new records (equal when fn returned errNoChange).
+func (f *Fleet) change(ctx context.Context, id string, fn func(r *terminalRec) error, events func(old, r *terminalRec) []audit.Event) (t *term, old, r *terminalRec, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -193,7 +193,11 @@ func (f *Fleet) change(ctx context.Context, id string, fn func(r *terminalRec) e
 		}
 		return nil, nil, nil, err
 	}
-	if err := f.put(keyOf(prefixTerminal, id), r); err != nil {
+	var evs []audit.Event
+	if events != nil {
+		evs = events(old, r)
+	}
+	if err := f.put(keyOf(prefixTerminal, id), r, evs...); err != nil {
 		return nil, nil, nil, err
 	}
 	f.mu.Lock()
@@ -307,12 +311,14 @@ func (f *Fleet) Suspend(ctx context.Context, id, reason string, who Actor) (Term
 		}
 		r.State, r.StateReason = StateSuspended, reason
 		return nil
+	}, func(old, r *terminalRec) []audit.Event {
+		return changeEvent(audit.TerminalSuspended, r, who, "terminal suspended", map[string]string{"reason": reason, "previous_state": old.State.String()})
 	})
 	if err != nil {
 		return Terminal{}, err
 	}
 	if old != r {
-		f.recordChange(audit.TerminalSuspended, r, who, "terminal suspended", map[string]string{"reason": reason, "previous_state": old.State.String()})
+		f.notifyChange(r)
 	}
 	return f.view(t), nil
 }
@@ -333,12 +339,14 @@ func (f *Fleet) Reactivate(ctx context.Context, id, reason string, who Actor) (T
 			r.State = StateProvisioned
 		}
 		return nil
+	}, func(_, r *terminalRec) []audit.Event {
+		return changeEvent(audit.TerminalReactivated, r, who, "terminal reactivated", map[string]string{"reason": reason})
 	})
 	if err != nil {
 		return Terminal{}, err
 	}
 	if old != r {
-		f.recordChange(audit.TerminalReactivated, r, who, "terminal reactivated", map[string]string{"reason": reason})
+		f.notifyChange(r)
 	}
 	return f.view(t), nil
 }
@@ -352,21 +360,22 @@ func (f *Fleet) Retire(ctx context.Context, id, reason string, who Actor) (Termi
 		}
 		r.State, r.StateReason = StateRetired, reason
 		return nil
+	}, func(_, r *terminalRec) []audit.Event {
+		return changeEvent(audit.TerminalRetired, r, who, "terminal retired", map[string]string{"reason": reason, "serial_number": r.Serial})
 	})
 	if err != nil {
 		return Terminal{}, err
 	}
 	if old != r {
-		f.recordChange(audit.TerminalRetired, r, who, "terminal retired", map[string]string{"reason": reason, "serial_number": r.Serial})
+		f.notifyChange(r)
 	}
 	return f.view(t), nil
 }
 
-// recordChange audits a lifecycle change of r and notifies subscribers.
-func (f *Fleet) recordChange(typ audit.Type, r *terminalRec, who Actor, msg string, attrs map[string]string) {
-	f.record(audit.Event{Type: typ, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID, MerchantID: r.MerchantID,
-		StoreID: r.StoreID, Message: msg, Attributes: attrs})
-	f.notifyChange(r)
+// changeEvent returns the audit event of a lifecycle change of r.
+func changeEvent(typ audit.Type, r *terminalRec, who Actor, msg string, attrs map[string]string) []audit.Event {
+	return []audit.Event{{Type: typ, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID, MerchantID: r.MerchantID,
+		StoreID: r.StoreID, Message: msg, Attributes: attrs}}
 }
 
 // ReissueEnrollment replaces the terminal's enrollment code with a new one
@@ -384,13 +393,13 @@ func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Durat
 		}
 		r.EnrollHash, r.EnrollExpires = h[:], f.now().UTC().Add(ttl)
 		return nil
+	}, func(_, r *terminalRec) []audit.Event {
+		return changeEvent(audit.EnrollmentReissued, r, who, "enrollment code reissued",
+			map[string]string{"enrollment_expires": r.EnrollExpires.Format(time.RFC3339)})
 	})
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	f.record(audit.Event{Type: audit.EnrollmentReissued, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
-		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "enrollment code reissued",
-		Attributes: map[string]string{"enrollment_expires": r.EnrollExpires.Format(time.RFC3339)}})
 	return code, r.EnrollExpires, nil
 }
 
@@ -398,7 +407,8 @@ func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Durat
 // the only way a terminal's merchant changes. It bumps the terminal's
 // identity version and is audited with the old and new binding.
 func (f *Fleet) Rebind(ctx context.Context, id, merchantID, storeID, reason string, who Actor) (Terminal, error) {
-	t, old, r, err := f.change(ctx, id, func(r *terminalRec) error {
+	var next uint64
+	t, _, r, err := f.change(ctx, id, func(r *terminalRec) error {
 		if r.State == StateRetired {
 			return ErrTerminalRetired
 		}
@@ -414,31 +424,33 @@ func (f *Fleet) Rebind(ctx context.Context, id, merchantID, storeID, reason stri
 		if f.stores[storeKey{merchantID, storeID}] == nil {
 			return ErrStoreNotFound
 		}
-		next := f.identityVersion(r) + 1
+		next = f.identityVersion(r) + 1
 		r.MerchantID, r.StoreID = merchantID, storeID
 		r.IdentityOffset = int64(next) - int64(m.IdentityVersion)
 		return nil
+	}, func(old, r *terminalRec) []audit.Event {
+		attrs := map[string]string{
+			"reason":           reason,
+			"from_merchant_id": old.MerchantID,
+			"from_store_id":    old.StoreID,
+			"to_merchant_id":   r.MerchantID,
+			"to_store_id":      r.StoreID,
+			"identity_version": itoa(next),
+			"merchant_changed": strconv.FormatBool(old.MerchantID != r.MerchantID),
+		}
+		evs := changeEvent(audit.TerminalRebound, r, who, "terminal rebound", attrs)
+		if old.MerchantID != r.MerchantID {
+			// The previous merchant's trail shows the terminal leaving too.
+			evs = append(evs, audit.Event{Type: audit.TerminalRebound, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
+				MerchantID: old.MerchantID, StoreID: old.StoreID, Message: "terminal rebound away", Attributes: attrs})
+		}
+		return evs
 	})
 	if err != nil {
 		return Terminal{}, err
 	}
-	v := f.view(t)
-	attrs := map[string]string{
-		"reason":           reason,
-		"from_merchant_id": old.MerchantID,
-		"from_store_id":    old.StoreID,
-		"to_merchant_id":   r.MerchantID,
-		"to_store_id":      r.StoreID,
-		"identity_version": itoa(v.IdentityVersion),
-		"merchant_changed": strconv.FormatBool(old.MerchantID != r.MerchantID),
-	}
-	f.recordChange(audit.TerminalRebound, r, who, "terminal rebound", attrs)
-	if old.MerchantID != r.MerchantID {
-		// The previous merchant's trail shows the terminal leaving too.
-		f.record(audit.Event{Type: audit.TerminalRebound, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
-			MerchantID: old.MerchantID, StoreID: old.StoreID, Message: "terminal rebound away", Attributes: attrs})
-	}
-	return v, nil
+	f.notifyChange(r)
+	return f.view(t), nil
 }
 
 // Terminals returns the binding of every non-retired terminal, ordered by

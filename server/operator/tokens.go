@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/store"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	NewSecret func(prefix string) string
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Audit, when set, receives the TokenCreated and TokenRevoked events,
+	// committed with the change they record.
+	Audit *audit.Log
 }
 
 var prefixToken = []byte("tok/") // tok/<token id>
@@ -131,16 +135,32 @@ func (t *Tokens) apply(old, r *rec) {
 	t.byHash[h] = r
 }
 
-// put stores r in a synced commit.
-func (t *Tokens) put(r *rec) error {
+// put stores r in a synced commit, with the audit events that record the
+// change when the store has an audit trail.
+func (t *Tokens) put(r *rec, evs ...audit.Event) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("operator: encode: %w", err)
 	}
 	v := append([]byte{1}, b...)
-	return t.db.Update(func(tx *store.Txn) error {
+	set := func(tx *store.Txn) error {
 		return tx.Set(append(append([]byte{}, prefixToken...), r.ID...), v)
-	})
+	}
+	if t.opts.Audit == nil {
+		return t.db.Update(set)
+	}
+	return t.opts.Audit.Commit(set, evs...)
+}
+
+// tokenEvent completes who (its Actor and Peer) into the event of a change
+// of tok.
+func tokenEvent(who audit.Event, typ audit.Type, msg string, tok Token) audit.Event {
+	attrs := map[string]string{"token_id": tok.ID, "name": tok.Name, "role": tok.Role.String()}
+	if !tok.Expires.IsZero() && typ == audit.TokenCreated {
+		attrs["expires"] = tok.Expires.Format(time.RFC3339)
+	}
+	who.Type, who.Message, who.Attributes = typ, msg, attrs
+	return who
 }
 
 // EnsureBootstrap makes secret the bootstrap ADMIN token. It is called on
@@ -175,8 +195,9 @@ func (t *Tokens) EnsureBootstrap(ctx context.Context, secret string) error {
 }
 
 // Create makes a new token with a role and an optional lifetime (zero: no
-// expiry). The secret is returned only here.
-func (t *Tokens) Create(ctx context.Context, name string, role auth.Role, ttl time.Duration) (string, Token, error) {
+// expiry). The secret is returned only here. who names the actor (Actor,
+// Peer) of the audit event.
+func (t *Tokens) Create(ctx context.Context, name string, role auth.Role, ttl time.Duration, who audit.Event) (string, Token, error) {
 	if err := ctx.Err(); err != nil {
 		return "", Token{}, err
 	}
@@ -196,15 +217,16 @@ func (t *Tokens) Create(ctx context.Context, name string, role auth.Role, ttl ti
 	}
 	t.writeMu.Lock()
 	defer t.writeMu.Unlock()
-	if err := t.put(r); err != nil {
+	if err := t.put(r, tokenEvent(who, audit.TokenCreated, "admin token created", r.Token)); err != nil {
 		return "", Token{}, err
 	}
 	t.apply(nil, r)
 	return secret, r.Token, nil
 }
 
-// Revoke revokes token id; revoking it again changes nothing.
-func (t *Tokens) Revoke(ctx context.Context, id string) (Token, error) {
+// Revoke revokes token id; revoking it again changes nothing. who names the
+// actor (Actor, Peer) of the audit event.
+func (t *Tokens) Revoke(ctx context.Context, id string, who audit.Event) (Token, error) {
 	if err := ctx.Err(); err != nil {
 		return Token{}, err
 	}
@@ -221,7 +243,7 @@ func (t *Tokens) Revoke(ctx context.Context, id string) (Token, error) {
 	}
 	r := *old
 	r.Revoked = true
-	if err := t.put(&r); err != nil {
+	if err := t.put(&r, tokenEvent(who, audit.TokenRevoked, "admin token revoked", r.Token)); err != nil {
 		return Token{}, err
 	}
 	t.apply(old, &r)

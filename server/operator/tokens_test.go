@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/store"
@@ -48,7 +49,7 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 	if tok, err := toks.Authenticate(boot); err != nil || tok.ID != operator.BootstrapID || tok.Role != auth.RoleAdmin {
 		t.Fatalf("bootstrap = %+v, %v; want the ADMIN bootstrap token", tok, err)
 	}
-	opSecret, op, err := toks.Create(ctx, "night-shift", auth.RoleOperator, time.Hour)
+	opSecret, op, err := toks.Create(ctx, "night-shift", auth.RoleOperator, time.Hour, audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +57,11 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 		t.Errorf("secret %q / id %q: want pfa_ and tok_ prefixes", opSecret[:4], op.ID)
 	}
 	c.t = c.t.Add(time.Second) // List orders by creation time
-	audSecret, aud, err := toks.Create(ctx, "auditor", auth.RoleAuditor, 0)
+	audSecret, aud, err := toks.Create(ctx, "auditor", auth.RoleAuditor, 0, audit.Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := toks.Create(ctx, "x", auth.RoleNone, 0); !errors.Is(err, operator.ErrInvalidRole) {
+	if _, _, err := toks.Create(ctx, "x", auth.RoleNone, 0, audit.Event{}); !errors.Is(err, operator.ErrInvalidRole) {
 		t.Errorf("RoleNone: %v, want ErrInvalidRole", err)
 	}
 	if got, err := toks.Authenticate(opSecret); err != nil || got.Role != auth.RoleOperator {
@@ -69,10 +70,10 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 	if _, err := toks.Authenticate("pfa_nope"); !errors.Is(err, operator.ErrUnknownToken) {
 		t.Errorf("unknown: %v", err)
 	}
-	if _, err := toks.Revoke(ctx, aud.ID); err != nil {
+	if _, err := toks.Revoke(ctx, aud.ID, audit.Event{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := toks.Revoke(ctx, "tok_missing"); !errors.Is(err, operator.ErrTokenNotFound) {
+	if _, err := toks.Revoke(ctx, "tok_missing", audit.Event{}); !errors.Is(err, operator.ErrTokenNotFound) {
 		t.Errorf("revoke missing: %v", err)
 	}
 	c.t = c.t.Add(2 * time.Hour)
@@ -117,7 +118,7 @@ func TestBootstrapReplacedAndRevokedStaysRevoked(t *testing.T) {
 	if err := toks.EnsureBootstrap(ctx, "pfa_first-secret-0123456789"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := toks.Revoke(ctx, operator.BootstrapID); err != nil {
+	if _, err := toks.Revoke(ctx, operator.BootstrapID, audit.Event{}); err != nil {
 		t.Fatal(err)
 	}
 	// Same secret on the next start: still revoked.

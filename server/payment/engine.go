@@ -68,7 +68,7 @@ type op struct {
 	ref     *refundCall
 	close   *closeCall
 	err     error
-	// audits are recorded once the decision is durable.
+	// audits are committed with the decision (see writer).
 	audits []audit.Event
 
 	// done receives one value when the answer may be released. It is
@@ -210,6 +210,12 @@ func (e *Engine) submit(ctx context.Context, o *op) error {
 	if e.failed.Load() {
 		e.mu.RUnlock()
 		return ErrUnavailable
+	}
+	// Refused before it is decided: a decision that reached the loop is
+	// committed whatever the disk, and the reserve is sized to hold it.
+	if err := e.db.CheckSpace(); err != nil {
+		e.mu.RUnlock()
+		return err
 	}
 	select {
 	case e.ops <- o:

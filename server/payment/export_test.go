@@ -7,6 +7,11 @@ import "context"
 // aborts the commit.
 func SetCommitHook(o *Options, hook func() error) { o.commitHook = hook }
 
+// SetSyncHook makes every commit of an engine opened with o call hook after
+// the commit returned and before its answers are released, like a slow or
+// failing fsync; an error fails the commit.
+func SetSyncHook(o *Options, hook func() error) { o.syncHook = hook }
+
 // SetCommitWritesHook makes every commit of an engine opened with o tell
 // hook how many keys it writes or deletes.
 func SetCommitWritesHook(o *Options, hook func(n int)) { o.commitWrites = hook }

@@ -450,6 +450,11 @@ type Options struct {
 	// records are staged and before the commit is made durable; an error
 	// aborts the commit.
 	commitHook func() error
+	// syncHook, when set (tests only), runs after each commit returned and
+	// before its answers are released, as the tail of a slow fsync would; an
+	// error fails the commit as a failed sync does (its records may or may
+	// not be on disk, and nothing of it is acknowledged).
+	syncHook func() error
 	// commitWrites, when set (tests only), is told how many keys each
 	// commit writes or deletes.
 	commitWrites func(n int)

@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/store"
 )
 
@@ -27,12 +28,22 @@ func (e *Engine) write(c *commit) error {
 	if e.failed.Load() {
 		return ErrUnavailable
 	}
-	if len(c.writes) > 0 {
+	var evs []audit.Event
+	for _, o := range c.ops {
+		evs = append(evs, o.audits...)
+	}
+	if len(c.writes) > 0 || len(evs) > 0 {
 		if e.opts.commitWrites != nil {
 			e.opts.commitWrites(len(c.writes))
 		}
-		err := e.db.Update(func(tx *store.Txn) error {
+		// The audit events of the decisions are committed with them, so
+		// that no acknowledged batch close lacks its event after a crash.
+		evs = e.audit.Prepare(evs)
+		err := e.db.UpdateReserved(func(tx *store.Txn) error {
 			if err := applyWrites(tx, c.writes); err != nil {
+				return err
+			}
+			if err := e.audit.Stage(tx, evs); err != nil {
 				return err
 			}
 			if e.opts.commitHook != nil {
@@ -40,6 +51,9 @@ func (e *Engine) write(c *commit) error {
 			}
 			return nil
 		})
+		if err == nil && e.opts.syncHook != nil {
+			err = e.opts.syncHook()
+		}
 		if err != nil {
 			e.failErr.Store(&err)
 			e.failed.Store(true)
@@ -47,6 +61,7 @@ func (e *Engine) write(c *commit) error {
 				"err", err, "decisions", c.decisions, "writes", len(c.writes))
 			return ErrUnavailable
 		}
+		e.audit.Committed(evs)
 		e.commitCount.Add(1)
 		e.decisionCount.Add(uint64(c.decisions))
 		if n := uint64(c.decisions); n > e.maxSize.Load() {
@@ -57,16 +72,12 @@ func (e *Engine) write(c *commit) error {
 	return nil
 }
 
-// release answers the commit's requests: with their decisions, or with err
-// when the commit failed.
+// release answers the commit's requests: with their decisions (and their
+// audit events, committed with them), or with err when the commit failed.
 func (e *Engine) release(c *commit, err error) {
 	for _, o := range c.ops {
 		if err != nil {
 			o.err = err
-		} else {
-			for _, ev := range o.audits {
-				e.audit.Record(ev)
-			}
 		}
 		o.done <- struct{}{}
 	}

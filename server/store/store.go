@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -22,6 +23,11 @@ import (
 
 // ErrNotFound is returned by Get when a key does not exist.
 var ErrNotFound = errors.New("store: key not found")
+
+// ErrCommit wraps the error of a commit that failed (a write or fsync
+// error): nothing of the transaction is acknowledged, and the caller may
+// retry once the storage recovers.
+var ErrCommit = errors.New("store: commit failed")
 
 // ErrTxnTooBig is returned when one transaction holds more writes than Badger
 // can commit at once; callers split the work.
@@ -54,6 +60,11 @@ type Options struct {
 	// GCDiscardRatio is the share of stale data that makes a value-log file
 	// worth rewriting.
 	GCDiscardRatio float64
+	// CommitFault, when set (tests only: a failpoint), runs in every
+	// read-write transaction after its writes are staged and before the
+	// commit; an error fails the commit as a failed write or fsync would,
+	// and a slow hook is a slow fsync.
+	CommitFault func() error
 }
 
 // DefaultOptions returns settings sized for a small machine: bounded memory
@@ -119,9 +130,12 @@ func minMemTableSize() int64 {
 // DB is an open database. It is safe for concurrent use.
 type DB struct {
 	bdb    *badger.DB
+	opts   Options
 	logger *slog.Logger
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	// space, when set, refuses Update while disk space is low (space.go).
+	space atomic.Pointer[Space]
+	stop  chan struct{}
+	wg    sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -155,7 +169,7 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	db := &DB{bdb: bdb, logger: logger, stop: make(chan struct{})}
+	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{})}
 	if opts.GCInterval > 0 && !opts.InMemory {
 		db.wg.Add(1)
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
@@ -187,6 +201,9 @@ func (db *DB) gcLoop(every time.Duration, ratio float64) {
 			return
 		case <-t.C:
 		}
+		if db.CheckSpace() != nil {
+			continue // a rewrite writes before it frees; wait for space
+		}
 		for n := 0; n < 16; n++ { // each successful run reclaims one file
 			err := db.bdb.RunValueLogGC(ratio)
 			if err != nil {
@@ -214,9 +231,32 @@ func (db *DB) Close() error {
 
 // Update runs fn in a read-write transaction and commits it; the commit is
 // synced to disk before Update returns. If fn returns an error nothing is
-// written.
+// written. While disk space is low (see WatchSpace) it returns ErrDiskLow
+// and writes nothing.
 func (db *DB) Update(fn func(tx *Txn) error) error {
-	err := db.bdb.Update(func(btx *badger.Txn) error { return fn(&Txn{btx: btx}) })
+	if err := db.CheckSpace(); err != nil {
+		return err
+	}
+	return db.UpdateReserved(fn)
+}
+
+// UpdateReserved is Update that commits even while disk space is low: for
+// writes that finish work already decided (a payment group commit, an audit
+// batch), which the reserve is sized to hold.
+func (db *DB) UpdateReserved(fn func(tx *Txn) error) error {
+	var fnErr error
+	err := db.bdb.Update(func(btx *badger.Txn) error {
+		if fnErr = fn(&Txn{btx: btx}); fnErr != nil {
+			return fnErr
+		}
+		if db.opts.CommitFault != nil {
+			return db.opts.CommitFault()
+		}
+		return nil
+	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("%w: %w", ErrCommit, mapErr(err))
+	}
 	return mapErr(err)
 }
 

@@ -12,6 +12,10 @@
 // duplicated when the process dies at an arbitrary point, and that the
 // state rebuilt on restart (idempotency, batches) agrees with the ledger.
 //
+// Besides, the disk-full test fills a tmpfs under the binary until writes are
+// refused, and the audit test kills the binary under mixed admin load and
+// checks that every acknowledged change has its audit event.
+//
 // Run it with:
 //
 //	go test ./test/crash/
