@@ -18,6 +18,7 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 // ErrNotFound is returned by Get when a key does not exist.
@@ -54,6 +55,10 @@ type Options struct {
 	// GCDiscardRatio is the share of stale data that makes a value-log file
 	// worth rewriting.
 	GCDiscardRatio float64
+	// ReadOnly opens an existing database without changing it (offline
+	// checks): writes fail, a write-ahead log that would need repair
+	// makes Open fail instead of being cut back, and no GC runs.
+	ReadOnly bool
 }
 
 // DefaultOptions returns settings sized for a small machine: bounded memory
@@ -122,6 +127,7 @@ type DB struct {
 	logger *slog.Logger
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	wm     *Watermark // nil in memory
 
 	closeOnce sync.Once
 	closeErr  error
@@ -147,16 +153,35 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 		WithIndexCacheSize(opts.IndexCacheSize).
 		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithNumCompactors(2).
-		WithLogger(badgerLogger{logger.With("component", "badger")})
+		WithLogger(badgerLogger{logger.With("component", "badger")}).
+		// Every table's checksum is verified when the table is opened
+		// (so at start for every table), and every block's when it is
+		// read: a damaged table refuses the start instead of serving
+		// part of the data.
+		WithChecksumVerificationMode(options.OnTableAndBlockRead).
+		WithReadOnly(opts.ReadOnly)
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("")
 	}
+	var wm *Watermark
+	if !opts.InMemory {
+		var err error
+		if wm, err = openWatermark(opts.Dir, opts.ReadOnly); err != nil {
+			return nil, err
+		}
+	}
 	bdb, err := badger.Open(bopts)
 	if err != nil {
+		if wm != nil {
+			wm.close()
+			if wm.existed {
+				return nil, openError(opts.Dir, err)
+			}
+		}
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	db := &DB{bdb: bdb, logger: logger, stop: make(chan struct{})}
-	if opts.GCInterval > 0 && !opts.InMemory {
+	db := &DB{bdb: bdb, logger: logger, stop: make(chan struct{}), wm: wm}
+	if opts.GCInterval > 0 && !opts.InMemory && !opts.ReadOnly {
 		db.wg.Add(1)
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
 	}
@@ -207,6 +232,9 @@ func (db *DB) Close() error {
 		db.wg.Wait()
 		if err := db.bdb.Close(); err != nil {
 			db.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+		if db.wm != nil {
+			db.wm.close()
 		}
 	})
 	return db.closeErr
