@@ -47,6 +47,9 @@ type Engine struct {
 	authorizations, approvals           atomic.Uint64
 	commitCount, decisionCount, maxSize atomic.Uint64
 
+	// ids makes and reads transaction IDs; set by Open, then read-only.
+	ids *idCodec
+
 	// st is owned by the decision loop goroutine (and by Open before the
 	// loop starts).
 	st *state

@@ -346,8 +346,12 @@ type CloseBatchResult struct {
 // Transaction is a recorded authorization (sale or pre-auth) or refund, as
 // listed for operators.
 type Transaction struct {
-	// ID is the authorization_id or refund_id.
-	ID         string
+	// ID is the authorization_id or refund_id: unguessable, unique, and
+	// in no particular order.
+	ID string
+	// Sequence is the transaction's ledger sequence number: transactions
+	// are decided in this order.
+	Sequence   uint64
 	RequestID  string
 	Kind       TxKind
 	TerminalID string

@@ -40,6 +40,14 @@ func (e *Engine) write(c *commit) error {
 			}
 			return nil
 		})
+		if err == nil && c.mark != nil {
+			if wm := e.db.Watermark(); wm != nil {
+				// Before the answers go out: a start that finds the
+				// store behind this mark knows acknowledged commits
+				// were lost.
+				err = wm.Store(c.mark)
+			}
+		}
 		if err != nil {
 			e.failErr.Store(&err)
 			e.failed.Store(true)

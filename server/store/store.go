@@ -19,6 +19,7 @@ import (
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/y"
 )
 
 // ErrNotFound is returned by Get when a key does not exist.
@@ -640,6 +641,8 @@ func mapErr(err error) error {
 		return ErrNotFound
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
+	case errors.Is(err, y.ErrChecksumMismatch):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return err
 }
