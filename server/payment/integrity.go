@@ -345,6 +345,15 @@ func checkHead(in *integrity, last *chunk, mark []byte, wmPath string) (head, er
 	return h, nil
 }
 
+// loadMark returns the watermark's value and its file's path; none for a
+// database in memory.
+func loadMark(wm *store.Watermark) (mark []byte, path string) {
+	if wm == nil {
+		return nil, ""
+	}
+	return wm.Load(), wm.Path()
+}
+
 // newEpoch draws the epoch for the transactions from start on and returns
 // the writes that record it: epochs recorded for sequence numbers from
 // start on belong to transactions that are no longer in the ledger, and

@@ -186,3 +186,72 @@ func openErr(t *testing.T, path string) error {
 	}
 	return err
 }
+
+// TestVerify checks a whole ledger, then one that lost a transaction and
+// one whose request index points at another request's transaction.
+func TestVerify(t *testing.T) {
+	v := newEnv(t)
+	for i := range 5 {
+		v.authorize(sale(term1, fmt.Sprint("v", i), 100))
+	}
+	v.reverse(term1, "rv", "v1")
+	v.close()
+	tests := []struct {
+		name   string
+		damage func(tx *store.Txn) error
+		want   string
+	}{
+		{"intact", func(*store.Txn) error { return nil }, ""},
+		{"transaction deleted", func(tx *store.Txn) error {
+			return tx.Delete(store.AppendUint64([]byte("pay/tx/"+term1+"/"), 2))
+		}, "lists transaction 2 of T0000001, which is missing"},
+		{"index rewritten", func(tx *store.Txn) error {
+			v, err := tx.Get([]byte("pay/ri/" + term1 + "/v3"))
+			if err != nil {
+				return err
+			}
+			return tx.Set([]byte("pay/ri/"+term1+"/v4"), v)
+		}, "which is request \"v3\"'s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := restoreInto(t, backupOf(t, v.path))
+			db, err := store.Open(store.DefaultOptions(dir), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Update(tt.damage); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := payment.Verify(t.Context(), db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rep.Records["transactions"]; tt.want == "" && got != 5 {
+				t.Errorf("transactions: got %d, want 5", got)
+			}
+			switch {
+			case tt.want == "" && len(rep.Problems) > 0:
+				t.Errorf("problems in an intact ledger: %q", rep.Problems)
+			case tt.want != "" && !strings.Contains(strings.Join(rep.Problems, "\n"), tt.want):
+				t.Errorf("problems %q, want one saying %q", rep.Problems, tt.want)
+			}
+		})
+	}
+}
+
+// backupOf returns a backup of the closed database in dir.
+func backupOf(t *testing.T, dir string) []byte {
+	t.Helper()
+	db, err := store.Open(store.DefaultOptions(dir), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b bytes.Buffer
+	if err := db.Backup(t.Context(), &b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}

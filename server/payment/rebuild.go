@@ -244,12 +244,7 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		}
 		return nil, fmt.Errorf("payment: rebuild state: %w", err)
 	}
-	wm := e.db.Watermark()
-	var mark []byte
-	path := ""
-	if wm != nil {
-		mark, path = wm.Load(), wm.Path()
-	}
+	mark, path := loadMark(e.db.Watermark())
 	h, err := checkHead(in, last, mark, path)
 	if err != nil {
 		return nil, err
