@@ -171,6 +171,12 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 			return nil, err
 		}
 	}
+	if wm != nil && wm.existed {
+		if err := checkTables(bopts); err != nil {
+			wm.close()
+			return nil, err
+		}
+	}
 	bdb, err := badger.Open(bopts)
 	if err != nil {
 		if wm != nil {
