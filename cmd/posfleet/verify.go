@@ -41,6 +41,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// Opening checks every table's checksum and replays the write-ahead
 	// log without repairing it.
 	db, err := store.Open(opts, nil)
+	replayed := false
+	if errors.Is(err, store.ErrReadOnlyReplay) {
+		// After a crash the log must be replayed, as serve would.
+		opts.ReadOnly, replayed = false, true
+		db, err = store.Open(opts, nil)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrCorrupt) {
 			fmt.Fprintf(stdout, "posfleet verify %s\nDAMAGED: %v\n", *dataDir, err)
@@ -65,6 +71,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	fmt.Fprintf(stdout, "posfleet verify %s\n", *dataDir)
 	fmt.Fprintln(stdout, "storage: tables, MANIFEST and write-ahead log opened with checksums verified; every value read")
+	if replayed {
+		fmt.Fprintln(stdout, "storage: the write-ahead log was replayed and cut back to its last whole entry, as a server start does (the server did not stop cleanly)")
+	}
 	for _, k := range slices.Sorted(maps.Keys(rep.counts)) {
 		fmt.Fprintf(stdout, "  %-32s %d\n", k, rep.counts[k])
 	}

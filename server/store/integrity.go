@@ -27,6 +27,12 @@ import (
 // posfleet verify scans a data directory offline.
 var ErrCorrupt = errors.New("store: database is damaged")
 
+// ErrReadOnlyReplay is returned by a read-only Open of a database whose
+// write-ahead log Badger must cut back before it can be read: after any
+// crash (the log file is preallocated and ends in zeros), or after damage
+// to it. Only a read-write Open can replay it.
+var ErrReadOnlyReplay = errors.New("store: the write-ahead log needs a read-write open to be replayed")
+
 // openError describes a failure to open an existing database. Apart from
 // a directory held by another process and missing permissions, Badger fails
 // to open a database it created only when its files are damaged: a table or
@@ -34,10 +40,20 @@ var ErrCorrupt = errors.New("store: database is damaged")
 // lacks, an unreadable write-ahead log.
 func openError(dir string, err error) error {
 	msg := err.Error()
+	if isBadger(err, badger.ErrTruncateNeeded) {
+		return fmt.Errorf("%w: %s: %v", ErrReadOnlyReplay, dir, err)
+	}
 	if errors.Is(err, fs.ErrPermission) || strings.Contains(msg, "directory lock") {
 		return fmt.Errorf("store: open %s: %w", dir, err)
 	}
 	return fmt.Errorf("%w: %s: %v; restore the data directory from a backup (posfleet restore), posfleet verify --data-dir shows what is damaged", ErrCorrupt, dir, err)
+}
+
+// isBadger reports whether err is or wraps target. Badger wraps many of its
+// errors into new ones that keep only the text (y.Wrapf), so the text is
+// checked too.
+func isBadger(err, target error) bool {
+	return errors.Is(err, target) || strings.Contains(err.Error(), target.Error())
 }
 
 // WatermarkFile is the name of the watermark file in a data directory.

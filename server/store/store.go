@@ -647,7 +647,7 @@ func mapErr(err error) error {
 		return ErrNotFound
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
-	case errors.Is(err, y.ErrChecksumMismatch):
+	case isBadger(err, y.ErrChecksumMismatch):
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return err

@@ -2,6 +2,7 @@ package corruption_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/payment"
+	"github.com/posfleet/posfleet/server/store"
 )
 
 const (
@@ -142,7 +145,7 @@ type fixture struct {
 func request(terminal, i int) *pb.AuthorizeRequest {
 	token := fmt.Sprintf("tok_corrupt_%d_%d", terminal, i)
 	if i%7 == 6 {
-		token = fmt.Sprintf("tok_test_decline_%d_%d", terminal, i)
+		token = fmt.Sprintf("%sdecline_%d_%d", payment.TestCardPrefix, terminal, i)
 	}
 	return &pb.AuthorizeRequest{
 		RequestId:  fmt.Sprintf("corrupt-%d-%d", terminal, i),
@@ -420,13 +423,13 @@ func TestCorruptionMatrix(t *testing.T) {
 		}, false},
 		{"value log head", closed, func(t *testing.T, dir string) error { return flip(newest(t, dir, ".vlog"), 0) }, false},
 		{"watermark damaged", killed, func(t *testing.T, dir string) error {
-			p := filepath.Join(dir, "WATERMARK")
+			p := filepath.Join(dir, store.WatermarkFile)
 			if err := flip(p, 0); err != nil {
 				return err
 			}
 			return flip(p, 128)
 		}, true},
-		{"watermark deleted", killed, func(t *testing.T, dir string) error { return os.Remove(filepath.Join(dir, "WATERMARK")) }, true},
+		{"watermark deleted", killed, func(t *testing.T, dir string) error { return os.Remove(filepath.Join(dir, store.WatermarkFile)) }, true},
 	}
 	var refused, served, checked int
 	for _, tt := range tests {
@@ -437,7 +440,22 @@ func TestCorruptionMatrix(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// posfleet verify reads the copy first, changing nothing.
+			out, err := exec.Command(bin, "verify", "--data-dir", dir).CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if tt.damage == nil && code != 0 || tt.refuse && code != 3 {
+				t.Errorf("posfleet verify: exit %d\n%s", code, out)
+			}
 			o := f.check(t, dir)
+			if o.refused && code != 3 {
+				t.Errorf("the server refused to start, but posfleet verify exited %d:\n%s", code, out)
+			}
 			switch {
 			case o.refused && tt.damage == nil:
 				t.Fatalf("refused an intact database: %s", o.reason)
