@@ -19,7 +19,8 @@ import (
 //	                               fingerprint and answer, so it is also the idempotency
 //	                               record of Authorize and Refund
 //	pay/lg/<first seq>             commit chunk: time range and terminal of each
-//	                               transaction the commit created
+//	                               transaction the commit created, and the hash of
+//	                               the chunk before it
 //	pay/mt/<merchant>/<terminal>   terminals that transacted for a merchant
 //	pay/rq/<terminal>/<request_id> idempotency record of a Reverse or CloseBatch
 //	pay/ri/<terminal>/<request_id> request index of an Authorize or Refund: the
@@ -31,6 +32,10 @@ import (
 //	pay/bo/<terminal>              the terminal's open batch: totals as of a ledger
 //	                               sequence number (checkpointed, see batchState)
 //	pay/bt/<terminal>/<batch>      a closed batch
+//	pay/hd                         the ledger head: commits made, last sequence number,
+//	                               hash of the last chunk (see integrity.go)
+//	pay/key                        the key of authorization and refund IDs
+//	pay/ep/<first seq>             the ID epoch drawn at a start
 //
 // Values begin with a schema version byte and a record type byte, followed
 // by varint-encoded fields.
