@@ -41,7 +41,8 @@ type Engine struct {
 	// failed is set when a commit failed; failErr says why.
 	failed  atomic.Bool
 	failErr atomic.Pointer[error]
-	// durable is the number of the last commit that is on disk.
+	// durable is the number of the last commit that is on disk and
+	// recorded in the watermark.
 	durable atomic.Uint64
 
 	authorizations, approvals           atomic.Uint64

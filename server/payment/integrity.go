@@ -337,9 +337,10 @@ func checkHead(in *integrity, last *chunk, mark []byte, wmPath string) (head, er
 			wmPath, w.commits, w.seq, h.commits, h.seq)
 	case h.commits == w.commits && (h.seq != w.seq || h.sum != w.sum):
 		return head{}, corrupt("commit %d in the database differs from the one the watermark file %s recorded: the ledger was changed", h.commits, wmPath)
-	case h.commits > w.commits+1:
-		// The writer syncs the watermark after every commit, so at most
-		// the last commit (made durable, then a crash) can be ahead.
+	case h.commits > w.commits+2:
+		// The watermark records every commit before its answers go out,
+		// at most two commits behind the writer (see marker): more means
+		// the file is older than the database.
 		return head{}, corrupt("the database holds commit %d but the watermark file %s only %d: the file is older than the database", h.commits, wmPath, w.commits)
 	}
 	return h, nil
@@ -380,3 +381,39 @@ func newEpoch(in *integrity, start uint64) (epochStart, []write, error) {
 
 // chainSum returns the SHA-256 of a chunk's encoded value.
 func chainSum(v []byte) [32]byte { return sha256.Sum256(v) }
+
+// writtenCommit is a commit the writer wrote, with the error it got.
+type writtenCommit struct {
+	c   *commit
+	err error
+}
+
+// marker records each written commit's ledger head in the watermark file,
+// in commit order, then makes the commit durable and releases its
+// answers: a start that finds the store behind the watermark knows that
+// acknowledged commits were lost. It syncs the watermark while the writer
+// writes the next commit, so the extra sync adds latency to a commit but
+// little to the commit rate. The writer hands over the next commit only
+// once the one before is marked, so the store is at most two commits
+// ahead of the watermark.
+func (e *Engine) marker(written <-chan writtenCommit, done chan<- struct{}) {
+	defer close(done)
+	wm := e.db.Watermark()
+	for w := range written {
+		err := w.err
+		if err == nil && w.c.mark != nil && wm != nil {
+			if e.failed.Load() {
+				err = ErrUnavailable
+			} else if serr := wm.Store(w.c.mark); serr != nil {
+				e.failErr.Store(&serr)
+				e.failed.Store(true)
+				e.logger.Error("payment watermark failed; engine stops deciding until restarted", "err", serr)
+				err = ErrUnavailable
+			}
+		}
+		if err == nil {
+			e.durable.Store(w.c.seq)
+		}
+		e.release(w.c, err)
+	}
+}

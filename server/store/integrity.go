@@ -240,7 +240,7 @@ func (w *Watermark) Store(value []byte) error {
 	if _, err := w.f.WriteAt(s, int64(w.next*wmSlotSize)); err != nil {
 		return fmt.Errorf("store: watermark: %w", err)
 	}
-	if err := w.f.Sync(); err != nil {
+	if err := datasync(w.f); err != nil {
 		return fmt.Errorf("store: watermark: %w", err)
 	}
 	w.gen++
