@@ -10,7 +10,7 @@ import (
 )
 
 // openDisk opens a database in dir with small options.
-func openDisk(t *testing.T, dir string) (*store.DB, error) {
+func openDisk(t testing.TB, dir string) (*store.DB, error) {
 	t.Helper()
 	opts := store.DefaultOptions(dir)
 	opts.GCInterval = 0
@@ -118,9 +118,7 @@ func flip(path string, offsets ...int64) error {
 // BenchmarkWatermarkStore measures what the watermark adds to every
 // payment commit: one write and fdatasync of a 128-byte slot.
 func BenchmarkWatermarkStore(b *testing.B) {
-	opts := store.DefaultOptions(b.TempDir())
-	opts.GCInterval = 0
-	db, err := store.Open(opts, nil)
+	db, err := openDisk(b, b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,9 +135,7 @@ func BenchmarkWatermarkStore(b *testing.B) {
 // BenchmarkSyncedUpdate is the commit the watermark follows: one synced
 // Badger transaction of one small key, for comparison.
 func BenchmarkSyncedUpdate(b *testing.B) {
-	opts := store.DefaultOptions(b.TempDir())
-	opts.GCInterval = 0
-	db, err := store.Open(opts, nil)
+	db, err := openDisk(b, b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
