@@ -402,6 +402,9 @@ func (e *Engine) marker(written <-chan writtenCommit, done chan<- struct{}) {
 	for w := range written {
 		err := w.err
 		if err == nil && w.c.mark != nil && wm != nil {
+			if e.opts.markHook != nil {
+				e.opts.markHook()
+			}
 			if e.failed.Load() {
 				err = ErrUnavailable
 			} else if serr := wm.Store(w.c.mark); serr != nil {

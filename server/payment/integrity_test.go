@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
@@ -254,4 +255,27 @@ func backupOf(t *testing.T, dir string) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestWatermarkBeforeAnswer reads the watermark file from disk after each
+// answer: it must already record the answer's transaction. Recording is
+// slowed down, so that an answer released before it would be seen.
+func TestWatermarkBeforeAnswer(t *testing.T) {
+	v := newEnv(t, func(o *payment.Options) {
+		payment.SetMarkHook(o, func() { time.Sleep(20 * time.Millisecond) })
+	})
+	for i := range 20 {
+		v.authorize(sale(term1, fmt.Sprint("w", i), 100))
+		mark, err := store.ReadWatermark(v.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq, err := payment.MarkSequence(mark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := uint64(i + 1); seq < want {
+			t.Fatalf("after answer %d: the watermark records transaction %d, want at least %d", i+1, seq, want)
+		}
+	}
 }

@@ -457,6 +457,9 @@ type Options struct {
 	// commitWrites, when set (tests only), is told how many keys each
 	// commit writes or deletes.
 	commitWrites func(n int)
+	// markHook, when set (tests only), runs before each commit's head is
+	// written to the watermark.
+	markHook func()
 	// noCheckpoints, when set (tests only), never checkpoints open batches'
 	// totals, as after a crash.
 	noCheckpoints bool

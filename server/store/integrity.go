@@ -249,6 +249,22 @@ func (w *Watermark) Store(value []byte) error {
 	return nil
 }
 
+// ReadWatermark reads the watermark file of the database in dir from disk,
+// as another process sees it, and returns the value last stored (nil when
+// none has been).
+func ReadWatermark(dir string) ([]byte, error) {
+	f, err := os.Open(filepath.Join(dir, WatermarkFile))
+	if err != nil {
+		return nil, fmt.Errorf("store: watermark: %w", err)
+	}
+	w := &Watermark{f: f, path: f.Name()}
+	defer w.close()
+	if err := w.load(); err != nil {
+		return nil, err
+	}
+	return w.value, nil
+}
+
 // Path returns the watermark file's path.
 func (w *Watermark) Path() string { return w.path }
 
