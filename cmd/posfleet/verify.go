@@ -68,6 +68,20 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		rep.counts["payment "+k] += n
 	}
 	rep.problems = append(rep.problems, pay.Problems...)
+	err = db.View(func(tx *store.Txn) error {
+		for _, id := range pay.Terminals {
+			if err := exists(tx, "t/"+id, "its terminal"); err != nil {
+				if !errors.Is(err, errMissing) {
+					return err
+				}
+				rep.problems = append(rep.problems, fmt.Sprintf("payment transactions of %s: %v", id, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 
 	fmt.Fprintf(stdout, "posfleet verify %s\n", *dataDir)
 	fmt.Fprintln(stdout, "storage: tables, MANIFEST and write-ahead log opened with checksums verified; every value read")
@@ -163,11 +177,14 @@ func auditIndex(tx *store.Txn, k, _ []byte) error {
 	return exists(tx, "au/"+string(k[len(k)-8:]), "the audit event it indexes")
 }
 
-// exists reports an error unless key exists.
+// errMissing is a record another one refers to that does not exist.
+var errMissing = errors.New("missing")
+
+// exists reports an error unless key exists: errMissing when it does not.
 func exists(tx *store.Txn, key, what string) error {
 	if _, err := tx.Get([]byte(key)); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%s (%q) is missing", what, key)
+			return fmt.Errorf("%s (%q) is %w", what, key, errMissing)
 		}
 		return err
 	}

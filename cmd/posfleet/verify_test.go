@@ -18,7 +18,7 @@ func TestVerify(t *testing.T) {
 	cli := &AdminCLI{t: t, P: StartServe(t, dir), TokenFile: filepath.Join(dir, "admin.token")}
 	cli.Must("merchants", "create", "--id", "MIDVER", "--legal-name", "Verify Ltd", "--mcc", "5812", "--currency", "NZD")
 	cli.Must("stores", "create", "--merchant", "MIDVER", "--id", "s1", "--name", "One")
-	_, term := cli.ProvisionAndRegister("MIDVER", "s1", "SN-VER")
+	tid, term := cli.ProvisionAndRegister("MIDVER", "s1", "SN-VER")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	for i := range 3 {
@@ -46,13 +46,16 @@ func TestVerify(t *testing.T) {
 		}
 	}
 
-	// Damage: a commit chunk and a merchant disappear.
+	// Damage: a commit chunk, a merchant and a terminal disappear.
 	db, err := store.Open(store.DefaultOptions(dir), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *store.Txn) error {
 		if err := tx.Delete(store.AppendUint64([]byte("pay/lg/"), 1)); err != nil {
+			return err
+		}
+		if err := tx.Delete([]byte("t/" + tid)); err != nil {
 			return err
 		}
 		return tx.Delete([]byte("m/MIDVER"))
@@ -65,7 +68,8 @@ func TestVerify(t *testing.T) {
 	if code != 3 {
 		t.Fatalf("verify of a damaged database: exit %d, want 3\n%s", code, out)
 	}
-	for _, want := range []string{"DAMAGED", "its merchant (\"m/MIDVER\") is missing", "the first commit chunk starts at sequence number"} {
+	for _, want := range []string{"DAMAGED", "its merchant (\"m/MIDVER\") is missing", "the first commit chunk starts at sequence number",
+		"payment transactions of " + tid + ": its terminal"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
 		}

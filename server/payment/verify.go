@@ -17,6 +17,9 @@ type VerifyReport struct {
 	// Commits and LastSequence are the ledger head's: the commits made and
 	// the last transaction's sequence number.
 	Commits, LastSequence uint64
+	// Terminals lists the terminals that have transactions, for checks
+	// against the fleet's records.
+	Terminals []string
 	// Problems describes each inconsistency found; none means the payment
 	// records are whole.
 	Problems []string
@@ -73,6 +76,9 @@ func Verify(ctx context.Context, db *store.DB) (*VerifyReport, error) {
 				return fmt.Errorf("holds transaction %d of %s", t.seq, t.terminal)
 			}
 			listed[t.seq] = t.terminal
+			if n := len(r.Terminals); n == 0 || r.Terminals[n-1] != t.terminal {
+				r.Terminals = append(r.Terminals, t.terminal) // keys are by terminal
+			}
 			return nil
 		})
 		if err != nil {
