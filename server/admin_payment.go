@@ -124,6 +124,7 @@ func transactionToPB(t payment.Transaction) *pb.Transaction {
 		ReversalReason:        pb.ReversalReason(t.ReversalReason),
 		OriginalTransactionId: t.OriginalID,
 		ClaimedMerchantId:     t.ClaimedMerchantID,
+		LedgerSequence:        t.Sequence,
 	}
 	if t.Kind == payment.TxKindSale {
 		out.RefundedAmount = paymentMoneyToPB(t.RefundedAmount, t.Amount.Currency)

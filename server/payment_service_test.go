@@ -124,6 +124,11 @@ func TestAuthorizeOverGRPC(t *testing.T) {
 	if err != nil || len(list.GetTransactions()) != 3 || list.GetNextPageToken() == "" {
 		t.Fatalf("ListTransactions: got %v, %v; want a page of 3 and a next page", list, err)
 	}
+	for i, tx := range list.GetTransactions()[1:] {
+		if prev := list.GetTransactions()[i]; tx.GetLedgerSequence() >= prev.GetLedgerSequence() || tx.GetLedgerSequence() == 0 {
+			t.Errorf("ledger_sequence %d listed after %d, want newest first", tx.GetLedgerSequence(), prev.GetLedgerSequence())
+		}
+	}
 	all, err := e.admin.ListTransactions(admin, &pb.ListTransactionsRequest{MerchantId: "M1", Decision: pb.Decision_DECISION_APPROVED})
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ var commands = map[string]command{
 	"version": {"print the version", runVersion},
 	"backup":  {"write a backup of a stopped server's data directory", runBackup},
 	"restore": {"load a backup into an empty data directory", runRestore},
+	"verify":  {"scan a stopped server's data directory for damage", runVerify},
 }
 
 // errUsage reports bad usage that has already been explained to the user.

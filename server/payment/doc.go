@@ -142,6 +142,16 @@
 // reversal changes it, and every HousekeepingInterval) and completed from
 // the terminal's later transactions. See records.go for the key schema.
 //
+// Integrity: the chunks form a hash chain, every commit writes the ledger
+// head, and the writer records the head in the store's watermark file
+// before it releases a commit's answers. Open checks them and refuses a
+// damaged or incomplete ledger with [ErrCorrupt] rather than decide against
+// it; [Verify] checks a whole ledger offline. Authorization and refund IDs
+// are the AES encryption, under a per-database key, of a per-start random
+// epoch and the sequence number: unguessable, and never reused even when
+// the ledger's sequence goes back. See integrity.go and
+// docs/storage-faults.md.
+//
 // Memory holds, per terminal, the idempotency entries of the retention
 // period (bounded by Options.MaxEntries, beyond which the oldest are looked
 // up on disk), the open batch, daily totals and, where a velocity limit is

@@ -41,11 +41,15 @@ type Engine struct {
 	// failed is set when a commit failed; failErr says why.
 	failed  atomic.Bool
 	failErr atomic.Pointer[error]
-	// durable is the number of the last commit that is on disk.
+	// durable is the number of the last commit that is on disk and
+	// recorded in the watermark.
 	durable atomic.Uint64
 
 	authorizations, approvals           atomic.Uint64
 	commitCount, decisionCount, maxSize atomic.Uint64
+
+	// ids makes and reads transaction IDs; set by Open, then read-only.
+	ids *idCodec
 
 	// st is owned by the decision loop goroutine (and by Open before the
 	// loop starts).

@@ -65,3 +65,14 @@ func (e *Engine) MemoryTransactions(ctx context.Context) (int, error) {
 	}
 	return len(e.st.txs), nil
 }
+
+// MarkSequence returns the last ledger sequence number of a watermark
+// value.
+func MarkSequence(v []byte) (uint64, error) {
+	h, err := decodeHead(v)
+	return h.seq, err
+}
+
+// SetMarkHook makes every commit of an engine opened with o call hook
+// before recording the commit in the watermark.
+func SetMarkHook(o *Options, hook func()) { o.markHook = hook }

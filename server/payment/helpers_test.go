@@ -2,6 +2,7 @@ package payment_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -108,9 +109,15 @@ type env struct {
 
 func newEnv(t testing.TB, tweak ...func(*payment.Options)) *env {
 	t.Helper()
+	return newEnvAt(t, t.TempDir(), tweak...)
+}
+
+// newEnvAt is newEnv on the database in path.
+func newEnvAt(t testing.TB, path string, tweak ...func(*payment.Options)) *env {
+	t.Helper()
 	v := &env{
 		t:     t,
-		path:  t.TempDir(),
+		path:  path,
 		opts:  payment.DefaultOptions(),
 		dir:   &directory{pols: map[string]payment.Policy{}, def: basePolicy(""), auto: true},
 		clock: &clock{now: startTime},
@@ -126,21 +133,33 @@ func newEnv(t testing.TB, tweak ...func(*payment.Options)) *env {
 
 func (v *env) open() {
 	v.t.Helper()
+	if err := v.tryOpen(); err != nil {
+		v.t.Fatal(err)
+	}
+}
+
+// tryOpen opens the store, the audit log and the engine, or returns why
+// it could not, with nothing left open.
+func (v *env) tryOpen() error {
 	sopts := store.DefaultOptions(v.path)
 	sopts.GCInterval = 0
 	db, err := store.Open(sopts, nil)
 	if err != nil {
-		v.t.Fatalf("store.Open: %v", err)
+		return fmt.Errorf("store.Open: %w", err)
 	}
 	al, err := audit.Open(db, slog.New(slog.DiscardHandler))
 	if err != nil {
-		v.t.Fatalf("audit.Open: %v", err)
+		db.Close()
+		return fmt.Errorf("audit.Open: %w", err)
 	}
 	eng, err := payment.Open(v.t.Context(), db, v.dir, al, v.opts, nil)
 	if err != nil {
-		v.t.Fatalf("payment.Open: %v", err)
+		al.Close()
+		db.Close()
+		return fmt.Errorf("payment.Open: %w", err)
 	}
 	v.db, v.audit, v.eng = db, al, eng
+	return nil
 }
 
 func (v *env) close() {

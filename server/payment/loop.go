@@ -49,7 +49,7 @@ func (e *Engine) loop() {
 			e.checkpoint(cur) // closing: save the open batches' totals
 		}
 		if idle && !cur.empty() {
-			cur.seal(st.nextSeq - 1)
+			cur.seal(st.nextSeq-1, &st.head)
 			e.commits <- cur
 			idle = false
 			cur = st.newCommit()
@@ -393,7 +393,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 		return
 	}
 	if en != nil && en.kind == opAuthorize && en.fp == o.fp {
-		o.authRes = en.authorizeResult()
+		o.authRes = en.authorizeResult(e.ids)
 		o.authRes.Replayed = true
 		e.answer(o, c, en.pending)
 		return
@@ -501,7 +501,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	if !duplicate {
 		e.addEntry(ts, rid, res, c)
 	}
-	o.authRes = res.authorizeResult()
+	o.authRes = res.authorizeResult(e.ids)
 	if mismatch != "" {
 		o.audits = append(o.audits, audit.Event{
 			Type:       audit.MerchantMismatch,
@@ -516,7 +516,7 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 				"bound_merchant_id":   pol.MerchantID,
 				"merchant_mcc":        pol.MerchantMCC,
 				"request_id":          r.RequestID,
-				"authorization_id":    t.id(),
+				"authorization_id":    e.ids.id(t.kind, t.seq),
 				"response_code":       code,
 			},
 		})
@@ -524,9 +524,9 @@ func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
 	c.hold(o)
 }
 
-func (en *entry) authorizeResult() AuthorizeResult {
+func (en *entry) authorizeResult(ids *idCodec) AuthorizeResult {
 	r := AuthorizeResult{
-		AuthorizationID: txID(TxKindSale, en.txSeq),
+		AuthorizationID: ids.id(TxKindSale, en.txSeq),
 		Decision:        en.decision,
 		ResponseCode:    en.code.String(),
 		AuthCode:        en.authCode.String(),
@@ -573,7 +573,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 	}
 	if en != nil {
 		if en.kind == opReverse && en.fp == o.fp {
-			o.rev.res = en.reverseResult()
+			o.rev.res = en.reverseResult(e.ids)
 			o.rev.res.Replayed = true
 			e.answer(o, c, en.pending)
 			return
@@ -609,7 +609,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 			return
 		}
 		if t == nil {
-			c.fail(o, errors.New("payment: authorization "+txID(TxKindSale, orig.txSeq)+" missing from the ledger"))
+			c.fail(o, errors.New("payment: authorization "+strconv.FormatUint(orig.txSeq, 10)+" missing from the ledger"))
 			return
 		}
 		res.authSeq = t.seq
@@ -644,12 +644,12 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 	}
 	e.addEntry(ts, rid, res, c)
 	c.decisions++
-	o.rev.res = res.reverseResult()
+	o.rev.res = res.reverseResult(e.ids)
 	c.hold(o)
 }
 
-func (en *entry) reverseResult() ReverseResult {
-	r := ReverseResult{Status: en.status, AuthorizationID: en.authID()}
+func (en *entry) reverseResult(ids *idCodec) ReverseResult {
+	r := ReverseResult{Status: en.status, AuthorizationID: en.authID(ids)}
 	if en.status == ReverseStatusReversed {
 		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency.String()}
 	}
@@ -665,7 +665,7 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 		return
 	}
 	if en != nil && en.kind == opRefund && en.fp == o.fp {
-		o.ref.res = en.refundResult()
+		o.ref.res = en.refundResult(e.ids)
 		o.ref.res.Replayed = true
 		e.answer(o, c, en.pending)
 		return
@@ -673,7 +673,7 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	duplicate := en != nil
 	amount := r.Amount.MinorUnits
 	var sale *tx
-	if seq, refund, ok := parseTxID(r.AuthorizationID); ok && !refund {
+	if seq, refund, ok := e.ids.parse(r.AuthorizationID); ok && !refund {
 		var err error
 		if sale, err = e.getTx(seq, now); err != nil {
 			c.fail(o, err)
@@ -734,13 +734,13 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 	if !duplicate {
 		e.addEntry(ts, rid, res, c)
 	}
-	o.ref.res = res.refundResult()
+	o.ref.res = res.refundResult(e.ids)
 	c.hold(o)
 }
 
-func (en *entry) refundResult() RefundResult {
+func (en *entry) refundResult(ids *idCodec) RefundResult {
 	return RefundResult{
-		RefundID:            txID(TxKindRefund, en.txSeq),
+		RefundID:            ids.id(TxKindRefund, en.txSeq),
 		Decision:            en.decision,
 		ResponseCode:        en.code.String(),
 		Message:             CodeMessage(en.code.String()),

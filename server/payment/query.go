@@ -117,7 +117,7 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 	}
 	res := make([]Transaction, len(out))
 	for i, t := range out {
-		res[i] = t.public()
+		res[i] = t.public(e.ids)
 	}
 	return res, next, nil
 }

@@ -36,6 +36,7 @@ func TestListTransactions(t *testing.T) {
 
 	// Pages of 7, newest first, cover everything exactly once.
 	var got []string
+	var seqs []uint64
 	token := ""
 	for pages := 0; ; pages++ {
 		page, next, err := v.eng.ListTransactions(ctx, payment.TxFilter{}, 7, token)
@@ -47,6 +48,7 @@ func TestListTransactions(t *testing.T) {
 		}
 		for _, tx := range page {
 			got = append(got, tx.ID)
+			seqs = append(seqs, tx.Sequence)
 		}
 		if next == "" {
 			break
@@ -57,8 +59,8 @@ func TestListTransactions(t *testing.T) {
 		t.Fatalf("listed: got %d, want 26", len(got))
 	}
 	for i := 1; i < len(got); i++ {
-		if got[i] >= got[i-1] {
-			t.Fatalf("order: %s listed after %s, want newest first", got[i], got[i-1])
+		if seqs[i] != seqs[i-1]-1 {
+			t.Fatalf("order: %s (sequence %d) listed after %s (sequence %d), want newest first", got[i], seqs[i], got[i-1], seqs[i-1])
 		}
 	}
 	if got[len(got)-1] != ids[0] {

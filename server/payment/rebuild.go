@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
@@ -50,6 +52,13 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		}
 	}
 	writeIndexedSince := false
+	var (
+		in   *integrity
+		last *chunk
+		// listed counts the transactions the chunks from windowSeq on
+		// list, scanned those found in the terminals' ledgers.
+		listed, scanned uint64
+	)
 
 	err := e.db.View(func(txn *store.Txn) error {
 		err := txn.Iterate(prefixOpenBatch, nil, func(k, v []byte) error {
@@ -78,8 +87,10 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		if err != nil {
 			return err
 		}
-		last, err := lastChunk(txn)
-		if err != nil {
+		if in, err = readIntegrity(txn); err != nil {
+			return err
+		}
+		if last, err = lastChunk(txn); err != nil {
 			return err
 		}
 		if last != nil {
@@ -104,6 +115,17 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		if err != nil {
 			return err
 		}
+		// The chain is checked over the window, which holds every commit
+		// of the last day and more: the write-ahead log holds less.
+		_, err = checkChain(txn, windowSeq, func(c *chunk) error {
+			if c.first >= windowSeq {
+				listed += uint64(len(c.terminals))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		txCutoff := now - int64(e.opts.TxCacheTTL)
 		for _, ts := range st.terms {
 			b := ts.batch
@@ -115,6 +137,9 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 			err := scanTerminal(txn, ts.id, min(windowSeq, b.asOf+1), func(t *tx) error {
 				if err := ctx.Err(); err != nil {
 					return err
+				}
+				if t.seq >= windowSeq {
+					scanned++
 				}
 				if t.seq > b.asOf {
 					b.add(t)
@@ -214,7 +239,22 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		})
 	})
 	if err != nil {
+		if errors.Is(err, store.ErrCorrupt) && !strings.Contains(err.Error(), recoveryHint) {
+			err = fmt.Errorf("%w; %s", err, recoveryHint)
+		}
 		return nil, fmt.Errorf("payment: rebuild state: %w", err)
+	}
+	mark, path := loadMark(e.db.Watermark())
+	h, err := checkHead(in, last, mark, path)
+	if err != nil {
+		return nil, err
+	}
+	st.head = h
+	if listed != scanned {
+		return nil, corrupt("the commit chunks of the last %v list %d transactions, the terminals' ledgers hold %d of them", max(e.opts.Retention, 26*time.Hour), listed, scanned)
+	}
+	if err := e.startEpoch(st, in, last, mark); err != nil {
+		return nil, err
 	}
 
 	byTime := func(a, b timed) int { return cmp.Compare(a.at, b.at) }
@@ -264,6 +304,44 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		}
 	}
 	return st, nil
+}
+
+// startEpoch makes the engine's ID codec with a new epoch, recorded (with
+// the database's ID key when it is new) before any ID of it is handed out,
+// and brings the watermark (mark, as loaded) up to the ledger head
+// st.head, which the caller checked against it.
+func (e *Engine) startEpoch(st *state, in *integrity, last *chunk, mark []byte) error {
+	h := st.head
+	var ws []write
+	if in.key == nil {
+		if last != nil {
+			return corrupt("the authorization ID key (key %q) is missing while the ledger holds %d transactions", keyIDKey, h.seq)
+		}
+		in.key = make([]byte, 16)
+		if _, err := rand.Read(in.key); err != nil {
+			return err
+		}
+		ws = append(ws, write{key: keyIDKey, value: encodeIDKey(in.key)})
+	}
+	_, epochWrites, err := newEpoch(in, st.nextSeq)
+	if err != nil {
+		return err
+	}
+	ws = append(ws, epochWrites...)
+	if e.ids, err = newIDCodec(in.key, in.epochs); err != nil {
+		return err
+	}
+	if err := e.writeInChunks(ws); err != nil {
+		return fmt.Errorf("payment: record ID epoch: %w", err)
+	}
+	if wm := e.db.Watermark(); wm != nil && h.commits > 0 && !bytes.Equal(mark, h.encode()) {
+		// A new or restored database, or a commit made durable just
+		// before a crash that kept it from the watermark.
+		if err := wm.Store(h.encode()); err != nil {
+			return fmt.Errorf("payment: %w", err)
+		}
+	}
+	return nil
 }
 
 // writeInChunks applies ws in store transactions of at most 1000 writes.

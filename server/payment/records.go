@@ -2,9 +2,7 @@ package payment
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
@@ -21,7 +19,8 @@ import (
 //	                               fingerprint and answer, so it is also the idempotency
 //	                               record of Authorize and Refund
 //	pay/lg/<first seq>             commit chunk: time range and terminal of each
-//	                               transaction the commit created
+//	                               transaction the commit created, and the hash of
+//	                               the chunk before it
 //	pay/mt/<merchant>/<terminal>   terminals that transacted for a merchant
 //	pay/rq/<terminal>/<request_id> idempotency record of a Reverse or CloseBatch
 //	pay/ri/<terminal>/<request_id> request index of an Authorize or Refund: the
@@ -33,6 +32,10 @@ import (
 //	pay/bo/<terminal>              the terminal's open batch: totals as of a ledger
 //	                               sequence number (checkpointed, see batchState)
 //	pay/bt/<terminal>/<batch>      a closed batch
+//	pay/hd                         the ledger head: commits made, last sequence number,
+//	                               hash of the last chunk (see integrity.go)
+//	pay/key                        the key of authorization and refund IDs
+//	pay/ep/<first seq>             the ID epoch drawn at a start
 //
 // Values begin with a schema version byte and a record type byte, followed
 // by varint-encoded fields.
@@ -107,48 +110,25 @@ func keyBatch(terminal string, number uint64) []byte {
 	return store.AppendUint64(keyIndex(prefixBatch, terminal), number)
 }
 
-// Transaction IDs: "A" (authorizations) or "R" (refunds) followed by the
-// ledger sequence number as 16 upper-case hex digits.
-func txID(kind TxKind, seq uint64) string {
-	b := make([]byte, 17)
-	b[0] = 'A'
-	if kind == TxKindRefund {
-		b[0] = 'R'
-	}
-	const hex = "0123456789ABCDEF"
-	for i := 16; i >= 1; i-- {
-		b[i] = hex[seq&0xf]
-		seq >>= 4
-	}
-	return string(b)
-}
-
-// parseTxID returns the sequence number of an ID made by txID and whether it
-// names a refund.
-func parseTxID(id string) (seq uint64, refund bool, ok bool) {
-	if len(id) != 17 || (id[0] != 'A' && id[0] != 'R') {
-		return 0, false, false
-	}
-	for i := 1; i < 17; i++ {
-		c := id[i]
-		if !(isDigit(c) || c >= 'A' && c <= 'F') {
-			return 0, false, false
-		}
-	}
-	v, err := strconv.ParseUint(id[1:], 16, 64)
-	if err != nil || v == 0 {
-		return 0, false, false
-	}
-	return v, id[0] == 'R', true
-}
-
 // encoder appends varint-encoded fields.
 type encoder struct{ b []byte }
 
 func newEncoder(rec byte, size int) *encoder {
 	e := &encoder{b: make([]byte, 0, size)}
-	e.b = append(e.b, schemaV1, rec)
+	e.b = append(e.b, recordVersion(rec), rec)
 	return e
+}
+
+// recordVersion returns the schema version records of type rec are
+// written and read with. Version 2 of commit chunks added the hash chain;
+// version 2 of Reverse and CloseBatch records keeps the reversed
+// authorization's sequence number instead of its ID.
+func recordVersion(rec byte) byte {
+	switch rec {
+	case recChunk, recRequest:
+		return 2
+	}
+	return schemaV1
 }
 
 func (e *encoder) uint(v uint64)  { e.b = binary.AppendUvarint(e.b, v) }
@@ -175,7 +155,8 @@ func (e *encoder) totals(t *BatchTotals) {
 	e.int(t.PreauthAmount)
 }
 
-var errCorrupt = errors.New("payment: corrupt record")
+// errCorrupt is a record that does not decode.
+var errCorrupt = fmt.Errorf("%w: a record does not decode", ErrCorrupt)
 
 // decoder reads fields written by encoder; the first error sticks.
 type decoder struct {
@@ -188,10 +169,10 @@ func newDecoder(v []byte, rec byte) *decoder {
 	switch {
 	case len(v) < 2:
 		d.err = errCorrupt
-	case v[0] != schemaV1:
-		d.err = fmt.Errorf("payment: unknown schema version %d", v[0])
 	case v[1] != rec:
-		d.err = fmt.Errorf("payment: record type %q, want %q", v[1], rec)
+		d.err = fmt.Errorf("%w: record type %q, want %q", errCorrupt, v[1], rec)
+	case v[0] != recordVersion(rec):
+		d.err = fmt.Errorf("%w: schema version %d of a %q record, want %d", errCorrupt, v[0], rec, recordVersion(rec))
 	default:
 		d.b = v[2:]
 	}
@@ -320,8 +301,6 @@ type cachedTx struct {
 
 func (t *tx) approved() bool { return t.decision == DecisionApproved }
 
-func (t *tx) id() string { return txID(t.kind, t.seq) }
-
 func (t *tx) encode() []byte {
 	// The numbers of a typical record take about 70 bytes; the record is
 	// kept in memory while cached, so it is sized to fit.
@@ -401,9 +380,10 @@ func decodeTx(v []byte) (*tx, error) {
 }
 
 // public converts the record to the exported Transaction.
-func (t *tx) public() Transaction {
+func (t *tx) public(ids *idCodec) Transaction {
 	out := Transaction{
-		ID:                t.id(),
+		ID:                ids.id(t.kind, t.seq),
+		Sequence:          t.seq,
 		RequestID:         t.requestID,
 		Kind:              t.kind,
 		TerminalID:        t.terminal,
@@ -430,7 +410,7 @@ func (t *tx) public() Transaction {
 		out.ReversalTime = time.Unix(0, t.reversalTime).UTC()
 	}
 	if t.kind == TxKindRefund && t.original != 0 {
-		out.OriginalID = txID(TxKindSale, t.original)
+		out.OriginalID = ids.id(TxKindSale, t.original)
 	}
 	return out
 }
@@ -485,11 +465,11 @@ type entryRec struct {
 
 // authID returns the ID of the authorization a Reverse entry reversed, or
 // "".
-func (en *entryRec) authID() string {
+func (en *entryRec) authID(ids *idCodec) string {
 	if en.authSeq == 0 {
 		return ""
 	}
-	return txID(TxKindSale, en.authSeq)
+	return ids.id(TxKindSale, en.authSeq)
 }
 
 // respCode holds a two-character response code inline.
@@ -570,7 +550,7 @@ func (en *entry) encode() []byte {
 	e.int(en.amount)
 	e.str(en.currency.String())
 	e.uint(uint64(en.status))
-	e.str(en.authID())
+	e.uint(en.authSeq)
 	e.bool(en.close != nil)
 	if c := en.close; c != nil {
 		e.uint(c.BatchNumber)
@@ -600,13 +580,7 @@ func decodeEntry(v []byte) (*entry, error) {
 	en.amount = d.int()
 	en.currency = newCurrencyCode(d.str())
 	en.status = ReverseStatus(d.uint())
-	if id := d.str(); id != "" {
-		seq, refund, ok := parseTxID(id)
-		if !ok || refund {
-			d.err = errCorrupt
-		}
-		en.authSeq = seq
-	}
+	en.authSeq = d.uint()
 	if d.bool() {
 		c := &CloseBatchResult{BatchNumber: d.uint(), ServerTotals: d.totals(), InBalance: d.bool(), NextBatchNumber: d.uint()}
 		c.CloseTime = time.Unix(0, d.int()).UTC()
@@ -752,15 +726,19 @@ func (b *batchState) add(t *tx) {
 }
 
 // chunk lists the transactions one commit created: sequence numbers first
-// to first+len(terminals)-1, decided between from and to.
+// to first+len(terminals)-1, decided between from and to. prev is the
+// SHA-256 of the chunk before it (see checkChain); sum, set by decodeChunk,
+// is this chunk's.
 type chunk struct {
 	first     uint64
 	from, to  int64
 	terminals []string
+	prev, sum [32]byte
 }
 
 func (c *chunk) encode() []byte {
-	e := newEncoder(recChunk, 24+len(c.terminals)*10)
+	e := newEncoder(recChunk, 58+len(c.terminals)*10)
+	e.bytes(c.prev[:])
 	e.int(c.from)
 	e.int(c.to)
 	e.uint(uint64(len(c.terminals)))
@@ -772,10 +750,16 @@ func (c *chunk) encode() []byte {
 
 func decodeChunk(k, v []byte) (*chunk, error) {
 	if len(k) != len(prefixChunk)+8 {
-		return nil, fmt.Errorf("payment: malformed chunk key %q", k)
+		return nil, fmt.Errorf("%w: malformed chunk key %q", errCorrupt, k)
 	}
 	d := newDecoder(v, recChunk)
-	c := &chunk{first: binary.BigEndian.Uint64(k[len(prefixChunk):]), from: d.int(), to: d.int()}
+	c := &chunk{first: binary.BigEndian.Uint64(k[len(prefixChunk):]), sum: chainSum(v)}
+	if prev := d.raw(); d.err == nil && len(prev) != len(c.prev) {
+		d.err = errCorrupt
+	} else {
+		copy(c.prev[:], prev)
+	}
+	c.from, c.to = d.int(), d.int()
 	n := d.uint()
 	if d.err == nil && n > uint64(len(d.b)) {
 		d.err = errCorrupt

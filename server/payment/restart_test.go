@@ -49,8 +49,24 @@ func TestRestartRebuildsState(t *testing.T) {
 	// The open batch is 2 with its running totals, and new IDs follow on.
 	next := v.authorize(sale(term1, "d5", 1475))
 	mustCode(t, next, "00")
-	if next.BatchNumber != 2 || next.AuthorizationID <= last.AuthorizationID {
-		t.Errorf("after restart: batch %d, ID %s; want batch 2 and an ID after %s", next.BatchNumber, next.AuthorizationID, last.AuthorizationID)
+	if next.BatchNumber != 2 {
+		t.Errorf("after restart: batch %d, want 2", next.BatchNumber)
+	}
+	page, _, err := v.eng.ListTransactions(ctx, payment.TxFilter{TerminalID: term1}, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page) == 0 || page[0].ID != next.AuthorizationID {
+		t.Fatalf("after restart: newest transaction %+v, want %s", page[:min(len(page), 1)], next.AuthorizationID)
+	}
+	before := false
+	for _, tx := range page[1:] {
+		if tx.ID == last.AuthorizationID {
+			before = tx.Sequence < page[0].Sequence
+		}
+	}
+	if !before {
+		t.Errorf("after restart: %s is not earlier in the ledger than %s", last.AuthorizationID, next.AuthorizationID)
 	}
 	b := v.openBatch(term1)
 	if b.Number != 2 || b.ServerTotals.SaleCount != 2 || b.ServerTotals.SaleAmount != 1480 {

@@ -23,6 +23,8 @@ type state struct {
 	txs map[uint64]cachedTx
 	// nextSeq is the ledger sequence number of the next transaction.
 	nextSeq uint64
+	// head is the ledger head as of the last commit sealed.
+	head head
 	// commitSeq is the number of the last commit handed out (commits are
 	// numbered from 1).
 	commitSeq uint64
@@ -283,6 +285,9 @@ type commit struct {
 	bytes    int
 	// decisions counts the decisions that wrote records.
 	decisions int
+	// mark is the ledger head the commit writes, for the watermark; nil
+	// when the commit writes nothing.
+	mark []byte
 }
 
 type write struct {
@@ -344,13 +349,18 @@ func (c *commit) createdTx(t *tx) {
 	c.bytes += 10 + len(t.terminal)
 }
 
-// seal writes the commit's chunk and encodes its dirty batches (the open one
-// under its terminal's open-batch key, closed ones under their number) with
-// asOf, the last ledger sequence number decided so far.
-func (c *commit) seal(asOf uint64) {
+// seal writes the commit's chunk, chained to the one before, and encodes
+// its dirty batches (the open one under its terminal's open-batch key,
+// closed ones under their number) with asOf, the last ledger sequence
+// number decided so far. A commit that writes anything also writes the
+// ledger head h, which it advances.
+func (c *commit) seal(asOf uint64, h *head) {
 	if len(c.created) > 0 {
-		ch := chunk{first: c.first, from: c.from, to: c.to, terminals: c.created}
-		c.put(keyChunk(c.first), ch.encode())
+		ch := chunk{first: c.first, from: c.from, to: c.to, terminals: c.created, prev: h.sum}
+		v := ch.encode()
+		c.put(keyChunk(c.first), v)
+		h.sum = chainSum(v)
+		h.seq = ch.next() - 1
 	}
 	for _, b := range c.batches {
 		b.dirty = false
@@ -362,6 +372,11 @@ func (c *commit) seal(asOf uint64) {
 		}
 	}
 	c.batches = nil
+	if len(c.writes) > 0 {
+		h.commits++
+		c.mark = h.encode()
+		c.put(keyHead, c.mark)
+	}
 }
 
 // hasKey reports whether m holds k.

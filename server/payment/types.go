@@ -346,8 +346,12 @@ type CloseBatchResult struct {
 // Transaction is a recorded authorization (sale or pre-auth) or refund, as
 // listed for operators.
 type Transaction struct {
-	// ID is the authorization_id or refund_id.
-	ID         string
+	// ID is the authorization_id or refund_id: unguessable, unique, and
+	// in no particular order.
+	ID string
+	// Sequence is the transaction's ledger sequence number: transactions
+	// are decided in this order.
+	Sequence   uint64
 	RequestID  string
 	Kind       TxKind
 	TerminalID string
@@ -458,6 +462,9 @@ type Options struct {
 	// commitWrites, when set (tests only), is told how many keys each
 	// commit writes or deletes.
 	commitWrites func(n int)
+	// markHook, when set (tests only), runs before each commit's head is
+	// written to the watermark.
+	markHook func()
 	// noCheckpoints, when set (tests only), never checkpoints open batches'
 	// totals, as after a crash.
 	noCheckpoints bool

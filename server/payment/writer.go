@@ -11,15 +11,25 @@ import (
 // fails every later decision: the decision loop's memory may hold effects
 // of the failed commit, so deciding on would approve against state that is
 // not on disk.
+//
+// A commit's answers also wait for the watermark to record it (see
+// marker), which runs beside the next commit's write.
 func (e *Engine) writer() {
 	defer close(e.writerDone)
+	// Unbuffered: a commit is handed over only once the one before is
+	// marked.
+	written := make(chan writtenCommit)
+	markerDone := make(chan struct{})
+	go e.marker(written, markerDone)
 	for c := range e.commits {
 		err := e.write(c)
-		// Let the decision loop hand over the next commit while this one's
-		// answers go out.
+		// Let the decision loop hand over the next commit while this one
+		// is marked and its answers go out.
 		e.idle <- struct{}{}
-		e.release(c, err)
+		written <- writtenCommit{c, err}
 	}
+	close(written)
+	<-markerDone
 }
 
 // write commits c; it returns ErrUnavailable when c failed or an earlier
@@ -68,7 +78,6 @@ func (e *Engine) write(c *commit) error {
 			e.maxSize.Store(n)
 		}
 	}
-	e.durable.Store(c.seq)
 	return nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/dgraph-io/badger/v4/y"
 )
 
 // ErrNotFound is returned by Get when a key does not exist.
@@ -65,6 +67,10 @@ type Options struct {
 	// commit; an error fails the commit as a failed write or fsync would,
 	// and a slow hook is a slow fsync.
 	CommitFault func() error
+	// ReadOnly opens an existing database without changing it (offline
+	// checks): writes fail, a write-ahead log that would need repair
+	// makes Open fail instead of being cut back, and no GC runs.
+	ReadOnly bool
 }
 
 // DefaultOptions returns settings sized for a small machine: bounded memory
@@ -136,6 +142,7 @@ type DB struct {
 	space atomic.Pointer[Space]
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	wm    *Watermark // nil in memory
 
 	closeOnce sync.Once
 	closeErr  error
@@ -161,16 +168,41 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 		WithIndexCacheSize(opts.IndexCacheSize).
 		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithNumCompactors(2).
-		WithLogger(badgerLogger{logger.With("component", "badger")})
+		WithLogger(badgerLogger{logger.With("component", "badger")}).
+		// Every table's checksum is verified when the table is opened
+		// (so at start for every table), and every block's when it is
+		// read: a damaged table refuses the start instead of serving
+		// part of the data.
+		WithChecksumVerificationMode(options.OnTableAndBlockRead).
+		WithReadOnly(opts.ReadOnly)
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("")
 	}
+	var wm *Watermark
+	if !opts.InMemory {
+		var err error
+		if wm, err = openWatermark(opts.Dir, opts.ReadOnly); err != nil {
+			return nil, err
+		}
+	}
+	if wm != nil && wm.existed {
+		if err := checkTables(bopts); err != nil {
+			wm.close()
+			return nil, err
+		}
+	}
 	bdb, err := badger.Open(bopts)
 	if err != nil {
+		if wm != nil {
+			wm.close()
+			if wm.existed {
+				return nil, openError(opts.Dir, err)
+			}
+		}
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
-	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{})}
-	if opts.GCInterval > 0 && !opts.InMemory {
+	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm}
+	if opts.GCInterval > 0 && !opts.InMemory && !opts.ReadOnly {
 		db.wg.Add(1)
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
 	}
@@ -224,6 +256,9 @@ func (db *DB) Close() error {
 		db.wg.Wait()
 		if err := db.bdb.Close(); err != nil {
 			db.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+		if db.wm != nil {
+			db.wm.close()
 		}
 	})
 	return db.closeErr
@@ -652,6 +687,8 @@ func mapErr(err error) error {
 		return ErrNotFound
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
+	case isBadger(err, y.ErrChecksumMismatch):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return err
 }

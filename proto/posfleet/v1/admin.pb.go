@@ -4157,8 +4157,11 @@ type Transaction struct {
 	OriginalTransactionId string `protobuf:"bytes,18,opt,name=original_transaction_id,json=originalTransactionId,proto3" json:"original_transaction_id,omitempty"`
 	// Merchant the terminal claimed, when it differed (response code 03).
 	ClaimedMerchantId string `protobuf:"bytes,19,opt,name=claimed_merchant_id,json=claimedMerchantId,proto3" json:"claimed_merchant_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Position in the ledger: transactions are decided in this order
+	// (transaction IDs carry no order).
+	LedgerSequence uint64 `protobuf:"varint,20,opt,name=ledger_sequence,json=ledgerSequence,proto3" json:"ledger_sequence,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -4322,6 +4325,13 @@ func (x *Transaction) GetClaimedMerchantId() string {
 		return x.ClaimedMerchantId
 	}
 	return ""
+}
+
+func (x *Transaction) GetLedgerSequence() uint64 {
+	if x != nil {
+		return x.LedgerSequence
+	}
+	return 0
 }
 
 // Request of AdminService.ListTransactions.
@@ -5410,7 +5420,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\a \x01(\tR\tpageToken\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.posfleet.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xc4\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x06\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x1d\n" +
 	"\n" +
@@ -5436,7 +5446,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0freversal_reason\x18\x10 \x01(\x0e2\x1b.posfleet.v1.ReversalReasonR\x0ereversalReason\x12;\n" +
 	"\x0frefunded_amount\x18\x11 \x01(\v2\x12.posfleet.v1.MoneyR\x0erefundedAmount\x126\n" +
 	"\x17original_transaction_id\x18\x12 \x01(\tR\x15originalTransactionId\x12.\n" +
-	"\x13claimed_merchant_id\x18\x13 \x01(\tR\x11claimedMerchantId\"\xdf\x02\n" +
+	"\x13claimed_merchant_id\x18\x13 \x01(\tR\x11claimedMerchantId\x12'\n" +
+	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\"\xdf\x02\n" +
 	"\x17ListTransactionsRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x1f\n" +

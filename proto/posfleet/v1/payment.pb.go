@@ -303,6 +303,10 @@ func (x *AuthorizeRequest) GetCapture() bool {
 type AuthorizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Server-assigned authorization ID, also for declines. Refunds refer to it.
+	// Format: "A" and 32 upper-case hex digits (33 characters). IDs are
+	// unguessable and never handed out twice, even after a restore from an
+	// older backup; they carry no order (operators order transactions by
+	// Transaction.ledger_sequence or decision time). Treat it as opaque.
 	AuthorizationId string `protobuf:"bytes,1,opt,name=authorization_id,json=authorizationId,proto3" json:"authorization_id,omitempty"`
 	// Approved or declined.
 	Decision Decision `protobuf:"varint,2,opt,name=decision,proto3,enum=posfleet.v1.Decision" json:"decision,omitempty"`
@@ -614,7 +618,8 @@ func (x *RefundRequest) GetAmount() *Money {
 // Response of PaymentService.Refund.
 type RefundResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Server-assigned refund ID.
+	// Server-assigned refund ID: "R" and 32 upper-case hex digits, with the
+	// properties of AuthorizeResponse.authorization_id.
 	RefundId string `protobuf:"bytes,1,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
 	// Approved or declined.
 	Decision Decision `protobuf:"varint,2,opt,name=decision,proto3,enum=posfleet.v1.Decision" json:"decision,omitempty"`
