@@ -4,24 +4,33 @@
 // cut by unmounting and rolling the backing directory back to its last
 // durable state.
 //
-// What it models (stricter than ext4 with data=ordered, which also keeps
-// the name of a fsynced new file and every metadata change journalled
-// before a later fsync):
+// What it models:
 //
 //   - File contents and sizes: a write or truncate is durable once the file
 //     is fsynced (fsync or fdatasync, through any handle, including msync of
 //     a shared mapping, which the kernel turns into writes and an fsync).
 //     Everything written since is dropped at a cut, whole: no torn sectors
-//     or reordered pages are modelled.
+//     or reordered pages are modelled. This is stricter than ext4 with
+//     data=ordered, which also writes out other files' data when it
+//     commits its journal.
 //   - Names: creating a file or directory, removing one and renaming one
-//     are durable once every directory they touched is fsynced. Until then
-//     a cut undoes them, newest first: a created file disappears (even if
-//     its own contents were fsynced), a removed file comes back with its
-//     durable contents, a rename is reversed and a file it replaced returns.
+//     are namespace changes. Under POSIX, a change is durable once every
+//     directory it touched is fsynced. Under Ext4Ordered, as on a
+//     journalling file system, any fsync (of a file or a directory) also
+//     makes every earlier namespace change durable: the journal commits
+//     them in order. Until then a cut undoes them, newest first: a created
+//     file disappears (even if its own contents were fsynced), a removed
+//     file comes back with its durable contents, a rename is reversed and a
+//     file it replaced returns.
 //   - Not modelled: permissions, owners, times, extended attributes,
 //     hard links and symlinks (passed through, kept at a cut), renaming
 //     directories, and fallocate and copy_file_range (refused, so callers
 //     fall back to plain writes).
+//
+// Use the mount from another process (the program under test), or at
+// least never map its files into the serving process: a page fault on a
+// FUSE file served by the faulting Go process can block the runtime's
+// stop-the-world, and with it the FUSE server, for ever.
 package cutfs
 
 import (
@@ -52,11 +61,24 @@ type Stats struct {
 	UndoneNames int
 }
 
+// Model says when a namespace change becomes durable.
+type Model int
+
+const (
+	// POSIX makes a namespace change durable only when the directories it
+	// touched are fsynced.
+	POSIX Model = iota
+	// Ext4Ordered makes a namespace change durable at the next fsync of
+	// any file or directory, as ext4's journal does.
+	Ext4Ordered
+)
+
 // FS is a mounted cutfs. Its methods are safe for concurrent use.
 type FS struct {
 	backing string
 	trash   string
 	mnt     string
+	model   Model
 
 	mu sync.Mutex // guards everything below; held across each write so that undo data is exact
 	// server is the mounted FUSE server, nil between cuts.
@@ -90,11 +112,12 @@ type nameOp struct {
 	forget func()
 }
 
-// Mount mounts a cutfs at mountpoint over backing, which must exist.
-// Removed files are kept in a sibling directory of backing until their
-// removal is durable.
-func Mount(mountpoint, backing string) (*FS, error) {
+// Mount mounts a cutfs at mountpoint over backing, which must exist, with
+// the given model of namespace durability. Removed files are kept in a
+// sibling directory of backing until their removal is durable.
+func Mount(mountpoint, backing string, model Model) (*FS, error) {
 	f := &FS{
+		model:   model,
 		backing: filepath.Clean(backing),
 		trash:   filepath.Clean(backing) + ".cutfs-trash",
 		mnt:     mountpoint,
@@ -295,16 +318,27 @@ func (f *FS) synced(fd int) syscall.Errno {
 		return gofs.ToErrno(err)
 	}
 	delete(f.files, st.Ino)
+	if f.model == Ext4Ordered {
+		f.namesDurable(func(*nameOp) bool { return true })
+	}
 	return 0
 }
 
 // dirSynced makes durable the namespace changes whose directories have all
-// been fsynced; f.mu is held.
+// been fsynced, or under Ext4Ordered every namespace change; f.mu is held.
 func (f *FS) dirSynced(dir string) {
+	f.namesDurable(func(op *nameOp) bool {
+		op.dirs = slices.DeleteFunc(op.dirs, func(d string) bool { return d == dir })
+		return len(op.dirs) == 0 || f.model == Ext4Ordered
+	})
+}
+
+// namesDurable forgets the namespace changes for which durable returns
+// true; f.mu is held.
+func (f *FS) namesDurable(durable func(*nameOp) bool) {
 	kept := f.names[:0]
 	for _, op := range f.names {
-		op.dirs = slices.DeleteFunc(op.dirs, func(d string) bool { return d == dir })
-		if len(op.dirs) > 0 {
+		if !durable(op) {
 			kept = append(kept, op)
 			continue
 		}
@@ -353,7 +387,7 @@ func allZero(b []byte) bool {
 // unmounts it when the test ends. Without /dev/fuse, or when mounting
 // fails, the test is skipped with the reason, or fails under CI=true,
 // where the rig must run.
-func MountForTest(t testing.TB, mountpoint, backing string) *FS {
+func MountForTest(t testing.TB, mountpoint, backing string, model Model) *FS {
 	t.Helper()
 	unavailable := func(err error) {
 		t.Helper()
@@ -370,7 +404,7 @@ func MountForTest(t testing.TB, mountpoint, backing string) *FS {
 			t.Fatal(err)
 		}
 	}
-	f, err := Mount(mountpoint, backing)
+	f, err := Mount(mountpoint, backing, model)
 	if err != nil {
 		unavailable(err)
 	}

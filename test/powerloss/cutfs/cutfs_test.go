@@ -1,7 +1,9 @@
 package cutfs_test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -10,10 +12,10 @@ import (
 )
 
 // rig mounts a cutfs and returns it with its mount point.
-func rig(t *testing.T) (*cutfs.FS, string) {
+func rig(t *testing.T, model cutfs.Model) (*cutfs.FS, string) {
 	dir := t.TempDir()
 	mnt := filepath.Join(dir, "mnt")
-	return cutfs.MountForTest(t, mnt, filepath.Join(dir, "backing")), mnt
+	return cutfs.MountForTest(t, mnt, filepath.Join(dir, "backing"), model), mnt
 }
 
 func write(t *testing.T, p, s string, sync bool) {
@@ -60,7 +62,8 @@ func read(t *testing.T, p string) string {
 
 func TestCut(t *testing.T) {
 	tests := []struct {
-		name string
+		name  string
+		model cutfs.Model
 		// before runs on the mount before the cut.
 		before func(t *testing.T, mnt string)
 		want   map[string]string
@@ -92,6 +95,36 @@ func TestCut(t *testing.T) {
 				write(t, mnt+"/a", "data", true)
 			},
 			want: map[string]string{"a": "<absent>"},
+		},
+		{
+			name:  "new file fsynced keeps its name under ext4",
+			model: cutfs.Ext4Ordered,
+			before: func(t *testing.T, mnt string) {
+				write(t, mnt+"/a", "data", true)
+			},
+			want: map[string]string{"a": "data"},
+		},
+		{
+			name:  "any fsync commits earlier names under ext4",
+			model: cutfs.Ext4Ordered,
+			before: func(t *testing.T, mnt string) {
+				write(t, mnt+"/old", "old", true)
+				write(t, mnt+"/new", "new", true)
+				os.Rename(mnt+"/new", mnt+"/old")
+				write(t, mnt+"/unsynced", "unsynced", false)
+				write(t, mnt+"/other", "other", true)
+			},
+			want: map[string]string{"old": "new", "new": "<absent>", "unsynced": "", "other": "other"},
+		},
+		{
+			name:  "names after the last fsync are undone under ext4",
+			model: cutfs.Ext4Ordered,
+			before: func(t *testing.T, mnt string) {
+				write(t, mnt+"/a", "a", true)
+				write(t, mnt+"/b", "b", false)
+				os.Remove(mnt + "/a")
+			},
+			want: map[string]string{"a": "a", "b": "<absent>"},
 		},
 		{
 			name: "new file and directory fsynced is kept",
@@ -178,7 +211,7 @@ func TestCut(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, mnt := rig(t)
+			f, mnt := rig(t, tt.model)
 			tt.before(t, mnt)
 			if err := f.Cut(); err != nil {
 				t.Fatal(err)
@@ -193,9 +226,26 @@ func TestCut(t *testing.T) {
 }
 
 // mmapWrite writes s over the start of the file through a shared mapping,
-// with msync when sync is set.
+// with msync when sync is set. It runs in a child process: a page fault on
+// a FUSE file served by the faulting process itself can block the Go
+// runtime's stop-the-world, and with it the FUSE server, for ever.
 func mmapWrite(t *testing.T, p, s string, sync bool) {
 	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMmapWriteChild$")
+	cmd.Env = append(os.Environ(), "CUTFS_MMAP_FILE="+p, "CUTFS_MMAP_DATA="+s, fmt.Sprint("CUTFS_MMAP_SYNC=", sync))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("mmap write: %v\n%s", err, out)
+	}
+}
+
+// TestMmapWriteChild is mmapWrite's child process; it does nothing in a
+// normal run.
+func TestMmapWriteChild(t *testing.T) {
+	p := os.Getenv("CUTFS_MMAP_FILE")
+	if p == "" {
+		t.Skip("runs only as mmapWrite's child")
+	}
+	s := os.Getenv("CUTFS_MMAP_DATA")
 	f, err := os.OpenFile(p, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +256,7 @@ func mmapWrite(t *testing.T, p, s string, sync bool) {
 		t.Fatal(err)
 	}
 	copy(m, s)
-	if sync {
+	if os.Getenv("CUTFS_MMAP_SYNC") == "true" {
 		if _, _, errno := syscall.Syscall(syscall.SYS_MSYNC, uintptr(unsafePointer(m)), uintptr(len(m)), 4 /* MS_SYNC */); errno != 0 {
 			t.Fatal(errno)
 		}
@@ -216,12 +266,11 @@ func mmapWrite(t *testing.T, p, s string, sync bool) {
 	}
 }
 
-// TestCutKeepsData checks that data that never sees a cut is passed
-// through unchanged across a remount.
+// A clean unmount keeps unsynced data: only a cut drops it.
 func TestCloseKeepsUnsyncedData(t *testing.T) {
 	dir := t.TempDir()
 	mnt, backing := filepath.Join(dir, "mnt"), filepath.Join(dir, "backing")
-	f := cutfs.MountForTest(t, mnt, backing)
+	f := cutfs.MountForTest(t, mnt, backing, cutfs.POSIX)
 	write(t, mnt+"/a", "unsynced", false)
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
