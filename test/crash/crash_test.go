@@ -46,7 +46,7 @@ func TestAcknowledgedStateSurvivesSIGKILL(t *testing.T) {
 	if st, err := admin.Health(ctx, ""); err != nil || st != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health after restart: %v, %v", st, err)
 	}
-	res := h.Check(ctx, t, p.Addr, 0)
+	res := h.Check(ctx, t, p.Addr, workload.Mark{})
 	res.Report(t, "after the last kill:")
 	for _, p := range res.Problems {
 		t.Error(p)

@@ -106,6 +106,17 @@ func (h *History) Len() int {
 	return len(h.acks)
 }
 
+// Mark is a point in a History, for checking only what was acknowledged
+// after it. The zero Mark is the start.
+type Mark struct{ acks, audit int }
+
+// Mark returns the current point of the history.
+func (h *History) Mark() Mark {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return Mark{acks: len(h.acks), audit: len(h.audit)}
+}
+
 // Counts returns how many answers of each kind were acknowledged.
 func (h *History) Counts() map[Kind]int {
 	h.mu.Lock()

@@ -8,12 +8,15 @@ package workload
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -67,20 +70,34 @@ var reServing = regexp.MustCompile(`msg=serving addr=(\S+)`)
 // Start runs bin serve on dataDir and waits until it serves.
 func Start(t testing.TB, bin, dataDir, tokenFile string) *Process {
 	t.Helper()
+	p, err := TryStart(t, bin, dataDir, tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TryStart runs bin serve on dataDir and waits until it serves, or returns
+// why it did not, with the end of its log.
+func TryStart(t testing.TB, bin, dataDir, tokenFile string) (*Process, error) {
+	t.Helper()
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
 		"--admin-token-file", tokenFile, "--log-level", "info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &Process{cmd: cmd, exited: make(chan struct{})}
+	t.Cleanup(p.Kill)
 	addrc := make(chan string, 1)
 	var logMu sync.Mutex // guards last
 	var last []string    // the last lines of the log, for a failure message
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			logMu.Lock()
@@ -96,29 +113,21 @@ func Start(t testing.TB, bin, dataDir, tokenFile string) *Process {
 		io.Copy(io.Discard, stderr)
 	}()
 	go func() {
+		<-scanned
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
 	select {
 	case p.Addr = <-addrc:
+		return p, nil
 	case <-p.exited:
 		logMu.Lock()
 		defer logMu.Unlock()
-		t.Fatalf("posfleet exited before serving: %v\n%s", p.err, joinLines(last))
+		return nil, fmt.Errorf("posfleet exited before serving: %v\n%s", p.err, strings.Join(last, "\n"))
 	case <-time.After(60 * time.Second):
 		p.Kill()
-		t.Fatal("posfleet did not start serving within 60s")
+		return nil, errors.New("posfleet did not start serving within 60s")
 	}
-	t.Cleanup(p.Kill)
-	return p
-}
-
-func joinLines(lines []string) string {
-	s := ""
-	for _, l := range lines {
-		s += l + "\n"
-	}
-	return s
 }
 
 // Kill sends SIGKILL and waits for the process to go.
