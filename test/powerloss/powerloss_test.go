@@ -14,6 +14,9 @@ import (
 
 const terminals = 8
 
+// defaultCuts is how many cuts a run makes without POSFLEET_POWERLOSS_CUTS.
+var defaultCuts = 20
+
 // rig is a posfleet binary with its data directory on a cutfs.
 type rig struct {
 	t                       *testing.T
@@ -91,7 +94,7 @@ func add(a *workload.Result, b workload.Result) {
 }
 
 func TestAcknowledgedStateSurvivesPowerLoss(t *testing.T) {
-	cuts := 20
+	cuts := defaultCuts
 	if s := os.Getenv("POSFLEET_POWERLOSS_CUTS"); s != "" {
 		var err error
 		if cuts, err = strconv.Atoi(s); err != nil || cuts < 1 {
