@@ -180,12 +180,20 @@ func (p Profile) Validate() error {
 	if len(p.Stages) == 0 {
 		return errors.New("profile: no stages")
 	}
+	var sum time.Duration
+	var expected float64
 	for i, s := range p.Stages {
 		switch {
 		case s.Duration <= 0:
 			return fmt.Errorf("profile: stage %d (%s): duration must be positive", i+1, s.Name)
+		case s.Duration > math.MaxInt64-sum:
+			return fmt.Errorf("profile: stage %d (%s): the stages last longer than %v", i+1, s.Name, time.Duration(math.MaxInt64))
 		case s.From < 0 || s.To < 0 || math.IsNaN(s.From) || math.IsNaN(s.To) || math.IsInf(s.From, 0) || math.IsInf(s.To, 0):
 			return fmt.Errorf("profile: stage %d (%s): rates must be finite and not negative", i+1, s.Name)
+		}
+		sum += s.Duration
+		if expected += s.Expected(); math.IsInf(expected, 0) {
+			return fmt.Errorf("profile: stage %d (%s): rates too high to count the arrivals", i+1, s.Name)
 		}
 	}
 	total := p.Duration()

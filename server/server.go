@@ -247,7 +247,7 @@ func (s *Server) updateReadiness() {
 // keeps them private. MkdirAll leaves an existing directory's mode alone
 // (one made by hand, or a mounted volume).
 func privateDir(dir string, logger *slog.Logger) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := mkdirDurable(dir, 0o700); err != nil {
 		return fmt.Errorf("server: create data dir: %w", err)
 	}
 	st, err := os.Stat(dir)

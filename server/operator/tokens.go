@@ -100,12 +100,9 @@ func Open(ctx context.Context, db *store.DB, logger *slog.Logger, opts Options) 
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			r := new(rec)
-			if len(v) == 0 || v[0] != 1 {
-				return fmt.Errorf("operator: %s: unknown schema version", k)
-			}
-			if err := json.Unmarshal(v[1:], r); err != nil {
-				return fmt.Errorf("operator: decode %s: %w", k, err)
+			r, err := decodeRec(v)
+			if err != nil {
+				return fmt.Errorf("operator: %s: %w", k, err)
 			}
 			t.apply(nil, r)
 			return nil
@@ -135,14 +132,36 @@ func (t *Tokens) apply(old, r *rec) {
 	t.byHash[h] = r
 }
 
+// schemaV1 is the version byte that starts every stored token record,
+// followed by JSON.
+const schemaV1 = 1
+
+func encodeRec(r *rec) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("operator: encode: %w", err)
+	}
+	return append([]byte{schemaV1}, b...), nil
+}
+
+func decodeRec(v []byte) (*rec, error) {
+	if len(v) == 0 || v[0] != schemaV1 {
+		return nil, errors.New("unknown schema version")
+	}
+	r := new(rec)
+	if err := json.Unmarshal(v[1:], r); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return r, nil
+}
+
 // put stores r in a synced commit, with the audit events that record the
 // change when the store has an audit trail.
 func (t *Tokens) put(r *rec, evs ...audit.Event) error {
-	b, err := json.Marshal(r)
+	v, err := encodeRec(r)
 	if err != nil {
-		return fmt.Errorf("operator: encode: %w", err)
+		return err
 	}
-	v := append([]byte{1}, b...)
 	set := func(tx *store.Txn) error {
 		return tx.Set(append(append([]byte{}, prefixToken...), r.ID...), v)
 	}

@@ -148,6 +148,11 @@ type DB struct {
 	closeErr  error
 }
 
+// syncWrites is whether commits are fsynced before they return. It is false
+// only in binaries built with the posfleet_unsafe_nosync tag (see
+// nosync_unsafe.go), which exist for the power-loss test's control run.
+var syncWrites = true
+
 // Open opens (or creates) the database described by opts.
 func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	if err := opts.Validate(); err != nil {
@@ -158,7 +163,7 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	}
 	bopts := badger.DefaultOptions(opts.Dir).
 		WithInMemory(opts.InMemory).
-		WithSyncWrites(!opts.InMemory).
+		WithSyncWrites(!opts.InMemory && syncWrites).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(opts.MemTableSize).
 		WithNumMemtables(opts.NumMemtables).
@@ -200,6 +205,9 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 			}
 		}
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	if !syncWrites && !opts.InMemory {
+		logger.Warn("UNSAFE: built with posfleet_unsafe_nosync, commits are not fsynced and a power cut loses acknowledged writes")
 	}
 	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm}
 	if opts.GCInterval > 0 && !opts.InMemory && !opts.ReadOnly {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/test/internal/workload"
 )
 
 const (
@@ -54,10 +55,10 @@ func TestAcknowledgedChangesKeepTheirAuditEventsAfterSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
 	}
-	bin := buildBinary(t)
+	bin := workload.BuildBinary(t)
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "admin-token")
-	if err := os.WriteFile(tokenFile, []byte(adminToken), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(workload.AdminToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(dir, "data")
@@ -117,17 +118,17 @@ func TestAcknowledgedChangesKeepTheirAuditEventsAfterSIGKILL(t *testing.T) {
 	}
 
 	for round := range auditRounds {
-		p := start(t, bin, dataDir, tokenFile)
+		p := workload.Start(t, bin, dataDir, tokenFile)
 		rctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for w := range auditWorkers {
-			admin := dial(t, p.addr, adminToken)
+			admin := workload.Dial(t, p.Addr, workload.AdminToken)
 			wg.Go(func() {
 				var mids []string
 				for n := 0; rctx.Err() == nil; n++ {
 					if !step(rctx, admin, round, w, n, &mids) {
 						select {
-						case <-p.exited:
+						case <-p.Exited():
 							return
 						default: // a refusal (e.g. a rebalanced serial); go on
 						}
@@ -138,11 +139,11 @@ func TestAcknowledgedChangesKeepTheirAuditEventsAfterSIGKILL(t *testing.T) {
 		// Kill at a random moment, while the workers are still sending.
 		delay := time.Duration(150+rand.IntN(600)) * time.Millisecond
 		select {
-		case <-p.exited:
-			t.Fatalf("round %d: posfleet died on its own: %v", round, p.err)
+		case <-p.Exited():
+			t.Fatalf("round %d: posfleet died on its own: %v", round, p.Err())
 		case <-time.After(delay):
 		}
-		p.kill()
+		p.Kill()
 		stop()
 		wg.Wait()
 		mu.Lock()
@@ -150,8 +151,8 @@ func TestAcknowledgedChangesKeepTheirAuditEventsAfterSIGKILL(t *testing.T) {
 		mu.Unlock()
 	}
 
-	p := start(t, bin, dataDir, tokenFile)
-	admin := dial(t, p.addr, adminToken)
+	p := workload.Start(t, bin, dataDir, tokenFile)
+	admin := workload.Dial(t, p.Addr, workload.AdminToken)
 	have := map[change]bool{}
 	for _, typ := range []pb.AuditEventType{
 		pb.AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_CREATED, pb.AuditEventType_AUDIT_EVENT_TYPE_STORE_CREATED,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/test/internal/workload"
 )
 
 // tmpfsSize is the size of the filesystem the disk-full test fills.
@@ -26,6 +27,9 @@ const tmpfsSize = 64 << 20
 // mountTmpfs mounts a tmpfs of size bytes on a new directory and unmounts it
 // when the test ends. It needs root: without it the test is skipped, or
 // fails under CI=true, where a missing component must not pass unnoticed.
+// workers is how many goroutines fill the disk with Authorize calls.
+const workers = 32
+
 func mountTmpfs(t *testing.T, size int64) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -81,9 +85,9 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 		t.Skip("builds the real binary and fills a tmpfs")
 	}
 	mnt := mountTmpfs(t, tmpfsSize)
-	bin := buildBinary(t)
+	bin := workload.BuildBinary(t)
 	tokenFile := filepath.Join(t.TempDir(), "admin-token")
-	if err := os.WriteFile(tokenFile, []byte(adminToken), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(workload.AdminToken), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(mnt, "data")
@@ -91,8 +95,8 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 	t.Setenv("POSFLEET_DISK_RESERVE", "40MiB")
 	ctx := t.Context()
 
-	p := start(t, bin, dataDir, tokenFile)
-	admin := dial(t, p.addr, adminToken)
+	p := workload.Start(t, bin, dataDir, tokenFile)
+	admin := workload.Dial(t, p.Addr, workload.AdminToken)
 	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M1", LegalName: "M1 Ltd", Mcc: "5411", Currency: "NZD"}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +118,7 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		terms = append(terms, term{reg.GetTerminalId(), reg.GetCredential(), dial(t, p.addr, reg.GetCredential())})
+		terms = append(terms, term{reg.GetTerminalId(), reg.GetCredential(), workload.Dial(t, p.Addr, reg.GetCredential())})
 	}
 
 	// Leave 2 MiB above the reserve: a few thousand authorizations fill it.
@@ -171,7 +175,7 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 					}
 					mu.Unlock()
 					select {
-					case <-p.exited:
+					case <-p.Exited():
 						return // it died: reported below
 					default:
 					}
@@ -183,8 +187,8 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 	begin := time.Now()
 	drive("fill", 200, 3*time.Minute)
 	select {
-	case <-p.exited:
-		t.Fatalf("posfleet died while the disk filled, after %d approvals: %v", len(acks), p.err)
+	case <-p.Exited():
+		t.Fatalf("posfleet died while the disk filled, after %d approvals: %v", len(acks), p.Err())
 	default:
 	}
 	if refused.Load() < 200 {
@@ -197,8 +201,8 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 
 	// Refused, but alive and readable.
 	select {
-	case <-p.exited:
-		t.Fatalf("posfleet died while the disk was low: %v", p.err)
+	case <-p.Exited():
+		t.Fatalf("posfleet died while the disk was low: %v", p.Err())
 	default:
 	}
 	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: "M2", LegalName: "M2 Ltd", Mcc: "5411", Currency: "NZD"}); !isDiskLow(err) {
@@ -243,10 +247,10 @@ func TestDiskFullRefusesAndResumes(t *testing.T) {
 	}
 
 	// Nothing acknowledged is lost: kill, restart, replay every approval.
-	p.kill()
-	p = start(t, bin, dataDir, tokenFile)
+	p.Kill()
+	p = workload.Start(t, bin, dataDir, tokenFile)
 	for i := range terms {
-		terms[i].c = dial(t, p.addr, terms[i].cred)
+		terms[i].c = workload.Dial(t, p.Addr, terms[i].cred)
 	}
 	var wg sync.WaitGroup
 	var lost atomic.Int64

@@ -1,16 +1,21 @@
-// Package crash holds the crash test of posfleet's payment path: it builds
-// the real posfleet binary, drives concurrent authorizations against it,
-// kills it with SIGKILL several times, restarts it on the same data
-// directory, and checks that every approval a terminal was told about is
-// in the ledger exactly once, that no request was decided twice, and that
-// every batch still balances against the ledger.
+// Package crash holds the crash test of posfleet: it builds the real
+// posfleet binary, drives every kind of state against it (approvals,
+// declines, reversals, refunds, batch closes, merchants, stores,
+// provisioned, registered and suspended terminals, config publishes and
+// their audit events; see test/internal/workload), kills it with SIGKILL
+// at a random moment of each round, restarts it on the same data
+// directory, and checks that every answer the server acknowledged is still
+// there exactly: payments replay with the same authorization ID and
+// decision, fleet objects and config versions exist, no request is in the
+// ledger twice, and a request left without an answer is decided at most
+// once when retried.
+//
+// The kill moments and the workload's mix come from one seed, logged at
+// the start; POSFLEET_CRASH_SEED=N repeats a run.
 //
 // A SIGKILL leaves the operating system's page cache intact, so this test
-// cannot show that a commit reached the disk; the payment engine's own
-// tests prove that no answer leaves before the commit holding its decision
-// returned. What this test shows is that nothing acknowledged is lost or
-// duplicated when the process dies at an arbitrary point, and that the
-// state rebuilt on restart (idempotency, batches) agrees with the ledger.
+// cannot show that a commit reached the disk; test/powerloss does, by
+// dropping every write that was not fsynced.
 //
 // Besides, the disk-full test fills a tmpfs under the binary until writes are
 // refused, and the audit test kills the binary under mixed admin load and
