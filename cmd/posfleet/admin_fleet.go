@@ -41,9 +41,16 @@ func init() {
 	registerAdmin("tokens", "list", "list admin tokens (ADMIN)", tokensList)
 }
 
-// verbFlags returns a flag set for "posfleet admin <noun> <verb>".
+// verbFlags returns a flag set for "posfleet admin <noun> <verb>". It
+// holds the connection flags too (those given before the noun count as
+// given), and dials env.Client once parsed.
 func verbFlags(env *adminEnv, noun, verb string) *flag.FlagSet {
-	return newFlagSet("admin "+noun+" "+verb, env.Err)
+	fs := newFlagSet("admin "+noun+" "+verb, env.Err)
+	env.register(fs, true)
+	for name, v := range env.given {
+		fs.Set(name, v) // values that parsed once parse again
+	}
+	return fs
 }
 
 // need reports the first required flag that is empty.
@@ -332,7 +339,7 @@ func terminalsGet(ctx context.Context, env *adminEnv, args []string) error {
 		{"identity_version", strconv.FormatUint(t.GetIdentityVersion(), 10)},
 		{"created", tsText(t.GetCreateTime())}, {"registered", tsText(t.GetRegisterTime())},
 	}
-	if st.BatteryPercent != nil {
+	if st != nil && st.BatteryPercent != nil {
 		rows = append(rows, []string{"battery", fmt.Sprintf("%d%%", st.GetBatteryPercent())})
 	}
 	for _, f := range t.GetRecentFaults() {
