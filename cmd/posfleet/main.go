@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		if !errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "posfleet %s: %v\n", args[0], err)
+			fmt.Fprintf(stderr, "posfleet %s: %s\n", args[0], humanError(err))
 		}
 		var ec exitCoder
 		if errors.As(err, &ec) {

@@ -27,6 +27,10 @@ var ErrNotFound = errors.New("store: key not found")
 // can commit at once; callers split the work.
 var ErrTxnTooBig = errors.New("store: transaction too big")
 
+// ErrInUse is returned by Open when another process (another posfleet
+// server, a backup) holds the database directory open.
+var ErrInUse = errors.New("store: another process is using the database directory")
+
 // Options configure a database. The zero value is not usable; start from
 // DefaultOptions.
 type Options struct {
@@ -153,6 +157,9 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	}
 	bdb, err := badger.Open(bopts)
 	if err != nil {
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("%w: %s", ErrInUse, opts.Dir)
+		}
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	db := &DB{bdb: bdb, logger: logger, stop: make(chan struct{})}
