@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/buildinfo"
 	"github.com/posfleet/posfleet/server"
 )
 
@@ -38,6 +39,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logger.Info("posfleet starting", "build", buildinfo.Read().String())
 	if *pprofOn && *metricsListen == "" {
 		return errors.New("--pprof needs --metrics-listen")
 	}
