@@ -279,13 +279,13 @@ func storesList(ctx context.Context, env *adminEnv, args []string) error {
 	return env.print(&pb.ListStoresResponse{Stores: ss}, storeHeaders, rows)
 }
 
-var terminalHeaders = []string{"TERMINAL", "SERIAL", "MERCHANT", "STORE", "STATE", "CONNECTIVITY", "LAST HEARTBEAT", "FIRMWARE", "APP", "LABEL"}
+var terminalHeaders = []string{"TERMINAL", "SERIAL", "MERCHANT", "STORE", "STATE", "CONNECTIVITY", "LAST SEEN", "LAST HEARTBEAT", "FIRMWARE", "APP", "LABEL"}
 
 func terminalRow(t *pb.Terminal) []string {
 	return []string{
 		t.GetTerminalId(), t.GetSerialNumber(), t.GetMerchantId(), t.GetStoreId(),
 		enumName(t.GetState().String(), "TERMINAL_STATE_"), enumName(t.GetConnectivity().String(), "CONNECTIVITY_"),
-		tsText(t.GetLastHeartbeatTime()), orDash(t.GetLastStatus().GetFirmwareVersion()), orDash(t.GetLastStatus().GetAppVersion()),
+		tsText(t.GetLastSeenTime()), tsText(t.GetLastHeartbeatTime()), orDash(t.GetLastStatus().GetFirmwareVersion()), orDash(t.GetLastStatus().GetAppVersion()),
 		orDash(t.GetLabel()),
 	}
 }
@@ -332,7 +332,7 @@ func terminalsGet(ctx context.Context, env *adminEnv, args []string) error {
 		{"merchant_id", t.GetMerchantId()}, {"store_id", t.GetStoreId()}, {"label", orDash(t.GetLabel())},
 		{"state", enumName(t.GetState().String(), "TERMINAL_STATE_")}, {"state_reason", orDash(t.GetStateReason())},
 		{"connectivity", enumName(t.GetConnectivity().String(), "CONNECTIVITY_")},
-		{"last_heartbeat", tsText(t.GetLastHeartbeatTime())},
+		{"last_seen", tsText(t.GetLastSeenTime())}, {"last_heartbeat", tsText(t.GetLastHeartbeatTime())},
 		{"device", orDash(strings.TrimSpace(t.GetDevice().GetManufacturer() + " " + t.GetDevice().GetModel()))},
 		{"firmware", orDash(st.GetFirmwareVersion())}, {"app", orDash(st.GetAppVersion())},
 		{"config_version", fmt.Sprintf("%d (desired %d)", st.GetConfigVersion(), t.GetDesiredConfigVersion())},
