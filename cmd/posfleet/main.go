@@ -6,7 +6,8 @@
 //	posfleet loadgen [flags]      simulate a fleet and measure latency
 //	posfleet terminal <command>   act as one payment terminal (demos, onboarding)
 //	posfleet backup|restore       copy the data directory to or from a file
-//	posfleet version              print the version
+//	posfleet version              print the version and build
+//	posfleet completion bash|zsh|fish  print a shell completion script
 //
 // Every flag has a POSFLEET_* environment twin (--data-dir is
 // POSFLEET_DATA_DIR); a flag given on the command line wins.

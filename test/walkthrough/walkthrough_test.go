@@ -191,6 +191,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Logf("walkthrough output:\n%s", got)
 	}
 
+	if !strings.Contains(logs.String(), `msg="posfleet starting" build="posfleet `) {
+		t.Errorf("server did not log its build at start:\n%s", logs.String())
+	}
 	srv.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-done:
