@@ -48,11 +48,12 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 		{args: func() []string { return []string{"terminals", "reactivate", "--id", tid} }, want: "PROVISIONED"},
 		{args: func() []string { return []string{"commands", "send", "--terminal", tid, "--type", "reboot"} }, want: "REBOOT"},
 		{args: func() []string { return []string{"commands", "list", "--terminal", tid} }, readOnly: true, want: "REBOOT"},
+		{args: func() []string { return []string{"config", "publish", "--terminal", tid, "--daily-limit", "100NZD"} }, want: "terminal " + tid},
+		{args: func() []string { return []string{"config", "show", "--terminal", tid} }, readOnly: true, want: "100.00 NZD"},
 		{args: func() []string {
-			return []string{"config", "publish", "--terminal", tid, "--daily-limit", "100NZD", "--stages", "50,100", "--json"}
+			return []string{"config", "publish", "--merchant", "MIDALL", "--receipt-header", "hi", "--stages", "50,100", "--json"}
 		},
 			after: func(out string) { rolloutID = jsonField(out, "rolloutId") }},
-		{args: func() []string { return []string{"config", "show", "--terminal", tid} }, readOnly: true, want: "100.00 NZD"},
 		{args: func() []string { return []string{"rollout", "get", "--id", rolloutID} }, readOnly: true, want: "50%, 100%"},
 		{args: func() []string { return []string{"rollout", "list"} }, readOnly: true, want: rolloutID},
 		{args: func() []string { return []string{"rollout", "pause", "--id", rolloutID, "--reason", "lunch"} }, want: "PAUSED"},
