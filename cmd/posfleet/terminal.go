@@ -43,7 +43,7 @@ func init() {
 		"pay":         {"authorize a sale (or a pre-auth) in major units: pay 12.50NZD", simPay},
 		"reverse":     {"reverse the last payment (or --request-id)", simReverse},
 		"refund":      {"refund the last approved sale (or --authorization-id), all or part", simRefund},
-		"close-batch": {"close the open batch with the totals of the local journal", simCloseBatch},
+		"close-batch": {"close the open batch with the totals of the local journal (or --from-server)", simCloseBatch},
 	}
 }
 
@@ -625,32 +625,39 @@ func simRefund(ctx context.Context, s *simulator, fs *flag.FlagSet, args []strin
 	)
 }
 
-// journalTotals are the terminal's own totals of batch, as the server
-// counts them: approved sales not reversed, approved refunds, reversed
-// approvals, and live pre-auth holds.
-func (st *terminalState) journalTotals(batch uint64, currency string) *pb.BatchTotals {
+// batchItem is one payment as batch totals count it.
+type batchItem struct {
+	kind               string // "sale", "preauth" or "refund"
+	approved, reversed bool
+	minorUnits         int64
+}
+
+// batchTotals are the totals of items as the server counts them: approved
+// sales not reversed, approved refunds, reversed approvals, and live
+// pre-auth holds.
+func batchTotals(items []batchItem, currency string) *pb.BatchTotals {
 	money := func(n int64) *pb.Money { return &pb.Money{Currency: currency, MinorUnits: n} }
 	var sales, refunds, reversals, preauths struct {
 		n   uint64
 		sum int64
 	}
-	for _, e := range st.Journal {
-		if e.Batch != batch || !e.Approved {
+	for _, e := range items {
+		if !e.approved {
 			continue
 		}
 		switch {
-		case e.Reversed:
+		case e.reversed:
 			reversals.n++
-			reversals.sum += e.MinorUnits
-		case e.Kind == "sale":
+			reversals.sum += e.minorUnits
+		case e.kind == "sale":
 			sales.n++
-			sales.sum += e.MinorUnits
-		case e.Kind == "refund":
+			sales.sum += e.minorUnits
+		case e.kind == "refund":
 			refunds.n++
-			refunds.sum += e.MinorUnits
-		case e.Kind == "preauth":
+			refunds.sum += e.minorUnits
+		case e.kind == "preauth":
 			preauths.n++
-			preauths.sum += e.MinorUnits
+			preauths.sum += e.minorUnits
 		}
 	}
 	return &pb.BatchTotals{
@@ -659,9 +666,67 @@ func (st *terminalState) journalTotals(batch uint64, currency string) *pb.BatchT
 	}
 }
 
+// journalItems are the journal's payments of batch.
+func (st *terminalState) journalItems(batch uint64) []batchItem {
+	var out []batchItem
+	for _, e := range st.Journal {
+		if e.Batch == batch {
+			out = append(out, batchItem{kind: e.Kind, approved: e.Approved, reversed: e.Reversed, minorUnits: e.MinorUnits})
+		}
+	}
+	return out
+}
+
+// serverItems reads the terminal's transactions of batch from the server's
+// ledger with an admin token (for a terminal whose journal was lost). With
+// batch 0 it takes the batch of the newest transaction. It returns the
+// batch, its items and their currency.
+func (s *simulator) serverItems(ctx context.Context, fs *flag.FlagSet, st *terminalState, tokenFile string, batch uint64) (uint64, []batchItem, string, error) {
+	env := &adminEnv{conn: adminConnFlags{target: st.Target, tokenFile: tokenFile, tlsCA: st.TLSCA, useTLS: st.TLS, timeout: s.timeout}}
+	if isFlagSet(fs, "target") {
+		env.conn.target = s.target
+	}
+	if isFlagSet(fs, "tls-ca") || isFlagSet(fs, "tls") {
+		env.conn.tlsCA, env.conn.useTLS = s.tlsCA, s.useTLS
+	}
+	if err := env.dial(isFlagSet(fs, "admin-token-file")); err != nil {
+		return 0, nil, "", err
+	}
+	defer env.Client.Close()
+	var items []batchItem
+	currency, token := "", ""
+	for {
+		resp, err := env.Client.Admin().ListTransactions(ctx, &pb.ListTransactionsRequest{
+			TerminalId: st.TerminalID, BatchNumber: batch, PageSize: 1000, PageToken: token,
+		})
+		if err != nil {
+			return 0, nil, "", err
+		}
+		for _, t := range resp.GetTransactions() {
+			if batch == 0 {
+				batch = t.GetBatchNumber() // newest first
+			}
+			if t.GetBatchNumber() != batch {
+				continue
+			}
+			currency = t.GetAmount().GetCurrency()
+			items = append(items, batchItem{
+				kind:     strings.ToLower(enumName(t.GetKind().String(), "TRANSACTION_KIND_")),
+				approved: t.GetDecision() == pb.Decision_DECISION_APPROVED, reversed: t.GetReversed(),
+				minorUnits: t.GetAmount().GetMinorUnits(),
+			})
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			return batch, items, currency, nil
+		}
+	}
+}
+
 func simCloseBatch(ctx context.Context, s *simulator, fs *flag.FlagSet, args []string) error {
 	batch := fs.Uint64("batch", 0, "batch to close (default: the open batch the server last named)")
-	cur := fs.String("currency", "", "currency of the totals (default: that of the journal's payments)")
+	cur := fs.String("currency", "", "currency of the totals (default: that of the batch's payments)")
+	fromServer := fs.Bool("from-server", false, "take the totals from the server's ledger instead of the local journal (needs an admin token)")
+	tokenFile := fs.String("admin-token-file", "./posfleet-data/admin.token", "admin token for --from-server (or set POSFLEET_ADMIN_TOKEN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -674,19 +739,28 @@ func simCloseBatch(ctx context.Context, s *simulator, fs *flag.FlagSet, args []s
 	if isFlagSet(fs, "batch") {
 		b = *batch
 	}
-	if b == 0 {
-		return fmt.Errorf("the open batch is not known yet (no payment in %s): give --batch N", s.file)
-	}
-	currency := strings.ToUpper(*cur)
-	if currency == "" {
+	var items []batchItem
+	currency := ""
+	if *fromServer {
+		if b, items, currency, err = s.serverItems(ctx, fs, st, *tokenFile, b); err != nil {
+			return err
+		}
+	} else {
+		items = st.journalItems(b)
 		if e := st.lastEntry(func(e *journalEntry) bool { return e.Batch == b }); e != nil {
 			currency = e.Currency
 		}
 	}
-	if currency == "" {
-		return errors.New("no payment of this batch in the journal: give --currency")
+	if b == 0 {
+		return fmt.Errorf("the open batch is not known (no payment in %s): give --batch N, or --from-server", s.file)
 	}
-	mine := st.journalTotals(b, currency)
+	if *cur != "" {
+		currency = strings.ToUpper(*cur)
+	}
+	if currency == "" {
+		return errors.New("no payment of this batch to take the currency from: give --currency")
+	}
+	mine := batchTotals(items, currency)
 	resp, err := c.CloseBatch(ctx, &pb.CloseBatchRequest{BatchNumber: b, TerminalTotals: mine})
 	if err != nil {
 		return err

@@ -124,6 +124,19 @@ func TestTerminalSimulator(t *testing.T) {
 			t.Errorf("an output shows the credential:\n%s", o)
 		}
 	}
+	// A terminal that lost its journal closes with the server's totals.
+	sim.must("pay", "3NZD")
+	st.Journal, st.OpenBatch = nil, 0
+	b, _ = json.Marshal(&st)
+	if err := os.WriteFile(sim.file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := sim.run("close-batch"); code == 0 || !strings.Contains(out, "--from-server") {
+		t.Errorf("close-batch without a journal: exit %d, want a hint to --from-server\n%s", code, out)
+	}
+	cli.Expect(sim.must("close-batch", "--from-server", "--admin-token-file", cli.TokenFile),
+		"terminal  1 / 3.00 NZD", "IN BALANCE", "batch 2 closed")
+
 	// A file others may read is refused: it holds the credential.
 	if err := os.Chmod(sim.file, 0o644); err != nil {
 		t.Fatal(err)
