@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -202,7 +204,7 @@ func (s *simulator) save(st *terminalState) error {
 
 // dial connects as st's terminal (or anonymously when st is nil). Flags
 // given on the command line win over the registered target and TLS choice.
-func (s *simulator) dial(st *terminalState, fs *flag.FlagSet) (*client.Client, error) {
+func (s *simulator) dial(st *terminalState, fs *flag.FlagSet, extra ...client.Option) (*client.Client, error) {
 	target, ca, useTLS := s.target, s.tlsCA, s.useTLS
 	if st != nil {
 		if !isFlagSet(fs, "target") && st.Target != "" {
@@ -223,16 +225,16 @@ func (s *simulator) dial(st *terminalState, fs *flag.FlagSet) (*client.Client, e
 	if st != nil {
 		opts = append(opts, client.WithBearer(st.Credential))
 	}
-	return client.Dial(target, opts...)
+	return client.Dial(target, append(opts, extra...)...)
 }
 
 // session loads the terminal file and dials as the terminal.
-func (s *simulator) session(fs *flag.FlagSet) (*terminalState, *client.Client, error) {
+func (s *simulator) session(fs *flag.FlagSet, extra ...client.Option) (*terminalState, *client.Client, error) {
 	st, err := s.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := s.dial(st, fs)
+	c, err := s.dial(st, fs, extra...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -360,11 +362,6 @@ func simWatch(ctx context.Context, s *simulator, fs *flag.FlagSet, args []string
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	st, c, err := s.session(fs)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
 	if *dur > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, *dur)
@@ -372,18 +369,32 @@ func simWatch(ctx context.Context, s *simulator, fs *flag.FlagSet, args []string
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	seen := 0
+	// --count stops the watch once the count-th acknowledgement has been
+	// answered: the SDK acknowledges after Apply returns, on the stream's
+	// context, so stopping from Apply would lose the acknowledgement.
+	acks := 0
+	countAcks := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if method == pb.TerminalService_AckConfig_FullMethodName && err == nil {
+			if acks++; *count > 0 && acks >= *count {
+				stop()
+			}
+		}
+		return err
+	})
+	st, c, err := s.session(fs, client.WithDialOptions(countAcks))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
 	fmt.Fprintf(s.out, "watching config of %s from version %d (Ctrl-C stops)\n", safeText(st.TerminalID), st.ConfigVersion)
 	last, err := c.WatchConfig(ctx, client.ConfigWatch{
 		KnownVersion: st.ConfigVersion,
 		Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
 			set := cfg.GetSettings()
-			fmt.Fprintf(s.out, "config v%d rollout %s: header %q, per-transaction limit %s, daily limit %s, heartbeat %s\n",
+			fmt.Fprintf(s.out, "config v%d rollout %s: header \"%s\", per-transaction limit %s, daily limit %s, heartbeat %s\n",
 				cfg.GetVersion(), safeText(orDash(cfg.GetRolloutId())), safeText(set.GetReceiptHeader()),
 				moneyText(set.GetPerTransactionLimit()), moneyText(set.GetDailyLimit()), set.GetHeartbeatInterval().AsDuration())
-			if seen++; *count > 0 && seen >= *count {
-				defer stop() // after the acknowledgement is sent
-			}
 			if *reject {
 				return errors.New("rejected by the simulator (--reject)")
 			}

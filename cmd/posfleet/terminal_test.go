@@ -107,8 +107,13 @@ func TestTerminalSimulator(t *testing.T) {
 	}
 
 	// A config published for the terminal reaches the watching simulator.
-	cli.Must("config", "publish", "--terminal", tid, "--receipt-header", "Kia ora", "--per-transaction-limit", "250NZD")
+	var pub pb.PublishConfigResponse
+	out = cli.Must("config", "publish", "--terminal", tid, "--receipt-header", "Kia ora", "--per-transaction-limit", "250NZD", "--json")
+	if err := protojson.Unmarshal([]byte(out), &pub); err != nil {
+		t.Fatalf("publish --json output %q: %v", out, err)
+	}
 	cli.Expect(sim.must("watch", "--count", "1", "--for", "30s"), "config v1", `"Kia ora"`, "250.00 NZD", "stopped at config version 1")
+	cli.Expect(cli.Must("rollout", "get", "--id", pub.GetRolloutId()), "applied             1") // acknowledged before the watch stopped
 
 	out = sim.must("close-batch")
 	cli.Expect(out, "terminal  1 / 12.50 NZD  1 / 2.00 NZD  1 / 7.30 NZD", "server    1 / 12.50 NZD  1 / 2.00 NZD  1 / 7.30 NZD", "IN BALANCE", "batch 2 is open")
