@@ -622,7 +622,7 @@ func tokensCreate(ctx context.Context, env *adminEnv, args []string) error {
 	if err := env.print(nil, tokenHeaders, [][]string{tokenRow(tok)}); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(env.Out, "\nsecret (shown only once): %s\n", secret)
+	_, err = fmt.Fprintf(env.Out, "\nsecret (shown only once): %s\n", safeText(secret))
 	return err
 }
 

@@ -394,7 +394,7 @@ func simWatch(ctx context.Context, s *simulator, fs *flag.FlagSet, args []string
 			set := cfg.GetSettings()
 			fmt.Fprintf(s.out, "config v%d rollout %s: header \"%s\", per-transaction limit %s, daily limit %s, heartbeat %s\n",
 				cfg.GetVersion(), safeText(orDash(cfg.GetRolloutId())), safeText(set.GetReceiptHeader()),
-				moneyText(set.GetPerTransactionLimit()), moneyText(set.GetDailyLimit()), set.GetHeartbeatInterval().AsDuration())
+				safeText(moneyText(set.GetPerTransactionLimit())), safeText(moneyText(set.GetDailyLimit())), set.GetHeartbeatInterval().AsDuration())
 			if *reject {
 				return errors.New("rejected by the simulator (--reject)")
 			}
