@@ -280,9 +280,16 @@ func simRegister(ctx context.Context, s *simulator, fs *flag.FlagSet, args []str
 	if target == "" {
 		target = "127.0.0.1:7400"
 	}
+	ca := s.tlsCA
+	if ca != "" {
+		// Later commands may run from another directory.
+		if ca, err = filepath.Abs(ca); err != nil {
+			return err
+		}
+	}
 	st := &terminalState{
 		TerminalID: resp.GetTerminalId(), SerialNumber: *serial, MerchantID: id.GetMerchantId(), StoreID: id.GetStoreId(),
-		Credential: resp.GetCredential(), Target: target, TLSCA: s.tlsCA, TLS: s.useTLS,
+		Credential: resp.GetCredential(), Target: target, TLSCA: ca, TLS: s.useTLS,
 		ConfigVersion: resp.GetConfig().GetVersion(),
 	}
 	if err := s.save(st); err != nil {

@@ -150,3 +150,21 @@ func TestTerminalSimulator(t *testing.T) {
 		t.Errorf("heartbeat with a 0644 file: exit %d\n%s", code, out)
 	}
 }
+
+// The simulator remembers a TLS server and its CA from registration.
+func TestTerminalSimulatorOverTLS(t *testing.T) {
+	cert, key := writeSelfSigned(t)
+	dir := t.TempDir()
+	srv := StartServe(t, dir, "--tls-cert", cert, "--tls-key", key)
+	cli := &AdminCLI{t: t, P: srv, TokenFile: filepath.Join(dir, "admin.token")}
+	tls := func(args ...string) []string { return append(args, "--tls-ca", cert) }
+	cli.Must(tls("merchants", "create", "--id", "MIDTLS", "--legal-name", "TLS Ltd", "--mcc", "5411", "--currency", "NZD")...)
+	cli.Must(tls("stores", "create", "--merchant", "MIDTLS", "--id", "s1", "--name", "One")...)
+	var prov pb.ProvisionTerminalResponse
+	if err := protojson.Unmarshal([]byte(cli.Must(tls("terminals", "provision", "--serial", "SN-TLS", "--merchant", "MIDTLS", "--store", "s1", "--json")...)), &prov); err != nil {
+		t.Fatal(err)
+	}
+	sim := &simCLI{t: t, file: filepath.Join(t.TempDir(), "terminal.json")}
+	sim.must("register", "--serial", "SN-TLS", "--code", prov.GetEnrollmentCode(), "--target", srv.Addr, "--tls-ca", cert)
+	cli.Expect(sim.must("pay", "1.00NZD"), "APPROVED")
+}
