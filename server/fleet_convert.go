@@ -112,7 +112,7 @@ func terminalToPB(t fleet.Terminal) *pb.Terminal {
 		State: pb.TerminalState(t.State), Connectivity: pb.Connectivity(t.Connectivity), Device: deviceToPB(t.Device),
 		LastHeartbeatTime: ts(t.LastHeartbeat), DesiredConfigVersion: t.DesiredConfigVersion,
 		IdentityVersion: t.IdentityVersion, CreateTime: ts(t.Created), RegisterTime: ts(t.Registered),
-		StateReason: t.StateReason,
+		StateReason: t.StateReason, LastSeenTime: ts(t.LastSeen),
 	}
 	if !t.LastHeartbeat.IsZero() {
 		out.LastStatus = statusToPB(t.LastStatus)

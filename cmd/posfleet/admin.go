@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -42,22 +43,121 @@ func registerAdmin(noun, verb, summary string, run func(ctx context.Context, env
 // adminEnv is what an admin command works with: a client authenticated
 // with an admin token, and where and how to print.
 type adminEnv struct {
+	// Client is dialed once the verb's flags are parsed (verbFlags).
 	Client *client.Client
 	Out    io.Writer
 	Err    io.Writer
 	// JSON selects protojson output instead of tables.
 	JSON bool
+
+	// conn holds the connection flags, which may be given before the noun
+	// or after the verb.
+	conn adminConnFlags
+	// given are the connection flags set before the noun: the verb's flag
+	// set takes them as given, so that their environment twins do not
+	// override them.
+	given map[string]string
+}
+
+// adminConnFlags are the flags of "posfleet admin" itself.
+type adminConnFlags struct {
+	target, tokenFile, tlsCA string
+	useTLS                   bool
+	timeout                  time.Duration
+}
+
+// register adds the connection flags to fs. With dial set, the --target
+// flag dials env.Client once fs is parsed.
+func (e *adminEnv) register(fs *flag.FlagSet, dial bool) {
+	c := &e.conn
+	d := &dialFlag{env: e}
+	if dial {
+		d.fs = fs
+	}
+	fs.Var(d, "target", "server address host:port")
+	fs.StringVar(&c.tokenFile, "admin-token-file", c.tokenFile, "file holding an admin token (or set POSFLEET_ADMIN_TOKEN)")
+	fs.BoolVar(&e.JSON, "json", e.JSON, "print JSON instead of tables")
+	fs.StringVar(&c.tlsCA, "tls-ca", c.tlsCA, "CA certificate (PEM) to verify the server; enables TLS")
+	fs.BoolVar(&c.useTLS, "tls", c.useTLS, "connect with TLS using the system roots")
+	fs.DurationVar(&c.timeout, "timeout", c.timeout, "deadline of each call")
+}
+
+// dialFlag is --target: after parsing it dials the server.
+type dialFlag struct {
+	env *adminEnv
+	fs  *flag.FlagSet // nil on the admin-level flag set, which does not dial
+}
+
+func (d *dialFlag) String() string {
+	if d == nil || d.env == nil {
+		return ""
+	}
+	return d.env.conn.target
+}
+
+func (d *dialFlag) Set(v string) error { d.env.conn.target = v; return nil }
+
+func (d *dialFlag) afterParse() error {
+	if d.fs == nil {
+		return nil
+	}
+	return d.env.dial(isFlagSet(d.fs, "admin-token-file"))
+}
+
+// dial connects env.Client with the connection flags.
+func (e *adminEnv) dial(tokenFileGiven bool) error {
+	c := e.conn
+	token := strings.TrimSpace(os.Getenv("POSFLEET_ADMIN_TOKEN"))
+	if token == "" || tokenFileGiven {
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return fmt.Errorf("admin token: %w (give --admin-token-file or POSFLEET_ADMIN_TOKEN)", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	opts := []client.Option{client.WithBearer(token), client.WithDefaultTimeout(c.timeout)}
+	tlsOpt, err := tlsOption(c.tlsCA, c.useTLS)
+	if err != nil {
+		return err
+	}
+	cl, err := client.Dial(c.target, append(opts, tlsOpt)...)
+	if err != nil {
+		return err
+	}
+	e.Client = cl
+	return nil
+}
+
+// tlsOption is the transport for --tls-ca FILE, --tls, or neither
+// (plaintext).
+func tlsOption(caFile string, useTLS bool) (client.Option, error) {
+	switch {
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca: no certificate in %s", caFile)
+		}
+		return client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
+	case useTLS:
+		return client.WithTLS(nil), nil
+	}
+	return client.WithInsecure(), nil
 }
 
 // print writes msg as protojson when --json was given, else a table of rows
-// under headers (nothing when headers is nil).
+// under headers (nothing when headers is nil). Text from the server is
+// escaped (safeText) either way.
 func (e *adminEnv) print(msg proto.Message, headers []string, rows [][]string) error {
 	if e.JSON {
 		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: false}.Marshal(msg)
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(e.Out, string(b))
+		_, err = fmt.Fprintln(e.Out, safeJSON(string(b)))
 		return err
 	}
 	if headers == nil {
@@ -66,29 +166,37 @@ func (e *adminEnv) print(msg proto.Message, headers []string, rows [][]string) e
 	return writeTable(e.Out, headers, rows)
 }
 
-// writeTable prints an aligned table.
+// writeTable prints an aligned table, every cell escaped with safeText.
 func writeTable(w io.Writer, headers []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(headers, "\t"))
+	line := func(cells []string) {
+		esc := make([]string, len(cells))
+		for i, c := range cells {
+			esc[i] = safeText(c)
+		}
+		fmt.Fprintln(tw, strings.Join(esc, "\t"))
+	}
+	line(headers)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		line(r)
 	}
 	return tw.Flush()
 }
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin", stderr)
-	target := fs.String("target", "127.0.0.1:7400", "server address")
-	tokenFile := fs.String("admin-token-file", "./posfleet-data/admin.token", "file holding an admin token (or set POSFLEET_ADMIN_TOKEN)")
-	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	tlsCA := fs.String("tls-ca", "", "CA certificate (PEM) to verify the server; enables TLS")
-	useTLS := fs.Bool("tls", false, "connect with TLS using the system roots")
-	timeout := fs.Duration("timeout", 15*time.Second, "deadline of each call")
+	env := &adminEnv{Out: stdout, Err: stderr, conn: adminConnFlags{
+		target: "127.0.0.1:7400", tokenFile: "./posfleet-data/admin.token", timeout: 15 * time.Second,
+	}}
+	env.register(fs, false)
 	fs.Usage = func() { adminUsage(stderr, fs) }
-	// Global flags come before the noun: posfleet admin [flags] <noun> <verb> [verb flags].
+	// Connection flags may come before the noun or after the verb:
+	// posfleet admin [flags] <noun> <verb> [verb flags and connection flags].
 	if err := parseFlagsWithArgs(fs, args); err != nil {
 		return err
 	}
+	env.given = map[string]string{}
+	fs.Visit(func(f *flag.Flag) { env.given[f.Name] = f.Value.String() })
 	rest := fs.Args()
 	if len(rest) < 2 {
 		adminUsage(stderr, fs)
@@ -101,37 +209,11 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		adminUsage(stderr, fs)
 		return errUsage
 	}
-	token := strings.TrimSpace(os.Getenv("POSFLEET_ADMIN_TOKEN"))
-	if token == "" || isFlagSet(fs, "admin-token-file") {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("admin token: %w (give --admin-token-file or POSFLEET_ADMIN_TOKEN)", err)
+	defer func() {
+		if env.Client != nil {
+			env.Client.Close()
 		}
-		token = strings.TrimSpace(string(b))
-	}
-	opts := []client.Option{client.WithBearer(token), client.WithDefaultTimeout(*timeout)}
-	switch {
-	case *tlsCA != "":
-		pem, err := os.ReadFile(*tlsCA)
-		if err != nil {
-			return fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-ca: no certificate in %s", *tlsCA)
-		}
-		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
-	case *useTLS:
-		opts = append(opts, client.WithTLS(nil))
-	default:
-		opts = append(opts, client.WithInsecure())
-	}
-	c, err := client.Dial(*target, opts...)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	env := &adminEnv{Client: c, Out: stdout, Err: stderr, JSON: *asJSON}
+	}()
 	return cmd.run(ctx, env, rest[2:])
 }
 

@@ -27,14 +27,14 @@ func init() {
 	registerAdmin("rollout", "abort", "abort a rollout: its terminals fall back to the previous settings", rolloutChange("abort"))
 }
 
-// moneyFlag parses "CUR:MINOR_UNITS", e.g. NZD:50000 for NZ$500.00.
+// moneyFlag parses a limit: "500NZD", "500.00 NZD", or NZD:50000 in minor
+// units (see parseMoney).
 func moneyFlag(name, value string) (*pb.Money, error) {
-	cur, units, ok := strings.Cut(value, ":")
-	n, err := strconv.ParseInt(units, 10, 64)
-	if !ok || err != nil {
-		return nil, fmt.Errorf("--%s %q: want CURRENCY:MINOR_UNITS, e.g. NZD:50000", name, value)
+	m, err := parseMoney(value, "")
+	if err != nil {
+		return nil, fmt.Errorf("--%s %w", name, err)
 	}
-	return &pb.Money{Currency: strings.ToUpper(cur), MinorUnits: n}, nil
+	return m, nil
 }
 
 // stagesFlag parses "5,25,100".
@@ -75,9 +75,9 @@ func configPublish(ctx context.Context, env *adminEnv, args []string) error {
 	header := fs.String("receipt-header", "", "receipt header text")
 	footer := fs.String("receipt-footer", "", "receipt footer text")
 	modes := fs.String("entry-modes", "", "accepted entry modes, e.g. chip,contactless")
-	perTx := fs.String("per-transaction-limit", "", "largest authorization, CUR:MINOR_UNITS (e.g. NZD:50000)")
-	daily := fs.String("daily-limit", "", "largest daily total per terminal, CUR:MINOR_UNITS")
-	floor := fs.String("offline-floor-limit", "", "largest offline approval, CUR:MINOR_UNITS")
+	perTx := fs.String("per-transaction-limit", "", "largest authorization, e.g. 500NZD or \"500.00 NZD\" (NZD:50000 means minor units)")
+	daily := fs.String("daily-limit", "", "largest daily total per terminal, e.g. 2000NZD")
+	floor := fs.String("offline-floor-limit", "", "largest offline approval, e.g. 50NZD")
 	heartbeat := fs.Duration("heartbeat-interval", 0, "heartbeat interval (5s-1h)")
 	tz := fs.String("time-zone", "", "IANA time zone the terminal displays")
 	velocity := fs.Uint("velocity-limit", 0, "most approvals of one card within --velocity-window (0 disables)")
@@ -213,13 +213,6 @@ func configShow(ctx context.Context, env *adminEnv, args []string) error {
 		rows = append(rows, []string{"extra." + k, s.GetExtra()[k]})
 	}
 	return env.print(resp, []string{"FIELD", "VALUE"}, rows)
-}
-
-func moneyText(m *pb.Money) string {
-	if m == nil {
-		return "none"
-	}
-	return fmt.Sprintf("%s:%d", m.GetCurrency(), m.GetMinorUnits())
 }
 
 var rolloutHeaders = []string{"ROLLOUT", "VERSION", "SCOPE", "STATE", "STAGE", "INCLUDED", "APPLIED", "REJECTED", "FAILURE", "UPDATED"}

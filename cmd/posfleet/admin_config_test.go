@@ -16,11 +16,11 @@ func TestAdminConfigAndRolloutCommands(t *testing.T) {
 	mustAdmin("stores", "create", "--merchant", "MID1", "--id", "akl-01", "--name", "Queen St")
 	tid, _ := cli.ProvisionAndRegister("MID1", "akl-01", "SN-CFG-1")
 
-	out := mustAdmin("config", "publish", "--merchant", "MID1", "--receipt-header", "Kia ora", "--daily-limit", "NZD:50000",
+	out := mustAdmin("config", "publish", "--merchant", "MID1", "--receipt-header", "Kia ora", "--daily-limit", "500NZD", "--per-transaction-limit", "NZD:12050",
 		"--entry-modes", "chip,contactless", "--heartbeat-interval", "30s", "--extra", "printer.density=3", "--description", "winter")
 	expect(out, "ROLLOUT", "merchant MID1", "1/1 (100%)", "RUNNING")
 	out = mustAdmin("config", "show", "--terminal", tid)
-	expect(out, "Kia ora", "NZD:50000", "chip,contactless", "30s", "extra.printer.density", "UTC")
+	expect(out, "Kia ora", "500.00 NZD", "120.50 NZD", "chip,contactless", "30s", "extra.printer.density", "UTC")
 
 	var pub pb.PublishConfigResponse
 	out = mustAdmin("--json", "config", "publish", "--stages", "50,100", "--max-failure-ratio", "0.2", "--receipt-footer", "bye")
@@ -37,6 +37,7 @@ func TestAdminConfigAndRolloutCommands(t *testing.T) {
 
 	for _, bad := range [][]string{
 		{"config", "publish", "--daily-limit", "500"},
+		{"config", "publish", "--daily-limit", "5.001NZD"},
 		{"config", "publish", "--heartbeat-interval", "1s"},
 		{"config", "publish", "--stages", "50,20"},
 		{"rollout", "abort", "--id", id},

@@ -41,9 +41,16 @@ func init() {
 	registerAdmin("tokens", "list", "list admin tokens (ADMIN)", tokensList)
 }
 
-// verbFlags returns a flag set for "posfleet admin <noun> <verb>".
+// verbFlags returns a flag set for "posfleet admin <noun> <verb>". It
+// holds the connection flags too (those given before the noun count as
+// given), and dials env.Client once parsed.
 func verbFlags(env *adminEnv, noun, verb string) *flag.FlagSet {
-	return newFlagSet("admin "+noun+" "+verb, env.Err)
+	fs := newFlagSet("admin "+noun+" "+verb, env.Err)
+	env.register(fs, true)
+	for name, v := range env.given {
+		fs.Set(name, v) // values that parsed once parse again
+	}
+	return fs
 }
 
 // need reports the first required flag that is empty.
@@ -272,13 +279,13 @@ func storesList(ctx context.Context, env *adminEnv, args []string) error {
 	return env.print(&pb.ListStoresResponse{Stores: ss}, storeHeaders, rows)
 }
 
-var terminalHeaders = []string{"TERMINAL", "SERIAL", "MERCHANT", "STORE", "STATE", "CONNECTIVITY", "LAST HEARTBEAT", "FIRMWARE", "APP", "LABEL"}
+var terminalHeaders = []string{"TERMINAL", "SERIAL", "MERCHANT", "STORE", "STATE", "CONNECTIVITY", "LAST SEEN", "LAST HEARTBEAT", "FIRMWARE", "APP", "LABEL"}
 
 func terminalRow(t *pb.Terminal) []string {
 	return []string{
 		t.GetTerminalId(), t.GetSerialNumber(), t.GetMerchantId(), t.GetStoreId(),
 		enumName(t.GetState().String(), "TERMINAL_STATE_"), enumName(t.GetConnectivity().String(), "CONNECTIVITY_"),
-		tsText(t.GetLastHeartbeatTime()), orDash(t.GetLastStatus().GetFirmwareVersion()), orDash(t.GetLastStatus().GetAppVersion()),
+		tsText(t.GetLastSeenTime()), tsText(t.GetLastHeartbeatTime()), orDash(t.GetLastStatus().GetFirmwareVersion()), orDash(t.GetLastStatus().GetAppVersion()),
 		orDash(t.GetLabel()),
 	}
 }
@@ -325,14 +332,14 @@ func terminalsGet(ctx context.Context, env *adminEnv, args []string) error {
 		{"merchant_id", t.GetMerchantId()}, {"store_id", t.GetStoreId()}, {"label", orDash(t.GetLabel())},
 		{"state", enumName(t.GetState().String(), "TERMINAL_STATE_")}, {"state_reason", orDash(t.GetStateReason())},
 		{"connectivity", enumName(t.GetConnectivity().String(), "CONNECTIVITY_")},
-		{"last_heartbeat", tsText(t.GetLastHeartbeatTime())},
+		{"last_seen", tsText(t.GetLastSeenTime())}, {"last_heartbeat", tsText(t.GetLastHeartbeatTime())},
 		{"device", orDash(strings.TrimSpace(t.GetDevice().GetManufacturer() + " " + t.GetDevice().GetModel()))},
 		{"firmware", orDash(st.GetFirmwareVersion())}, {"app", orDash(st.GetAppVersion())},
 		{"config_version", fmt.Sprintf("%d (desired %d)", st.GetConfigVersion(), t.GetDesiredConfigVersion())},
 		{"identity_version", strconv.FormatUint(t.GetIdentityVersion(), 10)},
 		{"created", tsText(t.GetCreateTime())}, {"registered", tsText(t.GetRegisterTime())},
 	}
-	if st.BatteryPercent != nil {
+	if st != nil && st.BatteryPercent != nil {
 		rows = append(rows, []string{"battery", fmt.Sprintf("%d%%", st.GetBatteryPercent())})
 	}
 	for _, f := range t.GetRecentFaults() {
@@ -615,7 +622,7 @@ func tokensCreate(ctx context.Context, env *adminEnv, args []string) error {
 	if err := env.print(nil, tokenHeaders, [][]string{tokenRow(tok)}); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(env.Out, "\nsecret (shown only once): %s\n", secret)
+	_, err = fmt.Fprintf(env.Out, "\nsecret (shown only once): %s\n", safeText(secret))
 	return err
 }
 

@@ -75,8 +75,8 @@ func TestAdminFleetCommands(t *testing.T) {
 		t.Errorf("auditor merchants list: exit %d\n%s", code, out)
 	}
 	out, code = runCLI(t, auditor, "admin", "--target", p.Addr, "merchants", "create", "--id", "M2", "--legal-name", "x", "--mcc", "5411", "--currency", "NZD")
-	if code == 0 || !strings.Contains(out, "PermissionDenied") {
-		t.Errorf("auditor merchants create: exit %d, want a PermissionDenied failure\n%s", code, out)
+	if code == 0 || !strings.Contains(out, "permission denied: role AUDITOR may not call this method (needs OPERATOR) (INSUFFICIENT_ROLE)") {
+		t.Errorf("auditor merchants create: exit %d, want a permission denied failure with its reason\n%s", code, out)
 	}
 
 	// Bad input is explained, not sent.
@@ -87,7 +87,8 @@ func TestAdminFleetCommands(t *testing.T) {
 		{[]string{"merchants", "create", "--id", "M3", "--legal-name", "x", "--currency", "NZD"}, "--mcc is required"},
 		{[]string{"terminals", "list", "--state", "sleeping"}, "want one of active, provisioned, retired, suspended"},
 		{[]string{"commands", "send", "--terminal", tid, "--type", "reboot", "--param", "novalue"}, "key=value"},
-		{[]string{"merchants", "create", "--id", "bad id!", "--legal-name", "x", "--mcc", "5411", "--currency", "NZD"}, "InvalidArgument"},
+		{[]string{"merchants", "create", "--id", "bad id!", "--legal-name", "x", "--mcc", "5411", "--currency", "NZD"}, "invalid input: "},
+		{[]string{"merchants", "create", "--id", "bad id!", "--legal-name", "x", "--mcc", "5411", "--currency", "NZD"}, "\n  merchant.merchant_id: must be"},
 	} {
 		out, code := admin(tc.args...)
 		if code == 0 || !strings.Contains(out, tc.want) {

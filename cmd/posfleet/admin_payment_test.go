@@ -31,7 +31,7 @@ func TestAdminPaymentCommands(t *testing.T) {
 	}
 
 	out := admin("transactions", "list", "--terminal", tid)
-	for _, want := range []string{"SALE", "NZD:1250", "NZD:730", "APPROVED", "411111******1111"} {
+	for _, want := range []string{"SALE", "12.50 NZD", "7.30 NZD", "APPROVED", "411111******1111"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("transactions list lacks %q:\n%s", want, out)
 		}
@@ -40,7 +40,7 @@ func TestAdminPaymentCommands(t *testing.T) {
 		t.Errorf("transactions list --decision maybe was accepted")
 	}
 	out = admin("report", "settlement", "--merchant", "MIDPAY")
-	if !strings.Contains(out, "2 / NZD:1980") {
-		t.Errorf("settlement report lacks the sale totals 2 / NZD:1980:\n%s", out)
+	if !strings.Contains(out, "2 / 19.80 NZD") {
+		t.Errorf("settlement report lacks the sale totals 2 / 19.80 NZD:\n%s", out)
 	}
 }

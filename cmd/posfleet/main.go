@@ -4,8 +4,10 @@
 //	posfleet serve [flags]        run the server
 //	posfleet admin <noun> <verb>  operator commands
 //	posfleet loadgen [flags]      simulate a fleet and measure latency
+//	posfleet terminal <command>   act as one payment terminal (demos, onboarding)
 //	posfleet backup|restore       copy the data directory to or from a file
-//	posfleet version              print the version
+//	posfleet version              print the version and build
+//	posfleet completion bash|zsh|fish  print a shell completion script
 //
 // Every flag has a POSFLEET_* environment twin (--data-dir is
 // POSFLEET_DATA_DIR); a flag given on the command line wins.
@@ -17,9 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"syscall"
 )
 
@@ -31,13 +34,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run the server", runServe},
-	"admin":   {"operator commands: merchants, stores, terminals, config, rollouts, reports, audit, tokens", runAdmin},
-	"loadgen": {"simulate a fleet (or drive the health check) and measure latency", runLoadgen},
-	"version": {"print the version", runVersion},
-	"backup":  {"write a backup of a stopped server's data directory", runBackup},
-	"restore": {"load a backup into an empty data directory", runRestore},
-	"verify":  {"scan a stopped server's data directory for damage", runVerify},
+	"serve":    {"run the server", runServe},
+	"admin":    {"operator commands: merchants, stores, terminals, config, rollouts, reports, audit, tokens", runAdmin},
+	"loadgen":  {"simulate a fleet (or drive the health check) and measure latency", runLoadgen},
+	"version":  {"print the version", runVersion},
+	"backup":   {"write a backup of a stopped server's data directory", runBackup},
+	"restore":  {"load a backup into an empty data directory", runRestore},
+	"verify":   {"scan a stopped server's data directory for damage", runVerify},
+	"terminal": {"act as a payment terminal: register, heartbeat, watch, pay, reverse, refund, close-batch", runTerminal},
 }
 
 // errUsage reports bad usage that has already been explained to the user.
@@ -69,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		}
 		if !errors.Is(err, errUsage) {
-			fmt.Fprintf(stderr, "posfleet %s: %v\n", args[0], err)
+			fmt.Fprintf(stderr, "posfleet %s: %s\n", args[0], humanError(err))
 		}
 		var ec exitCoder
 		if errors.As(err, &ec) {
@@ -85,12 +89,7 @@ type exitCoder interface{ ExitCode() int }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: posfleet <command> [flags]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(commands)) {
 		fmt.Fprintf(w, "  %-9s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nRun 'posfleet <command> -h' for a command's flags. Every flag has a POSFLEET_* environment twin.")

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/posfleet/posfleet/client"
+	"github.com/posfleet/posfleet/internal/buildinfo"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
 
@@ -191,8 +194,13 @@ func TestFlagsWinOverEnvironment(t *testing.T) {
 
 func TestVersionAndUsage(t *testing.T) {
 	out, code := runCLI(t, nil, "version")
-	if code != 0 || !strings.HasPrefix(out, "posfleet ") {
+	if code != 0 || !strings.HasPrefix(out, "posfleet ") || !strings.Contains(out, runtime.Version()) {
 		t.Errorf("version: exit %d, %q", code, out)
+	}
+	out, code = runCLI(t, nil, "version", "--json")
+	var info buildinfo.Info
+	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.Version == "" || info.GoVersion != runtime.Version() || info.Platform != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Errorf("version --json: exit %d, %q, %v", code, out, err)
 	}
 	out, code = runCLI(t, nil, "frobnicate")
 	if code != 2 || !strings.Contains(out, "unknown command") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/posfleet/posfleet/internal/buildinfo"
 	"github.com/posfleet/posfleet/server"
 )
 
@@ -50,6 +51,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	logger.Info("posfleet starting", "build", buildinfo.Read().String())
 	if *pprofOn && *metricsListen == "" {
 		return errors.New("--pprof needs --metrics-listen")
 	}

@@ -120,6 +120,7 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 	if old.State != r.State {
 		f.notifyChange(r)
 	}
+	f.touch(t)
 	id, err := f.Identity(r.ID)
 	if err != nil {
 		return Registration{}, err
@@ -167,7 +168,8 @@ func (f *Fleet) refuse(req RegisterRequest, r *terminalRec, typ audit.Type, err 
 
 // Authenticate resolves a terminal credential. It returns the terminal's
 // binding, with ErrTerminalSuspended or ErrTerminalRetired for a terminal in
-// that state, or ErrBadCredential. It reads only memory.
+// that state, or ErrBadCredential. It reads only memory. A valid credential
+// of a terminal that is not retired counts as contact (Terminal.LastSeen).
 func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 	h := credHash(credential)
 	f.mu.RLock()
@@ -183,10 +185,11 @@ func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 		return TerminalRef{}, ErrBadCredential
 	}
 	ref := TerminalRef{TerminalID: r.ID, MerchantID: r.MerchantID, StoreID: r.StoreID, State: r.State}
-	switch r.State {
-	case StateRetired:
+	if r.State == StateRetired {
 		return ref, ErrTerminalRetired
-	case StateSuspended:
+	}
+	f.touch(t) // a suspended terminal that calls is still reachable
+	if r.State == StateSuspended {
 		return ref, ErrTerminalSuspended
 	}
 	return ref, nil

@@ -238,6 +238,9 @@ type term struct {
 	// status and last are the latest heartbeat's status and arrival time.
 	status Status
 	last   time.Time
+	// seen is the time of the latest contact: any authenticated call, a
+	// registration or a heartbeat (to the second; see touch).
+	seen time.Time
 	// faults are the latest faults, newest first.
 	faults []Fault
 	// components are the distinct fault components the terminal reported
@@ -293,6 +296,9 @@ func (r *terminalRec) clone() *terminalRec {
 type heartbeatRec struct {
 	Status Status    `json:"s"`
 	Last   time.Time `json:"t"`
+	// Seen is the latest contact of any kind (zero in records written
+	// before it existed: then Last).
+	Seen   time.Time `json:"c,omitempty"`
 	Faults []Fault   `json:"f,omitempty"`
 }
 
@@ -402,7 +408,10 @@ func (f *Fleet) load(ctx context.Context) error {
 				return fmt.Errorf("fleet: decode %s: %w", k, err)
 			}
 			if t := f.terms[string(k[len(prefixHeartbeat):])]; t != nil {
-				t.status, t.last, t.faults = h.Status, h.Last, h.Faults
+				t.status, t.last, t.faults, t.seen = h.Status, h.Last, h.Faults, h.Seen
+				if t.seen.Before(h.Last) {
+					t.seen = h.Last
+				}
 			}
 			return nil
 		})

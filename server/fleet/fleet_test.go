@@ -613,13 +613,14 @@ func TestConnectivityFromHeartbeats(t *testing.T) {
 		}
 		return v.Connectivity
 	}
-	if got := conn(); got != fleet.NeverSeen {
-		t.Fatalf("before any heartbeat: %v, want NEVER_SEEN", got)
+	iv := e.opts.HeartbeatInterval
+	e.clock.Advance(11 * iv) // the registration's contact is long past
+	if got := conn(); got != fleet.Offline {
+		t.Fatalf("11 intervals after registering: %v, want OFFLINE", got)
 	}
 	if _, err := e.f.Heartbeat(id, fleet.Status{FirmwareVersion: "fw"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	iv := e.opts.HeartbeatInterval
 	for _, step := range []struct {
 		advance time.Duration
 		want    fleet.Connectivity
@@ -633,6 +634,60 @@ func TestConnectivityFromHeartbeats(t *testing.T) {
 		if got := conn(); got != step.want {
 			t.Errorf("%v after the heartbeat: %v, want %v", e.clock.Now().Sub(reg.Terminal.Created), got, step.want)
 		}
+	}
+}
+
+// A terminal that registered and paid, but never sent a heartbeat, was in
+// contact: any authenticated call counts, and the contact survives a
+// restart (it is flushed with the heartbeat batch).
+func TestConnectivityFromAnyContact(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	p := e.provision("SN1", "MID1", "s1")
+	view := func(e *env) fleet.Terminal {
+		v, err := e.f.Terminal(p.Terminal.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := view(e); v.Connectivity != fleet.NeverSeen || !v.LastSeen.IsZero() {
+		t.Fatalf("provisioned: %v, last seen %v; want NEVER_SEEN and none", v.Connectivity, v.LastSeen)
+	}
+	reg, err := e.register("SN1", p.EnrollmentCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := view(e); v.Connectivity != fleet.Online || !v.LastSeen.Equal(e.clock.Now().UTC()) || !v.LastHeartbeat.IsZero() {
+		t.Fatalf("registered: %v, last seen %v, last heartbeat %v; want ONLINE, now, none", v.Connectivity, v.LastSeen, v.LastHeartbeat)
+	}
+	iv := e.opts.HeartbeatInterval
+	e.clock.Advance(11 * iv)
+	if v := view(e); v.Connectivity != fleet.Offline {
+		t.Fatalf("11 intervals later: %v, want OFFLINE", v.Connectivity)
+	}
+	// A payment (or any other call) authenticates the credential.
+	if _, err := e.f.Authenticate(reg.Credential); err != nil {
+		t.Fatal(err)
+	}
+	paid := e.clock.Now().UTC()
+	if v := view(e); v.Connectivity != fleet.Online || !v.LastSeen.Equal(paid) {
+		t.Fatalf("after an authenticated call: %v, last seen %v; want ONLINE, %v", v.Connectivity, v.LastSeen, paid)
+	}
+	// A wrong credential is no contact.
+	e.clock.Advance(time.Minute)
+	if _, err := e.f.Authenticate(reg.Credential + "x"); err == nil {
+		t.Fatal("a wrong credential authenticated")
+	}
+	if v := view(e); !v.LastSeen.Equal(paid) {
+		t.Fatalf("after a wrong credential: last seen %v, want %v", v.LastSeen, paid)
+	}
+	if err := e.f.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e2 := e.reopen()
+	if v := view(e2); !v.LastSeen.Equal(paid) || !v.LastHeartbeat.IsZero() {
+		t.Fatalf("after restart: last seen %v, last heartbeat %v; want %v and none", v.LastSeen, v.LastHeartbeat, paid)
 	}
 }
 

@@ -52,7 +52,7 @@ func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult
 	}
 	now := f.now()
 	t.liveMu.Lock()
-	t.status, t.last = st, now.UTC()
+	t.status, t.last, t.seen = st, now.UTC(), now.UTC()
 	if len(faults) > 0 {
 		faults = f.foldComponents(t, faults)
 		// Newest first, at most maxRecentFaults.
@@ -124,6 +124,32 @@ func (f *Fleet) foldComponents(t *term, faults []Fault) []Fault {
 		out[i] = x
 	}
 	return out
+}
+
+// contactResolution is how often a terminal's latest contact is updated:
+// calls within it of the previous update change nothing, so that a busy
+// terminal's payments do not each touch shared state.
+const contactResolution = time.Second
+
+// touch records a contact with t now: any authenticated call counts, not
+// only heartbeats. Like heartbeats it reaches storage with the next batch
+// flush, never with a write of its own.
+func (f *Fleet) touch(t *term) {
+	now := f.now().UTC()
+	t.liveMu.Lock()
+	if now.Sub(t.seen) < contactResolution {
+		t.liveMu.Unlock()
+		return
+	}
+	t.seen = now
+	wasDirty := t.dirty
+	t.dirty = true
+	t.liveMu.Unlock()
+	if !wasDirty {
+		f.pendMu.Lock()
+		f.dirty[t] = struct{}{}
+		f.pendMu.Unlock()
+	}
 }
 
 // deliver returns t's unfinished, unexpired commands and marks them
@@ -234,10 +260,10 @@ func (f *Fleet) flush(reserved bool) error {
 	var writes []kv
 	for t := range dirty {
 		t.liveMu.Lock()
-		rec := heartbeatRec{Status: t.status, Last: t.last, Faults: t.faults}
+		rec := heartbeatRec{Status: t.status, Last: t.last, Faults: t.faults, Seen: t.seen}
 		t.dirty = false
 		t.liveMu.Unlock()
-		if rec.Last.IsZero() {
+		if rec.Last.IsZero() && rec.Seen.IsZero() {
 			continue
 		}
 		v, err := encode(rec)

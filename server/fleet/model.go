@@ -34,20 +34,21 @@ func (s State) String() string {
 	return "UNSPECIFIED"
 }
 
-// Connectivity is a terminal's reachability derived from its heartbeats. Its
-// values equal the protocol's Connectivity numbers.
+// Connectivity is a terminal's reachability derived from its latest contact
+// (any authenticated call, a registration or a heartbeat). Its values equal
+// the protocol's Connectivity numbers.
 type Connectivity int32
 
 // Connectivity values.
 const (
 	ConnectivityUnspecified Connectivity = iota
-	// Online: last heartbeat within twice the heartbeat interval.
+	// Online: last contact within twice the heartbeat interval.
 	Online
-	// Stale: last heartbeat between twice and ten times the interval ago.
+	// Stale: last contact between twice and ten times the interval ago.
 	Stale
-	// Offline: last heartbeat more than ten times the interval ago.
+	// Offline: last contact more than ten times the interval ago.
 	Offline
-	// NeverSeen: no heartbeat yet.
+	// NeverSeen: no contact yet.
 	NeverSeen
 )
 
@@ -66,7 +67,7 @@ func (c Connectivity) String() string {
 	return "UNSPECIFIED"
 }
 
-// connectivity classifies a last heartbeat at last, seen at now, for a
+// connectivity classifies a last contact at last, seen at now, for a
 // terminal that should call in every interval.
 func connectivity(last, now time.Time, interval time.Duration) Connectivity {
 	if last.IsZero() {
@@ -195,7 +196,10 @@ type Terminal struct {
 	// (zero if none).
 	LastStatus    Status
 	LastHeartbeat time.Time
-	// Connectivity is derived from LastHeartbeat and the heartbeat interval.
+	// LastSeen is the latest contact of any kind: an authenticated call, a
+	// registration or a heartbeat (zero if none), to the second.
+	LastSeen time.Time
+	// Connectivity is derived from LastSeen and the heartbeat interval.
 	Connectivity Connectivity
 	// RecentFaults are the latest reported faults, newest first (at most 16).
 	RecentFaults []Fault

@@ -107,9 +107,9 @@ func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 		rep.Total++
 		state[m.r.State.String()]++
 		m.t.liveMu.Lock()
-		st, last := m.t.status, m.t.last
+		st, last, seen := m.t.status, m.t.last, m.t.seen
 		m.t.liveMu.Unlock()
-		conn[connectivity(last, now, f.interval(m.r.ID)).String()]++
+		conn[connectivity(seen, now, f.interval(m.r.ID)).String()]++
 		if last.IsZero() {
 			continue
 		}

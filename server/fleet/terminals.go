@@ -240,10 +240,10 @@ func (f *Fleet) view(t *term) Terminal {
 		v.EnrollmentExpires = r.EnrollExpires
 	}
 	t.liveMu.Lock()
-	v.LastStatus, v.LastHeartbeat = t.status, t.last
+	v.LastStatus, v.LastHeartbeat, v.LastSeen = t.status, t.last, t.seen
 	v.RecentFaults = append([]Fault(nil), t.faults...)
 	t.liveMu.Unlock()
-	v.Connectivity = connectivity(v.LastHeartbeat, f.now(), f.interval(r.ID))
+	v.Connectivity = connectivity(v.LastSeen, f.now(), f.interval(r.ID))
 	v.DesiredConfigVersion = f.desiredVersion(r.ID)
 	return v
 }

@@ -35,6 +35,10 @@ var ErrCommit = errors.New("store: commit failed")
 // can commit at once; callers split the work.
 var ErrTxnTooBig = errors.New("store: transaction too big")
 
+// ErrInUse is returned by Open when another process (another posfleet
+// server, a backup) holds the database directory open.
+var ErrInUse = errors.New("store: another process is using the database directory")
+
 // Options configure a database. The zero value is not usable; start from
 // DefaultOptions.
 type Options struct {
@@ -143,6 +147,7 @@ type DB struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	wm    *Watermark // nil in memory
+	lock  *os.File   // holds LockFile's flock; nil in memory
 
 	closeOnce sync.Once
 	closeErr  error
@@ -183,16 +188,24 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("")
 	}
-	var wm *Watermark
+	var (
+		lock *os.File
+		wm   *Watermark
+	)
 	if !opts.InMemory {
 		var err error
+		if lock, err = lockDir(opts.Dir, opts.ReadOnly); err != nil {
+			return nil, err
+		}
 		if wm, err = openWatermark(opts.Dir, opts.ReadOnly); err != nil {
+			unlock(lock)
 			return nil, err
 		}
 	}
 	if wm != nil && wm.existed {
 		if err := checkTables(bopts); err != nil {
 			wm.close()
+			unlock(lock)
 			return nil, err
 		}
 	}
@@ -200,16 +213,20 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	if err != nil {
 		if wm != nil {
 			wm.close()
-			if wm.existed {
-				return nil, openError(opts.Dir, err)
-			}
+		}
+		unlock(lock)
+		if strings.Contains(err.Error(), "Another process is using this Badger database") {
+			return nil, fmt.Errorf("%w: %s", ErrInUse, opts.Dir)
+		}
+		if wm != nil && wm.existed {
+			return nil, openError(opts.Dir, err)
 		}
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	if !syncWrites && !opts.InMemory {
 		logger.Warn("UNSAFE: built with posfleet_unsafe_nosync, commits are not fsynced and a power cut loses acknowledged writes")
 	}
-	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm}
+	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm, lock: lock}
 	if opts.GCInterval > 0 && !opts.InMemory && !opts.ReadOnly {
 		db.wg.Add(1)
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
@@ -268,6 +285,7 @@ func (db *DB) Close() error {
 		if db.wm != nil {
 			db.wm.close()
 		}
+		unlock(db.lock)
 	})
 	return db.closeErr
 }

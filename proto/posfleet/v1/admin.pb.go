@@ -88,19 +88,20 @@ func (TerminalState) EnumDescriptor() ([]byte, []int) {
 	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
-// Connectivity of a terminal, derived from its heartbeats.
+// Connectivity of a terminal, derived from its latest contact (any
+// authenticated call, a registration or a heartbeat).
 type Connectivity int32
 
 const (
 	// Not used; in filters, means any.
 	Connectivity_CONNECTIVITY_UNSPECIFIED Connectivity = 0
-	// Last heartbeat within twice the heartbeat interval.
+	// Last contact within twice the heartbeat interval.
 	Connectivity_CONNECTIVITY_ONLINE Connectivity = 1
-	// Last heartbeat between twice and ten times the heartbeat interval ago.
+	// Last contact between twice and ten times the heartbeat interval ago.
 	Connectivity_CONNECTIVITY_STALE Connectivity = 2
-	// Last heartbeat more than ten times the interval ago.
+	// Last contact more than ten times the interval ago.
 	Connectivity_CONNECTIVITY_OFFLINE Connectivity = 3
-	// Never sent a heartbeat.
+	// Never in contact since it was provisioned.
 	Connectivity_CONNECTIVITY_NEVER_SEEN Connectivity = 4
 )
 
@@ -1098,7 +1099,8 @@ type Terminal struct {
 	Label string `protobuf:"bytes,5,opt,name=label,proto3" json:"label,omitempty"`
 	// Lifecycle state.
 	State TerminalState `protobuf:"varint,6,opt,name=state,proto3,enum=posfleet.v1.TerminalState" json:"state,omitempty"`
-	// Connectivity from heartbeats.
+	// Connectivity from the latest contact (last_seen_time): any
+	// authenticated call, a registration or a heartbeat.
 	Connectivity Connectivity `protobuf:"varint,7,opt,name=connectivity,proto3,enum=posfleet.v1.Connectivity" json:"connectivity,omitempty"`
 	// Device description from Register.
 	Device *DeviceInfo `protobuf:"bytes,8,opt,name=device,proto3" json:"device,omitempty"`
@@ -1117,7 +1119,11 @@ type Terminal struct {
 	// Why it was suspended or retired, if it was.
 	StateReason string `protobuf:"bytes,15,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
 	// Faults reported in the latest heartbeats (at most 16, newest first).
-	RecentFaults  []*Fault `protobuf:"bytes,16,rep,name=recent_faults,json=recentFaults,proto3" json:"recent_faults,omitempty"`
+	RecentFaults []*Fault `protobuf:"bytes,16,rep,name=recent_faults,json=recentFaults,proto3" json:"recent_faults,omitempty"`
+	// When the terminal was last in contact: its latest authenticated call of
+	// any kind (payment, config watch, heartbeat…) or registration, to the
+	// second. Unset if it never was.
+	LastSeenTime  *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=last_seen_time,json=lastSeenTime,proto3" json:"last_seen_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1260,6 +1266,13 @@ func (x *Terminal) GetStateReason() string {
 func (x *Terminal) GetRecentFaults() []*Fault {
 	if x != nil {
 		return x.RecentFaults
+	}
+	return nil
+}
+
+func (x *Terminal) GetLastSeenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenTime
 	}
 	return nil
 }
@@ -5169,7 +5182,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
 	"\x12ListStoresResponse\x12*\n" +
 	"\x06stores\x18\x01 \x03(\v2\x12.posfleet.v1.StoreR\x06stores\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x89\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcb\x06\n" +
 	"\bTerminal\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12#\n" +
@@ -5191,7 +5204,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"createTime\x12?\n" +
 	"\rregister_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x12!\n" +
 	"\fstate_reason\x18\x0f \x01(\tR\vstateReason\x127\n" +
-	"\rrecent_faults\x18\x10 \x03(\v2\x12.posfleet.v1.FaultR\frecentFaults\"\xd3\x01\n" +
+	"\rrecent_faults\x18\x10 \x03(\v2\x12.posfleet.v1.FaultR\frecentFaults\x12@\n" +
+	"\x0elast_seen_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\flastSeenTime\"\xd3\x01\n" +
 	"\x18ProvisionTerminalRequest\x12#\n" +
 	"\rserial_number\x18\x01 \x01(\tR\fserialNumber\x12\x1f\n" +
 	"\vmerchant_id\x18\x02 \x01(\tR\n" +
@@ -5737,149 +5751,150 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	83,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
 	83,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
 	84,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	85,  // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 20: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 21: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	0,   // 22: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
-	1,   // 23: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
-	18,  // 24: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
-	18,  // 25: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 26: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 27: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	85,  // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 30: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	86,  // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	76,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	85,  // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	87,  // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	87,  // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	85,  // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	39,  // 37: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	88,  // 38: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	40,  // 39: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	45,  // 40: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	89,  // 41: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	39,  // 42: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	40,  // 43: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 44: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	83,  // 45: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 46: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	45,  // 47: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 48: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	45,  // 49: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	45,  // 50: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	45,  // 51: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	45,  // 52: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	83,  // 53: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	57,  // 54: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	57,  // 55: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	58,  // 56: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	57,  // 57: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	57,  // 58: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 59: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 60: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 61: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	3,   // 62: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 63: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	77,  // 64: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	3,   // 65: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 66: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 67: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	60,  // 68: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	4,   // 69: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	90,  // 70: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	91,  // 71: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	92,  // 72: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	83,  // 73: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	93,  // 74: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	90,  // 75: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	91,  // 76: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	83,  // 77: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 78: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	63,  // 79: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	5,   // 80: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	94,  // 81: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	94,  // 82: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	83,  // 83: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	83,  // 84: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	94,  // 85: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	66,  // 86: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	83,  // 87: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	95,  // 88: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	83,  // 89: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 90: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	95,  // 91: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	85,  // 92: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	69,  // 93: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	69,  // 94: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	69,  // 95: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	6,   // 96: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	8,   // 97: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	10,  // 98: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	12,  // 99: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	14,  // 100: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	16,  // 101: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	19,  // 102: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	21,  // 103: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	23,  // 104: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	25,  // 105: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	27,  // 106: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	29,  // 107: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	31,  // 108: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	33,  // 109: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	35,  // 110: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	37,  // 111: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	41,  // 112: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	43,  // 113: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	46,  // 114: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	48,  // 115: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	50,  // 116: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	52,  // 117: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	54,  // 118: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	56,  // 119: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	61,  // 120: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	64,  // 121: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	67,  // 122: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	70,  // 123: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	72,  // 124: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	74,  // 125: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	7,   // 126: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	9,   // 127: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	11,  // 128: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	13,  // 129: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	15,  // 130: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	17,  // 131: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	20,  // 132: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	22,  // 133: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	24,  // 134: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	26,  // 135: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	28,  // 136: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	30,  // 137: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	32,  // 138: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	34,  // 139: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	36,  // 140: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	38,  // 141: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	42,  // 142: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	44,  // 143: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	47,  // 144: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	49,  // 145: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	51,  // 146: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	53,  // 147: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	55,  // 148: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	59,  // 149: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	62,  // 150: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	65,  // 151: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	68,  // 152: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	71,  // 153: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	73,  // 154: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	75,  // 155: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	126, // [126:156] is the sub-list for method output_type
-	96,  // [96:126] is the sub-list for method input_type
-	96,  // [96:96] is the sub-list for extension type_name
-	96,  // [96:96] is the sub-list for extension extendee
-	0,   // [0:96] is the sub-list for field type_name
+	83,  // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	85,  // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	83,  // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	18,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	18,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
+	1,   // 24: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
+	18,  // 25: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
+	18,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	18,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	18,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	85,  // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	83,  // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	18,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	86,  // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	76,  // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	85,  // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	87,  // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	87,  // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	85,  // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	39,  // 38: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	88,  // 39: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	40,  // 40: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	45,  // 41: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	89,  // 42: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	39,  // 43: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	40,  // 44: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 45: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	83,  // 46: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 47: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	45,  // 48: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 49: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	45,  // 50: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	45,  // 51: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	45,  // 52: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	45,  // 53: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	83,  // 54: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	57,  // 55: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	57,  // 56: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	58,  // 57: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	57,  // 58: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	57,  // 59: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	57,  // 60: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	57,  // 61: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	57,  // 62: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	3,   // 63: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	83,  // 64: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	77,  // 65: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	3,   // 66: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	83,  // 67: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	83,  // 68: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	60,  // 69: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	4,   // 70: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	90,  // 71: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	91,  // 72: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	92,  // 73: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	83,  // 74: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	93,  // 75: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	90,  // 76: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	91,  // 77: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	83,  // 78: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	83,  // 79: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	63,  // 80: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	5,   // 81: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	94,  // 82: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	94,  // 83: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	83,  // 84: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	83,  // 85: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	94,  // 86: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	66,  // 87: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	83,  // 88: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	95,  // 89: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	83,  // 90: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	83,  // 91: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	95,  // 92: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	85,  // 93: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	69,  // 94: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	69,  // 95: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	69,  // 96: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	6,   // 97: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	8,   // 98: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	10,  // 99: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	12,  // 100: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	14,  // 101: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	16,  // 102: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	19,  // 103: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	21,  // 104: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	23,  // 105: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	25,  // 106: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	27,  // 107: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	29,  // 108: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	31,  // 109: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	33,  // 110: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	35,  // 111: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	37,  // 112: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	41,  // 113: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	43,  // 114: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	46,  // 115: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	48,  // 116: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	50,  // 117: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	52,  // 118: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	54,  // 119: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	56,  // 120: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	61,  // 121: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	64,  // 122: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	67,  // 123: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	70,  // 124: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	72,  // 125: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	74,  // 126: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	7,   // 127: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	9,   // 128: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	11,  // 129: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	13,  // 130: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	15,  // 131: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	17,  // 132: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	20,  // 133: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	22,  // 134: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	24,  // 135: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	26,  // 136: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	28,  // 137: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	30,  // 138: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	32,  // 139: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	34,  // 140: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	36,  // 141: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	38,  // 142: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	42,  // 143: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	44,  // 144: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	47,  // 145: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	49,  // 146: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	51,  // 147: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	53,  // 148: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	55,  // 149: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	59,  // 150: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	62,  // 151: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	65,  // 152: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	68,  // 153: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	71,  // 154: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	73,  // 155: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	75,  // 156: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	127, // [127:157] is the sub-list for method output_type
+	97,  // [97:127] is the sub-list for method input_type
+	97,  // [97:97] is the sub-list for extension type_name
+	97,  // [97:97] is the sub-list for extension extendee
+	0,   // [0:97] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
