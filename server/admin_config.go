@@ -60,10 +60,27 @@ type fleetDirectory struct{ f *fleet.Fleet }
 func (d fleetDirectory) Terminals() []configpush.TerminalRef {
 	refs := d.f.Terminals()
 	out := make([]configpush.TerminalRef, len(refs))
+	zones := map[[2]string]string{}
 	for i, r := range refs {
-		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID, Retired: r.State == fleet.StateRetired}
+		k := [2]string{r.MerchantID, r.StoreID}
+		tz, ok := zones[k]
+		if !ok {
+			tz = d.storeZone(r.MerchantID, r.StoreID)
+			zones[k] = tz
+		}
+		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID,
+			Retired: r.State == fleet.StateRetired, TimeZone: tz}
 	}
 	return out
+}
+
+// storeZone returns the store's time zone, "" when it has none.
+func (d fleetDirectory) storeZone(merchantID, storeID string) string {
+	st, err := d.f.Store(merchantID, storeID)
+	if err != nil {
+		return ""
+	}
+	return st.TimeZone
 }
 
 func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
@@ -71,7 +88,34 @@ func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
 	if !ok {
 		return configpush.TerminalRef{}, false
 	}
-	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID, Retired: b.State == fleet.StateRetired}, true
+	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID,
+		Retired: b.State == fleet.StateRetired, TimeZone: b.TimeZone}, true
+}
+
+func (d fleetDirectory) MerchantCurrency(id string) (string, bool) {
+	m, err := d.f.Merchant(id)
+	if err != nil {
+		return "", false
+	}
+	return m.Currency, true
+}
+
+func (d fleetDirectory) Merchants() []string {
+	var out []string
+	token := ""
+	for {
+		page, next, err := d.f.ListMerchants(1000, token)
+		if err != nil {
+			return out
+		}
+		for _, m := range page {
+			out = append(out, m.ID)
+		}
+		if next == "" {
+			return out
+		}
+		token = next
+	}
 }
 
 func (d fleetDirectory) MerchantExists(id string) bool {

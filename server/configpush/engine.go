@@ -54,8 +54,9 @@ type Engine struct {
 	live map[uint64]*rollout
 	// terms is the terminal population from the directory.
 	terms map[string]*termState
-	// memo shares merged settings between terminals with the same layers.
-	memo   map[[4]*rollout]*Settings
+	// memo shares merged settings between terminals with the same layers
+	// and store time zone.
+	memo   map[memoKey]*Settings
 	closed bool
 
 	effMu sync.RWMutex // guards effs; writers also hold mu
@@ -94,6 +95,13 @@ type rollout struct {
 	winApplied, winRejected uint64
 }
 
+// memoKey identifies the inputs of a merge: the visible layer at each scope
+// of a chain and the store's time zone.
+type memoKey struct {
+	layers [4]*rollout
+	tz     string
+}
+
 // termState is a terminal known to config push.
 type termState struct {
 	ref  TerminalRef
@@ -122,7 +130,7 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 		scopes: map[string]*scopeState{},
 		live:   map[uint64]*rollout{},
 		terms:  map[string]*termState{},
-		memo:   map[[4]*rollout]*Settings{},
+		memo:   map[memoKey]*Settings{},
 		effs:   map[string]*Effective{},
 		stop:   make(chan struct{}),
 	}
@@ -560,19 +568,32 @@ func (e *Engine) compute(t *termState) *Effective {
 			}
 		}
 	}
-	s, ok := e.memo[layers]
+	key := memoKey{layers, t.ref.TimeZone}
+	s, ok := e.memo[key]
 	if !ok {
-		in := make([]*Settings, 0, 4)
-		for _, r := range layers {
-			if r != nil {
-				in = append(in, r.rec.Settings)
-			}
-		}
-		s = merge(in)
-		e.memo[layers] = s
+		s = merge(chainLayers(layers, t.ref.TimeZone))
+		e.memo[key] = s
 	}
 	best.Settings = s
 	return best
+}
+
+// chainLayers returns the settings to merge for a chain's visible layers,
+// widest first. The store's time zone sits just below the store's layer: a
+// store's own time zone reaches its terminals unless the store's or the
+// terminal's layer sets another, and wider layers cannot override it.
+func chainLayers(layers [4]*rollout, storeTZ string) []*Settings {
+	in := make([]*Settings, 0, 5)
+	for i, r := range layers {
+		if i == int(LevelStore) && storeTZ != "" {
+			tz := storeTZ
+			in = append(in, &Settings{TimeZone: &tz})
+		}
+		if r != nil {
+			in = append(in, r.rec.Settings)
+		}
+	}
+	return in
 }
 
 // setEffective recomputes the terminals' effective configs and pushes
@@ -735,6 +756,7 @@ func rolloutFromRec(rec rolloutRec, c counts) Rollout {
 		Plan: rec.Plan, State: rec.State, Stage: rec.Stage, Description: rec.Description, Reason: rec.Reason,
 		Targeted: c.Targeted, Included: c.Included, Applied: c.Applied, Rejected: c.Rejected,
 		FailureRatio: c.FailureRatio, Created: rec.Created, Updated: rec.Updated,
+		StageVersions: slices.Clone(rec.StageVersions), Fallback: rec.Fallback, RollbackOf: rec.RollbackOf, Actor: rec.Actor,
 	}
 }
 

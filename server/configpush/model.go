@@ -226,6 +226,29 @@ type Rollout struct {
 	// the last resume of a halted rollout).
 	FailureRatio     float64
 	Created, Updated time.Time
+	// StageVersions[i] is the version issued to the terminals first
+	// included at stage i (StageVersions[0] is Version); Fallback the
+	// version issued when it was aborted (0: not aborted).
+	StageVersions []uint64
+	Fallback      uint64
+	// RollbackOf is the version this publish rolled back from, 0 for a
+	// plain publish.
+	RollbackOf uint64
+	// Actor is who published it.
+	Actor string
+}
+
+// CurrentVersion is the newest version the rollout issued: the fallback of
+// an aborted rollout, else the current stage's version. A terminal the
+// rollout reached runs it or a later one.
+func (r Rollout) CurrentVersion() uint64 {
+	if r.Fallback != 0 {
+		return r.Fallback
+	}
+	if n := len(r.StageVersions); n > 0 {
+		return r.StageVersions[n-1]
+	}
+	return r.Version
 }
 
 // RolloutID returns the ID of the rollout publishing version.
@@ -290,6 +313,9 @@ type TerminalRef struct {
 	StoreID    string
 	// Retired terminals are removed from config push.
 	Retired bool
+	// TimeZone is the store's IANA time zone ("" when the store has none).
+	// It is the terminal's effective time_zone unless a layer sets one.
+	TimeZone string
 }
 
 // Directory is the terminal population and the catalog of merchants and
@@ -302,6 +328,12 @@ type Directory interface {
 	Terminal(terminalID string) (ref TerminalRef, ok bool)
 	// MerchantExists reports whether the merchant exists.
 	MerchantExists(merchantID string) bool
+	// MerchantCurrency returns the merchant's ISO 4217 currency; ok is false
+	// for an unknown merchant. Limits published for the merchant must be in
+	// it.
+	MerchantCurrency(merchantID string) (currency string, ok bool)
+	// Merchants returns the IDs of every merchant.
+	Merchants() []string
 	// StoreExists reports whether the merchant has the store.
 	StoreExists(merchantID, storeID string) bool
 }
@@ -325,10 +357,44 @@ const (
 	AckRejected
 )
 
-// PublishRequest is a layer to publish.
+// PublishRequest is a change of one scope's layer.
+//
+// By default a publish is a patch: the fields Settings sets replace those of
+// the scope's current layer, extra keys are merged one by one, and the rest
+// of the layer is kept. With Replace, Settings is the whole new layer. In
+// both cases a value of the current layer is removed only when Clear names
+// it, and a publish that changes nothing is refused.
 type PublishRequest struct {
-	Scope       Scope
-	Settings    *Settings
+	Scope    Scope
+	Settings *Settings
+	// Clear names the fields to remove from the current layer, by protocol
+	// name ("daily_limit"), "extra" for every free-form key or "extra.<key>"
+	// for one.
+	Clear []string
+	// Replace makes Settings the whole layer instead of a patch.
+	Replace     bool
 	Plan        Plan
 	Description string
 }
+
+// Preview is what a publish would do, computed without publishing.
+type Preview struct {
+	Scope Scope
+	// Current is the scope's current layer (nil: none) and CurrentVersion
+	// its version (0: none).
+	Current        *Settings
+	CurrentVersion uint64
+	// Layer is the layer the publish would store.
+	Layer   *Settings
+	Changes []Change
+	// Targeted is the number of terminals in the scope; StageCounts how
+	// many of them each stage would add.
+	Targeted    uint64
+	StageCounts []uint64
+	// FirstStage lists the terminals the first stage would reach, sorted,
+	// at most MaxPreviewTerminals.
+	FirstStage []string
+}
+
+// MaxPreviewTerminals bounds Preview.FirstStage.
+const MaxPreviewTerminals = 1000
