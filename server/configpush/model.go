@@ -236,6 +236,9 @@ type Rollout struct {
 	RollbackOf uint64
 	// Actor is who published it.
 	Actor string
+	// Changes is how the layer differs from the scope's previous layer; set
+	// only in the results of Publish and Rollback.
+	Changes []Change
 }
 
 // CurrentVersion is the newest version the rollout issued: the fallback of

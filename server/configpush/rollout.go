@@ -234,8 +234,9 @@ func (e *Engine) publishLocked(scope Scope, layer *Settings, plan Plan, desc str
 		prev = cur.rec.Settings
 		attrs["previous_version"] = strconv.FormatUint(cur.rec.Version, 10)
 	}
+	changes := Diff(prev, layer)
 	var changed []string
-	for _, c := range Diff(prev, layer) {
+	for _, c := range changes {
 		changed = append(changed, c.Field)
 	}
 	attrs["changed_fields"] = strings.Join(changed, ",")
@@ -256,7 +257,9 @@ func (e *Engine) publishLocked(scope Scope, layer *Settings, plan Plan, desc str
 	e.logger.Info("config published", "version", version, "scope", scope.String(),
 		"stages", stagesString(plan.StagePercents), "targeted", r.progress().Targeted, "changed_fields", attrs["changed_fields"])
 	e.evaluate(r)
-	return r.snapshot(), nil
+	out := r.snapshot()
+	out.Changes = changes
+	return out, nil
 }
 
 // checkScope reports ErrScopeNotFound for a scope naming something that

@@ -218,6 +218,63 @@ func (RolloutState) EnumDescriptor() ([]byte, []int) {
 	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
+// Kind of source of an effective config value.
+type ConfigValueOrigin int32
+
+const (
+	// Not used.
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_UNSPECIFIED ConfigValueOrigin = 0
+	// A published layer sets it (scope and version say which).
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_LAYER ConfigValueOrigin = 1
+	// The store's own record (its time zone).
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_STORE ConfigValueOrigin = 2
+	// The server default.
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_DEFAULT ConfigValueOrigin = 3
+)
+
+// Enum value maps for ConfigValueOrigin.
+var (
+	ConfigValueOrigin_name = map[int32]string{
+		0: "CONFIG_VALUE_ORIGIN_UNSPECIFIED",
+		1: "CONFIG_VALUE_ORIGIN_LAYER",
+		2: "CONFIG_VALUE_ORIGIN_STORE",
+		3: "CONFIG_VALUE_ORIGIN_DEFAULT",
+	}
+	ConfigValueOrigin_value = map[string]int32{
+		"CONFIG_VALUE_ORIGIN_UNSPECIFIED": 0,
+		"CONFIG_VALUE_ORIGIN_LAYER":       1,
+		"CONFIG_VALUE_ORIGIN_STORE":       2,
+		"CONFIG_VALUE_ORIGIN_DEFAULT":     3,
+	}
+)
+
+func (x ConfigValueOrigin) Enum() *ConfigValueOrigin {
+	p := new(ConfigValueOrigin)
+	*p = x
+	return p
+}
+
+func (x ConfigValueOrigin) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConfigValueOrigin) Descriptor() protoreflect.EnumDescriptor {
+	return file_posfleet_v1_admin_proto_enumTypes[3].Descriptor()
+}
+
+func (ConfigValueOrigin) Type() protoreflect.EnumType {
+	return &file_posfleet_v1_admin_proto_enumTypes[3]
+}
+
+func (x ConfigValueOrigin) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConfigValueOrigin.Descriptor instead.
+func (ConfigValueOrigin) EnumDescriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
 // Kinds of audit event.
 type AuditEventType int32
 
@@ -345,11 +402,11 @@ func (x AuditEventType) String() string {
 }
 
 func (AuditEventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_posfleet_v1_admin_proto_enumTypes[3].Descriptor()
+	return file_posfleet_v1_admin_proto_enumTypes[4].Descriptor()
 }
 
 func (AuditEventType) Type() protoreflect.EnumType {
-	return &file_posfleet_v1_admin_proto_enumTypes[3]
+	return &file_posfleet_v1_admin_proto_enumTypes[4]
 }
 
 func (x AuditEventType) Number() protoreflect.EnumNumber {
@@ -358,7 +415,7 @@ func (x AuditEventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AuditEventType.Descriptor instead.
 func (AuditEventType) EnumDescriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 // Kind of payment transaction.
@@ -402,11 +459,11 @@ func (x TransactionKind) String() string {
 }
 
 func (TransactionKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_posfleet_v1_admin_proto_enumTypes[4].Descriptor()
+	return file_posfleet_v1_admin_proto_enumTypes[5].Descriptor()
 }
 
 func (TransactionKind) Type() protoreflect.EnumType {
-	return &file_posfleet_v1_admin_proto_enumTypes[4]
+	return &file_posfleet_v1_admin_proto_enumTypes[5]
 }
 
 func (x TransactionKind) Number() protoreflect.EnumNumber {
@@ -415,7 +472,7 @@ func (x TransactionKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TransactionKind.Descriptor instead.
 func (TransactionKind) EnumDescriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 // State of a batch.
@@ -459,11 +516,11 @@ func (x BatchState) String() string {
 }
 
 func (BatchState) Descriptor() protoreflect.EnumDescriptor {
-	return file_posfleet_v1_admin_proto_enumTypes[5].Descriptor()
+	return file_posfleet_v1_admin_proto_enumTypes[6].Descriptor()
 }
 
 func (BatchState) Type() protoreflect.EnumType {
-	return &file_posfleet_v1_admin_proto_enumTypes[5]
+	return &file_posfleet_v1_admin_proto_enumTypes[6]
 }
 
 func (x BatchState) Number() protoreflect.EnumNumber {
@@ -472,7 +529,7 @@ func (x BatchState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BatchState.Descriptor instead.
 func (BatchState) EnumDescriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 // Request of AdminService.CreateMerchant.
@@ -2579,13 +2636,29 @@ type PublishConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Where the settings apply.
 	Scope *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
-	// The settings layer for that scope. It replaces the scope's previous
-	// layer as a whole.
+	// The fields to change in the scope's current layer. Without replace, a
+	// publish is a patch: every field set here replaces the layer's value,
+	// extra keys are merged one by one, and fields not set here keep their
+	// value (old clients that send a whole layer get exactly the fields they
+	// set; nothing is removed by leaving it out). With replace, these settings
+	// are the whole new layer.
 	Settings *Settings `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
 	// How to roll it out; unset means all targeted terminals at once.
 	Rollout *RolloutPlan `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// Operator's note, up to 256 characters.
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Fields to remove from the scope's current layer, by their Settings
+	// name ("daily_limit", "receipt_footer", ...), "extra" for every
+	// free-form key or "extra.<key>" for one. A value of the current layer
+	// is never removed unless named here, also with replace; naming a field
+	// the layer does not set, or one this request also sets, is refused.
+	ClearFields []string `protobuf:"bytes,5,rep,name=clear_fields,json=clearFields,proto3" json:"clear_fields,omitempty"`
+	// Make settings the whole layer instead of a patch (fields the current
+	// layer sets must still be named in clear_fields to go).
+	Replace bool `protobuf:"varint,6,opt,name=replace,proto3" json:"replace,omitempty"`
+	// Validate and compute the change and the terminals it would reach, and
+	// publish nothing: the response has no version and no rollout.
+	DryRun        bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2648,6 +2721,27 @@ func (x *PublishConfigRequest) GetDescription() string {
 	return ""
 }
 
+func (x *PublishConfigRequest) GetClearFields() []string {
+	if x != nil {
+		return x.ClearFields
+	}
+	return nil
+}
+
+func (x *PublishConfigRequest) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+func (x *PublishConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // Response of AdminService.PublishConfig.
 type PublishConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2656,9 +2750,22 @@ type PublishConfigResponse struct {
 	// Rollout created for it.
 	RolloutId string `protobuf:"bytes,2,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
 	// The rollout.
-	Rollout       *Rollout `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rollout *Rollout `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The layer the publish stores (or, with dry_run, would store).
+	Layer *Settings `protobuf:"bytes,4,opt,name=layer,proto3" json:"layer,omitempty"`
+	// How the layer differs from the scope's previous layer.
+	Changes []*ConfigFieldChange `protobuf:"bytes,5,rep,name=changes,proto3" json:"changes,omitempty"`
+	// True when this was a dry run and nothing was published.
+	DryRun bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Terminals in the scope.
+	TargetedTerminals uint64 `protobuf:"varint,7,opt,name=targeted_terminals,json=targetedTerminals,proto3" json:"targeted_terminals,omitempty"`
+	// How many of them each stage adds, in plan order.
+	StageTerminalCounts []uint64 `protobuf:"varint,8,rep,packed,name=stage_terminal_counts,json=stageTerminalCounts,proto3" json:"stage_terminal_counts,omitempty"`
+	// Dry run only: the terminals the first stage would reach, sorted, at
+	// most 1000.
+	FirstStageTerminalIds []string `protobuf:"bytes,9,rep,name=first_stage_terminal_ids,json=firstStageTerminalIds,proto3" json:"first_stage_terminal_ids,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *PublishConfigResponse) Reset() {
@@ -2708,6 +2815,48 @@ func (x *PublishConfigResponse) GetRolloutId() string {
 func (x *PublishConfigResponse) GetRollout() *Rollout {
 	if x != nil {
 		return x.Rollout
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetLayer() *Settings {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetChanges() []*ConfigFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *PublishConfigResponse) GetTargetedTerminals() uint64 {
+	if x != nil {
+		return x.TargetedTerminals
+	}
+	return 0
+}
+
+func (x *PublishConfigResponse) GetStageTerminalCounts() []uint64 {
+	if x != nil {
+		return x.StageTerminalCounts
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetFirstStageTerminalIds() []string {
+	if x != nil {
+		return x.FirstStageTerminalIds
 	}
 	return nil
 }
@@ -2762,7 +2911,10 @@ func (x *GetEffectiveConfigRequest) GetTerminalId() string {
 type GetEffectiveConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The effective config the terminal should run.
-	Config        *EffectiveConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Config *EffectiveConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// Where each value of the config comes from, one entry per typed field in
+	// Settings order, then one per extra key.
+	Sources       []*ConfigValueSource `protobuf:"bytes,2,rep,name=sources,proto3" json:"sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2804,6 +2956,13 @@ func (x *GetEffectiveConfigResponse) GetConfig() *EffectiveConfig {
 	return nil
 }
 
+func (x *GetEffectiveConfigResponse) GetSources() []*ConfigValueSource {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
 // A staged rollout of one config version.
 type Rollout struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2836,7 +2995,21 @@ type Rollout struct {
 	// When it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed state or stage.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Newest config version the rollout issued: the current stage's version,
+	// or the fallback version after an abort. Each stage takes its own
+	// version, so a terminal reached by stage 3 of rollout ro-1 runs version
+	// current_version (or later), not version.
+	CurrentVersion uint64 `protobuf:"varint,16,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	// Version issued to the terminals first included at each stage, in order;
+	// the first is version.
+	StageVersions []uint64 `protobuf:"varint,17,rep,packed,name=stage_versions,json=stageVersions,proto3" json:"stage_versions,omitempty"`
+	// Version issued when the rollout was aborted; 0 otherwise.
+	FallbackVersion uint64 `protobuf:"varint,18,opt,name=fallback_version,json=fallbackVersion,proto3" json:"fallback_version,omitempty"`
+	// For a rollback, the version whose layer it replaced; 0 otherwise.
+	RollbackOfVersion uint64 `protobuf:"varint,19,opt,name=rollback_of_version,json=rollbackOfVersion,proto3" json:"rollback_of_version,omitempty"`
+	// Who published it ("admin:<token id>").
+	Actor         string `protobuf:"bytes,20,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2974,6 +3147,41 @@ func (x *Rollout) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Rollout) GetCurrentVersion() uint64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetStageVersions() []uint64 {
+	if x != nil {
+		return x.StageVersions
+	}
+	return nil
+}
+
+func (x *Rollout) GetFallbackVersion() uint64 {
+	if x != nil {
+		return x.FallbackVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetRollbackOfVersion() uint64 {
+	if x != nil {
+		return x.RollbackOfVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
 }
 
 // Request of AdminService.GetRollout.
@@ -3481,6 +3689,798 @@ func (x *AbortRolloutResponse) GetRollout() *Rollout {
 	return nil
 }
 
+// One field that differs between two settings layers.
+type ConfigFieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Settings field name, "extra.<key>" for a free-form key.
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// Value before, as text (money as CUR:MINOR_UNITS, durations as "30s",
+	// strings quoted); empty when unset.
+	Before string `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	// Value after, as text; empty when unset.
+	After string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// Whether the field was set before.
+	BeforeSet bool `protobuf:"varint,4,opt,name=before_set,json=beforeSet,proto3" json:"before_set,omitempty"`
+	// Whether the field is set after.
+	AfterSet      bool `protobuf:"varint,5,opt,name=after_set,json=afterSet,proto3" json:"after_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigFieldChange) Reset() {
+	*x = ConfigFieldChange{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigFieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigFieldChange) ProtoMessage() {}
+
+func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigFieldChange.ProtoReflect.Descriptor instead.
+func (*ConfigFieldChange) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *ConfigFieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ConfigFieldChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *ConfigFieldChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ConfigFieldChange) GetBeforeSet() bool {
+	if x != nil {
+		return x.BeforeSet
+	}
+	return false
+}
+
+func (x *ConfigFieldChange) GetAfterSet() bool {
+	if x != nil {
+		return x.AfterSet
+	}
+	return false
+}
+
+// Where one value of a terminal's effective config comes from.
+type ConfigValueSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Settings field name, "extra.<key>" for a free-form key.
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The effective value as text (as in ConfigFieldChange); empty when the
+	// field has no value (e.g. no limit).
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Kind of source.
+	Origin ConfigValueOrigin `protobuf:"varint,3,opt,name=origin,proto3,enum=posfleet.v1.ConfigValueOrigin" json:"origin,omitempty"`
+	// Scope of the layer, for CONFIG_VALUE_ORIGIN_LAYER.
+	Scope *ConfigScope `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Version of the layer, for CONFIG_VALUE_ORIGIN_LAYER.
+	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Rollout of the layer, for CONFIG_VALUE_ORIGIN_LAYER.
+	RolloutId     string `protobuf:"bytes,6,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigValueSource) Reset() {
+	*x = ConfigValueSource{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigValueSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigValueSource) ProtoMessage() {}
+
+func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigValueSource.ProtoReflect.Descriptor instead.
+func (*ConfigValueSource) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ConfigValueSource) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ConfigValueSource) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ConfigValueSource) GetOrigin() ConfigValueOrigin {
+	if x != nil {
+		return x.Origin
+	}
+	return ConfigValueOrigin_CONFIG_VALUE_ORIGIN_UNSPECIFIED
+}
+
+func (x *ConfigValueSource) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *ConfigValueSource) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConfigValueSource) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+// A version published at one scope: its layer and its rollout.
+type ConfigVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout that published it (version, scope, state, description).
+	Rollout *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The scope's layer as published: its own settings, not merged.
+	Layer         *Settings `protobuf:"bytes,2,opt,name=layer,proto3" json:"layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigVersion) Reset() {
+	*x = ConfigVersion{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigVersion) ProtoMessage() {}
+
+func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
+func (*ConfigVersion) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ConfigVersion) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *ConfigVersion) GetLayer() *Settings {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+// Request of AdminService.GetConfigLayer.
+type GetConfigLayerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope whose layer to return.
+	Scope         *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigLayerRequest) Reset() {
+	*x = GetConfigLayerRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigLayerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigLayerRequest) ProtoMessage() {}
+
+func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigLayerRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigLayerRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GetConfigLayerRequest) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+// Response of AdminService.GetConfigLayer.
+type GetConfigLayerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scope's current layer: its newest publish that was not aborted
+	// (possibly still rolling out). Unset when nothing is published there.
+	Layer         *ConfigVersion `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigLayerResponse) Reset() {
+	*x = GetConfigLayerResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigLayerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigLayerResponse) ProtoMessage() {}
+
+func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigLayerResponse.ProtoReflect.Descriptor instead.
+func (*GetConfigLayerResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *GetConfigLayerResponse) GetLayer() *ConfigVersion {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+// Request of AdminService.ListConfigVersions.
+type ListConfigVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope whose versions to list.
+	Scope *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Most versions to return (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigVersionsRequest) Reset() {
+	*x = ListConfigVersionsRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigVersionsRequest) ProtoMessage() {}
+
+func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListConfigVersionsRequest) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *ListConfigVersionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListConfigVersionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of AdminService.ListConfigVersions.
+type ListConfigVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A page of versions, newest first.
+	Versions []*ConfigVersion `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigVersionsResponse) Reset() {
+	*x = ListConfigVersionsResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigVersionsResponse) ProtoMessage() {}
+
+func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *ListConfigVersionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of AdminService.DiffConfigVersions.
+type DiffConfigVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Published version to compare from; 0 stands for no layer.
+	FromVersion uint64 `protobuf:"varint,1,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	// Published version to compare to; 0 stands for no layer.
+	ToVersion     uint64 `protobuf:"varint,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffConfigVersionsRequest) Reset() {
+	*x = DiffConfigVersionsRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffConfigVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffConfigVersionsRequest) ProtoMessage() {}
+
+func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffConfigVersionsRequest.ProtoReflect.Descriptor instead.
+func (*DiffConfigVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *DiffConfigVersionsRequest) GetFromVersion() uint64 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+func (x *DiffConfigVersionsRequest) GetToVersion() uint64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+// Response of AdminService.DiffConfigVersions.
+type DiffConfigVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The from version; unset for 0.
+	From *ConfigVersion `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// The to version; unset for 0.
+	To *ConfigVersion `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// Fields that differ, in Settings order, then extra keys sorted.
+	Changes       []*ConfigFieldChange `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffConfigVersionsResponse) Reset() {
+	*x = DiffConfigVersionsResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffConfigVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffConfigVersionsResponse) ProtoMessage() {}
+
+func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffConfigVersionsResponse.ProtoReflect.Descriptor instead.
+func (*DiffConfigVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *DiffConfigVersionsResponse) GetFrom() *ConfigVersion {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *DiffConfigVersionsResponse) GetTo() *ConfigVersion {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *DiffConfigVersionsResponse) GetChanges() []*ConfigFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// Request of AdminService.RollbackConfig.
+type RollbackConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope to roll back.
+	Scope *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Version whose layer to publish again; it must have been published at
+	// the scope. 0 means the layer published before the current one (none:
+	// the scope's layer is removed).
+	ToVersion uint64 `protobuf:"varint,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	// How to roll it out; unset means all targeted terminals at once.
+	Rollout *RolloutPlan `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Operator's note, up to 256 characters.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigRequest) Reset() {
+	*x = RollbackConfigRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigRequest) ProtoMessage() {}
+
+func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
+func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *RollbackConfigRequest) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *RollbackConfigRequest) GetToVersion() uint64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+func (x *RollbackConfigRequest) GetRollout() *RolloutPlan {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *RollbackConfigRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Response of AdminService.RollbackConfig.
+type RollbackConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new version.
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Its rollout.
+	Rollout *Rollout `protobuf:"bytes,2,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// How its layer differs from the layer it replaced.
+	Changes       []*ConfigFieldChange `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigResponse) Reset() {
+	*x = RollbackConfigResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigResponse) ProtoMessage() {}
+
+func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
+func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *RollbackConfigResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RollbackConfigResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *RollbackConfigResponse) GetChanges() []*ConfigFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// Request of AdminService.AdvanceRollout.
+type AdvanceRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout to advance.
+	RolloutId     string `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceRolloutRequest) Reset() {
+	*x = AdvanceRolloutRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceRolloutRequest) ProtoMessage() {}
+
+func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceRolloutRequest.ProtoReflect.Descriptor instead.
+func (*AdvanceRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *AdvanceRolloutRequest) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+// Response of AdminService.AdvanceRollout.
+type AdvanceRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceRolloutResponse) Reset() {
+	*x = AdvanceRolloutResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceRolloutResponse) ProtoMessage() {}
+
+func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceRolloutResponse.ProtoReflect.Descriptor instead.
+func (*AdvanceRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *AdvanceRolloutResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
 // Request of AdminService.GetFleetReport.
 type GetFleetReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3494,7 +4494,7 @@ type GetFleetReportRequest struct {
 
 func (x *GetFleetReportRequest) Reset() {
 	*x = GetFleetReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3506,7 +4506,7 @@ func (x *GetFleetReportRequest) String() string {
 func (*GetFleetReportRequest) ProtoMessage() {}
 
 func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3519,7 +4519,7 @@ func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetFleetReportRequest) GetMerchantId() string {
@@ -3549,7 +4549,7 @@ type KeyCount struct {
 
 func (x *KeyCount) Reset() {
 	*x = KeyCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3561,7 +4561,7 @@ func (x *KeyCount) String() string {
 func (*KeyCount) ProtoMessage() {}
 
 func (x *KeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3574,7 +4574,7 @@ func (x *KeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCount.ProtoReflect.Descriptor instead.
 func (*KeyCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *KeyCount) GetKey() string {
@@ -3608,7 +4608,7 @@ type FaultCount struct {
 
 func (x *FaultCount) Reset() {
 	*x = FaultCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3620,7 +4620,7 @@ func (x *FaultCount) String() string {
 func (*FaultCount) ProtoMessage() {}
 
 func (x *FaultCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3633,7 +4633,7 @@ func (x *FaultCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultCount.ProtoReflect.Descriptor instead.
 func (*FaultCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *FaultCount) GetMerchantId() string {
@@ -3701,7 +4701,7 @@ type GetFleetReportResponse struct {
 
 func (x *GetFleetReportResponse) Reset() {
 	*x = GetFleetReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3713,7 +4713,7 @@ func (x *GetFleetReportResponse) String() string {
 func (*GetFleetReportResponse) ProtoMessage() {}
 
 func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3726,7 +4726,7 @@ func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetFleetReportResponse) GetGenerateTime() *timestamppb.Timestamp {
@@ -3857,7 +4857,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3869,7 +4869,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3882,7 +4882,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -3978,7 +4978,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4990,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +5003,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListAuditEventsRequest) GetType() AuditEventType {
@@ -4068,7 +5068,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4080,7 +5080,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4093,7 +5093,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -4157,7 +5157,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4169,7 +5169,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4182,7 +5182,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -4343,7 +5343,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4355,7 +5355,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4368,7 +5368,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListTransactionsRequest) GetTerminalId() string {
@@ -4440,7 +5440,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4452,7 +5452,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4465,7 +5465,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -4507,7 +5507,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4519,7 +5519,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4532,7 +5532,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *BatchSummary) GetTerminalId() string {
@@ -4605,7 +5605,7 @@ type GetSettlementReportRequest struct {
 
 func (x *GetSettlementReportRequest) Reset() {
 	*x = GetSettlementReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4617,7 +5617,7 @@ func (x *GetSettlementReportRequest) String() string {
 func (*GetSettlementReportRequest) ProtoMessage() {}
 
 func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4630,7 +5630,7 @@ func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetSettlementReportRequest) GetMerchantId() string {
@@ -4666,7 +5666,7 @@ type GetSettlementReportResponse struct {
 
 func (x *GetSettlementReportResponse) Reset() {
 	*x = GetSettlementReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4678,7 +5678,7 @@ func (x *GetSettlementReportResponse) String() string {
 func (*GetSettlementReportResponse) ProtoMessage() {}
 
 func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4691,7 +5691,7 @@ func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetSettlementReportResponse) GetMerchantId() string {
@@ -4750,7 +5750,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4762,7 +5762,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4775,7 +5775,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *AdminToken) GetTokenId() string {
@@ -4835,7 +5835,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4847,7 +5847,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4860,7 +5860,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -4897,7 +5897,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4909,7 +5909,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4922,7 +5922,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -4950,7 +5950,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4962,7 +5962,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4975,7 +5975,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *RevokeAdminTokenRequest) GetTokenId() string {
@@ -4996,7 +5996,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5008,7 +6008,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5021,7 +6021,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
@@ -5040,7 +6040,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5052,7 +6052,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5065,7 +6065,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 // Response of AdminService.ListAdminTokens.
@@ -5079,7 +6079,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5091,7 +6091,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5104,7 +6104,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
@@ -5274,22 +6274,32 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0estage_percents\x18\x01 \x03(\rR\rstagePercents\x12*\n" +
 	"\x11max_failure_ratio\x18\x02 \x01(\x01R\x0fmaxFailureRatio\x12!\n" +
 	"\fauto_advance\x18\x03 \x01(\bR\vautoAdvance\x12G\n" +
-	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\"\xcf\x01\n" +
+	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\"\xa5\x02\n" +
 	"\x14PublishConfigRequest\x12.\n" +
 	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x121\n" +
 	"\bsettings\x18\x02 \x01(\v2\x15.posfleet.v1.SettingsR\bsettings\x122\n" +
 	"\arollout\x18\x03 \x01(\v2\x18.posfleet.v1.RolloutPlanR\arollout\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x80\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12!\n" +
+	"\fclear_fields\x18\x05 \x03(\tR\vclearFields\x12\x18\n" +
+	"\areplace\x18\x06 \x01(\bR\areplace\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\"\x9c\x03\n" +
 	"\x15PublishConfigResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x02 \x01(\tR\trolloutId\x12.\n" +
-	"\arollout\x18\x03 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\"<\n" +
+	"\arollout\x18\x03 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\x12+\n" +
+	"\x05layer\x18\x04 \x01(\v2\x15.posfleet.v1.SettingsR\x05layer\x128\n" +
+	"\achanges\x18\x05 \x03(\v2\x1e.posfleet.v1.ConfigFieldChangeR\achanges\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12-\n" +
+	"\x12targeted_terminals\x18\a \x01(\x04R\x11targetedTerminals\x122\n" +
+	"\x15stage_terminal_counts\x18\b \x03(\x04R\x13stageTerminalCounts\x127\n" +
+	"\x18first_stage_terminal_ids\x18\t \x03(\tR\x15firstStageTerminalIds\"<\n" +
 	"\x19GetEffectiveConfigRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
-	"terminalId\"R\n" +
+	"terminalId\"\x8c\x01\n" +
 	"\x1aGetEffectiveConfigResponse\x124\n" +
-	"\x06config\x18\x01 \x01(\v2\x1c.posfleet.v1.EffectiveConfigR\x06config\"\xee\x04\n" +
+	"\x06config\x18\x01 \x01(\v2\x1c.posfleet.v1.EffectiveConfigR\x06config\x128\n" +
+	"\asources\x18\x02 \x03(\v2\x1e.posfleet.v1.ConfigValueSourceR\asources\"\xaf\x06\n" +
 	"\aRollout\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x18\n" +
@@ -5309,7 +6319,12 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"2\n" +
+	"updateTime\x12'\n" +
+	"\x0fcurrent_version\x18\x10 \x01(\x04R\x0ecurrentVersion\x12%\n" +
+	"\x0estage_versions\x18\x11 \x03(\x04R\rstageVersions\x12)\n" +
+	"\x10fallback_version\x18\x12 \x01(\x04R\x0ffallbackVersion\x12.\n" +
+	"\x13rollback_of_version\x18\x13 \x01(\x04R\x11rollbackOfVersion\x12\x14\n" +
+	"\x05actor\x18\x14 \x01(\tR\x05actor\"2\n" +
 	"\x11GetRolloutRequest\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\"D\n" +
@@ -5339,6 +6354,59 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
 	"\x14AbortRolloutResponse\x12.\n" +
+	"\arollout\x18\x01 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\"\x93\x01\n" +
+	"\x11ConfigFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x1d\n" +
+	"\n" +
+	"before_set\x18\x04 \x01(\bR\tbeforeSet\x12\x1b\n" +
+	"\tafter_set\x18\x05 \x01(\bR\bafterSet\"\xe0\x01\n" +
+	"\x11ConfigValueSource\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x126\n" +
+	"\x06origin\x18\x03 \x01(\x0e2\x1e.posfleet.v1.ConfigValueOriginR\x06origin\x12.\n" +
+	"\x05scope\x18\x04 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x06 \x01(\tR\trolloutId\"l\n" +
+	"\rConfigVersion\x12.\n" +
+	"\arollout\x18\x01 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\x12+\n" +
+	"\x05layer\x18\x02 \x01(\v2\x15.posfleet.v1.SettingsR\x05layer\"G\n" +
+	"\x15GetConfigLayerRequest\x12.\n" +
+	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\"J\n" +
+	"\x16GetConfigLayerResponse\x120\n" +
+	"\x05layer\x18\x01 \x01(\v2\x1a.posfleet.v1.ConfigVersionR\x05layer\"\x87\x01\n" +
+	"\x19ListConfigVersionsRequest\x12.\n" +
+	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"|\n" +
+	"\x1aListConfigVersionsResponse\x126\n" +
+	"\bversions\x18\x01 \x03(\v2\x1a.posfleet.v1.ConfigVersionR\bversions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"]\n" +
+	"\x19DiffConfigVersionsRequest\x12!\n" +
+	"\ffrom_version\x18\x01 \x01(\x04R\vfromVersion\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x02 \x01(\x04R\ttoVersion\"\xb2\x01\n" +
+	"\x1aDiffConfigVersionsResponse\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.posfleet.v1.ConfigVersionR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.posfleet.v1.ConfigVersionR\x02to\x128\n" +
+	"\achanges\x18\x03 \x03(\v2\x1e.posfleet.v1.ConfigFieldChangeR\achanges\"\xbc\x01\n" +
+	"\x15RollbackConfigRequest\x12.\n" +
+	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x02 \x01(\x04R\ttoVersion\x122\n" +
+	"\arollout\x18\x03 \x01(\v2\x18.posfleet.v1.RolloutPlanR\arollout\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x9c\x01\n" +
+	"\x16RollbackConfigResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
+	"\arollout\x18\x02 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\x128\n" +
+	"\achanges\x18\x03 \x03(\v2\x1e.posfleet.v1.ConfigFieldChangeR\achanges\"6\n" +
+	"\x15AdvanceRolloutRequest\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x01 \x01(\tR\trolloutId\"H\n" +
+	"\x16AdvanceRolloutResponse\x12.\n" +
 	"\arollout\x18\x01 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\"S\n" +
 	"\x15GetFleetReportRequest\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
@@ -5514,7 +6582,12 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x14ROLLOUT_STATE_HALTED\x10\x03\x12\x19\n" +
 	"\x15ROLLOUT_STATE_ABORTED\x10\x04\x12\x1b\n" +
 	"\x17ROLLOUT_STATE_COMPLETED\x10\x05\x12\x1c\n" +
-	"\x18ROLLOUT_STATE_SUPERSEDED\x10\x06*\xdf\a\n" +
+	"\x18ROLLOUT_STATE_SUPERSEDED\x10\x06*\x97\x01\n" +
+	"\x11ConfigValueOrigin\x12#\n" +
+	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
+	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xdf\a\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -5552,7 +6625,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xac\x15\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\x8b\x19\n" +
 	"\fAdminService\x12Y\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\x12P\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\x12Y\n" +
@@ -5579,6 +6652,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\fPauseRollout\x12 .posfleet.v1.PauseRolloutRequest\x1a!.posfleet.v1.PauseRolloutResponse\x12V\n" +
 	"\rResumeRollout\x12!.posfleet.v1.ResumeRolloutRequest\x1a\".posfleet.v1.ResumeRolloutResponse\x12S\n" +
 	"\fAbortRollout\x12 .posfleet.v1.AbortRolloutRequest\x1a!.posfleet.v1.AbortRolloutResponse\x12Y\n" +
+	"\x0eGetConfigLayer\x12\".posfleet.v1.GetConfigLayerRequest\x1a#.posfleet.v1.GetConfigLayerResponse\x12e\n" +
+	"\x12ListConfigVersions\x12&.posfleet.v1.ListConfigVersionsRequest\x1a'.posfleet.v1.ListConfigVersionsResponse\x12e\n" +
+	"\x12DiffConfigVersions\x12&.posfleet.v1.DiffConfigVersionsRequest\x1a'.posfleet.v1.DiffConfigVersionsResponse\x12Y\n" +
+	"\x0eRollbackConfig\x12\".posfleet.v1.RollbackConfigRequest\x1a#.posfleet.v1.RollbackConfigResponse\x12Y\n" +
+	"\x0eAdvanceRollout\x12\".posfleet.v1.AdvanceRolloutRequest\x1a#.posfleet.v1.AdvanceRolloutResponse\x12Y\n" +
 	"\x0eGetFleetReport\x12\".posfleet.v1.GetFleetReportRequest\x1a#.posfleet.v1.GetFleetReportResponse\x12\\\n" +
 	"\x0fListAuditEvents\x12#.posfleet.v1.ListAuditEventsRequest\x1a$.posfleet.v1.ListAuditEventsResponse\x12_\n" +
 	"\x10ListTransactions\x12$.posfleet.v1.ListTransactionsRequest\x1a%.posfleet.v1.ListTransactionsResponse\x12h\n" +
@@ -5601,268 +6679,311 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 	return file_posfleet_v1_admin_proto_rawDescData
 }
 
-var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
 	(RolloutState)(0),                   // 2: posfleet.v1.RolloutState
-	(AuditEventType)(0),                 // 3: posfleet.v1.AuditEventType
-	(TransactionKind)(0),                // 4: posfleet.v1.TransactionKind
-	(BatchState)(0),                     // 5: posfleet.v1.BatchState
-	(*CreateMerchantRequest)(nil),       // 6: posfleet.v1.CreateMerchantRequest
-	(*CreateMerchantResponse)(nil),      // 7: posfleet.v1.CreateMerchantResponse
-	(*GetMerchantRequest)(nil),          // 8: posfleet.v1.GetMerchantRequest
-	(*GetMerchantResponse)(nil),         // 9: posfleet.v1.GetMerchantResponse
-	(*UpdateMerchantRequest)(nil),       // 10: posfleet.v1.UpdateMerchantRequest
-	(*UpdateMerchantResponse)(nil),      // 11: posfleet.v1.UpdateMerchantResponse
-	(*ListMerchantsRequest)(nil),        // 12: posfleet.v1.ListMerchantsRequest
-	(*ListMerchantsResponse)(nil),       // 13: posfleet.v1.ListMerchantsResponse
-	(*CreateStoreRequest)(nil),          // 14: posfleet.v1.CreateStoreRequest
-	(*CreateStoreResponse)(nil),         // 15: posfleet.v1.CreateStoreResponse
-	(*ListStoresRequest)(nil),           // 16: posfleet.v1.ListStoresRequest
-	(*ListStoresResponse)(nil),          // 17: posfleet.v1.ListStoresResponse
-	(*Terminal)(nil),                    // 18: posfleet.v1.Terminal
-	(*ProvisionTerminalRequest)(nil),    // 19: posfleet.v1.ProvisionTerminalRequest
-	(*ProvisionTerminalResponse)(nil),   // 20: posfleet.v1.ProvisionTerminalResponse
-	(*GetTerminalRequest)(nil),          // 21: posfleet.v1.GetTerminalRequest
-	(*GetTerminalResponse)(nil),         // 22: posfleet.v1.GetTerminalResponse
-	(*ListTerminalsRequest)(nil),        // 23: posfleet.v1.ListTerminalsRequest
-	(*ListTerminalsResponse)(nil),       // 24: posfleet.v1.ListTerminalsResponse
-	(*SuspendTerminalRequest)(nil),      // 25: posfleet.v1.SuspendTerminalRequest
-	(*SuspendTerminalResponse)(nil),     // 26: posfleet.v1.SuspendTerminalResponse
-	(*ReactivateTerminalRequest)(nil),   // 27: posfleet.v1.ReactivateTerminalRequest
-	(*ReactivateTerminalResponse)(nil),  // 28: posfleet.v1.ReactivateTerminalResponse
-	(*RetireTerminalRequest)(nil),       // 29: posfleet.v1.RetireTerminalRequest
-	(*RetireTerminalResponse)(nil),      // 30: posfleet.v1.RetireTerminalResponse
-	(*ReissueEnrollmentRequest)(nil),    // 31: posfleet.v1.ReissueEnrollmentRequest
-	(*ReissueEnrollmentResponse)(nil),   // 32: posfleet.v1.ReissueEnrollmentResponse
-	(*RebindTerminalRequest)(nil),       // 33: posfleet.v1.RebindTerminalRequest
-	(*RebindTerminalResponse)(nil),      // 34: posfleet.v1.RebindTerminalResponse
-	(*SendCommandRequest)(nil),          // 35: posfleet.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),         // 36: posfleet.v1.SendCommandResponse
-	(*ListCommandsRequest)(nil),         // 37: posfleet.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),        // 38: posfleet.v1.ListCommandsResponse
-	(*ConfigScope)(nil),                 // 39: posfleet.v1.ConfigScope
-	(*RolloutPlan)(nil),                 // 40: posfleet.v1.RolloutPlan
-	(*PublishConfigRequest)(nil),        // 41: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),       // 42: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),   // 43: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),  // 44: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                     // 45: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),           // 46: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),          // 47: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),         // 48: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),        // 49: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),         // 50: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),        // 51: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),        // 52: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),       // 53: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),         // 54: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),        // 55: posfleet.v1.AbortRolloutResponse
-	(*GetFleetReportRequest)(nil),       // 56: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                    // 57: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                  // 58: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),      // 59: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                  // 60: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),      // 61: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),     // 62: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                 // 63: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),     // 64: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),    // 65: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                // 66: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),  // 67: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil), // 68: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                  // 69: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),     // 70: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),    // 71: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),     // 72: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),    // 73: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),      // 74: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),     // 75: posfleet.v1.ListAdminTokensResponse
-	nil,                                 // 76: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 77: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 78: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 79: google.protobuf.FieldMask
-	(*Store)(nil),                       // 80: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 81: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 82: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 83: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 84: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 85: google.protobuf.Duration
-	(CommandType)(0),                    // 86: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 87: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 88: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 89: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 90: posfleet.v1.Money
-	(Decision)(0),                       // 91: posfleet.v1.Decision
-	(EntryMode)(0),                      // 92: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 93: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 94: posfleet.v1.BatchTotals
-	(Role)(0),                           // 95: posfleet.v1.Role
+	(ConfigValueOrigin)(0),              // 3: posfleet.v1.ConfigValueOrigin
+	(AuditEventType)(0),                 // 4: posfleet.v1.AuditEventType
+	(TransactionKind)(0),                // 5: posfleet.v1.TransactionKind
+	(BatchState)(0),                     // 6: posfleet.v1.BatchState
+	(*CreateMerchantRequest)(nil),       // 7: posfleet.v1.CreateMerchantRequest
+	(*CreateMerchantResponse)(nil),      // 8: posfleet.v1.CreateMerchantResponse
+	(*GetMerchantRequest)(nil),          // 9: posfleet.v1.GetMerchantRequest
+	(*GetMerchantResponse)(nil),         // 10: posfleet.v1.GetMerchantResponse
+	(*UpdateMerchantRequest)(nil),       // 11: posfleet.v1.UpdateMerchantRequest
+	(*UpdateMerchantResponse)(nil),      // 12: posfleet.v1.UpdateMerchantResponse
+	(*ListMerchantsRequest)(nil),        // 13: posfleet.v1.ListMerchantsRequest
+	(*ListMerchantsResponse)(nil),       // 14: posfleet.v1.ListMerchantsResponse
+	(*CreateStoreRequest)(nil),          // 15: posfleet.v1.CreateStoreRequest
+	(*CreateStoreResponse)(nil),         // 16: posfleet.v1.CreateStoreResponse
+	(*ListStoresRequest)(nil),           // 17: posfleet.v1.ListStoresRequest
+	(*ListStoresResponse)(nil),          // 18: posfleet.v1.ListStoresResponse
+	(*Terminal)(nil),                    // 19: posfleet.v1.Terminal
+	(*ProvisionTerminalRequest)(nil),    // 20: posfleet.v1.ProvisionTerminalRequest
+	(*ProvisionTerminalResponse)(nil),   // 21: posfleet.v1.ProvisionTerminalResponse
+	(*GetTerminalRequest)(nil),          // 22: posfleet.v1.GetTerminalRequest
+	(*GetTerminalResponse)(nil),         // 23: posfleet.v1.GetTerminalResponse
+	(*ListTerminalsRequest)(nil),        // 24: posfleet.v1.ListTerminalsRequest
+	(*ListTerminalsResponse)(nil),       // 25: posfleet.v1.ListTerminalsResponse
+	(*SuspendTerminalRequest)(nil),      // 26: posfleet.v1.SuspendTerminalRequest
+	(*SuspendTerminalResponse)(nil),     // 27: posfleet.v1.SuspendTerminalResponse
+	(*ReactivateTerminalRequest)(nil),   // 28: posfleet.v1.ReactivateTerminalRequest
+	(*ReactivateTerminalResponse)(nil),  // 29: posfleet.v1.ReactivateTerminalResponse
+	(*RetireTerminalRequest)(nil),       // 30: posfleet.v1.RetireTerminalRequest
+	(*RetireTerminalResponse)(nil),      // 31: posfleet.v1.RetireTerminalResponse
+	(*ReissueEnrollmentRequest)(nil),    // 32: posfleet.v1.ReissueEnrollmentRequest
+	(*ReissueEnrollmentResponse)(nil),   // 33: posfleet.v1.ReissueEnrollmentResponse
+	(*RebindTerminalRequest)(nil),       // 34: posfleet.v1.RebindTerminalRequest
+	(*RebindTerminalResponse)(nil),      // 35: posfleet.v1.RebindTerminalResponse
+	(*SendCommandRequest)(nil),          // 36: posfleet.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),         // 37: posfleet.v1.SendCommandResponse
+	(*ListCommandsRequest)(nil),         // 38: posfleet.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),        // 39: posfleet.v1.ListCommandsResponse
+	(*ConfigScope)(nil),                 // 40: posfleet.v1.ConfigScope
+	(*RolloutPlan)(nil),                 // 41: posfleet.v1.RolloutPlan
+	(*PublishConfigRequest)(nil),        // 42: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),       // 43: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),   // 44: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),  // 45: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                     // 46: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),           // 47: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),          // 48: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),         // 49: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),        // 50: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),         // 51: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),        // 52: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),        // 53: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),       // 54: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),         // 55: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),        // 56: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),           // 57: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),           // 58: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),               // 59: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),       // 60: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),      // 61: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),   // 62: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),  // 63: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),   // 64: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),  // 65: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),       // 66: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),      // 67: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),       // 68: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),      // 69: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),       // 70: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                    // 71: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                  // 72: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),      // 73: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                  // 74: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),      // 75: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),     // 76: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                 // 77: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),     // 78: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),    // 79: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                // 80: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),  // 81: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil), // 82: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                  // 83: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),     // 84: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),    // 85: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),     // 86: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),    // 87: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),      // 88: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),     // 89: posfleet.v1.ListAdminTokensResponse
+	nil,                                 // 90: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 91: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 92: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 93: google.protobuf.FieldMask
+	(*Store)(nil),                       // 94: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 95: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 96: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 97: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 98: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 99: google.protobuf.Duration
+	(CommandType)(0),                    // 100: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 101: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 102: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 103: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 104: posfleet.v1.Money
+	(Decision)(0),                       // 105: posfleet.v1.Decision
+	(EntryMode)(0),                      // 106: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 107: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 108: posfleet.v1.BatchTotals
+	(Role)(0),                           // 109: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	78,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	79,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	78,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	80,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	80,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	80,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	92,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	92,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	92,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	92,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	93,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	92,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	92,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	94,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	94,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	94,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	81,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	82,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	83,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	83,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	84,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	85,  // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 20: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 21: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	95,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	96,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	97,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	97,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	98,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	99,  // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	97,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19,  // 20: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	19,  // 21: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 22: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
 	1,   // 23: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
-	18,  // 24: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
-	18,  // 25: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 26: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 27: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	85,  // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 30: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	86,  // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	76,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	85,  // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	87,  // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	87,  // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	85,  // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	39,  // 37: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	88,  // 38: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	40,  // 39: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	45,  // 40: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	89,  // 41: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	39,  // 42: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	40,  // 43: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 44: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	83,  // 45: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 46: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	45,  // 47: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 48: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	45,  // 49: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	45,  // 50: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	45,  // 51: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	45,  // 52: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	83,  // 53: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	57,  // 54: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	57,  // 55: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	58,  // 56: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	57,  // 57: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	57,  // 58: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 59: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 60: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 61: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	3,   // 62: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 63: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	77,  // 64: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	3,   // 65: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 66: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 67: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	60,  // 68: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	4,   // 69: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	90,  // 70: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	91,  // 71: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	92,  // 72: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	83,  // 73: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	93,  // 74: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	90,  // 75: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	91,  // 76: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	83,  // 77: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 78: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	63,  // 79: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	5,   // 80: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	94,  // 81: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	94,  // 82: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	83,  // 83: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	83,  // 84: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	94,  // 85: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	66,  // 86: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	83,  // 87: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	95,  // 88: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	83,  // 89: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 90: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	95,  // 91: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	85,  // 92: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	69,  // 93: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	69,  // 94: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	69,  // 95: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	6,   // 96: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	8,   // 97: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	10,  // 98: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	12,  // 99: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	14,  // 100: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	16,  // 101: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	19,  // 102: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	21,  // 103: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	23,  // 104: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	25,  // 105: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	27,  // 106: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	29,  // 107: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	31,  // 108: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	33,  // 109: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	35,  // 110: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	37,  // 111: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	41,  // 112: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	43,  // 113: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	46,  // 114: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	48,  // 115: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	50,  // 116: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	52,  // 117: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	54,  // 118: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	56,  // 119: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	61,  // 120: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	64,  // 121: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	67,  // 122: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	70,  // 123: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	72,  // 124: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	74,  // 125: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	7,   // 126: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	9,   // 127: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	11,  // 128: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	13,  // 129: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	15,  // 130: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	17,  // 131: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	20,  // 132: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	22,  // 133: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	24,  // 134: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	26,  // 135: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	28,  // 136: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	30,  // 137: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	32,  // 138: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	34,  // 139: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	36,  // 140: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	38,  // 141: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	42,  // 142: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	44,  // 143: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	47,  // 144: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	49,  // 145: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	51,  // 146: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	53,  // 147: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	55,  // 148: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	59,  // 149: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	62,  // 150: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	65,  // 151: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	68,  // 152: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	71,  // 153: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	73,  // 154: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	75,  // 155: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	126, // [126:156] is the sub-list for method output_type
-	96,  // [96:126] is the sub-list for method input_type
-	96,  // [96:96] is the sub-list for extension type_name
-	96,  // [96:96] is the sub-list for extension extendee
-	0,   // [0:96] is the sub-list for field type_name
+	19,  // 24: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
+	19,  // 25: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	19,  // 26: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	19,  // 27: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	99,  // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	97,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19,  // 30: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	100, // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	90,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	99,  // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	101, // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	101, // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	99,  // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	40,  // 37: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	102, // 38: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	41,  // 39: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	46,  // 40: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	102, // 41: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	57,  // 42: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	103, // 43: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	58,  // 44: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	40,  // 45: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 46: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 47: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	97,  // 48: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 49: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	46,  // 50: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 51: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	46,  // 52: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	46,  // 53: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	46,  // 54: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	46,  // 55: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	3,   // 56: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
+	40,  // 57: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	46,  // 58: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	102, // 59: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	40,  // 60: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	59,  // 61: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	40,  // 62: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	59,  // 63: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	59,  // 64: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	59,  // 65: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	57,  // 66: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	40,  // 67: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 68: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	46,  // 69: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	57,  // 70: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	46,  // 71: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	97,  // 72: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	71,  // 73: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	71,  // 74: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	72,  // 75: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	71,  // 76: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	71,  // 77: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	71,  // 78: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	71,  // 79: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	71,  // 80: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	4,   // 81: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	97,  // 82: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	91,  // 83: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	4,   // 84: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	97,  // 85: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	97,  // 86: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	74,  // 87: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	5,   // 88: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	104, // 89: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	105, // 90: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	106, // 91: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	97,  // 92: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	107, // 93: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	104, // 94: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	105, // 95: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	97,  // 96: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	97,  // 97: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	77,  // 98: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	6,   // 99: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	108, // 100: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	108, // 101: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	97,  // 102: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	97,  // 103: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	108, // 104: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	80,  // 105: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	97,  // 106: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	109, // 107: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	97,  // 108: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	97,  // 109: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	109, // 110: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	99,  // 111: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	83,  // 112: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	83,  // 113: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	83,  // 114: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	7,   // 115: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 116: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 117: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 118: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 119: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 120: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 121: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 122: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 123: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 124: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 125: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 126: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 127: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 128: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 129: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 130: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	42,  // 131: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	44,  // 132: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	47,  // 133: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	49,  // 134: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	51,  // 135: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	53,  // 136: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	55,  // 137: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	60,  // 138: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	62,  // 139: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	64,  // 140: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	66,  // 141: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	68,  // 142: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	70,  // 143: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	75,  // 144: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	78,  // 145: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	81,  // 146: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	84,  // 147: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	86,  // 148: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	88,  // 149: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	8,   // 150: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 151: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 152: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 153: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 154: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 155: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 156: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 157: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 158: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 159: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 160: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 161: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 162: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 163: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 164: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 165: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	43,  // 166: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	45,  // 167: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	48,  // 168: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	50,  // 169: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	52,  // 170: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	54,  // 171: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	56,  // 172: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	61,  // 173: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	63,  // 174: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	65,  // 175: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	67,  // 176: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	69,  // 177: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	73,  // 178: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	76,  // 179: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	79,  // 180: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	82,  // 181: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	85,  // 182: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	87,  // 183: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	89,  // 184: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	150, // [150:185] is the sub-list for method output_type
+	115, // [115:150] is the sub-list for method input_type
+	115, // [115:115] is the sub-list for extension type_name
+	115, // [115:115] is the sub-list for extension extendee
+	0,   // [0:115] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -5878,8 +6999,8 @@ func file_posfleet_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   72,
+			NumEnums:      7,
+			NumMessages:   85,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
