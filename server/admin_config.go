@@ -37,7 +37,7 @@ var reRolloutID = regexp.MustCompile(`^ro-[1-9][0-9]{0,19}$`)
 func (s *Server) openConfig() error {
 	var err error
 	s.config, err = configpush.Open(context.Background(), s.db, s.audit,
-		s.logger.With("component", "configpush"), fleetDirectory{s.fleet}, configpush.Options{})
+		s.logger.With("component", "configpush"), fleetDirectory{s.fleet}, configpush.Options{Signals: &s.paySignals})
 	if err != nil {
 		return fmt.Errorf("server: open config push: %w", err)
 	}
@@ -461,11 +461,48 @@ func planFromPB(v *violations, p *pb.RolloutPlan) configpush.Plan {
 	if d := durationFromPB(v, "rollout.min_stage_duration", p.GetMinStageDuration()); d != nil {
 		msd = *d
 	}
-	return configpush.Plan{
+	plan := configpush.Plan{
 		StagePercents:    p.GetStagePercents(),
 		MaxFailureRatio:  p.GetMaxFailureRatio(),
 		AutoAdvance:      p.GetAutoAdvance(),
 		MinStageDuration: msd,
+	}
+	if g := p.GetPaymentGate(); g != nil {
+		plan.Gate = &configpush.PaymentGate{
+			MinPayments: g.GetMinPayments(), MaxApprovalDrop: g.GetMaxApprovalDrop(),
+			MaxSystemErrorIncrease: g.GetMaxSystemErrorIncrease(), MaxLatencyIncrease: g.GetMaxLatencyIncrease(),
+			AutoRollback: g.GetAutoRollback(),
+		}
+		if d := durationFromPB(v, "rollout.payment_gate.soak_time", g.GetSoakTime()); d != nil {
+			plan.Gate.SoakTime = *d
+		}
+	}
+	return plan
+}
+
+func gateToPB(g *configpush.PaymentGate) *pb.PaymentGate {
+	if g == nil {
+		return nil
+	}
+	return &pb.PaymentGate{
+		SoakTime: durationpb.New(g.SoakTime), MinPayments: g.MinPayments, MaxApprovalDrop: g.MaxApprovalDrop,
+		MaxSystemErrorIncrease: g.MaxSystemErrorIncrease, MaxLatencyIncrease: g.MaxLatencyIncrease, AutoRollback: g.AutoRollback,
+	}
+}
+
+func gateStatusToPB(st *configpush.GateStatus) *pb.PaymentGateStatus {
+	if st == nil {
+		return nil
+	}
+	t, r := st.Treatment, st.Reference
+	return &pb.PaymentGateStatus{
+		Verdict: st.Verdict, Reason: st.Reason, Since: ts(st.Since),
+		TreatmentTerminals: st.TreatmentTerminals, TreatmentPayments: t.Payments,
+		TreatmentApprovalRatio: t.ApprovalRatio(), TreatmentSystemErrorRatio: t.SystemErrorRatio(),
+		TreatmentMeanLatency: durationpb.New(t.MeanLatency()),
+		Reference:            st.ReferenceKind, ReferencePayments: r.Payments,
+		ReferenceApprovalRatio: r.ApprovalRatio(), ReferenceSystemErrorRatio: r.SystemErrorRatio(),
+		ReferenceMeanLatency: durationpb.New(r.MeanLatency()),
 	}
 }
 
@@ -543,6 +580,7 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 		StagePercents:   r.Plan.StagePercents,
 		MaxFailureRatio: r.Plan.MaxFailureRatio,
 		AutoAdvance:     r.Plan.AutoAdvance,
+		PaymentGate:     gateToPB(r.Plan.Gate),
 	}
 	if r.Plan.MinStageDuration > 0 {
 		plan.MinStageDuration = durationpb.New(r.Plan.MinStageDuration)
@@ -569,5 +607,6 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 		FallbackVersion:   r.Fallback,
 		RollbackOfVersion: r.RollbackOf,
 		Actor:             r.Actor,
+		PaymentGateStatus: gateStatusToPB(r.Gate),
 	}
 }

@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -107,5 +110,67 @@ func TestConfigChangesFailClosedOverGRPC(t *testing.T) {
 	}
 	if _, err := e.admin.AdvanceRollout(e.adminCtx(), &pb.AdvanceRolloutRequest{RolloutId: adv.GetRollout().GetRolloutId()}); reason(err) != "ROLLOUT_STATE" {
 		t.Errorf("advancing a finished rollout: %v, want ROLLOUT_STATE", err)
+	}
+}
+
+func TestPaymentGateRollsBackADecliningConfigOverGRPC(t *testing.T) {
+	e := newFleetEnv(t)
+	e.merchant("M1", "S1")
+	pay := pb.NewPaymentServiceClient(e.conn)
+	creds := map[string]string{}
+	for i := range 12 {
+		tid, cred := e.registered(fmt.Sprintf("SN-GATE-%d", i), "M1", "S1")
+		creds[tid] = cred
+	}
+	resp := e.publish(&pb.PublishConfigRequest{
+		Scope:    &pb.ConfigScope{MerchantId: "M1"},
+		Settings: &pb.Settings{PerTransactionLimit: &pb.Money{MinorUnits: 1, Currency: "NZD"}},
+		Rollout: &pb.RolloutPlan{StagePercents: []uint32{50, 100}, AutoAdvance: true,
+			PaymentGate: &pb.PaymentGate{MinPayments: 8, SoakTime: durationpb.New(time.Minute), AutoRollback: true}},
+	})
+	treated := map[string]bool{}
+	for tid := range creds {
+		eff, err := e.admin.GetEffectiveConfig(e.adminCtx(), &pb.GetEffectiveConfigRequest{TerminalId: tid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		treated[tid] = eff.GetConfig().GetRolloutId() == resp.GetRolloutId()
+	}
+	n := 0
+	for tid, cred := range creds {
+		for range 4 {
+			n++
+			req := saleReq(fmt.Sprintf("gate-%d", n), 500)
+			r, err := pay.Authorize(bearer(t.Context(), cred), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]string{true: "61", false: "00"}[treated[tid]]; r.GetResponseCode() != want {
+				t.Fatalf("terminal %s (in rollout: %v) got %s, want %s", tid, treated[tid], r.GetResponseCode(), want)
+			}
+		}
+	}
+	var ro *pb.Rollout
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := e.admin.GetRollout(e.adminCtx(), &pb.GetRolloutRequest{RolloutId: resp.GetRolloutId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ro = got.GetRollout(); ro.GetState() == pb.RolloutState_ROLLOUT_STATE_ABORTED || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	gs := ro.GetPaymentGateStatus()
+	if ro.GetState() != pb.RolloutState_ROLLOUT_STATE_ABORTED || ro.GetCurrentStage() != 0 || gs.GetVerdict() != "breached" ||
+		gs.GetTreatmentApprovalRatio() != 0 || gs.GetReference() != "control" || gs.GetReferenceApprovalRatio() != 1 {
+		t.Fatalf("rollout %s stage %d gate %v; want ABORTED in stage 1 by the approval breach", ro.GetState(), ro.GetCurrentStage(), gs)
+	}
+	for tid := range creds {
+		eff, _ := e.admin.GetEffectiveConfig(e.adminCtx(), &pb.GetEffectiveConfigRequest{TerminalId: tid})
+		if eff.GetConfig().GetSettings().GetPerTransactionLimit() != nil {
+			t.Errorf("%s keeps the declining limit after the automatic rollback", tid)
+		}
 	}
 }

@@ -25,6 +25,9 @@ type Options struct {
 	// MaxWatchesPerTerminal bounds concurrent watches of one terminal
 	// (DefaultMaxWatchesPerTerminal when zero).
 	MaxWatchesPerTerminal int
+	// Signals reports payment outcomes per terminal for payment gates;
+	// without it, plans with a gate are judged on acknowledgements alone.
+	Signals PaymentSignals
 }
 
 // Engine holds the settings layers, per-terminal effective configs and
@@ -32,14 +35,15 @@ type Options struct {
 // from memory without waiting on storage; every change is durable before
 // it becomes visible. It is safe for concurrent use.
 type Engine struct {
-	db     *store.DB
-	audit  *audit.Log
-	logger *slog.Logger
-	dir    Directory
-	opts   Options
-	now    func() time.Time
-	hub    *Hub
-	commit *committer
+	db      *store.DB
+	audit   *audit.Log
+	logger  *slog.Logger
+	dir     Directory
+	signals PaymentSignals
+	opts    Options
+	now     func() time.Time
+	hub     *Hub
+	commit  *committer
 
 	// mu guards the fields below, effs' writers and every rollout's fields.
 	// Changes of layers and rollouts hold it across their storage write, so
@@ -93,6 +97,9 @@ type rollout struct {
 	// winApplied and winRejected count the current stage's
 	// acknowledgements since rec.HealthSince.
 	winApplied, winRejected uint64
+	// gate is the payment watch of the current stage, nil until the first
+	// judgement or without a gate.
+	gate *gateState
 }
 
 // memoKey identifies the inputs of a merge: the visible layer at each scope
@@ -125,7 +132,7 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 		opts.EvalInterval = time.Second
 	}
 	e := &Engine{
-		db: db, audit: log, logger: logger, dir: dir, opts: opts, now: opts.Now,
+		db: db, audit: log, logger: logger, dir: dir, signals: opts.Signals, opts: opts, now: opts.Now,
 		hub:    NewHub(opts.MaxWatchesPerTerminal),
 		scopes: map[string]*scopeState{},
 		live:   map[uint64]*rollout{},
@@ -308,6 +315,9 @@ func (e *Engine) loop() {
 		e.mu.Lock()
 		for _, r := range e.sortedLive() {
 			if r.rec.State == StateRunning && r.acks != nil {
+				if r.rec.Plan.Gate != nil && e.signals != nil {
+					e.judgeGate(r, e.now().UTC())
+				}
 				e.evaluate(r)
 			}
 		}
@@ -747,7 +757,12 @@ func (r *rollout) progress() counts {
 // snapshot returns the public view of the rollout.
 func (r *rollout) snapshot() Rollout {
 	c := r.progress()
-	return rolloutFromRec(r.rec, c)
+	out := rolloutFromRec(r.rec, c)
+	if r.gate != nil && r.rec.Plan.Gate != nil {
+		st := r.gate.last
+		out.Gate = &st
+	}
+	return out
 }
 
 func rolloutFromRec(rec rolloutRec, c counts) Rollout {

@@ -161,6 +161,8 @@ type env struct {
 	eng   *configpush.Engine
 	// seq numbers the empty publishes.
 	seq int
+	// signals, when set before open, feeds payment gates.
+	signals configpush.PaymentSignals
 }
 
 func newEnv(t *testing.T, fleet *fakeDir) *env {
@@ -181,7 +183,7 @@ func (e *env) open() {
 		e.t.Fatalf("audit.Open: %v", err)
 	}
 	e.eng, err = configpush.Open(e.t.Context(), e.db, e.audit, nil, e.fleet,
-		configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond})
+		configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond, Signals: e.signals})
 	if err != nil {
 		e.t.Fatalf("configpush.Open: %v", err)
 	}

@@ -111,6 +111,10 @@ type Plan struct {
 	// MinStageDuration is the shortest time a stage runs before it may
 	// advance or complete.
 	MinStageDuration time.Duration `json:"msd,omitempty"`
+	// Gate, when set, holds each stage until its terminals' payments show
+	// the change does no harm, and halts (or rolls back) the rollout when
+	// they do not. It needs the engine's PaymentSignals.
+	Gate *PaymentGate `json:"g,omitempty"`
 }
 
 // Plan limits and defaults.
@@ -155,6 +159,7 @@ func (p Plan) validate(v *violations) {
 	if p.MinStageDuration < 0 || p.MinStageDuration > MaxMinStageDuration {
 		v.add("rollout.min_stage_duration", "must be between 0 and %s", MaxMinStageDuration)
 	}
+	p.Gate.validate(v)
 }
 
 // State is the lifecycle state of a rollout (protocol RolloutState
@@ -239,6 +244,9 @@ type Rollout struct {
 	// Changes is how the layer differs from the scope's previous layer; set
 	// only in the results of Publish and Rollback.
 	Changes []Change
+	// Gate is the payment gate's latest judgement of the current stage; nil
+	// without a gate or before the first judgement.
+	Gate *GateStatus
 }
 
 // CurrentVersion is the newest version the rollout issued: the fallback of

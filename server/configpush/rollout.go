@@ -310,10 +310,16 @@ func (e *Engine) evaluate(r *rollout) {
 			}
 			return
 		}
+		if e.gateBlocks(r, now) {
+			return
+		}
 		ran := now.Sub(rec.StageTimes[rec.Stage]) >= rec.Plan.MinStageDuration
 		enough := acked >= n || (rec.Plan.MinStageDuration > 0 && 2*acked >= n)
 		if !ran || !enough {
 			return
+		}
+		if r.gate != nil && rec.Plan.Gate != nil {
+			e.recordGate(r, r.gate.last)
 		}
 		last := rec.Stage == len(rec.Plan.StagePercents)-1
 		switch {
@@ -547,22 +553,32 @@ func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollo
 	if err := ctx.Err(); err != nil {
 		return Rollout{}, err
 	}
+	if reason == "" {
+		reason = "aborted by " + who.Name
+	}
+	if !e.abortLocked(r, reason, who) {
+		return Rollout{}, fmt.Errorf("configpush: abort %s: not stored", id)
+	}
+	return r.snapshot(), nil
+}
+
+// abortLocked aborts r: the terminals it reached fall back to the layer
+// below under a new version. It reports whether the change was stored.
+// Called with mu held.
+func (e *Engine) abortLocked(r *rollout, reason string, who Actor) bool {
 	now := e.now().UTC()
 	fb := e.seq + 1
 	rec := r.rec
 	c := r.progress()
 	rec.State, rec.Awaiting, rec.Updated = StateAborted, false, now
 	rec.Reason = reason
-	if rec.Reason == "" {
-		rec.Reason = "aborted by " + who.Name
-	}
 	rec.Fallback, rec.FallbackTime, rec.Final = fb, now, &c
 	ops := []op{seqOp(fb)}
 	for tid := range r.acks {
 		ops = append(ops, op{key: keyAck(rec.Version, tid), del: true})
 	}
 	if !e.store(r, rec, ops) {
-		return Rollout{}, fmt.Errorf("configpush: abort %s: not stored", id)
+		return false
 	}
 	e.seq = fb
 	r.acks = nil
@@ -578,7 +594,7 @@ func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollo
 	e.setEffective(e.termsIn(rec.Scope))
 	e.logger.Info("rollout aborted", "rollout", r.id, "fallback_version", fb)
 	e.recordChange(r, who, "aborted")
-	return r.snapshot(), nil
+	return true
 }
 
 // Ack records a terminal's acknowledgement of a config version. Only the

@@ -2569,8 +2569,12 @@ type RolloutPlan struct {
 	AutoAdvance bool `protobuf:"varint,3,opt,name=auto_advance,json=autoAdvance,proto3" json:"auto_advance,omitempty"`
 	// Shortest time a stage runs before auto-advance; default 0.
 	MinStageDuration *durationpb.Duration `protobuf:"bytes,4,opt,name=min_stage_duration,json=minStageDuration,proto3" json:"min_stage_duration,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Holds each stage until its terminals' payments show the change does no
+	// harm, and halts (or rolls back) the rollout when they do not. Unset:
+	// stages are judged on acknowledgements alone.
+	PaymentGate   *PaymentGate `protobuf:"bytes,5,opt,name=payment_gate,json=paymentGate,proto3" json:"payment_gate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutPlan) Reset() {
@@ -2631,6 +2635,270 @@ func (x *RolloutPlan) GetMinStageDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *RolloutPlan) GetPaymentGate() *PaymentGate {
+	if x != nil {
+		return x.PaymentGate
+	}
+	return nil
+}
+
+// A stage's payment check. The terminals running the new layer (the
+// treatment) are compared with a reference: the scope's terminals not yet
+// in the rollout over the same period or, when those paid too little, the
+// treatment's own payments before the stage. The watch restarts with each
+// stage, each resume and each server start.
+type PaymentGate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long a stage's payments are watched before it may advance or
+	// complete.
+	SoakTime *durationpb.Duration `protobuf:"bytes,1,opt,name=soak_time,json=soakTime,proto3" json:"soak_time,omitempty"`
+	// Treatment payments needed to judge; fewer and the stage waits. Zero
+	// means 20.
+	MinPayments uint64 `protobuf:"varint,2,opt,name=min_payments,json=minPayments,proto3" json:"min_payments,omitempty"`
+	// Breach when the treatment's approval ratio is below the reference's by
+	// more than this (0-1). Zero means 0.05.
+	MaxApprovalDrop float64 `protobuf:"fixed64,3,opt,name=max_approval_drop,json=maxApprovalDrop,proto3" json:"max_approval_drop,omitempty"`
+	// Breach when the treatment's system-error (response code 96) ratio is
+	// above the reference's by more than this (0-1). Zero means 0.02.
+	MaxSystemErrorIncrease float64 `protobuf:"fixed64,4,opt,name=max_system_error_increase,json=maxSystemErrorIncrease,proto3" json:"max_system_error_increase,omitempty"`
+	// Breach when the treatment's mean Authorize latency exceeds the
+	// reference's by more than this fraction (0-100; 1 = twice as slow). Zero
+	// means 1.
+	MaxLatencyIncrease float64 `protobuf:"fixed64,5,opt,name=max_latency_increase,json=maxLatencyIncrease,proto3" json:"max_latency_increase,omitempty"`
+	// On a breach, abort the rollout (its terminals fall back to the previous
+	// layer) instead of only halting it.
+	AutoRollback  bool `protobuf:"varint,6,opt,name=auto_rollback,json=autoRollback,proto3" json:"auto_rollback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentGate) Reset() {
+	*x = PaymentGate{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentGate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentGate) ProtoMessage() {}
+
+func (x *PaymentGate) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentGate.ProtoReflect.Descriptor instead.
+func (*PaymentGate) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *PaymentGate) GetSoakTime() *durationpb.Duration {
+	if x != nil {
+		return x.SoakTime
+	}
+	return nil
+}
+
+func (x *PaymentGate) GetMinPayments() uint64 {
+	if x != nil {
+		return x.MinPayments
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetMaxApprovalDrop() float64 {
+	if x != nil {
+		return x.MaxApprovalDrop
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetMaxSystemErrorIncrease() float64 {
+	if x != nil {
+		return x.MaxSystemErrorIncrease
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetMaxLatencyIncrease() float64 {
+	if x != nil {
+		return x.MaxLatencyIncrease
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetAutoRollback() bool {
+	if x != nil {
+		return x.AutoRollback
+	}
+	return false
+}
+
+// The latest payment-gate judgement of a rollout's current stage.
+type PaymentGateStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "waiting", "passed" or "breached".
+	Verdict string `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// The judgement with its numbers.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the watch of the stage started.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// Terminals running the rollout's layer.
+	TreatmentTerminals uint64 `protobuf:"varint,4,opt,name=treatment_terminals,json=treatmentTerminals,proto3" json:"treatment_terminals,omitempty"`
+	// Their payments since the watch started.
+	TreatmentPayments uint64 `protobuf:"varint,5,opt,name=treatment_payments,json=treatmentPayments,proto3" json:"treatment_payments,omitempty"`
+	// Their approval ratio.
+	TreatmentApprovalRatio float64 `protobuf:"fixed64,6,opt,name=treatment_approval_ratio,json=treatmentApprovalRatio,proto3" json:"treatment_approval_ratio,omitempty"`
+	// Their system-error (96) ratio.
+	TreatmentSystemErrorRatio float64 `protobuf:"fixed64,7,opt,name=treatment_system_error_ratio,json=treatmentSystemErrorRatio,proto3" json:"treatment_system_error_ratio,omitempty"`
+	// Their mean Authorize latency.
+	TreatmentMeanLatency *durationpb.Duration `protobuf:"bytes,8,opt,name=treatment_mean_latency,json=treatmentMeanLatency,proto3" json:"treatment_mean_latency,omitempty"`
+	// "control" (terminals not yet in the rollout), "before" (the treatment
+	// before the stage) or empty (no reference yet).
+	Reference string `protobuf:"bytes,9,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Payments of the reference.
+	ReferencePayments uint64 `protobuf:"varint,10,opt,name=reference_payments,json=referencePayments,proto3" json:"reference_payments,omitempty"`
+	// Approval ratio of the reference.
+	ReferenceApprovalRatio float64 `protobuf:"fixed64,11,opt,name=reference_approval_ratio,json=referenceApprovalRatio,proto3" json:"reference_approval_ratio,omitempty"`
+	// System-error ratio of the reference.
+	ReferenceSystemErrorRatio float64 `protobuf:"fixed64,12,opt,name=reference_system_error_ratio,json=referenceSystemErrorRatio,proto3" json:"reference_system_error_ratio,omitempty"`
+	// Mean Authorize latency of the reference.
+	ReferenceMeanLatency *durationpb.Duration `protobuf:"bytes,13,opt,name=reference_mean_latency,json=referenceMeanLatency,proto3" json:"reference_mean_latency,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *PaymentGateStatus) Reset() {
+	*x = PaymentGateStatus{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentGateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentGateStatus) ProtoMessage() {}
+
+func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentGateStatus.ProtoReflect.Descriptor instead.
+func (*PaymentGateStatus) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PaymentGateStatus) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *PaymentGateStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PaymentGateStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *PaymentGateStatus) GetTreatmentTerminals() uint64 {
+	if x != nil {
+		return x.TreatmentTerminals
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentPayments() uint64 {
+	if x != nil {
+		return x.TreatmentPayments
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentApprovalRatio() float64 {
+	if x != nil {
+		return x.TreatmentApprovalRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentSystemErrorRatio() float64 {
+	if x != nil {
+		return x.TreatmentSystemErrorRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentMeanLatency() *durationpb.Duration {
+	if x != nil {
+		return x.TreatmentMeanLatency
+	}
+	return nil
+}
+
+func (x *PaymentGateStatus) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PaymentGateStatus) GetReferencePayments() uint64 {
+	if x != nil {
+		return x.ReferencePayments
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetReferenceApprovalRatio() float64 {
+	if x != nil {
+		return x.ReferenceApprovalRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetReferenceSystemErrorRatio() float64 {
+	if x != nil {
+		return x.ReferenceSystemErrorRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetReferenceMeanLatency() *durationpb.Duration {
+	if x != nil {
+		return x.ReferenceMeanLatency
+	}
+	return nil
+}
+
 // Request of AdminService.PublishConfig.
 type PublishConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2665,7 +2933,7 @@ type PublishConfigRequest struct {
 
 func (x *PublishConfigRequest) Reset() {
 	*x = PublishConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2945,7 @@ func (x *PublishConfigRequest) String() string {
 func (*PublishConfigRequest) ProtoMessage() {}
 
 func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2958,7 @@ func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigRequest.ProtoReflect.Descriptor instead.
 func (*PublishConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PublishConfigRequest) GetScope() *ConfigScope {
@@ -2770,7 +3038,7 @@ type PublishConfigResponse struct {
 
 func (x *PublishConfigResponse) Reset() {
 	*x = PublishConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +3050,7 @@ func (x *PublishConfigResponse) String() string {
 func (*PublishConfigResponse) ProtoMessage() {}
 
 func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +3063,7 @@ func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigResponse.ProtoReflect.Descriptor instead.
 func (*PublishConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PublishConfigResponse) GetVersion() uint64 {
@@ -2872,7 +3140,7 @@ type GetEffectiveConfigRequest struct {
 
 func (x *GetEffectiveConfigRequest) Reset() {
 	*x = GetEffectiveConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2884,7 +3152,7 @@ func (x *GetEffectiveConfigRequest) String() string {
 func (*GetEffectiveConfigRequest) ProtoMessage() {}
 
 func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3165,7 @@ func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetEffectiveConfigRequest) GetTerminalId() string {
@@ -2921,7 +3189,7 @@ type GetEffectiveConfigResponse struct {
 
 func (x *GetEffectiveConfigResponse) Reset() {
 	*x = GetEffectiveConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2933,7 +3201,7 @@ func (x *GetEffectiveConfigResponse) String() string {
 func (*GetEffectiveConfigResponse) ProtoMessage() {}
 
 func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2946,7 +3214,7 @@ func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetEffectiveConfigResponse) GetConfig() *EffectiveConfig {
@@ -3009,14 +3277,16 @@ type Rollout struct {
 	// For a rollback, the version whose layer it replaced; 0 otherwise.
 	RollbackOfVersion uint64 `protobuf:"varint,19,opt,name=rollback_of_version,json=rollbackOfVersion,proto3" json:"rollback_of_version,omitempty"`
 	// Who published it ("admin:<token id>").
-	Actor         string `protobuf:"bytes,20,opt,name=actor,proto3" json:"actor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Actor string `protobuf:"bytes,20,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Payment gate of the current stage, when the plan has one.
+	PaymentGateStatus *PaymentGateStatus `protobuf:"bytes,21,opt,name=payment_gate_status,json=paymentGateStatus,proto3" json:"payment_gate_status,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3028,7 +3298,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3041,7 +3311,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Rollout) GetRolloutId() string {
@@ -3184,6 +3454,13 @@ func (x *Rollout) GetActor() string {
 	return ""
 }
 
+func (x *Rollout) GetPaymentGateStatus() *PaymentGateStatus {
+	if x != nil {
+		return x.PaymentGateStatus
+	}
+	return nil
+}
+
 // Request of AdminService.GetRollout.
 type GetRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3195,7 +3472,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3484,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3497,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetRolloutRequest) GetRolloutId() string {
@@ -3241,7 +3518,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3530,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3543,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3291,7 +3568,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3580,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3593,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListRolloutsRequest) GetState() RolloutState {
@@ -3353,7 +3630,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3365,7 +3642,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3378,7 +3655,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3408,7 +3685,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3420,7 +3697,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3433,7 +3710,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PauseRolloutRequest) GetRolloutId() string {
@@ -3461,7 +3738,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3473,7 +3750,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3486,7 +3763,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3507,7 +3784,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3796,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3809,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResumeRolloutRequest) GetRolloutId() string {
@@ -3553,7 +3830,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3842,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3855,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3601,7 +3878,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3890,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3903,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AbortRolloutRequest) GetRolloutId() string {
@@ -3654,7 +3931,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +3943,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +3956,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -3709,7 +3986,7 @@ type ConfigFieldChange struct {
 
 func (x *ConfigFieldChange) Reset() {
 	*x = ConfigFieldChange{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3721,7 +3998,7 @@ func (x *ConfigFieldChange) String() string {
 func (*ConfigFieldChange) ProtoMessage() {}
 
 func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3734,7 +4011,7 @@ func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFieldChange.ProtoReflect.Descriptor instead.
 func (*ConfigFieldChange) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ConfigFieldChange) GetField() string {
@@ -3794,7 +4071,7 @@ type ConfigValueSource struct {
 
 func (x *ConfigValueSource) Reset() {
 	*x = ConfigValueSource{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +4083,7 @@ func (x *ConfigValueSource) String() string {
 func (*ConfigValueSource) ProtoMessage() {}
 
 func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +4096,7 @@ func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigValueSource.ProtoReflect.Descriptor instead.
 func (*ConfigValueSource) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ConfigValueSource) GetField() string {
@@ -3877,7 +4154,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4166,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4179,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ConfigVersion) GetRollout() *Rollout {
@@ -3930,7 +4207,7 @@ type GetConfigLayerRequest struct {
 
 func (x *GetConfigLayerRequest) Reset() {
 	*x = GetConfigLayerRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4219,7 @@ func (x *GetConfigLayerRequest) String() string {
 func (*GetConfigLayerRequest) ProtoMessage() {}
 
 func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4232,7 @@ func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *GetConfigLayerRequest) GetScope() *ConfigScope {
@@ -3977,7 +4254,7 @@ type GetConfigLayerResponse struct {
 
 func (x *GetConfigLayerResponse) Reset() {
 	*x = GetConfigLayerResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3989,7 +4266,7 @@ func (x *GetConfigLayerResponse) String() string {
 func (*GetConfigLayerResponse) ProtoMessage() {}
 
 func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4002,7 +4279,7 @@ func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetConfigLayerResponse) GetLayer() *ConfigVersion {
@@ -4027,7 +4304,7 @@ type ListConfigVersionsRequest struct {
 
 func (x *ListConfigVersionsRequest) Reset() {
 	*x = ListConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4039,7 +4316,7 @@ func (x *ListConfigVersionsRequest) String() string {
 func (*ListConfigVersionsRequest) ProtoMessage() {}
 
 func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4052,7 +4329,7 @@ func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListConfigVersionsRequest) GetScope() *ConfigScope {
@@ -4089,7 +4366,7 @@ type ListConfigVersionsResponse struct {
 
 func (x *ListConfigVersionsResponse) Reset() {
 	*x = ListConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4101,7 +4378,7 @@ func (x *ListConfigVersionsResponse) String() string {
 func (*ListConfigVersionsResponse) ProtoMessage() {}
 
 func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4114,7 +4391,7 @@ func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
@@ -4144,7 +4421,7 @@ type DiffConfigVersionsRequest struct {
 
 func (x *DiffConfigVersionsRequest) Reset() {
 	*x = DiffConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4156,7 +4433,7 @@ func (x *DiffConfigVersionsRequest) String() string {
 func (*DiffConfigVersionsRequest) ProtoMessage() {}
 
 func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4169,7 +4446,7 @@ func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DiffConfigVersionsRequest) GetFromVersion() uint64 {
@@ -4201,7 +4478,7 @@ type DiffConfigVersionsResponse struct {
 
 func (x *DiffConfigVersionsResponse) Reset() {
 	*x = DiffConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4213,7 +4490,7 @@ func (x *DiffConfigVersionsResponse) String() string {
 func (*DiffConfigVersionsResponse) ProtoMessage() {}
 
 func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4226,7 +4503,7 @@ func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DiffConfigVersionsResponse) GetFrom() *ConfigVersion {
@@ -4269,7 +4546,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4281,7 +4558,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4294,7 +4571,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RollbackConfigRequest) GetScope() *ConfigScope {
@@ -4340,7 +4617,7 @@ type RollbackConfigResponse struct {
 
 func (x *RollbackConfigResponse) Reset() {
 	*x = RollbackConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4352,7 +4629,7 @@ func (x *RollbackConfigResponse) String() string {
 func (*RollbackConfigResponse) ProtoMessage() {}
 
 func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4365,7 +4642,7 @@ func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
 func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RollbackConfigResponse) GetVersion() uint64 {
@@ -4400,7 +4677,7 @@ type AdvanceRolloutRequest struct {
 
 func (x *AdvanceRolloutRequest) Reset() {
 	*x = AdvanceRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4412,7 +4689,7 @@ func (x *AdvanceRolloutRequest) String() string {
 func (*AdvanceRolloutRequest) ProtoMessage() {}
 
 func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4425,7 +4702,7 @@ func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *AdvanceRolloutRequest) GetRolloutId() string {
@@ -4446,7 +4723,7 @@ type AdvanceRolloutResponse struct {
 
 func (x *AdvanceRolloutResponse) Reset() {
 	*x = AdvanceRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4458,7 +4735,7 @@ func (x *AdvanceRolloutResponse) String() string {
 func (*AdvanceRolloutResponse) ProtoMessage() {}
 
 func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4471,7 +4748,7 @@ func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AdvanceRolloutResponse) GetRollout() *Rollout {
@@ -4494,7 +4771,7 @@ type GetFleetReportRequest struct {
 
 func (x *GetFleetReportRequest) Reset() {
 	*x = GetFleetReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4506,7 +4783,7 @@ func (x *GetFleetReportRequest) String() string {
 func (*GetFleetReportRequest) ProtoMessage() {}
 
 func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4519,7 +4796,7 @@ func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *GetFleetReportRequest) GetMerchantId() string {
@@ -4549,7 +4826,7 @@ type KeyCount struct {
 
 func (x *KeyCount) Reset() {
 	*x = KeyCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4561,7 +4838,7 @@ func (x *KeyCount) String() string {
 func (*KeyCount) ProtoMessage() {}
 
 func (x *KeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4574,7 +4851,7 @@ func (x *KeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCount.ProtoReflect.Descriptor instead.
 func (*KeyCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KeyCount) GetKey() string {
@@ -4608,7 +4885,7 @@ type FaultCount struct {
 
 func (x *FaultCount) Reset() {
 	*x = FaultCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4620,7 +4897,7 @@ func (x *FaultCount) String() string {
 func (*FaultCount) ProtoMessage() {}
 
 func (x *FaultCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4633,7 +4910,7 @@ func (x *FaultCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultCount.ProtoReflect.Descriptor instead.
 func (*FaultCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *FaultCount) GetMerchantId() string {
@@ -4701,7 +4978,7 @@ type GetFleetReportResponse struct {
 
 func (x *GetFleetReportResponse) Reset() {
 	*x = GetFleetReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4990,7 @@ func (x *GetFleetReportResponse) String() string {
 func (*GetFleetReportResponse) ProtoMessage() {}
 
 func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +5003,7 @@ func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetFleetReportResponse) GetGenerateTime() *timestamppb.Timestamp {
@@ -4857,7 +5134,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4869,7 +5146,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4882,7 +5159,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -4978,7 +5255,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4990,7 +5267,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5003,7 +5280,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListAuditEventsRequest) GetType() AuditEventType {
@@ -5068,7 +5345,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5080,7 +5357,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5093,7 +5370,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -5157,7 +5434,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5169,7 +5446,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5182,7 +5459,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -5343,7 +5620,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5355,7 +5632,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5368,7 +5645,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListTransactionsRequest) GetTerminalId() string {
@@ -5440,7 +5717,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5452,7 +5729,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5465,7 +5742,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -5507,7 +5784,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5519,7 +5796,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5532,7 +5809,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *BatchSummary) GetTerminalId() string {
@@ -5605,7 +5882,7 @@ type GetSettlementReportRequest struct {
 
 func (x *GetSettlementReportRequest) Reset() {
 	*x = GetSettlementReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5617,7 +5894,7 @@ func (x *GetSettlementReportRequest) String() string {
 func (*GetSettlementReportRequest) ProtoMessage() {}
 
 func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5630,7 +5907,7 @@ func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *GetSettlementReportRequest) GetMerchantId() string {
@@ -5666,7 +5943,7 @@ type GetSettlementReportResponse struct {
 
 func (x *GetSettlementReportResponse) Reset() {
 	*x = GetSettlementReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5678,7 +5955,7 @@ func (x *GetSettlementReportResponse) String() string {
 func (*GetSettlementReportResponse) ProtoMessage() {}
 
 func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5691,7 +5968,7 @@ func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetSettlementReportResponse) GetMerchantId() string {
@@ -5750,7 +6027,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5762,7 +6039,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5775,7 +6052,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *AdminToken) GetTokenId() string {
@@ -5835,7 +6112,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5847,7 +6124,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5860,7 +6137,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -5897,7 +6174,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5909,7 +6186,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5922,7 +6199,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -5950,7 +6227,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5962,7 +6239,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5975,7 +6252,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RevokeAdminTokenRequest) GetTokenId() string {
@@ -5996,7 +6273,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6008,7 +6285,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6021,7 +6298,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
@@ -6040,7 +6317,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6052,7 +6329,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6065,7 +6342,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 // Response of AdminService.ListAdminTokens.
@@ -6079,7 +6356,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6091,7 +6368,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6104,7 +6381,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
@@ -6269,12 +6546,35 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"merchantId\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x1f\n" +
 	"\vterminal_id\x18\x03 \x01(\tR\n" +
-	"terminalId\"\xcc\x01\n" +
+	"terminalId\"\x89\x02\n" +
 	"\vRolloutPlan\x12%\n" +
 	"\x0estage_percents\x18\x01 \x03(\rR\rstagePercents\x12*\n" +
 	"\x11max_failure_ratio\x18\x02 \x01(\x01R\x0fmaxFailureRatio\x12!\n" +
 	"\fauto_advance\x18\x03 \x01(\bR\vautoAdvance\x12G\n" +
-	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\"\xa5\x02\n" +
+	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\x12;\n" +
+	"\fpayment_gate\x18\x05 \x01(\v2\x18.posfleet.v1.PaymentGateR\vpaymentGate\"\xa6\x02\n" +
+	"\vPaymentGate\x126\n" +
+	"\tsoak_time\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bsoakTime\x12!\n" +
+	"\fmin_payments\x18\x02 \x01(\x04R\vminPayments\x12*\n" +
+	"\x11max_approval_drop\x18\x03 \x01(\x01R\x0fmaxApprovalDrop\x129\n" +
+	"\x19max_system_error_increase\x18\x04 \x01(\x01R\x16maxSystemErrorIncrease\x120\n" +
+	"\x14max_latency_increase\x18\x05 \x01(\x01R\x12maxLatencyIncrease\x12#\n" +
+	"\rauto_rollback\x18\x06 \x01(\bR\fautoRollback\"\xbc\x05\n" +
+	"\x11PaymentGateStatus\x12\x18\n" +
+	"\averdict\x18\x01 \x01(\tR\averdict\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12/\n" +
+	"\x13treatment_terminals\x18\x04 \x01(\x04R\x12treatmentTerminals\x12-\n" +
+	"\x12treatment_payments\x18\x05 \x01(\x04R\x11treatmentPayments\x128\n" +
+	"\x18treatment_approval_ratio\x18\x06 \x01(\x01R\x16treatmentApprovalRatio\x12?\n" +
+	"\x1ctreatment_system_error_ratio\x18\a \x01(\x01R\x19treatmentSystemErrorRatio\x12O\n" +
+	"\x16treatment_mean_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\x14treatmentMeanLatency\x12\x1c\n" +
+	"\treference\x18\t \x01(\tR\treference\x12-\n" +
+	"\x12reference_payments\x18\n" +
+	" \x01(\x04R\x11referencePayments\x128\n" +
+	"\x18reference_approval_ratio\x18\v \x01(\x01R\x16referenceApprovalRatio\x12?\n" +
+	"\x1creference_system_error_ratio\x18\f \x01(\x01R\x19referenceSystemErrorRatio\x12O\n" +
+	"\x16reference_mean_latency\x18\r \x01(\v2\x19.google.protobuf.DurationR\x14referenceMeanLatency\"\xa5\x02\n" +
 	"\x14PublishConfigRequest\x12.\n" +
 	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x121\n" +
 	"\bsettings\x18\x02 \x01(\v2\x15.posfleet.v1.SettingsR\bsettings\x122\n" +
@@ -6299,7 +6599,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"terminalId\"\x8c\x01\n" +
 	"\x1aGetEffectiveConfigResponse\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.posfleet.v1.EffectiveConfigR\x06config\x128\n" +
-	"\asources\x18\x02 \x03(\v2\x1e.posfleet.v1.ConfigValueSourceR\asources\"\xaf\x06\n" +
+	"\asources\x18\x02 \x03(\v2\x1e.posfleet.v1.ConfigValueSourceR\asources\"\xff\x06\n" +
 	"\aRollout\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x18\n" +
@@ -6324,7 +6624,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0estage_versions\x18\x11 \x03(\x04R\rstageVersions\x12)\n" +
 	"\x10fallback_version\x18\x12 \x01(\x04R\x0ffallbackVersion\x12.\n" +
 	"\x13rollback_of_version\x18\x13 \x01(\x04R\x11rollbackOfVersion\x12\x14\n" +
-	"\x05actor\x18\x14 \x01(\tR\x05actor\"2\n" +
+	"\x05actor\x18\x14 \x01(\tR\x05actor\x12N\n" +
+	"\x13payment_gate_status\x18\x15 \x01(\v2\x1e.posfleet.v1.PaymentGateStatusR\x11paymentGateStatus\"2\n" +
 	"\x11GetRolloutRequest\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\"D\n" +
@@ -6680,7 +6981,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 85)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
@@ -6724,96 +7025,98 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*ListCommandsResponse)(nil),        // 39: posfleet.v1.ListCommandsResponse
 	(*ConfigScope)(nil),                 // 40: posfleet.v1.ConfigScope
 	(*RolloutPlan)(nil),                 // 41: posfleet.v1.RolloutPlan
-	(*PublishConfigRequest)(nil),        // 42: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),       // 43: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),   // 44: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),  // 45: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                     // 46: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),           // 47: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),          // 48: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),         // 49: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),        // 50: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),         // 51: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),        // 52: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),        // 53: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),       // 54: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),         // 55: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),        // 56: posfleet.v1.AbortRolloutResponse
-	(*ConfigFieldChange)(nil),           // 57: posfleet.v1.ConfigFieldChange
-	(*ConfigValueSource)(nil),           // 58: posfleet.v1.ConfigValueSource
-	(*ConfigVersion)(nil),               // 59: posfleet.v1.ConfigVersion
-	(*GetConfigLayerRequest)(nil),       // 60: posfleet.v1.GetConfigLayerRequest
-	(*GetConfigLayerResponse)(nil),      // 61: posfleet.v1.GetConfigLayerResponse
-	(*ListConfigVersionsRequest)(nil),   // 62: posfleet.v1.ListConfigVersionsRequest
-	(*ListConfigVersionsResponse)(nil),  // 63: posfleet.v1.ListConfigVersionsResponse
-	(*DiffConfigVersionsRequest)(nil),   // 64: posfleet.v1.DiffConfigVersionsRequest
-	(*DiffConfigVersionsResponse)(nil),  // 65: posfleet.v1.DiffConfigVersionsResponse
-	(*RollbackConfigRequest)(nil),       // 66: posfleet.v1.RollbackConfigRequest
-	(*RollbackConfigResponse)(nil),      // 67: posfleet.v1.RollbackConfigResponse
-	(*AdvanceRolloutRequest)(nil),       // 68: posfleet.v1.AdvanceRolloutRequest
-	(*AdvanceRolloutResponse)(nil),      // 69: posfleet.v1.AdvanceRolloutResponse
-	(*GetFleetReportRequest)(nil),       // 70: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                    // 71: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                  // 72: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),      // 73: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                  // 74: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),      // 75: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),     // 76: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                 // 77: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),     // 78: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),    // 79: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                // 80: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),  // 81: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil), // 82: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                  // 83: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),     // 84: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),    // 85: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),     // 86: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),    // 87: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),      // 88: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),     // 89: posfleet.v1.ListAdminTokensResponse
-	nil,                                 // 90: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 91: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 92: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 93: google.protobuf.FieldMask
-	(*Store)(nil),                       // 94: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 95: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 96: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 97: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 98: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 99: google.protobuf.Duration
-	(CommandType)(0),                    // 100: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 101: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 102: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 103: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 104: posfleet.v1.Money
-	(Decision)(0),                       // 105: posfleet.v1.Decision
-	(EntryMode)(0),                      // 106: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 107: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 108: posfleet.v1.BatchTotals
-	(Role)(0),                           // 109: posfleet.v1.Role
+	(*PaymentGate)(nil),                 // 42: posfleet.v1.PaymentGate
+	(*PaymentGateStatus)(nil),           // 43: posfleet.v1.PaymentGateStatus
+	(*PublishConfigRequest)(nil),        // 44: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),       // 45: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),   // 46: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),  // 47: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                     // 48: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),           // 49: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),          // 50: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),         // 51: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),        // 52: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),         // 53: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),        // 54: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),        // 55: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),       // 56: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),         // 57: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),        // 58: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),           // 59: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),           // 60: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),               // 61: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),       // 62: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),      // 63: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),   // 64: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),  // 65: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),   // 66: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),  // 67: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),       // 68: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),      // 69: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),       // 70: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),      // 71: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),       // 72: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                    // 73: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                  // 74: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),      // 75: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                  // 76: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),      // 77: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),     // 78: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                 // 79: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),     // 80: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),    // 81: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                // 82: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),  // 83: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil), // 84: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                  // 85: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),     // 86: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),    // 87: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),     // 88: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),    // 89: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),      // 90: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),     // 91: posfleet.v1.ListAdminTokensResponse
+	nil,                                 // 92: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 93: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 94: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 95: google.protobuf.FieldMask
+	(*Store)(nil),                       // 96: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 97: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 98: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 99: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 100: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 101: google.protobuf.Duration
+	(CommandType)(0),                    // 102: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 103: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 104: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 105: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 106: posfleet.v1.Money
+	(Decision)(0),                       // 107: posfleet.v1.Decision
+	(EntryMode)(0),                      // 108: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 109: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 110: posfleet.v1.BatchTotals
+	(Role)(0),                           // 111: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	92,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	92,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	92,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	92,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	93,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	92,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	92,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	94,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	94,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	94,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	94,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	94,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	94,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	94,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	94,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	94,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	96,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	96,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	96,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	95,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	96,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	97,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	97,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	97,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	98,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	99,  // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	97,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	97,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	98,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	99,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	99,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	99,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	100, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	101, // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	99,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 20: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 21: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 22: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -6822,168 +7125,174 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	19,  // 25: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 26: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 27: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	99,  // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	97,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	101, // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	99,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 30: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	100, // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	90,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	99,  // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	101, // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	101, // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	99,  // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	40,  // 37: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	102, // 38: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	41,  // 39: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	46,  // 40: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	102, // 41: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
-	57,  // 42: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	103, // 43: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	58,  // 44: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
-	40,  // 45: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 46: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 47: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	97,  // 48: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	97,  // 49: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	46,  // 50: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 51: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	46,  // 52: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	46,  // 53: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	46,  // 54: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	46,  // 55: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	3,   // 56: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
-	40,  // 57: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
-	46,  // 58: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	102, // 59: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
-	40,  // 60: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
-	59,  // 61: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
-	40,  // 62: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
-	59,  // 63: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
-	59,  // 64: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
-	59,  // 65: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
-	57,  // 66: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	40,  // 67: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 68: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	46,  // 69: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	57,  // 70: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	46,  // 71: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	97,  // 72: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	71,  // 73: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	71,  // 74: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	72,  // 75: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	71,  // 76: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	71,  // 77: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	71,  // 78: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	71,  // 79: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	71,  // 80: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	4,   // 81: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	97,  // 82: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	91,  // 83: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	4,   // 84: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	97,  // 85: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	97,  // 86: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	74,  // 87: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	5,   // 88: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	104, // 89: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	105, // 90: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	106, // 91: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	97,  // 92: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	107, // 93: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	104, // 94: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	105, // 95: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	97,  // 96: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	97,  // 97: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	77,  // 98: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	6,   // 99: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	108, // 100: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	108, // 101: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	97,  // 102: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	97,  // 103: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	108, // 104: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	80,  // 105: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	97,  // 106: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	109, // 107: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	97,  // 108: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	97,  // 109: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	109, // 110: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	99,  // 111: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	83,  // 112: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	83,  // 113: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	83,  // 114: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	7,   // 115: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 116: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 117: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 118: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 119: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 120: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 121: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 122: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 123: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 124: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 125: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 126: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 127: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 128: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 129: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 130: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	42,  // 131: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	44,  // 132: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	47,  // 133: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	49,  // 134: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	51,  // 135: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	53,  // 136: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	55,  // 137: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	60,  // 138: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	62,  // 139: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	64,  // 140: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	66,  // 141: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	68,  // 142: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	70,  // 143: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	75,  // 144: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	78,  // 145: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	81,  // 146: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	84,  // 147: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	86,  // 148: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	88,  // 149: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	8,   // 150: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 151: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 152: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 153: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 154: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 155: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 156: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 157: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 158: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 159: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 160: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 161: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 162: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 163: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 164: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 165: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	43,  // 166: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	45,  // 167: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	48,  // 168: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	50,  // 169: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	52,  // 170: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	54,  // 171: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	56,  // 172: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	61,  // 173: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	63,  // 174: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	65,  // 175: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	67,  // 176: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	69,  // 177: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	73,  // 178: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	76,  // 179: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	79,  // 180: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	82,  // 181: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	85,  // 182: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	87,  // 183: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	89,  // 184: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	150, // [150:185] is the sub-list for method output_type
-	115, // [115:150] is the sub-list for method input_type
-	115, // [115:115] is the sub-list for extension type_name
-	115, // [115:115] is the sub-list for extension extendee
-	0,   // [0:115] is the sub-list for field type_name
+	102, // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	92,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	101, // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	103, // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	103, // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	101, // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	42,  // 37: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
+	101, // 38: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	99,  // 39: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	101, // 40: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	101, // 41: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	40,  // 42: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	104, // 43: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	41,  // 44: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	48,  // 45: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	104, // 46: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	59,  // 47: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	105, // 48: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	60,  // 49: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	40,  // 50: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 51: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 52: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	99,  // 53: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	99,  // 54: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	43,  // 55: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
+	48,  // 56: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 57: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	48,  // 58: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	48,  // 59: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	48,  // 60: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	48,  // 61: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	3,   // 62: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
+	40,  // 63: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	48,  // 64: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	104, // 65: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	40,  // 66: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	61,  // 67: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	40,  // 68: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	61,  // 69: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	61,  // 70: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	61,  // 71: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	59,  // 72: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	40,  // 73: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 74: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	48,  // 75: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	59,  // 76: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	48,  // 77: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	99,  // 78: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	73,  // 79: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	73,  // 80: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	74,  // 81: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	73,  // 82: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	73,  // 83: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	73,  // 84: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	73,  // 85: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	73,  // 86: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	4,   // 87: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	99,  // 88: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	93,  // 89: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	4,   // 90: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	99,  // 91: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	99,  // 92: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	76,  // 93: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	5,   // 94: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	106, // 95: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	107, // 96: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	108, // 97: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	99,  // 98: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	109, // 99: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	106, // 100: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	107, // 101: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	99,  // 102: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	99,  // 103: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	79,  // 104: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	6,   // 105: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	110, // 106: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	110, // 107: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	99,  // 108: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	99,  // 109: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	110, // 110: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	82,  // 111: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	99,  // 112: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	111, // 113: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	99,  // 114: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	99,  // 115: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	111, // 116: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	101, // 117: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	85,  // 118: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	85,  // 119: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	85,  // 120: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	7,   // 121: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 122: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 123: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 124: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 125: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 126: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 127: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 128: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 129: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 130: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 131: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 132: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 133: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 134: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 135: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 136: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	44,  // 137: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	46,  // 138: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	49,  // 139: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	51,  // 140: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	53,  // 141: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	55,  // 142: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	57,  // 143: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	62,  // 144: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	64,  // 145: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	66,  // 146: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	68,  // 147: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	70,  // 148: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	72,  // 149: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	77,  // 150: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	80,  // 151: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	83,  // 152: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	86,  // 153: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	88,  // 154: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	90,  // 155: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	8,   // 156: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 157: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 158: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 159: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 160: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 161: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 162: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 163: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 164: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 165: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 166: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 167: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 168: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 169: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 170: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 171: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	45,  // 172: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	47,  // 173: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	50,  // 174: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	52,  // 175: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	54,  // 176: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	56,  // 177: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	58,  // 178: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	63,  // 179: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	65,  // 180: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	67,  // 181: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	69,  // 182: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	71,  // 183: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	75,  // 184: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	78,  // 185: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	81,  // 186: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	84,  // 187: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	87,  // 188: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	89,  // 189: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	91,  // 190: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	156, // [156:191] is the sub-list for method output_type
+	121, // [121:156] is the sub-list for method input_type
+	121, // [121:121] is the sub-list for extension type_name
+	121, // [121:121] is the sub-list for extension extendee
+	0,   // [0:121] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -7000,7 +7309,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   85,
+			NumMessages:   87,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
