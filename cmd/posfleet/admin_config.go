@@ -107,6 +107,12 @@ func planFlags(fs *flag.FlagSet) func() (*pb.RolloutPlan, error) {
 	ratio := fs.Float64("max-failure-ratio", 0, "halt when rejected/acknowledged in a stage exceeds this (default 0.1)")
 	auto := fs.Bool("auto-advance", false, "advance to the next stage when the current one is healthy")
 	minStage := fs.Duration("min-stage-duration", 0, "shortest time a stage runs before it advances")
+	soak := fs.Duration("gate-soak", 0, "payment gate: watch each stage's payments this long before it advances (any --gate-* flag enables the gate)")
+	minPay := fs.Uint64("gate-min-payments", 0, "payment gate: payments of the stage's terminals needed to judge (default 20)")
+	drop := fs.Float64("gate-max-approval-drop", 0, "payment gate: breach when the approval ratio falls by more than this vs terminals not yet in the rollout (default 0.05)")
+	sysErr := fs.Float64("gate-max-system-error-increase", 0, "payment gate: breach when the 96 ratio rises by more than this (default 0.02)")
+	latency := fs.Float64("gate-max-latency-increase", 0, "payment gate: breach when mean Authorize latency rises by more than this fraction (default 1 = twice as slow)")
+	rollback := fs.Bool("auto-rollback", false, "payment gate: roll the terminals back on a breach instead of only halting")
 	return func() (*pb.RolloutPlan, error) {
 		pcts, err := stagesFlag(*stages)
 		if err != nil {
@@ -115,6 +121,15 @@ func planFlags(fs *flag.FlagSet) func() (*pb.RolloutPlan, error) {
 		p := &pb.RolloutPlan{StagePercents: pcts, MaxFailureRatio: *ratio, AutoAdvance: *auto}
 		if *minStage > 0 {
 			p.MinStageDuration = durationpb.New(*minStage)
+		}
+		for _, name := range []string{"gate-soak", "gate-min-payments", "gate-max-approval-drop", "gate-max-system-error-increase", "gate-max-latency-increase", "auto-rollback"} {
+			if isFlagSet(fs, name) {
+				p.PaymentGate = &pb.PaymentGate{
+					SoakTime: durationpb.New(*soak), MinPayments: *minPay, MaxApprovalDrop: *drop,
+					MaxSystemErrorIncrease: *sysErr, MaxLatencyIncrease: *latency, AutoRollback: *rollback,
+				}
+				break
+			}
 		}
 		return p, nil
 	}
@@ -604,9 +619,21 @@ func rolloutDetail(r *pb.Rollout) [][]string {
 		{"applied", strconv.FormatUint(r.GetApplied(), 10)},
 		{"rejected", strconv.FormatUint(r.GetRejected(), 10)},
 		{"failure_ratio", strconv.FormatFloat(r.GetFailureRatio(), 'f', 3, 64)},
+		{"payment_gate", gateText(p.GetPaymentGate())},
+		{"gate_status", orDash(strings.TrimSpace(r.GetPaymentGateStatus().GetVerdict() + " " + r.GetPaymentGateStatus().GetReason()))},
 		{"description", orDash(r.GetDescription())},
 		{"created", tsText(r.GetCreateTime())}, {"updated", tsText(r.GetUpdateTime())},
 	}
+}
+
+// gateText summarizes a payment gate, "-" when the plan has none.
+func gateText(g *pb.PaymentGate) string {
+	if g == nil {
+		return "-"
+	}
+	return fmt.Sprintf("soak %s, min %d payments, approval drop %g, 96 increase %g, latency increase %g, auto-rollback %v",
+		g.GetSoakTime().AsDuration(), g.GetMinPayments(), g.GetMaxApprovalDrop(), g.GetMaxSystemErrorIncrease(),
+		g.GetMaxLatencyIncrease(), g.GetAutoRollback())
 }
 
 func uintsText(vs []uint64) string {

@@ -88,6 +88,15 @@ func TestAdminConfigFailsClosedAndShowsLayersHistoryAndDiffs(t *testing.T) {
 	expect(mustAdmin("config", "history", "--merchant", "ACME01"), "ro-2", "ro-1", "receipt_footer,daily_limit")
 	expect(mustAdmin("config", "diff", "--from", "1", "--to", "2"), "receipt_footer", `"Thank you"`)
 
+	out = mustAdmin("--json", "config", "publish", "--merchant", "ACME01", "--receipt-header", "Kia ora", "--stages", "50,100",
+		"--gate-soak", "1m", "--gate-max-approval-drop", "0.1", "--auto-rollback")
+	var gated pb.PublishConfigResponse
+	if err := protojson.Unmarshal([]byte(out), &gated); err != nil {
+		t.Fatalf("publish --json output %q: %v", out, err)
+	}
+	expect(mustAdmin("rollout", "get", "--id", gated.GetRolloutId()), "soak 1m0s, min 20 payments, approval drop 0.1", "auto-rollback true", "waiting")
+	mustAdmin("rollout", "abort", "--id", gated.GetRolloutId())
+
 	// A staged rollback, advanced by hand: the rollout and the terminal
 	// agree on the version.
 	out = mustAdmin("--json", "config", "rollback", "--merchant", "ACME01", "--stages", "1,100")
@@ -97,12 +106,12 @@ func TestAdminConfigFailsClosedAndShowsLayersHistoryAndDiffs(t *testing.T) {
 	}
 	id := rb.GetRollout().GetRolloutId()
 	out = mustAdmin("rollout", "advance", "--id", id)
-	expect(out, id, "(published 3)")
+	expect(out, id, "(published 5)")
 	var eff pb.GetEffectiveConfigResponse
 	if err := protojson.Unmarshal([]byte(mustAdmin("--json", "config", "show", "--terminal", tid)), &eff); err != nil {
 		t.Fatal(err)
 	}
-	if v := eff.GetConfig().GetVersion(); !strings.Contains(out, fmt.Sprintf("%d (published 3)", v)) || eff.GetConfig().GetSettings().GetReceiptFooter() != "" {
+	if v := eff.GetConfig().GetVersion(); !strings.Contains(out, fmt.Sprintf("%d (published 5)", v)) || eff.GetConfig().GetSettings().GetReceiptFooter() != "" {
 		t.Errorf("terminal runs version %d with footer %q; rollout list says:\n%s", v, eff.GetConfig().GetSettings().GetReceiptFooter(), out)
 	}
 }

@@ -203,7 +203,7 @@ func (e *Engine) cohortStats(r *rollout) (treat, ctrl PaymentStats, nTreat uint6
 // stage or health window changed, then compares the treatment's payments
 // since with the reference. Called with mu held, from the evaluation loop.
 func (e *Engine) judgeGate(r *rollout, now time.Time) {
-	g := r.rec.Plan.Gate.normalize()
+	g := *r.rec.Plan.Gate // normalized when published
 	treat, ctrl, n := e.cohortStats(r)
 	gs := r.gate
 	if gs == nil || gs.stage != r.rec.Stage || gs.epoch != r.rec.HealthEpoch {

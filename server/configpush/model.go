@@ -127,13 +127,18 @@ const (
 	MaxAckDetail           = 256
 )
 
-// normalize fills the defaults: no stages means [100], a zero ratio 0.1.
+// normalize fills the defaults: no stages means [100], a zero ratio 0.1,
+// and the payment gate's defaults.
 func (p Plan) normalize() Plan {
 	if len(p.StagePercents) == 0 {
 		p.StagePercents = []uint32{100}
 	}
 	if p.MaxFailureRatio == 0 {
 		p.MaxFailureRatio = DefaultMaxFailureRatio
+	}
+	if p.Gate != nil {
+		g := p.Gate.normalize()
+		p.Gate = &g
 	}
 	return p
 }
