@@ -467,6 +467,14 @@ func planFromPB(v *violations, p *pb.RolloutPlan) configpush.Plan {
 		AutoAdvance:      p.GetAutoAdvance(),
 		MinStageDuration: msd,
 	}
+	for i, f := range p.GetFreezes() {
+		field := fieldAt("rollout.freezes", i)
+		if f.GetStartTime().CheckValid() != nil || f.GetEndTime().CheckValid() != nil {
+			v.add(field, "must have a valid start_time and end_time")
+			continue
+		}
+		plan.Freezes = append(plan.Freezes, configpush.Freeze{Start: f.GetStartTime().AsTime(), End: f.GetEndTime().AsTime()})
+	}
 	if g := p.GetPaymentGate(); g != nil {
 		plan.Gate = &configpush.PaymentGate{
 			MinPayments: g.GetMinPayments(), MaxApprovalDrop: g.GetMaxApprovalDrop(),
@@ -581,6 +589,9 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 		MaxFailureRatio: r.Plan.MaxFailureRatio,
 		AutoAdvance:     r.Plan.AutoAdvance,
 		PaymentGate:     gateToPB(r.Plan.Gate),
+	}
+	for _, f := range r.Plan.Freezes {
+		plan.Freezes = append(plan.Freezes, &pb.FreezePeriod{StartTime: ts(f.Start), EndTime: ts(f.End)})
 	}
 	if r.Plan.MinStageDuration > 0 {
 		plan.MinStageDuration = durationpb.New(r.Plan.MinStageDuration)

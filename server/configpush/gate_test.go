@@ -158,3 +158,27 @@ func TestPaymentGateAdvancesAfterAHealthySoak(t *testing.T) {
 		t.Errorf("after a healthy soak: %s, want RUNNING in stage 2", got.State)
 	}
 }
+
+func TestRolloutsStandStillDuringAFreeze(t *testing.T) {
+	dir := newFakeDir()
+	ids := tids("T", 50)
+	dir.add("M1", "S1", ids...)
+	e := newEnv(t, dir)
+	e.publish(merchant, &configpush.Settings{ReceiptFooter: ptr("old")}, all)
+	now := e.clock.Now()
+	ro := e.publish(merchant, &configpush.Settings{ReceiptFooter: ptr("new")}, configpush.Plan{
+		StagePercents: []uint32{20, 100}, AutoAdvance: true,
+		Freezes: []configpush.Freeze{{Start: now.Add(-time.Minute), End: now.Add(time.Hour)}},
+	})
+	e.ackAll(configpush.AckApplied, ids...)
+	time.Sleep(50 * time.Millisecond) // ten evaluation intervals
+	if got := e.rollout(ro.ID); got.Stage != 0 || got.State != configpush.StateRunning {
+		t.Fatalf("during the freeze: %s at stage %d, want RUNNING at stage 1", got.State, got.Stage+1)
+	}
+	e.clock.Advance(time.Hour)
+	e.waitRollout(ro.ID, func(r configpush.Rollout) bool { return r.Stage == 1 })
+	if _, err := e.eng.Publish(t.Context(), configpush.PublishRequest{Scope: merchant, Settings: &configpush.Settings{ReceiptHeader: ptr("x")},
+		Plan: configpush.Plan{Freezes: []configpush.Freeze{{Start: now, End: now}}}}, admin); violationFields(err) == nil {
+		t.Errorf("an empty freeze period was accepted: %v", err)
+	}
+}

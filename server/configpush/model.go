@@ -115,6 +115,28 @@ type Plan struct {
 	// the change does no harm, and halts (or rolls back) the rollout when
 	// they do not. It needs the engine's PaymentSignals.
 	Gate *PaymentGate `json:"g,omitempty"`
+	// Freezes are periods during which the rollout does not advance or
+	// complete on its own (AdvanceRollout by an operator still does).
+	Freezes []Freeze `json:"fz,omitempty"`
+}
+
+// Freeze is a period [Start, End) in which rollouts stand still.
+type Freeze struct {
+	Start time.Time `json:"s"`
+	End   time.Time `json:"e"`
+}
+
+// MaxFreezes bounds Plan.Freezes.
+const MaxFreezes = 32
+
+// frozen reports whether now falls in one of the plan's freezes.
+func (p Plan) frozen(now time.Time) bool {
+	for _, f := range p.Freezes {
+		if !now.Before(f.Start) && now.Before(f.End) {
+			return true
+		}
+	}
+	return false
 }
 
 // Plan limits and defaults.
@@ -165,6 +187,14 @@ func (p Plan) validate(v *violations) {
 		v.add("rollout.min_stage_duration", "must be between 0 and %s", MaxMinStageDuration)
 	}
 	p.Gate.validate(v)
+	if len(p.Freezes) > MaxFreezes {
+		v.add("rollout.freezes", "must have at most %d periods", MaxFreezes)
+	}
+	for i, f := range p.Freezes {
+		if !f.End.After(f.Start) {
+			v.add(fmtIndex("rollout.freezes", i), "must end after it starts")
+		}
+	}
 }
 
 // State is the lifecycle state of a rollout (protocol RolloutState

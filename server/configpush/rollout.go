@@ -310,7 +310,7 @@ func (e *Engine) evaluate(r *rollout) {
 			}
 			return
 		}
-		if e.gateBlocks(r, now) {
+		if e.gateBlocks(r, now) || rec.Plan.frozen(now) {
 			return
 		}
 		ran := now.Sub(rec.StageTimes[rec.Stage]) >= rec.Plan.MinStageDuration

@@ -2572,7 +2572,10 @@ type RolloutPlan struct {
 	// Holds each stage until its terminals' payments show the change does no
 	// harm, and halts (or rolls back) the rollout when they do not. Unset:
 	// stages are judged on acknowledgements alone.
-	PaymentGate   *PaymentGate `protobuf:"bytes,5,opt,name=payment_gate,json=paymentGate,proto3" json:"payment_gate,omitempty"`
+	PaymentGate *PaymentGate `protobuf:"bytes,5,opt,name=payment_gate,json=paymentGate,proto3" json:"payment_gate,omitempty"`
+	// Periods during which the rollout does not advance or complete on its
+	// own (AdvanceRollout by an operator still does), e.g. a trading peak.
+	Freezes       []*FreezePeriod `protobuf:"bytes,6,rep,name=freezes,proto3" json:"freezes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2642,6 +2645,68 @@ func (x *RolloutPlan) GetPaymentGate() *PaymentGate {
 	return nil
 }
 
+func (x *RolloutPlan) GetFreezes() []*FreezePeriod {
+	if x != nil {
+		return x.Freezes
+	}
+	return nil
+}
+
+// A period [start_time, end_time) in which rollouts stand still.
+type FreezePeriod struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start of the freeze.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// End of the freeze (exclusive).
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezePeriod) Reset() {
+	*x = FreezePeriod{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezePeriod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezePeriod) ProtoMessage() {}
+
+func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezePeriod.ProtoReflect.Descriptor instead.
+func (*FreezePeriod) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FreezePeriod) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *FreezePeriod) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
 // A stage's payment check. The terminals running the new layer (the
 // treatment) are compared with a reference: the scope's terminals not yet
 // in the rollout over the same period or, when those paid too little, the
@@ -2674,7 +2739,7 @@ type PaymentGate struct {
 
 func (x *PaymentGate) Reset() {
 	*x = PaymentGate{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2686,7 +2751,7 @@ func (x *PaymentGate) String() string {
 func (*PaymentGate) ProtoMessage() {}
 
 func (x *PaymentGate) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2699,7 +2764,7 @@ func (x *PaymentGate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentGate.ProtoReflect.Descriptor instead.
 func (*PaymentGate) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PaymentGate) GetSoakTime() *durationpb.Duration {
@@ -2780,7 +2845,7 @@ type PaymentGateStatus struct {
 
 func (x *PaymentGateStatus) Reset() {
 	*x = PaymentGateStatus{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +2857,7 @@ func (x *PaymentGateStatus) String() string {
 func (*PaymentGateStatus) ProtoMessage() {}
 
 func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +2870,7 @@ func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentGateStatus.ProtoReflect.Descriptor instead.
 func (*PaymentGateStatus) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PaymentGateStatus) GetVerdict() string {
@@ -2933,7 +2998,7 @@ type PublishConfigRequest struct {
 
 func (x *PublishConfigRequest) Reset() {
 	*x = PublishConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3010,7 @@ func (x *PublishConfigRequest) String() string {
 func (*PublishConfigRequest) ProtoMessage() {}
 
 func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3023,7 @@ func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigRequest.ProtoReflect.Descriptor instead.
 func (*PublishConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PublishConfigRequest) GetScope() *ConfigScope {
@@ -3038,7 +3103,7 @@ type PublishConfigResponse struct {
 
 func (x *PublishConfigResponse) Reset() {
 	*x = PublishConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3050,7 +3115,7 @@ func (x *PublishConfigResponse) String() string {
 func (*PublishConfigResponse) ProtoMessage() {}
 
 func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3063,7 +3128,7 @@ func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigResponse.ProtoReflect.Descriptor instead.
 func (*PublishConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PublishConfigResponse) GetVersion() uint64 {
@@ -3140,7 +3205,7 @@ type GetEffectiveConfigRequest struct {
 
 func (x *GetEffectiveConfigRequest) Reset() {
 	*x = GetEffectiveConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3152,7 +3217,7 @@ func (x *GetEffectiveConfigRequest) String() string {
 func (*GetEffectiveConfigRequest) ProtoMessage() {}
 
 func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3165,7 +3230,7 @@ func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetEffectiveConfigRequest) GetTerminalId() string {
@@ -3189,7 +3254,7 @@ type GetEffectiveConfigResponse struct {
 
 func (x *GetEffectiveConfigResponse) Reset() {
 	*x = GetEffectiveConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3266,7 @@ func (x *GetEffectiveConfigResponse) String() string {
 func (*GetEffectiveConfigResponse) ProtoMessage() {}
 
 func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3279,7 @@ func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetEffectiveConfigResponse) GetConfig() *EffectiveConfig {
@@ -3286,7 +3351,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3298,7 +3363,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,7 +3376,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Rollout) GetRolloutId() string {
@@ -3472,7 +3537,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3484,7 +3549,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3497,7 +3562,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetRolloutRequest) GetRolloutId() string {
@@ -3518,7 +3583,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3530,7 +3595,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3543,7 +3608,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3568,7 +3633,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3645,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3658,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRolloutsRequest) GetState() RolloutState {
@@ -3630,7 +3695,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3707,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3720,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3685,7 +3750,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3697,7 +3762,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3710,7 +3775,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PauseRolloutRequest) GetRolloutId() string {
@@ -3738,7 +3803,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3815,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3828,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3784,7 +3849,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3796,7 +3861,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3809,7 +3874,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResumeRolloutRequest) GetRolloutId() string {
@@ -3830,7 +3895,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3842,7 +3907,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3855,7 +3920,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3878,7 +3943,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +3955,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +3968,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AbortRolloutRequest) GetRolloutId() string {
@@ -3931,7 +3996,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3943,7 +4008,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3956,7 +4021,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -3986,7 +4051,7 @@ type ConfigFieldChange struct {
 
 func (x *ConfigFieldChange) Reset() {
 	*x = ConfigFieldChange{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3998,7 +4063,7 @@ func (x *ConfigFieldChange) String() string {
 func (*ConfigFieldChange) ProtoMessage() {}
 
 func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4011,7 +4076,7 @@ func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFieldChange.ProtoReflect.Descriptor instead.
 func (*ConfigFieldChange) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ConfigFieldChange) GetField() string {
@@ -4071,7 +4136,7 @@ type ConfigValueSource struct {
 
 func (x *ConfigValueSource) Reset() {
 	*x = ConfigValueSource{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4148,7 @@ func (x *ConfigValueSource) String() string {
 func (*ConfigValueSource) ProtoMessage() {}
 
 func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4161,7 @@ func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigValueSource.ProtoReflect.Descriptor instead.
 func (*ConfigValueSource) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ConfigValueSource) GetField() string {
@@ -4154,7 +4219,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4166,7 +4231,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4179,7 +4244,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ConfigVersion) GetRollout() *Rollout {
@@ -4207,7 +4272,7 @@ type GetConfigLayerRequest struct {
 
 func (x *GetConfigLayerRequest) Reset() {
 	*x = GetConfigLayerRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4219,7 +4284,7 @@ func (x *GetConfigLayerRequest) String() string {
 func (*GetConfigLayerRequest) ProtoMessage() {}
 
 func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4232,7 +4297,7 @@ func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GetConfigLayerRequest) GetScope() *ConfigScope {
@@ -4254,7 +4319,7 @@ type GetConfigLayerResponse struct {
 
 func (x *GetConfigLayerResponse) Reset() {
 	*x = GetConfigLayerResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4266,7 +4331,7 @@ func (x *GetConfigLayerResponse) String() string {
 func (*GetConfigLayerResponse) ProtoMessage() {}
 
 func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4279,7 +4344,7 @@ func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetConfigLayerResponse) GetLayer() *ConfigVersion {
@@ -4304,7 +4369,7 @@ type ListConfigVersionsRequest struct {
 
 func (x *ListConfigVersionsRequest) Reset() {
 	*x = ListConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4316,7 +4381,7 @@ func (x *ListConfigVersionsRequest) String() string {
 func (*ListConfigVersionsRequest) ProtoMessage() {}
 
 func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4329,7 +4394,7 @@ func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListConfigVersionsRequest) GetScope() *ConfigScope {
@@ -4366,7 +4431,7 @@ type ListConfigVersionsResponse struct {
 
 func (x *ListConfigVersionsResponse) Reset() {
 	*x = ListConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4443,7 @@ func (x *ListConfigVersionsResponse) String() string {
 func (*ListConfigVersionsResponse) ProtoMessage() {}
 
 func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4391,7 +4456,7 @@ func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
@@ -4421,7 +4486,7 @@ type DiffConfigVersionsRequest struct {
 
 func (x *DiffConfigVersionsRequest) Reset() {
 	*x = DiffConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4433,7 +4498,7 @@ func (x *DiffConfigVersionsRequest) String() string {
 func (*DiffConfigVersionsRequest) ProtoMessage() {}
 
 func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4446,7 +4511,7 @@ func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DiffConfigVersionsRequest) GetFromVersion() uint64 {
@@ -4478,7 +4543,7 @@ type DiffConfigVersionsResponse struct {
 
 func (x *DiffConfigVersionsResponse) Reset() {
 	*x = DiffConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4490,7 +4555,7 @@ func (x *DiffConfigVersionsResponse) String() string {
 func (*DiffConfigVersionsResponse) ProtoMessage() {}
 
 func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4503,7 +4568,7 @@ func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DiffConfigVersionsResponse) GetFrom() *ConfigVersion {
@@ -4546,7 +4611,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4558,7 +4623,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4571,7 +4636,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RollbackConfigRequest) GetScope() *ConfigScope {
@@ -4617,7 +4682,7 @@ type RollbackConfigResponse struct {
 
 func (x *RollbackConfigResponse) Reset() {
 	*x = RollbackConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4629,7 +4694,7 @@ func (x *RollbackConfigResponse) String() string {
 func (*RollbackConfigResponse) ProtoMessage() {}
 
 func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4642,7 +4707,7 @@ func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
 func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RollbackConfigResponse) GetVersion() uint64 {
@@ -4677,7 +4742,7 @@ type AdvanceRolloutRequest struct {
 
 func (x *AdvanceRolloutRequest) Reset() {
 	*x = AdvanceRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4689,7 +4754,7 @@ func (x *AdvanceRolloutRequest) String() string {
 func (*AdvanceRolloutRequest) ProtoMessage() {}
 
 func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4702,7 +4767,7 @@ func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AdvanceRolloutRequest) GetRolloutId() string {
@@ -4723,7 +4788,7 @@ type AdvanceRolloutResponse struct {
 
 func (x *AdvanceRolloutResponse) Reset() {
 	*x = AdvanceRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4735,7 +4800,7 @@ func (x *AdvanceRolloutResponse) String() string {
 func (*AdvanceRolloutResponse) ProtoMessage() {}
 
 func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4748,7 +4813,7 @@ func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *AdvanceRolloutResponse) GetRollout() *Rollout {
@@ -4771,7 +4836,7 @@ type GetFleetReportRequest struct {
 
 func (x *GetFleetReportRequest) Reset() {
 	*x = GetFleetReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4783,7 +4848,7 @@ func (x *GetFleetReportRequest) String() string {
 func (*GetFleetReportRequest) ProtoMessage() {}
 
 func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4796,7 +4861,7 @@ func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetFleetReportRequest) GetMerchantId() string {
@@ -4826,7 +4891,7 @@ type KeyCount struct {
 
 func (x *KeyCount) Reset() {
 	*x = KeyCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +4903,7 @@ func (x *KeyCount) String() string {
 func (*KeyCount) ProtoMessage() {}
 
 func (x *KeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +4916,7 @@ func (x *KeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCount.ProtoReflect.Descriptor instead.
 func (*KeyCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *KeyCount) GetKey() string {
@@ -4885,7 +4950,7 @@ type FaultCount struct {
 
 func (x *FaultCount) Reset() {
 	*x = FaultCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4897,7 +4962,7 @@ func (x *FaultCount) String() string {
 func (*FaultCount) ProtoMessage() {}
 
 func (x *FaultCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4910,7 +4975,7 @@ func (x *FaultCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultCount.ProtoReflect.Descriptor instead.
 func (*FaultCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *FaultCount) GetMerchantId() string {
@@ -4978,7 +5043,7 @@ type GetFleetReportResponse struct {
 
 func (x *GetFleetReportResponse) Reset() {
 	*x = GetFleetReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4990,7 +5055,7 @@ func (x *GetFleetReportResponse) String() string {
 func (*GetFleetReportResponse) ProtoMessage() {}
 
 func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5003,7 +5068,7 @@ func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetFleetReportResponse) GetGenerateTime() *timestamppb.Timestamp {
@@ -5134,7 +5199,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5146,7 +5211,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5159,7 +5224,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -5255,7 +5320,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5267,7 +5332,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5280,7 +5345,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListAuditEventsRequest) GetType() AuditEventType {
@@ -5345,7 +5410,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5357,7 +5422,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5370,7 +5435,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -5434,7 +5499,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5446,7 +5511,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5459,7 +5524,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -5620,7 +5685,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5632,7 +5697,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5645,7 +5710,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListTransactionsRequest) GetTerminalId() string {
@@ -5717,7 +5782,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5729,7 +5794,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5742,7 +5807,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -5784,7 +5849,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5796,7 +5861,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5809,7 +5874,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *BatchSummary) GetTerminalId() string {
@@ -5882,7 +5947,7 @@ type GetSettlementReportRequest struct {
 
 func (x *GetSettlementReportRequest) Reset() {
 	*x = GetSettlementReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5894,7 +5959,7 @@ func (x *GetSettlementReportRequest) String() string {
 func (*GetSettlementReportRequest) ProtoMessage() {}
 
 func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5907,7 +5972,7 @@ func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetSettlementReportRequest) GetMerchantId() string {
@@ -5943,7 +6008,7 @@ type GetSettlementReportResponse struct {
 
 func (x *GetSettlementReportResponse) Reset() {
 	*x = GetSettlementReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5955,7 +6020,7 @@ func (x *GetSettlementReportResponse) String() string {
 func (*GetSettlementReportResponse) ProtoMessage() {}
 
 func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5968,7 +6033,7 @@ func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetSettlementReportResponse) GetMerchantId() string {
@@ -6027,7 +6092,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6039,7 +6104,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6052,7 +6117,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *AdminToken) GetTokenId() string {
@@ -6112,7 +6177,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6124,7 +6189,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6137,7 +6202,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -6174,7 +6239,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6186,7 +6251,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6199,7 +6264,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -6227,7 +6292,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6239,7 +6304,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6252,7 +6317,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RevokeAdminTokenRequest) GetTokenId() string {
@@ -6273,7 +6338,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6285,7 +6350,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6298,7 +6363,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
@@ -6317,7 +6382,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6329,7 +6394,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6342,7 +6407,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 // Response of AdminService.ListAdminTokens.
@@ -6356,7 +6421,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6368,7 +6433,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6381,7 +6446,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
@@ -6546,13 +6611,18 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"merchantId\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x1f\n" +
 	"\vterminal_id\x18\x03 \x01(\tR\n" +
-	"terminalId\"\x89\x02\n" +
+	"terminalId\"\xbe\x02\n" +
 	"\vRolloutPlan\x12%\n" +
 	"\x0estage_percents\x18\x01 \x03(\rR\rstagePercents\x12*\n" +
 	"\x11max_failure_ratio\x18\x02 \x01(\x01R\x0fmaxFailureRatio\x12!\n" +
 	"\fauto_advance\x18\x03 \x01(\bR\vautoAdvance\x12G\n" +
 	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\x12;\n" +
-	"\fpayment_gate\x18\x05 \x01(\v2\x18.posfleet.v1.PaymentGateR\vpaymentGate\"\xa6\x02\n" +
+	"\fpayment_gate\x18\x05 \x01(\v2\x18.posfleet.v1.PaymentGateR\vpaymentGate\x123\n" +
+	"\afreezes\x18\x06 \x03(\v2\x19.posfleet.v1.FreezePeriodR\afreezes\"\x80\x01\n" +
+	"\fFreezePeriod\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xa6\x02\n" +
 	"\vPaymentGate\x126\n" +
 	"\tsoak_time\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bsoakTime\x12!\n" +
 	"\fmin_payments\x18\x02 \x01(\x04R\vminPayments\x12*\n" +
@@ -6981,7 +7051,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 87)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
@@ -7025,98 +7095,99 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*ListCommandsResponse)(nil),        // 39: posfleet.v1.ListCommandsResponse
 	(*ConfigScope)(nil),                 // 40: posfleet.v1.ConfigScope
 	(*RolloutPlan)(nil),                 // 41: posfleet.v1.RolloutPlan
-	(*PaymentGate)(nil),                 // 42: posfleet.v1.PaymentGate
-	(*PaymentGateStatus)(nil),           // 43: posfleet.v1.PaymentGateStatus
-	(*PublishConfigRequest)(nil),        // 44: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),       // 45: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),   // 46: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),  // 47: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                     // 48: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),           // 49: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),          // 50: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),         // 51: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),        // 52: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),         // 53: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),        // 54: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),        // 55: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),       // 56: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),         // 57: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),        // 58: posfleet.v1.AbortRolloutResponse
-	(*ConfigFieldChange)(nil),           // 59: posfleet.v1.ConfigFieldChange
-	(*ConfigValueSource)(nil),           // 60: posfleet.v1.ConfigValueSource
-	(*ConfigVersion)(nil),               // 61: posfleet.v1.ConfigVersion
-	(*GetConfigLayerRequest)(nil),       // 62: posfleet.v1.GetConfigLayerRequest
-	(*GetConfigLayerResponse)(nil),      // 63: posfleet.v1.GetConfigLayerResponse
-	(*ListConfigVersionsRequest)(nil),   // 64: posfleet.v1.ListConfigVersionsRequest
-	(*ListConfigVersionsResponse)(nil),  // 65: posfleet.v1.ListConfigVersionsResponse
-	(*DiffConfigVersionsRequest)(nil),   // 66: posfleet.v1.DiffConfigVersionsRequest
-	(*DiffConfigVersionsResponse)(nil),  // 67: posfleet.v1.DiffConfigVersionsResponse
-	(*RollbackConfigRequest)(nil),       // 68: posfleet.v1.RollbackConfigRequest
-	(*RollbackConfigResponse)(nil),      // 69: posfleet.v1.RollbackConfigResponse
-	(*AdvanceRolloutRequest)(nil),       // 70: posfleet.v1.AdvanceRolloutRequest
-	(*AdvanceRolloutResponse)(nil),      // 71: posfleet.v1.AdvanceRolloutResponse
-	(*GetFleetReportRequest)(nil),       // 72: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                    // 73: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                  // 74: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),      // 75: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                  // 76: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),      // 77: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),     // 78: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                 // 79: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),     // 80: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),    // 81: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                // 82: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),  // 83: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil), // 84: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                  // 85: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),     // 86: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),    // 87: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),     // 88: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),    // 89: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),      // 90: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),     // 91: posfleet.v1.ListAdminTokensResponse
-	nil,                                 // 92: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 93: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 94: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 95: google.protobuf.FieldMask
-	(*Store)(nil),                       // 96: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 97: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 98: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 99: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 100: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 101: google.protobuf.Duration
-	(CommandType)(0),                    // 102: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 103: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 104: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 105: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 106: posfleet.v1.Money
-	(Decision)(0),                       // 107: posfleet.v1.Decision
-	(EntryMode)(0),                      // 108: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 109: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 110: posfleet.v1.BatchTotals
-	(Role)(0),                           // 111: posfleet.v1.Role
+	(*FreezePeriod)(nil),                // 42: posfleet.v1.FreezePeriod
+	(*PaymentGate)(nil),                 // 43: posfleet.v1.PaymentGate
+	(*PaymentGateStatus)(nil),           // 44: posfleet.v1.PaymentGateStatus
+	(*PublishConfigRequest)(nil),        // 45: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),       // 46: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),   // 47: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),  // 48: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                     // 49: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),           // 50: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),          // 51: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),         // 52: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),        // 53: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),         // 54: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),        // 55: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),        // 56: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),       // 57: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),         // 58: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),        // 59: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),           // 60: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),           // 61: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),               // 62: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),       // 63: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),      // 64: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),   // 65: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),  // 66: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),   // 67: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),  // 68: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),       // 69: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),      // 70: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),       // 71: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),      // 72: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),       // 73: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                    // 74: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                  // 75: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),      // 76: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                  // 77: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),      // 78: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),     // 79: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                 // 80: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),     // 81: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),    // 82: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                // 83: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),  // 84: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil), // 85: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                  // 86: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),     // 87: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),    // 88: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),     // 89: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),    // 90: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),      // 91: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),     // 92: posfleet.v1.ListAdminTokensResponse
+	nil,                                 // 93: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 94: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 95: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 96: google.protobuf.FieldMask
+	(*Store)(nil),                       // 97: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 98: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 99: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 100: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 101: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 102: google.protobuf.Duration
+	(CommandType)(0),                    // 103: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 104: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 105: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 106: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 107: posfleet.v1.Money
+	(Decision)(0),                       // 108: posfleet.v1.Decision
+	(EntryMode)(0),                      // 109: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 110: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 111: posfleet.v1.BatchTotals
+	(Role)(0),                           // 112: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	94,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	94,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	94,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	94,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	95,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	94,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	94,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	96,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	96,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	96,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	95,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	96,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	95,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	97,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	97,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	97,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	97,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	98,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	99,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	99,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	99,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	100, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	101, // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	99,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	98,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	99,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	100, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	100, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	100, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	101, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	102, // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	100, // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 20: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 21: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 22: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -7125,174 +7196,177 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	19,  // 25: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 26: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 27: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	101, // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	99,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	102, // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	100, // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 30: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	102, // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	92,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	101, // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	103, // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	103, // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	101, // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	42,  // 37: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
-	101, // 38: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	99,  // 39: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	101, // 40: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	101, // 41: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
-	40,  // 42: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	104, // 43: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	41,  // 44: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	48,  // 45: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	104, // 46: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
-	59,  // 47: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	105, // 48: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	60,  // 49: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
-	40,  // 50: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 51: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 52: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	99,  // 53: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	99,  // 54: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	43,  // 55: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
-	48,  // 56: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 57: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	48,  // 58: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	48,  // 59: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	48,  // 60: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	48,  // 61: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	3,   // 62: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
-	40,  // 63: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
-	48,  // 64: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	104, // 65: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
-	40,  // 66: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
-	61,  // 67: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
-	40,  // 68: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
-	61,  // 69: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
-	61,  // 70: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
-	61,  // 71: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
-	59,  // 72: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	40,  // 73: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 74: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	48,  // 75: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	59,  // 76: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	48,  // 77: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	99,  // 78: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	73,  // 79: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	73,  // 80: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	74,  // 81: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	73,  // 82: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	73,  // 83: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	73,  // 84: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	73,  // 85: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	73,  // 86: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	4,   // 87: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	99,  // 88: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	93,  // 89: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	4,   // 90: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	99,  // 91: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	99,  // 92: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	76,  // 93: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	5,   // 94: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	106, // 95: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	107, // 96: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	108, // 97: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	99,  // 98: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	109, // 99: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	106, // 100: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	107, // 101: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	99,  // 102: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	99,  // 103: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	79,  // 104: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	6,   // 105: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	110, // 106: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	110, // 107: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	99,  // 108: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	99,  // 109: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	110, // 110: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	82,  // 111: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	99,  // 112: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	111, // 113: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	99,  // 114: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	99,  // 115: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	111, // 116: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	101, // 117: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	85,  // 118: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	85,  // 119: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	85,  // 120: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	7,   // 121: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 122: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 123: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 124: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 125: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 126: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 127: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 128: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 129: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 130: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 131: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 132: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 133: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 134: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 135: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 136: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	44,  // 137: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	46,  // 138: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	49,  // 139: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	51,  // 140: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	53,  // 141: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	55,  // 142: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	57,  // 143: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	62,  // 144: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	64,  // 145: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	66,  // 146: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	68,  // 147: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	70,  // 148: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	72,  // 149: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	77,  // 150: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	80,  // 151: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	83,  // 152: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	86,  // 153: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	88,  // 154: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	90,  // 155: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	8,   // 156: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 157: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 158: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 159: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 160: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 161: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 162: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 163: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 164: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 165: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 166: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 167: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 168: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 169: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 170: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 171: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	45,  // 172: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	47,  // 173: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	50,  // 174: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	52,  // 175: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	54,  // 176: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	56,  // 177: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	58,  // 178: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	63,  // 179: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	65,  // 180: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	67,  // 181: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	69,  // 182: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	71,  // 183: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	75,  // 184: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	78,  // 185: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	81,  // 186: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	84,  // 187: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	87,  // 188: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	89,  // 189: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	91,  // 190: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	156, // [156:191] is the sub-list for method output_type
-	121, // [121:156] is the sub-list for method input_type
-	121, // [121:121] is the sub-list for extension type_name
-	121, // [121:121] is the sub-list for extension extendee
-	0,   // [0:121] is the sub-list for field type_name
+	103, // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	93,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	102, // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	104, // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	104, // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	102, // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	43,  // 37: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
+	42,  // 38: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
+	100, // 39: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	100, // 40: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	102, // 41: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	100, // 42: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	102, // 43: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	102, // 44: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	40,  // 45: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	105, // 46: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	41,  // 47: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	49,  // 48: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	105, // 49: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	60,  // 50: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	106, // 51: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	61,  // 52: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	40,  // 53: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 54: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 55: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	100, // 56: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	100, // 57: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	44,  // 58: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
+	49,  // 59: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 60: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	49,  // 61: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	49,  // 62: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	49,  // 63: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	49,  // 64: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	3,   // 65: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
+	40,  // 66: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	49,  // 67: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	105, // 68: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	40,  // 69: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	62,  // 70: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	40,  // 71: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	62,  // 72: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	62,  // 73: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	62,  // 74: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	60,  // 75: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	40,  // 76: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 77: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	49,  // 78: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	60,  // 79: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	49,  // 80: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	100, // 81: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	74,  // 82: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	74,  // 83: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	75,  // 84: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	74,  // 85: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	74,  // 86: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	74,  // 87: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	74,  // 88: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	74,  // 89: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	4,   // 90: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	100, // 91: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	94,  // 92: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	4,   // 93: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	100, // 94: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	100, // 95: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	77,  // 96: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	5,   // 97: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	107, // 98: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	108, // 99: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	109, // 100: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	100, // 101: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	110, // 102: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	107, // 103: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	108, // 104: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	100, // 105: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	100, // 106: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	80,  // 107: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	6,   // 108: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	111, // 109: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	111, // 110: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	100, // 111: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	100, // 112: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	111, // 113: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	83,  // 114: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	100, // 115: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	112, // 116: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	100, // 117: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	100, // 118: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	112, // 119: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	102, // 120: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	86,  // 121: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	86,  // 122: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	86,  // 123: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	7,   // 124: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 125: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 126: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 127: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 128: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 129: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 130: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 131: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 132: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 133: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 134: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 135: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 136: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 137: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 138: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 139: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	45,  // 140: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	47,  // 141: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	50,  // 142: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	52,  // 143: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	54,  // 144: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	56,  // 145: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	58,  // 146: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	63,  // 147: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	65,  // 148: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	67,  // 149: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	69,  // 150: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	71,  // 151: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	73,  // 152: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	78,  // 153: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	81,  // 154: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	84,  // 155: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	87,  // 156: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	89,  // 157: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	91,  // 158: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	8,   // 159: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 160: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 161: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 162: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 163: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 164: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 165: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 166: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 167: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 168: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 169: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 170: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 171: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 172: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 173: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 174: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	46,  // 175: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	48,  // 176: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	51,  // 177: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	53,  // 178: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	55,  // 179: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	57,  // 180: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	59,  // 181: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	64,  // 182: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	66,  // 183: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	68,  // 184: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	70,  // 185: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	72,  // 186: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	76,  // 187: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	79,  // 188: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	82,  // 189: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	85,  // 190: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	88,  // 191: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	90,  // 192: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	92,  // 193: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	159, // [159:194] is the sub-list for method output_type
+	124, // [124:159] is the sub-list for method input_type
+	124, // [124:124] is the sub-list for extension type_name
+	124, // [124:124] is the sub-list for extension extendee
+	0,   // [0:124] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -7309,7 +7383,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   87,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
