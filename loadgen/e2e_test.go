@@ -139,3 +139,43 @@ func TestEndToEndAgainstPosfleetServer(t *testing.T) {
 		t.Errorf("generator: %d dropped, %d transactions (warm-up included) of %d issued", g.Dropped, txns, g.Issued)
 	}
 }
+
+func TestEndToEndPaymentGateStopsADecliningRollout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end run against a real server")
+	}
+	t.Parallel()
+	addr, token := startPosfleet(t)
+	admin := dialN(t, addr, 1, client.WithBearer(token))[0]
+	conns := dialN(t, addr, 4)
+	const terminals = 40
+	fleet, err := loadgen.NewFleet(loadgen.FleetConfig{
+		Terminals: terminals, Merchants: 1, Mix: loadgen.Mix{loadgen.TxApprove: 100},
+		HeartbeatInterval: 5 * time.Second, Seed: 22, RunID: "GATE", RolloutGate: true,
+	}, admin, conns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loadgen.Builtin(loadgen.ProfileConfigRollout, 200, 6*time.Second, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := loadgen.NewRun(loadgen.Config{Profile: p, Users: terminals, Seed: 22, OnEvent: fleet.OnEvent, Info: fleet.Info()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.Run(t.Context(), run); err != nil {
+		t.Fatal(err)
+	}
+	res := run.Finish()
+	ro := res.Rollout
+	if ro == nil || ro.Gate == nil {
+		t.Fatalf("config rollout %+v: no gate result", ro)
+	}
+	g := ro.Gate
+	t.Logf("payment gate: stopped %d of %d within %.0f ms at stage %d; %d terminals, %d payments touched; %s",
+		g.Stopped, g.Rollouts, g.StoppedMs, g.Stage, g.Terminals, g.Payments, g.Reason)
+	if g.Stopped != 1 || g.Stage != 1 || g.State != "ABORTED" || g.Terminals == 0 || g.Terminals > terminals/2 || g.Payments < 20 {
+		t.Errorf("gate result %+v: want the rollout rolled back in stage 1 after at least 20 payments", g)
+	}
+}

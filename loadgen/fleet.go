@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"math/big"
 	mrand "math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +98,17 @@ type FleetConfig struct {
 	RunID string
 	// Seed makes the transaction mix reproducible (default random).
 	Seed uint64
+	// RolloutGate makes the config-rollout publish a harmful change on
+	// purpose, to measure the payment gate: a per-transaction limit of one
+	// minor unit (every sale then declines with 61), in stages of 10, 50 and
+	// 100% with a payment gate that rolls back on a breach. The run reports
+	// how soon and after how many terminals and payments the gate stopped
+	// it.
+	RolloutGate bool
+	// RolloutGateSoak is the gate's soak time (default 30s) and
+	// RolloutGateMinPayments the payments it needs to judge (default 20).
+	RolloutGateSoak        time.Duration
+	RolloutGateMinPayments uint64
 }
 
 func (c FleetConfig) withDefaults() FleetConfig {
@@ -104,6 +117,12 @@ func (c FleetConfig) withDefaults() FleetConfig {
 	}
 	if c.StoresPerMerchant == 0 {
 		c.StoresPerMerchant = 2
+	}
+	if c.RolloutGateSoak == 0 {
+		c.RolloutGateSoak = 30 * time.Second
+	}
+	if c.RolloutGateMinPayments == 0 {
+		c.RolloutGateMinPayments = 20
 	}
 	if c.Currency == "" {
 		c.Currency = "USD"
@@ -233,6 +252,12 @@ type rollout struct {
 	ids       []string
 	version   uint64
 	err       error
+	// gate holds the watched gated rollouts (FleetConfig.RolloutGate) by
+	// ID; gateStop ends the watch and gateDone closes when it ended.
+	gate     map[string]*pb.Rollout
+	stopped  map[string]time.Time
+	gateStop chan struct{}
+	gateDone chan struct{}
 }
 
 // terminal is one simulated terminal. Fields set at provisioning are read
@@ -640,12 +665,20 @@ func (f *Fleet) publish(ctx context.Context) {
 		var resp *pb.PublishConfigResponse
 		_, err := f.call(ctx, f.run.Recorder(m), OpPublishConfig, published, func(ctx context.Context) (Outcome, error) {
 			var err error
-			resp, err = f.admin.Admin().PublishConfig(ctx, &pb.PublishConfigRequest{
+			req := &pb.PublishConfigRequest{
 				Scope:       &pb.ConfigScope{MerchantId: f.merchants[m]},
 				Settings:    &pb.Settings{Extra: map[string]string{RolloutMarkerKey: marker}},
 				Rollout:     &pb.RolloutPlan{StagePercents: []uint32{100}},
 				Description: "posfleet loadgen config-rollout " + f.cfg.RunID,
-			})
+			}
+			if f.cfg.RolloutGate {
+				req.Settings.PerTransactionLimit = &pb.Money{MinorUnits: 1, Currency: f.cfg.Currency}
+				req.Rollout = &pb.RolloutPlan{StagePercents: []uint32{10, 50, 100}, AutoAdvance: true, PaymentGate: &pb.PaymentGate{
+					SoakTime: durationpb.New(f.cfg.RolloutGateSoak), MinPayments: f.cfg.RolloutGateMinPayments, AutoRollback: true,
+				}}
+				req.Description += " (payment gate check: declining limit)"
+			}
+			resp, err = f.admin.Admin().PublishConfig(ctx, req)
 			return OK(), err
 		})
 		mu.Lock()
@@ -663,6 +696,70 @@ func (f *Fleet) publish(ctx context.Context) {
 	if f.ro.err != nil {
 		f.logger.Warn("config publish failed", "err", f.ro.err)
 	}
+	if f.cfg.RolloutGate && len(ids) > 0 {
+		f.ro.gate, f.ro.stopped = map[string]*pb.Rollout{}, map[string]time.Time{}
+		f.ro.gateStop, f.ro.gateDone = make(chan struct{}), make(chan struct{})
+		go f.watchGate(ctx, slices.Clone(ids), f.ro.gateStop, f.ro.gateDone)
+	}
+}
+
+// watchGate polls the gated rollouts until each has stopped (halted or
+// aborted) or completed, noting when each stopped.
+func (f *Fleet) watchGate(ctx context.Context, ids []string, stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for len(ids) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		var left []string
+		for _, id := range ids {
+			cctx, cancel := context.WithTimeout(ctx, f.cfg.CallTimeout)
+			resp, err := f.admin.Admin().GetRollout(cctx, &pb.GetRolloutRequest{RolloutId: id})
+			cancel()
+			now := time.Now()
+			if err != nil {
+				left = append(left, id)
+				continue
+			}
+			r := resp.GetRollout()
+			f.ro.mu.Lock()
+			f.ro.gate[id] = r
+			switch r.GetState() {
+			case pb.RolloutState_ROLLOUT_STATE_HALTED, pb.RolloutState_ROLLOUT_STATE_ABORTED:
+				f.ro.stopped[id] = now
+			case pb.RolloutState_ROLLOUT_STATE_COMPLETED:
+			default:
+				left = append(left, id)
+			}
+			f.ro.mu.Unlock()
+		}
+		ids = left
+	}
+}
+
+// gateResult summarizes the watched gated rollouts. Called with ro.mu held.
+func (f *Fleet) gateResult() *GateResult {
+	g := &GateResult{Rollouts: len(f.ro.ids), Stopped: len(f.ro.stopped)}
+	for id, r := range f.ro.gate {
+		st := r.GetPaymentGateStatus()
+		g.Terminals += r.GetIncludedTerminals()
+		g.Payments += st.GetTreatmentPayments()
+		g.Stage = max(g.Stage, int(r.GetCurrentStage())+1)
+		if at, ok := f.ro.stopped[id]; ok {
+			d := ms(at.Sub(f.ro.published).Nanoseconds())
+			g.StoppedMs = max(g.StoppedMs, d)
+			if g.Reason == "" {
+				g.State, g.Reason = strings.TrimPrefix(r.GetState().String(), "ROLLOUT_STATE_"), r.GetStateReason()
+			}
+		}
+	}
+	return g
 }
 
 // finishRollout attaches the rollout measurement to the run.
@@ -672,10 +769,21 @@ func (f *Fleet) finishRollout() {
 	if f.ro.marker == "" {
 		return
 	}
+	if f.ro.gateStop != nil {
+		close(f.ro.gateStop)
+		done := f.ro.gateDone
+		f.ro.mu.Unlock()
+		<-done
+		f.ro.mu.Lock()
+		f.ro.gateStop = nil
+	}
 	rr := &RolloutResult{
 		Version:   f.ro.version,
 		Terminals: int(f.watching.Load()),
 		Reached:   len(f.ro.reached),
+	}
+	if f.ro.gate != nil {
+		rr.Gate = f.gateResult()
 	}
 	if len(f.ro.ids) > 0 {
 		rr.RolloutID = f.ro.ids[0]

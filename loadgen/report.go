@@ -161,6 +161,13 @@ func WriteTable(w io.Writer, r *Result) error {
 		if ro.Error != "" {
 			fmt.Fprintf(&b, "rollout error: %s\n", ro.Error)
 		}
+		if g := ro.Gate; g != nil {
+			fmt.Fprintf(&b, "payment gate: stopped %d of %d rollouts within %s of the publish, at stage %d; %d terminals and %d payments touched\n",
+				g.Stopped, g.Rollouts, fmtMs(g.StoppedMs), g.Stage, g.Terminals, g.Payments)
+			if g.Reason != "" {
+				fmt.Fprintf(&b, "  %s: %s\n", g.State, g.Reason)
+			}
+		}
 	}
 	if len(r.SLOs) > 0 {
 		b.WriteString("\nSLOs\n")

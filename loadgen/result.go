@@ -214,6 +214,28 @@ type RolloutResult struct {
 	Propagation Latency `json:"propagation"`
 	// Error is set when the publish itself failed.
 	Error string `json:"error,omitempty"`
+	// Gate is the payment gate's verdict on a harmful publish
+	// (FleetConfig.RolloutGate).
+	Gate *GateResult `json:"gate,omitempty"`
+}
+
+// GateResult is how the payment gate handled a harmful config rollout.
+type GateResult struct {
+	// Rollouts published (one per merchant) and how many the gate stopped
+	// (halted or rolled back) before the run ended.
+	Rollouts int `json:"rollouts"`
+	Stopped  int `json:"stopped"`
+	// StoppedMs is the time from publish until the last of them stopped.
+	StoppedMs float64 `json:"stopped_ms"`
+	// Stage is the furthest stage (1-based) any of them reached.
+	Stage int `json:"stage"`
+	// Terminals is how many terminals got the harmful layer, Payments how
+	// many payments they made while the gate watched them.
+	Terminals uint64 `json:"terminals"`
+	Payments  uint64 `json:"payments"`
+	// State and Reason are those of the first stopped rollout.
+	State  string `json:"state,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // Op returns the named operation's result, or nil.

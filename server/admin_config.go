@@ -25,6 +25,7 @@ func init() {
 		errorMapping{configpush.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
 		errorMapping{configpush.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 		errorMapping{configpush.ErrWatchReplaced, codes.Aborted, "WATCH_REPLACED"},
+		errorMapping{configpush.ErrVersionNotFound, codes.NotFound, "CONFIG_VERSION_NOT_FOUND"},
 	)
 }
 
@@ -36,7 +37,7 @@ var reRolloutID = regexp.MustCompile(`^ro-[1-9][0-9]{0,19}$`)
 func (s *Server) openConfig() error {
 	var err error
 	s.config, err = configpush.Open(context.Background(), s.db, s.audit,
-		s.logger.With("component", "configpush"), fleetDirectory{s.fleet}, configpush.Options{})
+		s.logger.With("component", "configpush"), fleetDirectory{s.fleet}, configpush.Options{Signals: &s.paySignals})
 	if err != nil {
 		return fmt.Errorf("server: open config push: %w", err)
 	}
@@ -60,10 +61,27 @@ type fleetDirectory struct{ f *fleet.Fleet }
 func (d fleetDirectory) Terminals() []configpush.TerminalRef {
 	refs := d.f.Terminals()
 	out := make([]configpush.TerminalRef, len(refs))
+	zones := map[[2]string]string{}
 	for i, r := range refs {
-		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID, Retired: r.State == fleet.StateRetired}
+		k := [2]string{r.MerchantID, r.StoreID}
+		tz, ok := zones[k]
+		if !ok {
+			tz = d.storeZone(r.MerchantID, r.StoreID)
+			zones[k] = tz
+		}
+		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID,
+			Retired: r.State == fleet.StateRetired, TimeZone: tz}
 	}
 	return out
+}
+
+// storeZone returns the store's time zone, "" when it has none.
+func (d fleetDirectory) storeZone(merchantID, storeID string) string {
+	st, err := d.f.Store(merchantID, storeID)
+	if err != nil {
+		return ""
+	}
+	return st.TimeZone
 }
 
 func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
@@ -71,7 +89,34 @@ func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
 	if !ok {
 		return configpush.TerminalRef{}, false
 	}
-	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID, Retired: b.State == fleet.StateRetired}, true
+	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID,
+		Retired: b.State == fleet.StateRetired, TimeZone: b.TimeZone}, true
+}
+
+func (d fleetDirectory) MerchantCurrency(id string) (string, bool) {
+	m, err := d.f.Merchant(id)
+	if err != nil {
+		return "", false
+	}
+	return m.Currency, true
+}
+
+func (d fleetDirectory) Merchants() []string {
+	var out []string
+	token := ""
+	for {
+		page, next, err := d.f.ListMerchants(1000, token)
+		if err != nil {
+			return out
+		}
+		for _, m := range page {
+			out = append(out, m.ID)
+		}
+		if next == "" {
+			return out
+		}
+		token = next
+	}
 }
 
 func (d fleetDirectory) MerchantExists(id string) bool {
@@ -117,30 +162,140 @@ func (s *Server) auditFlushed(ctx context.Context) error {
 	return nil
 }
 
-// PublishConfig publishes a settings layer and starts its rollout.
-func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigRequest) (*pb.PublishConfigResponse, error) {
-	var v violations
-	sc := req.GetScope()
+// Bounds of PublishConfigRequest.clear_fields.
+const (
+	maxClearFields   = 64
+	maxClearFieldLen = 80
+)
+
+// scopeFromPB checks a config scope's identifiers and converts it.
+func scopeFromPB(v *violations, field string, sc *pb.ConfigScope) configpush.Scope {
 	if id := sc.GetMerchantId(); id != "" {
-		v.merchantID("scope.merchant_id", id)
+		v.merchantID(field+".merchant_id", id)
 	}
 	if id := sc.GetStoreId(); id != "" {
-		v.storeID("scope.store_id", id)
+		v.storeID(field+".store_id", id)
 	}
 	if id := sc.GetTerminalId(); id != "" {
-		v.terminalID("scope.terminal_id", id)
+		v.terminalID(field+".terminal_id", id)
 	}
+	return configpush.Scope{MerchantID: sc.GetMerchantId(), StoreID: sc.GetStoreId(), TerminalID: sc.GetTerminalId()}
+}
+
+// PublishConfig changes a scope's settings layer and starts its rollout,
+// or with dry_run shows what it would do.
+func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigRequest) (*pb.PublishConfigResponse, error) {
+	var v violations
+	scope := scopeFromPB(&v, "scope", req.GetScope())
 	settings := settingsFromPB(&v, "settings.", req.GetSettings())
+	plan := planFromPB(&v, req.GetRollout())
+	v.optional("description", req.GetDescription(), configpush.MaxDescription)
+	if len(req.GetClearFields()) > maxClearFields {
+		v.add("clear_fields", "must name at most %d fields", maxClearFields)
+	}
+	for i, f := range req.GetClearFields() {
+		v.text(fieldAt("clear_fields", i), f, maxClearFieldLen)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	preq := configpush.PublishRequest{
+		Scope: scope, Settings: settings, Clear: req.GetClearFields(), Replace: req.GetReplace(),
+		Plan: plan, Description: req.GetDescription(),
+	}
+	if req.GetDryRun() {
+		p, err := a.s.config.Preview(ctx, preq)
+		if err != nil {
+			return nil, a.s.configStatus(ctx, err)
+		}
+		resp := &pb.PublishConfigResponse{
+			DryRun: true, Layer: settingsToPB(p.Layer), Changes: changesToPB(p.Changes),
+			TargetedTerminals: p.Targeted, StageTerminalCounts: p.StageCounts, FirstStageTerminalIds: p.FirstStage,
+		}
+		return resp, nil
+	}
+	ro, err := a.s.config.Publish(ctx, preq, configActor(ctx))
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	if err := a.s.auditFlushed(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.PublishConfigResponse{
+		Version: ro.Version, RolloutId: ro.ID, Rollout: rolloutToPB(ro),
+		Layer: settingsToPB(ro.Settings), Changes: changesToPB(ro.Changes), TargetedTerminals: ro.Targeted,
+	}, nil
+}
+
+// GetConfigLayer returns a scope's own current layer.
+func (a *adminService) GetConfigLayer(ctx context.Context, req *pb.GetConfigLayerRequest) (*pb.GetConfigLayerResponse, error) {
+	var v violations
+	scope := scopeFromPB(&v, "scope", req.GetScope())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, ok, err := a.s.config.Layer(scope)
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	if !ok {
+		return &pb.GetConfigLayerResponse{}, nil
+	}
+	return &pb.GetConfigLayerResponse{Layer: configVersionToPB(ro)}, nil
+}
+
+// ListConfigVersions lists the versions published at a scope, newest first.
+func (a *adminService) ListConfigVersions(ctx context.Context, req *pb.ListConfigVersionsRequest) (*pb.ListConfigVersionsResponse, error) {
+	var v violations
+	scope := scopeFromPB(&v, "scope", req.GetScope())
+	n := v.pageSize("page_size", req.GetPageSize())
+	v.optional("page_token", req.GetPageToken(), 64)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	list, next, err := a.s.config.History(ctx, scope, n, req.GetPageToken())
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	out := make([]*pb.ConfigVersion, len(list))
+	for i, r := range list {
+		out[i] = configVersionToPB(r)
+	}
+	return &pb.ListConfigVersionsResponse{Versions: out, NextPageToken: next}, nil
+}
+
+// DiffConfigVersions compares the layers of two published versions.
+func (a *adminService) DiffConfigVersions(ctx context.Context, req *pb.DiffConfigVersionsRequest) (*pb.DiffConfigVersionsResponse, error) {
+	if req.GetFromVersion() == 0 && req.GetToVersion() == 0 {
+		var v violations
+		v.add("to_version", "at least one of from_version and to_version is required")
+		return nil, v.err()
+	}
+	from, to, changes, err := a.s.config.DiffVersions(ctx, req.GetFromVersion(), req.GetToVersion())
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	resp := &pb.DiffConfigVersionsResponse{Changes: changesToPB(changes)}
+	if req.GetFromVersion() != 0 {
+		resp.From = configVersionToPB(from)
+	}
+	if req.GetToVersion() != 0 {
+		resp.To = configVersionToPB(to)
+	}
+	return resp, nil
+}
+
+// RollbackConfig publishes an earlier layer of a scope again.
+func (a *adminService) RollbackConfig(ctx context.Context, req *pb.RollbackConfigRequest) (*pb.RollbackConfigResponse, error) {
+	var v violations
+	scope := scopeFromPB(&v, "scope", req.GetScope())
 	plan := planFromPB(&v, req.GetRollout())
 	v.optional("description", req.GetDescription(), configpush.MaxDescription)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Publish(ctx, configpush.PublishRequest{
-		Scope:       configpush.Scope{MerchantID: sc.GetMerchantId(), StoreID: sc.GetStoreId(), TerminalID: sc.GetTerminalId()},
-		Settings:    settings,
-		Plan:        plan,
-		Description: req.GetDescription(),
+	ro, err := a.s.config.Rollback(ctx, configpush.RollbackRequest{
+		Scope: scope, ToVersion: req.GetToVersion(), Plan: plan, Description: req.GetDescription(),
 	}, configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
@@ -148,7 +303,24 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err
 	}
-	return &pb.PublishConfigResponse{Version: ro.Version, RolloutId: ro.ID, Rollout: rolloutToPB(ro)}, nil
+	return &pb.RollbackConfigResponse{Version: ro.Version, Rollout: rolloutToPB(ro), Changes: changesToPB(ro.Changes)}, nil
+}
+
+// AdvanceRollout moves a rollout to its next stage now.
+func (a *adminService) AdvanceRollout(ctx context.Context, req *pb.AdvanceRolloutRequest) (*pb.AdvanceRolloutResponse, error) {
+	var v violations
+	v.rolloutID("rollout_id", req.GetRolloutId())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	ro, err := a.s.config.Advance(ctx, req.GetRolloutId(), configActor(ctx))
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	if err := a.s.auditFlushed(ctx); err != nil {
+		return nil, err
+	}
+	return &pb.AdvanceRolloutResponse{Rollout: rolloutToPB(ro)}, nil
 }
 
 // GetEffectiveConfig returns the config a terminal should run.
@@ -162,7 +334,11 @@ func (a *adminService) GetEffectiveConfig(ctx context.Context, req *pb.GetEffect
 	if !ok {
 		return nil, a.s.configStatus(ctx, fmt.Errorf("%w: %s", configpush.ErrUnknownTerminal, req.GetTerminalId()))
 	}
-	return &pb.GetEffectiveConfigResponse{Config: effectiveToPB(cfg)}, nil
+	sources, err := a.s.config.Sources(req.GetTerminalId())
+	if err != nil {
+		return nil, a.s.configStatus(ctx, err)
+	}
+	return &pb.GetEffectiveConfigResponse{Config: effectiveToPB(cfg), Sources: sourcesToPB(sources)}, nil
 }
 
 // rolloutID checks a required rollout ID.
@@ -315,11 +491,56 @@ func planFromPB(v *violations, p *pb.RolloutPlan) configpush.Plan {
 	if d := durationFromPB(v, "rollout.min_stage_duration", p.GetMinStageDuration()); d != nil {
 		msd = *d
 	}
-	return configpush.Plan{
+	plan := configpush.Plan{
 		StagePercents:    p.GetStagePercents(),
 		MaxFailureRatio:  p.GetMaxFailureRatio(),
 		AutoAdvance:      p.GetAutoAdvance(),
 		MinStageDuration: msd,
+	}
+	for i, f := range p.GetFreezes() {
+		field := fieldAt("rollout.freezes", i)
+		if f.GetStartTime().CheckValid() != nil || f.GetEndTime().CheckValid() != nil {
+			v.add(field, "must have a valid start_time and end_time")
+			continue
+		}
+		plan.Freezes = append(plan.Freezes, configpush.Freeze{Start: f.GetStartTime().AsTime(), End: f.GetEndTime().AsTime()})
+	}
+	if g := p.GetPaymentGate(); g != nil {
+		plan.Gate = &configpush.PaymentGate{
+			MinPayments: g.GetMinPayments(), MaxApprovalDrop: g.GetMaxApprovalDrop(),
+			MaxSystemErrorIncrease: g.GetMaxSystemErrorIncrease(), MaxLatencyIncrease: g.GetMaxLatencyIncrease(),
+			AutoRollback: g.GetAutoRollback(),
+		}
+		if d := durationFromPB(v, "rollout.payment_gate.soak_time", g.GetSoakTime()); d != nil {
+			plan.Gate.SoakTime = *d
+		}
+	}
+	return plan
+}
+
+func gateToPB(g *configpush.PaymentGate) *pb.PaymentGate {
+	if g == nil {
+		return nil
+	}
+	return &pb.PaymentGate{
+		SoakTime: durationpb.New(g.SoakTime), MinPayments: g.MinPayments, MaxApprovalDrop: g.MaxApprovalDrop,
+		MaxSystemErrorIncrease: g.MaxSystemErrorIncrease, MaxLatencyIncrease: g.MaxLatencyIncrease, AutoRollback: g.AutoRollback,
+	}
+}
+
+func gateStatusToPB(st *configpush.GateStatus) *pb.PaymentGateStatus {
+	if st == nil {
+		return nil
+	}
+	t, r := st.Treatment, st.Reference
+	return &pb.PaymentGateStatus{
+		Verdict: st.Verdict, Reason: st.Reason, Since: ts(st.Since),
+		TreatmentTerminals: st.TreatmentTerminals, TreatmentPayments: t.Payments,
+		TreatmentApprovalRatio: t.ApprovalRatio(), TreatmentSystemErrorRatio: t.SystemErrorRatio(),
+		TreatmentMeanLatency: durationpb.New(t.MeanLatency()),
+		Reference:            st.ReferenceKind, ReferencePayments: r.Payments,
+		ReferenceApprovalRatio: r.ApprovalRatio(), ReferenceSystemErrorRatio: r.SystemErrorRatio(),
+		ReferenceMeanLatency: durationpb.New(r.MeanLatency()),
 	}
 }
 
@@ -365,11 +586,42 @@ func effectiveToPB(cfg *configpush.Effective) *pb.EffectiveConfig {
 	}
 }
 
+func changesToPB(cs []configpush.Change) []*pb.ConfigFieldChange {
+	out := make([]*pb.ConfigFieldChange, len(cs))
+	for i, c := range cs {
+		out[i] = &pb.ConfigFieldChange{Field: c.Field, Before: c.Before, After: c.After, BeforeSet: c.BeforeSet, AfterSet: c.AfterSet}
+	}
+	return out
+}
+
+func scopeToPB(s configpush.Scope) *pb.ConfigScope {
+	return &pb.ConfigScope{MerchantId: s.MerchantID, StoreId: s.StoreID, TerminalId: s.TerminalID}
+}
+
+func sourcesToPB(ss []configpush.Source) []*pb.ConfigValueSource {
+	out := make([]*pb.ConfigValueSource, len(ss))
+	for i, s := range ss {
+		out[i] = &pb.ConfigValueSource{Field: s.Field, Value: s.Value, Origin: pb.ConfigValueOrigin(s.Origin)}
+		if s.Origin == configpush.OriginLayer {
+			out[i].Scope, out[i].Version, out[i].RolloutId = scopeToPB(s.Scope), s.Version, s.RolloutID
+		}
+	}
+	return out
+}
+
+func configVersionToPB(r configpush.Rollout) *pb.ConfigVersion {
+	return &pb.ConfigVersion{Rollout: rolloutToPB(r), Layer: settingsToPB(r.Settings)}
+}
+
 func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 	plan := &pb.RolloutPlan{
 		StagePercents:   r.Plan.StagePercents,
 		MaxFailureRatio: r.Plan.MaxFailureRatio,
 		AutoAdvance:     r.Plan.AutoAdvance,
+		PaymentGate:     gateToPB(r.Plan.Gate),
+	}
+	for _, f := range r.Plan.Freezes {
+		plan.Freezes = append(plan.Freezes, &pb.FreezePeriod{StartTime: ts(f.Start), EndTime: ts(f.End)})
 	}
 	if r.Plan.MinStageDuration > 0 {
 		plan.MinStageDuration = durationpb.New(r.Plan.MinStageDuration)
@@ -377,7 +629,7 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 	return &pb.Rollout{
 		RolloutId: r.ID,
 		Version:   r.Version,
-		Scope:     &pb.ConfigScope{MerchantId: r.Scope.MerchantID, StoreId: r.Scope.StoreID, TerminalId: r.Scope.TerminalID},
+		Scope:     scopeToPB(r.Scope),
 		Plan:      plan,
 		State:     pb.RolloutState(r.State),
 		// Stage indexes are small (at most configpush.MaxStages).
@@ -391,5 +643,11 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 		Description:       r.Description,
 		CreateTime:        ts(r.Created),
 		UpdateTime:        ts(r.Updated),
+		CurrentVersion:    r.CurrentVersion(),
+		StageVersions:     r.StageVersions,
+		FallbackVersion:   r.Fallback,
+		RollbackOfVersion: r.RollbackOf,
+		Actor:             r.Actor,
+		PaymentGateStatus: gateStatusToPB(r.Gate),
 	}
 }

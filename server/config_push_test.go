@@ -82,9 +82,9 @@ func TestConfigPublishWatchAckOverGRPC(t *testing.T) {
 			s.GetExtra()["printer.density"] != "3" || s.GetHeartbeatInterval().AsDuration() != 30*time.Second || msg.GetRolloutId() != resp.GetRolloutId() {
 			t.Fatalf("terminal %d got %v, want version %d with the published settings", i, msg, resp.GetVersion())
 		}
-		// Server defaults fill what no layer sets.
-		if s.GetTimeZone() != "UTC" || len(s.GetAcceptedEntryModes()) != 5 {
-			t.Errorf("terminal %d defaults: tz %q, %d entry modes; want UTC and all 5", i, s.GetTimeZone(), len(s.GetAcceptedEntryModes()))
+		// The store's time zone and server defaults fill what no layer sets.
+		if s.GetTimeZone() != "Pacific/Auckland" || len(s.GetAcceptedEntryModes()) != 5 {
+			t.Errorf("terminal %d defaults: tz %q, %d entry modes; want the store's Pacific/Auckland and all 5", i, s.GetTimeZone(), len(s.GetAcceptedEntryModes()))
 		}
 		if _, err := e.term.AckConfig(bearer(t.Context(), terms[i].cred), &pb.AckConfigRequest{
 			Version: msg.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED,

@@ -118,6 +118,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	res, err := p.s.payments.Authorize(ctx, payment.AuthorizeRequest{
 		TerminalID: pr.TerminalID,
 		RequestID:  req.GetRequestId(),
@@ -127,6 +128,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 		LocalTime:  local,
 		Capture:    req.GetCapture(),
 	})
+	p.s.paySignals.record(pr.TerminalID, res, err, time.Since(start))
 	if err != nil {
 		return nil, p.s.paymentStatus(ctx, err)
 	}

@@ -298,19 +298,19 @@ func TestPaymentPolicyFromFleetAndConfig(t *testing.T) {
 	if r1, r2 := e.authorize(a), e.authorize(b); r1.GetResponseCode() != "00" || r2.GetResponseCode() != "65" {
 		t.Errorf("velocity: got %s then %s, want 00 then 65", r1.GetResponseCode(), r2.GetResponseCode())
 	}
-	// A limit in another currency than the merchant's fails closed: it
-	// applies as zero.
-	e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: &pb.Settings{
-		PerTransactionLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "USD"},
-	}})
-	if r := e.authorize(saleReq("usd-limit", 1)); r.GetResponseCode() != "61" {
-		t.Errorf("per-transaction limit in another currency: got %s, want 61", r.GetResponseCode())
+	// A limit in another currency than the merchant's would decline every
+	// payment: it is refused at publish time.
+	for _, s := range []*pb.Settings{
+		{PerTransactionLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "USD"}},
+		{DailyLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "USD"}},
+	} {
+		_, err := e.admin.PublishConfig(e.adminCtx(), &pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: s})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("publish of a USD limit for an NZD merchant: %v, want InvalidArgument", err)
+		}
 	}
-	e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: &pb.Settings{
-		DailyLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "USD"},
-	}})
-	if r := e.authorize(saleReq("usd-daily", 1)); r.GetResponseCode() != "61" {
-		t.Errorf("daily limit in another currency: got %s, want 61", r.GetResponseCode())
+	if r := e.authorize(saleReq("after-usd", 1)); r.GetResponseCode() != "00" {
+		t.Errorf("after the refused publishes: got %s, want 00", r.GetResponseCode())
 	}
 	e.publish(&pb.PublishConfigRequest{Scope: &pb.ConfigScope{TerminalId: e.tid}, Settings: &pb.Settings{
 		DailyLimit: &pb.Money{MinorUnits: 1 << 40, Currency: "NZD"},

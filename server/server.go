@@ -71,6 +71,9 @@ type Server struct {
 	config *configpush.Engine
 	// payments is the payment engine (payment_service.go, admin_payment.go).
 	payments *payment.Engine
+	// paySignals counts Authorize outcomes per terminal for config push's
+	// payment gates (payment_signals.go).
+	paySignals paymentSignals
 	// adminTokenPath is the generated bootstrap token file, if any.
 	adminTokenPath string
 	// closers release domain components, in reverse order, after the gRPC

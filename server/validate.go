@@ -7,6 +7,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/posfleet/posfleet/internal/iso4217"
 )
 
 // violations collects bad-input findings for one request; err turns them into
@@ -82,9 +84,17 @@ var (
 	reStoreID    = newCharFormat("A-Za-z0-9_-", 1, 32)
 	reTerminalID = newCharFormat("A-Z0-9", 8, 8)
 	reRequestID  = newCharFormat("A-Za-z0-9._:-", 1, 64)
-	reCurrency   = newCharFormat("A-Z", 3, 3)
+	reCurrency   = currencyCode{}
 	reSerial     = newCharFormat("!-~", 1, 64) // printable ASCII, no space
 )
+
+// currencyCode matches the upper-case ISO 4217 code of a currency that is
+// legal tender today: "XYZ", "XXX" or "nzd" are refused everywhere a
+// currency is input (merchants, config limits, payment amounts).
+type currencyCode struct{}
+
+// MatchString reports whether s is a real currency code.
+func (currencyCode) MatchString(s string) bool { return iso4217.Valid(s) }
 
 // charFormat is the format ^[chars]{min,max}$ that most identifiers of the
 // protocol share, checked with a table instead of a regular expression:

@@ -17,7 +17,6 @@ func TestCharFormatsMatchTheirRegexps(t *testing.T) {
 		{reStoreID, `^[A-Za-z0-9_-]{1,32}$`},
 		{reTerminalID, `^[A-Z0-9]{8}$`},
 		{reRequestID, `^[A-Za-z0-9._:-]{1,64}$`},
-		{reCurrency, `^[A-Z]{3}$`},
 		{reSerial, `^[\x21-\x7e]{1,64}$`},
 		{reMCC, `^[0-9]{4}$`},
 		{reCountry, `^[A-Z]{2}$`},
@@ -69,5 +68,16 @@ func TestNewCharFormatRejectsBadClasses(t *testing.T) {
 			}()
 			newCharFormat(chars, 1, 2)
 		}()
+	}
+}
+
+func TestCurrencyCodesAreISO4217(t *testing.T) {
+	for _, tc := range []struct {
+		code string
+		want bool
+	}{{"NZD", true}, {"CNY", true}, {"XYZ", false}, {"XXX", false}, {"nzd", false}, {"NZ", false}, {"DEM", false}} {
+		if got := reCurrency.MatchString(tc.code); got != tc.want {
+			t.Errorf("currency %q accepted %v, want %v", tc.code, got, tc.want)
+		}
 	}
 }

@@ -56,9 +56,18 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 			after: func(out string) { rolloutID = jsonField(out, "rolloutId") }},
 		{args: func() []string { return []string{"rollout", "get", "--id", rolloutID} }, readOnly: true, want: "50%, 100%"},
 		{args: func() []string { return []string{"rollout", "list"} }, readOnly: true, want: rolloutID},
+		{args: func() []string { return []string{"config", "layer", "--merchant", "MIDALL"} }, readOnly: true, want: "receipt_header"},
+		{args: func() []string { return []string{"config", "history", "--merchant", "MIDALL"} }, readOnly: true, want: rolloutID},
+		{args: func() []string { return []string{"config", "diff", "--from", "1", "--to", "2"} }, readOnly: true, want: "receipt_header"},
 		{args: func() []string { return []string{"rollout", "pause", "--id", rolloutID, "--reason", "lunch"} }, want: "PAUSED"},
 		{args: func() []string { return []string{"rollout", "resume", "--id", rolloutID} }, want: "RUNNING"},
 		{args: func() []string { return []string{"rollout", "abort", "--id", rolloutID, "--reason", "typo"} }, want: "ABORTED"},
+		{args: func() []string {
+			cli.Must("config", "publish", "--merchant", "MIDALL", "--receipt-footer", "bye")
+			return []string{"config", "rollback", "--merchant", "MIDALL", "--stages", "50,100", "--json"}
+		},
+			after: func(out string) { rolloutID = jsonField(out, "rollout.rolloutId") }},
+		{args: func() []string { return []string{"rollout", "advance", "--id", rolloutID} }, want: rolloutID},
 		{args: func() []string { return []string{"transactions", "list", "--terminal", tid} }, readOnly: true, want: "TIME"},
 		{args: func() []string { return []string{"report", "fleet"} }, readOnly: true, want: "NEVER_SEEN"},
 		{args: func() []string { return []string{"report", "settlement", "--merchant", "MIDALL"} }, readOnly: true, want: "TOTAL"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -19,7 +20,12 @@ import (
 
 func init() {
 	registerAdmin("config", "publish", "publish settings at a scope (global, merchant, store or terminal), optionally in stages", configPublish)
-	registerAdmin("config", "show", "show a terminal's effective config", configShow)
+	registerAdmin("config", "show", "show a terminal's effective config and where each value comes from", configShow)
+	registerAdmin("config", "layer", "show one scope's own layer (not merged)", configLayer)
+	registerAdmin("config", "history", "list the versions published at one scope, newest first", configHistory)
+	registerAdmin("config", "diff", "compare the layers of two published versions", configDiff)
+	registerAdmin("config", "rollback", "publish a scope's previous (or a named) layer again as a new version", configRollback)
+	registerAdmin("rollout", "advance", "move a rollout to its next stage now", rolloutChange("advance"))
 	registerAdmin("rollout", "list", "list rollouts, newest first", rolloutList)
 	registerAdmin("rollout", "get", "show one rollout with its progress", rolloutGet)
 	registerAdmin("rollout", "pause", "stop a rollout from advancing", rolloutChange("pause"))
@@ -66,11 +72,72 @@ func entryModesFlag(value string) ([]pb.EntryMode, error) {
 	return out, nil
 }
 
-func configPublish(ctx context.Context, env *adminEnv, args []string) error {
-	fs := verbFlags(env, "config", "publish")
+// scopeFlags adds --merchant, --store and --terminal; the returned function
+// reads them as a scope (none: global).
+func scopeFlags(fs *flag.FlagSet) func() *pb.ConfigScope {
 	merchant := fs.String("merchant", "", "merchant scope (with --store: store scope)")
 	store := fs.String("store", "", "store scope (needs --merchant)")
 	terminal := fs.String("terminal", "", "terminal scope (alone)")
+	return func() *pb.ConfigScope {
+		return &pb.ConfigScope{MerchantId: *merchant, StoreId: *store, TerminalId: *terminal}
+	}
+}
+
+// clearFlag parses "daily-limit,extra.printer.density" into the protocol's
+// field names: dashes become underscores, extra keys stay as written.
+func clearFlag(value string) []string {
+	if value == "" {
+		return nil
+	}
+	var out []string
+	for _, f := range strings.Split(value, ",") {
+		f = strings.TrimSpace(f)
+		if key, ok := strings.CutPrefix(f, "extra."); ok {
+			out = append(out, "extra."+key)
+			continue
+		}
+		out = append(out, strings.ReplaceAll(f, "-", "_"))
+	}
+	return out
+}
+
+// planFlags adds the rollout plan flags; the returned function reads them.
+func planFlags(fs *flag.FlagSet) func() (*pb.RolloutPlan, error) {
+	stages := fs.String("stages", "", "cumulative stage percentages, e.g. 5,25,100 (default: all at once)")
+	ratio := fs.Float64("max-failure-ratio", 0, "halt when rejected/acknowledged in a stage exceeds this (default 0.1)")
+	auto := fs.Bool("auto-advance", false, "advance to the next stage when the current one is healthy")
+	minStage := fs.Duration("min-stage-duration", 0, "shortest time a stage runs before it advances")
+	soak := fs.Duration("gate-soak", 0, "payment gate: watch each stage's payments this long before it advances (any --gate-* flag enables the gate)")
+	minPay := fs.Uint64("gate-min-payments", 0, "payment gate: payments of the stage's terminals needed to judge (default 20)")
+	drop := fs.Float64("gate-max-approval-drop", 0, "payment gate: breach when the approval ratio falls by more than this vs terminals not yet in the rollout (default 0.05)")
+	sysErr := fs.Float64("gate-max-system-error-increase", 0, "payment gate: breach when the 96 ratio rises by more than this (default 0.02)")
+	latency := fs.Float64("gate-max-latency-increase", 0, "payment gate: breach when mean Authorize latency rises by more than this fraction (default 1 = twice as slow)")
+	rollback := fs.Bool("auto-rollback", false, "payment gate: roll the terminals back on a breach instead of only halting")
+	return func() (*pb.RolloutPlan, error) {
+		pcts, err := stagesFlag(*stages)
+		if err != nil {
+			return nil, err
+		}
+		p := &pb.RolloutPlan{StagePercents: pcts, MaxFailureRatio: *ratio, AutoAdvance: *auto}
+		if *minStage > 0 {
+			p.MinStageDuration = durationpb.New(*minStage)
+		}
+		for _, name := range []string{"gate-soak", "gate-min-payments", "gate-max-approval-drop", "gate-max-system-error-increase", "gate-max-latency-increase", "auto-rollback"} {
+			if isFlagSet(fs, name) {
+				p.PaymentGate = &pb.PaymentGate{
+					SoakTime: durationpb.New(*soak), MinPayments: *minPay, MaxApprovalDrop: *drop,
+					MaxSystemErrorIncrease: *sysErr, MaxLatencyIncrease: *latency, AutoRollback: *rollback,
+				}
+				break
+			}
+		}
+		return p, nil
+	}
+}
+
+func configPublish(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "config", "publish")
+	scope := scopeFlags(fs)
 	file := fs.String("settings-file", "", "settings as protojson (posfleet.v1.Settings); the flags below override it")
 	header := fs.String("receipt-header", "", "receipt header text")
 	footer := fs.String("receipt-footer", "", "receipt footer text")
@@ -84,11 +151,11 @@ func configPublish(ctx context.Context, env *adminEnv, args []string) error {
 	window := fs.Duration("velocity-window", 0, "window of --velocity-limit")
 	extra := paramsFlag{}
 	fs.Var(extra, "extra", "free-form setting key=value (repeatable; key= removes an inherited key)")
-	stages := fs.String("stages", "", "cumulative stage percentages, e.g. 5,25,100 (default: all at once)")
-	ratio := fs.Float64("max-failure-ratio", 0, "halt when rejected/acknowledged in a stage exceeds this (default 0.1)")
-	auto := fs.Bool("auto-advance", false, "advance to the next stage when the current one is healthy")
-	minStage := fs.Duration("min-stage-duration", 0, "shortest time a stage runs before it advances")
+	plan := planFlags(fs)
 	desc := fs.String("description", "", "operator's note")
+	clear := fs.String("clear", "", "fields to remove from the scope's layer, e.g. daily-limit,extra.printer.density (extra: every key)")
+	replace := fs.Bool("replace", false, "publish the given settings as the whole layer instead of changing only the named fields (removals still need --clear)")
+	dryRun := fs.Bool("dry-run", false, "show the change and the terminals it would reach; publish nothing")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -151,24 +218,227 @@ func configPublish(ctx context.Context, env *adminEnv, args []string) error {
 			settings.Extra[k] = v
 		}
 	}
-	pcts, err := stagesFlag(*stages)
+	p, err := plan()
 	if err != nil {
 		return err
 	}
 	req := &pb.PublishConfigRequest{
-		Scope:       &pb.ConfigScope{MerchantId: *merchant, StoreId: *store, TerminalId: *terminal},
-		Settings:    settings,
-		Description: *desc,
-		Rollout:     &pb.RolloutPlan{StagePercents: pcts, MaxFailureRatio: *ratio, AutoAdvance: *auto},
-	}
-	if *minStage > 0 {
-		req.Rollout.MinStageDuration = durationpb.New(*minStage)
+		Scope: scope(), Settings: settings, Description: *desc, Rollout: p,
+		ClearFields: clearFlag(*clear), Replace: *replace, DryRun: *dryRun,
 	}
 	resp, err := env.Client.Admin().PublishConfig(ctx, req)
 	if err != nil {
 		return err
 	}
-	return env.print(resp, rolloutHeaders, [][]string{rolloutRow(resp.GetRollout())})
+	if env.JSON {
+		return env.print(resp, nil, nil)
+	}
+	if err := writeTable(env.Out, changeHeaders, changeRows(resp.GetChanges())); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Out)
+	if resp.GetDryRun() {
+		var counts []string
+		for _, n := range resp.GetStageTerminalCounts() {
+			counts = append(counts, strconv.FormatUint(n, 10))
+		}
+		fmt.Fprintf(env.Out, "dry run: nothing published; reaches %d terminals, per stage %s\n",
+			resp.GetTargetedTerminals(), strings.Join(counts, ", "))
+		fmt.Fprintf(env.Out, "first stage: %s\n", orDash(strings.Join(resp.GetFirstStageTerminalIds(), " ")))
+		return nil
+	}
+	return writeTable(env.Out, rolloutHeaders, [][]string{rolloutRow(resp.GetRollout())})
+}
+
+// collectPages fetches pages of at most 1000 items until limit items or the
+// last page.
+func collectPages[T any](limit int, page func(size int32, token string) ([]T, string, error)) ([]T, error) {
+	var all []T
+	token := ""
+	for len(all) < limit {
+		items, next, err := page(int32(min(limit-len(all), 1000)), token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if token = next; token == "" {
+			break
+		}
+	}
+	return all, nil
+}
+
+var changeHeaders = []string{"FIELD", "BEFORE", "AFTER"}
+
+// changeRows shows field changes; an unset side is "(unset)".
+func changeRows(cs []*pb.ConfigFieldChange) [][]string {
+	side := func(v string, set bool) string {
+		if !set {
+			return "(unset)"
+		}
+		return v
+	}
+	rows := make([][]string, len(cs))
+	for i, c := range cs {
+		rows[i] = []string{c.GetField(), side(c.GetBefore(), c.GetBeforeSet()), side(c.GetAfter(), c.GetAfterSet())}
+	}
+	return rows
+}
+
+func configLayer(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "config", "layer")
+	scope := scopeFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	resp, err := env.Client.Admin().GetConfigLayer(ctx, &pb.GetConfigLayerRequest{Scope: scope()})
+	if err != nil {
+		return err
+	}
+	l := resp.GetLayer()
+	rows := [][]string{{"scope", scopeText(scope())}}
+	if l == nil {
+		rows = append(rows, []string{"version", "none (nothing published at this scope)"})
+		return env.print(resp, []string{"FIELD", "VALUE"}, rows)
+	}
+	r := l.GetRollout()
+	rows = append(rows, []string{"version", strconv.FormatUint(r.GetVersion(), 10)},
+		[]string{"rollout", r.GetRolloutId() + " " + enumName(r.GetState().String(), "ROLLOUT_STATE_")},
+		[]string{"published", tsText(r.GetCreateTime()) + " by " + orDash(r.GetActor())})
+	for _, c := range changeRows(layerChanges(l.GetLayer())) {
+		rows = append(rows, []string{c[0], c[2]})
+	}
+	return env.print(resp, []string{"FIELD", "VALUE"}, rows)
+}
+
+// layerChanges lists what a layer sets, as changes from nothing, so that a
+// layer prints with the same value formats as a diff.
+func layerChanges(s *pb.Settings) []*pb.ConfigFieldChange {
+	var out []*pb.ConfigFieldChange
+	add := func(field, v string) {
+		out = append(out, &pb.ConfigFieldChange{Field: field, After: v, AfterSet: true})
+	}
+	if s.ReceiptHeader != nil {
+		add("receipt_header", strconv.Quote(s.GetReceiptHeader()))
+	}
+	if s.ReceiptFooter != nil {
+		add("receipt_footer", strconv.Quote(s.GetReceiptFooter()))
+	}
+	if len(s.GetAcceptedEntryModes()) > 0 {
+		var modes []string
+		for _, m := range s.GetAcceptedEntryModes() {
+			modes = append(modes, strings.ToLower(enumName(m.String(), "ENTRY_MODE_")))
+		}
+		add("accepted_entry_modes", strings.Join(modes, ","))
+	}
+	for _, m := range []struct {
+		name string
+		v    *pb.Money
+	}{{"per_transaction_limit", s.GetPerTransactionLimit()}, {"daily_limit", s.GetDailyLimit()}, {"offline_floor_limit", s.GetOfflineFloorLimit()}} {
+		if m.v != nil {
+			add(m.name, moneyText(m.v))
+		}
+	}
+	if s.HeartbeatInterval != nil {
+		add("heartbeat_interval", s.GetHeartbeatInterval().AsDuration().String())
+	}
+	if s.TimeZone != nil {
+		add("time_zone", strconv.Quote(s.GetTimeZone()))
+	}
+	if s.CardVelocityLimit != nil {
+		add("card_velocity_limit", strconv.FormatUint(uint64(s.GetCardVelocityLimit()), 10))
+	}
+	if s.CardVelocityWindow != nil {
+		add("card_velocity_window", s.GetCardVelocityWindow().AsDuration().String())
+	}
+	keys := make([]string, 0, len(s.GetExtra()))
+	for k := range s.GetExtra() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		add("extra."+k, strconv.Quote(s.GetExtra()[k]))
+	}
+	return out
+}
+
+func configHistory(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "config", "history")
+	scope := scopeFlags(fs)
+	limit := fs.Int("limit", 50, "most versions to show")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *limit < 1 {
+		return fmt.Errorf("--limit must be positive")
+	}
+	all, err := collectPages(*limit, func(size int32, token string) ([]*pb.ConfigVersion, string, error) {
+		resp, err := env.Client.Admin().ListConfigVersions(ctx, &pb.ListConfigVersionsRequest{Scope: scope(), PageSize: size, PageToken: token})
+		return resp.GetVersions(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
+	}
+	rows := make([][]string, len(all))
+	for i, v := range all {
+		r := v.GetRollout()
+		var fields []string
+		for _, c := range layerChanges(v.GetLayer()) {
+			fields = append(fields, c.GetField())
+		}
+		note := r.GetDescription()
+		if rb := r.GetRollbackOfVersion(); rb != 0 && note == "" {
+			note = fmt.Sprintf("rollback of %d", rb)
+		}
+		rows[i] = []string{strconv.FormatUint(r.GetVersion(), 10), r.GetRolloutId(), enumName(r.GetState().String(), "ROLLOUT_STATE_"),
+			tsText(r.GetCreateTime()), orDash(r.GetActor()), orDash(strings.Join(fields, ",")), orDash(note)}
+	}
+	return env.print(&pb.ListConfigVersionsResponse{Versions: all},
+		[]string{"VERSION", "ROLLOUT", "STATE", "PUBLISHED", "BY", "FIELDS SET", "DESCRIPTION"}, rows)
+}
+
+func configDiff(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "config", "diff")
+	from := fs.Uint64("from", 0, "published version to compare from (0: no layer)")
+	to := fs.Uint64("to", 0, "published version to compare to (0: no layer)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if !isFlagSet(fs, "from") || !isFlagSet(fs, "to") {
+		return fmt.Errorf("--from and --to are required")
+	}
+	resp, err := env.Client.Admin().DiffConfigVersions(ctx, &pb.DiffConfigVersionsRequest{FromVersion: *from, ToVersion: *to})
+	if err != nil {
+		return err
+	}
+	return env.print(resp, changeHeaders, changeRows(resp.GetChanges()))
+}
+
+func configRollback(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "config", "rollback")
+	scope := scopeFlags(fs)
+	to := fs.Uint64("to-version", 0, "version to restore (default: the one before the current layer)")
+	plan := planFlags(fs)
+	desc := fs.String("description", "", "operator's note")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	p, err := plan()
+	if err != nil {
+		return err
+	}
+	resp, err := env.Client.Admin().RollbackConfig(ctx, &pb.RollbackConfigRequest{Scope: scope(), ToVersion: *to, Rollout: p, Description: *desc})
+	if err != nil {
+		return err
+	}
+	if env.JSON {
+		return env.print(resp, nil, nil)
+	}
+	if err := writeTable(env.Out, changeHeaders, changeRows(resp.GetChanges())); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Out)
+	return writeTable(env.Out, rolloutHeaders, [][]string{rolloutRow(resp.GetRollout())})
 }
 
 func configShow(ctx context.Context, env *adminEnv, args []string) error {
@@ -190,19 +460,23 @@ func configShow(ctx context.Context, env *adminEnv, args []string) error {
 	for _, m := range s.GetAcceptedEntryModes() {
 		modes = append(modes, strings.ToLower(enumName(m.String(), "ENTRY_MODE_")))
 	}
+	src := map[string]string{}
+	for _, x := range resp.GetSources() {
+		src[x.GetField()] = sourceText(x)
+	}
 	rows := [][]string{
-		{"version", strconv.FormatUint(c.GetVersion(), 10)},
-		{"rollout", orDash(c.GetRolloutId())},
-		{"published", tsText(c.GetPublishTime())},
-		{"receipt_header", orDash(s.GetReceiptHeader())},
-		{"receipt_footer", orDash(s.GetReceiptFooter())},
-		{"accepted_entry_modes", orDash(strings.Join(modes, ","))},
-		{"per_transaction_limit", moneyText(s.GetPerTransactionLimit())},
-		{"daily_limit", moneyText(s.GetDailyLimit())},
-		{"offline_floor_limit", moneyText(s.GetOfflineFloorLimit())},
-		{"heartbeat_interval", s.GetHeartbeatInterval().AsDuration().String()},
-		{"time_zone", orDash(s.GetTimeZone())},
-		{"card_velocity", fmt.Sprintf("%d per %s", s.GetCardVelocityLimit(), s.GetCardVelocityWindow().AsDuration())},
+		{"version", strconv.FormatUint(c.GetVersion(), 10), ""},
+		{"rollout", orDash(c.GetRolloutId()), ""},
+		{"published", tsText(c.GetPublishTime()), ""},
+		{"receipt_header", orDash(s.GetReceiptHeader()), src["receipt_header"]},
+		{"receipt_footer", orDash(s.GetReceiptFooter()), src["receipt_footer"]},
+		{"accepted_entry_modes", orDash(strings.Join(modes, ",")), src["accepted_entry_modes"]},
+		{"per_transaction_limit", moneyText(s.GetPerTransactionLimit()), src["per_transaction_limit"]},
+		{"daily_limit", moneyText(s.GetDailyLimit()), src["daily_limit"]},
+		{"offline_floor_limit", moneyText(s.GetOfflineFloorLimit()), src["offline_floor_limit"]},
+		{"heartbeat_interval", s.GetHeartbeatInterval().AsDuration().String(), src["heartbeat_interval"]},
+		{"time_zone", orDash(s.GetTimeZone()), src["time_zone"]},
+		{"card_velocity", fmt.Sprintf("%d per %s", s.GetCardVelocityLimit(), s.GetCardVelocityWindow().AsDuration()), src["card_velocity_limit"]},
 	}
 	keys := make([]string, 0, len(s.GetExtra()))
 	for k := range s.GetExtra() {
@@ -210,9 +484,23 @@ func configShow(ctx context.Context, env *adminEnv, args []string) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		rows = append(rows, []string{"extra." + k, s.GetExtra()[k]})
+		rows = append(rows, []string{"extra." + k, s.GetExtra()[k], src["extra."+k]})
 	}
-	return env.print(resp, []string{"FIELD", "VALUE"}, rows)
+	return env.print(resp, []string{"FIELD", "VALUE", "SOURCE"}, rows)
+}
+
+// sourceText names where an effective value comes from, e.g. "merchant M1
+// v3 (ro-3)", "store record" or "default".
+func sourceText(s *pb.ConfigValueSource) string {
+	switch s.GetOrigin() {
+	case pb.ConfigValueOrigin_CONFIG_VALUE_ORIGIN_LAYER:
+		return fmt.Sprintf("%s v%d (%s)", scopeText(s.GetScope()), s.GetVersion(), s.GetRolloutId())
+	case pb.ConfigValueOrigin_CONFIG_VALUE_ORIGIN_STORE:
+		return "store record"
+	case pb.ConfigValueOrigin_CONFIG_VALUE_ORIGIN_DEFAULT:
+		return "default"
+	}
+	return "-"
 }
 
 var rolloutHeaders = []string{"ROLLOUT", "VERSION", "SCOPE", "STATE", "STAGE", "INCLUDED", "APPLIED", "REJECTED", "FAILURE", "UPDATED"}
@@ -238,9 +526,20 @@ func stageText(r *pb.Rollout) string {
 	return fmt.Sprintf("%d/%d (%d%%)", i+1, len(p), p[i])
 }
 
+// versionText is the version a rollout's terminals run: the newest it
+// issued (each stage and an abort take their own), with the published
+// version when they differ, e.g. "3 (published 1)".
+func versionText(r *pb.Rollout) string {
+	cur := r.GetCurrentVersion()
+	if cur == 0 || cur == r.GetVersion() {
+		return strconv.FormatUint(r.GetVersion(), 10)
+	}
+	return fmt.Sprintf("%d (published %d)", cur, r.GetVersion())
+}
+
 func rolloutRow(r *pb.Rollout) []string {
 	return []string{
-		r.GetRolloutId(), strconv.FormatUint(r.GetVersion(), 10), scopeText(r.GetScope()),
+		r.GetRolloutId(), versionText(r), scopeText(r.GetScope()),
 		enumName(r.GetState().String(), "ROLLOUT_STATE_"), stageText(r),
 		fmt.Sprintf("%d/%d", r.GetIncludedTerminals(), r.GetTargetedTerminals()),
 		strconv.FormatUint(r.GetApplied(), 10), strconv.FormatUint(r.GetRejected(), 10),
@@ -262,19 +561,12 @@ func rolloutList(ctx context.Context, env *adminEnv, args []string) error {
 	if *limit < 1 {
 		return fmt.Errorf("--limit must be positive")
 	}
-	var all []*pb.Rollout
-	token := ""
-	for len(all) < *limit {
-		resp, err := env.Client.Admin().ListRollouts(ctx, &pb.ListRolloutsRequest{
-			State: pb.RolloutState(st), PageSize: int32(min(*limit-len(all), 1000)), PageToken: token,
-		})
-		if err != nil {
-			return err
-		}
-		all = append(all, resp.GetRollouts()...)
-		if token = resp.GetNextPageToken(); token == "" {
-			break
-		}
+	all, err := collectPages(*limit, func(size int32, token string) ([]*pb.Rollout, string, error) {
+		resp, err := env.Client.Admin().ListRollouts(ctx, &pb.ListRolloutsRequest{State: pb.RolloutState(st), PageSize: size, PageToken: token})
+		return resp.GetRollouts(), resp.GetNextPageToken(), err
+	})
+	if err != nil {
+		return err
 	}
 	rows := make([][]string, len(all))
 	for i, r := range all {
@@ -307,7 +599,8 @@ func rolloutDetail(r *pb.Rollout) [][]string {
 		stages = append(stages, strconv.FormatUint(uint64(s), 10)+"%")
 	}
 	return [][]string{
-		{"rollout_id", r.GetRolloutId()}, {"version", strconv.FormatUint(r.GetVersion(), 10)},
+		{"rollout_id", r.GetRolloutId()}, {"version", versionText(r)},
+		{"stage_versions", uintsText(r.GetStageVersions())},
 		{"scope", scopeText(r.GetScope())}, {"state", enumName(r.GetState().String(), "ROLLOUT_STATE_")},
 		{"state_reason", orDash(r.GetStateReason())}, {"stage", stageText(r)},
 		{"stages", strings.Join(stages, ", ")},
@@ -319,18 +612,38 @@ func rolloutDetail(r *pb.Rollout) [][]string {
 		{"applied", strconv.FormatUint(r.GetApplied(), 10)},
 		{"rejected", strconv.FormatUint(r.GetRejected(), 10)},
 		{"failure_ratio", strconv.FormatFloat(r.GetFailureRatio(), 'f', 3, 64)},
+		{"payment_gate", gateText(p.GetPaymentGate())},
+		{"gate_status", orDash(strings.TrimSpace(r.GetPaymentGateStatus().GetVerdict() + " " + r.GetPaymentGateStatus().GetReason()))},
 		{"description", orDash(r.GetDescription())},
 		{"created", tsText(r.GetCreateTime())}, {"updated", tsText(r.GetUpdateTime())},
 	}
 }
 
-// rolloutChange returns the pause, resume or abort command.
+// gateText summarizes a payment gate, "-" when the plan has none.
+func gateText(g *pb.PaymentGate) string {
+	if g == nil {
+		return "-"
+	}
+	return fmt.Sprintf("soak %s, min %d payments, approval drop %g, 96 increase %g, latency increase %g, auto-rollback %v",
+		g.GetSoakTime().AsDuration(), g.GetMinPayments(), g.GetMaxApprovalDrop(), g.GetMaxSystemErrorIncrease(),
+		g.GetMaxLatencyIncrease(), g.GetAutoRollback())
+}
+
+func uintsText(vs []uint64) string {
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = strconv.FormatUint(v, 10)
+	}
+	return orDash(strings.Join(parts, ", "))
+}
+
+// rolloutChange returns the pause, resume, advance or abort command.
 func rolloutChange(verb string) func(ctx context.Context, env *adminEnv, args []string) error {
 	return func(ctx context.Context, env *adminEnv, args []string) error {
 		fs := verbFlags(env, "rollout", verb)
 		id := fs.String("id", "", "rollout ID, e.g. ro-42 (required)")
 		var reason *string
-		if verb != "resume" {
+		if verb == "pause" || verb == "abort" {
 			reason = fs.String("reason", "", "why, for the audit trail")
 		}
 		if err := parseFlags(fs, args); err != nil {
@@ -350,6 +663,12 @@ func rolloutChange(verb string) func(ctx context.Context, env *adminEnv, args []
 			r, msg = resp.GetRollout(), resp
 		case "resume":
 			resp, err := env.Client.Admin().ResumeRollout(ctx, &pb.ResumeRolloutRequest{RolloutId: *id})
+			if err != nil {
+				return err
+			}
+			r, msg = resp.GetRollout(), resp
+		case "advance":
+			resp, err := env.Client.Admin().AdvanceRollout(ctx, &pb.AdvanceRolloutRequest{RolloutId: *id})
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -50,4 +51,68 @@ func TestAdminConfigAndRolloutCommands(t *testing.T) {
 	}
 	out, _ = admin("config", "publish", "--heartbeat-interval", "1s")
 	expect(out, "settings.heartbeat_interval")
+}
+
+func TestAdminConfigFailsClosedAndShowsLayersHistoryAndDiffs(t *testing.T) {
+	cli := StartAdminCLI(t)
+	admin, mustAdmin, expect := cli.Run, cli.Must, cli.Expect
+	mustAdmin("merchants", "create", "--id", "ACME01", "--legal-name", "Acme Ltd", "--mcc", "5411", "--currency", "NZD")
+	mustAdmin("stores", "create", "--merchant", "ACME01", "--id", "akl-01", "--name", "Queen St", "--time-zone", "Pacific/Auckland")
+	tid, _ := cli.ProvisionAndRegister("ACME01", "akl-01", "SN-CFG-2")
+
+	mustAdmin("config", "publish", "--merchant", "ACME01", "--daily-limit", "NZD:500000")
+	out := mustAdmin("config", "publish", "--merchant", "ACME01", "--receipt-footer", "Thank you")
+	expect(out, "receipt_footer", "(unset)", `"Thank you"`)
+	// The footer change kept the limit; the store's time zone reached the
+	// terminal; each value names its source.
+	out = mustAdmin("config", "show", "--terminal", tid)
+	expect(out, "5000.00 NZD", "merchant ACME01 v2 (ro-2)", "Pacific/Auckland", "store record", "Thank you")
+
+	for _, bad := range [][]string{
+		{"config", "publish"},
+		{"config", "publish", "--merchant", "ACME01", "--daily-limit", "USD:100000"},
+		{"config", "publish", "--merchant", "ACME01", "--daily-limit", "XXX:100"},
+		{"config", "publish", "--merchant", "ACME01", "--daily-limit", "nzd:100"},
+		{"config", "publish", "--merchant", "ACME01", "--replace", "--receipt-footer", "x"},
+		{"config", "publish", "--merchant", "ACME01", "--clear", "per-transaction-limit"},
+		{"merchants", "create", "--id", "BAD01", "--legal-name", "Bad", "--mcc", "5411", "--currency", "XYZ"},
+		{"config", "diff", "--from", "1"},
+	} {
+		if out, code := admin(bad...); code == 0 {
+			t.Errorf("posfleet admin %s succeeded:\n%s", strings.Join(bad, " "), out)
+		}
+	}
+
+	out = mustAdmin("config", "publish", "--merchant", "ACME01", "--clear", "daily-limit", "--dry-run")
+	expect(out, "daily_limit", "NZD:500000", "(unset)", "dry run: nothing published", tid)
+	expect(mustAdmin("config", "layer", "--merchant", "ACME01"), "daily_limit", "5000.00 NZD", "ro-2")
+	expect(mustAdmin("config", "history", "--merchant", "ACME01"), "ro-2", "ro-1", "receipt_footer,daily_limit")
+	expect(mustAdmin("config", "diff", "--from", "1", "--to", "2"), "receipt_footer", `"Thank you"`)
+
+	out = mustAdmin("--json", "config", "publish", "--merchant", "ACME01", "--receipt-header", "Kia ora", "--stages", "50,100",
+		"--gate-soak", "1m", "--gate-max-approval-drop", "0.1", "--auto-rollback")
+	var gated pb.PublishConfigResponse
+	if err := protojson.Unmarshal([]byte(out), &gated); err != nil {
+		t.Fatalf("publish --json output %q: %v", out, err)
+	}
+	expect(mustAdmin("rollout", "get", "--id", gated.GetRolloutId()), "soak 1m0s, min 20 payments, approval drop 0.1", "auto-rollback true", "waiting")
+	mustAdmin("rollout", "abort", "--id", gated.GetRolloutId())
+
+	// A staged rollback, advanced by hand: the rollout and the terminal
+	// agree on the version.
+	out = mustAdmin("--json", "config", "rollback", "--merchant", "ACME01", "--stages", "1,100")
+	var rb pb.RollbackConfigResponse
+	if err := protojson.Unmarshal([]byte(out), &rb); err != nil {
+		t.Fatalf("rollback --json output %q: %v", out, err)
+	}
+	id := rb.GetRollout().GetRolloutId()
+	out = mustAdmin("rollout", "advance", "--id", id)
+	expect(out, id, "(published 5)")
+	var eff pb.GetEffectiveConfigResponse
+	if err := protojson.Unmarshal([]byte(mustAdmin("--json", "config", "show", "--terminal", tid)), &eff); err != nil {
+		t.Fatal(err)
+	}
+	if v := eff.GetConfig().GetVersion(); !strings.Contains(out, fmt.Sprintf("%d (published 5)", v)) || eff.GetConfig().GetSettings().GetReceiptFooter() != "" {
+		t.Errorf("terminal runs version %d with footer %q; rollout list says:\n%s", v, eff.GetConfig().GetSettings().GetReceiptFooter(), out)
+	}
 }

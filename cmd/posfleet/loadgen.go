@@ -63,6 +63,8 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	amounts := fs.String("amounts", "100-5000", "sale amount range in minor units")
 	heartbeat := fs.Duration("heartbeat-interval", 0, "heartbeat interval (0: as the server hands out)")
 	noWatch := fs.Bool("no-watch", false, "do not open a WatchConfig stream per terminal")
+	rolloutGate := fs.Bool("rollout-gate", false, "config-rollout publishes a declining limit in stages with a payment gate and reports how soon the gate stops it")
+	gateSoak := fs.Duration("rollout-gate-soak", 30*time.Second, "soak time of the --rollout-gate publish")
 	reportDir := fs.String("report", "loadgen-report", "directory for report.json, report.html, summary.txt and latency.hlog")
 	var slos listFlag
 	fs.Var(&slos, "slo", "service-level check such as 'authorize.p99<=20ms' (repeatable; metrics p50 p90 p99 p999 max error_rate achieved_rate); a miss exits with status 3")
@@ -222,6 +224,8 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			MaxAmount:         hi,
 			HeartbeatInterval: *heartbeat,
 			NoWatch:           *noWatch,
+			RolloutGate:       *rolloutGate,
+			RolloutGateSoak:   *gateSoak,
 			SetupConcurrency:  *setupConc,
 			CallTimeout:       *callTimeout,
 			Attempts:          *attempts,

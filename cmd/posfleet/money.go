@@ -42,12 +42,23 @@ var (
 // for a bare number ("" when the command has no separate currency).
 func parseMoney(value, defaultCurrency string) (*pb.Money, error) {
 	v := strings.TrimSpace(value)
+	if m, err := parseMoneyCase(v, value, defaultCurrency); err != nil || m.GetCurrency() == strings.ToUpper(m.GetCurrency()) {
+		return m, err
+	}
+	// Currency codes are taken as typed, never upper-cased: "nzd" is not
+	// an ISO 4217 code, and guessing what was meant is how a limit lands in
+	// the wrong currency.
+	return nil, fmt.Errorf("%q: currency codes are upper case ISO 4217 codes, e.g. NZD", value)
+}
+
+// parseMoneyCase is parseMoney without the case check.
+func parseMoneyCase(v, value, defaultCurrency string) (*pb.Money, error) {
 	if cur, minor, ok := strings.Cut(v, ":"); ok {
 		n, err := strconv.ParseInt(minor, 10, 64)
 		if err != nil || n < 0 || len(cur) != 3 {
 			return nil, fmt.Errorf("%q: want CUR:MINOR_UNITS, e.g. NZD:1250 for 12.50 NZD", value)
 		}
-		return &pb.Money{Currency: strings.ToUpper(cur), MinorUnits: n}, nil
+		return &pb.Money{Currency: cur, MinorUnits: n}, nil
 	}
 	var num, cur string
 	switch {
@@ -62,7 +73,6 @@ func parseMoney(value, defaultCurrency string) (*pb.Money, error) {
 	default:
 		return nil, fmt.Errorf("%q: want an amount with its currency, e.g. 12.50NZD, \"12.50 NZD\" or NZD:1250 (minor units)", value)
 	}
-	cur = strings.ToUpper(cur)
 	digits, err := currencyDigits(cur)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,8 @@ func TestParseMoney(t *testing.T) {
 		wantErr string
 	}{
 		{in: "12.50NZD", cur: "NZD", minor: 1250},
-		{in: "12.5 nzd", cur: "NZD", minor: 1250},
+		{in: "12.5 nzd", wantErr: "upper case"},
+		{in: "nzd:100", wantErr: "upper case"},
 		{in: "NZD 12.50", cur: "NZD", minor: 1250},
 		{in: "NZD12", cur: "NZD", minor: 1200},
 		{in: "12.50", def: "NZD", cur: "NZD", minor: 1250},

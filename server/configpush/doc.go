@@ -10,10 +10,26 @@
 // (global, its merchant, its store, itself): a field set at a narrower scope
 // wins, an unset field inherits, accepted entry modes inherit when empty,
 // and extra is merged key by key, an empty value at a narrower scope
-// removing the key. Fields no layer sets get the server defaults: no
-// receipt text, every entry mode, no transaction or daily limit, no offline
-// approvals, a 60s heartbeat interval, time zone UTC, card velocity check
-// off (window 24h). A publish replaces its scope's layer as a whole.
+// removing the key. A store's own time zone (from the fleet) sits just
+// below the store's layer: it reaches the store's terminals unless the
+// store's or the terminal's layer sets another. Fields no layer sets get the
+// server defaults: no receipt text, every entry mode, no transaction or
+// daily limit, no offline approvals, a 60s heartbeat interval, time zone
+// UTC, card velocity check off (window 24h).
+//
+// # Publishing fails closed
+//
+// A publish patches its scope's current layer (the newest publish there
+// that was not aborted): the fields it sets replace the layer's, extra keys
+// merge one by one, the rest is kept. PublishRequest.Replace makes the
+// request the whole layer instead. Either way a value of the current layer
+// is removed only when PublishRequest.Clear names it; a publish that
+// changes nothing is refused, and so are limits not in the currency of
+// every merchant the scope reaches. Preview computes the same change and
+// the terminals it would reach without publishing; Layer, History,
+// DiffVersions and Sources show a scope's layer, its versions, the
+// difference of two versions and where each effective value comes from.
+// Rollback publishes an earlier layer of a scope again as a new version.
 //
 // # Versions
 //
@@ -50,10 +66,27 @@
 // and the ratio is within bounds; then an auto-advancing rollout moves to
 // the next stage, and one without auto-advance pauses until ResumeRollout
 // advances it. A healthy last stage completes the rollout. Resuming a
-// halted rollout restarts the stage's failure-ratio window. Abort sends the
+// halted rollout restarts the stage's failure-ratio window. Advance moves a
+// running or paused rollout to its next stage at once. Abort sends the
 // terminals the rollout reached back to the layer below under a new
 // version. A publish at a scope with an unfinished rollout supersedes it:
 // its terminals keep its layer until the new rollout reaches them.
+//
+// # Payment gates
+//
+// A plan with a PaymentGate also holds each stage until its terminals'
+// payments show no harm. The engine reads per-terminal Authorize counters
+// through PaymentSignals (the server feeds them from the payment handler;
+// this package never imports payments) and, once per evaluation interval,
+// compares the terminals running the rollout's layer since the stage
+// started with a reference: the scope's terminals not yet in the rollout
+// over the same period, or the treatment's own payments before the stage.
+// A drop of the approval ratio, a rise of the system-error (96) ratio or of
+// the mean latency beyond the gate's bounds halts the rollout, or aborts it
+// with AutoRollback; a stage advances only after its soak time with enough
+// payments within bounds. Every gate decision is audited with its numbers.
+// The counters live in memory: after a restart a stage's watch starts
+// again.
 //
 // # Watching
 //

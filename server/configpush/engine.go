@@ -25,6 +25,9 @@ type Options struct {
 	// MaxWatchesPerTerminal bounds concurrent watches of one terminal
 	// (DefaultMaxWatchesPerTerminal when zero).
 	MaxWatchesPerTerminal int
+	// Signals reports payment outcomes per terminal for payment gates;
+	// without it, plans with a gate are judged on acknowledgements alone.
+	Signals PaymentSignals
 }
 
 // Engine holds the settings layers, per-terminal effective configs and
@@ -32,14 +35,15 @@ type Options struct {
 // from memory without waiting on storage; every change is durable before
 // it becomes visible. It is safe for concurrent use.
 type Engine struct {
-	db     *store.DB
-	audit  *audit.Log
-	logger *slog.Logger
-	dir    Directory
-	opts   Options
-	now    func() time.Time
-	hub    *Hub
-	commit *committer
+	db      *store.DB
+	audit   *audit.Log
+	logger  *slog.Logger
+	dir     Directory
+	signals PaymentSignals
+	opts    Options
+	now     func() time.Time
+	hub     *Hub
+	commit  *committer
 
 	// mu guards the fields below, effs' writers and every rollout's fields.
 	// Changes of layers and rollouts hold it across their storage write, so
@@ -54,8 +58,9 @@ type Engine struct {
 	live map[uint64]*rollout
 	// terms is the terminal population from the directory.
 	terms map[string]*termState
-	// memo shares merged settings between terminals with the same layers.
-	memo   map[[4]*rollout]*Settings
+	// memo shares merged settings between terminals with the same layers
+	// and store time zone.
+	memo   map[memoKey]*Settings
 	closed bool
 
 	effMu sync.RWMutex // guards effs; writers also hold mu
@@ -92,6 +97,16 @@ type rollout struct {
 	// winApplied and winRejected count the current stage's
 	// acknowledgements since rec.HealthSince.
 	winApplied, winRejected uint64
+	// gate is the payment watch of the current stage, nil until the first
+	// judgement or without a gate.
+	gate *gateState
+}
+
+// memoKey identifies the inputs of a merge: the visible layer at each scope
+// of a chain and the store's time zone.
+type memoKey struct {
+	layers [4]*rollout
+	tz     string
 }
 
 // termState is a terminal known to config push.
@@ -117,12 +132,12 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 		opts.EvalInterval = time.Second
 	}
 	e := &Engine{
-		db: db, audit: log, logger: logger, dir: dir, opts: opts, now: opts.Now,
+		db: db, audit: log, logger: logger, dir: dir, signals: opts.Signals, opts: opts, now: opts.Now,
 		hub:    NewHub(opts.MaxWatchesPerTerminal),
 		scopes: map[string]*scopeState{},
 		live:   map[uint64]*rollout{},
 		terms:  map[string]*termState{},
-		memo:   map[[4]*rollout]*Settings{},
+		memo:   map[memoKey]*Settings{},
 		effs:   map[string]*Effective{},
 		stop:   make(chan struct{}),
 	}
@@ -300,6 +315,9 @@ func (e *Engine) loop() {
 		e.mu.Lock()
 		for _, r := range e.sortedLive() {
 			if r.rec.State == StateRunning && r.acks != nil {
+				if r.rec.Plan.Gate != nil && e.signals != nil {
+					e.judgeGate(r, e.now().UTC())
+				}
 				e.evaluate(r)
 			}
 		}
@@ -560,19 +578,32 @@ func (e *Engine) compute(t *termState) *Effective {
 			}
 		}
 	}
-	s, ok := e.memo[layers]
+	key := memoKey{layers, t.ref.TimeZone}
+	s, ok := e.memo[key]
 	if !ok {
-		in := make([]*Settings, 0, 4)
-		for _, r := range layers {
-			if r != nil {
-				in = append(in, r.rec.Settings)
-			}
-		}
-		s = merge(in)
-		e.memo[layers] = s
+		s = merge(chainLayers(layers, t.ref.TimeZone))
+		e.memo[key] = s
 	}
 	best.Settings = s
 	return best
+}
+
+// chainLayers returns the settings to merge for a chain's visible layers,
+// widest first. The store's time zone sits just below the store's layer: a
+// store's own time zone reaches its terminals unless the store's or the
+// terminal's layer sets another, and wider layers cannot override it.
+func chainLayers(layers [4]*rollout, storeTZ string) []*Settings {
+	in := make([]*Settings, 0, 5)
+	for i, r := range layers {
+		if i == int(LevelStore) && storeTZ != "" {
+			tz := storeTZ
+			in = append(in, &Settings{TimeZone: &tz})
+		}
+		if r != nil {
+			in = append(in, r.rec.Settings)
+		}
+	}
+	return in
 }
 
 // setEffective recomputes the terminals' effective configs and pushes
@@ -726,7 +757,12 @@ func (r *rollout) progress() counts {
 // snapshot returns the public view of the rollout.
 func (r *rollout) snapshot() Rollout {
 	c := r.progress()
-	return rolloutFromRec(r.rec, c)
+	out := rolloutFromRec(r.rec, c)
+	if r.gate != nil && r.rec.Plan.Gate != nil {
+		st := r.gate.last
+		out.Gate = &st
+	}
+	return out
 }
 
 func rolloutFromRec(rec rolloutRec, c counts) Rollout {
@@ -735,6 +771,7 @@ func rolloutFromRec(rec rolloutRec, c counts) Rollout {
 		Plan: rec.Plan, State: rec.State, Stage: rec.Stage, Description: rec.Description, Reason: rec.Reason,
 		Targeted: c.Targeted, Included: c.Included, Applied: c.Applied, Rejected: c.Rejected,
 		FailureRatio: c.FailureRatio, Created: rec.Created, Updated: rec.Updated,
+		StageVersions: slices.Clone(rec.StageVersions), Fallback: rec.Fallback, RollbackOf: rec.RollbackOf, Actor: rec.Actor,
 	}
 }
 

@@ -405,7 +405,10 @@ func TestAbortRollsBack(t *testing.T) {
 	dir.add("M1", "S1", ids...)
 	e := newEnv(t, dir)
 	base := e.publish(storeS1, &configpush.Settings{ReceiptHeader: ptr("old"), DailyLimit: usd(1000)}, all)
-	ro := e.publish(storeS1, &configpush.Settings{ReceiptHeader: ptr("new")}, configpush.Plan{StagePercents: []uint32{30, 100}})
+	ro := e.publishReq(configpush.PublishRequest{
+		Scope: storeS1, Settings: &configpush.Settings{ReceiptHeader: ptr("new")}, Replace: true, Clear: []string{"daily_limit"},
+		Plan: configpush.Plan{StagePercents: []uint32{30, 100}},
+	})
 	before := map[string]*configpush.Effective{}
 	reached := 0
 	for _, tid := range ids {

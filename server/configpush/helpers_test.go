@@ -3,6 +3,7 @@ package configpush_test
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -18,10 +19,11 @@ type fakeDir struct {
 	terms     map[string]configpush.TerminalRef
 	merchants map[string]bool
 	stores    map[[2]string]bool
+	currency  map[string]string
 }
 
 func newFakeDir() *fakeDir {
-	return &fakeDir{terms: map[string]configpush.TerminalRef{}, merchants: map[string]bool{}, stores: map[[2]string]bool{}}
+	return &fakeDir{terms: map[string]configpush.TerminalRef{}, merchants: map[string]bool{}, stores: map[[2]string]bool{}, currency: map[string]string{}}
 }
 
 func (d *fakeDir) Terminals() []configpush.TerminalRef {
@@ -53,6 +55,49 @@ func (d *fakeDir) MerchantExists(m string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.merchants[m]
+}
+
+// MerchantCurrency reports USD for every merchant unless setCurrency
+// changed it.
+func (d *fakeDir) MerchantCurrency(m string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.merchants[m] {
+		return "", false
+	}
+	if c, ok := d.currency[m]; ok {
+		return c, true
+	}
+	return "USD", true
+}
+
+func (d *fakeDir) Merchants() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for m := range d.merchants {
+		out = append(out, m)
+	}
+	return out
+}
+
+// setCurrency sets merchant m's currency.
+func (d *fakeDir) setCurrency(m, cur string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.currency[m] = cur
+}
+
+// setZone sets the time zone of store m/s's terminals.
+func (d *fakeDir) setZone(m, s, tz string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, t := range d.terms {
+		if t.MerchantID == m && t.StoreID == s {
+			t.TimeZone = tz
+			d.terms[id] = t
+		}
+	}
 }
 
 func (d *fakeDir) StoreExists(m, s string) bool {
@@ -114,6 +159,10 @@ type env struct {
 	fleet *fakeDir
 	clock *clock
 	eng   *configpush.Engine
+	// seq numbers the empty publishes.
+	seq int
+	// signals, when set before open, feeds payment gates.
+	signals configpush.PaymentSignals
 }
 
 func newEnv(t *testing.T, fleet *fakeDir) *env {
@@ -134,7 +183,7 @@ func (e *env) open() {
 		e.t.Fatalf("audit.Open: %v", err)
 	}
 	e.eng, err = configpush.Open(e.t.Context(), e.db, e.audit, nil, e.fleet,
-		configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond})
+		configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond, Signals: e.signals})
 	if err != nil {
 		e.t.Fatalf("configpush.Open: %v", err)
 	}
@@ -163,11 +212,27 @@ func (e *env) restart() {
 
 var admin = configpush.Actor{Name: "admin:test"}
 
+// publish patches scope's layer with s. An empty s gets a free-form key
+// unique to the call, as a publish must change something.
 func (e *env) publish(scope configpush.Scope, s *configpush.Settings, plan configpush.Plan) configpush.Rollout {
 	e.t.Helper()
+	if len(configpush.Diff(nil, s)) == 0 {
+		e.seq++
+		s = &configpush.Settings{Extra: map[string]string{"test.seq": strconv.Itoa(e.seq)}}
+	}
 	ro, err := e.eng.Publish(e.t.Context(), configpush.PublishRequest{Scope: scope, Settings: s, Plan: plan}, admin)
 	if err != nil {
 		e.t.Fatalf("Publish(%v): %v", scope, err)
+	}
+	return ro
+}
+
+// publishReq publishes req as the admin.
+func (e *env) publishReq(req configpush.PublishRequest) configpush.Rollout {
+	e.t.Helper()
+	ro, err := e.eng.Publish(e.t.Context(), req, admin)
+	if err != nil {
+		e.t.Fatalf("Publish(%v): %v", req.Scope, err)
 	}
 	return ro
 }

@@ -111,6 +111,32 @@ type Plan struct {
 	// MinStageDuration is the shortest time a stage runs before it may
 	// advance or complete.
 	MinStageDuration time.Duration `json:"msd,omitempty"`
+	// Gate, when set, holds each stage until its terminals' payments show
+	// the change does no harm, and halts (or rolls back) the rollout when
+	// they do not. It needs the engine's PaymentSignals.
+	Gate *PaymentGate `json:"g,omitempty"`
+	// Freezes are periods during which the rollout does not advance or
+	// complete on its own (AdvanceRollout by an operator still does).
+	Freezes []Freeze `json:"fz,omitempty"`
+}
+
+// Freeze is a period [Start, End) in which rollouts stand still.
+type Freeze struct {
+	Start time.Time `json:"s"`
+	End   time.Time `json:"e"`
+}
+
+// MaxFreezes bounds Plan.Freezes.
+const MaxFreezes = 32
+
+// frozen reports whether now falls in one of the plan's freezes.
+func (p Plan) frozen(now time.Time) bool {
+	for _, f := range p.Freezes {
+		if !now.Before(f.Start) && now.Before(f.End) {
+			return true
+		}
+	}
+	return false
 }
 
 // Plan limits and defaults.
@@ -123,13 +149,18 @@ const (
 	MaxAckDetail           = 256
 )
 
-// normalize fills the defaults: no stages means [100], a zero ratio 0.1.
+// normalize fills the defaults: no stages means [100], a zero ratio 0.1,
+// and the payment gate's defaults.
 func (p Plan) normalize() Plan {
 	if len(p.StagePercents) == 0 {
 		p.StagePercents = []uint32{100}
 	}
 	if p.MaxFailureRatio == 0 {
 		p.MaxFailureRatio = DefaultMaxFailureRatio
+	}
+	if p.Gate != nil {
+		g := p.Gate.normalize()
+		p.Gate = &g
 	}
 	return p
 }
@@ -154,6 +185,15 @@ func (p Plan) validate(v *violations) {
 	}
 	if p.MinStageDuration < 0 || p.MinStageDuration > MaxMinStageDuration {
 		v.add("rollout.min_stage_duration", "must be between 0 and %s", MaxMinStageDuration)
+	}
+	p.Gate.validate(v)
+	if len(p.Freezes) > MaxFreezes {
+		v.add("rollout.freezes", "must have at most %d periods", MaxFreezes)
+	}
+	for i, f := range p.Freezes {
+		if !f.End.After(f.Start) {
+			v.add(fmtIndex("rollout.freezes", i), "must end after it starts")
+		}
 	}
 }
 
@@ -226,6 +266,35 @@ type Rollout struct {
 	// the last resume of a halted rollout).
 	FailureRatio     float64
 	Created, Updated time.Time
+	// StageVersions[i] is the version issued to the terminals first
+	// included at stage i (StageVersions[0] is Version); Fallback the
+	// version issued when it was aborted (0: not aborted).
+	StageVersions []uint64
+	Fallback      uint64
+	// RollbackOf is the version this publish rolled back from, 0 for a
+	// plain publish.
+	RollbackOf uint64
+	// Actor is who published it.
+	Actor string
+	// Changes is how the layer differs from the scope's previous layer; set
+	// only in the results of Publish and Rollback.
+	Changes []Change
+	// Gate is the payment gate's latest judgement of the current stage; nil
+	// without a gate or before the first judgement.
+	Gate *GateStatus
+}
+
+// CurrentVersion is the newest version the rollout issued: the fallback of
+// an aborted rollout, else the current stage's version. A terminal the
+// rollout reached runs it or a later one.
+func (r Rollout) CurrentVersion() uint64 {
+	if r.Fallback != 0 {
+		return r.Fallback
+	}
+	if n := len(r.StageVersions); n > 0 {
+		return r.StageVersions[n-1]
+	}
+	return r.Version
 }
 
 // RolloutID returns the ID of the rollout publishing version.
@@ -290,6 +359,9 @@ type TerminalRef struct {
 	StoreID    string
 	// Retired terminals are removed from config push.
 	Retired bool
+	// TimeZone is the store's IANA time zone ("" when the store has none).
+	// It is the terminal's effective time_zone unless a layer sets one.
+	TimeZone string
 }
 
 // Directory is the terminal population and the catalog of merchants and
@@ -302,6 +374,12 @@ type Directory interface {
 	Terminal(terminalID string) (ref TerminalRef, ok bool)
 	// MerchantExists reports whether the merchant exists.
 	MerchantExists(merchantID string) bool
+	// MerchantCurrency returns the merchant's ISO 4217 currency; ok is false
+	// for an unknown merchant. Limits published for the merchant must be in
+	// it.
+	MerchantCurrency(merchantID string) (currency string, ok bool)
+	// Merchants returns the IDs of every merchant.
+	Merchants() []string
 	// StoreExists reports whether the merchant has the store.
 	StoreExists(merchantID, storeID string) bool
 }
@@ -325,10 +403,44 @@ const (
 	AckRejected
 )
 
-// PublishRequest is a layer to publish.
+// PublishRequest is a change of one scope's layer.
+//
+// By default a publish is a patch: the fields Settings sets replace those of
+// the scope's current layer, extra keys are merged one by one, and the rest
+// of the layer is kept. With Replace, Settings is the whole new layer. In
+// both cases a value of the current layer is removed only when Clear names
+// it, and a publish that changes nothing is refused.
 type PublishRequest struct {
-	Scope       Scope
-	Settings    *Settings
+	Scope    Scope
+	Settings *Settings
+	// Clear names the fields to remove from the current layer, by protocol
+	// name ("daily_limit"), "extra" for every free-form key or "extra.<key>"
+	// for one.
+	Clear []string
+	// Replace makes Settings the whole layer instead of a patch.
+	Replace     bool
 	Plan        Plan
 	Description string
 }
+
+// Preview is what a publish would do, computed without publishing.
+type Preview struct {
+	Scope Scope
+	// Current is the scope's current layer (nil: none) and CurrentVersion
+	// its version (0: none).
+	Current        *Settings
+	CurrentVersion uint64
+	// Layer is the layer the publish would store.
+	Layer   *Settings
+	Changes []Change
+	// Targeted is the number of terminals in the scope; StageCounts how
+	// many of them each stage would add.
+	Targeted    uint64
+	StageCounts []uint64
+	// FirstStage lists the terminals the first stage would reach, sorted,
+	// at most MaxPreviewTerminals.
+	FirstStage []string
+}
+
+// MaxPreviewTerminals bounds Preview.FirstStage.
+const MaxPreviewTerminals = 1000

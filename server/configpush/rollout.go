@@ -2,8 +2,6 @@ package configpush
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -15,44 +13,174 @@ import (
 	"github.com/posfleet/posfleet/server/store"
 )
 
-// Publish stores req's settings as the new layer of its scope under a new
-// version and starts its rollout: the terminals of the first stage get the
-// new effective config at once (pushed to their watchers), the others keep
-// their previous one until their stage is reached. An unfinished rollout at
-// the same scope is superseded. It returns the new rollout.
+// Publish changes the layer of req's scope (a patch of the current layer
+// unless req.Replace; see PublishRequest), stores it under a new version and
+// starts its rollout: the terminals of the first stage get the new effective
+// config at once (pushed to their watchers), the others keep their previous
+// one until their stage is reached. An unfinished rollout at the same scope
+// is superseded. It returns the new rollout.
+//
+// It fails closed: a publish that changes nothing, that would drop a value
+// of the current layer that req.Clear does not name, or whose limits are
+// not in the currency of every merchant the scope reaches is refused with a
+// ValidationError.
 func (e *Engine) Publish(ctx context.Context, req PublishRequest, who Actor) (Rollout, error) {
-	var v violations
-	req.Scope.validate(&v)
-	req.Settings.validate("settings.", &v)
-	req.Plan.validate(&v)
-	checkText(&v, "description", req.Description, MaxDescription)
-	if err := v.err(); err != nil {
+	if err := req.validate(); err != nil {
 		return Rollout{}, err
 	}
 	if err := ctx.Err(); err != nil {
 		return Rollout{}, err
 	}
-	settings := req.Settings.Clone()
-	if settings == nil {
-		settings = &Settings{}
-	}
 	plan := req.Plan.normalize()
-
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
-		return Rollout{}, ErrClosed
-	}
-	if err := e.checkScope(req.Scope); err != nil {
+	cur, layer, _, err := e.prepare(req)
+	if err != nil {
 		return Rollout{}, err
 	}
+	return e.publishLocked(req.Scope, layer, plan, req.Description, who, cur, 0)
+}
+
+// Preview returns what Publish(req) would do, publishing nothing: the
+// current and resulting layers, the changed fields and the terminals the
+// rollout would reach.
+func (e *Engine) Preview(ctx context.Context, req PublishRequest) (Preview, error) {
+	if err := req.validate(); err != nil {
+		return Preview{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Preview{}, err
+	}
+	plan := req.Plan.normalize()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur, layer, changes, err := e.prepare(req)
+	if err != nil {
+		return Preview{}, err
+	}
+	p := Preview{Scope: req.Scope, Layer: layer, Changes: changes, StageCounts: make([]uint64, len(plan.StagePercents))}
+	if cur != nil {
+		p.Current, p.CurrentVersion = cur.rec.Settings, cur.rec.Version
+	}
+	id := RolloutID(e.seq + 1)
+	for _, t := range e.termsIn(req.Scope) {
+		c := cohortOf(plan.StagePercents, bucket(id, t.ref.TerminalID))
+		p.StageCounts[c]++
+		p.Targeted++
+		if c == 0 {
+			p.FirstStage = append(p.FirstStage, t.ref.TerminalID)
+		}
+	}
+	slices.Sort(p.FirstStage)
+	if len(p.FirstStage) > MaxPreviewTerminals {
+		p.FirstStage = p.FirstStage[:MaxPreviewTerminals]
+	}
+	return p, nil
+}
+
+// validate checks the request's shape before the engine is locked.
+func (req PublishRequest) validate() error {
+	var v violations
+	req.Scope.validate(&v)
+	req.Settings.validate("settings.", &v)
+	req.Plan.validate(&v)
+	checkText(&v, "description", req.Description, MaxDescription)
+	return v.err()
+}
+
+// prepare checks req against the current state and returns the scope's
+// current layer (nil: none), the layer to publish and how it differs.
+// Called with mu held.
+func (e *Engine) prepare(req PublishRequest) (cur *rollout, layer *Settings, changes []Change, err error) {
+	if e.closed {
+		return nil, nil, nil, ErrClosed
+	}
+	if err := e.checkScope(req.Scope); err != nil {
+		return nil, nil, nil, err
+	}
+	cur = e.currentLayer(req.Scope)
+	var curSettings *Settings
+	if cur != nil {
+		curSettings = cur.rec.Settings
+	}
+	var v violations
+	layer = patch(curSettings, req.Settings.Clone(), req.Clear, req.Replace, &v)
+	changes = Diff(curSettings, layer)
+	if len(changes) == 0 && len(v) == 0 {
+		if cur == nil {
+			v.add("settings", "is empty and %s has no layer: nothing to publish", req.Scope)
+		} else {
+			v.add("settings", "changes nothing in the current layer of %s (version %d)", req.Scope, cur.rec.Version)
+		}
+	}
+	e.checkCurrencies(req.Scope, layer, &v)
+	if err := v.err(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cur, layer, changes, nil
+}
+
+// currentLayer returns the rollout holding the scope's current layer, the
+// newest one that was not aborted, or nil. Called with mu held.
+func (e *Engine) currentLayer(s Scope) *rollout {
+	if sc := e.scopes[s.key()]; sc != nil && len(sc.stack) > 0 {
+		return sc.stack[len(sc.stack)-1]
+	}
+	return nil
+}
+
+// checkCurrencies requires the layer's limits to be in the currency of
+// every merchant the scope reaches: a limit in another currency declines
+// every payment of that merchant. Called with mu held.
+func (e *Engine) checkCurrencies(s Scope, layer *Settings, v *violations) {
+	var merchants []string
+	switch s.Level() {
+	case LevelGlobal:
+		merchants = e.dir.Merchants()
+		slices.Sort(merchants)
+	case LevelTerminal:
+		if t := e.terms[s.TerminalID]; t != nil {
+			merchants = []string{t.ref.MerchantID}
+		}
+	default:
+		merchants = []string{s.MerchantID}
+	}
+	for _, l := range []struct {
+		name string
+		m    *Money
+	}{{"per_transaction_limit", layer.PerTransactionLimit}, {"daily_limit", layer.DailyLimit}, {"offline_floor_limit", layer.OfflineFloorLimit}} {
+		if l.m == nil {
+			continue
+		}
+		var wrong []string
+		for _, mid := range merchants {
+			if cur, ok := e.dir.MerchantCurrency(mid); ok && cur != l.m.Currency {
+				wrong = append(wrong, mid+" ("+cur+")")
+			}
+		}
+		if len(wrong) > 0 {
+			more := ""
+			if len(wrong) > 5 {
+				more = fmt.Sprintf(" and %d more", len(wrong)-5)
+				wrong = wrong[:5]
+			}
+			v.add("settings."+l.name+".currency", "is %s, but %s reaches merchant %s%s; a limit in another currency declines every payment",
+				l.m.Currency, s, strings.Join(wrong, ", "), more)
+		}
+	}
+}
+
+// publishLocked stores layer as scope's new layer and starts its rollout.
+// cur is the scope's current layer the change was computed from; rollbackOf
+// names the version a rollback undoes. Called with mu held.
+func (e *Engine) publishLocked(scope Scope, layer *Settings, plan Plan, desc string, who Actor, cur *rollout, rollbackOf uint64) (Rollout, error) {
 	now := e.now().UTC()
 	version := e.seq + 1
 	r := &rollout{id: RolloutID(version), rec: rolloutRec{
-		Version: version, Scope: req.Scope, Settings: settings, Plan: plan,
-		Description: req.Description, Actor: who.Name, State: StateRunning,
+		Version: version, Scope: scope, Settings: layer, Plan: plan,
+		Description: desc, Actor: who.Name, State: StateRunning,
 		StageVersions: []uint64{version}, StageTimes: []time.Time{now},
-		HealthSince: now, HealthEpoch: 1, Created: now, Updated: now,
+		HealthSince: now, HealthEpoch: 1, Created: now, Updated: now, RollbackOf: rollbackOf,
 	}}
 	ops := []op{seqOp(version)}
 	o, err := setOp(keyRollout(version), &r.rec)
@@ -61,7 +189,7 @@ func (e *Engine) Publish(ctx context.Context, req PublishRequest, who Actor) (Ro
 	}
 	ops = append(ops, o)
 
-	key := req.Scope.key()
+	key := scope.key()
 	sc := e.scopes[key]
 	var superseded *rollout
 	var supersededRec rolloutRec
@@ -95,24 +223,43 @@ func (e *Engine) Publish(ctx context.Context, req PublishRequest, who Actor) (Ro
 	e.countCohorts(r)
 	sc.stack = append(sc.stack, r)
 	e.live[version] = r
-	e.setEffective(e.termsIn(req.Scope))
+	e.setEffective(e.termsIn(scope))
 
+	var prev *Settings
+	attrs := map[string]string{
+		"version": strconv.FormatUint(version, 10), "rollout_id": r.id,
+		"stages": stagesString(plan.StagePercents), "scope": scope.String(),
+	}
+	if cur != nil {
+		prev = cur.rec.Settings
+		attrs["previous_version"] = strconv.FormatUint(cur.rec.Version, 10)
+	}
+	changes := Diff(prev, layer)
+	var changed []string
+	for _, c := range changes {
+		changed = append(changed, c.Field)
+	}
+	attrs["changed_fields"] = strings.Join(changed, ",")
+	what := "published"
+	if rollbackOf != 0 {
+		what = "rolled back from version " + strconv.FormatUint(rollbackOf, 10)
+		attrs["rollback_of"] = strconv.FormatUint(rollbackOf, 10)
+	}
 	e.record(audit.Event{
 		Type: audit.ConfigPublished, Actor: who.Name, Peer: who.Peer,
-		MerchantID: req.Scope.MerchantID, StoreID: req.Scope.StoreID, TerminalID: req.Scope.TerminalID,
-		Message: fmt.Sprintf("config version %d published at %s", version, req.Scope),
-		Attributes: map[string]string{
-			"version": strconv.FormatUint(version, 10), "rollout_id": r.id,
-			"stages": stagesString(plan.StagePercents), "scope": req.Scope.String(),
-		},
+		MerchantID: scope.MerchantID, StoreID: scope.StoreID, TerminalID: scope.TerminalID,
+		Message:    fmt.Sprintf("config version %d %s at %s", version, what, scope),
+		Attributes: attrs,
 	})
 	if superseded != nil {
 		e.recordChange(superseded, who, "superseded")
 	}
-	e.logger.Info("config published", "version", version, "scope", req.Scope.String(),
-		"stages", stagesString(plan.StagePercents), "targeted", r.progress().Targeted)
+	e.logger.Info("config published", "version", version, "scope", scope.String(),
+		"stages", stagesString(plan.StagePercents), "targeted", r.progress().Targeted, "changed_fields", attrs["changed_fields"])
 	e.evaluate(r)
-	return r.snapshot(), nil
+	out := r.snapshot()
+	out.Changes = changes
+	return out, nil
 }
 
 // checkScope reports ErrScopeNotFound for a scope naming something that
@@ -163,10 +310,16 @@ func (e *Engine) evaluate(r *rollout) {
 			}
 			return
 		}
+		if e.gateBlocks(r, now) || rec.Plan.frozen(now) {
+			return
+		}
 		ran := now.Sub(rec.StageTimes[rec.Stage]) >= rec.Plan.MinStageDuration
 		enough := acked >= n || (rec.Plan.MinStageDuration > 0 && 2*acked >= n)
 		if !ran || !enough {
 			return
+		}
+		if r.gate != nil && rec.Plan.Gate != nil {
+			e.recordGate(r, r.gate.last)
 		}
 		last := rec.Stage == len(rec.Plan.StagePercents)-1
 		switch {
@@ -400,22 +553,32 @@ func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollo
 	if err := ctx.Err(); err != nil {
 		return Rollout{}, err
 	}
+	if reason == "" {
+		reason = "aborted by " + who.Name
+	}
+	if !e.abortLocked(r, reason, who) {
+		return Rollout{}, fmt.Errorf("configpush: abort %s: not stored", id)
+	}
+	return r.snapshot(), nil
+}
+
+// abortLocked aborts r: the terminals it reached fall back to the layer
+// below under a new version. It reports whether the change was stored.
+// Called with mu held.
+func (e *Engine) abortLocked(r *rollout, reason string, who Actor) bool {
 	now := e.now().UTC()
 	fb := e.seq + 1
 	rec := r.rec
 	c := r.progress()
 	rec.State, rec.Awaiting, rec.Updated = StateAborted, false, now
 	rec.Reason = reason
-	if rec.Reason == "" {
-		rec.Reason = "aborted by " + who.Name
-	}
 	rec.Fallback, rec.FallbackTime, rec.Final = fb, now, &c
 	ops := []op{seqOp(fb)}
 	for tid := range r.acks {
 		ops = append(ops, op{key: keyAck(rec.Version, tid), del: true})
 	}
 	if !e.store(r, rec, ops) {
-		return Rollout{}, fmt.Errorf("configpush: abort %s: not stored", id)
+		return false
 	}
 	e.seq = fb
 	r.acks = nil
@@ -431,7 +594,7 @@ func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollo
 	e.setEffective(e.termsIn(rec.Scope))
 	e.logger.Info("rollout aborted", "rollout", r.id, "fallback_version", fb)
 	e.recordChange(r, who, "aborted")
-	return r.snapshot(), nil
+	return true
 }
 
 // Ack records a terminal's acknowledgement of a config version. Only the
@@ -536,6 +699,12 @@ func (e *Engine) Rollout(id string) (Rollout, error) {
 		return s, nil
 	}
 	e.mu.Unlock()
+	return e.storedRollout(v, id)
+}
+
+// storedRollout reads the rollout of version v from storage; id names it in
+// errors.
+func (e *Engine) storedRollout(v uint64, id string) (Rollout, error) {
 	b, err := e.db.Get(keyRollout(v))
 	if err != nil {
 		if err == store.ErrNotFound {
@@ -558,57 +727,9 @@ func (e *Engine) Rollout(id string) (Rollout, error) {
 // state unless it is StateUnspecified, and a token for the next page ("" on
 // the last page).
 func (e *Engine) ListRollouts(ctx context.Context, state State, limit int, pageToken string) ([]Rollout, string, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	var start []byte
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || len(b) != 8 || binary.BigEndian.Uint64(b) == 0 {
-			return nil, "", ErrBadPageToken
-		}
-		start = keyRollout(binary.BigEndian.Uint64(b) - 1)
-	}
-	var recs []rolloutRec
-	var next string
-	err := e.db.View(func(tx *store.Txn) error {
-		return tx.IterateReverse(prefixRollout, start, func(_, val []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			var rec rolloutRec
-			if err := decode(val, &rec); err != nil {
-				return err
-			}
-			if state != StateUnspecified && rec.State != state {
-				return nil
-			}
-			if len(recs) == limit {
-				next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, recs[len(recs)-1].Version))
-				return store.ErrStop
-			}
-			recs = append(recs, rec)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]Rollout, 0, len(recs))
-	e.mu.Lock()
-	for _, rec := range recs {
-		if r := e.live[rec.Version]; r != nil {
-			out = append(out, r.snapshot())
-			continue
-		}
-		var c counts
-		if rec.Final != nil {
-			c = *rec.Final
-		}
-		out = append(out, rolloutFromRec(rec, c))
-	}
-	e.mu.Unlock()
-	return out, next, nil
+	return e.listRollouts(ctx, func(rec *rolloutRec) bool {
+		return state == StateUnspecified || rec.State == state
+	}, limit, pageToken)
 }
 
 // recordChange audits a rollout state or stage change.

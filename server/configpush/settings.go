@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/posfleet/posfleet/internal/iso4217"
 )
 
 // EntryMode is how a card is read (protocol EntryMode numbers).
@@ -80,7 +82,6 @@ const (
 
 var (
 	reExtraKey = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	reCurrency = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
 // merge folds layers, widest first, into effective settings and fills the
@@ -237,8 +238,8 @@ func (s *Settings) validate(prefix string, v *violations) {
 		if m == nil {
 			return
 		}
-		if !reCurrency.MatchString(m.Currency) {
-			v.add(prefix+field+".currency", "must be an ISO 4217 code of three upper-case letters")
+		if !iso4217.Valid(m.Currency) {
+			v.add(prefix+field+".currency", "must be the upper-case ISO 4217 code of a current currency, e.g. \"NZD\"")
 		} else if currency != "" && m.Currency != currency {
 			v.add(prefix+field+".currency", "must equal the currency of the layer's other limits (%s)", currency)
 		} else {

@@ -80,6 +80,8 @@ type rolloutRec struct {
 	// scope completed); Final holds their counters.
 	Dropped bool    `json:"dr,omitempty"`
 	Final   *counts `json:"fc,omitempty"`
+	// RollbackOf is the version a rollback publish undid.
+	RollbackOf uint64 `json:"rb,omitempty"`
 }
 
 // counts are a rollout's progress counters.

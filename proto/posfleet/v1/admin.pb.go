@@ -219,6 +219,63 @@ func (RolloutState) EnumDescriptor() ([]byte, []int) {
 	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{2}
 }
 
+// Kind of source of an effective config value.
+type ConfigValueOrigin int32
+
+const (
+	// Not used.
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_UNSPECIFIED ConfigValueOrigin = 0
+	// A published layer sets it (scope and version say which).
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_LAYER ConfigValueOrigin = 1
+	// The store's own record (its time zone).
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_STORE ConfigValueOrigin = 2
+	// The server default.
+	ConfigValueOrigin_CONFIG_VALUE_ORIGIN_DEFAULT ConfigValueOrigin = 3
+)
+
+// Enum value maps for ConfigValueOrigin.
+var (
+	ConfigValueOrigin_name = map[int32]string{
+		0: "CONFIG_VALUE_ORIGIN_UNSPECIFIED",
+		1: "CONFIG_VALUE_ORIGIN_LAYER",
+		2: "CONFIG_VALUE_ORIGIN_STORE",
+		3: "CONFIG_VALUE_ORIGIN_DEFAULT",
+	}
+	ConfigValueOrigin_value = map[string]int32{
+		"CONFIG_VALUE_ORIGIN_UNSPECIFIED": 0,
+		"CONFIG_VALUE_ORIGIN_LAYER":       1,
+		"CONFIG_VALUE_ORIGIN_STORE":       2,
+		"CONFIG_VALUE_ORIGIN_DEFAULT":     3,
+	}
+)
+
+func (x ConfigValueOrigin) Enum() *ConfigValueOrigin {
+	p := new(ConfigValueOrigin)
+	*p = x
+	return p
+}
+
+func (x ConfigValueOrigin) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConfigValueOrigin) Descriptor() protoreflect.EnumDescriptor {
+	return file_posfleet_v1_admin_proto_enumTypes[3].Descriptor()
+}
+
+func (ConfigValueOrigin) Type() protoreflect.EnumType {
+	return &file_posfleet_v1_admin_proto_enumTypes[3]
+}
+
+func (x ConfigValueOrigin) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConfigValueOrigin.Descriptor instead.
+func (ConfigValueOrigin) EnumDescriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
 // Kinds of audit event.
 type AuditEventType int32
 
@@ -346,11 +403,11 @@ func (x AuditEventType) String() string {
 }
 
 func (AuditEventType) Descriptor() protoreflect.EnumDescriptor {
-	return file_posfleet_v1_admin_proto_enumTypes[3].Descriptor()
+	return file_posfleet_v1_admin_proto_enumTypes[4].Descriptor()
 }
 
 func (AuditEventType) Type() protoreflect.EnumType {
-	return &file_posfleet_v1_admin_proto_enumTypes[3]
+	return &file_posfleet_v1_admin_proto_enumTypes[4]
 }
 
 func (x AuditEventType) Number() protoreflect.EnumNumber {
@@ -359,7 +416,7 @@ func (x AuditEventType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AuditEventType.Descriptor instead.
 func (AuditEventType) EnumDescriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 // Kind of payment transaction.
@@ -403,11 +460,11 @@ func (x TransactionKind) String() string {
 }
 
 func (TransactionKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_posfleet_v1_admin_proto_enumTypes[4].Descriptor()
+	return file_posfleet_v1_admin_proto_enumTypes[5].Descriptor()
 }
 
 func (TransactionKind) Type() protoreflect.EnumType {
-	return &file_posfleet_v1_admin_proto_enumTypes[4]
+	return &file_posfleet_v1_admin_proto_enumTypes[5]
 }
 
 func (x TransactionKind) Number() protoreflect.EnumNumber {
@@ -416,7 +473,7 @@ func (x TransactionKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use TransactionKind.Descriptor instead.
 func (TransactionKind) EnumDescriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 // State of a batch.
@@ -460,11 +517,11 @@ func (x BatchState) String() string {
 }
 
 func (BatchState) Descriptor() protoreflect.EnumDescriptor {
-	return file_posfleet_v1_admin_proto_enumTypes[5].Descriptor()
+	return file_posfleet_v1_admin_proto_enumTypes[6].Descriptor()
 }
 
 func (BatchState) Type() protoreflect.EnumType {
-	return &file_posfleet_v1_admin_proto_enumTypes[5]
+	return &file_posfleet_v1_admin_proto_enumTypes[6]
 }
 
 func (x BatchState) Number() protoreflect.EnumNumber {
@@ -473,7 +530,7 @@ func (x BatchState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BatchState.Descriptor instead.
 func (BatchState) EnumDescriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 // Request of AdminService.CreateMerchant.
@@ -2525,8 +2582,15 @@ type RolloutPlan struct {
 	AutoAdvance bool `protobuf:"varint,3,opt,name=auto_advance,json=autoAdvance,proto3" json:"auto_advance,omitempty"`
 	// Shortest time a stage runs before auto-advance; default 0.
 	MinStageDuration *durationpb.Duration `protobuf:"bytes,4,opt,name=min_stage_duration,json=minStageDuration,proto3" json:"min_stage_duration,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Holds each stage until its terminals' payments show the change does no
+	// harm, and halts (or rolls back) the rollout when they do not. Unset:
+	// stages are judged on acknowledgements alone.
+	PaymentGate *PaymentGate `protobuf:"bytes,5,opt,name=payment_gate,json=paymentGate,proto3" json:"payment_gate,omitempty"`
+	// Periods during which the rollout does not advance or complete on its
+	// own (AdvanceRollout by an operator still does), e.g. a trading peak.
+	Freezes       []*FreezePeriod `protobuf:"bytes,6,rep,name=freezes,proto3" json:"freezes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutPlan) Reset() {
@@ -2587,25 +2651,367 @@ func (x *RolloutPlan) GetMinStageDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *RolloutPlan) GetPaymentGate() *PaymentGate {
+	if x != nil {
+		return x.PaymentGate
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetFreezes() []*FreezePeriod {
+	if x != nil {
+		return x.Freezes
+	}
+	return nil
+}
+
+// A period [start_time, end_time) in which rollouts stand still.
+type FreezePeriod struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start of the freeze.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// End of the freeze (exclusive).
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezePeriod) Reset() {
+	*x = FreezePeriod{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezePeriod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezePeriod) ProtoMessage() {}
+
+func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezePeriod.ProtoReflect.Descriptor instead.
+func (*FreezePeriod) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FreezePeriod) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *FreezePeriod) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// A stage's payment check. The terminals running the new layer (the
+// treatment) are compared with a reference: the scope's terminals not yet
+// in the rollout over the same period or, when those paid too little, the
+// treatment's own payments before the stage. The watch restarts with each
+// stage, each resume and each server start.
+type PaymentGate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long a stage's payments are watched before it may advance or
+	// complete.
+	SoakTime *durationpb.Duration `protobuf:"bytes,1,opt,name=soak_time,json=soakTime,proto3" json:"soak_time,omitempty"`
+	// Treatment payments needed to judge; fewer and the stage waits. Zero
+	// means 20.
+	MinPayments uint64 `protobuf:"varint,2,opt,name=min_payments,json=minPayments,proto3" json:"min_payments,omitempty"`
+	// Breach when the treatment's approval ratio is below the reference's by
+	// more than this (0-1). Zero means 0.05.
+	MaxApprovalDrop float64 `protobuf:"fixed64,3,opt,name=max_approval_drop,json=maxApprovalDrop,proto3" json:"max_approval_drop,omitempty"`
+	// Breach when the treatment's system-error (response code 96) ratio is
+	// above the reference's by more than this (0-1). Zero means 0.02.
+	MaxSystemErrorIncrease float64 `protobuf:"fixed64,4,opt,name=max_system_error_increase,json=maxSystemErrorIncrease,proto3" json:"max_system_error_increase,omitempty"`
+	// Breach when the treatment's mean Authorize latency exceeds the
+	// reference's by more than this fraction (0-100; 1 = twice as slow). Zero
+	// means 1.
+	MaxLatencyIncrease float64 `protobuf:"fixed64,5,opt,name=max_latency_increase,json=maxLatencyIncrease,proto3" json:"max_latency_increase,omitempty"`
+	// On a breach, abort the rollout (its terminals fall back to the previous
+	// layer) instead of only halting it.
+	AutoRollback  bool `protobuf:"varint,6,opt,name=auto_rollback,json=autoRollback,proto3" json:"auto_rollback,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PaymentGate) Reset() {
+	*x = PaymentGate{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentGate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentGate) ProtoMessage() {}
+
+func (x *PaymentGate) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentGate.ProtoReflect.Descriptor instead.
+func (*PaymentGate) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *PaymentGate) GetSoakTime() *durationpb.Duration {
+	if x != nil {
+		return x.SoakTime
+	}
+	return nil
+}
+
+func (x *PaymentGate) GetMinPayments() uint64 {
+	if x != nil {
+		return x.MinPayments
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetMaxApprovalDrop() float64 {
+	if x != nil {
+		return x.MaxApprovalDrop
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetMaxSystemErrorIncrease() float64 {
+	if x != nil {
+		return x.MaxSystemErrorIncrease
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetMaxLatencyIncrease() float64 {
+	if x != nil {
+		return x.MaxLatencyIncrease
+	}
+	return 0
+}
+
+func (x *PaymentGate) GetAutoRollback() bool {
+	if x != nil {
+		return x.AutoRollback
+	}
+	return false
+}
+
+// The latest payment-gate judgement of a rollout's current stage.
+type PaymentGateStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "waiting", "passed" or "breached".
+	Verdict string `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// The judgement with its numbers.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the watch of the stage started.
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	// Terminals running the rollout's layer.
+	TreatmentTerminals uint64 `protobuf:"varint,4,opt,name=treatment_terminals,json=treatmentTerminals,proto3" json:"treatment_terminals,omitempty"`
+	// Their payments since the watch started.
+	TreatmentPayments uint64 `protobuf:"varint,5,opt,name=treatment_payments,json=treatmentPayments,proto3" json:"treatment_payments,omitempty"`
+	// Their approval ratio.
+	TreatmentApprovalRatio float64 `protobuf:"fixed64,6,opt,name=treatment_approval_ratio,json=treatmentApprovalRatio,proto3" json:"treatment_approval_ratio,omitempty"`
+	// Their system-error (96) ratio.
+	TreatmentSystemErrorRatio float64 `protobuf:"fixed64,7,opt,name=treatment_system_error_ratio,json=treatmentSystemErrorRatio,proto3" json:"treatment_system_error_ratio,omitempty"`
+	// Their mean Authorize latency.
+	TreatmentMeanLatency *durationpb.Duration `protobuf:"bytes,8,opt,name=treatment_mean_latency,json=treatmentMeanLatency,proto3" json:"treatment_mean_latency,omitempty"`
+	// "control" (terminals not yet in the rollout), "before" (the treatment
+	// before the stage) or empty (no reference yet).
+	Reference string `protobuf:"bytes,9,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Payments of the reference.
+	ReferencePayments uint64 `protobuf:"varint,10,opt,name=reference_payments,json=referencePayments,proto3" json:"reference_payments,omitempty"`
+	// Approval ratio of the reference.
+	ReferenceApprovalRatio float64 `protobuf:"fixed64,11,opt,name=reference_approval_ratio,json=referenceApprovalRatio,proto3" json:"reference_approval_ratio,omitempty"`
+	// System-error ratio of the reference.
+	ReferenceSystemErrorRatio float64 `protobuf:"fixed64,12,opt,name=reference_system_error_ratio,json=referenceSystemErrorRatio,proto3" json:"reference_system_error_ratio,omitempty"`
+	// Mean Authorize latency of the reference.
+	ReferenceMeanLatency *durationpb.Duration `protobuf:"bytes,13,opt,name=reference_mean_latency,json=referenceMeanLatency,proto3" json:"reference_mean_latency,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *PaymentGateStatus) Reset() {
+	*x = PaymentGateStatus{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PaymentGateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PaymentGateStatus) ProtoMessage() {}
+
+func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PaymentGateStatus.ProtoReflect.Descriptor instead.
+func (*PaymentGateStatus) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *PaymentGateStatus) GetVerdict() string {
+	if x != nil {
+		return x.Verdict
+	}
+	return ""
+}
+
+func (x *PaymentGateStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PaymentGateStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *PaymentGateStatus) GetTreatmentTerminals() uint64 {
+	if x != nil {
+		return x.TreatmentTerminals
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentPayments() uint64 {
+	if x != nil {
+		return x.TreatmentPayments
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentApprovalRatio() float64 {
+	if x != nil {
+		return x.TreatmentApprovalRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentSystemErrorRatio() float64 {
+	if x != nil {
+		return x.TreatmentSystemErrorRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetTreatmentMeanLatency() *durationpb.Duration {
+	if x != nil {
+		return x.TreatmentMeanLatency
+	}
+	return nil
+}
+
+func (x *PaymentGateStatus) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PaymentGateStatus) GetReferencePayments() uint64 {
+	if x != nil {
+		return x.ReferencePayments
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetReferenceApprovalRatio() float64 {
+	if x != nil {
+		return x.ReferenceApprovalRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetReferenceSystemErrorRatio() float64 {
+	if x != nil {
+		return x.ReferenceSystemErrorRatio
+	}
+	return 0
+}
+
+func (x *PaymentGateStatus) GetReferenceMeanLatency() *durationpb.Duration {
+	if x != nil {
+		return x.ReferenceMeanLatency
+	}
+	return nil
+}
+
 // Request of AdminService.PublishConfig.
 type PublishConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Where the settings apply.
 	Scope *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
-	// The settings layer for that scope. It replaces the scope's previous
-	// layer as a whole.
+	// The fields to change in the scope's current layer. Without replace, a
+	// publish is a patch: every field set here replaces the layer's value,
+	// extra keys are merged one by one, and fields not set here keep their
+	// value (old clients that send a whole layer get exactly the fields they
+	// set; nothing is removed by leaving it out). With replace, these settings
+	// are the whole new layer.
 	Settings *Settings `protobuf:"bytes,2,opt,name=settings,proto3" json:"settings,omitempty"`
 	// How to roll it out; unset means all targeted terminals at once.
 	Rollout *RolloutPlan `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// Operator's note, up to 256 characters.
-	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Fields to remove from the scope's current layer, by their Settings
+	// name ("daily_limit", "receipt_footer", ...), "extra" for every
+	// free-form key or "extra.<key>" for one. A value of the current layer
+	// is never removed unless named here, also with replace; naming a field
+	// the layer does not set, or one this request also sets, is refused.
+	ClearFields []string `protobuf:"bytes,5,rep,name=clear_fields,json=clearFields,proto3" json:"clear_fields,omitempty"`
+	// Make settings the whole layer instead of a patch (fields the current
+	// layer sets must still be named in clear_fields to go).
+	Replace bool `protobuf:"varint,6,opt,name=replace,proto3" json:"replace,omitempty"`
+	// Validate and compute the change and the terminals it would reach, and
+	// publish nothing: the response has no version and no rollout.
+	DryRun        bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishConfigRequest) Reset() {
 	*x = PublishConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2617,7 +3023,7 @@ func (x *PublishConfigRequest) String() string {
 func (*PublishConfigRequest) ProtoMessage() {}
 
 func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2630,7 +3036,7 @@ func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigRequest.ProtoReflect.Descriptor instead.
 func (*PublishConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PublishConfigRequest) GetScope() *ConfigScope {
@@ -2661,6 +3067,27 @@ func (x *PublishConfigRequest) GetDescription() string {
 	return ""
 }
 
+func (x *PublishConfigRequest) GetClearFields() []string {
+	if x != nil {
+		return x.ClearFields
+	}
+	return nil
+}
+
+func (x *PublishConfigRequest) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
+func (x *PublishConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // Response of AdminService.PublishConfig.
 type PublishConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2669,14 +3096,27 @@ type PublishConfigResponse struct {
 	// Rollout created for it.
 	RolloutId string `protobuf:"bytes,2,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
 	// The rollout.
-	Rollout       *Rollout `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rollout *Rollout `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The layer the publish stores (or, with dry_run, would store).
+	Layer *Settings `protobuf:"bytes,4,opt,name=layer,proto3" json:"layer,omitempty"`
+	// How the layer differs from the scope's previous layer.
+	Changes []*ConfigFieldChange `protobuf:"bytes,5,rep,name=changes,proto3" json:"changes,omitempty"`
+	// True when this was a dry run and nothing was published.
+	DryRun bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Terminals in the scope.
+	TargetedTerminals uint64 `protobuf:"varint,7,opt,name=targeted_terminals,json=targetedTerminals,proto3" json:"targeted_terminals,omitempty"`
+	// How many of them each stage adds, in plan order.
+	StageTerminalCounts []uint64 `protobuf:"varint,8,rep,packed,name=stage_terminal_counts,json=stageTerminalCounts,proto3" json:"stage_terminal_counts,omitempty"`
+	// Dry run only: the terminals the first stage would reach, sorted, at
+	// most 1000.
+	FirstStageTerminalIds []string `protobuf:"bytes,9,rep,name=first_stage_terminal_ids,json=firstStageTerminalIds,proto3" json:"first_stage_terminal_ids,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *PublishConfigResponse) Reset() {
 	*x = PublishConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2688,7 +3128,7 @@ func (x *PublishConfigResponse) String() string {
 func (*PublishConfigResponse) ProtoMessage() {}
 
 func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2701,7 +3141,7 @@ func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigResponse.ProtoReflect.Descriptor instead.
 func (*PublishConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PublishConfigResponse) GetVersion() uint64 {
@@ -2725,6 +3165,48 @@ func (x *PublishConfigResponse) GetRollout() *Rollout {
 	return nil
 }
 
+func (x *PublishConfigResponse) GetLayer() *Settings {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetChanges() []*ConfigFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *PublishConfigResponse) GetTargetedTerminals() uint64 {
+	if x != nil {
+		return x.TargetedTerminals
+	}
+	return 0
+}
+
+func (x *PublishConfigResponse) GetStageTerminalCounts() []uint64 {
+	if x != nil {
+		return x.StageTerminalCounts
+	}
+	return nil
+}
+
+func (x *PublishConfigResponse) GetFirstStageTerminalIds() []string {
+	if x != nil {
+		return x.FirstStageTerminalIds
+	}
+	return nil
+}
+
 // Request of AdminService.GetEffectiveConfig.
 type GetEffectiveConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2736,7 +3218,7 @@ type GetEffectiveConfigRequest struct {
 
 func (x *GetEffectiveConfigRequest) Reset() {
 	*x = GetEffectiveConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2748,7 +3230,7 @@ func (x *GetEffectiveConfigRequest) String() string {
 func (*GetEffectiveConfigRequest) ProtoMessage() {}
 
 func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2761,7 +3243,7 @@ func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetEffectiveConfigRequest) GetTerminalId() string {
@@ -2775,14 +3257,17 @@ func (x *GetEffectiveConfigRequest) GetTerminalId() string {
 type GetEffectiveConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The effective config the terminal should run.
-	Config        *EffectiveConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Config *EffectiveConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// Where each value of the config comes from, one entry per typed field in
+	// Settings order, then one per extra key.
+	Sources       []*ConfigValueSource `protobuf:"bytes,2,rep,name=sources,proto3" json:"sources,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetEffectiveConfigResponse) Reset() {
 	*x = GetEffectiveConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3279,7 @@ func (x *GetEffectiveConfigResponse) String() string {
 func (*GetEffectiveConfigResponse) ProtoMessage() {}
 
 func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,12 +3292,19 @@ func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetEffectiveConfigResponse) GetConfig() *EffectiveConfig {
 	if x != nil {
 		return x.Config
+	}
+	return nil
+}
+
+func (x *GetEffectiveConfigResponse) GetSources() []*ConfigValueSource {
+	if x != nil {
+		return x.Sources
 	}
 	return nil
 }
@@ -2849,14 +3341,30 @@ type Rollout struct {
 	// When it was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When it last changed state or stage.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Newest config version the rollout issued: the current stage's version,
+	// or the fallback version after an abort. Each stage takes its own
+	// version, so a terminal reached by stage 3 of rollout ro-1 runs version
+	// current_version (or later), not version.
+	CurrentVersion uint64 `protobuf:"varint,16,opt,name=current_version,json=currentVersion,proto3" json:"current_version,omitempty"`
+	// Version issued to the terminals first included at each stage, in order;
+	// the first is version.
+	StageVersions []uint64 `protobuf:"varint,17,rep,packed,name=stage_versions,json=stageVersions,proto3" json:"stage_versions,omitempty"`
+	// Version issued when the rollout was aborted; 0 otherwise.
+	FallbackVersion uint64 `protobuf:"varint,18,opt,name=fallback_version,json=fallbackVersion,proto3" json:"fallback_version,omitempty"`
+	// For a rollback, the version whose layer it replaced; 0 otherwise.
+	RollbackOfVersion uint64 `protobuf:"varint,19,opt,name=rollback_of_version,json=rollbackOfVersion,proto3" json:"rollback_of_version,omitempty"`
+	// Who published it ("admin:<token id>").
+	Actor string `protobuf:"bytes,20,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Payment gate of the current stage, when the plan has one.
+	PaymentGateStatus *PaymentGateStatus `protobuf:"bytes,21,opt,name=payment_gate_status,json=paymentGateStatus,proto3" json:"payment_gate_status,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2868,7 +3376,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2881,7 +3389,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Rollout) GetRolloutId() string {
@@ -2989,6 +3497,48 @@ func (x *Rollout) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Rollout) GetCurrentVersion() uint64 {
+	if x != nil {
+		return x.CurrentVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetStageVersions() []uint64 {
+	if x != nil {
+		return x.StageVersions
+	}
+	return nil
+}
+
+func (x *Rollout) GetFallbackVersion() uint64 {
+	if x != nil {
+		return x.FallbackVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetRollbackOfVersion() uint64 {
+	if x != nil {
+		return x.RollbackOfVersion
+	}
+	return 0
+}
+
+func (x *Rollout) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Rollout) GetPaymentGateStatus() *PaymentGateStatus {
+	if x != nil {
+		return x.PaymentGateStatus
+	}
+	return nil
+}
+
 // Request of AdminService.GetRollout.
 type GetRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3000,7 +3550,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3012,7 +3562,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3025,7 +3575,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetRolloutRequest) GetRolloutId() string {
@@ -3046,7 +3596,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3608,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3621,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3096,7 +3646,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3658,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3671,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRolloutsRequest) GetState() RolloutState {
@@ -3158,7 +3708,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3170,7 +3720,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3183,7 +3733,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3213,7 +3763,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3775,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3238,7 +3788,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PauseRolloutRequest) GetRolloutId() string {
@@ -3266,7 +3816,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3278,7 +3828,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3291,7 +3841,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3312,7 +3862,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3874,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3887,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ResumeRolloutRequest) GetRolloutId() string {
@@ -3358,7 +3908,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3920,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3933,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3406,7 +3956,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3418,7 +3968,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3431,7 +3981,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AbortRolloutRequest) GetRolloutId() string {
@@ -3459,7 +4009,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3471,7 +4021,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3484,10 +4034,802 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// One field that differs between two settings layers.
+type ConfigFieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Settings field name, "extra.<key>" for a free-form key.
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// Value before, as text (money as CUR:MINOR_UNITS, durations as "30s",
+	// strings quoted); empty when unset.
+	Before string `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	// Value after, as text; empty when unset.
+	After string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// Whether the field was set before.
+	BeforeSet bool `protobuf:"varint,4,opt,name=before_set,json=beforeSet,proto3" json:"before_set,omitempty"`
+	// Whether the field is set after.
+	AfterSet      bool `protobuf:"varint,5,opt,name=after_set,json=afterSet,proto3" json:"after_set,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigFieldChange) Reset() {
+	*x = ConfigFieldChange{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigFieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigFieldChange) ProtoMessage() {}
+
+func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigFieldChange.ProtoReflect.Descriptor instead.
+func (*ConfigFieldChange) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ConfigFieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ConfigFieldChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *ConfigFieldChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+func (x *ConfigFieldChange) GetBeforeSet() bool {
+	if x != nil {
+		return x.BeforeSet
+	}
+	return false
+}
+
+func (x *ConfigFieldChange) GetAfterSet() bool {
+	if x != nil {
+		return x.AfterSet
+	}
+	return false
+}
+
+// Where one value of a terminal's effective config comes from.
+type ConfigValueSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Settings field name, "extra.<key>" for a free-form key.
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The effective value as text (as in ConfigFieldChange); empty when the
+	// field has no value (e.g. no limit).
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Kind of source.
+	Origin ConfigValueOrigin `protobuf:"varint,3,opt,name=origin,proto3,enum=posfleet.v1.ConfigValueOrigin" json:"origin,omitempty"`
+	// Scope of the layer, for CONFIG_VALUE_ORIGIN_LAYER.
+	Scope *ConfigScope `protobuf:"bytes,4,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Version of the layer, for CONFIG_VALUE_ORIGIN_LAYER.
+	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Rollout of the layer, for CONFIG_VALUE_ORIGIN_LAYER.
+	RolloutId     string `protobuf:"bytes,6,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigValueSource) Reset() {
+	*x = ConfigValueSource{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigValueSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigValueSource) ProtoMessage() {}
+
+func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigValueSource.ProtoReflect.Descriptor instead.
+func (*ConfigValueSource) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ConfigValueSource) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ConfigValueSource) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ConfigValueSource) GetOrigin() ConfigValueOrigin {
+	if x != nil {
+		return x.Origin
+	}
+	return ConfigValueOrigin_CONFIG_VALUE_ORIGIN_UNSPECIFIED
+}
+
+func (x *ConfigValueSource) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *ConfigValueSource) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConfigValueSource) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+// A version published at one scope: its layer and its rollout.
+type ConfigVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout that published it (version, scope, state, description).
+	Rollout *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The scope's layer as published: its own settings, not merged.
+	Layer         *Settings `protobuf:"bytes,2,opt,name=layer,proto3" json:"layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigVersion) Reset() {
+	*x = ConfigVersion{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigVersion) ProtoMessage() {}
+
+func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
+func (*ConfigVersion) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ConfigVersion) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *ConfigVersion) GetLayer() *Settings {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+// Request of AdminService.GetConfigLayer.
+type GetConfigLayerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope whose layer to return.
+	Scope         *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigLayerRequest) Reset() {
+	*x = GetConfigLayerRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigLayerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigLayerRequest) ProtoMessage() {}
+
+func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigLayerRequest.ProtoReflect.Descriptor instead.
+func (*GetConfigLayerRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GetConfigLayerRequest) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+// Response of AdminService.GetConfigLayer.
+type GetConfigLayerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The scope's current layer: its newest publish that was not aborted
+	// (possibly still rolling out). Unset when nothing is published there.
+	Layer         *ConfigVersion `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetConfigLayerResponse) Reset() {
+	*x = GetConfigLayerResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetConfigLayerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetConfigLayerResponse) ProtoMessage() {}
+
+func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetConfigLayerResponse.ProtoReflect.Descriptor instead.
+func (*GetConfigLayerResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *GetConfigLayerResponse) GetLayer() *ConfigVersion {
+	if x != nil {
+		return x.Layer
+	}
+	return nil
+}
+
+// Request of AdminService.ListConfigVersions.
+type ListConfigVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope whose versions to list.
+	Scope *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Most versions to return (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigVersionsRequest) Reset() {
+	*x = ListConfigVersionsRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigVersionsRequest) ProtoMessage() {}
+
+func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
+func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *ListConfigVersionsRequest) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *ListConfigVersionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListConfigVersionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of AdminService.ListConfigVersions.
+type ListConfigVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A page of versions, newest first.
+	Versions []*ConfigVersion `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	// Token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListConfigVersionsResponse) Reset() {
+	*x = ListConfigVersionsResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListConfigVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListConfigVersionsResponse) ProtoMessage() {}
+
+func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
+func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+func (x *ListConfigVersionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of AdminService.DiffConfigVersions.
+type DiffConfigVersionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Published version to compare from; 0 stands for no layer.
+	FromVersion uint64 `protobuf:"varint,1,opt,name=from_version,json=fromVersion,proto3" json:"from_version,omitempty"`
+	// Published version to compare to; 0 stands for no layer.
+	ToVersion     uint64 `protobuf:"varint,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffConfigVersionsRequest) Reset() {
+	*x = DiffConfigVersionsRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffConfigVersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffConfigVersionsRequest) ProtoMessage() {}
+
+func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffConfigVersionsRequest.ProtoReflect.Descriptor instead.
+func (*DiffConfigVersionsRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *DiffConfigVersionsRequest) GetFromVersion() uint64 {
+	if x != nil {
+		return x.FromVersion
+	}
+	return 0
+}
+
+func (x *DiffConfigVersionsRequest) GetToVersion() uint64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+// Response of AdminService.DiffConfigVersions.
+type DiffConfigVersionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The from version; unset for 0.
+	From *ConfigVersion `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	// The to version; unset for 0.
+	To *ConfigVersion `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// Fields that differ, in Settings order, then extra keys sorted.
+	Changes       []*ConfigFieldChange `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiffConfigVersionsResponse) Reset() {
+	*x = DiffConfigVersionsResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiffConfigVersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiffConfigVersionsResponse) ProtoMessage() {}
+
+func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiffConfigVersionsResponse.ProtoReflect.Descriptor instead.
+func (*DiffConfigVersionsResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *DiffConfigVersionsResponse) GetFrom() *ConfigVersion {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *DiffConfigVersionsResponse) GetTo() *ConfigVersion {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *DiffConfigVersionsResponse) GetChanges() []*ConfigFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// Request of AdminService.RollbackConfig.
+type RollbackConfigRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Scope to roll back.
+	Scope *ConfigScope `protobuf:"bytes,1,opt,name=scope,proto3" json:"scope,omitempty"`
+	// Version whose layer to publish again; it must have been published at
+	// the scope. 0 means the layer published before the current one (none:
+	// the scope's layer is removed).
+	ToVersion uint64 `protobuf:"varint,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	// How to roll it out; unset means all targeted terminals at once.
+	Rollout *RolloutPlan `protobuf:"bytes,3,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// Operator's note, up to 256 characters.
+	Description   string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigRequest) Reset() {
+	*x = RollbackConfigRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigRequest) ProtoMessage() {}
+
+func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
+func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RollbackConfigRequest) GetScope() *ConfigScope {
+	if x != nil {
+		return x.Scope
+	}
+	return nil
+}
+
+func (x *RollbackConfigRequest) GetToVersion() uint64 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+func (x *RollbackConfigRequest) GetRollout() *RolloutPlan {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *RollbackConfigRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Response of AdminService.RollbackConfig.
+type RollbackConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new version.
+	Version uint64 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// Its rollout.
+	Rollout *Rollout `protobuf:"bytes,2,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// How its layer differs from the layer it replaced.
+	Changes       []*ConfigFieldChange `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackConfigResponse) Reset() {
+	*x = RollbackConfigResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackConfigResponse) ProtoMessage() {}
+
+func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
+func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *RollbackConfigResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RollbackConfigResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+func (x *RollbackConfigResponse) GetChanges() []*ConfigFieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// Request of AdminService.AdvanceRollout.
+type AdvanceRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout to advance.
+	RolloutId     string `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceRolloutRequest) Reset() {
+	*x = AdvanceRolloutRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceRolloutRequest) ProtoMessage() {}
+
+func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceRolloutRequest.ProtoReflect.Descriptor instead.
+func (*AdvanceRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *AdvanceRolloutRequest) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+// Response of AdminService.AdvanceRollout.
+type AdvanceRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout after the change.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdvanceRolloutResponse) Reset() {
+	*x = AdvanceRolloutResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdvanceRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdvanceRolloutResponse) ProtoMessage() {}
+
+func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdvanceRolloutResponse.ProtoReflect.Descriptor instead.
+func (*AdvanceRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *AdvanceRolloutResponse) GetRollout() *Rollout {
 	if x != nil {
 		return x.Rollout
 	}
@@ -3507,7 +4849,7 @@ type GetFleetReportRequest struct {
 
 func (x *GetFleetReportRequest) Reset() {
 	*x = GetFleetReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +4861,7 @@ func (x *GetFleetReportRequest) String() string {
 func (*GetFleetReportRequest) ProtoMessage() {}
 
 func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +4874,7 @@ func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetFleetReportRequest) GetMerchantId() string {
@@ -3562,7 +4904,7 @@ type KeyCount struct {
 
 func (x *KeyCount) Reset() {
 	*x = KeyCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +4916,7 @@ func (x *KeyCount) String() string {
 func (*KeyCount) ProtoMessage() {}
 
 func (x *KeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +4929,7 @@ func (x *KeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCount.ProtoReflect.Descriptor instead.
 func (*KeyCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *KeyCount) GetKey() string {
@@ -3621,7 +4963,7 @@ type FaultCount struct {
 
 func (x *FaultCount) Reset() {
 	*x = FaultCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3633,7 +4975,7 @@ func (x *FaultCount) String() string {
 func (*FaultCount) ProtoMessage() {}
 
 func (x *FaultCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3646,7 +4988,7 @@ func (x *FaultCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultCount.ProtoReflect.Descriptor instead.
 func (*FaultCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *FaultCount) GetMerchantId() string {
@@ -3720,7 +5062,7 @@ type GetFleetReportResponse struct {
 
 func (x *GetFleetReportResponse) Reset() {
 	*x = GetFleetReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +5074,7 @@ func (x *GetFleetReportResponse) String() string {
 func (*GetFleetReportResponse) ProtoMessage() {}
 
 func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +5087,7 @@ func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetFleetReportResponse) GetGenerateTime() *timestamppb.Timestamp {
@@ -3876,7 +5218,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +5230,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +5243,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -3997,7 +5339,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4009,7 +5351,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4022,7 +5364,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListAuditEventsRequest) GetType() AuditEventType {
@@ -4087,7 +5429,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +5441,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +5454,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -4179,7 +5521,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4191,7 +5533,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4204,7 +5546,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -4372,7 +5714,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4384,7 +5726,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4397,7 +5739,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListTransactionsRequest) GetTerminalId() string {
@@ -4469,7 +5811,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4481,7 +5823,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4494,7 +5836,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -4536,7 +5878,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4548,7 +5890,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4561,7 +5903,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *BatchSummary) GetTerminalId() string {
@@ -4634,7 +5976,7 @@ type GetSettlementReportRequest struct {
 
 func (x *GetSettlementReportRequest) Reset() {
 	*x = GetSettlementReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4646,7 +5988,7 @@ func (x *GetSettlementReportRequest) String() string {
 func (*GetSettlementReportRequest) ProtoMessage() {}
 
 func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4659,7 +6001,7 @@ func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *GetSettlementReportRequest) GetMerchantId() string {
@@ -4695,7 +6037,7 @@ type GetSettlementReportResponse struct {
 
 func (x *GetSettlementReportResponse) Reset() {
 	*x = GetSettlementReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4707,7 +6049,7 @@ func (x *GetSettlementReportResponse) String() string {
 func (*GetSettlementReportResponse) ProtoMessage() {}
 
 func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4720,7 +6062,7 @@ func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetSettlementReportResponse) GetMerchantId() string {
@@ -4779,7 +6121,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4791,7 +6133,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4804,7 +6146,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *AdminToken) GetTokenId() string {
@@ -4864,7 +6206,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4876,7 +6218,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4889,7 +6231,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -4926,7 +6268,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4938,7 +6280,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4951,7 +6293,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -4979,7 +6321,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4991,7 +6333,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5004,7 +6346,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RevokeAdminTokenRequest) GetTokenId() string {
@@ -5025,7 +6367,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5037,7 +6379,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5050,7 +6392,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
@@ -5069,7 +6411,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5081,7 +6423,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5094,7 +6436,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 // Response of AdminService.ListAdminTokens.
@@ -5108,7 +6450,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5120,7 +6462,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5133,7 +6475,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
@@ -5299,27 +6641,65 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"merchantId\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x1f\n" +
 	"\vterminal_id\x18\x03 \x01(\tR\n" +
-	"terminalId\"\xcc\x01\n" +
+	"terminalId\"\xbe\x02\n" +
 	"\vRolloutPlan\x12%\n" +
 	"\x0estage_percents\x18\x01 \x03(\rR\rstagePercents\x12*\n" +
 	"\x11max_failure_ratio\x18\x02 \x01(\x01R\x0fmaxFailureRatio\x12!\n" +
 	"\fauto_advance\x18\x03 \x01(\bR\vautoAdvance\x12G\n" +
-	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\"\xcf\x01\n" +
+	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\x12;\n" +
+	"\fpayment_gate\x18\x05 \x01(\v2\x18.posfleet.v1.PaymentGateR\vpaymentGate\x123\n" +
+	"\afreezes\x18\x06 \x03(\v2\x19.posfleet.v1.FreezePeriodR\afreezes\"\x80\x01\n" +
+	"\fFreezePeriod\x129\n" +
+	"\n" +
+	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"\xa6\x02\n" +
+	"\vPaymentGate\x126\n" +
+	"\tsoak_time\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\bsoakTime\x12!\n" +
+	"\fmin_payments\x18\x02 \x01(\x04R\vminPayments\x12*\n" +
+	"\x11max_approval_drop\x18\x03 \x01(\x01R\x0fmaxApprovalDrop\x129\n" +
+	"\x19max_system_error_increase\x18\x04 \x01(\x01R\x16maxSystemErrorIncrease\x120\n" +
+	"\x14max_latency_increase\x18\x05 \x01(\x01R\x12maxLatencyIncrease\x12#\n" +
+	"\rauto_rollback\x18\x06 \x01(\bR\fautoRollback\"\xbc\x05\n" +
+	"\x11PaymentGateStatus\x12\x18\n" +
+	"\averdict\x18\x01 \x01(\tR\averdict\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12/\n" +
+	"\x13treatment_terminals\x18\x04 \x01(\x04R\x12treatmentTerminals\x12-\n" +
+	"\x12treatment_payments\x18\x05 \x01(\x04R\x11treatmentPayments\x128\n" +
+	"\x18treatment_approval_ratio\x18\x06 \x01(\x01R\x16treatmentApprovalRatio\x12?\n" +
+	"\x1ctreatment_system_error_ratio\x18\a \x01(\x01R\x19treatmentSystemErrorRatio\x12O\n" +
+	"\x16treatment_mean_latency\x18\b \x01(\v2\x19.google.protobuf.DurationR\x14treatmentMeanLatency\x12\x1c\n" +
+	"\treference\x18\t \x01(\tR\treference\x12-\n" +
+	"\x12reference_payments\x18\n" +
+	" \x01(\x04R\x11referencePayments\x128\n" +
+	"\x18reference_approval_ratio\x18\v \x01(\x01R\x16referenceApprovalRatio\x12?\n" +
+	"\x1creference_system_error_ratio\x18\f \x01(\x01R\x19referenceSystemErrorRatio\x12O\n" +
+	"\x16reference_mean_latency\x18\r \x01(\v2\x19.google.protobuf.DurationR\x14referenceMeanLatency\"\xa5\x02\n" +
 	"\x14PublishConfigRequest\x12.\n" +
 	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x121\n" +
 	"\bsettings\x18\x02 \x01(\v2\x15.posfleet.v1.SettingsR\bsettings\x122\n" +
 	"\arollout\x18\x03 \x01(\v2\x18.posfleet.v1.RolloutPlanR\arollout\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x80\x01\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12!\n" +
+	"\fclear_fields\x18\x05 \x03(\tR\vclearFields\x12\x18\n" +
+	"\areplace\x18\x06 \x01(\bR\areplace\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\"\x9c\x03\n" +
 	"\x15PublishConfigResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x02 \x01(\tR\trolloutId\x12.\n" +
-	"\arollout\x18\x03 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\"<\n" +
+	"\arollout\x18\x03 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\x12+\n" +
+	"\x05layer\x18\x04 \x01(\v2\x15.posfleet.v1.SettingsR\x05layer\x128\n" +
+	"\achanges\x18\x05 \x03(\v2\x1e.posfleet.v1.ConfigFieldChangeR\achanges\x12\x17\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12-\n" +
+	"\x12targeted_terminals\x18\a \x01(\x04R\x11targetedTerminals\x122\n" +
+	"\x15stage_terminal_counts\x18\b \x03(\x04R\x13stageTerminalCounts\x127\n" +
+	"\x18first_stage_terminal_ids\x18\t \x03(\tR\x15firstStageTerminalIds\"<\n" +
 	"\x19GetEffectiveConfigRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
-	"terminalId\"R\n" +
+	"terminalId\"\x8c\x01\n" +
 	"\x1aGetEffectiveConfigResponse\x124\n" +
-	"\x06config\x18\x01 \x01(\v2\x1c.posfleet.v1.EffectiveConfigR\x06config\"\xee\x04\n" +
+	"\x06config\x18\x01 \x01(\v2\x1c.posfleet.v1.EffectiveConfigR\x06config\x128\n" +
+	"\asources\x18\x02 \x03(\v2\x1e.posfleet.v1.ConfigValueSourceR\asources\"\xff\x06\n" +
 	"\aRollout\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x18\n" +
@@ -5339,7 +6719,13 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"2\n" +
+	"updateTime\x12'\n" +
+	"\x0fcurrent_version\x18\x10 \x01(\x04R\x0ecurrentVersion\x12%\n" +
+	"\x0estage_versions\x18\x11 \x03(\x04R\rstageVersions\x12)\n" +
+	"\x10fallback_version\x18\x12 \x01(\x04R\x0ffallbackVersion\x12.\n" +
+	"\x13rollback_of_version\x18\x13 \x01(\x04R\x11rollbackOfVersion\x12\x14\n" +
+	"\x05actor\x18\x14 \x01(\tR\x05actor\x12N\n" +
+	"\x13payment_gate_status\x18\x15 \x01(\v2\x1e.posfleet.v1.PaymentGateStatusR\x11paymentGateStatus\"2\n" +
 	"\x11GetRolloutRequest\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\"D\n" +
@@ -5369,6 +6755,59 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"F\n" +
 	"\x14AbortRolloutResponse\x12.\n" +
+	"\arollout\x18\x01 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\"\x93\x01\n" +
+	"\x11ConfigFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\x12\x1d\n" +
+	"\n" +
+	"before_set\x18\x04 \x01(\bR\tbeforeSet\x12\x1b\n" +
+	"\tafter_set\x18\x05 \x01(\bR\bafterSet\"\xe0\x01\n" +
+	"\x11ConfigValueSource\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x126\n" +
+	"\x06origin\x18\x03 \x01(\x0e2\x1e.posfleet.v1.ConfigValueOriginR\x06origin\x12.\n" +
+	"\x05scope\x18\x04 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x06 \x01(\tR\trolloutId\"l\n" +
+	"\rConfigVersion\x12.\n" +
+	"\arollout\x18\x01 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\x12+\n" +
+	"\x05layer\x18\x02 \x01(\v2\x15.posfleet.v1.SettingsR\x05layer\"G\n" +
+	"\x15GetConfigLayerRequest\x12.\n" +
+	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\"J\n" +
+	"\x16GetConfigLayerResponse\x120\n" +
+	"\x05layer\x18\x01 \x01(\v2\x1a.posfleet.v1.ConfigVersionR\x05layer\"\x87\x01\n" +
+	"\x19ListConfigVersionsRequest\x12.\n" +
+	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"|\n" +
+	"\x1aListConfigVersionsResponse\x126\n" +
+	"\bversions\x18\x01 \x03(\v2\x1a.posfleet.v1.ConfigVersionR\bversions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"]\n" +
+	"\x19DiffConfigVersionsRequest\x12!\n" +
+	"\ffrom_version\x18\x01 \x01(\x04R\vfromVersion\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x02 \x01(\x04R\ttoVersion\"\xb2\x01\n" +
+	"\x1aDiffConfigVersionsResponse\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.posfleet.v1.ConfigVersionR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.posfleet.v1.ConfigVersionR\x02to\x128\n" +
+	"\achanges\x18\x03 \x03(\v2\x1e.posfleet.v1.ConfigFieldChangeR\achanges\"\xbc\x01\n" +
+	"\x15RollbackConfigRequest\x12.\n" +
+	"\x05scope\x18\x01 \x01(\v2\x18.posfleet.v1.ConfigScopeR\x05scope\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x02 \x01(\x04R\ttoVersion\x122\n" +
+	"\arollout\x18\x03 \x01(\v2\x18.posfleet.v1.RolloutPlanR\arollout\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\"\x9c\x01\n" +
+	"\x16RollbackConfigResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12.\n" +
+	"\arollout\x18\x02 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\x128\n" +
+	"\achanges\x18\x03 \x03(\v2\x1e.posfleet.v1.ConfigFieldChangeR\achanges\"6\n" +
+	"\x15AdvanceRolloutRequest\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x01 \x01(\tR\trolloutId\"H\n" +
+	"\x16AdvanceRolloutResponse\x12.\n" +
 	"\arollout\x18\x01 \x01(\v2\x14.posfleet.v1.RolloutR\arollout\"S\n" +
 	"\x15GetFleetReportRequest\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
@@ -5545,7 +6984,12 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x14ROLLOUT_STATE_HALTED\x10\x03\x12\x19\n" +
 	"\x15ROLLOUT_STATE_ABORTED\x10\x04\x12\x1b\n" +
 	"\x17ROLLOUT_STATE_COMPLETED\x10\x05\x12\x1c\n" +
-	"\x18ROLLOUT_STATE_SUPERSEDED\x10\x06*\xdf\a\n" +
+	"\x18ROLLOUT_STATE_SUPERSEDED\x10\x06*\x97\x01\n" +
+	"\x11ConfigValueOrigin\x12#\n" +
+	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
+	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xdf\a\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -5583,7 +7027,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xac\x15\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\x8b\x19\n" +
 	"\fAdminService\x12Y\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\x12P\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\x12Y\n" +
@@ -5610,6 +7054,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\fPauseRollout\x12 .posfleet.v1.PauseRolloutRequest\x1a!.posfleet.v1.PauseRolloutResponse\x12V\n" +
 	"\rResumeRollout\x12!.posfleet.v1.ResumeRolloutRequest\x1a\".posfleet.v1.ResumeRolloutResponse\x12S\n" +
 	"\fAbortRollout\x12 .posfleet.v1.AbortRolloutRequest\x1a!.posfleet.v1.AbortRolloutResponse\x12Y\n" +
+	"\x0eGetConfigLayer\x12\".posfleet.v1.GetConfigLayerRequest\x1a#.posfleet.v1.GetConfigLayerResponse\x12e\n" +
+	"\x12ListConfigVersions\x12&.posfleet.v1.ListConfigVersionsRequest\x1a'.posfleet.v1.ListConfigVersionsResponse\x12e\n" +
+	"\x12DiffConfigVersions\x12&.posfleet.v1.DiffConfigVersionsRequest\x1a'.posfleet.v1.DiffConfigVersionsResponse\x12Y\n" +
+	"\x0eRollbackConfig\x12\".posfleet.v1.RollbackConfigRequest\x1a#.posfleet.v1.RollbackConfigResponse\x12Y\n" +
+	"\x0eAdvanceRollout\x12\".posfleet.v1.AdvanceRolloutRequest\x1a#.posfleet.v1.AdvanceRolloutResponse\x12Y\n" +
 	"\x0eGetFleetReport\x12\".posfleet.v1.GetFleetReportRequest\x1a#.posfleet.v1.GetFleetReportResponse\x12\\\n" +
 	"\x0fListAuditEvents\x12#.posfleet.v1.ListAuditEventsRequest\x1a$.posfleet.v1.ListAuditEventsResponse\x12_\n" +
 	"\x10ListTransactions\x12$.posfleet.v1.ListTransactionsRequest\x1a%.posfleet.v1.ListTransactionsResponse\x12h\n" +
@@ -5632,269 +7081,324 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 	return file_posfleet_v1_admin_proto_rawDescData
 }
 
-var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
 	(RolloutState)(0),                   // 2: posfleet.v1.RolloutState
-	(AuditEventType)(0),                 // 3: posfleet.v1.AuditEventType
-	(TransactionKind)(0),                // 4: posfleet.v1.TransactionKind
-	(BatchState)(0),                     // 5: posfleet.v1.BatchState
-	(*CreateMerchantRequest)(nil),       // 6: posfleet.v1.CreateMerchantRequest
-	(*CreateMerchantResponse)(nil),      // 7: posfleet.v1.CreateMerchantResponse
-	(*GetMerchantRequest)(nil),          // 8: posfleet.v1.GetMerchantRequest
-	(*GetMerchantResponse)(nil),         // 9: posfleet.v1.GetMerchantResponse
-	(*UpdateMerchantRequest)(nil),       // 10: posfleet.v1.UpdateMerchantRequest
-	(*UpdateMerchantResponse)(nil),      // 11: posfleet.v1.UpdateMerchantResponse
-	(*ListMerchantsRequest)(nil),        // 12: posfleet.v1.ListMerchantsRequest
-	(*ListMerchantsResponse)(nil),       // 13: posfleet.v1.ListMerchantsResponse
-	(*CreateStoreRequest)(nil),          // 14: posfleet.v1.CreateStoreRequest
-	(*CreateStoreResponse)(nil),         // 15: posfleet.v1.CreateStoreResponse
-	(*ListStoresRequest)(nil),           // 16: posfleet.v1.ListStoresRequest
-	(*ListStoresResponse)(nil),          // 17: posfleet.v1.ListStoresResponse
-	(*Terminal)(nil),                    // 18: posfleet.v1.Terminal
-	(*ProvisionTerminalRequest)(nil),    // 19: posfleet.v1.ProvisionTerminalRequest
-	(*ProvisionTerminalResponse)(nil),   // 20: posfleet.v1.ProvisionTerminalResponse
-	(*GetTerminalRequest)(nil),          // 21: posfleet.v1.GetTerminalRequest
-	(*GetTerminalResponse)(nil),         // 22: posfleet.v1.GetTerminalResponse
-	(*ListTerminalsRequest)(nil),        // 23: posfleet.v1.ListTerminalsRequest
-	(*ListTerminalsResponse)(nil),       // 24: posfleet.v1.ListTerminalsResponse
-	(*SuspendTerminalRequest)(nil),      // 25: posfleet.v1.SuspendTerminalRequest
-	(*SuspendTerminalResponse)(nil),     // 26: posfleet.v1.SuspendTerminalResponse
-	(*ReactivateTerminalRequest)(nil),   // 27: posfleet.v1.ReactivateTerminalRequest
-	(*ReactivateTerminalResponse)(nil),  // 28: posfleet.v1.ReactivateTerminalResponse
-	(*RetireTerminalRequest)(nil),       // 29: posfleet.v1.RetireTerminalRequest
-	(*RetireTerminalResponse)(nil),      // 30: posfleet.v1.RetireTerminalResponse
-	(*ReissueEnrollmentRequest)(nil),    // 31: posfleet.v1.ReissueEnrollmentRequest
-	(*ReissueEnrollmentResponse)(nil),   // 32: posfleet.v1.ReissueEnrollmentResponse
-	(*RebindTerminalRequest)(nil),       // 33: posfleet.v1.RebindTerminalRequest
-	(*RebindTerminalResponse)(nil),      // 34: posfleet.v1.RebindTerminalResponse
-	(*SendCommandRequest)(nil),          // 35: posfleet.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),         // 36: posfleet.v1.SendCommandResponse
-	(*ListCommandsRequest)(nil),         // 37: posfleet.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),        // 38: posfleet.v1.ListCommandsResponse
-	(*ConfigScope)(nil),                 // 39: posfleet.v1.ConfigScope
-	(*RolloutPlan)(nil),                 // 40: posfleet.v1.RolloutPlan
-	(*PublishConfigRequest)(nil),        // 41: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),       // 42: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),   // 43: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),  // 44: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                     // 45: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),           // 46: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),          // 47: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),         // 48: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),        // 49: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),         // 50: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),        // 51: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),        // 52: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),       // 53: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),         // 54: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),        // 55: posfleet.v1.AbortRolloutResponse
-	(*GetFleetReportRequest)(nil),       // 56: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                    // 57: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                  // 58: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),      // 59: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                  // 60: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),      // 61: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),     // 62: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                 // 63: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),     // 64: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),    // 65: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                // 66: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),  // 67: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil), // 68: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                  // 69: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),     // 70: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),    // 71: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),     // 72: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),    // 73: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),      // 74: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),     // 75: posfleet.v1.ListAdminTokensResponse
-	nil,                                 // 76: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 77: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 78: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 79: google.protobuf.FieldMask
-	(*Store)(nil),                       // 80: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 81: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 82: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 83: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 84: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 85: google.protobuf.Duration
-	(CommandType)(0),                    // 86: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 87: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 88: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 89: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 90: posfleet.v1.Money
-	(Decision)(0),                       // 91: posfleet.v1.Decision
-	(EntryMode)(0),                      // 92: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 93: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 94: posfleet.v1.BatchTotals
-	(Role)(0),                           // 95: posfleet.v1.Role
+	(ConfigValueOrigin)(0),              // 3: posfleet.v1.ConfigValueOrigin
+	(AuditEventType)(0),                 // 4: posfleet.v1.AuditEventType
+	(TransactionKind)(0),                // 5: posfleet.v1.TransactionKind
+	(BatchState)(0),                     // 6: posfleet.v1.BatchState
+	(*CreateMerchantRequest)(nil),       // 7: posfleet.v1.CreateMerchantRequest
+	(*CreateMerchantResponse)(nil),      // 8: posfleet.v1.CreateMerchantResponse
+	(*GetMerchantRequest)(nil),          // 9: posfleet.v1.GetMerchantRequest
+	(*GetMerchantResponse)(nil),         // 10: posfleet.v1.GetMerchantResponse
+	(*UpdateMerchantRequest)(nil),       // 11: posfleet.v1.UpdateMerchantRequest
+	(*UpdateMerchantResponse)(nil),      // 12: posfleet.v1.UpdateMerchantResponse
+	(*ListMerchantsRequest)(nil),        // 13: posfleet.v1.ListMerchantsRequest
+	(*ListMerchantsResponse)(nil),       // 14: posfleet.v1.ListMerchantsResponse
+	(*CreateStoreRequest)(nil),          // 15: posfleet.v1.CreateStoreRequest
+	(*CreateStoreResponse)(nil),         // 16: posfleet.v1.CreateStoreResponse
+	(*ListStoresRequest)(nil),           // 17: posfleet.v1.ListStoresRequest
+	(*ListStoresResponse)(nil),          // 18: posfleet.v1.ListStoresResponse
+	(*Terminal)(nil),                    // 19: posfleet.v1.Terminal
+	(*ProvisionTerminalRequest)(nil),    // 20: posfleet.v1.ProvisionTerminalRequest
+	(*ProvisionTerminalResponse)(nil),   // 21: posfleet.v1.ProvisionTerminalResponse
+	(*GetTerminalRequest)(nil),          // 22: posfleet.v1.GetTerminalRequest
+	(*GetTerminalResponse)(nil),         // 23: posfleet.v1.GetTerminalResponse
+	(*ListTerminalsRequest)(nil),        // 24: posfleet.v1.ListTerminalsRequest
+	(*ListTerminalsResponse)(nil),       // 25: posfleet.v1.ListTerminalsResponse
+	(*SuspendTerminalRequest)(nil),      // 26: posfleet.v1.SuspendTerminalRequest
+	(*SuspendTerminalResponse)(nil),     // 27: posfleet.v1.SuspendTerminalResponse
+	(*ReactivateTerminalRequest)(nil),   // 28: posfleet.v1.ReactivateTerminalRequest
+	(*ReactivateTerminalResponse)(nil),  // 29: posfleet.v1.ReactivateTerminalResponse
+	(*RetireTerminalRequest)(nil),       // 30: posfleet.v1.RetireTerminalRequest
+	(*RetireTerminalResponse)(nil),      // 31: posfleet.v1.RetireTerminalResponse
+	(*ReissueEnrollmentRequest)(nil),    // 32: posfleet.v1.ReissueEnrollmentRequest
+	(*ReissueEnrollmentResponse)(nil),   // 33: posfleet.v1.ReissueEnrollmentResponse
+	(*RebindTerminalRequest)(nil),       // 34: posfleet.v1.RebindTerminalRequest
+	(*RebindTerminalResponse)(nil),      // 35: posfleet.v1.RebindTerminalResponse
+	(*SendCommandRequest)(nil),          // 36: posfleet.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),         // 37: posfleet.v1.SendCommandResponse
+	(*ListCommandsRequest)(nil),         // 38: posfleet.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),        // 39: posfleet.v1.ListCommandsResponse
+	(*ConfigScope)(nil),                 // 40: posfleet.v1.ConfigScope
+	(*RolloutPlan)(nil),                 // 41: posfleet.v1.RolloutPlan
+	(*FreezePeriod)(nil),                // 42: posfleet.v1.FreezePeriod
+	(*PaymentGate)(nil),                 // 43: posfleet.v1.PaymentGate
+	(*PaymentGateStatus)(nil),           // 44: posfleet.v1.PaymentGateStatus
+	(*PublishConfigRequest)(nil),        // 45: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),       // 46: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),   // 47: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),  // 48: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                     // 49: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),           // 50: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),          // 51: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),         // 52: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),        // 53: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),         // 54: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),        // 55: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),        // 56: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),       // 57: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),         // 58: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),        // 59: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),           // 60: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),           // 61: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),               // 62: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),       // 63: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),      // 64: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),   // 65: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),  // 66: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),   // 67: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),  // 68: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),       // 69: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),      // 70: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),       // 71: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),      // 72: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),       // 73: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                    // 74: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                  // 75: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),      // 76: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                  // 77: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),      // 78: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),     // 79: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                 // 80: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),     // 81: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),    // 82: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                // 83: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),  // 84: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil), // 85: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                  // 86: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),     // 87: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),    // 88: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),     // 89: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),    // 90: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),      // 91: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),     // 92: posfleet.v1.ListAdminTokensResponse
+	nil,                                 // 93: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 94: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 95: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 96: google.protobuf.FieldMask
+	(*Store)(nil),                       // 97: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 98: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 99: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 100: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 101: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 102: google.protobuf.Duration
+	(CommandType)(0),                    // 103: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 104: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 105: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 106: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 107: posfleet.v1.Money
+	(Decision)(0),                       // 108: posfleet.v1.Decision
+	(EntryMode)(0),                      // 109: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 110: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 111: posfleet.v1.BatchTotals
+	(Role)(0),                           // 112: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	78,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	79,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	78,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	80,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	80,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	80,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	95,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	96,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	95,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	95,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	97,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	97,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	97,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	81,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	82,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	83,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	83,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	84,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	83,  // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	85,  // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	98,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	99,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	100, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	100, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	100, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	101, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	100, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	102, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	100, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	19,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
 	1,   // 24: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
-	18,  // 25: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
-	18,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	18,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	85,  // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	18,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	86,  // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	76,  // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	85,  // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	87,  // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	87,  // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	85,  // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	39,  // 38: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	88,  // 39: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	40,  // 40: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	45,  // 41: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	89,  // 42: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	39,  // 43: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	40,  // 44: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 45: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	83,  // 46: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 47: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	45,  // 48: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 49: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	45,  // 50: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	45,  // 51: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	45,  // 52: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	45,  // 53: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	83,  // 54: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	57,  // 55: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	57,  // 56: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	58,  // 57: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	57,  // 58: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	57,  // 59: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 60: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 61: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	57,  // 62: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	3,   // 63: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 64: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	77,  // 65: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	3,   // 66: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 67: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 68: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	60,  // 69: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	4,   // 70: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	90,  // 71: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	91,  // 72: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	92,  // 73: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	83,  // 74: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	93,  // 75: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	90,  // 76: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	91,  // 77: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	83,  // 78: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 79: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	63,  // 80: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	5,   // 81: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	94,  // 82: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	94,  // 83: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	83,  // 84: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	83,  // 85: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	94,  // 86: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	66,  // 87: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	83,  // 88: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	95,  // 89: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	83,  // 90: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 91: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	95,  // 92: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	85,  // 93: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	69,  // 94: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	69,  // 95: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	69,  // 96: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	6,   // 97: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	8,   // 98: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	10,  // 99: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	12,  // 100: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	14,  // 101: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	16,  // 102: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	19,  // 103: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	21,  // 104: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	23,  // 105: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	25,  // 106: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	27,  // 107: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	29,  // 108: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	31,  // 109: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	33,  // 110: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	35,  // 111: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	37,  // 112: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	41,  // 113: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	43,  // 114: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	46,  // 115: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	48,  // 116: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	50,  // 117: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	52,  // 118: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	54,  // 119: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	56,  // 120: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	61,  // 121: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	64,  // 122: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	67,  // 123: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	70,  // 124: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	72,  // 125: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	74,  // 126: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	7,   // 127: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	9,   // 128: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	11,  // 129: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	13,  // 130: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	15,  // 131: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	17,  // 132: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	20,  // 133: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	22,  // 134: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	24,  // 135: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	26,  // 136: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	28,  // 137: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	30,  // 138: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	32,  // 139: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	34,  // 140: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	36,  // 141: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	38,  // 142: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	42,  // 143: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	44,  // 144: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	47,  // 145: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	49,  // 146: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	51,  // 147: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	53,  // 148: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	55,  // 149: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	59,  // 150: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	62,  // 151: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	65,  // 152: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	68,  // 153: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	71,  // 154: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	73,  // 155: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	75,  // 156: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	127, // [127:157] is the sub-list for method output_type
-	97,  // [97:127] is the sub-list for method input_type
-	97,  // [97:97] is the sub-list for extension type_name
-	97,  // [97:97] is the sub-list for extension extendee
-	0,   // [0:97] is the sub-list for field type_name
+	19,  // 25: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
+	19,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	19,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	19,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	102, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	100, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	19,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	103, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	93,  // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	102, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	104, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	104, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	102, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	43,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
+	42,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
+	100, // 40: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	100, // 41: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	102, // 42: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	100, // 43: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	102, // 44: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	102, // 45: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	40,  // 46: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	105, // 47: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	41,  // 48: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	49,  // 49: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	105, // 50: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	60,  // 51: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	106, // 52: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	61,  // 53: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	40,  // 54: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 55: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 56: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	100, // 57: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	100, // 58: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	44,  // 59: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
+	49,  // 60: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 61: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	49,  // 62: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	49,  // 63: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	49,  // 64: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	49,  // 65: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	3,   // 66: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
+	40,  // 67: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	49,  // 68: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	105, // 69: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	40,  // 70: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	62,  // 71: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	40,  // 72: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	62,  // 73: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	62,  // 74: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	62,  // 75: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	60,  // 76: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	40,  // 77: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 78: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	49,  // 79: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	60,  // 80: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	49,  // 81: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	100, // 82: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	74,  // 83: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	74,  // 84: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	75,  // 85: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	74,  // 86: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	74,  // 87: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	74,  // 88: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	74,  // 89: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	74,  // 90: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	4,   // 91: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	100, // 92: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	94,  // 93: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	4,   // 94: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	100, // 95: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	100, // 96: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	77,  // 97: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	5,   // 98: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	107, // 99: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	108, // 100: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	109, // 101: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	100, // 102: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	110, // 103: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	107, // 104: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	108, // 105: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	100, // 106: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	100, // 107: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	80,  // 108: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	6,   // 109: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	111, // 110: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	111, // 111: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	100, // 112: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	100, // 113: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	111, // 114: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	83,  // 115: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	100, // 116: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	112, // 117: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	100, // 118: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	100, // 119: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	112, // 120: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	102, // 121: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	86,  // 122: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	86,  // 123: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	86,  // 124: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	7,   // 125: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 126: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 127: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 128: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 129: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 130: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 131: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 132: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 133: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 134: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 135: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 136: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 137: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 138: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 139: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 140: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	45,  // 141: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	47,  // 142: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	50,  // 143: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	52,  // 144: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	54,  // 145: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	56,  // 146: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	58,  // 147: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	63,  // 148: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	65,  // 149: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	67,  // 150: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	69,  // 151: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	71,  // 152: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	73,  // 153: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	78,  // 154: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	81,  // 155: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	84,  // 156: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	87,  // 157: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	89,  // 158: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	91,  // 159: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	8,   // 160: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 161: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 162: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 163: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 164: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 165: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 166: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 167: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 168: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 169: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 170: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 171: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 172: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 173: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 174: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 175: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	46,  // 176: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	48,  // 177: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	51,  // 178: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	53,  // 179: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	55,  // 180: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	57,  // 181: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	59,  // 182: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	64,  // 183: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	66,  // 184: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	68,  // 185: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	70,  // 186: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	72,  // 187: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	76,  // 188: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	79,  // 189: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	82,  // 190: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	85,  // 191: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	88,  // 192: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	90,  // 193: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	92,  // 194: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	160, // [160:195] is the sub-list for method output_type
+	125, // [125:160] is the sub-list for method input_type
+	125, // [125:125] is the sub-list for extension type_name
+	125, // [125:125] is the sub-list for extension extendee
+	0,   // [0:125] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -5910,8 +7414,8 @@ func file_posfleet_v1_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   72,
+			NumEnums:      7,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

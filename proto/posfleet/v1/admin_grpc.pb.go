@@ -45,6 +45,11 @@ const (
 	AdminService_PauseRollout_FullMethodName        = "/posfleet.v1.AdminService/PauseRollout"
 	AdminService_ResumeRollout_FullMethodName       = "/posfleet.v1.AdminService/ResumeRollout"
 	AdminService_AbortRollout_FullMethodName        = "/posfleet.v1.AdminService/AbortRollout"
+	AdminService_GetConfigLayer_FullMethodName      = "/posfleet.v1.AdminService/GetConfigLayer"
+	AdminService_ListConfigVersions_FullMethodName  = "/posfleet.v1.AdminService/ListConfigVersions"
+	AdminService_DiffConfigVersions_FullMethodName  = "/posfleet.v1.AdminService/DiffConfigVersions"
+	AdminService_RollbackConfig_FullMethodName      = "/posfleet.v1.AdminService/RollbackConfig"
+	AdminService_AdvanceRollout_FullMethodName      = "/posfleet.v1.AdminService/AdvanceRollout"
 	AdminService_GetFleetReport_FullMethodName      = "/posfleet.v1.AdminService/GetFleetReport"
 	AdminService_ListAuditEvents_FullMethodName     = "/posfleet.v1.AdminService/ListAuditEvents"
 	AdminService_ListTransactions_FullMethodName    = "/posfleet.v1.AdminService/ListTransactions"
@@ -139,6 +144,20 @@ type AdminServiceClient interface {
 	// Aborts a rollout: terminals that received its version fall back to the
 	// previous version (delivered as a new, higher version number).
 	AbortRollout(ctx context.Context, in *AbortRolloutRequest, opts ...grpc.CallOption) (*AbortRolloutResponse, error)
+	// Returns the current layer of one scope: its own settings, not merged
+	// with the other scopes of any terminal.
+	GetConfigLayer(ctx context.Context, in *GetConfigLayerRequest, opts ...grpc.CallOption) (*GetConfigLayerResponse, error)
+	// Lists the versions published at one scope, newest first, each with its
+	// layer and rollout.
+	ListConfigVersions(ctx context.Context, in *ListConfigVersionsRequest, opts ...grpc.CallOption) (*ListConfigVersionsResponse, error)
+	// Compares the layers of two published versions field by field.
+	DiffConfigVersions(ctx context.Context, in *DiffConfigVersionsRequest, opts ...grpc.CallOption) (*DiffConfigVersionsResponse, error)
+	// Publishes an earlier layer of a scope again as a new version, rolled out
+	// (staged, halted, aborted) like any publish.
+	RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*RollbackConfigResponse, error)
+	// Moves a running or paused rollout to its next stage now, whatever the
+	// health of the current stage. Audited.
+	AdvanceRollout(ctx context.Context, in *AdvanceRolloutRequest, opts ...grpc.CallOption) (*AdvanceRolloutResponse, error)
 	// Fleet health: connectivity, faults, versions, approval rate, alerts.
 	GetFleetReport(ctx context.Context, in *GetFleetReportRequest, opts ...grpc.CallOption) (*GetFleetReportResponse, error)
 	// Lists audit events, newest first.
@@ -393,6 +412,56 @@ func (c *adminServiceClient) AbortRollout(ctx context.Context, in *AbortRolloutR
 	return out, nil
 }
 
+func (c *adminServiceClient) GetConfigLayer(ctx context.Context, in *GetConfigLayerRequest, opts ...grpc.CallOption) (*GetConfigLayerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConfigLayerResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetConfigLayer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListConfigVersions(ctx context.Context, in *ListConfigVersionsRequest, opts ...grpc.CallOption) (*ListConfigVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListConfigVersionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListConfigVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DiffConfigVersions(ctx context.Context, in *DiffConfigVersionsRequest, opts ...grpc.CallOption) (*DiffConfigVersionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiffConfigVersionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_DiffConfigVersions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RollbackConfig(ctx context.Context, in *RollbackConfigRequest, opts ...grpc.CallOption) (*RollbackConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RollbackConfigResponse)
+	err := c.cc.Invoke(ctx, AdminService_RollbackConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) AdvanceRollout(ctx context.Context, in *AdvanceRolloutRequest, opts ...grpc.CallOption) (*AdvanceRolloutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AdvanceRolloutResponse)
+	err := c.cc.Invoke(ctx, AdminService_AdvanceRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) GetFleetReport(ctx context.Context, in *GetFleetReportRequest, opts ...grpc.CallOption) (*GetFleetReportResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetFleetReportResponse)
@@ -548,6 +617,20 @@ type AdminServiceServer interface {
 	// Aborts a rollout: terminals that received its version fall back to the
 	// previous version (delivered as a new, higher version number).
 	AbortRollout(context.Context, *AbortRolloutRequest) (*AbortRolloutResponse, error)
+	// Returns the current layer of one scope: its own settings, not merged
+	// with the other scopes of any terminal.
+	GetConfigLayer(context.Context, *GetConfigLayerRequest) (*GetConfigLayerResponse, error)
+	// Lists the versions published at one scope, newest first, each with its
+	// layer and rollout.
+	ListConfigVersions(context.Context, *ListConfigVersionsRequest) (*ListConfigVersionsResponse, error)
+	// Compares the layers of two published versions field by field.
+	DiffConfigVersions(context.Context, *DiffConfigVersionsRequest) (*DiffConfigVersionsResponse, error)
+	// Publishes an earlier layer of a scope again as a new version, rolled out
+	// (staged, halted, aborted) like any publish.
+	RollbackConfig(context.Context, *RollbackConfigRequest) (*RollbackConfigResponse, error)
+	// Moves a running or paused rollout to its next stage now, whatever the
+	// health of the current stage. Audited.
+	AdvanceRollout(context.Context, *AdvanceRolloutRequest) (*AdvanceRolloutResponse, error)
 	// Fleet health: connectivity, faults, versions, approval rate, alerts.
 	GetFleetReport(context.Context, *GetFleetReportRequest) (*GetFleetReportResponse, error)
 	// Lists audit events, newest first.
@@ -640,6 +723,21 @@ func (UnimplementedAdminServiceServer) ResumeRollout(context.Context, *ResumeRol
 }
 func (UnimplementedAdminServiceServer) AbortRollout(context.Context, *AbortRolloutRequest) (*AbortRolloutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbortRollout not implemented")
+}
+func (UnimplementedAdminServiceServer) GetConfigLayer(context.Context, *GetConfigLayerRequest) (*GetConfigLayerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConfigLayer not implemented")
+}
+func (UnimplementedAdminServiceServer) ListConfigVersions(context.Context, *ListConfigVersionsRequest) (*ListConfigVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListConfigVersions not implemented")
+}
+func (UnimplementedAdminServiceServer) DiffConfigVersions(context.Context, *DiffConfigVersionsRequest) (*DiffConfigVersionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiffConfigVersions not implemented")
+}
+func (UnimplementedAdminServiceServer) RollbackConfig(context.Context, *RollbackConfigRequest) (*RollbackConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackConfig not implemented")
+}
+func (UnimplementedAdminServiceServer) AdvanceRollout(context.Context, *AdvanceRolloutRequest) (*AdvanceRolloutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AdvanceRollout not implemented")
 }
 func (UnimplementedAdminServiceServer) GetFleetReport(context.Context, *GetFleetReportRequest) (*GetFleetReportResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFleetReport not implemented")
@@ -1097,6 +1195,96 @@ func _AdminService_AbortRollout_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetConfigLayer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConfigLayerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetConfigLayer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetConfigLayer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetConfigLayer(ctx, req.(*GetConfigLayerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListConfigVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListConfigVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListConfigVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListConfigVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListConfigVersions(ctx, req.(*ListConfigVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DiffConfigVersions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiffConfigVersionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DiffConfigVersions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DiffConfigVersions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DiffConfigVersions(ctx, req.(*DiffConfigVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RollbackConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RollbackConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RollbackConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RollbackConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RollbackConfig(ctx, req.(*RollbackConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_AdvanceRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AdvanceRolloutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).AdvanceRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_AdvanceRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).AdvanceRollout(ctx, req.(*AdvanceRolloutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_GetFleetReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetFleetReportRequest)
 	if err := dec(in); err != nil {
@@ -1321,6 +1509,26 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbortRollout",
 			Handler:    _AdminService_AbortRollout_Handler,
+		},
+		{
+			MethodName: "GetConfigLayer",
+			Handler:    _AdminService_GetConfigLayer_Handler,
+		},
+		{
+			MethodName: "ListConfigVersions",
+			Handler:    _AdminService_ListConfigVersions_Handler,
+		},
+		{
+			MethodName: "DiffConfigVersions",
+			Handler:    _AdminService_DiffConfigVersions_Handler,
+		},
+		{
+			MethodName: "RollbackConfig",
+			Handler:    _AdminService_RollbackConfig_Handler,
+		},
+		{
+			MethodName: "AdvanceRollout",
+			Handler:    _AdminService_AdvanceRollout_Handler,
 		},
 		{
 			MethodName: "GetFleetReport",
