@@ -263,8 +263,14 @@ func TestUUIDsThatLookLikeCardNumbersAreAccepted(t *testing.T) {
 	if err != nil || rev.GetStatus() != pb.ReverseStatus_REVERSE_STATUS_REVERSED {
 		t.Fatalf("Reverse: got %v, %v; want reversed", rev, err)
 	}
+	// A canonical UUID inside a longer ID is still an identifier.
+	if r := e.authorize(saleReq("id:215b5a48-0955-4884-9833-3b561c09bea6:2", 100)); r.GetDecision() != pb.Decision_DECISION_APPROVED {
+		t.Fatalf("Authorize with an embedded UUID: got %v, want approved", r)
+	}
 	// The same digits outside a canonical UUID are still refused.
-	_, err = e.pay.Authorize(ctx, saleReq("id:215b5a48-0955-4884-9833-3b561c09bea6", 100))
+	lookalike := saleReq("215b5a48_0955_4884_9833_3b561c09bea6", 100)
+	lookalike.Card.Token = "13da6b35_0586_4040_9914_3b19ae3afae3"
+	_, err = e.pay.Authorize(ctx, lookalike)
 	if got := violationFields(err); !slices.Equal(got, []string{"request_id", "card.token"}) {
 		t.Errorf("non-canonical lookalikes: got %v, want request_id and card.token violations", err)
 	}

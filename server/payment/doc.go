@@ -119,11 +119,10 @@
 //
 // # Card data
 //
-// No card secret is accepted: a token, masked PAN or request ID that looks
-// like a full card number ([LooksLikePAN]: 13-19 digits passing the Luhn
-// check), or that contains one ([ContainsPAN]: such a digit run, or digit
-// groups separated by single spaces or dashes the way card numbers are
-// printed, e.g. "4111-1111-1111-1111"), is refused
+// No card secret is accepted: a token, masked PAN or request ID that is or
+// contains a full card number, as the pan package reads it (13-19 digits
+// passing the Luhn check, raw or printed in groups with any separator, in
+// any Unicode digit form; request IDs may hold Unix timestamps), is refused
 // with a [ValidationError] before anything is stored or logged. The engine
 // keeps a digest of the token for velocity limits and the masked PAN for
 // reports.
