@@ -399,7 +399,7 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 		sort.Strings(keys)
 		for _, k := range keys {
 			if !reParamKey.MatchString(k) {
-				v.add("parameters", "key %q must be 1-64 letters, digits, '.', '_' or '-'", truncate(k, 70))
+				v.add("parameters", "keys must be 1-64 letters, digits, '.', '_' or '-'")
 				continue
 			}
 			v.optional("parameters["+k+"]", req.GetParameters()[k], maxParamValue)
@@ -414,13 +414,6 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 		return nil, a.s.fleetStatus(ctx, err)
 	}
 	return &pb.SendCommandResponse{Command: commandToPB(c)}, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // ListCommands lists a terminal's commands, newest first.

@@ -69,7 +69,7 @@ var reTransactionID = newCharFormat("A-Za-z0-9", 1, 64)
 func (v *violations) requestID(field, id string) {
 	if v.required(field, id) && v.match(field, id, reRequestID, "1-64 letters, digits, '-', '_', '.' or ':'") &&
 		pan.ContainsInRequestID(id) {
-		v.add(field, "%s", payment.ReasonCardNumber)
+		v.add(field, "%s", pan.Reason)
 	}
 }
 

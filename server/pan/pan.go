@@ -80,6 +80,10 @@ func Redact(s string) string { return redact(s, false) }
 // [ContainsInRequestID].
 func RedactRequestID(s string) string { return redact(s, true) }
 
+// Reason is what a refusal says about a field that holds a card number. It
+// never repeats the value.
+const Reason = "looks like a card number; card numbers are never accepted"
+
 // Redacted replaces card numbers in redacted text.
 const Redacted = "[redacted-card-number]"
 

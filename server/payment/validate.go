@@ -8,10 +8,6 @@ import (
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// ReasonCardNumber is the reason given for a field that holds a card
-// number. It never repeats the value.
-const ReasonCardNumber = "looks like a card number; card numbers are never accepted"
-
 // validRequestID reports whether id is 1-64 characters of letters, digits,
 // '-', '_', '.' or ':'.
 func validRequestID(id string) bool {
@@ -35,7 +31,7 @@ func checkRequestID(field, id string) error {
 	case !validRequestID(id):
 		return &ValidationError{Field: field, Reason: "must be 1-64 letters, digits, '-', '_', '.' or ':'"}
 	case pan.ContainsInRequestID(id):
-		return &ValidationError{Field: field, Reason: ReasonCardNumber}
+		return &ValidationError{Field: field, Reason: pan.Reason}
 	}
 	return nil
 }
@@ -52,13 +48,13 @@ func CheckCard(c Card) []*ValidationError {
 	case !utf8.ValidString(c.Token) || utf8.RuneCountInString(c.Token) > 128:
 		out = append(out, &ValidationError{Field: "card.token", Reason: "must be 1-128 characters of valid UTF-8"})
 	case pan.Contains(c.Token):
-		out = append(out, &ValidationError{Field: "card.token", Reason: ReasonCardNumber + "; send the payment token, never the PAN"})
+		out = append(out, &ValidationError{Field: "card.token", Reason: pan.Reason + "; send the payment token, never the PAN"})
 	case hasControl(c.Token):
 		out = append(out, &ValidationError{Field: "card.token", Reason: "must not contain control characters or spaces"})
 	}
 	if c.MaskedPAN != "" {
 		if pan.Contains(c.MaskedPAN) {
-			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: ReasonCardNumber + "; mask all but the first 6 and last 4 digits"})
+			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: pan.Reason + "; mask all but the first 6 and last 4 digits"})
 		} else if !validMaskedPAN(c.MaskedPAN) {
 			out = append(out, &ValidationError{Field: "card.masked_pan", Reason: "must be the first 6 and last 4 digits with 3-9 '*' between"})
 		}
