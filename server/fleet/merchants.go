@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/posfleet/posfleet/server/audit"
@@ -36,7 +37,8 @@ func (f *Fleet) CreateMerchant(ctx context.Context, m Merchant, who Actor) (Merc
 	f.merchants[m.ID] = &stored
 	f.mu.Unlock()
 	f.record(audit.Event{Type: audit.MerchantCreated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
-		Message: "merchant created", Attributes: map[string]string{"legal_name": m.LegalName, "mcc": m.MCC, "currency": m.Currency}})
+		Message: "merchant created", Attributes: map[string]string{"legal_name": m.LegalName, "mcc": m.MCC, "currency": m.Currency,
+			"allow_cross_terminal_refunds": strconv.FormatBool(m.CrossTerminalRefunds)}})
 	return m, nil
 }
 
@@ -94,6 +96,11 @@ func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate,
 		}
 		m.Address = *u.Address
 	}
+	policyChanged := false
+	if p := u.CrossTerminalRefunds; p != nil && *p != m.CrossTerminalRefunds {
+		changed = append(changed, "allow_cross_terminal_refunds")
+		m.CrossTerminalRefunds, policyChanged = *p, true
+	}
 	m.IdentityVersion++
 	m.Updated = f.now().UTC()
 	if err := f.put(keyOf(prefixMerchant, m.ID), &m); err != nil {
@@ -103,8 +110,14 @@ func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate,
 	stored := m
 	f.merchants[m.ID] = &stored
 	f.mu.Unlock()
+	attrs := map[string]string{"changed": strings.Join(changed, ","), "identity_version": itoa(m.IdentityVersion)}
+	if policyChanged {
+		// Who may refund whose sales is a money decision: the audit trail
+		// says what it became.
+		attrs["allow_cross_terminal_refunds"] = strconv.FormatBool(m.CrossTerminalRefunds)
+	}
 	f.record(audit.Event{Type: audit.MerchantUpdated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
-		Message: "merchant updated", Attributes: map[string]string{"changed": strings.Join(changed, ","), "identity_version": itoa(m.IdentityVersion)}})
+		Message: "merchant updated", Attributes: attrs})
 	return m, nil
 }
 

@@ -98,7 +98,9 @@
 //
 // Refund needs an approved, unreversed, captured sale of the same merchant
 // (else 12), the sale's currency and at most the captured amount less
-// earlier refunds (else 13); a suspended terminal gets 57. CloseBatch
+// earlier refunds (else 13); a suspended terminal gets 57, and so does a
+// terminal refunding another terminal's sale unless the merchant allows
+// refunds across its terminals (Policy.CrossTerminalRefunds). CloseBatch
 // compares the terminal's totals with the server's, closes the batch (in or
 // out of balance, audited) and opens the next one.
 //

@@ -462,9 +462,17 @@ type Merchant struct {
 	// When the merchant was created. Output only.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the merchant was last changed. Output only.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Whether any terminal of the merchant may refund a sale that another of
+	// its terminals took. False (the default): only the terminal that took
+	// the sale may refund it; a refund from another terminal is declined with
+	// response code 57 (transaction not permitted to terminal). Set it at
+	// CreateMerchant or with UpdateMerchant (update_mask path
+	// "allow_cross_terminal_refunds"); every change is recorded in the audit
+	// trail.
+	AllowCrossTerminalRefunds bool `protobuf:"varint,10,opt,name=allow_cross_terminal_refunds,json=allowCrossTerminalRefunds,proto3" json:"allow_cross_terminal_refunds,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *Merchant) Reset() {
@@ -558,6 +566,13 @@ func (x *Merchant) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Merchant) GetAllowCrossTerminalRefunds() bool {
+	if x != nil {
+		return x.AllowCrossTerminalRefunds
+	}
+	return false
 }
 
 // A store (branch, outlet) of a merchant, where terminals are installed.
@@ -1319,7 +1334,7 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x1f\n" +
 	"\vpostal_code\x18\x05 \x01(\tR\n" +
 	"postalCode\x12\x18\n" +
-	"\acountry\x18\x06 \x01(\tR\acountry\"\xf0\x02\n" +
+	"\acountry\x18\x06 \x01(\tR\acountry\"\xb1\x03\n" +
 	"\bMerchant\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1d\n" +
@@ -1333,7 +1348,9 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xe1\x01\n" +
+	"updateTime\x12?\n" +
+	"\x1callow_cross_terminal_refunds\x18\n" +
+	" \x01(\bR\x19allowCrossTerminalRefunds\"\xe1\x01\n" +
 	"\x05Store\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x19\n" +

@@ -619,7 +619,9 @@ type RefundResponse struct {
 	// Approved or declined.
 	Decision Decision `protobuf:"varint,2,opt,name=decision,proto3,enum=posfleet.v1.Decision" json:"decision,omitempty"`
 	// Response code: 00, 13 (more than refundable or wrong currency), 12 (sale
-	// not found, reversed, or not captured), 57, 94.
+	// not found, reversed, or not captured), 57 (terminal suspended, or the
+	// sale was taken by another terminal and the merchant's
+	// allow_cross_terminal_refunds is off), 94.
 	ResponseCode string `protobuf:"bytes,3,opt,name=response_code,json=responseCode,proto3" json:"response_code,omitempty"`
 	// Human-readable text for the response code.
 	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
