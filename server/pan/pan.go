@@ -126,26 +126,21 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // candidate. With found set, it reports every candidate (possibly
 // overlapping, in order of their start) instead of stopping at the first.
 func scan(n string, requestID bool, found func(start, end int)) bool {
-	uuids := uuidSpans(n)
 	// chain holds the digit groups [start, end) of the current chain:
 	// groups joined by short runs of separators.
-	var chain [][2]int
+	var buf [12][2]int
+	chain := buf[:0]
 	hit := false
-	flush := func() bool {
-		if candidates(n, chain, requestID, found) {
-			hit = true
-		}
-		chain = chain[:0]
-		return hit && found == nil
-	}
 	for i := 0; i < len(n); {
-		if len(uuids) > 0 && i == uuids[0][0] {
+		if end := uuidAt(n, i); end > 0 {
 			// A canonical UUID is an identifier, never a card number.
-			if flush() {
-				return true
+			if candidates(n, chain, requestID, found) {
+				if hit = true; found == nil {
+					return true
+				}
 			}
-			i = uuids[0][1]
-			uuids = uuids[1:]
+			chain = chain[:0]
+			i = end
 			continue
 		}
 		if !isDigit(n[i]) {
@@ -153,19 +148,21 @@ func scan(n string, requestID bool, found func(start, end int)) bool {
 			continue
 		}
 		j := i
-		for j < len(n) && isDigit(n[j]) && (len(uuids) == 0 || j < uuids[0][0]) {
+		for j < len(n) && isDigit(n[j]) {
 			j++
 		}
 		if k := len(chain); k > 0 && !joined(n, chain[k-1][1], i) {
-			if flush() {
-				return true
+			if candidates(n, chain, requestID, found) {
+				if hit = true; found == nil {
+					return true
+				}
 			}
+			chain = chain[:0]
 		}
 		chain = append(chain, [2]int{i, j})
 		i = j
 	}
-	flush()
-	return hit
+	return candidates(n, chain, requestID, found) || hit
 }
 
 // joined reports whether n[from:to] is a run of 1 to maxSeparatorRun
@@ -247,18 +244,13 @@ func timestamp(d string) bool {
 	return false
 }
 
-// uuidSpans returns the byte ranges of the canonical UUIDs in n (8-4-4-4-12
-// hex digits of either case, not preceded or followed by a letter or digit).
-func uuidSpans(n string) [][2]int {
-	var out [][2]int
-	for i := 0; i+36 <= len(n); i++ {
-		if (i > 0 && isAlnum(n[i-1])) || !isUUID(n[i:i+36]) || (i+36 < len(n) && isAlnum(n[i+36])) {
-			continue
-		}
-		out = append(out, [2]int{i, i + 36})
-		i += 35
+// uuidAt returns the end of the canonical UUID (8-4-4-4-12 hex digits,
+// not preceded or followed by a letter or digit) that starts at n[i], or 0.
+func uuidAt(n string, i int) int {
+	if i+36 > len(n) || (i > 0 && isAlnum(n[i-1])) || !isUUID(n[i:i+36]) || (i+36 < len(n) && isAlnum(n[i+36])) {
+		return 0
 	}
-	return out
+	return i + 36
 }
 
 func isAlnum(c byte) bool { return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' }
