@@ -255,7 +255,7 @@ func TestRequestIDsPassServerChecks(t *testing.T) {
 		}
 		seen[rev] = true
 		for _, x := range []string{id, rev} {
-			if pan.ContainsInRequestID(x) {
+			if pan.Contains(x) {
 				t.Fatalf("the server would refuse request_id %q as a card number", x)
 			}
 		}

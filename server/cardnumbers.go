@@ -31,10 +31,6 @@ var cardNumberExempt = map[protoreflect.Name]string{
 	"page_token":       "server-issued",
 }
 
-// requestIDFields hold idempotency keys, which may embed Unix timestamps
-// (see pan.ContainsInRequestID).
-var requestIDFields = map[protoreflect.Name]bool{"request_id": true, "original_request_id": true}
-
 // checkCardNumbers records a violation for every string field, map key and
 // map value of m (nested messages and lists included) that holds a card
 // number. Violations name the field, never the value; a map key that holds
@@ -45,11 +41,10 @@ func checkCardNumbers(m protoreflect.Message, prefix string, v *violations) {
 			return true
 		}
 		field := prefix + string(fd.Name())
-		requestID := requestIDFields[fd.Name()]
 		value := func(kind protoreflect.Kind, path string, x protoreflect.Value) {
 			switch kind {
 			case protoreflect.StringKind:
-				if holdsCardValue(kind, x, requestID) {
+				if holdsCardValue(kind, x) {
 					v.add(path, "%s", pan.Reason)
 				}
 			case protoreflect.MessageKind, protoreflect.GroupKind:
@@ -94,13 +89,12 @@ func holdsCardNumber(m protoreflect.Message) bool {
 		if _, ok := cardNumberExempt[fd.Name()]; ok || !m.Has(fd) {
 			continue
 		}
-		requestID := requestIDFields[fd.Name()]
 		val := m.Get(fd)
 		switch {
 		case fd.IsList():
 			l := val.List()
 			for j := range l.Len() {
-				if holdsCardValue(fd.Kind(), l.Get(j), requestID) {
+				if holdsCardValue(fd.Kind(), l.Get(j)) {
 					return true
 				}
 			}
@@ -108,13 +102,13 @@ func holdsCardNumber(m protoreflect.Message) bool {
 			found := false
 			val.Map().Range(func(k protoreflect.MapKey, x protoreflect.Value) bool {
 				found = fd.MapKey().Kind() == protoreflect.StringKind && pan.Contains(k.String()) ||
-					holdsCardValue(fd.MapValue().Kind(), x, requestID)
+					holdsCardValue(fd.MapValue().Kind(), x)
 				return !found
 			})
 			if found {
 				return true
 			}
-		case holdsCardValue(fd.Kind(), val, requestID):
+		case holdsCardValue(fd.Kind(), val):
 			return true
 		}
 	}
@@ -122,12 +116,9 @@ func holdsCardNumber(m protoreflect.Message) bool {
 }
 
 // holdsCardValue reports whether one value of a field holds a card number.
-func holdsCardValue(kind protoreflect.Kind, x protoreflect.Value, requestID bool) bool {
+func holdsCardValue(kind protoreflect.Kind, x protoreflect.Value) bool {
 	switch kind {
 	case protoreflect.StringKind:
-		if requestID {
-			return pan.ContainsInRequestID(x.String())
-		}
 		return pan.Contains(x.String())
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return holdsCardNumber(x.Message())

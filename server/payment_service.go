@@ -68,7 +68,7 @@ var reTransactionID = newCharFormat("A-Za-z0-9", 1, 64)
 // requestID checks a required idempotency key.
 func (v *violations) requestID(field, id string) {
 	if v.required(field, id) && v.match(field, id, reRequestID, "1-64 letters, digits, '-', '_', '.' or ':'") &&
-		pan.ContainsInRequestID(id) {
+		pan.Contains(id) {
 		v.add(field, "%s", pan.Reason)
 	}
 }

@@ -10,9 +10,9 @@
 // characters and combining marks dropped, every decimal digit made ASCII.
 // Then a card number is, among the digits of the normalized text:
 //
-//   - a run of 13 to 19 consecutive digits passing the Luhn check, wherever
-//     it stands ("4111111111111111", "tok_4111111111111111",
-//     "note:4111111111111111:end"); or
+//   - a run of 13 to 19 consecutive digits passing the Luhn check (and not
+//     a timestamp, see below), wherever it stands ("4111111111111111",
+//     "tok_4111111111111111", "note:4111111111111111:end"); or
 //   - digit groups in the layout card numbers are printed in, joined by one
 //     to three separators (space, '-', '.', '_', '/', in any mix), whose
 //     digits together pass the Luhn check: groups of four with a last group
@@ -28,15 +28,15 @@
 // letters or digits) is never a card number, though about 1 random UUID in
 // 2,700 has all-digit segments that line up as a Luhn-valid 4-4-4-1 number.
 //
-// Request IDs get one more exception ([ContainsInRequestID]): clients build
-// them from Unix timestamps, and a 19-digit nanosecond timestamp passes the
+// Nor is a Unix timestamp: clients build request IDs, markers and log
+// references from timestamps, and a 19-digit nanosecond timestamp passes the
 // Luhn check one time in ten. A run of 13, 16 or 19 digits starting with 1,
 // 20 or 21 — a Unix time in milliseconds, microseconds or nanoseconds from
-// 2001-09-09 to 2039-09-18 — is not a card number in a request ID. This
-// gives nothing away: no card scheme issues 13-, 16- or 19-digit numbers
-// with those leading digits (13-digit Visa numbers start with 4, Mastercard's
-// 2-series and Mir start at 22, airline UATP numbers have 15 digits). The
-// window must be widened with care before 2039: 22 starts Mir and Mastercard.
+// 2001-09-09 to 2039-09-18 — is not a card number. This gives nothing away:
+// no card scheme issues 13-, 16- or 19-digit numbers with those leading
+// digits (13-digit Visa numbers start with 4, Mastercard's 2-series and Mir
+// start at 22, airline UATP numbers have 15 digits). The window must be
+// widened with care before 2039: 22 starts Mir and Mastercard.
 //
 // # Usage
 //

@@ -41,17 +41,34 @@ func cardNumber(x *bits) []byte {
 	for i := range n - 1 {
 		d[i] = byte(x.next(10))
 	}
+	fixLuhn(d)
+	return d
+}
+
+// notTimestamp makes a raw number that reads as a Unix timestamp (13, 16 or
+// 19 digits starting with 1, 20 or 21, which no card scheme issues) start
+// with 4 instead, and fixes its check digit.
+func notTimestamp(d []byte) []byte {
+	n := len(d)
+	if (n == 13 || n == 16 || n == 19) && (d[0] == 1 || d[0] == 2 && d[1] <= 1) {
+		d[0] = 4
+		fixLuhn(d)
+	}
+	return d
+}
+
+// fixLuhn sets the last digit so that d passes the Luhn check.
+func fixLuhn(d []byte) {
+	s := make([]byte, len(d))
 	for c := range byte(10) {
-		d[n-1] = c
-		s := make([]byte, n)
+		d[len(d)-1] = c
 		for i := range d {
 			s[i] = '0' + d[i]
 		}
 		if pan.Luhn(string(s)) {
-			break
+			return
 		}
 	}
-	return d
 }
 
 // layout returns the group sizes the number is printed in.
@@ -91,7 +108,8 @@ func render(x *bits, d []byte) string {
 
 // FuzzPAN checks the detector's properties: it never panics on any text; a
 // Luhn-valid 13-19 digit number printed in a card layout, with any
-// separators and digit forms, is found in any surrounding text; redacted
+// separators and digit forms, is found in any surrounding text (unless it
+// reads as a Unix timestamp, which no scheme issues); redacted
 // text holds no card number; a canonical UUID is never one.
 func FuzzPAN(f *testing.F) {
 	f.Add("", "", []byte{3, 4, 1, 1, 1, 1})
@@ -105,7 +123,6 @@ func FuzzPAN(f *testing.F) {
 		// Never panics, on anything.
 		for _, s := range []string{prefix, suffix, prefix + suffix} {
 			pan.Contains(s)
-			pan.ContainsInRequestID(s)
 			pan.Normalize(s)
 			if r := pan.Redact(s); pan.Contains(r) {
 				t.Fatalf("Redact(%q) = %q still holds a card number", s, r)
@@ -113,7 +130,7 @@ func FuzzPAN(f *testing.F) {
 		}
 
 		x := &bits{b: seed}
-		number := render(x, cardNumber(x))
+		number := render(x, notTimestamp(cardNumber(x)))
 		text := prefix + "#" + number + "#" + suffix
 		if !pan.Contains(text) {
 			t.Fatalf("Contains(%q) = false; the card number %q was missed", text, number)
@@ -130,7 +147,7 @@ func FuzzPAN(f *testing.F) {
 			h = strings.ToUpper(h)
 		}
 		uuid := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-		if pan.Contains(uuid) || pan.ContainsInRequestID(uuid) {
+		if pan.Contains(uuid) {
 			t.Fatalf("Contains(%q) = true for a canonical UUID", uuid)
 		}
 	})

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 )
 
 // Handler is a slog.Handler that redacts card numbers from the message and
 // from every attribute (in groups too, keys and values: strings, integers,
-// and the text of errors, Stringers and other values) before passing records on. Attributes
-// whose key ends in "request_id" follow the request-ID rule
-// ([RedactRequestID]), so that timestamp-based request IDs stay readable.
+// and the text of errors, Stringers and other values) before passing
+// records on.
 type Handler struct {
 	next slog.Handler
 }
@@ -52,9 +50,6 @@ func redactAttr(a slog.Attr) slog.Attr {
 	key := Redact(a.Key)
 	switch v.Kind() {
 	case slog.KindString:
-		if strings.HasSuffix(a.Key, "request_id") {
-			return slog.String(key, RedactRequestID(v.String()))
-		}
 		return slog.String(key, Redact(v.String()))
 	case slog.KindGroup:
 		g := v.Group()

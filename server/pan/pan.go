@@ -61,36 +61,15 @@ func isASCII(s string) bool {
 // Contains reports whether s holds something that reads as a full card
 // number (see the package documentation for the exact rule). Use it for
 // every field a client or operator writes.
-func Contains(s string) bool { return scan(Normalize(s), false, nil) }
-
-// ContainsInRequestID is [Contains] for idempotency keys: it also accepts
-// a run of 13, 16 or 19 digits that reads as a Unix time in milliseconds,
-// microseconds or nanoseconds between 2001-09-09 and 2039-09-18 (a run
-// starting with 1, 20 or 21), because clients build request IDs from
-// timestamps and no card scheme issues numbers of those lengths with those
-// leading digits.
-func ContainsInRequestID(s string) bool { return scan(Normalize(s), true, nil) }
+func Contains(s string) bool { return scan(Normalize(s), nil) }
 
 // Redact returns s with every card-number candidate replaced by
 // [Redacted]. A string without one is returned unchanged; one with one is
 // returned in its normalized form (see [Normalize]).
-func Redact(s string) string { return redact(s, false) }
-
-// RedactRequestID is [Redact] with the request-ID rule of
-// [ContainsInRequestID].
-func RedactRequestID(s string) string { return redact(s, true) }
-
-// Reason is what a refusal says about a field that holds a card number. It
-// never repeats the value.
-const Reason = "looks like a card number; card numbers are never accepted"
-
-// Redacted replaces card numbers in redacted text.
-const Redacted = "[redacted-card-number]"
-
-func redact(s string, requestID bool) string {
+func Redact(s string) string {
 	n := Normalize(s)
 	var spans [][2]int
-	if !scan(n, requestID, func(start, end int) {
+	if !scan(n, func(start, end int) {
 		if k := len(spans); k > 0 && start < spans[k-1][1] {
 			spans[k-1][1] = max(spans[k-1][1], end)
 			return
@@ -110,6 +89,13 @@ func redact(s string, requestID bool) string {
 	return b.String()
 }
 
+// Reason is what a refusal says about a field that holds a card number. It
+// never repeats the value.
+const Reason = "looks like a card number; card numbers are never accepted"
+
+// Redacted replaces card numbers in redacted text.
+const Redacted = "[redacted-card-number]"
+
 // isSeparator reports whether c may stand between the digit groups of a
 // printed card number.
 func isSeparator(c byte) bool {
@@ -125,7 +111,7 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // scan reports whether the normalized string n holds a card-number
 // candidate. With found set, it reports every candidate (possibly
 // overlapping, in order of their start) instead of stopping at the first.
-func scan(n string, requestID bool, found func(start, end int)) bool {
+func scan(n string, found func(start, end int)) bool {
 	// chain holds the digit groups [start, end) of the current chain:
 	// groups joined by short runs of separators.
 	var buf [12][2]int
@@ -134,7 +120,7 @@ func scan(n string, requestID bool, found func(start, end int)) bool {
 	for i := 0; i < len(n); {
 		if end := uuidAt(n, i); end > 0 {
 			// A canonical UUID is an identifier, never a card number.
-			if candidates(n, chain, requestID, found) {
+			if candidates(n, chain, found) {
 				if hit = true; found == nil {
 					return true
 				}
@@ -152,7 +138,7 @@ func scan(n string, requestID bool, found func(start, end int)) bool {
 			j++
 		}
 		if k := len(chain); k > 0 && !joined(n, chain[k-1][1], i) {
-			if candidates(n, chain, requestID, found) {
+			if candidates(n, chain, found) {
 				if hit = true; found == nil {
 					return true
 				}
@@ -162,7 +148,7 @@ func scan(n string, requestID bool, found func(start, end int)) bool {
 		chain = append(chain, [2]int{i, j})
 		i = j
 	}
-	return candidates(n, chain, requestID, found) || hit
+	return candidates(n, chain, found) || hit
 }
 
 // joined reports whether n[from:to] is a run of 1 to maxSeparatorRun
@@ -180,10 +166,11 @@ func joined(n string, from, to int) bool {
 }
 
 // candidates reports whether a chain of digit groups holds a card number:
-// a single group of 13-19 digits, or consecutive groups in a printed
-// layout: groups of four and a last group of one to four digits (4-4-4-4,
-// 4-4-4-1, 4-4-4-4-3), or 4-6-5 and 4-6-4 (American Express, Diners).
-func candidates(n string, chain [][2]int, requestID bool, found func(start, end int)) bool {
+// a single group of 13-19 digits that is not a timestamp, or consecutive
+// groups in a printed layout: groups of four and a last group of one to
+// four digits (4-4-4-4, 4-4-4-1, 4-4-4-4-3), or 4-6-5 and 4-6-4 (American
+// Express, Diners).
+func candidates(n string, chain [][2]int, found func(start, end int)) bool {
 	size := func(g [2]int) int { return g[1] - g[0] }
 	var digits [19]byte
 	hit := false
@@ -202,7 +189,7 @@ func candidates(n string, chain [][2]int, requestID bool, found func(start, end 
 		return found == nil
 	}
 	for a := range chain {
-		if s := size(chain[a]); s >= 13 && s <= 19 && !(requestID && timestamp(n[chain[a][0]:chain[a][1]])) {
+		if s := size(chain[a]); s >= 13 && s <= 19 && !timestamp(n[chain[a][0]:chain[a][1]]) {
 			if check(chain[a : a+1]) {
 				return true
 			}

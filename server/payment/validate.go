@@ -30,7 +30,7 @@ func checkRequestID(field, id string) error {
 		return &ValidationError{Field: field, Reason: "is required"}
 	case !validRequestID(id):
 		return &ValidationError{Field: field, Reason: "must be 1-64 letters, digits, '-', '_', '.' or ':'"}
-	case pan.ContainsInRequestID(id):
+	case pan.Contains(id):
 		return &ValidationError{Field: field, Reason: pan.Reason}
 	}
 	return nil

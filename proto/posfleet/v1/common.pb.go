@@ -23,8 +23,10 @@
 //     the text ("note:4111111111111111:end"), or digit groups in a printed
 //     card layout (4-4-4-4, 4-4-4-1 to 4-4-4-4-3, 4-6-5, 4-6-4) joined by one
 //     to three spaces, '-', '.', '_' or '/' ("tok_4111_1111_1111_1111")
-//     whose digits pass Luhn. Canonical UUIDs are never card numbers; request
-//     IDs may hold Unix timestamps (see AuthorizeRequest.request_id).
+//     whose digits pass Luhn. Canonical UUIDs are never card numbers, nor
+//     are Unix timestamps in milliseconds, microseconds or nanoseconds from
+//     2001-09-09 to 2039-09-18 (runs of 13, 16 or 19 digits starting with 1,
+//     20 or 21, which no card scheme issues).
 //     Exempt, because their formats allow long digit runs and handlers
 //     hold them to those formats: merchant_id and claimed_merchant_id
 //     (15-digit acquirer MIDs), and the server-issued authorization_id,

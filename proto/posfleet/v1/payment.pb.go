@@ -208,7 +208,7 @@ type AuthorizeRequest struct {
 	// (8-4-4-4-12 hex digits), alone or inside the ID, is never refused, nor is
 	// a Unix timestamp in milliseconds, microseconds or nanoseconds (a run of
 	// 13, 16 or 19 digits starting with 1, 20 or 21, i.e. from 2001-09-09 to
-	// 2039-09-18), such as "1733212345678901230-0001". Random hex strings in
+	// 2039-09-18), as in "1733212345678901230-0001". Random hex strings in
 	// other layouts hold a Luhn-valid digit run about once in 600, so use UUIDs
 	// or timestamps.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
