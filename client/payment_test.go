@@ -16,7 +16,7 @@ import (
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
-	"github.com/posfleet/posfleet/server/payment"
+	"github.com/posfleet/posfleet/server/pan"
 )
 
 // fakePayments answers Authorize from a script of failures and records
@@ -255,7 +255,7 @@ func TestRequestIDsPassServerChecks(t *testing.T) {
 		}
 		seen[rev] = true
 		for _, x := range []string{id, rev} {
-			if payment.ContainsPAN(x) {
+			if pan.Contains(x) {
 				t.Fatalf("the server would refuse request_id %q as a card number", x)
 			}
 		}

@@ -56,6 +56,7 @@ func (a *adminService) CreateMerchant(ctx context.Context, req *pb.CreateMerchan
 	got, err := a.s.fleet.CreateMerchant(ctx, fleet.Merchant{
 		ID: m.GetMerchantId(), LegalName: m.GetLegalName(), DisplayName: m.GetDisplayName(), MCC: m.GetMcc(),
 		Currency: m.GetCurrency(), Address: addressFromPB(m.GetAddress()),
+		CrossTerminalRefunds: m.GetAllowCrossTerminalRefunds(),
 	}, actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
@@ -98,8 +99,11 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 		if m.GetAddress() != nil {
 			paths = append(paths, "address")
 		}
+		if m.GetAllowCrossTerminalRefunds() {
+			paths = append(paths, "allow_cross_terminal_refunds")
+		}
 		if len(paths) == 0 {
-			v.add("merchant", "must set at least one of legal_name, display_name, mcc, currency, address")
+			v.add("merchant", "must set at least one of legal_name, display_name, mcc, currency, address, allow_cross_terminal_refunds")
 		}
 	}
 	var u fleet.MerchantUpdate
@@ -125,8 +129,10 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 			v.address("merchant.address", m.GetAddress())
 			addr := addressFromPB(m.GetAddress())
 			u.Address = &addr
+		case "allow_cross_terminal_refunds":
+			u.CrossTerminalRefunds = &m.AllowCrossTerminalRefunds
 		default:
-			v.add(fieldAt("update_mask.paths", i), "must be one of legal_name, display_name, mcc, currency, address")
+			v.add(fieldAt("update_mask.paths", i), "must be one of legal_name, display_name, mcc, currency, address, allow_cross_terminal_refunds")
 		}
 	}
 	if err := v.err(); err != nil {
@@ -394,7 +400,7 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 		sort.Strings(keys)
 		for _, k := range keys {
 			if !reParamKey.MatchString(k) {
-				v.add("parameters", "key %q must be 1-64 letters, digits, '.', '_' or '-'", truncate(k, 70))
+				v.add("parameters", "keys must be 1-64 letters, digits, '.', '_' or '-'")
 				continue
 			}
 			v.optional("parameters["+k+"]", req.GetParameters()[k], maxParamValue)
@@ -409,13 +415,6 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 		return nil, a.s.fleetStatus(ctx, err)
 	}
 	return &pb.SendCommandResponse{Command: commandToPB(c)}, nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // ListCommands lists a terminal's commands, newest first.

@@ -49,6 +49,7 @@ func merchantToPB(m fleet.Merchant) *pb.Merchant {
 		MerchantId: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, Mcc: m.MCC, Currency: m.Currency,
 		Address: addressToPB(m.Address), IdentityVersion: m.IdentityVersion,
 		CreateTime: ts(m.Created), UpdateTime: ts(m.Updated),
+		AllowCrossTerminalRefunds: m.CrossTerminalRefunds,
 	}
 }
 

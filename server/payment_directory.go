@@ -45,6 +45,8 @@ func (d *paymentDirectory) Policy(terminalID string) (payment.Policy, error) {
 		MerchantMCC:      b.MCC,
 		Location:         d.zone(b.TimeZone),
 		Suspended:        b.State == fleet.StateSuspended,
+
+		CrossTerminalRefunds: b.CrossTerminalRefunds,
 	}
 	if d.config == nil {
 		return p, nil

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/pan"
 	"github.com/posfleet/posfleet/server/payment"
 )
 
@@ -67,8 +68,8 @@ var reTransactionID = newCharFormat("A-Za-z0-9", 1, 64)
 // requestID checks a required idempotency key.
 func (v *violations) requestID(field, id string) {
 	if v.required(field, id) && v.match(field, id, reRequestID, "1-64 letters, digits, '-', '_', '.' or ':'") &&
-		payment.ContainsPAN(id) {
-		v.add(field, "must not be or contain a card number")
+		pan.Contains(id) {
+		v.add(field, "%s", pan.Reason)
 	}
 }
 

@@ -162,8 +162,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 			MinTime:             cfg.MinClientPingInterval,
 			PermitWithoutStream: true,
 		}),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
-		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor, cardNumberUnary),
+		grpc.ChainStreamInterceptor(s.streamInterceptor, cardNumberStream),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

@@ -145,6 +145,7 @@ func merchantsCreate(ctx context.Context, env *adminEnv, args []string) error {
 	display := fs.String("display-name", "", "name on receipts and screens")
 	mcc := fs.String("mcc", "", "merchant category code, 4 digits (required)")
 	currency := fs.String("currency", "", "ISO 4217 settlement currency, e.g. NZD (required)")
+	crossRefunds := fs.Bool("allow-cross-terminal-refunds", false, "let any terminal of the merchant refund another's sales")
 	addr := addressFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -154,6 +155,7 @@ func merchantsCreate(ctx context.Context, env *adminEnv, args []string) error {
 	}
 	resp, err := env.Client.Admin().CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
 		MerchantId: *id, LegalName: *legal, DisplayName: *display, Mcc: *mcc, Currency: *currency, Address: addr(),
+		AllowCrossTerminalRefunds: *crossRefunds,
 	}})
 	if err != nil {
 		return err
@@ -179,6 +181,7 @@ func merchantsGet(ctx context.Context, env *adminEnv, args []string) error {
 		{"merchant_id", m.GetMerchantId()}, {"legal_name", m.GetLegalName()}, {"display_name", orDash(m.GetDisplayName())},
 		{"mcc", m.GetMcc()}, {"currency", m.GetCurrency()}, {"address", addressText(m.GetAddress())},
 		{"identity_version", strconv.FormatUint(m.GetIdentityVersion(), 10)},
+		{"allow_cross_terminal_refunds", strconv.FormatBool(m.GetAllowCrossTerminalRefunds())},
 		{"created", tsText(m.GetCreateTime())}, {"updated", tsText(m.GetUpdateTime())},
 	})
 }
@@ -190,6 +193,7 @@ func merchantsUpdate(ctx context.Context, env *adminEnv, args []string) error {
 	display := fs.String("display-name", "", "new display name")
 	mcc := fs.String("mcc", "", "new merchant category code")
 	currency := fs.String("currency", "", "new settlement currency")
+	crossRefunds := fs.Bool("allow-cross-terminal-refunds", false, "let any terminal of the merchant refund another's sales (=false turns it off)")
 	addr := addressFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -197,9 +201,11 @@ func merchantsUpdate(ctx context.Context, env *adminEnv, args []string) error {
 	if err := need(fs, "id"); err != nil {
 		return err
 	}
-	m := &pb.Merchant{MerchantId: *id, LegalName: *legal, DisplayName: *display, Mcc: *mcc, Currency: *currency, Address: addr()}
+	m := &pb.Merchant{MerchantId: *id, LegalName: *legal, DisplayName: *display, Mcc: *mcc, Currency: *currency, Address: addr(),
+		AllowCrossTerminalRefunds: *crossRefunds}
 	var paths []string
-	for flagName, path := range map[string]string{"legal-name": "legal_name", "display-name": "display_name", "mcc": "mcc", "currency": "currency"} {
+	for flagName, path := range map[string]string{"legal-name": "legal_name", "display-name": "display_name", "mcc": "mcc", "currency": "currency",
+		"allow-cross-terminal-refunds": "allow_cross_terminal_refunds"} {
 		if isFlagSet(fs, flagName) {
 			paths = append(paths, path)
 		}
@@ -208,7 +214,7 @@ func merchantsUpdate(ctx context.Context, env *adminEnv, args []string) error {
 		paths = append(paths, "address")
 	}
 	if len(paths) == 0 {
-		return fmt.Errorf("nothing to change: give --legal-name, --display-name, --mcc, --currency or address flags")
+		return fmt.Errorf("nothing to change: give --legal-name, --display-name, --mcc, --currency, --allow-cross-terminal-refunds or address flags")
 	}
 	sort.Strings(paths)
 	got, err := env.Client.UpdateMerchant(ctx, m, paths...)

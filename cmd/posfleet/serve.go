@@ -19,6 +19,7 @@ import (
 
 	"github.com/posfleet/posfleet/internal/buildinfo"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/pan"
 )
 
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -215,11 +216,16 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		h = slog.NewTextHandler(w, opts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		h = slog.NewJSONHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", format)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	// Client text reaches log lines (refusals, faults, audit details):
+	// card numbers in it are redacted whatever the component.
+	return slog.New(pan.NewHandler(h)), nil
 }

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/posfleet/posfleet/internal/iso4217"
+	"github.com/posfleet/posfleet/server/pan"
 )
 
 // EntryMode is how a card is read (protocol EntryMode numbers).
@@ -215,7 +216,7 @@ func (s *Settings) validate(prefix string, v *violations) {
 			v.add(prefix+field, "must be valid UTF-8")
 		case utf8.RuneCountInString(*p) > MaxReceiptText:
 			v.add(prefix+field, "must be at most %d characters", MaxReceiptText)
-		case looksLikePAN(*p):
+		case pan.Contains(*p):
 			v.add(prefix+field, "must not contain a card number")
 		}
 	}
@@ -291,7 +292,7 @@ func (s *Settings) validate(prefix string, v *violations) {
 			v.add(field, "must be valid UTF-8")
 		case utf8.RuneCountInString(val) > MaxExtraValue:
 			v.add(field, "must be at most %d characters", MaxExtraValue)
-		case looksLikePAN(val):
+		case pan.Contains(val):
 			v.add(field, "must not contain a card number")
 		}
 	}
@@ -310,39 +311,4 @@ func safeKey(k string) string {
 
 func fmtIndex(field string, i int) string {
 	return field + "[" + strconv.Itoa(i) + "]"
-}
-
-// looksLikePAN reports whether s is, apart from spaces and dashes, 13-19
-// digits passing the Luhn check: a full card number that must never be
-// stored.
-func looksLikePAN(s string) bool {
-	var digits []byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			digits = append(digits, c-'0')
-		case c == ' ' || c == '-':
-		default:
-			return false
-		}
-		if len(digits) > 19 {
-			return false
-		}
-	}
-	if len(digits) < 13 {
-		return false
-	}
-	sum := 0
-	for i := len(digits) - 1; i >= 0; i-- {
-		d := int(digits[i])
-		if (len(digits)-1-i)%2 == 1 {
-			d *= 2
-			if d > 9 {
-				d -= 9
-			}
-		}
-		sum += d
-	}
-	return sum%10 == 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/posfleet/posfleet/server/audit"
@@ -29,7 +30,8 @@ func (f *Fleet) CreateMerchant(ctx context.Context, m Merchant, who Actor) (Merc
 	now := f.now().UTC()
 	m.IdentityVersion, m.Created, m.Updated = 1, now, now
 	ev := audit.Event{Type: audit.MerchantCreated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
-		Message: "merchant created", Attributes: map[string]string{"legal_name": m.LegalName, "mcc": m.MCC, "currency": m.Currency}}
+		Message: "merchant created", Attributes: map[string]string{"legal_name": m.LegalName, "mcc": m.MCC, "currency": m.Currency,
+			"allow_cross_terminal_refunds": strconv.FormatBool(m.CrossTerminalRefunds)}}
 	if err := f.put(keyOf(prefixMerchant, m.ID), &m, ev); err != nil {
 		return Merchant{}, err
 	}
@@ -104,10 +106,21 @@ func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate,
 		}
 		m.Address = *u.Address
 	}
+	policyChanged := false
+	if p := u.CrossTerminalRefunds; p != nil && *p != m.CrossTerminalRefunds {
+		changed = append(changed, "allow_cross_terminal_refunds")
+		m.CrossTerminalRefunds, policyChanged = *p, true
+	}
 	m.IdentityVersion++
 	m.Updated = f.now().UTC()
+	attrs := map[string]string{"changed": strings.Join(changed, ","), "identity_version": itoa(m.IdentityVersion)}
+	if policyChanged {
+		// Who may refund whose sales is a money decision: the audit trail
+		// says what it became.
+		attrs["allow_cross_terminal_refunds"] = strconv.FormatBool(m.CrossTerminalRefunds)
+	}
 	ev := audit.Event{Type: audit.MerchantUpdated, Actor: who.Name, Peer: who.Peer, MerchantID: m.ID,
-		Message: "merchant updated", Attributes: map[string]string{"changed": strings.Join(changed, ","), "identity_version": itoa(m.IdentityVersion)}}
+		Message: "merchant updated", Attributes: attrs}
 	if err := f.put(keyOf(prefixMerchant, m.ID), &m, ev); err != nil {
 		return Merchant{}, err
 	}

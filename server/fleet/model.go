@@ -102,6 +102,10 @@ type Merchant struct {
 	MCC         string  `json:"mcc"`
 	Currency    string  `json:"cur"`
 	Address     Address `json:"addr"`
+	// CrossTerminalRefunds lets any terminal of the merchant refund a sale
+	// another of its terminals took; without it only the terminal that
+	// took the sale may refund it.
+	CrossTerminalRefunds bool `json:"xtr,omitempty"`
 	// IdentityVersion starts at 1 and increases with every update.
 	IdentityVersion uint64    `json:"iv"`
 	Created         time.Time `json:"ct"`
@@ -116,6 +120,8 @@ type MerchantUpdate struct {
 	MCC         *string
 	Currency    *string
 	Address     *Address
+	// CrossTerminalRefunds sets Merchant.CrossTerminalRefunds.
+	CrossTerminalRefunds *bool
 }
 
 // Store is a branch of a merchant where terminals are installed.
@@ -229,6 +235,9 @@ type Binding struct {
 	// TimeZone is the store's IANA zone ("" means UTC).
 	TimeZone        string
 	IdentityVersion uint64
+	// CrossTerminalRefunds is the merchant's refund policy (see
+	// Merchant.CrossTerminalRefunds).
+	CrossTerminalRefunds bool
 }
 
 // CommandType is the kind of a remote command (protocol numbers).

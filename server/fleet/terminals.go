@@ -484,7 +484,7 @@ func (f *Fleet) Binding(id string) (Binding, bool) {
 	b := Binding{TerminalID: r.ID, MerchantID: r.MerchantID, StoreID: r.StoreID, State: r.State,
 		IdentityVersion: f.identityVersion(r)}
 	if m := f.merchants[r.MerchantID]; m != nil {
-		b.Currency, b.MCC = m.Currency, m.MCC
+		b.Currency, b.MCC, b.CrossTerminalRefunds = m.Currency, m.MCC, m.CrossTerminalRefunds
 	}
 	if s := f.stores[storeKey{r.MerchantID, r.StoreID}]; s != nil {
 		b.TimeZone = s.TimeZone

@@ -98,7 +98,9 @@
 //
 // Refund needs an approved, unreversed, captured sale of the same merchant
 // (else 12), the sale's currency and at most the captured amount less
-// earlier refunds (else 13); a suspended terminal gets 57. CloseBatch
+// earlier refunds (else 13); a suspended terminal gets 57, and so does a
+// terminal refunding another terminal's sale unless the merchant allows
+// refunds across its terminals (Policy.CrossTerminalRefunds). CloseBatch
 // compares the terminal's totals with the server's, closes the batch (in or
 // out of balance, audited) and opens the next one.
 //
@@ -119,11 +121,10 @@
 //
 // # Card data
 //
-// No card secret is accepted: a token, masked PAN or request ID that looks
-// like a full card number ([LooksLikePAN]: 13-19 digits passing the Luhn
-// check), or that contains one ([ContainsPAN]: such a digit run, or digit
-// groups separated by single spaces or dashes the way card numbers are
-// printed, e.g. "4111-1111-1111-1111"), is refused
+// No card secret is accepted: a token, masked PAN or request ID that is or
+// contains a full card number, as the pan package reads it (13-19 digits
+// passing the Luhn check, raw or printed in groups with any separator, in
+// any Unicode digit form; request IDs may hold Unix timestamps), is refused
 // with a [ValidationError] before anything is stored or logged. The engine
 // keeps a digest of the token for velocity limits and the masked PAN for
 // reports.

@@ -691,6 +691,8 @@ func (e *Engine) decideRefund(o *op, c *commit, now int64) {
 		code = CodeNotPermitted
 	case sale == nil || sale.kind != TxKindSale || !sale.approved() || sale.reversed:
 		code = CodeInvalidTransaction
+	case sale.terminal != ts.id && !pol.CrossTerminalRefunds:
+		code = CodeNotPermitted
 	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.amount-sale.refunded:
 		code = CodeInvalidAmount
 	}

@@ -64,11 +64,21 @@ func TestRefunds(t *testing.T) {
 			t.Errorf("%s: got %+v, want a refund ID in batch 1", s.name, res)
 		}
 	}
-	// A refund from another terminal of the same merchant is allowed and
-	// counts in that terminal's batch.
+	// A refund from another terminal of the same merchant is refused with
+	// 57 unless the merchant allows refunds across its terminals; then it
+	// counts in the refunding terminal's batch.
 	sale2 := v.authorize(sale(term1, "s2", 800))
-	if r := v.refund("T0000002", "x-1", sale2.AuthorizationID, 800); r.ResponseCode != "00" {
-		t.Errorf("refund at another terminal of the merchant: got %s, want 00", r.ResponseCode)
+	r := v.refund("T0000002", "x-1", sale2.AuthorizationID, 800)
+	if r.ResponseCode != "57" || r.RemainingRefundable.MinorUnits != 800 {
+		t.Errorf("refund at another terminal of the merchant by default: got %s with %d remaining, want 57 with 800",
+			r.ResponseCode, r.RemainingRefundable.MinorUnits)
+	}
+	if b := v.openBatch("T0000002").ServerTotals; b.RefundCount != 0 || b.RefundAmount != 0 {
+		t.Errorf("refusing terminal's batch: got %+v, want no refund", b)
+	}
+	v.dir.update("T0000002", func(p *payment.Policy) { p.CrossTerminalRefunds = true })
+	if r := v.refund("T0000002", "x-2", sale2.AuthorizationID, 800); r.ResponseCode != "00" {
+		t.Errorf("refund at another terminal of a merchant that allows it: got %s, want 00", r.ResponseCode)
 	}
 	if b := v.openBatch("T0000002").ServerTotals; b.RefundCount != 1 || b.RefundAmount != 800 {
 		t.Errorf("refunding terminal's batch: got %+v, want one refund of 800", b)

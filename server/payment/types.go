@@ -174,6 +174,10 @@ type Policy struct {
 	Location *time.Location
 	// Suspended terminals are declined with 57.
 	Suspended bool
+	// CrossTerminalRefunds lets the terminal refund sales that other
+	// terminals of its merchant took. Without it, such a refund is
+	// declined with 57 (not permitted to terminal).
+	CrossTerminalRefunds bool
 	// PerTransactionLimit and DailyLimit cap amounts in minor units of the
 	// merchant currency; exceeding either declines with 61.
 	PerTransactionLimit, DailyLimit Limit

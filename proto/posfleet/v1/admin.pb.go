@@ -724,7 +724,9 @@ type UpdateMerchantRequest struct {
 	// The merchant with new values; merchant_id selects it.
 	Merchant *Merchant `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
 	// Fields to change: any of legal_name, display_name, mcc, currency,
-	// address. Empty means every one of them that is non-empty in merchant.
+	// address, allow_cross_terminal_refunds. Empty means every one of them
+	// that is non-empty (or true) in merchant; turning
+	// allow_cross_terminal_refunds off needs it named here.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

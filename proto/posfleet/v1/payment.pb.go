@@ -203,11 +203,14 @@ func (ReverseStatus) EnumDescriptor() ([]byte, []int) {
 type AuthorizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Client-chosen idempotency key, 1-64 characters of letters, digits, '-',
-	// '_', '.' or ':'. An ID that looks like or holds a card number (13-19
-	// digits passing the Luhn check, alone or grouped by single spaces or
-	// dashes) is refused with InvalidArgument. A UUID in canonical form
-	// (8-4-4-4-12 hex digits) is never refused; random hex strings in other
-	// layouts are, about once in 600, so use UUIDs.
+	// '_', '.' or ':'. An ID that holds a card number (see the conventions in
+	// common.proto) is refused with InvalidArgument. A UUID in canonical form
+	// (8-4-4-4-12 hex digits), alone or inside the ID, is never refused, nor is
+	// a Unix timestamp in milliseconds, microseconds or nanoseconds (a run of
+	// 13, 16 or 19 digits starting with 1, 20 or 21, i.e. from 2001-09-09 to
+	// 2039-09-18), as in "1733212345678901230-0001". Random hex strings in
+	// other layouts hold a Luhn-valid digit run about once in 600, so use UUIDs
+	// or timestamps.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Merchant ID as the terminal believes it. Must equal the terminal's bound
 	// merchant or the authorization is declined with 03 and an alert is raised.
@@ -418,7 +421,8 @@ type ReverseRequest struct {
 	// Idempotency key of this reversal, checked like
 	// AuthorizeRequest.request_id.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// request_id of the Authorize call to cancel.
+	// request_id of the Authorize call to cancel, checked like
+	// AuthorizeRequest.request_id.
 	OriginalRequestId string `protobuf:"bytes,2,opt,name=original_request_id,json=originalRequestId,proto3" json:"original_request_id,omitempty"`
 	// Why.
 	Reason        ReversalReason `protobuf:"varint,3,opt,name=reason,proto3,enum=posfleet.v1.ReversalReason" json:"reason,omitempty"`
@@ -553,7 +557,7 @@ func (x *ReverseResponse) GetReplayed() bool {
 // Request of PaymentService.Refund.
 type RefundRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key of this refund.
+	// Idempotency key of this refund, checked like AuthorizeRequest.request_id.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Approved sale to refund.
 	AuthorizationId string `protobuf:"bytes,2,opt,name=authorization_id,json=authorizationId,proto3" json:"authorization_id,omitempty"`
@@ -624,7 +628,9 @@ type RefundResponse struct {
 	// Approved or declined.
 	Decision Decision `protobuf:"varint,2,opt,name=decision,proto3,enum=posfleet.v1.Decision" json:"decision,omitempty"`
 	// Response code: 00, 13 (more than refundable or wrong currency), 12 (sale
-	// not found, reversed, or not captured), 57, 94.
+	// not found, reversed, or not captured), 57 (terminal suspended, or the
+	// sale was taken by another terminal and the merchant's
+	// allow_cross_terminal_refunds is off), 94.
 	ResponseCode string `protobuf:"bytes,3,opt,name=response_code,json=responseCode,proto3" json:"response_code,omitempty"`
 	// Human-readable text for the response code.
 	Message string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
@@ -830,7 +836,7 @@ func (x *BatchTotals) GetPreauthAmount() *Money {
 // Request of PaymentService.CloseBatch.
 type CloseBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Idempotency key of this close.
+	// Idempotency key of this close, checked like AuthorizeRequest.request_id.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Batch the terminal believes is open. Must equal the open batch, otherwise
 	// FailedPrecondition with reason BATCH_MISMATCH (unless this is a replay).

@@ -53,7 +53,8 @@ const (
 //	00 approved; 03 invalid merchant (merchant_id is not the terminal's
 //	binding); 05 do not honour; 12 invalid transaction; 13 invalid amount;
 //	14 invalid card; 51 insufficient funds; 54 expired card; 57 not permitted
-//	to terminal (suspended); 61 exceeds amount limit; 65 exceeds frequency
+//	to terminal (suspended, or a refund of another terminal's sale that the
+//	merchant does not allow); 61 exceeds amount limit; 65 exceeds frequency
 //	limit; 94 duplicate transmission; 96 system error.
 type PaymentServiceClient interface {
 	// Authorizes a card payment: a sale when capture is true, a pre-auth hold
@@ -65,7 +66,8 @@ type PaymentServiceClient interface {
 	// never approved.
 	Reverse(ctx context.Context, in *ReverseRequest, opts ...grpc.CallOption) (*ReverseResponse, error)
 	// Refunds part or all of an approved sale, never more than what was
-	// captured less earlier refunds.
+	// captured less earlier refunds. Only the terminal that took the sale may
+	// refund it, unless the merchant's allow_cross_terminal_refunds is on.
 	Refund(ctx context.Context, in *RefundRequest, opts ...grpc.CallOption) (*RefundResponse, error)
 	// Closes the terminal's open batch: compares the terminal's totals with the
 	// server's, reports whether they balance and opens the next batch. The
@@ -149,7 +151,8 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 //	00 approved; 03 invalid merchant (merchant_id is not the terminal's
 //	binding); 05 do not honour; 12 invalid transaction; 13 invalid amount;
 //	14 invalid card; 51 insufficient funds; 54 expired card; 57 not permitted
-//	to terminal (suspended); 61 exceeds amount limit; 65 exceeds frequency
+//	to terminal (suspended, or a refund of another terminal's sale that the
+//	merchant does not allow); 61 exceeds amount limit; 65 exceeds frequency
 //	limit; 94 duplicate transmission; 96 system error.
 type PaymentServiceServer interface {
 	// Authorizes a card payment: a sale when capture is true, a pre-auth hold
@@ -161,7 +164,8 @@ type PaymentServiceServer interface {
 	// never approved.
 	Reverse(context.Context, *ReverseRequest) (*ReverseResponse, error)
 	// Refunds part or all of an approved sale, never more than what was
-	// captured less earlier refunds.
+	// captured less earlier refunds. Only the terminal that took the sale may
+	// refund it, unless the merchant's allow_cross_terminal_refunds is on.
 	Refund(context.Context, *RefundRequest) (*RefundResponse, error)
 	// Closes the terminal's open batch: compares the terminal's totals with the
 	// server's, reports whether they balance and opens the next batch. The
