@@ -83,6 +83,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	sopts := store.DefaultOptions(cfg.DataDir)
 	if cfg.InMemory {
 		sopts.InMemory = true
+	} else if err := ownedDir(cfg.DataDir, cfg.TakeOwnership, logger); err != nil {
+		return nil, err
 	} else if err := privateDir(cfg.DataDir, logger); err != nil {
 		return nil, err
 	}
