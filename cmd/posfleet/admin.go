@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -78,11 +75,8 @@ func writeTable(w io.Writer, headers []string, rows [][]string) error {
 
 func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("admin", stderr)
-	target := fs.String("target", "127.0.0.1:7400", "server address")
-	tokenFile := fs.String("admin-token-file", "./posfleet-data/admin.token", "file holding an admin token (or set POSFLEET_ADMIN_TOKEN)")
+	conn := addAdminConnFlags(fs, "127.0.0.1:7400", "server address")
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	tlsCA := fs.String("tls-ca", "", "CA certificate (PEM) to verify the server; enables TLS")
-	useTLS := fs.Bool("tls", false, "connect with TLS using the system roots")
 	timeout := fs.Duration("timeout", 15*time.Second, "deadline of each call")
 	fs.Usage = func() { adminUsage(stderr, fs) }
 	// Global flags come before the noun: posfleet admin [flags] <noun> <verb> [verb flags].
@@ -101,32 +95,7 @@ func runAdmin(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		adminUsage(stderr, fs)
 		return errUsage
 	}
-	token := strings.TrimSpace(os.Getenv("POSFLEET_ADMIN_TOKEN"))
-	if token == "" || isFlagSet(fs, "admin-token-file") {
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("admin token: %w (give --admin-token-file or POSFLEET_ADMIN_TOKEN)", err)
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	opts := []client.Option{client.WithBearer(token), client.WithDefaultTimeout(*timeout)}
-	switch {
-	case *tlsCA != "":
-		pem, err := os.ReadFile(*tlsCA)
-		if err != nil {
-			return fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-ca: no certificate in %s", *tlsCA)
-		}
-		opts = append(opts, client.WithTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
-	case *useTLS:
-		opts = append(opts, client.WithTLS(nil))
-	default:
-		opts = append(opts, client.WithInsecure())
-	}
-	c, err := client.Dial(*target, opts...)
+	c, err := conn.dial(client.WithDefaultTimeout(*timeout))
 	if err != nil {
 		return err
 	}

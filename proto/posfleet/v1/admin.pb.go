@@ -274,6 +274,12 @@ const (
 	AuditEventType_AUDIT_EVENT_TYPE_BATCH_CLOSED AuditEventType = 23
 	// A batch was closed out of balance.
 	AuditEventType_AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE AuditEventType = 24
+	// An online backup of the database was taken (AdminService.Backup).
+	AuditEventType_AUDIT_EVENT_TYPE_BACKUP_TAKEN AuditEventType = 25
+	// A merchant was archived.
+	AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED AuditEventType = 26
+	// A store was archived.
+	AuditEventType_AUDIT_EVENT_TYPE_STORE_ARCHIVED AuditEventType = 27
 )
 
 // Enum value maps for AuditEventType.
@@ -304,6 +310,9 @@ var (
 		22: "AUDIT_EVENT_TYPE_MERCHANT_MISMATCH",
 		23: "AUDIT_EVENT_TYPE_BATCH_CLOSED",
 		24: "AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE",
+		25: "AUDIT_EVENT_TYPE_BACKUP_TAKEN",
+		26: "AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED",
+		27: "AUDIT_EVENT_TYPE_STORE_ARCHIVED",
 	}
 	AuditEventType_value = map[string]int32{
 		"AUDIT_EVENT_TYPE_UNSPECIFIED":          0,
@@ -331,6 +340,9 @@ var (
 		"AUDIT_EVENT_TYPE_MERCHANT_MISMATCH":    22,
 		"AUDIT_EVENT_TYPE_BATCH_CLOSED":         23,
 		"AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE": 24,
+		"AUDIT_EVENT_TYPE_BACKUP_TAKEN":         25,
+		"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED":    26,
+		"AUDIT_EVENT_TYPE_STORE_ARCHIVED":       27,
 	}
 )
 
@@ -768,9 +780,11 @@ type ListMerchantsRequest struct {
 	// Most merchants to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list archived merchants.
+	IncludeArchived bool `protobuf:"varint,3,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListMerchantsRequest) Reset() {
@@ -815,6 +829,13 @@ func (x *ListMerchantsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListMerchantsRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
 }
 
 // Response of AdminService.ListMerchants.
@@ -972,9 +993,11 @@ type ListStoresRequest struct {
 	// Most stores to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list archived stores.
+	IncludeArchived bool `protobuf:"varint,4,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListStoresRequest) Reset() {
@@ -1026,6 +1049,13 @@ func (x *ListStoresRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListStoresRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
 }
 
 // Response of AdminService.ListStores.
@@ -5114,6 +5144,302 @@ func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
 	return nil
 }
 
+// Request of AdminService.Backup.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
+}
+
+// Response of AdminService.Backup: the next piece of the backup file.
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the backup file, at most 1 MiB. The file is the
+	// concatenation of every response's data, in order; it ends with a
+	// checksummed trailer, so a stream cut short is not a valid backup.
+	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *BackupResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// Request of AdminService.ArchiveMerchant.
+type ArchiveMerchantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Merchant to archive.
+	MerchantId string `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	// Why, for the audit trail.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveMerchantRequest) Reset() {
+	*x = ArchiveMerchantRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveMerchantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveMerchantRequest) ProtoMessage() {}
+
+func (x *ArchiveMerchantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveMerchantRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveMerchantRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ArchiveMerchantRequest) GetMerchantId() string {
+	if x != nil {
+		return x.MerchantId
+	}
+	return ""
+}
+
+func (x *ArchiveMerchantRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Response of AdminService.ArchiveMerchant.
+type ArchiveMerchantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The merchant, with archive_time set.
+	Merchant      *Merchant `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveMerchantResponse) Reset() {
+	*x = ArchiveMerchantResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveMerchantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveMerchantResponse) ProtoMessage() {}
+
+func (x *ArchiveMerchantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveMerchantResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveMerchantResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ArchiveMerchantResponse) GetMerchant() *Merchant {
+	if x != nil {
+		return x.Merchant
+	}
+	return nil
+}
+
+// Request of AdminService.ArchiveStore.
+type ArchiveStoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Merchant of the store.
+	MerchantId string `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	// Store to archive.
+	StoreId string `protobuf:"bytes,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// Why, for the audit trail.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveStoreRequest) Reset() {
+	*x = ArchiveStoreRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveStoreRequest) ProtoMessage() {}
+
+func (x *ArchiveStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveStoreRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveStoreRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ArchiveStoreRequest) GetMerchantId() string {
+	if x != nil {
+		return x.MerchantId
+	}
+	return ""
+}
+
+func (x *ArchiveStoreRequest) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
+}
+
+func (x *ArchiveStoreRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Response of AdminService.ArchiveStore.
+type ArchiveStoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store, with archive_time set.
+	Store         *Store `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveStoreResponse) Reset() {
+	*x = ArchiveStoreResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveStoreResponse) ProtoMessage() {}
+
+func (x *ArchiveStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveStoreResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveStoreResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ArchiveStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
 var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
@@ -5133,24 +5459,26 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"K\n" +
 	"\x16UpdateMerchantResponse\x121\n" +
-	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"R\n" +
+	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"}\n" +
 	"\x14ListMerchantsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_archived\x18\x03 \x01(\bR\x0fincludeArchived\"t\n" +
 	"\x15ListMerchantsResponse\x123\n" +
 	"\tmerchants\x18\x01 \x03(\v2\x15.posfleet.v1.MerchantR\tmerchants\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\">\n" +
 	"\x12CreateStoreRequest\x12(\n" +
 	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"?\n" +
 	"\x13CreateStoreResponse\x12(\n" +
-	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"p\n" +
+	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"\x9b\x01\n" +
 	"\x11ListStoresRequest\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_archived\x18\x04 \x01(\bR\x0fincludeArchived\"h\n" +
 	"\x12ListStoresResponse\x12*\n" +
 	"\x06stores\x18\x01 \x03(\v2\x12.posfleet.v1.StoreR\x06stores\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x89\x06\n" +
@@ -5494,7 +5822,23 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"adminToken\"\x18\n" +
 	"\x16ListAdminTokensRequest\"U\n" +
 	"\x17ListAdminTokensResponse\x12:\n" +
-	"\fadmin_tokens\x18\x01 \x03(\v2\x17.posfleet.v1.AdminTokenR\vadminTokens*\xa4\x01\n" +
+	"\fadmin_tokens\x18\x01 \x03(\v2\x17.posfleet.v1.AdminTokenR\vadminTokens\"\x0f\n" +
+	"\rBackupRequest\"$\n" +
+	"\x0eBackupResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"Q\n" +
+	"\x16ArchiveMerchantRequest\x12\x1f\n" +
+	"\vmerchant_id\x18\x01 \x01(\tR\n" +
+	"merchantId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
+	"\x17ArchiveMerchantResponse\x121\n" +
+	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"i\n" +
+	"\x13ArchiveStoreRequest\x12\x1f\n" +
+	"\vmerchant_id\x18\x01 \x01(\tR\n" +
+	"merchantId\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
+	"\x14ArchiveStoreResponse\x12(\n" +
+	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store*\xa4\x01\n" +
 	"\rTerminalState\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_PROVISIONED\x10\x01\x12\x19\n" +
@@ -5514,7 +5858,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x14ROLLOUT_STATE_HALTED\x10\x03\x12\x19\n" +
 	"\x15ROLLOUT_STATE_ABORTED\x10\x04\x12\x1b\n" +
 	"\x17ROLLOUT_STATE_COMPLETED\x10\x05\x12\x1c\n" +
-	"\x18ROLLOUT_STATE_SUPERSEDED\x10\x06*\xdf\a\n" +
+	"\x18ROLLOUT_STATE_SUPERSEDED\x10\x06*\xcf\b\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -5541,7 +5885,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"#AUDIT_EVENT_TYPE_IDENTITY_COLLISION\x10\x15\x12&\n" +
 	"\"AUDIT_EVENT_TYPE_MERCHANT_MISMATCH\x10\x16\x12!\n" +
 	"\x1dAUDIT_EVENT_TYPE_BATCH_CLOSED\x10\x17\x12)\n" +
-	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18*\x89\x01\n" +
+	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18\x12!\n" +
+	"\x1dAUDIT_EVENT_TYPE_BACKUP_TAKEN\x10\x19\x12&\n" +
+	"\"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED\x10\x1a\x12#\n" +
+	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\x89\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
@@ -5552,7 +5899,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xac\x15\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xa4\x17\n" +
 	"\fAdminService\x12Y\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\x12P\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\x12Y\n" +
@@ -5585,7 +5932,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x13GetSettlementReport\x12'.posfleet.v1.GetSettlementReportRequest\x1a(.posfleet.v1.GetSettlementReportResponse\x12_\n" +
 	"\x10CreateAdminToken\x12$.posfleet.v1.CreateAdminTokenRequest\x1a%.posfleet.v1.CreateAdminTokenResponse\x12_\n" +
 	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\x12\\\n" +
-	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponseB\xa5\x01\n" +
+	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\x12C\n" +
+	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse0\x01\x12\\\n" +
+	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\x12S\n" +
+	"\fArchiveStore\x12 .posfleet.v1.ArchiveStoreRequest\x1a!.posfleet.v1.ArchiveStoreResponseB\xa5\x01\n" +
 	"\x0fcom.posfleet.v1B\n" +
 	"AdminProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
@@ -5602,7 +5952,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
@@ -5680,48 +6030,54 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*RevokeAdminTokenResponse)(nil),    // 73: posfleet.v1.RevokeAdminTokenResponse
 	(*ListAdminTokensRequest)(nil),      // 74: posfleet.v1.ListAdminTokensRequest
 	(*ListAdminTokensResponse)(nil),     // 75: posfleet.v1.ListAdminTokensResponse
-	nil,                                 // 76: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 77: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 78: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 79: google.protobuf.FieldMask
-	(*Store)(nil),                       // 80: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 81: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 82: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 83: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 84: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 85: google.protobuf.Duration
-	(CommandType)(0),                    // 86: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 87: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 88: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 89: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 90: posfleet.v1.Money
-	(Decision)(0),                       // 91: posfleet.v1.Decision
-	(EntryMode)(0),                      // 92: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 93: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 94: posfleet.v1.BatchTotals
-	(Role)(0),                           // 95: posfleet.v1.Role
+	(*BackupRequest)(nil),               // 76: posfleet.v1.BackupRequest
+	(*BackupResponse)(nil),              // 77: posfleet.v1.BackupResponse
+	(*ArchiveMerchantRequest)(nil),      // 78: posfleet.v1.ArchiveMerchantRequest
+	(*ArchiveMerchantResponse)(nil),     // 79: posfleet.v1.ArchiveMerchantResponse
+	(*ArchiveStoreRequest)(nil),         // 80: posfleet.v1.ArchiveStoreRequest
+	(*ArchiveStoreResponse)(nil),        // 81: posfleet.v1.ArchiveStoreResponse
+	nil,                                 // 82: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 83: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 84: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 85: google.protobuf.FieldMask
+	(*Store)(nil),                       // 86: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 87: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 88: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 89: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 90: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 91: google.protobuf.Duration
+	(CommandType)(0),                    // 92: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 93: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 94: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 95: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 96: posfleet.v1.Money
+	(Decision)(0),                       // 97: posfleet.v1.Decision
+	(EntryMode)(0),                      // 98: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 99: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 100: posfleet.v1.BatchTotals
+	(Role)(0),                           // 101: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	78,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	79,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	78,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	78,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	80,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	80,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	80,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	84,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	84,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	84,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	84,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	85,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	84,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	84,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	86,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	86,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	86,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	81,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	82,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	83,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	83,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	84,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	85,  // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	87,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	88,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	89,  // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	89,  // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	89,  // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	90,  // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	91,  // 18: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	89,  // 19: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	18,  // 20: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	18,  // 21: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 22: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -5730,32 +6086,32 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	18,  // 25: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	18,  // 26: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	18,  // 27: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	85,  // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	83,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	91,  // 28: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	89,  // 29: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	18,  // 30: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	86,  // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	76,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	85,  // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	87,  // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	87,  // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	85,  // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	92,  // 31: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	82,  // 32: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	91,  // 33: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	93,  // 34: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	93,  // 35: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	91,  // 36: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
 	39,  // 37: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	88,  // 38: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	94,  // 38: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
 	40,  // 39: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
 	45,  // 40: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	89,  // 41: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	95,  // 41: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
 	39,  // 42: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
 	40,  // 43: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
 	2,   // 44: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	83,  // 45: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 46: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	89,  // 45: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	89,  // 46: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	45,  // 47: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	2,   // 48: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
 	45,  // 49: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
 	45,  // 50: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	45,  // 51: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	45,  // 52: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	83,  // 53: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	89,  // 53: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
 	57,  // 54: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
 	57,  // 55: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
 	58,  // 56: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
@@ -5765,104 +6121,112 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	57,  // 60: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
 	57,  // 61: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
 	3,   // 62: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 63: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	77,  // 64: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	89,  // 63: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	83,  // 64: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
 	3,   // 65: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	83,  // 66: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 67: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	89,  // 66: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	89,  // 67: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	60,  // 68: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
 	4,   // 69: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	90,  // 70: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	91,  // 71: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	92,  // 72: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	83,  // 73: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	93,  // 74: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	90,  // 75: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	91,  // 76: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	83,  // 77: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	83,  // 78: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	96,  // 70: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	97,  // 71: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	98,  // 72: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	89,  // 73: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	99,  // 74: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	96,  // 75: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	97,  // 76: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	89,  // 77: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	89,  // 78: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
 	63,  // 79: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
 	5,   // 80: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	94,  // 81: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	94,  // 82: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	83,  // 83: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	83,  // 84: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	94,  // 85: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	100, // 81: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	100, // 82: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	89,  // 83: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	89,  // 84: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	100, // 85: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
 	66,  // 86: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	83,  // 87: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	95,  // 88: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	83,  // 89: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	83,  // 90: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	95,  // 91: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	85,  // 92: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	89,  // 87: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	101, // 88: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	89,  // 89: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	89,  // 90: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	101, // 91: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	91,  // 92: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
 	69,  // 93: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	69,  // 94: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	69,  // 95: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	6,   // 96: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	8,   // 97: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	10,  // 98: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	12,  // 99: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	14,  // 100: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	16,  // 101: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	19,  // 102: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	21,  // 103: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	23,  // 104: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	25,  // 105: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	27,  // 106: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	29,  // 107: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	31,  // 108: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	33,  // 109: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	35,  // 110: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	37,  // 111: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	41,  // 112: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	43,  // 113: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	46,  // 114: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	48,  // 115: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	50,  // 116: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	52,  // 117: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	54,  // 118: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	56,  // 119: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	61,  // 120: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	64,  // 121: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	67,  // 122: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	70,  // 123: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	72,  // 124: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	74,  // 125: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	7,   // 126: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	9,   // 127: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	11,  // 128: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	13,  // 129: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	15,  // 130: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	17,  // 131: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	20,  // 132: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	22,  // 133: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	24,  // 134: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	26,  // 135: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	28,  // 136: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	30,  // 137: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	32,  // 138: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	34,  // 139: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	36,  // 140: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	38,  // 141: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	42,  // 142: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	44,  // 143: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	47,  // 144: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	49,  // 145: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	51,  // 146: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	53,  // 147: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	55,  // 148: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	59,  // 149: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	62,  // 150: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	65,  // 151: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	68,  // 152: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	71,  // 153: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	73,  // 154: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	75,  // 155: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	126, // [126:156] is the sub-list for method output_type
-	96,  // [96:126] is the sub-list for method input_type
-	96,  // [96:96] is the sub-list for extension type_name
-	96,  // [96:96] is the sub-list for extension extendee
-	0,   // [0:96] is the sub-list for field type_name
+	84,  // 96: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	86,  // 97: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	6,   // 98: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	8,   // 99: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	10,  // 100: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	12,  // 101: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	14,  // 102: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	16,  // 103: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	19,  // 104: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	21,  // 105: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	23,  // 106: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	25,  // 107: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	27,  // 108: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	29,  // 109: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	31,  // 110: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	33,  // 111: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	35,  // 112: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	37,  // 113: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	41,  // 114: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	43,  // 115: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	46,  // 116: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	48,  // 117: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	50,  // 118: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	52,  // 119: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	54,  // 120: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	56,  // 121: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	61,  // 122: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	64,  // 123: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	67,  // 124: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	70,  // 125: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	72,  // 126: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	74,  // 127: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	76,  // 128: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	78,  // 129: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	80,  // 130: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	7,   // 131: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	9,   // 132: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	11,  // 133: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	13,  // 134: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	15,  // 135: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	17,  // 136: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	20,  // 137: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	22,  // 138: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	24,  // 139: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	26,  // 140: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	28,  // 141: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	30,  // 142: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	32,  // 143: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	34,  // 144: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	36,  // 145: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	38,  // 146: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	42,  // 147: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	44,  // 148: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	47,  // 149: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	49,  // 150: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	51,  // 151: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	53,  // 152: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	55,  // 153: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	59,  // 154: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	62,  // 155: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	65,  // 156: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	68,  // 157: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	71,  // 158: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	73,  // 159: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	75,  // 160: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	77,  // 161: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	79,  // 162: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	81,  // 163: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	131, // [131:164] is the sub-list for method output_type
+	98,  // [98:131] is the sub-list for method input_type
+	98,  // [98:98] is the sub-list for extension type_name
+	98,  // [98:98] is the sub-list for extension extendee
+	0,   // [0:98] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -5879,7 +6243,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   72,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
