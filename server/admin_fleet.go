@@ -174,7 +174,7 @@ func (a *adminService) ListMerchants(ctx context.Context, req *pb.ListMerchantsR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ms, next, err := a.s.fleet.ListMerchants(n, req.GetPageToken())
+	ms, next, err := a.s.fleet.ListMerchants(n, req.GetPageToken(), req.GetIncludeArchived())
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -222,7 +222,7 @@ func (a *adminService) ListStores(ctx context.Context, req *pb.ListStoresRequest
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ss, next, err := a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken())
+	ss, next, err := a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken(), req.GetIncludeArchived())
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
