@@ -8,6 +8,7 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	"github.com/posfleet/posfleet/loadgen"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
 )
 
@@ -177,5 +178,55 @@ func TestEndToEndPaymentGateStopsADecliningRollout(t *testing.T) {
 		g.Stopped, g.Rollouts, g.StoppedMs, g.Stage, g.Terminals, g.Payments, g.Reason)
 	if g.Stopped != 1 || g.Stage != 1 || g.State != "ABORTED" || g.Terminals == 0 || g.Terminals > terminals/2 || g.Payments < 20 {
 		t.Errorf("gate result %+v: want the rollout rolled back in stage 1 after at least 20 payments", g)
+	}
+}
+
+// Cleanup retires the run's terminals and archives its stores and
+// merchants: none of them stays listed, and their records remain.
+func TestCleanupRetiresAndArchives(t *testing.T) {
+	t.Parallel()
+	addr, token := startPosfleet(t)
+	admin := dialN(t, addr, 1, client.WithBearer(token))[0]
+	const terminals = 4
+	fleet, err := loadgen.NewFleet(loadgen.FleetConfig{
+		Terminals: terminals, Merchants: 2, StoresPerMerchant: 2, Seed: 3, RunID: "CLN", NoWatch: true,
+		HeartbeatInterval: 5 * time.Second,
+	}, admin, dialN(t, addr, 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := loadgen.NewRun(loadgen.Config{Profile: steady(20, 300*time.Millisecond), Users: terminals}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.Run(t.Context(), run); err != nil {
+		t.Fatal(err)
+	}
+	run.Finish()
+	rep, err := fleet.Cleanup(t.Context())
+	if want := (loadgen.CleanupReport{Terminals: terminals, Stores: 4, Merchants: 2}); err != nil || rep != want {
+		t.Fatalf("Cleanup = %+v, %v; want %+v", rep, err, want)
+	}
+	if ms, err := admin.AllMerchants(t.Context()); err != nil || len(ms) != 0 {
+		t.Errorf("merchants listed after cleanup: %d, %v; want none", len(ms), err)
+	}
+	if ss, err := admin.AllStores(t.Context(), ""); err != nil || len(ss) != 0 {
+		t.Errorf("stores listed after cleanup: %d, %v; want none", len(ss), err)
+	}
+	ts, err := admin.AllTerminals(t.Context(), &pb.ListTerminalsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, term := range ts {
+		if term.GetState() != pb.TerminalState_TERMINAL_STATE_RETIRED {
+			t.Errorf("terminal %s is %v after cleanup, want retired", term.GetTerminalId(), term.GetState())
+		}
+	}
+	if m, err := admin.GetMerchant(t.Context(), "LCLNM0000"); err != nil || m.GetArchiveTime() == nil {
+		t.Errorf("archived merchant: %v, %v; want it readable with an archive time", m, err)
+	}
+	// Cleaning up again (a rerun) fails on nothing.
+	if _, err := fleet.Cleanup(t.Context()); err != nil {
+		t.Errorf("second Cleanup: %v", err)
 	}
 }

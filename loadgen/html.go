@@ -24,11 +24,36 @@ type tick struct {
 
 // chart is a line chart rendered as inline SVG: no scripts, no external
 // resources, so the report works offline and in any browser.
+// band is a stretch of the x axis drawn behind a chart's series: a stage,
+// labelled at the top, shaded when it is excluded from the results.
+type band struct {
+	from, to float64
+	label    string
+	shade    bool
+}
+
+// stageBands returns a band per profile stage of r, the warm-up shaded.
+func stageBands(r *Result) []band {
+	var out []band
+	for _, st := range r.Stages {
+		if st.Kind != "profile" || st.DurationSeconds <= 0 {
+			continue
+		}
+		label := st.Name
+		if st.Warmup {
+			label += " (warm-up, excluded)"
+		}
+		out = append(out, band{from: st.StartSeconds, to: st.StartSeconds + st.DurationSeconds, label: label, shade: st.Warmup})
+	}
+	return out
+}
+
 type chart struct {
 	title, xLabel, yLabel string
 	logY                  bool
 	series                []series
 	xTicks                []tick // nil: computed
+	bands                 []band // stages shown behind the series
 	yFormat               func(float64) string
 }
 
@@ -77,6 +102,11 @@ func (c chart) svg() template.HTML {
 			ymin, ymax = math.Min(ymin, y), math.Max(ymax, y)
 		}
 	}
+	if !math.IsInf(xmin, 1) {
+		for _, bd := range c.bands {
+			xmin, xmax = math.Min(xmin, bd.from), math.Max(xmax, bd.to)
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s">`,
 		chartW, chartH, chartW, chartH, html.EscapeString(c.title))
@@ -109,6 +139,16 @@ func (c chart) svg() template.HTML {
 		return float64(marginT) + ph - (tf(y)-tf(ymin))/(tf(ymax)-tf(ymin))*ph
 	}
 	// Axes and grid.
+	for i, bd := range c.bands {
+		x0, x1 := px(bd.from), px(bd.to)
+		if bd.shade {
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%.0f" fill="#e8e8e8"/>`, x0, marginT, x1-x0, ph)
+		}
+		if i > 0 {
+			fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" stroke="#bbb" stroke-dasharray="4 3"/>`, x0, x0, marginT, float64(marginT)+ph)
+		}
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="10" fill="#555"><title>%s</title>%s</text>`, x0+3, marginT+11, html.EscapeString(bd.label), html.EscapeString(clip(bd.label, int((x1-x0)/6))))
+	}
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.0f" height="%.0f" fill="none" stroke="#999"/>`, marginL, marginT, pw, ph)
 	var yt []float64
 	if c.logY {
@@ -166,6 +206,18 @@ func (c chart) svg() template.HTML {
 
 // mainOps returns the operations to chart: the transaction first, then the
 // busiest, at most n.
+// clip shortens s to at most n characters, marking a cut with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	switch {
+	case len(r) <= n:
+		return s
+	case n <= 1:
+		return ""
+	}
+	return string(r[:n-1]) + "…"
+}
+
 func mainOps(r *Result, n int) []string {
 	ops := append([]OpResult(nil), r.Ops...)
 	sort.SliceStable(ops, func(i, j int) bool {
@@ -204,7 +256,8 @@ func fullIntervals(in []IntervalResult) []IntervalResult {
 func charts(r *Result) []template.HTML {
 	var out []template.HTML
 	// Throughput: target vs issued vs completed.
-	th := chart{title: "Throughput", xLabel: "seconds from profile start", yLabel: "per second"}
+	bands := stageBands(r)
+	th := chart{title: "Throughput", xLabel: "seconds from profile start", yLabel: "per second", bands: bands}
 	tgt, iss := series{name: "target"}, series{name: "issued"}
 	ops := mainOps(r, 4)
 	done := make([]series, len(ops))
@@ -233,7 +286,7 @@ func charts(r *Result) []template.HTML {
 
 	// Latency over time, one chart per main operation.
 	for _, op := range ops {
-		c := chart{title: "Latency over time: " + op + " (from intended send time)", xLabel: "seconds from profile start", yLabel: "latency", logY: true, yFormat: fmtMs}
+		c := chart{title: "Latency over time: " + op + " (from intended send time)", xLabel: "seconds from profile start", yLabel: "latency", logY: true, yFormat: fmtMs, bands: bands}
 		p50, p99, mx := series{name: "p50"}, series{name: "p99"}, series{name: "max"}
 		for _, iv := range ivs {
 			o, ok := iv.Ops[op]
@@ -279,6 +332,8 @@ pre{background:#f6f6f6;padding:12px;overflow-x:auto;font-size:12px}
 figure{margin:16px 0}
 </style></head><body>
 <h1>posfleet loadgen: {{.Result.Profile}}</h1>
+<p>posfleet {{.Result.Environment.Version}}{{with .Result.Environment.Commit}} (commit {{.}}{{if $.Result.Environment.Modified}}, modified{{end}}){{end}},
+{{.Result.Environment.GoVersion}}, on {{.Result.Environment.Host}} with {{.Result.Environment.CPUs}} CPUs.</p>
 <p>Started {{.Result.StartTime.Format "2006-01-02 15:04:05 MST"}}; {{.Result.Arrivals}} arrivals;
 target {{printf "%.1f" .Result.TargetRate}}/s, achieved {{printf "%.1f" .Result.AchievedRate}}/s
 over {{printf "%.1f" .Result.MeasuredSeconds}}s.
@@ -286,7 +341,8 @@ over {{printf "%.1f" .Result.MeasuredSeconds}}s.
 {{range .Result.SLOs}}{{if .Pass}}<span class="good">PASS</span>{{else}}<span class="bad">FAIL</span>{{end}} <code>{{.Expr}}</code> {{end}}</p>
 <p>Latency is measured from each call's intended send time, so time spent queued behind a slow
 terminal or a late generator counts (no coordinated omission). Service time is from the actual
-send; send-lag is the difference.</p>
+send; send-lag is the difference. Shaded stretches are the warm-up, left out of the results;
+dashed lines divide the profile's stages.</p>
 {{range .Charts}}<figure>{{.}}</figure>
 {{end}}
 <h2>Summary</h2>

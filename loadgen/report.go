@@ -61,6 +61,13 @@ func WriteTable(w io.Writer, r *Result) error {
 		b.WriteString(" — INTERRUPTED")
 	}
 	b.WriteString("\n")
+	if e := r.Environment; e.Version != "" {
+		fmt.Fprintf(&b, "  posfleet %s", e.Version)
+		if e.Commit != "" {
+			fmt.Fprintf(&b, " (commit %.12s)", e.Commit)
+		}
+		fmt.Fprintf(&b, ", %s, host %s, %d CPUs\n", e.GoVersion, e.Host, e.CPUs)
+	}
 	for _, k := range sortedKeys(r.Info) {
 		fmt.Fprintf(&b, "  %s: %s\n", k, r.Info[k])
 	}

@@ -20,6 +20,8 @@ type Result struct {
 	Profile string `json:"profile"`
 	// Arrivals is "poisson" or "uniform".
 	Arrivals string `json:"arrivals"`
+	// Environment says which generator ran, where.
+	Environment Environment `json:"environment"`
 	// Info holds free-form facts about the run (target, terminals, mix…).
 	Info map[string]string `json:"info,omitempty"`
 	// StartTime is when the profile started.

@@ -59,8 +59,13 @@ type Config struct {
 	// LagThreshold is the dispatch-lag p99 above which the generator is
 	// reported as behind (default 10ms).
 	LagThreshold time.Duration
-	// Progress receives a progress line per interval; nil for none.
+	// Progress receives a progress line per interval; nil for none. The
+	// line fits 80 columns and its columns keep their places.
 	Progress io.Writer
+	// ProgressTTY rewrites one line in place (carriage return, clear to
+	// the end of the line) instead of writing a line per interval: for a
+	// terminal.
+	ProgressTTY bool
 	// IntervalLog receives the HdrHistogram interval log (.hlog), one
 	// histogram per operation per interval, tagged with the operation name;
 	// nil for none.
@@ -170,6 +175,9 @@ type Run struct {
 	drove     atomic.Bool
 	interrupt atomic.Bool
 	stoppedAt atomic.Int64 // unix ns when an interrupted Drive stopped dispatching
+	// progressed is set by the collector once it has written the progress
+	// header; read after the collector ends.
+	progressed bool
 
 	// dispatchLag is written only by the dispatcher goroutine during Drive
 	// and read only after it.
@@ -521,11 +529,41 @@ func (r *Run) collect() {
 	}
 }
 
-// printProgress writes the live progress line for one interval.
+// printProgress writes the live progress line for one interval, under a
+// header written once: in place on a terminal, else as a line of its own.
 func (r *Run) printProgress(iv intervalRec) {
+	if !r.progressed {
+		fmt.Fprintln(r.cfg.Progress, progressHeader)
+		r.progressed = true
+	}
+	line := r.progressLine(iv)
+	if r.cfg.ProgressTTY {
+		fmt.Fprint(r.cfg.Progress, "\r\x1b[K"+line)
+		return
+	}
+	fmt.Fprintln(r.cfg.Progress, line)
+}
+
+// progressWidth is the most characters a progress line takes.
+const progressWidth = 79
+
+// progressFormat lays out the progress columns: elapsed/total, stage, target
+// and sent rates per second, the main operation's p50 and p99, its errors
+// in the interval, and calls in flight; " BEHIND" follows when the
+// generator fell behind.
+const progressFormat = "%-10.10s %-10.10s %7s %7s %7s %7s %7s %7s"
+
+var progressHeader = fmt.Sprintf(progressFormat, "elapsed", "stage", "tgt/s", "sent/s", "p50", "p99", "errors", "inflight")
+
+// progressLine formats one interval in the columns of progressHeader, in
+// at most progressWidth characters.
+func (r *Run) progressLine(iv intervalRec) string {
 	wall := iv.end.Sub(iv.start).Seconds()
-	stage, elapsed := "setup", ""
-	target := 0.0
+	stage, elapsed := "setup", "-"
+	target, sent := 0.0, 0.0
+	if wall > 0 {
+		sent = float64(iv.issued) / wall
+	}
 	if st := r.Started(); !st.IsZero() {
 		off := iv.end.Sub(st)
 		if i, _ := r.cfg.Profile.StageAt(off); i >= 0 && i < len(r.cfg.Profile.Stages) {
@@ -533,24 +571,32 @@ func (r *Run) printProgress(iv intervalRec) {
 		} else {
 			stage = "drain"
 		}
-		elapsed = fmt.Sprintf("%5.0fs/%.0fs ", off.Seconds(), r.cfg.Profile.Duration().Seconds())
+		elapsed = fmt.Sprintf("%.0f/%.0fs", off.Seconds(), r.cfg.Profile.Duration().Seconds())
 		if wall > 0 {
 			target = r.cfg.Profile.Expected(iv.start.Sub(st), iv.end.Sub(st)) / wall
 		}
 	}
-	line := fmt.Sprintf("%s%-12s target %7.1f/s  sent %7.1f/s", elapsed, stage, target, float64(iv.issued)/wall)
-	for _, op := range progressOps(iv.ops) {
-		o := iv.ops[op]
-		line += fmt.Sprintf("  | %s %.1f/s p50 %s p99 %s max %s err %d", op, float64(o.Count)/wall, fmtMs(o.P50), fmtMs(o.P99), fmtMs(o.Max), o.Errors)
+	p50, p99, errs := "-", "-", "0"
+	if ops := progressOps(iv.ops); len(ops) > 0 {
+		o := iv.ops[ops[0]]
+		p50, p99, errs = fmtMs(o.P50), fmtMs(o.P99), fmt.Sprint(o.Errors)
 	}
-	line += fmt.Sprintf("  | inflight %d  lag max %s  cpu %.0f%%", r.inflight.Load(), fmtMs(ms(int64(iv.lagMax))), iv.cpu)
-	if iv.dropped > 0 {
-		line += fmt.Sprintf("  dropped %d", iv.dropped)
-	}
+	line := fmt.Sprintf(progressFormat, elapsed, stage, fmtRate(target), fmtRate(sent), p50, p99, errs, fmt.Sprint(r.inflight.Load()))
 	if iv.dropped > 0 || iv.lagMax > r.cfg.LagThreshold {
-		line += "  GENERATOR BEHIND"
+		line += " BEHIND"
 	}
-	fmt.Fprintln(r.cfg.Progress, line)
+	if len(line) > progressWidth {
+		line = line[:progressWidth]
+	}
+	return line
+}
+
+// fmtRate formats a rate per second in at most 7 characters.
+func fmtRate(v float64) string {
+	if v < 10000 {
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // progressOps picks at most three operations for the progress line: the
@@ -573,6 +619,9 @@ func (r *Run) Finish() *Result {
 	r.finishOnce.Do(func() {
 		close(r.stopCollect)
 		<-r.collectDone
+		if r.progressed && r.cfg.ProgressTTY {
+			fmt.Fprintln(r.cfg.Progress) // end the line rewritten in place
+		}
 		r.result = r.build()
 	})
 	return r.result
@@ -605,12 +654,13 @@ func (r *Run) build() *Result {
 	p := cfg.Profile
 	start := r.Started()
 	res := &Result{
-		Version:   ResultVersion,
-		Profile:   p.Name,
-		Arrivals:  cfg.Arrivals.String(),
-		Info:      cfg.Info,
-		StartTime: start,
-		EndTime:   time.Now(),
+		Version:     ResultVersion,
+		Profile:     p.Name,
+		Arrivals:    cfg.Arrivals.String(),
+		Info:        cfg.Info,
+		Environment: CurrentEnvironment(),
+		StartTime:   start,
+		EndTime:     time.Now(),
 	}
 	// Measured window: the non-warm-up stages, extended past the end of the
 	// profile to the last error-free completion of a measured arrival

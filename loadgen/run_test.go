@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,7 +164,8 @@ func TestRunAchievesTargetRate(t *testing.T) {
 	if res.Generator.Calls < want {
 		t.Errorf("generator calls: got %d, want at least %d", res.Generator.Calls, want)
 	}
-	if !strings.Contains(progress.String(), "target") {
+	checkProgressLines(t, progress.String(), "warmup", "steady")
+	if !strings.Contains(progress.String(), "warmup") {
 		t.Errorf("progress output lacks a progress line: %q", progress.String())
 	}
 
@@ -190,11 +192,17 @@ func TestRunAchievesTargetRate(t *testing.T) {
 	if got := back.Op(loadgen.OpHealth); got == nil || got.Count != health.Count || got.Latency.P99 != health.Latency.P99 {
 		t.Errorf("report.json round trip: got %+v, want count %d p99 %v", got, health.Count, health.Latency.P99)
 	}
+	// It says which generator ran where.
+	if env := back.Environment; env.Version == "" || env.GoVersion != runtime.Version() || env.CPUs != runtime.NumCPU() || env.Host == "" {
+		t.Errorf("report.json environment = %+v, want version, Go %s, %d CPUs and a host", env, runtime.Version(), runtime.NumCPU())
+	}
 	page, err := os.ReadFile(filepath.Join(dir, loadgen.ReportHTML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<svg", "Throughput", "Latency over time: health", "percentile spectrum", "<polyline"} {
+	// Stages are labelled on the time charts and the warm-up is shaded.
+	for _, want := range []string{"<svg", "Throughput", "Latency over time: health", "percentile spectrum", "<polyline",
+		"warmup (warm-up, excluded)", `fill="#e8e8e8"`, "<title>steady</title>", "CPUs", runtime.Version()} {
 		if !bytes.Contains(page, []byte(want)) {
 			t.Errorf("report.html lacks %q", want)
 		}

@@ -105,7 +105,7 @@ func (d fleetDirectory) Merchants() []string {
 	var out []string
 	token := ""
 	for {
-		page, next, err := d.f.ListMerchants(1000, token)
+		page, next, err := d.f.ListMerchants(1000, token, false) // archived merchants take no payments
 		if err != nil {
 			return out
 		}

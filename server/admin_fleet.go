@@ -181,7 +181,7 @@ func (a *adminService) ListMerchants(ctx context.Context, req *pb.ListMerchantsR
 		return nil, err
 	}
 	ms, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Merchant, string, error) {
-		return a.s.fleet.ListMerchants(n, req.GetPageToken())
+		return a.s.fleet.ListMerchants(n, req.GetPageToken(), req.GetIncludeArchived())
 	}, merchantToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
@@ -227,7 +227,7 @@ func (a *adminService) ListStores(ctx context.Context, req *pb.ListStoresRequest
 		return nil, err
 	}
 	ss, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Store, string, error) {
-		return a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken())
+		return a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken(), req.GetIncludeArchived())
 	}, storeToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)

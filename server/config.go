@@ -16,6 +16,11 @@ type Config struct {
 	// DataDir is where the database, signing key and generated admin token
 	// live. Created if missing.
 	DataDir string
+	// TakeOwnership lets the server take over a data directory that belongs
+	// to another user (e.g. one made for a service account, opened as
+	// root): everything in it is made the running user's. Without it, New
+	// refuses such a directory with ErrDataDirOwner.
+	TakeOwnership bool
 	// InMemory keeps all data in memory (tests only; nothing is durable).
 	InMemory bool
 	// AdminToken, when set, is the bootstrap admin token. When empty, a token

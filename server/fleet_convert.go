@@ -48,7 +48,7 @@ func merchantToPB(m fleet.Merchant) *pb.Merchant {
 	return &pb.Merchant{
 		MerchantId: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, Mcc: m.MCC, Currency: m.Currency,
 		Address: addressToPB(m.Address), IdentityVersion: m.IdentityVersion,
-		CreateTime: ts(m.Created), UpdateTime: ts(m.Updated),
+		CreateTime: ts(m.Created), UpdateTime: ts(m.Updated), ArchiveTime: ts(m.Archived),
 		AllowCrossTerminalRefunds: m.CrossTerminalRefunds,
 	}
 }
@@ -56,7 +56,7 @@ func merchantToPB(m fleet.Merchant) *pb.Merchant {
 func storeToPB(s fleet.Store) *pb.Store {
 	return &pb.Store{
 		MerchantId: s.MerchantID, StoreId: s.ID, Name: s.Name, Address: addressToPB(s.Address),
-		TimeZone: s.TimeZone, CreateTime: ts(s.Created),
+		TimeZone: s.TimeZone, CreateTime: ts(s.Created), ArchiveTime: ts(s.Archived),
 	}
 }
 

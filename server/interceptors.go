@@ -92,6 +92,9 @@ var methodAccess = map[string]access{
 	adminSvc + "CreateAdminToken":    {role: auth.RoleAdmin},
 	adminSvc + "RevokeAdminToken":    {role: auth.RoleAdmin},
 	adminSvc + "ListAdminTokens":     {role: auth.RoleAdmin},
+	adminSvc + "Backup":              {role: auth.RoleAdmin},
+	adminSvc + "ArchiveMerchant":     {role: auth.RoleOperator},
+	adminSvc + "ArchiveStore":        {role: auth.RoleOperator},
 }
 
 // Authenticator checks bearer secrets. The server's fleet and token stores

@@ -106,6 +106,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	sopts.CommitFault = cfg.commitFault
 	if cfg.InMemory {
 		sopts.InMemory = true
+	} else if err := ownedDir(cfg.DataDir, cfg.TakeOwnership, logger); err != nil {
+		return nil, err
 	} else if err := privateDir(cfg.DataDir, logger); err != nil {
 		return nil, err
 	}

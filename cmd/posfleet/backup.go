@@ -2,39 +2,125 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/store"
 )
 
-func runBackup(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
-	dataDir := fs.String("data-dir", "./posfleet-data", "data directory of a stopped server")
+	dataDir := fs.String("data-dir", "./posfleet-data", "data directory of a stopped server (without --target)")
 	out := fs.String("out", "", "backup file to write (required)")
+	conn := addAdminConnFlags(fs, "", "address of a running server to back up online (ADMIN token needed); without it, back up --data-dir offline")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return errors.New("--out is required")
 	}
-	if err := requireDatabase(*dataDir); err != nil {
+	if err := requireAbsent(*out); err != nil {
 		return err
 	}
-	if err := requireAbsent(*out); err != nil {
+	var sum backupSum
+	var err error
+	if *conn.target != "" {
+		err = backupOnline(ctx, conn, *out, &sum)
+	} else {
+		err = backupOffline(ctx, *dataDir, *out, &sum)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "wrote %s: %d bytes, sha256 %x\n", *out, sum.n, sum.h.Sum(nil))
+	return err
+}
+
+// backupSum counts and hashes a backup file as it is written, for the
+// summary backup prints (the SHA-256 is that of the whole file, as
+// sha256sum shows it).
+type backupSum struct {
+	h hash.Hash
+	n int64
+}
+
+// writer returns w extended to count and hash what goes through it.
+func (s *backupSum) writer(w io.Writer) io.Writer {
+	s.h, s.n = sha256.New(), 0
+	return io.MultiWriter(w, s.h, writerFunc(func(b []byte) (int, error) { s.n += int64(len(b)); return len(b), nil }))
+}
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// backupOffline writes a backup of the database in dataDir, which no server
+// may hold open, to out.
+func backupOffline(ctx context.Context, dataDir, out string, sum *backupSum) error {
+	if err := requireDatabase(dataDir); err != nil {
 		return err
 	}
 	// Opening read-write takes Badger's lock on the directory, which a
 	// running server holds.
-	db, err := store.Open(store.DefaultOptions(*dataDir), nil)
+	db, err := store.Open(store.DefaultOptions(dataDir), nil)
 	if err != nil {
-		return fmt.Errorf("%w (is the server still running?)", err)
+		return fmt.Errorf("%w (is the server still running? give --target to back it up online)", err)
 	}
 	defer db.Close()
-	return writeFileAtomic(*out, func(w io.Writer) error { return db.Backup(ctx, w) })
+	return writeFileAtomic(out, func(w io.Writer) error { return db.Backup(ctx, sum.writer(w)) })
+}
+
+// backupOnline streams a backup from the running server conn names into
+// out. The file is checked (store.CheckBackup) as it arrives and kept only
+// if it is a whole, valid backup.
+func backupOnline(ctx context.Context, conn *adminConn, out string, sum *backupSum) error {
+	// The stream lasts as long as the backup takes: no call deadline.
+	c, err := conn.dial(client.WithDefaultTimeout(0))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return writeFileAtomic(out, func(w io.Writer) error {
+		stream, err := c.Admin().Backup(ctx, &pb.BackupRequest{})
+		if err != nil {
+			return err
+		}
+		pr, pw := io.Pipe()
+		checked := make(chan error, 1)
+		go func() {
+			err := store.CheckBackup(pr)
+			pr.CloseWithError(err) // unblocks the writer if the check failed early
+			checked <- err
+		}()
+		dst := io.MultiWriter(sum.writer(w), pw)
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err == nil {
+				_, err = dst.Write(resp.GetData())
+			}
+			if err != nil {
+				pw.CloseWithError(err)
+				<-checked
+				return fmt.Errorf("online backup: %w", err)
+			}
+		}
+		pw.Close()
+		if err := <-checked; err != nil {
+			return fmt.Errorf("online backup: what the server sent is not a whole backup: %w", err)
+		}
+		return nil
+	})
 }
 
 // requireDatabase fails unless dir holds a database: opening a missing or
@@ -109,7 +195,7 @@ func syncDir(dir string) error {
 	return nil
 }
 
-func runRestore(_ context.Context, args []string, _, stderr io.Writer) error {
+func runRestore(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("restore", stderr)
 	dataDir := fs.String("data-dir", "./posfleet-data", "empty or missing data directory to restore into")
 	in := fs.String("in", "", "backup file to read (required)")
@@ -127,7 +213,11 @@ func runRestore(_ context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	return restoreDir(*dataDir, f)
+	if err := restoreDir(*dataDir, f); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "restored %s into %s\n", *in, *dataDir)
+	return err
 }
 
 // requireEmpty fails unless dir is missing or an empty directory.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -63,8 +64,17 @@ func backupOf(t *testing.T, n int) string {
 	dir := t.TempDir()
 	makeDatabase(t, dir, n)
 	file := filepath.Join(t.TempDir(), "backup.bin")
-	if out, code := runCLI(t, nil, "backup", "--data-dir", dir, "--out", file); code != 0 {
+	out, code := runCLI(t, nil, "backup", "--data-dir", dir, "--out", file)
+	if code != 0 {
 		t.Fatalf("backup: exit %d: %s", code, out)
+	}
+	// It says what it wrote, as sha256sum would.
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("wrote %s: %d bytes, sha256 %x\n", file, len(b), sha256.Sum256(b)); out != want {
+		t.Errorf("backup printed %q, want %q", out, want)
 	}
 	return file
 }

@@ -29,6 +29,31 @@ func (e sloFailed) Error() string {
 // ExitCode makes a missed SLO exit with status 3.
 func (sloFailed) ExitCode() int { return 3 }
 
+// interrupted ends a run cut short by SIGINT or SIGTERM: exit status 130,
+// as a shell reports a command ended by Ctrl-C, and no error text (the
+// partial report says what happened).
+type interrupted struct{}
+
+func (interrupted) Error() string { return "interrupted" }
+
+// ExitCode is 128 + SIGINT.
+func (interrupted) ExitCode() int { return 130 }
+
+// Unwrap makes the interruption count as already reported, so that nothing
+// more is printed.
+func (interrupted) Unwrap() error { return errUsage }
+
+// isTerminal reports whether w is a terminal, where the progress line is
+// rewritten in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 // listFlag is a repeatable flag; each value may also hold several entries
 // separated by commas or semicolons (as in its environment twin).
 type listFlag []string
@@ -76,6 +101,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	setupConc := fs.Int("setup-concurrency", 32, "concurrent calls while provisioning, registering and closing batches")
 	runID := fs.String("run-id", "", "prefix of every identifier the run creates, 1-8 letters or digits (default random)")
 	quiet := fs.Bool("quiet", false, "no live progress line")
+	cleanup := fs.Bool("cleanup", false, "after the run (also an interrupted one), retire its terminals and archive its merchants and stores")
 	tlsCA := fs.String("tls-ca", "", "CA certificate (PEM) to verify the server; enables TLS")
 	useTLS := fs.Bool("tls", false, "connect with TLS using the system roots")
 	insecure := fs.Bool("insecure", false, "allow plaintext to a non-loopback target")
@@ -174,10 +200,11 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if !*quiet {
 		cfg.Progress = stderr
+		cfg.ProgressTTY = isTerminal(stderr)
 	}
 
 	var run *loadgen.Run
-	var runErr error
+	var runErr, cleanupErr error
 	switch *driver {
 	case "health":
 		exec, err := loadgen.NewHealthExecutor(conns, "", *callTimeout)
@@ -244,6 +271,14 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		runErr = fleet.Run(ctx, run)
+		if *cleanup {
+			// Cleanup runs after Ctrl-C too, for a bounded time.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			rep, err := fleet.Cleanup(cctx)
+			cancel()
+			cleanupErr = err
+			logger.Info("cleaned up", "terminals_retired", rep.Terminals, "stores_archived", rep.Stores, "merchants_archived", rep.Merchants)
+		}
 	default:
 		return fmt.Errorf("--driver %q: want fleet or health", *driver)
 	}
@@ -260,6 +295,15 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "\nreport: %s\n", *reportDir)
+	if ctx.Err() != nil {
+		if cleanupErr != nil {
+			logger.Warn("cleanup incomplete", "err", cleanupErr)
+		}
+		return interrupted{}
+	}
+	if cleanupErr != nil {
+		return cleanupErr
+	}
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
 		return runErr
 	}

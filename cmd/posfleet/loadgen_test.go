@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -65,5 +68,71 @@ func TestLoadgenRefusesPlaintextOffLoopback(t *testing.T) {
 	out, code = runCLI(t, nil, "loadgen", "--profile", "nope", "--report", t.TempDir())
 	if code == 0 || !strings.Contains(out, "unknown profile") {
 		t.Errorf("unknown profile: exit %d, output %q", code, out)
+	}
+}
+
+// Ctrl-C used to end a run with "context canceled" and exit status 1. It
+// now exits 130 with the partial report written and no error text.
+func TestLoadgenInterruptExits130WithReport(t *testing.T) {
+	p := StartServe(t, t.TempDir())
+	defer func() {
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		p.Wait(t)
+	}()
+	dir := filepath.Join(t.TempDir(), "report")
+	cmd := exec.Command(binPath, "loadgen", "--driver", "health", "--target", p.Addr, "--rate", "50",
+		"--duration", "60s", "--warmup", "0", "--terminals", "2", "--report", dir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var logs strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		logs.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "steady") && !strings.Contains(sc.Text(), "msg=") {
+			break // a progress line: the profile is running
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		logs.WriteString(sc.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("loadgen after SIGINT: %v, want exit status 130\n%s", err, &logs)
+	}
+	for _, bad := range []string{"context canceled", "posfleet loadgen:"} {
+		if strings.Contains(logs.String(), bad) {
+			t.Errorf("stderr after SIGINT has %q:\n%s", bad, &logs)
+		}
+	}
+	res, err := loadgen.ReadResult(filepath.Join(dir, loadgen.ReportJSON))
+	if err != nil {
+		t.Fatalf("partial report: %v", err)
+	}
+	if !res.Interrupted {
+		t.Errorf("report.json: interrupted = false, want true")
+	}
+}
+
+// --cleanup leaves nothing of the run listed on the server.
+func TestLoadgenCleanup(t *testing.T) {
+	cli := StartAdminCLI(t)
+	out, code := runCLI(t, nil, "loadgen", "--target", cli.P.Addr, "--admin-token-file", cli.TokenFile,
+		"--rate", "20", "--duration", "500ms", "--warmup", "0", "--terminals", "3", "--merchants", "1",
+		"--no-watch", "--quiet", "--cleanup", "--report", filepath.Join(t.TempDir(), "report"))
+	if code != 0 || !strings.Contains(out, "terminals_retired=3") || !strings.Contains(out, "merchants_archived=1") {
+		t.Fatalf("loadgen --cleanup: exit %d\n%s", code, out)
+	}
+	if list := cli.Must("merchants", "list"); strings.Contains(list, "Loadgen") {
+		t.Errorf("merchants list after --cleanup still shows the run's merchant:\n%s", list)
 	}
 }

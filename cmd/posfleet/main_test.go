@@ -284,6 +284,19 @@ func (a *AdminCLI) Expect(out string, wants ...string) {
 // carrying its credential (closed when the test ends).
 func (a *AdminCLI) ProvisionAndRegister(merchant, store, serial string) (string, *client.Client) {
 	a.t.Helper()
+	tid, credential := a.ProvisionAndRegisterCredential(merchant, store, serial)
+	term, err := client.Dial(a.P.Addr, client.WithInsecure(), client.WithBearer(credential))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.t.Cleanup(func() { term.Close() })
+	return tid, term
+}
+
+// ProvisionAndRegisterCredential is ProvisionAndRegister returning the
+// terminal's credential instead of a client.
+func (a *AdminCLI) ProvisionAndRegisterCredential(merchant, store, serial string) (string, string) {
+	a.t.Helper()
 	var prov pb.ProvisionTerminalResponse
 	out := a.Must("--json", "terminals", "provision", "--serial", serial, "--merchant", merchant, "--store", store)
 	if err := protojson.Unmarshal([]byte(out), &prov); err != nil {
@@ -300,12 +313,7 @@ func (a *AdminCLI) ProvisionAndRegister(merchant, store, serial string) (string,
 	if err != nil {
 		a.t.Fatalf("Register %s: %v", serial, err)
 	}
-	term, err := client.Dial(a.P.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.t.Cleanup(func() { term.Close() })
-	return prov.GetTerminalId(), term
+	return prov.GetTerminalId(), reg.GetCredential()
 }
 
 // httpGet fetches url, retrying while the endpoint is still starting.

@@ -22,10 +22,17 @@ import (
 	"github.com/posfleet/posfleet/server/pan"
 )
 
-func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+// serveNotInFile are serve's flags that a config file may not set: which
+// file to read, and what to do instead of serving.
+var serveNotInFile = map[string]bool{"config": true, "print-config": true}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", stderr)
+	// Settings: one line each. Every one is also a POSFLEET_* environment
+	// variable and a key of the --config file.
 	listen := fs.String("listen", "127.0.0.1:7400", "gRPC listen address")
 	dataDir := fs.String("data-dir", "./posfleet-data", "data directory")
+	takeOwnership := fs.Bool("take-ownership", false, "take over a data directory owned by another user, making all its files the running user's (refused otherwise)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the bootstrap admin token (default: env POSFLEET_ADMIN_TOKEN, else generated into DATA_DIR/admin.token)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
@@ -45,26 +52,23 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	quotaScale := fs.Float64("quota-scale", 1, "multiply every per-credential call quota by this factor (0: no quotas, only for measuring the server's ceiling)")
 	var diskReserve byteSize
 	fs.Var(&diskReserve, "disk-reserve", "free space of the data directory's filesystem below which writes are refused (DISK_LOW) until space returns, e.g. 256MiB or 1GB; raised to what the store needs to finish its own writes (0: that alone, 36 MiB plus the LSM tree's size)")
+	// Where the settings come from, and what to do with them.
+	configFile := fs.String("config", "", "YAML file of settings keyed by flag name; flags and environment win over it")
+	printCfg := fs.Bool("print-config", false, "print the effective settings (secrets redacted) as a config file and exit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	logger, err := newLogger(stderr, *logLevel, *logFormat)
-	if err != nil {
-		return err
-	}
-	logger.Info("posfleet starting", "build", buildinfo.Read().String())
-	if *pprofOn && *metricsListen == "" {
-		return errors.New("--pprof needs --metrics-listen")
-	}
-	if *pprofOn {
-		// Profiles show the process's command line, memory and goroutine
-		// stacks, and the endpoint has no authentication.
-		if loop, err := isLoopback(*metricsListen); err != nil || !loop {
-			return fmt.Errorf("refusing --pprof on non-loopback --metrics-listen %s: profiles are unauthenticated; serve them on 127.0.0.1 or ::1", *metricsListen)
+	fileSet := map[string]bool{}
+	if *configFile != "" {
+		var err error
+		if fileSet, err = applyConfigFile(fs, *configFile, serveNotInFile); err != nil {
+			return err
 		}
 	}
 
+	// Check every setting before anything touches the disk or the network.
 	cfg := server.DefaultConfig(*dataDir)
+	cfg.TakeOwnership = *takeOwnership
 	cfg.ShutdownGrace = *grace
 	cfg.MaxRecvMsgSize = *maxRecv
 	cfg.MaxConnections, cfg.MaxConnectionsPerPeer, cfg.MaxConnectionIdle = *maxConns, *maxConnsPerPeer, *maxIdle
@@ -77,34 +81,42 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	cfg.Quotas = cfg.Quotas.Scale(*quotaScale)
 	cfg.DiskReserve = int64(diskReserve)
-	switch {
-	case *tokenFile != "":
-		b, err := os.ReadFile(*tokenFile)
-		if err != nil {
-			return fmt.Errorf("admin token file: %w", err)
-		}
-		cfg.AdminToken = strings.TrimSpace(string(b))
-	case os.Getenv("POSFLEET_ADMIN_TOKEN") != "":
-		cfg.AdminToken = strings.TrimSpace(os.Getenv("POSFLEET_ADMIN_TOKEN"))
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	tokenSource := ""
+	if err == nil {
+		tokenSource, err = serveAdminToken(&cfg, *tokenFile)
 	}
-	if (*tlsCert == "") != (*tlsKey == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+	if err == nil {
+		err = validateServe(&cfg, *listen, *metricsListen, *pprofOn, *tlsCert, *tlsKey, *insecure)
 	}
-	if *tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
-		if err != nil {
-			return fmt.Errorf("load TLS key pair: %w", err)
-		}
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if err == nil {
+		err = cfg.Validate()
 	}
-	if cfg.TLS == nil && !*insecure {
-		loop, err := isLoopback(*listen)
-		if err != nil {
-			return err
+	if *printCfg {
+		if perr := printConfig(stdout, fs, fileSet, serveNotInFile, nil); perr != nil {
+			return perr
 		}
-		if !loop {
-			return fmt.Errorf("refusing to serve plaintext on non-loopback address %s: give --tls-cert/--tls-key, or --insecure to accept the risk", *listen)
+		fmt.Fprintf(stdout, "# bootstrap admin token: %s\n", tokenSource)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	logger.Info("posfleet starting", "build", buildinfo.Read().String())
+
+	// Bind the addresses before opening the data directory: a taken port
+	// must not leave a new database and admin token behind.
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer lis.Close()
+	var metricsLis net.Listener
+	if *metricsListen != "" {
+		if metricsLis, err = net.Listen("tcp", *metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
 		}
+		defer metricsLis.Close()
 	}
 
 	srv, err := server.New(cfg, logger)
@@ -114,18 +126,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if p := srv.AdminTokenPath(); p != "" {
 		logger.Info("bootstrap admin token", "file", p)
 	}
-	lis, err := net.Listen("tcp", *listen)
-	if err != nil {
-		srv.Close()
-		return err
-	}
-	if *metricsListen != "" {
-		hs, err := serveMetrics(*metricsListen, metricsMux(srv.MetricsHandler(), *pprofOn), logger)
-		if err != nil {
-			lis.Close()
-			srv.Close()
-			return err
-		}
+	if metricsLis != nil {
+		hs := serveMetrics(metricsLis, metricsMux(srv.MetricsHandler(), *pprofOn), logger)
 		defer hs.Close()
 	}
 	if err := srv.Serve(ctx, lis); err != nil {
@@ -153,6 +155,68 @@ func (b *byteSize) Set(s string) error {
 	return nil
 }
 
+// serveAdminToken puts the bootstrap admin token into cfg: from file when
+// set, else from POSFLEET_ADMIN_TOKEN. It returns where the token comes
+// from, for --print-config.
+func serveAdminToken(cfg *server.Config, file string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("admin token file: %w", err)
+		}
+		cfg.AdminToken = strings.TrimSpace(string(b))
+		return "from --admin-token-file (redacted)", nil
+	case os.Getenv("POSFLEET_ADMIN_TOKEN") != "":
+		cfg.AdminToken = strings.TrimSpace(os.Getenv("POSFLEET_ADMIN_TOKEN"))
+		return "from POSFLEET_ADMIN_TOKEN (redacted)", nil
+	}
+	return "generated into DATA_DIR/" + server.AdminTokenFile + " on first start", nil
+}
+
+// validateServe checks serve's addresses and TLS settings without binding
+// or creating anything, and loads the TLS key pair into cfg.
+func validateServe(cfg *server.Config, listen, metricsListen string, pprofOn bool, tlsCert, tlsKey string, insecure bool) error {
+	if _, err := net.ResolveTCPAddr("tcp", listen); err != nil {
+		return fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	if metricsListen != "" {
+		if _, err := net.ResolveTCPAddr("tcp", metricsListen); err != nil {
+			return fmt.Errorf("--metrics-listen %q: %w", metricsListen, err)
+		}
+	}
+	if pprofOn && metricsListen == "" {
+		return errors.New("--pprof needs --metrics-listen")
+	}
+	if pprofOn {
+		// Profiles show the process's command line, memory and goroutine
+		// stacks, and the endpoint has no authentication.
+		if loop, err := isLoopback(metricsListen); err != nil || !loop {
+			return fmt.Errorf("refusing --pprof on non-loopback --metrics-listen %s: profiles are unauthenticated; serve them on 127.0.0.1 or ::1", metricsListen)
+		}
+	}
+	if (tlsCert == "") != (tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+		if err != nil {
+			return fmt.Errorf("load TLS key pair: %w", err)
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.TLS == nil && !insecure {
+		loop, err := isLoopback(listen)
+		if err != nil {
+			return err
+		}
+		if !loop {
+			return fmt.Errorf("refusing to serve plaintext on non-loopback address %s: give --tls-cert/--tls-key, or --insecure to accept the risk", listen)
+		}
+	}
+	return nil
+}
+
 // metricsMux serves metrics at /metrics and, with pprofOn, Go's profiles
 // under /debug/pprof/.
 func metricsMux(metrics http.Handler, pprofOn bool) *http.ServeMux {
@@ -168,21 +232,16 @@ func metricsMux(metrics http.Handler, pprofOn bool) *http.ServeMux {
 	return mux
 }
 
-// serveMetrics binds addr and serves h on it in the background until the
-// returned server is closed. A failure to bind is returned, so that serve
-// does not run without the endpoint it was asked for.
-func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (*http.Server, error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--metrics-listen: %w", err)
-	}
+// serveMetrics serves h on lis in the background until the returned server
+// is closed.
+func serveMetrics(lis net.Listener, h http.Handler, logger *slog.Logger) *http.Server {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("metrics endpoint failed", "err", err)
 		}
 	}()
-	return hs, nil
+	return hs
 }
 
 // isLoopback reports whether every address the listen address can bind to is

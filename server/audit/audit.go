@@ -45,6 +45,9 @@ const (
 	MerchantMismatch
 	BatchClosed
 	BatchOutOfBalance
+	BackupTaken
+	MerchantArchived
+	StoreArchived
 	typeCount
 )
 

@@ -45,6 +45,17 @@ var (
 	ErrCommandNotOwned = errors.New("fleet: command belongs to another terminal")
 	// ErrCommandExpired: the command expired before it was acknowledged.
 	ErrCommandExpired = errors.New("fleet: command expired")
+	// ErrMerchantArchived: a new store or terminal for an archived merchant.
+	ErrMerchantArchived = errors.New("fleet: merchant is archived")
+	// ErrStoreArchived: a terminal provisioned or rebound into an archived
+	// store.
+	ErrStoreArchived = errors.New("fleet: store is archived")
+	// ErrMerchantHasTerminals: archiving a merchant that still has
+	// terminals that are not retired (or one being provisioned).
+	ErrMerchantHasTerminals = errors.New("fleet: merchant has terminals that are not retired")
+	// ErrStoreHasTerminals: archiving a store that still has terminals that
+	// are not retired (or one being provisioned).
+	ErrStoreHasTerminals = errors.New("fleet: store has terminals that are not retired")
 	// ErrCommandFinished: the command was already acknowledged with another
 	// result.
 	ErrCommandFinished = errors.New("fleet: command already acknowledged")

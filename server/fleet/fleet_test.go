@@ -904,7 +904,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err != nil || m.DisplayName != "Kiwi Two" || m.IdentityVersion != 2 {
 		t.Errorf("MID1 after restart = %+v, %v", m, err)
 	}
-	if st, _, _ := e.f.ListStores("", 10, ""); len(st) != 2 {
+	if st, _, _ := e.f.ListStores("", 10, "", false); len(st) != 2 {
 		t.Errorf("stores after restart = %v", st)
 	}
 	if ref, err := e.f.Authenticate(active.Credential); err != nil || ref.MerchantID != "MID2" {
@@ -942,7 +942,7 @@ func TestListPagination(t *testing.T) {
 	var ids []string
 	tok := ""
 	for {
-		page, next, err := e.f.ListMerchants(2, tok)
+		page, next, err := e.f.ListMerchants(2, tok, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -960,7 +960,7 @@ func TestListPagination(t *testing.T) {
 	var stores []string
 	tok = ""
 	for {
-		page, next, err := e.f.ListStores("", 3, tok)
+		page, next, err := e.f.ListStores("", 3, tok, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1002,7 +1002,7 @@ func TestListPagination(t *testing.T) {
 			t.Errorf("terminals out of order: %v", tids)
 		}
 	}
-	if _, _, err := e.f.ListMerchants(2, "garbage!"); !errors.Is(err, fleet.ErrBadPageToken) {
+	if _, _, err := e.f.ListMerchants(2, "garbage!", false); !errors.Is(err, fleet.ErrBadPageToken) {
 		t.Errorf("bad page token: %v, want ErrBadPageToken", err)
 	}
 }

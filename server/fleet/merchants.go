@@ -132,16 +132,17 @@ func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate,
 }
 
 // ListMerchants returns up to limit merchants ordered by ID after the page
-// token, and the token of the next page ("" on the last).
-func (f *Fleet) ListMerchants(limit int, pageToken string) ([]Merchant, string, error) {
+// token, and the token of the next page ("" on the last). Archived merchants
+// are left out unless includeArchived.
+func (f *Fleet) ListMerchants(limit int, pageToken string, includeArchived bool) ([]Merchant, string, error) {
 	after, err := decodeToken(pageToken)
 	if err != nil {
 		return nil, "", err
 	}
 	f.mu.RLock()
 	ids := make([]string, 0, len(f.merchants))
-	for id := range f.merchants {
-		if id > after {
+	for id, m := range f.merchants {
+		if id > after && (includeArchived || m.Archived.IsZero()) {
 			ids = append(ids, id)
 		}
 	}
@@ -196,12 +197,14 @@ func (f *Fleet) CreateStore(ctx context.Context, s Store, who Actor) (Store, err
 	defer f.catalogMu.Unlock()
 	k := storeKey{s.MerchantID, s.ID}
 	f.mu.RLock()
-	_, merchant := f.merchants[s.MerchantID]
+	m, merchant := f.merchants[s.MerchantID]
 	_, exists := f.stores[k]
 	f.mu.RUnlock()
 	switch {
 	case !merchant:
 		return Store{}, ErrMerchantNotFound
+	case !m.Archived.IsZero():
+		return Store{}, ErrMerchantArchived
 	case exists:
 		return Store{}, ErrStoreExists
 	}
@@ -234,7 +237,9 @@ func (f *Fleet) Store(merchantID, storeID string) (Store, error) {
 
 // ListStores returns up to limit stores of merchantID (all merchants when
 // empty) ordered by merchant and store ID, and the next page token.
-func (f *Fleet) ListStores(merchantID string, limit int, pageToken string) ([]Store, string, error) {
+// Archived stores, and the stores of archived merchants, are left out unless
+// includeArchived.
+func (f *Fleet) ListStores(merchantID string, limit int, pageToken string, includeArchived bool) ([]Store, string, error) {
 	after, err := decodeToken(pageToken)
 	if err != nil {
 		return nil, "", err
@@ -247,8 +252,11 @@ func (f *Fleet) ListStores(merchantID string, limit int, pageToken string) ([]St
 		}
 	}
 	keys := make([]string, 0)
-	for k := range f.stores {
+	for k, s := range f.stores {
 		if merchantID != "" && k.merchant != merchantID {
+			continue
+		}
+		if !includeArchived && (!s.Archived.IsZero() || !f.merchants[k.merchant].Archived.IsZero()) {
 			continue
 		}
 		// "\x00" sorts below every ID character, keeping merchants together.

@@ -110,6 +110,8 @@ type Merchant struct {
 	IdentityVersion uint64    `json:"iv"`
 	Created         time.Time `json:"ct"`
 	Updated         time.Time `json:"ut"`
+	// Archived is when the merchant was archived; zero while it is live.
+	Archived time.Time `json:"ar,omitzero"`
 }
 
 // MerchantUpdate names the merchant fields UpdateMerchant changes; nil
@@ -133,6 +135,8 @@ type Store struct {
 	// TimeZone is an IANA zone name; empty means UTC.
 	TimeZone string    `json:"tz,omitempty"`
 	Created  time.Time `json:"ct"`
+	// Archived is when the store was archived; zero while it is live.
+	Archived time.Time `json:"ar,omitzero"`
 }
 
 // Device describes a terminal's hardware and software, as it reported at

@@ -103,12 +103,13 @@ func (f *Fleet) Provision(ctx context.Context, req ProvisionRequest, who Actor) 
 		ttl = f.opts.EnrollmentTTL
 	}
 	f.mu.Lock()
-	_, okM := f.merchants[req.MerchantID]
-	_, okS := f.stores[storeKey{req.MerchantID, req.StoreID}]
+	m, okM := f.merchants[req.MerchantID]
+	st, okS := f.stores[storeKey{req.MerchantID, req.StoreID}]
 	holder, inUse := f.serials[req.Serial]
 	inUse = inUse || f.reservedSerials[req.Serial]
+	archived := okM && okS && (!m.Archived.IsZero() || !st.Archived.IsZero())
 	var id string
-	if okM && okS && !inUse {
+	if okM && okS && !inUse && !archived {
 		for id == "" || f.terms[id] != nil || f.reservedIDs[id] {
 			id = randomFrom(idAlphabet, 8)
 		}
@@ -120,6 +121,10 @@ func (f *Fleet) Provision(ctx context.Context, req ProvisionRequest, who Actor) 
 		return Provisioned{}, ErrMerchantNotFound
 	case !okS:
 		return Provisioned{}, ErrStoreNotFound
+	case !m.Archived.IsZero():
+		return Provisioned{}, ErrMerchantArchived
+	case !st.Archived.IsZero():
+		return Provisioned{}, ErrStoreArchived
 	case inUse:
 		f.record(audit.Event{Type: audit.IdentityCollision, Actor: who.Name, Peer: who.Peer, TerminalID: holder,
 			MerchantID: req.MerchantID, StoreID: req.StoreID,
@@ -421,8 +426,14 @@ func (f *Fleet) Rebind(ctx context.Context, id, merchantID, storeID, reason stri
 		if m == nil {
 			return ErrMerchantNotFound
 		}
-		if f.stores[storeKey{merchantID, storeID}] == nil {
+		s := f.stores[storeKey{merchantID, storeID}]
+		switch {
+		case s == nil:
 			return ErrStoreNotFound
+		case !m.Archived.IsZero():
+			return ErrMerchantArchived
+		case !s.Archived.IsZero():
+			return ErrStoreArchived
 		}
 		next = f.identityVersion(r) + 1
 		r.MerchantID, r.StoreID = merchantID, storeID

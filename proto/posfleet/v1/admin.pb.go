@@ -332,6 +332,12 @@ const (
 	AuditEventType_AUDIT_EVENT_TYPE_BATCH_CLOSED AuditEventType = 23
 	// A batch was closed out of balance.
 	AuditEventType_AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE AuditEventType = 24
+	// An online backup of the database was taken (AdminService.Backup).
+	AuditEventType_AUDIT_EVENT_TYPE_BACKUP_TAKEN AuditEventType = 25
+	// A merchant was archived.
+	AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED AuditEventType = 26
+	// A store was archived.
+	AuditEventType_AUDIT_EVENT_TYPE_STORE_ARCHIVED AuditEventType = 27
 )
 
 // Enum value maps for AuditEventType.
@@ -362,6 +368,9 @@ var (
 		22: "AUDIT_EVENT_TYPE_MERCHANT_MISMATCH",
 		23: "AUDIT_EVENT_TYPE_BATCH_CLOSED",
 		24: "AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE",
+		25: "AUDIT_EVENT_TYPE_BACKUP_TAKEN",
+		26: "AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED",
+		27: "AUDIT_EVENT_TYPE_STORE_ARCHIVED",
 	}
 	AuditEventType_value = map[string]int32{
 		"AUDIT_EVENT_TYPE_UNSPECIFIED":          0,
@@ -389,6 +398,9 @@ var (
 		"AUDIT_EVENT_TYPE_MERCHANT_MISMATCH":    22,
 		"AUDIT_EVENT_TYPE_BATCH_CLOSED":         23,
 		"AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE": 24,
+		"AUDIT_EVENT_TYPE_BACKUP_TAKEN":         25,
+		"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED":    26,
+		"AUDIT_EVENT_TYPE_STORE_ARCHIVED":       27,
 	}
 )
 
@@ -828,9 +840,11 @@ type ListMerchantsRequest struct {
 	// Most merchants to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list archived merchants.
+	IncludeArchived bool `protobuf:"varint,3,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListMerchantsRequest) Reset() {
@@ -875,6 +889,13 @@ func (x *ListMerchantsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListMerchantsRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
 }
 
 // Response of AdminService.ListMerchants.
@@ -1032,9 +1053,11 @@ type ListStoresRequest struct {
 	// Most stores to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list archived stores.
+	IncludeArchived bool `protobuf:"varint,4,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ListStoresRequest) Reset() {
@@ -1086,6 +1109,13 @@ func (x *ListStoresRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListStoresRequest) GetIncludeArchived() bool {
+	if x != nil {
+		return x.IncludeArchived
+	}
+	return false
 }
 
 // Response of AdminService.ListStores.
@@ -6487,6 +6517,302 @@ func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
 	return nil
 }
 
+// Request of AdminService.Backup.
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{86}
+}
+
+// Response of AdminService.Backup: the next piece of the backup file.
+type BackupResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next bytes of the backup file, at most 1 MiB. The file is the
+	// concatenation of every response's data, in order; it ends with a
+	// checksummed trailer, so a stream cut short is not a valid backup.
+	Data          []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupResponse) Reset() {
+	*x = BackupResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupResponse) ProtoMessage() {}
+
+func (x *BackupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
+func (*BackupResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *BackupResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// Request of AdminService.ArchiveMerchant.
+type ArchiveMerchantRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Merchant to archive.
+	MerchantId string `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	// Why, for the audit trail.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveMerchantRequest) Reset() {
+	*x = ArchiveMerchantRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveMerchantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveMerchantRequest) ProtoMessage() {}
+
+func (x *ArchiveMerchantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveMerchantRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveMerchantRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *ArchiveMerchantRequest) GetMerchantId() string {
+	if x != nil {
+		return x.MerchantId
+	}
+	return ""
+}
+
+func (x *ArchiveMerchantRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Response of AdminService.ArchiveMerchant.
+type ArchiveMerchantResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The merchant, with archive_time set.
+	Merchant      *Merchant `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveMerchantResponse) Reset() {
+	*x = ArchiveMerchantResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveMerchantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveMerchantResponse) ProtoMessage() {}
+
+func (x *ArchiveMerchantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveMerchantResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveMerchantResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *ArchiveMerchantResponse) GetMerchant() *Merchant {
+	if x != nil {
+		return x.Merchant
+	}
+	return nil
+}
+
+// Request of AdminService.ArchiveStore.
+type ArchiveStoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Merchant of the store.
+	MerchantId string `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
+	// Store to archive.
+	StoreId string `protobuf:"bytes,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// Why, for the audit trail.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveStoreRequest) Reset() {
+	*x = ArchiveStoreRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveStoreRequest) ProtoMessage() {}
+
+func (x *ArchiveStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveStoreRequest.ProtoReflect.Descriptor instead.
+func (*ArchiveStoreRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *ArchiveStoreRequest) GetMerchantId() string {
+	if x != nil {
+		return x.MerchantId
+	}
+	return ""
+}
+
+func (x *ArchiveStoreRequest) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
+}
+
+func (x *ArchiveStoreRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Response of AdminService.ArchiveStore.
+type ArchiveStoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The store, with archive_time set.
+	Store         *Store `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArchiveStoreResponse) Reset() {
+	*x = ArchiveStoreResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArchiveStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArchiveStoreResponse) ProtoMessage() {}
+
+func (x *ArchiveStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArchiveStoreResponse.ProtoReflect.Descriptor instead.
+func (*ArchiveStoreResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ArchiveStoreResponse) GetStore() *Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
 var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
@@ -6506,24 +6832,26 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
 	"updateMask\"K\n" +
 	"\x16UpdateMerchantResponse\x121\n" +
-	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"R\n" +
+	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"}\n" +
 	"\x14ListMerchantsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_archived\x18\x03 \x01(\bR\x0fincludeArchived\"t\n" +
 	"\x15ListMerchantsResponse\x123\n" +
 	"\tmerchants\x18\x01 \x03(\v2\x15.posfleet.v1.MerchantR\tmerchants\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\">\n" +
 	"\x12CreateStoreRequest\x12(\n" +
 	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"?\n" +
 	"\x13CreateStoreResponse\x12(\n" +
-	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"p\n" +
+	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"\x9b\x01\n" +
 	"\x11ListStoresRequest\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"h\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12)\n" +
+	"\x10include_archived\x18\x04 \x01(\bR\x0fincludeArchived\"h\n" +
 	"\x12ListStoresResponse\x12*\n" +
 	"\x06stores\x18\x01 \x03(\v2\x12.posfleet.v1.StoreR\x06stores\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcb\x06\n" +
@@ -6966,7 +7294,23 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"adminToken\"\x18\n" +
 	"\x16ListAdminTokensRequest\"U\n" +
 	"\x17ListAdminTokensResponse\x12:\n" +
-	"\fadmin_tokens\x18\x01 \x03(\v2\x17.posfleet.v1.AdminTokenR\vadminTokens*\xa4\x01\n" +
+	"\fadmin_tokens\x18\x01 \x03(\v2\x17.posfleet.v1.AdminTokenR\vadminTokens\"\x0f\n" +
+	"\rBackupRequest\"$\n" +
+	"\x0eBackupResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"Q\n" +
+	"\x16ArchiveMerchantRequest\x12\x1f\n" +
+	"\vmerchant_id\x18\x01 \x01(\tR\n" +
+	"merchantId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"L\n" +
+	"\x17ArchiveMerchantResponse\x121\n" +
+	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"i\n" +
+	"\x13ArchiveStoreRequest\x12\x1f\n" +
+	"\vmerchant_id\x18\x01 \x01(\tR\n" +
+	"merchantId\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
+	"\x14ArchiveStoreResponse\x12(\n" +
+	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store*\xa4\x01\n" +
 	"\rTerminalState\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_PROVISIONED\x10\x01\x12\x19\n" +
@@ -6991,7 +7335,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
-	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xdf\a\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xcf\b\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -7018,7 +7362,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"#AUDIT_EVENT_TYPE_IDENTITY_COLLISION\x10\x15\x12&\n" +
 	"\"AUDIT_EVENT_TYPE_MERCHANT_MISMATCH\x10\x16\x12!\n" +
 	"\x1dAUDIT_EVENT_TYPE_BATCH_CLOSED\x10\x17\x12)\n" +
-	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18*\x89\x01\n" +
+	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18\x12!\n" +
+	"\x1dAUDIT_EVENT_TYPE_BACKUP_TAKEN\x10\x19\x12&\n" +
+	"\"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED\x10\x1a\x12#\n" +
+	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\x89\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
@@ -7029,7 +7376,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\x8b\x19\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\x83\x1b\n" +
 	"\fAdminService\x12Y\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\x12P\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\x12Y\n" +
@@ -7067,7 +7414,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x13GetSettlementReport\x12'.posfleet.v1.GetSettlementReportRequest\x1a(.posfleet.v1.GetSettlementReportResponse\x12_\n" +
 	"\x10CreateAdminToken\x12$.posfleet.v1.CreateAdminTokenRequest\x1a%.posfleet.v1.CreateAdminTokenResponse\x12_\n" +
 	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\x12\\\n" +
-	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponseB\xa5\x01\n" +
+	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\x12C\n" +
+	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse0\x01\x12\\\n" +
+	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\x12S\n" +
+	"\fArchiveStore\x12 .posfleet.v1.ArchiveStoreRequest\x1a!.posfleet.v1.ArchiveStoreResponseB\xa5\x01\n" +
 	"\x0fcom.posfleet.v1B\n" +
 	"AdminProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
@@ -7084,7 +7434,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
@@ -7179,49 +7529,55 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*RevokeAdminTokenResponse)(nil),    // 90: posfleet.v1.RevokeAdminTokenResponse
 	(*ListAdminTokensRequest)(nil),      // 91: posfleet.v1.ListAdminTokensRequest
 	(*ListAdminTokensResponse)(nil),     // 92: posfleet.v1.ListAdminTokensResponse
-	nil,                                 // 93: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 94: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 95: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 96: google.protobuf.FieldMask
-	(*Store)(nil),                       // 97: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 98: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 99: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 100: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 101: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 102: google.protobuf.Duration
-	(CommandType)(0),                    // 103: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 104: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 105: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 106: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 107: posfleet.v1.Money
-	(Decision)(0),                       // 108: posfleet.v1.Decision
-	(EntryMode)(0),                      // 109: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 110: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 111: posfleet.v1.BatchTotals
-	(Role)(0),                           // 112: posfleet.v1.Role
+	(*BackupRequest)(nil),               // 93: posfleet.v1.BackupRequest
+	(*BackupResponse)(nil),              // 94: posfleet.v1.BackupResponse
+	(*ArchiveMerchantRequest)(nil),      // 95: posfleet.v1.ArchiveMerchantRequest
+	(*ArchiveMerchantResponse)(nil),     // 96: posfleet.v1.ArchiveMerchantResponse
+	(*ArchiveStoreRequest)(nil),         // 97: posfleet.v1.ArchiveStoreRequest
+	(*ArchiveStoreResponse)(nil),        // 98: posfleet.v1.ArchiveStoreResponse
+	nil,                                 // 99: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 100: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 101: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 102: google.protobuf.FieldMask
+	(*Store)(nil),                       // 103: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 104: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 105: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 106: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 107: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 108: google.protobuf.Duration
+	(CommandType)(0),                    // 109: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 110: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 111: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 112: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 113: posfleet.v1.Money
+	(Decision)(0),                       // 114: posfleet.v1.Decision
+	(EntryMode)(0),                      // 115: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 116: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 117: posfleet.v1.BatchTotals
+	(Role)(0),                           // 118: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	95,  // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	95,  // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	95,  // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	95,  // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	96,  // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	95,  // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	95,  // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	97,  // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	97,  // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	97,  // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	101, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	101, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	101, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	101, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	102, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	101, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	101, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	103, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	103, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	103, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	98,  // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	99,  // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	100, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	100, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	100, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	101, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	100, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	102, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	100, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	104, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	105, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	106, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	106, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	106, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	107, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	106, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	108, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	106, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -7230,36 +7586,36 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	19,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	102, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	100, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	108, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	106, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	103, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	93,  // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	102, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	104, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	104, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	102, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	109, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	99,  // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	108, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	110, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	110, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	108, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
 	43,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
 	42,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
-	100, // 40: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	100, // 41: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	102, // 42: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	100, // 43: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	102, // 44: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	102, // 45: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	106, // 40: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	106, // 41: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	108, // 42: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	106, // 43: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	108, // 44: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	108, // 45: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
 	40,  // 46: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	105, // 47: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	111, // 47: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
 	41,  // 48: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
 	49,  // 49: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	105, // 50: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	111, // 50: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
 	60,  // 51: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	106, // 52: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	112, // 52: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
 	61,  // 53: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
 	40,  // 54: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
 	41,  // 55: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
 	2,   // 56: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	100, // 57: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	100, // 58: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	106, // 57: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	106, // 58: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	44,  // 59: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
 	49,  // 60: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	2,   // 61: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
@@ -7270,7 +7626,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	3,   // 66: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
 	40,  // 67: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
 	49,  // 68: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	105, // 69: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	111, // 69: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
 	40,  // 70: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
 	62,  // 71: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
 	40,  // 72: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
@@ -7283,7 +7639,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	49,  // 79: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
 	60,  // 80: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
 	49,  // 81: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	100, // 82: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	106, // 82: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
 	74,  // 83: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
 	74,  // 84: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
 	75,  // 85: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
@@ -7293,114 +7649,122 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	74,  // 89: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
 	74,  // 90: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
 	4,   // 91: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	100, // 92: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	94,  // 93: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	106, // 92: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	100, // 93: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
 	4,   // 94: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	100, // 95: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	100, // 96: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	106, // 95: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	106, // 96: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	77,  // 97: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
 	5,   // 98: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	107, // 99: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	108, // 100: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	109, // 101: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	100, // 102: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	110, // 103: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	107, // 104: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	108, // 105: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	100, // 106: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	100, // 107: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	113, // 99: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	114, // 100: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	115, // 101: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	106, // 102: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	116, // 103: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	113, // 104: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	114, // 105: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	106, // 106: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	106, // 107: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
 	80,  // 108: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
 	6,   // 109: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	111, // 110: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	111, // 111: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	100, // 112: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	100, // 113: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	111, // 114: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	117, // 110: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	117, // 111: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	106, // 112: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	106, // 113: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	117, // 114: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
 	83,  // 115: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	100, // 116: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	112, // 117: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	100, // 118: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	100, // 119: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	112, // 120: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	102, // 121: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	106, // 116: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	118, // 117: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	106, // 118: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	106, // 119: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	118, // 120: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	108, // 121: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
 	86,  // 122: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	86,  // 123: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	86,  // 124: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	7,   // 125: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 126: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 127: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 128: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 129: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 130: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 131: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 132: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 133: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 134: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 135: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 136: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 137: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 138: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 139: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 140: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	45,  // 141: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	47,  // 142: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	50,  // 143: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	52,  // 144: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	54,  // 145: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	56,  // 146: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	58,  // 147: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	63,  // 148: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	65,  // 149: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	67,  // 150: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	69,  // 151: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	71,  // 152: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	73,  // 153: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	78,  // 154: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	81,  // 155: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	84,  // 156: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	87,  // 157: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	89,  // 158: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	91,  // 159: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	8,   // 160: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 161: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 162: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 163: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 164: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 165: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 166: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 167: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 168: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 169: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 170: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 171: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 172: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 173: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 174: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 175: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	46,  // 176: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	48,  // 177: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	51,  // 178: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	53,  // 179: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	55,  // 180: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	57,  // 181: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	59,  // 182: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	64,  // 183: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	66,  // 184: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	68,  // 185: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	70,  // 186: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	72,  // 187: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	76,  // 188: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	79,  // 189: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	82,  // 190: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	85,  // 191: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	88,  // 192: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	90,  // 193: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	92,  // 194: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	160, // [160:195] is the sub-list for method output_type
-	125, // [125:160] is the sub-list for method input_type
-	125, // [125:125] is the sub-list for extension type_name
-	125, // [125:125] is the sub-list for extension extendee
-	0,   // [0:125] is the sub-list for field type_name
+	101, // 125: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	103, // 126: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	7,   // 127: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 128: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 129: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 130: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 131: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 132: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 133: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 134: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 135: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 136: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 137: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 138: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 139: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 140: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 141: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 142: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	45,  // 143: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	47,  // 144: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	50,  // 145: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	52,  // 146: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	54,  // 147: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	56,  // 148: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	58,  // 149: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	63,  // 150: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	65,  // 151: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	67,  // 152: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	69,  // 153: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	71,  // 154: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	73,  // 155: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	78,  // 156: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	81,  // 157: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	84,  // 158: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	87,  // 159: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	89,  // 160: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	91,  // 161: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	93,  // 162: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	95,  // 163: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	97,  // 164: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	8,   // 165: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 166: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 167: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 168: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 169: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 170: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 171: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 172: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 173: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 174: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 175: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 176: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 177: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 178: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 179: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 180: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	46,  // 181: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	48,  // 182: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	51,  // 183: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	53,  // 184: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	55,  // 185: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	57,  // 186: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	59,  // 187: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	64,  // 188: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	66,  // 189: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	68,  // 190: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	70,  // 191: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	72,  // 192: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	76,  // 193: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	79,  // 194: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	82,  // 195: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	85,  // 196: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	88,  // 197: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	90,  // 198: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	92,  // 199: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	94,  // 200: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	96,  // 201: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	98,  // 202: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	165, // [165:203] is the sub-list for method output_type
+	127, // [127:165] is the sub-list for method input_type
+	127, // [127:127] is the sub-list for extension type_name
+	127, // [127:127] is the sub-list for extension extendee
+	0,   // [0:127] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -7417,7 +7781,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   88,
+			NumMessages:   94,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

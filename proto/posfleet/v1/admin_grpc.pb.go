@@ -57,6 +57,9 @@ const (
 	AdminService_CreateAdminToken_FullMethodName    = "/posfleet.v1.AdminService/CreateAdminToken"
 	AdminService_RevokeAdminToken_FullMethodName    = "/posfleet.v1.AdminService/RevokeAdminToken"
 	AdminService_ListAdminTokens_FullMethodName     = "/posfleet.v1.AdminService/ListAdminTokens"
+	AdminService_Backup_FullMethodName              = "/posfleet.v1.AdminService/Backup"
+	AdminService_ArchiveMerchant_FullMethodName     = "/posfleet.v1.AdminService/ArchiveMerchant"
+	AdminService_ArchiveStore_FullMethodName        = "/posfleet.v1.AdminService/ArchiveStore"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -172,6 +175,26 @@ type AdminServiceClient interface {
 	RevokeAdminToken(ctx context.Context, in *RevokeAdminTokenRequest, opts ...grpc.CallOption) (*RevokeAdminTokenResponse, error)
 	// Lists admin tokens (without secrets). ADMIN only.
 	ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error)
+	// Streams a consistent backup of the whole database while the server keeps
+	// serving: everything committed before the call, as of one read timestamp.
+	// The concatenated data of the responses is a backup file in the format of
+	// the offline `posfleet backup`, which `posfleet restore` loads. ADMIN only:
+	// a backup holds every secret the server keeps. Audited (BACKUP_TAKEN).
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error)
+	// Archives a merchant: it is left out of ListMerchants (unless asked for),
+	// refuses new stores and terminal provisions (FailedPrecondition, reason
+	// MERCHANT_ARCHIVED), and keeps its history: GetMerchant, transactions,
+	// settlement reports and the audit trail still show it. Refused while the
+	// merchant has terminals that are not retired (FailedPrecondition,
+	// MERCHANT_HAS_TERMINALS). Archiving an archived merchant changes nothing.
+	// Audited (MERCHANT_ARCHIVED).
+	ArchiveMerchant(ctx context.Context, in *ArchiveMerchantRequest, opts ...grpc.CallOption) (*ArchiveMerchantResponse, error)
+	// Archives a store: it is left out of ListStores (unless asked for) and
+	// refuses new terminal provisions and rebinds into it (FailedPrecondition,
+	// STORE_ARCHIVED); its history is kept. Refused while terminals that are
+	// not retired are bound to it (FailedPrecondition, STORE_HAS_TERMINALS).
+	// Audited (STORE_ARCHIVED).
+	ArchiveStore(ctx context.Context, in *ArchiveStoreRequest, opts ...grpc.CallOption) (*ArchiveStoreResponse, error)
 }
 
 type adminServiceClient struct {
@@ -532,6 +555,45 @@ func (c *adminServiceClient) ListAdminTokens(ctx context.Context, in *ListAdminT
 	return out, nil
 }
 
+func (c *adminServiceClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupClient = grpc.ServerStreamingClient[BackupResponse]
+
+func (c *adminServiceClient) ArchiveMerchant(ctx context.Context, in *ArchiveMerchantRequest, opts ...grpc.CallOption) (*ArchiveMerchantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchiveMerchantResponse)
+	err := c.cc.Invoke(ctx, AdminService_ArchiveMerchant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ArchiveStore(ctx context.Context, in *ArchiveStoreRequest, opts ...grpc.CallOption) (*ArchiveStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArchiveStoreResponse)
+	err := c.cc.Invoke(ctx, AdminService_ArchiveStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -645,6 +707,26 @@ type AdminServiceServer interface {
 	RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error)
 	// Lists admin tokens (without secrets). ADMIN only.
 	ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error)
+	// Streams a consistent backup of the whole database while the server keeps
+	// serving: everything committed before the call, as of one read timestamp.
+	// The concatenated data of the responses is a backup file in the format of
+	// the offline `posfleet backup`, which `posfleet restore` loads. ADMIN only:
+	// a backup holds every secret the server keeps. Audited (BACKUP_TAKEN).
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error
+	// Archives a merchant: it is left out of ListMerchants (unless asked for),
+	// refuses new stores and terminal provisions (FailedPrecondition, reason
+	// MERCHANT_ARCHIVED), and keeps its history: GetMerchant, transactions,
+	// settlement reports and the audit trail still show it. Refused while the
+	// merchant has terminals that are not retired (FailedPrecondition,
+	// MERCHANT_HAS_TERMINALS). Archiving an archived merchant changes nothing.
+	// Audited (MERCHANT_ARCHIVED).
+	ArchiveMerchant(context.Context, *ArchiveMerchantRequest) (*ArchiveMerchantResponse, error)
+	// Archives a store: it is left out of ListStores (unless asked for) and
+	// refuses new terminal provisions and rebinds into it (FailedPrecondition,
+	// STORE_ARCHIVED); its history is kept. Refused while terminals that are
+	// not retired are bound to it (FailedPrecondition, STORE_HAS_TERMINALS).
+	// Audited (STORE_ARCHIVED).
+	ArchiveStore(context.Context, *ArchiveStoreRequest) (*ArchiveStoreResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -759,6 +841,15 @@ func (UnimplementedAdminServiceServer) RevokeAdminToken(context.Context, *Revoke
 }
 func (UnimplementedAdminServiceServer) ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAdminTokens not implemented")
+}
+func (UnimplementedAdminServiceServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupResponse]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedAdminServiceServer) ArchiveMerchant(context.Context, *ArchiveMerchantRequest) (*ArchiveMerchantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ArchiveMerchant not implemented")
+}
+func (UnimplementedAdminServiceServer) ArchiveStore(context.Context, *ArchiveStoreRequest) (*ArchiveStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ArchiveStore not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1411,6 +1502,53 @@ func _AdminService_ListAdminTokens_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupServer = grpc.ServerStreamingServer[BackupResponse]
+
+func _AdminService_ArchiveMerchant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveMerchantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ArchiveMerchant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ArchiveMerchant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ArchiveMerchant(ctx, req.(*ArchiveMerchantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ArchiveStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ArchiveStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ArchiveStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ArchiveStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ArchiveStore(ctx, req.(*ArchiveStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1558,7 +1696,21 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "ListAdminTokens",
 			Handler:    _AdminService_ListAdminTokens_Handler,
 		},
+		{
+			MethodName: "ArchiveMerchant",
+			Handler:    _AdminService_ArchiveMerchant_Handler,
+		},
+		{
+			MethodName: "ArchiveStore",
+			Handler:    _AdminService_ArchiveStore_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _AdminService_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "posfleet/v1/admin.proto",
 }

@@ -487,8 +487,11 @@ type Merchant struct {
 	// "allow_cross_terminal_refunds"); every change is recorded in the audit
 	// trail.
 	AllowCrossTerminalRefunds bool `protobuf:"varint,10,opt,name=allow_cross_terminal_refunds,json=allowCrossTerminalRefunds,proto3" json:"allow_cross_terminal_refunds,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// When the merchant was archived (AdminService.ArchiveMerchant); unset
+	// while it is live. Output only.
+	ArchiveTime   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=archive_time,json=archiveTime,proto3" json:"archive_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Merchant) Reset() {
@@ -591,6 +594,13 @@ func (x *Merchant) GetAllowCrossTerminalRefunds() bool {
 	return false
 }
 
+func (x *Merchant) GetArchiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchiveTime
+	}
+	return nil
+}
+
 // A store (branch, outlet) of a merchant, where terminals are installed.
 type Store struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -607,7 +617,10 @@ type Store struct {
 	// Business dates in settlement reports use this zone.
 	TimeZone string `protobuf:"bytes,5,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
 	// When the store was created. Output only.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the store was archived (AdminService.ArchiveStore); unset while it
+	// is live. Output only.
+	ArchiveTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=archive_time,json=archiveTime,proto3" json:"archive_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -680,6 +693,13 @@ func (x *Store) GetTimeZone() string {
 func (x *Store) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Store) GetArchiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchiveTime
 	}
 	return nil
 }
@@ -1350,7 +1370,7 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x1f\n" +
 	"\vpostal_code\x18\x05 \x01(\tR\n" +
 	"postalCode\x12\x18\n" +
-	"\acountry\x18\x06 \x01(\tR\acountry\"\xb1\x03\n" +
+	"\acountry\x18\x06 \x01(\tR\acountry\"\xf0\x03\n" +
 	"\bMerchant\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1d\n" +
@@ -1366,7 +1386,8 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12?\n" +
 	"\x1callow_cross_terminal_refunds\x18\n" +
-	" \x01(\bR\x19allowCrossTerminalRefunds\"\xe1\x01\n" +
+	" \x01(\bR\x19allowCrossTerminalRefunds\x12=\n" +
+	"\farchive_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\"\xa0\x02\n" +
 	"\x05Store\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x19\n" +
@@ -1375,7 +1396,8 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\aaddress\x18\x04 \x01(\v2\x14.posfleet.v1.AddressR\aaddress\x12\x1b\n" +
 	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\xf3\x03\n" +
+	"createTime\x12=\n" +
+	"\farchive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\"\xf3\x03\n" +
 	"\x10MerchantIdentity\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1d\n" +
@@ -1524,30 +1546,32 @@ var file_posfleet_v1_common_proto_depIdxs = []int32{
 	5,  // 0: posfleet.v1.Merchant.address:type_name -> posfleet.v1.Address
 	16, // 1: posfleet.v1.Merchant.create_time:type_name -> google.protobuf.Timestamp
 	16, // 2: posfleet.v1.Merchant.update_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: posfleet.v1.Store.address:type_name -> posfleet.v1.Address
-	16, // 4: posfleet.v1.Store.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 5: posfleet.v1.MerchantIdentity.address:type_name -> posfleet.v1.Address
-	16, // 6: posfleet.v1.MerchantIdentity.issue_time:type_name -> google.protobuf.Timestamp
-	0,  // 7: posfleet.v1.Card.entry_mode:type_name -> posfleet.v1.EntryMode
-	0,  // 8: posfleet.v1.Settings.accepted_entry_modes:type_name -> posfleet.v1.EntryMode
-	4,  // 9: posfleet.v1.Settings.per_transaction_limit:type_name -> posfleet.v1.Money
-	4,  // 10: posfleet.v1.Settings.daily_limit:type_name -> posfleet.v1.Money
-	4,  // 11: posfleet.v1.Settings.offline_floor_limit:type_name -> posfleet.v1.Money
-	17, // 12: posfleet.v1.Settings.heartbeat_interval:type_name -> google.protobuf.Duration
-	17, // 13: posfleet.v1.Settings.card_velocity_window:type_name -> google.protobuf.Duration
-	14, // 14: posfleet.v1.Settings.extra:type_name -> posfleet.v1.Settings.ExtraEntry
-	10, // 15: posfleet.v1.EffectiveConfig.settings:type_name -> posfleet.v1.Settings
-	16, // 16: posfleet.v1.EffectiveConfig.publish_time:type_name -> google.protobuf.Timestamp
-	2,  // 17: posfleet.v1.RemoteCommand.type:type_name -> posfleet.v1.CommandType
-	15, // 18: posfleet.v1.RemoteCommand.parameters:type_name -> posfleet.v1.RemoteCommand.ParametersEntry
-	16, // 19: posfleet.v1.RemoteCommand.create_time:type_name -> google.protobuf.Timestamp
-	16, // 20: posfleet.v1.RemoteCommand.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 21: posfleet.v1.RemoteCommand.state:type_name -> posfleet.v1.CommandState
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	16, // 3: posfleet.v1.Merchant.archive_time:type_name -> google.protobuf.Timestamp
+	5,  // 4: posfleet.v1.Store.address:type_name -> posfleet.v1.Address
+	16, // 5: posfleet.v1.Store.create_time:type_name -> google.protobuf.Timestamp
+	16, // 6: posfleet.v1.Store.archive_time:type_name -> google.protobuf.Timestamp
+	5,  // 7: posfleet.v1.MerchantIdentity.address:type_name -> posfleet.v1.Address
+	16, // 8: posfleet.v1.MerchantIdentity.issue_time:type_name -> google.protobuf.Timestamp
+	0,  // 9: posfleet.v1.Card.entry_mode:type_name -> posfleet.v1.EntryMode
+	0,  // 10: posfleet.v1.Settings.accepted_entry_modes:type_name -> posfleet.v1.EntryMode
+	4,  // 11: posfleet.v1.Settings.per_transaction_limit:type_name -> posfleet.v1.Money
+	4,  // 12: posfleet.v1.Settings.daily_limit:type_name -> posfleet.v1.Money
+	4,  // 13: posfleet.v1.Settings.offline_floor_limit:type_name -> posfleet.v1.Money
+	17, // 14: posfleet.v1.Settings.heartbeat_interval:type_name -> google.protobuf.Duration
+	17, // 15: posfleet.v1.Settings.card_velocity_window:type_name -> google.protobuf.Duration
+	14, // 16: posfleet.v1.Settings.extra:type_name -> posfleet.v1.Settings.ExtraEntry
+	10, // 17: posfleet.v1.EffectiveConfig.settings:type_name -> posfleet.v1.Settings
+	16, // 18: posfleet.v1.EffectiveConfig.publish_time:type_name -> google.protobuf.Timestamp
+	2,  // 19: posfleet.v1.RemoteCommand.type:type_name -> posfleet.v1.CommandType
+	15, // 20: posfleet.v1.RemoteCommand.parameters:type_name -> posfleet.v1.RemoteCommand.ParametersEntry
+	16, // 21: posfleet.v1.RemoteCommand.create_time:type_name -> google.protobuf.Timestamp
+	16, // 22: posfleet.v1.RemoteCommand.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 23: posfleet.v1.RemoteCommand.state:type_name -> posfleet.v1.CommandState
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_common_proto_init() }
