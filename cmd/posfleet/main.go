@@ -38,7 +38,7 @@ var commands = map[string]command{
 	"admin":    {"operator commands: merchants, stores, terminals, config, rollouts, reports, audit, tokens", runAdmin},
 	"loadgen":  {"simulate a fleet (or drive the health check) and measure latency", runLoadgen},
 	"version":  {"print the version", runVersion},
-	"backup":   {"write a backup of a stopped server's data directory", runBackup},
+	"backup":   {"write a backup: of a stopped server's data directory, or of a running server with --target", runBackup},
 	"restore":  {"load a backup into an empty data directory", runRestore},
 	"verify":   {"scan a stopped server's data directory for damage", runVerify},
 	"terminal": {"act as a payment terminal: register, heartbeat, watch, pay, reverse, refund, close-batch", runTerminal},
