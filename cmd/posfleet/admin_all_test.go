@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every admin command runs once against a freshly provisioned terminal
@@ -81,6 +82,11 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 			return []string{"terminals", "rebind", "--id", tid, "--merchant", "MIDALL", "--store", "s2", "--reason", "moved"}
 		}, want: "s2"},
 		{args: func() []string { return []string{"terminals", "retire", "--id", tid, "--reason", "broken"} }, want: "RETIRED"},
+		// Archiving prints the archive time (today), which a live record lacks.
+		{args: func() []string {
+			return []string{"stores", "archive", "--merchant", "MIDALL", "--id", "s2", "--reason", "closed"}
+		}, want: "s2  "},
+		{args: func() []string { return []string{"merchants", "archive", "--id", "MIDALL", "--reason", "left"} }, want: time.Now().UTC().Format("2006-01-02")},
 	} {
 		args := step.args()
 		out := cli.Must(args...)

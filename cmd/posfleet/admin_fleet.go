@@ -24,6 +24,8 @@ func init() {
 	registerAdmin("merchants", "list", "list merchants", merchantsList)
 	registerAdmin("stores", "create", "create a store of a merchant", storesCreate)
 	registerAdmin("stores", "list", "list stores", storesList)
+	registerAdmin("merchants", "archive", "archive a merchant whose terminals are all retired: hidden from lists, refuses new stores and terminals, history kept", merchantsArchive)
+	registerAdmin("stores", "archive", "archive a store whose terminals are all retired: hidden from lists, refuses new terminals, history kept", storesArchive)
 	registerAdmin("terminals", "provision", "provision a terminal and print its enrollment code", terminalsProvision)
 	registerAdmin("terminals", "get", "show one terminal with its latest status", terminalsGet)
 	registerAdmin("terminals", "list", "list terminals (filters: merchant, store, state, connectivity)", terminalsList)
@@ -183,7 +185,45 @@ func merchantsGet(ctx context.Context, env *adminEnv, args []string) error {
 		{"identity_version", strconv.FormatUint(m.GetIdentityVersion(), 10)},
 		{"allow_cross_terminal_refunds", strconv.FormatBool(m.GetAllowCrossTerminalRefunds())},
 		{"created", tsText(m.GetCreateTime())}, {"updated", tsText(m.GetUpdateTime())},
+		{"archived", tsText(m.GetArchiveTime())},
 	})
+}
+
+func merchantsArchive(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "merchants", "archive")
+	id := fs.String("id", "", "merchant ID (required)")
+	reason := fs.String("reason", "", "why, for the audit trail")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need(fs, "id"); err != nil {
+		return err
+	}
+	resp, err := env.Client.Admin().ArchiveMerchant(ctx, &pb.ArchiveMerchantRequest{MerchantId: *id, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	m := resp.GetMerchant()
+	return env.print(resp, []string{"MERCHANT", "ARCHIVED"}, [][]string{{m.GetMerchantId(), tsText(m.GetArchiveTime())}})
+}
+
+func storesArchive(ctx context.Context, env *adminEnv, args []string) error {
+	fs := verbFlags(env, "stores", "archive")
+	merchant := fs.String("merchant", "", "merchant ID (required)")
+	id := fs.String("id", "", "store ID (required)")
+	reason := fs.String("reason", "", "why, for the audit trail")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need(fs, "merchant", "id"); err != nil {
+		return err
+	}
+	resp, err := env.Client.Admin().ArchiveStore(ctx, &pb.ArchiveStoreRequest{MerchantId: *merchant, StoreId: *id, Reason: *reason})
+	if err != nil {
+		return err
+	}
+	st := resp.GetStore()
+	return env.print(resp, []string{"MERCHANT", "STORE", "ARCHIVED"}, [][]string{{st.GetMerchantId(), st.GetStoreId(), tsText(st.GetArchiveTime())}})
 }
 
 func merchantsUpdate(ctx context.Context, env *adminEnv, args []string) error {

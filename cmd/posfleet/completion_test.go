@@ -77,7 +77,7 @@ func TestCompletionScripts(t *testing.T) {
 	}{
 		{[]string{"te"}, []string{"terminal"}},
 		{[]string{"admin", "mer"}, []string{"merchants"}},
-		{[]string{"admin", "merchants", ""}, []string{"create", "get", "list", "update"}},
+		{[]string{"admin", "merchants", ""}, []string{"archive", "create", "get", "list", "update"}},
 		{[]string{"admin", "--target", "h:1", "--json", "ro"}, []string{"rollout"}},
 		{[]string{"admin", "terminals", "get", "--i"}, []string{"--id"}},
 		{[]string{"terminal", "pay", "--pre"}, []string{"--preauth"}},
