@@ -2,10 +2,13 @@ package fleet_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/fleet"
+	"github.com/posfleet/posfleet/server/store"
 )
 
 // Archiving takes merchants and stores out of lists and out of use, once
@@ -80,5 +83,57 @@ func TestArchiveMerchantAndStore(t *testing.T) {
 	}
 	if n := len(e.events(audit.StoreArchived)); n != 1 {
 		t.Errorf("%d STORE_ARCHIVED events, want 1", n)
+	}
+}
+
+// A rebind into a store racing with that store's archiving never leaves a
+// live terminal in an archived store: one of the two is refused. The
+// rebind's commit is slowed (a store failpoint) so that the archive runs
+// between the rebind's checks and its commit.
+func TestRebindRacingArchive(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	var slow atomic.Bool
+	sopts := store.DefaultOptions(dir)
+	sopts.CommitFault = func() error {
+		if slow.CompareAndSwap(true, false) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return nil
+	}
+	db, err := store.Open(sopts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := audit.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
+	opts := fleet.DefaultOptions()
+	opts.NewSecret, opts.Now = testSecret, c.Now
+	f, err := fleet.Open(ctx, db, log, nil, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: dir, db: db, audit: log, f: f, clock: c, opts: opts}
+	t.Cleanup(e.close)
+	e.merchant("MIDA", "s1")
+	e.merchant("MIDB", "s1")
+	p := e.provision("SN-R1", "MIDB", "s1")
+
+	slow.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.f.Rebind(ctx, p.Terminal.ID, "MIDA", "s1", "move", admin)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // the rebind is in its slowed commit
+	_, archErr := e.f.ArchiveStore(ctx, "MIDA", "s1", "closed", admin)
+	rebindErr := <-done
+	// Either may win (the archive, when the rebind is slow to start);
+	// never both.
+	if archErr == nil && rebindErr == nil {
+		t.Fatal("both the archive and the rebind into the archived store succeeded")
 	}
 }

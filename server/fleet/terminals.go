@@ -412,6 +412,10 @@ func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Durat
 // the only way a terminal's merchant changes. It bumps the terminal's
 // identity version and is audited with the old and new binding.
 func (f *Fleet) Rebind(ctx context.Context, id, merchantID, storeID, reason string, who Actor) (Terminal, error) {
+	// Serialized with archiving: a rebind that found the target store live
+	// commits before an archive of that store looks for its live terminals.
+	f.catalogMu.Lock()
+	defer f.catalogMu.Unlock()
 	var next uint64
 	t, _, r, err := f.change(ctx, id, func(r *terminalRec) error {
 		if r.State == StateRetired {
