@@ -35,22 +35,21 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	txs, next, err := a.s.payments.ListTransactions(ctx, payment.TxFilter{
+	filter := payment.TxFilter{
 		TerminalID:  req.GetTerminalId(),
 		MerchantID:  req.GetMerchantId(),
 		BatchNumber: req.GetBatchNumber(),
 		Decision:    payment.Decision(req.GetDecision()),
 		Start:       start,
 		End:         end,
-	}, size, req.GetPageToken())
+	}
+	txs, next, err := boundedPage(a.s.cfg.MaxPageBytes, size, func(n int) ([]payment.Transaction, string, error) {
+		return a.s.payments.ListTransactions(ctx, filter, n, req.GetPageToken())
+	}, transactionToPB)
 	if err != nil {
 		return nil, a.s.paymentStatus(ctx, err)
 	}
-	out := &pb.ListTransactionsResponse{NextPageToken: next, Transactions: make([]*pb.Transaction, len(txs))}
-	for i, t := range txs {
-		out.Transactions[i] = transactionToPB(t)
-	}
-	return out, nil
+	return &pb.ListTransactionsResponse{NextPageToken: next, Transactions: txs}, nil
 }
 
 // GetSettlementReport returns a merchant's settlement for a business date.

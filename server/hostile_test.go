@@ -136,28 +136,14 @@ func TestListPagesAreBoundedInBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seen := map[string]bool{}
-	token := ""
-	pages := 0
-	for {
+	seen, pages := pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
 		resp, err := e.admin.ListTerminals(e.adminCtx(), &pb.ListTerminalsRequest{PageSize: 1000, PageToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages++
-		if size := proto.Size(resp); size > cfg.MaxPageBytes+512 {
-			t.Errorf("page %d is %d bytes, want about %d at most", pages, size, cfg.MaxPageBytes)
-		}
+		var ids []string
 		for _, x := range resp.GetTerminals() {
-			if seen[x.GetTerminalId()] {
-				t.Errorf("terminal %s listed twice", x.GetTerminalId())
-			}
-			seen[x.GetTerminalId()] = true
+			ids = append(ids, x.GetTerminalId())
 		}
-		if token = resp.GetNextPageToken(); token == "" {
-			break
-		}
-	}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
 	t.Logf("ListTerminals of %d terminals with 16 faults of 250 characters: %d pages of at most %d bytes", terminals, pages, cfg.MaxPageBytes)
 	if len(seen) != terminals || pages < 2 {
 		t.Errorf("listed %d terminals in %d pages, want %d in several pages", len(seen), pages, terminals)
@@ -265,5 +251,77 @@ func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
 	}
 	if grew > 16<<20 {
 		t.Errorf("heap grew by %d MiB, want < 16 MiB", grew>>20)
+	}
+}
+
+// pageAllBounded pages through a list with page size 1000 until the next
+// token is empty, checking that every page stays within maxBytes (plus the
+// response's own fields) and that no item is listed twice; it returns the
+// items' IDs and the number of pages.
+func pageAllBounded(t *testing.T, maxBytes int, page func(token string) (resp proto.Message, ids []string, next string, err error)) (map[string]bool, int) {
+	t.Helper()
+	seen := map[string]bool{}
+	token := ""
+	pages := 0
+	for {
+		resp, ids, next, err := page(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if size := proto.Size(resp); size > maxBytes+512 {
+			t.Errorf("page %d is %d bytes, want about %d at most", pages, size, maxBytes)
+		}
+		for _, id := range ids {
+			if seen[id] {
+				t.Errorf("%s listed twice", id)
+			}
+			seen[id] = true
+		}
+		if token = next; token == "" {
+			return seen, pages
+		}
+	}
+}
+
+// ListTransactions and ListRollouts pages are cut by size too, with the
+// domain's next token, so paging still lists every item exactly once.
+func TestPaymentAndRolloutPagesAreBoundedInBytes(t *testing.T) {
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = testAdminToken
+	cfg.MaxPageBytes = 1 << 10
+	conn, _ := startServer(t, cfg)
+	fe := &fleetEnv{t: t, conn: conn, admin: pb.NewAdminServiceClient(conn), term: pb.NewTerminalServiceClient(conn)}
+	fe.merchant("M1", "S1")
+	tid, cred := fe.registered("SN-PAY-1", "M1", "S1")
+	e := &payEnv{fleetEnv: fe, tid: tid, cred: cred, pay: pb.NewPaymentServiceClient(conn)}
+	const txs, rollouts = 30, 30
+	for i := range txs {
+		e.authorize(saleReq(fmt.Sprintf("req-%d", i), int64(100+i)))
+	}
+	for i := range rollouts {
+		e.publish(&pb.PublishConfigRequest{Settings: &pb.Settings{ReceiptHeader: proto.String(fmt.Sprintf("header %d %s", i, strings.Repeat("h", 100)))}})
+	}
+	seen, pages := pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
+		resp, err := e.admin.ListTransactions(e.adminCtx(), &pb.ListTransactionsRequest{PageSize: 1000, PageToken: token})
+		var ids []string
+		for _, x := range resp.GetTransactions() {
+			ids = append(ids, x.GetTransactionId())
+		}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
+	if len(seen) != txs || pages < 2 {
+		t.Errorf("listed %d transactions in %d pages, want %d in several pages", len(seen), pages, txs)
+	}
+	seen, pages = pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
+		resp, err := e.admin.ListRollouts(e.adminCtx(), &pb.ListRolloutsRequest{PageSize: 1000, PageToken: token})
+		var ids []string
+		for _, x := range resp.GetRollouts() {
+			ids = append(ids, x.GetRolloutId())
+		}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
+	if len(seen) != rollouts || pages < 2 {
+		t.Errorf("listed %d rollouts in %d pages, want %d in several pages", len(seen), pages, rollouts)
 	}
 }
