@@ -223,8 +223,43 @@ func (c *Client) RevokeAdminToken(ctx context.Context, tokenID string) (*pb.Admi
 	return resp.GetAdminToken(), err
 }
 
-// ListAdminTokens lists admin tokens without their secrets (ADMIN only).
+// ListAdminTokens lists every admin token without its secret (ADMIN only),
+// following next_page_token.
 func (c *Client) ListAdminTokens(ctx context.Context) ([]*pb.AdminToken, error) {
-	resp, err := c.Admin().ListAdminTokens(ctx, &pb.ListAdminTokensRequest{})
-	return resp.GetAdminTokens(), err
+	var out []*pb.AdminToken
+	tok := ""
+	for {
+		resp, err := c.Admin().ListAdminTokens(ctx, &pb.ListAdminTokensRequest{PageSize: 1000, PageToken: tok})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, resp.GetAdminTokens()...)
+		if tok = resp.GetNextPageToken(); tok == "" {
+			return out, nil
+		}
+	}
+}
+
+// SettlementReport returns a merchant's whole settlement report for a
+// business date ("YYYY-MM-DD"; empty means today, UTC): it follows
+// next_page_token and returns one response holding every batch, with the
+// totals and generate time of the first page.
+func (c *Client) SettlementReport(ctx context.Context, merchantID, businessDate string) (*pb.GetSettlementReportResponse, error) {
+	var out *pb.GetSettlementReportResponse
+	tok := ""
+	for {
+		resp, err := c.Admin().GetSettlementReport(ctx, &pb.GetSettlementReportRequest{MerchantId: merchantID, BusinessDate: businessDate, PageSize: 1000, PageToken: tok})
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = resp
+		} else {
+			out.Batches = append(out.Batches, resp.GetBatches()...)
+		}
+		if tok = resp.GetNextPageToken(); tok == "" {
+			out.NextPageToken = ""
+			return out, nil
+		}
+	}
 }

@@ -371,13 +371,11 @@ func (a *adminService) ListRollouts(ctx context.Context, req *pb.ListRolloutsReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	list, next, err := a.s.config.ListRollouts(ctx, configpush.State(req.GetState()), n, req.GetPageToken())
+	out, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]configpush.Rollout, string, error) {
+		return a.s.config.ListRollouts(ctx, configpush.State(req.GetState()), n, req.GetPageToken())
+	}, rolloutToPB)
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
-	}
-	out := make([]*pb.Rollout, len(list))
-	for i, r := range list {
-		out[i] = rolloutToPB(r)
 	}
 	return &pb.ListRolloutsResponse{Rollouts: out, NextPageToken: next}, nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -591,11 +592,34 @@ func (a *adminService) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdmin
 	return &pb.RevokeAdminTokenResponse{AdminToken: tokenToPB(tok)}, nil
 }
 
-// ListAdminTokens lists admin tokens without their secrets.
-func (a *adminService) ListAdminTokens(ctx context.Context, _ *pb.ListAdminTokensRequest) (*pb.ListAdminTokensResponse, error) {
-	out := &pb.ListAdminTokensResponse{}
-	for _, t := range a.s.tokens.List() {
-		out.AdminTokens = append(out.AdminTokens, tokenToPB(t))
+// ListAdminTokens lists admin tokens without their secrets, oldest first.
+// The page token is the ID of the last token of the previous page.
+func (a *adminService) ListAdminTokens(ctx context.Context, req *pb.ListAdminTokensRequest) (*pb.ListAdminTokensResponse, error) {
+	var v violations
+	n := v.pageSize("page_size", req.GetPageSize())
+	v.optional("page_token", req.GetPageToken(), 64)
+	if err := v.err(); err != nil {
+		return nil, err
 	}
-	return out, nil
+	all := a.s.tokens.List()
+	start := 0
+	if tok := req.GetPageToken(); tok != "" {
+		i := slices.IndexFunc(all, func(t operator.Token) bool { return t.ID == tok })
+		if i < 0 {
+			v.add("page_token", "is not a token this list returned")
+			return nil, v.err()
+		}
+		start = i + 1
+	}
+	toks, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]operator.Token, string, error) {
+		page := all[start:min(start+n, len(all))]
+		if start+n < len(all) {
+			return page, page[len(page)-1].ID, nil
+		}
+		return page, "", nil
+	}, tokenToPB)
+	if err != nil {
+		return nil, a.s.fleetStatus(ctx, err)
+	}
+	return &pb.ListAdminTokensResponse{AdminTokens: toks, NextPageToken: next}, nil
 }

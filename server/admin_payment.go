@@ -35,22 +35,21 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	txs, next, err := a.s.payments.ListTransactions(ctx, payment.TxFilter{
+	filter := payment.TxFilter{
 		TerminalID:  req.GetTerminalId(),
 		MerchantID:  req.GetMerchantId(),
 		BatchNumber: req.GetBatchNumber(),
 		Decision:    payment.Decision(req.GetDecision()),
 		Start:       start,
 		End:         end,
-	}, size, req.GetPageToken())
+	}
+	txs, next, err := boundedPage(a.s.cfg.MaxPageBytes, size, func(n int) ([]payment.Transaction, string, error) {
+		return a.s.payments.ListTransactions(ctx, filter, n, req.GetPageToken())
+	}, transactionToPB)
 	if err != nil {
 		return nil, a.s.paymentStatus(ctx, err)
 	}
-	out := &pb.ListTransactionsResponse{NextPageToken: next, Transactions: make([]*pb.Transaction, len(txs))}
-	for i, t := range txs {
-		out.Transactions[i] = transactionToPB(t)
-	}
-	return out, nil
+	return &pb.ListTransactionsResponse{NextPageToken: next, Transactions: txs}, nil
 }
 
 // GetSettlementReport returns a merchant's settlement for a business date.
@@ -60,6 +59,8 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	if d := req.GetBusinessDate(); d != "" {
 		v.match("business_date", d, reBusinessDate, "a date as YYYY-MM-DD")
 	}
+	n := v.pageSize("page_size", req.GetPageSize())
+	v.optional("page_token", req.GetPageToken(), 64)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -67,7 +68,14 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	rep, err := a.s.payments.SettlementReport(ctx, req.GetMerchantId(), req.GetBusinessDate())
+	// The totals are over the whole date; only the batches are paged, and
+	// cut by size like every list.
+	var rep payment.Settlement
+	batches, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]payment.BatchSummary, string, error) {
+		r, next, err := a.s.payments.SettlementReportPage(ctx, req.GetMerchantId(), req.GetBusinessDate(), n, req.GetPageToken())
+		rep = r
+		return r.Batches, next, err
+	}, batchSummaryToPB)
 	if err != nil {
 		return nil, a.s.paymentStatus(ctx, err)
 	}
@@ -76,32 +84,34 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 		// merchant's settlement currency.
 		rep.Totals.Currency = m.Currency
 	}
-	out := &pb.GetSettlementReportResponse{
-		MerchantId:   rep.MerchantID,
-		BusinessDate: rep.BusinessDate,
-		Totals:       totalsToPB(rep.Totals),
-		GenerateTime: timestamppb.New(rep.GenerateTime),
-		Batches:      make([]*pb.BatchSummary, len(rep.Batches)),
+	return &pb.GetSettlementReportResponse{
+		MerchantId:    rep.MerchantID,
+		BusinessDate:  rep.BusinessDate,
+		Totals:        totalsToPB(rep.Totals),
+		GenerateTime:  timestamppb.New(rep.GenerateTime),
+		Batches:       batches,
+		NextPageToken: next,
+	}, nil
+}
+
+func batchSummaryToPB(b payment.BatchSummary) *pb.BatchSummary {
+	out := &pb.BatchSummary{
+		TerminalId:   b.TerminalID,
+		StoreId:      b.StoreID,
+		BatchNumber:  b.Number,
+		State:        pb.BatchState(b.State),
+		ServerTotals: totalsToPB(b.ServerTotals),
+		OpenTime:     timestampOrNil(b.OpenTime),
+		CloseTime:    timestampOrNil(b.CloseTime),
 	}
-	for i, b := range rep.Batches {
-		out.Batches[i] = &pb.BatchSummary{
-			TerminalId:   b.TerminalID,
-			StoreId:      b.StoreID,
-			BatchNumber:  b.Number,
-			State:        pb.BatchState(b.State),
-			ServerTotals: totalsToPB(b.ServerTotals),
-			OpenTime:     timestampOrNil(b.OpenTime),
-			CloseTime:    timestampOrNil(b.CloseTime),
+	if b.State != payment.BatchStateOpen {
+		tt := b.TerminalTotals
+		if tt.Currency == "" {
+			tt.Currency = b.ServerTotals.Currency
 		}
-		if b.State != payment.BatchStateOpen {
-			tt := b.TerminalTotals
-			if tt.Currency == "" {
-				tt.Currency = b.ServerTotals.Currency
-			}
-			out.Batches[i].TerminalTotals = totalsToPB(tt)
-		}
+		out.TerminalTotals = totalsToPB(tt)
 	}
-	return out, nil
+	return out
 }
 
 func transactionToPB(t payment.Transaction) *pb.Transaction {

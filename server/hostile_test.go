@@ -119,11 +119,7 @@ func TestMerchantMismatchFloodIsCoalesced(t *testing.T) {
 // limit. Pages are cut by size as well: every page stays within
 // MaxPageBytes (here 16 KiB) and paging still lists every terminal once.
 func TestListPagesAreBoundedInBytes(t *testing.T) {
-	cfg := server.DefaultConfig(t.TempDir())
-	cfg.AdminToken = testAdminToken
-	cfg.MaxPageBytes = 16 << 10
-	conn, _ := startServer(t, cfg)
-	e := &fleetEnv{t: t, conn: conn, admin: pb.NewAdminServiceClient(conn), term: pb.NewTerminalServiceClient(conn)}
+	cfg, e := pageBytesEnv(t, 16<<10)
 	e.merchant("MID1", "s1")
 	const terminals = 40
 	faults := make([]*pb.Fault, 16)
@@ -136,28 +132,14 @@ func TestListPagesAreBoundedInBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seen := map[string]bool{}
-	token := ""
-	pages := 0
-	for {
+	seen, pages := pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
 		resp, err := e.admin.ListTerminals(e.adminCtx(), &pb.ListTerminalsRequest{PageSize: 1000, PageToken: token})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pages++
-		if size := proto.Size(resp); size > cfg.MaxPageBytes+512 {
-			t.Errorf("page %d is %d bytes, want about %d at most", pages, size, cfg.MaxPageBytes)
-		}
+		var ids []string
 		for _, x := range resp.GetTerminals() {
-			if seen[x.GetTerminalId()] {
-				t.Errorf("terminal %s listed twice", x.GetTerminalId())
-			}
-			seen[x.GetTerminalId()] = true
+			ids = append(ids, x.GetTerminalId())
 		}
-		if token = resp.GetNextPageToken(); token == "" {
-			break
-		}
-	}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
 	t.Logf("ListTerminals of %d terminals with 16 faults of 250 characters: %d pages of at most %d bytes", terminals, pages, cfg.MaxPageBytes)
 	if len(seen) != terminals || pages < 2 {
 		t.Errorf("listed %d terminals in %d pages, want %d in several pages", len(seen), pages, terminals)
@@ -265,5 +247,150 @@ func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
 	}
 	if grew > 16<<20 {
 		t.Errorf("heap grew by %d MiB, want < 16 MiB", grew>>20)
+	}
+}
+
+// pageBytesEnv starts a server whose list pages are cut at maxBytes.
+func pageBytesEnv(t *testing.T, maxBytes int) (server.Config, *fleetEnv) {
+	t.Helper()
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.AdminToken = testAdminToken
+	cfg.MaxPageBytes = maxBytes
+	conn, _ := startServer(t, cfg)
+	return cfg, &fleetEnv{t: t, conn: conn, admin: pb.NewAdminServiceClient(conn), term: pb.NewTerminalServiceClient(conn)}
+}
+
+// pageAllBounded pages through a list with page size 1000 until the next
+// token is empty, checking that every page stays within maxBytes (plus the
+// response's own fields) and that no item is listed twice; it returns the
+// items' IDs and the number of pages.
+func pageAllBounded(t *testing.T, maxBytes int, page func(token string) (resp proto.Message, ids []string, next string, err error)) (map[string]bool, int) {
+	t.Helper()
+	seen := map[string]bool{}
+	token := ""
+	pages := 0
+	for {
+		resp, ids, next, err := page(token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if size := proto.Size(resp); size > maxBytes+512 {
+			t.Errorf("page %d is %d bytes, want about %d at most", pages, size, maxBytes)
+		}
+		for _, id := range ids {
+			if seen[id] {
+				t.Errorf("%s listed twice", id)
+			}
+			seen[id] = true
+		}
+		if token = next; token == "" {
+			return seen, pages
+		}
+	}
+}
+
+// ListTransactions and ListRollouts pages are cut by size too, with the
+// domain's next token, so paging still lists every item exactly once.
+func TestPaymentAndRolloutPagesAreBoundedInBytes(t *testing.T) {
+	cfg, fe := pageBytesEnv(t, 1<<10)
+	conn := fe.conn
+	fe.merchant("M1", "S1")
+	tid, cred := fe.registered("SN-PAY-1", "M1", "S1")
+	e := &payEnv{fleetEnv: fe, tid: tid, cred: cred, pay: pb.NewPaymentServiceClient(conn)}
+	const txs, rollouts = 30, 30
+	for i := range txs {
+		e.authorize(saleReq(fmt.Sprintf("req-%d", i), int64(100+i)))
+	}
+	for i := range rollouts {
+		e.publish(&pb.PublishConfigRequest{Settings: &pb.Settings{ReceiptHeader: proto.String(fmt.Sprintf("header %d %s", i, strings.Repeat("h", 100)))}})
+	}
+	seen, pages := pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
+		resp, err := e.admin.ListTransactions(e.adminCtx(), &pb.ListTransactionsRequest{PageSize: 1000, PageToken: token})
+		var ids []string
+		for _, x := range resp.GetTransactions() {
+			ids = append(ids, x.GetTransactionId())
+		}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
+	if len(seen) != txs || pages < 2 {
+		t.Errorf("listed %d transactions in %d pages, want %d in several pages", len(seen), pages, txs)
+	}
+	seen, pages = pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
+		resp, err := e.admin.ListRollouts(e.adminCtx(), &pb.ListRolloutsRequest{PageSize: 1000, PageToken: token})
+		var ids []string
+		for _, x := range resp.GetRollouts() {
+			ids = append(ids, x.GetRolloutId())
+		}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
+	if len(seen) != rollouts || pages < 2 {
+		t.Errorf("listed %d rollouts in %d pages, want %d in several pages", len(seen), pages, rollouts)
+	}
+}
+
+// A settlement report of many batches failed once its response passed the
+// send limit. Its batches are now paged, cut by size too, while the totals
+// stay those of the whole date on every page; admin tokens are paged the
+// same way. The SDK follows the tokens and returns everything.
+func TestSettlementReportAndAdminTokenPagesAreBounded(t *testing.T) {
+	cfg, fe := pageBytesEnv(t, 1<<10)
+	conn := fe.conn
+	fe.merchant("M1", "S1")
+	const batches, tokens = 30, 30
+	for i := range batches {
+		tid, cred := fe.registered(fmt.Sprintf("SN-%d", i), "M1", "S1")
+		e := &payEnv{fleetEnv: fe, tid: tid, cred: cred, pay: pb.NewPaymentServiceClient(conn)}
+		e.authorize(saleReq(fmt.Sprintf("req-%d", i), 100))
+	}
+	for i := range tokens {
+		if _, err := fe.admin.CreateAdminToken(fe.adminCtx(), &pb.CreateAdminTokenRequest{Name: fmt.Sprintf("token-%02d-%s", i, strings.Repeat("n", 50)), Role: pb.Role_ROLE_AUDITOR}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	date := time.Now().In(mustZone(t, "Pacific/Auckland")).Format("2006-01-02")
+	var totals *pb.BatchTotals
+	seen, pages := pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
+		// No page_size, as an old client sends: a default page, and a
+		// next token.
+		resp, err := fe.admin.GetSettlementReport(fe.adminCtx(), &pb.GetSettlementReportRequest{MerchantId: "M1", BusinessDate: date, PageToken: token})
+		if totals == nil {
+			totals = resp.GetTotals()
+		} else if !proto.Equal(resp.GetTotals(), totals) {
+			t.Errorf("totals changed between pages: %v, then %v", totals, resp.GetTotals())
+		}
+		var ids []string
+		for _, b := range resp.GetBatches() {
+			ids = append(ids, fmt.Sprintf("%s#%d", b.GetTerminalId(), b.GetBatchNumber()))
+		}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
+	if len(seen) != batches || pages < 2 {
+		t.Errorf("reported %d batches in %d pages, want %d in several pages", len(seen), pages, batches)
+	}
+	if totals.GetSaleCount() != batches || totals.GetSaleAmount().GetMinorUnits() != 100*batches {
+		t.Errorf("totals %v, want %d sales of 100", totals, batches)
+	}
+	seen, pages = pageAllBounded(t, cfg.MaxPageBytes, func(token string) (proto.Message, []string, string, error) {
+		resp, err := fe.admin.ListAdminTokens(fe.adminCtx(), &pb.ListAdminTokensRequest{PageSize: 1000, PageToken: token})
+		var ids []string
+		for _, x := range resp.GetAdminTokens() {
+			ids = append(ids, x.GetTokenId())
+		}
+		return resp, ids, resp.GetNextPageToken(), err
+	})
+	if len(seen) < tokens || pages < 2 {
+		t.Errorf("listed %d admin tokens in %d pages, want at least %d in several pages", len(seen), pages, tokens)
+	}
+	if _, err := fe.admin.ListAdminTokens(fe.adminCtx(), &pb.ListAdminTokensRequest{PageToken: "nosuch"}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ListAdminTokens with an unknown page token: %v, want InvalidArgument", err)
+	}
+	c := fe.dial(testAdminToken)
+	rep, err := c.SettlementReport(t.Context(), "M1", date)
+	if err != nil || len(rep.GetBatches()) != batches || !proto.Equal(rep.GetTotals(), totals) || rep.GetNextPageToken() != "" {
+		t.Errorf("SDK SettlementReport: %d batches, totals %v, %v; want %d batches, totals %v", len(rep.GetBatches()), rep.GetTotals(), err, batches, totals)
+	}
+	if toks, err := c.ListAdminTokens(t.Context()); err != nil || len(toks) != len(seen) {
+		t.Errorf("SDK ListAdminTokens: %d tokens, %v; want %d", len(toks), err, len(seen))
 	}
 }

@@ -79,7 +79,7 @@ func reportSettlement(ctx context.Context, env *adminEnv, args []string) error {
 	if err := need(fs, "merchant"); err != nil {
 		return err
 	}
-	resp, err := env.Client.Admin().GetSettlementReport(ctx, &pb.GetSettlementReportRequest{MerchantId: *merchant, BusinessDate: *date})
+	resp, err := env.Client.SettlementReport(ctx, *merchant, *date)
 	if err != nil {
 		return err
 	}

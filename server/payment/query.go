@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
@@ -193,22 +195,61 @@ func (t *tx) addTo(s *BatchTotals) {
 
 // SettlementReport returns a merchant's totals for a business date
 // ("YYYY-MM-DD"; empty means today in UTC): every transaction decided on that
-// date in its store's time zone, and the batches holding them. It reads what
-// is durable.
+// date in its store's time zone, and all the batches holding them. It reads
+// what is durable.
 func (e *Engine) SettlementReport(ctx context.Context, merchantID, businessDate string) (Settlement, error) {
+	rep, _, err := e.SettlementReportPage(ctx, merchantID, businessDate, 0, "")
+	return rep, err
+}
+
+// settlementBatchKey orders the batches of a settlement report and is its
+// page token.
+type settlementBatchKey struct {
+	terminal string
+	number   uint64
+}
+
+func (k settlementBatchKey) token() string {
+	return k.terminal + "/" + strconv.FormatUint(k.number, 10)
+}
+
+func parseSettlementToken(tok string) (settlementBatchKey, error) {
+	i := strings.LastIndexByte(tok, '/')
+	if i <= 0 {
+		return settlementBatchKey{}, &ValidationError{Field: "page_token", Reason: "is not a token this report returned"}
+	}
+	n, err := strconv.ParseUint(tok[i+1:], 10, 64)
+	if err != nil {
+		return settlementBatchKey{}, &ValidationError{Field: "page_token", Reason: "is not a token this report returned"}
+	}
+	return settlementBatchKey{tok[:i], n}, nil
+}
+
+// SettlementReportPage is SettlementReport with the batches paged: at most
+// limit batches (0 means all) after pageToken (empty for the first page), and
+// the token of the next page, empty on the last. Totals are always over the
+// whole date, so a report of tens of thousands of batches is read in bounded
+// pages with the same totals on each.
+func (e *Engine) SettlementReportPage(ctx context.Context, merchantID, businessDate string, limit int, pageToken string) (Settlement, string, error) {
 	if merchantID == "" || len(merchantID) > 15 || !isAlnum(merchantID) {
-		return Settlement{}, &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
+		return Settlement{}, "", &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
 	}
 	if businessDate == "" {
 		businessDate = e.clock().UTC().Format(dateLayout)
 	} else if d, err := time.Parse(dateLayout, businessDate); err != nil || d.Format(dateLayout) != businessDate {
-		return Settlement{}, &ValidationError{Field: "business_date", Reason: "must be a date as YYYY-MM-DD"}
+		return Settlement{}, "", &ValidationError{Field: "business_date", Reason: "must be a date as YYYY-MM-DD"}
 	}
+	var after *settlementBatchKey
+	if pageToken != "" {
+		k, err := parseSettlementToken(pageToken)
+		if err != nil {
+			return Settlement{}, "", err
+		}
+		after = &k
+	}
+	next := ""
 	rep := Settlement{MerchantID: merchantID, BusinessDate: businessDate, GenerateTime: e.clock().UTC()}
-	type batchKey struct {
-		terminal string
-		number   uint64
-	}
+	type batchKey = settlementBatchKey
 	seen := map[batchKey]bool{}
 	var keys []batchKey
 	day, _ := time.Parse(dateLayout, businessDate)
@@ -252,9 +293,21 @@ func (e *Engine) SettlementReport(ctx context.Context, merchantID, businessDate 
 				return err
 			}
 		}
-		slices.SortFunc(keys, func(a, b batchKey) int {
+		order := func(a, b batchKey) int {
 			return cmp.Or(cmp.Compare(a.terminal, b.terminal), cmp.Compare(a.number, b.number))
-		})
+		}
+		slices.SortFunc(keys, order)
+		if after != nil {
+			i, found := slices.BinarySearchFunc(keys, *after, order)
+			if found {
+				i++
+			}
+			keys = keys[i:]
+		}
+		if limit > 0 && len(keys) > limit {
+			keys = keys[:limit]
+			next = keys[limit-1].token()
+		}
 		for _, bk := range keys {
 			b, err := loadBatch(txn, bk.terminal, bk.number)
 			if err != nil {
@@ -265,9 +318,9 @@ func (e *Engine) SettlementReport(ctx context.Context, merchantID, businessDate 
 		return nil
 	})
 	if err != nil {
-		return Settlement{}, err
+		return Settlement{}, "", err
 	}
-	return rep, nil
+	return rep, next, nil
 }
 
 // Batch returns a terminal's batch as stored: the open batch when number is

@@ -1,6 +1,7 @@
 package payment_test
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -181,5 +182,62 @@ func TestMerchantPageMemoryIsBoundedByPageSize(t *testing.T) {
 	all, byMerchant := alloc(payment.TxFilter{}), alloc(payment.TxFilter{MerchantID: merch})
 	if byMerchant > 4*all {
 		t.Errorf("a page of %d: %d KiB through the merchant filter, %d KiB unfiltered (%.1fx)", page, byMerchant>>10, all>>10, float64(byMerchant)/float64(all))
+	}
+}
+
+// A settlement report of many batches is read in pages of batches: every
+// batch exactly once, in order, and the totals of the whole date on every
+// page.
+func TestSettlementReportPages(t *testing.T) {
+	v := newEnv(t)
+	ctx := t.Context()
+	const batches = 25
+	for i := range batches {
+		v.authorize(sale(term1, fmt.Sprintf("s%d", i), int64(100+i)))
+		if i < batches-1 {
+			if _, err := v.eng.CloseBatch(ctx, payment.CloseBatchRequest{TerminalID: term1, RequestID: fmt.Sprintf("c%d", i), BatchNumber: uint64(i + 1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	whole, err := v.eng.SettlementReport(ctx, merch, "2026-03-14")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Batches) != batches || whole.Totals.SaleCount != batches {
+		t.Fatalf("whole report: %d batches, %d sales; want %d of each", len(whole.Batches), whole.Totals.SaleCount, batches)
+	}
+	var got []uint64
+	tok := ""
+	pages := 0
+	for {
+		rep, next, err := v.eng.SettlementReportPage(ctx, merch, "2026-03-14", 4, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if rep.Totals != whole.Totals {
+			t.Errorf("page %d totals: got %+v, want %+v", pages, rep.Totals, whole.Totals)
+		}
+		if len(rep.Batches) > 4 {
+			t.Errorf("page %d has %d batches, want at most 4", pages, len(rep.Batches))
+		}
+		for _, b := range rep.Batches {
+			got = append(got, b.Number)
+		}
+		if tok = next; tok == "" {
+			break
+		}
+	}
+	if pages != 7 || len(got) != batches {
+		t.Fatalf("paged %d batches in %d pages, want %d in 7", len(got), pages, batches)
+	}
+	for i, n := range got {
+		if n != uint64(i+1) {
+			t.Fatalf("batch %d of the pages is #%d, want #%d (each once, in order)", i, n, i+1)
+		}
+	}
+	if _, _, err := v.eng.SettlementReportPage(ctx, merch, "2026-03-14", 4, "garbage"); !errors.As(err, new(*payment.ValidationError)) {
+		t.Errorf("bad page token: got %v, want a ValidationError", err)
 	}
 }

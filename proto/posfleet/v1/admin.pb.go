@@ -6001,7 +6001,12 @@ type GetSettlementReportRequest struct {
 	MerchantId string `protobuf:"bytes,1,opt,name=merchant_id,json=merchantId,proto3" json:"merchant_id,omitempty"`
 	// Business date, "YYYY-MM-DD", in each store's time zone: a transaction
 	// belongs to the date on which it was decided. Empty means today (UTC).
-	BusinessDate  string `protobuf:"bytes,2,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
+	BusinessDate string `protobuf:"bytes,2,opt,name=business_date,json=businessDate,proto3" json:"business_date,omitempty"`
+	// Most batches in the response; 0 means 100, at most 1000. A page is also
+	// cut by size (about 1 MiB). The totals are always over the whole date.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6050,6 +6055,20 @@ func (x *GetSettlementReportRequest) GetBusinessDate() string {
 	return ""
 }
 
+func (x *GetSettlementReportRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetSettlementReportRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // Response of AdminService.GetSettlementReport.
 type GetSettlementReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -6062,7 +6081,9 @@ type GetSettlementReportResponse struct {
 	// Totals per terminal batch that holds transactions of the date.
 	Batches []*BatchSummary `protobuf:"bytes,4,rep,name=batches,proto3" json:"batches,omitempty"`
 	// When the report was computed.
-	GenerateTime  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=generate_time,json=generateTime,proto3" json:"generate_time,omitempty"`
+	GenerateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=generate_time,json=generateTime,proto3" json:"generate_time,omitempty"`
+	// Pass as page_token for the next page of batches; empty on the last page.
+	NextPageToken string `protobuf:"bytes,6,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6130,6 +6151,13 @@ func (x *GetSettlementReportResponse) GetGenerateTime() *timestamppb.Timestamp {
 		return x.GenerateTime
 	}
 	return nil
+}
+
+func (x *GetSettlementReportResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // An admin token, without its secret.
@@ -6436,7 +6464,12 @@ func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
 
 // Request of AdminService.ListAdminTokens.
 type ListAdminTokensRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Most tokens in the response; 0 means 100, at most 1000. A page is also
+	// cut by size (about 1 MiB).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response; empty for the first page.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6471,11 +6504,27 @@ func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
 	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
+func (x *ListAdminTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAdminTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // Response of AdminService.ListAdminTokens.
 type ListAdminTokensResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// All tokens, oldest first.
-	AdminTokens   []*AdminToken `protobuf:"bytes,1,rep,name=admin_tokens,json=adminTokens,proto3" json:"admin_tokens,omitempty"`
+	// Tokens of this page, oldest first.
+	AdminTokens []*AdminToken `protobuf:"bytes,1,rep,name=admin_tokens,json=adminTokens,proto3" json:"admin_tokens,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6515,6 +6564,13 @@ func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
 		return x.AdminTokens
 	}
 	return nil
+}
+
+func (x *ListAdminTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // Request of AdminService.Backup.
@@ -7257,18 +7313,22 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0fterminal_totals\x18\x06 \x01(\v2\x18.posfleet.v1.BatchTotalsR\x0eterminalTotals\x127\n" +
 	"\topen_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x129\n" +
 	"\n" +
-	"close_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\"b\n" +
+	"close_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\"\x9e\x01\n" +
 	"\x1aGetSettlementReportRequest\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12#\n" +
-	"\rbusiness_date\x18\x02 \x01(\tR\fbusinessDate\"\x8b\x02\n" +
+	"\rbusiness_date\x18\x02 \x01(\tR\fbusinessDate\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb3\x02\n" +
 	"\x1bGetSettlementReportResponse\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12#\n" +
 	"\rbusiness_date\x18\x02 \x01(\tR\fbusinessDate\x120\n" +
 	"\x06totals\x18\x03 \x01(\v2\x18.posfleet.v1.BatchTotalsR\x06totals\x123\n" +
 	"\abatches\x18\x04 \x03(\v2\x19.posfleet.v1.BatchSummaryR\abatches\x12?\n" +
-	"\rgenerate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fgenerateTime\"\xf6\x01\n" +
+	"\rgenerate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\fgenerateTime\x12&\n" +
+	"\x0fnext_page_token\x18\x06 \x01(\tR\rnextPageToken\"\xf6\x01\n" +
 	"\n" +
 	"AdminToken\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
@@ -7291,10 +7351,14 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\"T\n" +
 	"\x18RevokeAdminTokenResponse\x128\n" +
 	"\vadmin_token\x18\x01 \x01(\v2\x17.posfleet.v1.AdminTokenR\n" +
-	"adminToken\"\x18\n" +
-	"\x16ListAdminTokensRequest\"U\n" +
+	"adminToken\"T\n" +
+	"\x16ListAdminTokensRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"}\n" +
 	"\x17ListAdminTokensResponse\x12:\n" +
-	"\fadmin_tokens\x18\x01 \x03(\v2\x17.posfleet.v1.AdminTokenR\vadminTokens\"\x0f\n" +
+	"\fadmin_tokens\x18\x01 \x03(\v2\x17.posfleet.v1.AdminTokenR\vadminTokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x0f\n" +
 	"\rBackupRequest\"$\n" +
 	"\x0eBackupResponse\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"Q\n" +

@@ -167,7 +167,8 @@ type AdminServiceClient interface {
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 	// Lists payment transactions, newest first.
 	ListTransactions(ctx context.Context, in *ListTransactionsRequest, opts ...grpc.CallOption) (*ListTransactionsResponse, error)
-	// Settlement totals of a merchant for one business date.
+	// Settlement totals of a merchant for one business date. The totals are
+	// over the whole date; the batches are paged like a list.
 	GetSettlementReport(ctx context.Context, in *GetSettlementReportRequest, opts ...grpc.CallOption) (*GetSettlementReportResponse, error)
 	// Creates an admin token. ADMIN only. The token is returned only here.
 	CreateAdminToken(ctx context.Context, in *CreateAdminTokenRequest, opts ...grpc.CallOption) (*CreateAdminTokenResponse, error)
@@ -699,7 +700,8 @@ type AdminServiceServer interface {
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	// Lists payment transactions, newest first.
 	ListTransactions(context.Context, *ListTransactionsRequest) (*ListTransactionsResponse, error)
-	// Settlement totals of a merchant for one business date.
+	// Settlement totals of a merchant for one business date. The totals are
+	// over the whole date; the batches are paged like a list.
 	GetSettlementReport(context.Context, *GetSettlementReportRequest) (*GetSettlementReportResponse, error)
 	// Creates an admin token. ADMIN only. The token is returned only here.
 	CreateAdminToken(context.Context, *CreateAdminTokenRequest) (*CreateAdminTokenResponse, error)
