@@ -157,3 +157,27 @@ func TestMaintenanceWindowValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestPaymentGateCountsOnlyReleasedTerminals(t *testing.T) {
+	e, sig, ids := gateEnv(t)
+	ro := e.publish(merchant, &configpush.Settings{ReceiptFooter: ptr("new")}, configpush.Plan{
+		StagePercents: []uint32{20, 100}, AutoAdvance: true,
+		Gate:   &configpush.PaymentGate{SoakTime: time.Hour, MinPayments: 10},
+		Window: &configpush.Window{Start: 2 * 60, End: 5 * 60},
+	})
+	got := e.waitRollout(ro.ID, func(r configpush.Rollout) bool { return r.Gate != nil })
+	if got.Gate.TreatmentTerminals != 0 {
+		t.Fatalf("before the window the gate's treatment has %d terminals, want 0", got.Gate.TreatmentTerminals)
+	}
+	// Every terminal declines on the old layer before the window: that is
+	// no evidence against the new one.
+	for _, tid := range ids {
+		sig.pay(tid, 5, false, time.Millisecond)
+	}
+	e.setClock(time.Date(2025, 3, 2, 2, 0, 0, 0, time.UTC))
+	got = e.waitRollout(ro.ID, func(r configpush.Rollout) bool { return r.Gate != nil && r.Gate.TreatmentTerminals > 0 })
+	if got.State != configpush.StateRunning || got.Gate.Treatment.Payments != 0 {
+		t.Fatalf("after the window opened: %s, treatment %d payments; want RUNNING with none counted yet (gate %+v)",
+			got.State, got.Gate.Treatment.Payments, got.Gate)
+	}
+}
