@@ -593,14 +593,22 @@ func (e *Engine) location(tz string) *time.Location {
 // windowed returns the terminals of live rollouts with a maintenance
 // window whose versions may still be released: a window opens at least once
 // a day, so two days (jitter and a daylight-saving hour included) after
-// the latest stage started every included terminal has its version.
+// the latest stage started every included terminal has its version. Called
+// with mu held, which effs' writers hold too.
 func (e *Engine) windowed() []*termState {
 	var out []*termState
 	now := e.now()
 	for _, r := range e.sortedLive() {
 		st := r.rec.StageTimes
-		if r.rec.Plan.Window != nil && now.Before(st[len(st)-1].Add(49*time.Hour)) {
-			out = append(out, e.termsIn(r.rec.Scope)...)
+		if r.rec.Plan.Window == nil || !now.Before(st[len(st)-1].Add(49*time.Hour)) {
+			continue
+		}
+		for _, t := range e.termsIn(r.rec.Scope) {
+			// Only terminals released since and not yet on the version.
+			c, ok := r.includes(t.ref.TerminalID)
+			if cur := e.effs[t.ref.TerminalID]; ok && (cur == nil || cur.Version < r.rec.StageVersions[c]) && e.released(r, c, t) {
+				out = append(out, t)
+			}
 		}
 	}
 	return out
