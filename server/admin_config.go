@@ -481,6 +481,27 @@ func durationFromPB(v *violations, field string, d *durationpb.Duration) *time.D
 	return &x
 }
 
+// windowFromPB converts a maintenance window; the engine checks the rest
+// (an empty window, a jitter as long as the window).
+func windowFromPB(v *violations, w *pb.MaintenanceWindow) *configpush.Window {
+	start, ok1 := configpush.ParseTimeOfDay(w.GetStart())
+	if !ok1 {
+		v.add("rollout.maintenance_window.start", "must be a time of day HH:MM (24-hour)")
+	}
+	end, ok2 := configpush.ParseTimeOfDay(w.GetEnd())
+	if !ok2 {
+		v.add("rollout.maintenance_window.end", "must be a time of day HH:MM (24-hour)")
+	}
+	out := &configpush.Window{Start: start, End: end}
+	if d := durationFromPB(v, "rollout.maintenance_window.jitter", w.GetJitter()); d != nil {
+		out.Jitter = *d
+	}
+	if !ok1 || !ok2 {
+		return nil
+	}
+	return out
+}
+
 func planFromPB(v *violations, p *pb.RolloutPlan) configpush.Plan {
 	if p == nil {
 		return configpush.Plan{}
@@ -502,6 +523,9 @@ func planFromPB(v *violations, p *pb.RolloutPlan) configpush.Plan {
 			continue
 		}
 		plan.Freezes = append(plan.Freezes, configpush.Freeze{Start: f.GetStartTime().AsTime(), End: f.GetEndTime().AsTime()})
+	}
+	if w := p.GetMaintenanceWindow(); w != nil {
+		plan.Window = windowFromPB(v, w)
 	}
 	if g := p.GetPaymentGate(); g != nil {
 		plan.Gate = &configpush.PaymentGate{
@@ -620,6 +644,14 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 	}
 	for _, f := range r.Plan.Freezes {
 		plan.Freezes = append(plan.Freezes, &pb.FreezePeriod{StartTime: ts(f.Start), EndTime: ts(f.End)})
+	}
+	if w := r.Plan.Window; w != nil {
+		plan.MaintenanceWindow = &pb.MaintenanceWindow{
+			Start: configpush.FormatTimeOfDay(w.Start), End: configpush.FormatTimeOfDay(w.End),
+		}
+		if w.Jitter > 0 {
+			plan.MaintenanceWindow.Jitter = durationpb.New(w.Jitter)
+		}
 	}
 	if r.Plan.MinStageDuration > 0 {
 		plan.MinStageDuration = durationpb.New(r.Plan.MinStageDuration)

@@ -144,6 +144,10 @@ func TestConfigRequestValidationOverGRPC(t *testing.T) {
 		}}, []string{"settings.extra[k]"}},
 		{"plan", &pb.PublishConfigRequest{Rollout: &pb.RolloutPlan{StagePercents: []uint32{50, 20}, MaxFailureRatio: 2}},
 			[]string{"rollout.stage_percents[1]", "rollout.stage_percents", "rollout.max_failure_ratio"}},
+		{"window", &pb.PublishConfigRequest{Rollout: &pb.RolloutPlan{MaintenanceWindow: &pb.MaintenanceWindow{Start: "2:00", End: "25:00"}}},
+			[]string{"rollout.maintenance_window.start", "rollout.maintenance_window.end"}},
+		{"window jitter", &pb.PublishConfigRequest{Rollout: &pb.RolloutPlan{MaintenanceWindow: &pb.MaintenanceWindow{Start: "22:00", End: "02:00", Jitter: durationpb.New(5 * time.Hour)}}},
+			[]string{"rollout.maintenance_window.jitter"}},
 		{"scope formats", &pb.PublishConfigRequest{Scope: &pb.ConfigScope{MerchantId: "bad id!", TerminalId: "x"}},
 			[]string{"scope.merchant_id", "scope.terminal_id"}},
 		{"scope shape", &pb.PublishConfigRequest{Scope: &pb.ConfigScope{StoreId: "S1"}}, []string{"scope.merchant_id"}},
@@ -237,6 +241,23 @@ func TestWatchResumesWithoutGapsOrRepeats(t *testing.T) {
 	}
 }
 
+func TestMaintenanceWindowOverGRPC(t *testing.T) {
+	e := newFleetEnv(t)
+	e.merchant("M1", "S1")
+	e.registered("SN-1", "M1", "S1")
+	resp := e.publish(&pb.PublishConfigRequest{
+		Settings: &pb.Settings{ReceiptHeader: proto.String("night")},
+		Rollout:  &pb.RolloutPlan{MaintenanceWindow: &pb.MaintenanceWindow{Start: "22:30", End: "02:00", Jitter: durationpb.New(10 * time.Minute)}},
+	})
+	if w := resp.GetRollout().GetPlan().GetMaintenanceWindow(); w.GetStart() != "22:30" || w.GetEnd() != "02:00" || w.GetJitter().AsDuration() != 10*time.Minute {
+		t.Fatalf("rollout's maintenance window %v, want 22:30-02:00 with 10m jitter", w)
+	}
+	g, err := e.admin.GetRollout(e.adminCtx(), &pb.GetRolloutRequest{RolloutId: resp.GetRolloutId()})
+	if err != nil || g.GetRollout().GetPlan().GetMaintenanceWindow().GetStart() != "22:30" {
+		t.Fatalf("GetRollout = %v, %v, want the maintenance window", g, err)
+	}
+}
+
 func TestRolloutControlOverGRPC(t *testing.T) {
 	e := newFleetEnv(t)
 	e.merchant("M1", "S1")
@@ -252,6 +273,7 @@ func TestRolloutControlOverGRPC(t *testing.T) {
 	if r := resp.GetRollout(); r.GetState() != pb.RolloutState_ROLLOUT_STATE_RUNNING || r.GetPlan().GetMinStageDuration().AsDuration() != time.Hour {
 		t.Fatalf("new rollout %v, want RUNNING with the plan", r)
 	}
+
 	if sup, _ := e.admin.GetRollout(e.adminCtx(), &pb.GetRolloutRequest{RolloutId: base.GetRolloutId()}); sup.GetRollout().GetState() != pb.RolloutState_ROLLOUT_STATE_SUPERSEDED {
 		t.Errorf("base rollout state %s, want SUPERSEDED", sup.GetRollout().GetState())
 	}

@@ -8,10 +8,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -101,6 +103,43 @@ func clearFlag(value string) []string {
 	return out
 }
 
+// windowFlag parses --window HH:MM-HH:MM with its --window-jitter; nil
+// without a window. The server checks the times of day.
+func windowFlag(value string, jitter time.Duration) (*pb.MaintenanceWindow, error) {
+	if value == "" {
+		if jitter != 0 {
+			return nil, fmt.Errorf("--window-jitter needs --window")
+		}
+		return nil, nil
+	}
+	start, end, ok := strings.Cut(value, "-")
+	if !ok {
+		return nil, fmt.Errorf("--window %q: want HH:MM-HH:MM, e.g. 02:00-05:00", value)
+	}
+	w := &pb.MaintenanceWindow{Start: strings.TrimSpace(start), End: strings.TrimSpace(end)}
+	if jitter != 0 {
+		w.Jitter = durationpb.New(jitter)
+	}
+	return w, nil
+}
+
+// freezeFlag parses one --freeze START/END, both RFC 3339.
+func freezeFlag(value string) (*pb.FreezePeriod, error) {
+	a, b, ok := strings.Cut(value, "/")
+	if !ok {
+		return nil, fmt.Errorf("want START/END in RFC 3339, e.g. 2026-12-20T00:00:00Z/2026-12-27T00:00:00Z")
+	}
+	start, err := time.Parse(time.RFC3339, strings.TrimSpace(a))
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	end, err := time.Parse(time.RFC3339, strings.TrimSpace(b))
+	if err != nil {
+		return nil, fmt.Errorf("end: %w", err)
+	}
+	return &pb.FreezePeriod{StartTime: timestamppb.New(start), EndTime: timestamppb.New(end)}, nil
+}
+
 // planFlags adds the rollout plan flags; the returned function reads them.
 func planFlags(fs *flag.FlagSet) func() (*pb.RolloutPlan, error) {
 	stages := fs.String("stages", "", "cumulative stage percentages, e.g. 5,25,100 (default: all at once)")
@@ -113,12 +152,25 @@ func planFlags(fs *flag.FlagSet) func() (*pb.RolloutPlan, error) {
 	sysErr := fs.Float64("gate-max-system-error-increase", 0, "payment gate: breach when the 96 ratio rises by more than this (default 0.02)")
 	latency := fs.Float64("gate-max-latency-increase", 0, "payment gate: breach when mean Authorize latency rises by more than this fraction (default 1 = twice as slow)")
 	rollback := fs.Bool("auto-rollback", false, "payment gate: roll the terminals back on a breach instead of only halting")
+	window := fs.String("window", "", "maintenance window in each store's local time, HH:MM-HH:MM (e.g. 02:00-05:00; 22:00-02:00 crosses midnight): terminals take the new version only inside it")
+	jitter := fs.Duration("window-jitter", 0, "spread terminals over this long after the window opens (needs --window)")
+	var freezes []*pb.FreezePeriod
+	fs.Func("freeze", "period START/END (RFC 3339) in which the rollout does not advance on its own, e.g. 2026-12-20T00:00:00Z/2026-12-27T00:00:00Z (repeatable)", func(v string) error {
+		f, err := freezeFlag(v)
+		if err == nil {
+			freezes = append(freezes, f)
+		}
+		return err
+	})
 	return func() (*pb.RolloutPlan, error) {
 		pcts, err := stagesFlag(*stages)
 		if err != nil {
 			return nil, err
 		}
-		p := &pb.RolloutPlan{StagePercents: pcts, MaxFailureRatio: *ratio, AutoAdvance: *auto}
+		p := &pb.RolloutPlan{StagePercents: pcts, MaxFailureRatio: *ratio, AutoAdvance: *auto, Freezes: freezes}
+		if p.MaintenanceWindow, err = windowFlag(*window, *jitter); err != nil {
+			return nil, err
+		}
 		if *minStage > 0 {
 			p.MinStageDuration = durationpb.New(*minStage)
 		}
@@ -613,10 +665,32 @@ func rolloutDetail(r *pb.Rollout) [][]string {
 		{"rejected", strconv.FormatUint(r.GetRejected(), 10)},
 		{"failure_ratio", strconv.FormatFloat(r.GetFailureRatio(), 'f', 3, 64)},
 		{"payment_gate", gateText(p.GetPaymentGate())},
+		{"maintenance_window", windowText(p.GetMaintenanceWindow())},
+		{"freezes", freezesText(p.GetFreezes())},
 		{"gate_status", orDash(strings.TrimSpace(r.GetPaymentGateStatus().GetVerdict() + " " + r.GetPaymentGateStatus().GetReason()))},
 		{"description", orDash(r.GetDescription())},
 		{"created", tsText(r.GetCreateTime())}, {"updated", tsText(r.GetUpdateTime())},
 	}
+}
+
+// windowText shows a maintenance window, "-" when the plan has none.
+func windowText(w *pb.MaintenanceWindow) string {
+	if w == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s-%s store local time, jitter %s", w.GetStart(), w.GetEnd(), w.GetJitter().AsDuration())
+}
+
+// freezesText lists freeze periods, "-" when the plan has none.
+func freezesText(fs []*pb.FreezePeriod) string {
+	if len(fs) == 0 {
+		return "-"
+	}
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = tsText(f.GetStartTime()) + "/" + tsText(f.GetEndTime())
+	}
+	return strings.Join(out, ", ")
 }
 
 // gateText summarizes a payment gate, "-" when the plan has none.

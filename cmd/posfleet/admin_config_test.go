@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -115,4 +116,52 @@ func TestAdminConfigFailsClosedAndShowsLayersHistoryAndDiffs(t *testing.T) {
 	if v := eff.GetConfig().GetVersion(); !strings.Contains(out, fmt.Sprintf("%d (published 5)", v)) || eff.GetConfig().GetSettings().GetReceiptFooter() != "" {
 		t.Errorf("terminal runs version %d with footer %q; rollout list says:\n%s", v, eff.GetConfig().GetSettings().GetReceiptFooter(), out)
 	}
+}
+
+func TestAdminConfigMaintenanceWindowAndFreezeFlags(t *testing.T) {
+	cli := StartAdminCLI(t)
+	admin, mustAdmin, expect := cli.Run, cli.Must, cli.Expect
+	mustAdmin("merchants", "create", "--id", "MW01", "--legal-name", "Night Shop Ltd", "--mcc", "5411", "--currency", "NZD")
+	mustAdmin("stores", "create", "--merchant", "MW01", "--id", "akl-01", "--name", "Queen St", "--time-zone", "Pacific/Auckland")
+	cli.ProvisionAndRegister("MW01", "akl-01", "SN-MW-1")
+
+	out := mustAdmin("--json", "config", "publish", "--merchant", "MW01", "--receipt-footer", "night",
+		"--window", "22:00-02:00", "--window-jitter", "10m",
+		"--freeze", "2026-12-20T00:00:00Z/2026-12-27T00:00:00Z", "--freeze", "2027-01-01T00:00:00+13:00/2027-01-02T00:00:00+13:00")
+	var pub pb.PublishConfigResponse
+	if err := protojson.Unmarshal([]byte(out), &pub); err != nil {
+		t.Fatalf("publish --json output %q: %v", out, err)
+	}
+	plan := pub.GetRollout().GetPlan()
+	if w := plan.GetMaintenanceWindow(); w.GetStart() != "22:00" || w.GetEnd() != "02:00" || w.GetJitter().AsDuration() != 10*time.Minute {
+		t.Errorf("maintenance window %v, want 22:00-02:00 with 10m jitter", w)
+	}
+	if fz := plan.GetFreezes(); len(fz) != 2 || !fz[1].GetStartTime().AsTime().Equal(time.Date(2026, 12, 31, 11, 0, 0, 0, time.UTC)) {
+		t.Errorf("freezes %v, want two, the second from 2026-12-31T11:00:00Z", fz)
+	}
+	expect(mustAdmin("rollout", "get", "--id", pub.GetRolloutId()), "22:00-02:00 store local time, jitter 10m0s",
+		"2026-12-20T00:00:00Z/2026-12-27T00:00:00Z")
+
+	var rb pb.RollbackConfigResponse
+	if err := protojson.Unmarshal([]byte(mustAdmin("--json", "config", "rollback", "--merchant", "MW01", "--window", "02:00-05:00")), &rb); err != nil {
+		t.Fatal(err)
+	}
+	if w := rb.GetRollout().GetPlan().GetMaintenanceWindow(); w.GetStart() != "02:00" || w.GetEnd() != "05:00" {
+		t.Errorf("rollback's maintenance window %v, want 02:00-05:00", w)
+	}
+
+	for _, bad := range [][]string{
+		{"config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--window", "02:00"},
+		{"config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--window", "2am-5am"},
+		{"config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--window", "02:00-05:00", "--window-jitter", "4h"},
+		{"config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--window-jitter", "1m"},
+		{"config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--freeze", "2026-12-20"},
+		{"config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--freeze", "2026-12-27T00:00:00Z/2026-12-20T00:00:00Z"},
+	} {
+		if out, code := admin(bad...); code == 0 {
+			t.Errorf("posfleet admin %s succeeded:\n%s", strings.Join(bad, " "), out)
+		}
+	}
+	out, _ = admin("config", "publish", "--merchant", "MW01", "--receipt-header", "x", "--window", "02:00-05:00", "--window-jitter", "4h")
+	expect(out, "rollout.maintenance_window.jitter")
 }

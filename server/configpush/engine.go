@@ -60,7 +60,9 @@ type Engine struct {
 	terms map[string]*termState
 	// memo shares merged settings between terminals with the same layers
 	// and store time zone.
-	memo   map[memoKey]*Settings
+	memo map[memoKey]*Settings
+	// locs caches loaded time zones by name.
+	locs   map[string]*time.Location
 	closed bool
 
 	effMu sync.RWMutex // guards effs; writers also hold mu
@@ -138,6 +140,7 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger
 		live:   map[uint64]*rollout{},
 		terms:  map[string]*termState{},
 		memo:   map[memoKey]*Settings{},
+		locs:   map[string]*time.Location{},
 		effs:   map[string]*Effective{},
 		stop:   make(chan struct{}),
 	}
@@ -320,6 +323,9 @@ func (e *Engine) loop() {
 				}
 				e.evaluate(r)
 			}
+		}
+		if ts := e.windowed(); len(ts) > 0 {
+			e.setEffective(ts)
 		}
 		e.mu.Unlock()
 	}
@@ -539,15 +545,73 @@ func (e *Engine) joinRollouts(ref TerminalRef, prev *TerminalRef) {
 	}
 }
 
-// visible returns the layer of the scope that terminal tid sees, the
-// topmost whose rollout includes it, and the stage that first included it.
-func (sc *scopeState) visible(tid string) (r *rollout, stage int, ok bool) {
+// visible returns the layer of the scope that terminal t sees, the
+// topmost whose rollout includes it and, under a maintenance window, has
+// released its version to it, and the stage that first included it.
+func (e *Engine) visible(sc *scopeState, t *termState) (r *rollout, stage int, ok bool) {
 	for j := len(sc.stack) - 1; j >= 0; j-- {
-		if c, ok := sc.stack[j].includes(tid); ok {
-			return sc.stack[j], c, true
+		r := sc.stack[j]
+		if c, ok := r.includes(t.ref.TerminalID); ok && e.released(r, c, t) {
+			return r, c, true
 		}
 	}
 	return nil, 0, false
+}
+
+// released reports whether rollout r's plan lets terminal t, first
+// included at stage c, have its version now: always without a maintenance
+// window; with one, once the window has opened in the store's local time
+// since the stage started, plus the terminal's jitter. It only turns true
+// as the clock moves on, so a terminal's version never goes back.
+func (e *Engine) released(r *rollout, c int, t *termState) bool {
+	w := r.rec.Plan.Window
+	if w == nil {
+		return true
+	}
+	at := w.releasedAt(r.rec.StageTimes[c], e.location(t.ref.TimeZone), t.ref.TerminalID)
+	return !e.now().Before(at)
+}
+
+// location returns the time zone named tz, UTC when empty or unknown
+// (zones are checked when stores are created).
+func (e *Engine) location(tz string) *time.Location {
+	if tz == "" {
+		return time.UTC
+	}
+	if loc, ok := e.locs[tz]; ok {
+		return loc
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		e.logger.Warn("config push: unknown store time zone; maintenance windows use UTC", "time_zone", tz)
+		loc = time.UTC
+	}
+	e.locs[tz] = loc
+	return loc
+}
+
+// windowed returns the terminals of live rollouts with a maintenance
+// window whose versions may still be released: a window opens at least once
+// a day, so two days (jitter and a daylight-saving hour included) after
+// the latest stage started every included terminal has its version. Called
+// with mu held, which effs' writers hold too.
+func (e *Engine) windowed() []*termState {
+	var out []*termState
+	now := e.now()
+	for _, r := range e.sortedLive() {
+		st := r.rec.StageTimes
+		if r.rec.Plan.Window == nil || !now.Before(st[len(st)-1].Add(49*time.Hour)) {
+			continue
+		}
+		for _, t := range e.termsIn(r.rec.Scope) {
+			// Only terminals released since and not yet on the version.
+			c, ok := r.includes(t.ref.TerminalID)
+			if cur := e.effs[t.ref.TerminalID]; ok && (cur == nil || cur.Version < r.rec.StageVersions[c]) && e.released(r, c, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
 }
 
 // compute returns terminal t's effective config from the current layers.
@@ -566,7 +630,7 @@ func (e *Engine) compute(t *termState) *Effective {
 		if sc == nil {
 			continue
 		}
-		if r, c, ok := sc.visible(tid); ok {
+		if r, c, ok := e.visible(sc, t); ok {
 			layers[i] = r
 			if v := r.rec.StageVersions[c]; v > best.Version {
 				best.Version, best.RolloutID, best.Published = v, r.id, r.rec.StageTimes[c]

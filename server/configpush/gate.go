@@ -180,16 +180,19 @@ type gateState struct {
 	// base holds the counters at since: treatment, control, and the
 	// treatment's counters then (its history before the stage).
 	baseTreat, baseCtrl PaymentStats
-	last                GateStatus
+	// terminals is the treatment's size at since.
+	terminals uint64
+	last      GateStatus
 }
 
-// cohortStats sums the counters of r's treatment (terminals it includes)
-// and control (terminals of its scope it does not include yet). Called with
-// mu held.
+// cohortStats sums the counters of r's treatment (terminals it includes
+// and, under a maintenance window, has released its version to) and control
+// (the other terminals of its scope, which run the previous layer). Called
+// with mu held.
 func (e *Engine) cohortStats(r *rollout) (treat, ctrl PaymentStats, nTreat uint64) {
 	for _, t := range e.termsIn(r.rec.Scope) {
 		st := e.signals.PaymentStats(t.ref.TerminalID)
-		if _, ok := r.includes(t.ref.TerminalID); ok {
+		if c, ok := r.includes(t.ref.TerminalID); ok && e.released(r, c, t) {
 			treat = treat.add(st)
 			nTreat++
 		} else {
@@ -206,8 +209,12 @@ func (e *Engine) judgeGate(r *rollout, now time.Time) {
 	g := *r.rec.Plan.Gate // normalized when published
 	treat, ctrl, n := e.cohortStats(r)
 	gs := r.gate
-	if gs == nil || gs.stage != r.rec.Stage || gs.epoch != r.rec.HealthEpoch {
-		gs = &gateState{stage: r.rec.Stage, epoch: r.rec.HealthEpoch, since: now, baseTreat: treat, baseCtrl: ctrl}
+	// Under a maintenance window the treatment grows as windows open; the
+	// watch restarts then, so that a newly released terminal's payments on
+	// the old layer never count as the new layer's.
+	grew := r.rec.Plan.Window != nil && gs != nil && gs.terminals != n
+	if gs == nil || gs.stage != r.rec.Stage || gs.epoch != r.rec.HealthEpoch || grew {
+		gs = &gateState{stage: r.rec.Stage, epoch: r.rec.HealthEpoch, since: now, baseTreat: treat, baseCtrl: ctrl, terminals: n}
 		r.gate = gs
 	}
 	st := GateStatus{Since: gs.since, Treatment: treat.sub(gs.baseTreat), TreatmentTerminals: n, Verdict: "waiting"}

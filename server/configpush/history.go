@@ -116,7 +116,7 @@ func (e *Engine) Sources(terminalID string) ([]Source, error) {
 	var layers [4]*rollout
 	for i, key := range chainKeys(t.ref) {
 		if sc := e.scopes[key]; sc != nil {
-			layers[i], _, _ = sc.visible(terminalID)
+			layers[i], _, _ = e.visible(sc, t)
 		}
 	}
 	eff := merge(chainLayers(layers, t.ref.TimeZone))

@@ -3,6 +3,8 @@ package configpush
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"hash/fnv"
 	"math"
 	"strconv"
 	"strings"
@@ -118,6 +120,80 @@ type Plan struct {
 	// Freezes are periods during which the rollout does not advance or
 	// complete on its own (AdvanceRollout by an operator still does).
 	Freezes []Freeze `json:"fz,omitempty"`
+	// Window, when set, holds each included terminal's new version until
+	// its store's local time is inside the window (plus the terminal's
+	// jitter); nil means at once.
+	Window *Window `json:"w,omitempty"`
+}
+
+// Window is a daily maintenance window in each store's local time (the
+// store's time zone, UTC when it has none). End before Start crosses
+// midnight: 22:00-02:00.
+type Window struct {
+	// Start and End are minutes after local midnight, [0, 1440).
+	Start int `json:"s"`
+	End   int `json:"e"`
+	// Jitter spreads the terminals over [0, Jitter) after the window opens,
+	// by a hash of the terminal ID, so that they do not all fetch at once.
+	// It must be shorter than the window.
+	Jitter time.Duration `json:"j,omitempty"`
+}
+
+// ParseTimeOfDay parses a 24-hour local time of day "HH:MM" ("02:00",
+// "23:59") into minutes after midnight.
+func ParseTimeOfDay(s string) (int, bool) {
+	t, err := time.Parse("15:04", s)
+	if err != nil || len(s) != 5 {
+		return 0, false
+	}
+	return t.Hour()*60 + t.Minute(), true
+}
+
+// FormatTimeOfDay formats minutes after midnight as "HH:MM".
+func FormatTimeOfDay(m int) string {
+	return fmt.Sprintf("%02d:%02d", m/60, m%60)
+}
+
+// minutesPerDay bounds Window.Start and Window.End.
+const minutesPerDay = 24 * 60
+
+// length returns how long the window is open each day.
+func (w Window) length() time.Duration {
+	m := (w.End - w.Start + minutesPerDay) % minutesPerDay
+	return time.Duration(m) * time.Minute
+}
+
+// open reports whether local wall-clock time t is inside the window.
+func (w Window) open(t time.Time) bool {
+	m := t.Hour()*60 + t.Minute()
+	if w.Start <= w.End {
+		return m >= w.Start && m < w.End
+	}
+	return m >= w.Start || m < w.End
+}
+
+// releasedAt returns when terminal tid of a store in loc gets a version
+// issued at since: the first instant at or after since at which the window
+// is open in loc, plus the terminal's jitter.
+func (w Window) releasedAt(since time.Time, loc *time.Location, tid string) time.Time {
+	t := since.In(loc)
+	if !w.open(t) {
+		// The next local Start after since; today's or tomorrow's.
+		for i := 0; i < 3; i++ {
+			// time.Date resolves a Start in a daylight-saving gap.
+			s := time.Date(t.Year(), t.Month(), t.Day()+i, w.Start/60, w.Start%60, 0, 0, loc)
+			if !s.Before(t) {
+				t = s
+				break
+			}
+		}
+	}
+	if w.Jitter > 0 {
+		h := fnv.New64a()
+		h.Write([]byte(tid))
+		t = t.Add(time.Duration(h.Sum64() % uint64(w.Jitter)))
+	}
+	return t
 }
 
 // Freeze is a period [Start, End) in which rollouts stand still.
@@ -193,6 +269,16 @@ func (p Plan) validate(v *violations) {
 	for i, f := range p.Freezes {
 		if !f.End.After(f.Start) {
 			v.add(fmtIndex("rollout.freezes", i), "must end after it starts")
+		}
+	}
+	if w := p.Window; w != nil {
+		switch {
+		case w.Start < 0 || w.Start >= minutesPerDay || w.End < 0 || w.End >= minutesPerDay:
+			v.add("rollout.maintenance_window", "start and end must be times of day, 00:00-23:59")
+		case w.Start == w.End:
+			v.add("rollout.maintenance_window", "must not be empty (start equals end)")
+		case w.Jitter < 0 || w.Jitter >= w.length():
+			v.add("rollout.maintenance_window.jitter", "must be at least 0 and shorter than the window (%s)", w.length())
 		}
 	}
 }

@@ -651,7 +651,7 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 		if sc == nil {
 			continue
 		}
-		if r, c, ok := sc.visible(terminalID); ok && r.acks != nil && e.live[r.rec.Version] == r {
+		if r, c, ok := e.visible(sc, t); ok && r.acks != nil && e.live[r.rec.Version] == r {
 			targets = append(targets, target{r, c})
 		}
 	}

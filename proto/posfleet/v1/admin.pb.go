@@ -2620,9 +2620,13 @@ type RolloutPlan struct {
 	PaymentGate *PaymentGate `protobuf:"bytes,5,opt,name=payment_gate,json=paymentGate,proto3" json:"payment_gate,omitempty"`
 	// Periods during which the rollout does not advance or complete on its
 	// own (AdvanceRollout by an operator still does), e.g. a trading peak.
-	Freezes       []*FreezePeriod `protobuf:"bytes,6,rep,name=freezes,proto3" json:"freezes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Freezes []*FreezePeriod `protobuf:"bytes,6,rep,name=freezes,proto3" json:"freezes,omitempty"`
+	// Unset: an included terminal gets the new version at once. Set: only
+	// once its store's local time (the store's time zone, UTC without one)
+	// has been inside the window since its stage started, plus its jitter.
+	MaintenanceWindow *MaintenanceWindow `protobuf:"bytes,7,opt,name=maintenance_window,json=maintenanceWindow,proto3" json:"maintenance_window,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RolloutPlan) Reset() {
@@ -2697,6 +2701,83 @@ func (x *RolloutPlan) GetFreezes() []*FreezePeriod {
 	return nil
 }
 
+func (x *RolloutPlan) GetMaintenanceWindow() *MaintenanceWindow {
+	if x != nil {
+		return x.MaintenanceWindow
+	}
+	return nil
+}
+
+// A daily window in each store's local time in which terminals take new
+// config versions, e.g. 02:00-05:00; an end before the start crosses
+// midnight (22:00-02:00). A terminal keeps a version it got after its
+// window closes.
+type MaintenanceWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Local time of day the window opens, "HH:MM" (24-hour).
+	Start string `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// Local time of day the window closes (exclusive), "HH:MM"; not equal to
+	// start.
+	End string `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	// Each terminal waits a deterministic share of this (from a hash of its
+	// ID) after the window opens, so that terminals do not all fetch at once.
+	// Shorter than the window; default 0.
+	Jitter        *durationpb.Duration `protobuf:"bytes,3,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaintenanceWindow) Reset() {
+	*x = MaintenanceWindow{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaintenanceWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaintenanceWindow) ProtoMessage() {}
+
+func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaintenanceWindow.ProtoReflect.Descriptor instead.
+func (*MaintenanceWindow) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *MaintenanceWindow) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *MaintenanceWindow) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+func (x *MaintenanceWindow) GetJitter() *durationpb.Duration {
+	if x != nil {
+		return x.Jitter
+	}
+	return nil
+}
+
 // A period [start_time, end_time) in which rollouts stand still.
 type FreezePeriod struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2710,7 +2791,7 @@ type FreezePeriod struct {
 
 func (x *FreezePeriod) Reset() {
 	*x = FreezePeriod{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2722,7 +2803,7 @@ func (x *FreezePeriod) String() string {
 func (*FreezePeriod) ProtoMessage() {}
 
 func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2735,7 +2816,7 @@ func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezePeriod.ProtoReflect.Descriptor instead.
 func (*FreezePeriod) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FreezePeriod) GetStartTime() *timestamppb.Timestamp {
@@ -2784,7 +2865,7 @@ type PaymentGate struct {
 
 func (x *PaymentGate) Reset() {
 	*x = PaymentGate{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2796,7 +2877,7 @@ func (x *PaymentGate) String() string {
 func (*PaymentGate) ProtoMessage() {}
 
 func (x *PaymentGate) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2809,7 +2890,7 @@ func (x *PaymentGate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentGate.ProtoReflect.Descriptor instead.
 func (*PaymentGate) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PaymentGate) GetSoakTime() *durationpb.Duration {
@@ -2890,7 +2971,7 @@ type PaymentGateStatus struct {
 
 func (x *PaymentGateStatus) Reset() {
 	*x = PaymentGateStatus{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +2983,7 @@ func (x *PaymentGateStatus) String() string {
 func (*PaymentGateStatus) ProtoMessage() {}
 
 func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +2996,7 @@ func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentGateStatus.ProtoReflect.Descriptor instead.
 func (*PaymentGateStatus) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PaymentGateStatus) GetVerdict() string {
@@ -3043,7 +3124,7 @@ type PublishConfigRequest struct {
 
 func (x *PublishConfigRequest) Reset() {
 	*x = PublishConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3136,7 @@ func (x *PublishConfigRequest) String() string {
 func (*PublishConfigRequest) ProtoMessage() {}
 
 func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3149,7 @@ func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigRequest.ProtoReflect.Descriptor instead.
 func (*PublishConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PublishConfigRequest) GetScope() *ConfigScope {
@@ -3148,7 +3229,7 @@ type PublishConfigResponse struct {
 
 func (x *PublishConfigResponse) Reset() {
 	*x = PublishConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3160,7 +3241,7 @@ func (x *PublishConfigResponse) String() string {
 func (*PublishConfigResponse) ProtoMessage() {}
 
 func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3173,7 +3254,7 @@ func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigResponse.ProtoReflect.Descriptor instead.
 func (*PublishConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PublishConfigResponse) GetVersion() uint64 {
@@ -3250,7 +3331,7 @@ type GetEffectiveConfigRequest struct {
 
 func (x *GetEffectiveConfigRequest) Reset() {
 	*x = GetEffectiveConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3262,7 +3343,7 @@ func (x *GetEffectiveConfigRequest) String() string {
 func (*GetEffectiveConfigRequest) ProtoMessage() {}
 
 func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3275,7 +3356,7 @@ func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetEffectiveConfigRequest) GetTerminalId() string {
@@ -3299,7 +3380,7 @@ type GetEffectiveConfigResponse struct {
 
 func (x *GetEffectiveConfigResponse) Reset() {
 	*x = GetEffectiveConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3311,7 +3392,7 @@ func (x *GetEffectiveConfigResponse) String() string {
 func (*GetEffectiveConfigResponse) ProtoMessage() {}
 
 func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3324,7 +3405,7 @@ func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetEffectiveConfigResponse) GetConfig() *EffectiveConfig {
@@ -3396,7 +3477,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3408,7 +3489,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3421,7 +3502,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Rollout) GetRolloutId() string {
@@ -3582,7 +3663,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3675,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +3688,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetRolloutRequest) GetRolloutId() string {
@@ -3628,7 +3709,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3640,7 +3721,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3653,7 +3734,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3678,7 +3759,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3690,7 +3771,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3703,7 +3784,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRolloutsRequest) GetState() RolloutState {
@@ -3740,7 +3821,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +3833,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +3846,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3795,7 +3876,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +3888,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +3901,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PauseRolloutRequest) GetRolloutId() string {
@@ -3848,7 +3929,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +3941,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +3954,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3894,7 +3975,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +3987,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4000,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ResumeRolloutRequest) GetRolloutId() string {
@@ -3940,7 +4021,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4033,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4046,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3988,7 +4069,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4000,7 +4081,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4013,7 +4094,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AbortRolloutRequest) GetRolloutId() string {
@@ -4041,7 +4122,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4134,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4147,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -4096,7 +4177,7 @@ type ConfigFieldChange struct {
 
 func (x *ConfigFieldChange) Reset() {
 	*x = ConfigFieldChange{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4108,7 +4189,7 @@ func (x *ConfigFieldChange) String() string {
 func (*ConfigFieldChange) ProtoMessage() {}
 
 func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4121,7 +4202,7 @@ func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFieldChange.ProtoReflect.Descriptor instead.
 func (*ConfigFieldChange) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ConfigFieldChange) GetField() string {
@@ -4181,7 +4262,7 @@ type ConfigValueSource struct {
 
 func (x *ConfigValueSource) Reset() {
 	*x = ConfigValueSource{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4274,7 @@ func (x *ConfigValueSource) String() string {
 func (*ConfigValueSource) ProtoMessage() {}
 
 func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4287,7 @@ func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigValueSource.ProtoReflect.Descriptor instead.
 func (*ConfigValueSource) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ConfigValueSource) GetField() string {
@@ -4264,7 +4345,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4357,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4370,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ConfigVersion) GetRollout() *Rollout {
@@ -4317,7 +4398,7 @@ type GetConfigLayerRequest struct {
 
 func (x *GetConfigLayerRequest) Reset() {
 	*x = GetConfigLayerRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4329,7 +4410,7 @@ func (x *GetConfigLayerRequest) String() string {
 func (*GetConfigLayerRequest) ProtoMessage() {}
 
 func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4342,7 +4423,7 @@ func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GetConfigLayerRequest) GetScope() *ConfigScope {
@@ -4364,7 +4445,7 @@ type GetConfigLayerResponse struct {
 
 func (x *GetConfigLayerResponse) Reset() {
 	*x = GetConfigLayerResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4376,7 +4457,7 @@ func (x *GetConfigLayerResponse) String() string {
 func (*GetConfigLayerResponse) ProtoMessage() {}
 
 func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4389,7 +4470,7 @@ func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetConfigLayerResponse) GetLayer() *ConfigVersion {
@@ -4414,7 +4495,7 @@ type ListConfigVersionsRequest struct {
 
 func (x *ListConfigVersionsRequest) Reset() {
 	*x = ListConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4426,7 +4507,7 @@ func (x *ListConfigVersionsRequest) String() string {
 func (*ListConfigVersionsRequest) ProtoMessage() {}
 
 func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4439,7 +4520,7 @@ func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ListConfigVersionsRequest) GetScope() *ConfigScope {
@@ -4476,7 +4557,7 @@ type ListConfigVersionsResponse struct {
 
 func (x *ListConfigVersionsResponse) Reset() {
 	*x = ListConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4488,7 +4569,7 @@ func (x *ListConfigVersionsResponse) String() string {
 func (*ListConfigVersionsResponse) ProtoMessage() {}
 
 func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4501,7 +4582,7 @@ func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
@@ -4531,7 +4612,7 @@ type DiffConfigVersionsRequest struct {
 
 func (x *DiffConfigVersionsRequest) Reset() {
 	*x = DiffConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4543,7 +4624,7 @@ func (x *DiffConfigVersionsRequest) String() string {
 func (*DiffConfigVersionsRequest) ProtoMessage() {}
 
 func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4556,7 +4637,7 @@ func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DiffConfigVersionsRequest) GetFromVersion() uint64 {
@@ -4588,7 +4669,7 @@ type DiffConfigVersionsResponse struct {
 
 func (x *DiffConfigVersionsResponse) Reset() {
 	*x = DiffConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4600,7 +4681,7 @@ func (x *DiffConfigVersionsResponse) String() string {
 func (*DiffConfigVersionsResponse) ProtoMessage() {}
 
 func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4613,7 +4694,7 @@ func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DiffConfigVersionsResponse) GetFrom() *ConfigVersion {
@@ -4656,7 +4737,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4668,7 +4749,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4681,7 +4762,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RollbackConfigRequest) GetScope() *ConfigScope {
@@ -4727,7 +4808,7 @@ type RollbackConfigResponse struct {
 
 func (x *RollbackConfigResponse) Reset() {
 	*x = RollbackConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4739,7 +4820,7 @@ func (x *RollbackConfigResponse) String() string {
 func (*RollbackConfigResponse) ProtoMessage() {}
 
 func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4752,7 +4833,7 @@ func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
 func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RollbackConfigResponse) GetVersion() uint64 {
@@ -4787,7 +4868,7 @@ type AdvanceRolloutRequest struct {
 
 func (x *AdvanceRolloutRequest) Reset() {
 	*x = AdvanceRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4799,7 +4880,7 @@ func (x *AdvanceRolloutRequest) String() string {
 func (*AdvanceRolloutRequest) ProtoMessage() {}
 
 func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4812,7 +4893,7 @@ func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *AdvanceRolloutRequest) GetRolloutId() string {
@@ -4833,7 +4914,7 @@ type AdvanceRolloutResponse struct {
 
 func (x *AdvanceRolloutResponse) Reset() {
 	*x = AdvanceRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4845,7 +4926,7 @@ func (x *AdvanceRolloutResponse) String() string {
 func (*AdvanceRolloutResponse) ProtoMessage() {}
 
 func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4858,7 +4939,7 @@ func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AdvanceRolloutResponse) GetRollout() *Rollout {
@@ -4881,7 +4962,7 @@ type GetFleetReportRequest struct {
 
 func (x *GetFleetReportRequest) Reset() {
 	*x = GetFleetReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4893,7 +4974,7 @@ func (x *GetFleetReportRequest) String() string {
 func (*GetFleetReportRequest) ProtoMessage() {}
 
 func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4906,7 +4987,7 @@ func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetFleetReportRequest) GetMerchantId() string {
@@ -4936,7 +5017,7 @@ type KeyCount struct {
 
 func (x *KeyCount) Reset() {
 	*x = KeyCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4948,7 +5029,7 @@ func (x *KeyCount) String() string {
 func (*KeyCount) ProtoMessage() {}
 
 func (x *KeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4961,7 +5042,7 @@ func (x *KeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCount.ProtoReflect.Descriptor instead.
 func (*KeyCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *KeyCount) GetKey() string {
@@ -4995,7 +5076,7 @@ type FaultCount struct {
 
 func (x *FaultCount) Reset() {
 	*x = FaultCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5007,7 +5088,7 @@ func (x *FaultCount) String() string {
 func (*FaultCount) ProtoMessage() {}
 
 func (x *FaultCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5020,7 +5101,7 @@ func (x *FaultCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultCount.ProtoReflect.Descriptor instead.
 func (*FaultCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *FaultCount) GetMerchantId() string {
@@ -5094,7 +5175,7 @@ type GetFleetReportResponse struct {
 
 func (x *GetFleetReportResponse) Reset() {
 	*x = GetFleetReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5106,7 +5187,7 @@ func (x *GetFleetReportResponse) String() string {
 func (*GetFleetReportResponse) ProtoMessage() {}
 
 func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5119,7 +5200,7 @@ func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetFleetReportResponse) GetGenerateTime() *timestamppb.Timestamp {
@@ -5250,7 +5331,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5262,7 +5343,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5275,7 +5356,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -5371,7 +5452,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5383,7 +5464,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5396,7 +5477,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ListAuditEventsRequest) GetType() AuditEventType {
@@ -5461,7 +5542,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5473,7 +5554,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5486,7 +5567,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -5553,7 +5634,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5565,7 +5646,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5578,7 +5659,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -5746,7 +5827,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5758,7 +5839,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5771,7 +5852,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListTransactionsRequest) GetTerminalId() string {
@@ -5843,7 +5924,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5855,7 +5936,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5868,7 +5949,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -5910,7 +5991,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5922,7 +6003,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5935,7 +6016,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *BatchSummary) GetTerminalId() string {
@@ -6013,7 +6094,7 @@ type GetSettlementReportRequest struct {
 
 func (x *GetSettlementReportRequest) Reset() {
 	*x = GetSettlementReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6025,7 +6106,7 @@ func (x *GetSettlementReportRequest) String() string {
 func (*GetSettlementReportRequest) ProtoMessage() {}
 
 func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6038,7 +6119,7 @@ func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *GetSettlementReportRequest) GetMerchantId() string {
@@ -6090,7 +6171,7 @@ type GetSettlementReportResponse struct {
 
 func (x *GetSettlementReportResponse) Reset() {
 	*x = GetSettlementReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6102,7 +6183,7 @@ func (x *GetSettlementReportResponse) String() string {
 func (*GetSettlementReportResponse) ProtoMessage() {}
 
 func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6115,7 +6196,7 @@ func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GetSettlementReportResponse) GetMerchantId() string {
@@ -6181,7 +6262,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6193,7 +6274,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6206,7 +6287,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *AdminToken) GetTokenId() string {
@@ -6266,7 +6347,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6278,7 +6359,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6291,7 +6372,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -6328,7 +6409,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6340,7 +6421,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6353,7 +6434,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -6381,7 +6462,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6393,7 +6474,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6406,7 +6487,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RevokeAdminTokenRequest) GetTokenId() string {
@@ -6427,7 +6508,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6439,7 +6520,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6452,7 +6533,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
@@ -6476,7 +6557,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6488,7 +6569,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6501,7 +6582,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListAdminTokensRequest) GetPageSize() int32 {
@@ -6531,7 +6612,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6543,7 +6624,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6556,7 +6637,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
@@ -6582,7 +6663,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6594,7 +6675,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6607,7 +6688,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{86}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 // Response of AdminService.Backup: the next piece of the backup file.
@@ -6623,7 +6704,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6635,7 +6716,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6648,7 +6729,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{87}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *BackupResponse) GetData() []byte {
@@ -6671,7 +6752,7 @@ type ArchiveMerchantRequest struct {
 
 func (x *ArchiveMerchantRequest) Reset() {
 	*x = ArchiveMerchantRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6683,7 +6764,7 @@ func (x *ArchiveMerchantRequest) String() string {
 func (*ArchiveMerchantRequest) ProtoMessage() {}
 
 func (x *ArchiveMerchantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6696,7 +6777,7 @@ func (x *ArchiveMerchantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveMerchantRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveMerchantRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{88}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ArchiveMerchantRequest) GetMerchantId() string {
@@ -6724,7 +6805,7 @@ type ArchiveMerchantResponse struct {
 
 func (x *ArchiveMerchantResponse) Reset() {
 	*x = ArchiveMerchantResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6736,7 +6817,7 @@ func (x *ArchiveMerchantResponse) String() string {
 func (*ArchiveMerchantResponse) ProtoMessage() {}
 
 func (x *ArchiveMerchantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6749,7 +6830,7 @@ func (x *ArchiveMerchantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveMerchantResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveMerchantResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{89}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ArchiveMerchantResponse) GetMerchant() *Merchant {
@@ -6774,7 +6855,7 @@ type ArchiveStoreRequest struct {
 
 func (x *ArchiveStoreRequest) Reset() {
 	*x = ArchiveStoreRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6786,7 +6867,7 @@ func (x *ArchiveStoreRequest) String() string {
 func (*ArchiveStoreRequest) ProtoMessage() {}
 
 func (x *ArchiveStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6799,7 +6880,7 @@ func (x *ArchiveStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStoreRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveStoreRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{90}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ArchiveStoreRequest) GetMerchantId() string {
@@ -6834,7 +6915,7 @@ type ArchiveStoreResponse struct {
 
 func (x *ArchiveStoreResponse) Reset() {
 	*x = ArchiveStoreResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6846,7 +6927,7 @@ func (x *ArchiveStoreResponse) String() string {
 func (*ArchiveStoreResponse) ProtoMessage() {}
 
 func (x *ArchiveStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6859,7 +6940,7 @@ func (x *ArchiveStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStoreResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveStoreResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{91}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ArchiveStoreResponse) GetStore() *Store {
@@ -7027,14 +7108,19 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"merchantId\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x1f\n" +
 	"\vterminal_id\x18\x03 \x01(\tR\n" +
-	"terminalId\"\xbe\x02\n" +
+	"terminalId\"\x8d\x03\n" +
 	"\vRolloutPlan\x12%\n" +
 	"\x0estage_percents\x18\x01 \x03(\rR\rstagePercents\x12*\n" +
 	"\x11max_failure_ratio\x18\x02 \x01(\x01R\x0fmaxFailureRatio\x12!\n" +
 	"\fauto_advance\x18\x03 \x01(\bR\vautoAdvance\x12G\n" +
 	"\x12min_stage_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x10minStageDuration\x12;\n" +
 	"\fpayment_gate\x18\x05 \x01(\v2\x18.posfleet.v1.PaymentGateR\vpaymentGate\x123\n" +
-	"\afreezes\x18\x06 \x03(\v2\x19.posfleet.v1.FreezePeriodR\afreezes\"\x80\x01\n" +
+	"\afreezes\x18\x06 \x03(\v2\x19.posfleet.v1.FreezePeriodR\afreezes\x12M\n" +
+	"\x12maintenance_window\x18\a \x01(\v2\x1e.posfleet.v1.MaintenanceWindowR\x11maintenanceWindow\"n\n" +
+	"\x11MaintenanceWindow\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\x121\n" +
+	"\x06jitter\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06jitter\"\x80\x01\n" +
 	"\fFreezePeriod\x129\n" +
 	"\n" +
 	"start_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
@@ -7498,7 +7584,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
@@ -7542,106 +7628,107 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*ListCommandsResponse)(nil),        // 39: posfleet.v1.ListCommandsResponse
 	(*ConfigScope)(nil),                 // 40: posfleet.v1.ConfigScope
 	(*RolloutPlan)(nil),                 // 41: posfleet.v1.RolloutPlan
-	(*FreezePeriod)(nil),                // 42: posfleet.v1.FreezePeriod
-	(*PaymentGate)(nil),                 // 43: posfleet.v1.PaymentGate
-	(*PaymentGateStatus)(nil),           // 44: posfleet.v1.PaymentGateStatus
-	(*PublishConfigRequest)(nil),        // 45: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),       // 46: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),   // 47: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),  // 48: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                     // 49: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),           // 50: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),          // 51: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),         // 52: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),        // 53: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),         // 54: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),        // 55: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),        // 56: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),       // 57: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),         // 58: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),        // 59: posfleet.v1.AbortRolloutResponse
-	(*ConfigFieldChange)(nil),           // 60: posfleet.v1.ConfigFieldChange
-	(*ConfigValueSource)(nil),           // 61: posfleet.v1.ConfigValueSource
-	(*ConfigVersion)(nil),               // 62: posfleet.v1.ConfigVersion
-	(*GetConfigLayerRequest)(nil),       // 63: posfleet.v1.GetConfigLayerRequest
-	(*GetConfigLayerResponse)(nil),      // 64: posfleet.v1.GetConfigLayerResponse
-	(*ListConfigVersionsRequest)(nil),   // 65: posfleet.v1.ListConfigVersionsRequest
-	(*ListConfigVersionsResponse)(nil),  // 66: posfleet.v1.ListConfigVersionsResponse
-	(*DiffConfigVersionsRequest)(nil),   // 67: posfleet.v1.DiffConfigVersionsRequest
-	(*DiffConfigVersionsResponse)(nil),  // 68: posfleet.v1.DiffConfigVersionsResponse
-	(*RollbackConfigRequest)(nil),       // 69: posfleet.v1.RollbackConfigRequest
-	(*RollbackConfigResponse)(nil),      // 70: posfleet.v1.RollbackConfigResponse
-	(*AdvanceRolloutRequest)(nil),       // 71: posfleet.v1.AdvanceRolloutRequest
-	(*AdvanceRolloutResponse)(nil),      // 72: posfleet.v1.AdvanceRolloutResponse
-	(*GetFleetReportRequest)(nil),       // 73: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                    // 74: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                  // 75: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),      // 76: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                  // 77: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),      // 78: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),     // 79: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                 // 80: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),     // 81: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),    // 82: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                // 83: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),  // 84: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil), // 85: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                  // 86: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),     // 87: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),    // 88: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),     // 89: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),    // 90: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),      // 91: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),     // 92: posfleet.v1.ListAdminTokensResponse
-	(*BackupRequest)(nil),               // 93: posfleet.v1.BackupRequest
-	(*BackupResponse)(nil),              // 94: posfleet.v1.BackupResponse
-	(*ArchiveMerchantRequest)(nil),      // 95: posfleet.v1.ArchiveMerchantRequest
-	(*ArchiveMerchantResponse)(nil),     // 96: posfleet.v1.ArchiveMerchantResponse
-	(*ArchiveStoreRequest)(nil),         // 97: posfleet.v1.ArchiveStoreRequest
-	(*ArchiveStoreResponse)(nil),        // 98: posfleet.v1.ArchiveStoreResponse
-	nil,                                 // 99: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 100: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 101: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 102: google.protobuf.FieldMask
-	(*Store)(nil),                       // 103: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 104: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 105: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 106: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 107: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 108: google.protobuf.Duration
-	(CommandType)(0),                    // 109: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 110: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 111: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 112: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 113: posfleet.v1.Money
-	(Decision)(0),                       // 114: posfleet.v1.Decision
-	(EntryMode)(0),                      // 115: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 116: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 117: posfleet.v1.BatchTotals
-	(Role)(0),                           // 118: posfleet.v1.Role
+	(*MaintenanceWindow)(nil),           // 42: posfleet.v1.MaintenanceWindow
+	(*FreezePeriod)(nil),                // 43: posfleet.v1.FreezePeriod
+	(*PaymentGate)(nil),                 // 44: posfleet.v1.PaymentGate
+	(*PaymentGateStatus)(nil),           // 45: posfleet.v1.PaymentGateStatus
+	(*PublishConfigRequest)(nil),        // 46: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),       // 47: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),   // 48: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),  // 49: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                     // 50: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),           // 51: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),          // 52: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),         // 53: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),        // 54: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),         // 55: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),        // 56: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),        // 57: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),       // 58: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),         // 59: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),        // 60: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),           // 61: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),           // 62: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),               // 63: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),       // 64: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),      // 65: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),   // 66: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),  // 67: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),   // 68: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),  // 69: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),       // 70: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),      // 71: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),       // 72: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),      // 73: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),       // 74: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                    // 75: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                  // 76: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),      // 77: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                  // 78: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),      // 79: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),     // 80: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                 // 81: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),     // 82: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),    // 83: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                // 84: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),  // 85: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil), // 86: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                  // 87: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),     // 88: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),    // 89: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),     // 90: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),    // 91: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),      // 92: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),     // 93: posfleet.v1.ListAdminTokensResponse
+	(*BackupRequest)(nil),               // 94: posfleet.v1.BackupRequest
+	(*BackupResponse)(nil),              // 95: posfleet.v1.BackupResponse
+	(*ArchiveMerchantRequest)(nil),      // 96: posfleet.v1.ArchiveMerchantRequest
+	(*ArchiveMerchantResponse)(nil),     // 97: posfleet.v1.ArchiveMerchantResponse
+	(*ArchiveStoreRequest)(nil),         // 98: posfleet.v1.ArchiveStoreRequest
+	(*ArchiveStoreResponse)(nil),        // 99: posfleet.v1.ArchiveStoreResponse
+	nil,                                 // 100: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 101: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 102: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 103: google.protobuf.FieldMask
+	(*Store)(nil),                       // 104: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 105: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 106: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 107: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 108: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 109: google.protobuf.Duration
+	(CommandType)(0),                    // 110: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 111: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 112: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 113: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 114: posfleet.v1.Money
+	(Decision)(0),                       // 115: posfleet.v1.Decision
+	(EntryMode)(0),                      // 116: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 117: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 118: posfleet.v1.BatchTotals
+	(Role)(0),                           // 119: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	101, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	101, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	101, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	101, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	102, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	101, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	101, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	103, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	103, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	103, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	102, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	102, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	102, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	102, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	103, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	102, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	102, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	104, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	104, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	104, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	104, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	105, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	106, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	106, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	106, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	107, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	106, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	108, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	106, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	105, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	106, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	107, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	107, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	107, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	108, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	107, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	109, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	107, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -7650,185 +7737,187 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	19,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	108, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	106, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	109, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	107, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	109, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	99,  // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	108, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	110, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	110, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	108, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	43,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
-	42,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
-	106, // 40: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	106, // 41: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	108, // 42: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	106, // 43: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	108, // 44: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	108, // 45: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
-	40,  // 46: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	111, // 47: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	41,  // 48: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	49,  // 49: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	111, // 50: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
-	60,  // 51: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	112, // 52: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	61,  // 53: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
-	40,  // 54: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 55: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 56: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	106, // 57: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	106, // 58: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	44,  // 59: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
-	49,  // 60: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 61: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	49,  // 62: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	49,  // 63: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	49,  // 64: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	49,  // 65: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	3,   // 66: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
-	40,  // 67: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
-	49,  // 68: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	111, // 69: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
-	40,  // 70: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
-	62,  // 71: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
-	40,  // 72: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
-	62,  // 73: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
-	62,  // 74: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
-	62,  // 75: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
-	60,  // 76: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	40,  // 77: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 78: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	49,  // 79: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	60,  // 80: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	49,  // 81: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	106, // 82: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	74,  // 83: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	74,  // 84: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	75,  // 85: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	74,  // 86: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	74,  // 87: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	74,  // 88: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	74,  // 89: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	74,  // 90: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	4,   // 91: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	106, // 92: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	100, // 93: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	4,   // 94: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	106, // 95: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	106, // 96: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	77,  // 97: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	5,   // 98: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	113, // 99: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	114, // 100: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	115, // 101: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	106, // 102: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	116, // 103: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	113, // 104: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	114, // 105: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	106, // 106: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	106, // 107: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	80,  // 108: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	6,   // 109: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	117, // 110: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	117, // 111: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	106, // 112: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	106, // 113: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	117, // 114: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	83,  // 115: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	106, // 116: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	118, // 117: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	106, // 118: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	106, // 119: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	118, // 120: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	108, // 121: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	86,  // 122: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	86,  // 123: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	86,  // 124: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	101, // 125: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	103, // 126: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	7,   // 127: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 128: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 129: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 130: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 131: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 132: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 133: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 134: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 135: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 136: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 137: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 138: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 139: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 140: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 141: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 142: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	45,  // 143: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	47,  // 144: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	50,  // 145: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	52,  // 146: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	54,  // 147: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	56,  // 148: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	58,  // 149: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	63,  // 150: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	65,  // 151: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	67,  // 152: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	69,  // 153: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	71,  // 154: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	73,  // 155: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	78,  // 156: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	81,  // 157: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	84,  // 158: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	87,  // 159: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	89,  // 160: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	91,  // 161: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	93,  // 162: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	95,  // 163: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	97,  // 164: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	8,   // 165: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 166: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 167: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 168: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 169: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 170: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 171: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 172: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 173: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 174: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 175: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 176: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 177: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 178: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 179: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 180: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	46,  // 181: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	48,  // 182: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	51,  // 183: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	53,  // 184: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	55,  // 185: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	57,  // 186: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	59,  // 187: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	64,  // 188: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	66,  // 189: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	68,  // 190: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	70,  // 191: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	72,  // 192: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	76,  // 193: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	79,  // 194: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	82,  // 195: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	85,  // 196: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	88,  // 197: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	90,  // 198: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	92,  // 199: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	94,  // 200: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	96,  // 201: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	98,  // 202: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	165, // [165:203] is the sub-list for method output_type
-	127, // [127:165] is the sub-list for method input_type
-	127, // [127:127] is the sub-list for extension type_name
-	127, // [127:127] is the sub-list for extension extendee
-	0,   // [0:127] is the sub-list for field type_name
+	110, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	100, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	109, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	111, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	111, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	109, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	44,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
+	43,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
+	42,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
+	109, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
+	107, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	107, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	109, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	107, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	109, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	109, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	40,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	112, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	41,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	50,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	112, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	61,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	113, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	62,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	40,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 58: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	107, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	107, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	45,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
+	50,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 63: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	50,  // 64: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	50,  // 65: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	50,  // 66: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	50,  // 67: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	3,   // 68: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
+	40,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	50,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	112, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	40,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	63,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	40,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	63,  // 75: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	63,  // 76: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	63,  // 77: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	61,  // 78: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	40,  // 79: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	41,  // 80: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	50,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	61,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	50,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	107, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	75,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	75,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	76,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	75,  // 88: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	75,  // 89: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	75,  // 90: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	75,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	75,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	4,   // 93: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	107, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	101, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	4,   // 96: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	107, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	107, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	78,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	5,   // 100: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	114, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	115, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	116, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	107, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	117, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	114, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	115, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	107, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	107, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	81,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	6,   // 111: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	118, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	118, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	107, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	107, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	118, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	84,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	107, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	119, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	107, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	107, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	119, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	109, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	87,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	87,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	87,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	102, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	104, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	7,   // 129: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 130: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 131: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 132: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 133: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 134: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 135: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 136: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 137: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 138: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 139: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 140: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 141: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 142: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 143: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 144: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	46,  // 145: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	48,  // 146: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	51,  // 147: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	53,  // 148: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	55,  // 149: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	57,  // 150: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	59,  // 151: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	64,  // 152: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	66,  // 153: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	68,  // 154: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	70,  // 155: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	72,  // 156: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	74,  // 157: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	79,  // 158: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	82,  // 159: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	85,  // 160: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	88,  // 161: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	90,  // 162: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	92,  // 163: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	94,  // 164: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	96,  // 165: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	98,  // 166: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	8,   // 167: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 168: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 169: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 170: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 171: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 172: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 173: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 174: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 175: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 176: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 177: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 178: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 179: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 180: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 181: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 182: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	47,  // 183: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	49,  // 184: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	52,  // 185: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	54,  // 186: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	56,  // 187: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	58,  // 188: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	60,  // 189: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	65,  // 190: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	67,  // 191: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	69,  // 192: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	71,  // 193: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	73,  // 194: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	77,  // 195: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	80,  // 196: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	83,  // 197: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	86,  // 198: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	89,  // 199: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	91,  // 200: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	93,  // 201: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	95,  // 202: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	97,  // 203: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	99,  // 204: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	167, // [167:205] is the sub-list for method output_type
+	129, // [129:167] is the sub-list for method input_type
+	129, // [129:129] is the sub-list for extension type_name
+	129, // [129:129] is the sub-list for extension extendee
+	0,   // [0:129] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -7845,7 +7934,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   94,
+			NumMessages:   95,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
