@@ -136,9 +136,34 @@ func TestPaymentGateRollsBackADecliningConfigOverGRPC(t *testing.T) {
 		}
 		treated[tid] = eff.GetConfig().GetRolloutId() == resp.GetRolloutId()
 	}
+	nTreated := 0
+	for _, in := range treated {
+		if in {
+			nTreated++
+		}
+	}
+	if nTreated == 0 {
+		t.Fatal("the first stage reached none of the 12 terminals")
+	}
+	// The gate counts payments from its first evaluation on (once a
+	// second): wait for it, so that a slow machine does not leave the
+	// payments below in the gate's baseline.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := e.admin.GetRollout(e.adminCtx(), &pb.GetRolloutRequest{RolloutId: resp.GetRolloutId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetRollout().GetPaymentGateStatus().GetSince() != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the payment gate never started watching")
+		}
+	}
 	n := 0
 	for tid, cred := range creds {
-		for range 4 {
+		// MinPayments from even a single treated terminal.
+		for range 8 {
 			n++
 			req := saleReq(fmt.Sprintf("gate-%d", n), 500)
 			r, err := pay.Authorize(bearer(t.Context(), cred), req)
