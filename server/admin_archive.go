@@ -26,7 +26,7 @@ func (a *adminService) ArchiveMerchant(ctx context.Context, req *pb.ArchiveMerch
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	m, err := a.s.fleet.ArchiveMerchant(ctx, req.GetMerchantId(), req.GetReason(), actor(ctx))
+	m, err := a.s.eng.Fleet.ArchiveMerchant(ctx, req.GetMerchantId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -42,7 +42,7 @@ func (a *adminService) ArchiveStore(ctx context.Context, req *pb.ArchiveStoreReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	s, err := a.s.fleet.ArchiveStore(ctx, req.GetMerchantId(), req.GetStoreId(), req.GetReason(), actor(ctx))
+	s, err := a.s.eng.Fleet.ArchiveStore(ctx, req.GetMerchantId(), req.GetStoreId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}

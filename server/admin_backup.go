@@ -19,7 +19,7 @@ func (a *adminService) Backup(_ *pb.BackupRequest, stream grpc.ServerStreamingSe
 	ctx := stream.Context()
 	w := &chunkWriter{send: func(b []byte) error { return stream.Send(&pb.BackupResponse{Data: b}) }}
 	w.buf = make([]byte, 0, backupChunkSize)
-	err := a.s.db.Backup(ctx, w)
+	err := a.s.eng.DB.Backup(ctx, w)
 	if err == nil {
 		err = w.flush()
 	}
@@ -27,7 +27,7 @@ func (a *adminService) Backup(_ *pb.BackupRequest, stream grpc.ServerStreamingSe
 		return toStatus(ctx, a.s.logger, err)
 	}
 	who := actor(ctx)
-	a.s.audit.Record(audit.Event{Type: audit.BackupTaken, Actor: who.Name, Peer: who.Peer, Message: "online backup taken",
+	a.s.eng.Audit.Record(audit.Event{Type: audit.BackupTaken, Actor: who.Name, Peer: who.Peer, Message: "online backup taken",
 		Attributes: map[string]string{"bytes": strconv.FormatInt(w.n, 10)}})
 	return nil
 }

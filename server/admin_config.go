@@ -12,7 +12,6 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/configpush"
-	"github.com/posfleet/posfleet/server/fleet"
 )
 
 func init() {
@@ -30,104 +29,6 @@ func init() {
 }
 
 var reRolloutID = regexp.MustCompile(`^ro-[1-9][0-9]{0,19}$`)
-
-// openConfig starts config push on the fleet's terminal population and
-// connects it: heartbeats carry its versions and intervals, terminal
-// changes and new commands reach it, and Register returns its config.
-func (s *Server) openConfig() error {
-	var err error
-	s.config, err = configpush.Open(context.Background(), s.db, s.audit,
-		s.logger.With("component", "configpush"), fleetDirectory{s.fleet}, configpush.Options{Signals: &s.paySignals})
-	if err != nil {
-		return fmt.Errorf("server: open config push: %w", err)
-	}
-	s.closers = append(s.closers, s.config.Close)
-	s.fleet.SetConfigSource(s.config)
-	s.fleet.OnTerminalChange(func(ref fleet.TerminalRef) { s.config.TerminalChanged(ref.TerminalID) })
-	s.fleet.OnCommand(s.config.NotifyCommands)
-	s.hooks.effectiveConfig = func(_ context.Context, terminalID string) (*pb.EffectiveConfig, error) {
-		cfg, ok := s.config.Effective(terminalID)
-		if !ok {
-			return nil, configpush.ErrUnknownTerminal
-		}
-		return effectiveToPB(cfg), nil
-	}
-	return nil
-}
-
-// fleetDirectory is the fleet as config push's terminal directory.
-type fleetDirectory struct{ f *fleet.Fleet }
-
-func (d fleetDirectory) Terminals() []configpush.TerminalRef {
-	refs := d.f.Terminals()
-	out := make([]configpush.TerminalRef, len(refs))
-	zones := map[[2]string]string{}
-	for i, r := range refs {
-		k := [2]string{r.MerchantID, r.StoreID}
-		tz, ok := zones[k]
-		if !ok {
-			tz = d.storeZone(r.MerchantID, r.StoreID)
-			zones[k] = tz
-		}
-		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID,
-			Retired: r.State == fleet.StateRetired, TimeZone: tz}
-	}
-	return out
-}
-
-// storeZone returns the store's time zone, "" when it has none.
-func (d fleetDirectory) storeZone(merchantID, storeID string) string {
-	st, err := d.f.Store(merchantID, storeID)
-	if err != nil {
-		return ""
-	}
-	return st.TimeZone
-}
-
-func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
-	b, ok := d.f.Binding(id)
-	if !ok {
-		return configpush.TerminalRef{}, false
-	}
-	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID,
-		Retired: b.State == fleet.StateRetired, TimeZone: b.TimeZone}, true
-}
-
-func (d fleetDirectory) MerchantCurrency(id string) (string, bool) {
-	m, err := d.f.Merchant(id)
-	if err != nil {
-		return "", false
-	}
-	return m.Currency, true
-}
-
-func (d fleetDirectory) Merchants() []string {
-	var out []string
-	token := ""
-	for {
-		page, next, err := d.f.ListMerchants(1000, token, false) // archived merchants take no payments
-		if err != nil {
-			return out
-		}
-		for _, m := range page {
-			out = append(out, m.ID)
-		}
-		if next == "" {
-			return out
-		}
-		token = next
-	}
-}
-
-func (d fleetDirectory) MerchantExists(id string) bool {
-	_, err := d.f.Merchant(id)
-	return err == nil
-}
-
-func (d fleetDirectory) StoreExists(merchantID, storeID string) bool {
-	_, err := d.f.Store(merchantID, storeID)
-	return err == nil
-}
 
 // configStatus converts a config push error into a status: validation
 // errors become InvalidArgument with a BadRequest, the rest go through the
@@ -156,7 +57,7 @@ func configActor(ctx context.Context) configpush.Actor {
 // still gives every acknowledged publish or rollout action its event after
 // a crash.
 func (s *Server) auditFlushed(ctx context.Context) error {
-	if err := s.audit.Flush(ctx); err != nil {
+	if err := s.eng.Audit.Flush(ctx); err != nil {
 		return toStatus(ctx, s.logger, err)
 	}
 	return nil
@@ -204,7 +105,7 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 		Plan: plan, Description: req.GetDescription(),
 	}
 	if req.GetDryRun() {
-		p, err := a.s.config.Preview(ctx, preq)
+		p, err := a.s.eng.Config.Preview(ctx, preq)
 		if err != nil {
 			return nil, a.s.configStatus(ctx, err)
 		}
@@ -214,7 +115,7 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 		}
 		return resp, nil
 	}
-	ro, err := a.s.config.Publish(ctx, preq, configActor(ctx))
+	ro, err := a.s.eng.Config.Publish(ctx, preq, configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -234,7 +135,7 @@ func (a *adminService) GetConfigLayer(ctx context.Context, req *pb.GetConfigLaye
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, ok, err := a.s.config.Layer(scope)
+	ro, ok, err := a.s.eng.Config.Layer(scope)
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -253,7 +154,7 @@ func (a *adminService) ListConfigVersions(ctx context.Context, req *pb.ListConfi
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	list, next, err := a.s.config.History(ctx, scope, n, req.GetPageToken())
+	list, next, err := a.s.eng.Config.History(ctx, scope, n, req.GetPageToken())
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -271,7 +172,7 @@ func (a *adminService) DiffConfigVersions(ctx context.Context, req *pb.DiffConfi
 		v.add("to_version", "at least one of from_version and to_version is required")
 		return nil, v.err()
 	}
-	from, to, changes, err := a.s.config.DiffVersions(ctx, req.GetFromVersion(), req.GetToVersion())
+	from, to, changes, err := a.s.eng.Config.DiffVersions(ctx, req.GetFromVersion(), req.GetToVersion())
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -294,7 +195,7 @@ func (a *adminService) RollbackConfig(ctx context.Context, req *pb.RollbackConfi
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Rollback(ctx, configpush.RollbackRequest{
+	ro, err := a.s.eng.Config.Rollback(ctx, configpush.RollbackRequest{
 		Scope: scope, ToVersion: req.GetToVersion(), Plan: plan, Description: req.GetDescription(),
 	}, configActor(ctx))
 	if err != nil {
@@ -313,7 +214,7 @@ func (a *adminService) AdvanceRollout(ctx context.Context, req *pb.AdvanceRollou
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Advance(ctx, req.GetRolloutId(), configActor(ctx))
+	ro, err := a.s.eng.Config.Advance(ctx, req.GetRolloutId(), configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -330,11 +231,11 @@ func (a *adminService) GetEffectiveConfig(ctx context.Context, req *pb.GetEffect
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	cfg, ok := a.s.config.Effective(req.GetTerminalId())
+	cfg, ok := a.s.eng.Config.Effective(req.GetTerminalId())
 	if !ok {
 		return nil, a.s.configStatus(ctx, fmt.Errorf("%w: %s", configpush.ErrUnknownTerminal, req.GetTerminalId()))
 	}
-	sources, err := a.s.config.Sources(req.GetTerminalId())
+	sources, err := a.s.eng.Config.Sources(req.GetTerminalId())
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -355,7 +256,7 @@ func (a *adminService) GetRollout(ctx context.Context, req *pb.GetRolloutRequest
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Rollout(req.GetRolloutId())
+	ro, err := a.s.eng.Config.Rollout(req.GetRolloutId())
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -372,7 +273,7 @@ func (a *adminService) ListRollouts(ctx context.Context, req *pb.ListRolloutsReq
 		return nil, err
 	}
 	out, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]configpush.Rollout, string, error) {
-		return a.s.config.ListRollouts(ctx, configpush.State(req.GetState()), n, req.GetPageToken())
+		return a.s.eng.Config.ListRollouts(ctx, configpush.State(req.GetState()), n, req.GetPageToken())
 	}, rolloutToPB)
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
@@ -388,7 +289,7 @@ func (a *adminService) PauseRollout(ctx context.Context, req *pb.PauseRolloutReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Pause(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	ro, err := a.s.eng.Config.Pause(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -405,7 +306,7 @@ func (a *adminService) ResumeRollout(ctx context.Context, req *pb.ResumeRolloutR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
+	ro, err := a.s.eng.Config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -424,7 +325,7 @@ func (a *adminService) AbortRollout(ctx context.Context, req *pb.AbortRolloutReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	ro, err := a.s.eng.Config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}

@@ -54,7 +54,7 @@ func (a *adminService) CreateMerchant(ctx context.Context, req *pb.CreateMerchan
 		return nil, err
 	}
 	m := req.GetMerchant()
-	got, err := a.s.fleet.CreateMerchant(ctx, fleet.Merchant{
+	got, err := a.s.eng.Fleet.CreateMerchant(ctx, fleet.Merchant{
 		ID: m.GetMerchantId(), LegalName: m.GetLegalName(), DisplayName: m.GetDisplayName(), MCC: m.GetMcc(),
 		Currency: m.GetCurrency(), Address: addressFromPB(m.GetAddress()),
 		CrossTerminalRefunds: m.GetAllowCrossTerminalRefunds(),
@@ -72,7 +72,7 @@ func (a *adminService) GetMerchant(ctx context.Context, req *pb.GetMerchantReque
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	m, err := a.s.fleet.Merchant(req.GetMerchantId())
+	m, err := a.s.eng.Fleet.Merchant(req.GetMerchantId())
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -144,7 +144,7 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 			return nil, err
 		}
 	}
-	got, err := a.s.fleet.UpdateMerchant(ctx, m.GetMerchantId(), u, actor(ctx))
+	got, err := a.s.eng.Fleet.UpdateMerchant(ctx, m.GetMerchantId(), u, actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -155,14 +155,14 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 // payments: its ledger, batches and settlement reports are in the old
 // currency, and totals cannot add two currencies.
 func (a *adminService) currencyMayChange(ctx context.Context, merchantID, currency string) error {
-	cur, err := a.s.fleet.Merchant(merchantID)
+	cur, err := a.s.eng.Fleet.Merchant(merchantID)
 	if err != nil {
 		return a.s.fleetStatus(ctx, err)
 	}
-	if cur.Currency == currency || a.s.payments == nil {
+	if cur.Currency == currency || a.s.eng.Payments == nil {
 		return nil
 	}
-	txs, _, err := a.s.payments.ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
+	txs, _, err := a.s.eng.Payments.ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
 	if err != nil {
 		return a.s.paymentStatus(ctx, err)
 	}
@@ -182,7 +182,7 @@ func (a *adminService) ListMerchants(ctx context.Context, req *pb.ListMerchantsR
 		return nil, err
 	}
 	ms, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Merchant, string, error) {
-		return a.s.fleet.ListMerchants(n, req.GetPageToken(), req.GetIncludeArchived())
+		return a.s.eng.Fleet.ListMerchants(n, req.GetPageToken(), req.GetIncludeArchived())
 	}, merchantToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
@@ -206,7 +206,7 @@ func (a *adminService) CreateStore(ctx context.Context, req *pb.CreateStoreReque
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	got, err := a.s.fleet.CreateStore(ctx, fleet.Store{
+	got, err := a.s.eng.Fleet.CreateStore(ctx, fleet.Store{
 		MerchantID: st.GetMerchantId(), ID: st.GetStoreId(), Name: st.GetName(),
 		Address: addressFromPB(st.GetAddress()), TimeZone: st.GetTimeZone(),
 	}, actor(ctx))
@@ -228,7 +228,7 @@ func (a *adminService) ListStores(ctx context.Context, req *pb.ListStoresRequest
 		return nil, err
 	}
 	ss, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Store, string, error) {
-		return a.s.fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken(), req.GetIncludeArchived())
+		return a.s.eng.Fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken(), req.GetIncludeArchived())
 	}, storeToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
@@ -247,7 +247,7 @@ func (a *adminService) ProvisionTerminal(ctx context.Context, req *pb.ProvisionT
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	p, err := a.s.fleet.Provision(ctx, fleet.ProvisionRequest{
+	p, err := a.s.eng.Fleet.Provision(ctx, fleet.ProvisionRequest{
 		Serial: req.GetSerialNumber(), MerchantID: req.GetMerchantId(), StoreID: req.GetStoreId(),
 		Label: req.GetLabel(), EnrollmentTTL: ttl,
 	}, actor(ctx))
@@ -279,7 +279,7 @@ func (a *adminService) GetTerminal(ctx context.Context, req *pb.GetTerminalReque
 	if err := terminalReq(req.GetTerminalId(), "", false); err != nil {
 		return nil, err
 	}
-	t, err := a.s.fleet.Terminal(req.GetTerminalId())
+	t, err := a.s.eng.Fleet.Terminal(req.GetTerminalId())
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -310,7 +310,7 @@ func (a *adminService) ListTerminals(ctx context.Context, req *pb.ListTerminalsR
 		State: fleet.State(req.GetState()), Connectivity: fleet.Connectivity(req.GetConnectivity()),
 	}
 	ts, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Terminal, string, error) {
-		return a.s.fleet.ListTerminals(filter, n, req.GetPageToken())
+		return a.s.eng.Fleet.ListTerminals(filter, n, req.GetPageToken())
 	}, terminalToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
@@ -323,7 +323,7 @@ func (a *adminService) SuspendTerminal(ctx context.Context, req *pb.SuspendTermi
 	if err := terminalReq(req.GetTerminalId(), req.GetReason(), false); err != nil {
 		return nil, err
 	}
-	t, err := a.s.fleet.Suspend(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
+	t, err := a.s.eng.Fleet.Suspend(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -335,7 +335,7 @@ func (a *adminService) ReactivateTerminal(ctx context.Context, req *pb.Reactivat
 	if err := terminalReq(req.GetTerminalId(), req.GetReason(), false); err != nil {
 		return nil, err
 	}
-	t, err := a.s.fleet.Reactivate(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
+	t, err := a.s.eng.Fleet.Reactivate(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -347,7 +347,7 @@ func (a *adminService) RetireTerminal(ctx context.Context, req *pb.RetireTermina
 	if err := terminalReq(req.GetTerminalId(), req.GetReason(), false); err != nil {
 		return nil, err
 	}
-	t, err := a.s.fleet.Retire(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
+	t, err := a.s.eng.Fleet.Retire(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -362,7 +362,7 @@ func (a *adminService) ReissueEnrollment(ctx context.Context, req *pb.ReissueEnr
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	code, exp, err := a.s.fleet.ReissueEnrollment(ctx, req.GetTerminalId(), ttl, actor(ctx))
+	code, exp, err := a.s.eng.Fleet.ReissueEnrollment(ctx, req.GetTerminalId(), ttl, actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -379,7 +379,7 @@ func (a *adminService) RebindTerminal(ctx context.Context, req *pb.RebindTermina
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	t, err := a.s.fleet.Rebind(ctx, req.GetTerminalId(), req.GetMerchantId(), req.GetStoreId(), req.GetReason(), actor(ctx))
+	t, err := a.s.eng.Fleet.Rebind(ctx, req.GetTerminalId(), req.GetMerchantId(), req.GetStoreId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -411,7 +411,7 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	c, err := a.s.fleet.SendCommand(ctx, req.GetTerminalId(), fleet.CommandType(req.GetType()), req.GetParameters(), ttl, actor(ctx))
+	c, err := a.s.eng.Fleet.SendCommand(ctx, req.GetTerminalId(), fleet.CommandType(req.GetType()), req.GetParameters(), ttl, actor(ctx))
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -428,7 +428,7 @@ func (a *adminService) ListCommands(ctx context.Context, req *pb.ListCommandsReq
 		return nil, err
 	}
 	cs, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Command, string, error) {
-		return a.s.fleet.ListCommands(ctx, req.GetTerminalId(), n, req.GetPageToken())
+		return a.s.eng.Fleet.ListCommands(ctx, req.GetTerminalId(), n, req.GetPageToken())
 	}, commandToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
@@ -451,7 +451,7 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	rep, err := a.s.fleet.Report(req.GetMerchantId(), req.GetStoreId())
+	rep, err := a.s.eng.Fleet.Report(req.GetMerchantId(), req.GetStoreId())
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -468,16 +468,14 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 	for _, f := range rep.Faults {
 		out.Faults = append(out.Faults, &pb.FaultCount{MerchantId: f.MerchantID, StoreId: f.StoreID, Component: f.Component, Count: f.Count})
 	}
-	if h := a.s.hooks.paymentStats; h != nil {
-		out.Authorizations, out.Approvals = h()
-		if out.Authorizations > 0 {
-			out.ApprovalRate = float64(out.Approvals) / float64(out.Authorizations)
-		}
+	out.Authorizations, out.Approvals = a.s.eng.Payments.Stats()
+	if out.Authorizations > 0 {
+		out.ApprovalRate = float64(out.Approvals) / float64(out.Authorizations)
 	}
-	byTerminal := a.s.audit.MismatchesByTerminal()
+	byTerminal := a.s.eng.Audit.MismatchesByTerminal()
 	mismatch := map[string]uint64{}
 	if req.GetMerchantId() == "" {
-		out.MerchantMismatchAlerts = a.s.audit.Count(audit.MerchantMismatch)
+		out.MerchantMismatchAlerts = a.s.eng.Audit.Count(audit.MerchantMismatch)
 		mismatch = byTerminal
 	} else {
 		for _, id := range rep.Members {
@@ -527,7 +525,7 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 		return nil, err
 	}
 	// Read our own writes: events recorded before this call are listed.
-	if err := a.s.audit.Flush(ctx); err != nil {
+	if err := a.s.eng.Audit.Flush(ctx); err != nil {
 		return nil, toStatus(ctx, a.s.logger, err)
 	}
 	filter := audit.Filter{
@@ -535,7 +533,7 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 		Start: start, End: end,
 	}
 	evs, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]audit.Event, string, error) {
-		return a.s.audit.List(ctx, filter, n, req.GetPageToken())
+		return a.s.eng.Audit.List(ctx, filter, n, req.GetPageToken())
 	}, auditEventToPB)
 	if err != nil {
 		return nil, toStatus(ctx, a.s.logger, err)
@@ -568,7 +566,7 @@ func (a *adminService) CreateAdminToken(ctx context.Context, req *pb.CreateAdmin
 		return nil, err
 	}
 	who := actor(ctx)
-	secret, tok, err := a.s.tokens.Create(ctx, req.GetName(), auth.Role(req.GetRole()), ttl, audit.Event{Actor: who.Name, Peer: who.Peer})
+	secret, tok, err := a.s.eng.Tokens.Create(ctx, req.GetName(), auth.Role(req.GetRole()), ttl, audit.Event{Actor: who.Name, Peer: who.Peer})
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -585,7 +583,7 @@ func (a *adminService) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdmin
 		return nil, err
 	}
 	who := actor(ctx)
-	tok, err := a.s.tokens.Revoke(ctx, req.GetTokenId(), audit.Event{Actor: who.Name, Peer: who.Peer})
+	tok, err := a.s.eng.Tokens.Revoke(ctx, req.GetTokenId(), audit.Event{Actor: who.Name, Peer: who.Peer})
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -601,7 +599,7 @@ func (a *adminService) ListAdminTokens(ctx context.Context, req *pb.ListAdminTok
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	all := a.s.tokens.List()
+	all := a.s.eng.Tokens.List()
 	start := 0
 	if tok := req.GetPageToken(); tok != "" {
 		i := slices.IndexFunc(all, func(t operator.Token) bool { return t.ID == tok })

@@ -44,7 +44,7 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 		End:         end,
 	}
 	txs, next, err := boundedPage(a.s.cfg.MaxPageBytes, size, func(n int) ([]payment.Transaction, string, error) {
-		return a.s.payments.ListTransactions(ctx, filter, n, req.GetPageToken())
+		return a.s.eng.Payments.ListTransactions(ctx, filter, n, req.GetPageToken())
 	}, transactionToPB)
 	if err != nil {
 		return nil, a.s.paymentStatus(ctx, err)
@@ -64,7 +64,7 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	m, err := a.s.fleet.Merchant(req.GetMerchantId())
+	m, err := a.s.eng.Fleet.Merchant(req.GetMerchantId())
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
@@ -72,7 +72,7 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	// cut by size like every list.
 	var rep payment.Settlement
 	batches, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]payment.BatchSummary, string, error) {
-		r, next, err := a.s.payments.SettlementReportPage(ctx, req.GetMerchantId(), req.GetBusinessDate(), n, req.GetPageToken())
+		r, next, err := a.s.eng.Payments.SettlementReportPage(ctx, req.GetMerchantId(), req.GetBusinessDate(), n, req.GetPageToken())
 		rep = r
 		return r.Batches, next, err
 	}, batchSummaryToPB)

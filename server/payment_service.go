@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -30,20 +29,6 @@ func init() {
 		errorMapping{payment.ErrBatchMismatch, codes.FailedPrecondition, "BATCH_MISMATCH"},
 		errorMapping{payment.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
 	)
-}
-
-// openPayments starts the payment engine on the fleet and config push.
-func (s *Server) openPayments() error {
-	dir := &paymentDirectory{fleet: s.fleet, config: s.config, logger: s.logger.With("component", "payment")}
-	var err error
-	s.payments, err = payment.Open(context.Background(), s.db, dir, s.audit, payment.DefaultOptions(),
-		s.logger.With("component", "payment"))
-	if err != nil {
-		return fmt.Errorf("server: open payments: %w", err)
-	}
-	s.closers = append(s.closers, s.payments.Close)
-	s.hooks.paymentStats = s.payments.Stats
-	return nil
 }
 
 // paymentStatus converts a payment engine error into a status: field checks
@@ -120,7 +105,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 		return nil, err
 	}
 	start := time.Now()
-	res, err := p.s.payments.Authorize(ctx, payment.AuthorizeRequest{
+	res, err := p.s.eng.Payments.Authorize(ctx, payment.AuthorizeRequest{
 		TerminalID: pr.TerminalID,
 		RequestID:  req.GetRequestId(),
 		MerchantID: req.GetMerchantId(),
@@ -129,7 +114,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 		LocalTime:  local,
 		Capture:    req.GetCapture(),
 	})
-	p.s.paySignals.record(pr.TerminalID, res, err, time.Since(start))
+	p.s.eng.signals.record(pr.TerminalID, res, err, time.Since(start))
 	if err != nil {
 		return nil, p.s.paymentStatus(ctx, err)
 	}
@@ -158,7 +143,7 @@ func (p *paymentService) Reverse(ctx context.Context, req *pb.ReverseRequest) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.payments.Reverse(ctx, payment.ReverseRequest{
+	res, err := p.s.eng.Payments.Reverse(ctx, payment.ReverseRequest{
 		TerminalID:        pr.TerminalID,
 		RequestID:         req.GetRequestId(),
 		OriginalRequestID: req.GetOriginalRequestId(),
@@ -193,7 +178,7 @@ func (p *paymentService) Refund(ctx context.Context, req *pb.RefundRequest) (*pb
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.payments.Refund(ctx, payment.RefundRequest{
+	res, err := p.s.eng.Payments.Refund(ctx, payment.RefundRequest{
 		TerminalID:      pr.TerminalID,
 		RequestID:       req.GetRequestId(),
 		AuthorizationID: req.GetAuthorizationId(),
@@ -231,7 +216,7 @@ func (p *paymentService) CloseBatch(ctx context.Context, req *pb.CloseBatchReque
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.payments.CloseBatch(ctx, payment.CloseBatchRequest{
+	res, err := p.s.eng.Payments.CloseBatch(ctx, payment.CloseBatchRequest{
 		TerminalID:     pr.TerminalID,
 		RequestID:      req.GetRequestId(),
 		BatchNumber:    req.GetBatchNumber(),

@@ -19,28 +19,20 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
-	"github.com/posfleet/posfleet/server/audit"
-	"github.com/posfleet/posfleet/server/configpush"
-	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/logsample"
-	"github.com/posfleet/posfleet/server/operator"
-	"github.com/posfleet/posfleet/server/payment"
-	"github.com/posfleet/posfleet/server/store"
 )
 
 // Server is a posfleet server: storage, domain components and the gRPC
 // server in front of them. Create it with New, run it with Serve.
 type Server struct {
-	cfg     Config
-	logger  *slog.Logger
-	db      *store.DB
-	audit   *audit.Log
+	cfg    Config
+	logger *slog.Logger
+	// eng are the storage and domain engines (wire.go); the services
+	// below only validate, call them and translate.
+	eng     *Engines
 	grpc    *grpc.Server
 	health  *health.Server
 	metrics *metrics
-	// space refuses writes while the data directory's disk is low (nil
-	// InMemory).
-	space *store.Space
 	// readyMu serializes readiness updates; serving is set by Serve once
 	// health has been turned SERVING.
 	readyMu sync.Mutex
@@ -60,25 +52,6 @@ type Server struct {
 	// conns is the capped listener Serve accepts on, for the metrics; nil
 	// before Serve.
 	conns atomic.Pointer[limitListener]
-	// fleet holds merchants, stores, terminals and their credentials.
-	fleet *fleet.Fleet
-	// tokens holds the admin tokens.
-	tokens *operator.Tokens
-	// hooks connect the fleet handlers to other components (fleet_hooks.go).
-	hooks fleetHooks
-	// config holds settings layers, effective configs and rollouts
-	// (admin_config.go, terminal_config.go).
-	config *configpush.Engine
-	// payments is the payment engine (payment_service.go, admin_payment.go).
-	payments *payment.Engine
-	// paySignals counts Authorize outcomes per terminal for config push's
-	// payment gates (payment_signals.go).
-	paySignals paymentSignals
-	// adminTokenPath is the generated bootstrap token file, if any.
-	adminTokenPath string
-	// closers release domain components, in reverse order, after the gRPC
-	// server stopped and before the database closes.
-	closers []func() error
 
 	closeOnce sync.Once
 	closeErr  error
@@ -102,49 +75,10 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		}
 	}()
 
-	sopts := store.DefaultOptions(cfg.DataDir)
-	sopts.CommitFault = cfg.commitFault
-	if cfg.InMemory {
-		sopts.InMemory = true
-	} else if err := ownedDir(cfg.DataDir, cfg.TakeOwnership, logger); err != nil {
-		return nil, err
-	} else if err := privateDir(cfg.DataDir, logger); err != nil {
+	if s.eng, err = openEngines(context.Background(), cfg, func(bool) { s.updateReadiness() }, logger); err != nil {
 		return nil, err
 	}
-	if s.db, err = store.Open(sopts, logger); err != nil {
-		return nil, err
-	}
-	if !cfg.InMemory {
-		s.space, err = store.WatchSpace(s.db, store.SpaceOptions{
-			Reserve:  cfg.DiskReserve,
-			Interval: cfg.DiskCheckInterval,
-			Statfs:   cfg.statfs,
-			OnChange: func(bool) { s.updateReadiness() },
-		}, logger.With("component", "space"))
-		if err != nil {
-			return nil, err
-		}
-		st := s.space.Status()
-		logger.Info("disk space", "dir", cfg.DataDir, "free_bytes", st.FreeBytes, "reserve_bytes", st.ReserveBytes, "low", st.Low)
-		s.closers = append(s.closers, s.space.Close)
-	}
-	if s.audit, err = audit.Open(s.db, logger.With("component", "audit")); err != nil {
-		return nil, err
-	}
-	adminToken, tokenPath, err := bootstrapAdminToken(cfg)
-	if err != nil {
-		return nil, err
-	}
-	s.adminTokenPath = tokenPath
-	if err := s.openFleet(adminToken); err != nil {
-		return nil, err
-	}
-	if err := s.openConfig(); err != nil {
-		return nil, err
-	}
-	if err := s.openPayments(); err != nil {
-		return nil, err
-	}
+	s.authn = newAuthenticator(s.eng.Fleet, s.eng.Tokens, s.eng.Audit)
 
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgSize),
@@ -182,7 +116,12 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 
 // AdminTokenPath returns the file holding the generated bootstrap admin
 // token, or "" when the token came from the configuration.
-func (s *Server) AdminTokenPath() string { return s.adminTokenPath }
+func (s *Server) AdminTokenPath() string { return s.eng.adminTokenPath }
+
+// Engines returns the server's storage and domain engines, for front ends
+// beside the gRPC services (an operator console). They are closed with the
+// server.
+func (s *Server) Engines() *Engines { return s.eng }
 
 // serviceNames are the services whose health is reported.
 var serviceNames = []string{
@@ -232,15 +171,15 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 func (s *Server) updateReadiness() {
 	s.readyMu.Lock()
 	defer s.readyMu.Unlock()
-	if !s.serving || s.space == nil {
+	if !s.serving || s.eng.Space == nil {
 		return
 	}
 	status := healthpb.HealthCheckResponse_SERVING
-	if s.space.Status().Low {
+	if s.eng.Space.Status().Low {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus("", status)
-	if status == healthpb.HealthCheckResponse_SERVING && s.payments != nil && !s.payments.Healthy() {
+	if status == healthpb.HealthCheckResponse_SERVING && !s.eng.Payments.Healthy() {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, status)
@@ -274,11 +213,9 @@ func (s *Server) shutdownGRPC() {
 	s.logger.Info("shutting down", "grace", s.cfg.ShutdownGrace)
 	s.health.Shutdown() // tells health watchers NOT_SERVING first
 	s.drain()
-	if s.config != nil {
-		// Config watch streams live until the terminal leaves; end them so
-		// that the graceful stop below waits only for ordinary calls.
-		s.config.CloseWatches()
-	}
+	// Config watch streams live until the terminal leaves; end them so
+	// that the graceful stop below waits only for ordinary calls.
+	s.eng.Config.CloseWatches()
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
@@ -302,17 +239,9 @@ func (s *Server) Close() error {
 		if s.grpc != nil {
 			s.grpc.Stop()
 		}
-		var errs []error
-		for i := len(s.closers) - 1; i >= 0; i-- {
-			errs = append(errs, s.closers[i]())
+		if s.eng != nil {
+			s.closeErr = s.eng.Close()
 		}
-		if s.audit != nil {
-			errs = append(errs, s.audit.Close())
-		}
-		if s.db != nil {
-			errs = append(errs, s.db.Close())
-		}
-		s.closeErr = errors.Join(errs...)
 		if s.closeErr == nil {
 			s.logger.Info("storage closed")
 		}

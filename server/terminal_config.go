@@ -32,7 +32,7 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 	}
 	tid := p.TerminalID
 	bearer := bearerToken(ctx)
-	w, err := t.s.config.Watch(tid, req.GetKnownVersion())
+	w, err := t.s.eng.Config.Watch(tid, req.GetKnownVersion())
 	if err != nil {
 		return t.s.configStatus(ctx, err)
 	}
@@ -43,7 +43,7 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		return err
 	}
 	cmds := newCommandFilter()
-	pending := cmds.next(t.s.fleet.PendingCommands(tid))
+	pending := cmds.next(t.s.eng.Fleet.PendingCommands(tid))
 	for {
 		cfg, notified, err := w.Poll()
 		if err == nil && cfg == nil && !notified && len(pending) == 0 {
@@ -54,11 +54,11 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		}
 		// Checked before commands are taken for delivery, so that none is
 		// marked delivered to a stream that may no longer have it.
-		if err := credentialStillValid(t.s.fleet, bearer); err != nil {
+		if err := credentialStillValid(t.s.eng.Fleet, bearer); err != nil {
 			return err
 		}
 		if notified {
-			pending = append(pending, cmds.next(t.s.fleet.PendingCommands(tid))...)
+			pending = append(pending, cmds.next(t.s.eng.Fleet.PendingCommands(tid))...)
 		}
 		if cfg == nil && len(pending) == 0 {
 			continue
@@ -133,7 +133,7 @@ func (t *terminalService) AckConfig(ctx context.Context, req *pb.AckConfigReques
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := t.s.config.Ack(ctx, p.TerminalID, req.GetVersion(), configpush.AckResult(req.GetResult()), req.GetDetail()); err != nil {
+	if err := t.s.eng.Config.Ack(ctx, p.TerminalID, req.GetVersion(), configpush.AckResult(req.GetResult()), req.GetDetail()); err != nil {
 		return nil, t.s.configStatus(ctx, err)
 	}
 	return &pb.AckConfigResponse{}, nil

@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/auth"
+	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/fleet"
 )
 
@@ -42,7 +43,7 @@ func (t *terminalService) Register(ctx context.Context, req *pb.RegisterRequest)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	reg, err := t.s.fleet.Register(ctx, fleet.RegisterRequest{
+	reg, err := t.s.eng.Fleet.Register(ctx, fleet.RegisterRequest{
 		Serial: req.GetSerialNumber(),
 		Code:   req.GetEnrollmentCode(),
 		Device: fleet.Device{Model: d.GetModel(), Manufacturer: d.GetManufacturer(), Firmware: d.GetFirmwareVersion(), App: d.GetAppVersion()},
@@ -52,23 +53,21 @@ func (t *terminalService) Register(ctx context.Context, req *pb.RegisterRequest)
 		return nil, t.s.fleetStatus(ctx, err)
 	}
 	id := reg.Terminal.ID
-	// Without config push there is no config: version 0 makes the terminal
-	// take the first version it is sent.
+	// A terminal without an effective config yet gets version 0, which
+	// makes it take the first version it is sent; it gets its config from
+	// WatchConfig either way.
 	cfg := &pb.EffectiveConfig{}
-	if h := t.s.hooks.effectiveConfig; h != nil {
-		if c, err := h(ctx, id); err != nil {
-			// The terminal is registered; it gets its config from WatchConfig.
-			t.s.logger.WarnContext(ctx, "effective config for registration unavailable", "terminal_id", id, "err", err)
-		} else if c != nil {
-			cfg = c
-		}
+	if c, ok := t.s.eng.Config.Effective(id); ok {
+		cfg = effectiveToPB(c)
+	} else {
+		t.s.logger.WarnContext(ctx, "effective config for registration unavailable", "terminal_id", id, "err", configpush.ErrUnknownTerminal)
 	}
 	return &pb.RegisterResponse{
 		TerminalId:        id,
 		Credential:        reg.Credential,
 		Identity:          identityToPB(reg.Identity),
 		Config:            cfg,
-		HeartbeatInterval: durationpb.New(t.s.fleet.HeartbeatInterval(id)),
+		HeartbeatInterval: durationpb.New(t.s.eng.Fleet.HeartbeatInterval(id)),
 		ServerTime:        timestamppb.Now(),
 	}, nil
 }
@@ -126,7 +125,7 @@ func (t *terminalService) Heartbeat(ctx context.Context, req *pb.HeartbeatReques
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := t.s.fleet.Heartbeat(p.TerminalID, statusFromPB(st), faults)
+	res, err := t.s.eng.Fleet.Heartbeat(p.TerminalID, statusFromPB(st), faults)
 	if err != nil {
 		return nil, t.s.fleetStatus(ctx, err)
 	}
@@ -153,7 +152,7 @@ func (t *terminalService) VerifyMerchant(ctx context.Context, req *pb.VerifyMerc
 			return nil, err
 		}
 	}
-	id, matches, err := t.s.fleet.VerifyMerchant(ctx, p.TerminalID, claimed, actor(ctx))
+	id, matches, err := t.s.eng.Fleet.VerifyMerchant(ctx, p.TerminalID, claimed, actor(ctx))
 	if err != nil {
 		return nil, t.s.fleetStatus(ctx, err)
 	}
@@ -166,7 +165,7 @@ func (t *terminalService) RotateCredential(ctx context.Context, _ *pb.RotateCred
 	if err != nil {
 		return nil, err
 	}
-	cred, err := t.s.fleet.RotateCredential(ctx, p.TerminalID, actor(ctx))
+	cred, err := t.s.eng.Fleet.RotateCredential(ctx, p.TerminalID, actor(ctx))
 	if err != nil {
 		return nil, t.s.fleetStatus(ctx, err)
 	}
@@ -187,7 +186,7 @@ func (t *terminalService) AckCommand(ctx context.Context, req *pb.AckCommandRequ
 		return nil, err
 	}
 	ok := req.GetResult() == pb.CommandResult_COMMAND_RESULT_SUCCEEDED
-	if err := t.s.fleet.AckCommand(ctx, p.TerminalID, req.GetCommandId(), ok, req.GetDetail(), actor(ctx)); err != nil {
+	if err := t.s.eng.Fleet.AckCommand(ctx, p.TerminalID, req.GetCommandId(), ok, req.GetDetail(), actor(ctx)); err != nil {
 		return nil, t.s.fleetStatus(ctx, err)
 	}
 	return &pb.AckCommandResponse{}, nil

@@ -1,5 +1,9 @@
 package server
 
+// The engines' views of each other, built by openEngines (wire.go): the
+// fleet as config push's terminal directory, and the fleet and config push
+// as the payment engine's directory.
+
 import (
 	"log/slog"
 	"sync"
@@ -109,4 +113,78 @@ func (d *paymentDirectory) zone(name string) *time.Location {
 	}
 	d.zones.Store(name, loc)
 	return loc
+}
+
+// fleetDirectory is the fleet as config push's terminal directory.
+type fleetDirectory struct{ f *fleet.Fleet }
+
+func (d fleetDirectory) Terminals() []configpush.TerminalRef {
+	refs := d.f.Terminals()
+	out := make([]configpush.TerminalRef, len(refs))
+	zones := map[[2]string]string{}
+	for i, r := range refs {
+		k := [2]string{r.MerchantID, r.StoreID}
+		tz, ok := zones[k]
+		if !ok {
+			tz = d.storeZone(r.MerchantID, r.StoreID)
+			zones[k] = tz
+		}
+		out[i] = configpush.TerminalRef{TerminalID: r.TerminalID, MerchantID: r.MerchantID, StoreID: r.StoreID,
+			Retired: r.State == fleet.StateRetired, TimeZone: tz}
+	}
+	return out
+}
+
+// storeZone returns the store's time zone, "" when it has none.
+func (d fleetDirectory) storeZone(merchantID, storeID string) string {
+	st, err := d.f.Store(merchantID, storeID)
+	if err != nil {
+		return ""
+	}
+	return st.TimeZone
+}
+
+func (d fleetDirectory) Terminal(id string) (configpush.TerminalRef, bool) {
+	b, ok := d.f.Binding(id)
+	if !ok {
+		return configpush.TerminalRef{}, false
+	}
+	return configpush.TerminalRef{TerminalID: b.TerminalID, MerchantID: b.MerchantID, StoreID: b.StoreID,
+		Retired: b.State == fleet.StateRetired, TimeZone: b.TimeZone}, true
+}
+
+func (d fleetDirectory) MerchantCurrency(id string) (string, bool) {
+	m, err := d.f.Merchant(id)
+	if err != nil {
+		return "", false
+	}
+	return m.Currency, true
+}
+
+func (d fleetDirectory) Merchants() []string {
+	var out []string
+	token := ""
+	for {
+		page, next, err := d.f.ListMerchants(1000, token, false) // archived merchants take no payments
+		if err != nil {
+			return out
+		}
+		for _, m := range page {
+			out = append(out, m.ID)
+		}
+		if next == "" {
+			return out
+		}
+		token = next
+	}
+}
+
+func (d fleetDirectory) MerchantExists(id string) bool {
+	_, err := d.f.Merchant(id)
+	return err == nil
+}
+
+func (d fleetDirectory) StoreExists(merchantID, storeID string) bool {
+	_, err := d.f.Store(merchantID, storeID)
+	return err == nil
 }

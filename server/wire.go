@@ -1,0 +1,176 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/configpush"
+	"github.com/posfleet/posfleet/server/fleet"
+	"github.com/posfleet/posfleet/server/operator"
+	"github.com/posfleet/posfleet/server/payment"
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// Engines are the storage and the domain engines of one server, built and
+// connected to each other by openEngines, the one place that wires them.
+// The gRPC services receive them built; other front ends (an operator
+// console) use them through (*Server).Engines. Every field is set once the
+// server is built, except Space, which is nil for an in-memory store.
+type Engines struct {
+	// DB is the storage all engines commit to.
+	DB *store.DB
+	// Space refuses writes while the data directory's disk is low; nil
+	// for an in-memory store.
+	Space *store.Space
+	// Audit is the audit trail every engine records into.
+	Audit *audit.Log
+	// Tokens holds the admin tokens.
+	Tokens *operator.Tokens
+	// Fleet holds merchants, stores, terminals and their credentials.
+	Fleet *fleet.Fleet
+	// Config holds settings layers, effective configs and rollouts.
+	Config *configpush.Engine
+	// Payments is the payment engine.
+	Payments *payment.Engine
+
+	// signals counts Authorize outcomes per terminal for config push's
+	// payment gates (payment_signals.go): the payment handler records into
+	// it, the config engine reads it.
+	signals *paymentSignals
+	// adminTokenPath is the generated bootstrap token file, if any.
+	adminTokenPath string
+	// closers release the engines, in reverse order, before the audit
+	// trail and the database close.
+	closers []func() error
+}
+
+// openEngines opens the data directory's storage and builds every engine
+// on it, in dependency order: storage and disk watch, audit trail, admin
+// tokens (with the bootstrap token), fleet, config push on the fleet's
+// terminals, payments on both. onSpaceChange is called when the disk's
+// low-space state changes. On error, what was opened is closed again.
+func openEngines(ctx context.Context, cfg Config, onSpaceChange func(low bool), logger *slog.Logger) (_ *Engines, err error) {
+	e := &Engines{signals: &paymentSignals{}}
+	defer func() {
+		if err != nil {
+			_ = e.Close()
+		}
+	}()
+
+	sopts := store.DefaultOptions(cfg.DataDir)
+	sopts.CommitFault = cfg.commitFault
+	if cfg.InMemory {
+		sopts.InMemory = true
+	} else if err := ownedDir(cfg.DataDir, cfg.TakeOwnership, logger); err != nil {
+		return nil, err
+	} else if err := privateDir(cfg.DataDir, logger); err != nil {
+		return nil, err
+	}
+	if e.DB, err = store.Open(sopts, logger); err != nil {
+		return nil, err
+	}
+	if !cfg.InMemory {
+		e.Space, err = store.WatchSpace(e.DB, store.SpaceOptions{
+			Reserve:  cfg.DiskReserve,
+			Interval: cfg.DiskCheckInterval,
+			Statfs:   cfg.statfs,
+			OnChange: onSpaceChange,
+		}, logger.With("component", "space"))
+		if err != nil {
+			return nil, err
+		}
+		st := e.Space.Status()
+		logger.Info("disk space", "dir", cfg.DataDir, "free_bytes", st.FreeBytes, "reserve_bytes", st.ReserveBytes, "low", st.Low)
+		e.closers = append(e.closers, e.Space.Close)
+	}
+	if e.Audit, err = audit.Open(e.DB, logger.With("component", "audit")); err != nil {
+		return nil, err
+	}
+	adminToken, tokenPath, err := bootstrapAdminToken(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e.adminTokenPath = tokenPath
+	if err := e.openFleet(ctx, adminToken, logger); err != nil {
+		return nil, err
+	}
+	if err := e.openConfig(ctx, logger); err != nil {
+		return nil, err
+	}
+	if err := e.openPayments(ctx, logger); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// openFleet opens the admin token store (installing the bootstrap token,
+// stored only as a hash) and the fleet.
+func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, logger *slog.Logger) error {
+	var err error
+	e.Tokens, err = operator.Open(ctx, e.DB, logger.With("component", "operator"), operator.Options{NewSecret: NewSecret, Audit: e.Audit})
+	if err != nil {
+		return fmt.Errorf("server: open admin tokens: %w", err)
+	}
+	if err := e.Tokens.EnsureBootstrap(ctx, bootstrapToken); err != nil {
+		return fmt.Errorf("server: install bootstrap admin token: %w", err)
+	}
+	opts := fleet.DefaultOptions()
+	opts.NewSecret = NewSecret
+	e.Fleet, err = fleet.Open(ctx, e.DB, e.Audit, logger.With("component", "fleet"), opts)
+	if err != nil {
+		return fmt.Errorf("server: open fleet: %w", err)
+	}
+	e.closers = append(e.closers, e.Fleet.Close)
+	return nil
+}
+
+// openConfig starts config push on the fleet's terminal population and
+// connects it: heartbeats carry its versions and intervals, terminal
+// changes and new commands reach it, and payment gates read the payment
+// signals.
+func (e *Engines) openConfig(ctx context.Context, logger *slog.Logger) error {
+	var err error
+	e.Config, err = configpush.Open(ctx, e.DB, e.Audit,
+		logger.With("component", "configpush"), fleetDirectory{e.Fleet}, configpush.Options{Signals: e.signals})
+	if err != nil {
+		return fmt.Errorf("server: open config push: %w", err)
+	}
+	e.closers = append(e.closers, e.Config.Close)
+	e.Fleet.SetConfigSource(e.Config)
+	e.Fleet.OnTerminalChange(func(ref fleet.TerminalRef) { e.Config.TerminalChanged(ref.TerminalID) })
+	e.Fleet.OnCommand(e.Config.NotifyCommands)
+	return nil
+}
+
+// openPayments starts the payment engine on the fleet and config push.
+func (e *Engines) openPayments(ctx context.Context, logger *slog.Logger) error {
+	logger = logger.With("component", "payment")
+	dir := &paymentDirectory{fleet: e.Fleet, config: e.Config, logger: logger}
+	var err error
+	e.Payments, err = payment.Open(ctx, e.DB, dir, e.Audit, payment.DefaultOptions(), logger)
+	if err != nil {
+		return fmt.Errorf("server: open payments: %w", err)
+	}
+	e.closers = append(e.closers, e.Payments.Close)
+	return nil
+}
+
+// Close releases the engines in reverse order of opening, then the audit
+// trail and the database. It is safe on partly built Engines.
+func (e *Engines) Close() error {
+	var errs []error
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		errs = append(errs, e.closers[i]())
+	}
+	e.closers = nil
+	if e.Audit != nil {
+		errs = append(errs, e.Audit.Close())
+	}
+	if e.DB != nil {
+		errs = append(errs, e.DB.Close())
+	}
+	return errors.Join(errs...)
+}
