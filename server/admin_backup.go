@@ -24,7 +24,7 @@ func (a *adminService) Backup(_ *pb.BackupRequest, stream grpc.ServerStreamingSe
 		err = w.flush()
 	}
 	if err != nil {
-		return toStatus(ctx, a.s.logger, err)
+		return a.s.toStatus(ctx, err)
 	}
 	who := actor(ctx)
 	a.s.eng.Audit.Record(audit.Event{Type: audit.BackupTaken, Actor: who.Name, Peer: who.Peer, Message: "online backup taken",

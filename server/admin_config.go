@@ -2,48 +2,17 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/configpush"
 )
 
-func init() {
-	errorTable = append(errorTable,
-		errorMapping{configpush.ErrUnknownTerminal, codes.NotFound, "TERMINAL_NOT_FOUND"},
-		errorMapping{configpush.ErrScopeNotFound, codes.NotFound, "CONFIG_SCOPE_NOT_FOUND"},
-		errorMapping{configpush.ErrRolloutNotFound, codes.NotFound, "ROLLOUT_NOT_FOUND"},
-		errorMapping{configpush.ErrRolloutState, codes.FailedPrecondition, "ROLLOUT_STATE"},
-		errorMapping{configpush.ErrVersionNotIssued, codes.FailedPrecondition, "CONFIG_VERSION_UNKNOWN"},
-		errorMapping{configpush.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-		errorMapping{configpush.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
-		errorMapping{configpush.ErrWatchReplaced, codes.Aborted, "WATCH_REPLACED"},
-		errorMapping{configpush.ErrVersionNotFound, codes.NotFound, "CONFIG_VERSION_NOT_FOUND"},
-	)
-}
-
 var reRolloutID = regexp.MustCompile(`^ro-[1-9][0-9]{0,19}$`)
-
-// configStatus converts a config push error into a status: validation
-// errors become InvalidArgument with a BadRequest, the rest go through the
-// error table.
-func (s *Server) configStatus(ctx context.Context, err error) error {
-	var ve *configpush.ValidationError
-	if errors.As(err, &ve) {
-		var v violations
-		for _, x := range ve.Violations {
-			v.add(x.Field, "%s", x.Reason)
-		}
-		return v.err()
-	}
-	return toStatus(ctx, s.logger, err)
-}
 
 // configActor returns who is calling, for config push's audit events.
 func configActor(ctx context.Context) configpush.Actor {
@@ -58,7 +27,7 @@ func configActor(ctx context.Context) configpush.Actor {
 // a crash.
 func (s *Server) auditFlushed(ctx context.Context) error {
 	if err := s.eng.Audit.Flush(ctx); err != nil {
-		return toStatus(ctx, s.logger, err)
+		return s.toStatus(ctx, err)
 	}
 	return nil
 }
@@ -107,7 +76,7 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 	if req.GetDryRun() {
 		p, err := a.s.eng.Config.Preview(ctx, preq)
 		if err != nil {
-			return nil, a.s.configStatus(ctx, err)
+			return nil, a.s.toStatus(ctx, err)
 		}
 		resp := &pb.PublishConfigResponse{
 			DryRun: true, Layer: settingsToPB(p.Layer), Changes: changesToPB(p.Changes),
@@ -117,7 +86,7 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 	}
 	ro, err := a.s.eng.Config.Publish(ctx, preq, configActor(ctx))
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err
@@ -137,7 +106,7 @@ func (a *adminService) GetConfigLayer(ctx context.Context, req *pb.GetConfigLaye
 	}
 	ro, ok, err := a.s.eng.Config.Layer(scope)
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if !ok {
 		return &pb.GetConfigLayerResponse{}, nil
@@ -156,7 +125,7 @@ func (a *adminService) ListConfigVersions(ctx context.Context, req *pb.ListConfi
 	}
 	list, next, err := a.s.eng.Config.History(ctx, scope, n, req.GetPageToken())
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	out := make([]*pb.ConfigVersion, len(list))
 	for i, r := range list {
@@ -174,7 +143,7 @@ func (a *adminService) DiffConfigVersions(ctx context.Context, req *pb.DiffConfi
 	}
 	from, to, changes, err := a.s.eng.Config.DiffVersions(ctx, req.GetFromVersion(), req.GetToVersion())
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	resp := &pb.DiffConfigVersionsResponse{Changes: changesToPB(changes)}
 	if req.GetFromVersion() != 0 {
@@ -199,7 +168,7 @@ func (a *adminService) RollbackConfig(ctx context.Context, req *pb.RollbackConfi
 		Scope: scope, ToVersion: req.GetToVersion(), Plan: plan, Description: req.GetDescription(),
 	}, configActor(ctx))
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err
@@ -216,7 +185,7 @@ func (a *adminService) AdvanceRollout(ctx context.Context, req *pb.AdvanceRollou
 	}
 	ro, err := a.s.eng.Config.Advance(ctx, req.GetRolloutId(), configActor(ctx))
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err
@@ -233,11 +202,11 @@ func (a *adminService) GetEffectiveConfig(ctx context.Context, req *pb.GetEffect
 	}
 	cfg, ok := a.s.eng.Config.Effective(req.GetTerminalId())
 	if !ok {
-		return nil, a.s.configStatus(ctx, fmt.Errorf("%w: %s", configpush.ErrUnknownTerminal, req.GetTerminalId()))
+		return nil, a.s.toStatus(ctx, fmt.Errorf("%w: %s", configpush.ErrUnknownTerminal, req.GetTerminalId()))
 	}
 	sources, err := a.s.eng.Config.Sources(req.GetTerminalId())
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.GetEffectiveConfigResponse{Config: effectiveToPB(cfg), Sources: sourcesToPB(sources)}, nil
 }
@@ -258,7 +227,7 @@ func (a *adminService) GetRollout(ctx context.Context, req *pb.GetRolloutRequest
 	}
 	ro, err := a.s.eng.Config.Rollout(req.GetRolloutId())
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.GetRolloutResponse{Rollout: rolloutToPB(ro)}, nil
 }
@@ -276,7 +245,7 @@ func (a *adminService) ListRollouts(ctx context.Context, req *pb.ListRolloutsReq
 		return a.s.eng.Config.ListRollouts(ctx, configpush.State(req.GetState()), n, req.GetPageToken())
 	}, rolloutToPB)
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListRolloutsResponse{Rollouts: out, NextPageToken: next}, nil
 }
@@ -291,7 +260,7 @@ func (a *adminService) PauseRollout(ctx context.Context, req *pb.PauseRolloutReq
 	}
 	ro, err := a.s.eng.Config.Pause(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err
@@ -308,7 +277,7 @@ func (a *adminService) ResumeRollout(ctx context.Context, req *pb.ResumeRolloutR
 	}
 	ro, err := a.s.eng.Config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err
@@ -327,7 +296,7 @@ func (a *adminService) AbortRollout(ctx context.Context, req *pb.AbortRolloutReq
 	}
 	ro, err := a.s.eng.Config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
 	if err != nil {
-		return nil, a.s.configStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if err := a.s.auditFlushed(ctx); err != nil {
 		return nil, err

@@ -60,7 +60,7 @@ func (a *adminService) CreateMerchant(ctx context.Context, req *pb.CreateMerchan
 		CrossTerminalRefunds: m.GetAllowCrossTerminalRefunds(),
 	}, actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.CreateMerchantResponse{Merchant: merchantToPB(got)}, nil
 }
@@ -74,7 +74,7 @@ func (a *adminService) GetMerchant(ctx context.Context, req *pb.GetMerchantReque
 	}
 	m, err := a.s.eng.Fleet.Merchant(req.GetMerchantId())
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.GetMerchantResponse{Merchant: merchantToPB(m)}, nil
 }
@@ -146,7 +146,7 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 	}
 	got, err := a.s.eng.Fleet.UpdateMerchant(ctx, m.GetMerchantId(), u, actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.UpdateMerchantResponse{Merchant: merchantToPB(got)}, nil
 }
@@ -157,14 +157,14 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 func (a *adminService) currencyMayChange(ctx context.Context, merchantID, currency string) error {
 	cur, err := a.s.eng.Fleet.Merchant(merchantID)
 	if err != nil {
-		return a.s.fleetStatus(ctx, err)
+		return a.s.toStatus(ctx, err)
 	}
 	if cur.Currency == currency || a.s.eng.Payments == nil {
 		return nil
 	}
 	txs, _, err := a.s.eng.Payments.ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
 	if err != nil {
-		return a.s.paymentStatus(ctx, err)
+		return a.s.toStatus(ctx, err)
 	}
 	if len(txs) > 0 {
 		return statusWithReason(codes.FailedPrecondition, "MERCHANT_HAS_PAYMENTS",
@@ -185,7 +185,7 @@ func (a *adminService) ListMerchants(ctx context.Context, req *pb.ListMerchantsR
 		return a.s.eng.Fleet.ListMerchants(n, req.GetPageToken(), req.GetIncludeArchived())
 	}, merchantToPB)
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListMerchantsResponse{Merchants: ms, NextPageToken: next}, nil
 }
@@ -211,7 +211,7 @@ func (a *adminService) CreateStore(ctx context.Context, req *pb.CreateStoreReque
 		Address: addressFromPB(st.GetAddress()), TimeZone: st.GetTimeZone(),
 	}, actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.CreateStoreResponse{Store: storeToPB(got)}, nil
 }
@@ -231,7 +231,7 @@ func (a *adminService) ListStores(ctx context.Context, req *pb.ListStoresRequest
 		return a.s.eng.Fleet.ListStores(req.GetMerchantId(), n, req.GetPageToken(), req.GetIncludeArchived())
 	}, storeToPB)
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListStoresResponse{Stores: ss, NextPageToken: next}, nil
 }
@@ -252,7 +252,7 @@ func (a *adminService) ProvisionTerminal(ctx context.Context, req *pb.ProvisionT
 		Label: req.GetLabel(), EnrollmentTTL: ttl,
 	}, actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ProvisionTerminalResponse{
 		TerminalId:     p.Terminal.ID,
@@ -281,7 +281,7 @@ func (a *adminService) GetTerminal(ctx context.Context, req *pb.GetTerminalReque
 	}
 	t, err := a.s.eng.Fleet.Terminal(req.GetTerminalId())
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.GetTerminalResponse{Terminal: terminalToPB(t)}, nil
 }
@@ -313,7 +313,7 @@ func (a *adminService) ListTerminals(ctx context.Context, req *pb.ListTerminalsR
 		return a.s.eng.Fleet.ListTerminals(filter, n, req.GetPageToken())
 	}, terminalToPB)
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListTerminalsResponse{Terminals: ts, NextPageToken: next}, nil
 }
@@ -325,7 +325,7 @@ func (a *adminService) SuspendTerminal(ctx context.Context, req *pb.SuspendTermi
 	}
 	t, err := a.s.eng.Fleet.Suspend(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.SuspendTerminalResponse{Terminal: terminalToPB(t)}, nil
 }
@@ -337,7 +337,7 @@ func (a *adminService) ReactivateTerminal(ctx context.Context, req *pb.Reactivat
 	}
 	t, err := a.s.eng.Fleet.Reactivate(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ReactivateTerminalResponse{Terminal: terminalToPB(t)}, nil
 }
@@ -349,7 +349,7 @@ func (a *adminService) RetireTerminal(ctx context.Context, req *pb.RetireTermina
 	}
 	t, err := a.s.eng.Fleet.Retire(ctx, req.GetTerminalId(), req.GetReason(), actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.RetireTerminalResponse{Terminal: terminalToPB(t)}, nil
 }
@@ -364,7 +364,7 @@ func (a *adminService) ReissueEnrollment(ctx context.Context, req *pb.ReissueEnr
 	}
 	code, exp, err := a.s.eng.Fleet.ReissueEnrollment(ctx, req.GetTerminalId(), ttl, actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ReissueEnrollmentResponse{EnrollmentCode: code, ExpiresAt: timestamppb.New(exp)}, nil
 }
@@ -381,7 +381,7 @@ func (a *adminService) RebindTerminal(ctx context.Context, req *pb.RebindTermina
 	}
 	t, err := a.s.eng.Fleet.Rebind(ctx, req.GetTerminalId(), req.GetMerchantId(), req.GetStoreId(), req.GetReason(), actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.RebindTerminalResponse{Terminal: terminalToPB(t)}, nil
 }
@@ -413,7 +413,7 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 	}
 	c, err := a.s.eng.Fleet.SendCommand(ctx, req.GetTerminalId(), fleet.CommandType(req.GetType()), req.GetParameters(), ttl, actor(ctx))
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.SendCommandResponse{Command: commandToPB(c)}, nil
 }
@@ -431,7 +431,7 @@ func (a *adminService) ListCommands(ctx context.Context, req *pb.ListCommandsReq
 		return a.s.eng.Fleet.ListCommands(ctx, req.GetTerminalId(), n, req.GetPageToken())
 	}, commandToPB)
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListCommandsResponse{Commands: cs, NextPageToken: next}, nil
 }
@@ -453,7 +453,7 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 	}
 	rep, err := a.s.eng.Fleet.Report(req.GetMerchantId(), req.GetStoreId())
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	out := &pb.GetFleetReportResponse{
 		GenerateTime:      timestamppb.New(rep.Generated),
@@ -526,7 +526,7 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 	}
 	// Read our own writes: events recorded before this call are listed.
 	if err := a.s.eng.Audit.Flush(ctx); err != nil {
-		return nil, toStatus(ctx, a.s.logger, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	filter := audit.Filter{
 		Type: audit.Type(req.GetType()), TerminalID: req.GetTerminalId(), MerchantID: req.GetMerchantId(),
@@ -536,7 +536,7 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 		return a.s.eng.Audit.List(ctx, filter, n, req.GetPageToken())
 	}, auditEventToPB)
 	if err != nil {
-		return nil, toStatus(ctx, a.s.logger, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListAuditEventsResponse{Events: evs, NextPageToken: next}, nil
 }
@@ -568,7 +568,7 @@ func (a *adminService) CreateAdminToken(ctx context.Context, req *pb.CreateAdmin
 	who := actor(ctx)
 	secret, tok, err := a.s.eng.Tokens.Create(ctx, req.GetName(), auth.Role(req.GetRole()), ttl, audit.Event{Actor: who.Name, Peer: who.Peer})
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.CreateAdminTokenResponse{Token: secret, AdminToken: tokenToPB(tok)}, nil
 }
@@ -585,7 +585,7 @@ func (a *adminService) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdmin
 	who := actor(ctx)
 	tok, err := a.s.eng.Tokens.Revoke(ctx, req.GetTokenId(), audit.Event{Actor: who.Name, Peer: who.Peer})
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.RevokeAdminTokenResponse{AdminToken: tokenToPB(tok)}, nil
 }
@@ -617,7 +617,7 @@ func (a *adminService) ListAdminTokens(ctx context.Context, req *pb.ListAdminTok
 		return page, "", nil
 	}, tokenToPB)
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListAdminTokensResponse{AdminTokens: toks, NextPageToken: next}, nil
 }

@@ -47,7 +47,7 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 		return a.s.eng.Payments.ListTransactions(ctx, filter, n, req.GetPageToken())
 	}, transactionToPB)
 	if err != nil {
-		return nil, a.s.paymentStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.ListTransactionsResponse{NextPageToken: next, Transactions: txs}, nil
 }
@@ -66,7 +66,7 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	}
 	m, err := a.s.eng.Fleet.Merchant(req.GetMerchantId())
 	if err != nil {
-		return nil, a.s.fleetStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	// The totals are over the whole date; only the batches are paged, and
 	// cut by size like every list.
@@ -77,7 +77,7 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 		return r.Batches, next, err
 	}, batchSummaryToPB)
 	if err != nil {
-		return nil, a.s.paymentStatus(ctx, err)
+		return nil, a.s.toStatus(ctx, err)
 	}
 	if rep.Totals.Currency == "" {
 		// A date without transactions still reports zero totals in the

@@ -3,13 +3,18 @@ package server
 import (
 	"context"
 	"errors"
-	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/configpush"
+	"github.com/posfleet/posfleet/server/fleet"
+	"github.com/posfleet/posfleet/server/operator"
+	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
 )
 
@@ -23,19 +28,95 @@ type errorMapping struct {
 	reason string // ErrorInfo reason; stable, part of the protocol
 }
 
-// errorTable maps domain sentinel errors to status codes and stable reasons.
-// It is the one place where domain errors meet gRPC. Domain packages append
-// their rows in init functions of this package (one file per domain).
+// errorTable maps domain sentinel errors to status codes and stable
+// reasons. It is the one place where domain errors meet gRPC; toStatus reads
+// it top to bottom and the first row the error matches wins.
 var errorTable = []errorMapping{
+	// Storage and audit.
 	{audit.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
 	{store.ErrDiskLow, codes.Unavailable, "DISK_LOW"},
 	{store.ErrCommit, codes.Unavailable, "STORAGE_UNAVAILABLE"},
+
+	// Fleet and admin tokens.
+	{fleet.ErrMerchantExists, codes.AlreadyExists, "MERCHANT_EXISTS"},
+	{fleet.ErrMerchantNotFound, codes.NotFound, "MERCHANT_NOT_FOUND"},
+	{fleet.ErrStoreExists, codes.AlreadyExists, "STORE_EXISTS"},
+	{fleet.ErrStoreNotFound, codes.NotFound, "STORE_NOT_FOUND"},
+	{fleet.ErrTerminalNotFound, codes.NotFound, "TERMINAL_NOT_FOUND"},
+	{fleet.ErrSerialInUse, codes.AlreadyExists, "SERIAL_IN_USE"},
+	{fleet.ErrEnrollmentInvalid, codes.PermissionDenied, "ENROLLMENT_INVALID"},
+	{fleet.ErrEnrollmentExpired, codes.FailedPrecondition, "ENROLLMENT_EXPIRED"},
+	{fleet.ErrEnrollmentUsed, codes.FailedPrecondition, "ENROLLMENT_USED"},
+	{fleet.ErrTerminalRetired, codes.FailedPrecondition, reasonRetired},
+	{fleet.ErrTerminalSuspended, codes.PermissionDenied, reasonSuspended},
+	{fleet.ErrBadCredential, codes.Unauthenticated, reasonCredentialInvalid},
+	{fleet.ErrRateLimited, codes.ResourceExhausted, reasonRateLimited},
+	{fleet.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+	{fleet.ErrSameBinding, codes.FailedPrecondition, "ALREADY_BOUND"},
+	{fleet.ErrCommandNotFound, codes.NotFound, "COMMAND_NOT_FOUND"},
+	{fleet.ErrCommandNotOwned, codes.PermissionDenied, "COMMAND_NOT_OWNED"},
+	{fleet.ErrCommandExpired, codes.FailedPrecondition, "COMMAND_EXPIRED"},
+	{fleet.ErrCommandFinished, codes.FailedPrecondition, "COMMAND_ALREADY_ACKED"},
+	{fleet.ErrMerchantArchived, codes.FailedPrecondition, "MERCHANT_ARCHIVED"},
+	{fleet.ErrStoreArchived, codes.FailedPrecondition, "STORE_ARCHIVED"},
+	{fleet.ErrMerchantHasTerminals, codes.FailedPrecondition, "MERCHANT_HAS_TERMINALS"},
+	{fleet.ErrStoreHasTerminals, codes.FailedPrecondition, "STORE_HAS_TERMINALS"},
+	{operator.ErrTokenNotFound, codes.NotFound, "TOKEN_NOT_FOUND"},
+	{operator.ErrInvalidRole, codes.InvalidArgument, "INVALID_ROLE"},
+
+	// Config push.
+	{configpush.ErrUnknownTerminal, codes.NotFound, "TERMINAL_NOT_FOUND"},
+	{configpush.ErrScopeNotFound, codes.NotFound, "CONFIG_SCOPE_NOT_FOUND"},
+	{configpush.ErrRolloutNotFound, codes.NotFound, "ROLLOUT_NOT_FOUND"},
+	{configpush.ErrRolloutState, codes.FailedPrecondition, "ROLLOUT_STATE"},
+	{configpush.ErrVersionNotIssued, codes.FailedPrecondition, "CONFIG_VERSION_UNKNOWN"},
+	{configpush.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+	{configpush.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+	{configpush.ErrWatchReplaced, codes.Aborted, "WATCH_REPLACED"},
+	{configpush.ErrVersionNotFound, codes.NotFound, "CONFIG_VERSION_NOT_FOUND"},
+
+	// Payments.
+	{payment.ErrUnavailable, codes.Unavailable, "PAYMENTS_UNAVAILABLE"},
+	{payment.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+	{payment.ErrRequestIDReused, codes.AlreadyExists, "REQUEST_ID_REUSED"},
+	{payment.ErrBatchMismatch, codes.FailedPrecondition, "BATCH_MISMATCH"},
+	{payment.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+}
+
+// fieldViolation is a domain error about one input field that the
+// transport's format checks cannot see (fleet.InvalidError,
+// configpush.Violation, payment.ValidationError). toStatus turns it into
+// InvalidArgument with a google.rpc.BadRequest field violation.
+type fieldViolation interface {
+	FieldViolation() (field, description string)
+}
+
+// fieldViolations collects the field violations in err's tree, in order:
+// an error joining several (configpush.ValidationError) gives one each.
+func fieldViolations(v *violations, err error) {
+	if fv, ok := err.(fieldViolation); ok {
+		field, desc := fv.FieldViolation()
+		v.add(field, "%s", desc)
+		return
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if e := u.Unwrap(); e != nil {
+			fieldViolations(v, e)
+		}
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			fieldViolations(v, e)
+		}
+	}
 }
 
 // toStatus converts an error from a domain call into a gRPC status error.
-// Status errors and context errors pass through; unknown errors become
-// Internal without leaking their text.
-func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
+// Status errors and context errors pass through; field violations become
+// InvalidArgument with a BadRequest; the rest go through errorTable (a
+// failed payment engine also turns the payment service NOT_SERVING);
+// unknown errors become Internal without leaking their text.
+func (s *Server) toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -48,12 +129,19 @@ func toStatus(ctx context.Context, logger *slog.Logger, err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
+	var v violations
+	if fieldViolations(&v, err); len(v.list) > 0 {
+		return v.err()
+	}
+	if errors.Is(err, payment.ErrUnavailable) && s.health != nil {
+		s.health.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	}
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
 			return statusWithReason(m.code, m.reason, err.Error())
 		}
 	}
-	logger.ErrorContext(ctx, "internal error", "err", err)
+	s.logger.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")
 }
 

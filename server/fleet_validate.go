@@ -1,18 +1,13 @@
 package server
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
-	"github.com/posfleet/posfleet/server/fleet"
-	"github.com/posfleet/posfleet/server/operator"
 )
 
 // Input limits of the fleet RPCs.
@@ -38,45 +33,6 @@ var (
 	reComponent  = newCharFormat("!-~", 1, 32) // printable ASCII, no space
 	reTokenID    = newCharFormat("A-Za-z0-9_-", 1, 64)
 )
-
-func init() {
-	errorTable = append(errorTable,
-		errorMapping{fleet.ErrMerchantExists, codes.AlreadyExists, "MERCHANT_EXISTS"},
-		errorMapping{fleet.ErrMerchantNotFound, codes.NotFound, "MERCHANT_NOT_FOUND"},
-		errorMapping{fleet.ErrStoreExists, codes.AlreadyExists, "STORE_EXISTS"},
-		errorMapping{fleet.ErrStoreNotFound, codes.NotFound, "STORE_NOT_FOUND"},
-		errorMapping{fleet.ErrTerminalNotFound, codes.NotFound, "TERMINAL_NOT_FOUND"},
-		errorMapping{fleet.ErrSerialInUse, codes.AlreadyExists, "SERIAL_IN_USE"},
-		errorMapping{fleet.ErrEnrollmentInvalid, codes.PermissionDenied, "ENROLLMENT_INVALID"},
-		errorMapping{fleet.ErrEnrollmentExpired, codes.FailedPrecondition, "ENROLLMENT_EXPIRED"},
-		errorMapping{fleet.ErrEnrollmentUsed, codes.FailedPrecondition, "ENROLLMENT_USED"},
-		errorMapping{fleet.ErrTerminalRetired, codes.FailedPrecondition, reasonRetired},
-		errorMapping{fleet.ErrTerminalSuspended, codes.PermissionDenied, reasonSuspended},
-		errorMapping{fleet.ErrBadCredential, codes.Unauthenticated, reasonCredentialInvalid},
-		errorMapping{fleet.ErrRateLimited, codes.ResourceExhausted, reasonRateLimited},
-		errorMapping{fleet.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-		errorMapping{fleet.ErrSameBinding, codes.FailedPrecondition, "ALREADY_BOUND"},
-		errorMapping{fleet.ErrCommandNotFound, codes.NotFound, "COMMAND_NOT_FOUND"},
-		errorMapping{fleet.ErrCommandNotOwned, codes.PermissionDenied, "COMMAND_NOT_OWNED"},
-		errorMapping{fleet.ErrCommandExpired, codes.FailedPrecondition, "COMMAND_EXPIRED"},
-		errorMapping{fleet.ErrCommandFinished, codes.FailedPrecondition, "COMMAND_ALREADY_ACKED"},
-		errorMapping{operator.ErrTokenNotFound, codes.NotFound, "TOKEN_NOT_FOUND"},
-		errorMapping{operator.ErrInvalidRole, codes.InvalidArgument, "INVALID_ROLE"},
-	)
-}
-
-// fleetStatus converts a fleet or token store error into a status: field
-// checks become InvalidArgument with a BadRequest, the rest go through the
-// error table.
-func (s *Server) fleetStatus(ctx context.Context, err error) error {
-	var ie *fleet.InvalidError
-	if errors.As(err, &ie) {
-		var v violations
-		v.add(ie.Field, "%s", ie.Reason)
-		return v.err()
-	}
-	return toStatus(ctx, s.logger, err)
-}
 
 // optional checks the length of an optional text field.
 func (v *violations) optional(field, value string, n int) {

@@ -2,12 +2,9 @@ package server
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
@@ -19,32 +16,6 @@ import (
 type paymentService struct {
 	pb.UnimplementedPaymentServiceServer
 	s *Server
-}
-
-func init() {
-	errorTable = append(errorTable,
-		errorMapping{payment.ErrUnavailable, codes.Unavailable, "PAYMENTS_UNAVAILABLE"},
-		errorMapping{payment.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
-		errorMapping{payment.ErrRequestIDReused, codes.AlreadyExists, "REQUEST_ID_REUSED"},
-		errorMapping{payment.ErrBatchMismatch, codes.FailedPrecondition, "BATCH_MISMATCH"},
-		errorMapping{payment.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-	)
-}
-
-// paymentStatus converts a payment engine error into a status: field checks
-// become InvalidArgument with a BadRequest; a failed engine also turns the
-// payment service's health NOT_SERVING; the rest go through the error table.
-func (s *Server) paymentStatus(ctx context.Context, err error) error {
-	var ve *payment.ValidationError
-	if errors.As(err, &ve) {
-		var v violations
-		v.add(ve.Field, "%s", ve.Reason)
-		return v.err()
-	}
-	if errors.Is(err, payment.ErrUnavailable) && s.health != nil {
-		s.health.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	}
-	return s.fleetStatus(ctx, err)
 }
 
 // reTransactionID matches authorization and refund IDs.
@@ -116,7 +87,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 	})
 	p.s.eng.signals.record(pr.TerminalID, res, err, time.Since(start))
 	if err != nil {
-		return nil, p.s.paymentStatus(ctx, err)
+		return nil, p.s.toStatus(ctx, err)
 	}
 	return &pb.AuthorizeResponse{
 		AuthorizationId: res.AuthorizationID,
@@ -150,7 +121,7 @@ func (p *paymentService) Reverse(ctx context.Context, req *pb.ReverseRequest) (*
 		Reason:            payment.ReversalReason(req.GetReason()),
 	})
 	if err != nil {
-		return nil, p.s.paymentStatus(ctx, err)
+		return nil, p.s.toStatus(ctx, err)
 	}
 	out := &pb.ReverseResponse{
 		Status:          pb.ReverseStatus(res.Status),
@@ -185,7 +156,7 @@ func (p *paymentService) Refund(ctx context.Context, req *pb.RefundRequest) (*pb
 		Amount:          amount,
 	})
 	if err != nil {
-		return nil, p.s.paymentStatus(ctx, err)
+		return nil, p.s.toStatus(ctx, err)
 	}
 	out := &pb.RefundResponse{
 		RefundId:     res.RefundID,
@@ -223,7 +194,7 @@ func (p *paymentService) CloseBatch(ctx context.Context, req *pb.CloseBatchReque
 		TerminalTotals: totals,
 	})
 	if err != nil {
-		return nil, p.s.paymentStatus(ctx, err)
+		return nil, p.s.toStatus(ctx, err)
 	}
 	return &pb.CloseBatchResponse{
 		BatchNumber:     res.BatchNumber,

@@ -34,7 +34,7 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 	bearer := bearerToken(ctx)
 	w, err := t.s.eng.Config.Watch(tid, req.GetKnownVersion())
 	if err != nil {
-		return t.s.configStatus(ctx, err)
+		return t.s.toStatus(ctx, err)
 	}
 	defer w.Close()
 	// Headers tell the terminal the watch is registered: from here on no
@@ -97,7 +97,7 @@ func (s *Server) watchEnd(ctx context.Context, err error) error {
 	case ctx.Err() != nil:
 		return status.FromContextError(ctx.Err()).Err()
 	}
-	return s.configStatus(ctx, err)
+	return s.toStatus(ctx, err)
 }
 
 // commandFilter remembers the commands sent on one stream so that each is
@@ -134,7 +134,7 @@ func (t *terminalService) AckConfig(ctx context.Context, req *pb.AckConfigReques
 		return nil, err
 	}
 	if err := t.s.eng.Config.Ack(ctx, p.TerminalID, req.GetVersion(), configpush.AckResult(req.GetResult()), req.GetDetail()); err != nil {
-		return nil, t.s.configStatus(ctx, err)
+		return nil, t.s.toStatus(ctx, err)
 	}
 	return &pb.AckConfigResponse{}, nil
 }

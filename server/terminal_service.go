@@ -50,7 +50,7 @@ func (t *terminalService) Register(ctx context.Context, req *pb.RegisterRequest)
 		Peer:   peerAddr(ctx),
 	})
 	if err != nil {
-		return nil, t.s.fleetStatus(ctx, err)
+		return nil, t.s.toStatus(ctx, err)
 	}
 	id := reg.Terminal.ID
 	// A terminal without an effective config yet gets version 0, which
@@ -127,7 +127,7 @@ func (t *terminalService) Heartbeat(ctx context.Context, req *pb.HeartbeatReques
 	}
 	res, err := t.s.eng.Fleet.Heartbeat(p.TerminalID, statusFromPB(st), faults)
 	if err != nil {
-		return nil, t.s.fleetStatus(ctx, err)
+		return nil, t.s.toStatus(ctx, err)
 	}
 	return &pb.HeartbeatResponse{
 		ServerTime:      timestamppb.New(res.ServerTime),
@@ -154,7 +154,7 @@ func (t *terminalService) VerifyMerchant(ctx context.Context, req *pb.VerifyMerc
 	}
 	id, matches, err := t.s.eng.Fleet.VerifyMerchant(ctx, p.TerminalID, claimed, actor(ctx))
 	if err != nil {
-		return nil, t.s.fleetStatus(ctx, err)
+		return nil, t.s.toStatus(ctx, err)
 	}
 	return &pb.VerifyMerchantResponse{Identity: identityToPB(id), Matches: matches, ClaimChecked: claimed != ""}, nil
 }
@@ -167,7 +167,7 @@ func (t *terminalService) RotateCredential(ctx context.Context, _ *pb.RotateCred
 	}
 	cred, err := t.s.eng.Fleet.RotateCredential(ctx, p.TerminalID, actor(ctx))
 	if err != nil {
-		return nil, t.s.fleetStatus(ctx, err)
+		return nil, t.s.toStatus(ctx, err)
 	}
 	return &pb.RotateCredentialResponse{Credential: cred}, nil
 }
@@ -187,7 +187,7 @@ func (t *terminalService) AckCommand(ctx context.Context, req *pb.AckCommandRequ
 	}
 	ok := req.GetResult() == pb.CommandResult_COMMAND_RESULT_SUCCEEDED
 	if err := t.s.eng.Fleet.AckCommand(ctx, p.TerminalID, req.GetCommandId(), ok, req.GetDetail(), actor(ctx)); err != nil {
-		return nil, t.s.fleetStatus(ctx, err)
+		return nil, t.s.toStatus(ctx, err)
 	}
 	return &pb.AckCommandResponse{}, nil
 }

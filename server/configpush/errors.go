@@ -41,10 +41,25 @@ type Violation struct {
 	Reason string
 }
 
+// Error returns the violation as "configpush: FIELD REASON".
+func (v Violation) Error() string { return "configpush: " + v.Field + " " + v.Reason }
+
+// FieldViolation returns the invalid field and what is wrong with it.
+func (v Violation) FieldViolation() (field, description string) { return v.Field, v.Reason }
+
 // ValidationError lists every invalid field of a request. The server turns
 // it into InvalidArgument with a google.rpc.BadRequest detail.
 type ValidationError struct {
 	Violations []Violation
+}
+
+// Unwrap returns the violations, in order, as errors.
+func (e *ValidationError) Unwrap() []error {
+	out := make([]error, len(e.Violations))
+	for i, v := range e.Violations {
+		out[i] = v
+	}
+	return out
 }
 
 func (e *ValidationError) Error() string {

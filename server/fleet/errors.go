@@ -72,6 +72,9 @@ type InvalidError struct {
 
 func (e *InvalidError) Error() string { return fmt.Sprintf("fleet: %s %s", e.Field, e.Reason) }
 
+// FieldViolation returns the invalid field and what is wrong with it.
+func (e *InvalidError) FieldViolation() (field, description string) { return e.Field, e.Reason }
+
 func invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }

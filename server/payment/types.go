@@ -550,6 +550,9 @@ func (e *ValidationError) Error() string { return "payment: invalid " + e.Field 
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
 func (e *ValidationError) Unwrap() error { return ErrInvalid }
 
+// FieldViolation returns the invalid field and what is wrong with it.
+func (e *ValidationError) FieldViolation() (field, description string) { return e.Field, e.Reason }
+
 // BatchMismatchError says which batch is open when CloseBatch named another.
 type BatchMismatchError struct {
 	Requested, Open uint64
