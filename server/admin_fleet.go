@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
@@ -15,7 +14,6 @@ import (
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/operator"
-	"github.com/posfleet/posfleet/server/payment"
 )
 
 // Bounds of operator-chosen durations.
@@ -139,38 +137,11 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if u.Currency != nil {
-		if err := a.currencyMayChange(ctx, m.GetMerchantId(), *u.Currency); err != nil {
-			return nil, err
-		}
-	}
 	got, err := a.s.eng.Fleet.UpdateMerchant(ctx, m.GetMerchantId(), u, actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
 	return &pb.UpdateMerchantResponse{Merchant: merchantToPB(got)}, nil
-}
-
-// currencyMayChange refuses to change the currency of a merchant that has
-// payments: its ledger, batches and settlement reports are in the old
-// currency, and totals cannot add two currencies.
-func (a *adminService) currencyMayChange(ctx context.Context, merchantID, currency string) error {
-	cur, err := a.s.eng.Fleet.Merchant(merchantID)
-	if err != nil {
-		return a.s.toStatus(ctx, err)
-	}
-	if cur.Currency == currency || a.s.eng.Payments == nil {
-		return nil
-	}
-	txs, _, err := a.s.eng.Payments.ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
-	if err != nil {
-		return a.s.toStatus(ctx, err)
-	}
-	if len(txs) > 0 {
-		return statusWithReason(codes.FailedPrecondition, "MERCHANT_HAS_PAYMENTS",
-			"merchant "+merchantID+" has payments in "+cur.Currency+"; its currency cannot change")
-	}
-	return nil
 }
 
 // ListMerchants lists merchants by ID.

@@ -5,6 +5,7 @@ package server
 // as the payment engine's directory.
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -113,6 +114,15 @@ func (d *paymentDirectory) zone(name string) *time.Location {
 	}
 	d.zones.Store(name, loc)
 	return loc
+}
+
+// merchantPayments is the payment ledger as the fleet's payment history.
+type merchantPayments struct{ p *payment.Engine }
+
+// MerchantHasPayments implements fleet.PaymentHistory.
+func (m merchantPayments) MerchantHasPayments(ctx context.Context, merchantID string) (bool, error) {
+	txs, _, err := m.p.ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
+	return len(txs) > 0, err
 }
 
 // fleetDirectory is the fleet as config push's terminal directory.

@@ -61,6 +61,7 @@ var errorTable = []errorMapping{
 	{fleet.ErrStoreArchived, codes.FailedPrecondition, "STORE_ARCHIVED"},
 	{fleet.ErrMerchantHasTerminals, codes.FailedPrecondition, "MERCHANT_HAS_TERMINALS"},
 	{fleet.ErrStoreHasTerminals, codes.FailedPrecondition, "STORE_HAS_TERMINALS"},
+	{fleet.ErrMerchantHasPayments, codes.FailedPrecondition, "MERCHANT_HAS_PAYMENTS"},
 	{operator.ErrTokenNotFound, codes.NotFound, "TOKEN_NOT_FOUND"},
 	{operator.ErrInvalidRole, codes.InvalidArgument, "INVALID_ROLE"},
 

@@ -60,6 +60,7 @@ func TestToStatusTable(t *testing.T) {
 		{fleet.ErrStoreArchived, codes.FailedPrecondition, "STORE_ARCHIVED"},
 		{fleet.ErrMerchantHasTerminals, codes.FailedPrecondition, "MERCHANT_HAS_TERMINALS"},
 		{fleet.ErrStoreHasTerminals, codes.FailedPrecondition, "STORE_HAS_TERMINALS"},
+		{fleet.ErrMerchantHasPayments, codes.FailedPrecondition, "MERCHANT_HAS_PAYMENTS"},
 		{operator.ErrTokenNotFound, codes.NotFound, "TOKEN_NOT_FOUND"},
 		{operator.ErrInvalidRole, codes.InvalidArgument, "INVALID_ROLE"},
 		{configpush.ErrUnknownTerminal, codes.NotFound, "TERMINAL_NOT_FOUND"},

@@ -145,7 +145,8 @@ func (e *Engines) openConfig(ctx context.Context, logger *slog.Logger) error {
 	return nil
 }
 
-// openPayments starts the payment engine on the fleet and config push.
+// openPayments starts the payment engine on the fleet and config push, and
+// gives the fleet its payment history.
 func (e *Engines) openPayments(ctx context.Context, logger *slog.Logger) error {
 	logger = logger.With("component", "payment")
 	dir := &paymentDirectory{fleet: e.Fleet, config: e.Config, logger: logger}
@@ -155,6 +156,7 @@ func (e *Engines) openPayments(ctx context.Context, logger *slog.Logger) error {
 		return fmt.Errorf("server: open payments: %w", err)
 	}
 	e.closers = append(e.closers, e.Payments.Close)
+	e.Fleet.SetPaymentHistory(merchantPayments{e.Payments})
 	return nil
 }
 

@@ -59,6 +59,11 @@ var (
 	// ErrCommandFinished: the command was already acknowledged with another
 	// result.
 	ErrCommandFinished = errors.New("fleet: command already acknowledged")
+	// ErrMerchantHasPayments is returned by UpdateMerchant for a change of
+	// currency of a merchant with payments: its ledger, batches and
+	// settlement reports are in the old currency, and totals cannot add two
+	// currencies.
+	ErrMerchantHasPayments = errors.New("fleet: merchant has payments")
 )
 
 // InvalidError is a semantic check of one input field that failed inside the

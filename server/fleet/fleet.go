@@ -162,6 +162,7 @@ type Fleet struct {
 	// faultsDropped counts faults over their terminal's budget.
 	faultsDropped atomic.Uint64
 	cfg           atomic.Pointer[configSourceBox]
+	payments      atomic.Pointer[paymentHistoryBox]
 
 	// catalogMu serializes merchant and store creation and updates (each
 	// held across its storage write).
@@ -219,6 +220,8 @@ type Fleet struct {
 }
 
 type configSourceBox struct{ src ConfigSource }
+
+type paymentHistoryBox struct{ h PaymentHistory }
 
 type storeKey struct{ merchant, store string }
 
@@ -528,6 +531,32 @@ func (f *Fleet) Close() error {
 // is set, the version is 0 and the interval Options.HeartbeatInterval.
 func (f *Fleet) SetConfigSource(src ConfigSource) {
 	f.cfg.Store(&configSourceBox{src: src})
+}
+
+// PaymentHistory tells the fleet whether a merchant has payments, which
+// fixes the merchant's currency (see UpdateMerchant).
+type PaymentHistory interface {
+	// MerchantHasPayments reports whether any payment of the merchant is
+	// recorded. It is called with the fleet's catalog lock held, so it must
+	// not create or update merchants or stores; it may be called
+	// concurrently with anything else.
+	MerchantHasPayments(ctx context.Context, merchantID string) (bool, error)
+}
+
+// SetPaymentHistory connects the payment ledger: from now on a merchant's
+// currency cannot change once h says it has payments. Until it is set,
+// there are no payments and the currency may always change.
+func (f *Fleet) SetPaymentHistory(h PaymentHistory) {
+	f.payments.Store(&paymentHistoryBox{h: h})
+}
+
+// hasPayments reports whether merchantID has payments, per the payment
+// history (none when there is no history).
+func (f *Fleet) hasPayments(ctx context.Context, merchantID string) (bool, error) {
+	if b := f.payments.Load(); b != nil && b.h != nil {
+		return b.h.MerchantHasPayments(ctx, merchantID)
+	}
+	return false, nil
 }
 
 // desiredVersion returns the config version terminalID should run.

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,7 +74,9 @@ func (f *Fleet) Merchant(id string) (Merchant, error) {
 }
 
 // UpdateMerchant changes the fields set in u and bumps the identity version:
-// every terminal of the merchant gets a newly signed identity.
+// every terminal of the merchant gets a newly signed identity. A change of
+// currency is refused with ErrMerchantHasPayments once the payment history
+// (SetPaymentHistory) has payments of the merchant.
 func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate, who Actor) (Merchant, error) {
 	if err := ctx.Err(); err != nil {
 		return Merchant{}, err
@@ -85,6 +88,17 @@ func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate,
 	f.mu.RUnlock()
 	if !ok {
 		return Merchant{}, ErrMerchantNotFound
+	}
+	if u.Currency != nil && *u.Currency != cur.Currency {
+		// Checked under catalogMu, which every merchant write holds: no
+		// other update of this merchant comes between check and write.
+		has, err := f.hasPayments(ctx, id)
+		if err != nil {
+			return Merchant{}, err
+		}
+		if has {
+			return Merchant{}, fmt.Errorf("%w: merchant %s has payments in %s; its currency cannot change", ErrMerchantHasPayments, id, cur.Currency)
+		}
 	}
 	m := *cur
 	var changed []string
