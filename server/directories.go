@@ -75,15 +75,15 @@ func (d *paymentDirectory) Policy(terminalID string) (payment.Policy, error) {
 	return p, nil
 }
 
-// limit converts a configured limit. A limit in another currency than the
-// merchant's cannot be compared with its payments; it fails closed, as a
-// zero limit (every payment is declined with 61), and the operator is told
-// once per terminal, limit and config version.
+// limit converts a configured limit (payment.LimitIn). A limit that fails
+// closed for want of the merchant's currency is told to the operator once
+// per terminal, limit and config version.
 func (d *paymentDirectory) limit(terminalID string, version uint64, name string, m *configpush.Money, currency string) payment.Limit {
 	if m == nil {
 		return payment.Limit{}
 	}
-	if m.Currency != currency {
+	l, ok := payment.LimitIn(m.MinorUnits, m.Currency, currency)
+	if !ok {
 		type key struct {
 			terminal, name string
 			version        uint64
@@ -93,9 +93,8 @@ func (d *paymentDirectory) limit(terminalID string, version uint64, name string,
 				"terminal_id", terminalID, "limit", name, "limit_currency", m.Currency,
 				"merchant_currency", currency, "config_version", version)
 		}
-		return payment.LimitOf(0)
 	}
-	return payment.LimitOf(m.MinorUnits)
+	return l
 }
 
 // zone returns the location of an IANA zone name ("" and unknown names:
