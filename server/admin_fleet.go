@@ -427,14 +427,16 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 		return nil, a.s.toStatus(ctx, err)
 	}
 	out := &pb.GetFleetReportResponse{
-		GenerateTime:      timestamppb.New(rep.Generated),
-		TotalTerminals:    rep.Total,
-		ByConnectivity:    countsToPB(rep.ByConnectivity),
-		ByState:           countsToPB(rep.ByState),
-		FaultsByComponent: countsToPB(rep.FaultsByComponent),
-		FirmwareVersions:  countsToPB(rep.FirmwareVersions),
-		AppVersions:       countsToPB(rep.AppVersions),
-		ConfigVersions:    countsToPB(rep.ConfigVersions),
+		GenerateTime:           timestamppb.New(rep.Generated),
+		TotalTerminals:         rep.Total,
+		ByConnectivity:         countsToPB(rep.ByConnectivity),
+		ByState:                countsToPB(rep.ByState),
+		FaultsByComponent:      countsToPB(rep.FaultsByComponent),
+		FirmwareVersions:       countsToPB(rep.FirmwareVersions),
+		AppVersions:            countsToPB(rep.AppVersions),
+		ConfigVersions:         countsToPB(rep.ConfigVersions),
+		MerchantMismatchAlerts: rep.MismatchAlerts,
+		MismatchTerminals:      countsToPB(rep.MismatchTerminals),
 	}
 	for _, f := range rep.Faults {
 		out.Faults = append(out.Faults, &pb.FaultCount{MerchantId: f.MerchantID, StoreId: f.StoreID, Component: f.Component, Count: f.Count})
@@ -443,36 +445,7 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 	if out.Authorizations > 0 {
 		out.ApprovalRate = float64(out.Approvals) / float64(out.Authorizations)
 	}
-	byTerminal := a.s.eng.Audit.MismatchesByTerminal()
-	mismatch := map[string]uint64{}
-	if req.GetMerchantId() == "" {
-		out.MerchantMismatchAlerts = a.s.eng.Audit.Count(audit.MerchantMismatch)
-		mismatch = byTerminal
-	} else {
-		for _, id := range rep.Members {
-			if n := byTerminal[id]; n > 0 {
-				mismatch[id] = n
-				out.MerchantMismatchAlerts += n
-			}
-		}
-	}
-	out.MismatchTerminals = countsToPB(fleet.TopCounts(sortedCounts(mismatch), fleet.ReportTop))
 	return out, nil
-}
-
-// sortedCounts returns m as counts, most first, ties by key.
-func sortedCounts(m map[string]uint64) []fleet.Count {
-	out := make([]fleet.Count, 0, len(m))
-	for k, n := range m {
-		out = append(out, fleet.Count{Key: k, Count: n})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Count != out[j].Count {
-			return out[i].Count > out[j].Count
-		}
-		return out[i].Key < out[j].Key
-	})
-	return out
 }
 
 // ListAuditEvents lists audit events, newest first.

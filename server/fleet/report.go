@@ -4,6 +4,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/posfleet/posfleet/server/audit"
 )
 
 // Count is a number of terminals or events per key.
@@ -36,9 +38,11 @@ type Report struct {
 	FirmwareVersions []Count
 	AppVersions      []Count
 	ConfigVersions   []Count
-	// Members are the IDs of every terminal bound in the scope, retired ones
-	// included (to attribute alerts). It is not part of the report's output.
-	Members []string
+	// MismatchAlerts counts the merchant-mismatch alerts of the scope's
+	// terminals, retired ones included (of every terminal ever, for the
+	// whole fleet); MismatchTerminals counts them per terminal, most first.
+	MismatchAlerts    uint64
+	MismatchTerminals []Count
 	// FaultsDropped counts faults over their terminal's budget since the
 	// server started (see Options.FaultBurst); they are in no other count.
 	FaultsDropped uint64
@@ -99,8 +103,9 @@ func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 	conn := map[string]uint64{}
 	state := map[string]uint64{}
 	fw, app, cfg := map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
+	ids := make([]string, 0, len(members))
 	for _, m := range members {
-		rep.Members = append(rep.Members, m.r.ID)
+		ids = append(ids, m.r.ID)
 		if m.r.State == StateRetired {
 			continue
 		}
@@ -117,7 +122,7 @@ func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 		app[orUnknown(st.AppVersion)]++
 		cfg[strconv.FormatUint(st.ConfigVersion, 10)]++
 	}
-	sort.Strings(rep.Members)
+	rep.MismatchAlerts, rep.MismatchTerminals = f.mismatches(merchantID, ids)
 	rep.ByConnectivity = counts(conn)
 	rep.ByState = counts(state)
 	rep.FirmwareVersions, rep.AppVersions, rep.ConfigVersions = counts(fw), counts(app), counts(cfg)
@@ -155,6 +160,28 @@ func (f *Fleet) Report(merchantID, storeID string) (Report, error) {
 		rep.Faults = append(rep.Faults[:ReportTop:ReportTop], other)
 	}
 	return rep, nil
+}
+
+// mismatches counts the merchant-mismatch alerts of the terminals ids, all
+// of them and per terminal; for the whole fleet (merchantID ""), every alert
+// the audit trail has counted, of terminals since deleted too. Without an
+// audit trail there are none.
+func (f *Fleet) mismatches(merchantID string, ids []string) (total uint64, byTerminal []Count) {
+	if f.audit == nil {
+		return 0, counts(nil)
+	}
+	all := f.audit.MismatchesByTerminal()
+	if merchantID == "" {
+		return f.audit.Count(audit.MerchantMismatch), counts(all)
+	}
+	mine := map[string]uint64{}
+	for _, id := range ids {
+		if n := all[id]; n > 0 {
+			mine[id] = n
+			total += n
+		}
+	}
+	return total, counts(mine)
 }
 
 func orUnknown(s string) string {
