@@ -2,18 +2,13 @@ package server
 
 import (
 	"context"
-	"slices"
 	"sort"
-	"strconv"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
-	"github.com/posfleet/posfleet/server/audit"
-	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/fleet"
-	"github.com/posfleet/posfleet/server/operator"
 )
 
 // Bounds of operator-chosen durations.
@@ -22,8 +17,6 @@ const (
 	maxEnrollmentTTL = 30 * 24 * time.Hour
 	minCommandTTL    = time.Minute
 	maxCommandTTL    = 30 * 24 * time.Hour
-	minTokenTTL      = time.Minute
-	maxTokenTTL      = 10 * 365 * 24 * time.Hour
 )
 
 // validateMerchant checks the fields of a merchant to create.
@@ -35,11 +28,11 @@ func validateMerchant(v *violations, m *pb.Merchant) {
 	v.merchantID("merchant.merchant_id", m.GetMerchantId())
 	v.text("merchant.legal_name", m.GetLegalName(), maxNameLen)
 	v.optional("merchant.display_name", m.GetDisplayName(), maxNameLen)
-	if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), reMCC, "exactly 4 digits") {
+	if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), mccFormat, "exactly 4 digits") {
 		v.mccForMID("merchant.mcc", m.GetMerchantId(), m.GetMcc())
 	}
 	if v.required("merchant.currency", m.GetCurrency()) {
-		v.match("merchant.currency", m.GetCurrency(), reCurrency, "an ISO 4217 code such as \"NZD\"")
+		v.match("merchant.currency", m.GetCurrency(), currencyFormat, "an ISO 4217 code such as \"NZD\"")
 	}
 	v.address("merchant.address", m.GetAddress())
 }
@@ -115,13 +108,13 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 			v.optional("merchant.display_name", m.GetDisplayName(), maxNameLen)
 			u.DisplayName = &m.DisplayName
 		case "mcc":
-			if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), reMCC, "exactly 4 digits") {
+			if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), mccFormat, "exactly 4 digits") {
 				v.mccForMID("merchant.mcc", m.GetMerchantId(), m.GetMcc())
 			}
 			u.MCC = &m.Mcc
 		case "currency":
 			if v.required("merchant.currency", m.GetCurrency()) {
-				v.match("merchant.currency", m.GetCurrency(), reCurrency, "an ISO 4217 code such as \"NZD\"")
+				v.match("merchant.currency", m.GetCurrency(), currencyFormat, "an ISO 4217 code such as \"NZD\"")
 			}
 			u.Currency = &m.Currency
 		case "address":
@@ -280,13 +273,13 @@ func (a *adminService) ListTerminals(ctx context.Context, req *pb.ListTerminalsR
 		MerchantID: req.GetMerchantId(), StoreID: req.GetStoreId(),
 		State: fleet.State(req.GetState()), Connectivity: fleet.Connectivity(req.GetConnectivity()),
 	}
-	ts, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Terminal, string, error) {
+	terms, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Terminal, string, error) {
 		return a.s.eng.Fleet.ListTerminals(filter, n, req.GetPageToken())
 	}, terminalToPB)
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
-	return &pb.ListTerminalsResponse{Terminals: ts, NextPageToken: next}, nil
+	return &pb.ListTerminalsResponse{Terminals: terms, NextPageToken: next}, nil
 }
 
 // SuspendTerminal suspends a terminal.
@@ -371,7 +364,7 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if !reParamKey.MatchString(k) {
+			if !paramKeyFormat.MatchString(k) {
 				v.add("parameters", "keys must be 1-64 letters, digits, '.', '_' or '-'")
 				continue
 			}
@@ -446,122 +439,4 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 		out.ApprovalRate = float64(out.Approvals) / float64(out.Authorizations)
 	}
 	return out, nil
-}
-
-// ListAuditEvents lists audit events, newest first.
-func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEventsRequest) (*pb.ListAuditEventsResponse, error) {
-	var v violations
-	v.enum("type", int32(req.GetType()), pb.AuditEventType_name, true)
-	if req.GetTerminalId() != "" {
-		v.terminalID("terminal_id", req.GetTerminalId())
-	}
-	if req.GetMerchantId() != "" {
-		v.merchantID("merchant_id", req.GetMerchantId())
-	}
-	start := v.timestamp("start_time", req.GetStartTime())
-	end := v.timestamp("end_time", req.GetEndTime())
-	if !start.IsZero() && !end.IsZero() && !start.Before(end) {
-		v.add("end_time", "must be after start_time")
-	}
-	n := v.pageSize("page_size", req.GetPageSize())
-	v.optional("page_token", req.GetPageToken(), 512)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	// Read our own writes: events recorded before this call are listed.
-	if err := a.s.eng.Audit.Flush(ctx); err != nil {
-		return nil, a.s.toStatus(ctx, err)
-	}
-	filter := audit.Filter{
-		Type: audit.Type(req.GetType()), TerminalID: req.GetTerminalId(), MerchantID: req.GetMerchantId(),
-		Start: start, End: end,
-	}
-	evs, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]audit.Event, string, error) {
-		return a.s.eng.Audit.List(ctx, filter, n, req.GetPageToken())
-	}, auditEventToPB)
-	if err != nil {
-		return nil, a.s.toStatus(ctx, err)
-	}
-	return &pb.ListAuditEventsResponse{Events: evs, NextPageToken: next}, nil
-}
-
-func auditEventToPB(e audit.Event) *pb.AuditEvent {
-	return &pb.AuditEvent{
-		EventId: strconv.FormatUint(e.ID, 10), Type: pb.AuditEventType(e.Type), Time: timestamppb.New(e.Time),
-		Actor: e.Actor, TerminalId: e.TerminalID, MerchantId: e.MerchantID, StoreId: e.StoreID,
-		Message: e.Message, Attributes: e.Attributes, Peer: e.Peer,
-	}
-}
-
-func tokenToPB(t operator.Token) *pb.AdminToken {
-	return &pb.AdminToken{
-		TokenId: t.ID, Name: t.Name, Role: pb.Role(t.Role), CreateTime: ts(t.Created),
-		ExpireTime: ts(t.Expires), Revoked: t.Revoked,
-	}
-}
-
-// CreateAdminToken creates an admin token; the secret is returned once.
-func (a *adminService) CreateAdminToken(ctx context.Context, req *pb.CreateAdminTokenRequest) (*pb.CreateAdminTokenResponse, error) {
-	var v violations
-	v.text("name", req.GetName(), 64)
-	v.enum("role", int32(req.GetRole()), pb.Role_name, false)
-	ttl := v.duration("ttl", req.GetTtl(), minTokenTTL, maxTokenTTL)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	who := actor(ctx)
-	secret, tok, err := a.s.eng.Tokens.Create(ctx, req.GetName(), auth.Role(req.GetRole()), ttl, audit.Event{Actor: who.Name, Peer: who.Peer})
-	if err != nil {
-		return nil, a.s.toStatus(ctx, err)
-	}
-	return &pb.CreateAdminTokenResponse{Token: secret, AdminToken: tokenToPB(tok)}, nil
-}
-
-// RevokeAdminToken revokes an admin token.
-func (a *adminService) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdminTokenRequest) (*pb.RevokeAdminTokenResponse, error) {
-	var v violations
-	if v.required("token_id", req.GetTokenId()) {
-		v.match("token_id", req.GetTokenId(), reTokenID, "a token ID such as \"tok_0123456789ab\"")
-	}
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	who := actor(ctx)
-	tok, err := a.s.eng.Tokens.Revoke(ctx, req.GetTokenId(), audit.Event{Actor: who.Name, Peer: who.Peer})
-	if err != nil {
-		return nil, a.s.toStatus(ctx, err)
-	}
-	return &pb.RevokeAdminTokenResponse{AdminToken: tokenToPB(tok)}, nil
-}
-
-// ListAdminTokens lists admin tokens without their secrets, oldest first.
-// The page token is the ID of the last token of the previous page.
-func (a *adminService) ListAdminTokens(ctx context.Context, req *pb.ListAdminTokensRequest) (*pb.ListAdminTokensResponse, error) {
-	var v violations
-	n := v.pageSize("page_size", req.GetPageSize())
-	v.optional("page_token", req.GetPageToken(), 64)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	all := a.s.eng.Tokens.List()
-	start := 0
-	if tok := req.GetPageToken(); tok != "" {
-		i := slices.IndexFunc(all, func(t operator.Token) bool { return t.ID == tok })
-		if i < 0 {
-			v.add("page_token", "is not a token this list returned")
-			return nil, v.err()
-		}
-		start = i + 1
-	}
-	toks, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]operator.Token, string, error) {
-		page := all[start:min(start+n, len(all))]
-		if start+n < len(all) {
-			return page, page[len(page)-1].ID, nil
-		}
-		return page, "", nil
-	}, tokenToPB)
-	if err != nil {
-		return nil, a.s.toStatus(ctx, err)
-	}
-	return &pb.ListAdminTokensResponse{AdminTokens: toks, NextPageToken: next}, nil
 }

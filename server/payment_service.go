@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
-	"github.com/posfleet/posfleet/server/pan"
 	"github.com/posfleet/posfleet/server/payment"
 )
 
@@ -16,48 +14,6 @@ import (
 type paymentService struct {
 	pb.UnimplementedPaymentServiceServer
 	s *Server
-}
-
-// reTransactionID matches authorization and refund IDs.
-var reTransactionID = newCharFormat("A-Za-z0-9", 1, 64)
-
-// requestID checks a required idempotency key.
-func (v *violations) requestID(field, id string) {
-	if v.required(field, id) && v.match(field, id, reRequestID, "1-64 letters, digits, '-', '_', '.' or ':'") &&
-		pan.Contains(id) {
-		v.add(field, "%s", pan.Reason)
-	}
-}
-
-// money checks a required amount and returns it; the amount's sign is the
-// engine's business (a decline with 13), its currency code is input format.
-func (v *violations) money(field string, m *pb.Money) payment.Money {
-	if m == nil {
-		v.add(field, "is required")
-		return payment.Money{}
-	}
-	// The field name is built only for a violation: this runs on every
-	// payment.
-	switch cur := m.GetCurrency(); {
-	case cur == "":
-		v.add(field+".currency", "is required")
-	case !reCurrency.MatchString(cur):
-		v.add(field+".currency", "must be an ISO 4217 code such as \"NZD\"")
-	}
-	return payment.Money{MinorUnits: m.GetMinorUnits(), Currency: m.GetCurrency()}
-}
-
-// card checks a card: a token, never a card number.
-func (v *violations) card(field string, c *pb.Card) payment.Card {
-	if c == nil {
-		v.add(field, "is required")
-		return payment.Card{}
-	}
-	card := payment.Card{Token: c.GetToken(), MaskedPAN: c.GetMaskedPan(), EntryMode: payment.EntryMode(c.GetEntryMode())}
-	for _, e := range payment.CheckCard(card) {
-		v.add(field+strings.TrimPrefix(e.Field, "card"), "%s", e.Reason)
-	}
-	return card
 }
 
 // Authorize authorizes a card payment for the calling terminal.
@@ -143,7 +99,7 @@ func (p *paymentService) Refund(ctx context.Context, req *pb.RefundRequest) (*pb
 	var v violations
 	v.requestID("request_id", req.GetRequestId())
 	if v.required("authorization_id", req.GetAuthorizationId()) {
-		v.match("authorization_id", req.GetAuthorizationId(), reTransactionID, "an authorization_id returned by Authorize")
+		v.match("authorization_id", req.GetAuthorizationId(), transactionIDFormat, "an authorization_id returned by Authorize")
 	}
 	amount := v.money("amount", req.GetAmount())
 	if err := v.err(); err != nil {
@@ -204,72 +160,4 @@ func (p *paymentService) CloseBatch(ctx context.Context, req *pb.CloseBatchReque
 		CloseTime:       timestamppb.New(res.CloseTime),
 		Replayed:        res.Replayed,
 	}, nil
-}
-
-// totals checks a terminal's batch totals: required, amounts not negative
-// and in one currency.
-func (v *violations) totals(field string, t *pb.BatchTotals) payment.BatchTotals {
-	if t == nil {
-		v.add(field, "is required")
-		return payment.BatchTotals{}
-	}
-	out := payment.BatchTotals{
-		SaleCount: t.GetSaleCount(), RefundCount: t.GetRefundCount(),
-		ReversalCount: t.GetReversalCount(), PreauthCount: t.GetPreauthCount(),
-	}
-	for _, a := range []struct {
-		name string
-		m    *pb.Money
-		into *int64
-	}{
-		{"sale_amount", t.GetSaleAmount(), &out.SaleAmount},
-		{"refund_amount", t.GetRefundAmount(), &out.RefundAmount},
-		{"reversal_amount", t.GetReversalAmount(), &out.ReversalAmount},
-		{"preauth_amount", t.GetPreauthAmount(), &out.PreauthAmount},
-	} {
-		if a.m == nil {
-			continue
-		}
-		f := field + "." + a.name
-		*a.into = a.m.GetMinorUnits()
-		if a.m.GetMinorUnits() < 0 {
-			v.add(f+".minor_units", "must not be negative")
-		}
-		c := a.m.GetCurrency()
-		switch {
-		case c == "":
-		case !reCurrency.MatchString(c):
-			v.add(f+".currency", "must be an ISO 4217 code such as \"NZD\"")
-		case out.Currency != "" && c != out.Currency:
-			v.add(f+".currency", "must equal the other amounts' currency (%s)", out.Currency)
-		default:
-			out.Currency = c
-		}
-	}
-	return out
-}
-
-func paymentMoneyToPB(minor int64, currency string) *pb.Money {
-	return &pb.Money{MinorUnits: minor, Currency: currency}
-}
-
-func totalsToPB(t payment.BatchTotals) *pb.BatchTotals {
-	return &pb.BatchTotals{
-		SaleCount:      t.SaleCount,
-		SaleAmount:     paymentMoneyToPB(t.SaleAmount, t.Currency),
-		RefundCount:    t.RefundCount,
-		RefundAmount:   paymentMoneyToPB(t.RefundAmount, t.Currency),
-		ReversalCount:  t.ReversalCount,
-		ReversalAmount: paymentMoneyToPB(t.ReversalAmount, t.Currency),
-		PreauthCount:   t.PreauthCount,
-		PreauthAmount:  paymentMoneyToPB(t.PreauthAmount, t.Currency),
-	}
-}
-
-// timestampOrNil converts t, leaving the zero time unset.
-func timestampOrNil(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
 }

@@ -324,8 +324,8 @@ func (e *Engine) loop() {
 				e.evaluate(r)
 			}
 		}
-		if ts := e.windowed(); len(ts) > 0 {
-			e.setEffective(ts)
+		if terms := e.windowed(); len(terms) > 0 {
+			e.setEffective(terms)
 		}
 		e.mu.Unlock()
 	}
@@ -672,14 +672,14 @@ func chainLayers(layers [4]*rollout, storeTZ string) []*Settings {
 
 // setEffective recomputes the terminals' effective configs and pushes
 // those whose version changed to their watchers.
-func (e *Engine) setEffective(ts []*termState) {
+func (e *Engine) setEffective(terms []*termState) {
 	type change struct {
 		tid string
 		cfg *Effective
 	}
 	var changed []change
 	e.effMu.RLock()
-	for _, t := range ts {
+	for _, t := range terms {
 		cfg := e.compute(t)
 		cur := e.effs[t.ref.TerminalID]
 		switch {
