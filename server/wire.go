@@ -86,7 +86,7 @@ func openEngines(ctx context.Context, cfg Config, onSpaceChange func(low bool), 
 		logger.Info("disk space", "dir", cfg.DataDir, "free_bytes", st.FreeBytes, "reserve_bytes", st.ReserveBytes, "low", st.Low)
 		e.closers = append(e.closers, e.Space.Close)
 	}
-	if e.Audit, err = audit.Open(e.DB, logger.With("component", "audit")); err != nil {
+	if e.Audit, err = audit.Open(ctx, e.DB, logger.With("component", "audit")); err != nil {
 		return nil, err
 	}
 	adminToken, tokenPath, err := bootstrapAdminToken(cfg)
@@ -110,7 +110,7 @@ func openEngines(ctx context.Context, cfg Config, onSpaceChange func(low bool), 
 // stored only as a hash) and the fleet.
 func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, logger *slog.Logger) error {
 	var err error
-	e.Tokens, err = operator.Open(ctx, e.DB, logger.With("component", "operator"), operator.Options{NewSecret: NewSecret, Audit: e.Audit})
+	e.Tokens, err = operator.Open(ctx, e.DB, operator.Options{NewSecret: NewSecret, Audit: e.Audit}, logger.With("component", "operator"))
 	if err != nil {
 		return fmt.Errorf("server: open admin tokens: %w", err)
 	}
@@ -119,7 +119,7 @@ func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, logger *
 	}
 	opts := fleet.DefaultOptions()
 	opts.NewSecret = NewSecret
-	e.Fleet, err = fleet.Open(ctx, e.DB, e.Audit, logger.With("component", "fleet"), opts)
+	e.Fleet, err = fleet.Open(ctx, e.DB, e.Audit, opts, logger.With("component", "fleet"))
 	if err != nil {
 		return fmt.Errorf("server: open fleet: %w", err)
 	}
@@ -133,8 +133,7 @@ func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, logger *
 // signals.
 func (e *Engines) openConfig(ctx context.Context, logger *slog.Logger) error {
 	var err error
-	e.Config, err = configpush.Open(ctx, e.DB, e.Audit,
-		logger.With("component", "configpush"), fleetDirectory{e.Fleet}, configpush.Options{Signals: e.signals})
+	e.Config, err = configpush.Open(ctx, e.DB, e.Audit, fleetDirectory{e.Fleet}, configpush.Options{Signals: e.signals}, logger.With("component", "configpush"))
 	if err != nil {
 		return fmt.Errorf("server: open config push: %w", err)
 	}
@@ -151,7 +150,7 @@ func (e *Engines) openPayments(ctx context.Context, logger *slog.Logger) error {
 	logger = logger.With("component", "payment")
 	dir := &paymentDirectory{fleet: e.Fleet, config: e.Config, logger: logger}
 	var err error
-	e.Payments, err = payment.Open(ctx, e.DB, dir, e.Audit, payment.DefaultOptions(), logger)
+	e.Payments, err = payment.Open(ctx, e.DB, e.Audit, dir, payment.DefaultOptions(), logger)
 	if err != nil {
 		return fmt.Errorf("server: open payments: %w", err)
 	}

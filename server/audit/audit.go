@@ -121,7 +121,7 @@ type Log struct {
 }
 
 // Open starts the audit trail on db, rebuilding its counters.
-func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
+func Open(ctx context.Context, db *store.DB, logger *slog.Logger) (*Log, error) {
 	l := &Log{
 		db:         db,
 		logger:     logger,
@@ -133,6 +133,9 @@ func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
 	}
 	err := db.View(func(tx *store.Txn) error {
 		return tx.Iterate(prefixEvent, nil, func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var e Event
 			if err := decode(v, &e); err != nil {
 				return fmt.Errorf("audit: decode %x: %w", k, err)

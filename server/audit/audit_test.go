@@ -16,7 +16,7 @@ func TestRecordListFilterPageReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(db, nil)
+	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRecordListFilterPageReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	log, err = audit.Open(db, nil)
+	log, err = audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@
 // flusher (one synced commit per batch, not per event), so recording them
 // never waits on the disk:
 //
-//	log, err := audit.Open(db, logger)
+//	log, err := audit.Open(ctx, db, logger)
 //	err = log.Commit(func(tx *store.Txn) error { return tx.Set(key, value) },
 //		audit.Event{Type: audit.MerchantCreated, MerchantID: id, ...})
 //	log.Record(audit.Event{Type: audit.MerchantMismatch, TerminalID: tid, ...})

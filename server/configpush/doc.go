@@ -98,7 +98,7 @@
 //
 // # Usage
 //
-//	eng, err := configpush.Open(ctx, db, auditLog, logger, directory, configpush.Options{})
+//	eng, err := configpush.Open(ctx, db, auditLog, directory, configpush.Options{}, logger)
 //	defer eng.Close()
 //	ro, err := eng.Publish(ctx, configpush.PublishRequest{
 //		Scope:    configpush.Scope{MerchantID: "M1"},

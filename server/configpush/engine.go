@@ -120,7 +120,7 @@ type termState struct {
 // Open loads config push state from db and computes every terminal's
 // effective config. dir provides the terminal population and catalog;
 // keep it informed of changes with TerminalChanged.
-func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger, dir Directory, opts Options) (*Engine, error) {
+func Open(ctx context.Context, db *store.DB, log *audit.Log, dir Directory, opts Options, logger *slog.Logger) (*Engine, error) {
 	if dir == nil {
 		return nil, errors.New("configpush: a Directory is required")
 	}

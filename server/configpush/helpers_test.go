@@ -179,11 +179,10 @@ func (e *env) open() {
 	if e.db, err = store.Open(store.DefaultOptions(e.dir), nil); err != nil {
 		e.t.Fatalf("store.Open: %v", err)
 	}
-	if e.audit, err = audit.Open(e.db, nil); err != nil {
+	if e.audit, err = audit.Open(e.t.Context(), e.db, nil); err != nil {
 		e.t.Fatalf("audit.Open: %v", err)
 	}
-	e.eng, err = configpush.Open(e.t.Context(), e.db, e.audit, nil, e.fleet,
-		configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond, Signals: e.signals})
+	e.eng, err = configpush.Open(e.t.Context(), e.db, e.audit, e.fleet, configpush.Options{Now: e.clock.Now, EvalInterval: 5 * time.Millisecond, Signals: e.signals}, nil)
 	if err != nil {
 		e.t.Fatalf("configpush.Open: %v", err)
 	}

@@ -105,14 +105,14 @@ func TestRebindRacingArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(db, nil)
+	log, err := audit.Open(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
 	opts := fleet.DefaultOptions()
 	opts.NewSecret, opts.Now = testSecret, c.Now
-	f, err := fleet.Open(ctx, db, log, nil, opts)
+	f, err := fleet.Open(ctx, db, log, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@
 // is the first 16 hex characters of the SHA-256 of the public key, and
 // [Fleet.RotateSigningKey] replaces it while keeping older keys published.
 //
-//	f, err := fleet.Open(ctx, db, auditLog, logger, opts)
+//	f, err := fleet.Open(ctx, db, auditLog, opts, logger)
 //	if err != nil { ... }
 //	defer f.Close()
 //	m, err := f.CreateMerchant(ctx, fleet.Merchant{ID: "MID1", LegalName: "Kiwi Foods Ltd", MCC: "5411", Currency: "NZD"}, who)

@@ -318,7 +318,7 @@ type faultRec struct {
 
 // Open loads the fleet from db and starts its background flusher. Audit
 // events go to log.
-func Open(ctx context.Context, db *store.DB, log *audit.Log, logger *slog.Logger, opts Options) (*Fleet, error) {
+func Open(ctx context.Context, db *store.DB, log *audit.Log, opts Options, logger *slog.Logger) (*Fleet, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

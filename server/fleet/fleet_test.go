@@ -64,13 +64,13 @@ func openEnv(t testing.TB, dir string, c *clock, opts fleet.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(db, nil)
+	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.NewSecret = testSecret
 	opts.Now = c.Now
-	f, err := fleet.Open(t.Context(), db, log, nil, opts)
+	f, err := fleet.Open(t.Context(), db, log, opts, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,13 +19,13 @@ func TestTokenEventsCommittedWithTheChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	log, err := audit.Open(db, nil)
+	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer log.Close()
 	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	toks, err := operator.Open(t.Context(), db, nil, operator.Options{NewSecret: secret, Now: c.now, Audit: log})
+	toks, err := operator.Open(t.Context(), db, operator.Options{NewSecret: secret, Now: c.now, Audit: log}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

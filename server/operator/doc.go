@@ -7,7 +7,7 @@
 // looked up by that hash in memory, with a constant-time comparison, so that
 // authenticating a call needs no storage read.
 //
-//	toks, err := operator.Open(ctx, db, logger, operator.Options{NewSecret: server.NewSecret})
+//	toks, err := operator.Open(ctx, db, operator.Options{NewSecret: server.NewSecret}, logger)
 //	err = toks.EnsureBootstrap(ctx, bootstrapSecret) // the first ADMIN token
 //	secret, tok, err := toks.Create(ctx, "night-shift", auth.RoleOperator, 0)
 //	tok, err = toks.Authenticate(secret)

@@ -84,7 +84,7 @@ type Tokens struct {
 }
 
 // Open loads the token store from db.
-func Open(ctx context.Context, db *store.DB, logger *slog.Logger, opts Options) (*Tokens, error) {
+func Open(ctx context.Context, db *store.DB, opts Options, logger *slog.Logger) (*Tokens, error) {
 	if opts.NewSecret == nil {
 		return nil, errors.New("operator: Options.NewSecret is required")
 	}

@@ -30,7 +30,7 @@ func open(t *testing.T, dir string, c *clock) (*operator.Tokens, *store.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	toks, err := operator.Open(t.Context(), db, nil, operator.Options{NewSecret: secret, Now: c.now})
+	toks, err := operator.Open(t.Context(), db, operator.Options{NewSecret: secret, Now: c.now}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@
 //
 // # Usage
 //
-//	eng, err := payment.Open(ctx, db, directory, auditLog, payment.DefaultOptions(), logger)
+//	eng, err := payment.Open(ctx, db, auditLog, directory, payment.DefaultOptions(), logger)
 //	if err != nil { ... }
 //	defer eng.Close()
 //	res, err := eng.Authorize(ctx, payment.AuthorizeRequest{

@@ -117,7 +117,7 @@ type closeCall struct {
 // retention period) from the ledger, then starts the decision loop and the
 // group-commit writer. dir supplies terminal policies; auditLog receives
 // merchant-mismatch alerts and batch closes.
-func Open(ctx context.Context, db *store.DB, dir Directory, auditLog *audit.Log, opts Options, logger *slog.Logger) (*Engine, error) {
+func Open(ctx context.Context, db *store.DB, auditLog *audit.Log, dir Directory, opts Options, logger *slog.Logger) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

@@ -147,12 +147,12 @@ func (v *env) tryOpen() error {
 	if err != nil {
 		return fmt.Errorf("store.Open: %w", err)
 	}
-	al, err := audit.Open(db, slog.New(slog.DiscardHandler))
+	al, err := audit.Open(v.t.Context(), db, slog.New(slog.DiscardHandler))
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("audit.Open: %w", err)
 	}
-	eng, err := payment.Open(v.t.Context(), db, v.dir, al, v.opts, nil)
+	eng, err := payment.Open(v.t.Context(), db, al, v.dir, v.opts, nil)
 	if err != nil {
 		al.Close()
 		db.Close()
