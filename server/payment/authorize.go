@@ -75,7 +75,7 @@ const mismatchClaimed = "claimed merchant is not the terminal's binding"
 // reads its arguments. The checks run in the order of the response-code
 // table in the package documentation; the first that fails gives the code.
 func decideAuthorize(r *AuthorizeRequest, fp fingerprint, pol *Policy, v *authView) authDecision {
-	if en := v.entry; en != nil && en.kind == opAuthorize && en.fp == fp {
+	if v.entry.replays(opAuthorize, fp) {
 		return authDecision{replay: true}
 	}
 	var d authDecision
@@ -111,6 +111,12 @@ func decideAuthorize(r *AuthorizeRequest, fp fingerprint, pol *Policy, v *authVi
 	}
 	d.trackCard = d.code == CodeApproved && pol.hasVelocityRule()
 	return d
+}
+
+// replays reports whether a request of kind with fingerprint fp repeats
+// the request that made the entry en; false when en is nil.
+func (en *entry) replays(kind opKind, fp fingerprint) bool {
+	return en != nil && en.kind == kind && en.fp == fp
 }
 
 // hasVelocityRule reports whether the policy limits approvals per card.

@@ -99,7 +99,7 @@ func (e *Engine) decide(o *op, c *commit) {
 	case opReverse:
 		e.decideReverse(o, c, now)
 	case opRefund:
-		e.decideRefund(o, c, now)
+		e.refund(o, c, now)
 	case opCloseBatch:
 		e.decideClose(o, c, now)
 	case opHousekeep:
@@ -474,102 +474,6 @@ func (en *entry) reverseResult(ids *idCodec) ReverseResult {
 		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency.String()}
 	}
 	return r
-}
-
-func (e *Engine) decideRefund(o *op, c *commit, now int64) {
-	st := e.st
-	r := &o.ref.req
-	pol := &o.pol
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil && en.kind == opRefund && en.fp == o.fp {
-		o.ref.res = en.refundResult(e.ids)
-		o.ref.res.Replayed = true
-		e.answer(o, c, en.pending)
-		return
-	}
-	duplicate := en != nil
-	amount := r.Amount.MinorUnits
-	var sale *tx
-	if seq, refund, ok := e.ids.parse(r.AuthorizationID); ok && !refund {
-		var err error
-		if sale, err = e.getTx(seq, now); err != nil {
-			c.fail(o, err)
-			return
-		}
-		if sale != nil && (sale.merchant != pol.MerchantID || sale.kind == TxKindRefund) {
-			sale = nil // another merchant's transactions are not visible
-		}
-	}
-	code := CodeApproved
-	switch {
-	case duplicate:
-		code = CodeDuplicateTransmission
-	case pol.Suspended:
-		code = CodeNotPermitted
-	case sale == nil || sale.kind != TxKindSale || !sale.approved() || sale.reversed:
-		code = CodeInvalidTransaction
-	case sale.terminal != ts.id && !pol.CrossTerminalRefunds:
-		code = CodeNotPermitted
-	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.amount-sale.refunded:
-		code = CodeInvalidAmount
-	}
-	b := e.currentBatch(o, ts, pol, c, now)
-	t := &tx{
-		kind:      TxKindRefund,
-		terminal:  ts.id,
-		merchant:  pol.MerchantID,
-		store:     pol.StoreID,
-		requestID: r.RequestID,
-		amount:    amount,
-		currency:  r.Amount.Currency,
-		decision:  DecisionDeclined,
-		code:      code,
-		batch:     b.number,
-		date:      ts.businessDate(now, pol.Location),
-		decided:   now,
-	}
-	if sale != nil {
-		t.original = sale.seq
-		t.maskedPAN = sale.maskedPAN
-		t.entryMode = sale.entryMode
-	}
-	if code == CodeApproved {
-		t.decision = DecisionApproved
-		sale.refunded += amount
-		e.writeTx(sale, c)
-		b.totals.RefundCount++
-		b.totals.RefundAmount += amount
-		st.changed(b)
-	}
-	if sale != nil && sale.kind == TxKindSale {
-		t.remainingCur = sale.currency
-		if sale.approved() && !sale.reversed {
-			t.remaining = sale.amount - sale.refunded
-		}
-	}
-	t.fp = o.fp
-	e.newTx(t, c, now)
-	res := t.answer()
-	if !duplicate {
-		e.addEntry(ts, rid, res, c)
-	}
-	o.ref.res = res.refundResult(e.ids)
-	c.hold(o)
-}
-
-func (en *entry) refundResult(ids *idCodec) RefundResult {
-	return RefundResult{
-		RefundID:            ids.id(TxKindRefund, en.txSeq),
-		Decision:            en.decision,
-		ResponseCode:        en.code.String(),
-		Message:             CodeMessage(en.code.String()),
-		RemainingRefundable: Money{MinorUnits: en.amount, Currency: en.currency.String()},
-		BatchNumber:         en.batch,
-		DecisionTime:        time.Unix(0, en.decided).UTC(),
-	}
 }
 
 func (e *Engine) decideClose(o *op, c *commit, now int64) {
