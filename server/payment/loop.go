@@ -97,7 +97,7 @@ func (e *Engine) decide(o *op, c *commit) {
 	case opAuthorize:
 		e.authorize(o, c, now)
 	case opReverse:
-		e.decideReverse(o, c, now)
+		e.reverse(o, c, now)
 	case opRefund:
 		e.refund(o, c, now)
 	case opCloseBatch:
@@ -382,98 +382,6 @@ func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now 
 		},
 	})
 	return next
-}
-
-func (e *Engine) decideReverse(o *op, c *commit, now int64) {
-	st := e.st
-	r := &o.rev.req
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil {
-		if en.kind == opReverse && en.fp == o.fp {
-			o.rev.res = en.reverseResult(e.ids)
-			o.rev.res.Replayed = true
-			e.answer(o, c, en.pending)
-			return
-		}
-		c.fail(o, ErrRequestIDReused)
-		return
-	}
-	orid := st.req(r.OriginalRequestID)
-	orig, err := e.lookupEntry(ts, orid, now)
-	if err != nil {
-		c.fail(o, err)
-		return
-	}
-	res := &entry{entryRec: entryRec{kind: opReverse, fp: o.fp, created: now}}
-	switch {
-	case orig == nil:
-		res.status = ReverseStatusOriginalNotFound
-		if ok, err := e.lookupTomb(ts, orid, now); err != nil {
-			c.fail(o, err)
-			return
-		} else if !ok {
-			ts.tombs[orid.key] = tomb{created: now, pending: c.seq}
-			st.entryCount++
-			st.entryQ.push(expiring{at: now, term: ts.idx, key: orid.key, tomb: true})
-			c.putTTL(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, e.clock().UnixNano()))
-		}
-	case orig.kind != opAuthorize:
-		res.status = ReverseStatusNotReversible
-	default:
-		t, err := e.getTx(orig.txSeq, now)
-		if err != nil {
-			c.fail(o, err)
-			return
-		}
-		if t == nil {
-			c.fail(o, errors.New("payment: authorization "+strconv.FormatUint(orig.txSeq, 10)+" missing from the ledger"))
-			return
-		}
-		res.authSeq = t.seq
-		switch {
-		case t.reversed:
-			res.status = ReverseStatusAlreadyReversed
-		case !t.approved() || t.refunded > 0 || ts.batch == nil || t.batch != ts.batch.number:
-			res.status = ReverseStatusNotReversible
-		default:
-			res.status = ReverseStatusReversed
-			res.amount, res.currency = t.amount, newCurrencyCode(t.currency)
-			t.reversed = true
-			t.reversalReason = r.Reason
-			t.reversalTime = now
-			t.reversalRequest = r.RequestID
-			b := ts.batch
-			if t.kind == TxKindSale {
-				b.totals.SaleCount--
-				b.totals.SaleAmount -= t.amount
-			} else {
-				b.totals.PreauthCount--
-				b.totals.PreauthAmount -= t.amount
-			}
-			b.totals.ReversalCount++
-			b.totals.ReversalAmount += t.amount
-			c.markDirty(b)
-			if _, ok := ts.days[t.date]; ok {
-				ts.days[t.date] -= t.amount
-			}
-			e.writeTx(t, c)
-		}
-	}
-	e.addEntry(ts, rid, res, c)
-	c.decisions++
-	o.rev.res = res.reverseResult(e.ids)
-	c.hold(o)
-}
-
-func (en *entry) reverseResult(ids *idCodec) ReverseResult {
-	r := ReverseResult{Status: en.status, AuthorizationID: en.authID(ids)}
-	if en.status == ReverseStatusReversed {
-		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency.String()}
-	}
-	return r
 }
 
 func (e *Engine) decideClose(o *op, c *commit, now int64) {
