@@ -101,7 +101,7 @@ func (e *Engine) decide(o *op, c *commit) {
 	case opRefund:
 		e.refund(o, c, now)
 	case opCloseBatch:
-		e.decideClose(o, c, now)
+		e.closeBatch(o, c, now)
 	case opHousekeep:
 		e.housekeep(c)
 		c.hold(o)
@@ -382,79 +382,6 @@ func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now 
 		},
 	})
 	return next
-}
-
-func (e *Engine) decideClose(o *op, c *commit, now int64) {
-	r := &o.close.req
-	pol := &o.pol
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil {
-		if en.kind == opCloseBatch && en.fp == o.fp && en.close != nil {
-			o.close.res = *en.close
-			o.close.res.Replayed = true
-			e.answer(o, c, en.pending)
-			return
-		}
-		c.fail(o, ErrRequestIDReused)
-		return
-	}
-	b := e.openBatch(ts, pol, c, now)
-	if r.BatchNumber != b.number {
-		c.fail(o, &BatchMismatchError{Requested: r.BatchNumber, Open: b.number})
-		return
-	}
-	tt := r.TerminalTotals
-	if tt.Currency == "" {
-		tt.Currency = b.totals.Currency
-	}
-	inBalance := b.totals.Balances(tt) && tt.Currency == b.totals.Currency
-	state := BatchStateClosed
-	if !inBalance {
-		state = BatchStateOutOfBalance
-	}
-	b.termTotals = tt
-	next := rollBatch(ts, b, state, pol, c, now)
-	res := &CloseBatchResult{
-		BatchNumber:     b.number,
-		ServerTotals:    b.totals,
-		InBalance:       inBalance,
-		NextBatchNumber: next.number,
-		CloseTime:       time.Unix(0, now).UTC(),
-	}
-	e.addEntry(ts, rid, &entry{entryRec: entryRec{kind: opCloseBatch, fp: o.fp, created: now}, close: res}, c)
-	c.decisions++
-	o.close.res = *res
-	typ, msg := audit.BatchClosed, "batch closed in balance"
-	if !inBalance {
-		typ, msg = audit.BatchOutOfBalance, "batch closed out of balance"
-	}
-	s := &b.totals
-	o.audits = append(o.audits, audit.Event{
-		Type:       typ,
-		Time:       time.Unix(0, now),
-		Actor:      "terminal:" + ts.id,
-		TerminalID: ts.id,
-		MerchantID: b.merchant,
-		StoreID:    b.store,
-		Message:    msg,
-		Attributes: map[string]string{
-			"batch_number":          strconv.FormatUint(b.number, 10),
-			"request_id":            r.RequestID,
-			"currency":              s.Currency,
-			"server_sale_count":     strconv.FormatUint(s.SaleCount, 10),
-			"server_sale_amount":    strconv.FormatInt(s.SaleAmount, 10),
-			"server_refund_count":   strconv.FormatUint(s.RefundCount, 10),
-			"server_refund_amount":  strconv.FormatInt(s.RefundAmount, 10),
-			"server_reversal_count": strconv.FormatUint(s.ReversalCount, 10),
-			"terminal_sale_count":   strconv.FormatUint(tt.SaleCount, 10),
-			"terminal_sale_amount":  strconv.FormatInt(tt.SaleAmount, 10),
-			"terminal_refund_count": strconv.FormatUint(tt.RefundCount, 10),
-		},
-	})
-	c.hold(o)
 }
 
 // housekeep drops expired state from memory and trims memory to
