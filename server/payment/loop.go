@@ -399,31 +399,42 @@ func (e *Engine) housekeep(c *commit) {
 	}
 	cutoff := now - int64(e.opts.Retention)
 	durable := e.durable.Load()
+	e.expireEntries(c, cutoff, durable)
+	e.expireTxs(now-int64(e.opts.TxCacheTTL), durable)
+	st.expireVelocity(cutoff)
+}
+
+// expireEntries drops from memory the idempotency entries and tombstones
+// created at or before cutoff, and the oldest beyond MaxEntries, as long
+// as c has room; none whose write is not yet durable (commits up to
+// durable are) leaves, nor any after it.
+func (e *Engine) expireEntries(c *commit, cutoff int64, durable uint64) {
+	st := e.st
 	for st.entryQ.len() > 0 && !c.full(&e.opts) {
 		it := st.entryQ.front()
 		expired := it.at <= cutoff
 		if !expired && st.entryCount <= e.opts.MaxEntries {
 			break
 		}
-		ts, key := st.termList[it.term], it.key
+		term, key := st.termList[it.term], it.key
 		if it.tomb {
-			if tb, ok := ts.tombs[key]; ok && tb.created == it.at {
+			if tb, ok := term.tombs[key]; ok && tb.created == it.at {
 				if tb.pending > durable {
 					break
 				}
-				delete(ts.tombs, key)
+				delete(term.tombs, key)
 				st.entryCount--
 				if !expired {
 					st.evictedUntil = it.at
 				}
 			}
 		} else {
-			if en, ok := ts.entries[key]; ok && en.created == it.at {
+			if en, ok := term.entries[key]; ok && en.created == it.at {
 				if en.pending > durable {
 					break
 				}
-				delete(ts.entries, key)
-				delete(ts.closes, key)
+				delete(term.entries, key)
+				delete(term.closes, key)
 				st.entryCount--
 				if !expired {
 					st.evictedUntil = it.at
@@ -432,10 +443,16 @@ func (e *Engine) housekeep(c *commit) {
 		}
 		st.entryQ.pop()
 	}
-	txCutoff := now - int64(e.opts.TxCacheTTL)
+}
+
+// expireTxs drops from memory the transactions last touched at or before
+// cutoff, and the oldest beyond MaxEntries; none whose write is not yet
+// durable leaves, nor any after it.
+func (e *Engine) expireTxs(cutoff int64, durable uint64) {
+	st := e.st
 	for st.txQ.len() > 0 {
 		it := st.txQ.front()
-		if it.at > txCutoff && len(st.txs) <= e.opts.MaxEntries {
+		if it.at > cutoff && len(st.txs) <= e.opts.MaxEntries {
 			break
 		}
 		if ct, ok := st.txs[it.seq]; ok && ct.touched == it.at {
@@ -446,20 +463,24 @@ func (e *Engine) housekeep(c *commit) {
 		}
 		st.txQ.pop()
 	}
+}
+
+// expireVelocity forgets the card approvals made at or before cutoff.
+func (st *state) expireVelocity(cutoff int64) {
 	for st.velQ.len() > 0 {
 		it := st.velQ.front()
 		if it.at > cutoff {
 			break
 		}
-		ts := st.termList[it.term]
-		ring := ts.vel[it.hash]
+		term := st.termList[it.term]
+		ring := term.vel[it.hash]
 		if len(ring) > 0 && ring[0] <= it.at {
 			ring = ring[1:]
 		}
 		if len(ring) == 0 {
-			delete(ts.vel, it.hash)
+			delete(term.vel, it.hash)
 		} else {
-			ts.vel[it.hash] = ring
+			term.vel[it.hash] = ring
 		}
 		st.velQ.pop()
 	}
