@@ -132,20 +132,20 @@ func (c *commit) fail(o *op, err error) {
 // idempotency entry (nil when none). When the lookup fails it fails o and
 // reports false.
 func (e *Engine) begin(o *op, c *commit, terminal, requestID string, now int64) (*termState, reqID, *entry, bool) {
-	ts := e.st.term(terminal)
+	term := e.st.term(terminal)
 	rid := e.st.req(requestID)
-	en, err := e.lookupEntry(ts, rid, now)
+	en, err := e.lookupEntry(term, rid, now)
 	if err != nil {
 		c.fail(o, err)
 		return nil, rid, nil, false
 	}
-	return ts, rid, en, true
+	return term, rid, en, true
 }
 
 // lookupEntry finds the idempotency entry of the request ID, in memory or, when
 // entries of the retention period were dropped early, on disk.
-func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error) {
-	if en := ts.entry(rid.key); en != nil {
+func (e *Engine) lookupEntry(term *termState, rid reqID, now int64) (*entry, error) {
+	if en := term.entry(rid.key); en != nil {
 		return en, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
@@ -156,7 +156,7 @@ func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error
 	err := e.db.View(func(txn *store.Txn) error {
 		var err error
 		var scanned bool
-		en, scanned, err = findEntry(txn, ts.id, rid.id, cutoff, e.st.indexedSince)
+		en, scanned, err = findEntry(txn, term.id, rid.id, cutoff, e.st.indexedSince)
 		if scanned {
 			e.st.entryScans++
 		}
@@ -166,15 +166,15 @@ func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error
 }
 
 // lookupTomb reports whether a tombstone for the request ID exists.
-func (e *Engine) lookupTomb(ts *termState, rid reqID, now int64) (bool, error) {
-	if _, ok := ts.tombs[rid.key]; ok {
+func (e *Engine) lookupTomb(term *termState, rid reqID, now int64) (bool, error) {
+	if _, ok := term.tombs[rid.key]; ok {
 		return true, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
 	if e.st.evictedUntil < cutoff {
 		return false, nil
 	}
-	v, err := e.db.Get(keyTombstone(ts.id, rid.id))
+	v, err := e.db.Get(keyTombstone(term.id, rid.id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -250,19 +250,19 @@ func (e *Engine) writeTx(t *tx, c *commit) {
 // for the others (Authorize, Refund) a request index pointing to their
 // transaction, so that an entry dropped from memory early is found on disk
 // with a point lookup. Either key expires on its own (keyTTL).
-func (e *Engine) addEntry(ts *termState, rid reqID, en *entry, c *commit) {
+func (e *Engine) addEntry(term *termState, rid reqID, en *entry, c *commit) {
 	en.pending = c.seq
-	ts.entries[rid.key] = en.entryRec
+	term.entries[rid.key] = en.entryRec
 	if en.close != nil {
-		ts.closes[rid.key] = en.close
+		term.closes[rid.key] = en.close
 	}
 	e.st.entryCount++
-	e.st.entryQ.push(expiring{at: en.created, term: ts.idx, key: rid.key})
+	e.st.entryQ.push(expiring{at: en.created, term: term.idx, key: rid.key})
 	ttl := e.keyTTL(en.created, e.clock().UnixNano())
 	if en.kind == opReverse || en.kind == opCloseBatch {
-		c.putTTL(keyRequest(ts.id, rid.id), en.encode(), ttl)
+		c.putTTL(keyRequest(term.id, rid.id), en.encode(), ttl)
 	} else {
-		c.putTTL(keyReqIndex(ts.id, rid.id), encodeReqIndex(en.created, en.txSeq), ttl)
+		c.putTTL(keyReqIndex(term.id, rid.id), encodeReqIndex(en.created, en.txSeq), ttl)
 	}
 }
 
@@ -314,18 +314,18 @@ func (e *Engine) checkpoint(c *commit) {
 
 // openBatch returns the terminal's open batch, opening batch 1 for a
 // terminal that never had one.
-func (e *Engine) openBatch(ts *termState, pol *Policy, c *commit, now int64) *batchState {
-	if ts.batch == nil {
-		ts.batch = newBatch(ts, pol, 1, now)
-		c.markDirty(ts.batch)
+func (e *Engine) openBatch(term *termState, pol *Policy, c *commit, now int64) *batchState {
+	if term.batch == nil {
+		term.batch = newBatch(term, pol, 1, now)
+		c.markDirty(term.batch)
 	}
-	return ts.batch
+	return term.batch
 }
 
-// newBatch returns batch number of terminal ts, open under pol.
-func newBatch(ts *termState, pol *Policy, number uint64, now int64) *batchState {
+// newBatch returns batch number of terminal term, open under pol.
+func newBatch(term *termState, pol *Policy, number uint64, now int64) *batchState {
 	return &batchState{
-		terminal: ts.id,
+		terminal: term.id,
 		merchant: pol.MerchantID,
 		store:    pol.StoreID,
 		number:   number,
@@ -337,12 +337,12 @@ func newBatch(ts *termState, pol *Policy, number uint64, now int64) *batchState 
 
 // rollBatch closes the terminal's open batch b in state and opens the next
 // one under pol.
-func rollBatch(ts *termState, b *batchState, state BatchState, pol *Policy, c *commit, now int64) *batchState {
+func rollBatch(term *termState, b *batchState, state BatchState, pol *Policy, c *commit, now int64) *batchState {
 	b.state, b.closeTime = state, now
 	c.markDirty(b)
-	ts.batch = newBatch(ts, pol, b.number+1, now)
-	c.markDirty(ts.batch)
-	return ts.batch
+	term.batch = newBatch(term, pol, b.number+1, now)
+	c.markDirty(term.batch)
+	return term.batch
 }
 
 // currentBatch returns the open batch that a new transaction of the
@@ -353,8 +353,8 @@ func rollBatch(ts *termState, b *batchState, state BatchState, pol *Policy, c *c
 // reconciled with the terminal's totals; audited) and the next one opens.
 // Otherwise the old batch would mix two merchants' or two currencies'
 // sales, in its totals and in both merchants' settlement reports.
-func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now int64) *batchState {
-	b := e.openBatch(ts, pol, c, now)
+func (e *Engine) currentBatch(o *op, term *termState, pol *Policy, c *commit, now int64) *batchState {
+	b := e.openBatch(term, pol, c, now)
 	if b.merchant == pol.MerchantID && b.store == pol.StoreID && b.totals.Currency == pol.MerchantCurrency {
 		return b
 	}
@@ -363,12 +363,12 @@ func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now 
 		c.markDirty(b)
 		return b
 	}
-	next := rollBatch(ts, b, BatchStateClosed, pol, c, now)
+	next := rollBatch(term, b, BatchStateClosed, pol, c, now)
 	o.audits = append(o.audits, audit.Event{
 		Type:       audit.BatchClosed,
 		Time:       time.Unix(0, now),
 		Actor:      "system",
-		TerminalID: ts.id,
+		TerminalID: term.id,
 		MerchantID: b.merchant,
 		StoreID:    b.store,
 		Message:    "batch closed by the server: the terminal's merchant, store or currency changed",
