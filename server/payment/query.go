@@ -118,11 +118,7 @@ func (q *txCollector) collect(n int, into *[]*tx) func(*tx) error {
 // merchant gathers into out the newest limit+1 matching transactions below
 // before of the merchant's terminals, merging the newest of each.
 func (q *txCollector) merchant(txn *store.Txn, merchant string, before uint64, limit int, out *[]*tx) error {
-	var terms []string
-	err := txn.Iterate(keyIndex(prefixMerchTerm, merchant), nil, func(k, _ []byte) error {
-		terms = append(terms, string(k[len(keyIndex(prefixMerchTerm, merchant)):]))
-		return nil
-	})
+	terms, err := merchantTerminals(txn, merchant)
 	if err != nil {
 		return err
 	}
@@ -281,65 +277,12 @@ func (e *Engine) SettlementReportPage(ctx context.Context, merchantID, businessD
 	}
 	next := ""
 	rep := Settlement{MerchantID: merchantID, BusinessDate: businessDate, GenerateTime: e.clock().UTC()}
-	type batchKey = settlementBatchKey
-	seen := map[batchKey]bool{}
-	var keys []batchKey
-	day, _ := time.Parse(dateLayout, businessDate)
-	// Every time zone's day D lies between D 00:00 at UTC+14 and D+1 00:00
-	// at UTC-12.
-	lo := day.Add(-14 * time.Hour).UnixNano()
-	hi := day.Add(36 * time.Hour).UnixNano()
 	err := e.db.View(func(txn *store.Txn) error {
-		from, err := firstSeqAt(txn, lo)
+		keys, err := settleDay(ctx, txn, &rep)
 		if err != nil {
 			return err
 		}
-		prefix := keyIndex(prefixMerchTerm, merchantID)
-		var terms []string
-		err = txn.Iterate(prefix, nil, func(k, _ []byte) error {
-			terms = append(terms, string(k[len(prefix):]))
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, term := range terms {
-			err := scanTerminal(txn, term, from, func(t *tx) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if t.decided >= hi {
-					return store.ErrStop
-				}
-				if t.merchant != merchantID || t.date != businessDate {
-					return nil
-				}
-				t.addTo(&rep.Totals)
-				if bk := (batchKey{t.terminal, t.batch}); !seen[bk] {
-					seen[bk] = true
-					keys = append(keys, bk)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		order := func(a, b batchKey) int {
-			return cmp.Or(cmp.Compare(a.terminal, b.terminal), cmp.Compare(a.number, b.number))
-		}
-		slices.SortFunc(keys, order)
-		if after != nil {
-			i, found := slices.BinarySearchFunc(keys, *after, order)
-			if found {
-				i++
-			}
-			keys = keys[i:]
-		}
-		if limit > 0 && len(keys) > limit {
-			keys = keys[:limit]
-			next = keys[limit-1].token()
-		}
+		keys, next = pageSettlementBatches(keys, after, limit)
 		for _, bk := range keys {
 			b, err := loadBatch(txn, bk.terminal, bk.number)
 			if err != nil {
@@ -353,6 +296,84 @@ func (e *Engine) SettlementReportPage(ctx context.Context, merchantID, businessD
 		return Settlement{}, "", err
 	}
 	return rep, next, nil
+}
+
+// settleDay adds the transactions of rep's merchant on rep's business date
+// to rep's totals and returns the batches holding them, in order of first
+// transaction.
+func settleDay(ctx context.Context, txn *store.Txn, rep *Settlement) ([]settlementBatchKey, error) {
+	day, _ := time.Parse(dateLayout, rep.BusinessDate)
+	// Every time zone's day D lies between D 00:00 at UTC+14 and D+1 00:00
+	// at UTC-12.
+	lo := day.Add(-14 * time.Hour).UnixNano()
+	hi := day.Add(36 * time.Hour).UnixNano()
+	from, err := firstSeqAt(txn, lo)
+	if err != nil {
+		return nil, err
+	}
+	terms, err := merchantTerminals(txn, rep.MerchantID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[settlementBatchKey]bool{}
+	var keys []settlementBatchKey
+	for _, term := range terms {
+		err := scanTerminal(txn, term, from, func(t *tx) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if t.decided >= hi {
+				return store.ErrStop
+			}
+			if t.merchant != rep.MerchantID || t.date != rep.BusinessDate {
+				return nil
+			}
+			t.addTo(&rep.Totals)
+			if bk := (settlementBatchKey{t.terminal, t.batch}); !seen[bk] {
+				seen[bk] = true
+				keys = append(keys, bk)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// pageSettlementBatches sorts keys by terminal and number and returns the
+// page of up to limit (all when limit <= 0) after the key after (nil for
+// the first page), with the next page's token ("" on the last page).
+func pageSettlementBatches(keys []settlementBatchKey, after *settlementBatchKey, limit int) (page []settlementBatchKey, next string) {
+	order := func(a, b settlementBatchKey) int {
+		return cmp.Or(cmp.Compare(a.terminal, b.terminal), cmp.Compare(a.number, b.number))
+	}
+	slices.SortFunc(keys, order)
+	if after != nil {
+		i, found := slices.BinarySearchFunc(keys, *after, order)
+		if found {
+			i++
+		}
+		keys = keys[i:]
+	}
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+		next = keys[limit-1].token()
+	}
+	return keys, next
+}
+
+// merchantTerminals returns the terminals known to have transacted for the
+// merchant.
+func merchantTerminals(txn *store.Txn, merchant string) ([]string, error) {
+	prefix := keyIndex(prefixMerchTerm, merchant)
+	var terms []string
+	err := txn.Iterate(prefix, nil, func(k, _ []byte) error {
+		terms = append(terms, string(k[len(prefix):]))
+		return nil
+	})
+	return terms, err
 }
 
 // Batch returns a terminal's batch as stored: the open batch when number is
