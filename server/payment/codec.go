@@ -7,6 +7,8 @@ import (
 
 // Record values begin with a schema version byte and a record type byte,
 // followed by varint-encoded fields (see keys.go for the keyspace).
+// The single-letter type bytes are written into every record: they are
+// part of the on-disk format and stay as they are.
 const (
 	schemaV1 = 1
 
