@@ -180,7 +180,8 @@ func (e *Engine) applyAuthorize(o *op, c *commit, term *termState, rid reqID, v 
 		c.del(keyTombstone(term.id, r.RequestID))
 	}
 	b := e.currentBatch(o, term, pol, c, now)
-	t := authorizationTx(o, term, b, v.date, d.code, now)
+	t := &tx{}
+	*t = authorizationTx(o, term, b, v.date, d.code, now)
 	e.authorizations.Add(1)
 	if d.code == CodeApproved {
 		e.approvals.Add(1)
@@ -214,8 +215,9 @@ func (e *Engine) applyAuthorize(o *op, c *commit, term *termState, rid reqID, v 
 
 // authorizationTx returns the declined transaction of the Authorize
 // request o of term with response code code, in batch b on business date
-// date; applyAuthorize approves it.
-func authorizationTx(o *op, term *termState, b *batchState, date, code string, now int64) *tx {
+// date; applyAuthorize approves it. It returns a value so that the
+// caller's copy can stay off the heap.
+func authorizationTx(o *op, term *termState, b *batchState, date, code string, now int64) tx {
 	r := &o.auth
 	pol := &o.pol
 	kind := TxKindSale
@@ -226,7 +228,7 @@ func authorizationTx(o *op, term *termState, b *batchState, date, code string, n
 	if currency == pol.MerchantCurrency {
 		currency = pol.MerchantCurrency // share one string across transactions
 	}
-	t := &tx{
+	t := tx{
 		kind:      kind,
 		terminal:  term.id,
 		merchant:  pol.MerchantID,
