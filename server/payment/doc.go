@@ -36,6 +36,15 @@
 // decision returned successfully; a replay waits for the commit of the
 // answer it replays.
 //
+// Each request is decided in three steps: the loop reads a view of the
+// terminal's state (its idempotency entry, tombstone, day's approvals, card
+// velocity, the transaction a Reverse or Refund names, the open batch), a
+// pure function turns the request, the terminal's policy and the view into
+// an outcome and its effects, and the loop applies the effects to memory
+// and stages their records in the commit. The views document their
+// contract: nothing changes the terminal's state between reading the view
+// and applying the outcome.
+//
 // If a commit fails, its requests get [ErrUnavailable] and the engine stops
 // deciding: its memory may hold effects of the failed commit (a daily total,
 // a velocity count, a consumed tombstone) that are not on disk, and deciding
@@ -141,7 +150,7 @@
 // CloseBatch answers, tombstones and batches have records of their own; an
 // open batch's totals are checkpointed (when it opens or closes, when a
 // reversal changes it, and every HousekeepingInterval) and completed from
-// the terminal's later transactions. See records.go for the key schema.
+// the terminal's later transactions. See keys.go for the key schema.
 //
 // Integrity: the chunks form a hash chain, every commit writes the ledger
 // head, and the writer records the head in the store's watermark file

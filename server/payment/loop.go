@@ -95,13 +95,13 @@ func (e *Engine) decide(o *op, c *commit) {
 	now := e.now()
 	switch o.kind {
 	case opAuthorize:
-		e.decideAuthorize(o, c, now)
+		e.authorize(o, c, now)
 	case opReverse:
-		e.decideReverse(o, c, now)
+		e.reverse(o, c, now)
 	case opRefund:
-		e.decideRefund(o, c, now)
+		e.refund(o, c, now)
 	case opCloseBatch:
-		e.decideClose(o, c, now)
+		e.closeBatch(o, c, now)
 	case opHousekeep:
 		e.housekeep(c)
 		c.hold(o)
@@ -132,20 +132,20 @@ func (c *commit) fail(o *op, err error) {
 // idempotency entry (nil when none). When the lookup fails it fails o and
 // reports false.
 func (e *Engine) begin(o *op, c *commit, terminal, requestID string, now int64) (*termState, reqID, *entry, bool) {
-	ts := e.st.term(terminal)
+	term := e.st.term(terminal)
 	rid := e.st.req(requestID)
-	en, err := e.lookupEntry(ts, rid, now)
+	en, err := e.lookupEntry(term, rid, now)
 	if err != nil {
 		c.fail(o, err)
 		return nil, rid, nil, false
 	}
-	return ts, rid, en, true
+	return term, rid, en, true
 }
 
 // lookupEntry finds the idempotency entry of the request ID, in memory or, when
 // entries of the retention period were dropped early, on disk.
-func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error) {
-	if en := ts.entry(rid.key); en != nil {
+func (e *Engine) lookupEntry(term *termState, rid reqID, now int64) (*entry, error) {
+	if en := term.entry(rid.key); en != nil {
 		return en, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
@@ -156,7 +156,7 @@ func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error
 	err := e.db.View(func(txn *store.Txn) error {
 		var err error
 		var scanned bool
-		en, scanned, err = findEntry(txn, ts.id, rid.id, cutoff, e.st.indexedSince)
+		en, scanned, err = findEntry(txn, term.id, rid.id, cutoff, e.st.indexedSince)
 		if scanned {
 			e.st.entryScans++
 		}
@@ -166,15 +166,15 @@ func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error
 }
 
 // lookupTomb reports whether a tombstone for the request ID exists.
-func (e *Engine) lookupTomb(ts *termState, rid reqID, now int64) (bool, error) {
-	if _, ok := ts.tombs[rid.key]; ok {
+func (e *Engine) lookupTomb(term *termState, rid reqID, now int64) (bool, error) {
+	if _, ok := term.tombs[rid.key]; ok {
 		return true, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
 	if e.st.evictedUntil < cutoff {
 		return false, nil
 	}
-	v, err := e.db.Get(keyTombstone(ts.id, rid.id))
+	v, err := e.db.Get(keyTombstone(term.id, rid.id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -250,19 +250,19 @@ func (e *Engine) writeTx(t *tx, c *commit) {
 // for the others (Authorize, Refund) a request index pointing to their
 // transaction, so that an entry dropped from memory early is found on disk
 // with a point lookup. Either key expires on its own (keyTTL).
-func (e *Engine) addEntry(ts *termState, rid reqID, en *entry, c *commit) {
+func (e *Engine) addEntry(term *termState, rid reqID, en *entry, c *commit) {
 	en.pending = c.seq
-	ts.entries[rid.key] = en.entryRec
+	term.entries[rid.key] = en.entryRec
 	if en.close != nil {
-		ts.closes[rid.key] = en.close
+		term.closes[rid.key] = en.close
 	}
 	e.st.entryCount++
-	e.st.entryQ.push(expiring{at: en.created, term: ts.idx, key: rid.key})
+	e.st.entryQ.push(expiring{at: en.created, term: term.idx, key: rid.key})
 	ttl := e.keyTTL(en.created, e.clock().UnixNano())
 	if en.kind == opReverse || en.kind == opCloseBatch {
-		c.putTTL(keyRequest(ts.id, rid.id), en.encode(), ttl)
+		c.putTTL(keyRequest(term.id, rid.id), en.encode(), ttl)
 	} else {
-		c.putTTL(keyReqIndex(ts.id, rid.id), encodeReqIndex(en.created, en.txSeq), ttl)
+		c.putTTL(keyReqIndex(term.id, rid.id), encodeReqIndex(en.created, en.txSeq), ttl)
 	}
 }
 
@@ -314,18 +314,18 @@ func (e *Engine) checkpoint(c *commit) {
 
 // openBatch returns the terminal's open batch, opening batch 1 for a
 // terminal that never had one.
-func (e *Engine) openBatch(ts *termState, pol *Policy, c *commit, now int64) *batchState {
-	if ts.batch == nil {
-		ts.batch = newBatch(ts, pol, 1, now)
-		c.markDirty(ts.batch)
+func (e *Engine) openBatch(term *termState, pol *Policy, c *commit, now int64) *batchState {
+	if term.batch == nil {
+		term.batch = newBatch(term, pol, 1, now)
+		c.markDirty(term.batch)
 	}
-	return ts.batch
+	return term.batch
 }
 
-// newBatch returns batch number of terminal ts, open under pol.
-func newBatch(ts *termState, pol *Policy, number uint64, now int64) *batchState {
+// newBatch returns batch number of terminal term, open under pol.
+func newBatch(term *termState, pol *Policy, number uint64, now int64) *batchState {
 	return &batchState{
-		terminal: ts.id,
+		terminal: term.id,
 		merchant: pol.MerchantID,
 		store:    pol.StoreID,
 		number:   number,
@@ -337,12 +337,12 @@ func newBatch(ts *termState, pol *Policy, number uint64, now int64) *batchState 
 
 // rollBatch closes the terminal's open batch b in state and opens the next
 // one under pol.
-func rollBatch(ts *termState, b *batchState, state BatchState, pol *Policy, c *commit, now int64) *batchState {
+func rollBatch(term *termState, b *batchState, state BatchState, pol *Policy, c *commit, now int64) *batchState {
 	b.state, b.closeTime = state, now
 	c.markDirty(b)
-	ts.batch = newBatch(ts, pol, b.number+1, now)
-	c.markDirty(ts.batch)
-	return ts.batch
+	term.batch = newBatch(term, pol, b.number+1, now)
+	c.markDirty(term.batch)
+	return term.batch
 }
 
 // currentBatch returns the open batch that a new transaction of the
@@ -353,8 +353,8 @@ func rollBatch(ts *termState, b *batchState, state BatchState, pol *Policy, c *c
 // reconciled with the terminal's totals; audited) and the next one opens.
 // Otherwise the old batch would mix two merchants' or two currencies'
 // sales, in its totals and in both merchants' settlement reports.
-func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now int64) *batchState {
-	b := e.openBatch(ts, pol, c, now)
+func (e *Engine) currentBatch(o *op, term *termState, pol *Policy, c *commit, now int64) *batchState {
+	b := e.openBatch(term, pol, c, now)
 	if b.merchant == pol.MerchantID && b.store == pol.StoreID && b.totals.Currency == pol.MerchantCurrency {
 		return b
 	}
@@ -363,12 +363,12 @@ func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now 
 		c.markDirty(b)
 		return b
 	}
-	next := rollBatch(ts, b, BatchStateClosed, pol, c, now)
+	next := rollBatch(term, b, BatchStateClosed, pol, c, now)
 	o.audits = append(o.audits, audit.Event{
 		Type:       audit.BatchClosed,
 		Time:       time.Unix(0, now),
 		Actor:      "system",
-		TerminalID: ts.id,
+		TerminalID: term.id,
 		MerchantID: b.merchant,
 		StoreID:    b.store,
 		Message:    "batch closed by the server: the terminal's merchant, store or currency changed",
@@ -382,447 +382,6 @@ func (e *Engine) currentBatch(o *op, ts *termState, pol *Policy, c *commit, now 
 		},
 	})
 	return next
-}
-
-func (e *Engine) decideAuthorize(o *op, c *commit, now int64) {
-	st := e.st
-	r := &o.auth
-	pol := &o.pol
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil && en.kind == opAuthorize && en.fp == o.fp {
-		o.authRes = en.authorizeResult(e.ids)
-		o.authRes.Replayed = true
-		e.answer(o, c, en.pending)
-		return
-	}
-	duplicate := en != nil // same request ID, different content: 94
-	amount := r.Amount.MinorUnits
-	date := ts.businessDate(now, pol.Location)
-	code := CodeApproved
-	var mismatch string
-	if duplicate {
-		code = CodeDuplicateTransmission
-	} else if tomb, err := e.lookupTomb(ts, rid, now); err != nil {
-		c.fail(o, err)
-		return
-	} else {
-		switch {
-		case tomb:
-			code = CodeInvalidTransaction
-			if hasKey(ts.tombs, rid.key) {
-				delete(ts.tombs, rid.key)
-				st.entryCount--
-			}
-			c.del(keyTombstone(ts.id, r.RequestID))
-		case pol.Suspended:
-			code = CodeNotPermitted
-		case r.MerchantID != pol.MerchantID:
-			code, mismatch = CodeInvalidMerchant, "claimed merchant is not the terminal's binding"
-		case !mccConsistent(pol.MerchantID, pol.MerchantMCC):
-			code, mismatch = CodeInvalidMerchant, "MCC embedded in the merchant ID differs from the merchant's MCC"
-		case amount <= 0 || amount > MaxAmount || r.Amount.Currency != pol.MerchantCurrency:
-			code = CodeInvalidAmount
-		case !entryModeAccepted(pol.AcceptedEntryModes, r.Card.EntryMode):
-			code = CodeInvalidTransaction
-		case !pol.PerTransactionLimit.allows(amount):
-			code = CodeExceedsAmountLimit
-		case pol.DailyLimit.Set && amount > pol.DailyLimit.MinorUnits-ts.days[date]:
-			code = CodeExceedsAmountLimit
-		case pol.VelocityLimit > 0 && pol.VelocityWindow > 0 &&
-			ts.velocityCount(o.tokenHash, now-int64(min(pol.VelocityWindow, e.opts.Retention))) >= int(pol.VelocityLimit):
-			code = CodeExceedsFrequency
-		default:
-			code = issuerCode(r.Card.Token)
-		}
-	}
-	if mismatch == "" && r.MerchantID != pol.MerchantID {
-		// Audited whatever else declined the request first (a suspended
-		// terminal, a reused request ID).
-		mismatch = "claimed merchant is not the terminal's binding"
-	}
-
-	b := e.currentBatch(o, ts, pol, c, now)
-	kind := TxKindSale
-	if !r.Capture {
-		kind = TxKindPreauth
-	}
-	currency := r.Amount.Currency
-	if currency == pol.MerchantCurrency {
-		currency = pol.MerchantCurrency // share one string across transactions
-	}
-	t := &tx{
-		kind:      kind,
-		terminal:  ts.id,
-		merchant:  pol.MerchantID,
-		store:     pol.StoreID,
-		requestID: r.RequestID,
-		amount:    amount,
-		currency:  currency,
-		decision:  DecisionDeclined,
-		code:      code,
-		maskedPAN: r.Card.MaskedPAN,
-		entryMode: r.Card.EntryMode,
-		tokenHash: o.tokenHash,
-		batch:     b.number,
-		date:      date,
-		decided:   now,
-		fp:        o.fp,
-	}
-	if !r.LocalTime.IsZero() {
-		t.localTime = r.LocalTime.UnixNano()
-	}
-	if r.MerchantID != pol.MerchantID {
-		t.claimedMerchant = r.MerchantID
-	}
-	e.authorizations.Add(1)
-	if code == CodeApproved {
-		e.approvals.Add(1)
-		t.decision = DecisionApproved
-		t.authCode = st.authCode()
-		if kind == TxKindSale {
-			b.totals.SaleCount++
-			b.totals.SaleAmount += amount
-		} else {
-			b.totals.PreauthCount++
-			b.totals.PreauthAmount += amount
-		}
-		st.changed(b)
-		ts.addDay(date, amount)
-		if pol.VelocityLimit > 0 && pol.VelocityWindow > 0 {
-			ts.vel[o.tokenHash] = append(ts.vel[o.tokenHash], now)
-			st.velQ.push(expiring{at: now, term: ts.idx, hash: o.tokenHash})
-		}
-	}
-	e.newTx(t, c, now)
-	res := t.answer()
-	if !duplicate {
-		e.addEntry(ts, rid, res, c)
-	}
-	o.authRes = res.authorizeResult(e.ids)
-	if mismatch != "" {
-		o.audits = append(o.audits, audit.Event{
-			Type:       audit.MerchantMismatch,
-			Time:       time.Unix(0, now),
-			Actor:      "terminal:" + ts.id,
-			TerminalID: ts.id,
-			MerchantID: pol.MerchantID,
-			StoreID:    pol.StoreID,
-			Message:    "authorization declined: " + mismatch,
-			Attributes: map[string]string{
-				"claimed_merchant_id": r.MerchantID,
-				"bound_merchant_id":   pol.MerchantID,
-				"merchant_mcc":        pol.MerchantMCC,
-				"request_id":          r.RequestID,
-				"authorization_id":    e.ids.id(t.kind, t.seq),
-				"response_code":       code,
-			},
-		})
-	}
-	c.hold(o)
-}
-
-func (en *entry) authorizeResult(ids *idCodec) AuthorizeResult {
-	r := AuthorizeResult{
-		AuthorizationID: ids.id(TxKindSale, en.txSeq),
-		Decision:        en.decision,
-		ResponseCode:    en.code.String(),
-		AuthCode:        en.authCode.String(),
-		Message:         CodeMessage(en.code.String()),
-		BatchNumber:     en.batch,
-		DecisionTime:    time.Unix(0, en.decided).UTC(),
-	}
-	return r
-}
-
-// mccConsistent reports whether a 15-digit numeric merchant ID (acquirer 3,
-// region 4, MCC 4, sequence 4) embeds the merchant's MCC. Other merchant ID
-// formats carry no MCC and are consistent.
-func mccConsistent(merchantID, mcc string) bool {
-	if len(merchantID) != 15 {
-		return true
-	}
-	for i := 0; i < len(merchantID); i++ {
-		if !isDigit(merchantID[i]) {
-			return true
-		}
-	}
-	return merchantID[7:11] == mcc
-}
-
-func entryModeAccepted(accepted []EntryMode, m EntryMode) bool {
-	if len(accepted) == 0 {
-		return true
-	}
-	for _, a := range accepted {
-		if a == m {
-			return true
-		}
-	}
-	return false
-}
-
-func (e *Engine) decideReverse(o *op, c *commit, now int64) {
-	st := e.st
-	r := &o.rev.req
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil {
-		if en.kind == opReverse && en.fp == o.fp {
-			o.rev.res = en.reverseResult(e.ids)
-			o.rev.res.Replayed = true
-			e.answer(o, c, en.pending)
-			return
-		}
-		c.fail(o, ErrRequestIDReused)
-		return
-	}
-	orid := st.req(r.OriginalRequestID)
-	orig, err := e.lookupEntry(ts, orid, now)
-	if err != nil {
-		c.fail(o, err)
-		return
-	}
-	res := &entry{entryRec: entryRec{kind: opReverse, fp: o.fp, created: now}}
-	switch {
-	case orig == nil:
-		res.status = ReverseStatusOriginalNotFound
-		if ok, err := e.lookupTomb(ts, orid, now); err != nil {
-			c.fail(o, err)
-			return
-		} else if !ok {
-			ts.tombs[orid.key] = tomb{created: now, pending: c.seq}
-			st.entryCount++
-			st.entryQ.push(expiring{at: now, term: ts.idx, key: orid.key, tomb: true})
-			c.putTTL(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, e.clock().UnixNano()))
-		}
-	case orig.kind != opAuthorize:
-		res.status = ReverseStatusNotReversible
-	default:
-		t, err := e.getTx(orig.txSeq, now)
-		if err != nil {
-			c.fail(o, err)
-			return
-		}
-		if t == nil {
-			c.fail(o, errors.New("payment: authorization "+strconv.FormatUint(orig.txSeq, 10)+" missing from the ledger"))
-			return
-		}
-		res.authSeq = t.seq
-		switch {
-		case t.reversed:
-			res.status = ReverseStatusAlreadyReversed
-		case !t.approved() || t.refunded > 0 || ts.batch == nil || t.batch != ts.batch.number:
-			res.status = ReverseStatusNotReversible
-		default:
-			res.status = ReverseStatusReversed
-			res.amount, res.currency = t.amount, newCurrencyCode(t.currency)
-			t.reversed = true
-			t.reversalReason = r.Reason
-			t.reversalTime = now
-			t.reversalRequest = r.RequestID
-			b := ts.batch
-			if t.kind == TxKindSale {
-				b.totals.SaleCount--
-				b.totals.SaleAmount -= t.amount
-			} else {
-				b.totals.PreauthCount--
-				b.totals.PreauthAmount -= t.amount
-			}
-			b.totals.ReversalCount++
-			b.totals.ReversalAmount += t.amount
-			c.markDirty(b)
-			if _, ok := ts.days[t.date]; ok {
-				ts.days[t.date] -= t.amount
-			}
-			e.writeTx(t, c)
-		}
-	}
-	e.addEntry(ts, rid, res, c)
-	c.decisions++
-	o.rev.res = res.reverseResult(e.ids)
-	c.hold(o)
-}
-
-func (en *entry) reverseResult(ids *idCodec) ReverseResult {
-	r := ReverseResult{Status: en.status, AuthorizationID: en.authID(ids)}
-	if en.status == ReverseStatusReversed {
-		r.ReversedAmount = Money{MinorUnits: en.amount, Currency: en.currency.String()}
-	}
-	return r
-}
-
-func (e *Engine) decideRefund(o *op, c *commit, now int64) {
-	st := e.st
-	r := &o.ref.req
-	pol := &o.pol
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil && en.kind == opRefund && en.fp == o.fp {
-		o.ref.res = en.refundResult(e.ids)
-		o.ref.res.Replayed = true
-		e.answer(o, c, en.pending)
-		return
-	}
-	duplicate := en != nil
-	amount := r.Amount.MinorUnits
-	var sale *tx
-	if seq, refund, ok := e.ids.parse(r.AuthorizationID); ok && !refund {
-		var err error
-		if sale, err = e.getTx(seq, now); err != nil {
-			c.fail(o, err)
-			return
-		}
-		if sale != nil && (sale.merchant != pol.MerchantID || sale.kind == TxKindRefund) {
-			sale = nil // another merchant's transactions are not visible
-		}
-	}
-	code := CodeApproved
-	switch {
-	case duplicate:
-		code = CodeDuplicateTransmission
-	case pol.Suspended:
-		code = CodeNotPermitted
-	case sale == nil || sale.kind != TxKindSale || !sale.approved() || sale.reversed:
-		code = CodeInvalidTransaction
-	case sale.terminal != ts.id && !pol.CrossTerminalRefunds:
-		code = CodeNotPermitted
-	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.amount-sale.refunded:
-		code = CodeInvalidAmount
-	}
-	b := e.currentBatch(o, ts, pol, c, now)
-	t := &tx{
-		kind:      TxKindRefund,
-		terminal:  ts.id,
-		merchant:  pol.MerchantID,
-		store:     pol.StoreID,
-		requestID: r.RequestID,
-		amount:    amount,
-		currency:  r.Amount.Currency,
-		decision:  DecisionDeclined,
-		code:      code,
-		batch:     b.number,
-		date:      ts.businessDate(now, pol.Location),
-		decided:   now,
-	}
-	if sale != nil {
-		t.original = sale.seq
-		t.maskedPAN = sale.maskedPAN
-		t.entryMode = sale.entryMode
-	}
-	if code == CodeApproved {
-		t.decision = DecisionApproved
-		sale.refunded += amount
-		e.writeTx(sale, c)
-		b.totals.RefundCount++
-		b.totals.RefundAmount += amount
-		st.changed(b)
-	}
-	if sale != nil && sale.kind == TxKindSale {
-		t.remainingCur = sale.currency
-		if sale.approved() && !sale.reversed {
-			t.remaining = sale.amount - sale.refunded
-		}
-	}
-	t.fp = o.fp
-	e.newTx(t, c, now)
-	res := t.answer()
-	if !duplicate {
-		e.addEntry(ts, rid, res, c)
-	}
-	o.ref.res = res.refundResult(e.ids)
-	c.hold(o)
-}
-
-func (en *entry) refundResult(ids *idCodec) RefundResult {
-	return RefundResult{
-		RefundID:            ids.id(TxKindRefund, en.txSeq),
-		Decision:            en.decision,
-		ResponseCode:        en.code.String(),
-		Message:             CodeMessage(en.code.String()),
-		RemainingRefundable: Money{MinorUnits: en.amount, Currency: en.currency.String()},
-		BatchNumber:         en.batch,
-		DecisionTime:        time.Unix(0, en.decided).UTC(),
-	}
-}
-
-func (e *Engine) decideClose(o *op, c *commit, now int64) {
-	r := &o.close.req
-	pol := &o.pol
-	ts, rid, en, ok := e.begin(o, c, r.TerminalID, r.RequestID, now)
-	if !ok {
-		return
-	}
-	if en != nil {
-		if en.kind == opCloseBatch && en.fp == o.fp && en.close != nil {
-			o.close.res = *en.close
-			o.close.res.Replayed = true
-			e.answer(o, c, en.pending)
-			return
-		}
-		c.fail(o, ErrRequestIDReused)
-		return
-	}
-	b := e.openBatch(ts, pol, c, now)
-	if r.BatchNumber != b.number {
-		c.fail(o, &BatchMismatchError{Requested: r.BatchNumber, Open: b.number})
-		return
-	}
-	tt := r.TerminalTotals
-	if tt.Currency == "" {
-		tt.Currency = b.totals.Currency
-	}
-	inBalance := b.totals.Balances(tt) && tt.Currency == b.totals.Currency
-	state := BatchStateClosed
-	if !inBalance {
-		state = BatchStateOutOfBalance
-	}
-	b.termTotals = tt
-	next := rollBatch(ts, b, state, pol, c, now)
-	res := &CloseBatchResult{
-		BatchNumber:     b.number,
-		ServerTotals:    b.totals,
-		InBalance:       inBalance,
-		NextBatchNumber: next.number,
-		CloseTime:       time.Unix(0, now).UTC(),
-	}
-	e.addEntry(ts, rid, &entry{entryRec: entryRec{kind: opCloseBatch, fp: o.fp, created: now}, close: res}, c)
-	c.decisions++
-	o.close.res = *res
-	typ, msg := audit.BatchClosed, "batch closed in balance"
-	if !inBalance {
-		typ, msg = audit.BatchOutOfBalance, "batch closed out of balance"
-	}
-	s := &b.totals
-	o.audits = append(o.audits, audit.Event{
-		Type:       typ,
-		Time:       time.Unix(0, now),
-		Actor:      "terminal:" + ts.id,
-		TerminalID: ts.id,
-		MerchantID: b.merchant,
-		StoreID:    b.store,
-		Message:    msg,
-		Attributes: map[string]string{
-			"batch_number":          strconv.FormatUint(b.number, 10),
-			"request_id":            r.RequestID,
-			"currency":              s.Currency,
-			"server_sale_count":     strconv.FormatUint(s.SaleCount, 10),
-			"server_sale_amount":    strconv.FormatInt(s.SaleAmount, 10),
-			"server_refund_count":   strconv.FormatUint(s.RefundCount, 10),
-			"server_refund_amount":  strconv.FormatInt(s.RefundAmount, 10),
-			"server_reversal_count": strconv.FormatUint(s.ReversalCount, 10),
-			"terminal_sale_count":   strconv.FormatUint(tt.SaleCount, 10),
-			"terminal_sale_amount":  strconv.FormatInt(tt.SaleAmount, 10),
-			"terminal_refund_count": strconv.FormatUint(tt.RefundCount, 10),
-		},
-	})
-	c.hold(o)
 }
 
 // housekeep drops expired state from memory and trims memory to
@@ -840,31 +399,42 @@ func (e *Engine) housekeep(c *commit) {
 	}
 	cutoff := now - int64(e.opts.Retention)
 	durable := e.durable.Load()
+	e.expireEntries(c, cutoff, durable)
+	e.expireTxs(now-int64(e.opts.TxCacheTTL), durable)
+	st.expireVelocity(cutoff)
+}
+
+// expireEntries drops from memory the idempotency entries and tombstones
+// created at or before cutoff, and the oldest beyond MaxEntries, as long
+// as c has room; none whose write is not yet durable (commits up to
+// durable are) leaves, nor any after it.
+func (e *Engine) expireEntries(c *commit, cutoff int64, durable uint64) {
+	st := e.st
 	for st.entryQ.len() > 0 && !c.full(&e.opts) {
 		it := st.entryQ.front()
 		expired := it.at <= cutoff
 		if !expired && st.entryCount <= e.opts.MaxEntries {
 			break
 		}
-		ts, key := st.termList[it.term], it.key
+		term, key := st.termList[it.term], it.key
 		if it.tomb {
-			if tb, ok := ts.tombs[key]; ok && tb.created == it.at {
+			if tb, ok := term.tombs[key]; ok && tb.created == it.at {
 				if tb.pending > durable {
 					break
 				}
-				delete(ts.tombs, key)
+				delete(term.tombs, key)
 				st.entryCount--
 				if !expired {
 					st.evictedUntil = it.at
 				}
 			}
 		} else {
-			if en, ok := ts.entries[key]; ok && en.created == it.at {
+			if en, ok := term.entries[key]; ok && en.created == it.at {
 				if en.pending > durable {
 					break
 				}
-				delete(ts.entries, key)
-				delete(ts.closes, key)
+				delete(term.entries, key)
+				delete(term.closes, key)
 				st.entryCount--
 				if !expired {
 					st.evictedUntil = it.at
@@ -873,10 +443,16 @@ func (e *Engine) housekeep(c *commit) {
 		}
 		st.entryQ.pop()
 	}
-	txCutoff := now - int64(e.opts.TxCacheTTL)
+}
+
+// expireTxs drops from memory the transactions last touched at or before
+// cutoff, and the oldest beyond MaxEntries; none whose write is not yet
+// durable leaves, nor any after it.
+func (e *Engine) expireTxs(cutoff int64, durable uint64) {
+	st := e.st
 	for st.txQ.len() > 0 {
 		it := st.txQ.front()
-		if it.at > txCutoff && len(st.txs) <= e.opts.MaxEntries {
+		if it.at > cutoff && len(st.txs) <= e.opts.MaxEntries {
 			break
 		}
 		if ct, ok := st.txs[it.seq]; ok && ct.touched == it.at {
@@ -887,20 +463,24 @@ func (e *Engine) housekeep(c *commit) {
 		}
 		st.txQ.pop()
 	}
+}
+
+// expireVelocity forgets the card approvals made at or before cutoff.
+func (st *state) expireVelocity(cutoff int64) {
 	for st.velQ.len() > 0 {
 		it := st.velQ.front()
 		if it.at > cutoff {
 			break
 		}
-		ts := st.termList[it.term]
-		ring := ts.vel[it.hash]
+		term := st.termList[it.term]
+		ring := term.vel[it.hash]
 		if len(ring) > 0 && ring[0] <= it.at {
 			ring = ring[1:]
 		}
 		if len(ring) == 0 {
-			delete(ts.vel, it.hash)
+			delete(term.vel, it.hash)
 		} else {
-			ts.vel[it.hash] = ring
+			term.vel[it.hash] = ring
 		}
 		st.velQ.pop()
 	}

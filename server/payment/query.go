@@ -20,93 +20,29 @@ import (
 // durable: a transaction appears once its decision was committed. limit <= 0
 // means 100.
 func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pageToken string) ([]Transaction, string, error) {
-	if f.BatchNumber != 0 && f.TerminalID == "" {
-		return nil, "", &ValidationError{Field: "batch_number", Reason: "requires terminal_id"}
-	}
-	if f.TerminalID != "" && cleanKeyPart(f.TerminalID) == "" {
-		return nil, "", &ValidationError{Field: "terminal_id", Reason: "must be a terminal ID"}
-	}
-	if f.MerchantID != "" && !isAlnum(f.MerchantID) {
-		return nil, "", &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
+	if err := f.validate(); err != nil {
+		return nil, "", err
 	}
 	if limit <= 0 {
 		limit = 100
 	}
-	before := uint64(1<<64 - 1)
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || len(b) != 8 || binary.BigEndian.Uint64(b) == 0 {
-			return nil, "", ErrBadPageToken
-		}
-		before = binary.BigEndian.Uint64(b)
+	before, err := parseTxPageToken(pageToken)
+	if err != nil {
+		return nil, "", err
 	}
 	var out []*tx
-	err := e.db.View(func(txn *store.Txn) error {
-		var start int64
+	err = e.db.View(func(txn *store.Txn) error {
+		q := txCollector{ctx: ctx, f: &f}
 		if !f.Start.IsZero() {
-			start = f.Start.UnixNano()
-		}
-		// collect gathers up to n matching transactions newest first; it
-		// stops at the start time (decision times follow ledger order).
-		collect := func(n int, into *[]*tx) func(*tx) error {
-			return func(t *tx) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if t.decided < start {
-					return store.ErrStop
-				}
-				if f.match(t) {
-					*into = append(*into, t)
-					if len(*into) == n {
-						return store.ErrStop
-					}
-				}
-				return nil
-			}
+			q.start = f.Start.UnixNano()
 		}
 		switch {
 		case f.TerminalID != "":
-			return scanTerminalReverse(txn, f.TerminalID, before, collect(limit+1, &out))
+			return scanTerminalReverse(txn, f.TerminalID, before, q.collect(limit+1, &out))
 		case f.MerchantID != "":
-			// Merge the newest of each of the merchant's terminals.
-			var terms []string
-			err := txn.Iterate(keyIndex(prefixMerchTerm, f.MerchantID), nil, func(k, _ []byte) error {
-				terms = append(terms, string(k[len(keyIndex(prefixMerchTerm, f.MerchantID)):]))
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			// After each terminal only the newest limit+1 are kept, and a
-			// later terminal's scan stops below the oldest of them: memory
-			// stays at two pages whatever the number of terminals.
-			for _, term := range terms {
-				var floor uint64
-				if len(out) > limit {
-					floor = out[limit].seq
-				}
-				var got []*tx
-				inner := collect(limit+1, &got)
-				err := scanTerminalReverse(txn, term, before, func(t *tx) error {
-					if t.seq < floor {
-						return store.ErrStop
-					}
-					return inner(t)
-				})
-				if err != nil {
-					return err
-				}
-				out = append(out, got...)
-				slices.SortFunc(out, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
-				if len(out) > limit+1 {
-					clear(out[limit+1:])
-					out = out[:limit+1]
-				}
-			}
-			return nil
+			return q.merchant(txn, f.MerchantID, before, limit, &out)
 		default:
-			return scanLedgerReverse(txn, before, collect(limit+1, &out))
+			return scanLedgerReverse(txn, before, q.collect(limit+1, &out))
 		}
 	})
 	if err != nil {
@@ -122,6 +58,98 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		res[i] = t.public(e.ids)
 	}
 	return res, next, nil
+}
+
+// validate reports the first filter field ListTransactions cannot use.
+func (f *TxFilter) validate() error {
+	switch {
+	case f.BatchNumber != 0 && f.TerminalID == "":
+		return &ValidationError{Field: "batch_number", Reason: "requires terminal_id"}
+	case f.TerminalID != "" && cleanKeyPart(f.TerminalID) == "":
+		return &ValidationError{Field: "terminal_id", Reason: "must be a terminal ID"}
+	case f.MerchantID != "" && !isAlnum(f.MerchantID):
+		return &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
+	}
+	return nil
+}
+
+// parseTxPageToken returns the sequence number a ListTransactions page
+// token continues below; the first page ("") starts below the largest.
+func parseTxPageToken(pageToken string) (before uint64, err error) {
+	if pageToken == "" {
+		return 1<<64 - 1, nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(pageToken)
+	if err != nil || len(b) != 8 || binary.BigEndian.Uint64(b) == 0 {
+		return 0, ErrBadPageToken
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// txCollector gathers the transactions of a ListTransactions page.
+type txCollector struct {
+	ctx context.Context
+	f   *TxFilter
+	// start is the filter's start time (unix nanoseconds); 0 when none.
+	start int64
+}
+
+// collect returns a scan callback that gathers up to n matching
+// transactions newest first into into; it stops at the start time
+// (decision times follow ledger order).
+func (q *txCollector) collect(n int, into *[]*tx) func(*tx) error {
+	return func(t *tx) error {
+		if err := q.ctx.Err(); err != nil {
+			return err
+		}
+		if t.decided < q.start {
+			return store.ErrStop
+		}
+		if q.f.match(t) {
+			*into = append(*into, t)
+			if len(*into) == n {
+				return store.ErrStop
+			}
+		}
+		return nil
+	}
+}
+
+// merchant gathers into out the newest limit+1 matching transactions below
+// before of the merchant's terminals, merging the newest of each.
+func (q *txCollector) merchant(txn *store.Txn, merchant string, before uint64, limit int, out *[]*tx) error {
+	terms, err := merchantTerminals(txn, merchant)
+	if err != nil {
+		return err
+	}
+	// After each terminal only the newest limit+1 are kept, and a later
+	// terminal's scan stops below the oldest of them: memory stays at two
+	// pages whatever the number of terminals.
+	for _, term := range terms {
+		var floor uint64
+		if len(*out) > limit {
+			floor = (*out)[limit].seq
+		}
+		var got []*tx
+		inner := q.collect(limit+1, &got)
+		err := scanTerminalReverse(txn, term, before, func(t *tx) error {
+			if t.seq < floor {
+				return store.ErrStop
+			}
+			return inner(t)
+		})
+		if err != nil {
+			return err
+		}
+		merged := append(*out, got...)
+		slices.SortFunc(merged, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
+		if len(merged) > limit+1 {
+			clear(merged[limit+1:])
+			merged = merged[:limit+1]
+		}
+		*out = merged
+	}
+	return nil
 }
 
 // scanLedgerReverse calls fn for every transaction with a sequence number
@@ -249,65 +277,12 @@ func (e *Engine) SettlementReportPage(ctx context.Context, merchantID, businessD
 	}
 	next := ""
 	rep := Settlement{MerchantID: merchantID, BusinessDate: businessDate, GenerateTime: e.clock().UTC()}
-	type batchKey = settlementBatchKey
-	seen := map[batchKey]bool{}
-	var keys []batchKey
-	day, _ := time.Parse(dateLayout, businessDate)
-	// Every time zone's day D lies between D 00:00 at UTC+14 and D+1 00:00
-	// at UTC-12.
-	lo := day.Add(-14 * time.Hour).UnixNano()
-	hi := day.Add(36 * time.Hour).UnixNano()
 	err := e.db.View(func(txn *store.Txn) error {
-		from, err := firstSeqAt(txn, lo)
+		keys, err := settleDay(ctx, txn, &rep)
 		if err != nil {
 			return err
 		}
-		prefix := keyIndex(prefixMerchTerm, merchantID)
-		var terms []string
-		err = txn.Iterate(prefix, nil, func(k, _ []byte) error {
-			terms = append(terms, string(k[len(prefix):]))
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, term := range terms {
-			err := scanTerminal(txn, term, from, func(t *tx) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if t.decided >= hi {
-					return store.ErrStop
-				}
-				if t.merchant != merchantID || t.date != businessDate {
-					return nil
-				}
-				t.addTo(&rep.Totals)
-				if bk := (batchKey{t.terminal, t.batch}); !seen[bk] {
-					seen[bk] = true
-					keys = append(keys, bk)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		order := func(a, b batchKey) int {
-			return cmp.Or(cmp.Compare(a.terminal, b.terminal), cmp.Compare(a.number, b.number))
-		}
-		slices.SortFunc(keys, order)
-		if after != nil {
-			i, found := slices.BinarySearchFunc(keys, *after, order)
-			if found {
-				i++
-			}
-			keys = keys[i:]
-		}
-		if limit > 0 && len(keys) > limit {
-			keys = keys[:limit]
-			next = keys[limit-1].token()
-		}
+		keys, next = pageSettlementBatches(keys, after, limit)
 		for _, bk := range keys {
 			b, err := loadBatch(txn, bk.terminal, bk.number)
 			if err != nil {
@@ -321,6 +296,84 @@ func (e *Engine) SettlementReportPage(ctx context.Context, merchantID, businessD
 		return Settlement{}, "", err
 	}
 	return rep, next, nil
+}
+
+// settleDay adds the transactions of rep's merchant on rep's business date
+// to rep's totals and returns the batches holding them, in order of first
+// transaction.
+func settleDay(ctx context.Context, txn *store.Txn, rep *Settlement) ([]settlementBatchKey, error) {
+	day, _ := time.Parse(dateLayout, rep.BusinessDate)
+	// Every time zone's day D lies between D 00:00 at UTC+14 and D+1 00:00
+	// at UTC-12.
+	lo := day.Add(-14 * time.Hour).UnixNano()
+	hi := day.Add(36 * time.Hour).UnixNano()
+	from, err := firstSeqAt(txn, lo)
+	if err != nil {
+		return nil, err
+	}
+	terms, err := merchantTerminals(txn, rep.MerchantID)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[settlementBatchKey]bool{}
+	var keys []settlementBatchKey
+	for _, term := range terms {
+		err := scanTerminal(txn, term, from, func(t *tx) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if t.decided >= hi {
+				return store.ErrStop
+			}
+			if t.merchant != rep.MerchantID || t.date != rep.BusinessDate {
+				return nil
+			}
+			t.addTo(&rep.Totals)
+			if bk := (settlementBatchKey{t.terminal, t.batch}); !seen[bk] {
+				seen[bk] = true
+				keys = append(keys, bk)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// pageSettlementBatches sorts keys by terminal and number and returns the
+// page of up to limit (all when limit <= 0) after the key after (nil for
+// the first page), with the next page's token ("" on the last page).
+func pageSettlementBatches(keys []settlementBatchKey, after *settlementBatchKey, limit int) (page []settlementBatchKey, next string) {
+	order := func(a, b settlementBatchKey) int {
+		return cmp.Or(cmp.Compare(a.terminal, b.terminal), cmp.Compare(a.number, b.number))
+	}
+	slices.SortFunc(keys, order)
+	if after != nil {
+		i, found := slices.BinarySearchFunc(keys, *after, order)
+		if found {
+			i++
+		}
+		keys = keys[i:]
+	}
+	if limit > 0 && len(keys) > limit {
+		keys = keys[:limit]
+		next = keys[limit-1].token()
+	}
+	return keys, next
+}
+
+// merchantTerminals returns the terminals known to have transacted for the
+// merchant.
+func merchantTerminals(txn *store.Txn, merchant string) ([]string, error) {
+	prefix := keyIndex(prefixMerchTerm, merchant)
+	var terms []string
+	err := txn.Iterate(prefix, nil, func(k, _ []byte) error {
+		terms = append(terms, string(k[len(prefix):]))
+		return nil
+	})
+	return terms, err
 }
 
 // Batch returns a terminal's batch as stored: the open batch when number is

@@ -124,12 +124,12 @@ type termState struct {
 }
 
 // businessDate returns the date of now in loc ("YYYY-MM-DD").
-func (ts *termState) businessDate(now int64, loc *time.Location) string {
+func (term *termState) businessDate(now int64, loc *time.Location) string {
 	if loc == nil {
 		loc = time.UTC
 	}
-	if loc == ts.dayLoc && now >= ts.dayFrom && now < ts.dayTo {
-		return ts.date
+	if loc == term.dayLoc && now >= term.dayFrom && now < term.dayTo {
+		return term.date
 	}
 	t := time.Unix(0, now).In(loc)
 	y, m, d := t.Date()
@@ -138,9 +138,9 @@ func (ts *termState) businessDate(now int64, loc *time.Location) string {
 	// its start would end the next day's first hour on the wrong date.
 	start := time.Date(y, m, d, 0, 0, 0, 0, loc).UnixNano()
 	next := time.Date(y, m, d+1, 0, 0, 0, 0, loc).UnixNano()
-	ts.dayLoc, ts.dayFrom, ts.dayTo = loc, min(start, now), next
-	ts.date = t.Format(dateLayout)
-	return ts.date
+	term.dayLoc, term.dayFrom, term.dayTo = loc, min(start, now), next
+	term.date = t.Format(dateLayout)
+	return term.date
 }
 
 type tomb struct {
@@ -149,9 +149,9 @@ type tomb struct {
 }
 
 func (st *state) term(id string) *termState {
-	ts := st.terms[id]
-	if ts == nil {
-		ts = &termState{
+	term := st.terms[id]
+	if term == nil {
+		term = &termState{
 			id:      id,
 			idx:     uint32(len(st.termList)),
 			entries: map[reqKey]entryRec{},
@@ -160,46 +160,46 @@ func (st *state) term(id string) *termState {
 			days:    map[string]int64{},
 			vel:     map[uint64][]int64{},
 		}
-		st.terms[id] = ts
-		st.termList = append(st.termList, ts)
+		st.terms[id] = term
+		st.termList = append(st.termList, term)
 	}
-	return ts
+	return term
 }
 
 // entry returns the idempotency entry of k in memory, with its CloseBatch
 // answer.
-func (ts *termState) entry(k reqKey) *entry {
-	rec, ok := ts.entries[k]
+func (term *termState) entry(k reqKey) *entry {
+	rec, ok := term.entries[k]
 	if !ok {
 		return nil
 	}
-	return &entry{entryRec: rec, close: ts.closes[k]}
+	return &entry{entryRec: rec, close: term.closes[k]}
 }
 
 // addDay adds amount to the total of date.
-func (ts *termState) addDay(date string, amount int64) {
-	ts.days[date] += amount
-	ts.pruneDays()
+func (term *termState) addDay(date string, amount int64) {
+	term.days[date] += amount
+	term.pruneDays()
 }
 
 // pruneDays keeps the three latest business dates: today's in any time
 // zone, and the day before for reversals.
-func (ts *termState) pruneDays() {
-	for len(ts.days) > 3 {
+func (term *termState) pruneDays() {
+	for len(term.days) > 3 {
 		oldest := ""
-		for d := range ts.days {
+		for d := range term.days {
 			if oldest == "" || d < oldest {
 				oldest = d
 			}
 		}
-		delete(ts.days, oldest)
+		delete(term.days, oldest)
 	}
 }
 
 // velocityCount returns how many approvals of the card are later than
 // cutoff.
-func (ts *termState) velocityCount(hash uint64, cutoff int64) int {
-	ring := ts.vel[hash]
+func (term *termState) velocityCount(hash uint64, cutoff int64) int {
+	ring := term.vel[hash]
 	i := sort.Search(len(ring), func(i int) bool { return ring[i] > cutoff })
 	return len(ring) - i
 }
