@@ -144,12 +144,6 @@ func (s *Server) configStatus(ctx context.Context, err error) error {
 	return toStatus(ctx, s.logger, err)
 }
 
-// configActor returns who is calling, for config push's audit events.
-func configActor(ctx context.Context) configpush.Actor {
-	a := actor(ctx)
-	return configpush.Actor{Name: a.Name, Peer: a.Peer}
-}
-
 // auditFlushed waits until the audit events recorded so far are on disk.
 // Config changes are committed by the config engine's own group commit, so
 // their events are not in the same transaction; flushing before the answer
@@ -214,7 +208,7 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 		}
 		return resp, nil
 	}
-	ro, err := a.s.config.Publish(ctx, preq, configActor(ctx))
+	ro, err := a.s.config.Publish(ctx, preq, actor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -296,7 +290,7 @@ func (a *adminService) RollbackConfig(ctx context.Context, req *pb.RollbackConfi
 	}
 	ro, err := a.s.config.Rollback(ctx, configpush.RollbackRequest{
 		Scope: scope, ToVersion: req.GetToVersion(), Plan: plan, Description: req.GetDescription(),
-	}, configActor(ctx))
+	}, actor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -313,7 +307,7 @@ func (a *adminService) AdvanceRollout(ctx context.Context, req *pb.AdvanceRollou
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Advance(ctx, req.GetRolloutId(), configActor(ctx))
+	ro, err := a.s.config.Advance(ctx, req.GetRolloutId(), actor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -388,7 +382,7 @@ func (a *adminService) PauseRollout(ctx context.Context, req *pb.PauseRolloutReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Pause(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	ro, err := a.s.config.Pause(ctx, req.GetRolloutId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -405,7 +399,7 @@ func (a *adminService) ResumeRollout(ctx context.Context, req *pb.ResumeRolloutR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
+	ro, err := a.s.config.Resume(ctx, req.GetRolloutId(), actor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}
@@ -424,7 +418,7 @@ func (a *adminService) AbortRollout(ctx context.Context, req *pb.AbortRolloutReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	ro, err := a.s.config.Abort(ctx, req.GetRolloutId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.configStatus(ctx, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/fleet"
 )
@@ -15,8 +16,8 @@ import (
 // Conversions between the fleet's domain types and protocol messages.
 
 // actor returns who is calling, for the domain's audit events.
-func actor(ctx context.Context) fleet.Actor {
-	a := fleet.Actor{Name: "anonymous", Peer: peerAddr(ctx)}
+func actor(ctx context.Context) audit.Actor {
+	a := audit.Actor{Name: "anonymous", Peer: peerAddr(ctx)}
 	if p, ok := auth.FromContext(ctx); ok {
 		a.Name = p.Actor()
 	}

@@ -210,7 +210,7 @@ func (e *env) restart() {
 	e.open()
 }
 
-var admin = configpush.Actor{Name: "admin:test"}
+var admin = audit.Actor{Name: "admin:test"}
 
 // publish patches scope's layer with s. An empty s gets a free-form key
 // unique to the call, as a publish must change something.

@@ -50,7 +50,7 @@ type env struct {
 	opts  fleet.Options
 }
 
-var admin = fleet.Actor{Name: "admin:test", Peer: "127.0.0.1:5000"}
+var admin = audit.Actor{Name: "admin:test", Peer: "127.0.0.1:5000"}
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
@@ -582,7 +582,7 @@ func TestVerifyMerchantMismatchIsAudited(t *testing.T) {
 	e := newEnv(t)
 	e.merchant("MID1", "s1")
 	reg := e.registered("SN1", "MID1", "s1")
-	who := fleet.Actor{Name: "terminal:" + reg.Terminal.ID}
+	who := audit.Actor{Name: "terminal:" + reg.Terminal.ID}
 	for _, tc := range []struct {
 		claim   string
 		matches bool
@@ -776,7 +776,7 @@ func TestCommandsDeliveryExpiryAndAck(t *testing.T) {
 		{"repeated ack", a, reboot.ID, true, nil},
 		{"conflicting ack", a, reboot.ID, false, fleet.ErrCommandFinished},
 	} {
-		err := e.f.AckCommand(ctx, tc.terminal, tc.id, tc.ok, "done", fleet.Actor{Name: "terminal:" + tc.terminal})
+		err := e.f.AckCommand(ctx, tc.terminal, tc.id, tc.ok, "done", audit.Actor{Name: "terminal:" + tc.terminal})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: AckCommand = %v, want %v", tc.name, err, tc.want)
 		}

@@ -284,11 +284,3 @@ type Command struct {
 	Detail     string            `json:"d,omitempty"`
 	Acked      time.Time         `json:"at,omitzero"`
 }
-
-// Actor is who asks for a change, for the audit trail.
-type Actor struct {
-	// Name is "admin:<token id>", "terminal:<id>", "system" or "anonymous".
-	Name string
-	// Peer is the caller's network address, if known.
-	Peer string
-}
