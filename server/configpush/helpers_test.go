@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // fakeDir is an in-memory Directory.
@@ -130,25 +132,8 @@ func tids(prefix string, n int) []string {
 	return out
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock starts a test clock at 2025-03-01 12:00 UTC.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // env is an engine over a real database in a temporary directory.
 type env struct {
@@ -157,7 +142,7 @@ type env struct {
 	db    *store.DB
 	audit *audit.Log
 	fleet *fakeDir
-	clock *clock
+	clock *testclock.Clock
 	eng   *configpush.Engine
 	// seq numbers the empty publishes.
 	seq int
@@ -169,16 +154,16 @@ func newEnv(t *testing.T, fleet *fakeDir) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), fleet: fleet, clock: newClock()}
 	e.open()
-	t.Cleanup(e.close)
 	return e
 }
 
 func (e *env) open() {
 	e.t.Helper()
 	var err error
-	if e.db, err = store.Open(store.DefaultOptions(e.dir), nil); err != nil {
-		e.t.Fatalf("store.Open: %v", err)
-	}
+	e.db = storetest.OpenDir(e.t, e.dir)
+	// Registered after the store's own cleanup, so that it runs first:
+	// the engine and the audit log close before their store.
+	e.t.Cleanup(e.close)
 	if e.audit, err = audit.Open(e.db, nil); err != nil {
 		e.t.Fatalf("audit.Open: %v", err)
 	}

@@ -10,28 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func testSecret(prefix string) string {
 	var b [32]byte
@@ -46,7 +30,7 @@ type env struct {
 	db    *store.DB
 	audit *audit.Log
 	f     *fleet.Fleet
-	clock *clock
+	clock *testclock.Clock
 	opts  fleet.Options
 }
 
@@ -55,15 +39,12 @@ var admin = audit.Actor{Name: "admin:test", Peer: "127.0.0.1:5000"}
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	opts := fleet.DefaultOptions()
-	return openEnv(t, t.TempDir(), &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}, opts)
+	return openEnv(t, t.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), opts)
 }
 
-func openEnv(t testing.TB, dir string, c *clock, opts fleet.Options) *env {
+func openEnv(t testing.TB, dir string, c *testclock.Clock, opts fleet.Options) *env {
 	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenDir(t, dir)
 	log, err := audit.Open(db, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -1165,7 +1146,7 @@ func TestFaultCountsSurviveRestartWithExpiredFaultsOnDisk(t *testing.T) {
 func TestPrunedFaultCountsAreForgotten(t *testing.T) {
 	opts := fleet.DefaultOptions()
 	opts.FaultComponentsPerTerminal, opts.FaultBurst = 40*32, 40*32 // lift the caps
-	e := openEnv(t, t.TempDir(), &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}, opts)
+	e := openEnv(t, t.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), opts)
 	e.merchant("MID1", "s1")
 	id := e.registered("SN1", "MID1", "s1").Terminal.ID
 	for i := range 40 {
