@@ -132,6 +132,18 @@ func tids(prefix string, n int) []string {
 	return out
 }
 
+// Scopes and a plan most tests use.
+var (
+	global   = configpush.Scope{}
+	merchant = configpush.Scope{MerchantID: "M1"}
+	storeS1  = configpush.Scope{MerchantID: "M1", StoreID: "S1"}
+	termT1   = configpush.Scope{TerminalID: "T0000001"}
+	all      = configpush.Plan{}
+)
+
+// usd is n minor units of US dollars.
+func usd(n int64) *configpush.Money { return &configpush.Money{MinorUnits: n, Currency: "USD"} }
+
 // newClock starts a test clock at 2025-03-01 12:00 UTC.
 func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
