@@ -550,7 +550,7 @@ func gateStatusToPB(st *configpush.GateStatus) *pb.PaymentGateStatus {
 	}
 	t, r := st.Treatment, st.Reference
 	return &pb.PaymentGateStatus{
-		Verdict: st.Verdict, Reason: st.Reason, Since: ts(st.Since),
+		Verdict: st.Verdict, Reason: st.Reason, Since: timestampOrNil(st.Since),
 		TreatmentTerminals: st.TreatmentTerminals, TreatmentPayments: t.Payments,
 		TreatmentApprovalRatio: t.ApprovalRatio(), TreatmentSystemErrorRatio: t.SystemErrorRatio(),
 		TreatmentMeanLatency: durationpb.New(t.MeanLatency()),
@@ -598,7 +598,7 @@ func effectiveToPB(cfg *configpush.Effective) *pb.EffectiveConfig {
 		Version:     cfg.Version,
 		Settings:    settingsToPB(cfg.Settings),
 		RolloutId:   cfg.RolloutID,
-		PublishTime: ts(cfg.Published),
+		PublishTime: timestampOrNil(cfg.Published),
 	}
 }
 
@@ -637,7 +637,7 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 		PaymentGate:     gateToPB(r.Plan.Gate),
 	}
 	for _, f := range r.Plan.Freezes {
-		plan.Freezes = append(plan.Freezes, &pb.FreezePeriod{StartTime: ts(f.Start), EndTime: ts(f.End)})
+		plan.Freezes = append(plan.Freezes, &pb.FreezePeriod{StartTime: timestampOrNil(f.Start), EndTime: timestampOrNil(f.End)})
 	}
 	if w := r.Plan.Window; w != nil {
 		plan.MaintenanceWindow = &pb.MaintenanceWindow{
@@ -665,8 +665,8 @@ func rolloutToPB(r configpush.Rollout) *pb.Rollout {
 		FailureRatio:      r.FailureRatio,
 		StateReason:       r.Reason,
 		Description:       r.Description,
-		CreateTime:        ts(r.Created),
-		UpdateTime:        ts(r.Updated),
+		CreateTime:        timestampOrNil(r.Created),
+		UpdateTime:        timestampOrNil(r.Updated),
 		CurrentVersion:    r.CurrentVersion(),
 		StageVersions:     r.StageVersions,
 		FallbackVersion:   r.Fallback,

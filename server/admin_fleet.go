@@ -37,11 +37,11 @@ func validateMerchant(v *violations, m *pb.Merchant) {
 	v.merchantID("merchant.merchant_id", m.GetMerchantId())
 	v.text("merchant.legal_name", m.GetLegalName(), maxNameLen)
 	v.optional("merchant.display_name", m.GetDisplayName(), maxNameLen)
-	if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), reMCC, "exactly 4 digits") {
+	if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), mccFormat, "exactly 4 digits") {
 		v.mccForMID("merchant.mcc", m.GetMerchantId(), m.GetMcc())
 	}
 	if v.required("merchant.currency", m.GetCurrency()) {
-		v.match("merchant.currency", m.GetCurrency(), reCurrency, "an ISO 4217 code such as \"NZD\"")
+		v.match("merchant.currency", m.GetCurrency(), currencyFormat, "an ISO 4217 code such as \"NZD\"")
 	}
 	v.address("merchant.address", m.GetAddress())
 }
@@ -117,13 +117,13 @@ func (a *adminService) UpdateMerchant(ctx context.Context, req *pb.UpdateMerchan
 			v.optional("merchant.display_name", m.GetDisplayName(), maxNameLen)
 			u.DisplayName = &m.DisplayName
 		case "mcc":
-			if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), reMCC, "exactly 4 digits") {
+			if v.required("merchant.mcc", m.GetMcc()) && v.match("merchant.mcc", m.GetMcc(), mccFormat, "exactly 4 digits") {
 				v.mccForMID("merchant.mcc", m.GetMerchantId(), m.GetMcc())
 			}
 			u.MCC = &m.Mcc
 		case "currency":
 			if v.required("merchant.currency", m.GetCurrency()) {
-				v.match("merchant.currency", m.GetCurrency(), reCurrency, "an ISO 4217 code such as \"NZD\"")
+				v.match("merchant.currency", m.GetCurrency(), currencyFormat, "an ISO 4217 code such as \"NZD\"")
 			}
 			u.Currency = &m.Currency
 		case "address":
@@ -309,13 +309,13 @@ func (a *adminService) ListTerminals(ctx context.Context, req *pb.ListTerminalsR
 		MerchantID: req.GetMerchantId(), StoreID: req.GetStoreId(),
 		State: fleet.State(req.GetState()), Connectivity: fleet.Connectivity(req.GetConnectivity()),
 	}
-	ts, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Terminal, string, error) {
+	terms, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]fleet.Terminal, string, error) {
 		return a.s.fleet.ListTerminals(filter, n, req.GetPageToken())
 	}, terminalToPB)
 	if err != nil {
 		return nil, a.s.fleetStatus(ctx, err)
 	}
-	return &pb.ListTerminalsResponse{Terminals: ts, NextPageToken: next}, nil
+	return &pb.ListTerminalsResponse{Terminals: terms, NextPageToken: next}, nil
 }
 
 // SuspendTerminal suspends a terminal.
@@ -400,7 +400,7 @@ func (a *adminService) SendCommand(ctx context.Context, req *pb.SendCommandReque
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if !reParamKey.MatchString(k) {
+			if !paramKeyFormat.MatchString(k) {
 				v.add("parameters", "keys must be 1-64 letters, digits, '.', '_' or '-'")
 				continue
 			}
@@ -553,8 +553,8 @@ func auditEventToPB(e audit.Event) *pb.AuditEvent {
 
 func tokenToPB(t operator.Token) *pb.AdminToken {
 	return &pb.AdminToken{
-		TokenId: t.ID, Name: t.Name, Role: pb.Role(t.Role), CreateTime: ts(t.Created),
-		ExpireTime: ts(t.Expires), Revoked: t.Revoked,
+		TokenId: t.ID, Name: t.Name, Role: pb.Role(t.Role), CreateTime: timestampOrNil(t.Created),
+		ExpireTime: timestampOrNil(t.Expires), Revoked: t.Revoked,
 	}
 }
 
@@ -579,7 +579,7 @@ func (a *adminService) CreateAdminToken(ctx context.Context, req *pb.CreateAdmin
 func (a *adminService) RevokeAdminToken(ctx context.Context, req *pb.RevokeAdminTokenRequest) (*pb.RevokeAdminTokenResponse, error) {
 	var v violations
 	if v.required("token_id", req.GetTokenId()) {
-		v.match("token_id", req.GetTokenId(), reTokenID, "a token ID such as \"tok_0123456789ab\"")
+		v.match("token_id", req.GetTokenId(), tokenIDFormat, "a token ID such as \"tok_0123456789ab\"")
 	}
 	if err := v.err(); err != nil {
 		return nil, err

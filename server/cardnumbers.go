@@ -65,7 +65,7 @@ func checkCardNumbers(m protoreflect.Message, prefix string, v *violations) {
 					return true
 				}
 				path := field + "[?]"
-				if reParamKey.MatchString(key) {
+				if paramKeyFormat.MatchString(key) {
 					path = field + "[" + key + "]"
 				}
 				value(fd.MapValue().Kind(), path, x)

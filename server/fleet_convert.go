@@ -2,10 +2,8 @@ package server
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/audit"
@@ -22,13 +20,6 @@ func actor(ctx context.Context) audit.Actor {
 		a.Name = p.Actor()
 	}
 	return a
-}
-
-func ts(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
 }
 
 func addressFromPB(a *pb.Address) fleet.Address {
@@ -49,7 +40,7 @@ func merchantToPB(m fleet.Merchant) *pb.Merchant {
 	return &pb.Merchant{
 		MerchantId: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, Mcc: m.MCC, Currency: m.Currency,
 		Address: addressToPB(m.Address), IdentityVersion: m.IdentityVersion,
-		CreateTime: ts(m.Created), UpdateTime: ts(m.Updated), ArchiveTime: ts(m.Archived),
+		CreateTime: timestampOrNil(m.Created), UpdateTime: timestampOrNil(m.Updated), ArchiveTime: timestampOrNil(m.Archived),
 		AllowCrossTerminalRefunds: m.CrossTerminalRefunds,
 	}
 }
@@ -57,7 +48,7 @@ func merchantToPB(m fleet.Merchant) *pb.Merchant {
 func storeToPB(s fleet.Store) *pb.Store {
 	return &pb.Store{
 		MerchantId: s.MerchantID, StoreId: s.ID, Name: s.Name, Address: addressToPB(s.Address),
-		TimeZone: s.TimeZone, CreateTime: ts(s.Created), ArchiveTime: ts(s.Archived),
+		TimeZone: s.TimeZone, CreateTime: timestampOrNil(s.Created), ArchiveTime: timestampOrNil(s.Archived),
 	}
 }
 
@@ -105,16 +96,16 @@ func statusToPB(s fleet.Status) *pb.TerminalStatus {
 }
 
 func faultToPB(f fleet.Fault) *pb.Fault {
-	return &pb.Fault{Component: f.Component, Code: f.Code, Message: f.Message, OccurTime: ts(f.Time), Severity: pb.FaultSeverity(f.Severity)}
+	return &pb.Fault{Component: f.Component, Code: f.Code, Message: f.Message, OccurTime: timestampOrNil(f.Time), Severity: pb.FaultSeverity(f.Severity)}
 }
 
 func terminalToPB(t fleet.Terminal) *pb.Terminal {
 	out := &pb.Terminal{
 		TerminalId: t.ID, SerialNumber: t.Serial, MerchantId: t.MerchantID, StoreId: t.StoreID, Label: t.Label,
 		State: pb.TerminalState(t.State), Connectivity: pb.Connectivity(t.Connectivity), Device: deviceToPB(t.Device),
-		LastHeartbeatTime: ts(t.LastHeartbeat), DesiredConfigVersion: t.DesiredConfigVersion,
-		IdentityVersion: t.IdentityVersion, CreateTime: ts(t.Created), RegisterTime: ts(t.Registered),
-		StateReason: t.StateReason, LastSeenTime: ts(t.LastSeen),
+		LastHeartbeatTime: timestampOrNil(t.LastHeartbeat), DesiredConfigVersion: t.DesiredConfigVersion,
+		IdentityVersion: t.IdentityVersion, CreateTime: timestampOrNil(t.Created), RegisterTime: timestampOrNil(t.Registered),
+		StateReason: t.StateReason, LastSeenTime: timestampOrNil(t.LastSeen),
 	}
 	if !t.LastHeartbeat.IsZero() {
 		out.LastStatus = statusToPB(t.LastStatus)
@@ -129,15 +120,15 @@ func identityToPB(id fleet.Identity) *pb.MerchantIdentity {
 	return &pb.MerchantIdentity{
 		MerchantId: id.MerchantID, LegalName: id.LegalName, DisplayName: id.DisplayName, Mcc: id.MCC,
 		StoreId: id.StoreID, StoreName: id.StoreName, Address: addressToPB(id.StoreAddress),
-		TerminalId: id.TerminalID, IdentityVersion: id.IdentityVersion, IssueTime: ts(id.IssueTime),
+		TerminalId: id.TerminalID, IdentityVersion: id.IdentityVersion, IssueTime: timestampOrNil(id.IssueTime),
 		KeyId: id.KeyID, Signature: id.Signature, SignedPayload: id.SignedPayload, PublicKey: id.PublicKey,
 	}
 }
 
 func commandToPB(c fleet.Command) *pb.RemoteCommand {
 	return &pb.RemoteCommand{
-		CommandId: c.ID, Type: pb.CommandType(c.Type), Parameters: c.Parameters, CreateTime: ts(c.Created),
-		ExpireTime: ts(c.Expires), State: pb.CommandState(c.State), ResultDetail: c.Detail, TerminalId: c.TerminalID,
+		CommandId: c.ID, Type: pb.CommandType(c.Type), Parameters: c.Parameters, CreateTime: timestampOrNil(c.Created),
+		ExpireTime: timestampOrNil(c.Expires), State: pb.CommandState(c.State), ResultDetail: c.Detail, TerminalId: c.TerminalID,
 	}
 }
 

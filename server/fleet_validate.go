@@ -31,12 +31,12 @@ const (
 )
 
 var (
-	reMCC        = newCharFormat("0-9", 4, 4)
-	reCountry    = newCharFormat("A-Z", 2, 2)
-	reNumericMID = newCharFormat("0-9", 15, 15)
-	reParamKey   = newCharFormat("A-Za-z0-9._-", 1, 64)
-	reComponent  = newCharFormat("!-~", 1, 32) // printable ASCII, no space
-	reTokenID    = newCharFormat("A-Za-z0-9_-", 1, 64)
+	mccFormat        = newCharFormat("0-9", 4, 4)
+	countryFormat    = newCharFormat("A-Z", 2, 2)
+	numericMIDFormat = newCharFormat("0-9", 15, 15)
+	paramKeyFormat   = newCharFormat("A-Za-z0-9._-", 1, 64)
+	componentFormat  = newCharFormat("!-~", 1, 32) // printable ASCII, no space
+	tokenIDFormat    = newCharFormat("A-Za-z0-9_-", 1, 64)
 )
 
 func init() {
@@ -93,28 +93,28 @@ func (v *violations) text(field, value string, n int) {
 // merchantID checks a required merchant ID.
 func (v *violations) merchantID(field, id string) {
 	if v.required(field, id) {
-		v.match(field, id, reMerchantID, "1-15 letters and digits")
+		v.match(field, id, merchantIDFormat, "1-15 letters and digits")
 	}
 }
 
 // storeID checks a required store ID.
 func (v *violations) storeID(field, id string) {
 	if v.required(field, id) {
-		v.match(field, id, reStoreID, "1-32 letters, digits, '-' or '_'")
+		v.match(field, id, storeIDFormat, "1-32 letters, digits, '-' or '_'")
 	}
 }
 
 // terminalID checks a required terminal ID.
 func (v *violations) terminalID(field, id string) {
 	if v.required(field, id) {
-		v.match(field, id, reTerminalID, "8 upper-case letters and digits")
+		v.match(field, id, terminalIDFormat, "8 upper-case letters and digits")
 	}
 }
 
 // serial checks a required serial number.
 func (v *violations) serial(field, sn string) {
 	if v.required(field, sn) {
-		v.match(field, sn, reSerial, "1-64 printable ASCII characters without spaces")
+		v.match(field, sn, serialFormat, "1-64 printable ASCII characters without spaces")
 	}
 }
 
@@ -129,14 +129,14 @@ func (v *violations) address(field string, a *pb.Address) {
 	v.optional(field+".region", a.GetRegion(), maxAddressLen)
 	v.optional(field+".postal_code", a.GetPostalCode(), 32)
 	if c := a.GetCountry(); c != "" {
-		v.match(field+".country", c, reCountry, "an ISO 3166-1 alpha-2 code such as \"NZ\"")
+		v.match(field+".country", c, countryFormat, "an ISO 3166-1 alpha-2 code such as \"NZ\"")
 	}
 }
 
 // mccForMID checks that a 15-digit UnionPay-style merchant ID embeds mcc
 // (acquirer 3 + region 4 + MCC 4 + sequence 4).
 func (v *violations) mccForMID(field, mid, mcc string) {
-	if reNumericMID.MatchString(mid) && reMCC.MatchString(mcc) && mid[7:11] != mcc {
+	if numericMIDFormat.MatchString(mid) && mccFormat.MatchString(mcc) && mid[7:11] != mcc {
 		v.add(field, "must equal the MCC embedded in the 15-digit merchant ID (%s)", mid[7:11])
 	}
 }

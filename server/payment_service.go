@@ -62,12 +62,12 @@ func (s *Server) paymentStatus(ctx context.Context, err error) error {
 	return s.fleetStatus(ctx, err)
 }
 
-// reTransactionID matches authorization and refund IDs.
-var reTransactionID = newCharFormat("A-Za-z0-9", 1, 64)
+// transactionIDFormat matches authorization and refund IDs.
+var transactionIDFormat = newCharFormat("A-Za-z0-9", 1, 64)
 
 // requestID checks a required idempotency key.
 func (v *violations) requestID(field, id string) {
-	if v.required(field, id) && v.match(field, id, reRequestID, "1-64 letters, digits, '-', '_', '.' or ':'") &&
+	if v.required(field, id) && v.match(field, id, requestIDFormat, "1-64 letters, digits, '-', '_', '.' or ':'") &&
 		pan.Contains(id) {
 		v.add(field, "%s", pan.Reason)
 	}
@@ -85,7 +85,7 @@ func (v *violations) money(field string, m *pb.Money) payment.Money {
 	switch cur := m.GetCurrency(); {
 	case cur == "":
 		v.add(field+".currency", "is required")
-	case !reCurrency.MatchString(cur):
+	case !currencyFormat.MatchString(cur):
 		v.add(field+".currency", "must be an ISO 4217 code such as \"NZD\"")
 	}
 	return payment.Money{MinorUnits: m.GetMinorUnits(), Currency: m.GetCurrency()}
@@ -187,7 +187,7 @@ func (p *paymentService) Refund(ctx context.Context, req *pb.RefundRequest) (*pb
 	var v violations
 	v.requestID("request_id", req.GetRequestId())
 	if v.required("authorization_id", req.GetAuthorizationId()) {
-		v.match("authorization_id", req.GetAuthorizationId(), reTransactionID, "an authorization_id returned by Authorize")
+		v.match("authorization_id", req.GetAuthorizationId(), transactionIDFormat, "an authorization_id returned by Authorize")
 	}
 	amount := v.money("amount", req.GetAmount())
 	if err := v.err(); err != nil {
@@ -282,7 +282,7 @@ func (v *violations) totals(field string, t *pb.BatchTotals) payment.BatchTotals
 		c := a.m.GetCurrency()
 		switch {
 		case c == "":
-		case !reCurrency.MatchString(c):
+		case !currencyFormat.MatchString(c):
 			v.add(f+".currency", "must be an ISO 4217 code such as \"NZD\"")
 		case out.Currency != "" && c != out.Currency:
 			v.add(f+".currency", "must equal the other amounts' currency (%s)", out.Currency)

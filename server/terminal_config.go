@@ -65,7 +65,7 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 		}
 		msg := &pb.WatchConfigResponse{Commands: commandsToPB(pending)}
 		if cfg != nil {
-			msg.Version, msg.Settings, msg.RolloutId, msg.PublishTime = cfg.Version, settingsToPB(cfg.Settings), cfg.RolloutID, ts(cfg.Published)
+			msg.Version, msg.Settings, msg.RolloutId, msg.PublishTime = cfg.Version, settingsToPB(cfg.Settings), cfg.RolloutID, timestampOrNil(cfg.Published)
 		}
 		if err := stream.Send(msg); err != nil {
 			return err

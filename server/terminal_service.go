@@ -108,7 +108,7 @@ func (t *terminalService) Heartbeat(ctx context.Context, req *pb.HeartbeatReques
 		}
 		field := fieldAt("faults", i)
 		if v.required(field+".component", f.GetComponent()) {
-			v.match(field+".component", f.GetComponent(), reComponent, "1-32 printable ASCII characters")
+			v.match(field+".component", f.GetComponent(), componentFormat, "1-32 printable ASCII characters")
 		}
 		v.optional(field+".code", f.GetCode(), 32)
 		v.optional(field+".message", f.GetMessage(), maxReasonLen)

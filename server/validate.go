@@ -80,12 +80,12 @@ func (v *violations) err() error {
 
 // Shared input formats of the protocol.
 var (
-	reMerchantID = newCharFormat("A-Za-z0-9", 1, 15)
-	reStoreID    = newCharFormat("A-Za-z0-9_-", 1, 32)
-	reTerminalID = newCharFormat("A-Z0-9", 8, 8)
-	reRequestID  = newCharFormat("A-Za-z0-9._:-", 1, 64)
-	reCurrency   = currencyCode{}
-	reSerial     = newCharFormat("!-~", 1, 64) // printable ASCII, no space
+	merchantIDFormat = newCharFormat("A-Za-z0-9", 1, 15)
+	storeIDFormat    = newCharFormat("A-Za-z0-9_-", 1, 32)
+	terminalIDFormat = newCharFormat("A-Z0-9", 8, 8)
+	requestIDFormat  = newCharFormat("A-Za-z0-9._:-", 1, 64)
+	currencyFormat   = currencyCode{}
+	serialFormat     = newCharFormat("!-~", 1, 64) // printable ASCII, no space
 )
 
 // currencyCode matches the upper-case ISO 4217 code of a currency that is

@@ -13,18 +13,18 @@ func TestCharFormatsMatchTheirRegexps(t *testing.T) {
 		f  *charFormat
 		re string
 	}{
-		{reMerchantID, `^[A-Za-z0-9]{1,15}$`},
-		{reStoreID, `^[A-Za-z0-9_-]{1,32}$`},
-		{reTerminalID, `^[A-Z0-9]{8}$`},
-		{reRequestID, `^[A-Za-z0-9._:-]{1,64}$`},
-		{reSerial, `^[\x21-\x7e]{1,64}$`},
-		{reMCC, `^[0-9]{4}$`},
-		{reCountry, `^[A-Z]{2}$`},
-		{reNumericMID, `^[0-9]{15}$`},
-		{reParamKey, `^[A-Za-z0-9._-]{1,64}$`},
-		{reComponent, `^[\x21-\x7e]{1,32}$`},
-		{reTokenID, `^[A-Za-z0-9_-]{1,64}$`},
-		{reTransactionID, `^[A-Za-z0-9]{1,64}$`},
+		{merchantIDFormat, `^[A-Za-z0-9]{1,15}$`},
+		{storeIDFormat, `^[A-Za-z0-9_-]{1,32}$`},
+		{terminalIDFormat, `^[A-Z0-9]{8}$`},
+		{requestIDFormat, `^[A-Za-z0-9._:-]{1,64}$`},
+		{serialFormat, `^[\x21-\x7e]{1,64}$`},
+		{mccFormat, `^[0-9]{4}$`},
+		{countryFormat, `^[A-Z]{2}$`},
+		{numericMIDFormat, `^[0-9]{15}$`},
+		{paramKeyFormat, `^[A-Za-z0-9._-]{1,64}$`},
+		{componentFormat, `^[\x21-\x7e]{1,32}$`},
+		{tokenIDFormat, `^[A-Za-z0-9_-]{1,64}$`},
+		{transactionIDFormat, `^[A-Za-z0-9]{1,64}$`},
 	}
 	// Strings of every length around the bounds, drawn from the allowed
 	// characters with now and then one from outside (including a space,
@@ -76,7 +76,7 @@ func TestCurrencyCodesAreISO4217(t *testing.T) {
 		code string
 		want bool
 	}{{"NZD", true}, {"CNY", true}, {"XYZ", false}, {"XXX", false}, {"nzd", false}, {"NZ", false}, {"DEM", false}} {
-		if got := reCurrency.MatchString(tc.code); got != tc.want {
+		if got := currencyFormat.MatchString(tc.code); got != tc.want {
 			t.Errorf("currency %q accepted %v, want %v", tc.code, got, tc.want)
 		}
 	}
