@@ -58,7 +58,7 @@ func (a *adminService) PublishConfig(ctx context.Context, req *pb.PublishConfigR
 		}
 		return resp, nil
 	}
-	ro, err := a.s.eng.Config.Publish(ctx, preq, configActor(ctx))
+	ro, err := a.s.eng.Config.Publish(ctx, preq, actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
@@ -140,7 +140,7 @@ func (a *adminService) RollbackConfig(ctx context.Context, req *pb.RollbackConfi
 	}
 	ro, err := a.s.eng.Config.Rollback(ctx, configpush.RollbackRequest{
 		Scope: scope, ToVersion: req.GetToVersion(), Plan: plan, Description: req.GetDescription(),
-	}, configActor(ctx))
+	}, actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
@@ -157,7 +157,7 @@ func (a *adminService) AdvanceRollout(ctx context.Context, req *pb.AdvanceRollou
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.eng.Config.Advance(ctx, req.GetRolloutId(), configActor(ctx))
+	ro, err := a.s.eng.Config.Advance(ctx, req.GetRolloutId(), actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
@@ -225,7 +225,7 @@ func (a *adminService) PauseRollout(ctx context.Context, req *pb.PauseRolloutReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.eng.Config.Pause(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	ro, err := a.s.eng.Config.Pause(ctx, req.GetRolloutId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
@@ -242,7 +242,7 @@ func (a *adminService) ResumeRollout(ctx context.Context, req *pb.ResumeRolloutR
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.eng.Config.Resume(ctx, req.GetRolloutId(), configActor(ctx))
+	ro, err := a.s.eng.Config.Resume(ctx, req.GetRolloutId(), actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
@@ -261,7 +261,7 @@ func (a *adminService) AbortRollout(ctx context.Context, req *pb.AbortRolloutReq
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	ro, err := a.s.eng.Config.Abort(ctx, req.GetRolloutId(), req.GetReason(), configActor(ctx))
+	ro, err := a.s.eng.Config.Abort(ctx, req.GetRolloutId(), req.GetReason(), actor(ctx))
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}

@@ -23,8 +23,8 @@ import (
 // durations and times of day), into the request's violations.
 
 // actor returns who is calling, for the domain's audit events.
-func actor(ctx context.Context) fleet.Actor {
-	a := fleet.Actor{Name: "anonymous", Peer: peerAddr(ctx)}
+func actor(ctx context.Context) audit.Actor {
+	a := audit.Actor{Name: "anonymous", Peer: peerAddr(ctx)}
 	if p, ok := auth.FromContext(ctx); ok {
 		a.Name = p.Actor()
 	}
@@ -228,12 +228,6 @@ func transactionToPB(t payment.Transaction) *pb.Transaction {
 		out.RefundedAmount = paymentMoneyToPB(t.RefundedAmount, t.Amount.Currency)
 	}
 	return out
-}
-
-// configActor returns who is calling, for config push's audit events.
-func configActor(ctx context.Context) configpush.Actor {
-	a := actor(ctx)
-	return configpush.Actor{Name: a.Name, Peer: a.Peer}
 }
 
 // scopeFromPB checks a config scope's identifiers and converts it.

@@ -12,15 +12,13 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // makeDatabase creates a database in dir holding n keys "k/%06d".
 func makeDatabase(t *testing.T, dir string, n int) {
 	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenDir(t, dir)
 	val := bytes.Repeat([]byte("v"), 100)
 	for b := 0; b < n; b += 1000 {
 		err := db.Update(func(tx *store.Txn) error {
@@ -43,13 +41,10 @@ func makeDatabase(t *testing.T, dir string, n int) {
 // countKeys returns how many keys "k/..." the database in dir holds.
 func countKeys(t *testing.T, dir string) int {
 	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenDir(t, dir)
 	defer db.Close()
 	var n int
-	err = db.View(func(tx *store.Txn) error {
+	err := db.View(func(tx *store.Txn) error {
 		return tx.Iterate([]byte("k/"), nil, func(_, _ []byte) error { n++; return nil })
 	})
 	if err != nil {

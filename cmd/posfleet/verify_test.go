@@ -11,6 +11,7 @@ import (
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 func TestVerify(t *testing.T) {
@@ -47,11 +48,8 @@ func TestVerify(t *testing.T) {
 	}
 
 	// Damage: a commit chunk, a merchant and a terminal disappear.
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(tx *store.Txn) error {
+	db := storetest.OpenDir(t, dir)
+	err := db.Update(func(tx *store.Txn) error {
 		if err := tx.Delete(store.AppendUint64([]byte("pay/lg/"), 1)); err != nil {
 			return err
 		}

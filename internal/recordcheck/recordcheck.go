@@ -6,6 +6,8 @@ package recordcheck
 
 import (
 	"bytes"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -56,4 +58,33 @@ func RoundTripJSON[T any](t testing.TB, data []byte, schema byte, decode func([]
 func RoundTripAny[T any](t testing.TB, data []byte, schema byte, decode func([]byte, any) error, encode func(any) ([]byte, error)) {
 	t.Helper()
 	RoundTripJSON(t, data, schema, func(b []byte, v *T) error { return decode(b, v) }, func(v *T) ([]byte, error) { return encode(v) })
+}
+
+// JSONNames asserts the stored JSON name of every field of v's struct type:
+// want maps each Go field name to the name in its json tag. The names are
+// an on-disk format, so a renamed tag, a dropped field or a field missing
+// from want fails: changing the format must be deliberate.
+func JSONNames(t testing.TB, v any, want map[string]string) {
+	t.Helper()
+	typ := reflect.TypeOf(v)
+	got := map[string]string{}
+	for f := range typ.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		got[f.Name] = name
+	}
+	for field, name := range want {
+		if g, ok := got[field]; !ok {
+			t.Errorf("%s.%s: no such field, want one stored as %q", typ.Name(), field, name)
+		} else if g != name {
+			t.Errorf("%s.%s: stored as %q, want %q", typ.Name(), field, g, name)
+		}
+	}
+	for field, name := range got {
+		if _, ok := want[field]; !ok {
+			t.Errorf("%s.%s (stored as %q): not in the pinned format", typ.Name(), field, name)
+		}
+	}
 }

@@ -120,8 +120,12 @@ type Log struct {
 	closed     bool
 }
 
-// Open starts the audit trail on db, rebuilding its counters.
+// Open starts the audit trail on db, rebuilding its counters. The logger
+// may be nil.
 func Open(ctx context.Context, db *store.DB, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	l := &Log{
 		db:         db,
 		logger:     logger,

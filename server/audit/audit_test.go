@@ -7,15 +7,12 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
-	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 func TestRecordListFilterPageReopen(t *testing.T) {
 	dir := t.TempDir()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenDir(t, dir)
 	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +68,7 @@ func TestRecordListFilterPageReopen(t *testing.T) {
 
 	log.Close()
 	db.Close()
-	db, err = store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = storetest.OpenDir(t, dir)
 	defer db.Close()
 	log, err = audit.Open(t.Context(), db, nil)
 	if err != nil {

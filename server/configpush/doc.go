@@ -104,7 +104,7 @@
 //		Scope:    configpush.Scope{MerchantID: "M1"},
 //		Settings: &configpush.Settings{HeartbeatInterval: &thirty},
 //		Plan:     configpush.Plan{StagePercents: []uint32{5, 25, 100}, AutoAdvance: true},
-//	}, configpush.Actor{Name: "admin:ops"})
+//	}, audit.Actor{Name: "admin:ops"})
 //	cfg, ok := eng.Effective("T0000001") // from memory, for every payment
 //	w, err := eng.Watch("T0000001", knownVersion)
 //	defer w.Close()

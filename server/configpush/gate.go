@@ -267,7 +267,7 @@ func (e *Engine) gateBlocks(r *rollout, now time.Time) bool {
 		e.recordGate(r, st)
 		reason := fmt.Sprintf("payment gate breached in stage %d: %s", r.rec.Stage+1, st.Reason)
 		if r.rec.Plan.Gate.AutoRollback {
-			if e.abortLocked(r, reason, Actor{Name: "system"}) {
+			if e.abortLocked(r, reason, audit.Actor{Name: "system"}) {
 				e.logger.Warn("rollout rolled back by its payment gate", "rollout", r.id, "reason", reason)
 			}
 			return true
@@ -276,7 +276,7 @@ func (e *Engine) gateBlocks(r *rollout, now time.Time) bool {
 		rec.State, rec.Reason, rec.Updated = StateHalted, reason, now
 		if e.store(r, rec, nil) {
 			e.logger.Warn("rollout halted by its payment gate", "rollout", r.id, "reason", reason)
-			e.recordChange(r, Actor{Name: "system"}, "halted")
+			e.recordChange(r, audit.Actor{Name: "system"}, "halted")
 		}
 		return true
 	case "passed":

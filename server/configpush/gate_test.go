@@ -44,7 +44,6 @@ func gateEnv(t *testing.T) (*env, *fakeSignals, []string) {
 	sig := &fakeSignals{stats: map[string]configpush.PaymentStats{}}
 	e := &env{t: t, dir: t.TempDir(), fleet: dir, clock: newClock(), signals: sig}
 	e.open()
-	t.Cleanup(e.close)
 	return e, sig, ids
 }
 

@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // fakeDir is an in-memory Directory.
@@ -130,25 +132,20 @@ func tids(prefix string, n int) []string {
 	return out
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
+// Scopes and a plan most tests use.
+var (
+	global   = configpush.Scope{}
+	merchant = configpush.Scope{MerchantID: "M1"}
+	storeS1  = configpush.Scope{MerchantID: "M1", StoreID: "S1"}
+	termT1   = configpush.Scope{TerminalID: "T0000001"}
+	all      = configpush.Plan{}
+)
 
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
+// usd is n minor units of US dollars.
+func usd(n int64) *configpush.Money { return &configpush.Money{MinorUnits: n, Currency: "USD"} }
 
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock starts a test clock at 2025-03-01 12:00 UTC.
+func newClock() *testclock.Clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // env is an engine over a real database in a temporary directory.
 type env struct {
@@ -157,7 +154,7 @@ type env struct {
 	db    *store.DB
 	audit *audit.Log
 	fleet *fakeDir
-	clock *clock
+	clock *testclock.Clock
 	eng   *configpush.Engine
 	// seq numbers the empty publishes.
 	seq int
@@ -169,16 +166,16 @@ func newEnv(t *testing.T, fleet *fakeDir) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), fleet: fleet, clock: newClock()}
 	e.open()
-	t.Cleanup(e.close)
 	return e
 }
 
 func (e *env) open() {
 	e.t.Helper()
 	var err error
-	if e.db, err = store.Open(store.DefaultOptions(e.dir), nil); err != nil {
-		e.t.Fatalf("store.Open: %v", err)
-	}
+	e.db = storetest.OpenDir(e.t, e.dir)
+	// Registered after the store's own cleanup, so that it runs first:
+	// the engine and the audit log close before their store.
+	e.t.Cleanup(e.close)
 	if e.audit, err = audit.Open(e.t.Context(), e.db, nil); err != nil {
 		e.t.Fatalf("audit.Open: %v", err)
 	}
@@ -209,7 +206,7 @@ func (e *env) restart() {
 	e.open()
 }
 
-var admin = configpush.Actor{Name: "admin:test"}
+var admin = audit.Actor{Name: "admin:test"}
 
 // publish patches scope's layer with s. An empty s gets a free-form key
 // unique to the call, as a publish must change something.

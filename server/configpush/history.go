@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/store"
 )
 
@@ -177,7 +178,7 @@ type RollbackRequest struct {
 // out like any publish (it can be staged, halted and aborted). The earlier
 // layer replaces the current one as a whole, so no clear list is needed;
 // limits are checked against the merchants' currencies again.
-func (e *Engine) Rollback(ctx context.Context, req RollbackRequest, who Actor) (Rollout, error) {
+func (e *Engine) Rollback(ctx context.Context, req RollbackRequest, who audit.Actor) (Rollout, error) {
 	var v violations
 	req.Scope.validate(&v)
 	req.Plan.validate(&v)
@@ -269,7 +270,7 @@ func (e *Engine) rollbackTarget(ctx context.Context, s Scope, current, to uint64
 // Advance moves a running or paused rollout to its next stage now, whatever
 // the health of the current one (an operator's decision, audited). A halted
 // rollout must be resumed first; the last stage cannot be advanced.
-func (e *Engine) Advance(ctx context.Context, id string, who Actor) (Rollout, error) {
+func (e *Engine) Advance(ctx context.Context, id string, who audit.Actor) (Rollout, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, err := e.lookup(id)

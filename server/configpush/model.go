@@ -470,14 +470,6 @@ type Directory interface {
 	StoreExists(merchantID, storeID string) bool
 }
 
-// Actor is who asks for a change, for the audit trail.
-type Actor struct {
-	// Name is "admin:<token id>", "terminal:<id>" or "system".
-	Name string
-	// Peer is the caller's network address, if known.
-	Peer string
-}
-
 // AckResult is a terminal's answer to a config version (protocol
 // ConfigApplyResult numbers).
 type AckResult int32

@@ -24,7 +24,7 @@ import (
 // of the current layer that req.Clear does not name, or whose limits are
 // not in the currency of every merchant the scope reaches is refused with a
 // ValidationError.
-func (e *Engine) Publish(ctx context.Context, req PublishRequest, who Actor) (Rollout, error) {
+func (e *Engine) Publish(ctx context.Context, req PublishRequest, who audit.Actor) (Rollout, error) {
 	if err := req.validate(); err != nil {
 		return Rollout{}, err
 	}
@@ -173,7 +173,7 @@ func (e *Engine) checkCurrencies(s Scope, layer *Settings, v *violations) {
 // publishLocked stores layer as scope's new layer and starts its rollout.
 // cur is the scope's current layer the change was computed from; rollbackOf
 // names the version a rollback undoes. Called with mu held.
-func (e *Engine) publishLocked(scope Scope, layer *Settings, plan Plan, desc string, who Actor, cur *rollout, rollbackOf uint64) (Rollout, error) {
+func (e *Engine) publishLocked(scope Scope, layer *Settings, plan Plan, desc string, who audit.Actor, cur *rollout, rollbackOf uint64) (Rollout, error) {
 	now := e.now().UTC()
 	version := e.seq + 1
 	r := &rollout{id: RolloutID(version), rec: rolloutRec{
@@ -306,7 +306,7 @@ func (e *Engine) evaluate(r *rollout) {
 			rec.Updated = now
 			if e.store(r, rec, nil) {
 				e.logger.Warn("rollout halted", "rollout", r.id, "reason", rec.Reason)
-				e.recordChange(r, Actor{Name: "system"}, "halted")
+				e.recordChange(r, audit.Actor{Name: "system"}, "halted")
 			}
 			return
 		}
@@ -327,7 +327,7 @@ func (e *Engine) evaluate(r *rollout) {
 			e.complete(r, now)
 			return
 		case rec.Plan.AutoAdvance:
-			if !e.advance(r, Actor{Name: "system"}) {
+			if !e.advance(r, audit.Actor{Name: "system"}) {
 				return
 			}
 		default:
@@ -335,7 +335,7 @@ func (e *Engine) evaluate(r *rollout) {
 			rec.Reason = fmt.Sprintf("stage %d of %d is healthy; resume to advance", rec.Stage+1, len(rec.Plan.StagePercents))
 			rec.Updated = now
 			if e.store(r, rec, nil) {
-				e.recordChange(r, Actor{Name: "system"}, "waiting to advance")
+				e.recordChange(r, audit.Actor{Name: "system"}, "waiting to advance")
 			}
 			return
 		}
@@ -360,7 +360,7 @@ func (e *Engine) store(r *rollout, rec rolloutRec, extra []op) bool {
 
 // advance moves r to its next stage under a new version, pushing the new
 // layer to the terminals the stage adds. Called with mu held.
-func (e *Engine) advance(r *rollout, who Actor) bool {
+func (e *Engine) advance(r *rollout, who audit.Actor) bool {
 	now := e.now().UTC()
 	v := e.seq + 1
 	rec := r.rec
@@ -429,7 +429,7 @@ func (e *Engine) complete(r *rollout, now time.Time) {
 		clear(e.memo)
 	}
 	e.logger.Info("rollout completed", "rollout", r.id)
-	e.recordChange(r, Actor{Name: "system"}, "completed")
+	e.recordChange(r, audit.Actor{Name: "system"}, "completed")
 }
 
 // lookup returns the live rollout with the given ID, or ErrRolloutNotFound
@@ -450,7 +450,7 @@ func (e *Engine) lookup(id string) (*rollout, error) {
 
 // Pause stops a running rollout from advancing; terminals already in it
 // keep its version. Pausing a paused rollout changes nothing.
-func (e *Engine) Pause(ctx context.Context, id, reason string, who Actor) (Rollout, error) {
+func (e *Engine) Pause(ctx context.Context, id, reason string, who audit.Actor) (Rollout, error) {
 	var v violations
 	checkText(&v, "reason", reason, MaxReason)
 	if err := v.err(); err != nil {
@@ -489,7 +489,7 @@ func (e *Engine) Pause(ctx context.Context, id, reason string, who Actor) (Rollo
 // stage was healthy (plans without auto-advance) advances to the next stage.
 // A halted rollout starts a fresh failure-ratio window for its current
 // stage. Resuming a running rollout changes nothing.
-func (e *Engine) Resume(ctx context.Context, id string, who Actor) (Rollout, error) {
+func (e *Engine) Resume(ctx context.Context, id string, who audit.Actor) (Rollout, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, err := e.lookup(id)
@@ -535,7 +535,7 @@ func (e *Engine) Resume(ctx context.Context, id string, who Actor) (Rollout, err
 // Abort ends an unfinished rollout: the terminals it reached fall back to
 // the layer below (the previous version's settings), delivered under a new,
 // higher version; the others never see it.
-func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollout, error) {
+func (e *Engine) Abort(ctx context.Context, id, reason string, who audit.Actor) (Rollout, error) {
 	var v violations
 	checkText(&v, "reason", reason, MaxReason)
 	if err := v.err(); err != nil {
@@ -565,7 +565,7 @@ func (e *Engine) Abort(ctx context.Context, id, reason string, who Actor) (Rollo
 // abortLocked aborts r: the terminals it reached fall back to the layer
 // below under a new version. It reports whether the change was stored.
 // Called with mu held.
-func (e *Engine) abortLocked(r *rollout, reason string, who Actor) bool {
+func (e *Engine) abortLocked(r *rollout, reason string, who audit.Actor) bool {
 	now := e.now().UTC()
 	fb := e.seq + 1
 	rec := r.rec
@@ -733,7 +733,7 @@ func (e *Engine) ListRollouts(ctx context.Context, state State, limit int, pageT
 }
 
 // recordChange audits a rollout state or stage change.
-func (e *Engine) recordChange(r *rollout, who Actor, what string) {
+func (e *Engine) recordChange(r *rollout, who audit.Actor, what string) {
 	e.record(audit.Event{
 		Type: audit.RolloutChanged, Actor: who.Name, Peer: who.Peer,
 		MerchantID: r.rec.Scope.MerchantID, StoreID: r.rec.Scope.StoreID, TerminalID: r.rec.Scope.TerminalID,

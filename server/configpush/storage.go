@@ -44,6 +44,11 @@ func parseAckKey(k []byte) (uint64, string, bool) {
 }
 
 // rolloutRec is the stored form of a rollout, including its settings layer.
+//
+// The JSON names are short because every rollout, acknowledgement and
+// binding is stored with them: they are the on-disk format and are kept as
+// they are (renaming one would lose that field of every stored record).
+// The Go field names say what each one is; a new field gets a new name.
 type rolloutRec struct {
 	Version     uint64    `json:"v"`
 	Scope       Scope     `json:"sc"`
@@ -64,7 +69,7 @@ type rolloutRec struct {
 	// counts those starts; an acknowledgement is in the window when it
 	// carries the current epoch (records written before epochs existed
 	// have 0 everywhere and fall back to comparing times).
-	HealthSince time.Time `json:"hs"`
+	HealthSince time.Time `json:"hs"` // stored as "hs": health since
 	HealthEpoch uint64    `json:"he,omitempty"`
 	// Awaiting is set on a rollout paused because its stage is healthy and
 	// the plan does not auto-advance: resuming advances.
@@ -73,7 +78,7 @@ type rolloutRec struct {
 	// Fallback is the version issued to the rollout's terminals when it was
 	// aborted; FallbackTime when.
 	Fallback     uint64    `json:"fb,omitempty"`
-	FallbackTime time.Time `json:"fbt,omitzero"`
+	FallbackTime time.Time `json:"fbt,omitzero"` // stored as "fbt": fallback time
 	Created      time.Time `json:"ct"`
 	Updated      time.Time `json:"ut"`
 	// Dropped rollouts no longer affect any terminal (a later rollout at the

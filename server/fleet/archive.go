@@ -12,7 +12,7 @@ import (
 // merchant has terminals that are not retired, or while any terminal is
 // being provisioned (retry). Archiving an archived merchant returns it
 // unchanged and records nothing.
-func (f *Fleet) ArchiveMerchant(ctx context.Context, id, reason string, who Actor) (Merchant, error) {
+func (f *Fleet) ArchiveMerchant(ctx context.Context, id, reason string, who audit.Actor) (Merchant, error) {
 	if err := ctx.Err(); err != nil {
 		return Merchant{}, err
 	}
@@ -57,7 +57,7 @@ func (f *Fleet) ArchiveMerchant(ctx context.Context, id, reason string, who Acto
 // are not retired are bound to it, or while any terminal is being
 // provisioned (retry). Archiving an archived store returns it unchanged and
 // records nothing.
-func (f *Fleet) ArchiveStore(ctx context.Context, merchantID, storeID, reason string, who Actor) (Store, error) {
+func (f *Fleet) ArchiveStore(ctx context.Context, merchantID, storeID, reason string, who audit.Actor) (Store, error) {
 	if err := ctx.Err(); err != nil {
 		return Store{}, err
 	}

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // Archiving takes merchants and stores out of lists and out of use, once
@@ -101,15 +103,12 @@ func TestRebindRacingArchive(t *testing.T) {
 		}
 		return nil
 	}
-	db, err := store.Open(sopts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenWith(t, sopts)
 	log, err := audit.Open(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
 	opts := fleet.DefaultOptions()
 	opts.NewSecret, opts.Now = testSecret, c.Now
 	f, err := fleet.Open(ctx, db, log, opts, nil)

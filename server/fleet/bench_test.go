@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/fleet"
 )
 
@@ -12,7 +13,7 @@ import (
 // registrations.
 func benchFleet(b *testing.B, n int) (*env, []fleet.Registration) {
 	b.Helper()
-	e := openEnv(b, b.TempDir(), &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}, fleet.DefaultOptions())
+	e := openEnv(b, b.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), fleet.DefaultOptions())
 	if _, err := e.f.CreateMerchant(b.Context(), fleet.Merchant{ID: "MID1", LegalName: "x", MCC: "5411", Currency: "NZD"}, admin); err != nil {
 		b.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func commandKey(id string) []byte {
 // SendCommand queues a remote command for a terminal, deliverable for ttl
 // (zero: the default). A terminal that is offline gets it when it returns,
 // unless it expired by then.
-func (f *Fleet) SendCommand(ctx context.Context, terminalID string, typ CommandType, params map[string]string, ttl time.Duration, who Actor) (Command, error) {
+func (f *Fleet) SendCommand(ctx context.Context, terminalID string, typ CommandType, params map[string]string, ttl time.Duration, who audit.Actor) (Command, error) {
 	if err := ctx.Err(); err != nil {
 		return Command{}, err
 	}
@@ -164,7 +164,7 @@ func (f *Fleet) ListCommands(ctx context.Context, terminalID string, limit int, 
 // the same acknowledgement succeeds; a different result for a finished
 // command is ErrCommandFinished, an expired command ErrCommandExpired, a
 // command of another terminal ErrCommandNotOwned.
-func (f *Fleet) AckCommand(ctx context.Context, terminalID, commandID string, succeeded bool, detail string, who Actor) error {
+func (f *Fleet) AckCommand(ctx context.Context, terminalID, commandID string, succeeded bool, detail string, who audit.Actor) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -197,7 +197,7 @@ func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 
 // RotateCredential issues a new credential for an active terminal; the old
 // one stops working at once.
-func (f *Fleet) RotateCredential(ctx context.Context, id string, who Actor) (string, error) {
+func (f *Fleet) RotateCredential(ctx context.Context, id string, who audit.Actor) (string, error) {
 	cred := f.opts.NewSecret(credentialPrefix)
 	ch := credHash(cred)
 	_, _, _, err := f.change(ctx, id, func(r *terminalRec) error {
@@ -257,7 +257,7 @@ func (f *Fleet) Identity(id string) (Identity, error) {
 // a merchant-mismatch alert; repeats of the same claim by the same terminal
 // within Options.AuditRepeatWindow are coalesced into the next alert's
 // suppressed_repeats count.
-func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who Actor) (Identity, bool, error) {
+func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who audit.Actor) (Identity, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Identity{}, false, err
 	}

@@ -263,6 +263,13 @@ type cmdEntry struct {
 }
 
 // terminalRec is the stored form of a terminal.
+//
+// The JSON names of the stored records (terminalRec, heartbeatRec,
+// faultRec, signingKeyRec and the exported types they hold: Device,
+// Status, Fault, Command, Merchant, Store, Address) are short because they
+// are written with every record: they are the on-disk format and are kept
+// as they are (renaming one would lose that field of every stored record).
+// The Go field names say what each one is; a new field gets a new name.
 type terminalRec struct {
 	ID          string `json:"id"`
 	Serial      string `json:"sn"`
@@ -276,7 +283,7 @@ type terminalRec struct {
 	// identity version plus this offset. A rebind raises it so that the
 	// version increases even when the new merchant's version is lower, and a
 	// merchant update raises every terminal's version without rewriting them.
-	IdentityOffset int64     `json:"io"`
+	IdentityOffset int64     `json:"io"` // stored as "io": identity offset
 	Created        time.Time `json:"ct"`
 	Registered     time.Time `json:"rt,omitzero"`
 	// CredHash is the SHA-256 of the credential. A credential is 256 random

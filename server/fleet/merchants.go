@@ -13,7 +13,7 @@ import (
 )
 
 // CreateMerchant creates m. Its identity version starts at 1.
-func (f *Fleet) CreateMerchant(ctx context.Context, m Merchant, who Actor) (Merchant, error) {
+func (f *Fleet) CreateMerchant(ctx context.Context, m Merchant, who audit.Actor) (Merchant, error) {
 	if err := ctx.Err(); err != nil {
 		return Merchant{}, err
 	}
@@ -77,7 +77,7 @@ func (f *Fleet) Merchant(id string) (Merchant, error) {
 // every terminal of the merchant gets a newly signed identity. A change of
 // currency is refused with ErrMerchantHasPayments once the payment history
 // (SetPaymentHistory) has payments of the merchant.
-func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate, who Actor) (Merchant, error) {
+func (f *Fleet) UpdateMerchant(ctx context.Context, id string, u MerchantUpdate, who audit.Actor) (Merchant, error) {
 	if err := ctx.Err(); err != nil {
 		return Merchant{}, err
 	}
@@ -200,7 +200,7 @@ func decodeToken(tok string) (string, error) {
 }
 
 // CreateStore creates s for its merchant.
-func (f *Fleet) CreateStore(ctx context.Context, s Store, who Actor) (Store, error) {
+func (f *Fleet) CreateStore(ctx context.Context, s Store, who audit.Actor) (Store, error) {
 	if err := ctx.Err(); err != nil {
 		return Store{}, err
 	}

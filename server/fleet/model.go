@@ -154,7 +154,9 @@ type PaperStatus int32
 // NetworkType is a terminal's network link (protocol numbers).
 type NetworkType int32
 
-// Status is what a terminal reports in a heartbeat.
+// Status is what a terminal reports in a heartbeat. It is stored with the
+// terminal's live status under the short JSON names of its tags, which are
+// the on-disk format (see terminalRec).
 type Status struct {
 	FirmwareVersion string        `json:"fw,omitempty"`
 	AppVersion      string        `json:"app,omitempty"`
@@ -164,7 +166,7 @@ type Status struct {
 	Charging        bool          `json:"ch,omitempty"`
 	Paper           PaperStatus   `json:"pa,omitempty"`
 	Network         NetworkType   `json:"nw,omitempty"`
-	HasSignal       bool          `json:"hs,omitempty"`
+	HasSignal       bool          `json:"hs,omitempty"` // stored as "hs": has signal
 	SignalDBm       int32         `json:"sd,omitempty"`
 	Uptime          time.Duration `json:"up,omitempty"`
 	QueuedOffline   uint32        `json:"qo,omitempty"`
@@ -283,12 +285,4 @@ type Command struct {
 	State      CommandState      `json:"st"`
 	Detail     string            `json:"d,omitempty"`
 	Acked      time.Time         `json:"at,omitzero"`
-}
-
-// Actor is who asks for a change, for the audit trail.
-type Actor struct {
-	// Name is "admin:<token id>", "terminal:<id>", "system" or "anonymous".
-	Name string
-	// Peer is the caller's network address, if known.
-	Peer string
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/fleet"
 )
 
@@ -20,7 +21,7 @@ func TestReportCountsMismatchAlertsOfItsScope(t *testing.T) {
 	for _, claim := range []struct{ terminal, merchant string }{
 		{a, "MID8"}, {a, "MID9"}, {c, "MID7"}, {b, "MID1"}, // the last one matches
 	} {
-		if _, _, err := e.f.VerifyMerchant(t.Context(), claim.terminal, claim.merchant, fleet.Actor{Name: "terminal:" + claim.terminal}); err != nil {
+		if _, _, err := e.f.VerifyMerchant(t.Context(), claim.terminal, claim.merchant, audit.Actor{Name: "terminal:" + claim.terminal}); err != nil {
 			t.Fatal(err)
 		}
 	}

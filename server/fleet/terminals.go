@@ -94,7 +94,7 @@ type Provisioned struct {
 // terminal ID and a single-use enrollment code. A serial number that a
 // non-retired terminal already has is refused with ErrSerialInUse and
 // audited as an identity collision.
-func (f *Fleet) Provision(ctx context.Context, req ProvisionRequest, who Actor) (Provisioned, error) {
+func (f *Fleet) Provision(ctx context.Context, req ProvisionRequest, who audit.Actor) (Provisioned, error) {
 	if err := ctx.Err(); err != nil {
 		return Provisioned{}, err
 	}
@@ -306,7 +306,7 @@ func (f *Fleet) ListTerminals(filter TerminalFilter, limit int, pageToken string
 // Suspend suspends a terminal: its calls are refused (payments are
 // declined) until Reactivate. Suspending a suspended terminal changes
 // nothing.
-func (f *Fleet) Suspend(ctx context.Context, id, reason string, who Actor) (Terminal, error) {
+func (f *Fleet) Suspend(ctx context.Context, id, reason string, who audit.Actor) (Terminal, error) {
 	t, old, r, err := f.change(ctx, id, func(r *terminalRec) error {
 		switch r.State {
 		case StateRetired:
@@ -330,7 +330,7 @@ func (f *Fleet) Suspend(ctx context.Context, id, reason string, who Actor) (Term
 
 // Reactivate lifts a suspension: the terminal returns to ACTIVE, or to
 // PROVISIONED if it never registered.
-func (f *Fleet) Reactivate(ctx context.Context, id, reason string, who Actor) (Terminal, error) {
+func (f *Fleet) Reactivate(ctx context.Context, id, reason string, who audit.Actor) (Terminal, error) {
 	t, old, r, err := f.change(ctx, id, func(r *terminalRec) error {
 		switch r.State {
 		case StateRetired:
@@ -358,7 +358,7 @@ func (f *Fleet) Reactivate(ctx context.Context, id, reason string, who Actor) (T
 
 // Retire retires a terminal for good: its credential and enrollment code
 // stop working and its serial number may be provisioned again.
-func (f *Fleet) Retire(ctx context.Context, id, reason string, who Actor) (Terminal, error) {
+func (f *Fleet) Retire(ctx context.Context, id, reason string, who audit.Actor) (Terminal, error) {
 	t, old, r, err := f.change(ctx, id, func(r *terminalRec) error {
 		if r.State == StateRetired {
 			return errNoChange
@@ -378,7 +378,7 @@ func (f *Fleet) Retire(ctx context.Context, id, reason string, who Actor) (Termi
 }
 
 // changeEvent returns the audit event of a lifecycle change of r.
-func changeEvent(typ audit.Type, r *terminalRec, who Actor, msg string, attrs map[string]string) []audit.Event {
+func changeEvent(typ audit.Type, r *terminalRec, who audit.Actor, msg string, attrs map[string]string) []audit.Event {
 	return []audit.Event{{Type: typ, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID, MerchantID: r.MerchantID,
 		StoreID: r.StoreID, Message: msg, Attributes: attrs}}
 }
@@ -386,7 +386,7 @@ func changeEvent(typ audit.Type, r *terminalRec, who Actor, msg string, attrs ma
 // ReissueEnrollment replaces the terminal's enrollment code with a new one
 // (the old one stops working) valid for ttl (zero: the default). Registering
 // with it replaces the terminal's credential.
-func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Duration, who Actor) (code string, expires time.Time, err error) {
+func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Duration, who audit.Actor) (code string, expires time.Time, err error) {
 	if ttl <= 0 {
 		ttl = f.opts.EnrollmentTTL
 	}
@@ -411,7 +411,7 @@ func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Durat
 // Rebind moves a terminal to another store, possibly of another merchant:
 // the only way a terminal's merchant changes. It bumps the terminal's
 // identity version and is audited with the old and new binding.
-func (f *Fleet) Rebind(ctx context.Context, id, merchantID, storeID, reason string, who Actor) (Terminal, error) {
+func (f *Fleet) Rebind(ctx context.Context, id, merchantID, storeID, reason string, who audit.Actor) (Terminal, error) {
 	// Serialized with archiving: a rebind that found the target store live
 	// commits before an archive of that store looks for its live terminals.
 	f.catalogMu.Lock()

@@ -7,16 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/logsample"
 )
 
-type clock struct{ t time.Time }
-
-func (c *clock) Now() time.Time { return c.t }
-
 func TestSamplerBoundsRepeatsAndCountsThem(t *testing.T) {
 	var buf bytes.Buffer
-	c := &clock{t: time.Unix(1000, 0)}
+	c := testclock.New(time.Unix(1000, 0))
 	log := slog.New(logsample.New(slog.NewTextHandler(&buf, nil), logsample.Options{Window: time.Second, Burst: 3, Now: c.Now}))
 	for range 1000 {
 		log.Info("rpc", "method", "/x/Fail", "code", "Unauthenticated", "peer", "10.0.0.1:1")
@@ -26,7 +23,7 @@ func TestSamplerBoundsRepeatsAndCountsThem(t *testing.T) {
 	if got := strings.Count(buf.String(), "\n"); got != 4 {
 		t.Fatalf("lines after 1000 repeats and one other = %d, want 3 + 1:\n%s", got, buf.String())
 	}
-	c.t = c.t.Add(time.Second)
+	c.Advance(time.Second)
 	buf.Reset()
 	log.Info("rpc", "method", "/x/Fail", "code", "Unauthenticated")
 	out := buf.String()

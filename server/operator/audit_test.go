@@ -4,28 +4,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/operator"
-	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // TestTokenEventsCommittedWithTheChange checks that a token's creation and
 // revocation are audited in the commit that makes them: the events are
 // listed without a Flush as soon as the calls return.
 func TestTokenEventsCommittedWithTheChange(t *testing.T) {
-	db, err := store.Open(store.DefaultOptions(t.TempDir()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t)
 	defer db.Close()
 	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	toks, err := operator.Open(t.Context(), db, operator.Options{NewSecret: secret, Now: c.now, Audit: log}, nil)
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	toks, err := operator.Open(t.Context(), db, operator.Options{NewSecret: secret, Now: c.Now, Audit: log}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

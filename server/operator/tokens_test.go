@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 func secret(prefix string) string {
@@ -20,17 +22,10 @@ func secret(prefix string) string {
 	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
-func open(t *testing.T, dir string, c *clock) (*operator.Tokens, *store.DB) {
+func open(t *testing.T, dir string, c *testclock.Clock) (*operator.Tokens, *store.DB) {
 	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	toks, err := operator.Open(t.Context(), db, operator.Options{NewSecret: secret, Now: c.now}, nil)
+	db := storetest.OpenDir(t, dir)
+	toks, err := operator.Open(t.Context(), db, operator.Options{NewSecret: secret, Now: c.Now}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +34,7 @@ func open(t *testing.T, dir string, c *clock) (*operator.Tokens, *store.DB) {
 
 func TestTokenLifecycleAndPersistence(t *testing.T) {
 	dir := t.TempDir()
-	c := &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	toks, db := open(t, dir, c)
 	ctx := t.Context()
 	boot := "pfa_bootstrap-secret-abcdefghijkl"
@@ -56,7 +51,7 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 	if !strings.HasPrefix(opSecret, "pfa_") || !strings.HasPrefix(op.ID, "tok_") {
 		t.Errorf("secret %q / id %q: want pfa_ and tok_ prefixes", opSecret[:4], op.ID)
 	}
-	c.t = c.t.Add(time.Second) // List orders by creation time
+	c.Advance(time.Second) // List orders by creation time
 	audSecret, aud, err := toks.Create(ctx, "auditor", auth.RoleAuditor, 0, audit.Event{})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +71,7 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 	if _, err := toks.Revoke(ctx, "tok_missing", audit.Event{}); !errors.Is(err, operator.ErrTokenNotFound) {
 		t.Errorf("revoke missing: %v", err)
 	}
-	c.t = c.t.Add(2 * time.Hour)
+	c.Advance(2 * time.Hour)
 	if _, err := toks.Authenticate(opSecret); !errors.Is(err, operator.ErrTokenExpired) {
 		t.Errorf("expired token: %v, want ErrTokenExpired", err)
 	}
@@ -111,7 +106,7 @@ func TestTokenLifecycleAndPersistence(t *testing.T) {
 }
 
 func TestBootstrapReplacedAndRevokedStaysRevoked(t *testing.T) {
-	c := &clock{t: time.Now()}
+	c := testclock.New(time.Now())
 	toks, db := open(t, t.TempDir(), c)
 	defer db.Close()
 	ctx := t.Context()

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
@@ -56,24 +57,6 @@ func (d *directory) update(id string, fn func(*payment.Policy)) {
 	d.pols[id] = p
 }
 
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex // guards now
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // startTime is the test clock's start: a Saturday late morning in UTC.
 var startTime = time.Date(2026, 3, 14, 10, 0, 0, 0, time.UTC)
 
@@ -101,7 +84,7 @@ type env struct {
 	path  string
 	opts  payment.Options
 	dir   *directory
-	clock *clock
+	clock *testclock.Clock
 	db    *store.DB
 	audit *audit.Log
 	eng   *payment.Engine
@@ -120,7 +103,7 @@ func newEnvAt(t testing.TB, path string, tweak ...func(*payment.Options)) *env {
 		path:  path,
 		opts:  payment.DefaultOptions(),
 		dir:   &directory{pols: map[string]payment.Policy{}, def: basePolicy(""), auto: true},
-		clock: &clock{now: startTime},
+		clock: testclock.New(startTime),
 	}
 	v.opts.Now = v.clock.Now
 	for _, f := range tweak {

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/internal/testclock"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 var idPattern = regexp.MustCompile(`^[AR][0-9A-F]{32}$`)
@@ -21,10 +23,7 @@ var idPattern = regexp.MustCompile(`^[AR][0-9A-F]{32}$`)
 func restoreInto(t *testing.T, backup []byte) string {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenDir(t, dir)
 	if err := db.Restore(bytes.NewReader(backup)); err != nil {
 		t.Fatal(err)
 	}
@@ -126,15 +125,12 @@ func TestOpenRefusesDamagedLedger(t *testing.T) {
 				v.authorize(sale(term1, fmt.Sprint("d", i), 100))
 			}
 			v.close()
-			db, err := store.Open(store.DefaultOptions(v.path), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := storetest.OpenDir(t, v.path)
 			if err := db.Update(tt.damage); err != nil {
 				t.Fatal(err)
 			}
 			db.Close()
-			err = openErr(t, v.path)
+			err := openErr(t, v.path)
 			if !errors.Is(err, payment.ErrCorrupt) || !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("open: got %v, want ErrCorrupt saying %q", err, tt.want)
 			}
@@ -178,7 +174,7 @@ func TestOpenRefusesLostCommits(t *testing.T) {
 func openErr(t *testing.T, path string) error {
 	t.Helper()
 	v := &env{t: t, path: path, opts: payment.DefaultOptions(),
-		dir: &directory{pols: map[string]payment.Policy{}, def: basePolicy(""), auto: true}, clock: &clock{now: startTime}}
+		dir: &directory{pols: map[string]payment.Policy{}, def: basePolicy(""), auto: true}, clock: testclock.New(startTime)}
 	v.opts.Now = v.clock.Now
 	err := v.tryOpen()
 	if err == nil {
@@ -217,10 +213,7 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := restoreInto(t, backupOf(t, v.path))
-			db, err := store.Open(store.DefaultOptions(dir), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db := storetest.OpenDir(t, dir)
 			defer db.Close()
 			if err := db.Update(tt.damage); err != nil {
 				t.Fatal(err)
@@ -245,10 +238,7 @@ func TestVerify(t *testing.T) {
 // backupOf returns a backup of the closed database in dir.
 func backupOf(t *testing.T, dir string) []byte {
 	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.OpenDir(t, dir)
 	defer db.Close()
 	var b bytes.Buffer
 	if err := db.Backup(t.Context(), &b); err != nil {

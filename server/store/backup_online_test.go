@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // A backup taken while writes go on holds every commit acknowledged before
@@ -16,7 +17,7 @@ import (
 // commits pairs of keys at both ends of the key space, one pair per
 // transaction, in order.
 func TestBackupUnderWritesIsConsistent(t *testing.T) {
-	src := open(t, t.TempDir())
+	src := storetest.Open(t)
 	defer src.Close()
 	fill(t, src, 5000)
 	pair := func(i int) error {
@@ -57,7 +58,7 @@ func TestBackupUnderWritesIsConsistent(t *testing.T) {
 		t.Fatalf("CheckBackup of a whole backup: %v", err)
 	}
 
-	dst := open(t, t.TempDir())
+	dst := storetest.Open(t)
 	defer dst.Close()
 	if err := dst.Restore(&buf); err != nil {
 		t.Fatal(err)
@@ -89,7 +90,7 @@ func TestBackupUnderWritesIsConsistent(t *testing.T) {
 }
 
 func TestCheckBackup(t *testing.T) {
-	src := open(t, t.TempDir())
+	src := storetest.Open(t)
 	fill(t, src, 3000)
 	var buf bytes.Buffer
 	if err := src.Backup(t.Context(), &buf); err != nil {

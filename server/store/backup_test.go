@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // fill writes n keys "k/%06d" with 100-byte values, in transactions of 1000,
@@ -51,7 +52,7 @@ func countKeys(t *testing.T, db *store.DB) int {
 // failed restore the database is only closed, as Restore's doc says.
 func restoreFresh(t *testing.T, r io.Reader) (n int, err error) {
 	t.Helper()
-	db := open(t, t.TempDir())
+	db := storetest.Open(t)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("panic: %v", p)
@@ -90,7 +91,7 @@ func TestRestoreRejectsNonBackup(t *testing.T) {
 // error whenever the cut fell between records, with the rest of the data
 // silently missing.
 func TestRestoreRejectsCutShortBackup(t *testing.T) {
-	src := open(t, t.TempDir())
+	src := storetest.Open(t)
 	fill(t, src, 20000)
 	var rec writeRecorder
 	if err := src.Backup(t.Context(), &rec); err != nil {
@@ -122,7 +123,7 @@ func TestRestoreRejectsCutShortBackup(t *testing.T) {
 // A backup damaged in the middle (one byte of a value changed) used to
 // restore without error, the damage included.
 func TestRestoreRejectsDamagedBackup(t *testing.T) {
-	src := open(t, t.TempDir())
+	src := storetest.Open(t)
 	val := fill(t, src, 2000)
 	var buf bytes.Buffer
 	if err := src.Backup(t.Context(), &buf); err != nil {
@@ -147,7 +148,7 @@ func TestRestoreRejectsDamagedBackup(t *testing.T) {
 
 // A cancelled backup stops and writes no trailer, so it cannot be restored.
 func TestBackupCancelled(t *testing.T) {
-	src := open(t, t.TempDir())
+	src := storetest.Open(t)
 	defer src.Close()
 	fill(t, src, 1000)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 func TestMinReserve(t *testing.T) {
@@ -31,7 +32,7 @@ func TestMinReserve(t *testing.T) {
 // space returns past the hysteresis.
 func TestSpaceRefusesWritesAndResumes(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir)
+	db := storetest.OpenDir(t, dir)
 	defer db.Close()
 	const reserve = 100 << 20
 	var free atomic.Int64
@@ -107,7 +108,7 @@ func TestSpaceRefusesWritesAndResumes(t *testing.T) {
 // TestSpaceReserveIsRaisedToTheMinimum checks that a reserve below what the
 // store needs is not used as given.
 func TestSpaceReserveIsRaisedToTheMinimum(t *testing.T) {
-	db := open(t, t.TempDir())
+	db := storetest.Open(t)
 	defer db.Close()
 	opts := store.SpaceOptions{Reserve: 1 << 20, Interval: time.Second}
 	opts.Statfs = func() (int64, error) { return 20 << 20, nil }
@@ -134,11 +135,7 @@ func TestSpaceReserveIsRaisedToTheMinimum(t *testing.T) {
 // BenchmarkCheckSpace measures the check made before every write and every
 // payment decision.
 func BenchmarkCheckSpace(b *testing.B) {
-	db, err := store.Open(store.DefaultOptions(b.TempDir()), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.Open(b)
 	sp, err := store.WatchSpace(db, store.DefaultSpaceOptions(), nil)
 	if err != nil {
 		b.Fatal(err)

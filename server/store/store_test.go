@@ -12,20 +12,12 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
-
-func open(t *testing.T, dir string) *store.DB {
-	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return db
-}
 
 func TestReopenKeepsCommittedData(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir)
+	db := storetest.OpenDir(t, dir)
 	err := db.Update(func(tx *store.Txn) error {
 		for i := range 100 {
 			if err := tx.Set(store.AppendUint64([]byte("k/"), uint64(i)), fmt.Appendf(nil, "v%d", i)); err != nil {
@@ -44,7 +36,7 @@ func TestReopenKeepsCommittedData(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	db = open(t, dir)
+	db = storetest.OpenDir(t, dir)
 	defer db.Close()
 	got, err := db.Get(store.AppendUint64([]byte("k/"), 42))
 	if err != nil || string(got) != "v42" {
@@ -71,7 +63,7 @@ func TestReopenKeepsCommittedData(t *testing.T) {
 }
 
 func TestFailedUpdateWritesNothing(t *testing.T) {
-	db := open(t, t.TempDir())
+	db := storetest.Open(t)
 	defer db.Close()
 	boom := errors.New("boom")
 	err := db.Update(func(tx *store.Txn) error {
@@ -89,7 +81,7 @@ func TestFailedUpdateWritesNothing(t *testing.T) {
 }
 
 func TestIterateReverseAndStop(t *testing.T) {
-	db := open(t, t.TempDir())
+	db := storetest.Open(t)
 	defer db.Close()
 	err := db.Update(func(tx *store.Txn) error {
 		for i := range 10 {
@@ -122,7 +114,7 @@ func TestIterateReverseAndStop(t *testing.T) {
 }
 
 func TestBackupRestore(t *testing.T) {
-	src := open(t, t.TempDir())
+	src := storetest.Open(t)
 	if err := src.Update(func(tx *store.Txn) error { return tx.Set([]byte("x"), []byte("y")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +123,7 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("Backup: %v", err)
 	}
 	src.Close()
-	dst := open(t, t.TempDir())
+	dst := storetest.Open(t)
 	defer dst.Close()
 	if err := dst.Restore(&buf); err != nil {
 		t.Fatalf("Restore: %v", err)
@@ -160,7 +152,7 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestSetWithTTL(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir)
+	db := storetest.OpenDir(t, dir)
 	start := time.Now()
 	err := db.Update(func(tx *store.Txn) error {
 		if err := tx.SetWithTTL([]byte("t/short"), []byte("s"), time.Second); err != nil {
@@ -184,7 +176,7 @@ func TestSetWithTTL(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db = open(t, dir)
+	db = storetest.OpenDir(t, dir)
 	defer db.Close()
 	err = db.View(func(tx *store.Txn) error {
 		long, err := tx.Expiry([]byte("t/long"))
@@ -271,7 +263,7 @@ func TestBadgerLogging(t *testing.T) {
 // more 0xFF bytes.
 func TestIterateReverseVisitsHighKeys(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir)
+	db := storetest.OpenDir(t, dir)
 	ff := func(n int) string { return strings.Repeat("\xff", n) }
 	keys := []string{
 		"r/\x00", "r/\x01", "r/" + ff(16), "r/" + ff(17), "r/" + ff(17) + "x",
@@ -317,7 +309,7 @@ func TestIterateReverseVisitsHighKeys(t *testing.T) {
 	}
 	check("the memtable")
 	db.Close()
-	db = open(t, dir) // the keys are now in a table
+	db = storetest.OpenDir(t, dir) // the keys are now in a table
 	defer db.Close()
 	check("a table")
 }
