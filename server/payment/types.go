@@ -315,17 +315,6 @@ func (t BatchTotals) Balances(other BatchTotals) bool {
 		t.ReversalCount == other.ReversalCount && t.ReversalAmount == other.ReversalAmount
 }
 
-func (t *BatchTotals) add(o BatchTotals) {
-	t.SaleCount += o.SaleCount
-	t.SaleAmount += o.SaleAmount
-	t.RefundCount += o.RefundCount
-	t.RefundAmount += o.RefundAmount
-	t.ReversalCount += o.ReversalCount
-	t.ReversalAmount += o.ReversalAmount
-	t.PreauthCount += o.PreauthCount
-	t.PreauthAmount += o.PreauthAmount
-}
-
 // CloseBatchRequest asks to close the terminal's open batch.
 type CloseBatchRequest struct {
 	TerminalID string
