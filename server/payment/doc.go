@@ -110,14 +110,14 @@
 // every other token is approved by the simulated issuer (the engine's own
 // checks still apply). A token matches exactly or followed by "_" and any
 // suffix, e.g. "tok_test_nsf_0042", so that clients can vary tokens.
+// [TestCardCode] gives a token's code; the README's test-card table is
+// generated from the simulator's table.
 //
-//	| token                 | code | meaning            |
-//	|-----------------------|------|--------------------|
-//	| tok_test_decline      | 05   | do not honour      |
-//	| tok_test_invalid      | 14   | invalid card       |
-//	| tok_test_nsf          | 51   | insufficient funds |
-//	| tok_test_expired      | 54   | expired card       |
-//	| tok_test_system_error | 96   | system error       |
+// # Response codes
+//
+// [ResponseCodes] lists every response code the engine answers with, its
+// message and when it is answered; [CodeMessage] gives a code's message.
+// The README's response-code table is generated from it.
 //
 // # Card data
 //

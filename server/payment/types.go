@@ -110,31 +110,6 @@ const (
 	CodeSystemError           = "96"
 )
 
-// codeMessages are the human-readable texts of the response codes.
-var codeMessages = map[string]string{
-	CodeApproved:              "approved",
-	CodeInvalidMerchant:       "invalid merchant",
-	CodeDoNotHonour:           "do not honour",
-	CodeInvalidTransaction:    "invalid transaction",
-	CodeInvalidAmount:         "invalid amount",
-	CodeInvalidCard:           "invalid card",
-	CodeInsufficientFunds:     "insufficient funds",
-	CodeExpiredCard:           "expired card",
-	CodeNotPermitted:          "transaction not permitted to terminal",
-	CodeExceedsAmountLimit:    "exceeds amount limit",
-	CodeExceedsFrequency:      "exceeds frequency limit",
-	CodeDuplicateTransmission: "duplicate transmission",
-	CodeSystemError:           "system error",
-}
-
-// CodeMessage returns the human-readable text of a response code.
-func CodeMessage(code string) string {
-	if m, ok := codeMessages[code]; ok {
-		return m
-	}
-	return "unknown response code"
-}
-
 // MaxAmount is the largest amount, in minor units, of one payment: twelve
 // digits, the size of the ISO 8583 amount field. Larger amounts are declined
 // with code 13.
