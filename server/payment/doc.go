@@ -6,18 +6,13 @@
 //
 // # Usage
 //
-//	eng, err := payment.Open(ctx, db, directory, auditLog, payment.DefaultOptions(), logger)
-//	if err != nil { ... }
-//	defer eng.Close()
-//	res, err := eng.Authorize(ctx, payment.AuthorizeRequest{
-//		TerminalID: "T0000001", RequestID: "9b2c…", MerchantID: "M1",
-//		Amount:  payment.Money{MinorUnits: 1250, Currency: "NZD"},
-//		Card:    payment.Card{Token: "tok_…", MaskedPAN: "411111******1111", EntryMode: payment.EntryModeContactless},
-//		Capture: true,
-//	})
-//	// err: malformed request (*ValidationError), unknown terminal, or the
-//	// engine could not decide (ErrUnavailable, ErrClosed, context errors).
-//	// Otherwise res.Decision and res.ResponseCode say what happened.
+// [Open] starts the engine on a store, a [Directory] and the audit trail;
+// [Engine.Authorize], [Engine.Reverse], [Engine.Refund] and
+// [Engine.CloseBatch] answer the terminals. Declines are results, not
+// errors: an error means a malformed request (*[ValidationError]), an
+// unknown terminal, or an engine that could not decide ([ErrUnavailable],
+// [ErrClosed], context errors). The package example approves a sale,
+// declines a test card and replays the sale.
 //
 // A [Directory] supplies each terminal's [Policy]: its merchant binding,
 // currency and MCC, store time zone, suspension, limits, velocity rule and
