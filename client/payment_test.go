@@ -25,10 +25,9 @@ type fakePayments struct {
 	pb.UnimplementedPaymentServiceServer
 
 	mu sync.Mutex // guards the fields below
-	// authFail are the errors of the next Authorize calls (nil: answer);
-	// hang makes a call wait for its deadline instead.
+	// authFail are the errors of the next Authorize calls (nil: answer;
+	// errHang: wait for the call's deadline instead).
 	authFail []error
-	hang     int
 	// revFail are the errors of the next Reverse calls; revStatus is the
 	// answer's status (REVERSED when unset).
 	revFail   []error
@@ -119,7 +118,6 @@ func TestAuthorizeRetries(t *testing.T) {
 	tests := []struct {
 		name string
 		fail []error
-		hang bool
 		// wantTries Authorize calls; wantReversal whether the client reversed.
 		wantTries    int
 		wantCode     codes.Code

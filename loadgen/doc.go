@@ -29,12 +29,10 @@
 //
 // # Usage
 //
-//	p, _ := loadgen.Builtin(loadgen.ProfilePeakHour, 200, 10*time.Minute, 30*time.Second)
-//	run, _ := loadgen.NewRun(loadgen.Config{Profile: p, Users: 500, Progress: os.Stderr}, logger)
-//	err := run.Drive(ctx, executor) // e.g. a Fleet, or a HealthExecutor
-//	res := run.Finish()
-//	loadgen.EvaluateSLOs(res, slos)
-//	loadgen.WriteReport("report", res)
+// [Builtin] (or [ParseProfile]) gives a profile, [NewRun] a run of it,
+// [Run.Drive] plays it against an [Executor] (a [Fleet], or a
+// [HealthExecutor]), [Run.Finish] returns the [Result], [EvaluateSLOs]
+// checks it and [WriteReport] stores it (see the NewRun example).
 //
 // The posfleet loadgen command wires this to a fleet simulation (Fleet):
 // it provisions merchants, stores and terminals through the admin API,

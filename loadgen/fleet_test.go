@@ -42,7 +42,6 @@ type fakeServer struct {
 	nextID    int
 	watchers  map[string]chan *pb.WatchConfigResponse // by terminal ID
 	version   uint64
-	marker    string
 
 	stallAuthorize time.Duration // each Authorize waits this long first
 	// loseEvery makes every n-th new authorization lose its answer: it is

@@ -32,8 +32,7 @@
 //
 // Usage:
 //
-//	srv, err := server.New(server.DefaultConfig(dir), logger)
-//	if err != nil { ... }
-//	lis, _ := net.Listen("tcp", "127.0.0.1:7400")
-//	err = srv.Serve(ctx, lis) // returns after ctx is cancelled and shutdown completes
+// [New] builds a server from a [Config]; [Server.Serve] serves on a listener
+// until its context is cancelled and returns once shutdown is complete (see
+// the package example).
 package server

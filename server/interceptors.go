@@ -35,68 +35,6 @@ const (
 	adminSvc    = "/posfleet.v1.AdminService/"
 )
 
-// methodAccess is the least-privilege table for every RPC. A method missing
-// from it is refused (PermissionDenied), so a new RPC is closed until listed.
-var methodAccess = map[string]access{
-	"/grpc.health.v1.Health/Check":                                   {public: true},
-	"/grpc.health.v1.Health/Watch":                                   {public: true},
-	"/grpc.health.v1.Health/List":                                    {public: true},
-	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {public: true},
-	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {public: true},
-
-	terminalSvc + "Register":         {public: true},
-	terminalSvc + "Heartbeat":        {terminal: true},
-	terminalSvc + "WatchConfig":      {terminal: true},
-	terminalSvc + "AckConfig":        {terminal: true},
-	terminalSvc + "VerifyMerchant":   {terminal: true},
-	terminalSvc + "RotateCredential": {terminal: true},
-	terminalSvc + "AckCommand":       {terminal: true},
-
-	paymentSvc + "Authorize":  {terminal: true, allowSuspended: true},
-	paymentSvc + "Reverse":    {terminal: true, allowSuspended: true},
-	paymentSvc + "Refund":     {terminal: true, allowSuspended: true},
-	paymentSvc + "CloseBatch": {terminal: true, allowSuspended: true},
-
-	adminSvc + "CreateMerchant":      {role: auth.RoleOperator},
-	adminSvc + "GetMerchant":         {role: auth.RoleAuditor},
-	adminSvc + "UpdateMerchant":      {role: auth.RoleOperator},
-	adminSvc + "ListMerchants":       {role: auth.RoleAuditor},
-	adminSvc + "CreateStore":         {role: auth.RoleOperator},
-	adminSvc + "ListStores":          {role: auth.RoleAuditor},
-	adminSvc + "ProvisionTerminal":   {role: auth.RoleOperator},
-	adminSvc + "GetTerminal":         {role: auth.RoleAuditor},
-	adminSvc + "ListTerminals":       {role: auth.RoleAuditor},
-	adminSvc + "SuspendTerminal":     {role: auth.RoleOperator},
-	adminSvc + "ReactivateTerminal":  {role: auth.RoleOperator},
-	adminSvc + "RetireTerminal":      {role: auth.RoleOperator},
-	adminSvc + "ReissueEnrollment":   {role: auth.RoleOperator},
-	adminSvc + "RebindTerminal":      {role: auth.RoleOperator},
-	adminSvc + "SendCommand":         {role: auth.RoleOperator},
-	adminSvc + "ListCommands":        {role: auth.RoleAuditor},
-	adminSvc + "PublishConfig":       {role: auth.RoleOperator},
-	adminSvc + "GetEffectiveConfig":  {role: auth.RoleAuditor},
-	adminSvc + "GetRollout":          {role: auth.RoleAuditor},
-	adminSvc + "ListRollouts":        {role: auth.RoleAuditor},
-	adminSvc + "PauseRollout":        {role: auth.RoleOperator},
-	adminSvc + "ResumeRollout":       {role: auth.RoleOperator},
-	adminSvc + "AbortRollout":        {role: auth.RoleOperator},
-	adminSvc + "GetConfigLayer":      {role: auth.RoleAuditor},
-	adminSvc + "ListConfigVersions":  {role: auth.RoleAuditor},
-	adminSvc + "DiffConfigVersions":  {role: auth.RoleAuditor},
-	adminSvc + "RollbackConfig":      {role: auth.RoleOperator},
-	adminSvc + "AdvanceRollout":      {role: auth.RoleOperator},
-	adminSvc + "GetFleetReport":      {role: auth.RoleAuditor},
-	adminSvc + "ListAuditEvents":     {role: auth.RoleAuditor},
-	adminSvc + "ListTransactions":    {role: auth.RoleAuditor},
-	adminSvc + "GetSettlementReport": {role: auth.RoleAuditor},
-	adminSvc + "CreateAdminToken":    {role: auth.RoleAdmin},
-	adminSvc + "RevokeAdminToken":    {role: auth.RoleAdmin},
-	adminSvc + "ListAdminTokens":     {role: auth.RoleAdmin},
-	adminSvc + "Backup":              {role: auth.RoleAdmin},
-	adminSvc + "ArchiveMerchant":     {role: auth.RoleOperator},
-	adminSvc + "ArchiveStore":        {role: auth.RoleOperator},
-}
-
 // Authenticator checks bearer secrets. The server's fleet and token stores
 // implement it.
 type Authenticator interface {

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ type entry struct {
 
 func run(w io.Writer, args []string, baseline, opName string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: summarize [-baseline LABEL] LABEL=PATH/report.json ...")
+		return errors.New("usage: summarize [-baseline LABEL] LABEL=PATH/report.json [LABEL=PATH/report.json ...]")
 	}
 	if opName == "" {
 		opName = loadgen.OpTxn

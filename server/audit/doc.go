@@ -11,12 +11,5 @@
 // identity collisions, merchant-mismatch alerts of the fleet) change nothing
 // and may come in floods; they are written in batches by a background
 // flusher (one synced commit per batch, not per event), so recording them
-// never waits on the disk:
-//
-//	log, err := audit.Open(ctx, db, logger)
-//	err = log.Commit(func(tx *store.Txn) error { return tx.Set(key, value) },
-//		audit.Event{Type: audit.MerchantCreated, MerchantID: id, ...})
-//	log.Record(audit.Event{Type: audit.MerchantMismatch, TerminalID: tid, ...})
-//	page, next, err := log.List(ctx, audit.Filter{Type: audit.MerchantMismatch}, 100, "")
-//	log.Close() // flushes what is queued
+// never waits on the disk (see the package example).
 package audit

@@ -98,17 +98,12 @@
 //
 // # Usage
 //
-//	eng, err := configpush.Open(ctx, db, auditLog, directory, configpush.Options{}, logger)
-//	defer eng.Close()
-//	ro, err := eng.Publish(ctx, configpush.PublishRequest{
-//		Scope:    configpush.Scope{MerchantID: "M1"},
-//		Settings: &configpush.Settings{HeartbeatInterval: &thirty},
-//		Plan:     configpush.Plan{StagePercents: []uint32{5, 25, 100}, AutoAdvance: true},
-//	}, audit.Actor{Name: "admin:ops"})
-//	cfg, ok := eng.Effective("T0000001") // from memory, for every payment
-//	w, err := eng.Watch("T0000001", knownVersion)
-//	defer w.Close()
-//	for { cfg, commands, err := w.Next(ctx); ... }
+// [Open] starts the engine on a store, the audit trail and a [Directory];
+// [Engine.Publish] publishes a layer with its rollout plan,
+// [Engine.Effective] reads a terminal's effective config from memory (for
+// every payment) and [Engine.Watch] returns a [Watcher] whose
+// [Watcher.Next] blocks until the terminal has a newer version or a
+// command (see the package example).
 //
 // Storage keys: cp/seq (last version), cp/ro/<version> (rollout with its
 // layer), cp/ack/<version>/<terminal> (latest acknowledgement),

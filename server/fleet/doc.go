@@ -23,14 +23,9 @@
 // is the first 16 hex characters of the SHA-256 of the public key, and
 // [Fleet.RotateSigningKey] replaces it while keeping older keys published.
 //
-//	f, err := fleet.Open(ctx, db, auditLog, opts, logger)
-//	if err != nil { ... }
-//	defer f.Close()
-//	m, err := f.CreateMerchant(ctx, fleet.Merchant{ID: "MID1", LegalName: "Kiwi Foods Ltd", MCC: "5411", Currency: "NZD"}, who)
-//	_, err = f.CreateStore(ctx, fleet.Store{MerchantID: "MID1", ID: "akl-01", Name: "Queen St"}, who)
-//	p, err := f.Provision(ctx, fleet.ProvisionRequest{Serial: "SN1", MerchantID: "MID1", StoreID: "akl-01"}, who)
-//	reg, err := f.Register(ctx, fleet.RegisterRequest{Serial: "SN1", Code: p.EnrollmentCode})
-//	ref, err := f.Authenticate(reg.Credential)
+// The package example goes from a merchant to an authenticated terminal:
+// [Fleet.CreateMerchant], [Fleet.CreateStore], [Fleet.Provision],
+// [Fleet.Register] and [Fleet.Authenticate].
 //
 // Other components connect through small seams: [ConfigSource] supplies
 // desired config versions and heartbeat intervals, [Fleet.OnTerminalChange]

@@ -7,8 +7,7 @@
 // looked up by that hash in memory, with a constant-time comparison, so that
 // authenticating a call needs no storage read.
 //
-//	toks, err := operator.Open(ctx, db, operator.Options{NewSecret: server.NewSecret}, logger)
-//	err = toks.EnsureBootstrap(ctx, bootstrapSecret) // the first ADMIN token
-//	secret, tok, err := toks.Create(ctx, "night-shift", auth.RoleOperator, 0)
-//	tok, err = toks.Authenticate(secret)
+// [Open] loads the store, [Tokens.EnsureBootstrap] installs the first ADMIN
+// token, [Tokens.Create] issues one for a role and [Tokens.Authenticate]
+// resolves a secret (see the package example).
 package operator

@@ -40,8 +40,7 @@
 //
 // # Usage
 //
-//	if pan.Contains(req.GetLabel()) {
-//		// refuse the field, without echoing the value
-//	}
-//	logger := slog.New(pan.NewHandler(slog.NewTextHandler(os.Stderr, nil)))
+// Refuse a field when [Contains] finds a card number in it, without echoing
+// the value, and build every logger on [NewHandler] so that no log line
+// carries one (see the examples).
 package pan

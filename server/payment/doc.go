@@ -6,18 +6,13 @@
 //
 // # Usage
 //
-//	eng, err := payment.Open(ctx, db, auditLog, directory, payment.DefaultOptions(), logger)
-//	if err != nil { ... }
-//	defer eng.Close()
-//	res, err := eng.Authorize(ctx, payment.AuthorizeRequest{
-//		TerminalID: "T0000001", RequestID: "9b2c…", MerchantID: "M1",
-//		Amount:  payment.Money{MinorUnits: 1250, Currency: "NZD"},
-//		Card:    payment.Card{Token: "tok_…", MaskedPAN: "411111******1111", EntryMode: payment.EntryModeContactless},
-//		Capture: true,
-//	})
-//	// err: malformed request (*ValidationError), unknown terminal, or the
-//	// engine could not decide (ErrUnavailable, ErrClosed, context errors).
-//	// Otherwise res.Decision and res.ResponseCode say what happened.
+// [Open] starts the engine on a store, the audit trail and a [Directory];
+// [Engine.Authorize], [Engine.Reverse], [Engine.Refund] and
+// [Engine.CloseBatch] answer the terminals. Declines are results, not
+// errors: an error means a malformed request (*[ValidationError]), an
+// unknown terminal, or an engine that could not decide ([ErrUnavailable],
+// [ErrClosed], context errors). The package example approves a sale,
+// declines a test card and replays the sale.
 //
 // A [Directory] supplies each terminal's [Policy]: its merchant binding,
 // currency and MCC, store time zone, suspension, limits, velocity rule and
@@ -119,14 +114,14 @@
 // every other token is approved by the simulated issuer (the engine's own
 // checks still apply). A token matches exactly or followed by "_" and any
 // suffix, e.g. "tok_test_nsf_0042", so that clients can vary tokens.
+// [TestCardCode] gives a token's code; the README's test-card table is
+// generated from the simulator's table.
 //
-//	| token                 | code | meaning            |
-//	|-----------------------|------|--------------------|
-//	| tok_test_decline      | 05   | do not honour      |
-//	| tok_test_invalid      | 14   | invalid card       |
-//	| tok_test_nsf          | 51   | insufficient funds |
-//	| tok_test_expired      | 54   | expired card       |
-//	| tok_test_system_error | 96   | system error       |
+// # Response codes
+//
+// [ResponseCodes] lists every response code the engine answers with, its
+// message and when it is answered; [CodeMessage] gives a code's message.
+// The README's response-code table is generated from it.
 //
 // # Card data
 //

@@ -5,8 +5,8 @@ import "strings"
 // TestCardPrefix starts every token of the issuer simulator's test cards.
 const TestCardPrefix = "tok_test_"
 
-// testCards are the issuer simulator's declining test cards (see the table
-// in the package documentation).
+// testCards are the issuer simulator's declining test cards (the README's
+// test-card table is generated from it).
 var testCards = []struct{ token, code string }{
 	{"tok_test_decline", CodeDoNotHonour},
 	{"tok_test_invalid", CodeInvalidCard},

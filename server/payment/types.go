@@ -108,31 +108,6 @@ const (
 	CodeSystemError           = "96"
 )
 
-// codeMessages are the human-readable texts of the response codes.
-var codeMessages = map[string]string{
-	CodeApproved:              "approved",
-	CodeInvalidMerchant:       "invalid merchant",
-	CodeDoNotHonour:           "do not honour",
-	CodeInvalidTransaction:    "invalid transaction",
-	CodeInvalidAmount:         "invalid amount",
-	CodeInvalidCard:           "invalid card",
-	CodeInsufficientFunds:     "insufficient funds",
-	CodeExpiredCard:           "expired card",
-	CodeNotPermitted:          "transaction not permitted to terminal",
-	CodeExceedsAmountLimit:    "exceeds amount limit",
-	CodeExceedsFrequency:      "exceeds frequency limit",
-	CodeDuplicateTransmission: "duplicate transmission",
-	CodeSystemError:           "system error",
-}
-
-// CodeMessage returns the human-readable text of a response code.
-func CodeMessage(code string) string {
-	if m, ok := codeMessages[code]; ok {
-		return m
-	}
-	return "unknown response code"
-}
-
 // MaxAmount is the largest amount, in minor units, of one payment: twelve
 // digits, the size of the ISO 8583 amount field. Larger amounts are declined
 // with code 13.
@@ -311,17 +286,6 @@ func (t BatchTotals) Balances(other BatchTotals) bool {
 	return t.SaleCount == other.SaleCount && t.SaleAmount == other.SaleAmount &&
 		t.RefundCount == other.RefundCount && t.RefundAmount == other.RefundAmount &&
 		t.ReversalCount == other.ReversalCount && t.ReversalAmount == other.ReversalAmount
-}
-
-func (t *BatchTotals) add(o BatchTotals) {
-	t.SaleCount += o.SaleCount
-	t.SaleAmount += o.SaleAmount
-	t.RefundCount += o.RefundCount
-	t.RefundAmount += o.RefundAmount
-	t.ReversalCount += o.ReversalCount
-	t.ReversalAmount += o.ReversalAmount
-	t.PreauthCount += o.PreauthCount
-	t.PreauthAmount += o.PreauthAmount
 }
 
 // CloseBatchRequest asks to close the terminal's open batch.

@@ -6,12 +6,7 @@
 // to disk before it returns), read with [DB.View], and close it with
 // [DB.Close]. A background loop reclaims value-log space.
 //
-//	db, err := store.Open(store.DefaultOptions(dir), logger)
-//	if err != nil { ... }
-//	defer db.Close()
-//	err = db.Update(func(tx *store.Txn) error {
-//		return tx.Set([]byte("m/MID1"), encoded)
-//	})
+// See the package example.
 //
 // Keys are built by the domain packages from prefixes such as "m/" and
 // big-endian integers (see [AppendUint64]) so that prefix iteration is

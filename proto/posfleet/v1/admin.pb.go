@@ -6954,7 +6954,7 @@ var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x17posfleet/v1/admin.proto\x12\vposfleet.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18posfleet/v1/common.proto\x1a\x19posfleet/v1/payment.proto\x1a\x1aposfleet/v1/terminal.proto\"J\n" +
+	"\x17posfleet/v1/admin.proto\x12\vposfleet.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18posfleet/v1/common.proto\x1a\x19posfleet/v1/options.proto\x1a\x19posfleet/v1/payment.proto\x1a\x1aposfleet/v1/terminal.proto\"J\n" +
 	"\x15CreateMerchantRequest\x121\n" +
 	"\bmerchant\x18\x01 \x01(\v2\x15.posfleet.v1.MerchantR\bmerchant\"K\n" +
 	"\x16CreateMerchantResponse\x121\n" +
@@ -7526,48 +7526,48 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\x83\x1b\n" +
-	"\fAdminService\x12Y\n" +
-	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\x12P\n" +
-	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\x12Y\n" +
-	"\x0eUpdateMerchant\x12\".posfleet.v1.UpdateMerchantRequest\x1a#.posfleet.v1.UpdateMerchantResponse\x12V\n" +
-	"\rListMerchants\x12!.posfleet.v1.ListMerchantsRequest\x1a\".posfleet.v1.ListMerchantsResponse\x12P\n" +
-	"\vCreateStore\x12\x1f.posfleet.v1.CreateStoreRequest\x1a .posfleet.v1.CreateStoreResponse\x12M\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xff\x1d\n" +
+	"\fAdminService\x12c\n" +
+	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
+	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12c\n" +
+	"\x0eUpdateMerchant\x12\".posfleet.v1.UpdateMerchantRequest\x1a#.posfleet.v1.UpdateMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12`\n" +
+	"\rListMerchants\x12!.posfleet.v1.ListMerchantsRequest\x1a\".posfleet.v1.ListMerchantsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12Z\n" +
+	"\vCreateStore\x12\x1f.posfleet.v1.CreateStoreRequest\x1a .posfleet.v1.CreateStoreResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12W\n" +
 	"\n" +
-	"ListStores\x12\x1e.posfleet.v1.ListStoresRequest\x1a\x1f.posfleet.v1.ListStoresResponse\x12b\n" +
-	"\x11ProvisionTerminal\x12%.posfleet.v1.ProvisionTerminalRequest\x1a&.posfleet.v1.ProvisionTerminalResponse\x12P\n" +
-	"\vGetTerminal\x12\x1f.posfleet.v1.GetTerminalRequest\x1a .posfleet.v1.GetTerminalResponse\x12V\n" +
-	"\rListTerminals\x12!.posfleet.v1.ListTerminalsRequest\x1a\".posfleet.v1.ListTerminalsResponse\x12\\\n" +
-	"\x0fSuspendTerminal\x12#.posfleet.v1.SuspendTerminalRequest\x1a$.posfleet.v1.SuspendTerminalResponse\x12e\n" +
-	"\x12ReactivateTerminal\x12&.posfleet.v1.ReactivateTerminalRequest\x1a'.posfleet.v1.ReactivateTerminalResponse\x12Y\n" +
-	"\x0eRetireTerminal\x12\".posfleet.v1.RetireTerminalRequest\x1a#.posfleet.v1.RetireTerminalResponse\x12b\n" +
-	"\x11ReissueEnrollment\x12%.posfleet.v1.ReissueEnrollmentRequest\x1a&.posfleet.v1.ReissueEnrollmentResponse\x12Y\n" +
-	"\x0eRebindTerminal\x12\".posfleet.v1.RebindTerminalRequest\x1a#.posfleet.v1.RebindTerminalResponse\x12P\n" +
-	"\vSendCommand\x12\x1f.posfleet.v1.SendCommandRequest\x1a .posfleet.v1.SendCommandResponse\x12S\n" +
-	"\fListCommands\x12 .posfleet.v1.ListCommandsRequest\x1a!.posfleet.v1.ListCommandsResponse\x12V\n" +
-	"\rPublishConfig\x12!.posfleet.v1.PublishConfigRequest\x1a\".posfleet.v1.PublishConfigResponse\x12e\n" +
-	"\x12GetEffectiveConfig\x12&.posfleet.v1.GetEffectiveConfigRequest\x1a'.posfleet.v1.GetEffectiveConfigResponse\x12M\n" +
+	"ListStores\x12\x1e.posfleet.v1.ListStoresRequest\x1a\x1f.posfleet.v1.ListStoresResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12l\n" +
+	"\x11ProvisionTerminal\x12%.posfleet.v1.ProvisionTerminalRequest\x1a&.posfleet.v1.ProvisionTerminalResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
+	"\vGetTerminal\x12\x1f.posfleet.v1.GetTerminalRequest\x1a .posfleet.v1.GetTerminalResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12`\n" +
+	"\rListTerminals\x12!.posfleet.v1.ListTerminalsRequest\x1a\".posfleet.v1.ListTerminalsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12f\n" +
+	"\x0fSuspendTerminal\x12#.posfleet.v1.SuspendTerminalRequest\x1a$.posfleet.v1.SuspendTerminalResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12o\n" +
+	"\x12ReactivateTerminal\x12&.posfleet.v1.ReactivateTerminalRequest\x1a'.posfleet.v1.ReactivateTerminalResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12c\n" +
+	"\x0eRetireTerminal\x12\".posfleet.v1.RetireTerminalRequest\x1a#.posfleet.v1.RetireTerminalResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12l\n" +
+	"\x11ReissueEnrollment\x12%.posfleet.v1.ReissueEnrollmentRequest\x1a&.posfleet.v1.ReissueEnrollmentResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12c\n" +
+	"\x0eRebindTerminal\x12\".posfleet.v1.RebindTerminalRequest\x1a#.posfleet.v1.RebindTerminalResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
+	"\vSendCommand\x12\x1f.posfleet.v1.SendCommandRequest\x1a .posfleet.v1.SendCommandResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12]\n" +
+	"\fListCommands\x12 .posfleet.v1.ListCommandsRequest\x1a!.posfleet.v1.ListCommandsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12`\n" +
+	"\rPublishConfig\x12!.posfleet.v1.PublishConfigRequest\x1a\".posfleet.v1.PublishConfigResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12o\n" +
+	"\x12GetEffectiveConfig\x12&.posfleet.v1.GetEffectiveConfigRequest\x1a'.posfleet.v1.GetEffectiveConfigResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12W\n" +
 	"\n" +
-	"GetRollout\x12\x1e.posfleet.v1.GetRolloutRequest\x1a\x1f.posfleet.v1.GetRolloutResponse\x12S\n" +
-	"\fListRollouts\x12 .posfleet.v1.ListRolloutsRequest\x1a!.posfleet.v1.ListRolloutsResponse\x12S\n" +
-	"\fPauseRollout\x12 .posfleet.v1.PauseRolloutRequest\x1a!.posfleet.v1.PauseRolloutResponse\x12V\n" +
-	"\rResumeRollout\x12!.posfleet.v1.ResumeRolloutRequest\x1a\".posfleet.v1.ResumeRolloutResponse\x12S\n" +
-	"\fAbortRollout\x12 .posfleet.v1.AbortRolloutRequest\x1a!.posfleet.v1.AbortRolloutResponse\x12Y\n" +
-	"\x0eGetConfigLayer\x12\".posfleet.v1.GetConfigLayerRequest\x1a#.posfleet.v1.GetConfigLayerResponse\x12e\n" +
-	"\x12ListConfigVersions\x12&.posfleet.v1.ListConfigVersionsRequest\x1a'.posfleet.v1.ListConfigVersionsResponse\x12e\n" +
-	"\x12DiffConfigVersions\x12&.posfleet.v1.DiffConfigVersionsRequest\x1a'.posfleet.v1.DiffConfigVersionsResponse\x12Y\n" +
-	"\x0eRollbackConfig\x12\".posfleet.v1.RollbackConfigRequest\x1a#.posfleet.v1.RollbackConfigResponse\x12Y\n" +
-	"\x0eAdvanceRollout\x12\".posfleet.v1.AdvanceRolloutRequest\x1a#.posfleet.v1.AdvanceRolloutResponse\x12Y\n" +
-	"\x0eGetFleetReport\x12\".posfleet.v1.GetFleetReportRequest\x1a#.posfleet.v1.GetFleetReportResponse\x12\\\n" +
-	"\x0fListAuditEvents\x12#.posfleet.v1.ListAuditEventsRequest\x1a$.posfleet.v1.ListAuditEventsResponse\x12_\n" +
-	"\x10ListTransactions\x12$.posfleet.v1.ListTransactionsRequest\x1a%.posfleet.v1.ListTransactionsResponse\x12h\n" +
-	"\x13GetSettlementReport\x12'.posfleet.v1.GetSettlementReportRequest\x1a(.posfleet.v1.GetSettlementReportResponse\x12_\n" +
-	"\x10CreateAdminToken\x12$.posfleet.v1.CreateAdminTokenRequest\x1a%.posfleet.v1.CreateAdminTokenResponse\x12_\n" +
-	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\x12\\\n" +
-	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\x12C\n" +
-	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse0\x01\x12\\\n" +
-	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\x12S\n" +
-	"\fArchiveStore\x12 .posfleet.v1.ArchiveStoreRequest\x1a!.posfleet.v1.ArchiveStoreResponseB\xa5\x01\n" +
+	"GetRollout\x12\x1e.posfleet.v1.GetRolloutRequest\x1a\x1f.posfleet.v1.GetRolloutResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12]\n" +
+	"\fListRollouts\x12 .posfleet.v1.ListRolloutsRequest\x1a!.posfleet.v1.ListRolloutsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12]\n" +
+	"\fPauseRollout\x12 .posfleet.v1.PauseRolloutRequest\x1a!.posfleet.v1.PauseRolloutResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12`\n" +
+	"\rResumeRollout\x12!.posfleet.v1.ResumeRolloutRequest\x1a\".posfleet.v1.ResumeRolloutResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12]\n" +
+	"\fAbortRollout\x12 .posfleet.v1.AbortRolloutRequest\x1a!.posfleet.v1.AbortRolloutResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12c\n" +
+	"\x0eGetConfigLayer\x12\".posfleet.v1.GetConfigLayerRequest\x1a#.posfleet.v1.GetConfigLayerResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12o\n" +
+	"\x12ListConfigVersions\x12&.posfleet.v1.ListConfigVersionsRequest\x1a'.posfleet.v1.ListConfigVersionsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12o\n" +
+	"\x12DiffConfigVersions\x12&.posfleet.v1.DiffConfigVersionsRequest\x1a'.posfleet.v1.DiffConfigVersionsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12c\n" +
+	"\x0eRollbackConfig\x12\".posfleet.v1.RollbackConfigRequest\x1a#.posfleet.v1.RollbackConfigResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12c\n" +
+	"\x0eAdvanceRollout\x12\".posfleet.v1.AdvanceRolloutRequest\x1a#.posfleet.v1.AdvanceRolloutResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12c\n" +
+	"\x0eGetFleetReport\x12\".posfleet.v1.GetFleetReportRequest\x1a#.posfleet.v1.GetFleetReportResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12f\n" +
+	"\x0fListAuditEvents\x12#.posfleet.v1.ListAuditEventsRequest\x1a$.posfleet.v1.ListAuditEventsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12i\n" +
+	"\x10ListTransactions\x12$.posfleet.v1.ListTransactionsRequest\x1a%.posfleet.v1.ListTransactionsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12r\n" +
+	"\x13GetSettlementReport\x12'.posfleet.v1.GetSettlementReportRequest\x1a(.posfleet.v1.GetSettlementReportResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12i\n" +
+	"\x10CreateAdminToken\x12$.posfleet.v1.CreateAdminTokenRequest\x1a%.posfleet.v1.CreateAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12i\n" +
+	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12f\n" +
+	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12M\n" +
+	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x030\x01\x12f\n" +
+	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12]\n" +
+	"\fArchiveStore\x12 .posfleet.v1.ArchiveStoreRequest\x1a!.posfleet.v1.ArchiveStoreResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02B\xa5\x01\n" +
 	"\x0fcom.posfleet.v1B\n" +
 	"AdminProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
@@ -7926,6 +7926,7 @@ func file_posfleet_v1_admin_proto_init() {
 		return
 	}
 	file_posfleet_v1_common_proto_init()
+	file_posfleet_v1_options_proto_init()
 	file_posfleet_v1_payment_proto_init()
 	file_posfleet_v1_terminal_proto_init()
 	type x struct{}

@@ -67,9 +67,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // AdminService is called by operators with "authorization: Bearer <token>"
-// metadata carrying an admin token. Roles: ADMIN may call everything;
-// OPERATOR everything except CreateAdminToken, RevokeAdminToken and
-// ListAdminTokens; AUDITOR only the Get, List and report RPCs. A missing,
+// metadata carrying an admin token. The least role each RPC needs is its
+// (posfleet.v1.access) option (options.proto); higher roles include lower
+// ones (AUDITOR < OPERATOR < ADMIN). A missing,
 // unknown, revoked or expired token fails with Unauthenticated (ErrorInfo
 // reason CREDENTIAL_INVALID); a role that is not allowed with
 // PermissionDenied (INSUFFICIENT_ROLE); a terminal credential with
@@ -600,9 +600,9 @@ func (c *adminServiceClient) ArchiveStore(ctx context.Context, in *ArchiveStoreR
 // for forward compatibility.
 //
 // AdminService is called by operators with "authorization: Bearer <token>"
-// metadata carrying an admin token. Roles: ADMIN may call everything;
-// OPERATOR everything except CreateAdminToken, RevokeAdminToken and
-// ListAdminTokens; AUDITOR only the Get, List and report RPCs. A missing,
+// metadata carrying an admin token. The least role each RPC needs is its
+// (posfleet.v1.access) option (options.proto); higher roles include lower
+// ones (AUDITOR < OPERATOR < ADMIN). A missing,
 // unknown, revoked or expired token fails with Unauthenticated (ErrorInfo
 // reason CREDENTIAL_INVALID); a role that is not allowed with
 // PermissionDenied (INSUFFICIENT_ROLE); a terminal credential with

@@ -994,7 +994,7 @@ var File_posfleet_v1_payment_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"\x19posfleet/v1/payment.proto\x12\vposfleet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18posfleet/v1/common.proto\"\xfa\x01\n" +
+	"\x19posfleet/v1/payment.proto\x12\vposfleet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18posfleet/v1/common.proto\x1a\x19posfleet/v1/options.proto\"\xfa\x01\n" +
 	"\x10AuthorizeRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1f\n" +
@@ -1076,13 +1076,13 @@ const file_posfleet_v1_payment_proto_rawDesc = "" +
 	"\x17REVERSE_STATUS_REVERSED\x10\x01\x12#\n" +
 	"\x1fREVERSE_STATUS_ALREADY_REVERSED\x10\x02\x12%\n" +
 	"!REVERSE_STATUS_ORIGINAL_NOT_FOUND\x10\x03\x12!\n" +
-	"\x1dREVERSE_STATUS_NOT_REVERSIBLE\x10\x042\xb4\x02\n" +
-	"\x0ePaymentService\x12J\n" +
-	"\tAuthorize\x12\x1d.posfleet.v1.AuthorizeRequest\x1a\x1e.posfleet.v1.AuthorizeResponse\x12D\n" +
-	"\aReverse\x12\x1b.posfleet.v1.ReverseRequest\x1a\x1c.posfleet.v1.ReverseResponse\x12A\n" +
-	"\x06Refund\x12\x1a.posfleet.v1.RefundRequest\x1a\x1b.posfleet.v1.RefundResponse\x12M\n" +
+	"\x1dREVERSE_STATUS_NOT_REVERSIBLE\x10\x042\xdc\x02\n" +
+	"\x0ePaymentService\x12T\n" +
+	"\tAuthorize\x12\x1d.posfleet.v1.AuthorizeRequest\x1a\x1e.posfleet.v1.AuthorizeResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12N\n" +
+	"\aReverse\x12\x1b.posfleet.v1.ReverseRequest\x1a\x1c.posfleet.v1.ReverseResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12K\n" +
+	"\x06Refund\x12\x1a.posfleet.v1.RefundRequest\x1a\x1b.posfleet.v1.RefundResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12W\n" +
 	"\n" +
-	"CloseBatch\x12\x1e.posfleet.v1.CloseBatchRequest\x1a\x1f.posfleet.v1.CloseBatchResponseB\xa7\x01\n" +
+	"CloseBatch\x12\x1e.posfleet.v1.CloseBatchRequest\x1a\x1f.posfleet.v1.CloseBatchResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01B\xa7\x01\n" +
 	"\x0fcom.posfleet.v1B\fPaymentProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
 var (
@@ -1156,6 +1156,7 @@ func file_posfleet_v1_payment_proto_init() {
 		return
 	}
 	file_posfleet_v1_common_proto_init()
+	file_posfleet_v1_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -48,14 +48,10 @@ const (
 // No response is sent before its decision is durably stored.
 //
 // Declines are normal responses with decision DECLINED and an ISO 8583 style
-// response code:
-//
-//	00 approved; 03 invalid merchant (merchant_id is not the terminal's
-//	binding); 05 do not honour; 12 invalid transaction; 13 invalid amount;
-//	14 invalid card; 51 insufficient funds; 54 expired card; 57 not permitted
-//	to terminal (suspended, or a refund of another terminal's sale that the
-//	merchant does not allow); 61 exceeds amount limit; 65 exceeds frequency
-//	limit; 94 duplicate transmission; 96 system error.
+// response code (a field 39 subset). The codes, their messages and when each
+// is answered are listed once, in the server's table
+// (server/payment/codes.go), from which the README's response-code table is
+// generated.
 type PaymentServiceClient interface {
 	// Authorizes a card payment: a sale when capture is true, a pre-auth hold
 	// when it is false.
@@ -146,14 +142,10 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 // No response is sent before its decision is durably stored.
 //
 // Declines are normal responses with decision DECLINED and an ISO 8583 style
-// response code:
-//
-//	00 approved; 03 invalid merchant (merchant_id is not the terminal's
-//	binding); 05 do not honour; 12 invalid transaction; 13 invalid amount;
-//	14 invalid card; 51 insufficient funds; 54 expired card; 57 not permitted
-//	to terminal (suspended, or a refund of another terminal's sale that the
-//	merchant does not allow); 61 exceeds amount limit; 65 exceeds frequency
-//	limit; 94 duplicate transmission; 96 system error.
+// response code (a field 39 subset). The codes, their messages and when each
+// is answered are listed once, in the server's table
+// (server/payment/codes.go), from which the README's response-code table is
+// generated.
 type PaymentServiceServer interface {
 	// Authorizes a card payment: a sale when capture is true, a pre-auth hold
 	// when it is false.

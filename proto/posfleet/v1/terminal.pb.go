@@ -1347,7 +1347,7 @@ var File_posfleet_v1_terminal_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_terminal_proto_rawDesc = "" +
 	"\n" +
-	"\x1aposfleet/v1/terminal.proto\x12\vposfleet.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18posfleet/v1/common.proto\"\x90\x01\n" +
+	"\x1aposfleet/v1/terminal.proto\x12\vposfleet.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18posfleet/v1/common.proto\x1a\x19posfleet/v1/options.proto\"\x90\x01\n" +
 	"\x0fRegisterRequest\x12#\n" +
 	"\rserial_number\x18\x01 \x01(\tR\fserialNumber\x12'\n" +
 	"\x0fenrollment_code\x18\x02 \x01(\tR\x0eenrollmentCode\x12/\n" +
@@ -1451,16 +1451,16 @@ const file_posfleet_v1_terminal_proto_rawDesc = "" +
 	"\rCommandResult\x12\x1e\n" +
 	"\x1aCOMMAND_RESULT_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18COMMAND_RESULT_SUCCEEDED\x10\x01\x12\x19\n" +
-	"\x15COMMAND_RESULT_FAILED\x10\x022\xd1\x04\n" +
-	"\x0fTerminalService\x12G\n" +
-	"\bRegister\x12\x1c.posfleet.v1.RegisterRequest\x1a\x1d.posfleet.v1.RegisterResponse\x12J\n" +
-	"\tHeartbeat\x12\x1d.posfleet.v1.HeartbeatRequest\x1a\x1e.posfleet.v1.HeartbeatResponse\x12R\n" +
-	"\vWatchConfig\x12\x1f.posfleet.v1.WatchConfigRequest\x1a .posfleet.v1.WatchConfigResponse0\x01\x12J\n" +
-	"\tAckConfig\x12\x1d.posfleet.v1.AckConfigRequest\x1a\x1e.posfleet.v1.AckConfigResponse\x12Y\n" +
-	"\x0eVerifyMerchant\x12\".posfleet.v1.VerifyMerchantRequest\x1a#.posfleet.v1.VerifyMerchantResponse\x12_\n" +
-	"\x10RotateCredential\x12$.posfleet.v1.RotateCredentialRequest\x1a%.posfleet.v1.RotateCredentialResponse\x12M\n" +
+	"\x15COMMAND_RESULT_FAILED\x10\x022\x89\x05\n" +
+	"\x0fTerminalService\x12O\n" +
+	"\bRegister\x12\x1c.posfleet.v1.RegisterRequest\x1a\x1d.posfleet.v1.RegisterResponse\"\x06\xa2\xbb\x18\x02\b\x01\x12R\n" +
+	"\tHeartbeat\x12\x1d.posfleet.v1.HeartbeatRequest\x1a\x1e.posfleet.v1.HeartbeatResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12Z\n" +
+	"\vWatchConfig\x12\x1f.posfleet.v1.WatchConfigRequest\x1a .posfleet.v1.WatchConfigResponse\"\x06\xa2\xbb\x18\x02\b\x020\x01\x12R\n" +
+	"\tAckConfig\x12\x1d.posfleet.v1.AckConfigRequest\x1a\x1e.posfleet.v1.AckConfigResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12a\n" +
+	"\x0eVerifyMerchant\x12\".posfleet.v1.VerifyMerchantRequest\x1a#.posfleet.v1.VerifyMerchantResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12g\n" +
+	"\x10RotateCredential\x12$.posfleet.v1.RotateCredentialRequest\x1a%.posfleet.v1.RotateCredentialResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12U\n" +
 	"\n" +
-	"AckCommand\x12\x1e.posfleet.v1.AckCommandRequest\x1a\x1f.posfleet.v1.AckCommandResponseB\xa8\x01\n" +
+	"AckCommand\x12\x1e.posfleet.v1.AckCommandRequest\x1a\x1f.posfleet.v1.AckCommandResponse\"\x06\xa2\xbb\x18\x02\b\x02B\xa8\x01\n" +
 	"\x0fcom.posfleet.v1B\rTerminalProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
 var (
@@ -1556,6 +1556,7 @@ func file_posfleet_v1_terminal_proto_init() {
 		return
 	}
 	file_posfleet_v1_common_proto_init()
+	file_posfleet_v1_options_proto_init()
 	file_posfleet_v1_terminal_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -141,10 +141,8 @@ func (f *FS) mount() error {
 		return fmt.Errorf("cutfs: %w", err)
 	}
 	root := &gofs.LoopbackRoot{Path: f.backing, Dev: uint64(st.Dev)}
-	root.NewNode = func(r *gofs.LoopbackRoot, _ *gofs.Inode, _ string, _ *syscall.Stat_t) gofs.InodeEmbedder {
-		return &node{LoopbackNode: gofs.LoopbackNode{RootData: r}, fs: f}
-	}
-	root.RootNode = root.NewNode(root, nil, "", &st)
+	// Children become nodes of ours through node.WrapChild.
+	root.RootNode = &node{LoopbackNode: gofs.LoopbackNode{RootData: root}, fs: f}
 	sec := time.Second
 	srv, err := gofs.Mount(f.mnt, root.RootNode, &gofs.Options{
 		EntryTimeout: &sec,

@@ -28,7 +28,18 @@ var (
 	_ gofs.NodeOpendirHandler = (*node)(nil)
 	_ gofs.NodeCopyFileRanger = (*node)(nil)
 	_ gofs.NodeTmpfiler       = (*node)(nil)
+	_ gofs.NodeWrapChilder    = (*node)(nil)
 )
+
+// WrapChild makes every child the loopback creates (lookups, creates,
+// mkdirs, links) a node of this file system too.
+func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	lb, ok := ops.(*gofs.LoopbackNode)
+	if !ok {
+		return ops
+	}
+	return &node{LoopbackNode: gofs.LoopbackNode{RootData: lb.RootData}, fs: n.fs}
+}
 
 // rel is the node's path relative to the backing root.
 func (n *node) rel() string { return n.Path(nil) }
