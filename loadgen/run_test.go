@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -140,16 +141,21 @@ func TestRunAchievesTargetRate(t *testing.T) {
 		t.Errorf("%d arrivals started before their intended time", n)
 	}
 	// Achieved vs target: the measured window is at least the profile's,
-	// so achieved cannot exceed target; the lower bound is generous
-	// because the box may be busy.
+	// so achieved cannot exceed target. How far below target it lands
+	// depends on how busy the machine is, so it is not asserted here (speed
+	// lives in benchmarks); what is asserted is that the figure is the
+	// served arrivals per second of the measured window.
 	if res.TargetRate != 200 {
 		t.Errorf("target rate: got %v, want 200", res.TargetRate)
 	}
 	if res.MeasuredSeconds < 1.5 {
 		t.Errorf("measured window: got %.3fs, want at least the profile's 1.5s", res.MeasuredSeconds)
 	}
-	if res.AchievedRate < 0.25*res.TargetRate || res.AchievedRate > 1.01*res.TargetRate {
-		t.Errorf("achieved rate: got %.1f/s, want within [50, 202]/s", res.AchievedRate)
+	if res.AchievedRate <= 0 || res.AchievedRate > 1.01*res.TargetRate {
+		t.Errorf("achieved rate: got %.1f/s, want within (0, 202]/s", res.AchievedRate)
+	}
+	if want := float64(txn.Count-txn.Errors) / res.MeasuredSeconds; math.Abs(res.AchievedRate-want) > 1e-6*want {
+		t.Errorf("achieved rate: got %.3f/s, want served arrivals per measured second %.3f/s", res.AchievedRate, want)
 	}
 	var perStage int64
 	for _, st := range res.Stages {
