@@ -215,6 +215,7 @@ func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
 	heapBefore := heapInUse()
 	const calls = 3000
 	accepted := 0
+	start := time.Now()
 	for i := range calls {
 		_, err := e.term.Heartbeat(bearer(t.Context(), flood), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}, Faults: faults})
 		switch {
@@ -242,8 +243,11 @@ func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
 	if stored > 120 {
 		t.Errorf("faults counted = %d, want at most the terminal's budget of 120", stored)
 	}
-	if accepted > 20 {
-		t.Errorf("heartbeats accepted = %d of %d, want the quota's burst and little more", accepted, calls)
+	// The bucket refills while the flood runs, slowly under -race on a
+	// busy machine: the bound is its burst plus what refilled meanwhile.
+	q := server.DefaultQuotas().Heartbeat
+	if limit := q.Burst + int(q.Rate*time.Since(start).Seconds()) + 1; accepted > limit {
+		t.Errorf("heartbeats accepted = %d of %d, want at most the quota's burst and refill (%d)", accepted, calls, limit)
 	}
 	if grew > 16<<20 {
 		t.Errorf("heap grew by %d MiB, want < 16 MiB", grew>>20)
