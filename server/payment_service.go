@@ -36,7 +36,9 @@ func init() {
 func (s *Server) openPayments() error {
 	dir := &paymentDirectory{fleet: s.fleet, config: s.config, logger: s.logger.With("component", "payment")}
 	var err error
-	s.payments, err = payment.Open(context.Background(), s.db, dir, s.audit, payment.DefaultOptions(),
+	opts := payment.DefaultOptions()
+	opts.OnCommit = s.metrics.committed
+	s.payments, err = payment.Open(context.Background(), s.db, dir, s.audit, opts,
 		s.logger.With("component", "payment"))
 	if err != nil {
 		return fmt.Errorf("server: open payments: %w", err)
@@ -130,6 +132,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 		Capture:    req.GetCapture(),
 	})
 	p.s.paySignals.record(pr.TerminalID, res, err, time.Since(start))
+	p.s.metrics.authorized(amount, res, err)
 	if err != nil {
 		return nil, p.s.paymentStatus(ctx, err)
 	}
