@@ -10,6 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
@@ -213,5 +215,44 @@ func TestMetricsEndpointWaitsForNothing(t *testing.T) {
 	}
 	if _, ok := sample(fams, "grpc_server_handled_total", map[string]string{"grpc_method": "Authorize", "grpc_code": "OK"}); !ok {
 		t.Error("grpc_server_handled_total for Authorize missing before the first call; want it initialized to 0")
+	}
+}
+
+func TestRateLimitRefusalsAreCountedByReason(t *testing.T) {
+	e := startObsEnv(t, server.DefaultConfig(t.TempDir()))
+	// Failed authentications from one address are limited after a burst;
+	// repeated registration attempts for one serial too.
+	calls := []struct {
+		reason string
+		call   func() error
+	}{
+		{"auth_failures", func() error {
+			_, err := e.term.Heartbeat(bearer(t.Context(), "not-a-credential"), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}})
+			return err
+		}},
+		{"registration", func() error {
+			_, err := e.term.Register(t.Context(), &pb.RegisterRequest{
+				SerialNumber: "SN-OBS-1", EnrollmentCode: "WRONG-CODE", Device: &pb.DeviceInfo{Model: "A920"},
+			})
+			return err
+		}},
+	}
+	for _, c := range calls {
+		refused := 0
+		for range 100 {
+			if err := c.call(); status.Code(err) == codes.ResourceExhausted {
+				refused++
+				if refused == 3 {
+					break
+				}
+			}
+		}
+		if refused == 0 {
+			t.Fatalf("%s: no call refused with ResourceExhausted in 100", c.reason)
+		}
+		got, _ := sample(scrape(t, e.srv.OpsHandler()), "posfleet_rate_limited_total", map[string]string{"reason": c.reason})
+		if got != float64(refused) {
+			t.Errorf("posfleet_rate_limited_total{reason=%q} = %v, want %d", c.reason, got, refused)
+		}
 	}
 }
