@@ -240,8 +240,7 @@ var connectivities = []fleet.Connectivity{fleet.Online, fleet.Stale, fleet.Offli
 var rolloutStates = []configpush.State{configpush.StateRunning, configpush.StatePaused, configpush.StateHalted, configpush.StateCompleted}
 
 // stateCollector reports the server's state when scraped: the fleet,
-// config push, alerts, storage and connections. It reads memory only
-// (the fleet report walks the terminals in memory).
+// config push, alerts, storage and connections. It reads memory only.
 type stateCollector struct{ s *Server }
 
 // Describe implements prometheus.Collector.
@@ -262,14 +261,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
 	}
 	if s.fleet != nil {
-		if rep, err := s.fleet.Report("", ""); err == nil {
-			by := map[string]uint64{}
-			for _, n := range rep.ByConnectivity {
-				by[n.Key] = n.Count
-			}
-			for _, k := range connectivities {
-				gauge(descTerminals, float64(by[k.String()]), strings.ToLower(k.String()))
-			}
+		by := s.fleet.CountByConnectivity()
+		for _, k := range connectivities {
+			gauge(descTerminals, float64(by[k]), strings.ToLower(k.String()))
 		}
 	}
 	if s.config != nil {
