@@ -215,6 +215,7 @@ func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
 	heapBefore := heapInUse()
 	const calls = 3000
 	accepted := 0
+	start := time.Now()
 	for i := range calls {
 		_, err := e.term.Heartbeat(bearer(t.Context(), flood), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}, Faults: faults})
 		switch {
@@ -237,12 +238,15 @@ func TestHeartbeatFaultFloodIsBounded(t *testing.T) {
 	for _, c := range rep.GetFaultsByComponent() {
 		stored += c.GetCount()
 	}
+	// The heartbeat quota (burst 10, 1 per second) refills while the
+	// flood runs, which takes longer on a slow or busy machine.
+	allowed := 10 + int(time.Since(start)/time.Second) + 1
 	grew := heapInUse() - heapBefore
 	t.Logf("heartbeat flood: %d calls with 32 faults, %d accepted, %d faults counted, heap +%d KiB", calls, accepted, stored, grew>>10)
 	if stored > 120 {
 		t.Errorf("faults counted = %d, want at most the terminal's budget of 120", stored)
 	}
-	if accepted > 20 {
+	if accepted > allowed {
 		t.Errorf("heartbeats accepted = %d of %d, want the quota's burst and little more", accepted, calls)
 	}
 	if grew > 16<<20 {
