@@ -81,10 +81,14 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 	}
 	p, err := s.authn.Authenticate(ctx, method, need, bearerToken(ctx))
 	if err != nil {
+		if status.Code(err) == codes.ResourceExhausted {
+			s.metrics.rateLimited(limitAuthFailures)
+		}
 		return nil, err
 	}
 	ctx = auth.NewContext(ctx, p)
 	if err := s.quotas.take(ctx, method); err != nil {
+		s.metrics.rateLimited("quota_" + string(classOf(method)))
 		return nil, err
 	}
 	return ctx, nil
@@ -171,7 +175,7 @@ func (w *wrappedStream) RecvMsg(m any) error {
 // warn for server errors.
 func (s *Server) logCall(ctx context.Context, method string, start time.Time, err error) {
 	code := status.Code(err)
-	s.metrics.observe(method, code, time.Since(start))
+	s.metrics.refusedCall(method, err)
 	level := slog.LevelDebug
 	switch code {
 	case codes.OK, codes.Canceled:

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -123,16 +121,10 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// writeMetrics renders the open and refused connection counts in the
-// Prometheus text format.
-func (l *limitListener) writeMetrics(w io.Writer) {
+// counts returns the open connections and those refused for a cap so far.
+func (l *limitListener) counts() (open int, refused uint64) {
 	l.mu.Lock()
-	open := l.open
+	open = l.open
 	l.mu.Unlock()
-	fmt.Fprintln(w, "# HELP posfleet_connections_open Open client connections.")
-	fmt.Fprintln(w, "# TYPE posfleet_connections_open gauge")
-	fmt.Fprintf(w, "posfleet_connections_open %d\n", open)
-	fmt.Fprintln(w, "# HELP posfleet_connections_refused_total Connections closed at once because a connection cap was reached.")
-	fmt.Fprintln(w, "# TYPE posfleet_connections_refused_total counter")
-	fmt.Fprintf(w, "posfleet_connections_refused_total %d\n", l.refused.Load())
+	return open, l.refused.Load()
 }

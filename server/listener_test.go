@@ -3,7 +3,6 @@ package server
 import (
 	"log/slog"
 	"net"
-	"strings"
 	"testing"
 )
 
@@ -107,11 +106,7 @@ func TestLimitListenerAcceptClosesRefused(t *testing.T) {
 	if !fl.closed[1].closed || l.refused.Load() != 1 {
 		t.Errorf("refused connection closed %v, refused count %d; want closed and 1", fl.closed[1].closed, l.refused.Load())
 	}
-	var m strings.Builder
-	l.writeMetrics(&m)
-	for _, want := range []string{"posfleet_connections_open 2\n", "posfleet_connections_refused_total 1\n"} {
-		if !strings.Contains(m.String(), want) {
-			t.Errorf("metrics lack %q:\n%s", want, m.String())
-		}
+	if open, refused := l.counts(); open != 2 || refused != 1 {
+		t.Errorf("counts() = %d open, %d refused; want 2, 1", open, refused)
 	}
 }

@@ -42,6 +42,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 		Capture:    req.GetCapture(),
 	})
 	p.s.eng.signals.record(pr.TerminalID, res, err, time.Since(start))
+	p.s.metrics.authorized(amount, res, err)
 	if err != nil {
 		return nil, p.s.toStatus(ctx, err)
 	}

@@ -68,14 +68,18 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	// Repeated lines (a client failing the same call in a loop) are
 	// sampled, with a count of those suppressed.
 	logger = slog.New(logsample.New(logger.Handler(), cfg.LogSampling))
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec(), health: health.NewServer()}
+	s := &Server{cfg: cfg, logger: logger, quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec(), health: health.NewServer()}
+	s.metrics = newMetrics(s)
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
 
-	if s.eng, err = openEngines(context.Background(), cfg, func(bool) { s.updateReadiness() }, logger); err != nil {
+	if s.eng, err = openEngines(context.Background(), cfg, engineHooks{
+		OnSpaceChange: func(bool) { s.updateReadiness() },
+		OnCommit:      s.metrics.committed,
+	}, logger); err != nil {
 		return nil, err
 	}
 	s.authn = newAuthenticator(s.eng.Fleet, s.eng.Tokens, s.eng.Audit)
@@ -98,8 +102,10 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 			MinTime:             cfg.MinClientPingInterval,
 			PermitWithoutStream: true,
 		}),
-		grpc.ChainUnaryInterceptor(s.unaryInterceptor, cardNumberUnary),
-		grpc.ChainStreamInterceptor(s.streamInterceptor, cardNumberStream),
+		// The metrics interceptors come first so that they see the final
+		// status, panics turned into Internal included.
+		grpc.ChainUnaryInterceptor(s.metrics.grpc.UnaryServerInterceptor(), s.unaryInterceptor, cardNumberUnary),
+		grpc.ChainStreamInterceptor(s.metrics.grpc.StreamServerInterceptor(), s.streamInterceptor, cardNumberStream),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -111,6 +117,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	pb.RegisterTerminalServiceServer(s.grpc, &terminalService{s: s})
 	pb.RegisterPaymentServiceServer(s.grpc, &paymentService{s: s})
 	pb.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
+	s.metrics.grpc.InitializeMetrics(s.grpc)
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -133,8 +134,12 @@ func (t *terminalService) AckConfig(ctx context.Context, req *pb.AckConfigReques
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	issued, _ := t.s.eng.Config.Effective(p.TerminalID)
 	if err := t.s.eng.Config.Ack(ctx, p.TerminalID, req.GetVersion(), configpush.AckResult(req.GetResult()), req.GetDetail()); err != nil {
 		return nil, t.s.toStatus(ctx, err)
+	}
+	if issued != nil && issued.Version == req.GetVersion() && req.GetResult() == pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED {
+		t.s.metrics.configApplied(issued.Published, time.Now())
 	}
 	return &pb.AckConfigResponse{}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/configpush"
@@ -47,12 +48,22 @@ type Engines struct {
 	closers []func() error
 }
 
+// engineHooks are the transport's callbacks into the engines; nil ones are
+// not called.
+type engineHooks struct {
+	// OnSpaceChange is called when the disk's low-space state changes.
+	OnSpaceChange func(low bool)
+	// OnCommit is told of each synced payment group commit
+	// (payment.Options.OnCommit).
+	OnCommit func(decisions int, elapsed time.Duration)
+}
+
 // openEngines opens the data directory's storage and builds every engine
 // on it, in dependency order: storage and disk watch, audit trail, admin
 // tokens (with the bootstrap token), fleet, config push on the fleet's
-// terminals, payments on both. onSpaceChange is called when the disk's
-// low-space state changes. On error, what was opened is closed again.
-func openEngines(ctx context.Context, cfg Config, onSpaceChange func(low bool), logger *slog.Logger) (_ *Engines, err error) {
+// terminals, payments on both. The hooks tell the transport of events it
+// reports (readiness, metrics). On error, what was opened is closed again.
+func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slog.Logger) (_ *Engines, err error) {
 	e := &Engines{signals: &paymentSignals{}}
 	defer func() {
 		if err != nil {
@@ -77,7 +88,7 @@ func openEngines(ctx context.Context, cfg Config, onSpaceChange func(low bool), 
 			Reserve:  cfg.DiskReserve,
 			Interval: cfg.DiskCheckInterval,
 			Statfs:   cfg.statfs,
-			OnChange: onSpaceChange,
+			OnChange: hooks.OnSpaceChange,
 		}, logger.With("component", "space"))
 		if err != nil {
 			return nil, err
@@ -100,7 +111,7 @@ func openEngines(ctx context.Context, cfg Config, onSpaceChange func(low bool), 
 	if err := e.openConfig(ctx, logger); err != nil {
 		return nil, err
 	}
-	if err := e.openPayments(ctx, logger); err != nil {
+	if err := e.openPayments(ctx, hooks.OnCommit, logger); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -146,11 +157,13 @@ func (e *Engines) openConfig(ctx context.Context, logger *slog.Logger) error {
 
 // openPayments starts the payment engine on the fleet and config push, and
 // gives the fleet its payment history.
-func (e *Engines) openPayments(ctx context.Context, logger *slog.Logger) error {
+func (e *Engines) openPayments(ctx context.Context, onCommit func(int, time.Duration), logger *slog.Logger) error {
 	logger = logger.With("component", "payment")
 	dir := &paymentDirectory{fleet: e.Fleet, config: e.Config, logger: logger}
 	var err error
-	e.Payments, err = payment.Open(ctx, e.DB, e.Audit, dir, payment.DefaultOptions(), logger)
+	opts := payment.DefaultOptions()
+	opts.OnCommit = onCommit
+	e.Payments, err = payment.Open(ctx, e.DB, e.Audit, dir, opts, logger)
 	if err != nil {
 		return fmt.Errorf("server: open payments: %w", err)
 	}

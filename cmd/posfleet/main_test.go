@@ -361,8 +361,15 @@ func TestServeMetricsAndPprof(t *testing.T) {
 
 	plain := freeAddr(t)
 	StartServe(t, t.TempDir(), "--metrics-listen", plain)
-	if code, body := httpGet(t, "http://"+plain+"/metrics"); code != http.StatusOK || !strings.Contains(body, "posfleet_") {
+	if code, body := httpGet(t, "http://"+plain+"/metrics"); code != http.StatusOK || !strings.Contains(body, "posfleet_") ||
+		!strings.Contains(body, "grpc_server_handling_seconds_bucket{") {
 		t.Errorf("/metrics = %d %q", code, body)
+	}
+	if code, body := httpGet(t, "http://"+plain+"/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
+	}
+	if code, body := httpGet(t, "http://"+plain+"/readyz"); code != http.StatusOK || !strings.Contains(body, "[+]payments ok") {
+		t.Errorf("/readyz = %d %q, want 200 with payments ok", code, body)
 	}
 	if code, _ := httpGet(t, "http://"+plain+"/debug/pprof/"); code != http.StatusNotFound {
 		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", code)

@@ -39,7 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	insecure := fs.Bool("insecure", false, "allow plaintext on a non-loopback address")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
-	metricsListen := fs.String("metrics-listen", "", "address for the Prometheus /metrics endpoint (off when empty)")
+	metricsListen := fs.String("metrics-listen", "", "address for the Prometheus /metrics endpoint and the /healthz and /readyz probes (off when empty)")
 	pprofOn := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen, which must then be a loopback address")
 	grace := fs.Duration("shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight calls")
 	maxRecv := fs.Int("max-recv-msg-size", 256<<10, "largest request message in bytes")
@@ -127,7 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logger.Info("bootstrap admin token", "file", p)
 	}
 	if metricsLis != nil {
-		hs := serveMetrics(metricsLis, metricsMux(srv.MetricsHandler(), *pprofOn), logger)
+		hs := serveMetrics(metricsLis, metricsMux(srv.OpsHandler(), *pprofOn), logger)
 		defer hs.Close()
 	}
 	if err := srv.Serve(ctx, lis); err != nil {
@@ -217,11 +217,9 @@ func validateServe(cfg *server.Config, listen, metricsListen string, pprofOn boo
 	return nil
 }
 
-// metricsMux serves metrics at /metrics and, with pprofOn, Go's profiles
-// under /debug/pprof/.
-func metricsMux(metrics http.Handler, pprofOn bool) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics)
+// metricsMux adds Go's profiles under /debug/pprof/ to the server's
+// operations endpoints (/metrics, /healthz, /readyz) when pprofOn.
+func metricsMux(mux *http.ServeMux, pprofOn bool) *http.ServeMux {
 	if pprofOn {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -236,6 +234,9 @@ func metricsMux(metrics http.Handler, pprofOn bool) *http.ServeMux {
 // is closed.
 func serveMetrics(lis net.Listener, h http.Handler, logger *slog.Logger) *http.Server {
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	base := "http://" + lis.Addr().String()
+	logger.Info("serving metrics on "+base+"/metrics, health on "+base+"/healthz and "+base+"/readyz",
+		"addr", lis.Addr().String(), "metrics_url", base+"/metrics")
 	go func() {
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("metrics endpoint failed", "err", err)

@@ -36,6 +36,12 @@ type Options struct {
 	// Now is the clock; nil means time.Now. Decision times never go
 	// backwards even when it does.
 	Now func() time.Time
+	// OnCommit, when set, is told of each synced group commit: how many
+	// decisions it made durable and how long the store took to write and
+	// sync it. The writer goroutine calls it, serially, before the commit's
+	// answers are released, so it must be quick, must not block and must
+	// not call the engine. Failed commits are not reported.
+	OnCommit func(decisions int, elapsed time.Duration)
 
 	// commitHook, when set (tests only), runs inside each commit after the
 	// records are staged and before the commit is made durable; an error

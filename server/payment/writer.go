@@ -1,6 +1,8 @@
 package payment
 
 import (
+	"time"
+
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/store"
 )
@@ -49,6 +51,7 @@ func (e *Engine) write(c *commit) error {
 		// The audit events of the decisions are committed with them, so
 		// that no acknowledged batch close lacks its event after a crash.
 		evs = e.audit.Prepare(evs)
+		start := time.Now()
 		err := e.db.UpdateReserved(func(tx *store.Txn) error {
 			if err := applyWrites(tx, c.writes); err != nil {
 				return err
@@ -70,6 +73,9 @@ func (e *Engine) write(c *commit) error {
 			e.logger.Error("payment commit failed; engine stops deciding until restarted",
 				"err", err, "decisions", c.decisions, "writes", len(c.writes))
 			return ErrUnavailable
+		}
+		if e.opts.OnCommit != nil {
+			e.opts.OnCommit(c.decisions, time.Since(start))
 		}
 		e.audit.Committed(evs)
 		e.commitCount.Add(1)
