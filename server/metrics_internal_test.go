@@ -1,9 +1,12 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/posfleet/posfleet/server/payment"
 )
@@ -32,5 +35,25 @@ func TestHotPathMetricsDoNotAllocate(t *testing.T) {
 		if got := testing.AllocsPerRun(100, tc.f); got != 0 {
 			t.Errorf("%s: %v allocations per call, want 0", tc.name, got)
 		}
+	}
+}
+
+// BenchmarkMetricsPerAuthorize measures what metrics add to one Authorize
+// call: the gRPC provider's interceptor around a no-op handler, and the
+// decision's own counters.
+func BenchmarkMetricsPerAuthorize(b *testing.B) {
+	m := newMetrics(&Server{})
+	intercept := m.grpc.UnaryServerInterceptor()
+	info := &grpc.UnaryServerInfo{FullMethod: paymentSvc + "Authorize"}
+	handler := func(context.Context, any) (any, error) { return nil, nil }
+	res := payment.AuthorizeResult{Decision: payment.DecisionApproved, ResponseCode: payment.CodeApproved}
+	nzd := payment.Money{MinorUnits: 1250, Currency: "NZD"}
+	ctx := b.Context()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := intercept(ctx, nil, info, handler); err != nil {
+			b.Fatal(err)
+		}
+		m.authorized(nzd, res, nil)
 	}
 }
