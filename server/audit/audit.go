@@ -48,6 +48,17 @@ const (
 	BackupTaken
 	MerchantArchived
 	StoreArchived
+	// ConfigRejected: a terminal rejected a config version.
+	ConfigRejected
+	// TerminalOffline: a terminal went without contact past the offline
+	// threshold.
+	TerminalOffline
+	// DiskLow: free space on the data directory's disk fell below the
+	// reserve; writes are refused until it returns.
+	DiskLow
+	// WebhookChanged: a webhook endpoint was created, updated, deleted,
+	// had its secret rotated, or an event was redelivered.
+	WebhookChanged
 	typeCount
 )
 
@@ -118,6 +129,9 @@ type Log struct {
 	counts     [typeCount]uint64
 	mismatches map[string]uint64
 	closed     bool
+	// tail tracks the IDs handed out but not yet settled, for readers that
+	// follow the log in ID order (tail.go).
+	tail tailState
 }
 
 // Open starts the audit trail on db, rebuilding its counters.
@@ -130,6 +144,7 @@ func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
 		flushed:    make(chan chan struct{}),
 		done:       make(chan struct{}),
 		mismatches: map[string]uint64{},
+		tail:       newTailState(),
 	}
 	err := db.View(func(tx *store.Txn) error {
 		return tx.Iterate(prefixEvent, nil, func(k, v []byte) error {
@@ -181,6 +196,8 @@ func (l *Log) Commit(fn func(tx *store.Txn) error, evs ...Event) error {
 	})
 	if err == nil {
 		l.Committed(staged)
+	} else {
+		l.Abandon(staged)
 	}
 	return err
 }
@@ -210,6 +227,7 @@ func (l *Log) Committed(evs []Event) {
 	for i := range evs {
 		l.count(&evs[i])
 	}
+	l.settleLocked(evs)
 	l.mu.Unlock()
 }
 
@@ -228,6 +246,7 @@ func (l *Log) assign(evs []Event) []Event {
 		e.Time = e.Time.UTC()
 		e.ID = l.nextID
 		l.nextID++
+		l.tail.pending[e.ID] = struct{}{}
 		out[i] = e
 	}
 	l.mu.Unlock()
@@ -250,6 +269,7 @@ func (l *Log) Record(e Event) {
 	}
 	e.ID = l.nextID
 	l.nextID++
+	l.tail.pending[e.ID] = struct{}{}
 	l.count(&e)
 	l.mu.Unlock()
 	l.queue <- e
@@ -321,6 +341,7 @@ func (l *Log) flushLoop() {
 			if err := l.write(batch); err != nil {
 				l.logger.Error("audit write failed", "err", err, "events", len(batch))
 			}
+			l.settle(batch) // written or lost: either way settled
 			batch = batch[:0]
 		}
 		for _, w := range waiters {

@@ -338,6 +338,16 @@ const (
 	AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED AuditEventType = 26
 	// A store was archived.
 	AuditEventType_AUDIT_EVENT_TYPE_STORE_ARCHIVED AuditEventType = 27
+	// A terminal rejected a config version (AckConfig REJECTED).
+	AuditEventType_AUDIT_EVENT_TYPE_CONFIG_REJECTED AuditEventType = 28
+	// A terminal went without contact past the offline threshold.
+	AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_OFFLINE AuditEventType = 29
+	// Free disk space fell below the reserve; writes are refused until it
+	// returns.
+	AuditEventType_AUDIT_EVENT_TYPE_DISK_LOW AuditEventType = 30
+	// A webhook endpoint was created, updated, deleted, had its secret
+	// rotated or an event redelivered.
+	AuditEventType_AUDIT_EVENT_TYPE_WEBHOOK_CHANGED AuditEventType = 31
 )
 
 // Enum value maps for AuditEventType.
@@ -371,6 +381,10 @@ var (
 		25: "AUDIT_EVENT_TYPE_BACKUP_TAKEN",
 		26: "AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED",
 		27: "AUDIT_EVENT_TYPE_STORE_ARCHIVED",
+		28: "AUDIT_EVENT_TYPE_CONFIG_REJECTED",
+		29: "AUDIT_EVENT_TYPE_TERMINAL_OFFLINE",
+		30: "AUDIT_EVENT_TYPE_DISK_LOW",
+		31: "AUDIT_EVENT_TYPE_WEBHOOK_CHANGED",
 	}
 	AuditEventType_value = map[string]int32{
 		"AUDIT_EVENT_TYPE_UNSPECIFIED":          0,
@@ -401,6 +415,10 @@ var (
 		"AUDIT_EVENT_TYPE_BACKUP_TAKEN":         25,
 		"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED":    26,
 		"AUDIT_EVENT_TYPE_STORE_ARCHIVED":       27,
+		"AUDIT_EVENT_TYPE_CONFIG_REJECTED":      28,
+		"AUDIT_EVENT_TYPE_TERMINAL_OFFLINE":     29,
+		"AUDIT_EVENT_TYPE_DISK_LOW":             30,
+		"AUDIT_EVENT_TYPE_WEBHOOK_CHANGED":      31,
 	}
 )
 
@@ -7485,7 +7503,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
-	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xcf\b\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xe1\t\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -7515,7 +7533,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18\x12!\n" +
 	"\x1dAUDIT_EVENT_TYPE_BACKUP_TAKEN\x10\x19\x12&\n" +
 	"\"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED\x10\x1a\x12#\n" +
-	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\x89\x01\n" +
+	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b\x12$\n" +
+	" AUDIT_EVENT_TYPE_CONFIG_REJECTED\x10\x1c\x12%\n" +
+	"!AUDIT_EVENT_TYPE_TERMINAL_OFFLINE\x10\x1d\x12\x1d\n" +
+	"\x19AUDIT_EVENT_TYPE_DISK_LOW\x10\x1e\x12$\n" +
+	" AUDIT_EVENT_TYPE_WEBHOOK_CHANGED\x10\x1f*\x89\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
