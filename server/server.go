@@ -26,6 +26,7 @@ import (
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/webhook"
 )
 
 // Server is a posfleet server: storage, domain components and the gRPC
@@ -71,6 +72,11 @@ type Server struct {
 	config *configpush.Engine
 	// payments is the payment engine (payment_service.go, admin_payment.go).
 	payments *payment.Engine
+	// webhooks deliver operational events to operators' endpoints
+	// (admin_webhook.go).
+	webhooks *webhook.Webhooks
+	// diskAudit is the audit trail once open, for low-disk events.
+	diskAudit atomic.Pointer[audit.Log]
 	// paySignals counts Authorize outcomes per terminal for config push's
 	// payment gates (payment_signals.go).
 	paySignals paymentSignals
@@ -119,7 +125,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 			Reserve:  cfg.DiskReserve,
 			Interval: cfg.DiskCheckInterval,
 			Statfs:   cfg.statfs,
-			OnChange: func(bool) { s.updateReadiness() },
+			OnChange: func(low bool) { s.updateReadiness(); s.noteDiskLow(low) },
 		}, logger.With("component", "space"))
 		if err != nil {
 			return nil, err
@@ -143,6 +149,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.openPayments(); err != nil {
+		return nil, err
+	}
+	if err := s.openWebhooks(); err != nil {
 		return nil, err
 	}
 
