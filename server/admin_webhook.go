@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -39,6 +40,41 @@ func (s *Server) openWebhooks() error {
 	if s.space != nil && s.space.Status().Low {
 		s.noteDiskLow(true)
 	}
+	return s.watchOffline()
+}
+
+// offlineSweepEvery is how often terminals are checked for going offline
+// (TERMINAL_OFFLINE, the terminal_offline webhook).
+const offlineSweepEvery = 15 * time.Second
+
+// watchOffline sweeps the fleet for terminals gone offline until Close.
+func (s *Server) watchOffline() error {
+	det, err := s.fleet.NewOfflineDetector()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(offlineSweepEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			n, err := det.Sweep(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.logger.Warn("offline sweep failed", "err", err, "reported", n)
+			case n > 0:
+				s.logger.Info("terminals went offline", "count", n)
+			}
+		}
+	}()
+	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
 	return nil
 }
 
