@@ -278,15 +278,20 @@ func (w *Webhooks) deliver(ctx context.Context, wk *worker, d *deliveryRec) {
 	if err == nil {
 		body, err = payload(&e, d.Event)
 	}
+	tried := "" // the URL of the last attempt
 	for ctx.Err() == nil {
 		ep := w.config(wk.id)
 		if ep == nil || ep.Disabled {
 			return
 		}
+		if tried != "" && ep.URL != tried {
+			d.Next = time.Time{} // an operator changed the URL: try it now
+		}
 		if wait := d.Next.Sub(w.now()); wait > 0 {
 			w.sleep(ctx, wk, nil, wait)
 			continue
 		}
+		tried = ep.URL
 		var code int
 		attemptErr := err // an event that cannot be read or encoded fails every attempt
 		if attemptErr == nil {

@@ -370,3 +370,26 @@ func TestAdministration(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedURLTriedAtOnce: after an operator points a failing endpoint at
+// a working URL, the pending event goes out without waiting out the
+// backoff.
+func TestChangedURLTriedAtOnce(t *testing.T) {
+	cfg := fastConfig()
+	cfg.InitialBackoff, cfg.MaxBackoff = time.Hour, time.Hour
+	e := newEnv(t, cfg)
+	dead := newReceiver(t)
+	dead.stop()
+	ep, _ := e.create(dead.url(), webhook.DiskLow)
+	e.commit(audit.Event{Type: audit.DiskLow})
+	waitFor(t, "a failed attempt", func() bool {
+		got, _ := e.hooks.Get(t.Context(), ep.ID)
+		return got.Status.ConsecutiveFailures == 1
+	})
+	r := newReceiver(t)
+	u := r.url()
+	if _, err := e.hooks.Update(t.Context(), ep.ID, webhook.Patch{URL: &u}, webhook.Actor{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery to the new URL", func() bool { return r.count() == 1 })
+}
