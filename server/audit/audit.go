@@ -246,7 +246,7 @@ func (l *Log) assign(evs []Event) []Event {
 		e.Time = e.Time.UTC()
 		e.ID = l.nextID
 		l.nextID++
-		l.tail.pending[e.ID] = struct{}{}
+		l.tail.hold(e.ID)
 		out[i] = e
 	}
 	l.mu.Unlock()
@@ -269,7 +269,7 @@ func (l *Log) Record(e Event) {
 	}
 	e.ID = l.nextID
 	l.nextID++
-	l.tail.pending[e.ID] = struct{}{}
+	l.tail.hold(e.ID)
 	l.count(&e)
 	l.mu.Unlock()
 	l.queue <- e

@@ -23,6 +23,18 @@ type tailState struct {
 	pending map[uint64]struct{}
 	// settled is closed, and replaced, whenever IDs settle.
 	settled chan struct{}
+	// low is the lowest pending ID when lowValid. IDs are handed out in
+	// increasing order, so only settling the lowest invalidates it.
+	low      uint64
+	lowValid bool
+}
+
+// hold marks id, just handed out, as pending.
+func (t *tailState) hold(id uint64) {
+	if len(t.pending) == 0 {
+		t.low, t.lowValid = id, true
+	}
+	t.pending[id] = struct{}{}
 }
 
 func newTailState() tailState {
@@ -47,6 +59,9 @@ func (l *Log) settle(evs []Event) {
 func (l *Log) settleLocked(evs []Event) {
 	for i := range evs {
 		delete(l.tail.pending, evs[i].ID)
+		if evs[i].ID == l.tail.low {
+			l.tail.lowValid = false
+		}
 	}
 	close(l.tail.settled)
 	l.tail.settled = make(chan struct{})
@@ -57,11 +72,18 @@ func (l *Log) settleLocked(evs []Event) {
 func (l *Log) Watermark() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.nextID
-	for id := range l.tail.pending {
-		w = min(w, id)
+	t := &l.tail
+	if len(t.pending) == 0 {
+		return l.nextID
 	}
-	return w
+	if !t.lowValid {
+		t.low = l.nextID
+		for id := range t.pending {
+			t.low = min(t.low, id)
+		}
+		t.lowValid = true
+	}
+	return t.low
 }
 
 // Settled returns a channel that is closed the next time events settle

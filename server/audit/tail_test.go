@@ -82,3 +82,34 @@ func TestTailWaitsForEarlierIDs(t *testing.T) {
 		t.Fatalf("watermark after abandon: got %d, want above %d", w, lost[0].ID)
 	}
 }
+
+// TestWatermarkSettlesOutOfOrder: the watermark is the lowest unsettled ID
+// whatever order the events settle in.
+func TestWatermarkSettlesOutOfOrder(t *testing.T) {
+	db, err := store.Open(store.DefaultOptions(t.TempDir()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	log, err := audit.Open(db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	a := log.Prepare([]audit.Event{{Type: audit.DiskLow}})
+	b := log.Prepare([]audit.Event{{Type: audit.DiskLow}})
+	c := log.Prepare([]audit.Event{{Type: audit.DiskLow}})
+	for _, step := range []struct {
+		settle []audit.Event
+		want   uint64
+	}{
+		{b, a[0].ID},
+		{a, c[0].ID},
+		{c, c[0].ID + 1},
+	} {
+		log.Abandon(step.settle)
+		if got := log.Watermark(); got != step.want {
+			t.Fatalf("after settling %d: watermark %d, want %d", step.settle[0].ID, got, step.want)
+		}
+	}
+}
