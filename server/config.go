@@ -158,5 +158,8 @@ func (c Config) Validate() error {
 	if err := c.LogSampling.Validate(); err != nil {
 		return err
 	}
+	if err := c.Webhooks.Validate(); err != nil {
+		return err
+	}
 	return c.Quotas.Validate()
 }

@@ -393,3 +393,22 @@ func TestChangedURLTriedAtOnce(t *testing.T) {
 	}
 	waitFor(t, "delivery to the new URL", func() bool { return r.count() == 1 })
 }
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  webhook.Config
+		ok   bool
+	}{
+		{"zero takes the defaults", webhook.Config{}, true},
+		{"defaults", webhook.DefaultConfig(), true},
+		{"negative timeout", webhook.Config{RequestTimeout: -time.Second}, false},
+		{"negative retry period", webhook.Config{RetryFor: -time.Hour}, false},
+		{"max backoff below initial", webhook.Config{InitialBackoff: time.Hour, MaxBackoff: time.Minute}, false},
+		{"negative endpoints", webhook.Config{MaxEndpoints: -1}, false},
+	} {
+		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
