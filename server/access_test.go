@@ -76,6 +76,16 @@ var accessBeforeOptions = map[string]access{
 	adminSvc + "Backup":              {role: auth.RoleAdmin},
 	adminSvc + "ArchiveMerchant":     {role: auth.RoleOperator},
 	adminSvc + "ArchiveStore":        {role: auth.RoleOperator},
+
+	// Webhooks: secrets and targets are ADMIN's; status is readable.
+	adminSvc + "CreateWebhook":         {role: auth.RoleAdmin},
+	adminSvc + "GetWebhook":            {role: auth.RoleAuditor},
+	adminSvc + "ListWebhooks":          {role: auth.RoleAuditor},
+	adminSvc + "UpdateWebhook":         {role: auth.RoleAdmin},
+	adminSvc + "DeleteWebhook":         {role: auth.RoleAdmin},
+	adminSvc + "RotateWebhookSecret":   {role: auth.RoleAdmin},
+	adminSvc + "RedeliverWebhookEvent": {role: auth.RoleAdmin},
+	adminSvc + "ListWebhookDeliveries": {role: auth.RoleAuditor},
 }
 
 func TestAccessFromOptionsEqualsTheWrittenTable(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/posfleet/posfleet/server/logsample"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/webhook"
 )
 
 // Config configures a Server. Start from DefaultConfig and override fields;
@@ -85,6 +86,9 @@ type Config struct {
 	DiskReserve int64
 	// DiskCheckInterval is how often the free space is measured.
 	DiskCheckInterval time.Duration
+	// Webhooks tunes webhook deliveries (timeouts, retry period, backoff);
+	// zero fields take webhook.DefaultConfig's values.
+	Webhooks webhook.Config
 
 	// commitFault, when set (tests only), is the store's CommitFault
 	// failpoint.
@@ -152,6 +156,9 @@ func (c Config) Validate() error {
 		return errors.New("server: AdminToken must be at least 16 characters")
 	}
 	if err := c.LogSampling.Validate(); err != nil {
+		return err
+	}
+	if err := c.Webhooks.Validate(); err != nil {
 		return err
 	}
 	return c.Quotas.Validate()

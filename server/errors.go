@@ -16,6 +16,7 @@ import (
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/webhook"
 )
 
 // errorDomain is the ErrorInfo domain of every posfleet error.
@@ -82,11 +83,19 @@ var errorTable = []errorMapping{
 	{payment.ErrRequestIDReused, codes.AlreadyExists, "REQUEST_ID_REUSED"},
 	{payment.ErrBatchMismatch, codes.FailedPrecondition, "BATCH_MISMATCH"},
 	{payment.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+
+	// Webhooks.
+	{webhook.ErrNotFound, codes.NotFound, "WEBHOOK_NOT_FOUND"},
+	{webhook.ErrDeliveryNotFound, codes.NotFound, "WEBHOOK_DELIVERY_NOT_FOUND"},
+	{webhook.ErrDeliveryPending, codes.FailedPrecondition, "WEBHOOK_DELIVERY_PENDING"},
+	{webhook.ErrTooManyEndpoints, codes.ResourceExhausted, "TOO_MANY_WEBHOOKS"},
+	{webhook.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+	{webhook.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 }
 
 // fieldViolation is a domain error about one input field that the
 // transport's format checks cannot see (fleet.InvalidError,
-// configpush.Violation, payment.ValidationError). toStatus turns it into
+// configpush.Violation, payment.ValidationError, webhook.Violation). toStatus turns it into
 // InvalidArgument with a google.rpc.BadRequest field violation.
 type fieldViolation interface {
 	FieldViolation() (field, description string)

@@ -20,6 +20,7 @@ import (
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/webhook"
 )
 
 func testStatusServer() *Server {
@@ -77,6 +78,12 @@ func TestToStatusTable(t *testing.T) {
 		{payment.ErrRequestIDReused, codes.AlreadyExists, "REQUEST_ID_REUSED"},
 		{payment.ErrBatchMismatch, codes.FailedPrecondition, "BATCH_MISMATCH"},
 		{payment.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+		{webhook.ErrNotFound, codes.NotFound, "WEBHOOK_NOT_FOUND"},
+		{webhook.ErrDeliveryNotFound, codes.NotFound, "WEBHOOK_DELIVERY_NOT_FOUND"},
+		{webhook.ErrDeliveryPending, codes.FailedPrecondition, "WEBHOOK_DELIVERY_PENDING"},
+		{webhook.ErrTooManyEndpoints, codes.ResourceExhausted, "TOO_MANY_WEBHOOKS"},
+		{webhook.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+		{webhook.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 	}
 	if len(tests) != len(errorTable) {
 		t.Errorf("got %d rows in errorTable, want %d: a new row needs its case here", len(errorTable), len(tests))

@@ -160,6 +160,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *server.Config) { c.MaxConnections = -1 },
 		func(c *server.Config) { c.MaxPageBytes = c.MaxSendMsgSize },
 		func(c *server.Config) { c.Quotas.Payment.Burst = 0 },
+		func(c *server.Config) { c.Webhooks.RetryFor = -time.Hour },
 	}
 	for i, mut := range bad {
 		c := server.DefaultConfig(t.TempDir())

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
@@ -13,6 +15,7 @@ import (
 	"github.com/posfleet/posfleet/server/operator"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/webhook"
 )
 
 // Engines are the storage and the domain engines of one server, built and
@@ -37,10 +40,16 @@ type Engines struct {
 	// Payments is the payment engine.
 	Payments *payment.Engine
 
+	// Webhooks deliver operational events, read from the audit trail, to
+	// operators' endpoints.
+	Webhooks *webhook.Webhooks
 	// signals counts Authorize outcomes per terminal for config push's
 	// payment gates (payment_signals.go): the payment handler records into
 	// it, the config engine reads it.
 	signals *paymentSignals
+	// diskAudit is the audit trail once webhooks are open, for low-disk
+	// events.
+	diskAudit atomic.Pointer[audit.Log]
 	// adminTokenPath is the generated bootstrap token file, if any.
 	adminTokenPath string
 	// closers release the engines, in reverse order, before the audit
@@ -88,7 +97,12 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 			Reserve:  cfg.DiskReserve,
 			Interval: cfg.DiskCheckInterval,
 			Statfs:   cfg.statfs,
-			OnChange: hooks.OnSpaceChange,
+			OnChange: func(low bool) {
+				if hooks.OnSpaceChange != nil {
+					hooks.OnSpaceChange(low)
+				}
+				e.noteDiskLow(low)
+			},
 		}, logger.With("component", "space"))
 		if err != nil {
 			return nil, err
@@ -112,6 +126,9 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 		return nil, err
 	}
 	if err := e.openPayments(ctx, hooks.OnCommit, logger); err != nil {
+		return nil, err
+	}
+	if err := e.openWebhooks(ctx, cfg.Webhooks, logger); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -187,4 +204,72 @@ func (e *Engines) Close() error {
 		errs = append(errs, e.DB.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// openWebhooks starts the webhook deliveries, which follow the audit trail,
+// the offline sweep that feeds them, and lets a low disk be reported
+// through them.
+func (e *Engines) openWebhooks(ctx context.Context, cfg webhook.Config, logger *slog.Logger) error {
+	var err error
+	e.Webhooks, err = webhook.Open(ctx, e.DB, e.Audit, cfg, logger.With("component", "webhooks"))
+	if err != nil {
+		return fmt.Errorf("server: open webhooks: %w", err)
+	}
+	e.closers = append(e.closers, e.Webhooks.Close)
+	e.diskAudit.Store(e.Audit)
+	if e.Space != nil && e.Space.Status().Low {
+		e.noteDiskLow(true)
+	}
+	return e.watchOffline(logger)
+}
+
+// offlineSweepEvery is how often terminals are checked for going offline
+// (TERMINAL_OFFLINE, the terminal_offline webhook).
+const offlineSweepEvery = 15 * time.Second
+
+// watchOffline sweeps the fleet for terminals gone offline until Close.
+func (e *Engines) watchOffline(logger *slog.Logger) error {
+	det, err := e.Fleet.NewOfflineDetector()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(offlineSweepEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			n, err := det.Sweep(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				logger.Warn("offline sweep failed", "err", err, "reported", n)
+			case n > 0:
+				logger.Info("terminals went offline", "count", n)
+			}
+		}
+	}()
+	e.closers = append(e.closers, func() error { cancel(); <-done; return nil })
+	return nil
+}
+
+// noteDiskLow records a DISK_LOW audit event (and so a disk_low webhook)
+// when free space falls below the reserve. The event goes through the
+// reserve like every audit batch.
+func (e *Engines) noteDiskLow(low bool) {
+	log := e.diskAudit.Load()
+	if !low || log == nil {
+		return
+	}
+	st := e.Space.Status()
+	log.Record(audit.Event{Type: audit.DiskLow, Actor: "system",
+		Message: "free disk space below the reserve; writes are refused until it returns",
+		Attributes: map[string]string{
+			"free_bytes": strconv.FormatInt(st.FreeBytes, 10), "reserve_bytes": strconv.FormatInt(st.ReserveBytes, 10),
+		}})
 }

@@ -31,6 +31,8 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 		return ""
 	}
 	var tokenID, rolloutID string
+	hookURL, hookGot := newWebhookReceiver(t)
+	var hookID, hookEvent string
 	ran := map[string]bool{"terminals provision": true, "merchants create": true, "stores create": true} // by provisionForSim
 	for _, step := range []struct {
 		args     func() []string
@@ -77,6 +79,22 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 			after: func(out string) { tokenID = jsonField(out, "adminToken.tokenId") }},
 		{args: func() []string { return []string{"tokens", "list"} }, readOnly: true, want: "ops"},
 		{args: func() []string { return []string{"tokens", "revoke", "--id", tokenID} }, want: "true"},
+		{args: func() []string {
+			return []string{"webhooks", "create", "--url", hookURL, "--events", "merchant_mismatch", "--json"}
+		},
+			want: "whsec_", after: func(out string) { hookID = jsonField(out, "endpoint.endpointId") }},
+		{args: func() []string { return []string{"webhooks", "list"} }, readOnly: true, want: hookURL},
+		{args: func() []string { return []string{"webhooks", "get", "--id", hookID} }, readOnly: true, want: "merchant_mismatch"},
+		{args: func() []string { return []string{"webhooks", "update", "--id", hookID, "--description", "pager"} }, want: hookID},
+		{args: func() []string { return []string{"webhooks", "rotate-secret", "--id", hookID} }, want: "whsec_"},
+		{args: func() []string {
+			mismatchAlert(t, cli, "MIDWH", "SN-ALL-W")
+			hookEvent = nextWebhook(t, hookGot).id
+			waitDelivered(t, cli, hookID, hookEvent)
+			return []string{"webhooks", "deliveries", "--id", hookID}
+		}, readOnly: true, want: "DELIVERED"},
+		{args: func() []string { return []string{"webhooks", "redeliver", "--id", hookID, "--event", hookEvent} }, want: "queued"},
+		{args: func() []string { return []string{"webhooks", "delete", "--id", hookID} }, want: "deleted"},
 		{args: func() []string {
 			cli.Must("stores", "create", "--merchant", "MIDALL", "--id", "s2", "--name", "Two")
 			return []string{"terminals", "rebind", "--id", tid, "--merchant", "MIDALL", "--store", "s2", "--reason", "moved"}

@@ -48,6 +48,17 @@ const (
 	BackupTaken
 	MerchantArchived
 	StoreArchived
+	// ConfigRejected: a terminal rejected a config version.
+	ConfigRejected
+	// TerminalOffline: a terminal went without contact past the offline
+	// threshold.
+	TerminalOffline
+	// DiskLow: free space on the data directory's disk fell below the
+	// reserve; writes are refused until it returns.
+	DiskLow
+	// WebhookChanged: a webhook endpoint was created, updated, deleted,
+	// had its secret rotated, or an event was redelivered.
+	WebhookChanged
 	typeCount
 )
 
@@ -118,6 +129,9 @@ type Log struct {
 	counts     [typeCount]uint64
 	mismatches map[string]uint64
 	closed     bool
+	// tail tracks the IDs handed out but not yet settled, for readers that
+	// follow the log in ID order (tail.go).
+	tail tailState
 }
 
 // Open starts the audit trail on db, rebuilding its counters. The logger
@@ -134,6 +148,7 @@ func Open(ctx context.Context, db *store.DB, logger *slog.Logger) (*Log, error) 
 		flushed:    make(chan chan struct{}),
 		done:       make(chan struct{}),
 		mismatches: map[string]uint64{},
+		tail:       newTailState(),
 	}
 	err := db.View(func(tx *store.Txn) error {
 		return tx.Iterate(prefixEvent, nil, func(k, v []byte) error {
@@ -188,6 +203,8 @@ func (l *Log) Commit(fn func(tx *store.Txn) error, evs ...Event) error {
 	})
 	if err == nil {
 		l.Committed(staged)
+	} else {
+		l.Abandon(staged)
 	}
 	return err
 }
@@ -217,6 +234,7 @@ func (l *Log) Committed(evs []Event) {
 	for i := range evs {
 		l.count(&evs[i])
 	}
+	l.settleLocked(evs)
 	l.mu.Unlock()
 }
 
@@ -235,6 +253,7 @@ func (l *Log) assign(evs []Event) []Event {
 		e.Time = e.Time.UTC()
 		e.ID = l.nextID
 		l.nextID++
+		l.tail.hold(e.ID)
 		out[i] = e
 	}
 	l.mu.Unlock()
@@ -257,6 +276,7 @@ func (l *Log) Record(e Event) {
 	}
 	e.ID = l.nextID
 	l.nextID++
+	l.tail.hold(e.ID)
 	l.count(&e)
 	l.mu.Unlock()
 	l.queue <- e
@@ -328,6 +348,7 @@ func (l *Log) flushLoop() {
 			if err := l.write(batch); err != nil {
 				l.logger.Error("audit write failed", "err", err, "events", len(batch))
 			}
+			l.settle(batch) // written or lost: either way settled
 			batch = batch[:0]
 		}
 		for _, w := range waiters {

@@ -4,12 +4,17 @@ import (
 	"context"
 	"sync"
 
+	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/store"
 )
 
 // maxOpsPerTxn bounds the writes of one storage transaction, well below
 // Badger's per-transaction limit with the default memtable size.
 const maxOpsPerTxn = 4096
+
+// auditKeysPerEvent bounds the keys one audit event writes (the event and
+// its indexes), counted against maxOpsPerTxn.
+const auditKeysPerEvent = 4
 
 // op is one storage write: a set, or a delete when del is true.
 type op struct {
@@ -20,9 +25,12 @@ type op struct {
 // commitReq is a group of writes submitted together; done is closed once
 // they are durable (or failed, err set).
 type commitReq struct {
-	ops  []op
-	err  error
-	done chan struct{}
+	ops []op
+	// events are audit events committed in the transaction that holds the
+	// request's last op.
+	events []audit.Event
+	err    error
+	done   chan struct{}
 }
 
 // wait blocks until the request is committed.
@@ -46,6 +54,7 @@ func (r *commitReq) waitCtx(ctx context.Context) error {
 // one (group commit). Submitting never blocks.
 type committer struct {
 	db   *store.DB
+	log  *audit.Log // nil: events are not written
 	wake chan struct{}
 	done chan struct{}
 
@@ -55,15 +64,19 @@ type committer struct {
 	closed bool
 }
 
-func newCommitter(db *store.DB) *committer {
-	c := &committer{db: db, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newCommitter(db *store.DB, log *audit.Log) *committer {
+	c := &committer{db: db, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.loop()
 	return c
 }
 
 // submit queues ops. After close it fails the request with ErrClosed.
-func (c *committer) submit(ops []op) *commitReq {
-	r := &commitReq{ops: ops, done: make(chan struct{})}
+func (c *committer) submit(ops []op) *commitReq { return c.submitAudited(ops, nil) }
+
+// submitAudited queues ops with the audit events that record them: both
+// are durable together, or neither.
+func (c *committer) submitAudited(ops []op, events []audit.Event) *commitReq {
+	r := &commitReq{ops: ops, events: events, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -125,7 +138,14 @@ func (c *committer) write(batch []*commitReq) {
 		failed  error
 	)
 	flush := func() {
-		if len(txnOps) > 0 && failed == nil {
+		var evs []audit.Event
+		if c.log != nil {
+			for _, r := range members {
+				evs = append(evs, r.events...)
+			}
+			evs = c.log.Prepare(evs)
+		}
+		if (len(txnOps) > 0 || len(evs) > 0) && failed == nil {
 			failed = c.db.Update(func(tx *store.Txn) error {
 				for _, o := range txnOps {
 					var err error
@@ -138,8 +158,18 @@ func (c *committer) write(batch []*commitReq) {
 						return err
 					}
 				}
+				if c.log != nil {
+					return c.log.Stage(tx, evs)
+				}
 				return nil
 			})
+		}
+		if c.log != nil {
+			if failed == nil {
+				c.log.Committed(evs)
+			} else {
+				c.log.Abandon(evs)
+			}
 		}
 		for _, r := range members {
 			r.err = failed
@@ -147,14 +177,18 @@ func (c *committer) write(batch []*commitReq) {
 		}
 		txnOps, members = txnOps[:0], members[:0]
 	}
+	n := 0 // writes of the transaction being built: ops, and audit keys
 	for _, r := range batch {
 		for _, o := range r.ops {
-			if len(txnOps) == maxOpsPerTxn {
+			if n >= maxOpsPerTxn {
 				flush()
+				n = 0
 			}
 			txnOps = append(txnOps, o)
+			n++
 		}
 		members = append(members, r)
+		n += auditKeysPerEvent * len(r.events)
 	}
 	flush()
 }

@@ -147,7 +147,7 @@ func Open(ctx context.Context, db *store.DB, log *audit.Log, dir Directory, opts
 	if err := e.load(ctx); err != nil {
 		return nil, err
 	}
-	e.commit = newCommitter(db)
+	e.commit = newCommitter(db, e.audit)
 	e.loopDone = make(chan struct{})
 	go e.loop()
 	return e, nil

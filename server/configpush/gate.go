@@ -274,9 +274,8 @@ func (e *Engine) gateBlocks(r *rollout, now time.Time) bool {
 		}
 		rec := r.rec
 		rec.State, rec.Reason, rec.Updated = StateHalted, reason, now
-		if e.store(r, rec, nil) {
+		if e.storeChange(r, rec, nil, audit.Actor{Name: "system"}, "halted") {
 			e.logger.Warn("rollout halted by its payment gate", "rollout", r.id, "reason", reason)
-			e.recordChange(r, audit.Actor{Name: "system"}, "halted")
 		}
 		return true
 	case "passed":

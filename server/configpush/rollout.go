@@ -304,9 +304,8 @@ func (e *Engine) evaluate(r *rollout) {
 			rec.Reason = fmt.Sprintf("failure ratio %.3f exceeded %.3f in stage %d (%d of %d acknowledgements rejected)",
 				ratio, rec.Plan.MaxFailureRatio, rec.Stage+1, r.winRejected, r.winApplied+r.winRejected)
 			rec.Updated = now
-			if e.store(r, rec, nil) {
+			if e.storeChange(r, rec, nil, audit.Actor{Name: "system"}, "halted") {
 				e.logger.Warn("rollout halted", "rollout", r.id, "reason", rec.Reason)
-				e.recordChange(r, audit.Actor{Name: "system"}, "halted")
 			}
 			return
 		}
@@ -346,9 +345,20 @@ func (e *Engine) evaluate(r *rollout) {
 // rollout's record. It reports success; failures are logged and leave the
 // rollout unchanged. Called with mu held.
 func (e *Engine) store(r *rollout, rec rolloutRec, extra []op) bool {
+	return e.storeAudited(r, rec, extra, nil)
+}
+
+// storeChange is store with the change's audit event committed in the
+// same transaction: a halted or completed rollout (which webhooks report)
+// has its event after any crash. Called with mu held.
+func (e *Engine) storeChange(r *rollout, rec rolloutRec, extra []op, who audit.Actor, what string) bool {
+	return e.storeAudited(r, rec, extra, []audit.Event{changeEvent(r.id, rec, who, what)})
+}
+
+func (e *Engine) storeAudited(r *rollout, rec rolloutRec, extra []op, evs []audit.Event) bool {
 	o, err := setOp(keyRollout(rec.Version), &rec)
 	if err == nil {
-		err = e.commit.submit(append([]op{o}, extra...)).wait()
+		err = e.commit.submitAudited(append([]op{o}, extra...), evs).wait()
 	}
 	if err != nil {
 		e.logger.Error("config push: rollout change not stored", "rollout", r.id, "state", rec.State.String(), "err", err)
@@ -417,7 +427,7 @@ func (e *Engine) complete(r *rollout, now time.Time) {
 		dropped = append(dropped, old)
 		droppedRecs = append(droppedRecs, dr)
 	}
-	if !e.store(r, rec, append(recOps, ackOps...)) {
+	if !e.storeChange(r, rec, append(recOps, ackOps...), audit.Actor{Name: "system"}, "completed") {
 		return
 	}
 	for i, old := range dropped {
@@ -429,7 +439,6 @@ func (e *Engine) complete(r *rollout, now time.Time) {
 		clear(e.memo)
 	}
 	e.logger.Info("rollout completed", "rollout", r.id)
-	e.recordChange(r, audit.Actor{Name: "system"}, "completed")
 }
 
 // lookup returns the live rollout with the given ID, or ErrRolloutNotFound
@@ -628,8 +637,10 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 		e.mu.Unlock()
 		return fmt.Errorf("%w: version %d, current %d", ErrVersionNotIssued, version, cur.Version)
 	}
-	if result == AckRejected {
+	var evs []audit.Event
+	if result == AckRejected && version == cur.Version {
 		e.logger.Info("config rejected by terminal", "terminal", terminalID, "version", version, "detail", detail)
+		evs = []audit.Event{rejectedEvent(t.ref, version, detail)}
 	}
 	// The acknowledgement of the terminal's current version counts for every
 	// live rollout whose settings that version carries: the one whose stage
@@ -657,7 +668,11 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 	}
 	if len(targets) == 0 {
 		e.mu.Unlock()
-		return nil
+		if len(evs) == 0 {
+			return nil
+		}
+		// No rollout counts it, but the rejection is still an event.
+		return e.commit.submitAudited(nil, evs).waitCtx(ctx)
 	}
 	now := e.now().UTC()
 	ops := make([]op, 0, len(targets))
@@ -676,7 +691,7 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 		}
 		tg.r.addAck(terminalID, tg.stage, ackRec{Result: result, Detail: detail, Version: version, Time: now, Epoch: tg.r.rec.HealthEpoch})
 	}
-	req := e.commit.submit(ops)
+	req := e.commit.submitAudited(ops, evs)
 	for _, tg := range targets {
 		if tg.r.rec.State == StateRunning {
 			e.evaluate(tg.r)
@@ -684,6 +699,17 @@ func (e *Engine) Ack(ctx context.Context, terminalID string, version uint64, res
 	}
 	e.mu.Unlock()
 	return req.waitCtx(ctx)
+}
+
+// rejectedEvent is the audit event of a terminal rejecting its current
+// config version, committed with the acknowledgement.
+func rejectedEvent(t TerminalRef, version uint64, detail string) audit.Event {
+	return audit.Event{
+		Type: audit.ConfigRejected, Actor: "terminal:" + t.TerminalID,
+		TerminalID: t.TerminalID, MerchantID: t.MerchantID, StoreID: t.StoreID,
+		Message:    fmt.Sprintf("terminal %s rejected config version %d", t.TerminalID, version),
+		Attributes: map[string]string{"version": strconv.FormatUint(version, 10), "detail": detail},
+	}
 }
 
 // Rollout returns the rollout with the given ID.
@@ -734,15 +760,20 @@ func (e *Engine) ListRollouts(ctx context.Context, state State, limit int, pageT
 
 // recordChange audits a rollout state or stage change.
 func (e *Engine) recordChange(r *rollout, who audit.Actor, what string) {
-	e.record(audit.Event{
+	e.record(changeEvent(r.id, r.rec, who, what))
+}
+
+// changeEvent is the audit event of rollout id changing to rec.
+func changeEvent(id string, rec rolloutRec, who audit.Actor, what string) audit.Event {
+	return audit.Event{
 		Type: audit.RolloutChanged, Actor: who.Name, Peer: who.Peer,
-		MerchantID: r.rec.Scope.MerchantID, StoreID: r.rec.Scope.StoreID, TerminalID: r.rec.Scope.TerminalID,
-		Message: fmt.Sprintf("rollout %s %s", r.id, what),
+		MerchantID: rec.Scope.MerchantID, StoreID: rec.Scope.StoreID, TerminalID: rec.Scope.TerminalID,
+		Message: fmt.Sprintf("rollout %s %s", id, what),
 		Attributes: map[string]string{
-			"rollout_id": r.id, "state": r.rec.State.String(),
-			"stage": strconv.Itoa(r.rec.Stage + 1), "reason": r.rec.Reason,
+			"rollout_id": id, "state": rec.State.String(),
+			"stage": strconv.Itoa(rec.Stage + 1), "reason": rec.Reason,
 		},
-	})
+	}
 }
 
 // checkText validates a free-text field.

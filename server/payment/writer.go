@@ -68,6 +68,7 @@ func (e *Engine) write(c *commit) error {
 			err = e.opts.syncHook()
 		}
 		if err != nil {
+			e.audit.Abandon(evs)
 			e.failErr.Store(&err)
 			e.failed.Store(true)
 			e.logger.Error("payment commit failed; engine stops deciding until restarted",

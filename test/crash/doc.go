@@ -19,7 +19,11 @@
 //
 // Besides, the disk-full test fills a tmpfs under the binary until writes are
 // refused, and the audit test kills the binary under mixed admin load and
-// checks that every acknowledged change has its audit event.
+// checks that every acknowledged change has its audit event. The webhook
+// test kills it while a delivery is in flight, right after an
+// out-of-balance batch close, and checks that both events reach a local
+// receiver after the restart, in order, the interrupted one with its
+// original event ID.
 //
 // Run it with:
 //

@@ -338,6 +338,16 @@ const (
 	AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED AuditEventType = 26
 	// A store was archived.
 	AuditEventType_AUDIT_EVENT_TYPE_STORE_ARCHIVED AuditEventType = 27
+	// A terminal rejected a config version (AckConfig REJECTED).
+	AuditEventType_AUDIT_EVENT_TYPE_CONFIG_REJECTED AuditEventType = 28
+	// A terminal went without contact past the offline threshold.
+	AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_OFFLINE AuditEventType = 29
+	// Free disk space fell below the reserve; writes are refused until it
+	// returns.
+	AuditEventType_AUDIT_EVENT_TYPE_DISK_LOW AuditEventType = 30
+	// A webhook endpoint was created, updated, deleted, had its secret
+	// rotated or an event redelivered.
+	AuditEventType_AUDIT_EVENT_TYPE_WEBHOOK_CHANGED AuditEventType = 31
 )
 
 // Enum value maps for AuditEventType.
@@ -371,6 +381,10 @@ var (
 		25: "AUDIT_EVENT_TYPE_BACKUP_TAKEN",
 		26: "AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED",
 		27: "AUDIT_EVENT_TYPE_STORE_ARCHIVED",
+		28: "AUDIT_EVENT_TYPE_CONFIG_REJECTED",
+		29: "AUDIT_EVENT_TYPE_TERMINAL_OFFLINE",
+		30: "AUDIT_EVENT_TYPE_DISK_LOW",
+		31: "AUDIT_EVENT_TYPE_WEBHOOK_CHANGED",
 	}
 	AuditEventType_value = map[string]int32{
 		"AUDIT_EVENT_TYPE_UNSPECIFIED":          0,
@@ -401,6 +415,10 @@ var (
 		"AUDIT_EVENT_TYPE_BACKUP_TAKEN":         25,
 		"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED":    26,
 		"AUDIT_EVENT_TYPE_STORE_ARCHIVED":       27,
+		"AUDIT_EVENT_TYPE_CONFIG_REJECTED":      28,
+		"AUDIT_EVENT_TYPE_TERMINAL_OFFLINE":     29,
+		"AUDIT_EVENT_TYPE_DISK_LOW":             30,
+		"AUDIT_EVENT_TYPE_WEBHOOK_CHANGED":      31,
 	}
 )
 
@@ -543,6 +561,64 @@ func (x BatchState) Number() protoreflect.EnumNumber {
 // Deprecated: Use BatchState.Descriptor instead.
 func (BatchState) EnumDescriptor() ([]byte, []int) {
 	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+// Where a webhook delivery stands.
+type WebhookDeliveryStatus int32
+
+const (
+	// Unset; in a filter, every status.
+	WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_UNSPECIFIED WebhookDeliveryStatus = 0
+	// Not yet accepted; being retried with backoff.
+	WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_PENDING WebhookDeliveryStatus = 1
+	// The receiver answered 2xx.
+	WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_DELIVERED WebhookDeliveryStatus = 2
+	// Retried for the whole retry period (24 hours by default) without
+	// success.
+	WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_FAILED WebhookDeliveryStatus = 3
+)
+
+// Enum value maps for WebhookDeliveryStatus.
+var (
+	WebhookDeliveryStatus_name = map[int32]string{
+		0: "WEBHOOK_DELIVERY_STATUS_UNSPECIFIED",
+		1: "WEBHOOK_DELIVERY_STATUS_PENDING",
+		2: "WEBHOOK_DELIVERY_STATUS_DELIVERED",
+		3: "WEBHOOK_DELIVERY_STATUS_FAILED",
+	}
+	WebhookDeliveryStatus_value = map[string]int32{
+		"WEBHOOK_DELIVERY_STATUS_UNSPECIFIED": 0,
+		"WEBHOOK_DELIVERY_STATUS_PENDING":     1,
+		"WEBHOOK_DELIVERY_STATUS_DELIVERED":   2,
+		"WEBHOOK_DELIVERY_STATUS_FAILED":      3,
+	}
+)
+
+func (x WebhookDeliveryStatus) Enum() *WebhookDeliveryStatus {
+	p := new(WebhookDeliveryStatus)
+	*p = x
+	return p
+}
+
+func (x WebhookDeliveryStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WebhookDeliveryStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_posfleet_v1_admin_proto_enumTypes[7].Descriptor()
+}
+
+func (WebhookDeliveryStatus) Type() protoreflect.EnumType {
+	return &file_posfleet_v1_admin_proto_enumTypes[7]
+}
+
+func (x WebhookDeliveryStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WebhookDeliveryStatus.Descriptor instead.
+func (WebhookDeliveryStatus) EnumDescriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 // Request of AdminService.CreateMerchant.
@@ -6950,6 +7026,1228 @@ func (x *ArchiveStoreResponse) GetStore() *Store {
 	return nil
 }
 
+// A receiver of webhook deliveries. Its signing secret is never part of it.
+type WebhookEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server-assigned ID, "we_" and 16 lowercase letters.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Where deliveries are POSTed; http or https.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Events sent to it: merchant_mismatch, rollout_halted, rollout_completed,
+	// terminal_offline, batch_out_of_balance, config_rejected, disk_low.
+	Events []string `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// Free text for operators.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Whether deliveries are paused.
+	Disabled bool `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// When it was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it was last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When its secret was last set (created or rotated).
+	SecretRotateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=secret_rotate_time,json=secretRotateTime,proto3" json:"secret_rotate_time,omitempty"`
+	// Its delivery progress.
+	Status        *WebhookEndpointStatus `protobuf:"bytes,9,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookEndpoint) Reset() {
+	*x = WebhookEndpoint{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpoint) ProtoMessage() {}
+
+func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
+func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *WebhookEndpoint) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *WebhookEndpoint) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+func (x *WebhookEndpoint) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetSecretRotateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SecretRotateTime
+	}
+	return nil
+}
+
+func (x *WebhookEndpoint) GetStatus() *WebhookEndpointStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// A webhook endpoint's delivery progress.
+type WebhookEndpointStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event being delivered now; empty when idle. Later events wait for it.
+	PendingEventId string `protobuf:"bytes,1,opt,name=pending_event_id,json=pendingEventId,proto3" json:"pending_event_id,omitempty"`
+	// Deliveries that the receiver accepted (2xx).
+	Delivered uint64 `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// Deliveries given up after the retry period.
+	Failed uint64 `protobuf:"varint,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	// The latest attempt.
+	LastAttemptTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=last_attempt_time,json=lastAttemptTime,proto3" json:"last_attempt_time,omitempty"`
+	// The latest accepted attempt.
+	LastSuccessTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=last_success_time,json=lastSuccessTime,proto3" json:"last_success_time,omitempty"`
+	// The latest failed attempt.
+	LastFailureTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_failure_time,json=lastFailureTime,proto3" json:"last_failure_time,omitempty"`
+	// Why the latest failed attempt failed.
+	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// HTTP status of the latest attempt that got an answer.
+	LastStatusCode int32 `protobuf:"varint,8,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
+	// Failed attempts since the last accepted one.
+	ConsecutiveFailures uint32 `protobuf:"varint,9,opt,name=consecutive_failures,json=consecutiveFailures,proto3" json:"consecutive_failures,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *WebhookEndpointStatus) Reset() {
+	*x = WebhookEndpointStatus{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookEndpointStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookEndpointStatus) ProtoMessage() {}
+
+func (x *WebhookEndpointStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookEndpointStatus.ProtoReflect.Descriptor instead.
+func (*WebhookEndpointStatus) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *WebhookEndpointStatus) GetPendingEventId() string {
+	if x != nil {
+		return x.PendingEventId
+	}
+	return ""
+}
+
+func (x *WebhookEndpointStatus) GetDelivered() uint64 {
+	if x != nil {
+		return x.Delivered
+	}
+	return 0
+}
+
+func (x *WebhookEndpointStatus) GetFailed() uint64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *WebhookEndpointStatus) GetLastAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAttemptTime
+	}
+	return nil
+}
+
+func (x *WebhookEndpointStatus) GetLastSuccessTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSuccessTime
+	}
+	return nil
+}
+
+func (x *WebhookEndpointStatus) GetLastFailureTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastFailureTime
+	}
+	return nil
+}
+
+func (x *WebhookEndpointStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookEndpointStatus) GetLastStatusCode() int32 {
+	if x != nil {
+		return x.LastStatusCode
+	}
+	return 0
+}
+
+func (x *WebhookEndpointStatus) GetConsecutiveFailures() uint32 {
+	if x != nil {
+		return x.ConsecutiveFailures
+	}
+	return 0
+}
+
+// The delivery of one event to one endpoint.
+type WebhookDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// The event's stable ID ("evt_" and the audit event ID), sent in the
+	// Posfleet-Event-Id header and the body's "id" on every attempt.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The event's name, e.g. merchant_mismatch.
+	Event string `protobuf:"bytes,3,opt,name=event,proto3" json:"event,omitempty"`
+	// Where it stands.
+	Status WebhookDeliveryStatus `protobuf:"varint,4,opt,name=status,proto3,enum=posfleet.v1.WebhookDeliveryStatus" json:"status,omitempty"`
+	// Attempts since it was (re)queued.
+	Attempts uint32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Times an operator queued it again.
+	Redeliveries uint32 `protobuf:"varint,6,opt,name=redeliveries,proto3" json:"redeliveries,omitempty"`
+	// When it was queued.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The latest attempt.
+	LastAttemptTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_attempt_time,json=lastAttemptTime,proto3" json:"last_attempt_time,omitempty"`
+	// When a pending delivery is tried next.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// When it was delivered or given up.
+	FinishTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	// Why the latest attempt failed.
+	LastError string `protobuf:"bytes,11,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// HTTP status of the latest attempt that got an answer.
+	LastStatusCode int32 `protobuf:"varint,12,opt,name=last_status_code,json=lastStatusCode,proto3" json:"last_status_code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *WebhookDelivery) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetEvent() string {
+	if x != nil {
+		return x.Event
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetStatus() WebhookDeliveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *WebhookDelivery) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetRedeliveries() uint32 {
+	if x != nil {
+		return x.Redeliveries
+	}
+	return 0
+}
+
+func (x *WebhookDelivery) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetLastAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastAttemptTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+func (x *WebhookDelivery) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WebhookDelivery) GetLastStatusCode() int32 {
+	if x != nil {
+		return x.LastStatusCode
+	}
+	return 0
+}
+
+// Request of AdminService.CreateWebhook.
+type CreateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where deliveries are POSTed: an absolute http or https URL without user
+	// information or fragment, at most 2048 bytes.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// Events to send; at least one of merchant_mismatch, rollout_halted,
+	// rollout_completed, terminal_offline, batch_out_of_balance,
+	// config_rejected, disk_low.
+	Events []string `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// Free text for operators, at most 200 characters.
+	Description   string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookRequest) Reset() {
+	*x = CreateWebhookRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookRequest) ProtoMessage() {}
+
+func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *CreateWebhookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *CreateWebhookRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *CreateWebhookRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// Response of AdminService.CreateWebhook.
+type CreateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new endpoint.
+	Endpoint *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// The signing secret ("whsec_..."), shown only here: the HMAC key of the
+	// Posfleet-Signature header.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookResponse) Reset() {
+	*x = CreateWebhookResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookResponse) ProtoMessage() {}
+
+func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *CreateWebhookResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *CreateWebhookResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// Request of AdminService.GetWebhook.
+type GetWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId    string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookRequest) Reset() {
+	*x = GetWebhookRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookRequest) ProtoMessage() {}
+
+func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *GetWebhookRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+// Response of AdminService.GetWebhook.
+type GetWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint with its status.
+	Endpoint      *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookResponse) Reset() {
+	*x = GetWebhookResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookResponse) ProtoMessage() {}
+
+func (x *GetWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookResponse.ProtoReflect.Descriptor instead.
+func (*GetWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *GetWebhookResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+// Request of AdminService.ListWebhooks.
+type ListWebhooksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksRequest) Reset() {
+	*x = ListWebhooksRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksRequest) ProtoMessage() {}
+
+func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{100}
+}
+
+// Response of AdminService.ListWebhooks.
+type ListWebhooksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every endpoint (at most 100), oldest first.
+	Endpoints     []*WebhookEndpoint `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhooksResponse) Reset() {
+	*x = ListWebhooksResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhooksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhooksResponse) ProtoMessage() {}
+
+func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *ListWebhooksResponse) GetEndpoints() []*WebhookEndpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+// Request of AdminService.UpdateWebhook. Unset fields stay as they are.
+type UpdateWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// New URL, if set; rules as in CreateWebhookRequest.url.
+	Url *string `protobuf:"bytes,2,opt,name=url,proto3,oneof" json:"url,omitempty"`
+	// New events, if not empty; they replace the old list.
+	Events []string `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
+	// New description, if set.
+	Description *string `protobuf:"bytes,4,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// Pause (true) or resume (false) deliveries, if set.
+	Disabled      *bool `protobuf:"varint,5,opt,name=disabled,proto3,oneof" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookRequest) Reset() {
+	*x = UpdateWebhookRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *UpdateWebhookRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetUrl() string {
+	if x != nil && x.Url != nil {
+		return *x.Url
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetEvents() []string {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *UpdateWebhookRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateWebhookRequest) GetDisabled() bool {
+	if x != nil && x.Disabled != nil {
+		return *x.Disabled
+	}
+	return false
+}
+
+// Response of AdminService.UpdateWebhook.
+type UpdateWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint as changed.
+	Endpoint      *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookResponse) Reset() {
+	*x = UpdateWebhookResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookResponse) ProtoMessage() {}
+
+func (x *UpdateWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *UpdateWebhookResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+// Request of AdminService.DeleteWebhook.
+type DeleteWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId    string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookRequest) Reset() {
+	*x = DeleteWebhookRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *DeleteWebhookRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+// Response of AdminService.DeleteWebhook.
+type DeleteWebhookResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookResponse) Reset() {
+	*x = DeleteWebhookResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{105}
+}
+
+// Request of AdminService.RotateWebhookSecret.
+type RotateWebhookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId    string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretRequest) Reset() {
+	*x = RotateWebhookSecretRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretRequest) ProtoMessage() {}
+
+func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *RotateWebhookSecretRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+// Response of AdminService.RotateWebhookSecret.
+type RotateWebhookSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	Endpoint *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// The new signing secret, shown only here.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookSecretResponse) Reset() {
+	*x = RotateWebhookSecretResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookSecretResponse) ProtoMessage() {}
+
+func (x *RotateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateWebhookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *RotateWebhookSecretResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *RotateWebhookSecretResponse) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// Request of AdminService.RedeliverWebhookEvent.
+type RedeliverWebhookEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// The event, as in WebhookDelivery.event_id ("evt_...").
+	EventId       string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookEventRequest) Reset() {
+	*x = RedeliverWebhookEventRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookEventRequest) ProtoMessage() {}
+
+func (x *RedeliverWebhookEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookEventRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookEventRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *RedeliverWebhookEventRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+// Response of AdminService.RedeliverWebhookEvent.
+type RedeliverWebhookEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The delivery as it stood before it was queued again.
+	Delivery      *WebhookDelivery `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookEventResponse) Reset() {
+	*x = RedeliverWebhookEventResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookEventResponse) ProtoMessage() {}
+
+func (x *RedeliverWebhookEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookEventResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookEventResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *RedeliverWebhookEventResponse) GetDelivery() *WebhookDelivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+// Request of AdminService.ListWebhookDeliveries.
+type ListWebhookDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Only deliveries in this status; UNSPECIFIED for all.
+	Status WebhookDeliveryStatus `protobuf:"varint,2,opt,name=status,proto3,enum=posfleet.v1.WebhookDeliveryStatus" json:"status,omitempty"`
+	// Most deliveries in the response; 0 means 100, at most 1000.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous response; empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetStatus() WebhookDeliveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of AdminService.ListWebhookDeliveries.
+type ListWebhookDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deliveries of this page, newest first.
+	Deliveries []*WebhookDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
@@ -7460,7 +8758,104 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
 	"\x14ArchiveStoreResponse\x12(\n" +
-	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store*\xa4\x01\n" +
+	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"\x9a\x03\n" +
+	"\x0fWebhookEndpoint\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x16\n" +
+	"\x06events\x18\x03 \x03(\tR\x06events\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bdisabled\x18\x05 \x01(\bR\bdisabled\x12;\n" +
+	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12H\n" +
+	"\x12secret_rotate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x10secretRotateTime\x12:\n" +
+	"\x06status\x18\t \x01(\v2\".posfleet.v1.WebhookEndpointStatusR\x06status\"\xcb\x03\n" +
+	"\x15WebhookEndpointStatus\x12(\n" +
+	"\x10pending_event_id\x18\x01 \x01(\tR\x0ependingEventId\x12\x1c\n" +
+	"\tdelivered\x18\x02 \x01(\x04R\tdelivered\x12\x16\n" +
+	"\x06failed\x18\x03 \x01(\x04R\x06failed\x12F\n" +
+	"\x11last_attempt_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastAttemptTime\x12F\n" +
+	"\x11last_success_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastSuccessTime\x12F\n" +
+	"\x11last_failure_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0flastFailureTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12(\n" +
+	"\x10last_status_code\x18\b \x01(\x05R\x0elastStatusCode\x121\n" +
+	"\x14consecutive_failures\x18\t \x01(\rR\x13consecutiveFailures\"\xb2\x04\n" +
+	"\x0fWebhookDelivery\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x14\n" +
+	"\x05event\x18\x03 \x01(\tR\x05event\x12:\n" +
+	"\x06status\x18\x04 \x01(\x0e2\".posfleet.v1.WebhookDeliveryStatusR\x06status\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\rR\battempts\x12\"\n" +
+	"\fredeliveries\x18\x06 \x01(\rR\fredeliveries\x12;\n" +
+	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12F\n" +
+	"\x11last_attempt_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0flastAttemptTime\x12F\n" +
+	"\x11next_attempt_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12;\n" +
+	"\vfinish_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\v \x01(\tR\tlastError\x12(\n" +
+	"\x10last_status_code\x18\f \x01(\x05R\x0elastStatusCode\"b\n" +
+	"\x14CreateWebhookRequest\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06events\x18\x02 \x03(\tR\x06events\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\"i\n" +
+	"\x15CreateWebhookResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.posfleet.v1.WebhookEndpointR\bendpoint\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"4\n" +
+	"\x11GetWebhookRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\"N\n" +
+	"\x12GetWebhookResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.posfleet.v1.WebhookEndpointR\bendpoint\"\x15\n" +
+	"\x13ListWebhooksRequest\"R\n" +
+	"\x14ListWebhooksResponse\x12:\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x1c.posfleet.v1.WebhookEndpointR\tendpoints\"\xd3\x01\n" +
+	"\x14UpdateWebhookRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x15\n" +
+	"\x03url\x18\x02 \x01(\tH\x00R\x03url\x88\x01\x01\x12\x16\n" +
+	"\x06events\x18\x03 \x03(\tR\x06events\x12%\n" +
+	"\vdescription\x18\x04 \x01(\tH\x01R\vdescription\x88\x01\x01\x12\x1f\n" +
+	"\bdisabled\x18\x05 \x01(\bH\x02R\bdisabled\x88\x01\x01B\x06\n" +
+	"\x04_urlB\x0e\n" +
+	"\f_descriptionB\v\n" +
+	"\t_disabled\"Q\n" +
+	"\x15UpdateWebhookResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.posfleet.v1.WebhookEndpointR\bendpoint\"7\n" +
+	"\x14DeleteWebhookRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\"\x17\n" +
+	"\x15DeleteWebhookResponse\"=\n" +
+	"\x1aRotateWebhookSecretRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\"o\n" +
+	"\x1bRotateWebhookSecretResponse\x128\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1c.posfleet.v1.WebhookEndpointR\bendpoint\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"Z\n" +
+	"\x1cRedeliverWebhookEventRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\"Y\n" +
+	"\x1dRedeliverWebhookEventResponse\x128\n" +
+	"\bdelivery\x18\x01 \x01(\v2\x1c.posfleet.v1.WebhookDeliveryR\bdelivery\"\xb7\x01\n" +
+	"\x1cListWebhookDeliveriesRequest\x12\x1f\n" +
+	"\vendpoint_id\x18\x01 \x01(\tR\n" +
+	"endpointId\x12:\n" +
+	"\x06status\x18\x02 \x01(\x0e2\".posfleet.v1.WebhookDeliveryStatusR\x06status\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x85\x01\n" +
+	"\x1dListWebhookDeliveriesResponse\x12<\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1c.posfleet.v1.WebhookDeliveryR\n" +
+	"deliveries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa4\x01\n" +
 	"\rTerminalState\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_PROVISIONED\x10\x01\x12\x19\n" +
@@ -7485,7 +8880,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
-	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xcf\b\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xe1\t\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -7515,7 +8910,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18\x12!\n" +
 	"\x1dAUDIT_EVENT_TYPE_BACKUP_TAKEN\x10\x19\x12&\n" +
 	"\"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED\x10\x1a\x12#\n" +
-	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\x89\x01\n" +
+	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b\x12$\n" +
+	" AUDIT_EVENT_TYPE_CONFIG_REJECTED\x10\x1c\x12%\n" +
+	"!AUDIT_EVENT_TYPE_TERMINAL_OFFLINE\x10\x1d\x12\x1d\n" +
+	"\x19AUDIT_EVENT_TYPE_DISK_LOW\x10\x1e\x12$\n" +
+	" AUDIT_EVENT_TYPE_WEBHOOK_CHANGED\x10\x1f*\x89\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
@@ -7526,7 +8925,12 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xff\x1d\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x03*\xb0\x01\n" +
+	"\x15WebhookDeliveryStatus\x12'\n" +
+	"#WEBHOOK_DELIVERY_STATUS_UNSPECIFIED\x10\x00\x12#\n" +
+	"\x1fWEBHOOK_DELIVERY_STATUS_PENDING\x10\x01\x12%\n" +
+	"!WEBHOOK_DELIVERY_STATUS_DELIVERED\x10\x02\x12\"\n" +
+	"\x1eWEBHOOK_DELIVERY_STATUS_FAILED\x10\x032\xc5$\n" +
 	"\fAdminService\x12c\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12c\n" +
@@ -7567,7 +8971,16 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12M\n" +
 	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x030\x01\x12f\n" +
 	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12]\n" +
-	"\fArchiveStore\x12 .posfleet.v1.ArchiveStoreRequest\x1a!.posfleet.v1.ArchiveStoreResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02B\xa5\x01\n" +
+	"\fArchiveStore\x12 .posfleet.v1.ArchiveStoreRequest\x1a!.posfleet.v1.ArchiveStoreResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12`\n" +
+	"\rCreateWebhook\x12!.posfleet.v1.CreateWebhookRequest\x1a\".posfleet.v1.CreateWebhookResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12W\n" +
+	"\n" +
+	"GetWebhook\x12\x1e.posfleet.v1.GetWebhookRequest\x1a\x1f.posfleet.v1.GetWebhookResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12]\n" +
+	"\fListWebhooks\x12 .posfleet.v1.ListWebhooksRequest\x1a!.posfleet.v1.ListWebhooksResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12`\n" +
+	"\rUpdateWebhook\x12!.posfleet.v1.UpdateWebhookRequest\x1a\".posfleet.v1.UpdateWebhookResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12`\n" +
+	"\rDeleteWebhook\x12!.posfleet.v1.DeleteWebhookRequest\x1a\".posfleet.v1.DeleteWebhookResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12r\n" +
+	"\x13RotateWebhookSecret\x12'.posfleet.v1.RotateWebhookSecretRequest\x1a(.posfleet.v1.RotateWebhookSecretResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12x\n" +
+	"\x15RedeliverWebhookEvent\x12).posfleet.v1.RedeliverWebhookEventRequest\x1a*.posfleet.v1.RedeliverWebhookEventResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12x\n" +
+	"\x15ListWebhookDeliveries\x12).posfleet.v1.ListWebhookDeliveriesRequest\x1a*.posfleet.v1.ListWebhookDeliveriesResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01B\xa5\x01\n" +
 	"\x0fcom.posfleet.v1B\n" +
 	"AdminProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
@@ -7583,341 +8996,397 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 	return file_posfleet_v1_admin_proto_rawDescData
 }
 
-var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
+var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 114)
 var file_posfleet_v1_admin_proto_goTypes = []any{
-	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
-	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
-	(RolloutState)(0),                   // 2: posfleet.v1.RolloutState
-	(ConfigValueOrigin)(0),              // 3: posfleet.v1.ConfigValueOrigin
-	(AuditEventType)(0),                 // 4: posfleet.v1.AuditEventType
-	(TransactionKind)(0),                // 5: posfleet.v1.TransactionKind
-	(BatchState)(0),                     // 6: posfleet.v1.BatchState
-	(*CreateMerchantRequest)(nil),       // 7: posfleet.v1.CreateMerchantRequest
-	(*CreateMerchantResponse)(nil),      // 8: posfleet.v1.CreateMerchantResponse
-	(*GetMerchantRequest)(nil),          // 9: posfleet.v1.GetMerchantRequest
-	(*GetMerchantResponse)(nil),         // 10: posfleet.v1.GetMerchantResponse
-	(*UpdateMerchantRequest)(nil),       // 11: posfleet.v1.UpdateMerchantRequest
-	(*UpdateMerchantResponse)(nil),      // 12: posfleet.v1.UpdateMerchantResponse
-	(*ListMerchantsRequest)(nil),        // 13: posfleet.v1.ListMerchantsRequest
-	(*ListMerchantsResponse)(nil),       // 14: posfleet.v1.ListMerchantsResponse
-	(*CreateStoreRequest)(nil),          // 15: posfleet.v1.CreateStoreRequest
-	(*CreateStoreResponse)(nil),         // 16: posfleet.v1.CreateStoreResponse
-	(*ListStoresRequest)(nil),           // 17: posfleet.v1.ListStoresRequest
-	(*ListStoresResponse)(nil),          // 18: posfleet.v1.ListStoresResponse
-	(*Terminal)(nil),                    // 19: posfleet.v1.Terminal
-	(*ProvisionTerminalRequest)(nil),    // 20: posfleet.v1.ProvisionTerminalRequest
-	(*ProvisionTerminalResponse)(nil),   // 21: posfleet.v1.ProvisionTerminalResponse
-	(*GetTerminalRequest)(nil),          // 22: posfleet.v1.GetTerminalRequest
-	(*GetTerminalResponse)(nil),         // 23: posfleet.v1.GetTerminalResponse
-	(*ListTerminalsRequest)(nil),        // 24: posfleet.v1.ListTerminalsRequest
-	(*ListTerminalsResponse)(nil),       // 25: posfleet.v1.ListTerminalsResponse
-	(*SuspendTerminalRequest)(nil),      // 26: posfleet.v1.SuspendTerminalRequest
-	(*SuspendTerminalResponse)(nil),     // 27: posfleet.v1.SuspendTerminalResponse
-	(*ReactivateTerminalRequest)(nil),   // 28: posfleet.v1.ReactivateTerminalRequest
-	(*ReactivateTerminalResponse)(nil),  // 29: posfleet.v1.ReactivateTerminalResponse
-	(*RetireTerminalRequest)(nil),       // 30: posfleet.v1.RetireTerminalRequest
-	(*RetireTerminalResponse)(nil),      // 31: posfleet.v1.RetireTerminalResponse
-	(*ReissueEnrollmentRequest)(nil),    // 32: posfleet.v1.ReissueEnrollmentRequest
-	(*ReissueEnrollmentResponse)(nil),   // 33: posfleet.v1.ReissueEnrollmentResponse
-	(*RebindTerminalRequest)(nil),       // 34: posfleet.v1.RebindTerminalRequest
-	(*RebindTerminalResponse)(nil),      // 35: posfleet.v1.RebindTerminalResponse
-	(*SendCommandRequest)(nil),          // 36: posfleet.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),         // 37: posfleet.v1.SendCommandResponse
-	(*ListCommandsRequest)(nil),         // 38: posfleet.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),        // 39: posfleet.v1.ListCommandsResponse
-	(*ConfigScope)(nil),                 // 40: posfleet.v1.ConfigScope
-	(*RolloutPlan)(nil),                 // 41: posfleet.v1.RolloutPlan
-	(*MaintenanceWindow)(nil),           // 42: posfleet.v1.MaintenanceWindow
-	(*FreezePeriod)(nil),                // 43: posfleet.v1.FreezePeriod
-	(*PaymentGate)(nil),                 // 44: posfleet.v1.PaymentGate
-	(*PaymentGateStatus)(nil),           // 45: posfleet.v1.PaymentGateStatus
-	(*PublishConfigRequest)(nil),        // 46: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),       // 47: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),   // 48: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),  // 49: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                     // 50: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),           // 51: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),          // 52: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),         // 53: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),        // 54: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),         // 55: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),        // 56: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),        // 57: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),       // 58: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),         // 59: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),        // 60: posfleet.v1.AbortRolloutResponse
-	(*ConfigFieldChange)(nil),           // 61: posfleet.v1.ConfigFieldChange
-	(*ConfigValueSource)(nil),           // 62: posfleet.v1.ConfigValueSource
-	(*ConfigVersion)(nil),               // 63: posfleet.v1.ConfigVersion
-	(*GetConfigLayerRequest)(nil),       // 64: posfleet.v1.GetConfigLayerRequest
-	(*GetConfigLayerResponse)(nil),      // 65: posfleet.v1.GetConfigLayerResponse
-	(*ListConfigVersionsRequest)(nil),   // 66: posfleet.v1.ListConfigVersionsRequest
-	(*ListConfigVersionsResponse)(nil),  // 67: posfleet.v1.ListConfigVersionsResponse
-	(*DiffConfigVersionsRequest)(nil),   // 68: posfleet.v1.DiffConfigVersionsRequest
-	(*DiffConfigVersionsResponse)(nil),  // 69: posfleet.v1.DiffConfigVersionsResponse
-	(*RollbackConfigRequest)(nil),       // 70: posfleet.v1.RollbackConfigRequest
-	(*RollbackConfigResponse)(nil),      // 71: posfleet.v1.RollbackConfigResponse
-	(*AdvanceRolloutRequest)(nil),       // 72: posfleet.v1.AdvanceRolloutRequest
-	(*AdvanceRolloutResponse)(nil),      // 73: posfleet.v1.AdvanceRolloutResponse
-	(*GetFleetReportRequest)(nil),       // 74: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                    // 75: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                  // 76: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),      // 77: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                  // 78: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),      // 79: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),     // 80: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                 // 81: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),     // 82: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),    // 83: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                // 84: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),  // 85: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil), // 86: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                  // 87: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),     // 88: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),    // 89: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),     // 90: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),    // 91: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),      // 92: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),     // 93: posfleet.v1.ListAdminTokensResponse
-	(*BackupRequest)(nil),               // 94: posfleet.v1.BackupRequest
-	(*BackupResponse)(nil),              // 95: posfleet.v1.BackupResponse
-	(*ArchiveMerchantRequest)(nil),      // 96: posfleet.v1.ArchiveMerchantRequest
-	(*ArchiveMerchantResponse)(nil),     // 97: posfleet.v1.ArchiveMerchantResponse
-	(*ArchiveStoreRequest)(nil),         // 98: posfleet.v1.ArchiveStoreRequest
-	(*ArchiveStoreResponse)(nil),        // 99: posfleet.v1.ArchiveStoreResponse
-	nil,                                 // 100: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 101: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 102: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 103: google.protobuf.FieldMask
-	(*Store)(nil),                       // 104: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 105: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 106: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 107: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 108: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 109: google.protobuf.Duration
-	(CommandType)(0),                    // 110: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 111: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 112: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 113: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 114: posfleet.v1.Money
-	(Decision)(0),                       // 115: posfleet.v1.Decision
-	(EntryMode)(0),                      // 116: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 117: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 118: posfleet.v1.BatchTotals
-	(Role)(0),                           // 119: posfleet.v1.Role
+	(TerminalState)(0),                    // 0: posfleet.v1.TerminalState
+	(Connectivity)(0),                     // 1: posfleet.v1.Connectivity
+	(RolloutState)(0),                     // 2: posfleet.v1.RolloutState
+	(ConfigValueOrigin)(0),                // 3: posfleet.v1.ConfigValueOrigin
+	(AuditEventType)(0),                   // 4: posfleet.v1.AuditEventType
+	(TransactionKind)(0),                  // 5: posfleet.v1.TransactionKind
+	(BatchState)(0),                       // 6: posfleet.v1.BatchState
+	(WebhookDeliveryStatus)(0),            // 7: posfleet.v1.WebhookDeliveryStatus
+	(*CreateMerchantRequest)(nil),         // 8: posfleet.v1.CreateMerchantRequest
+	(*CreateMerchantResponse)(nil),        // 9: posfleet.v1.CreateMerchantResponse
+	(*GetMerchantRequest)(nil),            // 10: posfleet.v1.GetMerchantRequest
+	(*GetMerchantResponse)(nil),           // 11: posfleet.v1.GetMerchantResponse
+	(*UpdateMerchantRequest)(nil),         // 12: posfleet.v1.UpdateMerchantRequest
+	(*UpdateMerchantResponse)(nil),        // 13: posfleet.v1.UpdateMerchantResponse
+	(*ListMerchantsRequest)(nil),          // 14: posfleet.v1.ListMerchantsRequest
+	(*ListMerchantsResponse)(nil),         // 15: posfleet.v1.ListMerchantsResponse
+	(*CreateStoreRequest)(nil),            // 16: posfleet.v1.CreateStoreRequest
+	(*CreateStoreResponse)(nil),           // 17: posfleet.v1.CreateStoreResponse
+	(*ListStoresRequest)(nil),             // 18: posfleet.v1.ListStoresRequest
+	(*ListStoresResponse)(nil),            // 19: posfleet.v1.ListStoresResponse
+	(*Terminal)(nil),                      // 20: posfleet.v1.Terminal
+	(*ProvisionTerminalRequest)(nil),      // 21: posfleet.v1.ProvisionTerminalRequest
+	(*ProvisionTerminalResponse)(nil),     // 22: posfleet.v1.ProvisionTerminalResponse
+	(*GetTerminalRequest)(nil),            // 23: posfleet.v1.GetTerminalRequest
+	(*GetTerminalResponse)(nil),           // 24: posfleet.v1.GetTerminalResponse
+	(*ListTerminalsRequest)(nil),          // 25: posfleet.v1.ListTerminalsRequest
+	(*ListTerminalsResponse)(nil),         // 26: posfleet.v1.ListTerminalsResponse
+	(*SuspendTerminalRequest)(nil),        // 27: posfleet.v1.SuspendTerminalRequest
+	(*SuspendTerminalResponse)(nil),       // 28: posfleet.v1.SuspendTerminalResponse
+	(*ReactivateTerminalRequest)(nil),     // 29: posfleet.v1.ReactivateTerminalRequest
+	(*ReactivateTerminalResponse)(nil),    // 30: posfleet.v1.ReactivateTerminalResponse
+	(*RetireTerminalRequest)(nil),         // 31: posfleet.v1.RetireTerminalRequest
+	(*RetireTerminalResponse)(nil),        // 32: posfleet.v1.RetireTerminalResponse
+	(*ReissueEnrollmentRequest)(nil),      // 33: posfleet.v1.ReissueEnrollmentRequest
+	(*ReissueEnrollmentResponse)(nil),     // 34: posfleet.v1.ReissueEnrollmentResponse
+	(*RebindTerminalRequest)(nil),         // 35: posfleet.v1.RebindTerminalRequest
+	(*RebindTerminalResponse)(nil),        // 36: posfleet.v1.RebindTerminalResponse
+	(*SendCommandRequest)(nil),            // 37: posfleet.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),           // 38: posfleet.v1.SendCommandResponse
+	(*ListCommandsRequest)(nil),           // 39: posfleet.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),          // 40: posfleet.v1.ListCommandsResponse
+	(*ConfigScope)(nil),                   // 41: posfleet.v1.ConfigScope
+	(*RolloutPlan)(nil),                   // 42: posfleet.v1.RolloutPlan
+	(*MaintenanceWindow)(nil),             // 43: posfleet.v1.MaintenanceWindow
+	(*FreezePeriod)(nil),                  // 44: posfleet.v1.FreezePeriod
+	(*PaymentGate)(nil),                   // 45: posfleet.v1.PaymentGate
+	(*PaymentGateStatus)(nil),             // 46: posfleet.v1.PaymentGateStatus
+	(*PublishConfigRequest)(nil),          // 47: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),         // 48: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),     // 49: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),    // 50: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                       // 51: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),             // 52: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),            // 53: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),           // 54: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),          // 55: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),           // 56: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),          // 57: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),          // 58: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),         // 59: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),           // 60: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),          // 61: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),             // 62: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),             // 63: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),                 // 64: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),         // 65: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),        // 66: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),     // 67: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),    // 68: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),     // 69: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),    // 70: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),         // 71: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),        // 72: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),         // 73: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),        // 74: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),         // 75: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                      // 76: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                    // 77: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),        // 78: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                    // 79: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),        // 80: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),       // 81: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                   // 82: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),       // 83: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),      // 84: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                  // 85: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),    // 86: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil),   // 87: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                    // 88: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),       // 89: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),      // 90: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),       // 91: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),      // 92: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),        // 93: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),       // 94: posfleet.v1.ListAdminTokensResponse
+	(*BackupRequest)(nil),                 // 95: posfleet.v1.BackupRequest
+	(*BackupResponse)(nil),                // 96: posfleet.v1.BackupResponse
+	(*ArchiveMerchantRequest)(nil),        // 97: posfleet.v1.ArchiveMerchantRequest
+	(*ArchiveMerchantResponse)(nil),       // 98: posfleet.v1.ArchiveMerchantResponse
+	(*ArchiveStoreRequest)(nil),           // 99: posfleet.v1.ArchiveStoreRequest
+	(*ArchiveStoreResponse)(nil),          // 100: posfleet.v1.ArchiveStoreResponse
+	(*WebhookEndpoint)(nil),               // 101: posfleet.v1.WebhookEndpoint
+	(*WebhookEndpointStatus)(nil),         // 102: posfleet.v1.WebhookEndpointStatus
+	(*WebhookDelivery)(nil),               // 103: posfleet.v1.WebhookDelivery
+	(*CreateWebhookRequest)(nil),          // 104: posfleet.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),         // 105: posfleet.v1.CreateWebhookResponse
+	(*GetWebhookRequest)(nil),             // 106: posfleet.v1.GetWebhookRequest
+	(*GetWebhookResponse)(nil),            // 107: posfleet.v1.GetWebhookResponse
+	(*ListWebhooksRequest)(nil),           // 108: posfleet.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 109: posfleet.v1.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),          // 110: posfleet.v1.UpdateWebhookRequest
+	(*UpdateWebhookResponse)(nil),         // 111: posfleet.v1.UpdateWebhookResponse
+	(*DeleteWebhookRequest)(nil),          // 112: posfleet.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),         // 113: posfleet.v1.DeleteWebhookResponse
+	(*RotateWebhookSecretRequest)(nil),    // 114: posfleet.v1.RotateWebhookSecretRequest
+	(*RotateWebhookSecretResponse)(nil),   // 115: posfleet.v1.RotateWebhookSecretResponse
+	(*RedeliverWebhookEventRequest)(nil),  // 116: posfleet.v1.RedeliverWebhookEventRequest
+	(*RedeliverWebhookEventResponse)(nil), // 117: posfleet.v1.RedeliverWebhookEventResponse
+	(*ListWebhookDeliveriesRequest)(nil),  // 118: posfleet.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 119: posfleet.v1.ListWebhookDeliveriesResponse
+	nil,                                   // 120: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                   // 121: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                      // 122: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),         // 123: google.protobuf.FieldMask
+	(*Store)(nil),                         // 124: posfleet.v1.Store
+	(*DeviceInfo)(nil),                    // 125: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),                // 126: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),         // 127: google.protobuf.Timestamp
+	(*Fault)(nil),                         // 128: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),           // 129: google.protobuf.Duration
+	(CommandType)(0),                      // 130: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),                 // 131: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                      // 132: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),               // 133: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                         // 134: posfleet.v1.Money
+	(Decision)(0),                         // 135: posfleet.v1.Decision
+	(EntryMode)(0),                        // 136: posfleet.v1.EntryMode
+	(ReversalReason)(0),                   // 137: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                   // 138: posfleet.v1.BatchTotals
+	(Role)(0),                             // 139: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	102, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	102, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	102, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	102, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	103, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	102, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	102, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	104, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	104, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	104, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	122, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	122, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	122, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	122, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	123, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	122, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	122, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	124, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	124, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	124, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	105, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	106, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	107, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	107, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	107, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	108, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	107, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	109, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	107, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
-	19,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	19,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	125, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	126, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	127, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	127, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	127, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	128, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	127, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	129, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	127, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	20,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	20,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
 	1,   // 24: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
-	19,  // 25: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
-	19,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	19,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	19,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	109, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	107, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	19,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	110, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	100, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	109, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	111, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	111, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	109, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	44,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
-	43,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
-	42,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
-	109, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
-	107, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	107, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	109, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	107, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	109, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	109, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
-	40,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	112, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	41,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	50,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	112, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
-	61,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	113, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	62,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
-	40,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	20,  // 25: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
+	20,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	20,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	20,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	129, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	127, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	20,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	130, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	120, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	129, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	131, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	131, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	129, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	45,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
+	44,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
+	43,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
+	129, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
+	127, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	127, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	129, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	127, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	129, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	129, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	41,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	132, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	42,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	51,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	132, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	62,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	133, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	63,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	41,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	42,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
 	2,   // 58: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	107, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	107, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	45,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
-	50,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	127, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	127, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	46,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
+	51,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	2,   // 63: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	50,  // 64: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	50,  // 65: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	50,  // 66: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	50,  // 67: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	51,  // 64: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	51,  // 65: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	51,  // 66: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	51,  // 67: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	3,   // 68: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
-	40,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
-	50,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	112, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
-	40,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
-	63,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
-	40,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
-	63,  // 75: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
-	63,  // 76: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
-	63,  // 77: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
-	61,  // 78: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	40,  // 79: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	41,  // 80: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	50,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	61,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	50,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	107, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	75,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	75,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	76,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	75,  // 88: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	75,  // 89: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	75,  // 90: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	75,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	75,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	41,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	51,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	132, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	41,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	64,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	41,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	64,  // 75: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	64,  // 76: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	64,  // 77: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	62,  // 78: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	41,  // 79: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	42,  // 80: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	51,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	62,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	51,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	127, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	76,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	76,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	77,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	76,  // 88: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	76,  // 89: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	76,  // 90: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	76,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	76,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
 	4,   // 93: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	107, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	101, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	127, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	121, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
 	4,   // 96: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	107, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	107, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	78,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	127, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	127, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	79,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
 	5,   // 100: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	114, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	115, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	116, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	107, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	117, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	114, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	115, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	107, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	107, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	81,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	134, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	135, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	136, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	127, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	137, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	134, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	135, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	127, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	127, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	82,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
 	6,   // 111: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	118, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	118, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	107, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	107, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	118, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	84,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	107, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	119, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	107, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	107, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	119, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	109, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	87,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	87,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	87,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	102, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	104, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	7,   // 129: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 130: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 131: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 132: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 133: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 134: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 135: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 136: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 137: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 138: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 139: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 140: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 141: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 142: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 143: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 144: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	46,  // 145: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	48,  // 146: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	51,  // 147: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	53,  // 148: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	55,  // 149: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	57,  // 150: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	59,  // 151: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	64,  // 152: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	66,  // 153: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	68,  // 154: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	70,  // 155: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	72,  // 156: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	74,  // 157: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	79,  // 158: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	82,  // 159: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	85,  // 160: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	88,  // 161: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	90,  // 162: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	92,  // 163: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	94,  // 164: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	96,  // 165: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	98,  // 166: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	8,   // 167: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 168: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 169: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 170: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 171: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 172: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 173: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 174: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 175: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 176: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 177: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 178: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 179: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 180: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 181: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 182: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	47,  // 183: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	49,  // 184: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	52,  // 185: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	54,  // 186: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	56,  // 187: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	58,  // 188: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	60,  // 189: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	65,  // 190: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	67,  // 191: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	69,  // 192: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	71,  // 193: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	73,  // 194: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	77,  // 195: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	80,  // 196: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	83,  // 197: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	86,  // 198: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	89,  // 199: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	91,  // 200: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	93,  // 201: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	95,  // 202: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	97,  // 203: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	99,  // 204: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	167, // [167:205] is the sub-list for method output_type
-	129, // [129:167] is the sub-list for method input_type
-	129, // [129:129] is the sub-list for extension type_name
-	129, // [129:129] is the sub-list for extension extendee
-	0,   // [0:129] is the sub-list for field type_name
+	138, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	138, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	127, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	127, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	138, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	85,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	127, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	139, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	127, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	127, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	139, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	129, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	88,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	88,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	88,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	122, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	124, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	127, // 129: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	127, // 130: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	127, // 131: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	102, // 132: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
+	127, // 133: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	127, // 134: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	127, // 135: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	7,   // 136: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	127, // 137: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	127, // 138: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	127, // 139: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	127, // 140: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	101, // 141: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 142: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 143: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 144: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 145: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	103, // 146: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
+	7,   // 147: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	103, // 148: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
+	8,   // 149: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 150: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 151: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 152: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 153: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 154: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 155: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 156: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	25,  // 157: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	27,  // 158: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	29,  // 159: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	31,  // 160: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	33,  // 161: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	35,  // 162: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	37,  // 163: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	39,  // 164: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	47,  // 165: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	49,  // 166: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	52,  // 167: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	54,  // 168: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	56,  // 169: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	58,  // 170: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	60,  // 171: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	65,  // 172: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	67,  // 173: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	69,  // 174: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	71,  // 175: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	73,  // 176: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	75,  // 177: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	80,  // 178: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	83,  // 179: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	86,  // 180: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	89,  // 181: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	91,  // 182: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	93,  // 183: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	95,  // 184: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	97,  // 185: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	99,  // 186: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	104, // 187: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	106, // 188: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	108, // 189: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	110, // 190: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	112, // 191: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	114, // 192: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	116, // 193: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	118, // 194: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	9,   // 195: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 196: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 197: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 198: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 199: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 200: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 201: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 202: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	26,  // 203: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	28,  // 204: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	30,  // 205: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	32,  // 206: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	34,  // 207: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	36,  // 208: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	38,  // 209: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	40,  // 210: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	48,  // 211: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	50,  // 212: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	53,  // 213: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	55,  // 214: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	57,  // 215: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	59,  // 216: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	61,  // 217: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	66,  // 218: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	68,  // 219: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	70,  // 220: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	72,  // 221: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	74,  // 222: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	78,  // 223: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	81,  // 224: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	84,  // 225: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	87,  // 226: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	90,  // 227: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	92,  // 228: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	94,  // 229: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	96,  // 230: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	98,  // 231: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	100, // 232: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	105, // 233: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	107, // 234: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	109, // 235: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	111, // 236: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	113, // 237: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	115, // 238: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	117, // 239: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	119, // 240: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	195, // [195:241] is the sub-list for method output_type
+	149, // [149:195] is the sub-list for method input_type
+	149, // [149:149] is the sub-list for extension type_name
+	149, // [149:149] is the sub-list for extension extendee
+	0,   // [0:149] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -7929,13 +9398,14 @@ func file_posfleet_v1_admin_proto_init() {
 	file_posfleet_v1_options_proto_init()
 	file_posfleet_v1_payment_proto_init()
 	file_posfleet_v1_terminal_proto_init()
+	file_posfleet_v1_admin_proto_msgTypes[102].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   95,
+			NumEnums:      8,
+			NumMessages:   114,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

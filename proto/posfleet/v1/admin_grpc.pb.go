@@ -22,44 +22,52 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_CreateMerchant_FullMethodName      = "/posfleet.v1.AdminService/CreateMerchant"
-	AdminService_GetMerchant_FullMethodName         = "/posfleet.v1.AdminService/GetMerchant"
-	AdminService_UpdateMerchant_FullMethodName      = "/posfleet.v1.AdminService/UpdateMerchant"
-	AdminService_ListMerchants_FullMethodName       = "/posfleet.v1.AdminService/ListMerchants"
-	AdminService_CreateStore_FullMethodName         = "/posfleet.v1.AdminService/CreateStore"
-	AdminService_ListStores_FullMethodName          = "/posfleet.v1.AdminService/ListStores"
-	AdminService_ProvisionTerminal_FullMethodName   = "/posfleet.v1.AdminService/ProvisionTerminal"
-	AdminService_GetTerminal_FullMethodName         = "/posfleet.v1.AdminService/GetTerminal"
-	AdminService_ListTerminals_FullMethodName       = "/posfleet.v1.AdminService/ListTerminals"
-	AdminService_SuspendTerminal_FullMethodName     = "/posfleet.v1.AdminService/SuspendTerminal"
-	AdminService_ReactivateTerminal_FullMethodName  = "/posfleet.v1.AdminService/ReactivateTerminal"
-	AdminService_RetireTerminal_FullMethodName      = "/posfleet.v1.AdminService/RetireTerminal"
-	AdminService_ReissueEnrollment_FullMethodName   = "/posfleet.v1.AdminService/ReissueEnrollment"
-	AdminService_RebindTerminal_FullMethodName      = "/posfleet.v1.AdminService/RebindTerminal"
-	AdminService_SendCommand_FullMethodName         = "/posfleet.v1.AdminService/SendCommand"
-	AdminService_ListCommands_FullMethodName        = "/posfleet.v1.AdminService/ListCommands"
-	AdminService_PublishConfig_FullMethodName       = "/posfleet.v1.AdminService/PublishConfig"
-	AdminService_GetEffectiveConfig_FullMethodName  = "/posfleet.v1.AdminService/GetEffectiveConfig"
-	AdminService_GetRollout_FullMethodName          = "/posfleet.v1.AdminService/GetRollout"
-	AdminService_ListRollouts_FullMethodName        = "/posfleet.v1.AdminService/ListRollouts"
-	AdminService_PauseRollout_FullMethodName        = "/posfleet.v1.AdminService/PauseRollout"
-	AdminService_ResumeRollout_FullMethodName       = "/posfleet.v1.AdminService/ResumeRollout"
-	AdminService_AbortRollout_FullMethodName        = "/posfleet.v1.AdminService/AbortRollout"
-	AdminService_GetConfigLayer_FullMethodName      = "/posfleet.v1.AdminService/GetConfigLayer"
-	AdminService_ListConfigVersions_FullMethodName  = "/posfleet.v1.AdminService/ListConfigVersions"
-	AdminService_DiffConfigVersions_FullMethodName  = "/posfleet.v1.AdminService/DiffConfigVersions"
-	AdminService_RollbackConfig_FullMethodName      = "/posfleet.v1.AdminService/RollbackConfig"
-	AdminService_AdvanceRollout_FullMethodName      = "/posfleet.v1.AdminService/AdvanceRollout"
-	AdminService_GetFleetReport_FullMethodName      = "/posfleet.v1.AdminService/GetFleetReport"
-	AdminService_ListAuditEvents_FullMethodName     = "/posfleet.v1.AdminService/ListAuditEvents"
-	AdminService_ListTransactions_FullMethodName    = "/posfleet.v1.AdminService/ListTransactions"
-	AdminService_GetSettlementReport_FullMethodName = "/posfleet.v1.AdminService/GetSettlementReport"
-	AdminService_CreateAdminToken_FullMethodName    = "/posfleet.v1.AdminService/CreateAdminToken"
-	AdminService_RevokeAdminToken_FullMethodName    = "/posfleet.v1.AdminService/RevokeAdminToken"
-	AdminService_ListAdminTokens_FullMethodName     = "/posfleet.v1.AdminService/ListAdminTokens"
-	AdminService_Backup_FullMethodName              = "/posfleet.v1.AdminService/Backup"
-	AdminService_ArchiveMerchant_FullMethodName     = "/posfleet.v1.AdminService/ArchiveMerchant"
-	AdminService_ArchiveStore_FullMethodName        = "/posfleet.v1.AdminService/ArchiveStore"
+	AdminService_CreateMerchant_FullMethodName        = "/posfleet.v1.AdminService/CreateMerchant"
+	AdminService_GetMerchant_FullMethodName           = "/posfleet.v1.AdminService/GetMerchant"
+	AdminService_UpdateMerchant_FullMethodName        = "/posfleet.v1.AdminService/UpdateMerchant"
+	AdminService_ListMerchants_FullMethodName         = "/posfleet.v1.AdminService/ListMerchants"
+	AdminService_CreateStore_FullMethodName           = "/posfleet.v1.AdminService/CreateStore"
+	AdminService_ListStores_FullMethodName            = "/posfleet.v1.AdminService/ListStores"
+	AdminService_ProvisionTerminal_FullMethodName     = "/posfleet.v1.AdminService/ProvisionTerminal"
+	AdminService_GetTerminal_FullMethodName           = "/posfleet.v1.AdminService/GetTerminal"
+	AdminService_ListTerminals_FullMethodName         = "/posfleet.v1.AdminService/ListTerminals"
+	AdminService_SuspendTerminal_FullMethodName       = "/posfleet.v1.AdminService/SuspendTerminal"
+	AdminService_ReactivateTerminal_FullMethodName    = "/posfleet.v1.AdminService/ReactivateTerminal"
+	AdminService_RetireTerminal_FullMethodName        = "/posfleet.v1.AdminService/RetireTerminal"
+	AdminService_ReissueEnrollment_FullMethodName     = "/posfleet.v1.AdminService/ReissueEnrollment"
+	AdminService_RebindTerminal_FullMethodName        = "/posfleet.v1.AdminService/RebindTerminal"
+	AdminService_SendCommand_FullMethodName           = "/posfleet.v1.AdminService/SendCommand"
+	AdminService_ListCommands_FullMethodName          = "/posfleet.v1.AdminService/ListCommands"
+	AdminService_PublishConfig_FullMethodName         = "/posfleet.v1.AdminService/PublishConfig"
+	AdminService_GetEffectiveConfig_FullMethodName    = "/posfleet.v1.AdminService/GetEffectiveConfig"
+	AdminService_GetRollout_FullMethodName            = "/posfleet.v1.AdminService/GetRollout"
+	AdminService_ListRollouts_FullMethodName          = "/posfleet.v1.AdminService/ListRollouts"
+	AdminService_PauseRollout_FullMethodName          = "/posfleet.v1.AdminService/PauseRollout"
+	AdminService_ResumeRollout_FullMethodName         = "/posfleet.v1.AdminService/ResumeRollout"
+	AdminService_AbortRollout_FullMethodName          = "/posfleet.v1.AdminService/AbortRollout"
+	AdminService_GetConfigLayer_FullMethodName        = "/posfleet.v1.AdminService/GetConfigLayer"
+	AdminService_ListConfigVersions_FullMethodName    = "/posfleet.v1.AdminService/ListConfigVersions"
+	AdminService_DiffConfigVersions_FullMethodName    = "/posfleet.v1.AdminService/DiffConfigVersions"
+	AdminService_RollbackConfig_FullMethodName        = "/posfleet.v1.AdminService/RollbackConfig"
+	AdminService_AdvanceRollout_FullMethodName        = "/posfleet.v1.AdminService/AdvanceRollout"
+	AdminService_GetFleetReport_FullMethodName        = "/posfleet.v1.AdminService/GetFleetReport"
+	AdminService_ListAuditEvents_FullMethodName       = "/posfleet.v1.AdminService/ListAuditEvents"
+	AdminService_ListTransactions_FullMethodName      = "/posfleet.v1.AdminService/ListTransactions"
+	AdminService_GetSettlementReport_FullMethodName   = "/posfleet.v1.AdminService/GetSettlementReport"
+	AdminService_CreateAdminToken_FullMethodName      = "/posfleet.v1.AdminService/CreateAdminToken"
+	AdminService_RevokeAdminToken_FullMethodName      = "/posfleet.v1.AdminService/RevokeAdminToken"
+	AdminService_ListAdminTokens_FullMethodName       = "/posfleet.v1.AdminService/ListAdminTokens"
+	AdminService_Backup_FullMethodName                = "/posfleet.v1.AdminService/Backup"
+	AdminService_ArchiveMerchant_FullMethodName       = "/posfleet.v1.AdminService/ArchiveMerchant"
+	AdminService_ArchiveStore_FullMethodName          = "/posfleet.v1.AdminService/ArchiveStore"
+	AdminService_CreateWebhook_FullMethodName         = "/posfleet.v1.AdminService/CreateWebhook"
+	AdminService_GetWebhook_FullMethodName            = "/posfleet.v1.AdminService/GetWebhook"
+	AdminService_ListWebhooks_FullMethodName          = "/posfleet.v1.AdminService/ListWebhooks"
+	AdminService_UpdateWebhook_FullMethodName         = "/posfleet.v1.AdminService/UpdateWebhook"
+	AdminService_DeleteWebhook_FullMethodName         = "/posfleet.v1.AdminService/DeleteWebhook"
+	AdminService_RotateWebhookSecret_FullMethodName   = "/posfleet.v1.AdminService/RotateWebhookSecret"
+	AdminService_RedeliverWebhookEvent_FullMethodName = "/posfleet.v1.AdminService/RedeliverWebhookEvent"
+	AdminService_ListWebhookDeliveries_FullMethodName = "/posfleet.v1.AdminService/ListWebhookDeliveries"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -196,6 +204,39 @@ type AdminServiceClient interface {
 	// not retired are bound to it (FailedPrecondition, STORE_HAS_TERMINALS).
 	// Audited (STORE_ARCHIVED).
 	ArchiveStore(ctx context.Context, in *ArchiveStoreRequest, opts ...grpc.CallOption) (*ArchiveStoreResponse, error)
+	// Creates a webhook endpoint: the events named are POSTed to its URL
+	// (http or https only), one at a time in commit order, signed with
+	// Posfleet-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. The
+	// endpoint receives events committed from now on. The response carries
+	// the signing secret, shown only here and by RotateWebhookSecret. ADMIN
+	// only. Audited (WEBHOOK_CHANGED).
+	CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error)
+	// Returns a webhook endpoint with its delivery status (without its
+	// secret). AUDITOR and above.
+	GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*GetWebhookResponse, error)
+	// Lists the webhook endpoints with their delivery status, oldest first.
+	// AUDITOR and above.
+	ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error)
+	// Changes a webhook endpoint's URL, events, description or disabled flag.
+	// A disabled endpoint keeps its place and receives what it missed when
+	// enabled again. ADMIN only. Audited (WEBHOOK_CHANGED).
+	UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error)
+	// Deletes a webhook endpoint with its pending and past deliveries. ADMIN
+	// only. Audited (WEBHOOK_CHANGED).
+	DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error)
+	// Replaces a webhook endpoint's signing secret; deliveries from now on are
+	// signed with the new one, returned only here. ADMIN only. Audited
+	// (WEBHOOK_CHANGED).
+	RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error)
+	// Queues an event that was delivered or failed for another delivery to
+	// the endpoint, after the delivery in progress, with the same event ID.
+	// FailedPrecondition (WEBHOOK_DELIVERY_PENDING) while it is still being
+	// attempted. ADMIN only. Audited (WEBHOOK_CHANGED).
+	RedeliverWebhookEvent(ctx context.Context, in *RedeliverWebhookEventRequest, opts ...grpc.CallOption) (*RedeliverWebhookEventResponse, error)
+	// Lists a webhook endpoint's deliveries, newest first, with attempts and
+	// the last error. Finished deliveries are kept for 30 days. AUDITOR and
+	// above.
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
 }
 
 type adminServiceClient struct {
@@ -595,6 +636,86 @@ func (c *adminServiceClient) ArchiveStore(ctx context.Context, in *ArchiveStoreR
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateWebhook(ctx context.Context, in *CreateWebhookRequest, opts ...grpc.CallOption) (*CreateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWebhookResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetWebhook(ctx context.Context, in *GetWebhookRequest, opts ...grpc.CallOption) (*GetWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWebhookResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListWebhooks(ctx context.Context, in *ListWebhooksRequest, opts ...grpc.CallOption) (*ListWebhooksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhooksResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListWebhooks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UpdateWebhook(ctx context.Context, in *UpdateWebhookRequest, opts ...grpc.CallOption) (*UpdateWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateWebhookResponse)
+	err := c.cc.Invoke(ctx, AdminService_UpdateWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteWebhook(ctx context.Context, in *DeleteWebhookRequest, opts ...grpc.CallOption) (*DeleteWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RotateWebhookSecret(ctx context.Context, in *RotateWebhookSecretRequest, opts ...grpc.CallOption) (*RotateWebhookSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateWebhookSecretResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateWebhookSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RedeliverWebhookEvent(ctx context.Context, in *RedeliverWebhookEventRequest, opts ...grpc.CallOption) (*RedeliverWebhookEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeliverWebhookEventResponse)
+	err := c.cc.Invoke(ctx, AdminService_RedeliverWebhookEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -729,6 +850,39 @@ type AdminServiceServer interface {
 	// not retired are bound to it (FailedPrecondition, STORE_HAS_TERMINALS).
 	// Audited (STORE_ARCHIVED).
 	ArchiveStore(context.Context, *ArchiveStoreRequest) (*ArchiveStoreResponse, error)
+	// Creates a webhook endpoint: the events named are POSTed to its URL
+	// (http or https only), one at a time in commit order, signed with
+	// Posfleet-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">. The
+	// endpoint receives events committed from now on. The response carries
+	// the signing secret, shown only here and by RotateWebhookSecret. ADMIN
+	// only. Audited (WEBHOOK_CHANGED).
+	CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error)
+	// Returns a webhook endpoint with its delivery status (without its
+	// secret). AUDITOR and above.
+	GetWebhook(context.Context, *GetWebhookRequest) (*GetWebhookResponse, error)
+	// Lists the webhook endpoints with their delivery status, oldest first.
+	// AUDITOR and above.
+	ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error)
+	// Changes a webhook endpoint's URL, events, description or disabled flag.
+	// A disabled endpoint keeps its place and receives what it missed when
+	// enabled again. ADMIN only. Audited (WEBHOOK_CHANGED).
+	UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error)
+	// Deletes a webhook endpoint with its pending and past deliveries. ADMIN
+	// only. Audited (WEBHOOK_CHANGED).
+	DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error)
+	// Replaces a webhook endpoint's signing secret; deliveries from now on are
+	// signed with the new one, returned only here. ADMIN only. Audited
+	// (WEBHOOK_CHANGED).
+	RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error)
+	// Queues an event that was delivered or failed for another delivery to
+	// the endpoint, after the delivery in progress, with the same event ID.
+	// FailedPrecondition (WEBHOOK_DELIVERY_PENDING) while it is still being
+	// attempted. ADMIN only. Audited (WEBHOOK_CHANGED).
+	RedeliverWebhookEvent(context.Context, *RedeliverWebhookEventRequest) (*RedeliverWebhookEventResponse, error)
+	// Lists a webhook endpoint's deliveries, newest first, with attempts and
+	// the last error. Finished deliveries are kept for 30 days. AUDITOR and
+	// above.
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -852,6 +1006,30 @@ func (UnimplementedAdminServiceServer) ArchiveMerchant(context.Context, *Archive
 }
 func (UnimplementedAdminServiceServer) ArchiveStore(context.Context, *ArchiveStoreRequest) (*ArchiveStoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ArchiveStore not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateWebhook(context.Context, *CreateWebhookRequest) (*CreateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhook not implemented")
+}
+func (UnimplementedAdminServiceServer) GetWebhook(context.Context, *GetWebhookRequest) (*GetWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWebhook not implemented")
+}
+func (UnimplementedAdminServiceServer) ListWebhooks(context.Context, *ListWebhooksRequest) (*ListWebhooksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhooks not implemented")
+}
+func (UnimplementedAdminServiceServer) UpdateWebhook(context.Context, *UpdateWebhookRequest) (*UpdateWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWebhook not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteWebhook(context.Context, *DeleteWebhookRequest) (*DeleteWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhook not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateWebhookSecret(context.Context, *RotateWebhookSecretRequest) (*RotateWebhookSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateWebhookSecret not implemented")
+}
+func (UnimplementedAdminServiceServer) RedeliverWebhookEvent(context.Context, *RedeliverWebhookEventRequest) (*RedeliverWebhookEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeliverWebhookEvent not implemented")
+}
+func (UnimplementedAdminServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1551,6 +1729,150 @@ func _AdminService_ArchiveStore_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateWebhook(ctx, req.(*CreateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetWebhook(ctx, req.(*GetWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListWebhooks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhooksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListWebhooks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListWebhooks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListWebhooks(ctx, req.(*ListWebhooksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UpdateWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UpdateWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UpdateWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UpdateWebhook(ctx, req.(*UpdateWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteWebhook(ctx, req.(*DeleteWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RotateWebhookSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateWebhookSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateWebhookSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateWebhookSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateWebhookSecret(ctx, req.(*RotateWebhookSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RedeliverWebhookEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeliverWebhookEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RedeliverWebhookEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RedeliverWebhookEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RedeliverWebhookEvent(ctx, req.(*RedeliverWebhookEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1705,6 +2027,38 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ArchiveStore",
 			Handler:    _AdminService_ArchiveStore_Handler,
+		},
+		{
+			MethodName: "CreateWebhook",
+			Handler:    _AdminService_CreateWebhook_Handler,
+		},
+		{
+			MethodName: "GetWebhook",
+			Handler:    _AdminService_GetWebhook_Handler,
+		},
+		{
+			MethodName: "ListWebhooks",
+			Handler:    _AdminService_ListWebhooks_Handler,
+		},
+		{
+			MethodName: "UpdateWebhook",
+			Handler:    _AdminService_UpdateWebhook_Handler,
+		},
+		{
+			MethodName: "DeleteWebhook",
+			Handler:    _AdminService_DeleteWebhook_Handler,
+		},
+		{
+			MethodName: "RotateWebhookSecret",
+			Handler:    _AdminService_RotateWebhookSecret_Handler,
+		},
+		{
+			MethodName: "RedeliverWebhookEvent",
+			Handler:    _AdminService_RedeliverWebhookEvent_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _AdminService_ListWebhookDeliveries_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
