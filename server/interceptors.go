@@ -95,6 +95,7 @@ var methodAccess = map[string]access{
 	adminSvc + "Backup":              {role: auth.RoleAdmin},
 	adminSvc + "ArchiveMerchant":     {role: auth.RoleOperator},
 	adminSvc + "ArchiveStore":        {role: auth.RoleOperator},
+	adminSvc + "WhoAmI":              {role: auth.RoleAuditor},
 }
 
 // Authenticator checks bearer secrets. The server's fleet and token stores
@@ -123,6 +124,9 @@ func bearerToken(ctx context.Context) string {
 // peerAddr returns the caller's address for logs and the audit trail.
 func peerAddr(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if _, in := p.Addr.(inProcessAddr); in {
+			return forwardedPeer(ctx)
+		}
 		return p.Addr.String()
 	}
 	return ""

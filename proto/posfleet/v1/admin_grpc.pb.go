@@ -60,6 +60,7 @@ const (
 	AdminService_Backup_FullMethodName              = "/posfleet.v1.AdminService/Backup"
 	AdminService_ArchiveMerchant_FullMethodName     = "/posfleet.v1.AdminService/ArchiveMerchant"
 	AdminService_ArchiveStore_FullMethodName        = "/posfleet.v1.AdminService/ArchiveStore"
+	AdminService_WhoAmI_FullMethodName              = "/posfleet.v1.AdminService/WhoAmI"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -196,6 +197,11 @@ type AdminServiceClient interface {
 	// not retired are bound to it (FailedPrecondition, STORE_HAS_TERMINALS).
 	// Audited (STORE_ARCHIVED).
 	ArchiveStore(ctx context.Context, in *ArchiveStoreRequest, opts ...grpc.CallOption) (*ArchiveStoreResponse, error)
+	// Returns the admin token the call is made with (without its secret):
+	// who the caller is and its role. Any role may call it; clients such as
+	// the web console use it to sign in and to show only the actions the role
+	// allows (the server still checks every call).
+	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error)
 }
 
 type adminServiceClient struct {
@@ -595,6 +601,16 @@ func (c *adminServiceClient) ArchiveStore(ctx context.Context, in *ArchiveStoreR
 	return out, nil
 }
 
+func (c *adminServiceClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*WhoAmIResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhoAmIResponse)
+	err := c.cc.Invoke(ctx, AdminService_WhoAmI_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -729,6 +745,11 @@ type AdminServiceServer interface {
 	// not retired are bound to it (FailedPrecondition, STORE_HAS_TERMINALS).
 	// Audited (STORE_ARCHIVED).
 	ArchiveStore(context.Context, *ArchiveStoreRequest) (*ArchiveStoreResponse, error)
+	// Returns the admin token the call is made with (without its secret):
+	// who the caller is and its role. Any role may call it; clients such as
+	// the web console use it to sign in and to show only the actions the role
+	// allows (the server still checks every call).
+	WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -852,6 +873,9 @@ func (UnimplementedAdminServiceServer) ArchiveMerchant(context.Context, *Archive
 }
 func (UnimplementedAdminServiceServer) ArchiveStore(context.Context, *ArchiveStoreRequest) (*ArchiveStoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ArchiveStore not implemented")
+}
+func (UnimplementedAdminServiceServer) WhoAmI(context.Context, *WhoAmIRequest) (*WhoAmIResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1551,6 +1575,24 @@ func _AdminService_ArchiveStore_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhoAmIRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).WhoAmI(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_WhoAmI_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).WhoAmI(ctx, req.(*WhoAmIRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1705,6 +1747,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ArchiveStore",
 			Handler:    _AdminService_ArchiveStore_Handler,
+		},
+		{
+			MethodName: "WhoAmI",
+			Handler:    _AdminService_WhoAmI_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
