@@ -1,0 +1,190 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+func TestEveryPageRenders(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	tid, _ := e.registered("SN-1", "M1", "S1")
+	b := e.browser()
+	b.login(rootToken)
+	for _, path := range []string{"/", "/terminals", "/terminals?q=sn-1", "/terminals/" + tid, "/merchants", "/merchants/M1",
+		"/config", "/config?merchant=M1", "/alerts", "/audit", "/audit?type=TERMINAL_REGISTERED", "/settlement", "/settlement?merchant=M1",
+		"/transactions", "/tokens", "/login"} {
+		code, body := b.get(path)
+		if code != http.StatusOK {
+			t.Errorf("GET %s: got %d, want 200\n%.3000s", path, code, body)
+		}
+	}
+	if _, body := b.get("/terminals?q=sn-1"); !strings.Contains(body, tid) {
+		t.Errorf("search for the serial: terminal %s not listed", tid)
+	}
+	b.do(http.MethodGet, "/lang/zh-CN?back=/terminals", nil, nil)
+	if _, body := b.get("/terminals"); !strings.Contains(body, `lang="zh-CN"`) || !strings.Contains(body, "终端") {
+		t.Errorf("after the language switch: page is not in Chinese\n%.1500s", body)
+	}
+}
+
+func TestSignInSessionAndHeaders(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	if code, _ := b.get("/"); code != http.StatusSeeOther {
+		t.Fatalf("GET / signed out: got %d, want a redirect to /login", code)
+	}
+	code, _, _ := b.do(http.MethodPost, "/login", url.Values{"token": {"pfa_wrong-token-0123456789"}}, map[string]string{"Origin": e.url})
+	if code != http.StatusUnauthorized {
+		t.Errorf("login with a wrong token: got %d, want 401", code)
+	}
+	code, _, _ = b.do(http.MethodPost, "/login", url.Values{"token": {rootToken}}, map[string]string{"Origin": "https://evil.example"})
+	if code != http.StatusForbidden {
+		t.Errorf("login posted from another site: got %d, want 403", code)
+	}
+	code, _, h := b.do(http.MethodPost, "/login", url.Values{"token": {rootToken}}, map[string]string{"Origin": e.url})
+	if code != http.StatusSeeOther {
+		t.Fatalf("login: got %d, want 303", code)
+	}
+	ck := h.Get("Set-Cookie")
+	for _, want := range []string{"posfleet_session=", "HttpOnly", "SameSite=Strict", "Max-Age="} {
+		if !strings.Contains(ck, want) {
+			t.Errorf("session cookie %q: missing %s", ck, want)
+		}
+	}
+	if strings.Contains(ck, rootToken) {
+		t.Errorf("session cookie carries the admin token")
+	}
+	_, body, h := b.do(http.MethodGet, "/", nil, nil)
+	csp := h.Get("Content-Security-Policy")
+	for _, want := range []string{"default-src 'self'", "script-src 'self'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Errorf("CSP %q: missing %s", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("CSP %q allows inline code", csp)
+	}
+	if h.Get("X-Frame-Options") != "DENY" {
+		t.Errorf("X-Frame-Options = %q, want DENY", h.Get("X-Frame-Options"))
+	}
+	if strings.Contains(body, "<script>") || strings.Contains(body, " style=") {
+		t.Errorf("page has inline script or style")
+	}
+	if code, _ := b.post("/", "/logout", url.Values{}); code != http.StatusSeeOther {
+		t.Errorf("logout: got %d, want 303", code)
+	}
+	if code, _ := b.get("/"); code != http.StatusSeeOther {
+		t.Errorf("GET / after sign-out: got %d, want a redirect to /login", code)
+	}
+}
+
+func TestWriteWithoutCSRFRefused(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	b := e.browser()
+	b.login(rootToken)
+	form := url.Values{"merchant_id": {"M2"}, "legal_name": {"M2 Ltd"}, "mcc": {"5411"}, "currency": {"CNY"}}
+	cases := []struct {
+		name   string
+		header map[string]string
+		csrf   string
+	}{
+		{"no CSRF token", map[string]string{"Origin": e.url}, ""},
+		{"wrong CSRF token", map[string]string{"Origin": e.url}, "forged"},
+		{"right token, foreign origin", map[string]string{"Origin": "https://evil.example"}, "page"},
+		{"right token, no origin", nil, "page"},
+	}
+	_, page := b.get("/merchants")
+	for _, tc := range cases {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		if tc.csrf == "page" {
+			f.Set("csrf", csrfOf(t, page))
+		} else if tc.csrf != "" {
+			f.Set("csrf", tc.csrf)
+		}
+		if code, _, _ := b.do(http.MethodPost, "/merchants", f, tc.header); code != http.StatusForbidden {
+			t.Errorf("%s: got %d, want 403", tc.name, code)
+		}
+	}
+	if _, err := e.admin.GetMerchant(e.root(), &pb.GetMerchantRequest{MerchantId: "M2"}); err == nil {
+		t.Fatal("a refused write created the merchant")
+	}
+	if code, _ := b.post("/merchants", "/merchants", form); code != http.StatusSeeOther {
+		t.Fatalf("the same write from the page: got %d, want 303", code)
+	}
+	if _, err := e.admin.GetMerchant(e.root(), &pb.GetMerchantRequest{MerchantId: "M2"}); err != nil {
+		t.Fatalf("GetMerchant after the write: %v", err)
+	}
+}
+
+func TestRolesAsInAdminService(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	tid, _ := e.registered("SN-1", "M1", "S1")
+	auditor := e.browser()
+	auditor.login(e.token("desk", pb.Role_ROLE_AUDITOR))
+	_, page := auditor.get("/terminals/" + tid)
+	if strings.Contains(page, "act-suspend") || strings.Contains(page, "command-form") {
+		t.Errorf("auditor sees write controls on the terminal page")
+	}
+	if _, p := auditor.get("/merchants"); strings.Contains(p, "merchant-form") {
+		t.Errorf("auditor sees the create-merchant form")
+	}
+	// A forged write (the auditor's own CSRF token, hand-made form) reaches
+	// AdminService, which refuses it.
+	code, body := auditor.post("/terminals/"+tid, "/terminals/"+tid+"/suspend", url.Values{"confirm": {"yes"}, "reason": {"forged"}})
+	if code != http.StatusForbidden {
+		t.Errorf("auditor's forged suspend: got %d, want 403\n%.1000s", code, body)
+	}
+	got, err := e.admin.GetTerminal(e.root(), &pb.GetTerminalRequest{TerminalId: tid})
+	if err != nil || got.GetTerminal().GetState() == pb.TerminalState_TERMINAL_STATE_SUSPENDED {
+		t.Fatalf("terminal after the forged suspend: %v, %v; want not suspended", got.GetTerminal().GetState(), err)
+	}
+
+	op := e.browser()
+	op.login(e.token("ops", pb.Role_ROLE_OPERATOR))
+	if _, p := op.get("/"); strings.Contains(p, `href="/tokens"`) {
+		t.Errorf("operator sees the tokens page in the navigation")
+	}
+	if code, _ := op.get("/tokens"); code != http.StatusForbidden {
+		t.Errorf("operator GET /tokens: got %d, want 403", code)
+	}
+	code, _ = op.post("/", "/tokens", url.Values{"name": {"mine"}, "role": {"ADMIN"}})
+	if code != http.StatusForbidden {
+		t.Errorf("operator creating a token: got %d, want 403", code)
+	}
+	// The operator may suspend, after confirming; audited as its token.
+	code, body = op.post("/terminals/"+tid, "/terminals/"+tid+"/suspend", url.Values{"reason": {"lost"}})
+	if code != http.StatusOK || !strings.Contains(body, "confirm-form") {
+		t.Fatalf("suspend without confirmation: got %d, want the confirmation form", code)
+	}
+	if code, _ := op.post("/terminals/"+tid, "/terminals/"+tid+"/suspend", url.Values{"confirm": {"yes"}, "reason": {"lost"}}); code != http.StatusSeeOther {
+		t.Fatalf("confirmed suspend: got %d, want 303", code)
+	}
+	evs, err := e.admin.ListAuditEvents(e.root(), &pb.ListAuditEventsRequest{Type: pb.AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_SUSPENDED})
+	if err != nil || len(evs.GetEvents()) != 1 || !strings.HasPrefix(evs.GetEvents()[0].GetActor(), "admin:") || evs.GetEvents()[0].GetActor() == "admin:bootstrap" {
+		t.Fatalf("suspension audit: %v, %v; want one event by the operator's token", evs.GetEvents(), err)
+	}
+}
+
+func TestValidationErrorNextToField(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login(rootToken)
+	code, body := b.post("/merchants", "/merchants", url.Values{"merchant_id": {"M1"}, "legal_name": {"M1 Ltd"}, "mcc": {"5411"}, "currency": {"cny"}})
+	if code != http.StatusBadRequest {
+		t.Fatalf("create with a lower-case currency: got %d, want 400", code)
+	}
+	i := strings.Index(body, `name="currency"`)
+	if i < 0 || !strings.Contains(body[i:min(len(body), i+400)], `class="ferr"`) {
+		t.Errorf("no error shown next to the currency field\n%.3000s", body)
+	}
+}
