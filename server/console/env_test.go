@@ -28,12 +28,13 @@ const rootToken = "pfa_console-test-root-token-0123456789"
 
 // env is a posfleet server with the console in front of it.
 type env struct {
-	t     *testing.T
-	url   string
-	conn  *grpc.ClientConn
-	admin pb.AdminServiceClient
-	term  pb.TerminalServiceClient
-	pay   pb.PaymentServiceClient
+	t        *testing.T
+	url      string
+	addr     string // gRPC address
+	conn     *grpc.ClientConn
+	admin    pb.AdminServiceClient
+	term     pb.TerminalServiceClient
+	payments pb.PaymentServiceClient
 }
 
 // newEnv starts a server (in memory), serves gRPC on loopback for the test's
@@ -80,7 +81,8 @@ func newEnv(t *testing.T) *env {
 			t.Error("server did not stop")
 		}
 	})
-	return &env{t: t, url: hs.URL, conn: conn, admin: pb.NewAdminServiceClient(conn), term: pb.NewTerminalServiceClient(conn), pay: pb.NewPaymentServiceClient(conn)}
+	return &env{t: t, url: hs.URL, addr: lis.Addr().String(), conn: conn, admin: pb.NewAdminServiceClient(conn),
+		term: pb.NewTerminalServiceClient(conn), payments: pb.NewPaymentServiceClient(conn)}
 }
 
 func bearer(ctx context.Context, secret string) context.Context {
