@@ -23,6 +23,11 @@ func TestEveryPageRenders(t *testing.T) {
 			t.Errorf("GET %s: got %d, want 200\n%.3000s", path, code, body)
 		}
 	}
+	for _, path := range []string{"/", "/config", "/config?merchant=M1", "/settlement?merchant=M1", "/terminals/" + tid} {
+		if _, body := b.get(path); strings.Contains(body, `id="error"`) {
+			t.Errorf("GET %s shows an error on a healthy fleet\n%.3000s", path, body[strings.Index(body, `id="error"`):])
+		}
+	}
 	if _, body := b.get("/terminals?q=sn-1"); !strings.Contains(body, tid) {
 		t.Errorf("search for the serial: terminal %s not listed", tid)
 	}

@@ -19,6 +19,7 @@ var alertTypes = []string{"MERCHANT_MISMATCH", "BATCH_OUT_OF_BALANCE", "IDENTITY
 
 type auditData struct {
 	Events []*pb.AuditEvent
+	Zones  zones
 	Types  []string
 	Next   string
 	Alerts bool
@@ -63,7 +64,7 @@ func (c *Console) auditList(q *request, f url.Values, alerts bool) {
 		q.mustNot(err)
 		return
 	}
-	d := &auditData{Events: resp.GetEvents(), Alerts: alerts, Types: alertTypes}
+	d := &auditData{Events: resp.GetEvents(), Alerts: alerts, Types: alertTypes, Zones: c.storeZones(q)}
 	if !alerts {
 		d.Types = nil
 		for i := int32(1); i < int32(len(pb.AuditEventType_name)); i++ {
@@ -112,4 +113,9 @@ func (c *Console) transactions(q *request) {
 	}
 	v.D = d
 	q.renderPage("transactions", v)
+}
+
+// Zone returns the time zone of an event's store, "" when it has none.
+func (d *auditData) Zone(ev *pb.AuditEvent) string {
+	return d.Zones.of(ev.GetMerchantId(), ev.GetStoreId())
 }
