@@ -185,6 +185,13 @@ func TestBrowserDashboardMatchesAPI(t *testing.T) {
 	if got := textOf(t, ctx, "#total-terminals"); got != "5" {
 		t.Errorf("total after the refresh %s, want 5", got)
 	}
+
+	// Usable on a tablet: in portrait, nothing sticks out sideways.
+	run(t, ctx, chromedp.EmulateViewport(768, 1024, chromedp.EmulatePortrait, chromedp.EmulateTouch), chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("total-terminals")))
+	if over := evalInt(t, ctx, `document.documentElement.scrollWidth - window.innerWidth`); over > 0 {
+		t.Errorf("dashboard at 768×1024 is %d px wider than the screen", over)
+	}
+	screenshot(t, ctx, "tablet")
 }
 
 func TestBrowserPublishStagedConfig(t *testing.T) {
@@ -271,11 +278,7 @@ func TestBrowserSettlementMatchesReport(t *testing.T) {
 		TerminalTotals: &pb.BatchTotals{SaleCount: 2, SaleAmount: &pb.Money{MinorUnits: 30100, Currency: "CNY"}}}); err != nil {
 		t.Fatalf("CloseBatch: %v", err)
 	}
-	shanghai, err := time.LoadLocation("Asia/Shanghai")
-	if err != nil {
-		t.Fatal(err)
-	}
-	date := time.Now().In(shanghai).Format(time.DateOnly)
+	date := time.Now().In(mustZone(t, "Asia/Shanghai")).Format(time.DateOnly)
 	rep, err := e.admin.GetSettlementReport(e.root(), &pb.GetSettlementReportRequest{MerchantId: "M1", BusinessDate: date})
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,13 @@
 package console_test
 
 import (
+	"encoding/csv"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -192,4 +195,44 @@ func TestValidationErrorNextToField(t *testing.T) {
 	if i < 0 || !strings.Contains(body[i:min(len(body), i+400)], `class="ferr"`) {
 		t.Errorf("no error shown next to the currency field\n%.3000s", body)
 	}
+}
+
+func TestSettlementCSVMatchesReport(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	_, cred := e.registered("SN-1", "M1", "S1")
+	e.pay(cred, "M1", "r-1", 1250, "tok_a")
+	e.pay(cred, "M1", "r-2", 999, "tok_b")
+	date := time.Now().In(mustZone(t, "Asia/Shanghai")).Format(time.DateOnly)
+	rep, err := e.admin.GetSettlementReport(e.root(), &pb.GetSettlementReportRequest{MerchantId: "M1", BusinessDate: date})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login(rootToken)
+	code, body, h := b.do(http.MethodGet, "/settlement.csv?merchant=M1&date="+date, nil, nil)
+	if code != http.StatusOK || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") {
+		t.Fatalf("CSV export: %d %s", code, h.Get("Content-Type"))
+	}
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatalf("CSV: %v\n%s", err, body)
+	}
+	last := rows[len(rows)-1]
+	if len(rows) != 3 || last[5] != "TOTAL" {
+		t.Fatalf("CSV rows %q: want a header, one batch and a TOTAL line", rows)
+	}
+	tot := rep.GetTotals()
+	if last[6] != strconv.FormatUint(tot.GetSaleCount(), 10) || last[7] != "22.49" || tot.GetSaleAmount().GetMinorUnits() != 2249 || last[14] != "CNY" {
+		t.Errorf("CSV total %q, report %v; want 2 sales of 22.49 CNY", last, tot)
+	}
+}
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
 }

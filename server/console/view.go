@@ -204,6 +204,9 @@ func formatTime(ts *timestamppb.Timestamp, zone string) string {
 // ONLINE. The template translates the result.
 func enumName(v fmt.Stringer) string {
 	s := v.String()
+	if strings.HasSuffix(s, "_UNSPECIFIED") {
+		return "–"
+	}
 	for _, p := range []string{"CONNECTIVITY_", "TERMINAL_STATE_", "ROLLOUT_STATE_", "AUDIT_EVENT_TYPE_", "DECISION_",
 		"BATCH_STATE_", "COMMAND_STATE_", "COMMAND_TYPE_", "ROLE_", "TRANSACTION_KIND_", "PAPER_STATUS_", "NETWORK_TYPE_",
 		"ENTRY_MODE_", "CONFIG_VALUE_ORIGIN_", "FAULT_SEVERITY_", "REVERSAL_REASON_"} {
