@@ -1,7 +1,11 @@
 package main
 
 import (
+	"crypto/tls"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -38,4 +42,44 @@ func TestServeConsoleRefusesPlaintextOffLoopback(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "refusing to serve the console in plaintext") {
 		t.Errorf("console on 0.0.0.0 without TLS: exit %d, output %q; want a refusal", code, out)
 	}
+}
+
+// Under TLS the console speaks HTTPS with the server's certificate, marks
+// its cookie Secure, and reaches AdminService over the in-process
+// connection, which then speaks TLS too.
+func TestServeConsoleTLS(t *testing.T) {
+	cert, key := writeSelfSigned(t)
+	dir := t.TempDir()
+	p := StartServe(t, dir, "--tls-cert", cert, "--tls-key", key, "--console-listen", "127.0.0.1:0")
+	m := consoleURLRe.FindStringSubmatch(p.Logs.String())
+	if m == nil || !strings.HasPrefix(m[1], "https://") {
+		t.Fatalf("console URL %v: want https\n%s", m, p.Logs)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{
+		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // the test's own self-signed certificate
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, m[1]+"login", strings.NewReader(url.Values{"token": {strings.TrimSpace(string(token))}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", strings.TrimSuffix(m[1], "/"))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in over HTTPS: %d, want 303\n%s", resp.StatusCode, p.Logs)
+	}
+	if ck := resp.Header.Get("Set-Cookie"); !strings.Contains(ck, "Secure") {
+		t.Errorf("session cookie %q under TLS: want Secure", ck)
+	}
+	if resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Errorf("no Strict-Transport-Security under TLS")
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	p.Wait(t)
 }
