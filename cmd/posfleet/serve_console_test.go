@@ -14,27 +14,29 @@ import (
 
 var consoleURLRe = regexp.MustCompile(`msg="console serving" url=(\S+)`)
 
+// The console's address is chosen up front (freeAddr): the logs are read
+// only once the process has ended.
 func TestServeConsole(t *testing.T) {
-	p := StartServe(t, t.TempDir(), "--console-listen", "127.0.0.1:0")
-	m := consoleURLRe.FindStringSubmatch(p.Logs.String())
-	if m == nil {
-		t.Fatalf("serve did not log the console's URL\n%s", p.Logs)
-	}
-	code, body := httpGet(t, m[1]+"login")
+	addr := freeAddr(t)
+	p := StartServe(t, t.TempDir(), "--console-listen", addr)
+	code, body := httpGet(t, "http://"+addr+"/login")
 	if code != http.StatusOK || !strings.Contains(body, `name="token"`) {
-		t.Errorf("GET %slogin: %d, want 200 with the sign-in form", m[1], code)
+		t.Errorf("GET http://%s/login: %d, want 200 with the sign-in form", addr, code)
 	}
 	p.Cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.Wait(t); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM\n%s", code, p.Logs)
 	}
+	if m := consoleURLRe.FindStringSubmatch(p.Logs.String()); m == nil || m[1] != "http://"+addr+"/" {
+		t.Errorf("logged console URL %v, want http://%s/\n%s", m, addr, p.Logs)
+	}
 
 	off := StartServe(t, t.TempDir(), "--console-listen", "off")
+	off.Cmd.Process.Signal(syscall.SIGTERM)
+	off.Wait(t)
 	if strings.Contains(off.Logs.String(), "console serving") {
 		t.Errorf("--console-listen off still serves the console\n%s", off.Logs)
 	}
-	off.Cmd.Process.Signal(syscall.SIGTERM)
-	off.Wait(t)
 }
 
 func TestServeConsoleRefusesPlaintextOffLoopback(t *testing.T) {
@@ -50,11 +52,9 @@ func TestServeConsoleRefusesPlaintextOffLoopback(t *testing.T) {
 func TestServeConsoleTLS(t *testing.T) {
 	cert, key := writeSelfSigned(t)
 	dir := t.TempDir()
-	p := StartServe(t, dir, "--tls-cert", cert, "--tls-key", key, "--console-listen", "127.0.0.1:0")
-	m := consoleURLRe.FindStringSubmatch(p.Logs.String())
-	if m == nil || !strings.HasPrefix(m[1], "https://") {
-		t.Fatalf("console URL %v: want https\n%s", m, p.Logs)
-	}
+	addr := freeAddr(t)
+	p := StartServe(t, dir, "--tls-cert", cert, "--tls-key", key, "--console-listen", addr)
+	m := []string{"", "https://" + addr + "/"}
 	token, err := os.ReadFile(filepath.Join(dir, "admin.token"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestServeConsoleTLS(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("sign-in over HTTPS: %d, want 303\n%s", resp.StatusCode, p.Logs)
+		t.Errorf("sign-in over HTTPS: %d, want 303", resp.StatusCode)
 	}
 	if ck := resp.Header.Get("Set-Cookie"); !strings.Contains(ck, "Secure") {
 		t.Errorf("session cookie %q under TLS: want Secure", ck)
@@ -82,4 +82,7 @@ func TestServeConsoleTLS(t *testing.T) {
 	}
 	p.Cmd.Process.Signal(syscall.SIGTERM)
 	p.Wait(t)
+	if !strings.Contains(p.Logs.String(), `msg="console serving" url=https://`+addr+"/") {
+		t.Errorf("logs lack the console's https URL\n%s", p.Logs)
+	}
 }
