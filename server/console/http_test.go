@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -235,4 +236,61 @@ func mustZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
+}
+
+func TestPublishRefusalShownNextToField(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	b := e.browser()
+	b.login(rootToken)
+	code, body := b.post("/config?merchant=M1", "/config", url.Values{"merchant": {"M1"}, "receipt_header": {"Hi"}, "stages": {"50,200"}})
+	if code != http.StatusBadRequest {
+		t.Fatalf("publish with a 200%% stage: got %d, want 400\n%.2000s", code, body)
+	}
+	i := strings.Index(body, `name="stages"`)
+	if i < 0 || !strings.Contains(body[i:min(len(body), i+300)], `class="ferr"`) {
+		t.Errorf("no error next to the stages field\n%.4000s", body)
+	}
+	if vs, err := e.admin.ListConfigVersions(e.root(), &pb.ListConfigVersionsRequest{Scope: &pb.ConfigScope{MerchantId: "M1"}}); err != nil || len(vs.GetVersions()) != 0 {
+		t.Errorf("versions after a refused publish: %v, %v; want none", vs.GetVersions(), err)
+	}
+}
+
+func TestTokensCreateAndRevokeEndsSessions(t *testing.T) {
+	e := newEnv(t)
+	admin := e.browser()
+	admin.login(rootToken)
+	code, body := admin.post("/tokens", "/tokens", url.Values{"name": {"night-desk"}, "role": {"AUDITOR"}, "ttl": {"24h"}})
+	m := regexp.MustCompile(`id="new-token">([^<]+)<`).FindStringSubmatch(body)
+	if code != http.StatusOK || m == nil {
+		t.Fatalf("create token: %d, no secret shown\n%.2000s", code, body)
+	}
+	if _, again := admin.get("/tokens"); strings.Contains(again, m[1]) {
+		t.Errorf("the secret is shown again on the token list")
+	}
+	desk := e.browser()
+	desk.login(m[1])
+	if code, _ := desk.get("/"); code != http.StatusOK {
+		t.Fatalf("dashboard with the new token: %d", code)
+	}
+	toks, err := e.admin.ListAdminTokens(e.root(), &pb.ListAdminTokensRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, tk := range toks.GetAdminTokens() {
+		if tk.GetName() == "night-desk" {
+			id = tk.GetTokenId()
+		}
+	}
+	if code, _ := admin.post("/tokens", "/tokens/"+id+"/revoke", url.Values{}); code != http.StatusSeeOther {
+		t.Fatalf("revoke: got %d, want 303", code)
+	}
+	// The revoked token's session ends at its next request.
+	if code, _ := desk.get("/"); code != http.StatusSeeOther {
+		t.Errorf("dashboard after the token was revoked: got %d, want a redirect to /login", code)
+	}
+	if code, _ := desk.get("/terminals"); code != http.StatusSeeOther {
+		t.Errorf("session still alive after revocation: got %d", code)
+	}
 }

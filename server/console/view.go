@@ -61,8 +61,27 @@ func (v *view) CanWrite() bool {
 // IsAdmin reports whether the signed-in role is ADMIN.
 func (v *view) IsAdmin() bool { return v.Sess != nil && v.Sess.Role() == pb.Role_ROLE_ADMIN }
 
-// FieldErr returns what is wrong with a form field, "" if nothing.
-func (v *view) FieldErr(field string) string { return v.Fields[field] }
+// FieldErr returns what is wrong with a form field, "" if nothing: the
+// violations of the request field path or of its elements and subfields
+// ("rollout.stage_percents[0]" for "rollout.stage_percents").
+func (v *view) FieldErr(field string) string {
+	var msgs []string
+	for _, k := range sortedKeys(v.Fields) {
+		if k == field || strings.HasPrefix(k, field+"[") || strings.HasPrefix(k, field+".") {
+			msgs = append(msgs, v.Fields[k])
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
 
 // Val returns a submitted form value.
 func (v *view) Val(field string) string { return v.Form.Get(field) }
@@ -124,22 +143,15 @@ func parsePages() (map[string]*template.Template, error) {
 
 // funcs are the template functions: formatting of API values.
 var funcs = template.FuncMap{
-	"money":    formatMoney,
-	"minor":    formatMinor,
-	"when":     formatTime,
-	"enum":     enumName,
-	"pct":      func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
-	"bar":      barWidth,
-	"progress": rolloutProgress,
-	"query":    queryWith,
-	"sortedKeys": func(m map[string]string) []string {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		return keys
-	},
+	"money":       formatMoney,
+	"minor":       formatMinor,
+	"when":        formatTime,
+	"enum":        enumName,
+	"pct":         func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + "%" },
+	"bar":         barWidth,
+	"progress":    rolloutProgress,
+	"query":       queryWith,
+	"sortedKeys":  sortedKeys,
 	"add":         func(a, b int) int { return a + b },
 	"mul":         func(a, b int) int { return a * b },
 	"txs":         txRows,
