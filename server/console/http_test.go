@@ -294,3 +294,24 @@ func TestTokensCreateAndRevokeEndsSessions(t *testing.T) {
 		t.Errorf("session still alive after revocation: got %d", code)
 	}
 }
+
+func TestFailedSignInsRateLimited(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	limited := 0
+	for i := range 40 {
+		code, _, _ := b.do(http.MethodPost, "/login", url.Values{"token": {"pfa_guess-" + strconv.Itoa(i) + "-0123456789"}}, map[string]string{"Origin": e.url})
+		if code == http.StatusTooManyRequests {
+			limited++
+		} else if code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: got %d, want 401 or 429", i, code)
+		}
+	}
+	if limited == 0 {
+		t.Fatal("40 wrong tokens from one address: none rate limited")
+	}
+	evs, err := e.admin.ListAuditEvents(e.root(), &pb.ListAuditEventsRequest{Type: pb.AuditEventType_AUDIT_EVENT_TYPE_AUTH_FAILURE})
+	if err != nil || len(evs.GetEvents()) == 0 || !strings.HasPrefix(evs.GetEvents()[0].GetPeer(), "127.0.0.1:") {
+		t.Errorf("auth failures audited as %v, %v; want the browser's address as peer", evs.GetEvents(), err)
+	}
+}
