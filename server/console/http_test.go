@@ -315,3 +315,35 @@ func TestFailedSignInsRateLimited(t *testing.T) {
 		t.Errorf("auth failures audited as %v, %v; want the browser's address as peer", evs.GetEvents(), err)
 	}
 }
+
+func TestTerminalCommandAndRebind(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	e.merchant("M2", "Noodle Bar", "S9")
+	tid, _ := e.registered("SN-1", "M1", "S1")
+	b := e.browser()
+	b.login(rootToken)
+	page := "/terminals/" + tid
+	if code, _ := b.post(page, page+"/command", url.Values{"type": {"REBOOT"}, "ttl": {"2h"}}); code != http.StatusSeeOther {
+		t.Fatalf("send command: got %d, want 303", code)
+	}
+	cmds, err := e.admin.ListCommands(e.root(), &pb.ListCommandsRequest{TerminalId: tid})
+	if err != nil || len(cmds.GetCommands()) != 1 || cmds.GetCommands()[0].GetType() != pb.CommandType_COMMAND_TYPE_REBOOT {
+		t.Fatalf("commands after sending: %v, %v; want one REBOOT", cmds.GetCommands(), err)
+	}
+	if _, body := b.get(page); !strings.Contains(body, "REBOOT") || !strings.Contains(body, "PENDING") {
+		t.Errorf("terminal page does not list the pending REBOOT")
+	}
+	// A rebind to a store that does not exist is refused next to the field.
+	code, body := b.post(page, page+"/rebind", url.Values{"confirm": {"yes"}, "merchant_id": {"M2"}, "store_id": {"NOPE"}, "reason": {"moved"}})
+	if code < 400 || !strings.Contains(body, `id="error"`) || !strings.Contains(body, "confirm-form") {
+		t.Errorf("rebind to a missing store: got %d, want a refusal shown on the form", code)
+	}
+	if code, _ := b.post(page, page+"/rebind", url.Values{"confirm": {"yes"}, "merchant_id": {"M2"}, "store_id": {"S9"}, "reason": {"moved"}}); code != http.StatusSeeOther {
+		t.Fatalf("rebind: got %d, want 303", code)
+	}
+	got, err := e.admin.GetTerminal(e.root(), &pb.GetTerminalRequest{TerminalId: tid})
+	if err != nil || got.GetTerminal().GetMerchantId() != "M2" || got.GetTerminal().GetStoreId() != "S9" {
+		t.Errorf("terminal after rebind: %v, %v; want M2/S9", got.GetTerminal(), err)
+	}
+}

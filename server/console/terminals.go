@@ -168,6 +168,7 @@ func (c *Console) terminalAction(q *request) {
 	}
 	if err != nil {
 		if ce := q.failed(err); ce != nil {
+			q.w.WriteHeader(httpStatus(ce))
 			q.renderPage("confirm", &view{Title: "Confirm", Form: f, Err: ce.Message, Fields: ce.Fields, D: confirmData{Action: action, TerminalID: id, Rebind: action == "rebind"}})
 		}
 		return
@@ -187,6 +188,7 @@ func (c *Console) sendCommand(q *request, id string) {
 	_, err := c.admin.SendCommand(ctx, &pb.SendCommandRequest{TerminalId: id, Type: pb.CommandType(pb.CommandType_value["COMMAND_TYPE_"+f.Get("type")]), Ttl: durationpb.New(ttl)})
 	if err != nil {
 		if ce := q.failed(err); ce != nil {
+			q.w.WriteHeader(httpStatus(ce))
 			c.showTerminal(q, &view{Err: ce.Message, Fields: ce.Fields, Form: f})
 		}
 		return
