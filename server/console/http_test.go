@@ -347,3 +347,26 @@ func TestTerminalCommandAndRebind(t *testing.T) {
 		t.Errorf("terminal after rebind: %v, %v; want M2/S9", got.GetTerminal(), err)
 	}
 }
+
+func TestLanguageFromBrowserAndMerchantEdit(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("M1", "Tea House", "S1")
+	b := e.browser()
+	b.login(rootToken)
+	_, body, _ := b.do(http.MethodGet, "/merchants/M1", nil, map[string]string{"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+	if !strings.Contains(body, `lang="zh-CN"`) || !strings.Contains(body, "商户") {
+		t.Errorf("Accept-Language zh-CN: page not in Chinese")
+	}
+	_, body, _ = b.do(http.MethodGet, "/merchants/M1", nil, map[string]string{"Accept-Language": "de-DE,fr;q=0.8"})
+	if !strings.Contains(body, `lang="en"`) {
+		t.Errorf("Accept-Language without a supported language: want English")
+	}
+	code, _ := b.post("/merchants/M1", "/merchants/M1", url.Values{"legal_name": {"M1 Ltd"}, "display_name": {"茶馆 Tea House"}, "mcc": {"5411"}, "currency": {"CNY"}})
+	if code != http.StatusSeeOther {
+		t.Fatalf("edit merchant: got %d, want 303", code)
+	}
+	m, err := e.admin.GetMerchant(e.root(), &pb.GetMerchantRequest{MerchantId: "M1"})
+	if err != nil || m.GetMerchant().GetDisplayName() != "茶馆 Tea House" || m.GetMerchant().GetIdentityVersion() < 2 {
+		t.Errorf("merchant after the edit: %v, %v; want the new display name and a bumped identity version", m.GetMerchant(), err)
+	}
+}
