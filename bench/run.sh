@@ -92,7 +92,7 @@ start_server() {
 	# --quota-scale 0: the benchmarks drive a few hundred terminals at the
 	# server's capacity, far beyond one real terminal's call quota.
 	"$POSFLEET" serve --listen "$TARGET" --data-dir "$WORK/data" --admin-token-file "$TOKEN_FILE" \
-		--log-level warn --quota-scale 0 >>"$OUT/server.log" 2>&1 &
+		--log-level warn --quota-scale 0 --console-listen off >>"$OUT/server.log" 2>&1 &
 	SERVER_PID=$!
 	local i
 	for i in $(seq 1 100); do

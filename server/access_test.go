@@ -86,6 +86,7 @@ var accessBeforeOptions = map[string]access{
 	adminSvc + "RotateWebhookSecret":   {role: auth.RoleAdmin},
 	adminSvc + "RedeliverWebhookEvent": {role: auth.RoleAdmin},
 	adminSvc + "ListWebhookDeliveries": {role: auth.RoleAuditor},
+	adminSvc + "WhoAmI":                {role: auth.RoleAuditor},
 }
 
 func TestAccessFromOptionsEqualsTheWrittenTable(t *testing.T) {

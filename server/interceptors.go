@@ -61,6 +61,9 @@ func bearerToken(ctx context.Context) string {
 // peerAddr returns the caller's address for logs and the audit trail.
 func peerAddr(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		if _, in := p.Addr.(inProcessAddr); in {
+			return forwardedPeer(ctx)
+		}
 		return p.Addr.String()
 	}
 	return ""

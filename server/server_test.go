@@ -40,6 +40,13 @@ func startServerLogging(t *testing.T, cfg server.Config, logger *slog.Logger) (*
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startServing(t, srv, lis)
+}
+
+// startServing serves srv on lis and returns a client connection to it and
+// a function that stops the server (also called at cleanup).
+func startServing(t *testing.T, srv *server.Server, lis net.Listener) (*grpc.ClientConn, func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, lis) }()

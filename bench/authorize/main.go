@@ -497,7 +497,7 @@ func startBinary(o options, work string) (*serverProc, error) {
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(work, "data"),
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--console-listen", "off", "--data-dir", filepath.Join(work, "data"),
 		"--admin-token-file", tokenFile, "--log-level", "info"}
 	var debugAddr string
 	if o.srvProfile != "" {

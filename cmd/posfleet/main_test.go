@@ -32,6 +32,10 @@ import (
 var binPath string
 
 func TestMain(m *testing.M) {
+	// Every server the tests start (child processes inherit it) serves
+	// its console on a free port, never on the default 7480, which a
+	// developer's own server or a parallel test package may hold.
+	os.Setenv("POSFLEET_CONSOLE_LISTEN", "127.0.0.1:0")
 	dir, err := os.MkdirTemp("", "posfleet-bin")
 	if err != nil {
 		panic(err)

@@ -40,6 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	metricsListen := fs.String("metrics-listen", "", "address for the Prometheus /metrics endpoint and the /healthz and /readyz probes (off when empty)")
+	consoleListen := fs.String("console-listen", "127.0.0.1:7480", "address of the operator web console (off or empty: no console); a non-loopback address needs --tls-cert/--tls-key or --insecure")
 	pprofOn := fs.Bool("pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-listen, which must then be a loopback address")
 	grace := fs.Duration("shutdown-grace", 15*time.Second, "how long shutdown waits for in-flight calls")
 	maxRecv := fs.Int("max-recv-msg-size", 256<<10, "largest request message in bytes")
@@ -90,6 +91,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = validateServe(&cfg, *listen, *metricsListen, *pprofOn, *tlsCert, *tlsKey, *insecure)
 	}
 	if err == nil {
+		err = validateConsole(*consoleListen, cfg.TLS != nil, *insecure)
+	}
+	if err == nil {
 		err = cfg.Validate()
 	}
 	if *printCfg {
@@ -118,6 +122,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer metricsLis.Close()
 	}
+	consoleLis, err := listenConsole(*consoleListen)
+	if err != nil {
+		return err
+	}
+	if consoleLis != nil {
+		defer consoleLis.Close()
+	}
 
 	srv, err := server.New(cfg, logger)
 	if err != nil {
@@ -129,6 +140,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if metricsLis != nil {
 		hs := serveMetrics(metricsLis, metricsMux(srv.OpsHandler(), *pprofOn), logger)
 		defer hs.Close()
+	}
+	if consoleLis != nil {
+		stop, err := startConsole(srv, consoleLis, cfg.TLS, logger)
+		if err != nil {
+			srv.Close()
+			return err
+		}
+		defer stop()
 	}
 	if err := srv.Serve(ctx, lis); err != nil {
 		return err

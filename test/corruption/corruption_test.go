@@ -47,7 +47,7 @@ var reServing = regexp.MustCompile(`msg=serving addr=(\S+)`)
 func launch(t *testing.T, bin, dir, tokenFile string) *server {
 	t.Helper()
 	s := &server{exited: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dir, "--admin-token-file", tokenFile)
+	s.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--console-listen", "off", "--data-dir", dir, "--admin-token-file", tokenFile)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

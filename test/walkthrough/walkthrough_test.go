@@ -114,7 +114,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	// Every flag has an environment twin: a free port keeps the README's
 	// commands exact and the test clear of a server already on 7400.
 	addr := freePort(t)
-	env := append(os.Environ(), "POSFLEET_LISTEN="+addr, "POSFLEET_TARGET="+addr)
+	env := append(os.Environ(), "POSFLEET_LISTEN="+addr, "POSFLEET_TARGET="+addr, "POSFLEET_CONSOLE_LISTEN=127.0.0.1:0")
 
 	// First terminal: build, then the server (the block's last line).
 	last := serve[len(serve)-1]

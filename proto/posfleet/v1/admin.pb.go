@@ -8248,6 +8248,89 @@ func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Request of AdminService.WhoAmI.
+type WhoAmIRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIRequest) Reset() {
+	*x = WhoAmIRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIRequest) ProtoMessage() {}
+
+func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
+func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{112}
+}
+
+// Response of AdminService.WhoAmI.
+type WhoAmIResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The calling token: its ID, name, role and lifetime.
+	AdminToken    *AdminToken `protobuf:"bytes,1,opt,name=admin_token,json=adminToken,proto3" json:"admin_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhoAmIResponse) Reset() {
+	*x = WhoAmIResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhoAmIResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhoAmIResponse) ProtoMessage() {}
+
+func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
+func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *WhoAmIResponse) GetAdminToken() *AdminToken {
+	if x != nil {
+		return x.AdminToken
+	}
+	return nil
+}
+
 var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
@@ -8855,7 +8938,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2\x1c.posfleet.v1.WebhookDeliveryR\n" +
 	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa4\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x0f\n" +
+	"\rWhoAmIRequest\"J\n" +
+	"\x0eWhoAmIResponse\x128\n" +
+	"\vadmin_token\x18\x01 \x01(\v2\x17.posfleet.v1.AdminTokenR\n" +
+	"adminToken*\xa4\x01\n" +
 	"\rTerminalState\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_PROVISIONED\x10\x01\x12\x19\n" +
@@ -8930,7 +9017,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"#WEBHOOK_DELIVERY_STATUS_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fWEBHOOK_DELIVERY_STATUS_PENDING\x10\x01\x12%\n" +
 	"!WEBHOOK_DELIVERY_STATUS_DELIVERED\x10\x02\x12\"\n" +
-	"\x1eWEBHOOK_DELIVERY_STATUS_FAILED\x10\x032\xc5$\n" +
+	"\x1eWEBHOOK_DELIVERY_STATUS_FAILED\x10\x032\x92%\n" +
 	"\fAdminService\x12c\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12c\n" +
@@ -8980,7 +9067,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\rDeleteWebhook\x12!.posfleet.v1.DeleteWebhookRequest\x1a\".posfleet.v1.DeleteWebhookResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12r\n" +
 	"\x13RotateWebhookSecret\x12'.posfleet.v1.RotateWebhookSecretRequest\x1a(.posfleet.v1.RotateWebhookSecretResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12x\n" +
 	"\x15RedeliverWebhookEvent\x12).posfleet.v1.RedeliverWebhookEventRequest\x1a*.posfleet.v1.RedeliverWebhookEventResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12x\n" +
-	"\x15ListWebhookDeliveries\x12).posfleet.v1.ListWebhookDeliveriesRequest\x1a*.posfleet.v1.ListWebhookDeliveriesResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01B\xa5\x01\n" +
+	"\x15ListWebhookDeliveries\x12).posfleet.v1.ListWebhookDeliveriesRequest\x1a*.posfleet.v1.ListWebhookDeliveriesResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12K\n" +
+	"\x06WhoAmI\x12\x1a.posfleet.v1.WhoAmIRequest\x1a\x1b.posfleet.v1.WhoAmIResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01B\xa5\x01\n" +
 	"\x0fcom.posfleet.v1B\n" +
 	"AdminProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
@@ -8997,7 +9085,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 114)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 116)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                    // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                     // 1: posfleet.v1.Connectivity
@@ -9119,49 +9207,51 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*RedeliverWebhookEventResponse)(nil), // 117: posfleet.v1.RedeliverWebhookEventResponse
 	(*ListWebhookDeliveriesRequest)(nil),  // 118: posfleet.v1.ListWebhookDeliveriesRequest
 	(*ListWebhookDeliveriesResponse)(nil), // 119: posfleet.v1.ListWebhookDeliveriesResponse
-	nil,                                   // 120: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                   // 121: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                      // 122: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),         // 123: google.protobuf.FieldMask
-	(*Store)(nil),                         // 124: posfleet.v1.Store
-	(*DeviceInfo)(nil),                    // 125: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),                // 126: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),         // 127: google.protobuf.Timestamp
-	(*Fault)(nil),                         // 128: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),           // 129: google.protobuf.Duration
-	(CommandType)(0),                      // 130: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),                 // 131: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                      // 132: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),               // 133: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                         // 134: posfleet.v1.Money
-	(Decision)(0),                         // 135: posfleet.v1.Decision
-	(EntryMode)(0),                        // 136: posfleet.v1.EntryMode
-	(ReversalReason)(0),                   // 137: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                   // 138: posfleet.v1.BatchTotals
-	(Role)(0),                             // 139: posfleet.v1.Role
+	(*WhoAmIRequest)(nil),                 // 120: posfleet.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                // 121: posfleet.v1.WhoAmIResponse
+	nil,                                   // 122: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                   // 123: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                      // 124: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),         // 125: google.protobuf.FieldMask
+	(*Store)(nil),                         // 126: posfleet.v1.Store
+	(*DeviceInfo)(nil),                    // 127: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),                // 128: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),         // 129: google.protobuf.Timestamp
+	(*Fault)(nil),                         // 130: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),           // 131: google.protobuf.Duration
+	(CommandType)(0),                      // 132: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),                 // 133: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                      // 134: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),               // 135: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                         // 136: posfleet.v1.Money
+	(Decision)(0),                         // 137: posfleet.v1.Decision
+	(EntryMode)(0),                        // 138: posfleet.v1.EntryMode
+	(ReversalReason)(0),                   // 139: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                   // 140: posfleet.v1.BatchTotals
+	(Role)(0),                             // 141: posfleet.v1.Role
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	122, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	122, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	122, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	122, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	123, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	122, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	122, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	124, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	124, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	124, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	124, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	124, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	124, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	124, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	125, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	124, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	124, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	126, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	126, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	126, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	125, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	126, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	127, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	127, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	127, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	128, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	127, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	129, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	127, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	127, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	128, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	129, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	129, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	129, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	130, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	129, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	131, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	129, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	20,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -9170,38 +9260,38 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	20,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	129, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	127, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	131, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	129, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	20,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	130, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	120, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	129, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	131, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	131, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	129, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	132, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	122, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	131, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	133, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	133, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	131, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
 	45,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
 	44,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
 	43,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
-	129, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
-	127, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	127, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	129, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	127, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	129, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	129, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	131, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
+	129, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	129, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	131, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	129, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	131, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	131, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
 	41,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	132, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	134, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
 	42,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
 	51,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	132, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	134, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
 	62,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	133, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	135, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
 	63,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
 	41,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
 	42,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
 	2,   // 58: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	127, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	127, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	129, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	129, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	46,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
 	51,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	2,   // 63: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
@@ -9212,7 +9302,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	3,   // 68: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
 	41,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
 	51,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	132, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	134, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
 	41,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
 	64,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
 	41,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
@@ -9225,7 +9315,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	51,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
 	62,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
 	51,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	127, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	129, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
 	76,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
 	76,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
 	77,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
@@ -9235,53 +9325,53 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	76,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
 	76,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
 	4,   // 93: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	127, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	121, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	129, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	123, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
 	4,   // 96: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	127, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	127, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	129, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	129, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	79,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
 	5,   // 100: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	134, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	135, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	136, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	127, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	137, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	134, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	135, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	127, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	127, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	136, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	137, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	138, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	129, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	139, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	136, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	137, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	129, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	129, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
 	82,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
 	6,   // 111: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	138, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	138, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	127, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	127, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	138, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	140, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	140, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	129, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	129, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	140, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
 	85,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	127, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	139, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	127, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	127, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	139, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	129, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	129, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	141, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	129, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	129, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	141, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	131, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
 	88,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	88,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	88,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	122, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	124, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	127, // 129: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	127, // 130: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	127, // 131: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	124, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	126, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	129, // 129: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	129, // 130: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	129, // 131: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
 	102, // 132: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
-	127, // 133: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	127, // 134: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	127, // 135: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	129, // 133: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 134: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	129, // 135: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
 	7,   // 136: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	127, // 137: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	127, // 138: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
-	127, // 139: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	127, // 140: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	129, // 137: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	129, // 138: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 139: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 140: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
 	101, // 141: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
 	101, // 142: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
 	101, // 143: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
@@ -9290,103 +9380,106 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	103, // 146: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
 	7,   // 147: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
 	103, // 148: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
-	8,   // 149: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	10,  // 150: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	12,  // 151: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	14,  // 152: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	16,  // 153: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	18,  // 154: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	21,  // 155: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	23,  // 156: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	25,  // 157: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	27,  // 158: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	29,  // 159: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	31,  // 160: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	33,  // 161: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	35,  // 162: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	37,  // 163: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	39,  // 164: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	47,  // 165: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	49,  // 166: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	52,  // 167: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	54,  // 168: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	56,  // 169: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	58,  // 170: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	60,  // 171: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	65,  // 172: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	67,  // 173: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	69,  // 174: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	71,  // 175: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	73,  // 176: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	75,  // 177: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	80,  // 178: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	83,  // 179: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	86,  // 180: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	89,  // 181: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	91,  // 182: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	93,  // 183: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	95,  // 184: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	97,  // 185: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	99,  // 186: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	104, // 187: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
-	106, // 188: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
-	108, // 189: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
-	110, // 190: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
-	112, // 191: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
-	114, // 192: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
-	116, // 193: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
-	118, // 194: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
-	9,   // 195: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	11,  // 196: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	13,  // 197: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	15,  // 198: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	17,  // 199: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	19,  // 200: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	22,  // 201: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	24,  // 202: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	26,  // 203: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	28,  // 204: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	30,  // 205: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	32,  // 206: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	34,  // 207: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	36,  // 208: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	38,  // 209: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	40,  // 210: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	48,  // 211: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	50,  // 212: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	53,  // 213: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	55,  // 214: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	57,  // 215: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	59,  // 216: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	61,  // 217: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	66,  // 218: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	68,  // 219: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	70,  // 220: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	72,  // 221: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	74,  // 222: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	78,  // 223: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	81,  // 224: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	84,  // 225: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	87,  // 226: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	90,  // 227: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	92,  // 228: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	94,  // 229: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	96,  // 230: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	98,  // 231: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	100, // 232: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	105, // 233: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
-	107, // 234: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
-	109, // 235: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
-	111, // 236: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
-	113, // 237: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
-	115, // 238: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
-	117, // 239: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
-	119, // 240: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
-	195, // [195:241] is the sub-list for method output_type
-	149, // [149:195] is the sub-list for method input_type
-	149, // [149:149] is the sub-list for extension type_name
-	149, // [149:149] is the sub-list for extension extendee
-	0,   // [0:149] is the sub-list for field type_name
+	88,  // 149: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	8,   // 150: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 151: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 152: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 153: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 154: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 155: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 156: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 157: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	25,  // 158: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	27,  // 159: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	29,  // 160: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	31,  // 161: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	33,  // 162: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	35,  // 163: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	37,  // 164: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	39,  // 165: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	47,  // 166: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	49,  // 167: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	52,  // 168: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	54,  // 169: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	56,  // 170: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	58,  // 171: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	60,  // 172: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	65,  // 173: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	67,  // 174: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	69,  // 175: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	71,  // 176: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	73,  // 177: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	75,  // 178: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	80,  // 179: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	83,  // 180: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	86,  // 181: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	89,  // 182: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	91,  // 183: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	93,  // 184: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	95,  // 185: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	97,  // 186: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	99,  // 187: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	104, // 188: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	106, // 189: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	108, // 190: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	110, // 191: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	112, // 192: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	114, // 193: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	116, // 194: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	118, // 195: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	120, // 196: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
+	9,   // 197: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 198: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 199: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 200: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 201: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 202: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 203: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 204: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	26,  // 205: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	28,  // 206: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	30,  // 207: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	32,  // 208: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	34,  // 209: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	36,  // 210: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	38,  // 211: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	40,  // 212: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	48,  // 213: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	50,  // 214: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	53,  // 215: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	55,  // 216: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	57,  // 217: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	59,  // 218: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	61,  // 219: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	66,  // 220: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	68,  // 221: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	70,  // 222: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	72,  // 223: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	74,  // 224: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	78,  // 225: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	81,  // 226: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	84,  // 227: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	87,  // 228: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	90,  // 229: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	92,  // 230: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	94,  // 231: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	96,  // 232: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	98,  // 233: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	100, // 234: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	105, // 235: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	107, // 236: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	109, // 237: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	111, // 238: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	113, // 239: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	115, // 240: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	117, // 241: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	119, // 242: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	121, // 243: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
+	197, // [197:244] is the sub-list for method output_type
+	150, // [150:197] is the sub-list for method input_type
+	150, // [150:150] is the sub-list for extension type_name
+	150, // [150:150] is the sub-list for extension extendee
+	0,   // [0:150] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -9405,7 +9498,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   114,
+			NumMessages:   116,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

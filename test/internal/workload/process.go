@@ -83,7 +83,7 @@ func Start(t testing.TB, bin, dataDir, tokenFile string) *Process {
 // why it did not, with the end of its log.
 func TryStart(t testing.TB, bin, dataDir, tokenFile string) (*Process, error) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir,
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--console-listen", "off", "--data-dir", dataDir,
 		"--admin-token-file", tokenFile, "--log-level", "info", "--quota-scale", "0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
