@@ -50,6 +50,9 @@ type Engine struct {
 
 	// ids makes and reads transaction IDs; set by Open, then read-only.
 	ids *idCodec
+	// windowSeq is the first ledger sequence number of the rebuild window
+	// at Open; set by Open, then read-only.
+	windowSeq uint64
 
 	// st is owned by the decision loop goroutine (and by Open before the
 	// loop starts).

@@ -76,3 +76,19 @@ func MarkSequence(v []byte) (uint64, error) {
 // SetMarkHook makes every commit of an engine opened with o call hook
 // before recording the commit in the watermark.
 func SetMarkHook(o *Options, hook func()) { o.markHook = hook }
+
+// LoadedTerminals returns how many terminals' states the engine holds in
+// memory. It must not race with requests.
+func (e *Engine) LoadedTerminals(ctx context.Context) (int, error) {
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ts := range e.st.terms {
+		if ts.loaded {
+			n++
+		}
+	}
+	return n, nil
+}

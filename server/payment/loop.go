@@ -132,9 +132,12 @@ func (c *commit) fail(o *op, err error) {
 // idempotency entry (nil when none). When the lookup fails it fails o and
 // reports false.
 func (e *Engine) begin(o *op, c *commit, terminal, requestID string, now int64) (*termState, reqID, *entry, bool) {
-	ts := e.st.term(terminal)
+	ts, err := e.terminal(terminal, &o.pol, now)
 	rid := e.st.req(requestID)
-	en, err := e.lookupEntry(ts, rid, now)
+	var en *entry
+	if err == nil {
+		en, err = e.lookupEntry(ts, rid, now)
+	}
 	if err != nil {
 		c.fail(o, err)
 		return nil, rid, nil, false

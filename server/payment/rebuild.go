@@ -12,26 +12,29 @@ import (
 )
 
 // rebuild loads the decision loop's state from the store, one record kind
-// per loader (see loader): open batches, merchant terminals, the chain of
-// commit chunks, each open batch's terminal's ledger from the older of
-// the batch's checkpoint and the start of the window, Reverse and
-// CloseBatch records, request indexes and tombstones. Expired idempotency
-// records are deleted, and live ones written before such records expired
-// on their own get their expiry (see keyTTL). The work is bounded by the
-// retention period and the checkpoint interval, not by the ledger's size.
+// per loader (see loader): merchant terminals, the chain of commit chunks
+// over the newest transactions and, once for a store written before every
+// idempotency record had an expiry, Reverse and CloseBatch records,
+// request indexes and tombstones, expiring old ones and giving live ones
+// their expiry (see keyTTL). Terminals' open batches, daily totals and
+// velocity windows are read on each terminal's first request
+// (Engine.terminal), and idempotency entries of before Open are looked up
+// on disk, so the work and the memory of Open do not grow with the ledger
+// or the retention window.
 func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 	l := e.newLoader()
 	err := e.db.View(func(txn *store.Txn) error {
 		loads := []func(*store.Txn) error{
-			l.openBatches,
 			l.merchantTerminals,
 			l.chain,
-			func(txn *store.Txn) error { return l.ledger(ctx, txn) },
 			l.requests,
 			l.requestIndexes,
 			l.tombstones,
 		}
 		for _, load := range loads {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if err := load(txn); err != nil {
 				return err
 			}
@@ -51,15 +54,23 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 		return nil, err
 	}
 	st.head = h
-	if l.listed != l.scanned {
-		return nil, corrupt("the commit chunks of the last %v list %d transactions, the terminals' ledgers hold %d of them", e.rebuildWindow(), l.listed, l.scanned)
+	if l.missing > 0 {
+		return nil, corrupt("the commit chunks of the newest %d transactions list %d, the terminals' ledgers hold %d of them", openCheckTransactions, l.listed, l.listed-l.missing)
 	}
+	e.windowSeq = l.windowSeq
+	// Decisions from now on are later than anything decided before Open,
+	// and every idempotency entry of the retention period created before
+	// them is on disk.
+	st.last = max(st.last, l.now)
+	st.evictedUntil = st.last
 	if err := e.startEpoch(st, l.in, l.last, mark); err != nil {
 		return nil, err
 	}
-	l.finish()
-	if err := e.writeInChunks(l.fixes); err != nil {
-		return nil, fmt.Errorf("payment: expire idempotency records: %w", err)
+	if !l.migrated {
+		fixes := append(l.fixes, write{key: keyMigrated, value: encodeIndexedSince(l.now)})
+		if err := e.writeInChunks(fixes); err != nil {
+			return nil, fmt.Errorf("payment: expire idempotency records: %w", err)
+		}
 	}
 	if l.writeIndexedSince {
 		err := e.db.Update(func(tx *store.Txn) error {

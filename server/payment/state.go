@@ -102,6 +102,9 @@ type termState struct {
 	id string
 	// idx is the terminal's index in state.termList.
 	idx uint32
+	// loaded is set once the terminal's state was read from disk (see
+	// Engine.terminal).
+	loaded bool
 	// entries maps request IDs to idempotency entries; all kinds of request
 	// share the namespace. The answers of CloseBatch entries are in closes.
 	entries map[reqKey]entryRec
