@@ -50,6 +50,9 @@ type Engine struct {
 
 	// ids makes and reads transaction IDs; set by Open, then read-only.
 	ids *idCodec
+	// filterBuild is the request filter being built (see reqFilter);
+	// owned by the decision loop, then by Close.
+	filterBuild *filterBuild
 	// windowSeq is the first ledger sequence number of the rebuild window
 	// at Open; set by Open, then read-only.
 	windowSeq uint64
@@ -148,6 +151,7 @@ func Open(ctx context.Context, db *store.DB, dir Directory, auditLog *audit.Log,
 		return nil, err
 	}
 	e.st = st
+	e.startFilter()
 	// Logged before the loop starts: from then on the state is the loop's.
 	e.logger.Info("payment engine open",
 		"terminals", len(st.terms), "transactions_in_memory", len(st.txs),
@@ -171,6 +175,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	<-e.loopDone
 	<-e.writerDone
+	e.stopFilter()
 	return e.failure()
 }
 

@@ -92,3 +92,22 @@ func (e *Engine) LoadedTerminals(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// SetFilterCapacity makes an engine opened with o size its request filter
+// for n request IDs.
+func SetFilterCapacity(o *Options, n int) { o.filterCapacity = n }
+
+// DiskLookups returns how many idempotency lookups read the disk and
+// whether the request filter is in use. It must not race with requests.
+func (e *Engine) DiskLookups(ctx context.Context) (n int, filtering bool, err error) {
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, false, err
+	}
+	return e.st.diskLookups, e.st.filter.f != nil || e.filterArrived(), nil
+}
+
+// SetFilterHook makes the goroutine that builds the request filter of an
+// engine opened with o call hook in its store transaction, before it
+// reads.
+func SetFilterHook(o *Options, hook func()) { o.filterHook = hook }

@@ -152,9 +152,10 @@ func (e *Engine) lookupEntry(ts *termState, rid reqID, now int64) (*entry, error
 		return en, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
-	if e.st.evictedUntil < cutoff {
+	if e.st.evictedUntil < cutoff || e.filterAbsent(ts.id, rid.id, false, cutoff) {
 		return nil, nil
 	}
+	e.st.diskLookups++
 	var en *entry
 	err := e.db.View(func(txn *store.Txn) error {
 		var err error
@@ -174,9 +175,10 @@ func (e *Engine) lookupTomb(ts *termState, rid reqID, now int64) (bool, error) {
 		return true, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
-	if e.st.evictedUntil < cutoff {
+	if e.st.evictedUntil < cutoff || e.filterAbsent(ts.id, rid.id, true, cutoff) {
 		return false, nil
 	}
+	e.st.diskLookups++
 	v, err := e.db.Get(keyTombstone(ts.id, rid.id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -261,6 +263,7 @@ func (e *Engine) addEntry(ts *termState, rid reqID, en *entry, c *commit) {
 	}
 	e.st.entryCount++
 	e.st.entryQ.push(expiring{at: en.created, term: ts.idx, key: rid.key})
+	e.filterAdd(ts.id, rid.id, false)
 	ttl := e.keyTTL(en.created, e.clock().UnixNano())
 	if en.kind == opReverse || en.kind == opCloseBatch {
 		c.putTTL(keyRequest(ts.id, rid.id), en.encode(), ttl)
@@ -602,6 +605,7 @@ func (e *Engine) decideReverse(o *op, c *commit, now int64) {
 			st.entryCount++
 			st.entryQ.push(expiring{at: now, term: ts.idx, key: orid.key, tomb: true})
 			c.putTTL(keyTombstone(ts.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, e.clock().UnixNano()))
+			e.filterAdd(ts.id, r.OriginalRequestID, true)
 		}
 	case orig.kind != opAuthorize:
 		res.status = ReverseStatusNotReversible

@@ -56,8 +56,12 @@ type state struct {
 	// are found by scanning the terminal's ledger (stores written before
 	// the index existed).
 	indexedSince int64
-	// entryScans counts lookups that scanned a terminal's ledger.
-	entryScans int
+	// entryScans counts lookups that scanned a terminal's ledger,
+	// diskLookups those that read the disk.
+	entryScans, diskLookups int
+	// filter answers lookups of request IDs that are not on disk (see
+	// reqFilter).
+	filter reqFilter
 }
 
 func newState() *state {
