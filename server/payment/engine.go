@@ -151,6 +151,9 @@ func Open(ctx context.Context, db *store.DB, dir Directory, auditLog *audit.Log,
 		return nil, err
 	}
 	e.st = st
+	if err := e.indexLedger(); err != nil {
+		return nil, err
+	}
 	e.startFilter()
 	// Logged before the loop starts: from then on the state is the loop's.
 	e.logger.Info("payment engine open",

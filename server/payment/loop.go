@@ -228,6 +228,7 @@ func (e *Engine) newTx(t *tx, c *commit, now int64) {
 	st.txs[t.seq] = cachedTx{touched: now}
 	st.txQ.push(expiringTx{at: now, seq: t.seq})
 	e.writeTx(t, c)
+	indexTx(t, c)
 	c.createdTx(t)
 	c.decisions++
 	if known := st.merchTerms[t.merchant]; !known[t.terminal] {

@@ -18,7 +18,12 @@ import (
 // ListTransactions returns up to limit transactions matching f, newest first,
 // and a token for the next page ("" on the last page). It reads what is
 // durable: a transaction appears once its decision was committed. limit <= 0
-// means 100.
+// means 100. Filters by merchant or decision read an index (see index.go),
+// and an end time starts at its place in the ledger, so a page costs in
+// proportion to its size; where the transactions read do not match (a
+// terminal's batch, a time range), one call reads at most scanBudget of
+// them and returns a shorter page, even an empty one, with the token to go
+// on.
 func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pageToken string) ([]Transaction, string, error) {
 	if f.BatchNumber != 0 && f.TerminalID == "" {
 		return nil, "", &ValidationError{Field: "batch_number", Reason: "requires terminal_id"}
@@ -41,6 +46,9 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		before = binary.BigEndian.Uint64(b)
 	}
 	var out []*tx
+	// resume, when set, is where the next page starts because this one
+	// read its budget first.
+	var resume uint64
 	err := e.db.View(func(txn *store.Txn) error {
 		var start int64
 		if !f.Start.IsZero() {
@@ -49,11 +57,18 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		// collect gathers up to n matching transactions newest first; it
 		// stops at the start time (decision times follow ledger order).
 		collect := func(n int, into *[]*tx) func(*tx) error {
+			budget := scanBudget(limit)
 			return func(t *tx) error {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
 				if t.decided < start {
+					return store.ErrStop
+				}
+				if budget--; budget < 0 {
+					// Read enough for one call: the next page goes on
+					// from here.
+					resume = t.seq + 1
 					return store.ErrStop
 				}
 				if f.match(t) {
@@ -65,46 +80,18 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 				return nil
 			}
 		}
-		switch {
-		case f.TerminalID != "":
-			return scanTerminalReverse(txn, f.TerminalID, before, collect(limit+1, &out))
-		case f.MerchantID != "":
-			// Merge the newest of each of the merchant's terminals.
-			var terms []string
-			err := txn.Iterate(keyIndex(prefixMerchTerm, f.MerchantID), nil, func(k, _ []byte) error {
-				terms = append(terms, string(k[len(keyIndex(prefixMerchTerm, f.MerchantID)):]))
-				return nil
-			})
+		if !f.End.IsZero() {
+			end, err := seqBefore(txn, f.End.UnixNano())
 			if err != nil {
 				return err
 			}
-			// After each terminal only the newest limit+1 are kept, and a
-			// later terminal's scan stops below the oldest of them: memory
-			// stays at two pages whatever the number of terminals.
-			for _, term := range terms {
-				var floor uint64
-				if len(out) > limit {
-					floor = out[limit].seq
-				}
-				var got []*tx
-				inner := collect(limit+1, &got)
-				err := scanTerminalReverse(txn, term, before, func(t *tx) error {
-					if t.seq < floor {
-						return store.ErrStop
-					}
-					return inner(t)
-				})
-				if err != nil {
-					return err
-				}
-				out = append(out, got...)
-				slices.SortFunc(out, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
-				if len(out) > limit+1 {
-					clear(out[limit+1:])
-					out = out[:limit+1]
-				}
-			}
-			return nil
+			before = min(before, end)
+		}
+		switch idx := indexFor(&f); {
+		case idx != nil:
+			return scanIndexReverse(txn, idx, before, collect(limit+1, &out))
+		case f.TerminalID != "":
+			return scanTerminalReverse(txn, f.TerminalID, before, collect(limit+1, &out))
 		default:
 			return scanLedgerReverse(txn, before, collect(limit+1, &out))
 		}
@@ -113,9 +100,12 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		return nil, "", err
 	}
 	next := ""
-	if len(out) > limit {
+	switch {
+	case len(out) > limit:
 		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, out[limit].seq+1))
 		out = out[:limit]
+	case resume != 0:
+		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, resume))
 	}
 	res := make([]Transaction, len(out))
 	for i, t := range out {
