@@ -11,12 +11,17 @@ import (
 // needed. fn returns ErrStop to stop early; the key is valid only during
 // the call.
 func (tx *Txn) IterateKeys(prefix []byte, fn func(key []byte) error) error {
+	return tx.IterateKeysFrom(prefix, prefix, fn)
+}
+
+// IterateKeysFrom is IterateKeys from the first key at or after start.
+func (tx *Txn) IterateKeysFrom(prefix, start []byte, fn func(key []byte) error) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.PrefetchValues = false
 	it := tx.btx.NewIterator(opts)
 	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
 		err := fn(it.Item().Key())
 		if errors.Is(err, ErrStop) {
 			return nil
