@@ -162,7 +162,7 @@
 // Open reads no terminal's state and no idempotency entry, so start-up
 // takes the same time and memory whatever the ledger and the retention
 // window hold: it checks the ledger head against the watermark and the
-// chain of the newest commit chunks (262,144 transactions, each of
+// chain of the newest commit chunks (32,768 transactions, each of
 // which must be in its terminal's ledger), and loads which terminals
 // transacted for each merchant. A terminal's open batch, daily totals and
 // velocity windows are read on its first request: its batch checkpoint

@@ -53,6 +53,9 @@ type Engine struct {
 	// filterBuild is the request filter being built (see reqFilter);
 	// owned by the decision loop, then by Close.
 	filterBuild *filterBuild
+	// filterReady is set when a request filter build finished, cleared
+	// when one starts.
+	filterReady atomic.Bool
 	// windowSeq is the first ledger sequence number of the rebuild window
 	// at Open; set by Open, then read-only.
 	windowSeq uint64

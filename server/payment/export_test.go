@@ -1,6 +1,9 @@
 package payment
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // SetCommitHook makes every commit of an engine opened with o call hook
 // after staging its records and before making them durable; an error
@@ -111,3 +114,22 @@ func (e *Engine) DiskLookups(ctx context.Context) (n int, filtering bool, err er
 // engine opened with o call hook in its store transaction, before it
 // reads.
 func SetFilterHook(o *Options, hook func()) { o.filterHook = hook }
+
+// CheckRequestID runs the decision loop's idempotency lookup of a request
+// ID of a terminal, as a request would, with or without the request
+// filter, and reports whether an entry was found. Only after Close: the
+// loop owns the state while it runs.
+func (e *Engine) CheckRequestID(terminal, requestID string, filter bool) (bool, error) {
+	st := e.st
+	if st.filter.f == nil && !e.filterArrived() && filter {
+		return false, errors.New("request filter not built")
+	}
+	saved := st.filter.f
+	if !filter {
+		st.filter.f = nil
+		defer func() { st.filter.f = saved }()
+	}
+	now := e.clock().UnixNano()
+	en, err := e.lookupEntry(st.term(terminal), st.req(requestID), now)
+	return en != nil, err
+}

@@ -131,6 +131,7 @@ func (e *Engine) filterArrived() bool {
 func (e *Engine) startFilter() {
 	e.stopFilter() // superseded
 	e.filterBuild = nil
+	e.filterReady.Store(false)
 	st := e.st
 	capacity := uint(minFilterCapacity)
 	if e.opts.filterCapacity > 0 {
@@ -171,6 +172,7 @@ func (e *Engine) startFilter() {
 			return
 		}
 		b.f = f
+		e.filterReady.Store(true)
 	}()
 }
 
@@ -208,4 +210,11 @@ func filterKeys(txn *store.Txn, f *bloom.BloomFilter, stop *atomic.Bool) error {
 		return store.ErrStop
 	}
 	return nil
+}
+
+// RequestFilterReady reports whether the request filter has been built
+// since Open (see reqFilter), so that idempotency lookups of new request
+// IDs no longer read the disk. It is safe for concurrent use.
+func (e *Engine) RequestFilterReady() bool {
+	return e.filterReady.Load()
 }

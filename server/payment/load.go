@@ -65,10 +65,11 @@ var keyMigrated = []byte("pay/ttl")
 
 // openCheckTransactions is how many of the newest transactions Open checks:
 // the chain of their commit chunks, and that each is in its terminal's
-// ledger and decodes. It covers more than the store's write-ahead log holds
-// (a lost tail of that log loses the ledger head with it, which Open
-// refuses); Verify checks the whole ledger.
-const openCheckTransactions = 1 << 18
+// ledger and decodes: about what one 16 MiB memtable of the store's
+// write-ahead log holds, at a fixed cost of a fraction of a second. A lost
+// tail of that log loses the ledger head with it, which Open refuses;
+// Verify checks the whole ledger.
+const openCheckTransactions = 1 << 15
 
 // rebuildWindow is how far back the ledger is read at Open.
 func (e *Engine) rebuildWindow() time.Duration { return max(e.opts.Retention, 26*time.Hour) }
