@@ -110,17 +110,20 @@ type Log struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
-	mu sync.Mutex // guards nextID, counts, closed
+	mu sync.Mutex // guards nextID, counts, closed and the fields of counted
 	// nextID is the ID of the next recorded event; IDs increase with time.
 	nextID uint64
 	// counts holds the number of events per type and, for merchant
-	// mismatches, per terminal.
+	// mismatches, per terminal, recorded since Open; counted holds those
+	// of before Open, read from disk on first use (see stored).
 	counts     [typeCount]uint64
 	mismatches map[string]uint64
+	counted    storedCounts
 	closed     bool
 }
 
-// Open starts the audit trail on db, rebuilding its counters.
+// Open starts the audit trail on db. It reads only the newest event, so it
+// takes the same time however long the trail.
 func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
 	l := &Log{
 		db:         db,
@@ -131,18 +134,15 @@ func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
 		done:       make(chan struct{}),
 		mismatches: map[string]uint64{},
 	}
+	// Only the newest event is read: counts of older ones are read from
+	// the type index when first asked for (see stored).
 	err := db.View(func(tx *store.Txn) error {
-		return tx.Iterate(prefixEvent, nil, func(k, v []byte) error {
-			var e Event
-			if err := decode(v, &e); err != nil {
-				return fmt.Errorf("audit: decode %x: %w", k, err)
+		return tx.IterateReverse(prefixEvent, nil, func(k, _ []byte) error {
+			if len(k) != len(prefixEvent)+8 {
+				return fmt.Errorf("audit: malformed key %x", k)
 			}
-			id := binary.BigEndian.Uint64(k[len(prefixEvent):])
-			if id >= l.nextID {
-				l.nextID = id + 1
-			}
-			l.count(&e)
-			return nil
+			l.nextID = binary.BigEndian.Uint64(k[len(prefixEvent):]) + 1
+			return store.ErrStop
 		})
 	})
 	if err != nil {
@@ -151,6 +151,7 @@ func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
 	if min := uint64(time.Now().UnixMicro()); l.nextID < min {
 		l.nextID = min
 	}
+	l.counted.before = l.nextID
 	l.wg.Add(1)
 	go l.flushLoop()
 	return l, nil
@@ -280,7 +281,11 @@ func (l *Log) Count(t Type) uint64 {
 	if t <= 0 || t >= typeCount {
 		return 0
 	}
-	return l.counts[t]
+	base, err := l.stored(t)
+	if err != nil {
+		l.logger.Error("audit: count events", "type", t, "err", err)
+	}
+	return base + l.counts[t]
 }
 
 // MismatchesByTerminal returns the number of merchant-mismatch alerts per
@@ -288,9 +293,15 @@ func (l *Log) Count(t Type) uint64 {
 func (l *Log) MismatchesByTerminal() map[string]uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]uint64, len(l.mismatches))
+	if _, err := l.stored(MerchantMismatch); err != nil {
+		l.logger.Error("audit: count merchant mismatches", "err", err)
+	}
+	out := make(map[string]uint64, len(l.mismatches)+len(l.counted.mismatches))
+	for k, v := range l.counted.mismatches {
+		out[k] += v
+	}
 	for k, v := range l.mismatches {
-		out[k] = v
+		out[k] += v
 	}
 	return out
 }
