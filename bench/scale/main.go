@@ -67,6 +67,7 @@ type point struct {
 	Transactions  int                   `json:"transactions"`
 	AuditEvents   int                   `json:"audit_events"`
 	OpenSeconds   float64               `json:"open_s"`
+	OpenCPU       float64               `json:"open_cpu_s"`
 	AuditOpenSecs float64               `json:"audit_open_s"`
 	FirstRequest  float64               `json:"first_request_ms"`
 	FilterSeconds float64               `json:"filter_build_s"`
@@ -154,6 +155,13 @@ func main() {
 	}
 }
 
+// cpuTime returns the CPU time (user and system) the process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func openAll(dir string, merchants int) (*store.DB, *audit.Log, *payment.Engine, time.Duration, time.Duration) {
 	opts := store.DefaultOptions(dir)
 	db, err := store.Open(opts, nil)
@@ -227,14 +235,16 @@ func load(dir string, from, to, auditEvents, terminals, merchants, declineEvery,
 
 // measureRestart opens dir in this (fresh) process and measures.
 func measureRestart(dir string, terminals, merchants int) point {
+	cpu0 := cpuTime()
 	db, al, eng, openTime, auditOpen := openAll(dir, merchants)
+	openCPU := cpuTime() - cpu0
 	defer func() {
 		eng.Close()
 		al.Close()
 		db.Close()
 	}()
 	ctx := context.Background()
-	p := point{OpenSeconds: openTime.Seconds(), AuditOpenSecs: auditOpen.Seconds(), Queries: map[string][2]float64{}}
+	p := point{OpenSeconds: openTime.Seconds(), OpenCPU: openCPU.Seconds(), AuditOpenSecs: auditOpen.Seconds(), Queries: map[string][2]float64{}}
 	// New request IDs right after Open: every one reads the disk.
 	authorize := func(i int, term int) time.Duration {
 		t := time.Now()
@@ -307,9 +317,9 @@ func exponent(n1, n2 int, y1, y2 float64) string {
 }
 
 func report(ps []point) {
-	fmt.Printf("%-12s %8s %8s %9s %9s %10s %10s %10s %9s\n", "transactions", "open_s", "rss_MB", "first_ms", "filter_s", "new_pre_us", "new_post_us", "audit_open", "audit_ev")
+	fmt.Printf("%-12s %8s %10s %8s %9s %9s %10s %10s %10s %9s\n", "transactions", "open_s", "open_cpu_s", "rss_MB", "first_ms", "filter_s", "new_pre_us", "new_post_us", "audit_open", "audit_ev")
 	for _, p := range ps {
-		fmt.Printf("%-12d %8.3f %8.0f %9.2f %9.3f %10.0f %10.0f %10.3f %9d\n", p.Transactions, p.OpenSeconds, p.PeakRSSMB, p.FirstRequest, p.FilterSeconds, p.DupBeforeUS, p.DupAfterUS, p.AuditOpenSecs, p.AuditEvents)
+		fmt.Printf("%-12d %8.3f %10.3f %8.0f %9.2f %9.3f %10.0f %10.0f %10.3f %9d\n", p.Transactions, p.OpenSeconds, p.OpenCPU, p.PeakRSSMB, p.FirstRequest, p.FilterSeconds, p.DupBeforeUS, p.DupAfterUS, p.AuditOpenSecs, p.AuditEvents)
 	}
 	names := []string{"newest", "declined", "merchant", "merchant_declined", "terminal_declined", "terminal"}
 	fmt.Printf("\nquery p50/p99 ms\n%-12s", "transactions")
@@ -325,7 +335,7 @@ func report(ps []point) {
 		}
 		fmt.Println()
 	}
-	fmt.Println("\ngrowth exponents between successive sizes (open time, peak RSS, worst query p99)")
+	fmt.Println("\ngrowth exponents between successive sizes (open time, open CPU time (store and audit included), peak RSS, worst query p99)")
 	for i := 1; i < len(ps); i++ {
 		a, b := ps[i-1], ps[i]
 		worst := func(p point) float64 {
@@ -335,8 +345,9 @@ func report(ps []point) {
 			}
 			return w
 		}
-		fmt.Printf("%d -> %d: open %s, rss %s, query p99 %s\n", a.Transactions, b.Transactions,
+		fmt.Printf("%d -> %d: open %s, open cpu %s, rss %s, query p99 %s\n", a.Transactions, b.Transactions,
 			exponent(a.Transactions, b.Transactions, a.OpenSeconds, b.OpenSeconds),
+			exponent(a.Transactions, b.Transactions, a.OpenCPU, b.OpenCPU),
 			exponent(a.Transactions, b.Transactions, a.PeakRSSMB, b.PeakRSSMB),
 			exponent(a.Transactions, b.Transactions, worst(a), worst(b)))
 	}
