@@ -35,6 +35,9 @@ func (s *Server) openFleet(bootstrapToken string) error {
 	}
 	opts := fleet.DefaultOptions()
 	opts.NewSecret = NewSecret
+	if s.cfg.FaultRetention > 0 {
+		opts.FaultRetention = s.cfg.FaultRetention
+	}
 	s.fleet, err = fleet.Open(ctx, s.db, s.audit, s.logger.With("component", "fleet"), opts)
 	if err != nil {
 		return fmt.Errorf("server: open fleet: %w", err)

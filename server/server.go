@@ -131,6 +131,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if s.audit, err = audit.Open(s.db, logger.With("component", "audit")); err != nil {
 		return nil, err
 	}
+	s.audit.Retain(auditRetention(&cfg))
 	adminToken, tokenPath, err := bootstrapAdminToken(cfg)
 	if err != nil {
 		return nil, err

@@ -125,6 +125,9 @@ type Log struct {
 // Open starts the audit trail on db. It reads only the newest event, so it
 // takes the same time however long the trail.
 func Open(db *store.DB, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	l := &Log{
 		db:         db,
 		logger:     logger,
