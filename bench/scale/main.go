@@ -24,11 +24,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log"
 	"log/slog"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -68,6 +70,11 @@ type point struct {
 	AuditEvents   int                   `json:"audit_events"`
 	OpenSeconds   float64               `json:"open_s"`
 	OpenCPU       float64               `json:"open_cpu_s"`
+	StoreOpenCPU  float64               `json:"store_open_cpu_s"`
+	DBMB          float64               `json:"db_mb"`
+	BackupMB      float64               `json:"backup_mb"`
+	BackupSeconds float64               `json:"backup_s"`
+	BackupRSSMB   float64               `json:"backup_peak_rss_mb"`
 	AuditOpenSecs float64               `json:"audit_open_s"`
 	FirstRequest  float64               `json:"first_request_ms"`
 	FilterSeconds float64               `json:"filter_build_s"`
@@ -87,10 +94,17 @@ func main() {
 		auditN    = flag.Int("audit", 0, "audit events to write by the last size (spread over the sizes)")
 		workers   = flag.Int("workers", 256, "concurrent requests while loading")
 		restart   = flag.Bool("restart", false, "internal: measure one restart of -dir")
+		backup    = flag.String("backup", "", "internal: back -dir up to this file and report")
 		out       = flag.String("json", "", "also write the points as JSON to this file")
 		cpuprof   = flag.String("cpuprofile", "", "with -restart: write a CPU profile of the restart to this file")
 	)
 	flag.Parse()
+	if *backup != "" {
+		if err := json.NewEncoder(os.Stdout).Encode(measureBackup(*dir, *backup)); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if *restart {
 		if *cpuprof != "" {
 			f, err := os.Create(*cpuprof)
@@ -144,6 +158,18 @@ func main() {
 			log.Fatalf("restart at %d: %v: %s", n, err, b)
 		}
 		p.Transactions, p.AuditEvents = n, audited
+		bf := *dir + ".backup"
+		cmd = exec.Command(os.Args[0], "-dir", *dir, "-backup", bf)
+		cmd.Stderr = os.Stderr
+		if b, err = cmd.Output(); err != nil {
+			log.Fatalf("backup at %d: %v", n, err)
+		}
+		os.Remove(bf)
+		var bp point
+		if err := json.Unmarshal(b, &bp); err != nil {
+			log.Fatalf("backup at %d: %v: %s", n, err, b)
+		}
+		p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB = bp.DBMB, bp.BackupMB, bp.BackupSeconds, bp.BackupRSSMB
 		points = append(points, p)
 	}
 	report(points)
@@ -162,12 +188,17 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// storeOpenCPU is the CPU time of the last store.Open in openAll.
+var storeOpenCPU time.Duration
+
 func openAll(dir string, merchants int) (*store.DB, *audit.Log, *payment.Engine, time.Duration, time.Duration) {
 	opts := store.DefaultOptions(dir)
+	c := cpuTime()
 	db, err := store.Open(opts, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
+	storeOpenCPU = cpuTime() - c
 	t0 := time.Now()
 	al, err := audit.Open(db, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -244,7 +275,7 @@ func measureRestart(dir string, terminals, merchants int) point {
 		db.Close()
 	}()
 	ctx := context.Background()
-	p := point{OpenSeconds: openTime.Seconds(), OpenCPU: openCPU.Seconds(), AuditOpenSecs: auditOpen.Seconds(), Queries: map[string][2]float64{}}
+	p := point{OpenSeconds: openTime.Seconds(), OpenCPU: openCPU.Seconds(), StoreOpenCPU: storeOpenCPU.Seconds(), AuditOpenSecs: auditOpen.Seconds(), Queries: map[string][2]float64{}}
 	// New request IDs right after Open: every one reads the disk.
 	authorize := func(i int, term int) time.Duration {
 		t := time.Now()
@@ -309,6 +340,41 @@ func measureRestart(dir string, terminals, merchants int) point {
 	return p
 }
 
+// measureBackup backs dir up to file in this (fresh) process.
+func measureBackup(dir, file string) point {
+	db, err := store.Open(store.DefaultOptions(dir), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	var size int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				size += fi.Size()
+			}
+		}
+		return nil
+	})
+	f, err := os.Create(file)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	t := time.Now()
+	if err := db.Backup(context.Background(), f); err != nil {
+		log.Fatal(err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		log.Fatal(err)
+	}
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return point{DBMB: float64(size) / (1 << 20), BackupMB: float64(fi.Size()) / (1 << 20),
+		BackupSeconds: time.Since(t).Seconds(), BackupRSSMB: float64(ru.Maxrss) / 1024}
+}
+
 func exponent(n1, n2 int, y1, y2 float64) string {
 	if y1 <= 0 || y2 <= 0 {
 		return "-"
@@ -322,6 +388,10 @@ func report(ps []point) {
 		fmt.Printf("%-12d %8.3f %10.3f %8.0f %9.2f %9.3f %10.0f %10.0f %10.3f %9d\n", p.Transactions, p.OpenSeconds, p.OpenCPU, p.PeakRSSMB, p.FirstRequest, p.FilterSeconds, p.DupBeforeUS, p.DupAfterUS, p.AuditOpenSecs, p.AuditEvents)
 	}
 	names := []string{"newest", "declined", "merchant", "merchant_declined", "terminal_declined", "terminal"}
+	fmt.Printf("\n%-12s %12s %8s %9s %10s %10s\n", "transactions", "store_cpu_s", "db_MB", "backup_MB", "backup_s", "backup_rss")
+	for _, p := range ps {
+		fmt.Printf("%-12d %12.3f %8.1f %9.1f %10.2f %10.0f\n", p.Transactions, p.StoreOpenCPU, p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB)
+	}
 	fmt.Printf("\nquery p50/p99 ms\n%-12s", "transactions")
 	for _, n := range names {
 		fmt.Printf(" %19s", n)
