@@ -53,6 +53,8 @@ type Engine struct {
 	// filterBuild is the request filter being built (see reqFilter);
 	// owned by the decision loop, then by Close.
 	filterBuild *filterBuild
+	// readBudget, when positive (tests only), replaces scanBudget.
+	readBudget int
 	// filterReady is set when a request filter build finished, cleared
 	// when one starts.
 	filterReady atomic.Bool

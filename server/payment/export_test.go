@@ -133,3 +133,7 @@ func (e *Engine) CheckRequestID(terminal, requestID string, filter bool) (bool, 
 	en, err := e.lookupEntry(st.term(terminal), st.req(requestID), now)
 	return en != nil, err
 }
+
+// SetReadBudget makes every ListTransactions call read at most n
+// transactions (see scanBudget). Not while queries run.
+func (e *Engine) SetReadBudget(n int) { e.readBudget = n }

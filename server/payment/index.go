@@ -1,9 +1,11 @@
 package payment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/posfleet/posfleet/server/store"
 )
@@ -170,4 +172,23 @@ func seqBefore(txn *store.Txn, t int64) (uint64, error) {
 		return seq, err
 	}
 	return c.next(), nil
+}
+
+// TxPage is a page of ListTransactionsPage.
+type TxPage struct {
+	// Transactions matching the filter, newest first.
+	Transactions []Transaction
+	// NextPageToken goes on with older transactions; empty on the last
+	// page.
+	NextPageToken string
+	// SearchedFrom, when set, says that the page stopped at its read
+	// budget before it was full: transactions decided at or after it
+	// were searched, and NextPageToken goes on with older ones.
+	SearchedFrom time.Time
+}
+
+// ListTransactionsPage is ListTransactions that also says how far back a
+// page cut short by its read budget searched (see scanBudget).
+func (e *Engine) ListTransactionsPage(ctx context.Context, f TxFilter, limit int, pageToken string) (TxPage, error) {
+	return e.listTransactions(ctx, f, limit, pageToken)
 }

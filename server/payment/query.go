@@ -25,14 +25,20 @@ import (
 // them and returns a shorter page, even an empty one, with the token to go
 // on.
 func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pageToken string) ([]Transaction, string, error) {
+	p, err := e.ListTransactionsPage(ctx, f, limit, pageToken)
+	return p.Transactions, p.NextPageToken, err
+}
+
+// listTransactions is ListTransactionsPage.
+func (e *Engine) listTransactions(ctx context.Context, f TxFilter, limit int, pageToken string) (TxPage, error) {
 	if f.BatchNumber != 0 && f.TerminalID == "" {
-		return nil, "", &ValidationError{Field: "batch_number", Reason: "requires terminal_id"}
+		return TxPage{}, &ValidationError{Field: "batch_number", Reason: "requires terminal_id"}
 	}
 	if f.TerminalID != "" && cleanKeyPart(f.TerminalID) == "" {
-		return nil, "", &ValidationError{Field: "terminal_id", Reason: "must be a terminal ID"}
+		return TxPage{}, &ValidationError{Field: "terminal_id", Reason: "must be a terminal ID"}
 	}
 	if f.MerchantID != "" && !isAlnum(f.MerchantID) {
-		return nil, "", &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
+		return TxPage{}, &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
 	}
 	if limit <= 0 {
 		limit = 100
@@ -41,7 +47,7 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 	if pageToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pageToken)
 		if err != nil || len(b) != 8 || binary.BigEndian.Uint64(b) == 0 {
-			return nil, "", ErrBadPageToken
+			return TxPage{}, ErrBadPageToken
 		}
 		before = binary.BigEndian.Uint64(b)
 	}
@@ -49,6 +55,7 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 	// resume, when set, is where the next page starts because this one
 	// read its budget first.
 	var resume uint64
+	var resumeAt int64
 	err := e.db.View(func(txn *store.Txn) error {
 		var start int64
 		if !f.Start.IsZero() {
@@ -58,6 +65,9 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		// stops at the start time (decision times follow ledger order).
 		collect := func(n int, into *[]*tx) func(*tx) error {
 			budget := scanBudget(limit)
+			if e.readBudget > 0 {
+				budget = e.readBudget
+			}
 			return func(t *tx) error {
 				if err := ctx.Err(); err != nil {
 					return err
@@ -68,7 +78,7 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 				if budget--; budget < 0 {
 					// Read enough for one call: the next page goes on
 					// from here.
-					resume = t.seq + 1
+					resume, resumeAt = t.seq+1, t.decided
 					return store.ErrStop
 				}
 				if f.match(t) {
@@ -97,7 +107,7 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 		}
 	})
 	if err != nil {
-		return nil, "", err
+		return TxPage{}, err
 	}
 	next := ""
 	switch {
@@ -107,11 +117,14 @@ func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pa
 	case resume != 0:
 		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, resume))
 	}
-	res := make([]Transaction, len(out))
+	page := TxPage{Transactions: make([]Transaction, len(out)), NextPageToken: next}
 	for i, t := range out {
-		res[i] = t.public(e.ids)
+		page.Transactions[i] = t.public(e.ids)
 	}
-	return res, next, nil
+	if resume != 0 && len(out) <= limit {
+		page.SearchedFrom = time.Unix(0, resumeAt).UTC()
+	}
+	return page, nil
 }
 
 // scanLedgerReverse calls fn for every transaction with a sequence number

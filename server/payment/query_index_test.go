@@ -132,3 +132,40 @@ func TestIndexedQueries(t *testing.T) {
 	v.open()
 	check("indexed at Open")
 }
+
+// A filter no index serves (a terminal's old batch) reads at most the read
+// budget per call: a short page says how far back it searched, and its
+// token goes on until every match is found.
+func TestReadBudgetCutsPagesShort(t *testing.T) {
+	v := newEnv(t)
+	ctx := t.Context()
+	for i := range 5 {
+		v.authorize(sale(term1, fmt.Sprint("b1-", i), 100))
+		v.clock.Advance(time.Minute)
+	}
+	if _, err := v.eng.CloseBatch(ctx, payment.CloseBatchRequest{TerminalID: term1, RequestID: "close-1", BatchNumber: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		v.authorize(sale(term1, fmt.Sprint("b2-", i), 100))
+		v.clock.Advance(time.Minute)
+	}
+	v.eng.SetReadBudget(10)
+	f := payment.TxFilter{TerminalID: term1, BatchNumber: 1}
+	first, err := v.eng.ListTransactionsPage(ctx, f, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Transactions) != 0 || first.NextPageToken == "" || first.SearchedFrom.IsZero() {
+		t.Fatalf("first page: %d transactions, token %q, searched from %v; want none, a token and a time", len(first.Transactions), first.NextPageToken, first.SearchedFrom)
+	}
+	got := allPages(t, v, f, 100)
+	if len(got) != 5 {
+		t.Fatalf("batch 1 over all pages: got %d transactions, want 5", len(got))
+	}
+	for _, tx := range got {
+		if tx.Batch != 1 {
+			t.Errorf("transaction %s of batch %d in batch 1's pages", tx.ID, tx.Batch)
+		}
+	}
+}
