@@ -169,7 +169,9 @@
 // plus its ledger since the older of the checkpoint and the start of the
 // retention period (at least 26 hours, covering every time zone's business
 // day). Idempotency entries and tombstones of before Open are looked up on
-// disk with point reads, as are those that left memory early. A store
+// disk with point reads, as are those that left memory early; a Bloom
+// filter over the request IDs on disk, built from their keys after Open,
+// answers the lookups of new request IDs without them (see filter.go). A store
 // written before every idempotency record had an expiry reads them all
 // once, at its first Open, to give them one. Transactions older than the
 // retention period are read from disk when
