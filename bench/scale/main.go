@@ -75,12 +75,14 @@ type point struct {
 	BackupMB      float64               `json:"backup_mb"`
 	BackupSeconds float64               `json:"backup_s"`
 	BackupRSSMB   float64               `json:"backup_peak_rss_mb"`
+	BackupAnonMB  float64               `json:"backup_anon_rss_mb"`
 	AuditOpenSecs float64               `json:"audit_open_s"`
 	FirstRequest  float64               `json:"first_request_ms"`
 	FilterSeconds float64               `json:"filter_build_s"`
 	DupBeforeUS   float64               `json:"new_request_before_filter_us"`
 	DupAfterUS    float64               `json:"new_request_after_filter_us"`
 	PeakRSSMB     float64               `json:"peak_rss_mb"`
+	AnonMB        float64               `json:"anon_rss_mb"`
 	Queries       map[string][2]float64 `json:"query_p50_p99_ms"`
 }
 
@@ -169,7 +171,7 @@ func main() {
 		if err := json.Unmarshal(b, &bp); err != nil {
 			log.Fatalf("backup at %d: %v: %s", n, err, b)
 		}
-		p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB = bp.DBMB, bp.BackupMB, bp.BackupSeconds, bp.BackupRSSMB
+		p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB, p.BackupAnonMB = bp.DBMB, bp.BackupMB, bp.BackupSeconds, bp.BackupRSSMB, bp.BackupAnonMB
 		points = append(points, p)
 	}
 	report(points)
@@ -184,13 +186,20 @@ func main() {
 // peakRSSMB returns the process's peak resident set in MiB (VmHWM). Not
 // getrusage's maxrss: Linux carries that over exec from the parent, the
 // loader, whose peak is not this process's.
-func peakRSSMB() float64 {
+func peakRSSMB() float64 { return procStatusMB("VmHWM:") }
+
+// anonRSSMB returns the process's anonymous resident memory in MiB now
+// (RssAnon): heap and stacks, without the store's memory-mapped tables,
+// which the page cache can drop.
+func anonRSSMB() float64 { return procStatusMB("RssAnon:") }
+
+func procStatusMB(field string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			return kb / 1024
 		}
@@ -351,7 +360,7 @@ func measureRestart(dir string, terminals, merchants int) point {
 		slices.Sort(lat)
 		p.Queries[q.name] = [2]float64{lat[len(lat)/2], lat[len(lat)*99/100]}
 	}
-	p.PeakRSSMB = peakRSSMB()
+	p.PeakRSSMB, p.AnonMB = peakRSSMB(), anonRSSMB()
 	return p
 }
 
@@ -385,7 +394,7 @@ func measureBackup(dir, file string) point {
 		log.Fatal(err)
 	}
 	return point{DBMB: float64(size) / (1 << 20), BackupMB: float64(fi.Size()) / (1 << 20),
-		BackupSeconds: time.Since(t).Seconds(), BackupRSSMB: peakRSSMB()}
+		BackupSeconds: time.Since(t).Seconds(), BackupRSSMB: peakRSSMB(), BackupAnonMB: anonRSSMB()}
 }
 
 func exponent(n1, n2 int, y1, y2 float64) string {
@@ -396,14 +405,14 @@ func exponent(n1, n2 int, y1, y2 float64) string {
 }
 
 func report(ps []point) {
-	fmt.Printf("%-12s %8s %10s %8s %9s %9s %10s %10s %10s %9s\n", "transactions", "open_s", "open_cpu_s", "rss_MB", "first_ms", "filter_s", "new_pre_us", "new_post_us", "audit_open", "audit_ev")
+	fmt.Printf("%-12s %8s %10s %8s %8s %9s %9s %10s %10s %10s %9s\n", "transactions", "open_s", "open_cpu_s", "rss_MB", "anon_MB", "first_ms", "filter_s", "new_pre_us", "new_post_us", "audit_open", "audit_ev")
 	for _, p := range ps {
-		fmt.Printf("%-12d %8.3f %10.3f %8.0f %9.2f %9.3f %10.0f %10.0f %10.3f %9d\n", p.Transactions, p.OpenSeconds, p.OpenCPU, p.PeakRSSMB, p.FirstRequest, p.FilterSeconds, p.DupBeforeUS, p.DupAfterUS, p.AuditOpenSecs, p.AuditEvents)
+		fmt.Printf("%-12d %8.3f %10.3f %8.0f %8.0f %9.2f %9.3f %10.0f %10.0f %10.3f %9d\n", p.Transactions, p.OpenSeconds, p.OpenCPU, p.PeakRSSMB, p.AnonMB, p.FirstRequest, p.FilterSeconds, p.DupBeforeUS, p.DupAfterUS, p.AuditOpenSecs, p.AuditEvents)
 	}
 	names := []string{"newest", "declined", "merchant", "merchant_declined", "terminal_declined", "terminal"}
-	fmt.Printf("\n%-12s %12s %8s %9s %10s %10s\n", "transactions", "store_cpu_s", "db_MB", "backup_MB", "backup_s", "backup_rss")
+	fmt.Printf("\n%-12s %12s %8s %9s %10s %10s %11s\n", "transactions", "store_cpu_s", "db_MB", "backup_MB", "backup_s", "backup_rss", "backup_anon")
 	for _, p := range ps {
-		fmt.Printf("%-12d %12.3f %8.1f %9.1f %10.2f %10.0f\n", p.Transactions, p.StoreOpenCPU, p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB)
+		fmt.Printf("%-12d %12.3f %8.1f %9.1f %10.2f %10.0f %11.0f\n", p.Transactions, p.StoreOpenCPU, p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB, p.BackupAnonMB)
 	}
 	fmt.Printf("\nquery p50/p99 ms\n%-12s", "transactions")
 	for _, n := range names {
