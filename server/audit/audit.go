@@ -434,7 +434,9 @@ func decode(v []byte, e *Event) error {
 
 // List returns up to limit events matching f, newest first, and a token for
 // the next page ("" on the last page). Events still queued are included only
-// after they are flushed; call Flush first to read your own writes.
+// after they are flushed; call Flush first to read your own writes. One call
+// reads at most readBudget(limit) events: a page can be short, even empty,
+// and still have a token.
 func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) ([]Event, string, error) {
 	if limit <= 0 {
 		limit = 100
@@ -459,15 +461,32 @@ func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) (
 	}
 	var out []Event
 	var next string
+	// A call reads at most budget events: a filter whose index does not
+	// narrow it (a time range, a type of one terminal) returns a shorter
+	// page, even an empty one, with the token to go on.
+	budget := readBudget(limit)
+	spent := func(id uint64) bool {
+		if budget--; budget >= 0 {
+			return false
+		}
+		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, id+1))
+		return true
+	}
 	err := l.db.View(func(tx *store.Txn) error {
 		if idx == nil {
 			return tx.IterateReverse(prefixEvent, startKey(prefixEvent, before), func(k, v []byte) error {
 				id := binary.BigEndian.Uint64(k[len(prefixEvent):])
+				if spent(id) {
+					return store.ErrStop
+				}
 				return l.collect(ctx, f, id, v, limit, &out, &next)
 			})
 		}
 		return tx.IterateReverse(idx, startKey(idx, before), func(k, _ []byte) error {
 			id := binary.BigEndian.Uint64(k[len(idx):])
+			if spent(id) {
+				return store.ErrStop
+			}
 			v, err := tx.Get(append(append([]byte{}, prefixEvent...), store.AppendUint64(nil, id)...))
 			if err != nil {
 				return fmt.Errorf("audit: index points at missing event %d: %w", id, err)

@@ -162,3 +162,7 @@ func (l *Log) Retain(opts RetentionOptions) {
 		}
 	}()
 }
+
+// readBudget is how many events one List call reads for a page of limit
+// (see List).
+func readBudget(limit int) int { return max(100*(limit+1), 10000) }

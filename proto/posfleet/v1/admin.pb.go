@@ -5534,7 +5534,10 @@ type ListAuditEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A page of events, newest first.
 	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty on the last page. Also set on a short
+	// or empty page: one call reads a bounded number of events, so a filter
+	// that the trail's indexes do not narrow (a time range, a type of one
+	// terminal) goes on over several pages.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
