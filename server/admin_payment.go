@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"regexp"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -43,13 +44,20 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 		Start:       start,
 		End:         end,
 	}
+	var searched time.Time
 	txs, next, err := boundedPage(a.s.cfg.MaxPageBytes, size, func(n int) ([]payment.Transaction, string, error) {
-		return a.s.eng.Payments.ListTransactions(ctx, filter, n, req.GetPageToken())
+		p, err := a.s.eng.Payments.ListTransactionsPage(ctx, filter, n, req.GetPageToken())
+		searched = p.SearchedFrom
+		return p.Transactions, p.NextPageToken, err
 	}, transactionToPB)
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
-	return &pb.ListTransactionsResponse{NextPageToken: next, Transactions: txs}, nil
+	res := &pb.ListTransactionsResponse{NextPageToken: next, Transactions: txs}
+	if !searched.IsZero() {
+		res.SearchedFrom = timestamppb.New(searched)
+	}
+	return res, nil
 }
 
 // GetSettlementReport returns a merchant's settlement for a business date.

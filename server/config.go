@@ -89,6 +89,18 @@ type Config struct {
 	// Webhooks tunes webhook deliveries (timeouts, retry period, backoff);
 	// zero fields take webhook.DefaultConfig's values.
 	Webhooks webhook.Config
+	// AuditRetention is how long audit events are kept (default 400
+	// days, past the year that PCI DSS asks for); older ones are pruned
+	// hourly. Zero keeps them for good.
+	AuditRetention time.Duration
+	// AuditExportDir, when set, receives every audit event before it is
+	// pruned, as JSON lines in audit-YYYY-MM.jsonl, synced before the
+	// events are deleted. When empty, pruned events are gone: export them
+	// first with `posfleet admin audit list`.
+	AuditExportDir string
+	// FaultRetention is how long terminal fault events are kept for the
+	// fleet report; zero means 30 days.
+	FaultRetention time.Duration
 
 	// commitFault, when set (tests only), is the store's CommitFault
 	// failpoint.
@@ -103,6 +115,8 @@ type Config struct {
 func DefaultConfig(dataDir string) Config {
 	return Config{
 		DataDir:               dataDir,
+		AuditRetention:        400 * 24 * time.Hour,
+		FaultRetention:        30 * 24 * time.Hour,
 		MaxRecvMsgSize:        256 << 10,
 		MaxSendMsgSize:        4 << 20,
 		MaxConcurrentStreams:  256,
@@ -150,6 +164,10 @@ func (c Config) Validate() error {
 		return errors.New("server: ShutdownGrace must be positive")
 	case c.DiskReserve < 0:
 		return errors.New("server: DiskReserve must not be negative")
+	case c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < 24*time.Hour):
+		return errors.New("server: AuditRetention must be zero (keep for good) or at least 24h")
+	case c.FaultRetention < 0 || (c.FaultRetention > 0 && c.FaultRetention < time.Hour):
+		return errors.New("server: FaultRetention must be zero (30 days) or at least 1h")
 	case !c.InMemory && c.DiskCheckInterval < 10*time.Millisecond:
 		return errors.New("server: DiskCheckInterval must be at least 10ms")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:

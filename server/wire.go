@@ -114,12 +114,13 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 	if e.Audit, err = audit.Open(ctx, e.DB, logger.With("component", "audit")); err != nil {
 		return nil, err
 	}
+	e.Audit.Retain(auditRetention(&cfg))
 	adminToken, tokenPath, err := bootstrapAdminToken(cfg)
 	if err != nil {
 		return nil, err
 	}
 	e.adminTokenPath = tokenPath
-	if err := e.openFleet(ctx, adminToken, logger); err != nil {
+	if err := e.openFleet(ctx, adminToken, cfg.FaultRetention, logger); err != nil {
 		return nil, err
 	}
 	if err := e.openConfig(ctx, logger); err != nil {
@@ -136,7 +137,7 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 
 // openFleet opens the admin token store (installing the bootstrap token,
 // stored only as a hash) and the fleet.
-func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, logger *slog.Logger) error {
+func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, faultRetention time.Duration, logger *slog.Logger) error {
 	var err error
 	e.Tokens, err = operator.Open(ctx, e.DB, operator.Options{NewSecret: NewSecret, Audit: e.Audit}, logger.With("component", "operator"))
 	if err != nil {
@@ -147,6 +148,9 @@ func (e *Engines) openFleet(ctx context.Context, bootstrapToken string, logger *
 	}
 	opts := fleet.DefaultOptions()
 	opts.NewSecret = NewSecret
+	if faultRetention > 0 {
+		opts.FaultRetention = faultRetention
+	}
 	e.Fleet, err = fleet.Open(ctx, e.DB, e.Audit, opts, logger.With("component", "fleet"))
 	if err != nil {
 		return fmt.Errorf("server: open fleet: %w", err)

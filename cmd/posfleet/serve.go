@@ -53,6 +53,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	quotaScale := fs.Float64("quota-scale", 1, "multiply every per-credential call quota by this factor (0: no quotas, only for measuring the server's ceiling)")
 	var diskReserve byteSize
 	fs.Var(&diskReserve, "disk-reserve", "free space of the data directory's filesystem below which writes are refused (DISK_LOW) until space returns, e.g. 256MiB or 1GB; raised to what the store needs to finish its own writes (0: that alone, 36 MiB plus the LSM tree's size)")
+	auditRetention := fs.Duration("audit-retention", limitDefaults.AuditRetention, "how long audit events are kept; older ones are pruned hourly (0: keep for good; at least 24h)")
+	auditExportDir := fs.String("audit-export-dir", "", "directory that receives audit events as JSON lines (audit-YYYY-MM.jsonl), synced, before they are pruned (empty: pruned events are gone)")
+	faultRetention := fs.Duration("fault-retention", limitDefaults.FaultRetention, "how long terminal fault events are kept for the fleet report")
 	// Where the settings come from, and what to do with them.
 	configFile := fs.String("config", "", "YAML file of settings keyed by flag name; flags and environment win over it")
 	printCfg := fs.Bool("print-config", false, "print the effective settings (secrets redacted) as a config file and exit")
@@ -82,6 +85,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Quotas = cfg.Quotas.Scale(*quotaScale)
 	cfg.DiskReserve = int64(diskReserve)
+	cfg.AuditRetention, cfg.AuditExportDir, cfg.FaultRetention = *auditRetention, *auditExportDir, *faultRetention
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	tokenSource := ""
 	if err == nil {

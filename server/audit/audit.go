@@ -121,24 +121,29 @@ type Log struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
-	mu sync.Mutex // guards nextID, counts, closed
+	mu sync.Mutex // guards nextID, counts, closed and the fields of counted
 	// nextID is the ID of the next recorded event; IDs increase with time.
 	nextID uint64
 	// counts holds the number of events per type and, for merchant
-	// mismatches, per terminal.
+	// mismatches, per terminal, recorded since Open; counted holds those
+	// of before Open, read from disk on first use (see stored).
 	counts     [typeCount]uint64
 	mismatches map[string]uint64
+	counted    storedCounts
 	closed     bool
 	// tail tracks the IDs handed out but not yet settled, for readers that
 	// follow the log in ID order (tail.go).
 	tail tailState
 }
 
-// Open starts the audit trail on db, rebuilding its counters. The logger
-// may be nil.
+// Open starts the audit trail on db. It reads only the newest event, so it
+// takes the same time however long the trail. The logger may be nil.
 func Open(ctx context.Context, db *store.DB, logger *slog.Logger) (*Log, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	l := &Log{
 		db:         db,
@@ -150,21 +155,15 @@ func Open(ctx context.Context, db *store.DB, logger *slog.Logger) (*Log, error) 
 		mismatches: map[string]uint64{},
 		tail:       newTailState(),
 	}
+	// Only the newest event is read: counts of older ones are read from
+	// the type index when first asked for (see stored).
 	err := db.View(func(tx *store.Txn) error {
-		return tx.Iterate(prefixEvent, nil, func(k, v []byte) error {
-			if err := ctx.Err(); err != nil {
-				return err
+		return tx.IterateReverse(prefixEvent, nil, func(k, _ []byte) error {
+			if len(k) != len(prefixEvent)+8 {
+				return fmt.Errorf("audit: malformed key %x", k)
 			}
-			var e Event
-			if err := decode(v, &e); err != nil {
-				return fmt.Errorf("audit: decode %x: %w", k, err)
-			}
-			id := binary.BigEndian.Uint64(k[len(prefixEvent):])
-			if id >= l.nextID {
-				l.nextID = id + 1
-			}
-			l.count(&e)
-			return nil
+			l.nextID = binary.BigEndian.Uint64(k[len(prefixEvent):]) + 1
+			return store.ErrStop
 		})
 	})
 	if err != nil {
@@ -173,6 +172,7 @@ func Open(ctx context.Context, db *store.DB, logger *slog.Logger) (*Log, error) 
 	if min := uint64(time.Now().UnixMicro()); l.nextID < min {
 		l.nextID = min
 	}
+	l.counted.before = l.nextID
 	l.wg.Add(1)
 	go l.flushLoop()
 	return l, nil
@@ -307,7 +307,11 @@ func (l *Log) Count(t Type) uint64 {
 	if t <= 0 || t >= typeCount {
 		return 0
 	}
-	return l.counts[t]
+	base, err := l.stored(t)
+	if err != nil {
+		l.logger.Error("audit: count events", "type", t, "err", err)
+	}
+	return base + l.counts[t]
 }
 
 // MismatchesByTerminal returns the number of merchant-mismatch alerts per
@@ -315,9 +319,15 @@ func (l *Log) Count(t Type) uint64 {
 func (l *Log) MismatchesByTerminal() map[string]uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]uint64, len(l.mismatches))
+	if _, err := l.stored(MerchantMismatch); err != nil {
+		l.logger.Error("audit: count merchant mismatches", "err", err)
+	}
+	out := make(map[string]uint64, len(l.mismatches)+len(l.counted.mismatches))
+	for k, v := range l.counted.mismatches {
+		out[k] += v
+	}
 	for k, v := range l.mismatches {
-		out[k] = v
+		out[k] += v
 	}
 	return out
 }
@@ -448,7 +458,9 @@ func decode(v []byte, e *Event) error {
 
 // List returns up to limit events matching f, newest first, and a token for
 // the next page ("" on the last page). Events still queued are included only
-// after they are flushed; call Flush first to read your own writes.
+// after they are flushed; call Flush first to read your own writes. One call
+// reads at most readBudget(limit) events: a page can be short, even empty,
+// and still have a token.
 func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) ([]Event, string, error) {
 	if limit <= 0 {
 		limit = 100
@@ -473,15 +485,32 @@ func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) (
 	}
 	var out []Event
 	var next string
+	// A call reads at most budget events: a filter whose index does not
+	// narrow it (a time range, a type of one terminal) returns a shorter
+	// page, even an empty one, with the token to go on.
+	budget := readBudget(limit)
+	spent := func(id uint64) bool {
+		if budget--; budget >= 0 {
+			return false
+		}
+		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, id+1))
+		return true
+	}
 	err := l.db.View(func(tx *store.Txn) error {
 		if idx == nil {
 			return tx.IterateReverse(prefixEvent, startKey(prefixEvent, before), func(k, v []byte) error {
 				id := binary.BigEndian.Uint64(k[len(prefixEvent):])
+				if spent(id) {
+					return store.ErrStop
+				}
 				return l.collect(ctx, f, id, v, limit, &out, &next)
 			})
 		}
 		return tx.IterateReverse(idx, startKey(idx, before), func(k, _ []byte) error {
 			id := binary.BigEndian.Uint64(k[len(idx):])
+			if spent(id) {
+				return store.ErrStop
+			}
 			v, err := tx.Get(append(append([]byte{}, prefixEvent...), store.AppendUint64(nil, id)...))
 			if err != nil {
 				return fmt.Errorf("audit: index points at missing event %d: %w", id, err)

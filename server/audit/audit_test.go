@@ -87,4 +87,17 @@ func TestRecordListFilterPageReopen(t *testing.T) {
 	if len(newest) != 1 || newest[0].Type != audit.TokenCreated {
 		t.Fatalf("event recorded after reopen is not the newest: %+v", newest)
 	}
+	// Counts from before Open (read from disk) and since add up, each
+	// event counted once.
+	log.Record(audit.Event{Type: audit.MerchantMismatch, TerminalID: "T0000001"})
+	log.Flush(t.Context())
+	if got := log.Count(audit.MerchantMismatch); got != 6 {
+		t.Errorf("after one more Count(MerchantMismatch) = %d, want 6", got)
+	}
+	if got := log.MismatchesByTerminal()["T0000001"]; got != 3 {
+		t.Errorf("after one more mismatches of T0000001 = %d, want 3", got)
+	}
+	if got := log.Count(audit.AuthFailure); got != 20 {
+		t.Errorf("after reopen Count(AuthFailure) = %d, want 20", got)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/store"
 )
 
 const (
@@ -271,36 +272,36 @@ func (f *Fleet) ListTerminals(filter TerminalFilter, limit int, pageToken string
 	if limit <= 0 {
 		limit = 100
 	}
-	f.mu.RLock()
-	ids := make([]string, 0, len(f.terms))
-	for id, t := range f.terms {
-		r := t.rec
-		if id <= after ||
-			(filter.MerchantID != "" && r.MerchantID != filter.MerchantID) ||
-			(filter.StoreID != "" && r.StoreID != filter.StoreID) ||
-			(filter.State != StateUnspecified && r.State != filter.State) {
-			continue
-		}
-		ids = append(ids, id)
+	// The terminals' records are read in key order from the token on, so
+	// a page costs the terminals it passes, not a sort of the fleet.
+	var out []Terminal
+	next := ""
+	start := keyOf(prefixTerminal, after+"\x00")
+	err = f.db.View(func(tx *store.Txn) error {
+		return tx.IterateKeysFrom(prefixTerminal, start, func(k []byte) error {
+			t, r, err := f.lookup(string(k[len(prefixTerminal):]))
+			if err != nil ||
+				(filter.MerchantID != "" && r.MerchantID != filter.MerchantID) ||
+				(filter.StoreID != "" && r.StoreID != filter.StoreID) ||
+				(filter.State != StateUnspecified && r.State != filter.State) {
+				return nil
+			}
+			v := f.view(t)
+			if filter.Connectivity != ConnectivityUnspecified && v.Connectivity != filter.Connectivity {
+				return nil
+			}
+			if len(out) == limit {
+				next = encodeToken(out[limit-1].ID)
+				return store.ErrStop
+			}
+			out = append(out, v)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, "", err
 	}
-	f.mu.RUnlock()
-	sort.Strings(ids)
-	out := make([]Terminal, 0, min(limit, len(ids)))
-	for _, id := range ids {
-		t, _, err := f.lookup(id)
-		if err != nil {
-			continue
-		}
-		v := f.view(t)
-		if filter.Connectivity != ConnectivityUnspecified && v.Connectivity != filter.Connectivity {
-			continue
-		}
-		if len(out) == limit {
-			return out, encodeToken(out[limit-1].ID), nil
-		}
-		out = append(out, v)
-	}
-	return out, "", nil
+	return out, next, nil
 }
 
 // Suspend suspends a terminal: its calls are refused (payments are

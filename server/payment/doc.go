@@ -163,12 +163,22 @@
 // configured, approval times; transactions stay in memory for
 // Options.TxCacheTTL after they were decided or read.
 //
-// On Open the state is rebuilt from the open batches and each terminal's
-// ledger since the older of its batch checkpoint and the start of the
+// Open reads no terminal's state and no idempotency entry, so start-up
+// takes the same time and memory whatever the ledger and the retention
+// window hold: it checks the ledger head against the watermark and the
+// chain of the newest commit chunks (32,768 transactions, each of
+// which must be in its terminal's ledger), and loads which terminals
+// transacted for each merchant. A terminal's open batch, daily totals and
+// velocity windows are read on its first request: its batch checkpoint
+// plus its ledger since the older of the checkpoint and the start of the
 // retention period (at least 26 hours, covering every time zone's business
-// day), plus the Reverse and CloseBatch records and tombstones of the
-// retention period, so start-up work is bounded by the retention period, not
-// by the ledger's size. Transactions older than that are read from disk when
+// day). Idempotency entries and tombstones of before Open are looked up on
+// disk with point reads, as are those that left memory early; a Bloom
+// filter over the request IDs on disk, built from their keys after Open,
+// answers the lookups of new request IDs without them (see filter.go). A store
+// written before every idempotency record had an expiry reads them all
+// once, at its first Open, to give them one. Transactions older than the
+// retention period are read from disk when
 // a refund names them. Velocity windows longer than the retention period
 // are shortened to it.
 package payment

@@ -50,6 +50,17 @@ type Engine struct {
 
 	// ids makes and reads transaction IDs; set by Open, then read-only.
 	ids *idCodec
+	// filterBuild is the request filter being built (see reqFilter);
+	// owned by the decision loop, then by Close.
+	filterBuild *filterBuild
+	// readBudget, when positive (tests only), replaces scanBudget.
+	readBudget int
+	// filterReady is set when a request filter build finished, cleared
+	// when one starts.
+	filterReady atomic.Bool
+	// windowSeq is the first ledger sequence number of the rebuild window
+	// at Open; set by Open, then read-only.
+	windowSeq uint64
 
 	// st is owned by the decision loop goroutine (and by Open before the
 	// loop starts).
@@ -145,6 +156,10 @@ func Open(ctx context.Context, db *store.DB, auditLog *audit.Log, dir Directory,
 		return nil, err
 	}
 	e.st = st
+	if err := e.indexLedger(); err != nil {
+		return nil, err
+	}
+	e.startFilter()
 	// Logged before the loop starts: from then on the state is the loop's.
 	e.logger.Info("payment engine open",
 		"terminals", len(st.terms), "transactions_in_memory", len(st.txs),
@@ -168,6 +183,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	<-e.loopDone
 	<-e.writerDone
+	e.stopFilter()
 	return e.failure()
 }
 

@@ -1,6 +1,9 @@
 package payment
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // SetCommitHook makes every commit of an engine opened with o call hook
 // after staging its records and before making them durable; an error
@@ -76,3 +79,61 @@ func MarkSequence(v []byte) (uint64, error) {
 // SetMarkHook makes every commit of an engine opened with o call hook
 // before recording the commit in the watermark.
 func SetMarkHook(o *Options, hook func()) { o.markHook = hook }
+
+// LoadedTerminals returns how many terminals' states the engine holds in
+// memory. It must not race with requests.
+func (e *Engine) LoadedTerminals(ctx context.Context) (int, error) {
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, ts := range e.st.terms {
+		if ts.loaded {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// SetFilterCapacity makes an engine opened with o size its request filter
+// for n request IDs.
+func SetFilterCapacity(o *Options, n int) { o.filterCapacity = n }
+
+// DiskLookups returns how many idempotency lookups read the disk and
+// whether the request filter is in use. It must not race with requests.
+func (e *Engine) DiskLookups(ctx context.Context) (n int, filtering bool, err error) {
+	o := &op{kind: opHousekeep, done: make(chan struct{}, 1)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, false, err
+	}
+	return e.st.diskLookups, e.st.filter.f != nil || e.filterArrived(), nil
+}
+
+// SetFilterHook makes the goroutine that builds the request filter of an
+// engine opened with o call hook in its store transaction, before it
+// reads.
+func SetFilterHook(o *Options, hook func()) { o.filterHook = hook }
+
+// CheckRequestID runs the decision loop's idempotency lookup of a request
+// ID of a terminal, as a request would, with or without the request
+// filter, and reports whether an entry was found. Only after Close: the
+// loop owns the state while it runs.
+func (e *Engine) CheckRequestID(terminal, requestID string, filter bool) (bool, error) {
+	st := e.st
+	if st.filter.f == nil && !e.filterArrived() && filter {
+		return false, errors.New("request filter not built")
+	}
+	saved := st.filter.f
+	if !filter {
+		st.filter.f = nil
+		defer func() { st.filter.f = saved }()
+	}
+	now := e.clock().UnixNano()
+	en, err := e.lookupEntry(st.term(terminal), st.req(requestID), now)
+	return en != nil, err
+}
+
+// SetReadBudget makes every ListTransactions call read at most n
+// transactions (see scanBudget). Not while queries run.
+func (e *Engine) SetReadBudget(n int) { e.readBudget = n }

@@ -30,6 +30,8 @@ import "github.com/posfleet/posfleet/server/store"
 //	                               hash of the last chunk (see integrity.go)
 //	pay/key                        the key of authorization and refund IDs
 //	pay/ep/<first seq>             the ID epoch drawn at a start
+//	pay/x?/...                     secondary indexes of the ledger (see index.go)
+//	pay/ttl                        every idempotency record carries its expiry (see load.go)
 //
 // Values begin with a schema version byte and a record type byte, followed
 // by varint-encoded fields.

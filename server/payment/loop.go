@@ -132,9 +132,12 @@ func (c *commit) fail(o *op, err error) {
 // idempotency entry (nil when none). When the lookup fails it fails o and
 // reports false.
 func (e *Engine) begin(o *op, c *commit, terminal, requestID string, now int64) (*termState, reqID, *entry, bool) {
-	term := e.st.term(terminal)
+	term, err := e.terminal(terminal, &o.pol, now)
 	rid := e.st.req(requestID)
-	en, err := e.lookupEntry(term, rid, now)
+	var en *entry
+	if err == nil {
+		en, err = e.lookupEntry(term, rid, now)
+	}
 	if err != nil {
 		c.fail(o, err)
 		return nil, rid, nil, false
@@ -149,9 +152,10 @@ func (e *Engine) lookupEntry(term *termState, rid reqID, now int64) (*entry, err
 		return en, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
-	if e.st.evictedUntil < cutoff {
+	if e.st.evictedUntil < cutoff || e.filterAbsent(term.id, rid.id, false, cutoff) {
 		return nil, nil
 	}
+	e.st.diskLookups++
 	var en *entry
 	err := e.db.View(func(txn *store.Txn) error {
 		var err error
@@ -171,9 +175,10 @@ func (e *Engine) lookupTomb(term *termState, rid reqID, now int64) (bool, error)
 		return true, nil
 	}
 	cutoff := now - int64(e.opts.Retention)
-	if e.st.evictedUntil < cutoff {
+	if e.st.evictedUntil < cutoff || e.filterAbsent(term.id, rid.id, true, cutoff) {
 		return false, nil
 	}
+	e.st.diskLookups++
 	v, err := e.db.Get(keyTombstone(term.id, rid.id))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -223,6 +228,7 @@ func (e *Engine) newTx(t *tx, c *commit, now int64) {
 	st.txs[t.seq] = cachedTx{touched: now}
 	st.txQ.push(expiringTx{at: now, seq: t.seq})
 	e.writeTx(t, c)
+	indexTx(t, c)
 	c.createdTx(t)
 	c.decisions++
 	if known := st.merchTerms[t.merchant]; !known[t.terminal] {
@@ -258,6 +264,7 @@ func (e *Engine) addEntry(term *termState, rid reqID, en *entry, c *commit) {
 	}
 	e.st.entryCount++
 	e.st.entryQ.push(expiring{at: en.created, term: term.idx, key: rid.key})
+	e.filterAdd(term.id, rid.id, false)
 	ttl := e.keyTTL(en.created, e.clock().UnixNano())
 	if en.kind == opReverse || en.kind == opCloseBatch {
 		c.putTTL(keyRequest(term.id, rid.id), en.encode(), ttl)

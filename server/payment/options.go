@@ -61,6 +61,13 @@ type Options struct {
 	// noCheckpoints, when set (tests only), never checkpoints open batches'
 	// totals, as after a crash.
 	noCheckpoints bool
+	// filterCapacity, when set (tests only), is the number of request IDs
+	// the request filter is sized for (see reqFilter).
+	filterCapacity int
+	// filterHook, when set (tests only), runs in the goroutine that builds
+	// the request filter, in the store transaction it reads, before it
+	// reads.
+	filterHook func()
 }
 
 // DefaultOptions returns the production settings: 24h retention, one

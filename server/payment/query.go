@@ -18,46 +18,73 @@ import (
 // ListTransactions returns up to limit transactions matching f, newest first,
 // and a token for the next page ("" on the last page). It reads what is
 // durable: a transaction appears once its decision was committed. limit <= 0
-// means 100.
+// means 100. Filters by merchant or decision read an index (see index.go),
+// and an end time starts at its place in the ledger, so a page costs in
+// proportion to its size; where the transactions read do not match (a
+// terminal's batch, a time range), one call reads at most scanBudget of
+// them and returns a shorter page, even an empty one, with the token to go
+// on.
 func (e *Engine) ListTransactions(ctx context.Context, f TxFilter, limit int, pageToken string) ([]Transaction, string, error) {
+	p, err := e.ListTransactionsPage(ctx, f, limit, pageToken)
+	return p.Transactions, p.NextPageToken, err
+}
+
+// listTransactions is ListTransactionsPage.
+func (e *Engine) listTransactions(ctx context.Context, f TxFilter, limit int, pageToken string) (TxPage, error) {
 	if err := f.validate(); err != nil {
-		return nil, "", err
+		return TxPage{}, err
 	}
 	if limit <= 0 {
 		limit = 100
 	}
 	before, err := parseTxPageToken(pageToken)
 	if err != nil {
-		return nil, "", err
+		return TxPage{}, err
 	}
 	var out []*tx
+	q := txCollector{ctx: ctx, f: &f, budget: scanBudget(limit)}
+	if e.readBudget > 0 {
+		q.budget = e.readBudget
+	}
+	if !f.Start.IsZero() {
+		q.start = f.Start.UnixNano()
+	}
 	err = e.db.View(func(txn *store.Txn) error {
-		q := txCollector{ctx: ctx, f: &f}
-		if !f.Start.IsZero() {
-			q.start = f.Start.UnixNano()
+		if !f.End.IsZero() {
+			end, err := seqBefore(txn, f.End.UnixNano())
+			if err != nil {
+				return err
+			}
+			before = min(before, end)
 		}
-		switch {
+		switch idx := indexFor(&f); {
+		case idx != nil:
+			return scanIndexReverse(txn, idx, before, q.collect(limit+1, &out))
 		case f.TerminalID != "":
 			return scanTerminalReverse(txn, f.TerminalID, before, q.collect(limit+1, &out))
-		case f.MerchantID != "":
-			return q.merchant(txn, f.MerchantID, before, limit, &out)
 		default:
 			return scanLedgerReverse(txn, before, q.collect(limit+1, &out))
 		}
 	})
 	if err != nil {
-		return nil, "", err
+		return TxPage{}, err
 	}
 	next := ""
-	if len(out) > limit {
+	switch {
+	case len(out) > limit:
 		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, out[limit].seq+1))
 		out = out[:limit]
+	case q.resume != 0:
+		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, q.resume))
 	}
-	res := make([]Transaction, len(out))
+	page := TxPage{Transactions: make([]Transaction, len(out)), NextPageToken: next}
 	for i, t := range out {
-		res[i] = t.public(e.ids)
+		page.Transactions[i] = t.public(e.ids)
 	}
-	return res, next, nil
+	if q.resume != 0 && len(out) <= limit {
+		page.SearchedFrom = time.Unix(0, q.resumeAt).UTC()
+	}
+	return page, nil
 }
 
 // validate reports the first filter field ListTransactions cannot use.
@@ -92,6 +119,12 @@ type txCollector struct {
 	f   *TxFilter
 	// start is the filter's start time (unix nanoseconds); 0 when none.
 	start int64
+	// budget is how many more transactions one call may read; when it runs
+	// out, resume is where the next page starts and resumeAt its decision
+	// time.
+	budget   int
+	resume   uint64
+	resumeAt int64
 }
 
 // collect returns a scan callback that gathers up to n matching
@@ -105,6 +138,11 @@ func (q *txCollector) collect(n int, into *[]*tx) func(*tx) error {
 		if t.decided < q.start {
 			return store.ErrStop
 		}
+		if q.budget--; q.budget < 0 {
+			// Read enough for one call: the next page goes on from here.
+			q.resume, q.resumeAt = t.seq+1, t.decided
+			return store.ErrStop
+		}
 		if q.f.match(t) {
 			*into = append(*into, t)
 			if len(*into) == n {
@@ -113,43 +151,6 @@ func (q *txCollector) collect(n int, into *[]*tx) func(*tx) error {
 		}
 		return nil
 	}
-}
-
-// merchant gathers into out the newest limit+1 matching transactions below
-// before of the merchant's terminals, merging the newest of each.
-func (q *txCollector) merchant(txn *store.Txn, merchant string, before uint64, limit int, out *[]*tx) error {
-	terms, err := merchantTerminals(txn, merchant)
-	if err != nil {
-		return err
-	}
-	// After each terminal only the newest limit+1 are kept, and a later
-	// terminal's scan stops below the oldest of them: memory stays at two
-	// pages whatever the number of terminals.
-	for _, term := range terms {
-		var floor uint64
-		if len(*out) > limit {
-			floor = (*out)[limit].seq
-		}
-		var got []*tx
-		inner := q.collect(limit+1, &got)
-		err := scanTerminalReverse(txn, term, before, func(t *tx) error {
-			if t.seq < floor {
-				return store.ErrStop
-			}
-			return inner(t)
-		})
-		if err != nil {
-			return err
-		}
-		merged := append(*out, got...)
-		slices.SortFunc(merged, func(a, b *tx) int { return cmp.Compare(b.seq, a.seq) })
-		if len(merged) > limit+1 {
-			clear(merged[limit+1:])
-			merged = merged[:limit+1]
-		}
-		*out = merged
-	}
-	return nil
 }
 
 // scanLedgerReverse calls fn for every transaction with a sequence number

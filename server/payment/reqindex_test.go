@@ -184,9 +184,13 @@ func TestIdempotencyRecordsExpireOnTheirOwn(t *testing.T) {
 	// (records), 1 tombstone.
 	check("running", 12)
 
-	// As an earlier version left them: no expiry.
+	// As an earlier version left them: no expiry, and no record that
+	// every record has one.
 	old := expiries(t, v.db)
 	err := v.db.Update(func(txn *store.Txn) error {
+		if err := txn.Delete([]byte("pay/ttl")); err != nil {
+			return err
+		}
 		for k := range old {
 			val, err := txn.Get([]byte(k))
 			if err != nil {

@@ -143,6 +143,7 @@ func (e *Engine) applyReverse(o *op, c *commit, term *termState, rid reqID, v *r
 		st.entryCount++
 		st.entryQ.push(expiring{at: now, term: term.idx, key: v.originalID.key, tomb: true})
 		c.putTTL(keyTombstone(term.id, r.OriginalRequestID), encodeTombstone(now, r.RequestID), e.keyTTL(now, e.clock().UnixNano()))
+		e.filterAdd(term.id, r.OriginalRequestID, true)
 	}
 	if d.status == ReverseStatusReversed {
 		t := v.auth

@@ -56,8 +56,12 @@ type state struct {
 	// are found by scanning the terminal's ledger (stores written before
 	// the index existed).
 	indexedSince int64
-	// entryScans counts lookups that scanned a terminal's ledger.
-	entryScans int
+	// entryScans counts lookups that scanned a terminal's ledger,
+	// diskLookups those that read the disk.
+	entryScans, diskLookups int
+	// filter answers lookups of request IDs that are not on disk (see
+	// reqFilter).
+	filter reqFilter
 }
 
 func newState() *state {
@@ -102,6 +106,9 @@ type termState struct {
 	id string
 	// idx is the terminal's index in state.termList.
 	idx uint32
+	// loaded is set once the terminal's state was read from disk (see
+	// Engine.terminal).
+	loaded bool
 	// entries maps request IDs to idempotency entries; all kinds of request
 	// share the namespace. The answers of CloseBatch entries are in closes.
 	entries map[reqKey]entryRec

@@ -10,11 +10,16 @@ import (
 // ErrCorruptBackup when it is cut short, a record is damaged or the payload
 // does not match the trailer's length and SHA-256.
 func CheckBackup(r io.Reader) error {
-	if err := readHeader(r); err != nil {
+	format, err := readHeader(r)
+	if err != nil {
 		return err
 	}
 	payload := &payloadReader{r: r, buf: make([]byte, 64<<10), sum: sha256.New()}
-	records := &recordReader{r: payload}
-	_, err := io.Copy(io.Discard, records)
+	recs, closeRecs, err := records(format, payload)
+	if err != nil {
+		return err
+	}
+	defer closeRecs()
+	_, err = io.Copy(io.Discard, recs)
 	return err
 }

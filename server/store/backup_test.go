@@ -124,22 +124,21 @@ func TestRestoreRejectsCutShortBackup(t *testing.T) {
 // restore without error, the damage included.
 func TestRestoreRejectsDamagedBackup(t *testing.T) {
 	src := storetest.Open(t)
-	val := fill(t, src, 2000)
+	fill(t, src, 2000)
 	var buf bytes.Buffer
 	if err := src.Backup(t.Context(), &buf); err != nil {
 		t.Fatal(err)
 	}
 	src.Close()
 	b := buf.Bytes()
-	i := bytes.LastIndex(b, val)
-	if i < 0 {
-		t.Fatal("value not found in the backup")
-	}
-	b[i+50] ^= 1
+	// The payload is compressed: one bit in its middle stands for a
+	// value's.
+	i := len(b) / 2
+	b[i] ^= 1
 	if _, err := restoreFresh(t, bytes.NewReader(b)); !errors.Is(err, store.ErrCorruptBackup) {
 		t.Fatalf("restore of a damaged backup: %v, want ErrCorruptBackup", err)
 	}
-	b[i+50] ^= 1
+	b[i] ^= 1
 	b = append(b, 0)
 	if _, err := restoreFresh(t, bytes.NewReader(b)); !errors.Is(err, store.ErrCorruptBackup) {
 		t.Fatalf("restore of a backup with a byte appended: %v, want ErrCorruptBackup", err)

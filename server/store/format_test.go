@@ -30,8 +30,8 @@ func TestRestoreRefusesLaterFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	in := binary.BigEndian.AppendUint32([]byte(backupMagic), backupFormat+1)
-	if err := db.Restore(bytes.NewReader(in)); err == nil || !bytes.Contains([]byte(err.Error()), []byte("format 2")) {
-		t.Fatalf("restore of format 2: %v, want a refusal naming it", err)
+	in := binary.BigEndian.AppendUint32([]byte(backupMagic), backupFormatZstd+1)
+	if err := db.Restore(bytes.NewReader(in)); err == nil || !bytes.Contains([]byte(err.Error()), []byte("format 3")) {
+		t.Fatalf("restore of format 3: %v, want a refusal naming it", err)
 	}
 }

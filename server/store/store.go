@@ -346,10 +346,11 @@ var ErrNotBackup = errors.New("store: not a posfleet backup, or one written befo
 // does not match its checksum.
 var ErrCorruptBackup = errors.New("store: backup is truncated or corrupt")
 
-// A backup is a header, Badger's backup stream (the payload) and a trailer:
+// A backup is a header, a payload and a trailer:
 //
 //	header   "PFBACKUP", then the format version (4 bytes, big-endian)
-//	payload  records: a length (8 bytes, little-endian), then a KVList protobuf
+//	payload  records: a length (8 bytes, little-endian), then a KVList protobuf;
+//	         in format 2 (written since) compressed with zstd (see backup_stream.go)
 //	trailer  the payload's length in bytes (8 bytes, big-endian), then its SHA-256
 //
 // The trailer is written last, so a backup cut short anywhere lacks a valid
@@ -373,29 +374,7 @@ const (
 // in part. It may run while the database is being written. If ctx is
 // cancelled the backup stops and what was written lacks its trailer.
 func (db *DB) Backup(ctx context.Context, w io.Writer) error {
-	header := binary.BigEndian.AppendUint32([]byte(backupMagic), backupFormat)
-	if _, err := w.Write(header); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
-	}
-	pw := &payloadWriter{ctx: ctx, w: w, sum: sha256.New()}
-	stream := db.bdb.NewStream()
-	stream.LogPrefix = "backup"
-	stream.SinceTs = 0
-	// Each of the stream's producers reads in its own transaction, at the
-	// read timestamp of the moment it starts: with several, a backup taken
-	// under writes would mix key ranges of different moments. One producer
-	// reads every range in one transaction.
-	stream.NumGo = 1
-	if _, err := stream.Backup(pw, 0); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
-	}
-	if _, err := w.Write(pw.trailer()); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
-	}
-	return nil
+	return db.writeBackupZstd(ctx, w)
 }
 
 // payloadWriter passes a backup's payload on to w, counting and hashing it.
@@ -429,11 +408,17 @@ func (pw *payloadWriter) trailer() []byte {
 // the backup, and reads from it may block (Badger's Load stops without
 // publishing its last version): close it and discard it.
 func (db *DB) Restore(r io.Reader) error {
-	if err := readHeader(r); err != nil {
+	format, err := readHeader(r)
+	if err != nil {
 		return err
 	}
 	payload := &payloadReader{r: r, buf: make([]byte, 64<<10), sum: sha256.New()}
-	err := db.bdb.Load(&recordReader{r: payload}, 256)
+	recs, closeRecs, err := records(format, payload)
+	if err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	defer closeRecs()
+	err = db.bdb.Load(recs, restorePendingWrites)
 	if err == nil || errors.Is(err, ErrCorruptBackup) {
 		return err
 	}
@@ -445,22 +430,24 @@ func (db *DB) Restore(r io.Reader) error {
 	return fmt.Errorf("store: restore: %w", err)
 }
 
-// readHeader reads a backup's header from r and checks it.
-func readHeader(r io.Reader) error {
+// readHeader reads a backup's header from r, checks it and returns the
+// backup's format.
+func readHeader(r io.Reader) (uint32, error) {
 	var h [headerSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return ErrNotBackup
+			return 0, ErrNotBackup
 		}
-		return fmt.Errorf("store: restore: %w", err)
+		return 0, fmt.Errorf("store: restore: %w", err)
 	}
 	if string(h[:len(backupMagic)]) != backupMagic {
-		return ErrNotBackup
+		return 0, ErrNotBackup
 	}
-	if v := binary.BigEndian.Uint32(h[len(backupMagic):]); v != backupFormat {
-		return fmt.Errorf("store: restore: backup format %d is not supported (this posfleet reads format %d)", v, backupFormat)
+	v := binary.BigEndian.Uint32(h[len(backupMagic):])
+	if v != backupFormat && v != backupFormatZstd {
+		return 0, fmt.Errorf("store: restore: backup format %d is not supported (this posfleet reads formats %d and %d)", v, backupFormat, backupFormatZstd)
 	}
-	return nil
+	return v, nil
 }
 
 // payloadReader reads a backup's payload: everything after the header except

@@ -5610,7 +5610,10 @@ type ListAuditEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A page of events, newest first.
 	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty on the last page. Also set on a short
+	// or empty page: one call reads a bounded number of events, so a filter
+	// that the trail's indexes do not narrow (a time range, a type of one
+	// terminal) goes on over several pages.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -5992,8 +5995,16 @@ type ListTransactionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A page of transactions, newest first.
 	Transactions []*Transaction `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
-	// Token for the next page; empty on the last page.
+	// Token for the next page; empty on the last page. Also set on a short
+	// or empty page that stopped at the server's read budget (see
+	// searched_from).
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// Set when the page stopped at the server's read budget before it was
+	// full, which happens only for filters the ledger's indexes do not serve
+	// (a batch number, a time range with few matches): transactions decided
+	// at or after this time were searched; next_page_token goes on with
+	// older ones. Unset when the page searched everything it could match.
+	SearchedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=searched_from,json=searchedFrom,proto3" json:"searched_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6040,6 +6051,13 @@ func (x *ListTransactionsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListTransactionsResponse) GetSearchedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SearchedFrom
+	}
+	return nil
 }
 
 // One terminal batch in a settlement report.
@@ -8766,10 +8784,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\"\x80\x01\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\"\xc1\x01\n" +
 	"\x18ListTransactionsResponse\x12<\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x18.posfleet.v1.TransactionR\ftransactions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x92\x03\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12?\n" +
+	"\rsearched_from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fsearchedFrom\"\x92\x03\n" +
 	"\fBatchSummary\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x19\n" +
@@ -9342,144 +9361,145 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	129, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
 	129, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
 	82,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	6,   // 111: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	140, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	140, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	129, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	129, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	140, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	85,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	129, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	141, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	129, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	129, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	141, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	131, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	88,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	88,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	88,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	124, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	126, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	129, // 129: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	129, // 130: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	129, // 131: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
-	102, // 132: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
-	129, // 133: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 134: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	129, // 135: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	7,   // 136: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	129, // 137: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	129, // 138: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 139: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 140: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
-	101, // 141: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 142: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 143: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 144: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 145: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	103, // 146: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
-	7,   // 147: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	103, // 148: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
-	88,  // 149: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	8,   // 150: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	10,  // 151: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	12,  // 152: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	14,  // 153: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	16,  // 154: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	18,  // 155: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	21,  // 156: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	23,  // 157: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	25,  // 158: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	27,  // 159: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	29,  // 160: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	31,  // 161: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	33,  // 162: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	35,  // 163: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	37,  // 164: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	39,  // 165: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	47,  // 166: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	49,  // 167: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	52,  // 168: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	54,  // 169: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	56,  // 170: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	58,  // 171: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	60,  // 172: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	65,  // 173: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	67,  // 174: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	69,  // 175: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	71,  // 176: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	73,  // 177: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	75,  // 178: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	80,  // 179: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	83,  // 180: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	86,  // 181: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	89,  // 182: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	91,  // 183: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	93,  // 184: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	95,  // 185: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	97,  // 186: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	99,  // 187: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	104, // 188: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
-	106, // 189: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
-	108, // 190: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
-	110, // 191: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
-	112, // 192: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
-	114, // 193: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
-	116, // 194: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
-	118, // 195: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
-	120, // 196: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
-	9,   // 197: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	11,  // 198: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	13,  // 199: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	15,  // 200: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	17,  // 201: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	19,  // 202: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	22,  // 203: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	24,  // 204: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	26,  // 205: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	28,  // 206: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	30,  // 207: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	32,  // 208: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	34,  // 209: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	36,  // 210: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	38,  // 211: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	40,  // 212: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	48,  // 213: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	50,  // 214: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	53,  // 215: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	55,  // 216: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	57,  // 217: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	59,  // 218: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	61,  // 219: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	66,  // 220: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	68,  // 221: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	70,  // 222: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	72,  // 223: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	74,  // 224: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	78,  // 225: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	81,  // 226: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	84,  // 227: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	87,  // 228: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	90,  // 229: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	92,  // 230: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	94,  // 231: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	96,  // 232: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	98,  // 233: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	100, // 234: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	105, // 235: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
-	107, // 236: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
-	109, // 237: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
-	111, // 238: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
-	113, // 239: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
-	115, // 240: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
-	117, // 241: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
-	119, // 242: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
-	121, // 243: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
-	197, // [197:244] is the sub-list for method output_type
-	150, // [150:197] is the sub-list for method input_type
-	150, // [150:150] is the sub-list for extension type_name
-	150, // [150:150] is the sub-list for extension extendee
-	0,   // [0:150] is the sub-list for field type_name
+	129, // 111: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
+	6,   // 112: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	140, // 113: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	140, // 114: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	129, // 115: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	129, // 116: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	140, // 117: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	85,  // 118: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	129, // 119: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	141, // 120: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	129, // 121: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	129, // 122: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	141, // 123: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	131, // 124: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	88,  // 125: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	88,  // 126: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	88,  // 127: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	124, // 128: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	126, // 129: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	129, // 130: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	129, // 131: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	129, // 132: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	102, // 133: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
+	129, // 134: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 135: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	129, // 136: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	7,   // 137: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	129, // 138: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	129, // 139: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 140: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 141: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	101, // 142: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 143: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 144: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 145: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 146: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	103, // 147: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
+	7,   // 148: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	103, // 149: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
+	88,  // 150: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	8,   // 151: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 152: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 153: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 154: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 155: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 156: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 157: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 158: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	25,  // 159: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	27,  // 160: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	29,  // 161: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	31,  // 162: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	33,  // 163: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	35,  // 164: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	37,  // 165: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	39,  // 166: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	47,  // 167: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	49,  // 168: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	52,  // 169: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	54,  // 170: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	56,  // 171: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	58,  // 172: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	60,  // 173: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	65,  // 174: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	67,  // 175: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	69,  // 176: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	71,  // 177: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	73,  // 178: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	75,  // 179: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	80,  // 180: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	83,  // 181: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	86,  // 182: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	89,  // 183: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	91,  // 184: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	93,  // 185: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	95,  // 186: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	97,  // 187: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	99,  // 188: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	104, // 189: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	106, // 190: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	108, // 191: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	110, // 192: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	112, // 193: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	114, // 194: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	116, // 195: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	118, // 196: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	120, // 197: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
+	9,   // 198: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 199: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 200: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 201: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 202: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 203: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 204: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 205: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	26,  // 206: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	28,  // 207: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	30,  // 208: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	32,  // 209: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	34,  // 210: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	36,  // 211: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	38,  // 212: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	40,  // 213: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	48,  // 214: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	50,  // 215: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	53,  // 216: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	55,  // 217: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	57,  // 218: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	59,  // 219: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	61,  // 220: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	66,  // 221: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	68,  // 222: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	70,  // 223: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	72,  // 224: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	74,  // 225: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	78,  // 226: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	81,  // 227: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	84,  // 228: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	87,  // 229: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	90,  // 230: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	92,  // 231: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	94,  // 232: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	96,  // 233: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	98,  // 234: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	100, // 235: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	105, // 236: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	107, // 237: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	109, // 238: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	111, // 239: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	113, // 240: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	115, // 241: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	117, // 242: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	119, // 243: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	121, // 244: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
+	198, // [198:245] is the sub-list for method output_type
+	151, // [151:198] is the sub-list for method input_type
+	151, // [151:151] is the sub-list for extension type_name
+	151, // [151:151] is the sub-list for extension extendee
+	0,   // [0:151] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
