@@ -148,9 +148,9 @@ func (e *Engine) rebuild(ctx context.Context) (*state, error) {
 					return nil
 				}
 				st.last = max(st.last, t.reversalTime)
-				if t.approved() && t.kind != TxKindRefund {
+				if t.approved() && (t.kind == TxKindSale || t.kind == TxKindPreauth) {
 					if !t.reversed {
-						ts.days[t.date] += t.amount
+						ts.days[t.date] += t.dayAmount()
 					}
 					if velocity {
 						approvals = append(approvals, timed{at: t.decided, ts: ts, hash: t.tokenHash})
