@@ -443,6 +443,9 @@ const (
 	TransactionKind_TRANSACTION_KIND_PREAUTH TransactionKind = 2
 	// A refund of a sale.
 	TransactionKind_TRANSACTION_KIND_REFUND TransactionKind = 3
+	// A capture (pre-auth completion, PaymentService.Capture): settles part
+	// or all of a pre-auth and counts as a sale in its batch.
+	TransactionKind_TRANSACTION_KIND_CAPTURE TransactionKind = 4
 )
 
 // Enum value maps for TransactionKind.
@@ -452,12 +455,14 @@ var (
 		1: "TRANSACTION_KIND_SALE",
 		2: "TRANSACTION_KIND_PREAUTH",
 		3: "TRANSACTION_KIND_REFUND",
+		4: "TRANSACTION_KIND_CAPTURE",
 	}
 	TransactionKind_value = map[string]int32{
 		"TRANSACTION_KIND_UNSPECIFIED": 0,
 		"TRANSACTION_KIND_SALE":        1,
 		"TRANSACTION_KIND_PREAUTH":     2,
 		"TRANSACTION_KIND_REFUND":      3,
+		"TRANSACTION_KIND_CAPTURE":     4,
 	}
 )
 
@@ -5587,7 +5592,8 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 // A recorded payment transaction.
 type Transaction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// authorization_id (sales and pre-auths) or refund_id (refunds).
+	// authorization_id (sales and pre-auths), refund_id (refunds) or
+	// capture_id (captures).
 	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	// Client request_id.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -5619,15 +5625,19 @@ type Transaction struct {
 	Reversed bool `protobuf:"varint,15,opt,name=reversed,proto3" json:"reversed,omitempty"`
 	// Reason of the reversal, if reversed.
 	ReversalReason ReversalReason `protobuf:"varint,16,opt,name=reversal_reason,json=reversalReason,proto3,enum=posfleet.v1.ReversalReason" json:"reversal_reason,omitempty"`
-	// Sum refunded so far (sales).
+	// Sum refunded so far (sales, and pre-auths once captured).
 	RefundedAmount *Money `protobuf:"bytes,17,opt,name=refunded_amount,json=refundedAmount,proto3" json:"refunded_amount,omitempty"`
-	// For refunds: the refunded sale's authorization_id.
+	// For refunds: the refunded sale's authorization_id. For captures: the
+	// captured pre-auth's authorization_id.
 	OriginalTransactionId string `protobuf:"bytes,18,opt,name=original_transaction_id,json=originalTransactionId,proto3" json:"original_transaction_id,omitempty"`
 	// Merchant the terminal claimed, when it differed (response code 03).
 	ClaimedMerchantId string `protobuf:"bytes,19,opt,name=claimed_merchant_id,json=claimedMerchantId,proto3" json:"claimed_merchant_id,omitempty"`
 	// Position in the ledger: transactions are decided in this order
 	// (transaction IDs carry no order).
 	LedgerSequence uint64 `protobuf:"varint,20,opt,name=ledger_sequence,json=ledgerSequence,proto3" json:"ledger_sequence,omitempty"`
+	// For pre-auths: the amount their capture settled; unset while not
+	// captured.
+	CapturedAmount *Money `protobuf:"bytes,21,opt,name=captured_amount,json=capturedAmount,proto3" json:"captured_amount,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -5800,6 +5810,13 @@ func (x *Transaction) GetLedgerSequence() uint64 {
 		return x.LedgerSequence
 	}
 	return 0
+}
+
+func (x *Transaction) GetCapturedAmount() *Money {
+	if x != nil {
+		return x.CapturedAmount
+	}
+	return nil
 }
 
 // Request of AdminService.ListTransactions.
@@ -7345,7 +7362,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\a \x01(\tR\tpageToken\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.posfleet.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\a\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x1d\n" +
 	"\n" +
@@ -7372,7 +7389,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0frefunded_amount\x18\x11 \x01(\v2\x12.posfleet.v1.MoneyR\x0erefundedAmount\x126\n" +
 	"\x17original_transaction_id\x18\x12 \x01(\tR\x15originalTransactionId\x12.\n" +
 	"\x13claimed_merchant_id\x18\x13 \x01(\tR\x11claimedMerchantId\x12'\n" +
-	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\"\xdf\x02\n" +
+	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\x12;\n" +
+	"\x0fcaptured_amount\x18\x15 \x01(\v2\x12.posfleet.v1.MoneyR\x0ecapturedAmount\"\xdf\x02\n" +
 	"\x17ListTransactionsRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x1f\n" +
@@ -7515,12 +7533,13 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18\x12!\n" +
 	"\x1dAUDIT_EVENT_TYPE_BACKUP_TAKEN\x10\x19\x12&\n" +
 	"\"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED\x10\x1a\x12#\n" +
-	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\x89\x01\n" +
+	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\xa7\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
 	"\x18TRANSACTION_KIND_PREAUTH\x10\x02\x12\x1b\n" +
-	"\x17TRANSACTION_KIND_REFUND\x10\x03*w\n" +
+	"\x17TRANSACTION_KIND_REFUND\x10\x03\x12\x1c\n" +
+	"\x18TRANSACTION_KIND_CAPTURE\x10\x04*w\n" +
 	"\n" +
 	"BatchState\x12\x1b\n" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -7815,109 +7834,110 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	107, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
 	117, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
 	114, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	115, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	107, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	107, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	81,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	6,   // 111: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	118, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	118, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	107, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	107, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	118, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	84,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	107, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	119, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	107, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	107, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	119, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	109, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	87,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	87,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	87,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	102, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	104, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	7,   // 129: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 130: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 131: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 132: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 133: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 134: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 135: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 136: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 137: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 138: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 139: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 140: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 141: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 142: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 143: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 144: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	46,  // 145: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	48,  // 146: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	51,  // 147: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	53,  // 148: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	55,  // 149: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	57,  // 150: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	59,  // 151: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	64,  // 152: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	66,  // 153: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	68,  // 154: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	70,  // 155: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	72,  // 156: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	74,  // 157: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	79,  // 158: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	82,  // 159: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	85,  // 160: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	88,  // 161: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	90,  // 162: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	92,  // 163: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	94,  // 164: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	96,  // 165: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	98,  // 166: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	8,   // 167: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 168: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 169: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 170: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 171: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 172: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 173: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 174: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 175: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 176: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 177: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 178: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 179: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 180: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 181: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 182: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	47,  // 183: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	49,  // 184: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	52,  // 185: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	54,  // 186: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	56,  // 187: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	58,  // 188: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	60,  // 189: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	65,  // 190: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	67,  // 191: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	69,  // 192: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	71,  // 193: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	73,  // 194: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	77,  // 195: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	80,  // 196: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	83,  // 197: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	86,  // 198: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	89,  // 199: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	91,  // 200: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	93,  // 201: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	95,  // 202: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	97,  // 203: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	99,  // 204: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	167, // [167:205] is the sub-list for method output_type
-	129, // [129:167] is the sub-list for method input_type
-	129, // [129:129] is the sub-list for extension type_name
-	129, // [129:129] is the sub-list for extension extendee
-	0,   // [0:129] is the sub-list for field type_name
+	114, // 107: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
+	115, // 108: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	107, // 109: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	107, // 110: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	81,  // 111: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	6,   // 112: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	118, // 113: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	118, // 114: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	107, // 115: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	107, // 116: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	118, // 117: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	84,  // 118: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	107, // 119: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	119, // 120: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	107, // 121: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	107, // 122: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	119, // 123: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	109, // 124: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	87,  // 125: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	87,  // 126: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	87,  // 127: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	102, // 128: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	104, // 129: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	7,   // 130: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 131: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 132: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 133: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 134: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 135: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 136: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 137: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 138: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 139: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 140: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 141: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 142: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 143: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 144: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 145: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	46,  // 146: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	48,  // 147: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	51,  // 148: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	53,  // 149: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	55,  // 150: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	57,  // 151: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	59,  // 152: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	64,  // 153: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	66,  // 154: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	68,  // 155: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	70,  // 156: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	72,  // 157: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	74,  // 158: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	79,  // 159: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	82,  // 160: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	85,  // 161: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	88,  // 162: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	90,  // 163: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	92,  // 164: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	94,  // 165: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	96,  // 166: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	98,  // 167: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	8,   // 168: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 169: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 170: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 171: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 172: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 173: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 174: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 175: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 176: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 177: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 178: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 179: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 180: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 181: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 182: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 183: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	47,  // 184: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	49,  // 185: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	52,  // 186: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	54,  // 187: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	56,  // 188: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	58,  // 189: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	60,  // 190: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	65,  // 191: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	67,  // 192: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	69,  // 193: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	71,  // 194: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	73,  // 195: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	77,  // 196: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	80,  // 197: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	83,  // 198: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	86,  // 199: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	89,  // 200: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	91,  // 201: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	93,  // 202: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	95,  // 203: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	97,  // 204: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	99,  // 205: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	168, // [168:206] is the sub-list for method output_type
+	130, // [130:168] is the sub-list for method input_type
+	130, // [130:130] is the sub-list for extension type_name
+	130, // [130:130] is the sub-list for extension extendee
+	0,   // [0:130] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }

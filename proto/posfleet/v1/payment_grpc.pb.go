@@ -22,10 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PaymentService_Authorize_FullMethodName  = "/posfleet.v1.PaymentService/Authorize"
-	PaymentService_Reverse_FullMethodName    = "/posfleet.v1.PaymentService/Reverse"
-	PaymentService_Refund_FullMethodName     = "/posfleet.v1.PaymentService/Refund"
-	PaymentService_CloseBatch_FullMethodName = "/posfleet.v1.PaymentService/CloseBatch"
+	PaymentService_Authorize_FullMethodName    = "/posfleet.v1.PaymentService/Authorize"
+	PaymentService_Reverse_FullMethodName      = "/posfleet.v1.PaymentService/Reverse"
+	PaymentService_Refund_FullMethodName       = "/posfleet.v1.PaymentService/Refund"
+	PaymentService_CloseBatch_FullMethodName   = "/posfleet.v1.PaymentService/CloseBatch"
+	PaymentService_Capture_FullMethodName      = "/posfleet.v1.PaymentService/Capture"
+	PaymentService_GetOpenBatch_FullMethodName = "/posfleet.v1.PaymentService/GetOpenBatch"
 )
 
 // PaymentServiceClient is the client API for PaymentService service.
@@ -72,6 +74,32 @@ type PaymentServiceClient interface {
 	// CloseBatch for it then fails with FailedPrecondition naming the open
 	// batch.
 	CloseBatch(ctx context.Context, in *CloseBatchRequest, opts ...grpc.CallOption) (*CloseBatchResponse, error)
+	// Completes a pre-auth (an approved Authorize with capture = false) of
+	// the same terminal: settles all of it or part of it (partial capture),
+	// once, and releases the rest. The capture is a transaction of its own in
+	// the open batch, counted there as a sale (sale_count, sale_amount); the
+	// pre-auth stops counting as a live hold. Declined with 12 when the
+	// pre-auth is unknown, not approved, reversed, already captured or older
+	// than the server's pre-auth validity (7 days by default); 13 when the
+	// amount is not positive, above the pre-auth's amount or in another
+	// currency; 57 when the terminal is suspended or the pre-auth is another
+	// terminal's. Idempotent by request_id like Authorize. A captured pre-auth
+	// can no longer be reversed (REVERSE_STATUS_NOT_REVERSIBLE), nor can a
+	// capture; Refund the pre-auth's authorization_id instead, up to the
+	// captured amount. A Reverse naming the capture's request_id before the
+	// capture arrived declines it with 12, as for Authorize, so the
+	// unknown-outcome procedure (retry with the same request_id, then
+	// Reverse with REVERSAL_REASON_TIMEOUT) is safe for captures too.
+	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*CaptureResponse, error)
+	// Returns the terminal's open batch: the batch_number its next
+	// transaction goes into and CloseBatch must name, when it opened and the
+	// server's running totals. Read-only for the terminal and safe to retry:
+	// a terminal without a batch gets batch 1, and a batch the server would
+	// close because the terminal was rebound (see CloseBatch) is closed first,
+	// so the number returned is current. A terminal uses it to recover its
+	// batch number (after a reinstall or a lost CloseBatch response) and to
+	// compare totals before closing.
+	GetOpenBatch(ctx context.Context, in *GetOpenBatchRequest, opts ...grpc.CallOption) (*GetOpenBatchResponse, error)
 }
 
 type paymentServiceClient struct {
@@ -122,6 +150,26 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 	return out, nil
 }
 
+func (c *paymentServiceClient) Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*CaptureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaptureResponse)
+	err := c.cc.Invoke(ctx, PaymentService_Capture_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentServiceClient) GetOpenBatch(ctx context.Context, in *GetOpenBatchRequest, opts ...grpc.CallOption) (*GetOpenBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOpenBatchResponse)
+	err := c.cc.Invoke(ctx, PaymentService_GetOpenBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentServiceServer is the server API for PaymentService service.
 // All implementations must embed UnimplementedPaymentServiceServer
 // for forward compatibility.
@@ -166,6 +214,32 @@ type PaymentServiceServer interface {
 	// CloseBatch for it then fails with FailedPrecondition naming the open
 	// batch.
 	CloseBatch(context.Context, *CloseBatchRequest) (*CloseBatchResponse, error)
+	// Completes a pre-auth (an approved Authorize with capture = false) of
+	// the same terminal: settles all of it or part of it (partial capture),
+	// once, and releases the rest. The capture is a transaction of its own in
+	// the open batch, counted there as a sale (sale_count, sale_amount); the
+	// pre-auth stops counting as a live hold. Declined with 12 when the
+	// pre-auth is unknown, not approved, reversed, already captured or older
+	// than the server's pre-auth validity (7 days by default); 13 when the
+	// amount is not positive, above the pre-auth's amount or in another
+	// currency; 57 when the terminal is suspended or the pre-auth is another
+	// terminal's. Idempotent by request_id like Authorize. A captured pre-auth
+	// can no longer be reversed (REVERSE_STATUS_NOT_REVERSIBLE), nor can a
+	// capture; Refund the pre-auth's authorization_id instead, up to the
+	// captured amount. A Reverse naming the capture's request_id before the
+	// capture arrived declines it with 12, as for Authorize, so the
+	// unknown-outcome procedure (retry with the same request_id, then
+	// Reverse with REVERSAL_REASON_TIMEOUT) is safe for captures too.
+	Capture(context.Context, *CaptureRequest) (*CaptureResponse, error)
+	// Returns the terminal's open batch: the batch_number its next
+	// transaction goes into and CloseBatch must name, when it opened and the
+	// server's running totals. Read-only for the terminal and safe to retry:
+	// a terminal without a batch gets batch 1, and a batch the server would
+	// close because the terminal was rebound (see CloseBatch) is closed first,
+	// so the number returned is current. A terminal uses it to recover its
+	// batch number (after a reinstall or a lost CloseBatch response) and to
+	// compare totals before closing.
+	GetOpenBatch(context.Context, *GetOpenBatchRequest) (*GetOpenBatchResponse, error)
 	mustEmbedUnimplementedPaymentServiceServer()
 }
 
@@ -187,6 +261,12 @@ func (UnimplementedPaymentServiceServer) Refund(context.Context, *RefundRequest)
 }
 func (UnimplementedPaymentServiceServer) CloseBatch(context.Context, *CloseBatchRequest) (*CloseBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CloseBatch not implemented")
+}
+func (UnimplementedPaymentServiceServer) Capture(context.Context, *CaptureRequest) (*CaptureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Capture not implemented")
+}
+func (UnimplementedPaymentServiceServer) GetOpenBatch(context.Context, *GetOpenBatchRequest) (*GetOpenBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOpenBatch not implemented")
 }
 func (UnimplementedPaymentServiceServer) mustEmbedUnimplementedPaymentServiceServer() {}
 func (UnimplementedPaymentServiceServer) testEmbeddedByValue()                        {}
@@ -281,6 +361,42 @@ func _PaymentService_CloseBatch_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PaymentService_Capture_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CaptureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).Capture(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentService_Capture_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).Capture(ctx, req.(*CaptureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentService_GetOpenBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOpenBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).GetOpenBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentService_GetOpenBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).GetOpenBatch(ctx, req.(*GetOpenBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PaymentService_ServiceDesc is the grpc.ServiceDesc for PaymentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -303,6 +419,14 @@ var PaymentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CloseBatch",
 			Handler:    _PaymentService_CloseBatch_Handler,
+		},
+		{
+			MethodName: "Capture",
+			Handler:    _PaymentService_Capture_Handler,
+		},
+		{
+			MethodName: "GetOpenBatch",
+			Handler:    _PaymentService_GetOpenBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
