@@ -40,12 +40,40 @@ const (
 // characters; a UUID in canonical form is recommended) and is idempotent:
 // the same request_id with the same content returns the original response
 // with replayed = true, for at least 24 hours and across server restarts.
-// The request_id namespace is per terminal and shared by all four RPCs. The
-// same request_id with different content is declined with response code 94
-// (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
-// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code). A
+// The request_id namespace is per terminal and shared by every RPC that
+// carries one (Authorize, Reverse, Refund, CloseBatch, Capture). A
 // duplicate that arrives while the original is being decided waits for and
-// returns the original's outcome.
+// returns the original's outcome. "The same content" means every field of
+// the request except AuthorizeRequest.local_time, which a retrying terminal
+// may stamp anew; the same request_id used by a different RPC is different
+// content.
+//
+// Idempotency conflicts (the same request_id with different content)
+// follow one rule: the first request's answer stands, nothing changes, and
+// the conflict is reported in the response's own vocabulary.
+//   - An RPC whose response carries a decision and response_code (Authorize,
+//     Refund, Capture) answers DECISION_DECLINED with code 94 (duplicate
+//     transmission), replayed = false. The decline is recorded in the ledger
+//     under an ID of its own, so operators see it; the request_id keeps its
+//     first answer, which a replay of the first request still returns.
+//   - An RPC whose response has no decision (Reverse, CloseBatch) fails with
+//     ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_REUSED. Nothing is recorded.
+//
+// Neither is retryable with the same request_id: a terminal that gets one
+// has reused an ID and must send the new request under a new request_id.
+// These answers are kept as they were first published, so that clients
+// written against v1 keep working.
+//
+// Suspended and retired terminals: suspension is temporary (an operator
+// lifts it) and the terminal stays authenticated. Authorize, Refund and
+// Capture, which would move new money, are declined with code 57 as a
+// normal response; Reverse, CloseBatch and GetOpenBatch keep working, so
+// that a suspended terminal can still release holds and settle its batch.
+// (TerminalService RPCs, which have no decline to give, fail with
+// PERMISSION_DENIED, reason TERMINAL_SUSPENDED.) Retirement is
+// permanent: the terminal's credential no longer authorizes any RPC, and
+// every PaymentService call fails with PERMISSION_DENIED, reason
+// TERMINAL_RETIRED, without a decision being recorded; it is not retryable.
 //
 // No response is sent before its decision is durably stored.
 //
@@ -180,12 +208,40 @@ func (c *paymentServiceClient) GetOpenBatch(ctx context.Context, in *GetOpenBatc
 // characters; a UUID in canonical form is recommended) and is idempotent:
 // the same request_id with the same content returns the original response
 // with replayed = true, for at least 24 hours and across server restarts.
-// The request_id namespace is per terminal and shared by all four RPCs. The
-// same request_id with different content is declined with response code 94
-// (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
-// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code). A
+// The request_id namespace is per terminal and shared by every RPC that
+// carries one (Authorize, Reverse, Refund, CloseBatch, Capture). A
 // duplicate that arrives while the original is being decided waits for and
-// returns the original's outcome.
+// returns the original's outcome. "The same content" means every field of
+// the request except AuthorizeRequest.local_time, which a retrying terminal
+// may stamp anew; the same request_id used by a different RPC is different
+// content.
+//
+// Idempotency conflicts (the same request_id with different content)
+// follow one rule: the first request's answer stands, nothing changes, and
+// the conflict is reported in the response's own vocabulary.
+//   - An RPC whose response carries a decision and response_code (Authorize,
+//     Refund, Capture) answers DECISION_DECLINED with code 94 (duplicate
+//     transmission), replayed = false. The decline is recorded in the ledger
+//     under an ID of its own, so operators see it; the request_id keeps its
+//     first answer, which a replay of the first request still returns.
+//   - An RPC whose response has no decision (Reverse, CloseBatch) fails with
+//     ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_REUSED. Nothing is recorded.
+//
+// Neither is retryable with the same request_id: a terminal that gets one
+// has reused an ID and must send the new request under a new request_id.
+// These answers are kept as they were first published, so that clients
+// written against v1 keep working.
+//
+// Suspended and retired terminals: suspension is temporary (an operator
+// lifts it) and the terminal stays authenticated. Authorize, Refund and
+// Capture, which would move new money, are declined with code 57 as a
+// normal response; Reverse, CloseBatch and GetOpenBatch keep working, so
+// that a suspended terminal can still release holds and settle its batch.
+// (TerminalService RPCs, which have no decline to give, fail with
+// PERMISSION_DENIED, reason TERMINAL_SUSPENDED.) Retirement is
+// permanent: the terminal's credential no longer authorizes any RPC, and
+// every PaymentService call fails with PERMISSION_DENIED, reason
+// TERMINAL_RETIRED, without a decision being recorded; it is not retryable.
 //
 // No response is sent before its decision is durably stored.
 //
