@@ -72,3 +72,22 @@ func TestDecideCapture(t *testing.T) {
 		})
 	}
 }
+
+// A transaction record written before captures existed ends before the
+// captured amount; it still decodes, as not captured.
+func TestTxRecordWithoutCapturedAmount(t *testing.T) {
+	pre := &tx{seq: 7, kind: TxKindPreauth, terminal: "T1", merchant: "M1", amount: 1000, currency: "NZD", decision: DecisionApproved}
+	rec := pre.encode()
+	old := rec[:len(rec)-1] // captured 0 is one varint byte
+	got, err := decodeTx(old)
+	if err != nil {
+		t.Fatalf("decode a record without the captured amount: %v", err)
+	}
+	if *got != *pre {
+		t.Errorf("got %+v, want %+v", *got, *pre)
+	}
+	pre.captured = 600
+	if got, err := decodeTx(pre.encode()); err != nil || got.captured != 600 {
+		t.Errorf("captured pre-auth: got %+v, %v; want captured 600", got, err)
+	}
+}
