@@ -114,10 +114,12 @@ type PaymentServiceClient interface {
 	// terminal's. Idempotent by request_id like Authorize. A captured pre-auth
 	// can no longer be reversed (REVERSE_STATUS_NOT_REVERSIBLE), nor can a
 	// capture; Refund the pre-auth's authorization_id instead, up to the
-	// captured amount. A Reverse naming the capture's request_id before the
-	// capture arrived declines it with 12, as for Authorize, so the
-	// unknown-outcome procedure (retry with the same request_id, then
-	// Reverse with REVERSAL_REASON_TIMEOUT) is safe for captures too.
+	// captured amount. When a capture's outcome stays unknown, retry it with
+	// the same request_id: the replay returns the outcome. A Reverse naming
+	// the capture's request_id before the capture arrived leaves a tombstone
+	// that declines the capture with 12 when it arrives, as for Authorize; a
+	// Reverse after it arrived answers REVERSE_STATUS_NOT_REVERSIBLE, and the
+	// capture's replay says whether it was approved.
 	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*CaptureResponse, error)
 	// Returns the terminal's open batch: the batch_number its next
 	// transaction goes into and CloseBatch must name, when it opened and the
@@ -282,10 +284,12 @@ type PaymentServiceServer interface {
 	// terminal's. Idempotent by request_id like Authorize. A captured pre-auth
 	// can no longer be reversed (REVERSE_STATUS_NOT_REVERSIBLE), nor can a
 	// capture; Refund the pre-auth's authorization_id instead, up to the
-	// captured amount. A Reverse naming the capture's request_id before the
-	// capture arrived declines it with 12, as for Authorize, so the
-	// unknown-outcome procedure (retry with the same request_id, then
-	// Reverse with REVERSAL_REASON_TIMEOUT) is safe for captures too.
+	// captured amount. When a capture's outcome stays unknown, retry it with
+	// the same request_id: the replay returns the outcome. A Reverse naming
+	// the capture's request_id before the capture arrived leaves a tombstone
+	// that declines the capture with 12 when it arrives, as for Authorize; a
+	// Reverse after it arrived answers REVERSE_STATUS_NOT_REVERSIBLE, and the
+	// capture's replay says whether it was approved.
 	Capture(context.Context, *CaptureRequest) (*CaptureResponse, error)
 	// Returns the terminal's open batch: the batch_number its next
 	// transaction goes into and CloseBatch must name, when it opened and the
