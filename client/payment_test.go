@@ -74,7 +74,7 @@ func (f *fakePayments) Reverse(ctx context.Context, req *pb.ReverseRequest) (*pb
 	return &pb.ReverseResponse{Status: st, AuthorizationId: "A1"}, nil
 }
 
-func startFake(t *testing.T, f *fakePayments) *client.Client {
+func startFake(t *testing.T, f pb.PaymentServiceServer) *client.Client {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

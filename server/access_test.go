@@ -33,10 +33,12 @@ var accessBeforeOptions = map[string]access{
 	terminalSvc + "RotateCredential": {terminal: true},
 	terminalSvc + "AckCommand":       {terminal: true},
 
-	paymentSvc + "Authorize":  {terminal: true, allowSuspended: true},
-	paymentSvc + "Reverse":    {terminal: true, allowSuspended: true},
-	paymentSvc + "Refund":     {terminal: true, allowSuspended: true},
-	paymentSvc + "CloseBatch": {terminal: true, allowSuspended: true},
+	paymentSvc + "Authorize":    {terminal: true, allowSuspended: true},
+	paymentSvc + "Reverse":      {terminal: true, allowSuspended: true},
+	paymentSvc + "Refund":       {terminal: true, allowSuspended: true},
+	paymentSvc + "CloseBatch":   {terminal: true, allowSuspended: true},
+	paymentSvc + "Capture":      {terminal: true, allowSuspended: true},
+	paymentSvc + "GetOpenBatch": {terminal: true, allowSuspended: true},
 
 	adminSvc + "CreateMerchant":      {role: auth.RoleOperator},
 	adminSvc + "GetMerchant":         {role: auth.RoleAuditor},

@@ -224,8 +224,11 @@ func transactionToPB(t payment.Transaction) *pb.Transaction {
 		ClaimedMerchantId:     t.ClaimedMerchantID,
 		LedgerSequence:        t.Sequence,
 	}
-	if t.Kind == payment.TxKindSale {
+	if t.Kind == payment.TxKindSale || t.CapturedAmount > 0 {
 		out.RefundedAmount = paymentMoneyToPB(t.RefundedAmount, t.Amount.Currency)
+	}
+	if t.CapturedAmount > 0 {
+		out.CapturedAmount = paymentMoneyToPB(t.CapturedAmount, t.Amount.Currency)
 	}
 	return out
 }

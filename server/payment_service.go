@@ -98,11 +98,7 @@ func (p *paymentService) Refund(ctx context.Context, req *pb.RefundRequest) (*pb
 		return nil, err
 	}
 	var v violations
-	v.requestID("request_id", req.GetRequestId())
-	if v.required("authorization_id", req.GetAuthorizationId()) {
-		v.match("authorization_id", req.GetAuthorizationId(), transactionIDFormat, "an authorization_id returned by Authorize")
-	}
-	amount := v.money("amount", req.GetAmount())
+	amount := v.followUp(req.GetRequestId(), req.GetAuthorizationId(), req.GetAmount())
 	if err := v.err(); err != nil {
 		return nil, err
 	}

@@ -141,6 +141,8 @@ var terminalQuotaClass = map[string]quotaClass{
 	paymentSvc + "Reverse":           classPayment,
 	paymentSvc + "Refund":            classPayment,
 	paymentSvc + "CloseBatch":        classPayment,
+	paymentSvc + "Capture":           classPayment,
+	paymentSvc + "GetOpenBatch":      classPayment,
 }
 
 // classOf returns method's quota class, "" for public methods.

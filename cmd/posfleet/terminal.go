@@ -46,6 +46,8 @@ func init() {
 		"reverse":     {"reverse the last payment (or --request-id)", simReverse},
 		"refund":      {"refund the last approved sale (or --authorization-id), all or part", simRefund},
 		"close-batch": {"close the open batch with the totals of the local journal (or --from-server)", simCloseBatch},
+		"capture":     {"capture the last pre-auth (or --authorization-id), all or part", simCapture},
+		"open-batch":  {"show the open batch and the server's running totals", simOpenBatch},
 	}
 }
 
@@ -75,7 +77,7 @@ type terminalState struct {
 
 // journalEntry is one payment the terminal made.
 type journalEntry struct {
-	// Kind is "sale", "preauth" or "refund".
+	// Kind is "sale", "preauth", "refund" or "capture".
 	Kind            string `json:"kind"`
 	RequestID       string `json:"request_id"`
 	AuthorizationID string `json:"authorization_id,omitempty"`
@@ -86,6 +88,8 @@ type journalEntry struct {
 	Reversed        bool   `json:"reversed,omitempty"`
 	// Refunded is, for a sale, the sum of its approved refunds.
 	Refunded int64 `json:"refunded,omitempty"`
+	// Captured is, for a pre-auth, what its approved capture took.
+	Captured int64 `json:"captured,omitempty"`
 }
 
 // simulator is what a verb works with.
@@ -645,14 +649,16 @@ func simRefund(ctx context.Context, s *simulator, fs *flag.FlagSet, args []strin
 
 // batchItem is one payment as batch totals count it.
 type batchItem struct {
-	kind               string // "sale", "preauth" or "refund"
+	kind               string // "sale", "preauth", "refund" or "capture"
 	approved, reversed bool
-	minorUnits         int64
+	// captured: a pre-auth that was captured, no longer a hold.
+	captured   bool
+	minorUnits int64
 }
 
 // batchTotals are the totals of items as the server counts them: approved
-// sales not reversed, approved refunds, reversed approvals, and live
-// pre-auth holds.
+// sales and captures not reversed, approved refunds, reversed approvals,
+// and live pre-auth holds (not captured).
 func batchTotals(items []batchItem, currency string) *pb.BatchTotals {
 	money := func(n int64) *pb.Money { return &pb.Money{Currency: currency, MinorUnits: n} }
 	var sales, refunds, reversals, preauths struct {
@@ -667,13 +673,13 @@ func batchTotals(items []batchItem, currency string) *pb.BatchTotals {
 		case e.reversed:
 			reversals.n++
 			reversals.sum += e.minorUnits
-		case e.kind == "sale":
+		case e.kind == "sale" || e.kind == "capture":
 			sales.n++
 			sales.sum += e.minorUnits
 		case e.kind == "refund":
 			refunds.n++
 			refunds.sum += e.minorUnits
-		case e.kind == "preauth":
+		case e.kind == "preauth" && !e.captured:
 			preauths.n++
 			preauths.sum += e.minorUnits
 		}
@@ -689,7 +695,7 @@ func (st *terminalState) journalItems(batch uint64) []batchItem {
 	var out []batchItem
 	for _, e := range st.Journal {
 		if e.Batch == batch {
-			out = append(out, batchItem{kind: e.Kind, approved: e.Approved, reversed: e.Reversed, minorUnits: e.MinorUnits})
+			out = append(out, batchItem{kind: e.Kind, approved: e.Approved, reversed: e.Reversed, captured: e.Captured > 0, minorUnits: e.MinorUnits})
 		}
 	}
 	return out
@@ -731,7 +737,7 @@ func (s *simulator) serverItems(ctx context.Context, fs *flag.FlagSet, st *termi
 			items = append(items, batchItem{
 				kind:     strings.ToLower(enumName(t.GetKind().String(), "TRANSACTION_KIND_")),
 				approved: t.GetDecision() == pb.Decision_DECISION_APPROVED, reversed: t.GetReversed(),
-				minorUnits: t.GetAmount().GetMinorUnits(),
+				captured: t.GetCapturedAmount().GetMinorUnits() > 0, minorUnits: t.GetAmount().GetMinorUnits(),
 			})
 		}
 		if token = resp.GetNextPageToken(); token == "" {

@@ -164,7 +164,6 @@ func (e *Engine) viewAuthorize(term *termState, rid reqID, en *entry, pol *Polic
 // included.
 func (e *Engine) applyAuthorize(o *op, c *commit, term *termState, rid reqID, v *authView, d authDecision, now int64) {
 	st := e.st
-	r := &o.auth
 	pol := &o.pol
 	if d.replay {
 		o.authRes = v.entry.authorizeResult(e.ids)
@@ -173,11 +172,7 @@ func (e *Engine) applyAuthorize(o *op, c *commit, term *termState, rid reqID, v 
 		return
 	}
 	if d.consumeTomb {
-		if hasKey(term.tombs, rid.key) {
-			delete(term.tombs, rid.key)
-			st.entryCount--
-		}
-		c.del(keyTombstone(term.id, r.RequestID))
+		e.consumeTomb(term, rid, c)
 	}
 	b := e.currentBatch(o, term, pol, c, now)
 	t := &tx{}
@@ -253,6 +248,16 @@ func authorizationTx(o *op, term *termState, b *batchState, date, code string, n
 		t.claimedMerchant = r.MerchantID
 	}
 	return t
+}
+
+// consumeTomb removes the tombstone of the request ID rid, which declined
+// its request: only the first arrival is declined this way.
+func (e *Engine) consumeTomb(term *termState, rid reqID, c *commit) {
+	if hasKey(term.tombs, rid.key) {
+		delete(term.tombs, rid.key)
+		e.st.entryCount--
+	}
+	c.del(keyTombstone(term.id, rid.id))
 }
 
 // mismatchEvent is the audit event of the Authorize request o, recorded as

@@ -7,8 +7,9 @@
 // # Usage
 //
 // [Open] starts the engine on a store, the audit trail and a [Directory];
-// [Engine.Authorize], [Engine.Reverse], [Engine.Refund] and
-// [Engine.CloseBatch] answer the terminals. Declines are results, not
+// [Engine.Authorize], [Engine.Reverse], [Engine.Refund],
+// [Engine.CloseBatch], [Engine.Capture] and [Engine.OpenBatch] answer the
+// terminals. Declines are results, not
 // errors: an error means a malformed request (*[ValidationError]), an
 // unknown terminal, or an engine that could not decide ([ErrUnavailable],
 // [ErrClosed], context errors). The package example approves a sale,
@@ -52,14 +53,15 @@
 // # Idempotency
 //
 // Request IDs are scoped to the terminal, and one namespace is shared by
-// Authorize, Reverse, Refund and CloseBatch. Repeating a request with the
+// Authorize, Reverse, Refund, CloseBatch and Capture. Repeating a request with the
 // same ID and the same content returns the stored answer with Replayed set,
 // also after a restart; a duplicate that arrives while the original is still
 // waiting for its commit waits with it and gets the same answer, so nothing
 // is ever decided twice. The content fingerprint covers every field except
 // the terminal's local time. The same ID with different content is declined
-// with 94 (Authorize, Refund) or fails with [ErrRequestIDReused] (Reverse,
-// CloseBatch). Request IDs are honoured for Options.Retention (at least 24
+// with 94 (Authorize, Refund, Capture: their answers carry a code) or fails
+// with [ErrRequestIDReused] (Reverse, CloseBatch: theirs do not); either
+// way the first answer stands. Request IDs are honoured for Options.Retention (at least 24
 // hours); older idempotency records are dropped from memory and disk. Those
 // in memory are dropped by housekeeping, so a request ID is honoured for up
 // to Options.HousekeepingInterval longer while it stays in memory, but not
@@ -107,6 +109,10 @@
 // refunds across its terminals (Policy.CrossTerminalRefunds). CloseBatch
 // compares the terminal's totals with the server's, closes the batch (in or
 // out of balance, audited) and opens the next one.
+//
+// Capture completes a pre-auth: see capture.go for its rules (12, 13, 57
+// and 94 as for Refund; a tombstone declines it as it does Authorize).
+// OpenBatch reads the open batch through the decision loop.
 //
 // # Issuer simulator test cards
 //

@@ -82,6 +82,8 @@ type op struct {
 	rev     *reverseCall
 	ref     *refundCall
 	close   *closeCall
+	capt    *captureCall
+	batch   *BatchSummary
 	err     error
 	// audits are committed with the decision (see writer).
 	audits []audit.Event
@@ -121,6 +123,11 @@ type refundCall struct {
 type closeCall struct {
 	req CloseBatchRequest
 	res CloseBatchResult
+}
+
+type captureCall struct {
+	req CaptureRequest
+	res CaptureResult
 }
 
 // Open starts an engine on db: it rebuilds the in-memory state (open batches,
@@ -314,7 +321,7 @@ func (e *Engine) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 	}
 	o := getOp(opRefund, pol)
 	o.ref = &refundCall{req: req}
-	o.fp = fingerprintRefund(&req)
+	o.fp = fingerprintFollowUp(opRefund, req.AuthorizationID, req.Amount)
 	if err := e.submit(ctx, o); err != nil {
 		return RefundResult{}, err
 	}
@@ -387,12 +394,14 @@ func fingerprintReverse(r *ReverseRequest) fingerprint {
 	return fpSum(fpInt(b, int64(r.Reason)))
 }
 
-func fingerprintRefund(r *RefundRequest) fingerprint {
+// fingerprintFollowUp is the fingerprint of a Refund or Capture (kind) of
+// the authorization authID for amount.
+func fingerprintFollowUp(kind opKind, authID string, amount Money) fingerprint {
 	var buf [128]byte
-	b := fpInt(buf[:0], int64(opRefund))
-	b = fpStr(b, r.AuthorizationID)
-	b = fpInt(b, r.Amount.MinorUnits)
-	return fpSum(fpStr(b, r.Amount.Currency))
+	b := fpInt(buf[:0], int64(kind))
+	b = fpStr(b, authID)
+	b = fpInt(b, amount.MinorUnits)
+	return fpSum(fpStr(b, amount.Currency))
 }
 
 func fingerprintClose(r *CloseBatchRequest) fingerprint {

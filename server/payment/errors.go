@@ -15,8 +15,8 @@ var (
 	// Reopening the engine (restarting the server) recovers from the ledger.
 	ErrUnavailable = errors.New("payment: engine unavailable after a storage failure")
 	// ErrRequestIDReused is returned when a Reverse or CloseBatch request ID
-	// was already used for a different request (Authorize and Refund answer
-	// this with response code 94 instead).
+	// was already used for a different request (Authorize, Refund and
+	// Capture answer this with response code 94 instead).
 	ErrRequestIDReused = errors.New("payment: request_id already used for a different request")
 	// ErrBatchMismatch is returned by CloseBatch when the batch number is not
 	// the terminal's open batch. Errors wrapping it are *BatchMismatchError.

@@ -155,35 +155,44 @@ func (c *idCodec) id(kind TxKind, seq uint64) string {
 	binary.BigEndian.PutUint64(block[8:], seq)
 	c.block.Encrypt(block[:], block[:])
 	b := make([]byte, idLen)
-	b[0] = 'A'
-	if kind == TxKindRefund {
-		b[0] = 'R'
-	}
+	b[0] = idPrefix(kind)
 	hex.Encode(b[1:], block[:])
 	return string(bytes.ToUpper(b))
 }
 
-// parse returns the sequence number of an ID made by id and whether it
-// names a refund; ok is false for anything else.
-func (c *idCodec) parse(id string) (seq uint64, refund bool, ok bool) {
-	if len(id) != idLen || (id[0] != 'A' && id[0] != 'R') {
-		return 0, false, false
+// idPrefix is the first letter of the IDs of transactions of kind: "R"
+// for refunds, "C" for captures, "A" for authorizations.
+func idPrefix(kind TxKind) byte {
+	switch kind {
+	case TxKindRefund:
+		return 'R'
+	case TxKindCapture:
+		return 'C'
+	}
+	return 'A'
+}
+
+// parse returns the sequence number of an ID made by id and its first
+// letter (see idPrefix); ok is false for anything else.
+func (c *idCodec) parse(id string) (seq uint64, prefix byte, ok bool) {
+	if len(id) != idLen || (id[0] != 'A' && id[0] != 'R' && id[0] != 'C') {
+		return 0, 0, false
 	}
 	var block [aes.BlockSize]byte
 	for i := 1; i < idLen; i++ {
 		if ch := id[i]; !isDigit(ch) && (ch < 'A' || ch > 'F') {
-			return 0, false, false
+			return 0, 0, false
 		}
 	}
 	if _, err := hex.Decode(block[:], []byte(id[1:])); err != nil {
-		return 0, false, false
+		return 0, 0, false
 	}
 	c.block.Decrypt(block[:], block[:])
 	ep, seq := binary.BigEndian.Uint64(block[:8]), binary.BigEndian.Uint64(block[8:])
 	if want, known := c.epochOf(seq); !known || want != ep || seq == 0 {
-		return 0, false, false
+		return 0, 0, false
 	}
-	return seq, id[0] == 'R', true
+	return seq, id[0], true
 }
 
 func encodeIDKey(key []byte) []byte {

@@ -20,6 +20,9 @@ type workload struct {
 	opsEach  int
 	tokens   int // card tokens per terminal
 	closeOne bool
+	// captures, when set, also captures approved pre-auths (and retries
+	// some captures).
+	captures bool
 	// tick, when set, runs every that many operations of worker 0 (e.g. to
 	// move the clock across business dates).
 	tick  func()
@@ -37,6 +40,10 @@ type workload struct {
 	refundTotal int64
 	// closes counts successful batch closes.
 	closes int
+	// captured sums approved capture answers per pre-auth; captureCount
+	// counts them (never more than one).
+	captured     map[string]int64
+	captureCount map[string]int
 }
 
 type authRecord struct {
@@ -48,6 +55,8 @@ func (w *workload) run(t *testing.T) {
 	w.auths = map[[2]string]authRecord{}
 	w.reversed = map[string]int{}
 	w.refunds = map[string]int64{}
+	w.captured = map[string]int64{}
+	w.captureCount = map[string]int{}
 	var wg sync.WaitGroup
 	for wi := range w.workers {
 		wg.Go(func() { w.worker(t, wi) })
@@ -60,6 +69,9 @@ func (w *workload) worker(t *testing.T, wi int) {
 	rng := mrand.New(mrand.NewPCG(uint64(wi), 42))
 	var mine []authRecord // this worker's authorizations, for replays
 	var approvedSales []payment.AuthorizeResult
+	var approvedPreauths []authRecord
+	var lastCapture *payment.CaptureRequest
+	var lastCaptureRes payment.CaptureResult
 	seq := 0
 	newReq := func(term string) payment.AuthorizeRequest {
 		seq++
@@ -94,8 +106,12 @@ func (w *workload) worker(t *testing.T, wi int) {
 		}
 		if !seen {
 			mine = append(mine, authRecord{req, res})
-			if res.Decision == payment.DecisionApproved && req.Capture {
+			switch {
+			case res.Decision != payment.DecisionApproved:
+			case req.Capture:
 				approvedSales = append(approvedSales, res)
+			default:
+				approvedPreauths = append(approvedPreauths, authRecord{req, res})
 			}
 		}
 	}
@@ -131,6 +147,30 @@ func (w *workload) worker(t *testing.T, wi int) {
 			req := newReq(term)
 			reverse(term, req.RequestID)
 			authorize(req)
+		case w.captures && p < 90 && lastCapture != nil && rng.IntN(3) == 0: // a retried capture
+			res, err := w.v.eng.Capture(ctx, *lastCapture)
+			want := lastCaptureRes
+			want.Replayed = true
+			if err != nil || res != want {
+				t.Errorf("capture %s again: got %+v, %v; want %+v", lastCapture.RequestID, res, err, want)
+			}
+		case w.captures && p < 90 && len(approvedPreauths) > 0:
+			pre := approvedPreauths[rng.IntN(len(approvedPreauths))]
+			seq++
+			req := payment.CaptureRequest{TerminalID: pre.req.TerminalID, RequestID: fmt.Sprintf("w%d-k%d", wi, seq),
+				AuthorizationID: pre.res.AuthorizationID, Amount: payment.Money{MinorUnits: 1 + rng.Int64N(2000), Currency: cur}}
+			res, err := w.v.eng.Capture(ctx, req)
+			if err != nil {
+				t.Errorf("Capture: %v", err)
+				continue
+			}
+			lastCapture, lastCaptureRes = &req, res
+			if res.Decision == payment.DecisionApproved {
+				w.mu.Lock()
+				w.captured[pre.res.AuthorizationID] += req.Amount.MinorUnits
+				w.captureCount[pre.res.AuthorizationID]++
+				w.mu.Unlock()
+			}
 		case p < 97 && len(approvedSales) > 0:
 			s := approvedSales[rng.IntN(len(approvedSales))]
 			seq++
@@ -180,7 +220,7 @@ func TestConcurrentInvariants(t *testing.T) {
 	v.dir.def.DailyLimit = payment.LimitOf(daily)
 	v.dir.def.PerTransactionLimit = payment.LimitOf(perTx)
 	v.dir.def.VelocityLimit, v.dir.def.VelocityWindow = velocity, time.Hour
-	w := &workload{v: v, workers: 24, opsEach: 120, tokens: 12}
+	w := &workload{v: v, workers: 24, opsEach: 120, tokens: 12, captures: true}
 	for i := range 6 {
 		w.terms = append(w.terms, fmt.Sprintf("TI%06d", i))
 	}
@@ -192,7 +232,8 @@ func TestConcurrentInvariants(t *testing.T) {
 	approvalsPerCard := map[tokKey]int{}
 	perRequest := map[[2]string]int{}
 	byID := map[string]payment.Transaction{}
-	sold := map[string]int64{} // refunded per sale, from the refund records
+	sold := map[string]int64{}         // refunded per sale, from the refund records
+	capturedBy := map[string][]int64{} // approved capture amounts per pre-auth
 	for _, tx := range ledger {
 		byID[tx.ID] = tx
 		if tx.Code != "94" {
@@ -201,14 +242,22 @@ func TestConcurrentInvariants(t *testing.T) {
 		if tx.Decision != payment.DecisionApproved {
 			continue
 		}
-		if tx.Kind == payment.TxKindRefund {
+		switch tx.Kind {
+		case payment.TxKindRefund:
 			sold[tx.OriginalID] += tx.Amount.MinorUnits
+			continue
+		case payment.TxKindCapture:
+			capturedBy[tx.OriginalID] = append(capturedBy[tx.OriginalID], tx.Amount.MinorUnits)
 			continue
 		}
 		if tx.Amount.MinorUnits > perTx {
 			t.Errorf("%s: approved %d over the per-transaction limit", tx.ID, tx.Amount.MinorUnits)
 		}
-		if !tx.Reversed {
+		switch {
+		case tx.Reversed:
+		case tx.CapturedAmount > 0: // the rest was released
+			live[tx.TerminalID] += tx.CapturedAmount
+		default:
 			live[tx.TerminalID] += tx.Amount.MinorUnits
 		}
 	}
@@ -254,6 +303,21 @@ func TestConcurrentInvariants(t *testing.T) {
 		if tx.RefundedAmount > tx.Amount.MinorUnits {
 			t.Errorf("%s: refunded %d of %d", tx.ID, tx.RefundedAmount, tx.Amount.MinorUnits)
 		}
+		// A pre-auth is captured at most once, within its amount, as the
+		// answers said, and a captured one is never reversed.
+		if tx.Kind != payment.TxKindPreauth {
+			continue
+		}
+		caps := capturedBy[tx.ID]
+		if len(caps) > 1 || w.captureCount[tx.ID] > 1 {
+			t.Errorf("%s: captured %d times in the ledger, %d approved answers; want at most once", tx.ID, len(caps), w.captureCount[tx.ID])
+		}
+		if want := w.captured[tx.ID]; tx.CapturedAmount != want || (len(caps) == 1) != (want > 0) || len(caps) == 1 && caps[0] != want {
+			t.Errorf("%s: captured %d, ledger captures %v, approved capture answers %d", tx.ID, tx.CapturedAmount, caps, want)
+		}
+		if tx.CapturedAmount > tx.Amount.MinorUnits || tx.CapturedAmount > 0 && tx.Reversed {
+			t.Errorf("%s: captured %d of %d, reversed %v", tx.ID, tx.CapturedAmount, tx.Amount.MinorUnits, tx.Reversed)
+		}
 	}
 	// The open batches hold exactly the ledger's totals.
 	for _, term := range w.terms {
@@ -266,10 +330,12 @@ func TestConcurrentInvariants(t *testing.T) {
 			t.Errorf("terminal %s batch: got %+v, want %+v", term, got, want)
 		}
 	}
-	if approved == 0 || len(w.reversed) == 0 || len(sold) == 0 {
-		t.Errorf("workload too tame: %d approvals, %d reversals, %d refunded sales", approved, len(w.reversed), len(sold))
+	if approved == 0 || len(w.reversed) == 0 || len(sold) == 0 || len(capturedBy) == 0 {
+		t.Errorf("workload too tame: %d approvals, %d reversals, %d refunded sales, %d captured pre-auths",
+			approved, len(w.reversed), len(sold), len(capturedBy))
 	}
-	t.Logf("%d transactions, %d approvals, %d reversed, %d refunded sales", len(ledger), approved, len(w.reversed), len(sold))
+	t.Logf("%d transactions, %d approvals, %d reversed, %d refunded sales, %d captured pre-auths",
+		len(ledger), approved, len(w.reversed), len(sold), len(capturedBy))
 }
 
 // addTotals adds an approved transaction to totals as batches count it.
@@ -285,9 +351,10 @@ func addTotals(s *payment.BatchTotals, tx payment.Transaction) {
 	case tx.Reversed:
 		s.ReversalCount++
 		s.ReversalAmount += a
-	case tx.Kind == payment.TxKindSale:
+	case tx.Kind == payment.TxKindSale || tx.Kind == payment.TxKindCapture:
 		s.SaleCount++
 		s.SaleAmount += a
+	case tx.CapturedAmount > 0: // a captured pre-auth is no longer a hold
 	default:
 		s.PreauthCount++
 		s.PreauthAmount += a

@@ -54,11 +54,11 @@ func (e *Engine) loadTerminal(ts *termState, pol *Policy, now int64) error {
 			if t.seq > b.asOf {
 				b.add(t)
 			}
-			if t.decided < window || !t.approved() || t.kind == TxKindRefund {
+			if t.decided < window || !t.approved() || (t.kind != TxKindSale && t.kind != TxKindPreauth) {
 				return nil
 			}
 			if !t.reversed {
-				ts.days[t.date] += t.amount
+				ts.days[t.date] += t.dayAmount()
 			}
 			if velocity {
 				approvals = append(approvals, t.decided)

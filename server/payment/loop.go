@@ -102,6 +102,10 @@ func (e *Engine) decide(o *op, c *commit) {
 		e.refund(o, c, now)
 	case opCloseBatch:
 		e.closeBatch(o, c, now)
+	case opCapture:
+		e.capture(o, c, now)
+	case opOpenBatch:
+		e.readOpenBatch(o, c, now)
 	case opHousekeep:
 		e.housekeep(c)
 		c.hold(o)

@@ -33,6 +33,11 @@ type Options struct {
 	QueueLength int
 	// HousekeepingInterval is how often expired state is dropped.
 	HousekeepingInterval time.Duration
+	// PreauthValidity is how long after its approval a pre-auth can be
+	// captured; later captures are declined with 12. Card schemes hold
+	// most pre-auths for 7 days (up to 31 for lodging and car rental).
+	// Default 7 days; at most 31 days.
+	PreauthValidity time.Duration
 	// Now is the clock; nil means time.Now. Decision times never go
 	// backwards even when it does.
 	Now func() time.Time
@@ -71,8 +76,8 @@ type Options struct {
 }
 
 // DefaultOptions returns the production settings: 24h retention, one
-// million idempotency entries in memory, and commits of up to 4096 decisions,
-// 1 MiB or 10,000 keys.
+// million idempotency entries in memory, commits of up to 4096 decisions,
+// 1 MiB or 10,000 keys, and pre-auths capturable for 7 days.
 func DefaultOptions() Options {
 	return Options{
 		Retention:            24 * time.Hour,
@@ -83,6 +88,7 @@ func DefaultOptions() Options {
 		MaxBatchWrites:       10000,
 		QueueLength:          8192,
 		HousekeepingInterval: 10 * time.Second,
+		PreauthValidity:      7 * 24 * time.Hour,
 	}
 }
 
@@ -105,6 +111,8 @@ func (o Options) Validate() error {
 		return errors.New("payment: QueueLength must be positive")
 	case o.HousekeepingInterval <= 0:
 		return errors.New("payment: HousekeepingInterval must be positive")
+	case o.PreauthValidity <= 0 || o.PreauthValidity > 31*24*time.Hour:
+		return fmt.Errorf("payment: PreauthValidity %v is not between 0 and 31 days", o.PreauthValidity)
 	}
 	return nil
 }

@@ -198,7 +198,8 @@ func (f *TxFilter) match(t *tx) bool {
 }
 
 // addTo adds an approved transaction to settlement totals: a live sale or
-// pre-auth, a reversed authorization, or a refund.
+// capture (as a sale), a live pre-auth not yet captured (as a hold), a
+// reversed authorization, or a refund.
 func (t *tx) addTo(s *BatchTotals) {
 	if !t.approved() {
 		return
@@ -213,10 +214,10 @@ func (t *tx) addTo(s *BatchTotals) {
 	case t.reversed:
 		s.ReversalCount++
 		s.ReversalAmount += t.amount
-	case t.kind == TxKindSale:
+	case t.kind == TxKindSale || t.kind == TxKindCapture:
 		s.SaleCount++
 		s.SaleAmount += t.amount
-	case t.kind == TxKindPreauth:
+	case t.kind == TxKindPreauth && t.captured == 0:
 		s.PreauthCount++
 		s.PreauthAmount += t.amount
 	}

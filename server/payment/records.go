@@ -36,7 +36,10 @@ type tx struct {
 	reversalTime    int64
 	reversalRequest string
 	refunded        int64
-	original        uint64 // refunds: the sale's seq
+	original        uint64 // refunds: the sale's seq; captures: the pre-auth's
+	// captured is, for a pre-auth, the amount its capture settled (0 while
+	// it is not captured); a pre-auth is captured at most once.
+	captured        int64
 	claimedMerchant string
 	// fp is the request's fingerprint; remaining is, for refunds, what was
 	// left to refund on the sale after this one (part of its answer).
@@ -94,6 +97,7 @@ func (t *tx) encode() []byte {
 	e.bytes(t.fp[:])
 	e.int(t.remaining)
 	e.str(t.remainingCur)
+	e.int(t.captured)
 	return e.b
 }
 
@@ -133,6 +137,10 @@ func decodeTx(v []byte) (*tx, error) {
 	}
 	t.remaining = d.int()
 	t.remainingCur = d.str()
+	if d.err == nil && len(d.b) > 0 {
+		// Records written before captures existed end here.
+		t.captured = d.int()
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("payment: decode transaction: %w", d.err)
 	}
@@ -161,6 +169,7 @@ func (t *tx) public(ids *idCodec) Transaction {
 		Reversed:          t.reversed,
 		ReversalReason:    t.reversalReason,
 		RefundedAmount:    t.refunded,
+		CapturedAmount:    t.captured,
 		ClaimedMerchantID: t.claimedMerchant,
 	}
 	if t.localTime != 0 {
@@ -169,7 +178,7 @@ func (t *tx) public(ids *idCodec) Transaction {
 	if t.reversalTime != 0 {
 		out.ReversalTime = time.Unix(0, t.reversalTime).UTC()
 	}
-	if t.kind == TxKindRefund && t.original != 0 {
+	if (t.kind == TxKindRefund || t.kind == TxKindCapture) && t.original != 0 {
 		out.OriginalID = ids.id(TxKindSale, t.original)
 	}
 	return out
@@ -186,6 +195,11 @@ const (
 	opCloseBatch
 	// opHousekeep runs housekeeping at once (tests).
 	opHousekeep
+	// opCapture completes a pre-auth. Kinds are stored in entries, so
+	// their numbers stay.
+	opCapture
+	// opOpenBatch reads the terminal's open batch; it records nothing.
+	opOpenBatch
 )
 
 // entry is an idempotency entry: a request ID's fingerprint and the answer
@@ -207,7 +221,7 @@ type entryRec struct {
 	// once only when it is durable.
 	pending uint64
 
-	// Authorize and Refund: the transaction and its answer.
+	// Authorize, Refund and Capture: the transaction and its answer.
 	txSeq    uint64
 	decision Decision
 	code     respCode
@@ -215,6 +229,7 @@ type entryRec struct {
 	batch    uint64
 	decided  int64
 	// Refund: remaining refundable after it. Reverse: amount released.
+	// Capture: the pre-auth's amount left uncaptured, released.
 	amount   int64
 	currency currencyCode
 	// Reverse: the outcome and the authorization it reversed (its sequence
@@ -555,7 +570,8 @@ func (t *tx) entry() *entry {
 }
 
 // answer returns the answer to the request that created t, as an entry:
-// Authorize answers for sales and pre-auths, Refund answers for refunds.
+// Authorize answers for sales and pre-auths, Refund answers for refunds,
+// Capture answers for captures.
 func (t *tx) answer() *entry {
 	en := &entry{entryRec: entryRec{
 		kind:     opAuthorize,
@@ -568,8 +584,12 @@ func (t *tx) answer() *entry {
 		batch:    t.batch,
 		decided:  t.decided,
 	}}
-	if t.kind == TxKindRefund {
+	switch t.kind {
+	case TxKindRefund:
 		en.kind = opRefund
+		en.amount, en.currency = t.remaining, newCurrencyCode(t.remainingCur)
+	case TxKindCapture:
+		en.kind = opCapture
 		en.amount, en.currency = t.remaining, newCurrencyCode(t.remainingCur)
 	}
 	return en

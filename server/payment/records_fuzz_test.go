@@ -22,7 +22,9 @@ func FuzzPaymentRecords(f *testing.F) {
 	en.close = &CloseBatchResult{BatchNumber: 3, ServerTotals: BatchTotals{Currency: "NZD", SaleCount: 2, SaleAmount: 300}, InBalance: true, NextBatchNumber: 4, CloseTime: time.Unix(0, 7).UTC()}
 	b := &batchState{terminal: "T0000001", merchant: "M1", store: "S1", number: 3, state: 1, totals: BatchTotals{Currency: "NZD", SaleCount: 1}, openTime: 1, closeTime: 2, asOf: 7}
 	c := &chunk{first: 7, from: 1, to: 2, terminals: []string{"T0000001", "T0000002"}}
-	for _, seed := range [][]byte{sale.encode(), en.encode(), b.encode(), c.encode(), encodeReqIndex(5, 7), encodeIndexedSince(9), encodeTombstone(3, "rev-1"), {}, {schemaV1}} {
+	pre := *sale
+	pre.kind, pre.captured = TxKindPreauth, 600
+	for _, seed := range [][]byte{sale.encode(), pre.encode(), en.encode(), b.encode(), c.encode(), encodeReqIndex(5, 7), encodeIndexedSince(9), encodeTombstone(3, "rev-1"), {}, {schemaV1}} {
 		f.Add(seed)
 	}
 	chunkKey := binary.BigEndian.AppendUint64(append([]byte(nil), prefixChunk...), 7)

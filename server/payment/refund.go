@@ -13,10 +13,11 @@ type refundView struct {
 	// entry is the idempotency entry of the request ID within the retention
 	// period, from memory or disk; nil when none.
 	entry *entry
-	// sale is a copy of the transaction the authorization ID names when the
-	// terminal's merchant may see it (nil when the ID is unknown, names a
-	// refund or another merchant's transaction). It is not read for a
-	// replay. applyRefund records the refunded amount in it and writes it.
+	// sale is a copy of the authorization (sale or pre-auth) the
+	// authorization ID names when the terminal's merchant may see it (nil
+	// when the ID is unknown, names a refund, a capture or another
+	// merchant's transaction). It is not read for a replay. applyRefund
+	// records the refunded amount in it and writes it.
 	sale *tx
 	// date is the business date of the decision time in the store's time
 	// zone.
@@ -51,11 +52,11 @@ func decideRefund(r *RefundRequest, fp fingerprint, pol *Policy, v *refundView) 
 		d.code, d.duplicate = CodeDuplicateTransmission, true
 	case pol.Suspended:
 		d.code = CodeNotPermitted
-	case sale == nil || sale.kind != TxKindSale || !sale.approved() || sale.reversed:
+	case sale == nil || sale.settled() == 0:
 		d.code = CodeInvalidTransaction
 	case sale.terminal != r.TerminalID && !pol.CrossTerminalRefunds:
 		d.code = CodeNotPermitted
-	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.amount-sale.refunded:
+	case amount <= 0 || amount > MaxAmount || r.Amount.Currency != sale.currency || amount > sale.settled()-sale.refunded:
 		d.code = CodeInvalidAmount
 	}
 	return d
@@ -71,7 +72,7 @@ func (e *Engine) refund(o *op, c *commit, now int64) {
 	v := refundView{entry: en, date: term.businessDate(now, o.pol.Location)}
 	if !en.replays(opRefund, o.fp) {
 		var err error
-		if v.sale, err = e.visibleSale(r.AuthorizationID, o.pol.MerchantID, now); err != nil {
+		if v.sale, err = e.visibleAuthorization(r.AuthorizationID, o.pol.MerchantID, now); err != nil {
 			c.fail(o, err)
 			return
 		}
@@ -80,21 +81,37 @@ func (e *Engine) refund(o *op, c *commit, now int64) {
 	e.applyRefund(o, c, term, rid, &v, d, now)
 }
 
-// visibleSale returns a copy of the transaction the authorization ID id
-// names when the merchant may see it, else nil.
-func (e *Engine) visibleSale(id, merchant string, now int64) (*tx, error) {
-	seq, refund, ok := e.ids.parse(id)
-	if !ok || refund {
+// visibleAuthorization returns a copy of the sale or pre-auth the
+// authorization ID id names when the merchant may see it, else nil.
+func (e *Engine) visibleAuthorization(id, merchant string, now int64) (*tx, error) {
+	seq, prefix, ok := e.ids.parse(id)
+	if !ok || prefix != idPrefix(TxKindSale) {
 		return nil, nil
 	}
-	sale, err := e.getTx(seq, now)
+	auth, err := e.getTx(seq, now)
 	if err != nil {
 		return nil, err
 	}
-	if sale != nil && (sale.merchant != merchant || sale.kind == TxKindRefund) {
+	if auth != nil && (auth.merchant != merchant || (auth.kind != TxKindSale && auth.kind != TxKindPreauth)) {
 		return nil, nil // another merchant's transactions are not visible
 	}
-	return sale, nil
+	return auth, nil
+}
+
+// settled returns what an authorization put into settlement, the most
+// that can be refunded on it: an approved, unreversed sale's amount, or
+// what a pre-auth's capture settled; zero for anything else.
+func (t *tx) settled() int64 {
+	if !t.approved() || t.reversed {
+		return 0
+	}
+	switch t.kind {
+	case TxKindSale:
+		return t.amount
+	case TxKindPreauth:
+		return t.captured
+	}
+	return 0
 }
 
 // applyRefund applies the decision d, made for o from the view v of term,
@@ -140,11 +157,9 @@ func (e *Engine) applyRefund(o *op, c *commit, term *termState, rid reqID, v *re
 		b.totals.RefundAmount += amount
 		e.st.changed(b)
 	}
-	if sale != nil && sale.kind == TxKindSale {
+	if sale != nil && (sale.kind == TxKindSale || sale.settled() > 0) {
 		t.remainingCur = sale.currency
-		if sale.approved() && !sale.reversed {
-			t.remaining = sale.amount - sale.refunded
-		}
+		t.remaining = max(sale.settled()-sale.refunded, 0)
 	}
 	t.fp = o.fp
 	e.newTx(t, c, now)

@@ -67,7 +67,7 @@ func decideReverse(fp fingerprint, v *reverseView) reverseDecision {
 		d.status = ReverseStatusNotReversible
 	case auth.reversed:
 		d.status = ReverseStatusAlreadyReversed
-	case !auth.approved() || auth.refunded > 0 || v.openBatch == 0 || auth.batch != v.openBatch:
+	case !auth.approved() || auth.refunded > 0 || auth.captured > 0 || v.openBatch == 0 || auth.batch != v.openBatch:
 		d.status = ReverseStatusNotReversible
 	default:
 		d.status = ReverseStatusReversed

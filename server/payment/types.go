@@ -77,6 +77,9 @@ const (
 	TxKindSale
 	TxKindPreauth
 	TxKindRefund
+	// TxKindCapture completes a pre-auth: it settles the captured amount
+	// like a sale.
+	TxKindCapture
 )
 
 // BatchState is the state of a terminal batch. Values equal the protocol's
@@ -340,10 +343,14 @@ type Transaction struct {
 	Reversed       bool
 	ReversalReason ReversalReason
 	ReversalTime   time.Time
-	// RefundedAmount is the sum refunded so far (sales), in Amount's
-	// currency.
+	// RefundedAmount is the sum refunded so far (sales and captured
+	// pre-auths), in Amount's currency.
 	RefundedAmount int64
-	// OriginalID is, for refunds, the refunded sale's authorization_id.
+	// CapturedAmount is, for pre-auths, the amount their capture settled;
+	// zero while not captured.
+	CapturedAmount int64
+	// OriginalID is, for refunds, the refunded authorization's
+	// authorization_id; for captures, the captured pre-auth's.
 	OriginalID string
 	// ClaimedMerchantID is the merchant the terminal claimed when it was
 	// not its binding (code 03).

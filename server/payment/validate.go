@@ -175,19 +175,25 @@ func (r *ReverseRequest) validate() error {
 }
 
 func (r *RefundRequest) validate() error {
-	if err := checkTerminal(r.TerminalID); err != nil {
+	return checkFollowUp(r.TerminalID, r.RequestID, r.AuthorizationID, r.Amount)
+}
+
+// checkFollowUp checks a request that names an earlier authorization by its
+// ID with an amount: a Refund or a Capture.
+func checkFollowUp(terminalID, requestID, authorizationID string, amount Money) error {
+	if err := checkTerminal(terminalID); err != nil {
 		return err
 	}
-	if err := checkRequestID("request_id", r.RequestID); err != nil {
+	if err := checkRequestID("request_id", requestID); err != nil {
 		return err
 	}
-	if r.AuthorizationID == "" {
+	if authorizationID == "" {
 		return &ValidationError{Field: "authorization_id", Reason: "is required"}
 	}
-	if len(r.AuthorizationID) > 64 || !isAlnum(r.AuthorizationID) {
+	if len(authorizationID) > 64 || !isAlnum(authorizationID) {
 		return &ValidationError{Field: "authorization_id", Reason: "must be an authorization ID returned by Authorize"}
 	}
-	return checkMoney("amount", r.Amount)
+	return checkMoney("amount", amount)
 }
 
 func (r *CloseBatchRequest) validate() error {

@@ -461,6 +461,9 @@ const (
 	TransactionKind_TRANSACTION_KIND_PREAUTH TransactionKind = 2
 	// A refund of a sale.
 	TransactionKind_TRANSACTION_KIND_REFUND TransactionKind = 3
+	// A capture (pre-auth completion, PaymentService.Capture): settles part
+	// or all of a pre-auth and counts as a sale in its batch.
+	TransactionKind_TRANSACTION_KIND_CAPTURE TransactionKind = 4
 )
 
 // Enum value maps for TransactionKind.
@@ -470,12 +473,14 @@ var (
 		1: "TRANSACTION_KIND_SALE",
 		2: "TRANSACTION_KIND_PREAUTH",
 		3: "TRANSACTION_KIND_REFUND",
+		4: "TRANSACTION_KIND_CAPTURE",
 	}
 	TransactionKind_value = map[string]int32{
 		"TRANSACTION_KIND_UNSPECIFIED": 0,
 		"TRANSACTION_KIND_SALE":        1,
 		"TRANSACTION_KIND_PREAUTH":     2,
 		"TRANSACTION_KIND_REFUND":      3,
+		"TRANSACTION_KIND_CAPTURE":     4,
 	}
 )
 
@@ -5666,7 +5671,8 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 // A recorded payment transaction.
 type Transaction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// authorization_id (sales and pre-auths) or refund_id (refunds).
+	// authorization_id (sales and pre-auths), refund_id (refunds) or
+	// capture_id (captures).
 	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	// Client request_id.
 	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -5698,15 +5704,19 @@ type Transaction struct {
 	Reversed bool `protobuf:"varint,15,opt,name=reversed,proto3" json:"reversed,omitempty"`
 	// Reason of the reversal, if reversed.
 	ReversalReason ReversalReason `protobuf:"varint,16,opt,name=reversal_reason,json=reversalReason,proto3,enum=posfleet.v1.ReversalReason" json:"reversal_reason,omitempty"`
-	// Sum refunded so far (sales).
+	// Sum refunded so far (sales, and pre-auths once captured).
 	RefundedAmount *Money `protobuf:"bytes,17,opt,name=refunded_amount,json=refundedAmount,proto3" json:"refunded_amount,omitempty"`
-	// For refunds: the refunded sale's authorization_id.
+	// For refunds: the refunded sale's authorization_id. For captures: the
+	// captured pre-auth's authorization_id.
 	OriginalTransactionId string `protobuf:"bytes,18,opt,name=original_transaction_id,json=originalTransactionId,proto3" json:"original_transaction_id,omitempty"`
 	// Merchant the terminal claimed, when it differed (response code 03).
 	ClaimedMerchantId string `protobuf:"bytes,19,opt,name=claimed_merchant_id,json=claimedMerchantId,proto3" json:"claimed_merchant_id,omitempty"`
 	// Position in the ledger: transactions are decided in this order
 	// (transaction IDs carry no order).
 	LedgerSequence uint64 `protobuf:"varint,20,opt,name=ledger_sequence,json=ledgerSequence,proto3" json:"ledger_sequence,omitempty"`
+	// For pre-auths: the amount their capture settled; unset while not
+	// captured.
+	CapturedAmount *Money `protobuf:"bytes,21,opt,name=captured_amount,json=capturedAmount,proto3" json:"captured_amount,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -5879,6 +5889,13 @@ func (x *Transaction) GetLedgerSequence() uint64 {
 		return x.LedgerSequence
 	}
 	return 0
+}
+
+func (x *Transaction) GetCapturedAmount() *Money {
+	if x != nil {
+		return x.CapturedAmount
+	}
+	return nil
 }
 
 // Request of AdminService.ListTransactions.
@@ -8744,7 +8761,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"page_token\x18\a \x01(\tR\tpageToken\"r\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.posfleet.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x06\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\a\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x1d\n" +
 	"\n" +
@@ -8771,7 +8788,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x0frefunded_amount\x18\x11 \x01(\v2\x12.posfleet.v1.MoneyR\x0erefundedAmount\x126\n" +
 	"\x17original_transaction_id\x18\x12 \x01(\tR\x15originalTransactionId\x12.\n" +
 	"\x13claimed_merchant_id\x18\x13 \x01(\tR\x11claimedMerchantId\x12'\n" +
-	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\"\xdf\x02\n" +
+	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\x12;\n" +
+	"\x0fcaptured_amount\x18\x15 \x01(\v2\x12.posfleet.v1.MoneyR\x0ecapturedAmount\"\xdf\x02\n" +
 	"\x17ListTransactionsRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x1f\n" +
@@ -9020,12 +9038,13 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	" AUDIT_EVENT_TYPE_CONFIG_REJECTED\x10\x1c\x12%\n" +
 	"!AUDIT_EVENT_TYPE_TERMINAL_OFFLINE\x10\x1d\x12\x1d\n" +
 	"\x19AUDIT_EVENT_TYPE_DISK_LOW\x10\x1e\x12$\n" +
-	" AUDIT_EVENT_TYPE_WEBHOOK_CHANGED\x10\x1f*\x89\x01\n" +
+	" AUDIT_EVENT_TYPE_WEBHOOK_CHANGED\x10\x1f*\xa7\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
 	"\x18TRANSACTION_KIND_PREAUTH\x10\x02\x12\x1b\n" +
-	"\x17TRANSACTION_KIND_REFUND\x10\x03*w\n" +
+	"\x17TRANSACTION_KIND_REFUND\x10\x03\x12\x1c\n" +
+	"\x18TRANSACTION_KIND_CAPTURE\x10\x04*w\n" +
 	"\n" +
 	"BatchState\x12\x1b\n" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -9357,149 +9376,150 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	129, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
 	139, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
 	136, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	137, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	129, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	129, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	82,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	129, // 111: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
-	6,   // 112: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	140, // 113: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	140, // 114: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	129, // 115: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	129, // 116: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	140, // 117: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	85,  // 118: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	129, // 119: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	141, // 120: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	129, // 121: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	129, // 122: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	141, // 123: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	131, // 124: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	88,  // 125: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	88,  // 126: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	88,  // 127: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	124, // 128: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	126, // 129: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	129, // 130: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	129, // 131: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	129, // 132: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
-	102, // 133: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
-	129, // 134: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 135: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	129, // 136: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	7,   // 137: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	129, // 138: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	129, // 139: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 140: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 141: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
-	101, // 142: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 143: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 144: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 145: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 146: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	103, // 147: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
-	7,   // 148: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	103, // 149: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
-	88,  // 150: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	8,   // 151: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	10,  // 152: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	12,  // 153: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	14,  // 154: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	16,  // 155: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	18,  // 156: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	21,  // 157: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	23,  // 158: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	25,  // 159: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	27,  // 160: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	29,  // 161: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	31,  // 162: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	33,  // 163: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	35,  // 164: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	37,  // 165: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	39,  // 166: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	47,  // 167: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	49,  // 168: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	52,  // 169: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	54,  // 170: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	56,  // 171: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	58,  // 172: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	60,  // 173: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	65,  // 174: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	67,  // 175: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	69,  // 176: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	71,  // 177: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	73,  // 178: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	75,  // 179: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	80,  // 180: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	83,  // 181: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	86,  // 182: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	89,  // 183: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	91,  // 184: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	93,  // 185: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	95,  // 186: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	97,  // 187: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	99,  // 188: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	104, // 189: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
-	106, // 190: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
-	108, // 191: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
-	110, // 192: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
-	112, // 193: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
-	114, // 194: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
-	116, // 195: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
-	118, // 196: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
-	120, // 197: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
-	9,   // 198: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	11,  // 199: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	13,  // 200: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	15,  // 201: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	17,  // 202: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	19,  // 203: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	22,  // 204: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	24,  // 205: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	26,  // 206: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	28,  // 207: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	30,  // 208: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	32,  // 209: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	34,  // 210: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	36,  // 211: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	38,  // 212: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	40,  // 213: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	48,  // 214: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	50,  // 215: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	53,  // 216: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	55,  // 217: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	57,  // 218: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	59,  // 219: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	61,  // 220: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	66,  // 221: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	68,  // 222: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	70,  // 223: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	72,  // 224: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	74,  // 225: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	78,  // 226: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	81,  // 227: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	84,  // 228: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	87,  // 229: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	90,  // 230: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	92,  // 231: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	94,  // 232: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	96,  // 233: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	98,  // 234: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	100, // 235: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	105, // 236: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
-	107, // 237: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
-	109, // 238: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
-	111, // 239: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
-	113, // 240: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
-	115, // 241: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
-	117, // 242: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
-	119, // 243: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
-	121, // 244: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
-	198, // [198:245] is the sub-list for method output_type
-	151, // [151:198] is the sub-list for method input_type
-	151, // [151:151] is the sub-list for extension type_name
-	151, // [151:151] is the sub-list for extension extendee
-	0,   // [0:151] is the sub-list for field type_name
+	136, // 107: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
+	137, // 108: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	129, // 109: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	129, // 110: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	82,  // 111: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	129, // 112: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
+	6,   // 113: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	140, // 114: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	140, // 115: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	129, // 116: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	129, // 117: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	140, // 118: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	85,  // 119: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	129, // 120: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	141, // 121: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	129, // 122: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	129, // 123: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	141, // 124: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	131, // 125: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	88,  // 126: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	88,  // 127: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	88,  // 128: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	124, // 129: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	126, // 130: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	129, // 131: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	129, // 132: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	129, // 133: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	102, // 134: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
+	129, // 135: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 136: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	129, // 137: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	7,   // 138: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	129, // 139: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	129, // 140: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 141: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	129, // 142: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	101, // 143: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 144: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 145: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 146: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	101, // 147: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	103, // 148: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
+	7,   // 149: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	103, // 150: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
+	88,  // 151: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	8,   // 152: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 153: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 154: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 155: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 156: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 157: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 158: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 159: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	25,  // 160: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	27,  // 161: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	29,  // 162: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	31,  // 163: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	33,  // 164: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	35,  // 165: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	37,  // 166: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	39,  // 167: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	47,  // 168: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	49,  // 169: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	52,  // 170: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	54,  // 171: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	56,  // 172: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	58,  // 173: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	60,  // 174: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	65,  // 175: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	67,  // 176: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	69,  // 177: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	71,  // 178: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	73,  // 179: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	75,  // 180: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	80,  // 181: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	83,  // 182: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	86,  // 183: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	89,  // 184: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	91,  // 185: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	93,  // 186: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	95,  // 187: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	97,  // 188: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	99,  // 189: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	104, // 190: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	106, // 191: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	108, // 192: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	110, // 193: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	112, // 194: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	114, // 195: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	116, // 196: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	118, // 197: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	120, // 198: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
+	9,   // 199: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 200: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 201: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 202: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 203: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 204: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 205: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 206: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	26,  // 207: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	28,  // 208: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	30,  // 209: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	32,  // 210: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	34,  // 211: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	36,  // 212: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	38,  // 213: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	40,  // 214: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	48,  // 215: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	50,  // 216: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	53,  // 217: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	55,  // 218: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	57,  // 219: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	59,  // 220: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	61,  // 221: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	66,  // 222: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	68,  // 223: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	70,  // 224: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	72,  // 225: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	74,  // 226: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	78,  // 227: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	81,  // 228: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	84,  // 229: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	87,  // 230: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	90,  // 231: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	92,  // 232: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	94,  // 233: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	96,  // 234: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	98,  // 235: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	100, // 236: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	105, // 237: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	107, // 238: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	109, // 239: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	111, // 240: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	113, // 241: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	115, // 242: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	117, // 243: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	119, // 244: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	121, // 245: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
+	199, // [199:246] is the sub-list for method output_type
+	152, // [152:199] is the sub-list for method input_type
+	152, // [152:152] is the sub-list for extension type_name
+	152, // [152:152] is the sub-list for extension extendee
+	0,   // [0:152] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }

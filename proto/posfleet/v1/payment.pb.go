@@ -726,10 +726,10 @@ func (x *RefundResponse) GetReplayed() bool {
 // Totals of one batch. Amounts are in the merchant's currency.
 type BatchTotals struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Number of approved sales (captured authorizations), reversed ones
-	// excluded.
+	// Number of approved sales (captured authorizations) and approved
+	// captures of pre-auths, reversed ones excluded.
 	SaleCount uint64 `protobuf:"varint,1,opt,name=sale_count,json=saleCount,proto3" json:"sale_count,omitempty"`
-	// Sum of approved sales, reversed ones excluded.
+	// Sum of approved sales and captures, reversed ones excluded.
 	SaleAmount *Money `protobuf:"bytes,2,opt,name=sale_amount,json=saleAmount,proto3" json:"sale_amount,omitempty"`
 	// Number of approved refunds.
 	RefundCount uint64 `protobuf:"varint,3,opt,name=refund_count,json=refundCount,proto3" json:"refund_count,omitempty"`
@@ -739,7 +739,8 @@ type BatchTotals struct {
 	ReversalCount uint64 `protobuf:"varint,5,opt,name=reversal_count,json=reversalCount,proto3" json:"reversal_count,omitempty"`
 	// Sum of reversed approvals.
 	ReversalAmount *Money `protobuf:"bytes,6,opt,name=reversal_amount,json=reversalAmount,proto3" json:"reversal_amount,omitempty"`
-	// Number of live (unreversed) pre-auth holds; informational, not settled.
+	// Number of live (unreversed, not captured) pre-auth holds;
+	// informational, not settled.
 	PreauthCount uint64 `protobuf:"varint,7,opt,name=preauth_count,json=preauthCount,proto3" json:"preauth_count,omitempty"`
 	// Sum of live pre-auth holds.
 	PreauthAmount *Money `protobuf:"bytes,8,opt,name=preauth_amount,json=preauthAmount,proto3" json:"preauth_amount,omitempty"`
@@ -990,6 +991,299 @@ func (x *CloseBatchResponse) GetReplayed() bool {
 	return false
 }
 
+// Request of PaymentService.Capture.
+type CaptureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key of this capture, checked like
+	// AuthorizeRequest.request_id.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// authorization_id of the approved pre-auth to capture.
+	AuthorizationId string `protobuf:"bytes,2,opt,name=authorization_id,json=authorizationId,proto3" json:"authorization_id,omitempty"`
+	// Amount to capture: positive, in the pre-auth's currency, at most the
+	// pre-auth's amount. Less than the pre-auth's amount is a partial
+	// capture; the rest is released.
+	Amount        *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureRequest) Reset() {
+	*x = CaptureRequest{}
+	mi := &file_posfleet_v1_payment_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureRequest) ProtoMessage() {}
+
+func (x *CaptureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_payment_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureRequest.ProtoReflect.Descriptor instead.
+func (*CaptureRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_payment_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CaptureRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CaptureRequest) GetAuthorizationId() string {
+	if x != nil {
+		return x.AuthorizationId
+	}
+	return ""
+}
+
+func (x *CaptureRequest) GetAmount() *Money {
+	if x != nil {
+		return x.Amount
+	}
+	return nil
+}
+
+// Response of PaymentService.Capture.
+type CaptureResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Server-assigned capture ID, also for declines: "C" and 32 upper-case
+	// hex digits, with the properties of AuthorizeResponse.authorization_id.
+	// It names the capture in operators' listings; Refund and Reverse do not
+	// take it.
+	CaptureId string `protobuf:"bytes,1,opt,name=capture_id,json=captureId,proto3" json:"capture_id,omitempty"`
+	// Approved or declined.
+	Decision Decision `protobuf:"varint,2,opt,name=decision,proto3,enum=posfleet.v1.Decision" json:"decision,omitempty"`
+	// Response code: 00, 12, 13, 57 or 94 (see PaymentService.Capture).
+	ResponseCode string `protobuf:"bytes,3,opt,name=response_code,json=responseCode,proto3" json:"response_code,omitempty"`
+	// The pre-auth's six-character approval code, for approvals only.
+	AuthCode string `protobuf:"bytes,4,opt,name=auth_code,json=authCode,proto3" json:"auth_code,omitempty"`
+	// Human-readable text for the response code.
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// Part of the pre-auth this capture did not take, released (approvals
+	// only; zero for a full capture).
+	ReleasedAmount *Money `protobuf:"bytes,6,opt,name=released_amount,json=releasedAmount,proto3" json:"released_amount,omitempty"`
+	// Batch the capture was recorded in: the open batch, whichever batch
+	// holds the pre-auth.
+	BatchNumber uint64 `protobuf:"varint,7,opt,name=batch_number,json=batchNumber,proto3" json:"batch_number,omitempty"`
+	// True when this response is a replay of an earlier identical request.
+	Replayed bool `protobuf:"varint,8,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// When the decision was made.
+	DecisionTime  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=decision_time,json=decisionTime,proto3" json:"decision_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureResponse) Reset() {
+	*x = CaptureResponse{}
+	mi := &file_posfleet_v1_payment_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureResponse) ProtoMessage() {}
+
+func (x *CaptureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_payment_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureResponse.ProtoReflect.Descriptor instead.
+func (*CaptureResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_payment_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CaptureResponse) GetCaptureId() string {
+	if x != nil {
+		return x.CaptureId
+	}
+	return ""
+}
+
+func (x *CaptureResponse) GetDecision() Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return Decision_DECISION_UNSPECIFIED
+}
+
+func (x *CaptureResponse) GetResponseCode() string {
+	if x != nil {
+		return x.ResponseCode
+	}
+	return ""
+}
+
+func (x *CaptureResponse) GetAuthCode() string {
+	if x != nil {
+		return x.AuthCode
+	}
+	return ""
+}
+
+func (x *CaptureResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CaptureResponse) GetReleasedAmount() *Money {
+	if x != nil {
+		return x.ReleasedAmount
+	}
+	return nil
+}
+
+func (x *CaptureResponse) GetBatchNumber() uint64 {
+	if x != nil {
+		return x.BatchNumber
+	}
+	return 0
+}
+
+func (x *CaptureResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *CaptureResponse) GetDecisionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DecisionTime
+	}
+	return nil
+}
+
+// Request of PaymentService.GetOpenBatch. The terminal is the caller.
+type GetOpenBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOpenBatchRequest) Reset() {
+	*x = GetOpenBatchRequest{}
+	mi := &file_posfleet_v1_payment_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOpenBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOpenBatchRequest) ProtoMessage() {}
+
+func (x *GetOpenBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_payment_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOpenBatchRequest.ProtoReflect.Descriptor instead.
+func (*GetOpenBatchRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_payment_proto_rawDescGZIP(), []int{11}
+}
+
+// Response of PaymentService.GetOpenBatch.
+type GetOpenBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The open batch: what the next transaction's batch_number will be and
+	// what CloseBatchRequest.batch_number must be.
+	BatchNumber uint64 `protobuf:"varint,1,opt,name=batch_number,json=batchNumber,proto3" json:"batch_number,omitempty"`
+	// When the batch opened.
+	OpenTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=open_time,json=openTime,proto3" json:"open_time,omitempty"`
+	// The server's running totals of the batch, as CloseBatch would report
+	// them now.
+	ServerTotals  *BatchTotals `protobuf:"bytes,3,opt,name=server_totals,json=serverTotals,proto3" json:"server_totals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetOpenBatchResponse) Reset() {
+	*x = GetOpenBatchResponse{}
+	mi := &file_posfleet_v1_payment_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetOpenBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetOpenBatchResponse) ProtoMessage() {}
+
+func (x *GetOpenBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_payment_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetOpenBatchResponse.ProtoReflect.Descriptor instead.
+func (*GetOpenBatchResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_payment_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetOpenBatchResponse) GetBatchNumber() uint64 {
+	if x != nil {
+		return x.BatchNumber
+	}
+	return 0
+}
+
+func (x *GetOpenBatchResponse) GetOpenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OpenTime
+	}
+	return nil
+}
+
+func (x *GetOpenBatchResponse) GetServerTotals() *BatchTotals {
+	if x != nil {
+		return x.ServerTotals
+	}
+	return nil
+}
+
 var File_posfleet_v1_payment_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_payment_proto_rawDesc = "" +
@@ -1061,7 +1355,28 @@ const file_posfleet_v1_payment_proto_rawDesc = "" +
 	"\x11next_batch_number\x18\x04 \x01(\x04R\x0fnextBatchNumber\x129\n" +
 	"\n" +
 	"close_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12\x1a\n" +
-	"\breplayed\x18\x06 \x01(\bR\breplayed*R\n" +
+	"\breplayed\x18\x06 \x01(\bR\breplayed\"\x86\x01\n" +
+	"\x0eCaptureRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12)\n" +
+	"\x10authorization_id\x18\x02 \x01(\tR\x0fauthorizationId\x12*\n" +
+	"\x06amount\x18\x03 \x01(\v2\x12.posfleet.v1.MoneyR\x06amount\"\xfc\x02\n" +
+	"\x0fCaptureResponse\x12\x1d\n" +
+	"\n" +
+	"capture_id\x18\x01 \x01(\tR\tcaptureId\x121\n" +
+	"\bdecision\x18\x02 \x01(\x0e2\x15.posfleet.v1.DecisionR\bdecision\x12#\n" +
+	"\rresponse_code\x18\x03 \x01(\tR\fresponseCode\x12\x1b\n" +
+	"\tauth_code\x18\x04 \x01(\tR\bauthCode\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12;\n" +
+	"\x0freleased_amount\x18\x06 \x01(\v2\x12.posfleet.v1.MoneyR\x0ereleasedAmount\x12!\n" +
+	"\fbatch_number\x18\a \x01(\x04R\vbatchNumber\x12\x1a\n" +
+	"\breplayed\x18\b \x01(\bR\breplayed\x12?\n" +
+	"\rdecision_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\fdecisionTime\"\x15\n" +
+	"\x13GetOpenBatchRequest\"\xb1\x01\n" +
+	"\x14GetOpenBatchResponse\x12!\n" +
+	"\fbatch_number\x18\x01 \x01(\x04R\vbatchNumber\x127\n" +
+	"\topen_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bopenTime\x12=\n" +
+	"\rserver_totals\x18\x03 \x01(\v2\x18.posfleet.v1.BatchTotalsR\fserverTotals*R\n" +
 	"\bDecision\x12\x18\n" +
 	"\x14DECISION_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DECISION_APPROVED\x10\x01\x12\x15\n" +
@@ -1076,13 +1391,15 @@ const file_posfleet_v1_payment_proto_rawDesc = "" +
 	"\x17REVERSE_STATUS_REVERSED\x10\x01\x12#\n" +
 	"\x1fREVERSE_STATUS_ALREADY_REVERSED\x10\x02\x12%\n" +
 	"!REVERSE_STATUS_ORIGINAL_NOT_FOUND\x10\x03\x12!\n" +
-	"\x1dREVERSE_STATUS_NOT_REVERSIBLE\x10\x042\xdc\x02\n" +
+	"\x1dREVERSE_STATUS_NOT_REVERSIBLE\x10\x042\x8b\x04\n" +
 	"\x0ePaymentService\x12T\n" +
 	"\tAuthorize\x12\x1d.posfleet.v1.AuthorizeRequest\x1a\x1e.posfleet.v1.AuthorizeResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12N\n" +
 	"\aReverse\x12\x1b.posfleet.v1.ReverseRequest\x1a\x1c.posfleet.v1.ReverseResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12K\n" +
 	"\x06Refund\x12\x1a.posfleet.v1.RefundRequest\x1a\x1b.posfleet.v1.RefundResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12W\n" +
 	"\n" +
-	"CloseBatch\x12\x1e.posfleet.v1.CloseBatchRequest\x1a\x1f.posfleet.v1.CloseBatchResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01B\xa7\x01\n" +
+	"CloseBatch\x12\x1e.posfleet.v1.CloseBatchRequest\x1a\x1f.posfleet.v1.CloseBatchResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12N\n" +
+	"\aCapture\x12\x1b.posfleet.v1.CaptureRequest\x1a\x1c.posfleet.v1.CaptureResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01\x12]\n" +
+	"\fGetOpenBatch\x12 .posfleet.v1.GetOpenBatchRequest\x1a!.posfleet.v1.GetOpenBatchResponse\"\b\xa2\xbb\x18\x04\b\x02\x18\x01B\xa7\x01\n" +
 	"\x0fcom.posfleet.v1B\fPaymentProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
 var (
@@ -1098,7 +1415,7 @@ func file_posfleet_v1_payment_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_payment_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_posfleet_v1_payment_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_posfleet_v1_payment_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_posfleet_v1_payment_proto_goTypes = []any{
 	(Decision)(0),                 // 0: posfleet.v1.Decision
 	(ReversalReason)(0),           // 1: posfleet.v1.ReversalReason
@@ -1112,42 +1429,56 @@ var file_posfleet_v1_payment_proto_goTypes = []any{
 	(*BatchTotals)(nil),           // 9: posfleet.v1.BatchTotals
 	(*CloseBatchRequest)(nil),     // 10: posfleet.v1.CloseBatchRequest
 	(*CloseBatchResponse)(nil),    // 11: posfleet.v1.CloseBatchResponse
-	(*Money)(nil),                 // 12: posfleet.v1.Money
-	(*Card)(nil),                  // 13: posfleet.v1.Card
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
+	(*CaptureRequest)(nil),        // 12: posfleet.v1.CaptureRequest
+	(*CaptureResponse)(nil),       // 13: posfleet.v1.CaptureResponse
+	(*GetOpenBatchRequest)(nil),   // 14: posfleet.v1.GetOpenBatchRequest
+	(*GetOpenBatchResponse)(nil),  // 15: posfleet.v1.GetOpenBatchResponse
+	(*Money)(nil),                 // 16: posfleet.v1.Money
+	(*Card)(nil),                  // 17: posfleet.v1.Card
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
 }
 var file_posfleet_v1_payment_proto_depIdxs = []int32{
-	12, // 0: posfleet.v1.AuthorizeRequest.amount:type_name -> posfleet.v1.Money
-	13, // 1: posfleet.v1.AuthorizeRequest.card:type_name -> posfleet.v1.Card
-	14, // 2: posfleet.v1.AuthorizeRequest.local_time:type_name -> google.protobuf.Timestamp
+	16, // 0: posfleet.v1.AuthorizeRequest.amount:type_name -> posfleet.v1.Money
+	17, // 1: posfleet.v1.AuthorizeRequest.card:type_name -> posfleet.v1.Card
+	18, // 2: posfleet.v1.AuthorizeRequest.local_time:type_name -> google.protobuf.Timestamp
 	0,  // 3: posfleet.v1.AuthorizeResponse.decision:type_name -> posfleet.v1.Decision
-	14, // 4: posfleet.v1.AuthorizeResponse.decision_time:type_name -> google.protobuf.Timestamp
+	18, // 4: posfleet.v1.AuthorizeResponse.decision_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: posfleet.v1.ReverseRequest.reason:type_name -> posfleet.v1.ReversalReason
 	2,  // 6: posfleet.v1.ReverseResponse.status:type_name -> posfleet.v1.ReverseStatus
-	12, // 7: posfleet.v1.ReverseResponse.reversed_amount:type_name -> posfleet.v1.Money
-	12, // 8: posfleet.v1.RefundRequest.amount:type_name -> posfleet.v1.Money
+	16, // 7: posfleet.v1.ReverseResponse.reversed_amount:type_name -> posfleet.v1.Money
+	16, // 8: posfleet.v1.RefundRequest.amount:type_name -> posfleet.v1.Money
 	0,  // 9: posfleet.v1.RefundResponse.decision:type_name -> posfleet.v1.Decision
-	12, // 10: posfleet.v1.RefundResponse.remaining_refundable:type_name -> posfleet.v1.Money
-	12, // 11: posfleet.v1.BatchTotals.sale_amount:type_name -> posfleet.v1.Money
-	12, // 12: posfleet.v1.BatchTotals.refund_amount:type_name -> posfleet.v1.Money
-	12, // 13: posfleet.v1.BatchTotals.reversal_amount:type_name -> posfleet.v1.Money
-	12, // 14: posfleet.v1.BatchTotals.preauth_amount:type_name -> posfleet.v1.Money
+	16, // 10: posfleet.v1.RefundResponse.remaining_refundable:type_name -> posfleet.v1.Money
+	16, // 11: posfleet.v1.BatchTotals.sale_amount:type_name -> posfleet.v1.Money
+	16, // 12: posfleet.v1.BatchTotals.refund_amount:type_name -> posfleet.v1.Money
+	16, // 13: posfleet.v1.BatchTotals.reversal_amount:type_name -> posfleet.v1.Money
+	16, // 14: posfleet.v1.BatchTotals.preauth_amount:type_name -> posfleet.v1.Money
 	9,  // 15: posfleet.v1.CloseBatchRequest.terminal_totals:type_name -> posfleet.v1.BatchTotals
 	9,  // 16: posfleet.v1.CloseBatchResponse.server_totals:type_name -> posfleet.v1.BatchTotals
-	14, // 17: posfleet.v1.CloseBatchResponse.close_time:type_name -> google.protobuf.Timestamp
-	3,  // 18: posfleet.v1.PaymentService.Authorize:input_type -> posfleet.v1.AuthorizeRequest
-	5,  // 19: posfleet.v1.PaymentService.Reverse:input_type -> posfleet.v1.ReverseRequest
-	7,  // 20: posfleet.v1.PaymentService.Refund:input_type -> posfleet.v1.RefundRequest
-	10, // 21: posfleet.v1.PaymentService.CloseBatch:input_type -> posfleet.v1.CloseBatchRequest
-	4,  // 22: posfleet.v1.PaymentService.Authorize:output_type -> posfleet.v1.AuthorizeResponse
-	6,  // 23: posfleet.v1.PaymentService.Reverse:output_type -> posfleet.v1.ReverseResponse
-	8,  // 24: posfleet.v1.PaymentService.Refund:output_type -> posfleet.v1.RefundResponse
-	11, // 25: posfleet.v1.PaymentService.CloseBatch:output_type -> posfleet.v1.CloseBatchResponse
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	18, // 17: posfleet.v1.CloseBatchResponse.close_time:type_name -> google.protobuf.Timestamp
+	16, // 18: posfleet.v1.CaptureRequest.amount:type_name -> posfleet.v1.Money
+	0,  // 19: posfleet.v1.CaptureResponse.decision:type_name -> posfleet.v1.Decision
+	16, // 20: posfleet.v1.CaptureResponse.released_amount:type_name -> posfleet.v1.Money
+	18, // 21: posfleet.v1.CaptureResponse.decision_time:type_name -> google.protobuf.Timestamp
+	18, // 22: posfleet.v1.GetOpenBatchResponse.open_time:type_name -> google.protobuf.Timestamp
+	9,  // 23: posfleet.v1.GetOpenBatchResponse.server_totals:type_name -> posfleet.v1.BatchTotals
+	3,  // 24: posfleet.v1.PaymentService.Authorize:input_type -> posfleet.v1.AuthorizeRequest
+	5,  // 25: posfleet.v1.PaymentService.Reverse:input_type -> posfleet.v1.ReverseRequest
+	7,  // 26: posfleet.v1.PaymentService.Refund:input_type -> posfleet.v1.RefundRequest
+	10, // 27: posfleet.v1.PaymentService.CloseBatch:input_type -> posfleet.v1.CloseBatchRequest
+	12, // 28: posfleet.v1.PaymentService.Capture:input_type -> posfleet.v1.CaptureRequest
+	14, // 29: posfleet.v1.PaymentService.GetOpenBatch:input_type -> posfleet.v1.GetOpenBatchRequest
+	4,  // 30: posfleet.v1.PaymentService.Authorize:output_type -> posfleet.v1.AuthorizeResponse
+	6,  // 31: posfleet.v1.PaymentService.Reverse:output_type -> posfleet.v1.ReverseResponse
+	8,  // 32: posfleet.v1.PaymentService.Refund:output_type -> posfleet.v1.RefundResponse
+	11, // 33: posfleet.v1.PaymentService.CloseBatch:output_type -> posfleet.v1.CloseBatchResponse
+	13, // 34: posfleet.v1.PaymentService.Capture:output_type -> posfleet.v1.CaptureResponse
+	15, // 35: posfleet.v1.PaymentService.GetOpenBatch:output_type -> posfleet.v1.GetOpenBatchResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_payment_proto_init() }
@@ -1163,7 +1494,7 @@ func file_posfleet_v1_payment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_payment_proto_rawDesc), len(file_posfleet_v1_payment_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

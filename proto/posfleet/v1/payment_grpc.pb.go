@@ -22,10 +22,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PaymentService_Authorize_FullMethodName  = "/posfleet.v1.PaymentService/Authorize"
-	PaymentService_Reverse_FullMethodName    = "/posfleet.v1.PaymentService/Reverse"
-	PaymentService_Refund_FullMethodName     = "/posfleet.v1.PaymentService/Refund"
-	PaymentService_CloseBatch_FullMethodName = "/posfleet.v1.PaymentService/CloseBatch"
+	PaymentService_Authorize_FullMethodName    = "/posfleet.v1.PaymentService/Authorize"
+	PaymentService_Reverse_FullMethodName      = "/posfleet.v1.PaymentService/Reverse"
+	PaymentService_Refund_FullMethodName       = "/posfleet.v1.PaymentService/Refund"
+	PaymentService_CloseBatch_FullMethodName   = "/posfleet.v1.PaymentService/CloseBatch"
+	PaymentService_Capture_FullMethodName      = "/posfleet.v1.PaymentService/Capture"
+	PaymentService_GetOpenBatch_FullMethodName = "/posfleet.v1.PaymentService/GetOpenBatch"
 )
 
 // PaymentServiceClient is the client API for PaymentService service.
@@ -38,12 +40,40 @@ const (
 // characters; a UUID in canonical form is recommended) and is idempotent:
 // the same request_id with the same content returns the original response
 // with replayed = true, for at least 24 hours and across server restarts.
-// The request_id namespace is per terminal and shared by all four RPCs. The
-// same request_id with different content is declined with response code 94
-// (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
-// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code). A
+// The request_id namespace is per terminal and shared by every RPC that
+// carries one (Authorize, Reverse, Refund, CloseBatch, Capture). A
 // duplicate that arrives while the original is being decided waits for and
-// returns the original's outcome.
+// returns the original's outcome. "The same content" means every field of
+// the request except AuthorizeRequest.local_time, which a retrying terminal
+// may stamp anew; the same request_id used by a different RPC is different
+// content.
+//
+// Idempotency conflicts (the same request_id with different content)
+// follow one rule: the first request's answer stands, nothing changes, and
+// the conflict is reported in the response's own vocabulary.
+//   - An RPC whose response carries a decision and response_code (Authorize,
+//     Refund, Capture) answers DECISION_DECLINED with code 94 (duplicate
+//     transmission), replayed = false. The decline is recorded in the ledger
+//     under an ID of its own, so operators see it; the request_id keeps its
+//     first answer, which a replay of the first request still returns.
+//   - An RPC whose response has no decision (Reverse, CloseBatch) fails with
+//     ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_REUSED. Nothing is recorded.
+//
+// Neither is retryable with the same request_id: a terminal that gets one
+// has reused an ID and must send the new request under a new request_id.
+// These answers are kept as they were first published, so that clients
+// written against v1 keep working.
+//
+// Suspended and retired terminals: suspension is temporary (an operator
+// lifts it) and the terminal stays authenticated. Authorize, Refund and
+// Capture, which would move new money, are declined with code 57 as a
+// normal response; Reverse, CloseBatch and GetOpenBatch keep working, so
+// that a suspended terminal can still release holds and settle its batch.
+// (TerminalService RPCs, which have no decline to give, fail with
+// PERMISSION_DENIED, reason TERMINAL_SUSPENDED.) Retirement is
+// permanent: the terminal's credential no longer authorizes any RPC, and
+// every PaymentService call fails with PERMISSION_DENIED, reason
+// TERMINAL_RETIRED, without a decision being recorded; it is not retryable.
 //
 // No response is sent before its decision is durably stored.
 //
@@ -72,6 +102,34 @@ type PaymentServiceClient interface {
 	// CloseBatch for it then fails with FailedPrecondition naming the open
 	// batch.
 	CloseBatch(ctx context.Context, in *CloseBatchRequest, opts ...grpc.CallOption) (*CloseBatchResponse, error)
+	// Completes a pre-auth (an approved Authorize with capture = false) of
+	// the same terminal: settles all of it or part of it (partial capture),
+	// once, and releases the rest. The capture is a transaction of its own in
+	// the open batch, counted there as a sale (sale_count, sale_amount); the
+	// pre-auth stops counting as a live hold. Declined with 12 when the
+	// pre-auth is unknown, not approved, reversed, already captured or older
+	// than the server's pre-auth validity (7 days by default); 13 when the
+	// amount is not positive, above the pre-auth's amount or in another
+	// currency; 57 when the terminal is suspended or the pre-auth is another
+	// terminal's. Idempotent by request_id like Authorize. A captured pre-auth
+	// can no longer be reversed (REVERSE_STATUS_NOT_REVERSIBLE), nor can a
+	// capture; Refund the pre-auth's authorization_id instead, up to the
+	// captured amount. When a capture's outcome stays unknown, retry it with
+	// the same request_id: the replay returns the outcome. A Reverse naming
+	// the capture's request_id before the capture arrived leaves a tombstone
+	// that declines the capture with 12 when it arrives, as for Authorize; a
+	// Reverse after it arrived answers REVERSE_STATUS_NOT_REVERSIBLE, and the
+	// capture's replay says whether it was approved.
+	Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*CaptureResponse, error)
+	// Returns the terminal's open batch: the batch_number its next
+	// transaction goes into and CloseBatch must name, when it opened and the
+	// server's running totals. Read-only for the terminal and safe to retry:
+	// a terminal without a batch gets batch 1, and a batch the server would
+	// close because the terminal was rebound (see CloseBatch) is closed first,
+	// so the number returned is current. A terminal uses it to recover its
+	// batch number (after a reinstall or a lost CloseBatch response) and to
+	// compare totals before closing.
+	GetOpenBatch(ctx context.Context, in *GetOpenBatchRequest, opts ...grpc.CallOption) (*GetOpenBatchResponse, error)
 }
 
 type paymentServiceClient struct {
@@ -122,6 +180,26 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 	return out, nil
 }
 
+func (c *paymentServiceClient) Capture(ctx context.Context, in *CaptureRequest, opts ...grpc.CallOption) (*CaptureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaptureResponse)
+	err := c.cc.Invoke(ctx, PaymentService_Capture_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *paymentServiceClient) GetOpenBatch(ctx context.Context, in *GetOpenBatchRequest, opts ...grpc.CallOption) (*GetOpenBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOpenBatchResponse)
+	err := c.cc.Invoke(ctx, PaymentService_GetOpenBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PaymentServiceServer is the server API for PaymentService service.
 // All implementations must embed UnimplementedPaymentServiceServer
 // for forward compatibility.
@@ -132,12 +210,40 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 // characters; a UUID in canonical form is recommended) and is idempotent:
 // the same request_id with the same content returns the original response
 // with replayed = true, for at least 24 hours and across server restarts.
-// The request_id namespace is per terminal and shared by all four RPCs. The
-// same request_id with different content is declined with response code 94
-// (Authorize, Refund) or fails with AlreadyExists, ErrorInfo reason
-// REQUEST_ID_REUSED (Reverse, CloseBatch, whose responses carry no code). A
+// The request_id namespace is per terminal and shared by every RPC that
+// carries one (Authorize, Reverse, Refund, CloseBatch, Capture). A
 // duplicate that arrives while the original is being decided waits for and
-// returns the original's outcome.
+// returns the original's outcome. "The same content" means every field of
+// the request except AuthorizeRequest.local_time, which a retrying terminal
+// may stamp anew; the same request_id used by a different RPC is different
+// content.
+//
+// Idempotency conflicts (the same request_id with different content)
+// follow one rule: the first request's answer stands, nothing changes, and
+// the conflict is reported in the response's own vocabulary.
+//   - An RPC whose response carries a decision and response_code (Authorize,
+//     Refund, Capture) answers DECISION_DECLINED with code 94 (duplicate
+//     transmission), replayed = false. The decline is recorded in the ledger
+//     under an ID of its own, so operators see it; the request_id keeps its
+//     first answer, which a replay of the first request still returns.
+//   - An RPC whose response has no decision (Reverse, CloseBatch) fails with
+//     ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_REUSED. Nothing is recorded.
+//
+// Neither is retryable with the same request_id: a terminal that gets one
+// has reused an ID and must send the new request under a new request_id.
+// These answers are kept as they were first published, so that clients
+// written against v1 keep working.
+//
+// Suspended and retired terminals: suspension is temporary (an operator
+// lifts it) and the terminal stays authenticated. Authorize, Refund and
+// Capture, which would move new money, are declined with code 57 as a
+// normal response; Reverse, CloseBatch and GetOpenBatch keep working, so
+// that a suspended terminal can still release holds and settle its batch.
+// (TerminalService RPCs, which have no decline to give, fail with
+// PERMISSION_DENIED, reason TERMINAL_SUSPENDED.) Retirement is
+// permanent: the terminal's credential no longer authorizes any RPC, and
+// every PaymentService call fails with PERMISSION_DENIED, reason
+// TERMINAL_RETIRED, without a decision being recorded; it is not retryable.
 //
 // No response is sent before its decision is durably stored.
 //
@@ -166,6 +272,34 @@ type PaymentServiceServer interface {
 	// CloseBatch for it then fails with FailedPrecondition naming the open
 	// batch.
 	CloseBatch(context.Context, *CloseBatchRequest) (*CloseBatchResponse, error)
+	// Completes a pre-auth (an approved Authorize with capture = false) of
+	// the same terminal: settles all of it or part of it (partial capture),
+	// once, and releases the rest. The capture is a transaction of its own in
+	// the open batch, counted there as a sale (sale_count, sale_amount); the
+	// pre-auth stops counting as a live hold. Declined with 12 when the
+	// pre-auth is unknown, not approved, reversed, already captured or older
+	// than the server's pre-auth validity (7 days by default); 13 when the
+	// amount is not positive, above the pre-auth's amount or in another
+	// currency; 57 when the terminal is suspended or the pre-auth is another
+	// terminal's. Idempotent by request_id like Authorize. A captured pre-auth
+	// can no longer be reversed (REVERSE_STATUS_NOT_REVERSIBLE), nor can a
+	// capture; Refund the pre-auth's authorization_id instead, up to the
+	// captured amount. When a capture's outcome stays unknown, retry it with
+	// the same request_id: the replay returns the outcome. A Reverse naming
+	// the capture's request_id before the capture arrived leaves a tombstone
+	// that declines the capture with 12 when it arrives, as for Authorize; a
+	// Reverse after it arrived answers REVERSE_STATUS_NOT_REVERSIBLE, and the
+	// capture's replay says whether it was approved.
+	Capture(context.Context, *CaptureRequest) (*CaptureResponse, error)
+	// Returns the terminal's open batch: the batch_number its next
+	// transaction goes into and CloseBatch must name, when it opened and the
+	// server's running totals. Read-only for the terminal and safe to retry:
+	// a terminal without a batch gets batch 1, and a batch the server would
+	// close because the terminal was rebound (see CloseBatch) is closed first,
+	// so the number returned is current. A terminal uses it to recover its
+	// batch number (after a reinstall or a lost CloseBatch response) and to
+	// compare totals before closing.
+	GetOpenBatch(context.Context, *GetOpenBatchRequest) (*GetOpenBatchResponse, error)
 	mustEmbedUnimplementedPaymentServiceServer()
 }
 
@@ -187,6 +321,12 @@ func (UnimplementedPaymentServiceServer) Refund(context.Context, *RefundRequest)
 }
 func (UnimplementedPaymentServiceServer) CloseBatch(context.Context, *CloseBatchRequest) (*CloseBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CloseBatch not implemented")
+}
+func (UnimplementedPaymentServiceServer) Capture(context.Context, *CaptureRequest) (*CaptureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Capture not implemented")
+}
+func (UnimplementedPaymentServiceServer) GetOpenBatch(context.Context, *GetOpenBatchRequest) (*GetOpenBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOpenBatch not implemented")
 }
 func (UnimplementedPaymentServiceServer) mustEmbedUnimplementedPaymentServiceServer() {}
 func (UnimplementedPaymentServiceServer) testEmbeddedByValue()                        {}
@@ -281,6 +421,42 @@ func _PaymentService_CloseBatch_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PaymentService_Capture_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CaptureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).Capture(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentService_Capture_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).Capture(ctx, req.(*CaptureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PaymentService_GetOpenBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOpenBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PaymentServiceServer).GetOpenBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PaymentService_GetOpenBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PaymentServiceServer).GetOpenBatch(ctx, req.(*GetOpenBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PaymentService_ServiceDesc is the grpc.ServiceDesc for PaymentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -303,6 +479,14 @@ var PaymentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CloseBatch",
 			Handler:    _PaymentService_CloseBatch_Handler,
+		},
+		{
+			MethodName: "Capture",
+			Handler:    _PaymentService_Capture_Handler,
+		},
+		{
+			MethodName: "GetOpenBatch",
+			Handler:    _PaymentService_GetOpenBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
