@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/auth"
 )
 
@@ -143,7 +144,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	defer context.AfterFunc(s.draining, cancel)()
 	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, codec: s.codec})
 	if err != nil && s.draining.Err() != nil && ss.Context().Err() == nil {
-		err = statusWithReason(codes.Unavailable, "SHUTTING_DOWN", "server is shutting down; reconnect")
+		err = statusWithReason(codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN, "server is shutting down; reconnect")
 	}
 	return err
 }

@@ -1,0 +1,95 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server/payment"
+)
+
+// retryDelays is the RetryInfo delay of the reasons that mean "temporarily
+// unavailable": the least time a client waits before sending the same
+// request again. The catalogue (pb.ErrorReason) documents which reasons
+// carry a RetryInfo; RATE_LIMITED carries the limiter's own delay.
+var retryDelays = map[pb.ErrorReason]time.Duration{
+	pb.ErrorReason_SHUTTING_DOWN:        time.Second,
+	pb.ErrorReason_STORAGE_UNAVAILABLE:  time.Second,
+	pb.ErrorReason_PAYMENTS_UNAVAILABLE: 5 * time.Second,
+	pb.ErrorReason_DISK_LOW:             30 * time.Second,
+}
+
+// ErrorInfo metadata keys, documented with their reasons in pb.ErrorReason.
+const (
+	metaQuota           = "quota"             // RATE_LIMITED: the budget that was spent
+	metaRequiredRole    = "required_role"     // INSUFFICIENT_ROLE: the method's least role
+	metaOpenBatchNumber = "open_batch_number" // BATCH_MISMATCH: the batch now open
+)
+
+// refusal is a failed call as the protocol describes it: a code, a message
+// and an ErrorInfo reason from the catalogue, with the reason's metadata
+// and retry delay. Every ErrorInfo the server sends is built by err, so
+// the catalogue test can check that each reason the server uses is in
+// pb.ErrorReason.
+type refusal struct {
+	code     codes.Code
+	reason   pb.ErrorReason
+	msg      string
+	metadata map[string]string
+	// retryAfter is the RetryInfo delay; zero uses the reason's entry in
+	// retryDelays, if any.
+	retryAfter time.Duration
+	// pageToken adds a BadRequest field violation for "page_token".
+	pageToken bool
+}
+
+// err builds the status error.
+func (r refusal) err() error {
+	st := status.New(r.code, r.msg)
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: r.reason.String(), Domain: errorDomain, Metadata: r.metadata}}
+	if r.pageToken {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{
+			{Field: "page_token", Description: "was not issued for this listing; start again without a page token"},
+		}})
+	}
+	wait := r.retryAfter
+	if wait <= 0 {
+		wait = retryDelays[r.reason]
+	}
+	if wait > 0 {
+		// Rounded up to a millisecond: a zero delay would invite a busy loop.
+		wait = max(wait.Round(time.Millisecond), time.Millisecond)
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+	}
+	if d, err := st.WithDetails(details...); err == nil {
+		return d.Err()
+	}
+	return st.Err()
+}
+
+// refusalOf builds the refusal of a domain error matched by an errorTable
+// row, with the metadata and retry delay that the error carries.
+func refusalOf(m errorMapping, err error) refusal {
+	r := refusal{code: m.code, reason: m.reason, msg: err.Error(), pageToken: m.reason == pb.ErrorReason_INVALID_PAGE_TOKEN}
+	var bm *payment.BatchMismatchError
+	if errors.As(err, &bm) {
+		r.metadata = map[string]string{metaOpenBatchNumber: strconv.FormatUint(bm.Open, 10)}
+	}
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		r.retryAfter = ra.RetryAfter()
+	}
+	if m.reason == pb.ErrorReason_RATE_LIMITED {
+		// The only rate-limited domain error is the fleet's, refusing
+		// registrations.
+		r.metadata = map[string]string{metaQuota: "registration"}
+	}
+	return r
+}
