@@ -50,6 +50,26 @@ func TestServiceConfigNamesRealMethods(t *testing.T) {
 	}
 }
 
+// dialLoopback serves the services register adds on a loopback port and
+// returns a client from Dial for it.
+func dialLoopback(t *testing.T, register func(*grpc.Server)) *client.Client {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	register(gs)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	c, err := client.Dial(lis.Addr().String(), client.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // countingTerminal fails every call with the next error of its script and
 // counts the calls per method.
 type countingTerminal struct {
@@ -110,19 +130,7 @@ func TestDialUsesServiceConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.method, func(t *testing.T) {
 			fake := &countingTerminal{script: []error{unavailable, unavailable}, calls: map[string]int{}}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			gs := grpc.NewServer()
-			pb.RegisterTerminalServiceServer(gs, fake)
-			go gs.Serve(lis)
-			t.Cleanup(gs.Stop)
-			c, err := client.Dial(lis.Addr().String(), client.WithInsecure())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
+			c := dialLoopback(t, func(gs *grpc.Server) { pb.RegisterTerminalServiceServer(gs, fake) })
 			if err := tt.call(t.Context(), c.Terminal()); status.Code(err) != tt.wantErr {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
@@ -192,23 +200,11 @@ func TestRetriesWaitForRetryInfo(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &refusingPayments{script: []error{tt.refusal}}
-			lis, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			gs := grpc.NewServer()
-			pb.RegisterPaymentServiceServer(gs, fake)
-			go gs.Serve(lis)
-			t.Cleanup(gs.Stop)
-			c, err := client.Dial(lis.Addr().String(), client.WithInsecure())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
+			c := dialLoopback(t, func(gs *grpc.Server) { pb.RegisterPaymentServiceServer(gs, fake) })
 			ctx, cancel := context.WithTimeout(t.Context(), tt.deadline)
 			defer cancel()
 			start := time.Now()
-			_, err = c.Refund(ctx, &pb.RefundRequest{AuthorizationId: "A1"})
+			_, err := c.Refund(ctx, &pb.RefundRequest{AuthorizationId: "A1"})
 			if status.Code(err) != tt.wantCode {
 				t.Fatalf("got %v, want %v", err, tt.wantCode)
 			}
