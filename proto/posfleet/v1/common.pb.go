@@ -9,8 +9,9 @@
 //     assigned by the server; serial_number is the hardware serial.
 //   - Failed calls use gRPC status codes. Bad input is InvalidArgument with a
 //     google.rpc.BadRequest detail naming each offending field; business
-//     refusals carry a google.rpc.ErrorInfo detail with a stable reason such as
-//     TERMINAL_SUSPENDED. Business outcomes of payments (declines, merchant
+//     refusals carry a google.rpc.ErrorInfo detail with the domain
+//     "posfleet.dev" and a stable reason such as TERMINAL_SUSPENDED: the
+//     reasons, their codes and how to retry each are listed in ErrorReason. Business outcomes of payments (declines, merchant
 //     mismatches) are ordinary responses, never errors.
 //   - No card secret ever crosses the wire: a card is an opaque token plus a
 //     masked PAN. Every string field, map key and map value of every request
@@ -344,8 +345,8 @@ const (
 	// registration too often, or the serial number or enrollment code was
 	// tried too often. Retry: yes, the same request, after RetryInfo (always
 	// present). Metadata: "quota", the budget that was spent: "payment",
-	// "heartbeat", "config", "identity", "credential", "admin_read",
-	// "admin_write", "authentication" or "registration".
+	// "heartbeat", "config", "identity", "credential", "admin-read",
+	// "admin-write", "authentication" or "registration".
 	ErrorReason_RATE_LIMITED ErrorReason = 2
 	// Code: PermissionDenied. A valid credential of the wrong kind: a
 	// terminal credential on an AdminService RPC or an admin token on a
@@ -353,7 +354,7 @@ const (
 	ErrorReason_WRONG_CREDENTIAL_KIND ErrorReason = 3
 	// Code: PermissionDenied. The admin token's role is below the RPC's
 	// least role (see the access option of each RPC). Retry: no. Metadata:
-	// "required_role", the least role, e.g. "ROLE_ADMIN".
+	// "required_role", the least role: "AUDITOR", "OPERATOR" or "ADMIN".
 	ErrorReason_INSUFFICIENT_ROLE ErrorReason = 4
 	// Code: PermissionDenied. The terminal is suspended by an operator (on
 	// Register, Heartbeat, WatchConfig and the other TerminalService RPCs;
@@ -1269,7 +1270,8 @@ type Settings struct {
 	// Text printed at the bottom of receipts.
 	ReceiptFooter *string `protobuf:"bytes,2,opt,name=receipt_footer,json=receiptFooter,proto3,oneof" json:"receipt_footer,omitempty"`
 	// Entry modes the terminal may accept. Empty inherits; in the effective
-	// config, empty means every entry mode is accepted.
+	// config, empty means every entry mode is accepted (the server's
+	// default).
 	AcceptedEntryModes []EntryMode `protobuf:"varint,3,rep,packed,name=accepted_entry_modes,json=acceptedEntryModes,proto3,enum=posfleet.v1.EntryMode" json:"accepted_entry_modes,omitempty"`
 	// Largest amount of one authorization. Exceeding it declines with 61. A
 	// limit in a currency other than the merchant's counts as zero (fails
@@ -1282,15 +1284,18 @@ type Settings struct {
 	// Largest amount the terminal may approve offline while it cannot reach
 	// posfleet.
 	OfflineFloorLimit *Money `protobuf:"bytes,6,opt,name=offline_floor_limit,json=offlineFloorLimit,proto3" json:"offline_floor_limit,omitempty"`
-	// How often the terminal should send Heartbeat. The server adds up to 10%
-	// jitter to the interval it hands out. Between 5s and 1h.
+	// How often the terminal should send Heartbeat. The interval the server
+	// hands out (next_heartbeat, heartbeat_interval) is this one varied by up
+	// to ±10%, uniformly at random, so that terminals started together do
+	// not call in together. Between 5s and 1h; the server's default is 60s.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	// IANA time zone the terminal displays, e.g. "Europe/Berlin".
+	// IANA time zone the terminal displays, e.g. "Europe/Berlin". The
+	// server's default is "UTC".
 	TimeZone *string `protobuf:"bytes,8,opt,name=time_zone,json=timeZone,proto3,oneof" json:"time_zone,omitempty"`
 	// Most approvals for the same card token within card_velocity_window on
 	// one terminal; further attempts decline with 65. Zero disables the check.
 	CardVelocityLimit *uint32 `protobuf:"varint,9,opt,name=card_velocity_limit,json=cardVelocityLimit,proto3,oneof" json:"card_velocity_limit,omitempty"`
-	// Window for card_velocity_limit.
+	// Window for card_velocity_limit. The server's default is 24h.
 	CardVelocityWindow *durationpb.Duration `protobuf:"bytes,10,opt,name=card_velocity_window,json=cardVelocityWindow,proto3" json:"card_velocity_window,omitempty"`
 	// Free-form settings for the terminal application. Keys: 1-64 characters
 	// of letters, digits, '.', '_' or '-'; values up to 1024 characters. At a
