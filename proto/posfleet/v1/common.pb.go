@@ -343,8 +343,9 @@ const (
 	// Code: ResourceExhausted. Too many calls: the credential's quota for
 	// this class of RPCs is spent, the peer address failed authentication or
 	// registration too often, or the serial number or enrollment code was
-	// tried too often. Retry: yes, the same request, after RetryInfo (always
-	// present). Metadata: "quota", the budget that was spent: "payment",
+	// tried too often. Retry: the same request, after RetryInfo (always
+	// present); but when "quota" is "authentication", only with a valid
+	// credential. Metadata: "quota", the budget that was spent: "payment",
 	// "heartbeat", "config", "identity", "credential", "admin-read",
 	// "admin-write", "authentication" or "registration".
 	ErrorReason_RATE_LIMITED ErrorReason = 2

@@ -82,9 +82,10 @@ const (
 // ORIGINAL_NOT_FOUND: the authorization never arrived, and a tombstone
 // makes sure it is declined (code 12) if it ever does. NOT_REVERSIBLE: the
 // authorization was decided (declined, refunded, or its batch closed);
-// replay the Authorize to learn the decision, which stands. Treat the payment as not made until a
-// decision is known. Refund and CloseBatch have no such window: retry
-// them with the same request_id until they are answered.
+// replay the Authorize to learn the decision, which stands. Treat the
+// payment as not made until a decision is known. Refund and CloseBatch
+// have no such window: retry them with the same request_id until they are
+// answered.
 //
 // Declines are normal responses with decision DECLINED and an ISO 8583 style
 // response code (a field 39 subset). The codes, their messages and when each
@@ -215,9 +216,10 @@ func (c *paymentServiceClient) CloseBatch(ctx context.Context, in *CloseBatchReq
 // ORIGINAL_NOT_FOUND: the authorization never arrived, and a tombstone
 // makes sure it is declined (code 12) if it ever does. NOT_REVERSIBLE: the
 // authorization was decided (declined, refunded, or its batch closed);
-// replay the Authorize to learn the decision, which stands. Treat the payment as not made until a
-// decision is known. Refund and CloseBatch have no such window: retry
-// them with the same request_id until they are answered.
+// replay the Authorize to learn the decision, which stands. Treat the
+// payment as not made until a decision is known. Refund and CloseBatch
+// have no such window: retry them with the same request_id until they are
+// answered.
 //
 // Declines are normal responses with decision DECLINED and an ISO 8583 style
 // response code (a field 39 subset). The codes, their messages and when each
