@@ -100,6 +100,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			s.logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
+		if md := pushback(err); md != nil {
+			_ = grpc.SetTrailer(ctx, md) // best effort: the RetryInfo says it too
+		}
 		s.logCall(ctx, info.FullMethod, start, err)
 	}()
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.cfg.MaxCallTimeout {
@@ -130,6 +133,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		if r := recover(); r != nil {
 			s.logger.ErrorContext(ctx, "panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			err = status.Error(codes.Internal, "internal error")
+		}
+		if md := pushback(err); md != nil {
+			ss.SetTrailer(md)
 		}
 		s.logCall(ctx, info.FullMethod, start, err)
 	}()

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -92,4 +93,28 @@ func refusalOf(m errorMapping, err error) refusal {
 		r.metadata = map[string]string{metaQuota: "registration"}
 	}
 	return r
+}
+
+// pushbackKey is the trailer with which gRPC's own retries (a service
+// config's retryPolicy, in every language) learn how long to wait before
+// the next attempt.
+const pushbackKey = "grpc-retry-pushback-ms"
+
+// pushback returns the trailer that carries err's RetryInfo delay to
+// gRPC's retries, or nil when err has none.
+func pushback(err error) metadata.MD {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			ms := max(ri.GetRetryDelay().AsDuration().Milliseconds(), 1)
+			return metadata.Pairs(pushbackKey, strconv.FormatInt(ms, 10))
+		}
+	}
+	return nil
 }

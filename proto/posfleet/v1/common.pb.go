@@ -319,7 +319,9 @@ func (CommandState) EnumDescriptor() ([]byte, []int) {
 // ErrorInfo metadata keys it carries ("Metadata: none" when it has none).
 // "Retry after RetryInfo" means the status also carries a
 // google.rpc.RetryInfo whose retry_delay is the least time to wait before
-// sending the same request again. Bad input is InvalidArgument with a
+// sending the same request again; the same delay, in milliseconds, is sent
+// in the "grpc-retry-pushback-ms" trailer, which gRPC's own retries (the
+// published service config's retryPolicy) obey. Bad input is InvalidArgument with a
 // google.rpc.BadRequest detail naming each field; it has no ErrorInfo
 // unless a value below says so. Unauthenticated and PermissionDenied calls
 // that are not listed here (a method without an access rule) carry no
