@@ -18,6 +18,7 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
 )
 
 // TestServiceConfigNamesRealMethods checks that every service and method
@@ -221,5 +222,15 @@ func TestRetriesWaitForRetryInfo(t *testing.T) {
 				t.Errorf("gave up after %v, want at once", elapsed)
 			}
 		})
+	}
+}
+
+// TestKeepaliveWithinServerPolicy checks the SDK's keepalive against the
+// server's enforcement: pinging more often than the server allows gets
+// the connection closed with GOAWAY too_many_pings.
+func TestKeepaliveWithinServerPolicy(t *testing.T) {
+	policy := server.DefaultConfig(t.TempDir()).MinClientPingInterval
+	if client.KeepaliveTime < policy {
+		t.Errorf("got KeepaliveTime %v, want at least the server's MinClientPingInterval %v", client.KeepaliveTime, policy)
 	}
 }
