@@ -82,9 +82,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	dopts := []grpc.DialOption{
 		grpc.WithChainUnaryInterceptor(c.defaultDeadline),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: 10 * time.Second}),
-		// The published retry policy and deadlines; a service config from
-		// the name resolver, or a later WithDialOptions, takes precedence.
-		grpc.WithDefaultServiceConfig(pb.ServiceConfigJSON),
+		// The published deadlines and retry policy (see serviceConfig); a
+		// service config from the name resolver, or a later
+		// WithDialOptions, takes precedence.
+		grpc.WithDefaultServiceConfig(serviceConfig),
 	}
 	if o.tls != nil {
 		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))

@@ -20,10 +20,10 @@ import (
 // RetryPolicy says how the payment calls retry. Every retry resends the same
 // request with the same request_id, which the server answers idempotently:
 // a request it already decided gets the stored answer, never a second
-// decision. Within each try the connection itself retries Unavailable a
-// few times (the published service config, pb.ServiceConfigJSON); the
-// tries of this policy add the longer waits, RetryInfo delays and the
-// reversal of an unknown outcome on top.
+// decision. It replaces, for the payment RPCs, the retry policy of the
+// published service config (pb.ServiceConfigJSON), whose rules it follows
+// and extends with RetryInfo delays and the reversal of an unknown
+// outcome: each try is one call on the wire.
 type RetryPolicy struct {
 	// Attempts is the most tries of one request, the first included.
 	Attempts int

@@ -144,6 +144,25 @@ func TestDialUsesServiceConfig(t *testing.T) {
 	}
 }
 
+// TestConnectionDoesNotRetryPayments checks that the SDK leaves the
+// payment RPCs' retries to RetryPolicy: the connection does not retry
+// them underneath, so that RetryPolicy.Attempts counts calls on the wire
+// (one attempt, then the reversal of an unknown outcome, is a choice a
+// terminal may make).
+func TestConnectionDoesNotRetryPayments(t *testing.T) {
+	unavailable := status.Error(codes.Unavailable, "restarting")
+	fake := &refusingPayments{script: []error{unavailable, unavailable}}
+	c := dialLoopback(t, func(gs *grpc.Server) { pb.RegisterPaymentServiceServer(gs, fake) })
+	if _, err := c.Payment().Refund(t.Context(), &pb.RefundRequest{AuthorizationId: "A1"}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("raw Refund: got %v, want Unavailable", err)
+	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
+	if len(fake.at) != 1 {
+		t.Errorf("got %d Refund calls, want 1", len(fake.at))
+	}
+}
+
 // refusingPayments refuses Refund with its script and records when each
 // call arrived.
 type refusingPayments struct {
