@@ -100,7 +100,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			s.logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
-		if md := pushback(err); md != nil {
+		if md := pushback(ctx, err); md != nil {
 			_ = grpc.SetTrailer(ctx, md) // best effort: the RetryInfo says it too
 		}
 		s.logCall(ctx, info.FullMethod, start, err)
@@ -134,7 +134,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 			s.logger.ErrorContext(ctx, "panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			err = status.Error(codes.Internal, "internal error")
 		}
-		if md := pushback(err); md != nil {
+		if md := pushback(ctx, err); md != nil {
 			ss.SetTrailer(md)
 		}
 		s.logCall(ctx, info.FullMethod, start, err)

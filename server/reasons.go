@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -101,8 +102,12 @@ func refusalOf(m errorMapping, err error) refusal {
 const pushbackKey = "grpc-retry-pushback-ms"
 
 // pushback returns the trailer that carries err's RetryInfo delay to
-// gRPC's retries, or nil when err has none.
-func pushback(err error) metadata.MD {
+// gRPC's retries, or nil when err has none. When the call's deadline
+// (ctx's) ends before the delay does, it says "-1", which tells gRPC not
+// to retry: a retry could only end in DeadlineExceeded, and that would
+// hide a definite refusal (DISK_LOW: nothing was decided) behind an
+// uncertain one.
+func pushback(ctx context.Context, err error) metadata.MD {
 	if err == nil {
 		return nil
 	}
@@ -112,8 +117,11 @@ func pushback(err error) metadata.MD {
 	}
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok {
-			ms := max(ri.GetRetryDelay().AsDuration().Milliseconds(), 1)
-			return metadata.Pairs(pushbackKey, strconv.FormatInt(ms, 10))
+			wait := ri.GetRetryDelay().AsDuration()
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
+				return metadata.Pairs(pushbackKey, "-1")
+			}
+			return metadata.Pairs(pushbackKey, strconv.FormatInt(max(wait.Milliseconds(), 1), 10))
 		}
 	}
 	return nil

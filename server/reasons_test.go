@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -253,4 +254,34 @@ func detailsOf(st *status.Status) statusDetails {
 		}
 	}
 	return d
+}
+
+// TestPushback checks the grpc-retry-pushback-ms trailer: the RetryInfo
+// delay, or "-1" (do not retry) when the call's deadline ends first.
+func TestPushback(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		deadline time.Duration // 0: none
+		want     []string
+	}{
+		{"no error", nil, 0, nil},
+		{"no RetryInfo", statusWithReason(codes.NotFound, pb.ErrorReason_TERMINAL_NOT_FOUND, "no"), 0, nil},
+		{"delay", statusWithReason(codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN, "draining"), 0, []string{"1000"}},
+		{"delay within the deadline", statusWithReason(codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN, "draining"), 10 * time.Second, []string{"1000"}},
+		{"delay past the deadline", statusWithReason(codes.Unavailable, pb.ErrorReason_DISK_LOW, "full"), 10 * time.Second, []string{"-1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tt.deadline > 0 {
+				var cancel func()
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			if got := pushback(ctx, tt.err).Get(pushbackKey); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

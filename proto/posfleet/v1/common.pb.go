@@ -321,7 +321,9 @@ func (CommandState) EnumDescriptor() ([]byte, []int) {
 // google.rpc.RetryInfo whose retry_delay is the least time to wait before
 // sending the same request again; the same delay, in milliseconds, is sent
 // in the "grpc-retry-pushback-ms" trailer, which gRPC's own retries (the
-// published service config's retryPolicy) obey. Bad input is InvalidArgument with a
+// published service config's retryPolicy) obey; it is "-1" (do not
+// retry) when the call's deadline ends before the delay, so that the
+// caller sees the refusal rather than DeadlineExceeded. Bad input is InvalidArgument with a
 // google.rpc.BadRequest detail naming each field; it has no ErrorInfo
 // unless a value below says so. Unauthenticated and PermissionDenied calls
 // that are not listed here (a method without an access rule) carry no
