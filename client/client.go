@@ -19,6 +19,11 @@ import (
 // DefaultTimeout is the deadline given to unary calls that have none.
 const DefaultTimeout = 10 * time.Second
 
+// KeepaliveTime is how often the client pings an idle connection. The
+// server refuses pings more frequent than every 20 seconds (GOAWAY
+// too_many_pings); see the TerminalService comment in terminal.proto.
+const KeepaliveTime = 30 * time.Second
+
 // Option configures Dial.
 type Option func(*options)
 
@@ -76,7 +81,11 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	c := &Client{bearer: o.bearer, timeout: o.timeout}
 	dopts := []grpc.DialOption{
 		grpc.WithChainUnaryInterceptor(c.defaultDeadline),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: 10 * time.Second}),
+		// The published deadlines and retry policy (see serviceConfig); a
+		// service config from the name resolver, or a later
+		// WithDialOptions, takes precedence.
+		grpc.WithDefaultServiceConfig(serviceConfig),
 	}
 	if o.tls != nil {
 		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))

@@ -30,7 +30,8 @@ type ConfigWatch struct {
 	Commands func(ctx context.Context, cmds []*pb.RemoteCommand)
 	// MinBackoff and MaxBackoff bound the delay before reconnecting a
 	// broken stream (defaults 500ms and 30s). The delay doubles after each
-	// failure, with full jitter, and starts over once a stream delivers.
+	// failure, with full jitter, and starts over once a stream delivers; a
+	// RetryInfo delay in the stream's final status, when longer, wins.
 	// They pace the resending of an acknowledgement the server could not
 	// take the same way.
 	MinBackoff, MaxBackoff time.Duration
@@ -78,7 +79,8 @@ func (c *Client) WatchConfig(ctx context.Context, w ConfigWatch) (uint64, error)
 		if delivered {
 			backoff = w.MinBackoff
 		}
-		wait := time.Duration(rand.Int64N(int64(backoff)) + 1)
+		// The server's RetryInfo (SHUTTING_DOWN carries one) is the least.
+		wait := max(time.Duration(rand.Int64N(int64(backoff))+1), RetryDelay(err))
 		if w.OnError != nil {
 			w.OnError(err, wait)
 		}

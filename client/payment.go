@@ -10,7 +10,6 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -21,7 +20,10 @@ import (
 // RetryPolicy says how the payment calls retry. Every retry resends the same
 // request with the same request_id, which the server answers idempotently:
 // a request it already decided gets the stored answer, never a second
-// decision.
+// decision. It replaces, for the payment RPCs, the retry policy of the
+// published service config (pb.ServiceConfigJSON), whose rules it follows
+// and extends with RetryInfo delays and the reversal of an unknown
+// outcome: each try is one call on the wire.
 type RetryPolicy struct {
 	// Attempts is the most tries of one request, the first included.
 	Attempts int
@@ -73,10 +75,12 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 // Transient reports whether err is worth retrying with the same request:
 // the server was unreachable or overloaded, or the answer did not arrive in
 // time (Unavailable, DeadlineExceeded, ResourceExhausted). A caller refused
-// for too many failed authentications (ResourceExhausted with reason
-// RATE_LIMITED) is not: retrying only spends more of its failure budget.
+// for too many failed authentications (ResourceExhausted, reason
+// RATE_LIMITED, quota "authentication") is not: retrying only spends more
+// of its failure budget. A call over its credential's quota is, after the
+// RetryInfo delay (see RetryDelay), which the SDK's retries wait out.
 func Transient(err error) bool {
-	if rateLimited(err) {
+	if authRateLimited(err) {
 		return false
 	}
 	switch status.Code(err) {
@@ -103,18 +107,22 @@ func uncertain(err error) bool {
 	return false
 }
 
-// rateLimited reports the server's refusal of a peer whose failed
-// authentications used up its budget; a valid credential never gets it.
+// rateLimited reports a RATE_LIMITED refusal: a quota or a failure budget
+// was spent, and the call was refused before anything was decided.
 func rateLimited(err error) bool {
-	if status.Code(err) != codes.ResourceExhausted {
+	return status.Code(err) == codes.ResourceExhausted && Reason(err) == pb.ErrorReason_RATE_LIMITED
+}
+
+// authRateLimited reports the server's refusal of a peer whose failed
+// authentications used up its budget; a valid credential never gets it.
+// Servers from before the quota metadata sent no "quota" key; their
+// RATE_LIMITED is taken as this one, as it was then.
+func authRateLimited(err error) bool {
+	if !rateLimited(err) {
 		return false
 	}
-	for _, d := range status.Convert(err).Details() {
-		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == "posfleet.dev" && ei.GetReason() == "RATE_LIMITED" {
-			return true
-		}
-	}
-	return false
+	q, ok := errorInfo(err).GetMetadata()["quota"]
+	return !ok || q == "authentication"
 }
 
 // OutcomeUnknownError is returned by Authorize when no answer arrived: the
@@ -305,6 +313,8 @@ func (c *Client) CloseBatch(ctx context.Context, req *pb.CloseBatchRequest) (*pb
 
 // retry calls fn until it succeeds, fails with an error retryable does not
 // accept, the tries are used up or ctx ends; it returns the last error.
+// Between tries it waits the jittered backoff or the failure's RetryInfo
+// delay, whichever is longer.
 func retry(ctx context.Context, p RetryPolicy, retryable func(error) bool, fn func(ctx context.Context) error) error {
 	backoff := p.MinBackoff
 	var err error
@@ -315,12 +325,8 @@ func retry(ctx context.Context, p RetryPolicy, retryable func(error) bool, fn fu
 		if err == nil || !retryable(err) || attempt >= p.Attempts || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(time.Duration(mrand.Int64N(int64(backoff)) + 1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepBeforeRetry(ctx, err, time.Duration(mrand.Int64N(int64(backoff))+1)) {
 			return err
-		case <-t.C:
 		}
 		backoff = min(2*backoff, p.MaxBackoff)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/fleet"
@@ -16,12 +17,12 @@ import (
 
 // Stable reasons of authentication failures (ErrorInfo.reason).
 const (
-	reasonCredentialInvalid = "CREDENTIAL_INVALID"
-	reasonRateLimited       = "RATE_LIMITED"
-	reasonWrongCredential   = "WRONG_CREDENTIAL_KIND"
-	reasonInsufficientRole  = "INSUFFICIENT_ROLE"
-	reasonSuspended         = "TERMINAL_SUSPENDED"
-	reasonRetired           = "TERMINAL_RETIRED"
+	reasonCredentialInvalid = pb.ErrorReason_CREDENTIAL_INVALID
+	reasonRateLimited       = pb.ErrorReason_RATE_LIMITED
+	reasonWrongCredential   = pb.ErrorReason_WRONG_CREDENTIAL_KIND
+	reasonInsufficientRole  = pb.ErrorReason_INSUFFICIENT_ROLE
+	reasonSuspended         = pb.ErrorReason_TERMINAL_SUSPENDED
+	reasonRetired           = pb.ErrorReason_TERMINAL_RETIRED
 )
 
 // authenticator implements Authenticator over terminal credentials (the
@@ -127,7 +128,8 @@ func (a *authenticator) admin(ctx context.Context, method string, need access, p
 	}
 	if !p.Role.Allows(need.role) {
 		return auth.Principal{}, a.deny(ctx, method, p, reasonInsufficientRole,
-			"role "+p.Role.String()+" may not call this method (needs "+need.role.String()+")")
+			"role "+p.Role.String()+" may not call this method (needs "+need.role.String()+")",
+			metaRequiredRole, need.role.String())
 	}
 	return p, nil
 }
@@ -152,16 +154,17 @@ func (a *authenticator) fail(ctx context.Context, method, why, actor string) err
 		a.audit.Record(audit.Event{Type: audit.AuthFailure, Actor: actor, Peer: peer, Message: "authentication failed: " + why, Attributes: attrs})
 	}
 	if limited {
-		return rateLimited("too many failed authentications from this address; retry later", wait)
+		return rateLimited("too many failed authentications from this address; retry later", "authentication", wait)
 	}
 	return statusWithReason(codes.Unauthenticated, reasonCredentialInvalid, "missing or invalid credential")
 }
 
-// deny audits a refused call of a known caller.
-func (a *authenticator) deny(ctx context.Context, method string, p auth.Principal, reason, msg string) error {
+// deny audits a refused call of a known caller. metadata are ErrorInfo
+// metadata key and value pairs.
+func (a *authenticator) deny(ctx context.Context, method string, p auth.Principal, reason pb.ErrorReason, msg string, metadata ...string) error {
 	peer := peerAddr(ctx)
-	if ok, suppressed := a.repeats.Admit("deny|"+p.Actor()+"|"+reason, a.now()); ok {
-		attrs := map[string]string{"method": method, "reason": reason}
+	if ok, suppressed := a.repeats.Admit("deny|"+p.Actor()+"|"+reason.String(), a.now()); ok {
+		attrs := map[string]string{"method": method, "reason": reason.String()}
 		if suppressed > 0 {
 			attrs["suppressed_repeats"] = strconv.FormatUint(suppressed, 10)
 		}
@@ -171,5 +174,12 @@ func (a *authenticator) deny(ctx context.Context, method string, p auth.Principa
 		a.audit.Record(audit.Event{Type: audit.PermissionDenied, Actor: p.Actor(), Peer: peer, TerminalID: p.TerminalID,
 			MerchantID: p.MerchantID, StoreID: p.StoreID, Message: "permission denied: " + msg, Attributes: attrs})
 	}
-	return statusWithReason(codes.PermissionDenied, reason, msg)
+	r := refusal{code: codes.PermissionDenied, reason: reason, msg: msg}
+	for i := 0; i+1 < len(metadata); i += 2 {
+		if r.metadata == nil {
+			r.metadata = map[string]string{}
+		}
+		r.metadata[metadata[i]] = metadata[i+1]
+	}
+	return r.err()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -26,7 +25,7 @@ const errorDomain = "posfleet.dev"
 type errorMapping struct {
 	err    error
 	code   codes.Code
-	reason string // ErrorInfo reason; stable, part of the protocol
+	reason pb.ErrorReason // ErrorInfo reason; stable, part of the protocol
 }
 
 // errorTable maps domain sentinel errors to status codes and stable
@@ -34,63 +33,63 @@ type errorMapping struct {
 // it top to bottom and the first row the error matches wins.
 var errorTable = []errorMapping{
 	// Storage and audit.
-	{audit.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-	{store.ErrDiskLow, codes.Unavailable, "DISK_LOW"},
-	{store.ErrCommit, codes.Unavailable, "STORAGE_UNAVAILABLE"},
+	{audit.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
+	{store.ErrDiskLow, codes.Unavailable, pb.ErrorReason_DISK_LOW},
+	{store.ErrCommit, codes.Unavailable, pb.ErrorReason_STORAGE_UNAVAILABLE},
 
 	// Fleet and admin tokens.
-	{fleet.ErrMerchantExists, codes.AlreadyExists, "MERCHANT_EXISTS"},
-	{fleet.ErrMerchantNotFound, codes.NotFound, "MERCHANT_NOT_FOUND"},
-	{fleet.ErrStoreExists, codes.AlreadyExists, "STORE_EXISTS"},
-	{fleet.ErrStoreNotFound, codes.NotFound, "STORE_NOT_FOUND"},
-	{fleet.ErrTerminalNotFound, codes.NotFound, "TERMINAL_NOT_FOUND"},
-	{fleet.ErrSerialInUse, codes.AlreadyExists, "SERIAL_IN_USE"},
-	{fleet.ErrEnrollmentInvalid, codes.PermissionDenied, "ENROLLMENT_INVALID"},
-	{fleet.ErrEnrollmentExpired, codes.FailedPrecondition, "ENROLLMENT_EXPIRED"},
-	{fleet.ErrEnrollmentUsed, codes.FailedPrecondition, "ENROLLMENT_USED"},
-	{fleet.ErrTerminalRetired, codes.FailedPrecondition, reasonRetired},
-	{fleet.ErrTerminalSuspended, codes.PermissionDenied, reasonSuspended},
-	{fleet.ErrBadCredential, codes.Unauthenticated, reasonCredentialInvalid},
-	{fleet.ErrRateLimited, codes.ResourceExhausted, reasonRateLimited},
-	{fleet.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-	{fleet.ErrSameBinding, codes.FailedPrecondition, "ALREADY_BOUND"},
-	{fleet.ErrCommandNotFound, codes.NotFound, "COMMAND_NOT_FOUND"},
-	{fleet.ErrCommandNotOwned, codes.PermissionDenied, "COMMAND_NOT_OWNED"},
-	{fleet.ErrCommandExpired, codes.FailedPrecondition, "COMMAND_EXPIRED"},
-	{fleet.ErrCommandFinished, codes.FailedPrecondition, "COMMAND_ALREADY_ACKED"},
-	{fleet.ErrMerchantArchived, codes.FailedPrecondition, "MERCHANT_ARCHIVED"},
-	{fleet.ErrStoreArchived, codes.FailedPrecondition, "STORE_ARCHIVED"},
-	{fleet.ErrMerchantHasTerminals, codes.FailedPrecondition, "MERCHANT_HAS_TERMINALS"},
-	{fleet.ErrStoreHasTerminals, codes.FailedPrecondition, "STORE_HAS_TERMINALS"},
-	{fleet.ErrMerchantHasPayments, codes.FailedPrecondition, "MERCHANT_HAS_PAYMENTS"},
-	{operator.ErrTokenNotFound, codes.NotFound, "TOKEN_NOT_FOUND"},
-	{operator.ErrInvalidRole, codes.InvalidArgument, "INVALID_ROLE"},
+	{fleet.ErrMerchantExists, codes.AlreadyExists, pb.ErrorReason_MERCHANT_EXISTS},
+	{fleet.ErrMerchantNotFound, codes.NotFound, pb.ErrorReason_MERCHANT_NOT_FOUND},
+	{fleet.ErrStoreExists, codes.AlreadyExists, pb.ErrorReason_STORE_EXISTS},
+	{fleet.ErrStoreNotFound, codes.NotFound, pb.ErrorReason_STORE_NOT_FOUND},
+	{fleet.ErrTerminalNotFound, codes.NotFound, pb.ErrorReason_TERMINAL_NOT_FOUND},
+	{fleet.ErrSerialInUse, codes.AlreadyExists, pb.ErrorReason_SERIAL_IN_USE},
+	{fleet.ErrEnrollmentInvalid, codes.PermissionDenied, pb.ErrorReason_ENROLLMENT_INVALID},
+	{fleet.ErrEnrollmentExpired, codes.FailedPrecondition, pb.ErrorReason_ENROLLMENT_EXPIRED},
+	{fleet.ErrEnrollmentUsed, codes.FailedPrecondition, pb.ErrorReason_ENROLLMENT_USED},
+	{fleet.ErrTerminalRetired, codes.FailedPrecondition, pb.ErrorReason_TERMINAL_RETIRED},
+	{fleet.ErrTerminalSuspended, codes.PermissionDenied, pb.ErrorReason_TERMINAL_SUSPENDED},
+	{fleet.ErrBadCredential, codes.Unauthenticated, pb.ErrorReason_CREDENTIAL_INVALID},
+	{fleet.ErrRateLimited, codes.ResourceExhausted, pb.ErrorReason_RATE_LIMITED},
+	{fleet.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
+	{fleet.ErrSameBinding, codes.FailedPrecondition, pb.ErrorReason_ALREADY_BOUND},
+	{fleet.ErrCommandNotFound, codes.NotFound, pb.ErrorReason_COMMAND_NOT_FOUND},
+	{fleet.ErrCommandNotOwned, codes.PermissionDenied, pb.ErrorReason_COMMAND_NOT_OWNED},
+	{fleet.ErrCommandExpired, codes.FailedPrecondition, pb.ErrorReason_COMMAND_EXPIRED},
+	{fleet.ErrCommandFinished, codes.FailedPrecondition, pb.ErrorReason_COMMAND_ALREADY_ACKED},
+	{fleet.ErrMerchantArchived, codes.FailedPrecondition, pb.ErrorReason_MERCHANT_ARCHIVED},
+	{fleet.ErrStoreArchived, codes.FailedPrecondition, pb.ErrorReason_STORE_ARCHIVED},
+	{fleet.ErrMerchantHasTerminals, codes.FailedPrecondition, pb.ErrorReason_MERCHANT_HAS_TERMINALS},
+	{fleet.ErrStoreHasTerminals, codes.FailedPrecondition, pb.ErrorReason_STORE_HAS_TERMINALS},
+	{fleet.ErrMerchantHasPayments, codes.FailedPrecondition, pb.ErrorReason_MERCHANT_HAS_PAYMENTS},
+	{operator.ErrTokenNotFound, codes.NotFound, pb.ErrorReason_TOKEN_NOT_FOUND},
+	{operator.ErrInvalidRole, codes.InvalidArgument, pb.ErrorReason_INVALID_ROLE},
 
 	// Config push.
-	{configpush.ErrUnknownTerminal, codes.NotFound, "TERMINAL_NOT_FOUND"},
-	{configpush.ErrScopeNotFound, codes.NotFound, "CONFIG_SCOPE_NOT_FOUND"},
-	{configpush.ErrRolloutNotFound, codes.NotFound, "ROLLOUT_NOT_FOUND"},
-	{configpush.ErrRolloutState, codes.FailedPrecondition, "ROLLOUT_STATE"},
-	{configpush.ErrVersionNotIssued, codes.FailedPrecondition, "CONFIG_VERSION_UNKNOWN"},
-	{configpush.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-	{configpush.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
-	{configpush.ErrWatchReplaced, codes.Aborted, "WATCH_REPLACED"},
-	{configpush.ErrVersionNotFound, codes.NotFound, "CONFIG_VERSION_NOT_FOUND"},
+	{configpush.ErrUnknownTerminal, codes.NotFound, pb.ErrorReason_TERMINAL_NOT_FOUND},
+	{configpush.ErrScopeNotFound, codes.NotFound, pb.ErrorReason_CONFIG_SCOPE_NOT_FOUND},
+	{configpush.ErrRolloutNotFound, codes.NotFound, pb.ErrorReason_ROLLOUT_NOT_FOUND},
+	{configpush.ErrRolloutState, codes.FailedPrecondition, pb.ErrorReason_ROLLOUT_STATE},
+	{configpush.ErrVersionNotIssued, codes.FailedPrecondition, pb.ErrorReason_CONFIG_VERSION_UNKNOWN},
+	{configpush.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
+	{configpush.ErrClosed, codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN},
+	{configpush.ErrWatchReplaced, codes.Aborted, pb.ErrorReason_WATCH_REPLACED},
+	{configpush.ErrVersionNotFound, codes.NotFound, pb.ErrorReason_CONFIG_VERSION_NOT_FOUND},
 
 	// Payments.
-	{payment.ErrUnavailable, codes.Unavailable, "PAYMENTS_UNAVAILABLE"},
-	{payment.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
-	{payment.ErrRequestIDReused, codes.AlreadyExists, "REQUEST_ID_REUSED"},
-	{payment.ErrBatchMismatch, codes.FailedPrecondition, "BATCH_MISMATCH"},
-	{payment.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
+	{payment.ErrUnavailable, codes.Unavailable, pb.ErrorReason_PAYMENTS_UNAVAILABLE},
+	{payment.ErrClosed, codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN},
+	{payment.ErrRequestIDReused, codes.AlreadyExists, pb.ErrorReason_REQUEST_ID_REUSED},
+	{payment.ErrBatchMismatch, codes.FailedPrecondition, pb.ErrorReason_BATCH_MISMATCH},
+	{payment.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
 
 	// Webhooks.
-	{webhook.ErrNotFound, codes.NotFound, "WEBHOOK_NOT_FOUND"},
-	{webhook.ErrDeliveryNotFound, codes.NotFound, "WEBHOOK_DELIVERY_NOT_FOUND"},
-	{webhook.ErrDeliveryPending, codes.FailedPrecondition, "WEBHOOK_DELIVERY_PENDING"},
-	{webhook.ErrTooManyEndpoints, codes.ResourceExhausted, "TOO_MANY_WEBHOOKS"},
-	{webhook.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
-	{webhook.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
+	{webhook.ErrNotFound, codes.NotFound, pb.ErrorReason_WEBHOOK_NOT_FOUND},
+	{webhook.ErrDeliveryNotFound, codes.NotFound, pb.ErrorReason_WEBHOOK_DELIVERY_NOT_FOUND},
+	{webhook.ErrDeliveryPending, codes.FailedPrecondition, pb.ErrorReason_WEBHOOK_DELIVERY_PENDING},
+	{webhook.ErrTooManyEndpoints, codes.ResourceExhausted, pb.ErrorReason_TOO_MANY_WEBHOOKS},
+	{webhook.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
+	{webhook.ErrClosed, codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN},
 }
 
 // fieldViolation is a domain error about one input field that the
@@ -148,21 +147,15 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	}
 	for _, m := range errorTable {
 		if errors.Is(err, m.err) {
-			return statusWithReason(m.code, m.reason, err.Error())
+			return refusalOf(m, err).err()
 		}
 	}
 	s.logger.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error")
 }
 
-// statusWithReason builds a status error carrying an ErrorInfo detail.
-func statusWithReason(code codes.Code, reason, msg string) error {
-	st := status.New(code, msg)
-	if reason == "" {
-		return st.Err()
-	}
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain}); err == nil {
-		return d.Err()
-	}
-	return st.Err()
+// statusWithReason builds a status error carrying an ErrorInfo detail (and
+// the reason's RetryInfo, if it has one).
+func statusWithReason(code codes.Code, reason pb.ErrorReason, msg string) error {
+	return refusal{code: code, reason: reason, msg: msg}.err()
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/auth"
 )
 
@@ -106,6 +107,9 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			s.logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
+		if md := pushback(ctx, err); md != nil {
+			_ = grpc.SetTrailer(ctx, md) // best effort: the RetryInfo says it too
+		}
 		s.logCall(ctx, info.FullMethod, start, err)
 	}()
 	if d, ok := ctx.Deadline(); !ok || time.Until(d) > s.cfg.MaxCallTimeout {
@@ -137,6 +141,9 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 			s.logger.ErrorContext(ctx, "panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			err = status.Error(codes.Internal, "internal error")
 		}
+		if md := pushback(ctx, err); md != nil {
+			ss.SetTrailer(md)
+		}
 		s.logCall(ctx, info.FullMethod, start, err)
 	}()
 	actx, err := s.authorize(ctx, info.FullMethod)
@@ -150,7 +157,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	defer context.AfterFunc(s.draining, cancel)()
 	err = handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx, codec: s.codec})
 	if err != nil && s.draining.Err() != nil && ss.Context().Err() == nil {
-		err = statusWithReason(codes.Unavailable, "SHUTTING_DOWN", "server is shutting down; reconnect")
+		err = statusWithReason(codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN, "server is shutting down; reconnect")
 	}
 	return err
 }

@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/posfleet/posfleet/server/auth"
 	"github.com/posfleet/posfleet/server/fleet"
@@ -200,22 +197,13 @@ func (l *quotaLimiter) take(ctx context.Context, method string) error {
 	if ok {
 		return nil
 	}
-	return rateLimited(fmt.Sprintf("%s calls of this credential over quota; retry later", class), wait)
+	return rateLimited(fmt.Sprintf("%s calls of this credential over quota; retry later", class), string(class), wait)
 }
 
 // rateLimited builds a ResourceExhausted status with ErrorInfo RATE_LIMITED
-// and a RetryInfo carrying wait (rounded up to a millisecond).
-func rateLimited(msg string, wait time.Duration) error {
-	if wait < time.Millisecond {
-		wait = time.Millisecond
-	}
-	wait = wait.Round(time.Millisecond)
-	st, err := status.New(codes.ResourceExhausted, msg).WithDetails(
-		&errdetails.ErrorInfo{Reason: reasonRateLimited, Domain: errorDomain},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)},
-	)
-	if err != nil {
-		return status.Error(codes.ResourceExhausted, msg)
-	}
-	return st.Err()
+// naming the spent quota, and a RetryInfo carrying wait (rounded up to a
+// millisecond).
+func rateLimited(msg, quota string, wait time.Duration) error {
+	return refusal{code: codes.ResourceExhausted, reason: reasonRateLimited, msg: msg,
+		metadata: map[string]string{metaQuota: quota}, retryAfter: max(wait, time.Millisecond)}.err()
 }

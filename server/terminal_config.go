@@ -94,7 +94,7 @@ func credentialStillValid(f *fleet.Fleet, bearer string) error {
 func (s *Server) watchEnd(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, configpush.ErrClosed):
-		return statusWithReason(codes.Unavailable, "SHUTTING_DOWN", "server is shutting down; reconnect")
+		return statusWithReason(codes.Unavailable, pb.ErrorReason_SHUTTING_DOWN, "server is shutting down; reconnect")
 	case ctx.Err() != nil:
 		return status.FromContextError(ctx.Err()).Err()
 	}

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"strconv"
 	"time"
 
@@ -61,14 +62,15 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 	// legitimate terminal registering with its good code from behind the
 	// same address. Known codes are limited per code instead, so that a
 	// leaked code cannot be tried without bound either.
-	if t == nil && f.peerLimit.Exhausted(host, now) {
-		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many refused registrations from this peer")
+	if t == nil {
+		if wait := f.peerLimit.Wait(host, now); wait > 0 {
+			return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, &RateLimitError{Wait: wait}, "too many refused registrations from this peer")
+		}
+	} else if ok, wait := f.serialLimit.Take("code|"+string(h[:]), now); !ok {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, &RateLimitError{Wait: wait}, "too many registration attempts with this enrollment code")
 	}
-	if t != nil && !f.serialLimit.Allow("code|"+string(h[:]), now) {
-		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many registration attempts with this enrollment code")
-	}
-	if !f.serialLimit.Allow(req.Serial, now) {
-		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrRateLimited, "too many registration attempts for this serial number")
+	if ok, wait := f.serialLimit.Take(req.Serial, now); !ok {
+		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, &RateLimitError{Wait: wait}, "too many registration attempts for this serial number")
 	}
 	if t == nil {
 		return Registration{}, f.refuse(req, nil, audit.RegistrationRefused, ErrEnrollmentInvalid, "unknown enrollment code")
@@ -133,7 +135,7 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 func (f *Fleet) refuse(req RegisterRequest, r *terminalRec, typ audit.Type, err error, why string) error {
 	now := f.now()
 	host := PeerHost(req.Peer)
-	if err != ErrRateLimited {
+	if !errors.Is(err, ErrRateLimited) {
 		f.peerLimit.Allow(host, now)
 	}
 	// Repeats are grouped per address and reason, and per terminal when the

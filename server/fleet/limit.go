@@ -99,10 +99,7 @@ func (l *Limiter) Take(key string, now time.Time) (ok bool, retryAfter time.Dura
 		b.tokens--
 		return true, 0
 	}
-	if l.rate <= 0 {
-		return false, time.Hour
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, l.untilToken(b)
 }
 
 // Len returns how many keys the limiter tracks now.
@@ -114,12 +111,7 @@ func (l *Limiter) Len() int {
 
 // Exhausted reports whether key has no token left, without taking one.
 func (l *Limiter) Exhausted(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.buckets[key]; !ok {
-		return false
-	}
-	return l.refill(key, now).tokens < 1
+	return l.Wait(key, now) > 0
 }
 
 // RepeatFilter coalesces repeated events per key: the first event of a key in

@@ -1536,7 +1536,9 @@ type ProvisionTerminalResponse struct {
 	TerminalId string `protobuf:"bytes,1,opt,name=terminal_id,json=terminalId,proto3" json:"terminal_id,omitempty"`
 	// Single-use enrollment code for Register. Shown only once.
 	EnrollmentCode string `protobuf:"bytes,2,opt,name=enrollment_code,json=enrollmentCode,proto3" json:"enrollment_code,omitempty"`
-	// When the enrollment code expires.
+	// When the enrollment code expires. Named expires_at, where the rest of
+	// the protocol says expire_time (RemoteCommand.expire_time), because
+	// scripts already read it by this name; the two mean the same.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The new terminal.
 	Terminal      *Terminal `protobuf:"bytes,4,opt,name=terminal,proto3" json:"terminal,omitempty"`
@@ -2203,7 +2205,9 @@ type ReissueEnrollmentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// New single-use enrollment code. Shown only once.
 	EnrollmentCode string `protobuf:"bytes,1,opt,name=enrollment_code,json=enrollmentCode,proto3" json:"enrollment_code,omitempty"`
-	// When it expires.
+	// When it expires. Named expires_at like
+	// ProvisionTerminalResponse.expires_at; the rest of the protocol says
+	// expire_time for the same meaning.
 	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -9,8 +9,9 @@
 //     assigned by the server; serial_number is the hardware serial.
 //   - Failed calls use gRPC status codes. Bad input is InvalidArgument with a
 //     google.rpc.BadRequest detail naming each offending field; business
-//     refusals carry a google.rpc.ErrorInfo detail with a stable reason such as
-//     TERMINAL_SUSPENDED. Business outcomes of payments (declines, merchant
+//     refusals carry a google.rpc.ErrorInfo detail with the domain
+//     "posfleet.dev" and a stable reason such as TERMINAL_SUSPENDED: the
+//     reasons, their codes and how to retry each are listed in ErrorReason. Business outcomes of payments (declines, merchant
 //     mismatches) are ordinary responses, never errors.
 //   - No card secret ever crosses the wire: a card is an opaque token plus a
 //     masked PAN. Every string field, map key and map value of every request
@@ -304,6 +305,342 @@ func (x CommandState) Number() protoreflect.EnumNumber {
 // Deprecated: Use CommandState.Descriptor instead.
 func (CommandState) EnumDescriptor() ([]byte, []int) {
 	return file_posfleet_v1_common_proto_rawDescGZIP(), []int{3}
+}
+
+// ErrorReason is the catalogue of every google.rpc.ErrorInfo reason the
+// posfleet server sends. A failed call carries at most one ErrorInfo
+// detail; its domain is always "posfleet.dev" and its reason is the name of
+// one of these values (e.g. "TERMINAL_SUSPENDED"), never the number: read
+// ErrorInfo.reason and compare it with the value names. A client must
+// treat a reason it does not know by its gRPC code alone, since reasons may
+// be added within v1.
+//
+// Each value says its gRPC code, whether and how to retry, and the
+// ErrorInfo metadata keys it carries ("Metadata: none" when it has none).
+// "Retry after RetryInfo" means the status also carries a
+// google.rpc.RetryInfo whose retry_delay is the least time to wait before
+// sending the same request again; the same delay, in milliseconds, is sent
+// in the "grpc-retry-pushback-ms" trailer, which gRPC's own retries (the
+// published service config's retryPolicy) obey; it is "-1" (do not
+// retry) when the call's deadline ends before the delay, so that the
+// caller sees the refusal rather than DeadlineExceeded. Bad input is InvalidArgument with a
+// google.rpc.BadRequest detail naming each field; it has no ErrorInfo
+// unless a value below says so. Unauthenticated and PermissionDenied calls
+// that are not listed here (a method without an access rule) carry no
+// ErrorInfo.
+//
+// The values are not prefixed with the enum name, because the names are
+// the reason strings already on the wire.
+// buf:lint:ignore ENUM_VALUE_PREFIX
+type ErrorReason int32
+
+const (
+	// Never sent.
+	ErrorReason_ERROR_REASON_UNSPECIFIED ErrorReason = 0
+	// Code: Unauthenticated. The bearer credential is missing, unknown, a
+	// terminal credential replaced by RotateCredential or a new Register, or
+	// a revoked or expired admin token. A WatchConfig stream ends with it
+	// when the credential it was opened with is replaced. Retry: no; obtain
+	// a valid credential first (a terminal that rotated reconnects with the
+	// new one). Metadata: none.
+	ErrorReason_CREDENTIAL_INVALID ErrorReason = 1
+	// Code: ResourceExhausted. Too many calls: the credential's quota for
+	// this class of RPCs is spent, the peer address failed authentication or
+	// registration too often, or the serial number or enrollment code was
+	// tried too often. Retry: the same request, after RetryInfo (always
+	// present); but when "quota" is "authentication", only with a valid
+	// credential. Metadata: "quota", the budget that was spent: "payment",
+	// "heartbeat", "config", "identity", "credential", "admin-read",
+	// "admin-write", "authentication" or "registration".
+	ErrorReason_RATE_LIMITED ErrorReason = 2
+	// Code: PermissionDenied. A valid credential of the wrong kind: a
+	// terminal credential on an AdminService RPC or an admin token on a
+	// terminal RPC. Retry: no. Metadata: none.
+	ErrorReason_WRONG_CREDENTIAL_KIND ErrorReason = 3
+	// Code: PermissionDenied. The admin token's role is below the RPC's
+	// least role (see the access option of each RPC). Retry: no. Metadata:
+	// "required_role", the least role: "AUDITOR", "OPERATOR" or "ADMIN".
+	ErrorReason_INSUFFICIENT_ROLE ErrorReason = 4
+	// Code: PermissionDenied. The terminal is suspended by an operator (on
+	// Register, Heartbeat, WatchConfig and the other TerminalService RPCs;
+	// payments answer with a decline, response code 57, instead). A
+	// WatchConfig stream ends with it when the terminal is suspended. Retry:
+	// not until an operator reactivates the terminal; keep sending
+	// nothing but an occasional Heartbeat (at most one per heartbeat
+	// interval) to learn when. Metadata: none.
+	ErrorReason_TERMINAL_SUSPENDED ErrorReason = 5
+	// Code: PermissionDenied on calls authenticated with the credential of a
+	// retired terminal, FailedPrecondition on Register and on operator RPCs
+	// that change a retired terminal. The terminal is retired for good.
+	// Retry: never. Metadata: none.
+	ErrorReason_TERMINAL_RETIRED ErrorReason = 6
+	// Code: PermissionDenied. The enrollment code is unknown, no longer
+	// valid (reissued), or was issued for another serial number. Retry: no;
+	// an operator reissues the code (AdminService.ReissueEnrollment).
+	// Metadata: none.
+	ErrorReason_ENROLLMENT_INVALID ErrorReason = 7
+	// Code: FailedPrecondition. The enrollment code expired before it was
+	// used. Retry: no; an operator reissues the code. Metadata: none.
+	ErrorReason_ENROLLMENT_EXPIRED ErrorReason = 8
+	// Code: FailedPrecondition. The enrollment code was already used by a
+	// successful Register. Retry: no; an operator reissues the code.
+	// Metadata: none.
+	ErrorReason_ENROLLMENT_USED ErrorReason = 9
+	// Code: AlreadyExists. CreateMerchant with a merchant_id that is taken.
+	// Retry: no. Metadata: none.
+	ErrorReason_MERCHANT_EXISTS ErrorReason = 10
+	// Code: NotFound. No merchant with that merchant_id. Retry: no.
+	// Metadata: none.
+	ErrorReason_MERCHANT_NOT_FOUND ErrorReason = 11
+	// Code: AlreadyExists. CreateStore with a store_id the merchant already
+	// has. Retry: no. Metadata: none.
+	ErrorReason_STORE_EXISTS ErrorReason = 12
+	// Code: NotFound. The merchant has no store with that store_id. Retry:
+	// no. Metadata: none.
+	ErrorReason_STORE_NOT_FOUND ErrorReason = 13
+	// Code: NotFound. No terminal with that terminal_id. Retry: no.
+	// Metadata: none.
+	ErrorReason_TERMINAL_NOT_FOUND ErrorReason = 14
+	// Code: AlreadyExists. ProvisionTerminal with a serial number that a
+	// terminal which is not retired already has. Retry: no. Metadata: none.
+	ErrorReason_SERIAL_IN_USE ErrorReason = 15
+	// Code: FailedPrecondition. RebindTerminal to the store the terminal is
+	// already bound to. Retry: no. Metadata: none.
+	ErrorReason_ALREADY_BOUND ErrorReason = 16
+	// Code: FailedPrecondition. A new store or terminal for an archived
+	// merchant. Retry: no. Metadata: none.
+	ErrorReason_MERCHANT_ARCHIVED ErrorReason = 17
+	// Code: FailedPrecondition. A terminal provisioned or rebound into an
+	// archived store. Retry: no. Metadata: none.
+	ErrorReason_STORE_ARCHIVED ErrorReason = 18
+	// Code: FailedPrecondition. ArchiveMerchant while terminals that are
+	// not retired are bound to the merchant. Retry: after retiring them.
+	// Metadata: none.
+	ErrorReason_MERCHANT_HAS_TERMINALS ErrorReason = 19
+	// Code: FailedPrecondition. ArchiveStore while terminals that are not
+	// retired are bound to the store. Retry: after retiring them. Metadata:
+	// none.
+	ErrorReason_STORE_HAS_TERMINALS ErrorReason = 20
+	// Code: FailedPrecondition. UpdateMerchant changing the currency of a
+	// merchant that already has payments. Retry: no. Metadata: none.
+	ErrorReason_MERCHANT_HAS_PAYMENTS ErrorReason = 21
+	// Code: NotFound. RevokeAdminToken for an unknown token_id. Retry: no.
+	// Metadata: none.
+	ErrorReason_TOKEN_NOT_FOUND ErrorReason = 22
+	// Code: InvalidArgument. CreateAdminToken with a role that is not one of
+	// the Role values. Retry: no. Metadata: none.
+	ErrorReason_INVALID_ROLE ErrorReason = 23
+	// Code: InvalidArgument. A List RPC's page_token was not issued by the
+	// server (or not for this listing). The status also carries a
+	// google.rpc.BadRequest with a field violation for "page_token". Retry:
+	// no; start again from the first page. Metadata: none.
+	ErrorReason_INVALID_PAGE_TOKEN ErrorReason = 24
+	// Code: NotFound. No remote command with that command_id. Retry: no.
+	// Metadata: none.
+	ErrorReason_COMMAND_NOT_FOUND ErrorReason = 25
+	// Code: PermissionDenied. The command belongs to another terminal.
+	// Retry: no. Metadata: none.
+	ErrorReason_COMMAND_NOT_OWNED ErrorReason = 26
+	// Code: FailedPrecondition. The command expired before it was
+	// acknowledged; it is never delivered again. Retry: no. Metadata: none.
+	ErrorReason_COMMAND_EXPIRED ErrorReason = 27
+	// Code: FailedPrecondition. The command was already acknowledged with a
+	// different result (repeating the same acknowledgement succeeds). Retry:
+	// no. Metadata: none.
+	ErrorReason_COMMAND_ALREADY_ACKED ErrorReason = 28
+	// Code: NotFound. A config scope (merchant, store or terminal) that does
+	// not exist. Retry: no. Metadata: none.
+	ErrorReason_CONFIG_SCOPE_NOT_FOUND ErrorReason = 29
+	// Code: NotFound. No rollout with that rollout_id. Retry: no. Metadata:
+	// none.
+	ErrorReason_ROLLOUT_NOT_FOUND ErrorReason = 30
+	// Code: FailedPrecondition. The rollout's state does not allow the
+	// change (e.g. pausing a completed rollout). Retry: no; read the rollout
+	// first. Metadata: none.
+	ErrorReason_ROLLOUT_STATE ErrorReason = 31
+	// Code: FailedPrecondition. AckConfig for a config version the server
+	// never issued to this terminal (newer than its current one). Retry: no;
+	// acknowledge only versions received on WatchConfig or named by
+	// Heartbeat. Metadata: none.
+	ErrorReason_CONFIG_VERSION_UNKNOWN ErrorReason = 32
+	// Code: NotFound. An operator asked for a config version that does not
+	// exist. Retry: no. Metadata: none.
+	ErrorReason_CONFIG_VERSION_NOT_FOUND ErrorReason = 33
+	// Code: Aborted. Ends a WatchConfig stream when the same terminal opened
+	// more concurrent watches than allowed: the oldest is closed. Retry: do
+	// not reopen this stream when another one of the terminal is open (two
+	// copies of the terminal application are running); otherwise reconnect
+	// with backoff. Metadata: none.
+	ErrorReason_WATCH_REPLACED ErrorReason = 34
+	// Code: AlreadyExists. A Reverse or CloseBatch whose request_id was
+	// already used by the terminal for a request with different content
+	// (Authorize and Refund answer this with response code 94 instead).
+	// Retry: no; use a new request_id for a new request. Metadata: none.
+	ErrorReason_REQUEST_ID_REUSED ErrorReason = 35
+	// Code: FailedPrecondition. CloseBatch named a batch that is not the
+	// terminal's open batch (also after the server closed a batch itself on
+	// a rebind). Retry: with batch_number set to the open batch and a new
+	// request_id, after reconciling the totals. Metadata:
+	// "open_batch_number", the batch now open (decimal).
+	ErrorReason_BATCH_MISMATCH ErrorReason = 36
+	// Code: Unavailable. The server is shutting down (a unary call that
+	// arrived while draining, or a WatchConfig stream ended by shutdown).
+	// Retry: yes, after RetryInfo, on a new connection (the same address
+	// after a restart, or another node). Metadata: none.
+	ErrorReason_SHUTTING_DOWN ErrorReason = 37
+	// Code: Unavailable. A write to storage failed; nothing of the request
+	// was acknowledged. Retry: yes, the same request (same request_id),
+	// after RetryInfo. Metadata: none.
+	ErrorReason_STORAGE_UNAVAILABLE ErrorReason = 38
+	// Code: Unavailable. Free disk space is below the server's reserve;
+	// writes are refused until space returns. Retry: yes, after RetryInfo,
+	// with the same request_id. Metadata: none.
+	ErrorReason_DISK_LOW ErrorReason = 39
+	// Code: Unavailable. The payment engine stopped after a storage failure
+	// and decides nothing until the server restarts (the payment service's
+	// health turns NOT_SERVING). Retry: yes, the same request_id, after
+	// RetryInfo; within the unknown-outcome window (see PaymentService).
+	// Metadata: none.
+	ErrorReason_PAYMENTS_UNAVAILABLE ErrorReason = 40
+	// Code: NotFound. A webhook RPC named an endpoint_id that does not exist
+	// (or was deleted). Retry: no. Metadata: none.
+	ErrorReason_WEBHOOK_NOT_FOUND ErrorReason = 41
+	// Code: NotFound. RedeliverWebhookEvent named an event the endpoint has
+	// no delivery of. Retry: no. Metadata: none.
+	ErrorReason_WEBHOOK_DELIVERY_NOT_FOUND ErrorReason = 42
+	// Code: FailedPrecondition. RedeliverWebhookEvent for an event still
+	// being attempted. Retry: yes, once the delivery is delivered or failed
+	// (see ListWebhookDeliveries). Metadata: none.
+	ErrorReason_WEBHOOK_DELIVERY_PENDING ErrorReason = 43
+	// Code: ResourceExhausted. CreateWebhook when the server already has its
+	// maximum number of endpoints. Retry: no; delete an endpoint first.
+	// Metadata: none.
+	ErrorReason_TOO_MANY_WEBHOOKS ErrorReason = 44
+)
+
+// Enum value maps for ErrorReason.
+var (
+	ErrorReason_name = map[int32]string{
+		0:  "ERROR_REASON_UNSPECIFIED",
+		1:  "CREDENTIAL_INVALID",
+		2:  "RATE_LIMITED",
+		3:  "WRONG_CREDENTIAL_KIND",
+		4:  "INSUFFICIENT_ROLE",
+		5:  "TERMINAL_SUSPENDED",
+		6:  "TERMINAL_RETIRED",
+		7:  "ENROLLMENT_INVALID",
+		8:  "ENROLLMENT_EXPIRED",
+		9:  "ENROLLMENT_USED",
+		10: "MERCHANT_EXISTS",
+		11: "MERCHANT_NOT_FOUND",
+		12: "STORE_EXISTS",
+		13: "STORE_NOT_FOUND",
+		14: "TERMINAL_NOT_FOUND",
+		15: "SERIAL_IN_USE",
+		16: "ALREADY_BOUND",
+		17: "MERCHANT_ARCHIVED",
+		18: "STORE_ARCHIVED",
+		19: "MERCHANT_HAS_TERMINALS",
+		20: "STORE_HAS_TERMINALS",
+		21: "MERCHANT_HAS_PAYMENTS",
+		22: "TOKEN_NOT_FOUND",
+		23: "INVALID_ROLE",
+		24: "INVALID_PAGE_TOKEN",
+		25: "COMMAND_NOT_FOUND",
+		26: "COMMAND_NOT_OWNED",
+		27: "COMMAND_EXPIRED",
+		28: "COMMAND_ALREADY_ACKED",
+		29: "CONFIG_SCOPE_NOT_FOUND",
+		30: "ROLLOUT_NOT_FOUND",
+		31: "ROLLOUT_STATE",
+		32: "CONFIG_VERSION_UNKNOWN",
+		33: "CONFIG_VERSION_NOT_FOUND",
+		34: "WATCH_REPLACED",
+		35: "REQUEST_ID_REUSED",
+		36: "BATCH_MISMATCH",
+		37: "SHUTTING_DOWN",
+		38: "STORAGE_UNAVAILABLE",
+		39: "DISK_LOW",
+		40: "PAYMENTS_UNAVAILABLE",
+		41: "WEBHOOK_NOT_FOUND",
+		42: "WEBHOOK_DELIVERY_NOT_FOUND",
+		43: "WEBHOOK_DELIVERY_PENDING",
+		44: "TOO_MANY_WEBHOOKS",
+	}
+	ErrorReason_value = map[string]int32{
+		"ERROR_REASON_UNSPECIFIED":   0,
+		"CREDENTIAL_INVALID":         1,
+		"RATE_LIMITED":               2,
+		"WRONG_CREDENTIAL_KIND":      3,
+		"INSUFFICIENT_ROLE":          4,
+		"TERMINAL_SUSPENDED":         5,
+		"TERMINAL_RETIRED":           6,
+		"ENROLLMENT_INVALID":         7,
+		"ENROLLMENT_EXPIRED":         8,
+		"ENROLLMENT_USED":            9,
+		"MERCHANT_EXISTS":            10,
+		"MERCHANT_NOT_FOUND":         11,
+		"STORE_EXISTS":               12,
+		"STORE_NOT_FOUND":            13,
+		"TERMINAL_NOT_FOUND":         14,
+		"SERIAL_IN_USE":              15,
+		"ALREADY_BOUND":              16,
+		"MERCHANT_ARCHIVED":          17,
+		"STORE_ARCHIVED":             18,
+		"MERCHANT_HAS_TERMINALS":     19,
+		"STORE_HAS_TERMINALS":        20,
+		"MERCHANT_HAS_PAYMENTS":      21,
+		"TOKEN_NOT_FOUND":            22,
+		"INVALID_ROLE":               23,
+		"INVALID_PAGE_TOKEN":         24,
+		"COMMAND_NOT_FOUND":          25,
+		"COMMAND_NOT_OWNED":          26,
+		"COMMAND_EXPIRED":            27,
+		"COMMAND_ALREADY_ACKED":      28,
+		"CONFIG_SCOPE_NOT_FOUND":     29,
+		"ROLLOUT_NOT_FOUND":          30,
+		"ROLLOUT_STATE":              31,
+		"CONFIG_VERSION_UNKNOWN":     32,
+		"CONFIG_VERSION_NOT_FOUND":   33,
+		"WATCH_REPLACED":             34,
+		"REQUEST_ID_REUSED":          35,
+		"BATCH_MISMATCH":             36,
+		"SHUTTING_DOWN":              37,
+		"STORAGE_UNAVAILABLE":        38,
+		"DISK_LOW":                   39,
+		"PAYMENTS_UNAVAILABLE":       40,
+		"WEBHOOK_NOT_FOUND":          41,
+		"WEBHOOK_DELIVERY_NOT_FOUND": 42,
+		"WEBHOOK_DELIVERY_PENDING":   43,
+		"TOO_MANY_WEBHOOKS":          44,
+	}
+)
+
+func (x ErrorReason) Enum() *ErrorReason {
+	p := new(ErrorReason)
+	*p = x
+	return p
+}
+
+func (x ErrorReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ErrorReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_posfleet_v1_common_proto_enumTypes[4].Descriptor()
+}
+
+func (ErrorReason) Type() protoreflect.EnumType {
+	return &file_posfleet_v1_common_proto_enumTypes[4]
+}
+
+func (x ErrorReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ErrorReason.Descriptor instead.
+func (ErrorReason) EnumDescriptor() ([]byte, []int) {
+	return file_posfleet_v1_common_proto_rawDescGZIP(), []int{4}
 }
 
 // An amount of money in one currency.
@@ -960,7 +1297,8 @@ type Settings struct {
 	// Text printed at the bottom of receipts.
 	ReceiptFooter *string `protobuf:"bytes,2,opt,name=receipt_footer,json=receiptFooter,proto3,oneof" json:"receipt_footer,omitempty"`
 	// Entry modes the terminal may accept. Empty inherits; in the effective
-	// config, empty means every entry mode is accepted.
+	// config, empty means every entry mode is accepted (the server's
+	// default).
 	AcceptedEntryModes []EntryMode `protobuf:"varint,3,rep,packed,name=accepted_entry_modes,json=acceptedEntryModes,proto3,enum=posfleet.v1.EntryMode" json:"accepted_entry_modes,omitempty"`
 	// Largest amount of one authorization. Exceeding it declines with 61. A
 	// limit in a currency other than the merchant's counts as zero (fails
@@ -973,15 +1311,18 @@ type Settings struct {
 	// Largest amount the terminal may approve offline while it cannot reach
 	// posfleet.
 	OfflineFloorLimit *Money `protobuf:"bytes,6,opt,name=offline_floor_limit,json=offlineFloorLimit,proto3" json:"offline_floor_limit,omitempty"`
-	// How often the terminal should send Heartbeat. The server adds up to 10%
-	// jitter to the interval it hands out. Between 5s and 1h.
+	// How often the terminal should send Heartbeat. The interval the server
+	// hands out (next_heartbeat, heartbeat_interval) is this one varied by up
+	// to ±10%, uniformly at random, so that terminals started together do
+	// not call in together. Between 5s and 1h; the server's default is 60s.
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,7,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	// IANA time zone the terminal displays, e.g. "Europe/Berlin".
+	// IANA time zone the terminal displays, e.g. "Europe/Berlin". The
+	// server's default is "UTC".
 	TimeZone *string `protobuf:"bytes,8,opt,name=time_zone,json=timeZone,proto3,oneof" json:"time_zone,omitempty"`
 	// Most approvals for the same card token within card_velocity_window on
 	// one terminal; further attempts decline with 65. Zero disables the check.
 	CardVelocityLimit *uint32 `protobuf:"varint,9,opt,name=card_velocity_limit,json=cardVelocityLimit,proto3,oneof" json:"card_velocity_limit,omitempty"`
-	// Window for card_velocity_limit.
+	// Window for card_velocity_limit. The server's default is 24h.
 	CardVelocityWindow *durationpb.Duration `protobuf:"bytes,10,opt,name=card_velocity_window,json=cardVelocityWindow,proto3" json:"card_velocity_window,omitempty"`
 	// Free-form settings for the terminal application. Keys: 1-64 characters
 	// of letters, digits, '.', '_' or '-'; values up to 1024 characters. At a
@@ -1505,7 +1846,54 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\x17COMMAND_STATE_DELIVERED\x10\x02\x12\x1b\n" +
 	"\x17COMMAND_STATE_SUCCEEDED\x10\x03\x12\x18\n" +
 	"\x14COMMAND_STATE_FAILED\x10\x04\x12\x19\n" +
-	"\x15COMMAND_STATE_EXPIRED\x10\x05B\xa6\x01\n" +
+	"\x15COMMAND_STATE_EXPIRED\x10\x05*\xa3\b\n" +
+	"\vErrorReason\x12\x1c\n" +
+	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12CREDENTIAL_INVALID\x10\x01\x12\x10\n" +
+	"\fRATE_LIMITED\x10\x02\x12\x19\n" +
+	"\x15WRONG_CREDENTIAL_KIND\x10\x03\x12\x15\n" +
+	"\x11INSUFFICIENT_ROLE\x10\x04\x12\x16\n" +
+	"\x12TERMINAL_SUSPENDED\x10\x05\x12\x14\n" +
+	"\x10TERMINAL_RETIRED\x10\x06\x12\x16\n" +
+	"\x12ENROLLMENT_INVALID\x10\a\x12\x16\n" +
+	"\x12ENROLLMENT_EXPIRED\x10\b\x12\x13\n" +
+	"\x0fENROLLMENT_USED\x10\t\x12\x13\n" +
+	"\x0fMERCHANT_EXISTS\x10\n" +
+	"\x12\x16\n" +
+	"\x12MERCHANT_NOT_FOUND\x10\v\x12\x10\n" +
+	"\fSTORE_EXISTS\x10\f\x12\x13\n" +
+	"\x0fSTORE_NOT_FOUND\x10\r\x12\x16\n" +
+	"\x12TERMINAL_NOT_FOUND\x10\x0e\x12\x11\n" +
+	"\rSERIAL_IN_USE\x10\x0f\x12\x11\n" +
+	"\rALREADY_BOUND\x10\x10\x12\x15\n" +
+	"\x11MERCHANT_ARCHIVED\x10\x11\x12\x12\n" +
+	"\x0eSTORE_ARCHIVED\x10\x12\x12\x1a\n" +
+	"\x16MERCHANT_HAS_TERMINALS\x10\x13\x12\x17\n" +
+	"\x13STORE_HAS_TERMINALS\x10\x14\x12\x19\n" +
+	"\x15MERCHANT_HAS_PAYMENTS\x10\x15\x12\x13\n" +
+	"\x0fTOKEN_NOT_FOUND\x10\x16\x12\x10\n" +
+	"\fINVALID_ROLE\x10\x17\x12\x16\n" +
+	"\x12INVALID_PAGE_TOKEN\x10\x18\x12\x15\n" +
+	"\x11COMMAND_NOT_FOUND\x10\x19\x12\x15\n" +
+	"\x11COMMAND_NOT_OWNED\x10\x1a\x12\x13\n" +
+	"\x0fCOMMAND_EXPIRED\x10\x1b\x12\x19\n" +
+	"\x15COMMAND_ALREADY_ACKED\x10\x1c\x12\x1a\n" +
+	"\x16CONFIG_SCOPE_NOT_FOUND\x10\x1d\x12\x15\n" +
+	"\x11ROLLOUT_NOT_FOUND\x10\x1e\x12\x11\n" +
+	"\rROLLOUT_STATE\x10\x1f\x12\x1a\n" +
+	"\x16CONFIG_VERSION_UNKNOWN\x10 \x12\x1c\n" +
+	"\x18CONFIG_VERSION_NOT_FOUND\x10!\x12\x12\n" +
+	"\x0eWATCH_REPLACED\x10\"\x12\x15\n" +
+	"\x11REQUEST_ID_REUSED\x10#\x12\x12\n" +
+	"\x0eBATCH_MISMATCH\x10$\x12\x11\n" +
+	"\rSHUTTING_DOWN\x10%\x12\x17\n" +
+	"\x13STORAGE_UNAVAILABLE\x10&\x12\f\n" +
+	"\bDISK_LOW\x10'\x12\x18\n" +
+	"\x14PAYMENTS_UNAVAILABLE\x10(\x12\x15\n" +
+	"\x11WEBHOOK_NOT_FOUND\x10)\x12\x1e\n" +
+	"\x1aWEBHOOK_DELIVERY_NOT_FOUND\x10*\x12\x1c\n" +
+	"\x18WEBHOOK_DELIVERY_PENDING\x10+\x12\x15\n" +
+	"\x11TOO_MANY_WEBHOOKS\x10,B\xa6\x01\n" +
 	"\x0fcom.posfleet.v1B\vCommonProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
 var (
@@ -1520,52 +1908,53 @@ func file_posfleet_v1_common_proto_rawDescGZIP() []byte {
 	return file_posfleet_v1_common_proto_rawDescData
 }
 
-var file_posfleet_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_posfleet_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_posfleet_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_posfleet_v1_common_proto_goTypes = []any{
 	(EntryMode)(0),                // 0: posfleet.v1.EntryMode
 	(Role)(0),                     // 1: posfleet.v1.Role
 	(CommandType)(0),              // 2: posfleet.v1.CommandType
 	(CommandState)(0),             // 3: posfleet.v1.CommandState
-	(*Money)(nil),                 // 4: posfleet.v1.Money
-	(*Address)(nil),               // 5: posfleet.v1.Address
-	(*Merchant)(nil),              // 6: posfleet.v1.Merchant
-	(*Store)(nil),                 // 7: posfleet.v1.Store
-	(*MerchantIdentity)(nil),      // 8: posfleet.v1.MerchantIdentity
-	(*Card)(nil),                  // 9: posfleet.v1.Card
-	(*Settings)(nil),              // 10: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),       // 11: posfleet.v1.EffectiveConfig
-	(*DeviceInfo)(nil),            // 12: posfleet.v1.DeviceInfo
-	(*RemoteCommand)(nil),         // 13: posfleet.v1.RemoteCommand
-	nil,                           // 14: posfleet.v1.Settings.ExtraEntry
-	nil,                           // 15: posfleet.v1.RemoteCommand.ParametersEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(ErrorReason)(0),              // 4: posfleet.v1.ErrorReason
+	(*Money)(nil),                 // 5: posfleet.v1.Money
+	(*Address)(nil),               // 6: posfleet.v1.Address
+	(*Merchant)(nil),              // 7: posfleet.v1.Merchant
+	(*Store)(nil),                 // 8: posfleet.v1.Store
+	(*MerchantIdentity)(nil),      // 9: posfleet.v1.MerchantIdentity
+	(*Card)(nil),                  // 10: posfleet.v1.Card
+	(*Settings)(nil),              // 11: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),       // 12: posfleet.v1.EffectiveConfig
+	(*DeviceInfo)(nil),            // 13: posfleet.v1.DeviceInfo
+	(*RemoteCommand)(nil),         // 14: posfleet.v1.RemoteCommand
+	nil,                           // 15: posfleet.v1.Settings.ExtraEntry
+	nil,                           // 16: posfleet.v1.RemoteCommand.ParametersEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_posfleet_v1_common_proto_depIdxs = []int32{
-	5,  // 0: posfleet.v1.Merchant.address:type_name -> posfleet.v1.Address
-	16, // 1: posfleet.v1.Merchant.create_time:type_name -> google.protobuf.Timestamp
-	16, // 2: posfleet.v1.Merchant.update_time:type_name -> google.protobuf.Timestamp
-	16, // 3: posfleet.v1.Merchant.archive_time:type_name -> google.protobuf.Timestamp
-	5,  // 4: posfleet.v1.Store.address:type_name -> posfleet.v1.Address
-	16, // 5: posfleet.v1.Store.create_time:type_name -> google.protobuf.Timestamp
-	16, // 6: posfleet.v1.Store.archive_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: posfleet.v1.MerchantIdentity.address:type_name -> posfleet.v1.Address
-	16, // 8: posfleet.v1.MerchantIdentity.issue_time:type_name -> google.protobuf.Timestamp
+	6,  // 0: posfleet.v1.Merchant.address:type_name -> posfleet.v1.Address
+	17, // 1: posfleet.v1.Merchant.create_time:type_name -> google.protobuf.Timestamp
+	17, // 2: posfleet.v1.Merchant.update_time:type_name -> google.protobuf.Timestamp
+	17, // 3: posfleet.v1.Merchant.archive_time:type_name -> google.protobuf.Timestamp
+	6,  // 4: posfleet.v1.Store.address:type_name -> posfleet.v1.Address
+	17, // 5: posfleet.v1.Store.create_time:type_name -> google.protobuf.Timestamp
+	17, // 6: posfleet.v1.Store.archive_time:type_name -> google.protobuf.Timestamp
+	6,  // 7: posfleet.v1.MerchantIdentity.address:type_name -> posfleet.v1.Address
+	17, // 8: posfleet.v1.MerchantIdentity.issue_time:type_name -> google.protobuf.Timestamp
 	0,  // 9: posfleet.v1.Card.entry_mode:type_name -> posfleet.v1.EntryMode
 	0,  // 10: posfleet.v1.Settings.accepted_entry_modes:type_name -> posfleet.v1.EntryMode
-	4,  // 11: posfleet.v1.Settings.per_transaction_limit:type_name -> posfleet.v1.Money
-	4,  // 12: posfleet.v1.Settings.daily_limit:type_name -> posfleet.v1.Money
-	4,  // 13: posfleet.v1.Settings.offline_floor_limit:type_name -> posfleet.v1.Money
-	17, // 14: posfleet.v1.Settings.heartbeat_interval:type_name -> google.protobuf.Duration
-	17, // 15: posfleet.v1.Settings.card_velocity_window:type_name -> google.protobuf.Duration
-	14, // 16: posfleet.v1.Settings.extra:type_name -> posfleet.v1.Settings.ExtraEntry
-	10, // 17: posfleet.v1.EffectiveConfig.settings:type_name -> posfleet.v1.Settings
-	16, // 18: posfleet.v1.EffectiveConfig.publish_time:type_name -> google.protobuf.Timestamp
+	5,  // 11: posfleet.v1.Settings.per_transaction_limit:type_name -> posfleet.v1.Money
+	5,  // 12: posfleet.v1.Settings.daily_limit:type_name -> posfleet.v1.Money
+	5,  // 13: posfleet.v1.Settings.offline_floor_limit:type_name -> posfleet.v1.Money
+	18, // 14: posfleet.v1.Settings.heartbeat_interval:type_name -> google.protobuf.Duration
+	18, // 15: posfleet.v1.Settings.card_velocity_window:type_name -> google.protobuf.Duration
+	15, // 16: posfleet.v1.Settings.extra:type_name -> posfleet.v1.Settings.ExtraEntry
+	11, // 17: posfleet.v1.EffectiveConfig.settings:type_name -> posfleet.v1.Settings
+	17, // 18: posfleet.v1.EffectiveConfig.publish_time:type_name -> google.protobuf.Timestamp
 	2,  // 19: posfleet.v1.RemoteCommand.type:type_name -> posfleet.v1.CommandType
-	15, // 20: posfleet.v1.RemoteCommand.parameters:type_name -> posfleet.v1.RemoteCommand.ParametersEntry
-	16, // 21: posfleet.v1.RemoteCommand.create_time:type_name -> google.protobuf.Timestamp
-	16, // 22: posfleet.v1.RemoteCommand.expire_time:type_name -> google.protobuf.Timestamp
+	16, // 20: posfleet.v1.RemoteCommand.parameters:type_name -> posfleet.v1.RemoteCommand.ParametersEntry
+	17, // 21: posfleet.v1.RemoteCommand.create_time:type_name -> google.protobuf.Timestamp
+	17, // 22: posfleet.v1.RemoteCommand.expire_time:type_name -> google.protobuf.Timestamp
 	3,  // 23: posfleet.v1.RemoteCommand.state:type_name -> posfleet.v1.CommandState
 	24, // [24:24] is the sub-list for method output_type
 	24, // [24:24] is the sub-list for method input_type
@@ -1585,7 +1974,7 @@ func file_posfleet_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_common_proto_rawDesc), len(file_posfleet_v1_common_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,

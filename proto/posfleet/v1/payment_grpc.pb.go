@@ -75,7 +75,47 @@ const (
 // every PaymentService call fails with PERMISSION_DENIED, reason
 // TERMINAL_RETIRED, without a decision being recorded; it is not retryable.
 //
+// "The same content" means these fields are equal (every other field is
+// ignored): for Authorize merchant_id, amount, card.token, card.masked_pan,
+// card.entry_mode and capture (local_time is excluded, so a retry may stamp
+// it anew); for Reverse original_request_id and reason; for Refund
+// authorization_id and amount; for CloseBatch batch_number and every field
+// of terminal_totals.
+//
 // No response is sent before its decision is durably stored.
+//
+// Deadlines and retries (all four RPCs). Give each try a deadline of 5-10
+// seconds; the server caps unary deadlines at 30 seconds. A failure with
+// one of these codes may be retried with the same request, same
+// request_id, which can never be decided twice:
+//   - Unavailable (connection lost, SHUTTING_DOWN, STORAGE_UNAVAILABLE,
+//     DISK_LOW, PAYMENTS_UNAVAILABLE) and DeadlineExceeded: at once, then
+//     with exponential backoff and jitter, and never sooner than the
+//     status's google.rpc.RetryInfo delay when it has one;
+//   - ResourceExhausted with RATE_LIMITED: after the RetryInfo delay, unless
+//     its "quota" metadata is "authentication" (the credential is wrong);
+//   - Canceled, Unknown, Internal: the answer may have been lost after the
+//     decision; retrying returns it (replayed = true).
+//
+// Every other code is final for that request. The gRPC service config
+// published beside these files (service_config.json) retries Unavailable
+// with those rules; dial with it.
+//
+// Unknown outcome. An Authorize whose answer never arrived may have been
+// approved. Retry it with the same request_id for up to about a minute
+// (the retries above); a replayed answer is the decision. If none
+// arrives, Reverse it with reason REVERSAL_REASON_TIMEOUT, a request_id of
+// its own that stays the same across the reversal's retries, and
+// original_request_id set to the authorization's request_id; retry the
+// reversal (same request_id) until it is answered, across restarts of the
+// terminal too. REVERSED or ALREADY_REVERSED: the payment is void.
+// ORIGINAL_NOT_FOUND: the authorization never arrived, and a tombstone
+// makes sure it is declined (code 12) if it ever does. NOT_REVERSIBLE: the
+// authorization was decided (declined, refunded, or its batch closed);
+// replay the Authorize to learn the decision, which stands. Treat the
+// payment as not made until a decision is known. Refund and CloseBatch
+// have no such window: retry them with the same request_id until they are
+// answered.
 //
 // Declines are normal responses with decision DECLINED and an ISO 8583 style
 // response code (a field 39 subset). The codes, their messages and when each
@@ -245,7 +285,47 @@ func (c *paymentServiceClient) GetOpenBatch(ctx context.Context, in *GetOpenBatc
 // every PaymentService call fails with PERMISSION_DENIED, reason
 // TERMINAL_RETIRED, without a decision being recorded; it is not retryable.
 //
+// "The same content" means these fields are equal (every other field is
+// ignored): for Authorize merchant_id, amount, card.token, card.masked_pan,
+// card.entry_mode and capture (local_time is excluded, so a retry may stamp
+// it anew); for Reverse original_request_id and reason; for Refund
+// authorization_id and amount; for CloseBatch batch_number and every field
+// of terminal_totals.
+//
 // No response is sent before its decision is durably stored.
+//
+// Deadlines and retries (all four RPCs). Give each try a deadline of 5-10
+// seconds; the server caps unary deadlines at 30 seconds. A failure with
+// one of these codes may be retried with the same request, same
+// request_id, which can never be decided twice:
+//   - Unavailable (connection lost, SHUTTING_DOWN, STORAGE_UNAVAILABLE,
+//     DISK_LOW, PAYMENTS_UNAVAILABLE) and DeadlineExceeded: at once, then
+//     with exponential backoff and jitter, and never sooner than the
+//     status's google.rpc.RetryInfo delay when it has one;
+//   - ResourceExhausted with RATE_LIMITED: after the RetryInfo delay, unless
+//     its "quota" metadata is "authentication" (the credential is wrong);
+//   - Canceled, Unknown, Internal: the answer may have been lost after the
+//     decision; retrying returns it (replayed = true).
+//
+// Every other code is final for that request. The gRPC service config
+// published beside these files (service_config.json) retries Unavailable
+// with those rules; dial with it.
+//
+// Unknown outcome. An Authorize whose answer never arrived may have been
+// approved. Retry it with the same request_id for up to about a minute
+// (the retries above); a replayed answer is the decision. If none
+// arrives, Reverse it with reason REVERSAL_REASON_TIMEOUT, a request_id of
+// its own that stays the same across the reversal's retries, and
+// original_request_id set to the authorization's request_id; retry the
+// reversal (same request_id) until it is answered, across restarts of the
+// terminal too. REVERSED or ALREADY_REVERSED: the payment is void.
+// ORIGINAL_NOT_FOUND: the authorization never arrived, and a tombstone
+// makes sure it is declined (code 12) if it ever does. NOT_REVERSIBLE: the
+// authorization was decided (declined, refunded, or its batch closed);
+// replay the Authorize to learn the decision, which stands. Treat the
+// payment as not made until a decision is known. Refund and CloseBatch
+// have no such window: retry them with the same request_id until they are
+// answered.
 //
 // Declines are normal responses with decision DECLINED and an ISO 8583 style
 // response code (a field 39 subset). The codes, their messages and when each

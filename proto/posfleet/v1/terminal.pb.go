@@ -388,7 +388,8 @@ type RegisterResponse struct {
 	Identity *MerchantIdentity `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
 	// The terminal's current effective config.
 	Config *EffectiveConfig `protobuf:"bytes,4,opt,name=config,proto3" json:"config,omitempty"`
-	// Interval until the first heartbeat, with jitter applied.
+	// Interval until the first heartbeat: the heartbeat interval varied by
+	// up to ±10% (see Settings.heartbeat_interval).
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,5,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	// Server time at registration.
 	ServerTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
@@ -738,10 +739,15 @@ type HeartbeatResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Server time, for clock checks.
 	ServerTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
-	// Config version the terminal should run. If it differs from the version
-	// the terminal has, the terminal should fetch it (WatchConfig).
+	// Newest config version issued to the terminal, whether or not the
+	// terminal applied it: after a REJECTED acknowledgement it still names
+	// the rejected version (until a newer one is issued). Compare it with
+	// the latest version the terminal received (WatchConfigRequest's
+	// known_version), not with the one it runs: if it is newer, fetch it
+	// (WatchConfig).
 	ConfigVersion uint64 `protobuf:"varint,2,opt,name=config_version,json=configVersion,proto3" json:"config_version,omitempty"`
-	// When to send the next heartbeat, with jitter applied.
+	// When to send the next heartbeat: the heartbeat interval varied by up to
+	// ±10% (see Settings.heartbeat_interval).
 	NextHeartbeat *durationpb.Duration `protobuf:"bytes,3,opt,name=next_heartbeat,json=nextHeartbeat,proto3" json:"next_heartbeat,omitempty"`
 	// Pending, unexpired remote commands.
 	Commands []*RemoteCommand `protobuf:"bytes,4,rep,name=commands,proto3" json:"commands,omitempty"`
@@ -820,7 +826,10 @@ func (x *HeartbeatResponse) GetIdentityVersion() uint64 {
 // Request of TerminalService.WatchConfig.
 type WatchConfigRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Latest config version the terminal has; 0 if none.
+	// Latest config version the terminal has received (and applied or
+	// rejected), not only the latest it applied: a version rejected by the
+	// terminal is not sent again. 0 if none, or to get the current config
+	// again (e.g. after the terminal lost its storage).
 	KnownVersion  uint64 `protobuf:"varint,1,opt,name=known_version,json=knownVersion,proto3" json:"known_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

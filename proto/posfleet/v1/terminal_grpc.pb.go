@@ -47,6 +47,30 @@ const (
 // heartbeats, config, identity, credential rotation), far above what a
 // terminal needs; a call beyond them gets ResourceExhausted (RATE_LIMITED)
 // with a google.rpc.RetryInfo saying when to retry.
+//
+// Deadlines and retries. Give each unary call a deadline of 5-10 seconds
+// (the server caps unary deadlines at 30 seconds); never put a deadline on
+// WatchConfig. Heartbeat, AckConfig, AckCommand and VerifyMerchant are
+// safe to send again: retry Unavailable and DeadlineExceeded with
+// exponential backoff and jitter, and ResourceExhausted (RATE_LIMITED)
+// after its RetryInfo; always wait at least a RetryInfo delay when the
+// status has one. A Heartbeat that keeps failing need not be retried: the
+// next one is due anyway. Register and RotateCredential are not retried
+// automatically (see each RPC). Every other code is final for that call;
+// the ErrorReason catalogue in common.proto says what each reason asks
+// for. The gRPC service config published beside these files
+// (service_config.json) encodes these rules; dial with it.
+//
+// Connections. The server pings a connection idle for 2 minutes (and
+// closes it if the ping is not answered in 20 seconds), closes a
+// connection without calls after 5 minutes, and recycles every connection
+// after 4 hours: it sends GOAWAY, lets calls in flight finish for up to a
+// minute, then closes it, which ends a WatchConfig stream still open with
+// Unavailable. A client may send keepalive pings, also without calls in
+// flight, but not more often than every 20 seconds: a client that pings
+// more often gets GOAWAY with "too_many_pings" and loses the connection.
+// Use a keepalive time of 30 seconds or more and a timeout of 10-20
+// seconds (the Go SDK uses 30 and 10).
 type TerminalServiceClient interface {
 	// First contact of a provisioned terminal. Exchanges the serial number and
 	// the single-use enrollment code from AdminService.ProvisionTerminal for the
@@ -65,13 +89,34 @@ type TerminalServiceClient interface {
 	// behind, the current effective config is sent at once; afterwards every new
 	// version targeted at the terminal is pushed. Remote commands are pushed on
 	// the stream too. Reconnect with the last version received to resume.
+	//
+	// The stream never ends by itself while all is well; when it ends, its
+	// final status says what to do:
+	//   - Unavailable with reason SHUTTING_DOWN (and a RetryInfo): the server
+	//     is stopping; reconnect after the delay, to it or another node.
+	//   - Unavailable without a reason: the connection broke or was recycled
+	//     (the 4-hour connection age, see above); reconnect.
+	//   - Unauthenticated (CREDENTIAL_INVALID): the credential the stream was
+	//     opened with was replaced (RotateCredential, a new Register);
+	//     reconnect with the current credential, or stop if there is none.
+	//   - PermissionDenied (TERMINAL_SUSPENDED, TERMINAL_RETIRED): stop;
+	//     a suspended terminal learns of its reactivation by Heartbeat.
+	//   - Aborted (WATCH_REPLACED): a newer stream of the same terminal took
+	//     its place; reconnect only if no other stream of it is open.
+	//   - ResourceExhausted (RATE_LIMITED): reconnect after the RetryInfo.
+	//
+	// Reconnect with exponential backoff and full jitter (a random delay up
+	// to a bound that starts at 0.5 s and doubles to 30 s, reset once a
+	// stream delivers a message), never sooner than a RetryInfo delay, and
+	// send the last version received as known_version.
 	// Versions only go up for a terminal: one whose known_version is ahead of
 	// its current config gets that config under a new, higher version (or,
 	// if the server never issued known_version, e.g. after a restore from an
 	// older backup, under its own lower version).
 	WatchConfig(ctx context.Context, in *WatchConfigRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchConfigResponse], error)
 	// Reports whether a config version was applied or rejected. Feeds rollout
-	// health.
+	// health. Repeating an acknowledgement is harmless, so a failed one is
+	// sent again (see the retry rules above) until it is answered.
 	AckConfig(ctx context.Context, in *AckConfigRequest, opts ...grpc.CallOption) (*AckConfigResponse, error)
 	// Returns the terminal's bound, signed merchant identity. With
 	// claimed_merchant_id set, also reports whether the claim matches; a
@@ -79,7 +124,10 @@ type TerminalServiceClient interface {
 	// Repeats of the same claim by the same terminal within a minute are
 	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(ctx context.Context, in *VerifyMerchantRequest, opts ...grpc.CallOption) (*VerifyMerchantResponse, error)
-	// Issues a new credential; the old one stops working at once.
+	// Issues a new credential; the old one stops working at once. Not retried
+	// automatically: if the answer is lost (Unavailable, DeadlineExceeded),
+	// call Heartbeat with the old credential; Unauthenticated means the
+	// rotation happened and its credential was lost.
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(ctx context.Context, in *AckCommandRequest, opts ...grpc.CallOption) (*AckCommandResponse, error)
@@ -188,6 +236,30 @@ func (c *terminalServiceClient) AckCommand(ctx context.Context, in *AckCommandRe
 // heartbeats, config, identity, credential rotation), far above what a
 // terminal needs; a call beyond them gets ResourceExhausted (RATE_LIMITED)
 // with a google.rpc.RetryInfo saying when to retry.
+//
+// Deadlines and retries. Give each unary call a deadline of 5-10 seconds
+// (the server caps unary deadlines at 30 seconds); never put a deadline on
+// WatchConfig. Heartbeat, AckConfig, AckCommand and VerifyMerchant are
+// safe to send again: retry Unavailable and DeadlineExceeded with
+// exponential backoff and jitter, and ResourceExhausted (RATE_LIMITED)
+// after its RetryInfo; always wait at least a RetryInfo delay when the
+// status has one. A Heartbeat that keeps failing need not be retried: the
+// next one is due anyway. Register and RotateCredential are not retried
+// automatically (see each RPC). Every other code is final for that call;
+// the ErrorReason catalogue in common.proto says what each reason asks
+// for. The gRPC service config published beside these files
+// (service_config.json) encodes these rules; dial with it.
+//
+// Connections. The server pings a connection idle for 2 minutes (and
+// closes it if the ping is not answered in 20 seconds), closes a
+// connection without calls after 5 minutes, and recycles every connection
+// after 4 hours: it sends GOAWAY, lets calls in flight finish for up to a
+// minute, then closes it, which ends a WatchConfig stream still open with
+// Unavailable. A client may send keepalive pings, also without calls in
+// flight, but not more often than every 20 seconds: a client that pings
+// more often gets GOAWAY with "too_many_pings" and loses the connection.
+// Use a keepalive time of 30 seconds or more and a timeout of 10-20
+// seconds (the Go SDK uses 30 and 10).
 type TerminalServiceServer interface {
 	// First contact of a provisioned terminal. Exchanges the serial number and
 	// the single-use enrollment code from AdminService.ProvisionTerminal for the
@@ -206,13 +278,34 @@ type TerminalServiceServer interface {
 	// behind, the current effective config is sent at once; afterwards every new
 	// version targeted at the terminal is pushed. Remote commands are pushed on
 	// the stream too. Reconnect with the last version received to resume.
+	//
+	// The stream never ends by itself while all is well; when it ends, its
+	// final status says what to do:
+	//   - Unavailable with reason SHUTTING_DOWN (and a RetryInfo): the server
+	//     is stopping; reconnect after the delay, to it or another node.
+	//   - Unavailable without a reason: the connection broke or was recycled
+	//     (the 4-hour connection age, see above); reconnect.
+	//   - Unauthenticated (CREDENTIAL_INVALID): the credential the stream was
+	//     opened with was replaced (RotateCredential, a new Register);
+	//     reconnect with the current credential, or stop if there is none.
+	//   - PermissionDenied (TERMINAL_SUSPENDED, TERMINAL_RETIRED): stop;
+	//     a suspended terminal learns of its reactivation by Heartbeat.
+	//   - Aborted (WATCH_REPLACED): a newer stream of the same terminal took
+	//     its place; reconnect only if no other stream of it is open.
+	//   - ResourceExhausted (RATE_LIMITED): reconnect after the RetryInfo.
+	//
+	// Reconnect with exponential backoff and full jitter (a random delay up
+	// to a bound that starts at 0.5 s and doubles to 30 s, reset once a
+	// stream delivers a message), never sooner than a RetryInfo delay, and
+	// send the last version received as known_version.
 	// Versions only go up for a terminal: one whose known_version is ahead of
 	// its current config gets that config under a new, higher version (or,
 	// if the server never issued known_version, e.g. after a restore from an
 	// older backup, under its own lower version).
 	WatchConfig(*WatchConfigRequest, grpc.ServerStreamingServer[WatchConfigResponse]) error
 	// Reports whether a config version was applied or rejected. Feeds rollout
-	// health.
+	// health. Repeating an acknowledgement is harmless, so a failed one is
+	// sent again (see the retry rules above) until it is answered.
 	AckConfig(context.Context, *AckConfigRequest) (*AckConfigResponse, error)
 	// Returns the terminal's bound, signed merchant identity. With
 	// claimed_merchant_id set, also reports whether the claim matches; a
@@ -220,7 +313,10 @@ type TerminalServiceServer interface {
 	// Repeats of the same claim by the same terminal within a minute are
 	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(context.Context, *VerifyMerchantRequest) (*VerifyMerchantResponse, error)
-	// Issues a new credential; the old one stops working at once.
+	// Issues a new credential; the old one stops working at once. Not retried
+	// automatically: if the answer is lost (Unavailable, DeadlineExceeded),
+	// call Heartbeat with the old credential; Unauthenticated means the
+	// rotation happened and its credential was lost.
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(context.Context, *AckCommandRequest) (*AckCommandResponse, error)
