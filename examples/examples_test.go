@@ -357,7 +357,7 @@ func (s *posfleetServer) checkRecorded(t *testing.T, sum summary, terminalID str
 // the server's real key pinned (it must complete, and the server must hold
 // what it did) and once with another key pinned (it must refuse the server).
 func TestExamples(t *testing.T) {
-	examples := []example{pythonExample()}
+	examples := []example{pythonExample(), typescriptExample()}
 	s := startServer(t)
 	for i, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
@@ -430,5 +430,25 @@ func pythonExample() example {
 			}
 		},
 		command: func() *exec.Cmd { return exec.Command(python, "python/terminal.py") },
+	}
+}
+
+// typescriptExample is examples/typescript: compiled with the tsc of its
+// node_modules (npm ci), run by Node.
+func typescriptExample() example {
+	return example{
+		name: "typescript",
+		prepare: func(t *testing.T) {
+			requireCommand(t, "Node.js", "node", "--version")
+			if _, err := os.Stat("typescript/node_modules/.bin/tsc"); err != nil {
+				missing(t, "typescript/node_modules (run npm ci in examples/typescript): %v", err)
+			}
+			build := exec.Command("node_modules/.bin/tsc", "-p", ".")
+			build.Dir = "typescript"
+			if out, err := build.CombinedOutput(); err != nil {
+				t.Fatalf("tsc: %v\n%s", err, out)
+			}
+		},
+		command: func() *exec.Cmd { return exec.Command("node", "typescript/dist/terminal.js") },
 	}
 }
