@@ -104,9 +104,8 @@ func signingKey(t *testing.T, dir string) ed25519.PublicKey {
 	return nil
 }
 
-// startServer builds posfleet and serves a fresh data directory on a free
-// loopback port until the test ends.
-func startServer(t *testing.T) *posfleetServer {
+// buildPosfleet builds the posfleet binary and returns its path.
+func buildPosfleet(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "posfleet")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/posfleet")
@@ -114,6 +113,13 @@ func startServer(t *testing.T) *posfleetServer {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// startServer serves a fresh data directory with bin on a free loopback
+// port until the test ends.
+func startServer(t *testing.T, bin string) *posfleetServer {
+	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	pinned := signingKey(t, data)
@@ -355,10 +361,12 @@ func (s *posfleetServer) checkRecorded(t *testing.T, sum summary, terminalID str
 
 // TestExamples runs every example terminal against one server: once with
 // the server's real key pinned (it must complete, and the server must hold
-// what it did) and once with another key pinned (it must refuse the server).
+// what it did) and once with another key pinned (it must refuse the
+// server); then under posfleet conformance, which must pass it.
 func TestExamples(t *testing.T) {
 	examples := []example{pythonExample(), typescriptExample()}
-	s := startServer(t)
+	bin := buildPosfleet(t)
+	s := startServer(t, bin)
 	for i, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			ex.prepare(t)
@@ -407,6 +415,17 @@ func TestExamples(t *testing.T) {
 			}
 			if n := len(resp.GetTransactions()); n != 0 {
 				t.Errorf("terminal with the wrong key pinned made %d transactions, want 0", n)
+			}
+
+			// The conformance kit plays its faults against the example,
+			// which leaves the simulating of lost answers to it.
+			kit := exec.Command(bin, append([]string{"conformance", "--listen", "127.0.0.1:0", "--timeout", "2m", "--"}, ex.command().Args...)...)
+			kit.Env = append(os.Environ(), "POSFLEET_SIMULATE_LOSS=false", "POSFLEET_CONFIG_WAIT=60")
+			out, err := kit.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "RESULT: PASS") {
+				t.Errorf("%s under posfleet conformance: %v\n%s", ex.name, err, out)
+			} else {
+				t.Logf("%s under posfleet conformance:\n%s", ex.name, out)
 			}
 		})
 	}

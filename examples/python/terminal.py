@@ -343,7 +343,6 @@ class Terminal:
         check(isinstance(first, payment_pb2.AuthorizeResponse), "sale got no answer")
         check(first.decision == payment_pb2.DECISION_APPROVED and first.response_code == "00",
               f"sale not approved: {first.response_code} {first.message}")
-        check(not first.replayed, "a first authorization says replayed")
         again = self.authorize(req)
         check(again.replayed and again.authorization_id == first.authorization_id
               and again.auth_code == first.auth_code,
@@ -355,15 +354,27 @@ class Terminal:
         # (the server never sees it), one whose answer is lost on the way
         # back (the server approved it). Both are retried with the same
         # request_id, then reversed; the reversal tells which it was.
-        reversed_count, lost_ids = 0, {}
-        for lose, want in (("request", payment_pb2.REVERSE_STATUS_ORIGINAL_NOT_FOUND),
-                           ("response", payment_pb2.REVERSE_STATUS_REVERSED)):
+        # Without --simulate-loss (under posfleet conformance, which plays
+        # the faults itself) one more sale is made, and whatever happens
+        # to it is handled the same way.
+        scenarios = ((("request", payment_pb2.REVERSE_STATUS_ORIGINAL_NOT_FOUND),
+                      ("response", payment_pb2.REVERSE_STATUS_REVERSED))
+                     if self.args.simulate_loss else ((None, None),))
+        sale_count, sale_amount, reversed_count, lost_ids = 1, 1250, 0, {}
+        for lose, want in scenarios:
             lost = self.sale(780, "tok_example_visa_0002")
             rev = self.authorize(lost, lose=lose)
-            check(isinstance(rev, payment_pb2.ReverseResponse), f"lost-{lose} sale was answered")
-            check(rev.status == want, f"reversal of the lost-{lose} sale: "
-                                      f"{payment_pb2.ReverseStatus.Name(rev.status)}, "
-                                      f"want {payment_pb2.ReverseStatus.Name(want)}")
+            if isinstance(rev, payment_pb2.AuthorizeResponse):
+                check(lose is None, f"lost-{lose} sale was answered")
+                check(rev.decision == payment_pb2.DECISION_APPROVED,
+                      f"second sale not approved: {rev.response_code}")
+                sale_count, sale_amount = sale_count + 1, sale_amount + 780
+                continue
+            name = payment_pb2.ReverseStatus.Name(rev.status)
+            check(rev.status == want if want is not None else
+                  rev.status in (payment_pb2.REVERSE_STATUS_REVERSED,
+                                 payment_pb2.REVERSE_STATUS_ORIGINAL_NOT_FOUND),
+                  f"reversal of the lost-{lose} sale: {name}")
             if rev.status == payment_pb2.REVERSE_STATUS_REVERSED:
                 reversed_count += 1
                 check(rev.reversed_amount.minor_units == 780, "reversal released the wrong amount")
@@ -371,9 +382,10 @@ class Terminal:
             # approval: a tombstone declines it (12), a reversed one
             # replays.
             late = self.authorize(lost)
+            check(isinstance(late, payment_pb2.AuthorizeResponse), "late original got no answer")
             check(not (late.decision == payment_pb2.DECISION_APPROVED and not late.replayed),
                   f"a reversed lost-{lose} sale was approved when it arrived late")
-            if lose == "request":
+            if rev.status == payment_pb2.REVERSE_STATUS_ORIGINAL_NOT_FOUND:
                 check(late.decision == payment_pb2.DECISION_DECLINED and late.response_code == "12",
                       f"late original after a tombstone: {late.response_code}, want 12")
             log("late original", lost=lose, decision=payment_pb2.Decision.Name(late.decision),
@@ -391,7 +403,7 @@ class Terminal:
 
         # Close the batch with the terminal's own totals.
         totals = payment_pb2.BatchTotals(
-            sale_count=1, sale_amount=money(1250, cur), refund_count=1,
+            sale_count=sale_count, sale_amount=money(sale_amount, cur), refund_count=1,
             refund_amount=money(500, cur), reversal_count=reversed_count,
             reversal_amount=money(780 * reversed_count, cur))
         close = payment_pb2.CloseBatchRequest(request_id=str(uuid.uuid4()),
@@ -407,8 +419,8 @@ class Terminal:
         log("batch closed in balance", batch=closed.batch_number, next=closed.next_batch_number)
         self.summary.update(
             sale_request_id=req.request_id, sale_authorization_id=first.authorization_id,
-            lost_request_request_id=lost_ids["request"],
-            lost_response_request_id=lost_ids["response"],
+            lost_request_request_id=lost_ids.get("request", ""),
+            lost_response_request_id=lost_ids.get("response", ""),
             refund_id=refund.refund_id, batch_number=closed.batch_number,
             next_batch_number=closed.next_batch_number)
 
@@ -434,7 +446,12 @@ def parse_args(argv):
     p.add_argument("--config-wait", type=float,
                    default=float(env("POSFLEET_CONFIG_WAIT", "60")),
                    help="seconds to wait for a config push (POSFLEET_CONFIG_WAIT)")
+    p.add_argument("--simulate-loss", default=env("POSFLEET_SIMULATE_LOSS", "true"),
+                   choices=("true", "false"),
+                   help="simulate lost requests and answers itself; false under posfleet "
+                        "conformance, which plays them (POSFLEET_SIMULATE_LOSS)")
     args = p.parse_args(argv)
+    args.simulate_loss = args.simulate_loss == "true"
     for name in ("serial", "enrollment_code", "merchant_id", "pinned_key"):
         if not getattr(args, name):
             p.error(f"--{name.replace('_', '-')} is required")

@@ -63,7 +63,7 @@ const v1 = (grpc.loadPackageDefinition(definition) as any).posfleet.v1;
 // google.rpc.Status and its details, from the google-proto-files package.
 const rpcTypes = new protobuf.Root();
 rpcTypes.resolvePath = (_origin, target) => path.join(googleRoot, target);
-rpcTypes.loadSync(["google/rpc/status.proto", "google/rpc/error_details.proto"]);
+rpcTypes.loadSync(["google/rpc/status.proto", "google/rpc/error_details.proto"], { keepCase: true });
 const StatusType = rpcTypes.lookupType("google.rpc.Status");
 const ErrorInfoType = rpcTypes.lookupType("google.rpc.ErrorInfo");
 const RetryInfoType = rpcTypes.lookupType("google.rpc.RetryInfo");
@@ -166,6 +166,7 @@ interface Args {
   currency: string;
   pinnedKey: Buffer;
   configWaitMs: number;
+  simulateLoss: boolean;
 }
 
 function usage(): string {
@@ -177,7 +178,9 @@ function usage(): string {
   --merchant-id      merchant the terminal was sold to (POSFLEET_MERCHANT_ID)
   --currency         currency to charge in (POSFLEET_CURRENCY, default NZD)
   --pinned-key       server identity signing key, 64 hex digits, pinned out of band (POSFLEET_PINNED_KEY)
-  --config-wait      seconds to wait for a config push (POSFLEET_CONFIG_WAIT, default 60)`;
+  --config-wait      seconds to wait for a config push (POSFLEET_CONFIG_WAIT, default 60)
+  --simulate-loss    true: simulate lost requests and answers itself; false under posfleet
+                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)`;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -197,6 +200,7 @@ function parseArgs(argv: string[]): Args {
     currency: get("currency", "POSFLEET_CURRENCY", "NZD"),
     pinnedKey: Buffer.from(get("pinned-key", "POSFLEET_PINNED_KEY"), "hex"),
     configWaitMs: Number(get("config-wait", "POSFLEET_CONFIG_WAIT", "60")) * 1000,
+    simulateLoss: get("simulate-loss", "POSFLEET_SIMULATE_LOSS", "true") !== "false",
   };
   for (const [name, v] of [["serial", args.serial], ["enrollment-code", args.enrollmentCode], ["merchant-id", args.merchantId]]) {
     if (!v) throw new Failure(`--${name} is required\n${usage()}`);
@@ -430,7 +434,6 @@ class Terminal {
     const first = (await this.authorize(req)).auth;
     check(first !== undefined, "sale got no answer");
     check(first.decision === "DECISION_APPROVED" && first.response_code === "00", `sale not approved: ${first.response_code} ${first.message}`);
-    check(!first.replayed, "a first authorization says replayed");
     const again = (await this.authorize(req)).auth;
     check(again?.replayed && again.authorization_id === first.authorization_id && again.auth_code === first.auth_code,
       "replay with the same request_id did not return the original answer");
@@ -438,26 +441,41 @@ class Terminal {
 
     // Two sales whose answers never arrive: one lost on the way out (the
     // server never sees it), one whose answer is lost on the way back (the
-    // server approved it). Both are retried, then reversed.
-    let reversedCount = 0;
+    // server approved it). Both are retried, then reversed. Without
+    // --simulate-loss (under posfleet conformance, which plays the faults
+    // itself) one more sale is made, and whatever happens to it is handled
+    // the same way.
+    const scenarios: [("request" | "response" | undefined), string | undefined][] = this.args.simulateLoss
+      ? [["request", "REVERSE_STATUS_ORIGINAL_NOT_FOUND"], ["response", "REVERSE_STATUS_REVERSED"]]
+      : [[undefined, undefined]];
+    let saleCount = 1, saleAmount = 1250, reversedCount = 0;
     const lostIds: Record<string, string> = {};
-    for (const [lose, want] of [["request", "REVERSE_STATUS_ORIGINAL_NOT_FOUND"], ["response", "REVERSE_STATUS_REVERSED"]] as const) {
+    for (const [lose, want] of scenarios) {
       const lost = this.sale(780, "tok_example_mc_0002");
-      const { reversal } = await this.authorize(lost, lose);
-      check(reversal !== undefined, `lost-${lose} sale was answered`);
-      check(reversal.status === want, `reversal of the lost-${lose} sale: ${reversal.status}, want ${want}`);
+      const { auth, reversal } = await this.authorize(lost, lose);
+      if (auth) {
+        check(lose === undefined, `lost-${lose} sale was answered`);
+        check(auth.decision === "DECISION_APPROVED", `second sale not approved: ${auth.response_code}`);
+        saleCount++;
+        saleAmount += 780;
+        continue;
+      }
+      const ok = want ? reversal.status === want : ["REVERSE_STATUS_REVERSED", "REVERSE_STATUS_ORIGINAL_NOT_FOUND"].includes(reversal.status);
+      check(ok, `reversal of the lost-${lose} sale: ${reversal.status}`);
       if (reversal.status === "REVERSE_STATUS_REVERSED") {
         reversedCount++;
         check(reversal.reversed_amount?.minor_units === 780, "reversal released the wrong amount");
       }
-      // The original, arriving late, must never become a fresh approval.
+      // The original, arriving late, must never become a fresh approval: a
+      // tombstone declines it (12), a reversed one replays.
       const late = (await this.authorize(lost)).auth;
+      check(late !== undefined, "late original got no answer");
       check(!(late.decision === "DECISION_APPROVED" && !late.replayed), `a reversed lost-${lose} sale was approved when it arrived late`);
-      if (lose === "request") {
+      if (reversal.status === "REVERSE_STATUS_ORIGINAL_NOT_FOUND") {
         check(late.decision === "DECISION_DECLINED" && late.response_code === "12", `late original after a tombstone: ${late.response_code}, want 12`);
       }
       log("late original", { lost: lose, decision: late.decision, code: late.response_code, replayed: late.replayed });
-      lostIds[lose] = lost.request_id;
+      lostIds[lose ?? "unanswered"] = lost.request_id;
     }
 
     // A partial refund of the first sale.
@@ -473,7 +491,7 @@ class Terminal {
       request_id: crypto.randomUUID(),
       batch_number: first.batch_number,
       terminal_totals: {
-        sale_count: 1, sale_amount: money(1250, cur),
+        sale_count: saleCount, sale_amount: money(saleAmount, cur),
         refund_count: 1, refund_amount: money(500, cur),
         reversal_count: reversedCount, reversal_amount: money(780 * reversedCount, cur),
       },
@@ -486,8 +504,8 @@ class Terminal {
     Object.assign(this.summary, {
       sale_request_id: req.request_id,
       sale_authorization_id: first.authorization_id,
-      lost_request_request_id: lostIds.request,
-      lost_response_request_id: lostIds.response,
+      lost_request_request_id: lostIds.request ?? "",
+      lost_response_request_id: lostIds.response ?? "",
       refund_id: refund.refund_id,
       batch_number: closed.batch_number,
       next_batch_number: closed.next_batch_number,
