@@ -129,7 +129,8 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 
 	policy := client.DefaultRetryPolicy()
 	policy.MinBackoff, policy.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	if _, err := c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 1250), policy); err != nil {
+	first, err := c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 1250), policy)
+	if err != nil {
 		return err
 	}
 	_, err = c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 780), policy)
@@ -137,7 +138,14 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 	if !errors.As(err, &unknown) {
 		return errors.New("an authorization that was never answered did not end as an unknown outcome")
 	}
-	return nil
+	// The terminal's own books: what was approved, what was reversed.
+	money := func(minor int64) *pb.Money { return &pb.Money{MinorUnits: minor, Currency: tg.Currency} }
+	totals := &pb.BatchTotals{SaleCount: 1, SaleAmount: money(1250), RefundAmount: money(0), ReversalAmount: money(0)}
+	if unknown.Reversal.GetStatus() == pb.ReverseStatus_REVERSE_STATUS_REVERSED {
+		totals.ReversalCount, totals.ReversalAmount = 1, money(780)
+	}
+	_, err = c.CloseBatch(ctx, &pb.CloseBatchRequest{BatchNumber: first.GetBatchNumber(), TerminalTotals: totals})
+	return err
 }
 
 // naiveTerminal makes the mistakes the kit exists to catch: a failed
@@ -220,6 +228,7 @@ func TestNaiveTerminalFails(t *testing.T) {
 		{conformance.ScenarioUnanswered, "charged the same sale again under new request_id"},
 		{conformance.ScenarioRateLimit, "RetryInfo said"},
 		{conformance.ScenarioStreamReset, "never watched"},
+		{conformance.ScenarioBatch, "never closed"},
 		// Queued or not before the terminal exits, never acknowledged.
 		{conformance.ScenarioCommand, ""},
 	} {

@@ -14,8 +14,8 @@
 // (same request_id and content on retry, reversal with reason TIMEOUT on
 // an unknown outcome, no second charge under a new request_id, the
 // RetryInfo delay honoured, reconnect with known_version, a command
-// acknowledged exactly once, the config acknowledged) and passes only when
-// all pass.
+// acknowledged exactly once, the config acknowledged, the batch closed in
+// balance after all that) and passes only when all pass.
 //
 // The terminal under test learns the address, serial number, enrollment
 // code, merchant, currency and the server's identity signing key from

@@ -81,6 +81,7 @@ const (
 	ScenarioStreamReset = "WatchConfig stream reset (Unavailable, SHUTTING_DOWN): reconnect with known_version"
 	ScenarioCommand     = "remote command delivered on every heartbeat and the stream: acknowledge it exactly once"
 	ScenarioConfig      = "pushed config: acknowledge it APPLIED (or REJECTED with a detail)"
+	ScenarioBatch       = "batch close after the faults: the terminal's totals agree with the server's"
 )
 
 // sameContent compares two authorizations as the server's idempotency
@@ -109,6 +110,7 @@ func grade(events []event, sc *script, op operated) []Result {
 		gradeStreamReset(events),
 		gradeCommand(events, op.commandID),
 		gradeConfig(events, op.configVersion),
+		gradeBatch(events),
 	}
 }
 
@@ -273,4 +275,30 @@ func gradeConfig(events []event, version uint64) Result {
 	}
 	r.Detail = fmt.Sprintf("version %d never acknowledged", version)
 	return r
+}
+
+func gradeBatch(events []event) Result {
+	r := Result{Scenario: ScenarioBatch}
+	for _, ev := range events {
+		resp, ok := ev.resp.(*pb.CloseBatchResponse)
+		if !ok || resp.GetReplayed() {
+			continue
+		}
+		req, _ := ev.req.(*pb.CloseBatchRequest)
+		if !resp.GetInBalance() {
+			r.Detail = fmt.Sprintf("batch %d out of balance: terminal %s, server %s", resp.GetBatchNumber(), totals(req.GetTerminalTotals()), totals(resp.GetServerTotals()))
+			return r
+		}
+		r.Pass, r.Detail = true, fmt.Sprintf("batch %d in balance: %s", resp.GetBatchNumber(), totals(resp.GetServerTotals()))
+		return r
+	}
+	r.Detail = "the terminal never closed its batch"
+	return r
+}
+
+// totals formats batch totals in minor units.
+func totals(t *pb.BatchTotals) string {
+	return fmt.Sprintf("sales %d/%d, refunds %d/%d, reversals %d/%d",
+		t.GetSaleCount(), t.GetSaleAmount().GetMinorUnits(), t.GetRefundCount(), t.GetRefundAmount().GetMinorUnits(),
+		t.GetReversalCount(), t.GetReversalAmount().GetMinorUnits())
 }

@@ -31,6 +31,8 @@ type event struct {
 	// injected names the fault the kit played on this call; empty when the
 	// call went through untouched.
 	injected string
+	// resp is the decoded answer of a CloseBatch that went through.
+	resp proto.Message
 }
 
 // call is a call in flight between script.before and script.after.
@@ -174,6 +176,12 @@ func (s *script) after(c call, resp []byte, err error) error {
 		if proto.Unmarshal(resp, &r) == nil {
 			s.terminalID = r.GetTerminalId()
 			close(s.registered)
+		}
+	}
+	if err == nil && ev.method == "CloseBatch" && !c.dropAnswer {
+		var r pb.CloseBatchResponse
+		if proto.Unmarshal(resp, &r) == nil {
+			ev.resp = &r
 		}
 	}
 	if c.dropAnswer && err == nil {
