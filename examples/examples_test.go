@@ -135,6 +135,9 @@ func startServer(t *testing.T, bin string) *posfleetServer {
 	l.Close()
 	s := &posfleetServer{addr: addr, pinned: pinned, logs: &lockedBuffer{}}
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", data, "--admin-token-file", tokenFile)
+	// No operator console (where the server has one): its fixed default
+	// port would collide with other servers tests start.
+	cmd.Env = append(os.Environ(), "POSFLEET_CONSOLE_LISTEN=off")
 	cmd.Stdout, cmd.Stderr = s.logs, s.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
