@@ -8,7 +8,8 @@
 // lost after the server decided it; the next new authorization never
 // reaches the server until the terminal reverses it; the first heartbeat
 // is rate limited with a google.rpc.RetryInfo; the first WatchConfig
-// stream is reset with Unavailable (SHUTTING_DOWN). Once the terminal has
+// stream is reset with Unavailable (SHUTTING_DOWN); the first pushed
+// message with remote commands is delivered twice. Once the terminal has
 // registered, the kit plays the operator: it queues a remote command and
 // publishes a config for the terminal. The Report grades each scenario
 // (same request_id and content on retry, reversal with reason TIMEOUT on

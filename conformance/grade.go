@@ -101,14 +101,14 @@ func sameSale(a, b *pb.AuthorizeRequest) bool {
 // grade turns the journal into one result per scenario.
 func grade(events []event, sc *script, op operated) []Result {
 	sc.mu.Lock()
-	lostRID, heldRID := sc.lostRID, sc.heldRID
+	lostRID, heldRID, duplicated := sc.lostRID, sc.heldRID, sc.duplicated
 	sc.mu.Unlock()
 	return []Result{
 		gradeLostAnswer(events, lostRID),
 		gradeUnanswered(events, heldRID),
 		gradeRateLimit(events),
 		gradeStreamReset(events),
-		gradeCommand(events, op.commandID),
+		gradeCommand(events, op.commandID, duplicated),
 		gradeConfig(events, op.configVersion),
 		gradeBatch(events),
 	}
@@ -235,7 +235,7 @@ func gradeStreamReset(events []event) Result {
 	return r
 }
 
-func gradeCommand(events []event, id string) Result {
+func gradeCommand(events []event, id string, duplicated bool) Result {
 	r := Result{Scenario: ScenarioCommand}
 	if id == "" {
 		r.Detail = "not played: the terminal finished (or never registered) before a command was queued"
@@ -249,6 +249,9 @@ func gradeCommand(events []event, id string) Result {
 	}
 	r.Pass = acks == 1
 	r.Detail = fmt.Sprintf("command %s acknowledged %d times", id, acks)
+	if duplicated {
+		r.Detail += " (delivered twice on the stream)"
+	}
 	return r
 }
 

@@ -126,5 +126,10 @@ func (p *proxy) stream(ctx context.Context, method string, req *frame, ss grpc.S
 		if err := ss.SendMsg(&msg); err != nil {
 			return err
 		}
+		if p.script.duplicate(msg.b) {
+			if err := ss.SendMsg(&msg); err != nil {
+				return err
+			}
+		}
 	}
 }

@@ -68,7 +68,10 @@ var newRequest = map[string]func() proto.Message{
 //   - the first Heartbeat is rate limited (ResourceExhausted, RATE_LIMITED,
 //     RetryInfo of RateLimitDelay);
 //   - the first WatchConfig stream ends at once with Unavailable
-//     (SHUTTING_DOWN), as when a server restarts.
+//     (SHUTTING_DOWN), as when a server restarts;
+//   - the first message pushed on a stream with remote commands in it is
+//     delivered twice (heartbeat answers repeat a command until it is
+//     acknowledged anyway).
 type script struct {
 	now func() time.Time
 	// registered is closed when a Register call succeeds.
@@ -85,6 +88,9 @@ type script struct {
 	reversed   map[string]bool
 	heartbeats int
 	watches    int
+	// duplicated says whether a pushed message with commands was sent
+	// twice yet.
+	duplicated bool
 	// terminalID is the terminal that registered.
 	terminalID string
 }
@@ -189,6 +195,22 @@ func (s *script) after(c call, resp []byte, err error) error {
 		return injected(codes.Unavailable, "SHUTTING_DOWN", "answer lost", 0)
 	}
 	return nil
+}
+
+// duplicate says whether to send a pushed WatchConfig message twice: the
+// first that carries commands is.
+func (s *script) duplicate(msg []byte) bool {
+	var r pb.WatchConfigResponse
+	if proto.Unmarshal(msg, &r) != nil || len(r.GetCommands()) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.duplicated {
+		return false
+	}
+	s.duplicated = true
+	return true
 }
 
 // journal returns a copy of the events so far.
