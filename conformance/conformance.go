@@ -1,0 +1,255 @@
+package conformance
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
+)
+
+// Merchant, store and serial number the kit provisions for the terminal
+// under test.
+const (
+	MerchantID   = "CONFORMANCE01"
+	StoreID      = "lab"
+	SerialNumber = "SN-CONFORMANCE-1"
+	Currency     = "NZD"
+)
+
+// Options configure a run.
+type Options struct {
+	// Listen is the loopback address the terminal under test connects to.
+	// Default "127.0.0.1:7401".
+	Listen string
+	// Timeout bounds the whole run; the report grades what happened by
+	// then. Default 3 minutes.
+	Timeout time.Duration
+	// Terminal runs the terminal under test against target; the run is
+	// graded when it returns, and an error fails the report. When nil,
+	// Ready should tell a person how to start their terminal, and the run
+	// lasts until ctx ends or Timeout.
+	Terminal func(ctx context.Context, target Target) error
+	// Ready, when set, is called with the target once it is listening.
+	Ready func(target Target)
+}
+
+// DefaultOptions returns the defaults described on Options.
+func DefaultOptions() Options {
+	return Options{Listen: "127.0.0.1:7401", Timeout: 3 * time.Minute}
+}
+
+// Validate reports the first unusable option.
+func (o Options) Validate() error {
+	host, _, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return fmt.Errorf("conformance: listen address %q: %w", o.Listen, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("conformance: listen address %q is not loopback", o.Listen)
+	}
+	if o.Timeout <= 0 {
+		return errors.New("conformance: timeout must be positive")
+	}
+	return nil
+}
+
+// Target is what a terminal under test needs to know: where to connect
+// and what an operator would have told it out of band.
+type Target struct {
+	// Addr is the kit's address (plaintext gRPC).
+	Addr string
+	// SerialNumber and EnrollmentCode register the terminal.
+	SerialNumber, EnrollmentCode string
+	// MerchantID is the merchant the terminal is bound to; Currency the
+	// merchant's currency.
+	MerchantID, Currency string
+	// PinnedKey is the server's identity signing key.
+	PinnedKey ed25519.PublicKey
+}
+
+// Env returns the target as the POSFLEET_* environment variables the
+// example terminals read.
+func (t Target) Env() []string {
+	return []string{
+		"POSFLEET_TARGET=" + t.Addr,
+		"POSFLEET_SERIAL=" + t.SerialNumber,
+		"POSFLEET_ENROLLMENT_CODE=" + t.EnrollmentCode,
+		"POSFLEET_MERCHANT_ID=" + t.MerchantID,
+		"POSFLEET_CURRENCY=" + t.Currency,
+		"POSFLEET_PINNED_KEY=" + hex.EncodeToString(t.PinnedKey),
+	}
+}
+
+// Run starts a real posfleet server in memory, puts the fault-playing
+// proxy in front of it on opts.Listen, provisions a terminal, runs the
+// terminal under test (or waits for one), plays the operator (a remote
+// command and a config for the terminal once it has registered) and
+// grades what the terminal did.
+func Run(ctx context.Context, opts Options, logger *slog.Logger) (*Report, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "posfleet-conformance")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	token := server.NewSecret("pfa_")
+	cfg := server.DefaultConfig(dir)
+	cfg.InMemory = true
+	cfg.AdminToken = token
+	srv, err := server.New(cfg, logger.With("component", "server"))
+	if err != nil {
+		return nil, err
+	}
+	backendLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(srvCtx, backendLis) }()
+	defer func() {
+		stopSrv()
+		if err := <-served; err != nil {
+			logger.Warn("server shutdown", "err", err)
+		}
+	}()
+
+	admin, err := client.Dial(backendLis.Addr().String(), client.WithInsecure(), client.WithBearer(token), client.WithDefaultTimeout(10*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	target, err := provision(ctx, admin, srv)
+	if err != nil {
+		return nil, err
+	}
+
+	backend, err := grpc.NewClient(backendLis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer backend.Close()
+	sc := newScript(time.Now)
+	px := &proxy{backend: backend, script: sc}
+	lis, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return nil, err
+	}
+	front := grpc.NewServer(grpc.UnknownServiceHandler(px.handle), grpc.ForceServerCodec(rawCodec{}))
+	go front.Serve(lis)
+	defer front.Stop()
+	target.Addr = lis.Addr().String()
+	if opts.Ready != nil {
+		opts.Ready(target)
+	}
+
+	op := make(chan operated, 1)
+	go func() { op <- operate(ctx, admin, sc) }()
+
+	rep := &Report{}
+	if opts.Terminal != nil {
+		rep.TerminalRan = true
+		rep.TerminalErr = opts.Terminal(ctx, target)
+	} else {
+		<-ctx.Done()
+	}
+	cancel()
+	done := <-op
+	if done.err != nil && !cutShort(done.err) {
+		return nil, done.err
+	}
+	rep.Results = grade(sc.journal(), sc, done)
+	rep.Calls = len(sc.journal())
+	return rep, nil
+}
+
+// provision creates the merchant, store and terminal the kit offers and
+// reads the server's signing key, as an operator would hand them over.
+func provision(ctx context.Context, admin *client.Client, srv *server.Server) (Target, error) {
+	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: MerchantID, LegalName: "Conformance Lab Ltd", DisplayName: "Conformance Lab", Mcc: "5999", Currency: Currency}); err != nil {
+		return Target{}, err
+	}
+	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: MerchantID, StoreId: StoreID, Name: "Lab"}); err != nil {
+		return Target{}, err
+	}
+	prov, err := admin.ProvisionTerminal(ctx, SerialNumber, MerchantID, StoreID, "under test", time.Hour)
+	if err != nil {
+		return Target{}, err
+	}
+	t := Target{SerialNumber: SerialNumber, EnrollmentCode: prov.GetEnrollmentCode(), MerchantID: MerchantID, Currency: Currency}
+	for _, k := range srv.Engines().Fleet.PublicKeys() {
+		if k.Active {
+			t.PinnedKey = k.Key
+		}
+	}
+	if t.PinnedKey == nil {
+		return Target{}, errors.New("conformance: server has no active signing key")
+	}
+	return t, nil
+}
+
+// operated is what the kit did as operator.
+type operated struct {
+	commandID     string
+	configVersion uint64
+	err           error
+}
+
+// operate waits for the terminal to register, then queues a remote command
+// and publishes a config for it.
+func operate(ctx context.Context, admin *client.Client, sc *script) operated {
+	select {
+	case <-sc.registered:
+	case <-ctx.Done():
+		return operated{err: ctx.Err()}
+	}
+	sc.mu.Lock()
+	id := sc.terminalID
+	sc.mu.Unlock()
+	cmd, err := admin.SendCommand(ctx, id, pb.CommandType_COMMAND_TYPE_UPLOAD_LOGS, nil, time.Hour)
+	if err != nil {
+		return operated{err: err}
+	}
+	header := "Conformance lab"
+	pub, err := admin.Admin().PublishConfig(ctx, &pb.PublishConfigRequest{
+		Scope:    &pb.ConfigScope{TerminalId: id},
+		Settings: &pb.Settings{ReceiptHeader: &header, Extra: map[string]string{"conformance.run": "1"}},
+	})
+	if err != nil {
+		return operated{commandID: cmd.GetCommandId(), err: err}
+	}
+	return operated{commandID: cmd.GetCommandId(), configVersion: pub.GetVersion()}
+}
+
+// cutShort reports whether err only says the run ended before the
+// operator's work was done (the terminal exited early, or time ran out).
+func cutShort(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	c := status.Code(err)
+	return c == codes.Canceled || c == codes.DeadlineExceeded
+}

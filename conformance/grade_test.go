@@ -1,0 +1,57 @@
+package conformance
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+func auth(rid string, minor int64) *pb.AuthorizeRequest {
+	return &pb.AuthorizeRequest{RequestId: rid, MerchantId: "M1", Amount: &pb.Money{MinorUnits: minor, Currency: "NZD"}, Card: &pb.Card{Token: "tok_1"}, Capture: true}
+}
+
+// Grades of journals no terminal in the package tests produces.
+func TestGrades(t *testing.T) {
+	later := auth("a", 100)
+	later.LocalTime = timestamppb.New(time.Unix(1_800_000_000, 0))
+	t0 := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name   string
+		grade  func([]event) Result
+		events []event
+		pass   bool
+		detail string
+	}{
+		{"retry differs only in local_time", func(e []event) Result { return gradeLostAnswer(e, "a") },
+			[]event{{req: auth("a", 100)}, {req: later}}, true, "same request_id and content"},
+		{"retry with another amount", func(e []event) Result { return gradeLostAnswer(e, "a") },
+			[]event{{req: auth("a", 100)}, {req: auth("a", 200)}}, false, "different content"},
+		{"reversed without a retry", func(e []event) Result { return gradeLostAnswer(e, "a") },
+			[]event{{req: auth("a", 100)}, {req: &pb.ReverseRequest{OriginalRequestId: "a", Reason: pb.ReversalReason_REVERSAL_REASON_TIMEOUT}}}, false, "without retrying"},
+		{"reversed for the wrong reason", func(e []event) Result { return gradeUnanswered(e, "b") },
+			[]event{{req: auth("b", 100)}, {req: &pb.ReverseRequest{OriginalRequestId: "b", Reason: pb.ReversalReason_REVERSAL_REASON_CUSTOMER_CANCEL}}}, false, "want REVERSAL_REASON_TIMEOUT"},
+		{"another sale is not a recharge", func(e []event) Result { return gradeUnanswered(e, "b") },
+			[]event{{req: auth("b", 100)}, {req: auth("c", 250)}, {req: &pb.ReverseRequest{OriginalRequestId: "b", Reason: pb.ReversalReason_REVERSAL_REASON_TIMEOUT}}}, true, "after 1 tries"},
+		{"heartbeat retried too early", gradeRateLimit,
+			[]event{{method: "Heartbeat", at: t0}, {method: "Heartbeat", at: t0.Add(200 * time.Millisecond)}}, false, "RetryInfo said"},
+		{"reconnect went backwards", gradeStreamReset,
+			[]event{{req: &pb.WatchConfigRequest{KnownVersion: 3}}, {req: &pb.WatchConfigRequest{KnownVersion: 0}}}, false, "behind"},
+		{"command acked twice", func(e []event) Result { return gradeCommand(e, "c1", true) },
+			[]event{{req: &pb.AckCommandRequest{CommandId: "c1"}}, {req: &pb.AckCommandRequest{CommandId: "c1"}}}, false, "2 times (delivered twice on the stream)"},
+		{"config rejected without a detail", func(e []event) Result { return gradeConfig(e, 4) },
+			[]event{{req: &pb.AckConfigRequest{Version: 4, Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED}}}, false, "without a detail"},
+		{"batch out of balance", gradeBatch,
+			[]event{{req: &pb.CloseBatchRequest{TerminalTotals: &pb.BatchTotals{SaleCount: 2}}, resp: &pb.CloseBatchResponse{BatchNumber: 1, ServerTotals: &pb.BatchTotals{SaleCount: 1}}}}, false, "terminal sales 2/0, refunds 0/0, reversals 0/0, server sales 1/0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.grade(tc.events)
+			if got.Pass != tc.pass || !strings.Contains(got.Detail, tc.detail) {
+				t.Errorf("got pass=%v %q, want pass=%v with %q", got.Pass, got.Detail, tc.pass, tc.detail)
+			}
+		})
+	}
+}
