@@ -98,10 +98,11 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 			Interval: cfg.DiskCheckInterval,
 			Statfs:   cfg.statfs,
 			OnChange: func(low bool) {
+				// The DISK_LOW event is on disk before health reports it.
+				e.noteDiskLow(low, logger)
 				if hooks.OnSpaceChange != nil {
 					hooks.OnSpaceChange(low)
 				}
-				e.noteDiskLow(low)
 			},
 		}, logger.With("component", "space"))
 		if err != nil {
@@ -222,7 +223,7 @@ func (e *Engines) openWebhooks(ctx context.Context, cfg webhook.Config, logger *
 	e.closers = append(e.closers, e.Webhooks.Close)
 	e.diskAudit.Store(e.Audit)
 	if e.Space != nil && e.Space.Status().Low {
-		e.noteDiskLow(true)
+		e.noteDiskLow(true, logger)
 	}
 	return e.watchOffline(logger)
 }
@@ -263,17 +264,24 @@ func (e *Engines) watchOffline(logger *slog.Logger) error {
 }
 
 // noteDiskLow records a DISK_LOW audit event (and so a disk_low webhook)
-// when free space falls below the reserve. The event goes through the
-// reserve like every audit batch.
-func (e *Engines) noteDiskLow(low bool) {
+// when free space falls below the reserve, in its own synced commit through
+// the reserve (audit.Log.RecordSync): it is on disk before health and
+// metrics report the low disk. Writes refused by other calls in the moment
+// between the space monitor's flip and that commit can precede it; a crash
+// in that moment loses nothing, since a server that starts with the disk
+// still low records DISK_LOW again (openWebhooks).
+func (e *Engines) noteDiskLow(low bool, logger *slog.Logger) {
 	log := e.diskAudit.Load()
 	if !low || log == nil {
 		return
 	}
 	st := e.Space.Status()
-	log.Record(audit.Event{Type: audit.DiskLow, Actor: "system",
+	err := log.RecordSync(audit.Event{Type: audit.DiskLow, Actor: "system",
 		Message: "free disk space below the reserve; writes are refused until it returns",
 		Attributes: map[string]string{
 			"free_bytes": strconv.FormatInt(st.FreeBytes, 10), "reserve_bytes": strconv.FormatInt(st.ReserveBytes, 10),
 		}})
+	if err != nil {
+		logger.Error("DISK_LOW audit event not recorded", "err", err)
+	}
 }

@@ -194,8 +194,14 @@ func (l *Log) count(e *Event) {
 // fails, nothing is written and the events are not counted. Use Commit for
 // events that record a change; Record for alerts and refusals.
 func (l *Log) Commit(fn func(tx *store.Txn) error, evs ...Event) error {
+	return l.commit(l.db.Update, fn, evs)
+}
+
+// commit is Commit through update (db.Update, or db.UpdateReserved for
+// events that must reach disk even while space is low).
+func (l *Log) commit(update func(func(tx *store.Txn) error) error, fn func(tx *store.Txn) error, evs []Event) error {
 	staged := l.assign(evs)
-	err := l.db.Update(func(tx *store.Txn) error {
+	err := update(func(tx *store.Txn) error {
 		if err := fn(tx); err != nil {
 			return err
 		}

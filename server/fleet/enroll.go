@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -258,7 +259,9 @@ func (f *Fleet) Identity(id string) (Identity, error) {
 // not empty, whether it equals the bound merchant. A mismatch is audited as
 // a merchant-mismatch alert; repeats of the same claim by the same terminal
 // within Options.AuditRepeatWindow are coalesced into the next alert's
-// suppressed_repeats count.
+// suppressed_repeats count. A recorded alert is on disk when VerifyMerchant
+// returns; if it cannot be written, VerifyMerchant returns the store's error
+// instead of an answer.
 func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who audit.Actor) (Identity, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return Identity{}, false, err
@@ -284,9 +287,16 @@ func (f *Fleet) VerifyMerchant(ctx context.Context, id, claimed string, who audi
 	if suppressed > 0 {
 		attrs["suppressed_repeats"] = strconv.FormatUint(suppressed, 10)
 	}
-	f.record(audit.Event{Type: audit.MerchantMismatch, Actor: who.Name, Peer: who.Peer, TerminalID: id,
+	ev := audit.Event{Type: audit.MerchantMismatch, Actor: who.Name, Peer: who.Peer, TerminalID: id,
 		MerchantID: ident.MerchantID, StoreID: ident.StoreID,
 		Message:    "terminal claimed a merchant it is not bound to",
-		Attributes: attrs})
+		Attributes: attrs}
+	// The alert (and so its merchant_mismatch webhook) is on disk before
+	// the refusal leaves: a crash right after the answer must not lose it.
+	if err := f.recordSync(ev); err != nil {
+		// Unrecorded: the next claim is recorded, counting this one.
+		f.auditRepeat.Retract("mismatch|"+id+"|"+claimed, suppressed+1)
+		return Identity{}, false, fmt.Errorf("fleet: record merchant mismatch: %w", err)
+	}
 	return ident, false, nil
 }

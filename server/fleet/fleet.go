@@ -639,6 +639,15 @@ func (f *Fleet) record(e audit.Event) {
 	}
 }
 
+// recordSync writes an audit event in its own synced commit (see
+// audit.Log.RecordSync), if the fleet has an audit trail.
+func (f *Fleet) recordSync(e audit.Event) error {
+	if f.audit == nil {
+		return nil
+	}
+	return f.audit.RecordSync(e)
+}
+
 // PublicKeys returns the server's identity signing keys, the active one
 // marked.
 func (f *Fleet) PublicKeys() []PublicKey { return f.signer.publicKeys() }

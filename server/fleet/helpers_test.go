@@ -40,7 +40,14 @@ func newEnv(t *testing.T) *env {
 
 func openEnv(t testing.TB, dir string, c *testclock.Clock, opts fleet.Options) *env {
 	t.Helper()
-	db := storetest.OpenDir(t, dir)
+	return openEnvStore(t, store.DefaultOptions(dir), c, opts)
+}
+
+// openEnvStore is openEnv with the store's options (a commit fault hook).
+func openEnvStore(t testing.TB, sopts store.Options, c *testclock.Clock, opts fleet.Options) *env {
+	t.Helper()
+	dir := sopts.Dir
+	db := storetest.OpenWith(t, sopts)
 	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)

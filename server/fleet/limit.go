@@ -172,6 +172,20 @@ func (f *RepeatFilter) Admit(key string, now time.Time) (ok bool, suppressed uin
 	return true, suppressed
 }
 
+// Retract undoes an admission whose event could not be recorded: the next
+// event for key is admitted at once and reports suppressed more repeats.
+func (f *RepeatFilter) Retract(key string, suppressed uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.seen[key]
+	if r == nil {
+		r = &repeat{}
+		f.seen[key] = r
+	}
+	r.start = time.Time{}
+	r.suppressed += suppressed
+}
+
 // PeerHost returns the host part of a peer address ("10.0.0.7:51234" →
 // "10.0.0.7"), the key used to rate limit a caller across its connections.
 // An IPv6 address stands for its /64 ("[2001:db8::7]:443" →
