@@ -98,7 +98,7 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 			Interval: cfg.DiskCheckInterval,
 			Statfs:   cfg.statfs,
 			OnChange: func(low bool) {
-				// The DISK_LOW event is on disk before health reports it.
+				// The DISK_LOW event is on disk before gRPC health reports it.
 				e.noteDiskLow(low, logger)
 				if hooks.OnSpaceChange != nil {
 					hooks.OnSpaceChange(low)
@@ -265,11 +265,11 @@ func (e *Engines) watchOffline(logger *slog.Logger) error {
 
 // noteDiskLow records a DISK_LOW audit event (and so a disk_low webhook)
 // when free space falls below the reserve, in its own synced commit through
-// the reserve (audit.Log.RecordSync): it is on disk before health and
-// metrics report the low disk. Writes refused by other calls in the moment
-// between the space monitor's flip and that commit can precede it; a crash
-// in that moment loses nothing, since a server that starts with the disk
-// still low records DISK_LOW again (openWebhooks).
+// the reserve (audit.Log.RecordSync): it is on disk before gRPC health
+// reports the low disk. Writes refused, and /readyz or /metrics read, in
+// the moment between the space monitor's flip and that commit can precede
+// it; a crash in that moment loses nothing, since a server that starts
+// with the disk still low records DISK_LOW again (openWebhooks).
 func (e *Engines) noteDiskLow(low bool, logger *slog.Logger) {
 	log := e.diskAudit.Load()
 	if !low || log == nil {
