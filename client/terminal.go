@@ -19,7 +19,8 @@ import (
 // the enrollment code from ProvisionTerminal for the terminal's credential
 // (resp.Credential, shown only once), its signed merchant identity and its
 // effective config. Dial a new client WithBearer(resp.Credential) for the
-// terminal's other calls.
+// terminal's other calls. When the response is lost, call Register again
+// with the same code: it stays usable until the credential is first used.
 func (c *Client) Register(ctx context.Context, serial, enrollmentCode string, device *pb.DeviceInfo) (*pb.RegisterResponse, error) {
 	return c.Terminal().Register(ctx, &pb.RegisterRequest{SerialNumber: serial, EnrollmentCode: enrollmentCode, Device: device})
 }
@@ -39,9 +40,11 @@ func (c *Client) VerifyMerchant(ctx context.Context, claimedMerchantID string) (
 	return c.Terminal().VerifyMerchant(ctx, &pb.VerifyMerchantRequest{ClaimedMerchantId: claimedMerchantID})
 }
 
-// RotateCredential asks for a new credential; the current one stops working
-// at once. The client keeps sending the credential it was dialed with, so
-// dial a new client WithBearer(newCredential) for further calls.
+// RotateCredential asks for a new credential. The current one keeps working
+// until the new one is first used, so when the response is lost, call
+// RotateCredential again with the current one. The client keeps sending the
+// credential it was dialed with: store the new credential, dial a new client
+// WithBearer(newCredential) and make a call with it to finish the rotation.
 func (c *Client) RotateCredential(ctx context.Context) (string, error) {
 	resp, err := c.Terminal().RotateCredential(ctx, &pb.RotateCredentialRequest{})
 	if err != nil {

@@ -317,7 +317,8 @@ type RegisterRequest struct {
 	// Hardware serial number of the device: 1-64 printable ASCII characters. Must
 	// equal the serial the terminal was provisioned with.
 	SerialNumber string `protobuf:"bytes,1,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
-	// Enrollment code from ProvisionTerminal or ReissueEnrollment. Single use.
+	// Enrollment code from ProvisionTerminal or ReissueEnrollment. Single use:
+	// consumed by the first accepted call with the credential it issued.
 	EnrollmentCode string `protobuf:"bytes,2,opt,name=enrollment_code,json=enrollmentCode,proto3" json:"enrollment_code,omitempty"`
 	// Description of the device.
 	Device        *DeviceInfo `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -1199,7 +1200,8 @@ func (*RotateCredentialRequest) Descriptor() ([]byte, []int) {
 // Response of TerminalService.RotateCredential.
 type RotateCredentialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new credential. Shown only once.
+	// The new credential. Shown only once. The credential that called stays
+	// valid until this one is first used.
 	Credential    string `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -57,6 +57,15 @@ type TerminalServiceClient interface {
 	// (FailedPrecondition, ENROLLMENT_USED), a retired terminal
 	// (FailedPrecondition, TERMINAL_RETIRED), too many attempts
 	// (ResourceExhausted, RATE_LIMITED). Every refusal is audited.
+	//
+	// Lost response: the enrollment code stays usable until the credential it
+	// issued is first used in an accepted call. A terminal that got no
+	// response repeats Register with the same serial and code and receives a
+	// fresh credential; the unused one from the lost response stops working.
+	// This also holds for up to 24 hours after the first registration when
+	// the code expires meanwhile. Once the credential has been used, the code
+	// is refused with ENROLLMENT_USED. Every credential the terminal had
+	// before (after a ReissueEnrollment) stops working at registration.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	// Periodic status report. Returns the server time, the config version the
 	// terminal should run, and pending remote commands.
@@ -79,7 +88,12 @@ type TerminalServiceClient interface {
 	// Repeats of the same claim by the same terminal within a minute are
 	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(ctx context.Context, in *VerifyMerchantRequest, opts ...grpc.CallOption) (*VerifyMerchantResponse, error)
-	// Issues a new credential; the old one stops working at once.
+	// Issues a new credential. The calling credential keeps working until the
+	// new one is first used in an accepted call, which revokes it. Lost
+	// response: repeat RotateCredential with the calling credential; the new
+	// credential of the lost response stops working and another is returned.
+	// A terminal should store the new credential durably, then make a call
+	// with it (e.g. Heartbeat) before forgetting the old one.
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(ctx context.Context, in *AckCommandRequest, opts ...grpc.CallOption) (*AckCommandResponse, error)
@@ -198,6 +212,15 @@ type TerminalServiceServer interface {
 	// (FailedPrecondition, ENROLLMENT_USED), a retired terminal
 	// (FailedPrecondition, TERMINAL_RETIRED), too many attempts
 	// (ResourceExhausted, RATE_LIMITED). Every refusal is audited.
+	//
+	// Lost response: the enrollment code stays usable until the credential it
+	// issued is first used in an accepted call. A terminal that got no
+	// response repeats Register with the same serial and code and receives a
+	// fresh credential; the unused one from the lost response stops working.
+	// This also holds for up to 24 hours after the first registration when
+	// the code expires meanwhile. Once the credential has been used, the code
+	// is refused with ENROLLMENT_USED. Every credential the terminal had
+	// before (after a ReissueEnrollment) stops working at registration.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	// Periodic status report. Returns the server time, the config version the
 	// terminal should run, and pending remote commands.
@@ -220,7 +243,12 @@ type TerminalServiceServer interface {
 	// Repeats of the same claim by the same terminal within a minute are
 	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(context.Context, *VerifyMerchantRequest) (*VerifyMerchantResponse, error)
-	// Issues a new credential; the old one stops working at once.
+	// Issues a new credential. The calling credential keeps working until the
+	// new one is first used in an accepted call, which revokes it. Lost
+	// response: repeat RotateCredential with the calling credential; the new
+	// credential of the lost response stops working and another is returned.
+	// A terminal should store the new credential durably, then make a call
+	// with it (e.g. Heartbeat) before forgetting the old one.
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(context.Context, *AckCommandRequest) (*AckCommandResponse, error)
