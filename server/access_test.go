@@ -76,6 +76,7 @@ var accessBeforeOptions = map[string]access{
 	adminSvc + "Backup":              {role: auth.RoleAdmin},
 	adminSvc + "ArchiveMerchant":     {role: auth.RoleOperator},
 	adminSvc + "ArchiveStore":        {role: auth.RoleOperator},
+	terminalSvc + "GetSigningKeys":   {terminal: true},
 }
 
 func TestAccessFromOptionsEqualsTheWrittenTable(t *testing.T) {

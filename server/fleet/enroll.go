@@ -282,7 +282,7 @@ func (f *Fleet) Identity(id string) (Identity, error) {
 		return *c, nil
 	}
 	ident := &Identity{
-		MerchantID: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, MCC: m.MCC,
+		MerchantID: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, MCC: m.MCC, Currency: m.Currency,
 		StoreID: s.ID, StoreName: s.Name, StoreAddress: s.Address,
 		TerminalID: r.ID, IdentityVersion: iv, IssueTime: f.now(),
 	}

@@ -662,9 +662,12 @@ func (f *Fleet) record(e audit.Event) {
 	}
 }
 
-// PublicKeys returns the server's identity signing keys, the active one
-// marked.
+// PublicKeys returns the server's identity signing keys: the active one
+// first, then the retired ones, newest first.
 func (f *Fleet) PublicKeys() []PublicKey { return f.signer.publicKeys() }
+
+// ActiveSigningKey returns the key that signs new identities.
+func (f *Fleet) ActiveSigningKey() PublicKey { return f.signer.publicKeys()[0] }
 
 // RotateSigningKey makes a new identity signing key the active one.
 // Identities signed from now on name it; earlier ones still verify with

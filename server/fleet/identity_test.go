@@ -143,3 +143,42 @@ func TestIdentityVersionOnUpdateAndRebind(t *testing.T) {
 		t.Errorf("after MID2 update identity version = %d, want 6", v)
 	}
 }
+
+// Payload v2 signs what v1 left out: the store address and the merchant's
+// currency. Tampering with either fails verification.
+func TestIdentityV2SignsAddressAndCurrency(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	if _, err := e.f.CreateMerchant(ctx, fleet.Merchant{ID: "MID1", LegalName: "L", MCC: "5411", Currency: "NZD"}, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.f.CreateStore(ctx, fleet.Store{MerchantID: "MID1", ID: "s1", Name: "One",
+		Address: fleet.Address{Line1: "1 Queen St\r", City: "Auckland", Country: "NZ"}}, admin); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := e.register("SN1", e.provision("SN1", "MID1", "s1").EnrollmentCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reg.Identity
+	if id.Currency != "NZD" || !strings.Contains(string(id.SignedPayloadV2), "\naddress_line1=1 Queen St\\r\n") {
+		t.Fatalf("identity currency %q, v2 payload %q; want NZD and the escaped address", id.Currency, id.SignedPayloadV2)
+	}
+	if err := fleet.VerifyIdentity(&id); err != nil {
+		t.Fatalf("VerifyIdentity: %v", err)
+	}
+	for name, tamper := range map[string]func(*fleet.Identity){
+		"address":  func(i *fleet.Identity) { i.StoreAddress.Line1 = "9 Fake Rd" },
+		"country":  func(i *fleet.Identity) { i.StoreAddress.Country = "AU" },
+		"currency": func(i *fleet.Identity) { i.Currency = "AUD" },
+	} {
+		tampered := id
+		tamper(&tampered)
+		if string(fleet.CanonicalPayload(&tampered)) != string(id.SignedPayload) {
+			t.Fatalf("%s: v1 payload changed; it must stay as verifiers of v1 know it", name)
+		}
+		if err := fleet.VerifyIdentity(&tampered); err == nil {
+			t.Errorf("VerifyIdentity accepted a tampered %s", name)
+		}
+	}
+}

@@ -1458,9 +1458,16 @@ type ProvisionTerminalResponse struct {
 	// When the enrollment code expires.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The new terminal.
-	Terminal      *Terminal `protobuf:"bytes,4,opt,name=terminal,proto3" json:"terminal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Terminal *Terminal `protobuf:"bytes,4,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// Key ID of the server's active identity signing key.
+	SigningKeyId string `protobuf:"bytes,5,opt,name=signing_key_id,json=signingKeyId,proto3" json:"signing_key_id,omitempty"`
+	// Fingerprint of that key (SHA-256 of the public key, lower-case hex):
+	// give it to the terminal with the enrollment code, out of band, so that
+	// it pins the key and checks every identity against it (see
+	// MerchantIdentity).
+	SigningKeyFingerprint string `protobuf:"bytes,6,opt,name=signing_key_fingerprint,json=signingKeyFingerprint,proto3" json:"signing_key_fingerprint,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ProvisionTerminalResponse) Reset() {
@@ -1519,6 +1526,20 @@ func (x *ProvisionTerminalResponse) GetTerminal() *Terminal {
 		return x.Terminal
 	}
 	return nil
+}
+
+func (x *ProvisionTerminalResponse) GetSigningKeyId() string {
+	if x != nil {
+		return x.SigningKeyId
+	}
+	return ""
+}
+
+func (x *ProvisionTerminalResponse) GetSigningKeyFingerprint() string {
+	if x != nil {
+		return x.SigningKeyFingerprint
+	}
+	return ""
 }
 
 // Request of AdminService.GetTerminal.
@@ -7021,14 +7042,16 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"merchantId\x12\x19\n" +
 	"\bstore_id\x18\x03 \x01(\tR\astoreId\x12\x14\n" +
 	"\x05label\x18\x04 \x01(\tR\x05label\x12@\n" +
-	"\x0eenrollment_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\renrollmentTtl\"\xd3\x01\n" +
+	"\x0eenrollment_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\renrollmentTtl\"\xb1\x02\n" +
 	"\x19ProvisionTerminalResponse\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12'\n" +
 	"\x0fenrollment_code\x18\x02 \x01(\tR\x0eenrollmentCode\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x121\n" +
-	"\bterminal\x18\x04 \x01(\v2\x15.posfleet.v1.TerminalR\bterminal\"5\n" +
+	"\bterminal\x18\x04 \x01(\v2\x15.posfleet.v1.TerminalR\bterminal\x12$\n" +
+	"\x0esigning_key_id\x18\x05 \x01(\tR\fsigningKeyId\x126\n" +
+	"\x17signing_key_fingerprint\x18\x06 \x01(\tR\x15signingKeyFingerprint\"5\n" +
 	"\x12GetTerminalRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\"H\n" +

@@ -29,6 +29,7 @@ const (
 	TerminalService_VerifyMerchant_FullMethodName   = "/posfleet.v1.TerminalService/VerifyMerchant"
 	TerminalService_RotateCredential_FullMethodName = "/posfleet.v1.TerminalService/RotateCredential"
 	TerminalService_AckCommand_FullMethodName       = "/posfleet.v1.TerminalService/AckCommand"
+	TerminalService_GetSigningKeys_FullMethodName   = "/posfleet.v1.TerminalService/GetSigningKeys"
 )
 
 // TerminalServiceClient is the client API for TerminalService service.
@@ -97,6 +98,12 @@ type TerminalServiceClient interface {
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(ctx context.Context, in *AckCommandRequest, opts ...grpc.CallOption) (*AckCommandResponse, error)
+	// Returns the server's identity signing keys: the active one, which signs
+	// new identities, and the retired ones, whose identities still verify.
+	// A terminal trusts a key whose fingerprint it pinned, and a newer key
+	// endorsed by a trusted one (see SigningKey.endorsement); it never trusts
+	// a key only because this call returned it.
+	GetSigningKeys(ctx context.Context, in *GetSigningKeysRequest, opts ...grpc.CallOption) (*GetSigningKeysResponse, error)
 }
 
 type terminalServiceClient struct {
@@ -186,6 +193,16 @@ func (c *terminalServiceClient) AckCommand(ctx context.Context, in *AckCommandRe
 	return out, nil
 }
 
+func (c *terminalServiceClient) GetSigningKeys(ctx context.Context, in *GetSigningKeysRequest, opts ...grpc.CallOption) (*GetSigningKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSigningKeysResponse)
+	err := c.cc.Invoke(ctx, TerminalService_GetSigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TerminalServiceServer is the server API for TerminalService service.
 // All implementations must embed UnimplementedTerminalServiceServer
 // for forward compatibility.
@@ -252,6 +269,12 @@ type TerminalServiceServer interface {
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(context.Context, *AckCommandRequest) (*AckCommandResponse, error)
+	// Returns the server's identity signing keys: the active one, which signs
+	// new identities, and the retired ones, whose identities still verify.
+	// A terminal trusts a key whose fingerprint it pinned, and a newer key
+	// endorsed by a trusted one (see SigningKey.endorsement); it never trusts
+	// a key only because this call returned it.
+	GetSigningKeys(context.Context, *GetSigningKeysRequest) (*GetSigningKeysResponse, error)
 	mustEmbedUnimplementedTerminalServiceServer()
 }
 
@@ -282,6 +305,9 @@ func (UnimplementedTerminalServiceServer) RotateCredential(context.Context, *Rot
 }
 func (UnimplementedTerminalServiceServer) AckCommand(context.Context, *AckCommandRequest) (*AckCommandResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AckCommand not implemented")
+}
+func (UnimplementedTerminalServiceServer) GetSigningKeys(context.Context, *GetSigningKeysRequest) (*GetSigningKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSigningKeys not implemented")
 }
 func (UnimplementedTerminalServiceServer) mustEmbedUnimplementedTerminalServiceServer() {}
 func (UnimplementedTerminalServiceServer) testEmbeddedByValue()                         {}
@@ -423,6 +449,24 @@ func _TerminalService_AckCommand_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TerminalService_GetSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TerminalServiceServer).GetSigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TerminalService_GetSigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TerminalServiceServer).GetSigningKeys(ctx, req.(*GetSigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TerminalService_ServiceDesc is the grpc.ServiceDesc for TerminalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -453,6 +497,10 @@ var TerminalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AckCommand",
 			Handler:    _TerminalService_AckCommand_Handler,
+		},
+		{
+			MethodName: "GetSigningKeys",
+			Handler:    _TerminalService_GetSigningKeys_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
