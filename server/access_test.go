@@ -77,6 +77,7 @@ var accessBeforeOptions = map[string]access{
 	adminSvc + "ArchiveMerchant":     {role: auth.RoleOperator},
 	adminSvc + "ArchiveStore":        {role: auth.RoleOperator},
 	terminalSvc + "GetSigningKeys":   {terminal: true},
+	adminSvc + "RotateSigningKey":    {role: auth.RoleAdmin},
 }
 
 func TestAccessFromOptionsEqualsTheWrittenTable(t *testing.T) {

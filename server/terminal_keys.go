@@ -12,12 +12,15 @@ func (t *terminalService) GetSigningKeys(ctx context.Context, _ *pb.GetSigningKe
 	if _, err := terminalPrincipal(ctx); err != nil {
 		return nil, err
 	}
-	keys := t.s.eng.Fleet.PublicKeys()
+	return &pb.GetSigningKeysResponse{Keys: signingKeysToPB(t.s.eng.Fleet.PublicKeys())}, nil
+}
+
+func signingKeysToPB(keys []fleet.PublicKey) []*pb.SigningKey {
 	out := make([]*pb.SigningKey, len(keys))
 	for i, k := range keys {
 		out[i] = signingKeyToPB(k)
 	}
-	return &pb.GetSigningKeysResponse{Keys: out}, nil
+	return out
 }
 
 func signingKeyToPB(k fleet.PublicKey) *pb.SigningKey {

@@ -37,6 +37,10 @@ func TestTerminalRegisterPinsSigningKey(t *testing.T) {
 		"--signing-key-fingerprint", good.GetSigningKeyFingerprint())
 	cli.Expect(out, "identity_verified", "signed by the pinned key", good.GetSigningKeyFingerprint())
 
+	// An operator rotates the key: the old one stays published as retired.
+	rot := cli.Must("keys", "rotate")
+	cli.Expect(rot, "ACTIVE", "RETIRED", good.GetSigningKeyFingerprint(), "ENDORSED BY")
+
 	other := provision("SN-PIN-2")
 	wrong := strings.Repeat("0", 64)
 	sim2 := &simCLI{t: t, file: filepath.Join(t.TempDir(), "terminal.json")}

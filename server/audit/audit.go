@@ -48,6 +48,8 @@ const (
 	BackupTaken
 	MerchantArchived
 	StoreArchived
+	// SigningKeyRotated: a new identity signing key became the active one.
+	SigningKeyRotated
 	typeCount
 )
 

@@ -669,16 +669,22 @@ func (f *Fleet) PublicKeys() []PublicKey { return f.signer.publicKeys() }
 // ActiveSigningKey returns the key that signs new identities.
 func (f *Fleet) ActiveSigningKey() PublicKey { return f.signer.publicKeys()[0] }
 
-// RotateSigningKey makes a new identity signing key the active one.
-// Identities signed from now on name it; earlier ones still verify with
-// their published key.
-func (f *Fleet) RotateSigningKey(ctx context.Context) (string, error) {
+// RotateSigningKey makes a new identity signing key, endorsed by the active
+// one, the active one, and returns it. Identities signed from now on name
+// it; earlier ones still verify with their published key, which stays in
+// PublicKeys as retired. The rotation is audited with its storage write.
+func (f *Fleet) RotateSigningKey(ctx context.Context, who audit.Actor) (PublicKey, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return PublicKey{}, err
 	}
-	id, err := f.signer.rotate(f.now())
-	if err != nil {
-		return "", err
+	prev := f.signer.activeKeyID()
+	commit := func(fn func(tx *store.Txn) error, pub PublicKey) error {
+		return f.commit(fn, audit.Event{Type: audit.SigningKeyRotated, Actor: who.Name, Peer: who.Peer,
+			Message:    "identity signing key rotated",
+			Attributes: map[string]string{"key_id": pub.KeyID, "fingerprint": pub.Fingerprint(), "previous_key_id": prev}})
+	}
+	if _, err := f.signer.rotate(f.now(), commit); err != nil {
+		return PublicKey{}, err
 	}
 	f.mu.RLock()
 	terms := make([]*term, 0, len(f.terms))
@@ -691,5 +697,5 @@ func (f *Fleet) RotateSigningKey(ctx context.Context) (string, error) {
 		t.ident = nil
 		t.liveMu.Unlock()
 	}
-	return id, nil
+	return f.ActiveSigningKey(), nil
 }

@@ -262,7 +262,7 @@ func openSigner(db *store.DB, now time.Time) (*signer, error) {
 		if activeID != "" {
 			return nil, fmt.Errorf("fleet: active signing key %s missing", activeID)
 		}
-		if _, err := s.rotate(now); err != nil {
+		if _, err := s.rotate(now, func(fn func(tx *store.Txn) error, _ PublicKey) error { return db.Update(fn) }); err != nil {
 			return nil, err
 		}
 	}
@@ -270,9 +270,9 @@ func openSigner(db *store.DB, now time.Time) (*signer, error) {
 }
 
 // rotate creates a new signing key, endorsed by the active one, stores it
-// and makes it the active one. Older keys stay published so that
-// identities they signed still verify.
-func (s *signer) rotate(now time.Time) (string, error) {
+// through commit and makes it the active one. Older keys stay published so
+// that identities they signed still verify.
+func (s *signer) rotate(now time.Time, commit func(fn func(tx *store.Txn) error, key PublicKey) error) (string, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("fleet: generate signing key: %w", err)
@@ -289,7 +289,7 @@ func (s *signer) rotate(now time.Time) (string, error) {
 		prev = s.keys[s.activeID]
 		prev.Retired = now
 	}
-	err = s.db.Update(func(tx *store.Txn) error {
+	err = commit(func(tx *store.Txn) error {
 		if s.active != nil {
 			v, err := encode(prev)
 			if err != nil {
@@ -307,7 +307,7 @@ func (s *signer) rotate(now time.Time) (string, error) {
 			return err
 		}
 		return tx.Set(keyActiveSigner, []byte(id))
-	})
+	}, PublicKey{KeyID: id, Key: pub, Active: true, Created: now})
 	if err != nil {
 		return "", fmt.Errorf("fleet: store signing key: %w", err)
 	}

@@ -338,6 +338,10 @@ const (
 	AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED AuditEventType = 26
 	// A store was archived.
 	AuditEventType_AUDIT_EVENT_TYPE_STORE_ARCHIVED AuditEventType = 27
+	// A new identity signing key became the active one
+	// (AdminService.RotateSigningKey); attributes key_id, fingerprint and
+	// previous_key_id.
+	AuditEventType_AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED AuditEventType = 28
 )
 
 // Enum value maps for AuditEventType.
@@ -371,6 +375,7 @@ var (
 		25: "AUDIT_EVENT_TYPE_BACKUP_TAKEN",
 		26: "AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED",
 		27: "AUDIT_EVENT_TYPE_STORE_ARCHIVED",
+		28: "AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED",
 	}
 	AuditEventType_value = map[string]int32{
 		"AUDIT_EVENT_TYPE_UNSPECIFIED":          0,
@@ -401,6 +406,7 @@ var (
 		"AUDIT_EVENT_TYPE_BACKUP_TAKEN":         25,
 		"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED":    26,
 		"AUDIT_EVENT_TYPE_STORE_ARCHIVED":       27,
+		"AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED":  28,
 	}
 )
 
@@ -6971,6 +6977,90 @@ func (x *ArchiveStoreResponse) GetStore() *Store {
 	return nil
 }
 
+// Request of AdminService.RotateSigningKey.
+type RotateSigningKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyRequest) Reset() {
+	*x = RotateSigningKeyRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyRequest) ProtoMessage() {}
+
+func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{93}
+}
+
+// Response of AdminService.RotateSigningKey.
+type RotateSigningKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every published key after the rotation: the new, active one first,
+	// then the retired ones, newest first.
+	Keys          []*SigningKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyResponse) Reset() {
+	*x = RotateSigningKeyResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyResponse) ProtoMessage() {}
+
+func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *RotateSigningKeyResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
@@ -7483,7 +7573,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\bstore_id\x18\x02 \x01(\tR\astoreId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"@\n" +
 	"\x14ArchiveStoreResponse\x12(\n" +
-	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store*\xa4\x01\n" +
+	"\x05store\x18\x01 \x01(\v2\x12.posfleet.v1.StoreR\x05store\"\x19\n" +
+	"\x17RotateSigningKeyRequest\"G\n" +
+	"\x18RotateSigningKeyResponse\x12+\n" +
+	"\x04keys\x18\x01 \x03(\v2\x17.posfleet.v1.SigningKeyR\x04keys*\xa4\x01\n" +
 	"\rTerminalState\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_PROVISIONED\x10\x01\x12\x19\n" +
@@ -7508,7 +7601,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
-	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xcf\b\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xf9\b\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -7538,7 +7631,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"%AUDIT_EVENT_TYPE_BATCH_OUT_OF_BALANCE\x10\x18\x12!\n" +
 	"\x1dAUDIT_EVENT_TYPE_BACKUP_TAKEN\x10\x19\x12&\n" +
 	"\"AUDIT_EVENT_TYPE_MERCHANT_ARCHIVED\x10\x1a\x12#\n" +
-	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b*\x89\x01\n" +
+	"\x1fAUDIT_EVENT_TYPE_STORE_ARCHIVED\x10\x1b\x12(\n" +
+	"$AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED\x10\x1c*\x89\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
@@ -7549,7 +7643,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17BATCH_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10BATCH_STATE_OPEN\x10\x01\x12\x16\n" +
 	"\x12BATCH_STATE_CLOSED\x10\x02\x12\x1e\n" +
-	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xff\x1d\n" +
+	"\x1aBATCH_STATE_OUT_OF_BALANCE\x10\x032\xea\x1e\n" +
 	"\fAdminService\x12c\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12c\n" +
@@ -7586,7 +7680,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x10ListTransactions\x12$.posfleet.v1.ListTransactionsRequest\x1a%.posfleet.v1.ListTransactionsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12r\n" +
 	"\x13GetSettlementReport\x12'.posfleet.v1.GetSettlementReportRequest\x1a(.posfleet.v1.GetSettlementReportResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12i\n" +
 	"\x10CreateAdminToken\x12$.posfleet.v1.CreateAdminTokenRequest\x1a%.posfleet.v1.CreateAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12i\n" +
-	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12f\n" +
+	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12i\n" +
+	"\x10RotateSigningKey\x12$.posfleet.v1.RotateSigningKeyRequest\x1a%.posfleet.v1.RotateSigningKeyResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12f\n" +
 	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12M\n" +
 	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x030\x01\x12f\n" +
 	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12]\n" +
@@ -7607,7 +7702,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                  // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                   // 1: posfleet.v1.Connectivity
@@ -7709,49 +7804,52 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*ArchiveMerchantResponse)(nil),     // 97: posfleet.v1.ArchiveMerchantResponse
 	(*ArchiveStoreRequest)(nil),         // 98: posfleet.v1.ArchiveStoreRequest
 	(*ArchiveStoreResponse)(nil),        // 99: posfleet.v1.ArchiveStoreResponse
-	nil,                                 // 100: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                 // 101: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                    // 102: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),       // 103: google.protobuf.FieldMask
-	(*Store)(nil),                       // 104: posfleet.v1.Store
-	(*DeviceInfo)(nil),                  // 105: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),              // 106: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),       // 107: google.protobuf.Timestamp
-	(*Fault)(nil),                       // 108: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),         // 109: google.protobuf.Duration
-	(CommandType)(0),                    // 110: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),               // 111: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                    // 112: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),             // 113: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                       // 114: posfleet.v1.Money
-	(Decision)(0),                       // 115: posfleet.v1.Decision
-	(EntryMode)(0),                      // 116: posfleet.v1.EntryMode
-	(ReversalReason)(0),                 // 117: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                 // 118: posfleet.v1.BatchTotals
-	(Role)(0),                           // 119: posfleet.v1.Role
+	(*RotateSigningKeyRequest)(nil),     // 100: posfleet.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),    // 101: posfleet.v1.RotateSigningKeyResponse
+	nil,                                 // 102: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                 // 103: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                    // 104: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),       // 105: google.protobuf.FieldMask
+	(*Store)(nil),                       // 106: posfleet.v1.Store
+	(*DeviceInfo)(nil),                  // 107: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),              // 108: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),       // 109: google.protobuf.Timestamp
+	(*Fault)(nil),                       // 110: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),         // 111: google.protobuf.Duration
+	(CommandType)(0),                    // 112: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),               // 113: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                    // 114: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),             // 115: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                       // 116: posfleet.v1.Money
+	(Decision)(0),                       // 117: posfleet.v1.Decision
+	(EntryMode)(0),                      // 118: posfleet.v1.EntryMode
+	(ReversalReason)(0),                 // 119: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                 // 120: posfleet.v1.BatchTotals
+	(Role)(0),                           // 121: posfleet.v1.Role
+	(*SigningKey)(nil),                  // 122: posfleet.v1.SigningKey
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	102, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	102, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	102, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	102, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	103, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	102, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	102, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	104, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	104, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	104, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	104, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	104, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	104, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	104, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	105, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	104, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	104, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	106, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	106, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	106, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	105, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	106, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	107, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	107, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	107, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	108, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	107, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	109, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	107, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	107, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	108, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	109, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	109, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	109, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	110, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	109, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	111, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	109, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -7760,38 +7858,38 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	19,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	19,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	109, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	107, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	111, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	109, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	19,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	110, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	100, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	109, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	111, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	111, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	109, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	112, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	102, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	111, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	113, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	113, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	111, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
 	44,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
 	43,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
 	42,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
-	109, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
-	107, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	107, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	109, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	107, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	109, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	109, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	111, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
+	109, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	109, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	111, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	109, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	111, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	111, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
 	40,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	112, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	114, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
 	41,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
 	50,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	112, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	114, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
 	61,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	113, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	115, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
 	62,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
 	40,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
 	41,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
 	2,   // 58: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	107, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	107, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	109, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	109, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	45,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
 	50,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	2,   // 63: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
@@ -7802,7 +7900,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	3,   // 68: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
 	40,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
 	50,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	112, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	114, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
 	40,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
 	63,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
 	40,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
@@ -7815,7 +7913,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	50,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
 	61,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
 	50,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	107, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	109, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
 	75,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
 	75,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
 	76,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
@@ -7825,122 +7923,125 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	75,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
 	75,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
 	4,   // 93: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	107, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	101, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	109, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	103, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
 	4,   // 96: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	107, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	107, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	109, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	109, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	78,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
 	5,   // 100: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	114, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	115, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	116, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	107, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	117, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	114, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	115, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	107, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	107, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	116, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	117, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	118, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	109, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	119, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	116, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	117, // 107: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	109, // 108: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	109, // 109: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
 	81,  // 110: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
 	6,   // 111: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	118, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	118, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	107, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	107, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	118, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	120, // 112: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	120, // 113: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	109, // 114: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	109, // 115: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	120, // 116: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
 	84,  // 117: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	107, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	119, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	107, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	107, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	119, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	109, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	109, // 118: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	121, // 119: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	109, // 120: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	109, // 121: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	121, // 122: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	111, // 123: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
 	87,  // 124: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	87,  // 125: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	87,  // 126: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	102, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	104, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	7,   // 129: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	9,   // 130: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	11,  // 131: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	13,  // 132: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	15,  // 133: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	17,  // 134: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	20,  // 135: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	22,  // 136: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	24,  // 137: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	26,  // 138: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	28,  // 139: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	30,  // 140: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	32,  // 141: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	34,  // 142: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	36,  // 143: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	38,  // 144: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	46,  // 145: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	48,  // 146: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	51,  // 147: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	53,  // 148: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	55,  // 149: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	57,  // 150: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	59,  // 151: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	64,  // 152: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	66,  // 153: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	68,  // 154: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	70,  // 155: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	72,  // 156: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	74,  // 157: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	79,  // 158: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	82,  // 159: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	85,  // 160: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	88,  // 161: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	90,  // 162: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	92,  // 163: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	94,  // 164: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	96,  // 165: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	98,  // 166: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	8,   // 167: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	10,  // 168: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	12,  // 169: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	14,  // 170: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	16,  // 171: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	18,  // 172: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	21,  // 173: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	23,  // 174: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	25,  // 175: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	27,  // 176: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	29,  // 177: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	31,  // 178: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	33,  // 179: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	35,  // 180: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	37,  // 181: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	39,  // 182: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	47,  // 183: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	49,  // 184: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	52,  // 185: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	54,  // 186: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	56,  // 187: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	58,  // 188: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	60,  // 189: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	65,  // 190: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	67,  // 191: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	69,  // 192: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	71,  // 193: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	73,  // 194: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	77,  // 195: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	80,  // 196: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	83,  // 197: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	86,  // 198: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	89,  // 199: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	91,  // 200: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	93,  // 201: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	95,  // 202: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	97,  // 203: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	99,  // 204: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	167, // [167:205] is the sub-list for method output_type
-	129, // [129:167] is the sub-list for method input_type
-	129, // [129:129] is the sub-list for extension type_name
-	129, // [129:129] is the sub-list for extension extendee
-	0,   // [0:129] is the sub-list for field type_name
+	104, // 127: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	106, // 128: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	122, // 129: posfleet.v1.RotateSigningKeyResponse.keys:type_name -> posfleet.v1.SigningKey
+	7,   // 130: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	9,   // 131: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	11,  // 132: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	13,  // 133: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	15,  // 134: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	17,  // 135: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	20,  // 136: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	22,  // 137: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	24,  // 138: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	26,  // 139: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	28,  // 140: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	30,  // 141: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	32,  // 142: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	34,  // 143: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	36,  // 144: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	38,  // 145: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	46,  // 146: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	48,  // 147: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	51,  // 148: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	53,  // 149: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	55,  // 150: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	57,  // 151: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	59,  // 152: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	64,  // 153: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	66,  // 154: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	68,  // 155: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	70,  // 156: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	72,  // 157: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	74,  // 158: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	79,  // 159: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	82,  // 160: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	85,  // 161: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	88,  // 162: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	90,  // 163: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	100, // 164: posfleet.v1.AdminService.RotateSigningKey:input_type -> posfleet.v1.RotateSigningKeyRequest
+	92,  // 165: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	94,  // 166: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	96,  // 167: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	98,  // 168: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	8,   // 169: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	10,  // 170: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	12,  // 171: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	14,  // 172: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	16,  // 173: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	18,  // 174: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	21,  // 175: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	23,  // 176: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	25,  // 177: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	27,  // 178: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	29,  // 179: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	31,  // 180: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	33,  // 181: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	35,  // 182: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	37,  // 183: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	39,  // 184: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	47,  // 185: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	49,  // 186: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	52,  // 187: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	54,  // 188: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	56,  // 189: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	58,  // 190: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	60,  // 191: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	65,  // 192: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	67,  // 193: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	69,  // 194: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	71,  // 195: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	73,  // 196: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	77,  // 197: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	80,  // 198: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	83,  // 199: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	86,  // 200: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	89,  // 201: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	91,  // 202: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	101, // 203: posfleet.v1.AdminService.RotateSigningKey:output_type -> posfleet.v1.RotateSigningKeyResponse
+	93,  // 204: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	95,  // 205: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	97,  // 206: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	99,  // 207: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	169, // [169:208] is the sub-list for method output_type
+	130, // [130:169] is the sub-list for method input_type
+	130, // [130:130] is the sub-list for extension type_name
+	130, // [130:130] is the sub-list for extension extendee
+	0,   // [0:130] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -7958,7 +8059,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   95,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
