@@ -48,10 +48,14 @@ type Identity struct {
 	SignatureV2     []byte
 }
 
-// CanonicalPayload returns the bytes an identity's signature covers: the
-// text "posfleet-identity-v1\n" followed by one "name=value\n" line per
-// field in the documented order, values escaped ('\\' → "\\\\", newline →
-// "\\n"), issue_time in RFC 3339 UTC with seconds precision.
+// CanonicalPayload returns the bytes an identity's version 1 signature
+// covers: the line "posfleet-identity-v1", then one "name=value" line per
+// field (merchant_id, legal_name, display_name, mcc, store_id, store_name,
+// terminal_id, identity_version, issue_time, key_id), every line ended by a
+// line feed. In values a backslash becomes two backslashes and a line feed
+// a backslash and 'n'; a carriage return is not escaped. issue_time is as in
+// CanonicalPayloadV2. Version 1 covers neither the address nor the
+// currency; it is kept unchanged for verifiers written against it.
 func CanonicalPayload(id *Identity) []byte {
 	var b strings.Builder
 	b.WriteString("posfleet-identity-v1\n")
