@@ -26,7 +26,8 @@ func (c *Client) Heartbeat(ctx context.Context, status *pb.TerminalStatus, fault
 // VerifyMerchant returns the terminal's signed merchant identity and, when
 // claimedMerchantID is not empty, whether the claim matches the binding (a
 // mismatch is recorded by the server as an alert). Check the identity with
-// VerifyIdentity.
+// VerifyIdentityV2 against the keys TrustedSigningKeys finds from the
+// pinned fingerprint.
 func (c *Client) VerifyMerchant(ctx context.Context, claimedMerchantID string) (*pb.VerifyMerchantResponse, error) {
 	return c.Terminal().VerifyMerchant(ctx, &pb.VerifyMerchantRequest{ClaimedMerchantId: claimedMerchantID})
 }
@@ -54,4 +55,12 @@ func (c *Client) AckCommand(ctx context.Context, commandID string, succeeded boo
 	}
 	_, err := c.Terminal().AckCommand(ctx, &pb.AckCommandRequest{CommandId: commandID, Result: result, Detail: detail})
 	return err
+}
+
+// GetSigningKeys returns the server's identity signing keys, the active one
+// first. Trust only the ones TrustedSigningKeys derives from the fingerprint
+// the terminal pinned.
+func (c *Client) GetSigningKeys(ctx context.Context) ([]*pb.SigningKey, error) {
+	resp, err := c.Terminal().GetSigningKeys(ctx, &pb.GetSigningKeysRequest{})
+	return resp.GetKeys(), err
 }

@@ -77,6 +77,7 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 			after: func(out string) { tokenID = jsonField(out, "adminToken.tokenId") }},
 		{args: func() []string { return []string{"tokens", "list"} }, readOnly: true, want: "ops"},
 		{args: func() []string { return []string{"tokens", "revoke", "--id", tokenID} }, want: "true"},
+		{args: func() []string { return []string{"keys", "rotate"} }, want: "RETIRED"},
 		{args: func() []string {
 			cli.Must("stores", "create", "--merchant", "MIDALL", "--id", "s2", "--name", "Two")
 			return []string{"terminals", "rebind", "--id", tid, "--merchant", "MIDALL", "--store", "s2", "--reason", "moved"}
