@@ -3,6 +3,8 @@ package fleet_test
 import (
 	"errors"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,5 +159,56 @@ func TestReissuedCodeIsNotARetry(t *testing.T) {
 	}
 	if _, err := e.f.Authenticate(first.Credential); err != nil {
 		t.Errorf("credential of the first registration: %v", err)
+	}
+}
+
+// Concurrent first uses of one new credential all succeed and confirm it
+// once; a retried Register racing the first use either replaces the
+// credential (the code stays pending) or is refused (the code is spent),
+// never both.
+func TestCredentialFirstUseRaces(t *testing.T) {
+	e := newEnv(t)
+	e.merchant("MID1", "s1")
+	for i := range 8 {
+		serial := "SN" + strconv.Itoa(i)
+		p := e.provision(serial, "MID1", "s1")
+		first, err := e.register(serial, p.EnrollmentCode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		authErrs := make([]error, 4)
+		var retry fleet.Registration
+		var retryErr error
+		for j := range authErrs {
+			wg.Go(func() { _, authErrs[j] = e.f.Authenticate(first.Credential) })
+		}
+		wg.Go(func() { retry, retryErr = e.register(serial, p.EnrollmentCode) })
+		wg.Wait()
+		_, firstErr := e.f.Authenticate(first.Credential)
+		switch {
+		case retryErr == nil:
+			if !errors.Is(firstErr, fleet.ErrBadCredential) {
+				t.Errorf("%s: retry won, but the first credential still works: %v", serial, firstErr)
+			}
+			if _, err := e.f.Authenticate(retry.Credential); err != nil {
+				t.Errorf("%s: retried credential: %v", serial, err)
+			}
+		case errors.Is(retryErr, fleet.ErrEnrollmentUsed):
+			if firstErr != nil {
+				t.Errorf("%s: the code is spent, but the first credential fails: %v", serial, firstErr)
+			}
+			for _, err := range authErrs {
+				if err != nil {
+					t.Errorf("%s: a concurrent first use failed although the credential was kept: %v", serial, err)
+				}
+			}
+		default:
+			t.Errorf("%s: retried Register: %v", serial, retryErr)
+		}
+		stages := e.stages(audit.TerminalRegistered, p.Terminal.ID)
+		if n := len(stages); n > 3 || stages[n-1] != "confirmed" || slices.Index(stages, "confirmed") != n-1 {
+			t.Errorf("%s: registration audit stages %v, want one or two issued, then one confirmed", serial, stages)
+		}
 	}
 }
