@@ -721,13 +721,18 @@ func (x *Store) GetArchiveTime() *timestamppb.Timestamp {
 // by the letter n (U+006E); version 2 also replaces each carriage return
 // (CR, U+000D) by a backslash followed by the letter r (U+0072), while
 // version 1 leaves a CR as it is. No other character is escaped (tabs and
-// non-ASCII text appear as themselves). To unescape, read left to right: a
-// backslash and the following character stand for one character.
+// non-ASCII text appear as themselves). To unescape, read left to right:
+// a backslash followed by a backslash stands for one backslash, followed by
+// n for an LF and (version 2) followed by r for a CR; any other character
+// after a backslash, or a backslash ending a value, makes the payload
+// invalid. Equivalently, and simpler: encode the structured fields as above
+// and compare the bytes with the payload.
 //
 // Version 2 lines, in this order: merchant_id, legal_name, display_name,
 // mcc, currency, store_id, store_name, address_line1, address_line2,
 // address_city, address_region, address_postal_code, address_country (the
-// fields of address), terminal_id, identity_version, issue_time, key_id.
+// fields of address; all empty when address is unset), terminal_id,
+// identity_version, issue_time, key_id.
 // Version 1 lines, in this order: merchant_id, legal_name, display_name,
 // mcc, store_id, store_name, terminal_id, identity_version, issue_time,
 // key_id; version 1 does not cover currency or the address.
@@ -735,9 +740,9 @@ func (x *Store) GetArchiveTime() *timestamppb.Timestamp {
 // identity_version is written in decimal without leading zeros. issue_time
 // is the time of signing truncated to whole seconds (the fraction is
 // dropped, never rounded up), written as RFC 3339 in UTC with a "Z":
-// "2026-01-31T08:05:09Z"; the issue_time field holds that same instant with
-// zero nanoseconds. An empty field is a line with nothing after the equals
-// sign.
+// "2026-01-31T08:05:09Z". The server sends the issue_time field with zero
+// nanoseconds; a verifier truncates it the same way before comparing. An
+// empty field is a line with nothing after the equals sign.
 //
 // To verify: (1) trust the key: the SHA-256 of public_key, in lower-case hex,
 // must equal a fingerprint pinned out of band (shown by
