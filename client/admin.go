@@ -223,6 +223,13 @@ func (c *Client) RevokeAdminToken(ctx context.Context, tokenID string) (*pb.Admi
 	return resp.GetAdminToken(), err
 }
 
+// RotateSigningKey makes a new identity signing key the active one (ADMIN
+// only) and returns every published key, the new one first.
+func (c *Client) RotateSigningKey(ctx context.Context) ([]*pb.SigningKey, error) {
+	resp, err := c.Admin().RotateSigningKey(ctx, &pb.RotateSigningKeyRequest{})
+	return resp.GetKeys(), err
+}
+
 // ListAdminTokens lists every admin token without its secret (ADMIN only),
 // following next_page_token.
 func (c *Client) ListAdminTokens(ctx context.Context) ([]*pb.AdminToken, error) {

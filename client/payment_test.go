@@ -435,8 +435,18 @@ func TestLostApprovalThenRotatedCredentialIsNotReportedAsRefused(t *testing.T) {
 		first = false
 		mu.Unlock()
 		if lose {
-			if _, rerr := term.RotateCredential(context.WithoutCancel(ictx)); rerr != nil {
+			cred, rerr := term.RotateCredential(context.WithoutCancel(ictx))
+			if rerr != nil {
 				t.Errorf("RotateCredential: %v", rerr)
+			}
+			// The new credential's first use revokes the one term holds.
+			fresh, rerr := client.Dial(addr, client.WithInsecure(), client.WithBearer(cred))
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			defer fresh.Close()
+			if _, rerr := fresh.Heartbeat(context.WithoutCancel(ictx), &pb.TerminalStatus{}); rerr != nil {
+				t.Errorf("Heartbeat with the new credential: %v", rerr)
 			}
 			return status.Error(codes.Unavailable, "connection reset")
 		}

@@ -89,6 +89,8 @@ var accessBeforeOptions = map[string]access{
 	adminSvc + "RedeliverWebhookEvent": {role: auth.RoleAdmin},
 	adminSvc + "ListWebhookDeliveries": {role: auth.RoleAuditor},
 	adminSvc + "WhoAmI":                {role: auth.RoleAuditor},
+	terminalSvc + "GetSigningKeys":     {terminal: true},
+	adminSvc + "RotateSigningKey":      {role: auth.RoleAdmin},
 }
 
 func TestAccessFromOptionsEqualsTheWrittenTable(t *testing.T) {

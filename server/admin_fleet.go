@@ -218,11 +218,16 @@ func (a *adminService) ProvisionTerminal(ctx context.Context, req *pb.ProvisionT
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
+	active := a.s.eng.Fleet.ActiveSigningKey()
 	return &pb.ProvisionTerminalResponse{
 		TerminalId:     p.Terminal.ID,
 		EnrollmentCode: p.EnrollmentCode,
 		ExpiresAt:      timestamppb.New(p.Expires),
 		Terminal:       terminalToPB(p.Terminal),
+		// The key the terminal's identities are signed with, to be pinned
+		// out of band.
+		SigningKeyId:          active.KeyID,
+		SigningKeyFingerprint: active.Fingerprint(),
 	}, nil
 }
 

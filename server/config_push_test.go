@@ -394,7 +394,12 @@ func TestWatchEndsWhenItsCredentialStopsWorking(t *testing.T) {
 					t.Fatal(err)
 				}
 			case "rotate":
-				if _, err := e.term.RotateCredential(bearer(t.Context(), cred), &pb.RotateCredentialRequest{}); err != nil {
+				r, err := e.term.RotateCredential(bearer(t.Context(), cred), &pb.RotateCredentialRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The first use of the new credential revokes the old one.
+				if _, err := e.term.Heartbeat(bearer(t.Context(), r.GetCredential()), &pb.HeartbeatRequest{}); err != nil {
 					t.Fatal(err)
 				}
 			case "reissue":

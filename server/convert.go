@@ -139,6 +139,7 @@ func identityToPB(id fleet.Identity) *pb.MerchantIdentity {
 		StoreId: id.StoreID, StoreName: id.StoreName, Address: addressToPB(id.StoreAddress),
 		TerminalId: id.TerminalID, IdentityVersion: id.IdentityVersion, IssueTime: timestampOrNil(id.IssueTime),
 		KeyId: id.KeyID, Signature: id.Signature, SignedPayload: id.SignedPayload, PublicKey: id.PublicKey,
+		Currency: id.Currency, SignedPayloadV2: id.SignedPayloadV2, SignatureV2: id.SignatureV2,
 	}
 }
 

@@ -180,7 +180,12 @@ func TestRegisterRefusalsOverGRPC(t *testing.T) {
 	admin := e.dial(testAdminToken)
 	anon := e.dial("")
 	used := e.provision("SN-USED", "MID1", "s1")
-	if _, err := anon.Register(ctx, "SN-USED", used.GetEnrollmentCode(), nil); err != nil {
+	reg, err := anon.Register(ctx, "SN-USED", used.GetEnrollmentCode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first use of the credential consumes the code.
+	if _, err := e.term.Heartbeat(bearer(ctx, reg.GetCredential()), &pb.HeartbeatRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	foreign := e.provision("SN-FOREIGN", "MID1", "s1")
@@ -212,7 +217,7 @@ func TestRegisterRefusalsOverGRPC(t *testing.T) {
 		t.Errorf("rightful owner after the attempt: %v", err)
 	}
 	// A serial provisioned twice is loud.
-	_, err := admin.ProvisionTerminal(ctx, "SN-FOREIGN", "MID1", "s1", "", 0)
+	_, err = admin.ProvisionTerminal(ctx, "SN-FOREIGN", "MID1", "s1", "", 0)
 	if status.Code(err) != codes.AlreadyExists || reason(err) != "SERIAL_IN_USE" {
 		t.Errorf("second provision: %v (%s), want AlreadyExists SERIAL_IN_USE", err, reason(err))
 	}

@@ -216,7 +216,7 @@ func TestFleetReportAndListings(t *testing.T) {
 		seen[ev.GetType()]++
 	}
 	if seen[pb.AuditEventType_AUDIT_EVENT_TYPE_MERCHANT_CREATED] != 1 || seen[pb.AuditEventType_AUDIT_EVENT_TYPE_STORE_CREATED] != 2 ||
-		seen[pb.AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_PROVISIONED] != 3 || seen[pb.AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_REGISTERED] != 2 {
+		seen[pb.AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_PROVISIONED] != 3 || seen[pb.AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_REGISTERED] != 4 { // 2 issued, 2 confirmed by first use
 		t.Errorf("audit trail of MID1 = %v", seen)
 	}
 }

@@ -102,12 +102,16 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 // each call.
 func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
+	// The pushback is measured against the caller's own deadline, not the
+	// server's cap below: a client without a deadline may wait out any
+	// RetryInfo delay.
+	callerCtx := ctx
 	defer func() {
 		if r := recover(); r != nil {
 			s.logger.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
 			resp, err = nil, status.Error(codes.Internal, "internal error")
 		}
-		if md := pushback(ctx, err); md != nil {
+		if md := pushback(callerCtx, err); md != nil {
 			_ = grpc.SetTrailer(ctx, md) // best effort: the RetryInfo says it too
 		}
 		s.logCall(ctx, info.FullMethod, start, err)

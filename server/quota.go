@@ -36,7 +36,7 @@ type Quotas struct {
 	// Config covers WatchConfig (each stream opened), AckConfig and
 	// AckCommand.
 	Config Quota
-	// Identity covers VerifyMerchant.
+	// Identity covers VerifyMerchant and GetSigningKeys.
 	Identity Quota
 	// Credential covers RotateCredential: each rotation is audited, so its
 	// rate bounds the audit trail's growth.
@@ -133,6 +133,7 @@ var terminalQuotaClass = map[string]quotaClass{
 	terminalSvc + "AckConfig":        classConfig,
 	terminalSvc + "AckCommand":       classConfig,
 	terminalSvc + "VerifyMerchant":   classIdentity,
+	terminalSvc + "GetSigningKeys":   classIdentity,
 	terminalSvc + "RotateCredential": classCredential,
 	paymentSvc + "Authorize":         classPayment,
 	paymentSvc + "Reverse":           classPayment,

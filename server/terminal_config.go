@@ -43,6 +43,11 @@ func (t *terminalService) WatchConfig(req *pb.WatchConfigRequest, stream pb.Term
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
+	// The interceptor checked the credential, but the terminal may have been
+	// suspended since: check again before commands are taken for delivery.
+	if err := credentialStillValid(t.s.eng.Fleet, bearer); err != nil {
+		return err
+	}
 	cmds := newCommandFilter()
 	pending := cmds.next(t.s.eng.Fleet.PendingCommands(tid))
 	for {

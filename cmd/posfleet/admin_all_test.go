@@ -79,6 +79,7 @@ func TestEveryAdminCommandOnAFreshTerminal(t *testing.T) {
 			after: func(out string) { tokenID = jsonField(out, "adminToken.tokenId") }},
 		{args: func() []string { return []string{"tokens", "list"} }, readOnly: true, want: "ops"},
 		{args: func() []string { return []string{"tokens", "revoke", "--id", tokenID} }, want: "true"},
+		{args: func() []string { return []string{"keys", "rotate"} }, want: "RETIRED"},
 		{args: func() []string {
 			return []string{"webhooks", "create", "--url", hookURL, "--events", "merchant_mismatch", "--json"}
 		},

@@ -353,8 +353,10 @@ func terminalsProvision(ctx context.Context, env *adminEnv, args []string) error
 	if err != nil {
 		return err
 	}
-	return env.print(resp, []string{"TERMINAL", "SERIAL", "ENROLLMENT CODE", "EXPIRES"}, [][]string{
-		{resp.GetTerminalId(), *serial, resp.GetEnrollmentCode(), tsText(resp.GetExpiresAt())},
+	// The fingerprint goes to the terminal with the code, out of band, so
+	// that it can pin the server's identity signing key.
+	return env.print(resp, []string{"TERMINAL", "SERIAL", "ENROLLMENT CODE", "EXPIRES", "SIGNING KEY FINGERPRINT"}, [][]string{
+		{resp.GetTerminalId(), *serial, resp.GetEnrollmentCode(), tsText(resp.GetExpiresAt()), resp.GetSigningKeyFingerprint()},
 	})
 }
 

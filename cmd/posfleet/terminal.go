@@ -257,6 +257,7 @@ func simRegister(ctx context.Context, s *simulator, fs *flag.FlagSet, args []str
 	firmware := fs.String("firmware", "sim-1.0", "firmware version")
 	app := fs.String("app", "sim-1.0", "payment app version")
 	force := fs.Bool("force", false, "replace an existing terminal file")
+	pin := fs.String("signing-key-fingerprint", "", "fingerprint printed by 'posfleet admin terminals provision': refuse an identity signed with another key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -277,7 +278,15 @@ func simRegister(ctx context.Context, s *simulator, fs *flag.FlagSet, args []str
 	}
 	id := resp.GetIdentity()
 	verified := "yes (Ed25519 signature checked)"
-	if err := client.VerifyIdentity(id); err != nil {
+	if *pin != "" {
+		if !strings.EqualFold(client.Fingerprint(id.GetPublicKey()), strings.TrimSpace(*pin)) {
+			return fmt.Errorf("the identity is signed with key %s, not the pinned one: not saving the credential of this server", id.GetKeyId())
+		}
+		verified = "yes (signed by the pinned key, version 2 checked)"
+		if err := client.VerifyIdentityV2(id, id.GetPublicKey()); err != nil {
+			verified = "NO: " + err.Error()
+		}
+	} else if err := client.VerifyIdentity(id); err != nil {
 		verified = "NO: " + err.Error()
 	}
 	target := s.target
@@ -304,6 +313,7 @@ func simRegister(ctx context.Context, s *simulator, fs *flag.FlagSet, args []str
 		[]string{"merchant", id.GetMerchantId() + " " + id.GetLegalName()},
 		[]string{"store", id.GetStoreId() + " " + id.GetStoreName()},
 		[]string{"identity_verified", verified},
+		[]string{"signing_key", client.Fingerprint(id.GetPublicKey())},
 		[]string{"config_version", strconv.FormatUint(st.ConfigVersion, 10)},
 		[]string{"heartbeat_every", resp.GetHeartbeatInterval().AsDuration().Round(time.Second).String()},
 		[]string{"credential", "saved to " + s.file + " (mode 0600)"},

@@ -59,6 +59,8 @@ const (
 	// WebhookChanged: a webhook endpoint was created, updated, deleted,
 	// had its secret rotated, or an event was redelivered.
 	WebhookChanged
+	// SigningKeyRotated: a new identity signing key became the active one.
+	SigningKeyRotated
 	typeCount
 )
 

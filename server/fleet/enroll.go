@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
 )
@@ -35,13 +34,19 @@ type Registration struct {
 }
 
 // Register exchanges a serial number and enrollment code for the terminal's
-// credential. Refusals are audited and rate limited per serial, per known
+// credential. The code stays usable until the credential it issued is first
+// used (Authenticate): registering again with it before then issues a fresh
+// credential that replaces the unused one (a lost response is recovered by
+// retrying), even past the code's expiry for Options.RegisterRetryWindow
+// after its first registration; after that first use the code is refused
+// with ErrEnrollmentUsed. Refusals are audited and rate limited per serial, per known
 // enrollment code and, for unknown codes, per peer:
 //   - unknown code: ErrEnrollmentInvalid;
 //   - a code of a terminal with another serial: ErrEnrollmentInvalid,
 //     audited as an identity collision;
-//   - a code already used: ErrEnrollmentUsed, audited as an identity
-//     collision (a second device registering as an enrolled terminal);
+//   - a code whose credential was already used: ErrEnrollmentUsed, audited
+//     as an identity collision (a second device registering as an enrolled
+//     terminal);
 //   - an expired code: ErrEnrollmentExpired;
 //   - a retired terminal: ErrTerminalRetired; a suspended one:
 //     ErrTerminalSuspended;
@@ -84,6 +89,13 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 	f.mu.RUnlock()
 	pending := subtle.ConstantTimeCompare(old.EnrollHash, h[:]) == 1
 	used := subtle.ConstantTimeCompare(old.UsedEnrollHash, h[:]) == 1
+	// A retry is a Register with a code that already issued a credential
+	// nobody has used yet: the earlier response was lost.
+	retry := pending && !old.EnrollIssued.IsZero()
+	expires := old.EnrollExpires
+	if retry {
+		expires = later(expires, old.EnrollIssued.Add(f.opts.RegisterRetryWindow))
+	}
 	switch {
 	case old.Serial != req.Serial:
 		return Registration{}, f.refuse(req, old, audit.IdentityCollision, ErrEnrollmentInvalid, "enrollment code tried from another serial number")
@@ -93,7 +105,7 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 		return Registration{}, f.refuse(req, old, audit.IdentityCollision, ErrEnrollmentUsed, "enrollment code already used: a second device registering as an enrolled terminal")
 	case !pending:
 		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrEnrollmentInvalid, "enrollment code no longer valid")
-	case !now.Before(old.EnrollExpires):
+	case !now.Before(expires):
 		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrEnrollmentExpired, "enrollment code expired")
 	case old.State == StateSuspended:
 		return Registration{}, f.refuse(req, old, audit.RegistrationRefused, ErrTerminalSuspended, "terminal is suspended")
@@ -105,13 +117,20 @@ func (f *Fleet) Register(ctx context.Context, req RegisterRequest) (Registration
 	r.State = StateActive
 	r.Registered = now.UTC()
 	r.Device = req.Device
-	r.CredHash = ch[:]
-	r.UsedEnrollHash, r.EnrollHash, r.EnrollExpires = h[:], nil, time.Time{}
+	// The code stays pending until the new credential's first use (see
+	// Authenticate): a terminal that lost this response registers again
+	// with the same code and gets a fresh credential, which replaces this
+	// one. Every credential the terminal had before stops working now.
+	r.CredHash, r.NextCredHash = ch[:], nil
+	if !retry {
+		r.EnrollIssued = now.UTC()
+	}
 	ev := audit.Event{Type: audit.TerminalRegistered, Actor: "terminal:" + r.ID, Peer: req.Peer, TerminalID: r.ID,
 		MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal registered",
 		Attributes: map[string]string{
 			"serial_number": r.Serial, "model": r.Device.Model, "firmware_version": r.Device.Firmware,
 			"app_version": r.Device.App, "replaced_credential": strconv.FormatBool(len(old.CredHash) > 0),
+			"stage": stageIssued, "retried": strconv.FormatBool(retry),
 		}}
 	if err := f.put(keyOf(prefixTerminal, r.ID), r, ev); err != nil {
 		return Registration{}, err
@@ -171,8 +190,12 @@ func (f *Fleet) refuse(req RegisterRequest, r *terminalRec, typ audit.Type, err 
 
 // Authenticate resolves a terminal credential. It returns the terminal's
 // binding, with ErrTerminalSuspended or ErrTerminalRetired for a terminal in
-// that state, or ErrBadCredential. It reads only memory. A valid credential
-// of a terminal that is not retired counts as contact (Terminal.LastSeen).
+// that state, or ErrBadCredential. A valid credential of a terminal that is
+// not retired counts as contact (Terminal.LastSeen). It reads only memory,
+// except at the first accepted use of a newly issued credential, which is
+// written (with its audit event) before the call is accepted: the first use
+// of a registration's credential consumes its enrollment code, the first
+// use of a rotated credential revokes the one it replaces.
 func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 	h := credHash(credential)
 	f.mu.RLock()
@@ -184,7 +207,12 @@ func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 	f.mu.RUnlock()
 	// The map lookup found the hash; comparing again in constant time keeps
 	// the final decision independent of where the hashes differ.
-	if r == nil || subtle.ConstantTimeCompare(r.CredHash, h[:]) != 1 {
+	if r == nil {
+		return TerminalRef{}, ErrBadCredential
+	}
+	current := subtle.ConstantTimeCompare(r.CredHash, h[:]) == 1
+	next := subtle.ConstantTimeCompare(r.NextCredHash, h[:]) == 1
+	if !current && !next {
 		return TerminalRef{}, ErrBadCredential
 	}
 	ref := TerminalRef{TerminalID: r.ID, MerchantID: r.MerchantID, StoreID: r.StoreID, State: r.State}
@@ -195,11 +223,18 @@ func (f *Fleet) Authenticate(credential string) (TerminalRef, error) {
 	if r.State == StateSuspended {
 		return ref, ErrTerminalSuspended
 	}
+	if next || !r.EnrollIssued.IsZero() {
+		if err := f.confirmCredential(t, h); err != nil {
+			return TerminalRef{}, err
+		}
+	}
 	return ref, nil
 }
 
-// RotateCredential issues a new credential for an active terminal; the old
-// one stops working at once.
+// RotateCredential issues a new credential for an active terminal. The
+// current one keeps working until the new one is first used, so a terminal
+// that lost the response rotates again with its current credential; that
+// issues another new credential and the unused one stops working.
 func (f *Fleet) RotateCredential(ctx context.Context, id string, who audit.Actor) (string, error) {
 	cred := f.opts.NewSecret(credentialPrefix)
 	ch := credHash(cred)
@@ -210,11 +245,15 @@ func (f *Fleet) RotateCredential(ctx context.Context, id string, who audit.Actor
 		case StateSuspended:
 			return ErrTerminalSuspended
 		}
-		r.CredHash = ch[:]
+		r.NextCredHash = ch[:]
 		return nil
-	}, func(_, r *terminalRec) []audit.Event {
+	}, func(old, r *terminalRec) []audit.Event {
 		return []audit.Event{{Type: audit.CredentialRotated, Actor: who.Name, Peer: who.Peer, TerminalID: r.ID,
-			MerchantID: r.MerchantID, StoreID: r.StoreID, Message: "terminal credential rotated"}}
+			MerchantID: r.MerchantID, StoreID: r.StoreID,
+			Message: "terminal credential rotated; the current one works until the new one is first used",
+			Attributes: map[string]string{
+				"stage": stageIssued, "replaced_unused": strconv.FormatBool(len(old.NextCredHash) > 0),
+			}}}
 	})
 	if err != nil {
 		return "", err
@@ -246,7 +285,7 @@ func (f *Fleet) Identity(id string) (Identity, error) {
 		return *c, nil
 	}
 	ident := &Identity{
-		MerchantID: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, MCC: m.MCC,
+		MerchantID: m.ID, LegalName: m.LegalName, DisplayName: m.DisplayName, MCC: m.MCC, Currency: m.Currency,
 		StoreID: s.ID, StoreName: s.Name, StoreAddress: s.Address,
 		TerminalID: r.ID, IdentityVersion: iv, IssueTime: f.now(),
 	}

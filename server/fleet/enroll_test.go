@@ -23,7 +23,12 @@ func TestRegisterRefusals(t *testing.T) {
 		{"code from another serial", func(e *env, p fleet.Provisioned) (string, string) { return "SN-OTHER", p.EnrollmentCode },
 			fleet.ErrEnrollmentInvalid, audit.IdentityCollision},
 		{"code used twice", func(e *env, p fleet.Provisioned) (string, string) {
-			if _, err := e.register("SN1", p.EnrollmentCode); err != nil {
+			reg, err := e.register("SN1", p.EnrollmentCode)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			// The first use of the credential consumes the code.
+			if _, err := e.f.Authenticate(reg.Credential); err != nil {
 				e.t.Fatal(err)
 			}
 			return "SN1", p.EnrollmentCode
@@ -205,11 +210,11 @@ func TestCredentialLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.f.Authenticate(reg.Credential); !errors.Is(err, fleet.ErrBadCredential) {
-		t.Errorf("old credential after rotation: %v, want ErrBadCredential", err)
-	}
 	if _, err := e.f.Authenticate(rotated); err != nil {
 		t.Errorf("rotated credential: %v", err)
+	}
+	if _, err := e.f.Authenticate(reg.Credential); !errors.Is(err, fleet.ErrBadCredential) {
+		t.Errorf("old credential after the rotated one was used: %v, want ErrBadCredential", err)
 	}
 
 	// A reissued code re-registers the terminal and replaces the credential.

@@ -62,6 +62,12 @@ type Options struct {
 	// counts kept for the report; beyond it, new components are filed
 	// under OtherComponent.
 	MaxFaultKeys int
+	// RegisterRetryWindow is how long after its first registration an
+	// enrollment code whose credential was never used still accepts a
+	// retried Register even though the code has expired meanwhile, so that a
+	// response lost just before the expiry does not lock the terminal out.
+	// Zero: only until the code's own expiry.
+	RegisterRetryWindow time.Duration
 }
 
 // OtherComponent is the fault component that stands for components beyond
@@ -87,6 +93,7 @@ func DefaultOptions() Options {
 		FaultsPerHour:              120,
 		FaultComponentsPerTerminal: 16,
 		MaxFaultKeys:               20000,
+		RegisterRetryWindow:        24 * time.Hour,
 	}
 }
 
@@ -107,6 +114,8 @@ func (o Options) Validate() error {
 		return errors.New("fleet: attempt rates must be positive")
 	case o.AuditRepeatWindow < 0 || o.FaultRetention <= 0:
 		return errors.New("fleet: AuditRepeatWindow must not be negative, FaultRetention must be positive")
+	case o.RegisterRetryWindow < 0:
+		return errors.New("fleet: RegisterRetryWindow must not be negative")
 	case o.FaultBurst < 1 || o.FaultsPerHour <= 0 || o.FaultComponentsPerTerminal < 1 || o.MaxFaultKeys < 1:
 		return errors.New("fleet: fault caps must be positive")
 	}
@@ -295,6 +304,16 @@ type terminalRec struct {
 	EnrollHash     []byte    `json:"eh,omitempty"`
 	EnrollExpires  time.Time `json:"ee,omitzero"`
 	UsedEnrollHash []byte    `json:"uh,omitempty"`
+	// EnrollIssued is when the pending enrollment code first issued a
+	// credential (CredHash) that has not been used yet; zero when it has
+	// issued none. Until that credential's first use the code stays
+	// pending, so that a terminal that lost the Register response can
+	// register again (see Fleet.Register).
+	EnrollIssued time.Time `json:"ei,omitzero"`
+	// NextCredHash is the hash of a rotated credential not used yet; the
+	// credential of CredHash stays valid until its first use, so that a
+	// terminal that lost the RotateCredential response is not locked out.
+	NextCredHash []byte `json:"nc,omitempty"`
 }
 
 func (r *terminalRec) clone() *terminalRec {
@@ -479,8 +498,10 @@ func beUint64(b []byte) uint64 {
 // shared yet).
 func (f *Fleet) index(t *term, old, r *terminalRec) {
 	if old != nil {
-		if h, ok := hash32(old.CredHash); ok && f.creds[h] == t {
-			delete(f.creds, h)
+		for _, b := range [][]byte{old.CredHash, old.NextCredHash} {
+			if h, ok := hash32(b); ok && f.creds[h] == t {
+				delete(f.creds, h)
+			}
 		}
 		for _, b := range [][]byte{old.EnrollHash, old.UsedEnrollHash} {
 			if h, ok := hash32(b); ok && f.enrolls[h] == t {
@@ -493,8 +514,10 @@ func (f *Fleet) index(t *term, old, r *terminalRec) {
 	}
 	// Retired terminals stay in creds and enrolls so that their callers
 	// learn that the terminal is retired.
-	if h, ok := hash32(r.CredHash); ok {
-		f.creds[h] = t
+	for _, b := range [][]byte{r.CredHash, r.NextCredHash} {
+		if h, ok := hash32(b); ok {
+			f.creds[h] = t
+		}
 	}
 	for _, b := range [][]byte{r.EnrollHash, r.UsedEnrollHash} {
 		if h, ok := hash32(b); ok {
@@ -648,20 +671,29 @@ func (f *Fleet) recordSync(e audit.Event) error {
 	return f.audit.RecordSync(e)
 }
 
-// PublicKeys returns the server's identity signing keys, the active one
-// marked.
+// PublicKeys returns the server's identity signing keys: the active one
+// first, then the retired ones, newest first.
 func (f *Fleet) PublicKeys() []PublicKey { return f.signer.publicKeys() }
 
-// RotateSigningKey makes a new identity signing key the active one.
-// Identities signed from now on name it; earlier ones still verify with
-// their published key.
-func (f *Fleet) RotateSigningKey(ctx context.Context) (string, error) {
+// ActiveSigningKey returns the key that signs new identities.
+func (f *Fleet) ActiveSigningKey() PublicKey { return f.signer.publicKeys()[0] }
+
+// RotateSigningKey makes a new identity signing key, endorsed by the active
+// one, the active one, and returns it. Identities signed from now on name
+// it; earlier ones still verify with their published key, which stays in
+// PublicKeys as retired. The rotation is audited with its storage write.
+func (f *Fleet) RotateSigningKey(ctx context.Context, who audit.Actor) (PublicKey, error) {
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return PublicKey{}, err
 	}
-	id, err := f.signer.rotate(f.now())
-	if err != nil {
-		return "", err
+	prev := f.signer.activeKeyID()
+	commit := func(fn func(tx *store.Txn) error, pub PublicKey) error {
+		return f.commit(fn, audit.Event{Type: audit.SigningKeyRotated, Actor: who.Name, Peer: who.Peer,
+			Message:    "identity signing key rotated",
+			Attributes: map[string]string{"key_id": pub.KeyID, "fingerprint": pub.Fingerprint(), "previous_key_id": prev}})
+	}
+	if _, err := f.signer.rotate(f.now(), commit); err != nil {
+		return PublicKey{}, err
 	}
 	f.mu.RLock()
 	terms := make([]*term, 0, len(f.terms))
@@ -674,5 +706,5 @@ func (f *Fleet) RotateSigningKey(ctx context.Context) (string, error) {
 		t.ident = nil
 		t.liveMu.Unlock()
 	}
-	return id, nil
+	return f.ActiveSigningKey(), nil
 }

@@ -20,10 +20,13 @@ import (
 // Identity is a terminal's merchant identity, signed with the server's
 // Ed25519 key.
 type Identity struct {
-	MerchantID      string
-	LegalName       string
-	DisplayName     string
-	MCC             string
+	MerchantID  string
+	LegalName   string
+	DisplayName string
+	MCC         string
+	// Currency is the merchant's ISO 4217 currency (signed in payload v2
+	// only).
+	Currency        string
 	StoreID         string
 	StoreName       string
 	StoreAddress    Address
@@ -38,12 +41,21 @@ type Identity struct {
 	// its Ed25519 signature.
 	SignedPayload []byte
 	Signature     []byte
+	// SignedPayloadV2 is CanonicalPayloadV2 of the fields above, which
+	// covers every field; SignatureV2 is its Ed25519 signature with the
+	// same key.
+	SignedPayloadV2 []byte
+	SignatureV2     []byte
 }
 
-// CanonicalPayload returns the bytes an identity's signature covers: the
-// text "posfleet-identity-v1\n" followed by one "name=value\n" line per
-// field in the documented order, values escaped ('\\' → "\\\\", newline →
-// "\\n"), issue_time in RFC 3339 UTC with seconds precision.
+// CanonicalPayload returns the bytes an identity's version 1 signature
+// covers: the line "posfleet-identity-v1", then one "name=value" line per
+// field (merchant_id, legal_name, display_name, mcc, store_id, store_name,
+// terminal_id, identity_version, issue_time, key_id), every line ended by a
+// line feed. In values a backslash becomes two backslashes and a line feed
+// a backslash and 'n'; a carriage return is not escaped. issue_time is as in
+// CanonicalPayloadV2. Version 1 covers neither the address nor the
+// currency; it is kept unchanged for verifiers written against it.
 func CanonicalPayload(id *Identity) []byte {
 	var b strings.Builder
 	b.WriteString("posfleet-identity-v1\n")
@@ -70,11 +82,71 @@ var valueEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
 
 func escapeValue(s string) string { return valueEscaper.Replace(s) }
 
+// PayloadV2Header is the first line of a version 2 identity payload.
+const PayloadV2Header = "posfleet-identity-v2"
+
+// CanonicalPayloadV2 returns the bytes an identity's version 2 signature
+// covers: the line PayloadV2Header, then one "name=value" line per field,
+// every line ended by a line feed, in this order: merchant_id, legal_name,
+// display_name, mcc, currency, store_id, store_name, address_line1,
+// address_line2, address_city, address_region, address_postal_code,
+// address_country, terminal_id, identity_version, issue_time, key_id. In
+// values, and only there, a backslash becomes two backslashes, a line feed
+// a backslash and 'n', a carriage return a backslash and 'r'; nothing else
+// is escaped. identity_version is in decimal; issue_time is RFC 3339 in UTC
+// with a 'Z' and whole seconds (the time of signing truncated, never
+// rounded up).
+func CanonicalPayloadV2(id *Identity) []byte {
+	var b strings.Builder
+	b.WriteString(PayloadV2Header + "\n")
+	for _, f := range PayloadV2Fields(id) {
+		b.WriteString(f[0])
+		b.WriteByte('=')
+		b.WriteString(valueEscaperV2.Replace(f[1]))
+		b.WriteByte('\n')
+	}
+	return []byte(b.String())
+}
+
+// PayloadV2Fields returns the names and unescaped values of the lines of
+// id's version 2 payload, in order.
+func PayloadV2Fields(id *Identity) [][2]string {
+	a := id.StoreAddress
+	return [][2]string{
+		{"merchant_id", id.MerchantID},
+		{"legal_name", id.LegalName},
+		{"display_name", id.DisplayName},
+		{"mcc", id.MCC},
+		{"currency", id.Currency},
+		{"store_id", id.StoreID},
+		{"store_name", id.StoreName},
+		{"address_line1", a.Line1},
+		{"address_line2", a.Line2},
+		{"address_city", a.City},
+		{"address_region", a.Region},
+		{"address_postal_code", a.PostalCode},
+		{"address_country", a.Country},
+		{"terminal_id", id.TerminalID},
+		{"identity_version", strconv.FormatUint(id.IdentityVersion, 10)},
+		{"issue_time", id.IssueTime.UTC().Truncate(time.Second).Format(time.RFC3339)},
+		{"key_id", id.KeyID},
+	}
+}
+
+var valueEscaperV2 = strings.NewReplacer(`\`, `\\`, "\n", `\n`, "\r", `\r`)
+
 // KeyID returns the key identifier of an Ed25519 public key: the first 16
-// hex characters of its SHA-256.
+// hex characters of its SHA-256 (of Fingerprint).
 func KeyID(pub ed25519.PublicKey) string {
+	return Fingerprint(pub)[:16]
+}
+
+// Fingerprint returns the fingerprint of an Ed25519 public key: the SHA-256
+// of its 32 bytes in lower-case hex (64 characters). Operators read it out
+// of band to terminals, which pin it.
+func Fingerprint(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
-	return hex.EncodeToString(sum[:])[:16]
+	return hex.EncodeToString(sum[:])
 }
 
 // VerifyIdentity checks id's signature with its public key and that the
@@ -93,6 +165,15 @@ func VerifyIdentity(id *Identity) error {
 	if string(CanonicalPayload(id)) != string(id.SignedPayload) {
 		return errors.New("fleet: identity fields differ from the signed payload")
 	}
+	if id.SignedPayloadV2 == nil && id.SignatureV2 == nil {
+		return nil
+	}
+	if !ed25519.Verify(id.PublicKey, id.SignedPayloadV2, id.SignatureV2) {
+		return errors.New("fleet: identity v2 signature invalid")
+	}
+	if string(CanonicalPayloadV2(id)) != string(id.SignedPayloadV2) {
+		return errors.New("fleet: identity fields differ from the signed v2 payload")
+	}
 	return nil
 }
 
@@ -106,6 +187,26 @@ var (
 type signingKeyRec struct {
 	Seed    []byte    `json:"seed"`
 	Created time.Time `json:"ct"`
+	// Retired is when a newer key replaced it as the active one; zero while
+	// it is active (and in records written before it existed).
+	Retired time.Time `json:"rt,omitzero"`
+	// EndorsedBy is the key that was active when this one was created, and
+	// Endorsement its signature of EndorsementPayload; empty for the first
+	// key.
+	EndorsedBy  string `json:"eb,omitempty"`
+	Endorsement []byte `json:"en,omitempty"`
+}
+
+// EndorsementHeader is the first line of a signing key endorsement payload.
+const EndorsementHeader = "posfleet-signing-key-v1"
+
+// EndorsementPayload returns the bytes the previous active key signs to
+// endorse a new signing key: the line EndorsementHeader, then the lines
+// "key_id=<key id>", "public_key=<32 bytes in lower-case hex>" and
+// "create_time=<RFC 3339 UTC, whole seconds>", each ended by a line feed.
+func EndorsementPayload(keyID string, pub ed25519.PublicKey, created time.Time) []byte {
+	return []byte(EndorsementHeader + "\nkey_id=" + keyID + "\npublic_key=" + hex.EncodeToString(pub) +
+		"\ncreate_time=" + created.UTC().Truncate(time.Second).Format(time.RFC3339) + "\n")
 }
 
 // signer holds the server's Ed25519 identity keys: the active one signs, the
@@ -113,20 +214,20 @@ type signingKeyRec struct {
 type signer struct {
 	db *store.DB
 
-	mu sync.RWMutex // guards active and public
+	mu sync.RWMutex // guards the fields below
 	// active signs new identities.
 	active ed25519.PrivateKey
 	// activeID is KeyID of active.
 	activeID string
-	// public holds every known public key by key ID.
-	public map[string]ed25519.PublicKey
+	// keys holds every known key by key ID (its seed only in active).
+	keys map[string]signingKeyRec
 }
 
 // openSigner loads the signing keys, creating the first one on first start.
 func openSigner(db *store.DB, now time.Time) (*signer, error) {
-	s := &signer{db: db, public: map[string]ed25519.PublicKey{}}
+	s := &signer{db: db, keys: map[string]signingKeyRec{}}
 	var activeID string
-	seeds := map[string][]byte{}
+	recs := map[string]signingKeyRec{}
 	err := db.View(func(tx *store.Txn) error {
 		v, err := tx.Get(keyActiveSigner)
 		switch {
@@ -144,64 +245,85 @@ func openSigner(db *store.DB, now time.Time) (*signer, error) {
 			if len(r.Seed) != ed25519.SeedSize {
 				return fmt.Errorf("fleet: signing key %s: bad seed", k)
 			}
-			seeds[string(k[len(prefixSigningKey):])] = r.Seed
+			recs[string(k[len(prefixSigningKey):])] = r
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	for id, seed := range seeds {
-		priv := ed25519.NewKeyFromSeed(seed)
-		pub := priv.Public().(ed25519.PublicKey)
-		if KeyID(pub) != id {
+	for id, r := range recs {
+		priv := ed25519.NewKeyFromSeed(r.Seed)
+		if KeyID(priv.Public().(ed25519.PublicKey)) != id {
 			return nil, fmt.Errorf("fleet: signing key %s does not match its ID", id)
 		}
-		s.public[id] = pub
 		if id == activeID {
 			s.active, s.activeID = priv, id
 		}
+		s.keys[id] = r
 	}
 	if s.active == nil {
 		if activeID != "" {
 			return nil, fmt.Errorf("fleet: active signing key %s missing", activeID)
 		}
-		if _, err := s.rotate(now); err != nil {
+		if _, err := s.rotate(now, func(fn func(tx *store.Txn) error, _ PublicKey) error { return db.Update(fn) }); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// rotate creates a new signing key, stores it and makes it the active one.
-// Older keys stay published so that identities they signed still verify.
-func (s *signer) rotate(now time.Time) (string, error) {
+// rotate creates a new signing key, endorsed by the active one, stores it
+// through commit and makes it the active one. Older keys stay published so
+// that identities they signed still verify.
+func (s *signer) rotate(now time.Time, commit func(fn func(tx *store.Txn) error, key PublicKey) error) (string, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("fleet: generate signing key: %w", err)
 	}
+	now = now.UTC().Truncate(time.Second)
 	id := KeyID(pub)
-	v, err := encode(signingKeyRec{Seed: priv.Seed(), Created: now.UTC()})
-	if err != nil {
-		return "", err
+	rec := signingKeyRec{Seed: priv.Seed(), Created: now}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var prev signingKeyRec
+	if s.active != nil {
+		rec.EndorsedBy = s.activeID
+		rec.Endorsement = ed25519.Sign(s.active, EndorsementPayload(id, pub, now))
+		prev = s.keys[s.activeID]
+		prev.Retired = now
 	}
-	err = s.db.Update(func(tx *store.Txn) error {
+	err = commit(func(tx *store.Txn) error {
+		if s.active != nil {
+			v, err := encode(prev)
+			if err != nil {
+				return err
+			}
+			if err := tx.Set(append(append([]byte{}, prefixSigningKey...), s.activeID...), v); err != nil {
+				return err
+			}
+		}
+		v, err := encode(rec)
+		if err != nil {
+			return err
+		}
 		if err := tx.Set(append(append([]byte{}, prefixSigningKey...), id...), v); err != nil {
 			return err
 		}
 		return tx.Set(keyActiveSigner, []byte(id))
-	})
+	}, PublicKey{KeyID: id, Key: pub, Active: true, Created: now})
 	if err != nil {
 		return "", fmt.Errorf("fleet: store signing key: %w", err)
 	}
-	s.mu.Lock()
+	if s.active != nil {
+		s.keys[s.activeID] = prev
+	}
 	s.active, s.activeID = priv, id
-	s.public[id] = pub
-	s.mu.Unlock()
+	s.keys[id] = rec
 	return id, nil
 }
 
-// sign fills id's key fields, payload and signature.
+// sign fills id's key fields, payloads and signatures.
 func (s *signer) sign(id *Identity) {
 	s.mu.RLock()
 	priv, keyID := s.active, s.activeID
@@ -211,6 +333,8 @@ func (s *signer) sign(id *Identity) {
 	id.PublicKey = priv.Public().(ed25519.PublicKey)
 	id.SignedPayload = CanonicalPayload(id)
 	id.Signature = ed25519.Sign(priv, id.SignedPayload)
+	id.SignedPayloadV2 = CanonicalPayloadV2(id)
+	id.SignatureV2 = ed25519.Sign(priv, id.SignedPayloadV2)
 }
 
 // activeKeyID returns the ID of the key that signs new identities.
@@ -220,15 +344,26 @@ func (s *signer) activeKeyID() string {
 	return s.activeID
 }
 
-// publicKeys returns every known public key by key ID, sorted by ID.
+// publicKeys returns every known public key, the active one first, then the
+// others newest first.
 func (s *signer) publicKeys() []PublicKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]PublicKey, 0, len(s.public))
-	for id, k := range s.public {
-		out = append(out, PublicKey{KeyID: id, Key: k, Active: id == s.activeID})
+	out := make([]PublicKey, 0, len(s.keys))
+	for id, r := range s.keys {
+		pub := ed25519.NewKeyFromSeed(r.Seed).Public().(ed25519.PublicKey)
+		out = append(out, PublicKey{KeyID: id, Key: pub, Active: id == s.activeID, Created: r.Created,
+			Retired: r.Retired, EndorsedBy: r.EndorsedBy, Endorsement: r.Endorsement})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].KeyID < out[j].KeyID })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Active != out[j].Active {
+			return out[i].Active
+		}
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.After(out[j].Created)
+		}
+		return out[i].KeyID < out[j].KeyID
+	})
 	return out
 }
 
@@ -238,7 +373,19 @@ type PublicKey struct {
 	Key   ed25519.PublicKey
 	// Active is set for the key that signs new identities.
 	Active bool
+	// Created is when the key was made; Retired when a newer key replaced
+	// it (zero while active, and for keys retired before it was recorded).
+	Created, Retired time.Time
+	// EndorsedBy is the key that was active when this one was created and
+	// Endorsement its Ed25519 signature of EndorsementPayload (empty for
+	// the first key): a terminal that pinned an older key can follow the
+	// endorsements to trust a newer one.
+	EndorsedBy  string
+	Endorsement []byte
 }
+
+// Fingerprint returns the key's fingerprint (see the function Fingerprint).
+func (k PublicKey) Fingerprint() string { return Fingerprint(k.Key) }
 
 // Records are stored as a schema version byte followed by JSON.
 const schemaV1 = 1

@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"strings"
 	"testing"
@@ -58,7 +59,8 @@ func TestIdentityIsSignedAndVerifies(t *testing.T) {
 	}
 
 	// Rotation: new identities name the new key; the old key stays published.
-	newKey, err := e.f.RotateSigningKey(t.Context())
+	rotated, err := e.f.RotateSigningKey(t.Context(), admin)
+	newKey := rotated.KeyID
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,5 +143,72 @@ func TestIdentityVersionOnUpdateAndRebind(t *testing.T) {
 	}
 	if v := version(); v != 6 {
 		t.Errorf("after MID2 update identity version = %d, want 6", v)
+	}
+}
+
+// Payload v2 signs what v1 left out: the store address and the merchant's
+// currency. Tampering with either fails verification.
+func TestIdentityV2SignsAddressAndCurrency(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	if _, err := e.f.CreateMerchant(ctx, fleet.Merchant{ID: "MID1", LegalName: "L", MCC: "5411", Currency: "NZD"}, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.f.CreateStore(ctx, fleet.Store{MerchantID: "MID1", ID: "s1", Name: "One",
+		Address: fleet.Address{Line1: "1 Queen St\r", City: "Auckland", Country: "NZ"}}, admin); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := e.register("SN1", e.provision("SN1", "MID1", "s1").EnrollmentCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reg.Identity
+	if id.Currency != "NZD" || !strings.Contains(string(id.SignedPayloadV2), "\naddress_line1=1 Queen St\\r\n") {
+		t.Fatalf("identity currency %q, v2 payload %q; want NZD and the escaped address", id.Currency, id.SignedPayloadV2)
+	}
+	if err := fleet.VerifyIdentity(&id); err != nil {
+		t.Fatalf("VerifyIdentity: %v", err)
+	}
+	for name, tamper := range map[string]func(*fleet.Identity){
+		"address":  func(i *fleet.Identity) { i.StoreAddress.Line1 = "9 Fake Rd" },
+		"country":  func(i *fleet.Identity) { i.StoreAddress.Country = "AU" },
+		"currency": func(i *fleet.Identity) { i.Currency = "AUD" },
+	} {
+		tampered := id
+		tamper(&tampered)
+		if string(fleet.CanonicalPayload(&tampered)) != string(id.SignedPayload) {
+			t.Fatalf("%s: v1 payload changed; it must stay as verifiers of v1 know it", name)
+		}
+		if err := fleet.VerifyIdentity(&tampered); err == nil {
+			t.Errorf("VerifyIdentity accepted a tampered %s", name)
+		}
+	}
+}
+
+// A rotation keeps the old key published as retired, endorses the new key
+// with the old one, is audited and survives a restart.
+func TestSigningKeyRotationEndorsesAndRetires(t *testing.T) {
+	e := newEnv(t)
+	old := e.f.ActiveSigningKey()
+	e.clock.Advance(time.Hour)
+	k, err := e.f.RotateSigningKey(t.Context(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = e.reopen()
+	keys := e.f.PublicKeys()
+	if len(keys) != 2 || keys[0].KeyID != k.KeyID || !keys[0].Active || keys[1].KeyID != old.KeyID || keys[1].Active {
+		t.Fatalf("keys after rotation and restart = %+v; want the new key active first, then %s", keys, old.KeyID)
+	}
+	if !keys[1].Retired.Equal(keys[0].Created) || keys[0].Created.IsZero() {
+		t.Errorf("old key retired %v, new key created %v; want equal and set", keys[1].Retired, keys[0].Created)
+	}
+	if keys[0].EndorsedBy != old.KeyID || !ed25519.Verify(old.Key, fleet.EndorsementPayload(k.KeyID, k.Key, k.Created), keys[0].Endorsement) {
+		t.Errorf("new key endorsed by %q with %x; want a valid endorsement by %s", keys[0].EndorsedBy, keys[0].Endorsement, old.KeyID)
+	}
+	evs := e.events(audit.SigningKeyRotated)
+	if len(evs) != 1 || evs[0].Attributes["key_id"] != k.KeyID || evs[0].Attributes["previous_key_id"] != old.KeyID ||
+		evs[0].Attributes["fingerprint"] != k.Fingerprint() {
+		t.Errorf("rotation audit events = %+v; want one naming %s after %s", evs, k.KeyID, old.KeyID)
 	}
 }

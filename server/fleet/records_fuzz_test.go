@@ -53,15 +53,19 @@ func FuzzIdentity(f *testing.F) {
 		field uint8, other string, garbage []byte) {
 		id := &Identity{MerchantID: merchant, LegalName: legal, DisplayName: display, MCC: mcc, StoreID: store, StoreName: storeName,
 			TerminalID: terminal, IdentityVersion: version, IssueTime: time.Unix(issue, 0).UTC(), KeyID: KeyID(pub), PublicKey: pub}
+		id.Currency, id.StoreAddress = legal, Address{Line1: storeName, Country: mcc}
 		id.SignedPayload = CanonicalPayload(id)
 		id.Signature = ed25519.Sign(priv, id.SignedPayload)
+		id.SignedPayloadV2 = CanonicalPayloadV2(id)
+		id.SignatureV2 = ed25519.Sign(priv, id.SignedPayloadV2)
 		if err := VerifyIdentity(id); err != nil {
 			t.Fatalf("freshly signed identity: %v", err)
 		}
 
 		changed := *id
 		fields := []*string{&changed.MerchantID, &changed.LegalName, &changed.DisplayName, &changed.MCC, &changed.StoreID,
-			&changed.StoreName, &changed.TerminalID, &changed.KeyID}
+			&changed.StoreName, &changed.TerminalID, &changed.KeyID, &changed.Currency, &changed.StoreAddress.Line1,
+			&changed.StoreAddress.Country}
 		switch i := int(field) % (len(fields) + 2); {
 		case i < len(fields):
 			if *fields[i] == other {
@@ -76,8 +80,9 @@ func FuzzIdentity(f *testing.F) {
 		if err := VerifyIdentity(&changed); err == nil {
 			t.Errorf("identity with field %d changed to %q verifies", field, other)
 		}
-		// A payload re-encoded from the changed fields is not what was signed.
+		// Payloads re-encoded from the changed fields are not what was signed.
 		changed.SignedPayload = CanonicalPayload(&changed)
+		changed.SignedPayloadV2 = CanonicalPayloadV2(&changed)
 		if err := VerifyIdentity(&changed); err == nil {
 			t.Errorf("identity with field %d changed and its payload re-encoded verifies", field)
 		}
@@ -91,6 +96,16 @@ func FuzzIdentity(f *testing.F) {
 		forged.SignedPayload = garbage
 		if err := VerifyIdentity(&forged); err == nil && string(garbage) != string(id.SignedPayload) {
 			t.Errorf("identity with payload %q verifies", garbage)
+		}
+		forged = *id
+		forged.SignatureV2 = garbage
+		if err := VerifyIdentity(&forged); err == nil && string(garbage) != string(id.SignatureV2) {
+			t.Errorf("identity with v2 signature %x verifies", garbage)
+		}
+		forged = *id
+		forged.SignedPayloadV2 = garbage
+		if err := VerifyIdentity(&forged); err == nil && string(garbage) != string(id.SignedPayloadV2) {
+			t.Errorf("identity with v2 payload %q verifies", garbage)
 		}
 		forged = *id
 		forged.PublicKey = garbage

@@ -14,6 +14,7 @@ func TestStoredJSONNames(t *testing.T) {
 		"State": "st", "StateReason": "sr", "Device": "dev", "IdentityOffset": "io",
 		"Created": "ct", "Registered": "rt", "CredHash": "ch",
 		"EnrollHash": "eh", "EnrollExpires": "ee", "UsedEnrollHash": "uh",
+		"EnrollIssued": "ei", "NextCredHash": "nc",
 	})
 	recordcheck.JSONNames(t, Status{}, map[string]string{
 		"FirmwareVersion": "fw", "AppVersion": "app", "ConfigVersion": "cv", "HasBattery": "hb",

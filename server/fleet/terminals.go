@@ -398,6 +398,7 @@ func (f *Fleet) ReissueEnrollment(ctx context.Context, id string, ttl time.Durat
 			return ErrTerminalRetired
 		}
 		r.EnrollHash, r.EnrollExpires = h[:], f.now().UTC().Add(ttl)
+		r.EnrollIssued = time.Time{} // the new code has issued nothing yet
 		return nil
 	}, func(_, r *terminalRec) []audit.Event {
 		return changeEvent(audit.EnrollmentReissued, r, who, "enrollment code reissued",

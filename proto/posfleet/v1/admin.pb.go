@@ -348,6 +348,10 @@ const (
 	// A webhook endpoint was created, updated, deleted, had its secret
 	// rotated or an event redelivered.
 	AuditEventType_AUDIT_EVENT_TYPE_WEBHOOK_CHANGED AuditEventType = 31
+	// A new identity signing key became the active one
+	// (AdminService.RotateSigningKey); attributes key_id, fingerprint and
+	// previous_key_id.
+	AuditEventType_AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED AuditEventType = 32
 )
 
 // Enum value maps for AuditEventType.
@@ -385,6 +389,7 @@ var (
 		29: "AUDIT_EVENT_TYPE_TERMINAL_OFFLINE",
 		30: "AUDIT_EVENT_TYPE_DISK_LOW",
 		31: "AUDIT_EVENT_TYPE_WEBHOOK_CHANGED",
+		32: "AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED",
 	}
 	AuditEventType_value = map[string]int32{
 		"AUDIT_EVENT_TYPE_UNSPECIFIED":          0,
@@ -419,6 +424,7 @@ var (
 		"AUDIT_EVENT_TYPE_TERMINAL_OFFLINE":     29,
 		"AUDIT_EVENT_TYPE_DISK_LOW":             30,
 		"AUDIT_EVENT_TYPE_WEBHOOK_CHANGED":      31,
+		"AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED":  32,
 	}
 )
 
@@ -1541,9 +1547,16 @@ type ProvisionTerminalResponse struct {
 	// scripts already read it by this name; the two mean the same.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// The new terminal.
-	Terminal      *Terminal `protobuf:"bytes,4,opt,name=terminal,proto3" json:"terminal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Terminal *Terminal `protobuf:"bytes,4,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// Key ID of the server's active identity signing key.
+	SigningKeyId string `protobuf:"bytes,5,opt,name=signing_key_id,json=signingKeyId,proto3" json:"signing_key_id,omitempty"`
+	// Fingerprint of that key (SHA-256 of the public key, lower-case hex):
+	// give it to the terminal with the enrollment code, out of band, so that
+	// it pins the key and checks every identity against it (see
+	// MerchantIdentity).
+	SigningKeyFingerprint string `protobuf:"bytes,6,opt,name=signing_key_fingerprint,json=signingKeyFingerprint,proto3" json:"signing_key_fingerprint,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *ProvisionTerminalResponse) Reset() {
@@ -1602,6 +1615,20 @@ func (x *ProvisionTerminalResponse) GetTerminal() *Terminal {
 		return x.Terminal
 	}
 	return nil
+}
+
+func (x *ProvisionTerminalResponse) GetSigningKeyId() string {
+	if x != nil {
+		return x.SigningKeyId
+	}
+	return ""
+}
+
+func (x *ProvisionTerminalResponse) GetSigningKeyFingerprint() string {
+	if x != nil {
+		return x.SigningKeyFingerprint
+	}
+	return ""
 }
 
 // Request of AdminService.GetTerminal.
@@ -8370,6 +8397,90 @@ func (x *WhoAmIResponse) GetAdminToken() *AdminToken {
 	return nil
 }
 
+// Request of AdminService.RotateSigningKey.
+type RotateSigningKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyRequest) Reset() {
+	*x = RotateSigningKeyRequest{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyRequest) ProtoMessage() {}
+
+func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{114}
+}
+
+// Response of AdminService.RotateSigningKey.
+type RotateSigningKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every published key after the rotation: the new, active one first,
+	// then the retired ones, newest first.
+	Keys          []*SigningKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateSigningKeyResponse) Reset() {
+	*x = RotateSigningKeyResponse{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateSigningKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateSigningKeyResponse) ProtoMessage() {}
+
+func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *RotateSigningKeyResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 var File_posfleet_v1_admin_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_admin_proto_rawDesc = "" +
@@ -8441,14 +8552,16 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"merchantId\x12\x19\n" +
 	"\bstore_id\x18\x03 \x01(\tR\astoreId\x12\x14\n" +
 	"\x05label\x18\x04 \x01(\tR\x05label\x12@\n" +
-	"\x0eenrollment_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\renrollmentTtl\"\xd3\x01\n" +
+	"\x0eenrollment_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\renrollmentTtl\"\xb1\x02\n" +
 	"\x19ProvisionTerminalResponse\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12'\n" +
 	"\x0fenrollment_code\x18\x02 \x01(\tR\x0eenrollmentCode\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x121\n" +
-	"\bterminal\x18\x04 \x01(\v2\x15.posfleet.v1.TerminalR\bterminal\"5\n" +
+	"\bterminal\x18\x04 \x01(\v2\x15.posfleet.v1.TerminalR\bterminal\x12$\n" +
+	"\x0esigning_key_id\x18\x05 \x01(\tR\fsigningKeyId\x126\n" +
+	"\x17signing_key_fingerprint\x18\x06 \x01(\tR\x15signingKeyFingerprint\"5\n" +
 	"\x12GetTerminalRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\"H\n" +
@@ -8983,7 +9096,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\rWhoAmIRequest\"J\n" +
 	"\x0eWhoAmIResponse\x128\n" +
 	"\vadmin_token\x18\x01 \x01(\v2\x17.posfleet.v1.AdminTokenR\n" +
-	"adminToken*\xa4\x01\n" +
+	"adminToken\"\x19\n" +
+	"\x17RotateSigningKeyRequest\"G\n" +
+	"\x18RotateSigningKeyResponse\x12+\n" +
+	"\x04keys\x18\x01 \x03(\v2\x17.posfleet.v1.SigningKeyR\x04keys*\xa4\x01\n" +
 	"\rTerminalState\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aTERMINAL_STATE_PROVISIONED\x10\x01\x12\x19\n" +
@@ -9008,7 +9124,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x1fCONFIG_VALUE_ORIGIN_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_LAYER\x10\x01\x12\x1d\n" +
 	"\x19CONFIG_VALUE_ORIGIN_STORE\x10\x02\x12\x1f\n" +
-	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\xe1\t\n" +
+	"\x1bCONFIG_VALUE_ORIGIN_DEFAULT\x10\x03*\x8b\n" +
+	"\n" +
 	"\x0eAuditEventType\x12 \n" +
 	"\x1cAUDIT_EVENT_TYPE_UNSPECIFIED\x10\x00\x12%\n" +
 	"!AUDIT_EVENT_TYPE_MERCHANT_CREATED\x10\x01\x12%\n" +
@@ -9042,7 +9159,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	" AUDIT_EVENT_TYPE_CONFIG_REJECTED\x10\x1c\x12%\n" +
 	"!AUDIT_EVENT_TYPE_TERMINAL_OFFLINE\x10\x1d\x12\x1d\n" +
 	"\x19AUDIT_EVENT_TYPE_DISK_LOW\x10\x1e\x12$\n" +
-	" AUDIT_EVENT_TYPE_WEBHOOK_CHANGED\x10\x1f*\xa7\x01\n" +
+	" AUDIT_EVENT_TYPE_WEBHOOK_CHANGED\x10\x1f\x12(\n" +
+	"$AUDIT_EVENT_TYPE_SIGNING_KEY_ROTATED\x10 *\xa7\x01\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_SALE\x10\x01\x12\x1c\n" +
@@ -9059,7 +9177,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"#WEBHOOK_DELIVERY_STATUS_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fWEBHOOK_DELIVERY_STATUS_PENDING\x10\x01\x12%\n" +
 	"!WEBHOOK_DELIVERY_STATUS_DELIVERED\x10\x02\x12\"\n" +
-	"\x1eWEBHOOK_DELIVERY_STATUS_FAILED\x10\x032\x92%\n" +
+	"\x1eWEBHOOK_DELIVERY_STATUS_FAILED\x10\x032\xfd%\n" +
 	"\fAdminService\x12c\n" +
 	"\x0eCreateMerchant\x12\".posfleet.v1.CreateMerchantRequest\x1a#.posfleet.v1.CreateMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12Z\n" +
 	"\vGetMerchant\x12\x1f.posfleet.v1.GetMerchantRequest\x1a .posfleet.v1.GetMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12c\n" +
@@ -9096,7 +9214,8 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x10ListTransactions\x12$.posfleet.v1.ListTransactionsRequest\x1a%.posfleet.v1.ListTransactionsResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12r\n" +
 	"\x13GetSettlementReport\x12'.posfleet.v1.GetSettlementReportRequest\x1a(.posfleet.v1.GetSettlementReportResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x01\x12i\n" +
 	"\x10CreateAdminToken\x12$.posfleet.v1.CreateAdminTokenRequest\x1a%.posfleet.v1.CreateAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12i\n" +
-	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12f\n" +
+	"\x10RevokeAdminToken\x12$.posfleet.v1.RevokeAdminTokenRequest\x1a%.posfleet.v1.RevokeAdminTokenResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12i\n" +
+	"\x10RotateSigningKey\x12$.posfleet.v1.RotateSigningKeyRequest\x1a%.posfleet.v1.RotateSigningKeyResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12f\n" +
 	"\x0fListAdminTokens\x12#.posfleet.v1.ListAdminTokensRequest\x1a$.posfleet.v1.ListAdminTokensResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x03\x12M\n" +
 	"\x06Backup\x12\x1a.posfleet.v1.BackupRequest\x1a\x1b.posfleet.v1.BackupResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x030\x01\x12f\n" +
 	"\x0fArchiveMerchant\x12#.posfleet.v1.ArchiveMerchantRequest\x1a$.posfleet.v1.ArchiveMerchantResponse\"\b\xa2\xbb\x18\x04\b\x03\x10\x02\x12]\n" +
@@ -9127,7 +9246,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 116)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 118)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                    // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                     // 1: posfleet.v1.Connectivity
@@ -9251,49 +9370,52 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*ListWebhookDeliveriesResponse)(nil), // 119: posfleet.v1.ListWebhookDeliveriesResponse
 	(*WhoAmIRequest)(nil),                 // 120: posfleet.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),                // 121: posfleet.v1.WhoAmIResponse
-	nil,                                   // 122: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                   // 123: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                      // 124: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),         // 125: google.protobuf.FieldMask
-	(*Store)(nil),                         // 126: posfleet.v1.Store
-	(*DeviceInfo)(nil),                    // 127: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),                // 128: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),         // 129: google.protobuf.Timestamp
-	(*Fault)(nil),                         // 130: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),           // 131: google.protobuf.Duration
-	(CommandType)(0),                      // 132: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),                 // 133: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                      // 134: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),               // 135: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                         // 136: posfleet.v1.Money
-	(Decision)(0),                         // 137: posfleet.v1.Decision
-	(EntryMode)(0),                        // 138: posfleet.v1.EntryMode
-	(ReversalReason)(0),                   // 139: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                   // 140: posfleet.v1.BatchTotals
-	(Role)(0),                             // 141: posfleet.v1.Role
+	(*RotateSigningKeyRequest)(nil),       // 122: posfleet.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),      // 123: posfleet.v1.RotateSigningKeyResponse
+	nil,                                   // 124: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                   // 125: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                      // 126: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),         // 127: google.protobuf.FieldMask
+	(*Store)(nil),                         // 128: posfleet.v1.Store
+	(*DeviceInfo)(nil),                    // 129: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),                // 130: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),         // 131: google.protobuf.Timestamp
+	(*Fault)(nil),                         // 132: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),           // 133: google.protobuf.Duration
+	(CommandType)(0),                      // 134: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),                 // 135: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                      // 136: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),               // 137: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                         // 138: posfleet.v1.Money
+	(Decision)(0),                         // 139: posfleet.v1.Decision
+	(EntryMode)(0),                        // 140: posfleet.v1.EntryMode
+	(ReversalReason)(0),                   // 141: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                   // 142: posfleet.v1.BatchTotals
+	(Role)(0),                             // 143: posfleet.v1.Role
+	(*SigningKey)(nil),                    // 144: posfleet.v1.SigningKey
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	124, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	124, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	124, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	124, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	125, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	124, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	124, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	126, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	126, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	126, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	126, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	126, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	126, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	126, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	127, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	126, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	126, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	128, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	128, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	128, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	127, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	128, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	129, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	129, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	129, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	130, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	129, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	131, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	129, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	129, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	130, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	131, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	131, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	131, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	132, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	131, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	133, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	131, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	20,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
@@ -9302,38 +9424,38 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	20,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	131, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	129, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	133, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	131, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
 	20,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	132, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	122, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	131, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	133, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	133, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	131, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	134, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	124, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	133, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	135, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	135, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	133, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
 	45,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
 	44,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
 	43,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
-	131, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
-	129, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	129, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	131, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	129, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	131, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	131, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	133, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
+	131, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	131, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	133, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	131, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	133, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	133, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
 	41,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	134, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	136, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
 	42,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
 	51,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	134, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	136, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
 	62,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	135, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	137, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
 	63,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
 	41,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
 	42,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
 	2,   // 58: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	129, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	129, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	131, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	131, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	46,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
 	51,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
 	2,   // 63: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
@@ -9344,7 +9466,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	3,   // 68: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
 	41,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
 	51,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	134, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	136, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
 	41,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
 	64,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
 	41,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
@@ -9357,7 +9479,7 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	51,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
 	62,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
 	51,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	129, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	131, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
 	76,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
 	76,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
 	77,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
@@ -9367,55 +9489,55 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	76,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
 	76,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
 	4,   // 93: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	129, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	123, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	131, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	125, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
 	4,   // 96: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	129, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	129, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	131, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	131, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	79,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
 	5,   // 100: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	136, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	137, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	138, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	129, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	139, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	136, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	136, // 107: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
-	137, // 108: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	129, // 109: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	129, // 110: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	138, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	139, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	140, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	131, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	141, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	138, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	138, // 107: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
+	139, // 108: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	131, // 109: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	131, // 110: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
 	82,  // 111: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	129, // 112: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
+	131, // 112: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
 	6,   // 113: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	140, // 114: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	140, // 115: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	129, // 116: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	129, // 117: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	140, // 118: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	142, // 114: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	142, // 115: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	131, // 116: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	131, // 117: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	142, // 118: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
 	85,  // 119: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	129, // 120: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	141, // 121: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	129, // 122: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	129, // 123: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	141, // 124: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	131, // 125: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	131, // 120: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	143, // 121: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	131, // 122: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	131, // 123: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	143, // 124: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	133, // 125: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
 	88,  // 126: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	88,  // 127: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
 	88,  // 128: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	124, // 129: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	126, // 130: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	129, // 131: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	129, // 132: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	129, // 133: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	126, // 129: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	128, // 130: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	131, // 131: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	131, // 132: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	131, // 133: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
 	102, // 134: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
-	129, // 135: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 136: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	129, // 137: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	131, // 135: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	131, // 136: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	131, // 137: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
 	7,   // 138: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	129, // 139: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	129, // 140: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 141: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	129, // 142: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	131, // 139: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	131, // 140: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	131, // 141: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	131, // 142: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
 	101, // 143: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
 	101, // 144: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
 	101, // 145: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
@@ -9425,105 +9547,108 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	7,   // 149: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
 	103, // 150: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
 	88,  // 151: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	8,   // 152: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	10,  // 153: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	12,  // 154: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	14,  // 155: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	16,  // 156: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	18,  // 157: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	21,  // 158: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	23,  // 159: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	25,  // 160: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	27,  // 161: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	29,  // 162: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	31,  // 163: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	33,  // 164: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	35,  // 165: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	37,  // 166: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	39,  // 167: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	47,  // 168: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	49,  // 169: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	52,  // 170: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	54,  // 171: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	56,  // 172: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	58,  // 173: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	60,  // 174: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	65,  // 175: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	67,  // 176: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	69,  // 177: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	71,  // 178: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	73,  // 179: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	75,  // 180: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	80,  // 181: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	83,  // 182: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	86,  // 183: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	89,  // 184: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	91,  // 185: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	93,  // 186: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	95,  // 187: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	97,  // 188: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	99,  // 189: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	104, // 190: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
-	106, // 191: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
-	108, // 192: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
-	110, // 193: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
-	112, // 194: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
-	114, // 195: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
-	116, // 196: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
-	118, // 197: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
-	120, // 198: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
-	9,   // 199: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	11,  // 200: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	13,  // 201: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	15,  // 202: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	17,  // 203: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	19,  // 204: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	22,  // 205: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	24,  // 206: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	26,  // 207: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	28,  // 208: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	30,  // 209: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	32,  // 210: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	34,  // 211: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	36,  // 212: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	38,  // 213: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	40,  // 214: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	48,  // 215: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	50,  // 216: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	53,  // 217: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	55,  // 218: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	57,  // 219: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	59,  // 220: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	61,  // 221: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	66,  // 222: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	68,  // 223: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	70,  // 224: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	72,  // 225: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	74,  // 226: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	78,  // 227: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	81,  // 228: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	84,  // 229: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	87,  // 230: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	90,  // 231: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	92,  // 232: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	94,  // 233: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	96,  // 234: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	98,  // 235: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	100, // 236: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	105, // 237: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
-	107, // 238: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
-	109, // 239: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
-	111, // 240: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
-	113, // 241: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
-	115, // 242: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
-	117, // 243: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
-	119, // 244: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
-	121, // 245: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
-	199, // [199:246] is the sub-list for method output_type
-	152, // [152:199] is the sub-list for method input_type
-	152, // [152:152] is the sub-list for extension type_name
-	152, // [152:152] is the sub-list for extension extendee
-	0,   // [0:152] is the sub-list for field type_name
+	144, // 152: posfleet.v1.RotateSigningKeyResponse.keys:type_name -> posfleet.v1.SigningKey
+	8,   // 153: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 154: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 155: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 156: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 157: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 158: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 159: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 160: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	25,  // 161: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	27,  // 162: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	29,  // 163: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	31,  // 164: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	33,  // 165: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	35,  // 166: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	37,  // 167: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	39,  // 168: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	47,  // 169: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	49,  // 170: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	52,  // 171: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	54,  // 172: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	56,  // 173: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	58,  // 174: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	60,  // 175: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	65,  // 176: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	67,  // 177: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	69,  // 178: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	71,  // 179: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	73,  // 180: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	75,  // 181: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	80,  // 182: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	83,  // 183: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	86,  // 184: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	89,  // 185: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	91,  // 186: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	122, // 187: posfleet.v1.AdminService.RotateSigningKey:input_type -> posfleet.v1.RotateSigningKeyRequest
+	93,  // 188: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	95,  // 189: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	97,  // 190: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	99,  // 191: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	104, // 192: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	106, // 193: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	108, // 194: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	110, // 195: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	112, // 196: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	114, // 197: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	116, // 198: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	118, // 199: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	120, // 200: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
+	9,   // 201: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 202: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 203: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 204: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 205: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 206: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 207: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 208: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	26,  // 209: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	28,  // 210: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	30,  // 211: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	32,  // 212: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	34,  // 213: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	36,  // 214: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	38,  // 215: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	40,  // 216: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	48,  // 217: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	50,  // 218: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	53,  // 219: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	55,  // 220: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	57,  // 221: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	59,  // 222: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	61,  // 223: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	66,  // 224: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	68,  // 225: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	70,  // 226: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	72,  // 227: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	74,  // 228: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	78,  // 229: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	81,  // 230: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	84,  // 231: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	87,  // 232: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	90,  // 233: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	92,  // 234: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	123, // 235: posfleet.v1.AdminService.RotateSigningKey:output_type -> posfleet.v1.RotateSigningKeyResponse
+	94,  // 236: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	96,  // 237: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	98,  // 238: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	100, // 239: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	105, // 240: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	107, // 241: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	109, // 242: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	111, // 243: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	113, // 244: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	115, // 245: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	117, // 246: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	119, // 247: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	121, // 248: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
+	201, // [201:249] is the sub-list for method output_type
+	153, // [153:201] is the sub-list for method input_type
+	153, // [153:153] is the sub-list for extension type_name
+	153, // [153:153] is the sub-list for extension extendee
+	0,   // [0:153] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -9542,7 +9667,7 @@ func file_posfleet_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   116,
+			NumMessages:   118,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

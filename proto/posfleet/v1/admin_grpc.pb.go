@@ -56,6 +56,7 @@ const (
 	AdminService_GetSettlementReport_FullMethodName   = "/posfleet.v1.AdminService/GetSettlementReport"
 	AdminService_CreateAdminToken_FullMethodName      = "/posfleet.v1.AdminService/CreateAdminToken"
 	AdminService_RevokeAdminToken_FullMethodName      = "/posfleet.v1.AdminService/RevokeAdminToken"
+	AdminService_RotateSigningKey_FullMethodName      = "/posfleet.v1.AdminService/RotateSigningKey"
 	AdminService_ListAdminTokens_FullMethodName       = "/posfleet.v1.AdminService/ListAdminTokens"
 	AdminService_Backup_FullMethodName                = "/posfleet.v1.AdminService/Backup"
 	AdminService_ArchiveMerchant_FullMethodName       = "/posfleet.v1.AdminService/ArchiveMerchant"
@@ -183,6 +184,13 @@ type AdminServiceClient interface {
 	CreateAdminToken(ctx context.Context, in *CreateAdminTokenRequest, opts ...grpc.CallOption) (*CreateAdminTokenResponse, error)
 	// Revokes an admin token. ADMIN only.
 	RevokeAdminToken(ctx context.Context, in *RevokeAdminTokenRequest, opts ...grpc.CallOption) (*RevokeAdminTokenResponse, error)
+	// Makes a new identity signing key the active one. The previous key stays
+	// published as retired (TerminalService.GetSigningKeys) and endorses the
+	// new one, so terminals that pinned it can trust the new key; identities
+	// signed before still verify, and terminals get identities signed with
+	// the new key from VerifyMerchant. Audited as SIGNING_KEY_ROTATED. ADMIN
+	// only.
+	RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error)
 	// Lists admin tokens (without secrets). ADMIN only.
 	ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error)
 	// Streams a consistent backup of the whole database while the server keeps
@@ -593,6 +601,16 @@ func (c *adminServiceClient) RevokeAdminToken(ctx context.Context, in *RevokeAdm
 	return out, nil
 }
 
+func (c *adminServiceClient) RotateSigningKey(ctx context.Context, in *RotateSigningKeyRequest, opts ...grpc.CallOption) (*RotateSigningKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateSigningKeyResponse)
+	err := c.cc.Invoke(ctx, AdminService_RotateSigningKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListAdminTokens(ctx context.Context, in *ListAdminTokensRequest, opts ...grpc.CallOption) (*ListAdminTokensResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAdminTokensResponse)
@@ -844,6 +862,13 @@ type AdminServiceServer interface {
 	CreateAdminToken(context.Context, *CreateAdminTokenRequest) (*CreateAdminTokenResponse, error)
 	// Revokes an admin token. ADMIN only.
 	RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error)
+	// Makes a new identity signing key the active one. The previous key stays
+	// published as retired (TerminalService.GetSigningKeys) and endorses the
+	// new one, so terminals that pinned it can trust the new key; identities
+	// signed before still verify, and terminals get identities signed with
+	// the new key from VerifyMerchant. Audited as SIGNING_KEY_ROTATED. ADMIN
+	// only.
+	RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error)
 	// Lists admin tokens (without secrets). ADMIN only.
 	ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error)
 	// Streams a consistent backup of the whole database while the server keeps
@@ -1015,6 +1040,9 @@ func (UnimplementedAdminServiceServer) CreateAdminToken(context.Context, *Create
 }
 func (UnimplementedAdminServiceServer) RevokeAdminToken(context.Context, *RevokeAdminTokenRequest) (*RevokeAdminTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeAdminToken not implemented")
+}
+func (UnimplementedAdminServiceServer) RotateSigningKey(context.Context, *RotateSigningKeyRequest) (*RotateSigningKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateSigningKey not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAdminTokens(context.Context, *ListAdminTokensRequest) (*ListAdminTokensResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAdminTokens not implemented")
@@ -1688,6 +1716,24 @@ func _AdminService_RevokeAdminToken_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_RotateSigningKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateSigningKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RotateSigningKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RotateSigningKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RotateSigningKey(ctx, req.(*RotateSigningKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListAdminTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAdminTokensRequest)
 	if err := dec(in); err != nil {
@@ -2057,6 +2103,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeAdminToken",
 			Handler:    _AdminService_RevokeAdminToken_Handler,
+		},
+		{
+			MethodName: "RotateSigningKey",
+			Handler:    _AdminService_RotateSigningKey_Handler,
 		},
 		{
 			MethodName: "ListAdminTokens",

@@ -1043,16 +1043,53 @@ func (x *Store) GetArchiveTime() *timestamppb.Timestamp {
 
 // The merchant identity a terminal is bound to, signed by the server with
 // Ed25519 so that a terminal (or an auditor) can prove which merchant it
-// transacts for.
+// transacts for. Every identity carries two signed payloads made with the
+// same key: version 2 (signed_payload_v2, signature_v2), which covers every
+// field, and version 1 (signed_payload, signature), kept unchanged for
+// verifiers written before version 2. New verifiers check version 2.
 //
-// The signature covers signed_payload, which is the canonical encoding of the
-// other fields: the UTF-8 text "posfleet-identity-v1\n" followed by one
-// "name=value\n" line per field, in this order: merchant_id, legal_name,
-// display_name, mcc, store_id, store_name, terminal_id, identity_version,
-// issue_time (RFC 3339, UTC, seconds precision), key_id. Values have '\\'
-// escaped as "\\\\" and newlines as "\\n". To verify: check the Ed25519
-// signature of signed_payload with the public key named by key_id, then
-// check that the structured fields equal the payload's lines.
+// Payload encoding. A payload is UTF-8 text made of lines, each ended by
+// one line feed (LF, U+000A), with no carriage returns of its own. The first
+// line is the version header, "posfleet-identity-v2" (or
+// "posfleet-identity-v1"). Every further line is a field name, an equals
+// sign (U+003D) and the field's escaped value; the value is everything after
+// the first equals sign. Escaping applies to values only and replaces each
+// backslash (U+005C) by two backslashes and each LF by a backslash followed
+// by the letter n (U+006E); version 2 also replaces each carriage return
+// (CR, U+000D) by a backslash followed by the letter r (U+0072), while
+// version 1 leaves a CR as it is. No other character is escaped (tabs and
+// non-ASCII text appear as themselves). To unescape, read left to right:
+// a backslash followed by a backslash stands for one backslash, followed by
+// n for an LF and (version 2) followed by r for a CR; any other character
+// after a backslash, or a backslash ending a value, makes the payload
+// invalid. Equivalently, and simpler: encode the structured fields as above
+// and compare the bytes with the payload.
+//
+// Version 2 lines, in this order: merchant_id, legal_name, display_name,
+// mcc, currency, store_id, store_name, address_line1, address_line2,
+// address_city, address_region, address_postal_code, address_country (the
+// fields of address; all empty when address is unset), terminal_id,
+// identity_version, issue_time, key_id.
+// Version 1 lines, in this order: merchant_id, legal_name, display_name,
+// mcc, store_id, store_name, terminal_id, identity_version, issue_time,
+// key_id; version 1 does not cover currency or the address.
+//
+// identity_version is written in decimal without leading zeros. issue_time
+// is the time of signing truncated to whole seconds (the fraction is
+// dropped, never rounded up), written as RFC 3339 in UTC with a "Z":
+// "2026-01-31T08:05:09Z". The server sends the issue_time field with zero
+// nanoseconds; a verifier truncates it the same way before comparing. An
+// empty field is a line with nothing after the equals sign.
+//
+// To verify: (1) trust the key: the SHA-256 of public_key, in lower-case hex,
+// must equal a fingerprint pinned out of band (shown by
+// AdminService.ProvisionTerminal) or name a key trusted through
+// TerminalService.GetSigningKeys; key_id is the first 16 characters of that
+// hex. (2) Check the Ed25519 signature_v2 of signed_payload_v2 with that
+// key. (3) Check that the header is "posfleet-identity-v2", that the lines
+// are exactly the ones listed above, in order, and that each unescaped
+// value equals the structured field. Test vectors: testdata/identity_vectors.json
+// beside this file.
 type MerchantIdentity struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Acquirer merchant ID the terminal is bound to.
@@ -1084,7 +1121,16 @@ type MerchantIdentity struct {
 	// The exact bytes that were signed (see the message comment).
 	SignedPayload []byte `protobuf:"bytes,13,opt,name=signed_payload,json=signedPayload,proto3" json:"signed_payload,omitempty"`
 	// Ed25519 public key (32 bytes) matching key_id.
-	PublicKey     []byte `protobuf:"bytes,14,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	PublicKey []byte `protobuf:"bytes,14,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// ISO 4217 currency of the merchant: the currency the terminal charges in.
+	// Signed in version 2 only.
+	Currency string `protobuf:"bytes,15,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The version 2 payload (see the message comment): every field above
+	// except the signatures, payloads and public_key.
+	SignedPayloadV2 []byte `protobuf:"bytes,16,opt,name=signed_payload_v2,json=signedPayloadV2,proto3" json:"signed_payload_v2,omitempty"`
+	// Ed25519 signature (64 bytes) of signed_payload_v2, made with the key
+	// named by key_id.
+	SignatureV2   []byte `protobuf:"bytes,17,opt,name=signature_v2,json=signatureV2,proto3" json:"signature_v2,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1213,6 +1259,27 @@ func (x *MerchantIdentity) GetSignedPayload() []byte {
 func (x *MerchantIdentity) GetPublicKey() []byte {
 	if x != nil {
 		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *MerchantIdentity) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *MerchantIdentity) GetSignedPayloadV2() []byte {
+	if x != nil {
+		return x.SignedPayloadV2
+	}
+	return nil
+}
+
+func (x *MerchantIdentity) GetSignatureV2() []byte {
+	if x != nil {
+		return x.SignatureV2
 	}
 	return nil
 }
@@ -1738,7 +1805,7 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\ttime_zone\x18\x05 \x01(\tR\btimeZone\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12=\n" +
-	"\farchive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\"\xf3\x03\n" +
+	"\farchive_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\"\xde\x04\n" +
 	"\x10MerchantIdentity\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x1d\n" +
@@ -1760,7 +1827,10 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\tsignature\x18\f \x01(\fR\tsignature\x12%\n" +
 	"\x0esigned_payload\x18\r \x01(\fR\rsignedPayload\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x0e \x01(\fR\tpublicKey\"r\n" +
+	"public_key\x18\x0e \x01(\fR\tpublicKey\x12\x1a\n" +
+	"\bcurrency\x18\x0f \x01(\tR\bcurrency\x12*\n" +
+	"\x11signed_payload_v2\x18\x10 \x01(\fR\x0fsignedPayloadV2\x12!\n" +
+	"\fsignature_v2\x18\x11 \x01(\fR\vsignatureV2\"r\n" +
 	"\x04Card\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1d\n" +
 	"\n" +

@@ -311,13 +311,68 @@ func (CommandResult) EnumDescriptor() ([]byte, []int) {
 	return file_posfleet_v1_terminal_proto_rawDescGZIP(), []int{4}
 }
 
+// Role of a signing key in a rotation.
+type SigningKeyStatus int32
+
+const (
+	// Not given.
+	SigningKeyStatus_SIGNING_KEY_STATUS_UNSPECIFIED SigningKeyStatus = 0
+	// Signs new identities. Exactly one key is active.
+	SigningKeyStatus_SIGNING_KEY_STATUS_ACTIVE SigningKeyStatus = 1
+	// Replaced by a newer key; identities it signed still verify, and a
+	// terminal gets an identity signed by the active key from VerifyMerchant.
+	SigningKeyStatus_SIGNING_KEY_STATUS_RETIRED SigningKeyStatus = 2
+)
+
+// Enum value maps for SigningKeyStatus.
+var (
+	SigningKeyStatus_name = map[int32]string{
+		0: "SIGNING_KEY_STATUS_UNSPECIFIED",
+		1: "SIGNING_KEY_STATUS_ACTIVE",
+		2: "SIGNING_KEY_STATUS_RETIRED",
+	}
+	SigningKeyStatus_value = map[string]int32{
+		"SIGNING_KEY_STATUS_UNSPECIFIED": 0,
+		"SIGNING_KEY_STATUS_ACTIVE":      1,
+		"SIGNING_KEY_STATUS_RETIRED":     2,
+	}
+)
+
+func (x SigningKeyStatus) Enum() *SigningKeyStatus {
+	p := new(SigningKeyStatus)
+	*p = x
+	return p
+}
+
+func (x SigningKeyStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SigningKeyStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_posfleet_v1_terminal_proto_enumTypes[5].Descriptor()
+}
+
+func (SigningKeyStatus) Type() protoreflect.EnumType {
+	return &file_posfleet_v1_terminal_proto_enumTypes[5]
+}
+
+func (x SigningKeyStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SigningKeyStatus.Descriptor instead.
+func (SigningKeyStatus) EnumDescriptor() ([]byte, []int) {
+	return file_posfleet_v1_terminal_proto_rawDescGZIP(), []int{5}
+}
+
 // Request of TerminalService.Register.
 type RegisterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Hardware serial number of the device: 1-64 printable ASCII characters. Must
 	// equal the serial the terminal was provisioned with.
 	SerialNumber string `protobuf:"bytes,1,opt,name=serial_number,json=serialNumber,proto3" json:"serial_number,omitempty"`
-	// Enrollment code from ProvisionTerminal or ReissueEnrollment. Single use.
+	// Enrollment code from ProvisionTerminal or ReissueEnrollment. Single use:
+	// consumed by the first accepted call with the credential it issued.
 	EnrollmentCode string `protobuf:"bytes,2,opt,name=enrollment_code,json=enrollmentCode,proto3" json:"enrollment_code,omitempty"`
 	// Description of the device.
 	Device        *DeviceInfo `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -1208,7 +1263,8 @@ func (*RotateCredentialRequest) Descriptor() ([]byte, []int) {
 // Response of TerminalService.RotateCredential.
 type RotateCredentialResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new credential. Shown only once.
+	// The new credential. Shown only once. The credential that called stays
+	// valid until this one is first used.
 	Credential    string `protobuf:"bytes,1,opt,name=credential,proto3" json:"credential,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1352,6 +1408,205 @@ func (*AckCommandResponse) Descriptor() ([]byte, []int) {
 	return file_posfleet_v1_terminal_proto_rawDescGZIP(), []int{15}
 }
 
+// Request of TerminalService.GetSigningKeys.
+type GetSigningKeysRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSigningKeysRequest) Reset() {
+	*x = GetSigningKeysRequest{}
+	mi := &file_posfleet_v1_terminal_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSigningKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSigningKeysRequest) ProtoMessage() {}
+
+func (x *GetSigningKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_terminal_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSigningKeysRequest.ProtoReflect.Descriptor instead.
+func (*GetSigningKeysRequest) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_terminal_proto_rawDescGZIP(), []int{16}
+}
+
+// Response of TerminalService.GetSigningKeys.
+type GetSigningKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every published key: the active one first, then the retired ones,
+	// newest first.
+	Keys          []*SigningKey `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSigningKeysResponse) Reset() {
+	*x = GetSigningKeysResponse{}
+	mi := &file_posfleet_v1_terminal_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSigningKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSigningKeysResponse) ProtoMessage() {}
+
+func (x *GetSigningKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_terminal_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSigningKeysResponse.ProtoReflect.Descriptor instead.
+func (*GetSigningKeysResponse) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_terminal_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetSigningKeysResponse) GetKeys() []*SigningKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// One of the server's Ed25519 identity signing keys.
+type SigningKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Key identifier: the first 16 characters of fingerprint.
+	KeyId string `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// Ed25519 public key, 32 bytes.
+	PublicKey []byte `protobuf:"bytes,2,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// SHA-256 of public_key in lower-case hex (64 characters): what operators
+	// read out and terminals pin.
+	Fingerprint string `protobuf:"bytes,3,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// Active or retired.
+	Status SigningKeyStatus `protobuf:"varint,4,opt,name=status,proto3,enum=posfleet.v1.SigningKeyStatus" json:"status,omitempty"`
+	// When the key was created: identities it signs have a later issue_time.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When a newer key replaced it; unset while it is active (and for keys
+	// retired before this was recorded).
+	RetireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=retire_time,json=retireTime,proto3" json:"retire_time,omitempty"`
+	// Key that was active when this one was created; empty for the first key.
+	EndorsedByKeyId string `protobuf:"bytes,7,opt,name=endorsed_by_key_id,json=endorsedByKeyId,proto3" json:"endorsed_by_key_id,omitempty"`
+	// Ed25519 signature by endorsed_by_key_id of the UTF-8 text
+	// "posfleet-signing-key-v1\nkey_id=<key_id>\npublic_key=<public_key in
+	// lower-case hex>\ncreate_time=<create_time as RFC 3339 UTC, whole
+	// seconds>\n": a terminal that trusts the endorsing key may trust this
+	// one, and so on along the chain.
+	Endorsement   []byte `protobuf:"bytes,8,opt,name=endorsement,proto3" json:"endorsement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningKey) Reset() {
+	*x = SigningKey{}
+	mi := &file_posfleet_v1_terminal_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningKey) ProtoMessage() {}
+
+func (x *SigningKey) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_terminal_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningKey.ProtoReflect.Descriptor instead.
+func (*SigningKey) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_terminal_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SigningKey) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SigningKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *SigningKey) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *SigningKey) GetStatus() SigningKeyStatus {
+	if x != nil {
+		return x.Status
+	}
+	return SigningKeyStatus_SIGNING_KEY_STATUS_UNSPECIFIED
+}
+
+func (x *SigningKey) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *SigningKey) GetRetireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetireTime
+	}
+	return nil
+}
+
+func (x *SigningKey) GetEndorsedByKeyId() string {
+	if x != nil {
+		return x.EndorsedByKeyId
+	}
+	return ""
+}
+
+func (x *SigningKey) GetEndorsement() []byte {
+	if x != nil {
+		return x.Endorsement
+	}
+	return nil
+}
+
 var File_posfleet_v1_terminal_proto protoreflect.FileDescriptor
 
 const file_posfleet_v1_terminal_proto_rawDesc = "" +
@@ -1435,7 +1690,23 @@ const file_posfleet_v1_terminal_proto_rawDesc = "" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x122\n" +
 	"\x06result\x18\x02 \x01(\x0e2\x1a.posfleet.v1.CommandResultR\x06result\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x14\n" +
-	"\x12AckCommandResponse*\x89\x01\n" +
+	"\x12AckCommandResponse\"\x17\n" +
+	"\x15GetSigningKeysRequest\"E\n" +
+	"\x16GetSigningKeysResponse\x12+\n" +
+	"\x04keys\x18\x01 \x03(\v2\x17.posfleet.v1.SigningKeyR\x04keys\"\xe4\x02\n" +
+	"\n" +
+	"SigningKey\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x02 \x01(\fR\tpublicKey\x12 \n" +
+	"\vfingerprint\x18\x03 \x01(\tR\vfingerprint\x125\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1d.posfleet.v1.SigningKeyStatusR\x06status\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vretire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"retireTime\x12+\n" +
+	"\x12endorsed_by_key_id\x18\a \x01(\tR\x0fendorsedByKeyId\x12 \n" +
+	"\vendorsement\x18\b \x01(\fR\vendorsement*\x89\x01\n" +
 	"\vPaperStatus\x12\x1c\n" +
 	"\x18PAPER_STATUS_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fPAPER_STATUS_OK\x10\x01\x12\x14\n" +
@@ -1460,7 +1731,11 @@ const file_posfleet_v1_terminal_proto_rawDesc = "" +
 	"\rCommandResult\x12\x1e\n" +
 	"\x1aCOMMAND_RESULT_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18COMMAND_RESULT_SUCCEEDED\x10\x01\x12\x19\n" +
-	"\x15COMMAND_RESULT_FAILED\x10\x022\x89\x05\n" +
+	"\x15COMMAND_RESULT_FAILED\x10\x02*u\n" +
+	"\x10SigningKeyStatus\x12\"\n" +
+	"\x1eSIGNING_KEY_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19SIGNING_KEY_STATUS_ACTIVE\x10\x01\x12\x1e\n" +
+	"\x1aSIGNING_KEY_STATUS_RETIRED\x10\x022\xec\x05\n" +
 	"\x0fTerminalService\x12O\n" +
 	"\bRegister\x12\x1c.posfleet.v1.RegisterRequest\x1a\x1d.posfleet.v1.RegisterResponse\"\x06\xa2\xbb\x18\x02\b\x01\x12R\n" +
 	"\tHeartbeat\x12\x1d.posfleet.v1.HeartbeatRequest\x1a\x1e.posfleet.v1.HeartbeatResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12Z\n" +
@@ -1469,7 +1744,8 @@ const file_posfleet_v1_terminal_proto_rawDesc = "" +
 	"\x0eVerifyMerchant\x12\".posfleet.v1.VerifyMerchantRequest\x1a#.posfleet.v1.VerifyMerchantResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12g\n" +
 	"\x10RotateCredential\x12$.posfleet.v1.RotateCredentialRequest\x1a%.posfleet.v1.RotateCredentialResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12U\n" +
 	"\n" +
-	"AckCommand\x12\x1e.posfleet.v1.AckCommandRequest\x1a\x1f.posfleet.v1.AckCommandResponse\"\x06\xa2\xbb\x18\x02\b\x02B\xa8\x01\n" +
+	"AckCommand\x12\x1e.posfleet.v1.AckCommandRequest\x1a\x1f.posfleet.v1.AckCommandResponse\"\x06\xa2\xbb\x18\x02\b\x02\x12a\n" +
+	"\x0eGetSigningKeys\x12\".posfleet.v1.GetSigningKeysRequest\x1a#.posfleet.v1.GetSigningKeysResponse\"\x06\xa2\xbb\x18\x02\b\x02B\xa8\x01\n" +
 	"\x0fcom.posfleet.v1B\rTerminalProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
 var (
@@ -1484,79 +1760,89 @@ func file_posfleet_v1_terminal_proto_rawDescGZIP() []byte {
 	return file_posfleet_v1_terminal_proto_rawDescData
 }
 
-var file_posfleet_v1_terminal_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_posfleet_v1_terminal_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_posfleet_v1_terminal_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_posfleet_v1_terminal_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_posfleet_v1_terminal_proto_goTypes = []any{
 	(PaperStatus)(0),                 // 0: posfleet.v1.PaperStatus
 	(NetworkType)(0),                 // 1: posfleet.v1.NetworkType
 	(FaultSeverity)(0),               // 2: posfleet.v1.FaultSeverity
 	(ConfigApplyResult)(0),           // 3: posfleet.v1.ConfigApplyResult
 	(CommandResult)(0),               // 4: posfleet.v1.CommandResult
-	(*RegisterRequest)(nil),          // 5: posfleet.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 6: posfleet.v1.RegisterResponse
-	(*TerminalStatus)(nil),           // 7: posfleet.v1.TerminalStatus
-	(*Fault)(nil),                    // 8: posfleet.v1.Fault
-	(*HeartbeatRequest)(nil),         // 9: posfleet.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 10: posfleet.v1.HeartbeatResponse
-	(*WatchConfigRequest)(nil),       // 11: posfleet.v1.WatchConfigRequest
-	(*WatchConfigResponse)(nil),      // 12: posfleet.v1.WatchConfigResponse
-	(*AckConfigRequest)(nil),         // 13: posfleet.v1.AckConfigRequest
-	(*AckConfigResponse)(nil),        // 14: posfleet.v1.AckConfigResponse
-	(*VerifyMerchantRequest)(nil),    // 15: posfleet.v1.VerifyMerchantRequest
-	(*VerifyMerchantResponse)(nil),   // 16: posfleet.v1.VerifyMerchantResponse
-	(*RotateCredentialRequest)(nil),  // 17: posfleet.v1.RotateCredentialRequest
-	(*RotateCredentialResponse)(nil), // 18: posfleet.v1.RotateCredentialResponse
-	(*AckCommandRequest)(nil),        // 19: posfleet.v1.AckCommandRequest
-	(*AckCommandResponse)(nil),       // 20: posfleet.v1.AckCommandResponse
-	(*DeviceInfo)(nil),               // 21: posfleet.v1.DeviceInfo
-	(*MerchantIdentity)(nil),         // 22: posfleet.v1.MerchantIdentity
-	(*EffectiveConfig)(nil),          // 23: posfleet.v1.EffectiveConfig
-	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),    // 25: google.protobuf.Timestamp
-	(*RemoteCommand)(nil),            // 26: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                 // 27: posfleet.v1.Settings
+	(SigningKeyStatus)(0),            // 5: posfleet.v1.SigningKeyStatus
+	(*RegisterRequest)(nil),          // 6: posfleet.v1.RegisterRequest
+	(*RegisterResponse)(nil),         // 7: posfleet.v1.RegisterResponse
+	(*TerminalStatus)(nil),           // 8: posfleet.v1.TerminalStatus
+	(*Fault)(nil),                    // 9: posfleet.v1.Fault
+	(*HeartbeatRequest)(nil),         // 10: posfleet.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),        // 11: posfleet.v1.HeartbeatResponse
+	(*WatchConfigRequest)(nil),       // 12: posfleet.v1.WatchConfigRequest
+	(*WatchConfigResponse)(nil),      // 13: posfleet.v1.WatchConfigResponse
+	(*AckConfigRequest)(nil),         // 14: posfleet.v1.AckConfigRequest
+	(*AckConfigResponse)(nil),        // 15: posfleet.v1.AckConfigResponse
+	(*VerifyMerchantRequest)(nil),    // 16: posfleet.v1.VerifyMerchantRequest
+	(*VerifyMerchantResponse)(nil),   // 17: posfleet.v1.VerifyMerchantResponse
+	(*RotateCredentialRequest)(nil),  // 18: posfleet.v1.RotateCredentialRequest
+	(*RotateCredentialResponse)(nil), // 19: posfleet.v1.RotateCredentialResponse
+	(*AckCommandRequest)(nil),        // 20: posfleet.v1.AckCommandRequest
+	(*AckCommandResponse)(nil),       // 21: posfleet.v1.AckCommandResponse
+	(*GetSigningKeysRequest)(nil),    // 22: posfleet.v1.GetSigningKeysRequest
+	(*GetSigningKeysResponse)(nil),   // 23: posfleet.v1.GetSigningKeysResponse
+	(*SigningKey)(nil),               // 24: posfleet.v1.SigningKey
+	(*DeviceInfo)(nil),               // 25: posfleet.v1.DeviceInfo
+	(*MerchantIdentity)(nil),         // 26: posfleet.v1.MerchantIdentity
+	(*EffectiveConfig)(nil),          // 27: posfleet.v1.EffectiveConfig
+	(*durationpb.Duration)(nil),      // 28: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(*RemoteCommand)(nil),            // 30: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                 // 31: posfleet.v1.Settings
 }
 var file_posfleet_v1_terminal_proto_depIdxs = []int32{
-	21, // 0: posfleet.v1.RegisterRequest.device:type_name -> posfleet.v1.DeviceInfo
-	22, // 1: posfleet.v1.RegisterResponse.identity:type_name -> posfleet.v1.MerchantIdentity
-	23, // 2: posfleet.v1.RegisterResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	24, // 3: posfleet.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	25, // 4: posfleet.v1.RegisterResponse.server_time:type_name -> google.protobuf.Timestamp
+	25, // 0: posfleet.v1.RegisterRequest.device:type_name -> posfleet.v1.DeviceInfo
+	26, // 1: posfleet.v1.RegisterResponse.identity:type_name -> posfleet.v1.MerchantIdentity
+	27, // 2: posfleet.v1.RegisterResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	28, // 3: posfleet.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	29, // 4: posfleet.v1.RegisterResponse.server_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: posfleet.v1.TerminalStatus.paper:type_name -> posfleet.v1.PaperStatus
 	1,  // 6: posfleet.v1.TerminalStatus.network:type_name -> posfleet.v1.NetworkType
-	24, // 7: posfleet.v1.TerminalStatus.uptime:type_name -> google.protobuf.Duration
-	25, // 8: posfleet.v1.Fault.occur_time:type_name -> google.protobuf.Timestamp
+	28, // 7: posfleet.v1.TerminalStatus.uptime:type_name -> google.protobuf.Duration
+	29, // 8: posfleet.v1.Fault.occur_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: posfleet.v1.Fault.severity:type_name -> posfleet.v1.FaultSeverity
-	7,  // 10: posfleet.v1.HeartbeatRequest.status:type_name -> posfleet.v1.TerminalStatus
-	8,  // 11: posfleet.v1.HeartbeatRequest.faults:type_name -> posfleet.v1.Fault
-	25, // 12: posfleet.v1.HeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
-	24, // 13: posfleet.v1.HeartbeatResponse.next_heartbeat:type_name -> google.protobuf.Duration
-	26, // 14: posfleet.v1.HeartbeatResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	27, // 15: posfleet.v1.WatchConfigResponse.settings:type_name -> posfleet.v1.Settings
-	25, // 16: posfleet.v1.WatchConfigResponse.publish_time:type_name -> google.protobuf.Timestamp
-	26, // 17: posfleet.v1.WatchConfigResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	8,  // 10: posfleet.v1.HeartbeatRequest.status:type_name -> posfleet.v1.TerminalStatus
+	9,  // 11: posfleet.v1.HeartbeatRequest.faults:type_name -> posfleet.v1.Fault
+	29, // 12: posfleet.v1.HeartbeatResponse.server_time:type_name -> google.protobuf.Timestamp
+	28, // 13: posfleet.v1.HeartbeatResponse.next_heartbeat:type_name -> google.protobuf.Duration
+	30, // 14: posfleet.v1.HeartbeatResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	31, // 15: posfleet.v1.WatchConfigResponse.settings:type_name -> posfleet.v1.Settings
+	29, // 16: posfleet.v1.WatchConfigResponse.publish_time:type_name -> google.protobuf.Timestamp
+	30, // 17: posfleet.v1.WatchConfigResponse.commands:type_name -> posfleet.v1.RemoteCommand
 	3,  // 18: posfleet.v1.AckConfigRequest.result:type_name -> posfleet.v1.ConfigApplyResult
-	22, // 19: posfleet.v1.VerifyMerchantResponse.identity:type_name -> posfleet.v1.MerchantIdentity
+	26, // 19: posfleet.v1.VerifyMerchantResponse.identity:type_name -> posfleet.v1.MerchantIdentity
 	4,  // 20: posfleet.v1.AckCommandRequest.result:type_name -> posfleet.v1.CommandResult
-	5,  // 21: posfleet.v1.TerminalService.Register:input_type -> posfleet.v1.RegisterRequest
-	9,  // 22: posfleet.v1.TerminalService.Heartbeat:input_type -> posfleet.v1.HeartbeatRequest
-	11, // 23: posfleet.v1.TerminalService.WatchConfig:input_type -> posfleet.v1.WatchConfigRequest
-	13, // 24: posfleet.v1.TerminalService.AckConfig:input_type -> posfleet.v1.AckConfigRequest
-	15, // 25: posfleet.v1.TerminalService.VerifyMerchant:input_type -> posfleet.v1.VerifyMerchantRequest
-	17, // 26: posfleet.v1.TerminalService.RotateCredential:input_type -> posfleet.v1.RotateCredentialRequest
-	19, // 27: posfleet.v1.TerminalService.AckCommand:input_type -> posfleet.v1.AckCommandRequest
-	6,  // 28: posfleet.v1.TerminalService.Register:output_type -> posfleet.v1.RegisterResponse
-	10, // 29: posfleet.v1.TerminalService.Heartbeat:output_type -> posfleet.v1.HeartbeatResponse
-	12, // 30: posfleet.v1.TerminalService.WatchConfig:output_type -> posfleet.v1.WatchConfigResponse
-	14, // 31: posfleet.v1.TerminalService.AckConfig:output_type -> posfleet.v1.AckConfigResponse
-	16, // 32: posfleet.v1.TerminalService.VerifyMerchant:output_type -> posfleet.v1.VerifyMerchantResponse
-	18, // 33: posfleet.v1.TerminalService.RotateCredential:output_type -> posfleet.v1.RotateCredentialResponse
-	20, // 34: posfleet.v1.TerminalService.AckCommand:output_type -> posfleet.v1.AckCommandResponse
-	28, // [28:35] is the sub-list for method output_type
-	21, // [21:28] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	24, // 21: posfleet.v1.GetSigningKeysResponse.keys:type_name -> posfleet.v1.SigningKey
+	5,  // 22: posfleet.v1.SigningKey.status:type_name -> posfleet.v1.SigningKeyStatus
+	29, // 23: posfleet.v1.SigningKey.create_time:type_name -> google.protobuf.Timestamp
+	29, // 24: posfleet.v1.SigningKey.retire_time:type_name -> google.protobuf.Timestamp
+	6,  // 25: posfleet.v1.TerminalService.Register:input_type -> posfleet.v1.RegisterRequest
+	10, // 26: posfleet.v1.TerminalService.Heartbeat:input_type -> posfleet.v1.HeartbeatRequest
+	12, // 27: posfleet.v1.TerminalService.WatchConfig:input_type -> posfleet.v1.WatchConfigRequest
+	14, // 28: posfleet.v1.TerminalService.AckConfig:input_type -> posfleet.v1.AckConfigRequest
+	16, // 29: posfleet.v1.TerminalService.VerifyMerchant:input_type -> posfleet.v1.VerifyMerchantRequest
+	18, // 30: posfleet.v1.TerminalService.RotateCredential:input_type -> posfleet.v1.RotateCredentialRequest
+	20, // 31: posfleet.v1.TerminalService.AckCommand:input_type -> posfleet.v1.AckCommandRequest
+	22, // 32: posfleet.v1.TerminalService.GetSigningKeys:input_type -> posfleet.v1.GetSigningKeysRequest
+	7,  // 33: posfleet.v1.TerminalService.Register:output_type -> posfleet.v1.RegisterResponse
+	11, // 34: posfleet.v1.TerminalService.Heartbeat:output_type -> posfleet.v1.HeartbeatResponse
+	13, // 35: posfleet.v1.TerminalService.WatchConfig:output_type -> posfleet.v1.WatchConfigResponse
+	15, // 36: posfleet.v1.TerminalService.AckConfig:output_type -> posfleet.v1.AckConfigResponse
+	17, // 37: posfleet.v1.TerminalService.VerifyMerchant:output_type -> posfleet.v1.VerifyMerchantResponse
+	19, // 38: posfleet.v1.TerminalService.RotateCredential:output_type -> posfleet.v1.RotateCredentialResponse
+	21, // 39: posfleet.v1.TerminalService.AckCommand:output_type -> posfleet.v1.AckCommandResponse
+	23, // 40: posfleet.v1.TerminalService.GetSigningKeys:output_type -> posfleet.v1.GetSigningKeysResponse
+	33, // [33:41] is the sub-list for method output_type
+	25, // [25:33] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_terminal_proto_init() }
@@ -1572,8 +1858,8 @@ func file_posfleet_v1_terminal_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_terminal_proto_rawDesc), len(file_posfleet_v1_terminal_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   16,
+			NumEnums:      6,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

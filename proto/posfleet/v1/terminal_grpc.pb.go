@@ -29,6 +29,7 @@ const (
 	TerminalService_VerifyMerchant_FullMethodName   = "/posfleet.v1.TerminalService/VerifyMerchant"
 	TerminalService_RotateCredential_FullMethodName = "/posfleet.v1.TerminalService/RotateCredential"
 	TerminalService_AckCommand_FullMethodName       = "/posfleet.v1.TerminalService/AckCommand"
+	TerminalService_GetSigningKeys_FullMethodName   = "/posfleet.v1.TerminalService/GetSigningKeys"
 )
 
 // TerminalServiceClient is the client API for TerminalService service.
@@ -81,6 +82,15 @@ type TerminalServiceClient interface {
 	// (FailedPrecondition, ENROLLMENT_USED), a retired terminal
 	// (FailedPrecondition, TERMINAL_RETIRED), too many attempts
 	// (ResourceExhausted, RATE_LIMITED). Every refusal is audited.
+	//
+	// Lost response: the enrollment code stays usable until the credential it
+	// issued is first used in an accepted call. A terminal that got no
+	// response repeats Register with the same serial and code and receives a
+	// fresh credential; the unused one from the lost response stops working.
+	// This also holds for up to 24 hours after the first registration when
+	// the code expires meanwhile. Once the credential has been used, the code
+	// is refused with ENROLLMENT_USED. Every credential the terminal had
+	// before (after a ReissueEnrollment) stops working at registration.
 	Register(ctx context.Context, in *RegisterRequest, opts ...grpc.CallOption) (*RegisterResponse, error)
 	// Periodic status report. Returns the server time, the config version the
 	// terminal should run, and pending remote commands.
@@ -124,13 +134,21 @@ type TerminalServiceClient interface {
 	// Repeats of the same claim by the same terminal within a minute are
 	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(ctx context.Context, in *VerifyMerchantRequest, opts ...grpc.CallOption) (*VerifyMerchantResponse, error)
-	// Issues a new credential; the old one stops working at once. Not retried
-	// automatically: if the answer is lost (Unavailable, DeadlineExceeded),
-	// call Heartbeat with the old credential; Unauthenticated means the
-	// rotation happened and its credential was lost.
+	// Issues a new credential. The calling credential keeps working until the
+	// new one is first used in an accepted call, which revokes it. Lost
+	// response: repeat RotateCredential with the calling credential; the new
+	// credential of the lost response stops working and another is returned.
+	// A terminal should store the new credential durably, then make a call
+	// with it (e.g. Heartbeat) before forgetting the old one.
 	RotateCredential(ctx context.Context, in *RotateCredentialRequest, opts ...grpc.CallOption) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(ctx context.Context, in *AckCommandRequest, opts ...grpc.CallOption) (*AckCommandResponse, error)
+	// Returns the server's identity signing keys: the active one, which signs
+	// new identities, and the retired ones, whose identities still verify.
+	// A terminal trusts a key whose fingerprint it pinned, and a newer key
+	// endorsed by a trusted one (see SigningKey.endorsement); it never trusts
+	// a key only because this call returned it.
+	GetSigningKeys(ctx context.Context, in *GetSigningKeysRequest, opts ...grpc.CallOption) (*GetSigningKeysResponse, error)
 }
 
 type terminalServiceClient struct {
@@ -220,6 +238,16 @@ func (c *terminalServiceClient) AckCommand(ctx context.Context, in *AckCommandRe
 	return out, nil
 }
 
+func (c *terminalServiceClient) GetSigningKeys(ctx context.Context, in *GetSigningKeysRequest, opts ...grpc.CallOption) (*GetSigningKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSigningKeysResponse)
+	err := c.cc.Invoke(ctx, TerminalService_GetSigningKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TerminalServiceServer is the server API for TerminalService service.
 // All implementations must embed UnimplementedTerminalServiceServer
 // for forward compatibility.
@@ -270,6 +298,15 @@ type TerminalServiceServer interface {
 	// (FailedPrecondition, ENROLLMENT_USED), a retired terminal
 	// (FailedPrecondition, TERMINAL_RETIRED), too many attempts
 	// (ResourceExhausted, RATE_LIMITED). Every refusal is audited.
+	//
+	// Lost response: the enrollment code stays usable until the credential it
+	// issued is first used in an accepted call. A terminal that got no
+	// response repeats Register with the same serial and code and receives a
+	// fresh credential; the unused one from the lost response stops working.
+	// This also holds for up to 24 hours after the first registration when
+	// the code expires meanwhile. Once the credential has been used, the code
+	// is refused with ENROLLMENT_USED. Every credential the terminal had
+	// before (after a ReissueEnrollment) stops working at registration.
 	Register(context.Context, *RegisterRequest) (*RegisterResponse, error)
 	// Periodic status report. Returns the server time, the config version the
 	// terminal should run, and pending remote commands.
@@ -313,13 +350,21 @@ type TerminalServiceServer interface {
 	// Repeats of the same claim by the same terminal within a minute are
 	// coalesced into the next alert's suppressed_repeats attribute.
 	VerifyMerchant(context.Context, *VerifyMerchantRequest) (*VerifyMerchantResponse, error)
-	// Issues a new credential; the old one stops working at once. Not retried
-	// automatically: if the answer is lost (Unavailable, DeadlineExceeded),
-	// call Heartbeat with the old credential; Unauthenticated means the
-	// rotation happened and its credential was lost.
+	// Issues a new credential. The calling credential keeps working until the
+	// new one is first used in an accepted call, which revokes it. Lost
+	// response: repeat RotateCredential with the calling credential; the new
+	// credential of the lost response stops working and another is returned.
+	// A terminal should store the new credential durably, then make a call
+	// with it (e.g. Heartbeat) before forgetting the old one.
 	RotateCredential(context.Context, *RotateCredentialRequest) (*RotateCredentialResponse, error)
 	// Reports the result of a remote command.
 	AckCommand(context.Context, *AckCommandRequest) (*AckCommandResponse, error)
+	// Returns the server's identity signing keys: the active one, which signs
+	// new identities, and the retired ones, whose identities still verify.
+	// A terminal trusts a key whose fingerprint it pinned, and a newer key
+	// endorsed by a trusted one (see SigningKey.endorsement); it never trusts
+	// a key only because this call returned it.
+	GetSigningKeys(context.Context, *GetSigningKeysRequest) (*GetSigningKeysResponse, error)
 	mustEmbedUnimplementedTerminalServiceServer()
 }
 
@@ -350,6 +395,9 @@ func (UnimplementedTerminalServiceServer) RotateCredential(context.Context, *Rot
 }
 func (UnimplementedTerminalServiceServer) AckCommand(context.Context, *AckCommandRequest) (*AckCommandResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AckCommand not implemented")
+}
+func (UnimplementedTerminalServiceServer) GetSigningKeys(context.Context, *GetSigningKeysRequest) (*GetSigningKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSigningKeys not implemented")
 }
 func (UnimplementedTerminalServiceServer) mustEmbedUnimplementedTerminalServiceServer() {}
 func (UnimplementedTerminalServiceServer) testEmbeddedByValue()                         {}
@@ -491,6 +539,24 @@ func _TerminalService_AckCommand_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TerminalService_GetSigningKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSigningKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TerminalServiceServer).GetSigningKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TerminalService_GetSigningKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TerminalServiceServer).GetSigningKeys(ctx, req.(*GetSigningKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TerminalService_ServiceDesc is the grpc.ServiceDesc for TerminalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -521,6 +587,10 @@ var TerminalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AckCommand",
 			Handler:    _TerminalService_AckCommand_Handler,
+		},
+		{
+			MethodName: "GetSigningKeys",
+			Handler:    _TerminalService_GetSigningKeys_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
