@@ -77,6 +77,11 @@ func TestAlertsDurableBeforeTheyAreReported(t *testing.T) {
 	waitHealth(healthpb.HealthCheckResponse_SERVING)
 
 	tctx := bearer(t.Context(), cred)
+	// The credential's first use is confirmed on disk: make it before the
+	// commits fail, so that the failing commit is the alert's.
+	if _, err := e.term.Heartbeat(tctx, &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}}); err != nil {
+		t.Fatal(err)
+	}
 	claim := &pb.VerifyMerchantRequest{ClaimedMerchantId: "M9"}
 	f.set(errors.New("injected: fsync: input/output error"), nil)
 	_, err = e.term.VerifyMerchant(tctx, claim)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
 )
 
@@ -74,6 +75,11 @@ func TestReadyzFailsAfterAFailedPaymentCommit(t *testing.T) {
 	h := e.srv.OpsHandler()
 	waitReadyz(t, h, http.StatusOK, "[+]payments ok")
 
+	// The credential's first use is confirmed on disk: make it before the
+	// commits fail, so that the failing commit is the payment's.
+	if _, err := e.term.Heartbeat(bearer(t.Context(), e.cred), &pb.HeartbeatRequest{Status: &pb.TerminalStatus{}}); err != nil {
+		t.Fatal(err)
+	}
 	f.set(errors.New("injected: I/O error"), nil)
 	if _, err := e.pay.Authorize(bearer(t.Context(), e.cred), saleReq("ready-1", 100)); err == nil {
 		t.Fatal("Authorize with failing commits: got nil, want an error")

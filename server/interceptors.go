@@ -88,7 +88,9 @@ func (s *Server) authorize(ctx context.Context, method string) (context.Context,
 		if status.Code(err) == codes.ResourceExhausted {
 			s.metrics.rateLimited(limitAuthFailures)
 		}
-		return nil, err
+		// A credential's first use is written before the call goes on; a
+		// storage failure there is a status like any other.
+		return nil, s.toStatus(ctx, err)
 	}
 	ctx = auth.NewContext(ctx, p)
 	if err := s.quotas.take(ctx, method); err != nil {
