@@ -153,6 +153,10 @@ func TestEndToEndPaymentGateStopsADecliningRollout(t *testing.T) {
 	fleet, err := loadgen.NewFleet(loadgen.FleetConfig{
 		Terminals: terminals, Merchants: 1, Mix: loadgen.Mix{loadgen.TxApprove: 100},
 		HeartbeatInterval: 5 * time.Second, Seed: 22, RunID: "GATE", RolloutGate: true,
+		// Ten payments are enough to judge here: under -race on a busy
+		// 2-core machine the treated terminals may make only a dozen or
+		// so in the run.
+		RolloutGateMinPayments: 10,
 	}, admin, conns, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -176,8 +180,8 @@ func TestEndToEndPaymentGateStopsADecliningRollout(t *testing.T) {
 	g := ro.Gate
 	t.Logf("payment gate: stopped %d of %d within %.0f ms at stage %d; %d terminals, %d payments touched; %s",
 		g.Stopped, g.Rollouts, g.StoppedMs, g.Stage, g.Terminals, g.Payments, g.Reason)
-	if g.Stopped != 1 || g.Stage != 1 || g.State != "ABORTED" || g.Terminals == 0 || g.Terminals > terminals/2 || g.Payments < 20 {
-		t.Errorf("gate result %+v: want the rollout rolled back in stage 1 after at least 20 payments", g)
+	if g.Stopped != 1 || g.Stage != 1 || g.State != "ABORTED" || g.Terminals == 0 || g.Terminals > terminals/2 || g.Payments < 10 {
+		t.Errorf("gate result %+v: want the rollout rolled back in stage 1 after at least 10 payments", g)
 	}
 }
 
