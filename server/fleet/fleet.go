@@ -62,6 +62,13 @@ type Options struct {
 	// counts kept for the report; beyond it, new components are filed
 	// under OtherComponent.
 	MaxFaultKeys int
+	// StatusSampleInterval is how often a terminal's status history takes
+	// a sample while heartbeats arrive; a change of battery, paper, network
+	// or signal takes one sooner (see Fleet.StatusHistory). Default 15m.
+	StatusSampleInterval time.Duration
+	// StatusHistory is how many samples a terminal's status history keeps,
+	// in storage and pending in memory. Default 96 (a day at 15 minutes).
+	StatusHistory int
 }
 
 // OtherComponent is the fault component that stands for components beyond
@@ -87,6 +94,9 @@ func DefaultOptions() Options {
 		FaultsPerHour:              120,
 		FaultComponentsPerTerminal: 16,
 		MaxFaultKeys:               20000,
+
+		StatusSampleInterval: 15 * time.Minute,
+		StatusHistory:        96,
 	}
 }
 
@@ -109,6 +119,8 @@ func (o Options) Validate() error {
 		return errors.New("fleet: AuditRepeatWindow must not be negative, FaultRetention must be positive")
 	case o.FaultBurst < 1 || o.FaultsPerHour <= 0 || o.FaultComponentsPerTerminal < 1 || o.MaxFaultKeys < 1:
 		return errors.New("fleet: fault caps must be positive")
+	case o.StatusSampleInterval <= 0 || o.StatusHistory < 1:
+		return errors.New("fleet: StatusSampleInterval and StatusHistory must be positive")
 	}
 	return nil
 }
@@ -255,6 +267,11 @@ type term struct {
 	dirty bool
 	// ident caches the last signed identity.
 	ident *Identity
+	// lastSample is the latest status history sample (nil if none).
+	lastSample *StatusSample
+	// samples are the history samples not yet written, oldest first, at
+	// most Options.StatusHistory; a flush drops them once they are stored.
+	samples []StatusSample
 }
 
 type cmdEntry struct {
@@ -310,6 +327,9 @@ type heartbeatRec struct {
 	// before it existed: then Last).
 	Seen   time.Time `json:"c,omitempty"`
 	Faults []Fault   `json:"f,omitempty"`
+	// LastSample is the latest status history sample (nil in records
+	// written before the history existed).
+	LastSample *StatusSample `json:"ls,omitempty"`
 }
 
 // faultRec is a stored fault event.
@@ -419,6 +439,7 @@ func (f *Fleet) load(ctx context.Context) error {
 			}
 			if t := f.terms[string(k[len(prefixHeartbeat):])]; t != nil {
 				t.status, t.last, t.faults, t.seen = h.Status, h.Last, h.Faults, h.Seen
+				t.lastSample = h.LastSample
 				if t.seen.Before(h.Last) {
 					t.seen = h.Last
 				}
