@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -143,15 +144,7 @@ func (f *Fleet) StatusHistory(ctx context.Context, id string) ([]StatusSample, e
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(out, func(a, b StatusSample) int {
-		switch {
-		case a.Seq > b.Seq:
-			return -1
-		case a.Seq < b.Seq:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b StatusSample) int { return cmp.Compare(b.Seq, a.Seq) })
 	out = slices.CompactFunc(out, func(a, b StatusSample) bool { return a.Seq == b.Seq })
 	// Slots left over from a larger Options.StatusHistory, or from samples
 	// numbered beyond the last one known (a record lost in a crash), are
