@@ -19,26 +19,30 @@ const (
 // so that the page needs no script.
 func batteryLine(history []*pb.TerminalStatusSample) string {
 	type point struct {
-		t     int64 // unix seconds
+		t     int64 // unix nanoseconds
 		level uint32
 	}
 	var pts []point
 	for i := len(history) - 1; i >= 0; i-- {
 		s := history[i]
 		if s.GetStatus().BatteryPercent != nil && s.GetSampleTime() != nil {
-			pts = append(pts, point{s.GetSampleTime().GetSeconds(), min(s.GetStatus().GetBatteryPercent(), 100)})
+			pts = append(pts, point{s.GetSampleTime().AsTime().UnixNano(), min(s.GetStatus().GetBatteryPercent(), 100)})
 		}
 	}
 	if len(pts) < 2 {
 		return ""
 	}
-	span := max(pts[len(pts)-1].t-pts[0].t, 1)
+	span := pts[len(pts)-1].t - pts[0].t
 	var b strings.Builder
 	for i, p := range pts {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		x := float64(p.t-pts[0].t) / float64(span) * sparkWidth
+		// Samples taken at one instant are spread evenly instead.
+		x := float64(i) / float64(len(pts)-1) * sparkWidth
+		if span > 0 {
+			x = float64(p.t-pts[0].t) / float64(span) * sparkWidth
+		}
 		y := sparkHeight - float64(p.level)/100*sparkHeight
 		b.WriteString(strconv.FormatFloat(x, 'f', 1, 64))
 		b.WriteByte(',')
