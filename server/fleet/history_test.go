@@ -136,3 +136,51 @@ func TestStatusHistoryCapAndRestart(t *testing.T) {
 		t.Errorf("unknown terminal: got %v, want ErrTerminalNotFound", err)
 	}
 }
+
+// A sample is never missing from the history while a flush moves it from
+// memory to storage.
+func TestStatusHistoryDuringFlushes(t *testing.T) {
+	opts := fleet.DefaultOptions()
+	opts.StatusHistory = 8
+	e := openEnv(t, t.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), opts)
+	e.merchant("MID1", "s1")
+	id := e.registered("SN1", "MID1", "s1").Terminal.ID
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := e.f.Flush(t.Context()); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	for n := 1; n <= 2000; n++ {
+		// Alternating paper states make every heartbeat a sample.
+		st := battery(50)
+		st.Paper = fleet.PaperStatus(1 + n%2)
+		if _, err := e.f.Heartbeat(id, st, nil); err != nil {
+			t.Fatal(err)
+		}
+		h, err := e.f.StatusHistory(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) == 0 {
+			t.Fatalf("after heartbeat %d: no history", n)
+		}
+		if want := min(n, opts.StatusHistory); len(h) != want || h[0].Seq != uint64(n) || h[len(h)-1].Seq != uint64(n-want+1) {
+			t.Fatalf("after heartbeat %d: got %d samples (seq %d..%d), want %d (seq %d..%d)", n, len(h), h[len(h)-1].Seq, h[0].Seq, want, n-want+1, n)
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
