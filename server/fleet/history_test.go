@@ -80,11 +80,8 @@ func TestStatusHistorySampling(t *testing.T) {
 // The history keeps at most Options.StatusHistory samples, in storage and
 // pending in memory, and survives a restart; samples continue after it.
 func TestStatusHistoryCapAndRestart(t *testing.T) {
-	opts := fleet.DefaultOptions()
-	opts.StatusHistory = 4
-	e := openEnv(t, t.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), opts)
-	e.merchant("MID1", "s1")
-	id := e.registered("SN1", "MID1", "s1").Terminal.ID
+	e, id := historyEnv(t, 4)
+	opts := e.opts
 	beat := func(p uint32) {
 		t.Helper()
 		e.clock.Advance(opts.StatusSampleInterval)
@@ -140,11 +137,8 @@ func TestStatusHistoryCapAndRestart(t *testing.T) {
 // A sample is never missing from the history while a flush moves it from
 // memory to storage.
 func TestStatusHistoryDuringFlushes(t *testing.T) {
-	opts := fleet.DefaultOptions()
-	opts.StatusHistory = 8
-	e := openEnv(t, t.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), opts)
-	e.merchant("MID1", "s1")
-	id := e.registered("SN1", "MID1", "s1").Terminal.ID
+	e, id := historyEnv(t, 8)
+	opts := e.opts
 	stop := make(chan struct{})
 	done := make(chan error)
 	go func() {
@@ -183,4 +177,15 @@ func TestStatusHistoryDuringFlushes(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// historyEnv opens a fleet keeping n samples per terminal, with one
+// registered terminal, whose ID it returns.
+func historyEnv(t *testing.T, n int) (*env, string) {
+	t.Helper()
+	opts := fleet.DefaultOptions()
+	opts.StatusHistory = n
+	e := openEnv(t, t.TempDir(), testclock.New(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), opts)
+	e.merchant("MID1", "s1")
+	return e, e.registered("SN1", "MID1", "s1").Terminal.ID
 }
