@@ -252,7 +252,11 @@ func (a *adminService) GetTerminal(ctx context.Context, req *pb.GetTerminalReque
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
-	return &pb.GetTerminalResponse{Terminal: terminalToPB(t)}, nil
+	h, err := a.s.eng.Fleet.StatusHistory(ctx, t.ID)
+	if err != nil {
+		return nil, a.s.toStatus(ctx, err)
+	}
+	return &pb.GetTerminalResponse{Terminal: terminalToPB(t), StatusHistory: historyToPB(h)}, nil
 }
 
 // ListTerminals lists terminals with filters.

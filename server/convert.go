@@ -112,6 +112,15 @@ func statusToPB(s fleet.Status) *pb.TerminalStatus {
 	return out
 }
 
+// historyToPB converts a status history, keeping its order.
+func historyToPB(h []fleet.StatusSample) []*pb.TerminalStatusSample {
+	out := make([]*pb.TerminalStatusSample, len(h))
+	for i, s := range h {
+		out[i] = &pb.TerminalStatusSample{SampleTime: timestampOrNil(s.Time), Status: statusToPB(s.Status)}
+	}
+	return out
+}
+
 func faultToPB(f fleet.Fault) *pb.Fault {
 	return &pb.Fault{Component: f.Component, Code: f.Code, Message: f.Message, OccurTime: timestampOrNil(f.Time), Severity: pb.FaultSeverity(f.Severity)}
 }

@@ -134,6 +134,7 @@ var families = []family{
 	}},
 	{"t/", "terminals", jsonRecord},
 	{"hb/", "heartbeats", jsonRecord},
+	{"hh/", "status history samples", jsonRecord},
 	{"cm/", "remote commands", jsonRecord},
 	{"fl/", "faults", jsonRecord},
 	{"fk/", "signing keys", jsonRecord},

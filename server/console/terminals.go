@@ -72,6 +72,10 @@ type terminalData struct {
 	Commands     []*pb.RemoteCommand
 	Transactions []*pb.Transaction
 	CommandTypes []string
+	// History is the status history, newest first; BatteryLine the
+	// points of its battery sparkline ("" with fewer than two levels).
+	History     []*pb.TerminalStatusSample
+	BatteryLine string
 }
 
 // terminal shows one terminal: identity, status, faults, effective config
@@ -89,7 +93,8 @@ func (c *Console) showTerminal(q *request, v *view) {
 		q.mustNot(err)
 		return
 	}
-	d := &terminalData{T: t.GetTerminal(), CommandTypes: []string{"REBOOT", "UPLOAD_LOGS", "RESYNC_CONFIG", "LOCK"}}
+	d := &terminalData{T: t.GetTerminal(), CommandTypes: []string{"REBOOT", "UPLOAD_LOGS", "RESYNC_CONFIG", "LOCK"},
+		History: t.GetStatusHistory(), BatteryLine: batteryLine(t.GetStatusHistory())}
 	d.Zone = c.storeZone(q, d.T.GetMerchantId(), d.T.GetStoreId())
 	// A terminal never registered has no effective config yet: not an
 	// error of the page.

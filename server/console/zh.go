@@ -35,7 +35,7 @@ var zhCN = map[string]string{
 	"Command": "指令", "Commands": "指令", "Expires after": "有效期", "Send command": "发送指令", "Faults": "故障",
 	"Time": "时间", "Component": "部件", "Code": "代码", "Severity": "严重程度", "Message": "信息", "None": "无",
 	"Effective config": "生效配置", "Setting": "设置项", "Value": "值", "From": "从", "To": "至",
-	"Not registered yet.": "尚未注册。", "Result": "结果", "Recent transactions": "最近交易", "All transactions": "全部交易",
+	"Not registered yet.": "尚未注册。", "Status history": "状态历史", "Result": "结果", "Recent transactions": "最近交易", "All transactions": "全部交易",
 	"Really": "确定要", "terminal": "终端", "New merchant": "新商户", "New store": "新门店", "Reason": "原因", "Cancel": "取消",
 	"command": "指令", "published": "已发布", "created": "已创建", "saved": "已保存", "revoked": "已吊销",
 	// Transactions.

@@ -10,7 +10,8 @@
 // commands — need no storage read. Changes an operator or terminal asks for
 // are committed (synced) before they are acknowledged; heartbeat status,
 // faults and command deliveries are written in batches by a background
-// flusher, and on Close, so that heartbeats cost no disk write each.
+// flusher, and on Close, so that heartbeats cost no disk write each. So is
+// each terminal's bounded status history ([Fleet.StatusHistory]).
 //
 // Secrets are never stored: terminal credentials (256 random bits) and
 // enrollment codes (60 random bits, short-lived) are kept as SHA-256 hashes

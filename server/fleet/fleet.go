@@ -68,6 +68,13 @@ type Options struct {
 	// response lost just before the expiry does not lock the terminal out.
 	// Zero: only until the code's own expiry.
 	RegisterRetryWindow time.Duration
+	// StatusSampleInterval is how often a terminal's status history takes
+	// a sample while heartbeats arrive; a change of battery, paper, network
+	// or signal takes one sooner (see Fleet.StatusHistory). Default 15m.
+	StatusSampleInterval time.Duration
+	// StatusHistory is how many samples a terminal's status history keeps,
+	// in storage and pending in memory. Default 96 (a day at 15 minutes).
+	StatusHistory int
 }
 
 // OtherComponent is the fault component that stands for components beyond
@@ -94,6 +101,9 @@ func DefaultOptions() Options {
 		FaultComponentsPerTerminal: 16,
 		MaxFaultKeys:               20000,
 		RegisterRetryWindow:        24 * time.Hour,
+
+		StatusSampleInterval: 15 * time.Minute,
+		StatusHistory:        96,
 	}
 }
 
@@ -118,6 +128,8 @@ func (o Options) Validate() error {
 		return errors.New("fleet: RegisterRetryWindow must not be negative")
 	case o.FaultBurst < 1 || o.FaultsPerHour <= 0 || o.FaultComponentsPerTerminal < 1 || o.MaxFaultKeys < 1:
 		return errors.New("fleet: fault caps must be positive")
+	case o.StatusSampleInterval <= 0 || o.StatusHistory < 1:
+		return errors.New("fleet: StatusSampleInterval and StatusHistory must be positive")
 	}
 	return nil
 }
@@ -264,6 +276,11 @@ type term struct {
 	dirty bool
 	// ident caches the last signed identity.
 	ident *Identity
+	// lastSample is the latest status history sample (nil if none).
+	lastSample *StatusSample
+	// samples are the history samples not yet written, oldest first, at
+	// most Options.StatusHistory; a flush drops them once they are stored.
+	samples []StatusSample
 }
 
 type cmdEntry struct {
@@ -329,6 +346,9 @@ type heartbeatRec struct {
 	// before it existed: then Last).
 	Seen   time.Time `json:"c,omitempty"`
 	Faults []Fault   `json:"f,omitempty"`
+	// LastSample is the latest status history sample (nil in records
+	// written before the history existed).
+	LastSample *StatusSample `json:"ls,omitempty"`
 }
 
 // faultRec is a stored fault event.
@@ -438,6 +458,7 @@ func (f *Fleet) load(ctx context.Context) error {
 			}
 			if t := f.terms[string(k[len(prefixHeartbeat):])]; t != nil {
 				t.status, t.last, t.faults, t.seen = h.Status, h.Last, h.Faults, h.Seen
+				t.lastSample = h.LastSample
 				if t.seen.Before(h.Last) {
 					t.seen = h.Last
 				}

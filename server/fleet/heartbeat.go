@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
@@ -53,6 +54,7 @@ func (f *Fleet) Heartbeat(id string, st Status, faults []Fault) (HeartbeatResult
 	now := f.now()
 	t.liveMu.Lock()
 	t.status, t.last, t.seen = st, now.UTC(), now.UTC()
+	f.sample(t, st, now.UTC())
 	if len(faults) > 0 {
 		faults = f.foldComponents(t, faults)
 		// Newest first, at most maxRecentFaults.
@@ -257,10 +259,14 @@ func (f *Fleet) flush(reserved bool) error {
 	if err := f.flushCommands(update, cmdTerms); err != nil {
 		return err
 	}
-	var writes []kv
+	// Status history samples go first, so that a heartbeat record never
+	// names a sample that an earlier commit did not write.
+	var samples, writes []kv
+	var sampled []termSeq
 	for t := range dirty {
 		t.liveMu.Lock()
-		rec := heartbeatRec{Status: t.status, Last: t.last, Faults: t.faults, Seen: t.seen}
+		rec := heartbeatRec{Status: t.status, Last: t.last, Faults: t.faults, Seen: t.seen, LastSample: t.lastSample}
+		pending := slices.Clone(t.samples)
 		t.dirty = false
 		t.liveMu.Unlock()
 		if rec.Last.IsZero() && rec.Seen.IsZero() {
@@ -274,7 +280,16 @@ func (f *Fleet) flush(reserved bool) error {
 		id := t.rec.ID
 		f.mu.RUnlock()
 		writes = append(writes, kv{keyOf(prefixHeartbeat, id), v})
+		if len(pending) > 0 {
+			w, err := f.sampleWrites(id, pending)
+			if err != nil {
+				return err
+			}
+			samples = append(samples, w...)
+			sampled = append(sampled, termSeq{t, pending[len(pending)-1].Seq})
+		}
 	}
+	writes = append(samples, writes...)
 	for _, x := range faults {
 		v, err := encode(&x)
 		if err != nil {
@@ -282,7 +297,21 @@ func (f *Fleet) flush(reserved bool) error {
 		}
 		writes = append(writes, kv{store.AppendUint64(append([]byte{}, prefixFault...), x.Seq), v})
 	}
-	return f.write(update, writes)
+	if err := f.write(update, writes); err != nil {
+		return err
+	}
+	for _, x := range sampled {
+		x.t.liveMu.Lock()
+		x.t.samples = slices.DeleteFunc(x.t.samples, func(s StatusSample) bool { return s.Seq <= x.seq })
+		x.t.liveMu.Unlock()
+	}
+	return nil
+}
+
+// termSeq names a terminal's status samples up to seq.
+type termSeq struct {
+	t   *term
+	seq uint64
 }
 
 // flushCommands writes command deliveries and expiries of the terminals in

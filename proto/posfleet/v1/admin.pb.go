@@ -1681,7 +1681,14 @@ func (x *GetTerminalRequest) GetTerminalId() string {
 type GetTerminalResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The terminal.
-	Terminal      *Terminal `protobuf:"bytes,1,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	Terminal *Terminal `protobuf:"bytes,1,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// The terminal's status history, newest first: a sample about every 15
+	// minutes while it sends heartbeats, and one whenever its battery
+	// (presence, charging, or the level by 10 points), paper, network or
+	// signal (presence, or the strength by 10 dB) changes; at most 96
+	// samples by default. Samples are stored in batches with the latest
+	// status: a server crash may lose the last few seconds of them.
+	StatusHistory []*TerminalStatusSample `protobuf:"bytes,2,rep,name=status_history,json=statusHistory,proto3" json:"status_history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1723,6 +1730,68 @@ func (x *GetTerminalResponse) GetTerminal() *Terminal {
 	return nil
 }
 
+func (x *GetTerminalResponse) GetStatusHistory() []*TerminalStatusSample {
+	if x != nil {
+		return x.StatusHistory
+	}
+	return nil
+}
+
+// One sample of a terminal's status history.
+type TerminalStatusSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the heartbeat that reported the status arrived (server clock).
+	SampleTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sample_time,json=sampleTime,proto3" json:"sample_time,omitempty"`
+	// The status the heartbeat reported.
+	Status        *TerminalStatus `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalStatusSample) Reset() {
+	*x = TerminalStatusSample{}
+	mi := &file_posfleet_v1_admin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalStatusSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalStatusSample) ProtoMessage() {}
+
+func (x *TerminalStatusSample) ProtoReflect() protoreflect.Message {
+	mi := &file_posfleet_v1_admin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalStatusSample.ProtoReflect.Descriptor instead.
+func (*TerminalStatusSample) Descriptor() ([]byte, []int) {
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TerminalStatusSample) GetSampleTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SampleTime
+	}
+	return nil
+}
+
+func (x *TerminalStatusSample) GetStatus() *TerminalStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // Request of AdminService.ListTerminals.
 type ListTerminalsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1744,7 +1813,7 @@ type ListTerminalsRequest struct {
 
 func (x *ListTerminalsRequest) Reset() {
 	*x = ListTerminalsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[17]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +1825,7 @@ func (x *ListTerminalsRequest) String() string {
 func (*ListTerminalsRequest) ProtoMessage() {}
 
 func (x *ListTerminalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[17]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1838,7 @@ func (x *ListTerminalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTerminalsRequest.ProtoReflect.Descriptor instead.
 func (*ListTerminalsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTerminalsRequest) GetMerchantId() string {
@@ -1827,7 +1896,7 @@ type ListTerminalsResponse struct {
 
 func (x *ListTerminalsResponse) Reset() {
 	*x = ListTerminalsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[18]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +1908,7 @@ func (x *ListTerminalsResponse) String() string {
 func (*ListTerminalsResponse) ProtoMessage() {}
 
 func (x *ListTerminalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[18]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +1921,7 @@ func (x *ListTerminalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTerminalsResponse.ProtoReflect.Descriptor instead.
 func (*ListTerminalsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListTerminalsResponse) GetTerminals() []*Terminal {
@@ -1882,7 +1951,7 @@ type SuspendTerminalRequest struct {
 
 func (x *SuspendTerminalRequest) Reset() {
 	*x = SuspendTerminalRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[19]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1894,7 +1963,7 @@ func (x *SuspendTerminalRequest) String() string {
 func (*SuspendTerminalRequest) ProtoMessage() {}
 
 func (x *SuspendTerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[19]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1907,7 +1976,7 @@ func (x *SuspendTerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendTerminalRequest.ProtoReflect.Descriptor instead.
 func (*SuspendTerminalRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SuspendTerminalRequest) GetTerminalId() string {
@@ -1935,7 +2004,7 @@ type SuspendTerminalResponse struct {
 
 func (x *SuspendTerminalResponse) Reset() {
 	*x = SuspendTerminalResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[20]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2016,7 @@ func (x *SuspendTerminalResponse) String() string {
 func (*SuspendTerminalResponse) ProtoMessage() {}
 
 func (x *SuspendTerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[20]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2029,7 @@ func (x *SuspendTerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendTerminalResponse.ProtoReflect.Descriptor instead.
 func (*SuspendTerminalResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SuspendTerminalResponse) GetTerminal() *Terminal {
@@ -1983,7 +2052,7 @@ type ReactivateTerminalRequest struct {
 
 func (x *ReactivateTerminalRequest) Reset() {
 	*x = ReactivateTerminalRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[21]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2064,7 @@ func (x *ReactivateTerminalRequest) String() string {
 func (*ReactivateTerminalRequest) ProtoMessage() {}
 
 func (x *ReactivateTerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[21]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2077,7 @@ func (x *ReactivateTerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateTerminalRequest.ProtoReflect.Descriptor instead.
 func (*ReactivateTerminalRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReactivateTerminalRequest) GetTerminalId() string {
@@ -2036,7 +2105,7 @@ type ReactivateTerminalResponse struct {
 
 func (x *ReactivateTerminalResponse) Reset() {
 	*x = ReactivateTerminalResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[22]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2117,7 @@ func (x *ReactivateTerminalResponse) String() string {
 func (*ReactivateTerminalResponse) ProtoMessage() {}
 
 func (x *ReactivateTerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[22]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2130,7 @@ func (x *ReactivateTerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReactivateTerminalResponse.ProtoReflect.Descriptor instead.
 func (*ReactivateTerminalResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ReactivateTerminalResponse) GetTerminal() *Terminal {
@@ -2084,7 +2153,7 @@ type RetireTerminalRequest struct {
 
 func (x *RetireTerminalRequest) Reset() {
 	*x = RetireTerminalRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[23]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2096,7 +2165,7 @@ func (x *RetireTerminalRequest) String() string {
 func (*RetireTerminalRequest) ProtoMessage() {}
 
 func (x *RetireTerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[23]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2109,7 +2178,7 @@ func (x *RetireTerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireTerminalRequest.ProtoReflect.Descriptor instead.
 func (*RetireTerminalRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetireTerminalRequest) GetTerminalId() string {
@@ -2137,7 +2206,7 @@ type RetireTerminalResponse struct {
 
 func (x *RetireTerminalResponse) Reset() {
 	*x = RetireTerminalResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[24]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2149,7 +2218,7 @@ func (x *RetireTerminalResponse) String() string {
 func (*RetireTerminalResponse) ProtoMessage() {}
 
 func (x *RetireTerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[24]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2162,7 +2231,7 @@ func (x *RetireTerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireTerminalResponse.ProtoReflect.Descriptor instead.
 func (*RetireTerminalResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RetireTerminalResponse) GetTerminal() *Terminal {
@@ -2185,7 +2254,7 @@ type ReissueEnrollmentRequest struct {
 
 func (x *ReissueEnrollmentRequest) Reset() {
 	*x = ReissueEnrollmentRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[25]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2197,7 +2266,7 @@ func (x *ReissueEnrollmentRequest) String() string {
 func (*ReissueEnrollmentRequest) ProtoMessage() {}
 
 func (x *ReissueEnrollmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[25]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2210,7 +2279,7 @@ func (x *ReissueEnrollmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueEnrollmentRequest.ProtoReflect.Descriptor instead.
 func (*ReissueEnrollmentRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReissueEnrollmentRequest) GetTerminalId() string {
@@ -2242,7 +2311,7 @@ type ReissueEnrollmentResponse struct {
 
 func (x *ReissueEnrollmentResponse) Reset() {
 	*x = ReissueEnrollmentResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[26]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2254,7 +2323,7 @@ func (x *ReissueEnrollmentResponse) String() string {
 func (*ReissueEnrollmentResponse) ProtoMessage() {}
 
 func (x *ReissueEnrollmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[26]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2267,7 +2336,7 @@ func (x *ReissueEnrollmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReissueEnrollmentResponse.ProtoReflect.Descriptor instead.
 func (*ReissueEnrollmentResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReissueEnrollmentResponse) GetEnrollmentCode() string {
@@ -2301,7 +2370,7 @@ type RebindTerminalRequest struct {
 
 func (x *RebindTerminalRequest) Reset() {
 	*x = RebindTerminalRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[27]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2382,7 @@ func (x *RebindTerminalRequest) String() string {
 func (*RebindTerminalRequest) ProtoMessage() {}
 
 func (x *RebindTerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[27]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2395,7 @@ func (x *RebindTerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebindTerminalRequest.ProtoReflect.Descriptor instead.
 func (*RebindTerminalRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RebindTerminalRequest) GetTerminalId() string {
@@ -2368,7 +2437,7 @@ type RebindTerminalResponse struct {
 
 func (x *RebindTerminalResponse) Reset() {
 	*x = RebindTerminalResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[28]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2380,7 +2449,7 @@ func (x *RebindTerminalResponse) String() string {
 func (*RebindTerminalResponse) ProtoMessage() {}
 
 func (x *RebindTerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[28]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2393,7 +2462,7 @@ func (x *RebindTerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebindTerminalResponse.ProtoReflect.Descriptor instead.
 func (*RebindTerminalResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{28}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RebindTerminalResponse) GetTerminal() *Terminal {
@@ -2421,7 +2490,7 @@ type SendCommandRequest struct {
 
 func (x *SendCommandRequest) Reset() {
 	*x = SendCommandRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[29]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2502,7 @@ func (x *SendCommandRequest) String() string {
 func (*SendCommandRequest) ProtoMessage() {}
 
 func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[29]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2515,7 @@ func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandRequest.ProtoReflect.Descriptor instead.
 func (*SendCommandRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{29}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SendCommandRequest) GetTerminalId() string {
@@ -2488,7 +2557,7 @@ type SendCommandResponse struct {
 
 func (x *SendCommandResponse) Reset() {
 	*x = SendCommandResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[30]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2569,7 @@ func (x *SendCommandResponse) String() string {
 func (*SendCommandResponse) ProtoMessage() {}
 
 func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[30]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2513,7 +2582,7 @@ func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandResponse.ProtoReflect.Descriptor instead.
 func (*SendCommandResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{30}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SendCommandResponse) GetCommand() *RemoteCommand {
@@ -2538,7 +2607,7 @@ type ListCommandsRequest struct {
 
 func (x *ListCommandsRequest) Reset() {
 	*x = ListCommandsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[31]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2619,7 @@ func (x *ListCommandsRequest) String() string {
 func (*ListCommandsRequest) ProtoMessage() {}
 
 func (x *ListCommandsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[31]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2632,7 @@ func (x *ListCommandsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCommandsRequest.ProtoReflect.Descriptor instead.
 func (*ListCommandsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{31}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListCommandsRequest) GetTerminalId() string {
@@ -2600,7 +2669,7 @@ type ListCommandsResponse struct {
 
 func (x *ListCommandsResponse) Reset() {
 	*x = ListCommandsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[32]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2612,7 +2681,7 @@ func (x *ListCommandsResponse) String() string {
 func (*ListCommandsResponse) ProtoMessage() {}
 
 func (x *ListCommandsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[32]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2625,7 +2694,7 @@ func (x *ListCommandsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCommandsResponse.ProtoReflect.Descriptor instead.
 func (*ListCommandsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{32}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListCommandsResponse) GetCommands() []*RemoteCommand {
@@ -2659,7 +2728,7 @@ type ConfigScope struct {
 
 func (x *ConfigScope) Reset() {
 	*x = ConfigScope{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[33]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2740,7 @@ func (x *ConfigScope) String() string {
 func (*ConfigScope) ProtoMessage() {}
 
 func (x *ConfigScope) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[33]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2753,7 @@ func (x *ConfigScope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigScope.ProtoReflect.Descriptor instead.
 func (*ConfigScope) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{33}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConfigScope) GetMerchantId() string {
@@ -2743,7 +2812,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[34]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2824,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[34]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2837,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{34}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RolloutPlan) GetStagePercents() []uint32 {
@@ -2841,7 +2910,7 @@ type MaintenanceWindow struct {
 
 func (x *MaintenanceWindow) Reset() {
 	*x = MaintenanceWindow{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +2922,7 @@ func (x *MaintenanceWindow) String() string {
 func (*MaintenanceWindow) ProtoMessage() {}
 
 func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[35]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +2935,7 @@ func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaintenanceWindow.ProtoReflect.Descriptor instead.
 func (*MaintenanceWindow) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{35}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MaintenanceWindow) GetStart() string {
@@ -2903,7 +2972,7 @@ type FreezePeriod struct {
 
 func (x *FreezePeriod) Reset() {
 	*x = FreezePeriod{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2915,7 +2984,7 @@ func (x *FreezePeriod) String() string {
 func (*FreezePeriod) ProtoMessage() {}
 
 func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[36]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +2997,7 @@ func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezePeriod.ProtoReflect.Descriptor instead.
 func (*FreezePeriod) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{36}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FreezePeriod) GetStartTime() *timestamppb.Timestamp {
@@ -2977,7 +3046,7 @@ type PaymentGate struct {
 
 func (x *PaymentGate) Reset() {
 	*x = PaymentGate{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3058,7 @@ func (x *PaymentGate) String() string {
 func (*PaymentGate) ProtoMessage() {}
 
 func (x *PaymentGate) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[37]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3002,7 +3071,7 @@ func (x *PaymentGate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentGate.ProtoReflect.Descriptor instead.
 func (*PaymentGate) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{37}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PaymentGate) GetSoakTime() *durationpb.Duration {
@@ -3083,7 +3152,7 @@ type PaymentGateStatus struct {
 
 func (x *PaymentGateStatus) Reset() {
 	*x = PaymentGateStatus{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3164,7 @@ func (x *PaymentGateStatus) String() string {
 func (*PaymentGateStatus) ProtoMessage() {}
 
 func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[38]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3177,7 @@ func (x *PaymentGateStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentGateStatus.ProtoReflect.Descriptor instead.
 func (*PaymentGateStatus) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{38}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PaymentGateStatus) GetVerdict() string {
@@ -3236,7 +3305,7 @@ type PublishConfigRequest struct {
 
 func (x *PublishConfigRequest) Reset() {
 	*x = PublishConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3248,7 +3317,7 @@ func (x *PublishConfigRequest) String() string {
 func (*PublishConfigRequest) ProtoMessage() {}
 
 func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[39]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3261,7 +3330,7 @@ func (x *PublishConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigRequest.ProtoReflect.Descriptor instead.
 func (*PublishConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{39}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PublishConfigRequest) GetScope() *ConfigScope {
@@ -3341,7 +3410,7 @@ type PublishConfigResponse struct {
 
 func (x *PublishConfigResponse) Reset() {
 	*x = PublishConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3422,7 @@ func (x *PublishConfigResponse) String() string {
 func (*PublishConfigResponse) ProtoMessage() {}
 
 func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[40]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3435,7 @@ func (x *PublishConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishConfigResponse.ProtoReflect.Descriptor instead.
 func (*PublishConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{40}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PublishConfigResponse) GetVersion() uint64 {
@@ -3443,7 +3512,7 @@ type GetEffectiveConfigRequest struct {
 
 func (x *GetEffectiveConfigRequest) Reset() {
 	*x = GetEffectiveConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3524,7 @@ func (x *GetEffectiveConfigRequest) String() string {
 func (*GetEffectiveConfigRequest) ProtoMessage() {}
 
 func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[41]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3537,7 @@ func (x *GetEffectiveConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{41}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetEffectiveConfigRequest) GetTerminalId() string {
@@ -3492,7 +3561,7 @@ type GetEffectiveConfigResponse struct {
 
 func (x *GetEffectiveConfigResponse) Reset() {
 	*x = GetEffectiveConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3573,7 @@ func (x *GetEffectiveConfigResponse) String() string {
 func (*GetEffectiveConfigResponse) ProtoMessage() {}
 
 func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[42]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3586,7 @@ func (x *GetEffectiveConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEffectiveConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetEffectiveConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{42}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetEffectiveConfigResponse) GetConfig() *EffectiveConfig {
@@ -3589,7 +3658,7 @@ type Rollout struct {
 
 func (x *Rollout) Reset() {
 	*x = Rollout{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3670,7 @@ func (x *Rollout) String() string {
 func (*Rollout) ProtoMessage() {}
 
 func (x *Rollout) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[43]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3614,7 +3683,7 @@ func (x *Rollout) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rollout.ProtoReflect.Descriptor instead.
 func (*Rollout) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{43}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Rollout) GetRolloutId() string {
@@ -3775,7 +3844,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3787,7 +3856,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[44]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3800,7 +3869,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{44}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetRolloutRequest) GetRolloutId() string {
@@ -3821,7 +3890,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3833,7 +3902,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[45]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3846,7 +3915,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{45}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3871,7 +3940,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3883,7 +3952,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[46]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3896,7 +3965,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{46}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListRolloutsRequest) GetState() RolloutState {
@@ -3933,7 +4002,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3945,7 +4014,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[47]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3958,7 +4027,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{47}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3988,7 +4057,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4000,7 +4069,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[48]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4013,7 +4082,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{48}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PauseRolloutRequest) GetRolloutId() string {
@@ -4041,7 +4110,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4053,7 +4122,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[49]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4066,7 +4135,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{49}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -4087,7 +4156,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4099,7 +4168,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[50]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4112,7 +4181,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{50}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ResumeRolloutRequest) GetRolloutId() string {
@@ -4133,7 +4202,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4145,7 +4214,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[51]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4158,7 +4227,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{51}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -4181,7 +4250,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4193,7 +4262,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[52]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4206,7 +4275,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{52}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AbortRolloutRequest) GetRolloutId() string {
@@ -4234,7 +4303,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4246,7 +4315,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[53]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4259,7 +4328,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{53}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -4289,7 +4358,7 @@ type ConfigFieldChange struct {
 
 func (x *ConfigFieldChange) Reset() {
 	*x = ConfigFieldChange{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4301,7 +4370,7 @@ func (x *ConfigFieldChange) String() string {
 func (*ConfigFieldChange) ProtoMessage() {}
 
 func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[54]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4314,7 +4383,7 @@ func (x *ConfigFieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFieldChange.ProtoReflect.Descriptor instead.
 func (*ConfigFieldChange) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{54}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ConfigFieldChange) GetField() string {
@@ -4374,7 +4443,7 @@ type ConfigValueSource struct {
 
 func (x *ConfigValueSource) Reset() {
 	*x = ConfigValueSource{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4386,7 +4455,7 @@ func (x *ConfigValueSource) String() string {
 func (*ConfigValueSource) ProtoMessage() {}
 
 func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[55]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4399,7 +4468,7 @@ func (x *ConfigValueSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigValueSource.ProtoReflect.Descriptor instead.
 func (*ConfigValueSource) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{55}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ConfigValueSource) GetField() string {
@@ -4457,7 +4526,7 @@ type ConfigVersion struct {
 
 func (x *ConfigVersion) Reset() {
 	*x = ConfigVersion{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4469,7 +4538,7 @@ func (x *ConfigVersion) String() string {
 func (*ConfigVersion) ProtoMessage() {}
 
 func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[56]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4482,7 +4551,7 @@ func (x *ConfigVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigVersion.ProtoReflect.Descriptor instead.
 func (*ConfigVersion) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{56}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ConfigVersion) GetRollout() *Rollout {
@@ -4510,7 +4579,7 @@ type GetConfigLayerRequest struct {
 
 func (x *GetConfigLayerRequest) Reset() {
 	*x = GetConfigLayerRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4522,7 +4591,7 @@ func (x *GetConfigLayerRequest) String() string {
 func (*GetConfigLayerRequest) ProtoMessage() {}
 
 func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[57]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4535,7 +4604,7 @@ func (x *GetConfigLayerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{57}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetConfigLayerRequest) GetScope() *ConfigScope {
@@ -4557,7 +4626,7 @@ type GetConfigLayerResponse struct {
 
 func (x *GetConfigLayerResponse) Reset() {
 	*x = GetConfigLayerResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4569,7 +4638,7 @@ func (x *GetConfigLayerResponse) String() string {
 func (*GetConfigLayerResponse) ProtoMessage() {}
 
 func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[58]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4582,7 +4651,7 @@ func (x *GetConfigLayerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigLayerResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigLayerResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{58}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetConfigLayerResponse) GetLayer() *ConfigVersion {
@@ -4607,7 +4676,7 @@ type ListConfigVersionsRequest struct {
 
 func (x *ListConfigVersionsRequest) Reset() {
 	*x = ListConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4619,7 +4688,7 @@ func (x *ListConfigVersionsRequest) String() string {
 func (*ListConfigVersionsRequest) ProtoMessage() {}
 
 func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[59]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4632,7 +4701,7 @@ func (x *ListConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{59}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ListConfigVersionsRequest) GetScope() *ConfigScope {
@@ -4669,7 +4738,7 @@ type ListConfigVersionsResponse struct {
 
 func (x *ListConfigVersionsResponse) Reset() {
 	*x = ListConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4681,7 +4750,7 @@ func (x *ListConfigVersionsResponse) String() string {
 func (*ListConfigVersionsResponse) ProtoMessage() {}
 
 func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[60]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4694,7 +4763,7 @@ func (x *ListConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*ListConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{60}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ListConfigVersionsResponse) GetVersions() []*ConfigVersion {
@@ -4724,7 +4793,7 @@ type DiffConfigVersionsRequest struct {
 
 func (x *DiffConfigVersionsRequest) Reset() {
 	*x = DiffConfigVersionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4736,7 +4805,7 @@ func (x *DiffConfigVersionsRequest) String() string {
 func (*DiffConfigVersionsRequest) ProtoMessage() {}
 
 func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[61]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4749,7 +4818,7 @@ func (x *DiffConfigVersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsRequest.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{61}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DiffConfigVersionsRequest) GetFromVersion() uint64 {
@@ -4781,7 +4850,7 @@ type DiffConfigVersionsResponse struct {
 
 func (x *DiffConfigVersionsResponse) Reset() {
 	*x = DiffConfigVersionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4793,7 +4862,7 @@ func (x *DiffConfigVersionsResponse) String() string {
 func (*DiffConfigVersionsResponse) ProtoMessage() {}
 
 func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[62]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4806,7 +4875,7 @@ func (x *DiffConfigVersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiffConfigVersionsResponse.ProtoReflect.Descriptor instead.
 func (*DiffConfigVersionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{62}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *DiffConfigVersionsResponse) GetFrom() *ConfigVersion {
@@ -4849,7 +4918,7 @@ type RollbackConfigRequest struct {
 
 func (x *RollbackConfigRequest) Reset() {
 	*x = RollbackConfigRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4861,7 +4930,7 @@ func (x *RollbackConfigRequest) String() string {
 func (*RollbackConfigRequest) ProtoMessage() {}
 
 func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[63]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4874,7 +4943,7 @@ func (x *RollbackConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigRequest.ProtoReflect.Descriptor instead.
 func (*RollbackConfigRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{63}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *RollbackConfigRequest) GetScope() *ConfigScope {
@@ -4920,7 +4989,7 @@ type RollbackConfigResponse struct {
 
 func (x *RollbackConfigResponse) Reset() {
 	*x = RollbackConfigResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4932,7 +5001,7 @@ func (x *RollbackConfigResponse) String() string {
 func (*RollbackConfigResponse) ProtoMessage() {}
 
 func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[64]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4945,7 +5014,7 @@ func (x *RollbackConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackConfigResponse.ProtoReflect.Descriptor instead.
 func (*RollbackConfigResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{64}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *RollbackConfigResponse) GetVersion() uint64 {
@@ -4980,7 +5049,7 @@ type AdvanceRolloutRequest struct {
 
 func (x *AdvanceRolloutRequest) Reset() {
 	*x = AdvanceRolloutRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4992,7 +5061,7 @@ func (x *AdvanceRolloutRequest) String() string {
 func (*AdvanceRolloutRequest) ProtoMessage() {}
 
 func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[65]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5005,7 +5074,7 @@ func (x *AdvanceRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{65}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AdvanceRolloutRequest) GetRolloutId() string {
@@ -5026,7 +5095,7 @@ type AdvanceRolloutResponse struct {
 
 func (x *AdvanceRolloutResponse) Reset() {
 	*x = AdvanceRolloutResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5038,7 +5107,7 @@ func (x *AdvanceRolloutResponse) String() string {
 func (*AdvanceRolloutResponse) ProtoMessage() {}
 
 func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[66]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5051,7 +5120,7 @@ func (x *AdvanceRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdvanceRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AdvanceRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{66}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *AdvanceRolloutResponse) GetRollout() *Rollout {
@@ -5074,7 +5143,7 @@ type GetFleetReportRequest struct {
 
 func (x *GetFleetReportRequest) Reset() {
 	*x = GetFleetReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5086,7 +5155,7 @@ func (x *GetFleetReportRequest) String() string {
 func (*GetFleetReportRequest) ProtoMessage() {}
 
 func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[67]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5099,7 +5168,7 @@ func (x *GetFleetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{67}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetFleetReportRequest) GetMerchantId() string {
@@ -5129,7 +5198,7 @@ type KeyCount struct {
 
 func (x *KeyCount) Reset() {
 	*x = KeyCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5141,7 +5210,7 @@ func (x *KeyCount) String() string {
 func (*KeyCount) ProtoMessage() {}
 
 func (x *KeyCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[68]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5154,7 +5223,7 @@ func (x *KeyCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyCount.ProtoReflect.Descriptor instead.
 func (*KeyCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{68}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *KeyCount) GetKey() string {
@@ -5188,7 +5257,7 @@ type FaultCount struct {
 
 func (x *FaultCount) Reset() {
 	*x = FaultCount{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5200,7 +5269,7 @@ func (x *FaultCount) String() string {
 func (*FaultCount) ProtoMessage() {}
 
 func (x *FaultCount) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[69]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5213,7 +5282,7 @@ func (x *FaultCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultCount.ProtoReflect.Descriptor instead.
 func (*FaultCount) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{69}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *FaultCount) GetMerchantId() string {
@@ -5287,7 +5356,7 @@ type GetFleetReportResponse struct {
 
 func (x *GetFleetReportResponse) Reset() {
 	*x = GetFleetReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5299,7 +5368,7 @@ func (x *GetFleetReportResponse) String() string {
 func (*GetFleetReportResponse) ProtoMessage() {}
 
 func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[70]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5312,7 +5381,7 @@ func (x *GetFleetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{70}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *GetFleetReportResponse) GetGenerateTime() *timestamppb.Timestamp {
@@ -5443,7 +5512,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5455,7 +5524,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[71]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5468,7 +5537,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{71}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *AuditEvent) GetEventId() string {
@@ -5564,7 +5633,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5576,7 +5645,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[72]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5589,7 +5658,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{72}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ListAuditEventsRequest) GetType() AuditEventType {
@@ -5657,7 +5726,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5669,7 +5738,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[73]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5682,7 +5751,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{73}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -5754,7 +5823,7 @@ type Transaction struct {
 
 func (x *Transaction) Reset() {
 	*x = Transaction{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5766,7 +5835,7 @@ func (x *Transaction) String() string {
 func (*Transaction) ProtoMessage() {}
 
 func (x *Transaction) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[74]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5779,7 +5848,7 @@ func (x *Transaction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
 func (*Transaction) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{74}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *Transaction) GetTransactionId() string {
@@ -5954,7 +6023,7 @@ type ListTransactionsRequest struct {
 
 func (x *ListTransactionsRequest) Reset() {
 	*x = ListTransactionsRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5966,7 +6035,7 @@ func (x *ListTransactionsRequest) String() string {
 func (*ListTransactionsRequest) ProtoMessage() {}
 
 func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[75]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5979,7 +6048,7 @@ func (x *ListTransactionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsRequest.ProtoReflect.Descriptor instead.
 func (*ListTransactionsRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{75}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ListTransactionsRequest) GetTerminalId() string {
@@ -6059,7 +6128,7 @@ type ListTransactionsResponse struct {
 
 func (x *ListTransactionsResponse) Reset() {
 	*x = ListTransactionsResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6071,7 +6140,7 @@ func (x *ListTransactionsResponse) String() string {
 func (*ListTransactionsResponse) ProtoMessage() {}
 
 func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[76]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6084,7 +6153,7 @@ func (x *ListTransactionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTransactionsResponse.ProtoReflect.Descriptor instead.
 func (*ListTransactionsResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{76}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListTransactionsResponse) GetTransactions() []*Transaction {
@@ -6133,7 +6202,7 @@ type BatchSummary struct {
 
 func (x *BatchSummary) Reset() {
 	*x = BatchSummary{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6145,7 +6214,7 @@ func (x *BatchSummary) String() string {
 func (*BatchSummary) ProtoMessage() {}
 
 func (x *BatchSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[77]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6158,7 +6227,7 @@ func (x *BatchSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchSummary.ProtoReflect.Descriptor instead.
 func (*BatchSummary) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{77}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *BatchSummary) GetTerminalId() string {
@@ -6236,7 +6305,7 @@ type GetSettlementReportRequest struct {
 
 func (x *GetSettlementReportRequest) Reset() {
 	*x = GetSettlementReportRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6248,7 +6317,7 @@ func (x *GetSettlementReportRequest) String() string {
 func (*GetSettlementReportRequest) ProtoMessage() {}
 
 func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[78]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6261,7 +6330,7 @@ func (x *GetSettlementReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{78}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *GetSettlementReportRequest) GetMerchantId() string {
@@ -6313,7 +6382,7 @@ type GetSettlementReportResponse struct {
 
 func (x *GetSettlementReportResponse) Reset() {
 	*x = GetSettlementReportResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6325,7 +6394,7 @@ func (x *GetSettlementReportResponse) String() string {
 func (*GetSettlementReportResponse) ProtoMessage() {}
 
 func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[79]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6338,7 +6407,7 @@ func (x *GetSettlementReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementReportResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementReportResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{79}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GetSettlementReportResponse) GetMerchantId() string {
@@ -6404,7 +6473,7 @@ type AdminToken struct {
 
 func (x *AdminToken) Reset() {
 	*x = AdminToken{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6416,7 +6485,7 @@ func (x *AdminToken) String() string {
 func (*AdminToken) ProtoMessage() {}
 
 func (x *AdminToken) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[80]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6429,7 +6498,7 @@ func (x *AdminToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminToken.ProtoReflect.Descriptor instead.
 func (*AdminToken) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{80}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AdminToken) GetTokenId() string {
@@ -6489,7 +6558,7 @@ type CreateAdminTokenRequest struct {
 
 func (x *CreateAdminTokenRequest) Reset() {
 	*x = CreateAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6501,7 +6570,7 @@ func (x *CreateAdminTokenRequest) String() string {
 func (*CreateAdminTokenRequest) ProtoMessage() {}
 
 func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[81]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6514,7 +6583,7 @@ func (x *CreateAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{81}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CreateAdminTokenRequest) GetName() string {
@@ -6551,7 +6620,7 @@ type CreateAdminTokenResponse struct {
 
 func (x *CreateAdminTokenResponse) Reset() {
 	*x = CreateAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6563,7 +6632,7 @@ func (x *CreateAdminTokenResponse) String() string {
 func (*CreateAdminTokenResponse) ProtoMessage() {}
 
 func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[82]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6576,7 +6645,7 @@ func (x *CreateAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{82}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CreateAdminTokenResponse) GetToken() string {
@@ -6604,7 +6673,7 @@ type RevokeAdminTokenRequest struct {
 
 func (x *RevokeAdminTokenRequest) Reset() {
 	*x = RevokeAdminTokenRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6616,7 +6685,7 @@ func (x *RevokeAdminTokenRequest) String() string {
 func (*RevokeAdminTokenRequest) ProtoMessage() {}
 
 func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[83]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6629,7 +6698,7 @@ func (x *RevokeAdminTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{83}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RevokeAdminTokenRequest) GetTokenId() string {
@@ -6650,7 +6719,7 @@ type RevokeAdminTokenResponse struct {
 
 func (x *RevokeAdminTokenResponse) Reset() {
 	*x = RevokeAdminTokenResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6662,7 +6731,7 @@ func (x *RevokeAdminTokenResponse) String() string {
 func (*RevokeAdminTokenResponse) ProtoMessage() {}
 
 func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[84]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6675,7 +6744,7 @@ func (x *RevokeAdminTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAdminTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAdminTokenResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{84}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RevokeAdminTokenResponse) GetAdminToken() *AdminToken {
@@ -6699,7 +6768,7 @@ type ListAdminTokensRequest struct {
 
 func (x *ListAdminTokensRequest) Reset() {
 	*x = ListAdminTokensRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6711,7 +6780,7 @@ func (x *ListAdminTokensRequest) String() string {
 func (*ListAdminTokensRequest) ProtoMessage() {}
 
 func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[85]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6724,7 +6793,7 @@ func (x *ListAdminTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{85}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListAdminTokensRequest) GetPageSize() int32 {
@@ -6754,7 +6823,7 @@ type ListAdminTokensResponse struct {
 
 func (x *ListAdminTokensResponse) Reset() {
 	*x = ListAdminTokensResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6766,7 +6835,7 @@ func (x *ListAdminTokensResponse) String() string {
 func (*ListAdminTokensResponse) ProtoMessage() {}
 
 func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[86]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6779,7 +6848,7 @@ func (x *ListAdminTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAdminTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListAdminTokensResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{86}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListAdminTokensResponse) GetAdminTokens() []*AdminToken {
@@ -6805,7 +6874,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6817,7 +6886,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[87]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6830,7 +6899,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{87}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{88}
 }
 
 // Response of AdminService.Backup: the next piece of the backup file.
@@ -6846,7 +6915,7 @@ type BackupResponse struct {
 
 func (x *BackupResponse) Reset() {
 	*x = BackupResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6858,7 +6927,7 @@ func (x *BackupResponse) String() string {
 func (*BackupResponse) ProtoMessage() {}
 
 func (x *BackupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[88]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6871,7 +6940,7 @@ func (x *BackupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupResponse.ProtoReflect.Descriptor instead.
 func (*BackupResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{88}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *BackupResponse) GetData() []byte {
@@ -6894,7 +6963,7 @@ type ArchiveMerchantRequest struct {
 
 func (x *ArchiveMerchantRequest) Reset() {
 	*x = ArchiveMerchantRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6906,7 +6975,7 @@ func (x *ArchiveMerchantRequest) String() string {
 func (*ArchiveMerchantRequest) ProtoMessage() {}
 
 func (x *ArchiveMerchantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[89]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6919,7 +6988,7 @@ func (x *ArchiveMerchantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveMerchantRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveMerchantRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{89}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ArchiveMerchantRequest) GetMerchantId() string {
@@ -6947,7 +7016,7 @@ type ArchiveMerchantResponse struct {
 
 func (x *ArchiveMerchantResponse) Reset() {
 	*x = ArchiveMerchantResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6959,7 +7028,7 @@ func (x *ArchiveMerchantResponse) String() string {
 func (*ArchiveMerchantResponse) ProtoMessage() {}
 
 func (x *ArchiveMerchantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[90]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6972,7 +7041,7 @@ func (x *ArchiveMerchantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveMerchantResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveMerchantResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{90}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ArchiveMerchantResponse) GetMerchant() *Merchant {
@@ -6997,7 +7066,7 @@ type ArchiveStoreRequest struct {
 
 func (x *ArchiveStoreRequest) Reset() {
 	*x = ArchiveStoreRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7009,7 +7078,7 @@ func (x *ArchiveStoreRequest) String() string {
 func (*ArchiveStoreRequest) ProtoMessage() {}
 
 func (x *ArchiveStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[91]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7022,7 +7091,7 @@ func (x *ArchiveStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStoreRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveStoreRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{91}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ArchiveStoreRequest) GetMerchantId() string {
@@ -7057,7 +7126,7 @@ type ArchiveStoreResponse struct {
 
 func (x *ArchiveStoreResponse) Reset() {
 	*x = ArchiveStoreResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[92]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7069,7 +7138,7 @@ func (x *ArchiveStoreResponse) String() string {
 func (*ArchiveStoreResponse) ProtoMessage() {}
 
 func (x *ArchiveStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[92]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7082,7 +7151,7 @@ func (x *ArchiveStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveStoreResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveStoreResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{92}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ArchiveStoreResponse) GetStore() *Store {
@@ -7120,7 +7189,7 @@ type WebhookEndpoint struct {
 
 func (x *WebhookEndpoint) Reset() {
 	*x = WebhookEndpoint{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7132,7 +7201,7 @@ func (x *WebhookEndpoint) String() string {
 func (*WebhookEndpoint) ProtoMessage() {}
 
 func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[93]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7145,7 +7214,7 @@ func (x *WebhookEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpoint.ProtoReflect.Descriptor instead.
 func (*WebhookEndpoint) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{93}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *WebhookEndpoint) GetEndpointId() string {
@@ -7238,7 +7307,7 @@ type WebhookEndpointStatus struct {
 
 func (x *WebhookEndpointStatus) Reset() {
 	*x = WebhookEndpointStatus{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7250,7 +7319,7 @@ func (x *WebhookEndpointStatus) String() string {
 func (*WebhookEndpointStatus) ProtoMessage() {}
 
 func (x *WebhookEndpointStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[94]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7263,7 +7332,7 @@ func (x *WebhookEndpointStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEndpointStatus.ProtoReflect.Descriptor instead.
 func (*WebhookEndpointStatus) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{94}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *WebhookEndpointStatus) GetPendingEventId() string {
@@ -7363,7 +7432,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[95]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7375,7 +7444,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[95]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7388,7 +7457,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{95}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *WebhookDelivery) GetEndpointId() string {
@@ -7493,7 +7562,7 @@ type CreateWebhookRequest struct {
 
 func (x *CreateWebhookRequest) Reset() {
 	*x = CreateWebhookRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[96]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7505,7 +7574,7 @@ func (x *CreateWebhookRequest) String() string {
 func (*CreateWebhookRequest) ProtoMessage() {}
 
 func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[96]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7518,7 +7587,7 @@ func (x *CreateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*CreateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{96}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *CreateWebhookRequest) GetUrl() string {
@@ -7556,7 +7625,7 @@ type CreateWebhookResponse struct {
 
 func (x *CreateWebhookResponse) Reset() {
 	*x = CreateWebhookResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[97]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7568,7 +7637,7 @@ func (x *CreateWebhookResponse) String() string {
 func (*CreateWebhookResponse) ProtoMessage() {}
 
 func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[97]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7581,7 +7650,7 @@ func (x *CreateWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateWebhookResponse.ProtoReflect.Descriptor instead.
 func (*CreateWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{97}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *CreateWebhookResponse) GetEndpoint() *WebhookEndpoint {
@@ -7609,7 +7678,7 @@ type GetWebhookRequest struct {
 
 func (x *GetWebhookRequest) Reset() {
 	*x = GetWebhookRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[98]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7621,7 +7690,7 @@ func (x *GetWebhookRequest) String() string {
 func (*GetWebhookRequest) ProtoMessage() {}
 
 func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[98]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7634,7 +7703,7 @@ func (x *GetWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookRequest.ProtoReflect.Descriptor instead.
 func (*GetWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{98}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *GetWebhookRequest) GetEndpointId() string {
@@ -7655,7 +7724,7 @@ type GetWebhookResponse struct {
 
 func (x *GetWebhookResponse) Reset() {
 	*x = GetWebhookResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[99]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7667,7 +7736,7 @@ func (x *GetWebhookResponse) String() string {
 func (*GetWebhookResponse) ProtoMessage() {}
 
 func (x *GetWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[99]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7680,7 +7749,7 @@ func (x *GetWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetWebhookResponse.ProtoReflect.Descriptor instead.
 func (*GetWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{99}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *GetWebhookResponse) GetEndpoint() *WebhookEndpoint {
@@ -7699,7 +7768,7 @@ type ListWebhooksRequest struct {
 
 func (x *ListWebhooksRequest) Reset() {
 	*x = ListWebhooksRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[100]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7711,7 +7780,7 @@ func (x *ListWebhooksRequest) String() string {
 func (*ListWebhooksRequest) ProtoMessage() {}
 
 func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[100]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7724,7 +7793,7 @@ func (x *ListWebhooksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhooksRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{100}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{101}
 }
 
 // Response of AdminService.ListWebhooks.
@@ -7738,7 +7807,7 @@ type ListWebhooksResponse struct {
 
 func (x *ListWebhooksResponse) Reset() {
 	*x = ListWebhooksResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[101]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7750,7 +7819,7 @@ func (x *ListWebhooksResponse) String() string {
 func (*ListWebhooksResponse) ProtoMessage() {}
 
 func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[101]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7763,7 +7832,7 @@ func (x *ListWebhooksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhooksResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhooksResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{101}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ListWebhooksResponse) GetEndpoints() []*WebhookEndpoint {
@@ -7792,7 +7861,7 @@ type UpdateWebhookRequest struct {
 
 func (x *UpdateWebhookRequest) Reset() {
 	*x = UpdateWebhookRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[102]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7804,7 +7873,7 @@ func (x *UpdateWebhookRequest) String() string {
 func (*UpdateWebhookRequest) ProtoMessage() {}
 
 func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[102]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7817,7 +7886,7 @@ func (x *UpdateWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookRequest.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{102}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *UpdateWebhookRequest) GetEndpointId() string {
@@ -7866,7 +7935,7 @@ type UpdateWebhookResponse struct {
 
 func (x *UpdateWebhookResponse) Reset() {
 	*x = UpdateWebhookResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[103]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7878,7 +7947,7 @@ func (x *UpdateWebhookResponse) String() string {
 func (*UpdateWebhookResponse) ProtoMessage() {}
 
 func (x *UpdateWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[103]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7891,7 +7960,7 @@ func (x *UpdateWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateWebhookResponse.ProtoReflect.Descriptor instead.
 func (*UpdateWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{103}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *UpdateWebhookResponse) GetEndpoint() *WebhookEndpoint {
@@ -7912,7 +7981,7 @@ type DeleteWebhookRequest struct {
 
 func (x *DeleteWebhookRequest) Reset() {
 	*x = DeleteWebhookRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[104]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7924,7 +7993,7 @@ func (x *DeleteWebhookRequest) String() string {
 func (*DeleteWebhookRequest) ProtoMessage() {}
 
 func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[104]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7937,7 +8006,7 @@ func (x *DeleteWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookRequest.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{104}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *DeleteWebhookRequest) GetEndpointId() string {
@@ -7956,7 +8025,7 @@ type DeleteWebhookResponse struct {
 
 func (x *DeleteWebhookResponse) Reset() {
 	*x = DeleteWebhookResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[105]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7968,7 +8037,7 @@ func (x *DeleteWebhookResponse) String() string {
 func (*DeleteWebhookResponse) ProtoMessage() {}
 
 func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[105]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7981,7 +8050,7 @@ func (x *DeleteWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteWebhookResponse.ProtoReflect.Descriptor instead.
 func (*DeleteWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{105}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{106}
 }
 
 // Request of AdminService.RotateWebhookSecret.
@@ -7995,7 +8064,7 @@ type RotateWebhookSecretRequest struct {
 
 func (x *RotateWebhookSecretRequest) Reset() {
 	*x = RotateWebhookSecretRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[106]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8007,7 +8076,7 @@ func (x *RotateWebhookSecretRequest) String() string {
 func (*RotateWebhookSecretRequest) ProtoMessage() {}
 
 func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[106]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8020,7 +8089,7 @@ func (x *RotateWebhookSecretRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretRequest.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{106}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{107}
 }
 
 func (x *RotateWebhookSecretRequest) GetEndpointId() string {
@@ -8043,7 +8112,7 @@ type RotateWebhookSecretResponse struct {
 
 func (x *RotateWebhookSecretResponse) Reset() {
 	*x = RotateWebhookSecretResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[107]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[108]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8055,7 +8124,7 @@ func (x *RotateWebhookSecretResponse) String() string {
 func (*RotateWebhookSecretResponse) ProtoMessage() {}
 
 func (x *RotateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[107]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[108]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8068,7 +8137,7 @@ func (x *RotateWebhookSecretResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateWebhookSecretResponse.ProtoReflect.Descriptor instead.
 func (*RotateWebhookSecretResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{107}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{108}
 }
 
 func (x *RotateWebhookSecretResponse) GetEndpoint() *WebhookEndpoint {
@@ -8098,7 +8167,7 @@ type RedeliverWebhookEventRequest struct {
 
 func (x *RedeliverWebhookEventRequest) Reset() {
 	*x = RedeliverWebhookEventRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[108]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8110,7 +8179,7 @@ func (x *RedeliverWebhookEventRequest) String() string {
 func (*RedeliverWebhookEventRequest) ProtoMessage() {}
 
 func (x *RedeliverWebhookEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[108]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8123,7 +8192,7 @@ func (x *RedeliverWebhookEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeliverWebhookEventRequest.ProtoReflect.Descriptor instead.
 func (*RedeliverWebhookEventRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{108}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{109}
 }
 
 func (x *RedeliverWebhookEventRequest) GetEndpointId() string {
@@ -8151,7 +8220,7 @@ type RedeliverWebhookEventResponse struct {
 
 func (x *RedeliverWebhookEventResponse) Reset() {
 	*x = RedeliverWebhookEventResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[109]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[110]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8163,7 +8232,7 @@ func (x *RedeliverWebhookEventResponse) String() string {
 func (*RedeliverWebhookEventResponse) ProtoMessage() {}
 
 func (x *RedeliverWebhookEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[109]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[110]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8176,7 +8245,7 @@ func (x *RedeliverWebhookEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeliverWebhookEventResponse.ProtoReflect.Descriptor instead.
 func (*RedeliverWebhookEventResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{109}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{110}
 }
 
 func (x *RedeliverWebhookEventResponse) GetDelivery() *WebhookDelivery {
@@ -8203,7 +8272,7 @@ type ListWebhookDeliveriesRequest struct {
 
 func (x *ListWebhookDeliveriesRequest) Reset() {
 	*x = ListWebhookDeliveriesRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[110]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[111]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8215,7 +8284,7 @@ func (x *ListWebhookDeliveriesRequest) String() string {
 func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[110]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[111]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8228,7 +8297,7 @@ func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{110}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{111}
 }
 
 func (x *ListWebhookDeliveriesRequest) GetEndpointId() string {
@@ -8272,7 +8341,7 @@ type ListWebhookDeliveriesResponse struct {
 
 func (x *ListWebhookDeliveriesResponse) Reset() {
 	*x = ListWebhookDeliveriesResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[111]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[112]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8284,7 +8353,7 @@ func (x *ListWebhookDeliveriesResponse) String() string {
 func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
 
 func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[111]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[112]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8297,7 +8366,7 @@ func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
 func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{111}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{112}
 }
 
 func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
@@ -8323,7 +8392,7 @@ type WhoAmIRequest struct {
 
 func (x *WhoAmIRequest) Reset() {
 	*x = WhoAmIRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[112]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[113]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8335,7 +8404,7 @@ func (x *WhoAmIRequest) String() string {
 func (*WhoAmIRequest) ProtoMessage() {}
 
 func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[112]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[113]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8348,7 +8417,7 @@ func (x *WhoAmIRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIRequest.ProtoReflect.Descriptor instead.
 func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{112}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{113}
 }
 
 // Response of AdminService.WhoAmI.
@@ -8362,7 +8431,7 @@ type WhoAmIResponse struct {
 
 func (x *WhoAmIResponse) Reset() {
 	*x = WhoAmIResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[113]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[114]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8374,7 +8443,7 @@ func (x *WhoAmIResponse) String() string {
 func (*WhoAmIResponse) ProtoMessage() {}
 
 func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[113]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[114]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8387,7 +8456,7 @@ func (x *WhoAmIResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoAmIResponse.ProtoReflect.Descriptor instead.
 func (*WhoAmIResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{113}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{114}
 }
 
 func (x *WhoAmIResponse) GetAdminToken() *AdminToken {
@@ -8406,7 +8475,7 @@ type RotateSigningKeyRequest struct {
 
 func (x *RotateSigningKeyRequest) Reset() {
 	*x = RotateSigningKeyRequest{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[114]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[115]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8418,7 +8487,7 @@ func (x *RotateSigningKeyRequest) String() string {
 func (*RotateSigningKeyRequest) ProtoMessage() {}
 
 func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[114]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[115]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8431,7 +8500,7 @@ func (x *RotateSigningKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyRequest) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{114}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{115}
 }
 
 // Response of AdminService.RotateSigningKey.
@@ -8446,7 +8515,7 @@ type RotateSigningKeyResponse struct {
 
 func (x *RotateSigningKeyResponse) Reset() {
 	*x = RotateSigningKeyResponse{}
-	mi := &file_posfleet_v1_admin_proto_msgTypes[115]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[116]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -8458,7 +8527,7 @@ func (x *RotateSigningKeyResponse) String() string {
 func (*RotateSigningKeyResponse) ProtoMessage() {}
 
 func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_posfleet_v1_admin_proto_msgTypes[115]
+	mi := &file_posfleet_v1_admin_proto_msgTypes[116]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -8471,7 +8540,7 @@ func (x *RotateSigningKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateSigningKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateSigningKeyResponse) Descriptor() ([]byte, []int) {
-	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{115}
+	return file_posfleet_v1_admin_proto_rawDescGZIP(), []int{116}
 }
 
 func (x *RotateSigningKeyResponse) GetKeys() []*SigningKey {
@@ -8564,9 +8633,14 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17signing_key_fingerprint\x18\x06 \x01(\tR\x15signingKeyFingerprint\"5\n" +
 	"\x12GetTerminalRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
-	"terminalId\"H\n" +
+	"terminalId\"\x92\x01\n" +
 	"\x13GetTerminalResponse\x121\n" +
-	"\bterminal\x18\x01 \x01(\v2\x15.posfleet.v1.TerminalR\bterminal\"\xff\x01\n" +
+	"\bterminal\x18\x01 \x01(\v2\x15.posfleet.v1.TerminalR\bterminal\x12H\n" +
+	"\x0estatus_history\x18\x02 \x03(\v2!.posfleet.v1.TerminalStatusSampleR\rstatusHistory\"\x88\x01\n" +
+	"\x14TerminalStatusSample\x12;\n" +
+	"\vsample_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"sampleTime\x123\n" +
+	"\x06status\x18\x02 \x01(\v2\x1b.posfleet.v1.TerminalStatusR\x06status\"\xff\x01\n" +
 	"\x14ListTerminalsRequest\x12\x1f\n" +
 	"\vmerchant_id\x18\x01 \x01(\tR\n" +
 	"merchantId\x12\x19\n" +
@@ -9246,7 +9320,7 @@ func file_posfleet_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_posfleet_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 118)
+var file_posfleet_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
 var file_posfleet_v1_admin_proto_goTypes = []any{
 	(TerminalState)(0),                    // 0: posfleet.v1.TerminalState
 	(Connectivity)(0),                     // 1: posfleet.v1.Connectivity
@@ -9273,382 +9347,386 @@ var file_posfleet_v1_admin_proto_goTypes = []any{
 	(*ProvisionTerminalResponse)(nil),     // 22: posfleet.v1.ProvisionTerminalResponse
 	(*GetTerminalRequest)(nil),            // 23: posfleet.v1.GetTerminalRequest
 	(*GetTerminalResponse)(nil),           // 24: posfleet.v1.GetTerminalResponse
-	(*ListTerminalsRequest)(nil),          // 25: posfleet.v1.ListTerminalsRequest
-	(*ListTerminalsResponse)(nil),         // 26: posfleet.v1.ListTerminalsResponse
-	(*SuspendTerminalRequest)(nil),        // 27: posfleet.v1.SuspendTerminalRequest
-	(*SuspendTerminalResponse)(nil),       // 28: posfleet.v1.SuspendTerminalResponse
-	(*ReactivateTerminalRequest)(nil),     // 29: posfleet.v1.ReactivateTerminalRequest
-	(*ReactivateTerminalResponse)(nil),    // 30: posfleet.v1.ReactivateTerminalResponse
-	(*RetireTerminalRequest)(nil),         // 31: posfleet.v1.RetireTerminalRequest
-	(*RetireTerminalResponse)(nil),        // 32: posfleet.v1.RetireTerminalResponse
-	(*ReissueEnrollmentRequest)(nil),      // 33: posfleet.v1.ReissueEnrollmentRequest
-	(*ReissueEnrollmentResponse)(nil),     // 34: posfleet.v1.ReissueEnrollmentResponse
-	(*RebindTerminalRequest)(nil),         // 35: posfleet.v1.RebindTerminalRequest
-	(*RebindTerminalResponse)(nil),        // 36: posfleet.v1.RebindTerminalResponse
-	(*SendCommandRequest)(nil),            // 37: posfleet.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),           // 38: posfleet.v1.SendCommandResponse
-	(*ListCommandsRequest)(nil),           // 39: posfleet.v1.ListCommandsRequest
-	(*ListCommandsResponse)(nil),          // 40: posfleet.v1.ListCommandsResponse
-	(*ConfigScope)(nil),                   // 41: posfleet.v1.ConfigScope
-	(*RolloutPlan)(nil),                   // 42: posfleet.v1.RolloutPlan
-	(*MaintenanceWindow)(nil),             // 43: posfleet.v1.MaintenanceWindow
-	(*FreezePeriod)(nil),                  // 44: posfleet.v1.FreezePeriod
-	(*PaymentGate)(nil),                   // 45: posfleet.v1.PaymentGate
-	(*PaymentGateStatus)(nil),             // 46: posfleet.v1.PaymentGateStatus
-	(*PublishConfigRequest)(nil),          // 47: posfleet.v1.PublishConfigRequest
-	(*PublishConfigResponse)(nil),         // 48: posfleet.v1.PublishConfigResponse
-	(*GetEffectiveConfigRequest)(nil),     // 49: posfleet.v1.GetEffectiveConfigRequest
-	(*GetEffectiveConfigResponse)(nil),    // 50: posfleet.v1.GetEffectiveConfigResponse
-	(*Rollout)(nil),                       // 51: posfleet.v1.Rollout
-	(*GetRolloutRequest)(nil),             // 52: posfleet.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),            // 53: posfleet.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),           // 54: posfleet.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),          // 55: posfleet.v1.ListRolloutsResponse
-	(*PauseRolloutRequest)(nil),           // 56: posfleet.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),          // 57: posfleet.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),          // 58: posfleet.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),         // 59: posfleet.v1.ResumeRolloutResponse
-	(*AbortRolloutRequest)(nil),           // 60: posfleet.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),          // 61: posfleet.v1.AbortRolloutResponse
-	(*ConfigFieldChange)(nil),             // 62: posfleet.v1.ConfigFieldChange
-	(*ConfigValueSource)(nil),             // 63: posfleet.v1.ConfigValueSource
-	(*ConfigVersion)(nil),                 // 64: posfleet.v1.ConfigVersion
-	(*GetConfigLayerRequest)(nil),         // 65: posfleet.v1.GetConfigLayerRequest
-	(*GetConfigLayerResponse)(nil),        // 66: posfleet.v1.GetConfigLayerResponse
-	(*ListConfigVersionsRequest)(nil),     // 67: posfleet.v1.ListConfigVersionsRequest
-	(*ListConfigVersionsResponse)(nil),    // 68: posfleet.v1.ListConfigVersionsResponse
-	(*DiffConfigVersionsRequest)(nil),     // 69: posfleet.v1.DiffConfigVersionsRequest
-	(*DiffConfigVersionsResponse)(nil),    // 70: posfleet.v1.DiffConfigVersionsResponse
-	(*RollbackConfigRequest)(nil),         // 71: posfleet.v1.RollbackConfigRequest
-	(*RollbackConfigResponse)(nil),        // 72: posfleet.v1.RollbackConfigResponse
-	(*AdvanceRolloutRequest)(nil),         // 73: posfleet.v1.AdvanceRolloutRequest
-	(*AdvanceRolloutResponse)(nil),        // 74: posfleet.v1.AdvanceRolloutResponse
-	(*GetFleetReportRequest)(nil),         // 75: posfleet.v1.GetFleetReportRequest
-	(*KeyCount)(nil),                      // 76: posfleet.v1.KeyCount
-	(*FaultCount)(nil),                    // 77: posfleet.v1.FaultCount
-	(*GetFleetReportResponse)(nil),        // 78: posfleet.v1.GetFleetReportResponse
-	(*AuditEvent)(nil),                    // 79: posfleet.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),        // 80: posfleet.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),       // 81: posfleet.v1.ListAuditEventsResponse
-	(*Transaction)(nil),                   // 82: posfleet.v1.Transaction
-	(*ListTransactionsRequest)(nil),       // 83: posfleet.v1.ListTransactionsRequest
-	(*ListTransactionsResponse)(nil),      // 84: posfleet.v1.ListTransactionsResponse
-	(*BatchSummary)(nil),                  // 85: posfleet.v1.BatchSummary
-	(*GetSettlementReportRequest)(nil),    // 86: posfleet.v1.GetSettlementReportRequest
-	(*GetSettlementReportResponse)(nil),   // 87: posfleet.v1.GetSettlementReportResponse
-	(*AdminToken)(nil),                    // 88: posfleet.v1.AdminToken
-	(*CreateAdminTokenRequest)(nil),       // 89: posfleet.v1.CreateAdminTokenRequest
-	(*CreateAdminTokenResponse)(nil),      // 90: posfleet.v1.CreateAdminTokenResponse
-	(*RevokeAdminTokenRequest)(nil),       // 91: posfleet.v1.RevokeAdminTokenRequest
-	(*RevokeAdminTokenResponse)(nil),      // 92: posfleet.v1.RevokeAdminTokenResponse
-	(*ListAdminTokensRequest)(nil),        // 93: posfleet.v1.ListAdminTokensRequest
-	(*ListAdminTokensResponse)(nil),       // 94: posfleet.v1.ListAdminTokensResponse
-	(*BackupRequest)(nil),                 // 95: posfleet.v1.BackupRequest
-	(*BackupResponse)(nil),                // 96: posfleet.v1.BackupResponse
-	(*ArchiveMerchantRequest)(nil),        // 97: posfleet.v1.ArchiveMerchantRequest
-	(*ArchiveMerchantResponse)(nil),       // 98: posfleet.v1.ArchiveMerchantResponse
-	(*ArchiveStoreRequest)(nil),           // 99: posfleet.v1.ArchiveStoreRequest
-	(*ArchiveStoreResponse)(nil),          // 100: posfleet.v1.ArchiveStoreResponse
-	(*WebhookEndpoint)(nil),               // 101: posfleet.v1.WebhookEndpoint
-	(*WebhookEndpointStatus)(nil),         // 102: posfleet.v1.WebhookEndpointStatus
-	(*WebhookDelivery)(nil),               // 103: posfleet.v1.WebhookDelivery
-	(*CreateWebhookRequest)(nil),          // 104: posfleet.v1.CreateWebhookRequest
-	(*CreateWebhookResponse)(nil),         // 105: posfleet.v1.CreateWebhookResponse
-	(*GetWebhookRequest)(nil),             // 106: posfleet.v1.GetWebhookRequest
-	(*GetWebhookResponse)(nil),            // 107: posfleet.v1.GetWebhookResponse
-	(*ListWebhooksRequest)(nil),           // 108: posfleet.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),          // 109: posfleet.v1.ListWebhooksResponse
-	(*UpdateWebhookRequest)(nil),          // 110: posfleet.v1.UpdateWebhookRequest
-	(*UpdateWebhookResponse)(nil),         // 111: posfleet.v1.UpdateWebhookResponse
-	(*DeleteWebhookRequest)(nil),          // 112: posfleet.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),         // 113: posfleet.v1.DeleteWebhookResponse
-	(*RotateWebhookSecretRequest)(nil),    // 114: posfleet.v1.RotateWebhookSecretRequest
-	(*RotateWebhookSecretResponse)(nil),   // 115: posfleet.v1.RotateWebhookSecretResponse
-	(*RedeliverWebhookEventRequest)(nil),  // 116: posfleet.v1.RedeliverWebhookEventRequest
-	(*RedeliverWebhookEventResponse)(nil), // 117: posfleet.v1.RedeliverWebhookEventResponse
-	(*ListWebhookDeliveriesRequest)(nil),  // 118: posfleet.v1.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil), // 119: posfleet.v1.ListWebhookDeliveriesResponse
-	(*WhoAmIRequest)(nil),                 // 120: posfleet.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                // 121: posfleet.v1.WhoAmIResponse
-	(*RotateSigningKeyRequest)(nil),       // 122: posfleet.v1.RotateSigningKeyRequest
-	(*RotateSigningKeyResponse)(nil),      // 123: posfleet.v1.RotateSigningKeyResponse
-	nil,                                   // 124: posfleet.v1.SendCommandRequest.ParametersEntry
-	nil,                                   // 125: posfleet.v1.AuditEvent.AttributesEntry
-	(*Merchant)(nil),                      // 126: posfleet.v1.Merchant
-	(*fieldmaskpb.FieldMask)(nil),         // 127: google.protobuf.FieldMask
-	(*Store)(nil),                         // 128: posfleet.v1.Store
-	(*DeviceInfo)(nil),                    // 129: posfleet.v1.DeviceInfo
-	(*TerminalStatus)(nil),                // 130: posfleet.v1.TerminalStatus
-	(*timestamppb.Timestamp)(nil),         // 131: google.protobuf.Timestamp
-	(*Fault)(nil),                         // 132: posfleet.v1.Fault
-	(*durationpb.Duration)(nil),           // 133: google.protobuf.Duration
-	(CommandType)(0),                      // 134: posfleet.v1.CommandType
-	(*RemoteCommand)(nil),                 // 135: posfleet.v1.RemoteCommand
-	(*Settings)(nil),                      // 136: posfleet.v1.Settings
-	(*EffectiveConfig)(nil),               // 137: posfleet.v1.EffectiveConfig
-	(*Money)(nil),                         // 138: posfleet.v1.Money
-	(Decision)(0),                         // 139: posfleet.v1.Decision
-	(EntryMode)(0),                        // 140: posfleet.v1.EntryMode
-	(ReversalReason)(0),                   // 141: posfleet.v1.ReversalReason
-	(*BatchTotals)(nil),                   // 142: posfleet.v1.BatchTotals
-	(Role)(0),                             // 143: posfleet.v1.Role
-	(*SigningKey)(nil),                    // 144: posfleet.v1.SigningKey
+	(*TerminalStatusSample)(nil),          // 25: posfleet.v1.TerminalStatusSample
+	(*ListTerminalsRequest)(nil),          // 26: posfleet.v1.ListTerminalsRequest
+	(*ListTerminalsResponse)(nil),         // 27: posfleet.v1.ListTerminalsResponse
+	(*SuspendTerminalRequest)(nil),        // 28: posfleet.v1.SuspendTerminalRequest
+	(*SuspendTerminalResponse)(nil),       // 29: posfleet.v1.SuspendTerminalResponse
+	(*ReactivateTerminalRequest)(nil),     // 30: posfleet.v1.ReactivateTerminalRequest
+	(*ReactivateTerminalResponse)(nil),    // 31: posfleet.v1.ReactivateTerminalResponse
+	(*RetireTerminalRequest)(nil),         // 32: posfleet.v1.RetireTerminalRequest
+	(*RetireTerminalResponse)(nil),        // 33: posfleet.v1.RetireTerminalResponse
+	(*ReissueEnrollmentRequest)(nil),      // 34: posfleet.v1.ReissueEnrollmentRequest
+	(*ReissueEnrollmentResponse)(nil),     // 35: posfleet.v1.ReissueEnrollmentResponse
+	(*RebindTerminalRequest)(nil),         // 36: posfleet.v1.RebindTerminalRequest
+	(*RebindTerminalResponse)(nil),        // 37: posfleet.v1.RebindTerminalResponse
+	(*SendCommandRequest)(nil),            // 38: posfleet.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),           // 39: posfleet.v1.SendCommandResponse
+	(*ListCommandsRequest)(nil),           // 40: posfleet.v1.ListCommandsRequest
+	(*ListCommandsResponse)(nil),          // 41: posfleet.v1.ListCommandsResponse
+	(*ConfigScope)(nil),                   // 42: posfleet.v1.ConfigScope
+	(*RolloutPlan)(nil),                   // 43: posfleet.v1.RolloutPlan
+	(*MaintenanceWindow)(nil),             // 44: posfleet.v1.MaintenanceWindow
+	(*FreezePeriod)(nil),                  // 45: posfleet.v1.FreezePeriod
+	(*PaymentGate)(nil),                   // 46: posfleet.v1.PaymentGate
+	(*PaymentGateStatus)(nil),             // 47: posfleet.v1.PaymentGateStatus
+	(*PublishConfigRequest)(nil),          // 48: posfleet.v1.PublishConfigRequest
+	(*PublishConfigResponse)(nil),         // 49: posfleet.v1.PublishConfigResponse
+	(*GetEffectiveConfigRequest)(nil),     // 50: posfleet.v1.GetEffectiveConfigRequest
+	(*GetEffectiveConfigResponse)(nil),    // 51: posfleet.v1.GetEffectiveConfigResponse
+	(*Rollout)(nil),                       // 52: posfleet.v1.Rollout
+	(*GetRolloutRequest)(nil),             // 53: posfleet.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),            // 54: posfleet.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),           // 55: posfleet.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),          // 56: posfleet.v1.ListRolloutsResponse
+	(*PauseRolloutRequest)(nil),           // 57: posfleet.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),          // 58: posfleet.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),          // 59: posfleet.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),         // 60: posfleet.v1.ResumeRolloutResponse
+	(*AbortRolloutRequest)(nil),           // 61: posfleet.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),          // 62: posfleet.v1.AbortRolloutResponse
+	(*ConfigFieldChange)(nil),             // 63: posfleet.v1.ConfigFieldChange
+	(*ConfigValueSource)(nil),             // 64: posfleet.v1.ConfigValueSource
+	(*ConfigVersion)(nil),                 // 65: posfleet.v1.ConfigVersion
+	(*GetConfigLayerRequest)(nil),         // 66: posfleet.v1.GetConfigLayerRequest
+	(*GetConfigLayerResponse)(nil),        // 67: posfleet.v1.GetConfigLayerResponse
+	(*ListConfigVersionsRequest)(nil),     // 68: posfleet.v1.ListConfigVersionsRequest
+	(*ListConfigVersionsResponse)(nil),    // 69: posfleet.v1.ListConfigVersionsResponse
+	(*DiffConfigVersionsRequest)(nil),     // 70: posfleet.v1.DiffConfigVersionsRequest
+	(*DiffConfigVersionsResponse)(nil),    // 71: posfleet.v1.DiffConfigVersionsResponse
+	(*RollbackConfigRequest)(nil),         // 72: posfleet.v1.RollbackConfigRequest
+	(*RollbackConfigResponse)(nil),        // 73: posfleet.v1.RollbackConfigResponse
+	(*AdvanceRolloutRequest)(nil),         // 74: posfleet.v1.AdvanceRolloutRequest
+	(*AdvanceRolloutResponse)(nil),        // 75: posfleet.v1.AdvanceRolloutResponse
+	(*GetFleetReportRequest)(nil),         // 76: posfleet.v1.GetFleetReportRequest
+	(*KeyCount)(nil),                      // 77: posfleet.v1.KeyCount
+	(*FaultCount)(nil),                    // 78: posfleet.v1.FaultCount
+	(*GetFleetReportResponse)(nil),        // 79: posfleet.v1.GetFleetReportResponse
+	(*AuditEvent)(nil),                    // 80: posfleet.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),        // 81: posfleet.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),       // 82: posfleet.v1.ListAuditEventsResponse
+	(*Transaction)(nil),                   // 83: posfleet.v1.Transaction
+	(*ListTransactionsRequest)(nil),       // 84: posfleet.v1.ListTransactionsRequest
+	(*ListTransactionsResponse)(nil),      // 85: posfleet.v1.ListTransactionsResponse
+	(*BatchSummary)(nil),                  // 86: posfleet.v1.BatchSummary
+	(*GetSettlementReportRequest)(nil),    // 87: posfleet.v1.GetSettlementReportRequest
+	(*GetSettlementReportResponse)(nil),   // 88: posfleet.v1.GetSettlementReportResponse
+	(*AdminToken)(nil),                    // 89: posfleet.v1.AdminToken
+	(*CreateAdminTokenRequest)(nil),       // 90: posfleet.v1.CreateAdminTokenRequest
+	(*CreateAdminTokenResponse)(nil),      // 91: posfleet.v1.CreateAdminTokenResponse
+	(*RevokeAdminTokenRequest)(nil),       // 92: posfleet.v1.RevokeAdminTokenRequest
+	(*RevokeAdminTokenResponse)(nil),      // 93: posfleet.v1.RevokeAdminTokenResponse
+	(*ListAdminTokensRequest)(nil),        // 94: posfleet.v1.ListAdminTokensRequest
+	(*ListAdminTokensResponse)(nil),       // 95: posfleet.v1.ListAdminTokensResponse
+	(*BackupRequest)(nil),                 // 96: posfleet.v1.BackupRequest
+	(*BackupResponse)(nil),                // 97: posfleet.v1.BackupResponse
+	(*ArchiveMerchantRequest)(nil),        // 98: posfleet.v1.ArchiveMerchantRequest
+	(*ArchiveMerchantResponse)(nil),       // 99: posfleet.v1.ArchiveMerchantResponse
+	(*ArchiveStoreRequest)(nil),           // 100: posfleet.v1.ArchiveStoreRequest
+	(*ArchiveStoreResponse)(nil),          // 101: posfleet.v1.ArchiveStoreResponse
+	(*WebhookEndpoint)(nil),               // 102: posfleet.v1.WebhookEndpoint
+	(*WebhookEndpointStatus)(nil),         // 103: posfleet.v1.WebhookEndpointStatus
+	(*WebhookDelivery)(nil),               // 104: posfleet.v1.WebhookDelivery
+	(*CreateWebhookRequest)(nil),          // 105: posfleet.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),         // 106: posfleet.v1.CreateWebhookResponse
+	(*GetWebhookRequest)(nil),             // 107: posfleet.v1.GetWebhookRequest
+	(*GetWebhookResponse)(nil),            // 108: posfleet.v1.GetWebhookResponse
+	(*ListWebhooksRequest)(nil),           // 109: posfleet.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),          // 110: posfleet.v1.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),          // 111: posfleet.v1.UpdateWebhookRequest
+	(*UpdateWebhookResponse)(nil),         // 112: posfleet.v1.UpdateWebhookResponse
+	(*DeleteWebhookRequest)(nil),          // 113: posfleet.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),         // 114: posfleet.v1.DeleteWebhookResponse
+	(*RotateWebhookSecretRequest)(nil),    // 115: posfleet.v1.RotateWebhookSecretRequest
+	(*RotateWebhookSecretResponse)(nil),   // 116: posfleet.v1.RotateWebhookSecretResponse
+	(*RedeliverWebhookEventRequest)(nil),  // 117: posfleet.v1.RedeliverWebhookEventRequest
+	(*RedeliverWebhookEventResponse)(nil), // 118: posfleet.v1.RedeliverWebhookEventResponse
+	(*ListWebhookDeliveriesRequest)(nil),  // 119: posfleet.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil), // 120: posfleet.v1.ListWebhookDeliveriesResponse
+	(*WhoAmIRequest)(nil),                 // 121: posfleet.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                // 122: posfleet.v1.WhoAmIResponse
+	(*RotateSigningKeyRequest)(nil),       // 123: posfleet.v1.RotateSigningKeyRequest
+	(*RotateSigningKeyResponse)(nil),      // 124: posfleet.v1.RotateSigningKeyResponse
+	nil,                                   // 125: posfleet.v1.SendCommandRequest.ParametersEntry
+	nil,                                   // 126: posfleet.v1.AuditEvent.AttributesEntry
+	(*Merchant)(nil),                      // 127: posfleet.v1.Merchant
+	(*fieldmaskpb.FieldMask)(nil),         // 128: google.protobuf.FieldMask
+	(*Store)(nil),                         // 129: posfleet.v1.Store
+	(*DeviceInfo)(nil),                    // 130: posfleet.v1.DeviceInfo
+	(*TerminalStatus)(nil),                // 131: posfleet.v1.TerminalStatus
+	(*timestamppb.Timestamp)(nil),         // 132: google.protobuf.Timestamp
+	(*Fault)(nil),                         // 133: posfleet.v1.Fault
+	(*durationpb.Duration)(nil),           // 134: google.protobuf.Duration
+	(CommandType)(0),                      // 135: posfleet.v1.CommandType
+	(*RemoteCommand)(nil),                 // 136: posfleet.v1.RemoteCommand
+	(*Settings)(nil),                      // 137: posfleet.v1.Settings
+	(*EffectiveConfig)(nil),               // 138: posfleet.v1.EffectiveConfig
+	(*Money)(nil),                         // 139: posfleet.v1.Money
+	(Decision)(0),                         // 140: posfleet.v1.Decision
+	(EntryMode)(0),                        // 141: posfleet.v1.EntryMode
+	(ReversalReason)(0),                   // 142: posfleet.v1.ReversalReason
+	(*BatchTotals)(nil),                   // 143: posfleet.v1.BatchTotals
+	(Role)(0),                             // 144: posfleet.v1.Role
+	(*SigningKey)(nil),                    // 145: posfleet.v1.SigningKey
 }
 var file_posfleet_v1_admin_proto_depIdxs = []int32{
-	126, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	126, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	126, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	126, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
-	127, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	126, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	126, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
-	128, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
-	128, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
-	128, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
+	127, // 0: posfleet.v1.CreateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	127, // 1: posfleet.v1.CreateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	127, // 2: posfleet.v1.GetMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	127, // 3: posfleet.v1.UpdateMerchantRequest.merchant:type_name -> posfleet.v1.Merchant
+	128, // 4: posfleet.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	127, // 5: posfleet.v1.UpdateMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	127, // 6: posfleet.v1.ListMerchantsResponse.merchants:type_name -> posfleet.v1.Merchant
+	129, // 7: posfleet.v1.CreateStoreRequest.store:type_name -> posfleet.v1.Store
+	129, // 8: posfleet.v1.CreateStoreResponse.store:type_name -> posfleet.v1.Store
+	129, // 9: posfleet.v1.ListStoresResponse.stores:type_name -> posfleet.v1.Store
 	0,   // 10: posfleet.v1.Terminal.state:type_name -> posfleet.v1.TerminalState
 	1,   // 11: posfleet.v1.Terminal.connectivity:type_name -> posfleet.v1.Connectivity
-	129, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
-	130, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
-	131, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
-	131, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
-	131, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
-	132, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
-	131, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
-	133, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	131, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
+	130, // 12: posfleet.v1.Terminal.device:type_name -> posfleet.v1.DeviceInfo
+	131, // 13: posfleet.v1.Terminal.last_status:type_name -> posfleet.v1.TerminalStatus
+	132, // 14: posfleet.v1.Terminal.last_heartbeat_time:type_name -> google.protobuf.Timestamp
+	132, // 15: posfleet.v1.Terminal.create_time:type_name -> google.protobuf.Timestamp
+	132, // 16: posfleet.v1.Terminal.register_time:type_name -> google.protobuf.Timestamp
+	133, // 17: posfleet.v1.Terminal.recent_faults:type_name -> posfleet.v1.Fault
+	132, // 18: posfleet.v1.Terminal.last_seen_time:type_name -> google.protobuf.Timestamp
+	134, // 19: posfleet.v1.ProvisionTerminalRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	132, // 20: posfleet.v1.ProvisionTerminalResponse.expires_at:type_name -> google.protobuf.Timestamp
 	20,  // 21: posfleet.v1.ProvisionTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
 	20,  // 22: posfleet.v1.GetTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	0,   // 23: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
-	1,   // 24: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
-	20,  // 25: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
-	20,  // 26: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	20,  // 27: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	20,  // 28: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	133, // 29: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
-	131, // 30: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
-	20,  // 31: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
-	134, // 32: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
-	124, // 33: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
-	133, // 34: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
-	135, // 35: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
-	135, // 36: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
-	133, // 37: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
-	45,  // 38: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
-	44,  // 39: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
-	43,  // 40: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
-	133, // 41: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
-	131, // 42: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
-	131, // 43: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
-	133, // 44: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
-	131, // 45: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
-	133, // 46: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
-	133, // 47: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
-	41,  // 48: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	136, // 49: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
-	42,  // 50: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	51,  // 51: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	136, // 52: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
-	62,  // 53: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	137, // 54: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
-	63,  // 55: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
-	41,  // 56: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
-	42,  // 57: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
-	2,   // 58: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
-	131, // 59: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	131, // 60: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	46,  // 61: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
-	51,  // 62: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	2,   // 63: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
-	51,  // 64: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
-	51,  // 65: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	51,  // 66: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	51,  // 67: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	3,   // 68: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
-	41,  // 69: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
-	51,  // 70: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
-	136, // 71: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
-	41,  // 72: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
-	64,  // 73: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
-	41,  // 74: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
-	64,  // 75: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
-	64,  // 76: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
-	64,  // 77: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
-	62,  // 78: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	41,  // 79: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
-	42,  // 80: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
-	51,  // 81: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
-	62,  // 82: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
-	51,  // 83: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
-	131, // 84: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	76,  // 85: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
-	76,  // 86: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
-	77,  // 87: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
-	76,  // 88: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
-	76,  // 89: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
-	76,  // 90: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
-	76,  // 91: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
-	76,  // 92: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
-	4,   // 93: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
-	131, // 94: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	125, // 95: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
-	4,   // 96: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
-	131, // 97: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	131, // 98: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	79,  // 99: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	5,   // 100: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	138, // 101: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	139, // 102: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	140, // 103: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	131, // 104: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	141, // 105: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	138, // 106: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	138, // 107: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
-	139, // 108: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	131, // 109: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	131, // 110: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	82,  // 111: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	131, // 112: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
-	6,   // 113: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	142, // 114: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	142, // 115: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	131, // 116: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	131, // 117: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	142, // 118: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	85,  // 119: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	131, // 120: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	143, // 121: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	131, // 122: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	131, // 123: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	143, // 124: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	133, // 125: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	88,  // 126: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	88,  // 127: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	88,  // 128: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	126, // 129: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	128, // 130: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	131, // 131: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	131, // 132: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	131, // 133: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
-	102, // 134: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
-	131, // 135: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	131, // 136: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	131, // 137: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	7,   // 138: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	131, // 139: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	131, // 140: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
-	131, // 141: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	131, // 142: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
-	101, // 143: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 144: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 145: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 146: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	101, // 147: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	103, // 148: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
-	7,   // 149: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	103, // 150: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
-	88,  // 151: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	144, // 152: posfleet.v1.RotateSigningKeyResponse.keys:type_name -> posfleet.v1.SigningKey
-	8,   // 153: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	10,  // 154: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	12,  // 155: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	14,  // 156: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	16,  // 157: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	18,  // 158: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	21,  // 159: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	23,  // 160: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	25,  // 161: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	27,  // 162: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	29,  // 163: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	31,  // 164: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	33,  // 165: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	35,  // 166: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	37,  // 167: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	39,  // 168: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	47,  // 169: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	49,  // 170: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	52,  // 171: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	54,  // 172: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	56,  // 173: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	58,  // 174: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	60,  // 175: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	65,  // 176: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	67,  // 177: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	69,  // 178: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	71,  // 179: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	73,  // 180: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	75,  // 181: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	80,  // 182: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	83,  // 183: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	86,  // 184: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	89,  // 185: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	91,  // 186: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	122, // 187: posfleet.v1.AdminService.RotateSigningKey:input_type -> posfleet.v1.RotateSigningKeyRequest
-	93,  // 188: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	95,  // 189: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	97,  // 190: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	99,  // 191: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	104, // 192: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
-	106, // 193: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
-	108, // 194: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
-	110, // 195: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
-	112, // 196: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
-	114, // 197: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
-	116, // 198: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
-	118, // 199: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
-	120, // 200: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
-	9,   // 201: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	11,  // 202: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	13,  // 203: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	15,  // 204: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	17,  // 205: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	19,  // 206: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	22,  // 207: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	24,  // 208: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	26,  // 209: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	28,  // 210: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	30,  // 211: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	32,  // 212: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	34,  // 213: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	36,  // 214: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	38,  // 215: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	40,  // 216: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	48,  // 217: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	50,  // 218: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	53,  // 219: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	55,  // 220: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	57,  // 221: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	59,  // 222: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	61,  // 223: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	66,  // 224: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	68,  // 225: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	70,  // 226: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	72,  // 227: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	74,  // 228: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	78,  // 229: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	81,  // 230: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	84,  // 231: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	87,  // 232: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	90,  // 233: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	92,  // 234: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	123, // 235: posfleet.v1.AdminService.RotateSigningKey:output_type -> posfleet.v1.RotateSigningKeyResponse
-	94,  // 236: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	96,  // 237: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	98,  // 238: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	100, // 239: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	105, // 240: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
-	107, // 241: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
-	109, // 242: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
-	111, // 243: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
-	113, // 244: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
-	115, // 245: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
-	117, // 246: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
-	119, // 247: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
-	121, // 248: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
-	201, // [201:249] is the sub-list for method output_type
-	153, // [153:201] is the sub-list for method input_type
-	153, // [153:153] is the sub-list for extension type_name
-	153, // [153:153] is the sub-list for extension extendee
-	0,   // [0:153] is the sub-list for field type_name
+	25,  // 23: posfleet.v1.GetTerminalResponse.status_history:type_name -> posfleet.v1.TerminalStatusSample
+	132, // 24: posfleet.v1.TerminalStatusSample.sample_time:type_name -> google.protobuf.Timestamp
+	131, // 25: posfleet.v1.TerminalStatusSample.status:type_name -> posfleet.v1.TerminalStatus
+	0,   // 26: posfleet.v1.ListTerminalsRequest.state:type_name -> posfleet.v1.TerminalState
+	1,   // 27: posfleet.v1.ListTerminalsRequest.connectivity:type_name -> posfleet.v1.Connectivity
+	20,  // 28: posfleet.v1.ListTerminalsResponse.terminals:type_name -> posfleet.v1.Terminal
+	20,  // 29: posfleet.v1.SuspendTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	20,  // 30: posfleet.v1.ReactivateTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	20,  // 31: posfleet.v1.RetireTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	134, // 32: posfleet.v1.ReissueEnrollmentRequest.enrollment_ttl:type_name -> google.protobuf.Duration
+	132, // 33: posfleet.v1.ReissueEnrollmentResponse.expires_at:type_name -> google.protobuf.Timestamp
+	20,  // 34: posfleet.v1.RebindTerminalResponse.terminal:type_name -> posfleet.v1.Terminal
+	135, // 35: posfleet.v1.SendCommandRequest.type:type_name -> posfleet.v1.CommandType
+	125, // 36: posfleet.v1.SendCommandRequest.parameters:type_name -> posfleet.v1.SendCommandRequest.ParametersEntry
+	134, // 37: posfleet.v1.SendCommandRequest.ttl:type_name -> google.protobuf.Duration
+	136, // 38: posfleet.v1.SendCommandResponse.command:type_name -> posfleet.v1.RemoteCommand
+	136, // 39: posfleet.v1.ListCommandsResponse.commands:type_name -> posfleet.v1.RemoteCommand
+	134, // 40: posfleet.v1.RolloutPlan.min_stage_duration:type_name -> google.protobuf.Duration
+	46,  // 41: posfleet.v1.RolloutPlan.payment_gate:type_name -> posfleet.v1.PaymentGate
+	45,  // 42: posfleet.v1.RolloutPlan.freezes:type_name -> posfleet.v1.FreezePeriod
+	44,  // 43: posfleet.v1.RolloutPlan.maintenance_window:type_name -> posfleet.v1.MaintenanceWindow
+	134, // 44: posfleet.v1.MaintenanceWindow.jitter:type_name -> google.protobuf.Duration
+	132, // 45: posfleet.v1.FreezePeriod.start_time:type_name -> google.protobuf.Timestamp
+	132, // 46: posfleet.v1.FreezePeriod.end_time:type_name -> google.protobuf.Timestamp
+	134, // 47: posfleet.v1.PaymentGate.soak_time:type_name -> google.protobuf.Duration
+	132, // 48: posfleet.v1.PaymentGateStatus.since:type_name -> google.protobuf.Timestamp
+	134, // 49: posfleet.v1.PaymentGateStatus.treatment_mean_latency:type_name -> google.protobuf.Duration
+	134, // 50: posfleet.v1.PaymentGateStatus.reference_mean_latency:type_name -> google.protobuf.Duration
+	42,  // 51: posfleet.v1.PublishConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	137, // 52: posfleet.v1.PublishConfigRequest.settings:type_name -> posfleet.v1.Settings
+	43,  // 53: posfleet.v1.PublishConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	52,  // 54: posfleet.v1.PublishConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	137, // 55: posfleet.v1.PublishConfigResponse.layer:type_name -> posfleet.v1.Settings
+	63,  // 56: posfleet.v1.PublishConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	138, // 57: posfleet.v1.GetEffectiveConfigResponse.config:type_name -> posfleet.v1.EffectiveConfig
+	64,  // 58: posfleet.v1.GetEffectiveConfigResponse.sources:type_name -> posfleet.v1.ConfigValueSource
+	42,  // 59: posfleet.v1.Rollout.scope:type_name -> posfleet.v1.ConfigScope
+	43,  // 60: posfleet.v1.Rollout.plan:type_name -> posfleet.v1.RolloutPlan
+	2,   // 61: posfleet.v1.Rollout.state:type_name -> posfleet.v1.RolloutState
+	132, // 62: posfleet.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	132, // 63: posfleet.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	47,  // 64: posfleet.v1.Rollout.payment_gate_status:type_name -> posfleet.v1.PaymentGateStatus
+	52,  // 65: posfleet.v1.GetRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	2,   // 66: posfleet.v1.ListRolloutsRequest.state:type_name -> posfleet.v1.RolloutState
+	52,  // 67: posfleet.v1.ListRolloutsResponse.rollouts:type_name -> posfleet.v1.Rollout
+	52,  // 68: posfleet.v1.PauseRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	52,  // 69: posfleet.v1.ResumeRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	52,  // 70: posfleet.v1.AbortRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	3,   // 71: posfleet.v1.ConfigValueSource.origin:type_name -> posfleet.v1.ConfigValueOrigin
+	42,  // 72: posfleet.v1.ConfigValueSource.scope:type_name -> posfleet.v1.ConfigScope
+	52,  // 73: posfleet.v1.ConfigVersion.rollout:type_name -> posfleet.v1.Rollout
+	137, // 74: posfleet.v1.ConfigVersion.layer:type_name -> posfleet.v1.Settings
+	42,  // 75: posfleet.v1.GetConfigLayerRequest.scope:type_name -> posfleet.v1.ConfigScope
+	65,  // 76: posfleet.v1.GetConfigLayerResponse.layer:type_name -> posfleet.v1.ConfigVersion
+	42,  // 77: posfleet.v1.ListConfigVersionsRequest.scope:type_name -> posfleet.v1.ConfigScope
+	65,  // 78: posfleet.v1.ListConfigVersionsResponse.versions:type_name -> posfleet.v1.ConfigVersion
+	65,  // 79: posfleet.v1.DiffConfigVersionsResponse.from:type_name -> posfleet.v1.ConfigVersion
+	65,  // 80: posfleet.v1.DiffConfigVersionsResponse.to:type_name -> posfleet.v1.ConfigVersion
+	63,  // 81: posfleet.v1.DiffConfigVersionsResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	42,  // 82: posfleet.v1.RollbackConfigRequest.scope:type_name -> posfleet.v1.ConfigScope
+	43,  // 83: posfleet.v1.RollbackConfigRequest.rollout:type_name -> posfleet.v1.RolloutPlan
+	52,  // 84: posfleet.v1.RollbackConfigResponse.rollout:type_name -> posfleet.v1.Rollout
+	63,  // 85: posfleet.v1.RollbackConfigResponse.changes:type_name -> posfleet.v1.ConfigFieldChange
+	52,  // 86: posfleet.v1.AdvanceRolloutResponse.rollout:type_name -> posfleet.v1.Rollout
+	132, // 87: posfleet.v1.GetFleetReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	77,  // 88: posfleet.v1.GetFleetReportResponse.by_connectivity:type_name -> posfleet.v1.KeyCount
+	77,  // 89: posfleet.v1.GetFleetReportResponse.by_state:type_name -> posfleet.v1.KeyCount
+	78,  // 90: posfleet.v1.GetFleetReportResponse.faults:type_name -> posfleet.v1.FaultCount
+	77,  // 91: posfleet.v1.GetFleetReportResponse.faults_by_component:type_name -> posfleet.v1.KeyCount
+	77,  // 92: posfleet.v1.GetFleetReportResponse.firmware_versions:type_name -> posfleet.v1.KeyCount
+	77,  // 93: posfleet.v1.GetFleetReportResponse.app_versions:type_name -> posfleet.v1.KeyCount
+	77,  // 94: posfleet.v1.GetFleetReportResponse.config_versions:type_name -> posfleet.v1.KeyCount
+	77,  // 95: posfleet.v1.GetFleetReportResponse.mismatch_terminals:type_name -> posfleet.v1.KeyCount
+	4,   // 96: posfleet.v1.AuditEvent.type:type_name -> posfleet.v1.AuditEventType
+	132, // 97: posfleet.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	126, // 98: posfleet.v1.AuditEvent.attributes:type_name -> posfleet.v1.AuditEvent.AttributesEntry
+	4,   // 99: posfleet.v1.ListAuditEventsRequest.type:type_name -> posfleet.v1.AuditEventType
+	132, // 100: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	132, // 101: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	80,  // 102: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
+	5,   // 103: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	139, // 104: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	140, // 105: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	141, // 106: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	132, // 107: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	142, // 108: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	139, // 109: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	139, // 110: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
+	140, // 111: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	132, // 112: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	132, // 113: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	83,  // 114: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	132, // 115: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
+	6,   // 116: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	143, // 117: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	143, // 118: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	132, // 119: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	132, // 120: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	143, // 121: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	86,  // 122: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	132, // 123: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	144, // 124: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	132, // 125: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	132, // 126: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	144, // 127: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	134, // 128: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	89,  // 129: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	89,  // 130: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	89,  // 131: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	127, // 132: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	129, // 133: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	132, // 134: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	132, // 135: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	132, // 136: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	103, // 137: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
+	132, // 138: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	132, // 139: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	132, // 140: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	7,   // 141: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	132, // 142: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	132, // 143: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	132, // 144: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	132, // 145: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	102, // 146: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 147: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 148: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 149: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 150: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	104, // 151: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
+	7,   // 152: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	104, // 153: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
+	89,  // 154: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	145, // 155: posfleet.v1.RotateSigningKeyResponse.keys:type_name -> posfleet.v1.SigningKey
+	8,   // 156: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 157: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 158: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 159: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 160: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 161: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 162: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 163: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	26,  // 164: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	28,  // 165: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	30,  // 166: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	32,  // 167: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	34,  // 168: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	36,  // 169: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	38,  // 170: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	40,  // 171: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	48,  // 172: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	50,  // 173: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	53,  // 174: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	55,  // 175: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	57,  // 176: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	59,  // 177: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	61,  // 178: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	66,  // 179: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	68,  // 180: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	70,  // 181: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	72,  // 182: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	74,  // 183: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	76,  // 184: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	81,  // 185: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	84,  // 186: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	87,  // 187: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	90,  // 188: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	92,  // 189: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	123, // 190: posfleet.v1.AdminService.RotateSigningKey:input_type -> posfleet.v1.RotateSigningKeyRequest
+	94,  // 191: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	96,  // 192: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	98,  // 193: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	100, // 194: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	105, // 195: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	107, // 196: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	109, // 197: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	111, // 198: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	113, // 199: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	115, // 200: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	117, // 201: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	119, // 202: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	121, // 203: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
+	9,   // 204: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 205: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 206: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 207: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 208: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 209: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 210: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 211: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	27,  // 212: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	29,  // 213: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	31,  // 214: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	33,  // 215: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	35,  // 216: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	37,  // 217: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	39,  // 218: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	41,  // 219: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	49,  // 220: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	51,  // 221: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	54,  // 222: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	56,  // 223: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	58,  // 224: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	60,  // 225: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	62,  // 226: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	67,  // 227: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	69,  // 228: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	71,  // 229: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	73,  // 230: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	75,  // 231: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	79,  // 232: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	82,  // 233: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	85,  // 234: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	88,  // 235: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	91,  // 236: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	93,  // 237: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	124, // 238: posfleet.v1.AdminService.RotateSigningKey:output_type -> posfleet.v1.RotateSigningKeyResponse
+	95,  // 239: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	97,  // 240: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	99,  // 241: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	101, // 242: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	106, // 243: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	108, // 244: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	110, // 245: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	112, // 246: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	114, // 247: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	116, // 248: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	118, // 249: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	120, // 250: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	122, // 251: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
+	204, // [204:252] is the sub-list for method output_type
+	156, // [156:204] is the sub-list for method input_type
+	156, // [156:156] is the sub-list for extension type_name
+	156, // [156:156] is the sub-list for extension extendee
+	0,   // [0:156] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
@@ -9660,14 +9738,14 @@ func file_posfleet_v1_admin_proto_init() {
 	file_posfleet_v1_options_proto_init()
 	file_posfleet_v1_payment_proto_init()
 	file_posfleet_v1_terminal_proto_init()
-	file_posfleet_v1_admin_proto_msgTypes[102].OneofWrappers = []any{}
+	file_posfleet_v1_admin_proto_msgTypes[103].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_posfleet_v1_admin_proto_rawDesc), len(file_posfleet_v1_admin_proto_rawDesc)),
 			NumEnums:      8,
-			NumMessages:   118,
+			NumMessages:   119,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
