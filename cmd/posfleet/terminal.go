@@ -608,33 +608,18 @@ func simReverse(ctx context.Context, s *simulator, fs *flag.FlagSet, args []stri
 }
 
 func simRefund(ctx context.Context, s *simulator, fs *flag.FlagSet, args []string) error {
-	authID := fs.String("authorization-id", "", "approved sale to refund (default: the last approved sale)")
-	amount := fs.String("amount", "", "amount to refund in major units (default: what is left of the sale)")
-	cur := fs.String("currency", "", "ISO 4217 currency of a bare --amount")
-	pos, err := parseInterspersed(fs, args)
+	f, err := s.followUp(fs, args, followUpSpec{
+		verb: "refund", original: "sale",
+		idHelp:     "approved sale to refund (default: the last approved sale)",
+		amountHelp: "amount to refund in major units (default: what is left of the sale)",
+		eligible:   func(e *journalEntry) bool { return e.Kind == "sale" && e.Approved && !e.Reversed },
+		rest:       func(e *journalEntry) int64 { return e.MinorUnits - e.Refunded },
+	})
 	if err != nil {
 		return err
 	}
-	m, err := amountArg(fs, pos, *amount, *cur)
-	if err != nil {
-		return err
-	}
-	st, c, err := s.session(fs)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	sale, id := st.pick(*authID, func(e *journalEntry) string { return e.AuthorizationID },
-		func(e *journalEntry) bool { return e.Kind == "sale" && e.Approved && !e.Reversed })
-	if id == "" {
-		return fmt.Errorf("no approved sale to refund in %s: give --authorization-id", s.file)
-	}
-	if m == nil {
-		if sale == nil {
-			return errors.New("give the amount to refund: the sale is not in the local journal")
-		}
-		m = &pb.Money{Currency: sale.Currency, MinorUnits: sale.MinorUnits - sale.Refunded}
-	}
+	defer f.c.Close()
+	st, c, sale, id, m := f.st, f.c, f.orig, f.id, f.amount
 	req := &pb.RefundRequest{AuthorizationId: id, Amount: m}
 	resp, err := c.Refund(ctx, req)
 	if err != nil {
@@ -820,4 +805,65 @@ func simCloseBatch(ctx context.Context, s *simulator, fs *flag.FlagSet, args []s
 	}
 	_, err = fmt.Fprintf(s.out, "batch %d closed %s: %s; batch %d is open\n", resp.GetBatchNumber(), tsText(resp.GetCloseTime()), balance, resp.GetNextBatchNumber())
 	return err
+}
+
+// followUpSpec describes a payment that follows an earlier approved one
+// (a refund of a sale, a capture of a pre-auth).
+type followUpSpec struct {
+	// verb and original name the payment and what it follows, in messages.
+	verb, original string
+	// idHelp and amountHelp are the help texts of --authorization-id and
+	// --amount.
+	idHelp, amountHelp string
+	// eligible picks the default original from the journal.
+	eligible func(*journalEntry) bool
+	// rest is the default amount: what is left of the original.
+	rest func(*journalEntry) int64
+}
+
+// followUp is a follow-up payment ready to send: the session, the original
+// (nil when it is not in the local journal), its authorization ID and the
+// amount.
+type followUp struct {
+	st     *terminalState
+	c      *client.Client
+	orig   *journalEntry
+	id     string
+	amount *pb.Money
+}
+
+// followUp parses a follow-up payment's flags, opens the session and picks
+// the original and the amount. The caller closes f.c.
+func (s *simulator) followUp(fs *flag.FlagSet, args []string, spec followUpSpec) (_ followUp, err error) {
+	authID := fs.String("authorization-id", "", spec.idHelp)
+	amount := fs.String("amount", "", spec.amountHelp)
+	cur := fs.String("currency", "", "ISO 4217 currency of a bare --amount")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return followUp{}, err
+	}
+	m, err := amountArg(fs, pos, *amount, *cur)
+	if err != nil {
+		return followUp{}, err
+	}
+	st, c, err := s.session(fs)
+	if err != nil {
+		return followUp{}, err
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	orig, id := st.pick(*authID, func(e *journalEntry) string { return e.AuthorizationID }, spec.eligible)
+	if id == "" {
+		return followUp{}, fmt.Errorf("no approved %s to %s in %s: give --authorization-id", spec.original, spec.verb, s.file)
+	}
+	if m == nil {
+		if orig == nil {
+			return followUp{}, fmt.Errorf("give the amount to %s: the %s is not in the local journal", spec.verb, spec.original)
+		}
+		m = &pb.Money{Currency: orig.Currency, MinorUnits: spec.rest(orig)}
+	}
+	return followUp{st: st, c: c, orig: orig, id: id, amount: m}, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -11,33 +10,20 @@ import (
 )
 
 func simCapture(ctx context.Context, s *simulator, fs *flag.FlagSet, args []string) error {
-	authID := fs.String("authorization-id", "", "approved pre-auth to capture (default: the last one not yet captured)")
-	amount := fs.String("amount", "", "amount to capture in major units (default: all of the pre-auth)")
-	cur := fs.String("currency", "", "ISO 4217 currency of a bare --amount")
-	pos, err := parseInterspersed(fs, args)
+	f, err := s.followUp(fs, args, followUpSpec{
+		verb: "capture", original: "pre-auth",
+		idHelp:     "approved pre-auth to capture (default: the last one not yet captured)",
+		amountHelp: "amount to capture in major units (default: all of the pre-auth)",
+		eligible: func(e *journalEntry) bool {
+			return e.Kind == "preauth" && e.Approved && !e.Reversed && e.Captured == 0
+		},
+		rest: func(e *journalEntry) int64 { return e.MinorUnits },
+	})
 	if err != nil {
 		return err
 	}
-	m, err := amountArg(fs, pos, *amount, *cur)
-	if err != nil {
-		return err
-	}
-	st, c, err := s.session(fs)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	pre, id := st.pick(*authID, func(e *journalEntry) string { return e.AuthorizationID },
-		func(e *journalEntry) bool { return e.Kind == "preauth" && e.Approved && !e.Reversed && e.Captured == 0 })
-	if id == "" {
-		return fmt.Errorf("no approved pre-auth to capture in %s: give --authorization-id", s.file)
-	}
-	if m == nil {
-		if pre == nil {
-			return errors.New("give the amount to capture: the pre-auth is not in the local journal")
-		}
-		m = &pb.Money{Currency: pre.Currency, MinorUnits: pre.MinorUnits}
-	}
+	defer f.c.Close()
+	st, c, pre, id, m := f.st, f.c, f.orig, f.id, f.amount
 	req := &pb.CaptureRequest{AuthorizationId: id, Amount: m}
 	resp, err := c.Capture(ctx, req)
 	if err != nil {
