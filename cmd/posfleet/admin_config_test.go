@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,8 +100,9 @@ func TestAdminConfigFailsClosedAndShowsLayersHistoryAndDiffs(t *testing.T) {
 	expect(mustAdmin("rollout", "get", "--id", gated.GetRolloutId()), "soak 1m0s, min 20 payments, approval drop 0.1", "auto-rollback true", "waiting")
 	mustAdmin("rollout", "abort", "--id", gated.GetRolloutId())
 
-	// A staged rollback, advanced by hand: the rollout and the terminal
-	// agree on the version.
+	// A staged rollback, advanced by hand: the terminal runs the version of
+	// the stage that took it in (stage 1 when its bucket falls in the first
+	// 1%, stage 2 otherwise), and the rollout lists that version.
 	out = mustAdmin("--json", "config", "rollback", "--merchant", "ACME01", "--stages", "1,100")
 	var rb pb.RollbackConfigResponse
 	if err := protojson.Unmarshal([]byte(out), &rb); err != nil {
@@ -113,8 +115,16 @@ func TestAdminConfigFailsClosedAndShowsLayersHistoryAndDiffs(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(mustAdmin("--json", "config", "show", "--terminal", tid)), &eff); err != nil {
 		t.Fatal(err)
 	}
-	if v := eff.GetConfig().GetVersion(); !strings.Contains(out, fmt.Sprintf("%d (published 5)", v)) || eff.GetConfig().GetSettings().GetReceiptFooter() != "" {
-		t.Errorf("terminal runs version %d with footer %q; rollout list says:\n%s", v, eff.GetConfig().GetSettings().GetReceiptFooter(), out)
+	var gr pb.GetRolloutResponse
+	if err := protojson.Unmarshal([]byte(mustAdmin("--json", "rollout", "get", "--id", id)), &gr); err != nil {
+		t.Fatal(err)
+	}
+	got := gr.GetRollout()
+	v := eff.GetConfig().GetVersion()
+	if !slices.Contains(got.GetStageVersions(), v) || !strings.Contains(out, fmt.Sprintf("(published %d)", got.GetStageVersions()[0])) ||
+		eff.GetConfig().GetSettings().GetReceiptFooter() != "" {
+		t.Errorf("terminal runs version %d with footer %q; rollout stage versions %v; rollout list says:\n%s",
+			v, eff.GetConfig().GetSettings().GetReceiptFooter(), got.GetStageVersions(), out)
 	}
 }
 
