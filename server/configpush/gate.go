@@ -267,7 +267,7 @@ func (e *Engine) gateBlocks(r *rollout, now time.Time) bool {
 		e.recordGate(r, st)
 		reason := fmt.Sprintf("payment gate breached in stage %d: %s", r.rec.Stage+1, st.Reason)
 		if r.rec.Plan.Gate.AutoRollback {
-			if e.abortLocked(r, reason, audit.Actor{Name: "system"}) {
+			if e.abortLocked(r, reason, audit.Actor{Name: "system"}, true) {
 				e.logger.Warn("rollout rolled back by its payment gate", "rollout", r.id, "reason", reason)
 			}
 			return true

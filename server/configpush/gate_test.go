@@ -121,13 +121,22 @@ func TestPaymentGateHaltsOrRollsBackADecliningStage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var rolledBack bool
 			for _, ev := range evs {
 				if ev.Attributes["verdict"] == "breached" && ev.Attributes["rollout_id"] == ro.ID {
 					found = ev.Attributes["treatment_payments"] != "" && ev.Attributes["reference_approval_ratio"] == "1.0000"
 				}
+				if ev.Attributes["rollout_id"] == ro.ID && ev.Attributes["state"] == "ABORTED" {
+					rolledBack = ev.Attributes[configpush.RolledBackByAttr] == "payment_gate"
+				}
 			}
 			if !found {
 				t.Errorf("no audited gate decision with its numbers")
+			}
+			// The automatic rollback's event names the gate, which makes it
+			// a rollout_halted webhook.
+			if rolledBack != autoRollback {
+				t.Errorf("audited an ABORTED change marked rolled back by the gate: %v, want %v", rolledBack, autoRollback)
 			}
 		})
 	}

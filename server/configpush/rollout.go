@@ -565,16 +565,18 @@ func (e *Engine) Abort(ctx context.Context, id, reason string, who audit.Actor) 
 	if reason == "" {
 		reason = "aborted by " + who.Name
 	}
-	if !e.abortLocked(r, reason, who) {
+	if !e.abortLocked(r, reason, who, false) {
 		return Rollout{}, fmt.Errorf("configpush: abort %s: not stored", id)
 	}
 	return r.snapshot(), nil
 }
 
 // abortLocked aborts r: the terminals it reached fall back to the layer
-// below under a new version. It reports whether the change was stored.
+// below under a new version. byGate marks the payment gate's automatic
+// rollback, whose audit event (a rollout_halted webhook) is committed with
+// the change, as a halt's is. It reports whether the change was stored.
 // Called with mu held.
-func (e *Engine) abortLocked(r *rollout, reason string, who audit.Actor) bool {
+func (e *Engine) abortLocked(r *rollout, reason string, who audit.Actor, byGate bool) bool {
 	now := e.now().UTC()
 	fb := e.seq + 1
 	rec := r.rec
@@ -586,7 +588,15 @@ func (e *Engine) abortLocked(r *rollout, reason string, who audit.Actor) bool {
 	for tid := range r.acks {
 		ops = append(ops, op{key: keyAck(rec.Version, tid), del: true})
 	}
-	if !e.store(r, rec, ops) {
+	what := "aborted"
+	var evs []audit.Event
+	if byGate {
+		what = "rolled back by its payment gate"
+		ev := changeEvent(r.id, rec, who, what)
+		ev.Attributes[RolledBackByAttr] = "payment_gate"
+		evs = []audit.Event{ev}
+	}
+	if !e.storeAudited(r, rec, ops, evs) {
 		return false
 	}
 	e.seq = fb
@@ -602,7 +612,9 @@ func (e *Engine) abortLocked(r *rollout, reason string, who audit.Actor) bool {
 	clear(e.memo)
 	e.setEffective(e.termsIn(rec.Scope))
 	e.logger.Info("rollout aborted", "rollout", r.id, "fallback_version", fb)
-	e.recordChange(r, who, "aborted")
+	if !byGate {
+		e.recordChange(r, who, what)
+	}
 	return true
 }
 
@@ -762,6 +774,11 @@ func (e *Engine) ListRollouts(ctx context.Context, state State, limit int, pageT
 func (e *Engine) recordChange(r *rollout, who audit.Actor, what string) {
 	e.record(changeEvent(r.id, r.rec, who, what))
 }
+
+// RolledBackByAttr is the attribute of an ABORTED rollout's audit event
+// that names what rolled it back on its own ("payment_gate"); an operator's
+// abort has none.
+const RolledBackByAttr = "rolled_back_by"
 
 // changeEvent is the audit event of rollout id changing to rec.
 func changeEvent(id string, rec rolloutRec, who audit.Actor, what string) audit.Event {

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/configpush"
 )
 
 // Event is the name of a kind of webhook event, as endpoints subscribe to
@@ -14,7 +15,8 @@ type Event string
 const (
 	// MerchantMismatch: a terminal claimed a merchant it is not bound to.
 	MerchantMismatch Event = "merchant_mismatch"
-	// RolloutHalted: a config rollout stopped on its failure ratio or gate.
+	// RolloutHalted: a config rollout stopped on its failure ratio or gate,
+	// or its payment gate rolled it back (auto-rollback).
 	RolloutHalted Event = "rollout_halted"
 	// RolloutCompleted: a config rollout reached every targeted terminal.
 	RolloutCompleted Event = "rollout_completed"
@@ -71,6 +73,12 @@ func eventOf(e *audit.Event) (Event, bool) {
 		switch e.Attributes["state"] {
 		case "HALTED":
 			return RolloutHalted, true
+		case "ABORTED":
+			// A payment gate's automatic rollback is a halt the
+			// operator must hear of; an operator's own abort is not.
+			if e.Attributes[configpush.RolledBackByAttr] != "" {
+				return RolloutHalted, true
+			}
 		case "COMPLETED":
 			return RolloutCompleted, true
 		}

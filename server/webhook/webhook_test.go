@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/configpush"
 	"github.com/posfleet/posfleet/server/webhook"
 )
 
@@ -48,12 +49,15 @@ func TestDeliversSubscribedEventsSignedInOrder(t *testing.T) {
 	e.commit(audit.Event{Type: audit.BatchOutOfBalance, TerminalID: "T0000002", Message: "2"})
 	e.commit(audit.Event{Type: audit.RolloutChanged, Message: "3", Attributes: map[string]string{"state": "HALTED"}})
 	e.commit(audit.Event{Type: audit.RolloutChanged, Message: "completed: not subscribed", Attributes: map[string]string{"state": "COMPLETED"}})
-	e.log.Record(audit.Event{Type: audit.MerchantMismatch, TerminalID: "T0000004", Message: "4"}) // batched alert
+	e.commit(audit.Event{Type: audit.RolloutChanged, Message: "aborted by an operator: no event", Attributes: map[string]string{"state": "ABORTED"}})
+	e.commit(audit.Event{Type: audit.RolloutChanged, Message: "4",
+		Attributes: map[string]string{"state": "ABORTED", configpush.RolledBackByAttr: "payment_gate"}})
+	e.log.Record(audit.Event{Type: audit.MerchantMismatch, TerminalID: "T0000004", Message: "5"}) // batched alert
 
-	waitFor(t, "4 deliveries", func() bool { return r.count() >= 4 })
-	time.Sleep(100 * time.Millisecond) // room for a wrong fifth one
+	waitFor(t, "5 deliveries", func() bool { return r.count() >= 5 })
+	time.Sleep(100 * time.Millisecond) // room for a wrong sixth one
 	got := r.deliveries()
-	wantTypes := []string{"merchant_mismatch", "batch_out_of_balance", "rollout_halted", "merchant_mismatch"}
+	wantTypes := []string{"merchant_mismatch", "batch_out_of_balance", "rollout_halted", "rollout_halted", "merchant_mismatch"}
 	if len(got) != len(wantTypes) {
 		t.Fatalf("got %d deliveries, want %d", len(got), len(wantTypes))
 	}
@@ -69,12 +73,12 @@ func TestDeliversSubscribedEventsSignedInOrder(t *testing.T) {
 			t.Errorf("delivery %d: signature %q does not verify: %v", i, d.sig, err)
 		}
 	}
-	waitFor(t, "status to count 4", func() bool {
+	waitFor(t, "status to count 5", func() bool {
 		got, _ := e.hooks.Get(t.Context(), ep.ID)
-		return got.Status.Delivered == 4 && got.Status.PendingEventID == ""
+		return got.Status.Delivered == 5 && got.Status.PendingEventID == ""
 	})
-	if ds := e.listDeliveries(ep.ID, webhook.StatusDelivered); len(ds) != 4 || ds[0].EventID != got[3].id {
-		t.Fatalf("delivered list: got %d, newest %v; want 4, newest %s", len(ds), ds, got[3].id)
+	if ds := e.listDeliveries(ep.ID, webhook.StatusDelivered); len(ds) != 5 || ds[0].EventID != got[4].id {
+		t.Fatalf("delivered list: got %d, newest %v; want 5, newest %s", len(ds), ds, got[4].id)
 	}
 }
 
