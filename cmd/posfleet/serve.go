@@ -20,6 +20,7 @@ import (
 	"github.com/posfleet/posfleet/internal/buildinfo"
 	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/server/pan"
+	"github.com/posfleet/posfleet/server/webhook"
 )
 
 // serveNotInFile are serve's flags that a config file may not set: which
@@ -56,6 +57,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	auditRetention := fs.Duration("audit-retention", limitDefaults.AuditRetention, "how long audit events are kept; older ones are pruned hourly (0: keep for good; at least 24h)")
 	auditExportDir := fs.String("audit-export-dir", "", "directory that receives audit events as JSON lines (audit-YYYY-MM.jsonl), synced, before they are pruned (empty: pruned events are gone)")
 	faultRetention := fs.Duration("fault-retention", limitDefaults.FaultRetention, "how long terminal fault events are kept for the fleet report")
+	hookDefaults := webhook.DefaultConfig()
+	hookTimeout := fs.Duration("webhook-timeout", hookDefaults.RequestTimeout, "how long one webhook delivery attempt may take, from connecting to the end of the response")
+	hookRetryFor := fs.Duration("webhook-retry-for", hookDefaults.RetryFor, "how long a webhook event is retried before its delivery is marked failed and the endpoint moves on")
+	hookMaxBackoff := fs.Duration("webhook-max-backoff", hookDefaults.MaxBackoff, "longest wait between a webhook event's delivery attempts")
+	hookRetention := fs.Duration("webhook-retention", hookDefaults.Retention, "how long finished webhook deliveries stay listed")
+	hookMaxEndpoints := fs.Int("webhook-max-endpoints", hookDefaults.MaxEndpoints, "most webhook endpoints")
 	// Where the settings come from, and what to do with them.
 	configFile := fs.String("config", "", "YAML file of settings keyed by flag name; flags and environment win over it")
 	printCfg := fs.Bool("print-config", false, "print the effective settings (secrets redacted) as a config file and exit")
@@ -86,6 +93,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Quotas = cfg.Quotas.Scale(*quotaScale)
 	cfg.DiskReserve = int64(diskReserve)
 	cfg.AuditRetention, cfg.AuditExportDir, cfg.FaultRetention = *auditRetention, *auditExportDir, *faultRetention
+	cfg.Webhooks.RequestTimeout, cfg.Webhooks.RetryFor, cfg.Webhooks.MaxBackoff = *hookTimeout, *hookRetryFor, *hookMaxBackoff
+	cfg.Webhooks.Retention, cfg.Webhooks.MaxEndpoints = *hookRetention, *hookMaxEndpoints
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	tokenSource := ""
 	if err == nil {

@@ -229,6 +229,8 @@ func TestServeLimitFlagsAreValidated(t *testing.T) {
 		{"per-peer flag", []string{"--max-connections-per-peer", "-5"}, nil, "connection caps"},
 		{"idle flag", []string{"--max-connection-idle", "0s"}, nil, "connection ages"},
 		{"quota scale", []string{"--quota-scale", "-1"}, nil, "--quota-scale"},
+		{"webhook backoff", []string{"--webhook-max-backoff", "1s"}, nil, "MaxBackoff must be at least InitialBackoff"},
+		{"webhook retry env", nil, []string{"POSFLEET_WEBHOOK_RETRY_FOR=-1h"}, "durations must not be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
