@@ -204,6 +204,8 @@ type example struct {
 	prepare func(t *testing.T)
 	// command runs it; settings come in the environment.
 	command func() *exec.Cmd
+	// vectors runs its check of the identity test vectors in path.
+	vectors func(path string) *exec.Cmd
 }
 
 // run starts the example with env and, once the server has registered the
@@ -452,6 +454,7 @@ func pythonExample() example {
 			}
 		},
 		command: func() *exec.Cmd { return exec.Command(python, "python/terminal.py") },
+		vectors: func(path string) *exec.Cmd { return exec.Command(python, "python/vectors.py", path) },
 	}
 }
 
@@ -472,5 +475,6 @@ func typescriptExample() example {
 			}
 		},
 		command: func() *exec.Cmd { return exec.Command("node", "typescript/dist/terminal.js") },
+		vectors: func(path string) *exec.Cmd { return exec.Command("node", "typescript/dist/vectors.js", path) },
 	}
 }
