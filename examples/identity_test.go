@@ -21,6 +21,45 @@ import (
 // examples/.
 const vectorsFile = "../proto/posfleet/v1/testdata/identity_vectors.json"
 
+// rotateSigningKey makes a new identity signing key the active one, as an
+// operator does with 'posfleet admin keys rotate', and records its ID.
+func (s *posfleetServer) rotateSigningKey(t *testing.T) {
+	t.Helper()
+	keys, err := s.admin.RotateSigningKey(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 2 || keys[0].GetStatus() != pb.SigningKeyStatus_SIGNING_KEY_STATUS_ACTIVE || keys[0].GetEndorsedByKeyId() != keys[1].GetKeyId() {
+		t.Fatalf("after a rotation the server publishes %v, want the new active key first, endorsed by the one before", keys)
+	}
+	s.rotatedKeyID = keys[0].GetKeyId()
+}
+
+// checkIdentities checks that an example which pinned the key pinned while
+// the server rotated to the key rotated verified its identities with those
+// two keys only, the last one (after the rotation) with the new key, which
+// it trusted through the pinned key's endorsement.
+func checkIdentities(t *testing.T, sum summary, pinned, rotated string) {
+	t.Helper()
+	if pinned == "" || rotated == "" || pinned == rotated {
+		t.Fatalf("pinned key %q, rotated to %q: want two keys", pinned, rotated)
+	}
+	ids := sum.IdentityKeyIDs
+	if len(ids) == 0 || ids[len(ids)-1] != rotated || sum.IdentityKeyID != rotated {
+		t.Errorf("example verified identities of keys %v, last %q; want the last by the new key %s", ids, sum.IdentityKeyID, rotated)
+	}
+	for _, id := range ids {
+		if id != pinned && id != rotated {
+			t.Errorf("example verified an identity of key %s, neither the pinned %s nor the new %s", id, pinned, rotated)
+		}
+	}
+	want := []string{pinned, rotated}
+	slices.Sort(want)
+	if !slices.Equal(sum.TrustedKeyIDs, want) {
+		t.Errorf("example trusted keys %v, want %v: the pinned key and the one it endorsed", sum.TrustedKeyIDs, want)
+	}
+}
+
 // vectorFile is the part of identity_vectors.json the test reads.
 type vectorFile struct {
 	Keys []struct {
