@@ -13,7 +13,6 @@ package examples_test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,9 +28,6 @@ import (
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
-	"github.com/posfleet/posfleet/server"
-	"github.com/posfleet/posfleet/server/fleet"
-	"github.com/posfleet/posfleet/server/store"
 )
 
 // missing fails the test under CI=true, where every component must be
@@ -55,10 +51,12 @@ func requireCommand(t *testing.T, what string, name string, args ...string) {
 
 // posfleetServer is a running posfleet serve process.
 type posfleetServer struct {
-	addr   string
-	admin  *client.Client
-	pinned ed25519.PublicKey
-	logs   *lockedBuffer
+	addr  string
+	admin *client.Client
+	logs  *lockedBuffer
+	// rotatedKeyID is the signing key the last rotation made active (see
+	// run).
+	rotatedKeyID string
 }
 
 type lockedBuffer struct {
@@ -76,32 +74,6 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// signingKey opens the data directory before the server does and reads the
-// identity signing key, creating it: an operator with the data directory
-// in hand learns the key out of band, which is what a terminal pins.
-func signingKey(t *testing.T, dir string) ed25519.PublicKey {
-	t.Helper()
-	db, err := store.Open(store.DefaultOptions(dir), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	opts := fleet.DefaultOptions()
-	opts.NewSecret = server.NewSecret
-	f, err := fleet.Open(t.Context(), db, nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	for _, k := range f.PublicKeys() {
-		if k.Active {
-			return k.Key
-		}
-	}
-	t.Fatal("no active signing key")
-	return nil
 }
 
 // buildPosfleet builds the posfleet binary and returns its path.
@@ -122,7 +94,6 @@ func startServer(t *testing.T, bin string) *posfleetServer {
 	t.Helper()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	pinned := signingKey(t, data)
 	tokenFile := filepath.Join(dir, "admin.token")
 	if err := os.WriteFile(tokenFile, []byte("examples-admin-token-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -133,7 +104,7 @@ func startServer(t *testing.T, bin string) *posfleetServer {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	s := &posfleetServer{addr: addr, pinned: pinned, logs: &lockedBuffer{}}
+	s := &posfleetServer{addr: addr, logs: &lockedBuffer{}}
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--data-dir", data, "--admin-token-file", tokenFile)
 	// No operator console (where the server has one): its fixed default
 	// port would collide with other servers tests start.
@@ -204,11 +175,14 @@ type example struct {
 	prepare func(t *testing.T)
 	// command runs it; settings come in the environment.
 	command func() *exec.Cmd
+	// vectors runs its check of the identity test vectors in path.
+	vectors func(path string) *exec.Cmd
 }
 
 // run starts the example with env and, once the server has registered the
-// terminal, queues a remote command and publishes a config for it, as an
-// operator would. It returns the example's exit error, stdout and stderr.
+// terminal, rotates the server's signing key, queues a remote command and
+// publishes a config for the terminal, as an operator would. It returns the
+// example's exit error, stdout and stderr.
 func (s *posfleetServer) run(t *testing.T, ex example, env []string, terminalID string, operate bool) (stdout, stderr string, err error) {
 	t.Helper()
 	cmd := ex.command()
@@ -240,6 +214,7 @@ func (s *posfleetServer) run(t *testing.T, ex example, env []string, terminalID 
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
+		s.rotateSigningKey(t)
 		if _, err := s.admin.SendCommand(ctx, terminalID, pb.CommandType_COMMAND_TYPE_UPLOAD_LOGS, nil, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -289,6 +264,10 @@ type summary struct {
 	BatchNumber           uint64   `json:"batch_number"`
 	NextBatchNumber       uint64   `json:"next_batch_number"`
 	CommandsAcked         []string `json:"commands_acked"`
+	// IdentityKeyIDs are the keys of the identities the example verified,
+	// in order; TrustedKeyIDs the keys its pin led to, sorted.
+	IdentityKeyIDs []string `json:"identity_key_ids"`
+	TrustedKeyIDs  []string `json:"trusted_key_ids"`
 }
 
 func lastLine(s string) string {
@@ -302,9 +281,6 @@ func (s *posfleetServer) checkRecorded(t *testing.T, sum summary, terminalID str
 	ctx := t.Context()
 	if sum.TerminalID != terminalID {
 		t.Errorf("example registered as %q, want %q", sum.TerminalID, terminalID)
-	}
-	if want := fleet.KeyID(s.pinned); sum.IdentityKeyID != want {
-		t.Errorf("example verified key_id %q, want %q", sum.IdentityKeyID, want)
 	}
 	term, err := s.admin.GetTerminal(ctx, terminalID)
 	if err != nil {
@@ -363,13 +339,18 @@ func (s *posfleetServer) checkRecorded(t *testing.T, sum summary, terminalID str
 }
 
 // TestExamples runs every example terminal against one server: once with
-// the server's real key pinned (it must complete, and the server must hold
-// what it did) and once with another key pinned (it must refuse the
-// server); then under posfleet conformance, which must pass it.
+// the fingerprint of the server's signing key pinned, as provisioning shows
+// it, while the key is rotated (it must complete, verifying identities of
+// the new key through the old one's endorsement, and the server must hold
+// what it did), and once with another fingerprint pinned (it must refuse
+// the server); then under posfleet conformance, which must pass it.
 func TestExamples(t *testing.T) {
 	examples := []example{pythonExample(), typescriptExample()}
 	bin := buildPosfleet(t)
 	s := startServer(t, bin)
+	// A key retired before any example is provisioned: one that endorsed
+	// the pinned key, which no example may trust.
+	s.rotateSigningKey(t)
 	for i, ex := range examples {
 		t.Run(ex.name, func(t *testing.T) {
 			ex.prepare(t)
@@ -383,7 +364,8 @@ func TestExamples(t *testing.T) {
 				"POSFLEET_CURRENCY=NZD",
 				"POSFLEET_CONFIG_WAIT=60",
 			}
-			stdout, stderr, err := s.run(t, ex, append(env, "POSFLEET_PINNED_KEY="+hex.EncodeToString(s.pinned)), prov.GetTerminalId(), true)
+			pinned := prov.GetSigningKeyId()
+			stdout, stderr, err := s.run(t, ex, append(env, "POSFLEET_SIGNING_KEY_FINGERPRINT="+prov.GetSigningKeyFingerprint()), prov.GetTerminalId(), true)
 			if err != nil {
 				t.Fatalf("%s failed: %v\n%s\nserver:\n%s", ex.name, err, stderr, s.logs)
 			}
@@ -392,9 +374,10 @@ func TestExamples(t *testing.T) {
 				t.Fatalf("%s summary %q: %v", ex.name, lastLine(stdout), err)
 			}
 			s.checkRecorded(t, sum, prov.GetTerminalId())
+			checkIdentities(t, sum, pinned, s.rotatedKeyID)
 
-			// A server whose key is not the pinned one is refused right
-			// after registration.
+			// A server whose key set does not hold the pinned key is
+			// refused right after registration.
 			other := merchant + "X"
 			prov = s.provision(t, other, "SN-"+other)
 			wrong, _, _ := ed25519.GenerateKey(nil)
@@ -403,13 +386,13 @@ func TestExamples(t *testing.T) {
 				"POSFLEET_SERIAL=SN-" + other,
 				"POSFLEET_ENROLLMENT_CODE=" + prov.GetEnrollmentCode(),
 				"POSFLEET_MERCHANT_ID=" + other,
-				"POSFLEET_PINNED_KEY=" + hex.EncodeToString(wrong),
+				"POSFLEET_SIGNING_KEY_FINGERPRINT=" + client.Fingerprint(wrong),
 			}
 			_, stderr, err = s.run(t, ex, env, prov.GetTerminalId(), false)
 			if err == nil {
 				t.Fatalf("%s trusted an identity not signed by the pinned key", ex.name)
 			}
-			if !strings.Contains(stderr, "not signed by the pinned server key") {
+			if !strings.Contains(stderr, "does not hold the pinned signing key") {
 				t.Errorf("%s failed for another reason than the key:\n%s", ex.name, stderr)
 			}
 			resp, err := s.admin.Admin().ListTransactions(t.Context(), &pb.ListTransactionsRequest{TerminalId: prov.GetTerminalId()})
@@ -452,6 +435,7 @@ func pythonExample() example {
 			}
 		},
 		command: func() *exec.Cmd { return exec.Command(python, "python/terminal.py") },
+		vectors: func(path string) *exec.Cmd { return exec.Command(python, "python/vectors.py", path) },
 	}
 }
 
@@ -472,5 +456,6 @@ func typescriptExample() example {
 			}
 		},
 		command: func() *exec.Cmd { return exec.Command("node", "typescript/dist/terminal.js") },
+		vectors: func(path string) *exec.Cmd { return exec.Command("node", "typescript/dist/vectors.js", path) },
 	}
 }

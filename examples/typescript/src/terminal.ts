@@ -2,13 +2,16 @@
 // .proto files alone (loaded at run time by @grpc/proto-loader).
 //
 // It plays a terminal's first day against a posfleet server: register with
-// an enrollment code, verify the signed merchant identity against a server
-// key pinned out of band, heartbeat, take a config push (apply and
-// acknowledge it) and remote commands, a sale and its replay, two sales
-// whose answers are lost (retried with the same request_id, then reversed
-// with reason TIMEOUT, then arriving late), a refund, and the batch close.
-// Every step checks what the server answered; the first surprise ends the
-// run with exit status 1. The last line on stdout is a JSON summary.
+// an enrollment code, verify the signed merchant identity against the server
+// signing key whose fingerprint was pinned out of band (following the key
+// set's endorsements across rotations; see identity.ts), heartbeat, take a
+// config push (apply and acknowledge it) and remote commands, a sale and its
+// replay, two sales whose answers are lost (retried with the same
+// request_id, then reversed with reason TIMEOUT, then arriving late), a
+// refund, the batch close, and a last check of the identity (signed by a
+// newer key if the server rotated its key meanwhile). Every step checks what
+// the server answered; the first surprise ends the run with exit status 1.
+// The last line on stdout is a JSON summary.
 //
 // Settings come from flags (--target=ADDR) or their POSFLEET_* environment
 // twins (flags win); see usage() below.
@@ -20,6 +23,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import * as protobuf from "protobufjs";
 import { getProtoPath } from "google-proto-files";
+import * as identity from "./identity";
 
 // Deadlines per call class, in milliseconds. A payment waits for a durable
 // commit, so it gets more than a heartbeat.
@@ -108,53 +112,6 @@ function simulatedLoss(): grpc.ServiceError {
   });
 }
 
-// ---- identity -----------------------------------------------------------
-
-/** Reverses the payload escaping: "\\\\" is a backslash, "\\n" a newline. */
-function unescape(v: string): string {
-  return v.replace(/\\([\\n])/g, (_m, c: string) => (c === "n" ? "\n" : "\\"));
-}
-
-/** Formats a Timestamp as RFC 3339 UTC with seconds precision. */
-function rfc3339(ts?: { seconds: number }): string {
-  if (!ts) return "";
-  return new Date(ts.seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
-/** Checks a MerchantIdentity as documented in common.proto, trusting only
- * the pinned Ed25519 key (32 raw bytes), never the key it carries. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function verifyIdentity(id: any, pinned: Buffer): void {
-  check(Buffer.from(id.public_key).equals(pinned), "identity is not signed by the pinned server key");
-  const keyId = crypto.createHash("sha256").update(pinned).digest("hex").slice(0, 16);
-  check(id.key_id === keyId, "identity key_id does not name the pinned key");
-  const key = crypto.createPublicKey({
-    key: { kty: "OKP", crv: "Ed25519", x: pinned.toString("base64url") },
-    format: "jwk",
-  });
-  check(crypto.verify(null, id.signed_payload, key, id.signature), "identity signature invalid");
-  const lines = Buffer.from(id.signed_payload).toString("utf8").split("\n");
-  check(lines.length === 12 && lines[0] === "posfleet-identity-v1" && lines[11] === "", "identity payload malformed");
-  const want: [string, string][] = [
-    ["merchant_id", id.merchant_id],
-    ["legal_name", id.legal_name],
-    ["display_name", id.display_name],
-    ["mcc", id.mcc],
-    ["store_id", id.store_id],
-    ["store_name", id.store_name],
-    ["terminal_id", id.terminal_id],
-    ["identity_version", String(id.identity_version)],
-    ["issue_time", rfc3339(id.issue_time)],
-    ["key_id", id.key_id],
-  ];
-  want.forEach(([name, value], i) => {
-    const line = lines[i + 1];
-    const eq = line.indexOf("=");
-    check(eq > 0 && line.slice(0, eq) === name, `identity payload line is not ${name}`);
-    check(unescape(line.slice(eq + 1)) === value, `identity field ${name} differs from the signed payload`);
-  });
-}
-
 // ---- settings -------------------------------------------------------------
 
 interface Args {
@@ -164,7 +121,7 @@ interface Args {
   enrollmentCode: string;
   merchantId: string;
   currency: string;
-  pinnedKey: Buffer;
+  signingKeyFingerprint: string;
   configWaitMs: number;
   simulateLoss: boolean;
 }
@@ -177,7 +134,11 @@ function usage(): string {
   --enrollment-code  enrollment code from provisioning (POSFLEET_ENROLLMENT_CODE)
   --merchant-id      merchant the terminal was sold to (POSFLEET_MERCHANT_ID)
   --currency         currency to charge in (POSFLEET_CURRENCY, default NZD)
-  --pinned-key       server identity signing key, 64 hex digits, pinned out of band (POSFLEET_PINNED_KEY)
+  --signing-key-fingerprint
+                     fingerprint of the server's identity signing key, 64 hex digits, as
+                     'posfleet admin terminals provision' prints it (POSFLEET_SIGNING_KEY_FINGERPRINT)
+  --pinned-key       instead of the fingerprint: the signing key itself, 64 hex digits, which
+                     pins its fingerprint (POSFLEET_PINNED_KEY)
   --config-wait      seconds to wait for a config push (POSFLEET_CONFIG_WAIT, default 60)
   --simulate-loss    true: simulate lost requests and answers itself; false under posfleet
                      conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)`;
@@ -198,15 +159,29 @@ function parseArgs(argv: string[]): Args {
     enrollmentCode: get("enrollment-code", "POSFLEET_ENROLLMENT_CODE"),
     merchantId: get("merchant-id", "POSFLEET_MERCHANT_ID"),
     currency: get("currency", "POSFLEET_CURRENCY", "NZD"),
-    pinnedKey: Buffer.from(get("pinned-key", "POSFLEET_PINNED_KEY"), "hex"),
+    signingKeyFingerprint: pinnedFingerprint(get("signing-key-fingerprint", "POSFLEET_SIGNING_KEY_FINGERPRINT"), get("pinned-key", "POSFLEET_PINNED_KEY")),
     configWaitMs: Number(get("config-wait", "POSFLEET_CONFIG_WAIT", "60")) * 1000,
     simulateLoss: get("simulate-loss", "POSFLEET_SIMULATE_LOSS", "true") !== "false",
   };
   for (const [name, v] of [["serial", args.serial], ["enrollment-code", args.enrollmentCode], ["merchant-id", args.merchantId]]) {
     if (!v) throw new Failure(`--${name} is required\n${usage()}`);
   }
-  if (args.pinnedKey.length !== 32) throw new Failure(`--pinned-key is not a 32-byte Ed25519 key in hex\n${usage()}`);
   return args;
+}
+
+/** The fingerprint to pin: --signing-key-fingerprint, or that of
+ * --pinned-key; both given must name the same key. */
+function pinnedFingerprint(fp: string, key: string): string {
+  fp = fp.trim().toLowerCase();
+  if (fp && !/^[0-9a-f]{64}$/.test(fp)) throw new Failure(`--signing-key-fingerprint is not 64 hex digits\n${usage()}`);
+  if (key) {
+    if (!/^[0-9a-fA-F]{64}$/.test(key)) throw new Failure(`--pinned-key is not a 32-byte Ed25519 key in hex\n${usage()}`);
+    const keyFp = identity.fingerprint(Buffer.from(key, "hex"));
+    if (fp && fp !== keyFp) throw new Failure(`--pinned-key and --signing-key-fingerprint name different keys\n${usage()}`);
+    fp = keyFp;
+  }
+  if (!fp) throw new Failure(`--signing-key-fingerprint is required\n${usage()}`);
+  return fp;
 }
 
 // ---- the terminal -------------------------------------------------------
@@ -221,6 +196,10 @@ class Terminal {
   private readonly terminal: any;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private readonly payment: any;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private readonly identitySvc: any;
+  private readonly trust: identity.PinnedTrust;
+  private readonly verifiedKeyIds: string[] = [];
   private credential = "";
   configVersion = 0;
   readonly ackedCommands = new Set<string>();
@@ -234,6 +213,8 @@ class Terminal {
     this.payment = new v1.PaymentService(this.terminal.getChannel().getTarget(), creds, {
       channelOverride: this.terminal.getChannel(),
     });
+    this.identitySvc = identity.identityClient(protoRoot, this.terminal.getChannel(), creds);
+    this.trust = new identity.PinnedTrust(args.signingKeyFingerprint);
   }
 
   close(): void {
@@ -284,19 +265,42 @@ class Terminal {
     }, { auth: false });
     this.credential = resp.credential;
     this.configVersion = resp.config?.version ?? 0;
-    verifyIdentity(resp.identity, this.args.pinnedKey);
+    await this.checkIdentity(resp.identity);
     check(resp.identity.terminal_id === resp.terminal_id, "identity names another terminal");
     log("registered", { terminal_id: resp.terminal_id, config_version: this.configVersion });
     this.summary.terminal_id = resp.terminal_id;
   }
 
   async verifyMerchant(): Promise<void> {
-    const resp = await this.call(this.terminal, "VerifyMerchant", { claimed_merchant_id: this.args.merchantId });
-    verifyIdentity(resp.identity, this.args.pinnedKey);
+    const resp = await this.call(this.identitySvc, "VerifyMerchant", { claimed_merchant_id: this.args.merchantId });
+    await this.checkIdentity(resp.identity);
     check(resp.claim_checked && resp.matches, `server says this terminal is not bound to merchant ${this.args.merchantId}`);
     check(resp.identity.merchant_id === this.args.merchantId, "identity names another merchant");
     log("identity verified", { merchant_id: resp.identity.merchant_id, key_id: resp.identity.key_id });
     this.summary.identity_key_id = resp.identity.key_id;
+  }
+
+  /** Believes an identity only once it verifies against the keys the pinned
+   * fingerprint leads to. An identity naming a key not trusted yet (the
+   * server rotated its key) fetches the key set again: the new key is
+   * trusted only if a trusted key endorsed it. */
+  async checkIdentity(id: identity.MerchantIdentity): Promise<void> {
+    let key: identity.SigningKey;
+    try {
+      if (!this.trust.knows(id.key_id)) {
+        const resp = await this.call(this.identitySvc, "GetSigningKeys", {});
+        this.trust.update(resp.keys);
+        log("signing keys trusted", { pinned: this.trust.pinned.slice(0, 16), trusted: [...this.trust.keys.keys()].join(",") });
+      }
+      key = this.trust.verify(id);
+    } catch (e) {
+      if (e instanceof identity.Refused) throw new Failure(`identity refused (${e.reason}): ${e.message}`);
+      throw e;
+    }
+    check(id.currency === this.args.currency, `identity says merchant charges in ${id.currency}, terminal set to ${this.args.currency}`);
+    if (!this.verifiedKeyIds.includes(key.key_id)) this.verifiedKeyIds.push(key.key_id);
+    this.summary.identity_key_ids = this.verifiedKeyIds;
+    this.summary.trusted_key_ids = [...this.trust.keys.keys()].sort();
   }
 
   async heartbeat(): Promise<Msg> {
@@ -525,6 +529,9 @@ async function main(): Promise<number> {
     const hb = await t.heartbeat();
     check(hb.config_version === t.configVersion, `server wants config ${hb.config_version}, terminal runs ${t.configVersion}`);
     await t.runPayments();
+    // The end of the day checks the identity once more: after a key
+    // rotation it is signed by the new key, trusted through the pin.
+    await t.verifyMerchant();
   } catch (e) {
     if (e instanceof Failure) {
       log("FAILED", { why: e.message });
