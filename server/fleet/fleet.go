@@ -713,7 +713,7 @@ func (f *Fleet) RotateSigningKey(ctx context.Context, who audit.Actor) (PublicKe
 			Message:    "identity signing key rotated",
 			Attributes: map[string]string{"key_id": pub.KeyID, "fingerprint": pub.Fingerprint(), "previous_key_id": prev}})
 	}
-	if _, err := f.signer.rotate(f.now(), commit); err != nil {
+	if _, err := f.signer.rotate(f.now, commit); err != nil {
 		return PublicKey{}, err
 	}
 	f.mu.RLock()

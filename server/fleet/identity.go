@@ -266,7 +266,7 @@ func openSigner(db *store.DB, now time.Time) (*signer, error) {
 		if activeID != "" {
 			return nil, fmt.Errorf("fleet: active signing key %s missing", activeID)
 		}
-		if _, err := s.rotate(now, func(fn func(tx *store.Txn) error, _ PublicKey) error { return db.Update(fn) }); err != nil {
+		if _, err := s.rotate(func() time.Time { return now }, func(fn func(tx *store.Txn) error, _ PublicKey) error { return db.Update(fn) }); err != nil {
 			return nil, err
 		}
 	}
@@ -276,16 +276,19 @@ func openSigner(db *store.DB, now time.Time) (*signer, error) {
 // rotate creates a new signing key, endorsed by the active one, stores it
 // through commit and makes it the active one. Older keys stay published so
 // that identities they signed still verify.
-func (s *signer) rotate(now time.Time, commit func(fn func(tx *store.Txn) error, key PublicKey) error) (string, error) {
+// The time is read under the signer's lock, so that no identity signed
+// with the old key after the rotation carries a later issue time than the
+// old key's retirement.
+func (s *signer) rotate(clock func() time.Time, commit func(fn func(tx *store.Txn) error, key PublicKey) error) (string, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return "", fmt.Errorf("fleet: generate signing key: %w", err)
 	}
-	now = now.UTC().Truncate(time.Second)
 	id := KeyID(pub)
-	rec := signingKeyRec{Seed: priv.Seed(), Created: now}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := clock().UTC().Truncate(time.Second)
+	rec := signingKeyRec{Seed: priv.Seed(), Created: now}
 	var prev signingKeyRec
 	if s.active != nil {
 		rec.EndorsedBy = s.activeID
@@ -323,12 +326,18 @@ func (s *signer) rotate(now time.Time, commit func(fn func(tx *store.Txn) error,
 	return id, nil
 }
 
-// sign fills id's key fields, payloads and signatures.
+// sign fills id's key fields, payloads and signatures. An issue time read
+// before a rotation that made the signing key active is raised to the
+// key's creation, so that every identity lies in its key's validity window
+// (which verifiers check).
 func (s *signer) sign(id *Identity) {
 	s.mu.RLock()
-	priv, keyID := s.active, s.activeID
+	priv, keyID, created := s.active, s.activeID, s.keys[s.activeID].Created
 	s.mu.RUnlock()
 	id.IssueTime = id.IssueTime.UTC().Truncate(time.Second)
+	if id.IssueTime.Before(created) {
+		id.IssueTime = created
+	}
 	id.KeyID = keyID
 	id.PublicKey = priv.Public().(ed25519.PublicKey)
 	id.SignedPayload = CanonicalPayload(id)
