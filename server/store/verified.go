@@ -329,11 +329,17 @@ func openTables(opts Options, bopts badger.Options, existed bool, logger *slog.L
 		return tc, nil
 	}
 	start := time.Now()
-	before := len(vt.ids())
-	if err := checkTables(bopts, vt, opts.VerifyAllTables, opts.tableVerified); err != nil {
+	verified := 0
+	count := func(id uint64) {
+		verified++
+		if opts.tableVerified != nil {
+			opts.tableVerified(id)
+		}
+	}
+	if err := checkTables(bopts, vt, opts.VerifyAllTables, count); err != nil {
 		return nil, err
 	}
-	logger.Info("tables checked", "tables", len(vt.ids()), "recorded_before", before,
+	logger.Info("tables checked", "tables", len(vt.ids()), "verified", verified,
 		"all", opts.VerifyAllTables, "elapsed", time.Since(start).Round(time.Millisecond))
 	if !opts.ReadOnly {
 		if err := vt.save(); err != nil {
