@@ -86,6 +86,13 @@ type Options struct {
 	// records them, so that the next Open does not read them again; zero
 	// leaves them to the next Open.
 	TableCheckInterval time.Duration
+	// TableReverifyAfter is how old a table's last verification may grow
+	// before that check verifies it again in full, spread out so that
+	// about TableCheckInterval/TableReverifyAfter of the tables' bytes are
+	// read per check; zero never verifies a recorded table again while
+	// running. Damage in a table after its verification, outside the part
+	// a start reads, is found within about this time.
+	TableReverifyAfter time.Duration
 	// tableVerified, when set (tests only), is told of every table whose
 	// checksums were verified in full (export_test.go).
 	tableVerified func(id uint64)
@@ -109,6 +116,7 @@ func DefaultOptions(dir string) Options {
 		GCInterval:         5 * time.Minute,
 		GCDiscardRatio:     0.5,
 		TableCheckInterval: time.Minute,
+		TableReverifyAfter: 24 * time.Hour,
 	}
 }
 
@@ -135,8 +143,8 @@ func (o Options) Validate() error {
 		return errors.New("store: GCInterval must not be negative")
 	case o.GCDiscardRatio <= 0 || o.GCDiscardRatio >= 1:
 		return errors.New("store: GCDiscardRatio must be in (0, 1)")
-	case o.TableCheckInterval < 0:
-		return errors.New("store: TableCheckInterval must not be negative")
+	case o.TableCheckInterval < 0 || o.TableReverifyAfter < 0:
+		return errors.New("store: TableCheckInterval and TableReverifyAfter must not be negative")
 	}
 	return nil
 }

@@ -184,6 +184,13 @@ func (vt *verifiedTables) keepOnly(live map[uint64]bool) {
 	}
 }
 
+// all returns the records.
+func (vt *verifiedTables) all() []tableIdentity {
+	vt.mu.Lock()
+	defer vt.mu.Unlock()
+	return slices.Collect(maps.Values(vt.tables))
+}
+
 // ids returns the recorded table IDs in ascending order.
 func (vt *verifiedTables) ids() []uint64 {
 	vt.mu.Lock()
@@ -308,10 +315,12 @@ func identify(id uint64, data []byte, now time.Time) (tableIdentity, error) {
 
 // tableChecker keeps the record of verified tables of an open database.
 type tableChecker struct {
-	vt       *verifiedTables
-	bopts    badger.Options
-	verified func(id uint64) // Options.tableVerified
-	logger   *slog.Logger
+	vt            *verifiedTables
+	bopts         badger.Options
+	interval      time.Duration   // Options.TableCheckInterval
+	reverifyAfter time.Duration   // Options.TableReverifyAfter
+	verified      func(id uint64) // Options.tableVerified
+	logger        *slog.Logger
 }
 
 // openTables checks the tables of the database bopts describes before
@@ -324,7 +333,8 @@ func openTables(opts Options, bopts badger.Options, existed bool, logger *slog.L
 	if err != nil {
 		logger.Warn("verifying every table", "err", err)
 	}
-	tc := &tableChecker{vt: vt, bopts: bopts, verified: opts.tableVerified, logger: logger}
+	tc := &tableChecker{vt: vt, bopts: bopts, interval: opts.TableCheckInterval, reverifyAfter: opts.TableReverifyAfter,
+		verified: opts.tableVerified, logger: logger}
 	if !existed {
 		return tc, nil
 	}
@@ -351,11 +361,9 @@ func openTables(opts Options, bopts badger.Options, existed bool, logger *slog.L
 
 // checkNew verifies the live tables of bdb that the record does not hold
 // (written by flushes and compactions since the database opened), records
-// them, drops the records of tables compactions removed and saves the
-// record. It stops early when stop is closed. A table that fails
-// verification while Badger still lists it is logged as damaged and left
-// out of the record, so that the next Open verifies it in full and refuses
-// to start.
+// them, drops the records of tables compactions removed, verifies again
+// the recorded tables due for it (see reverify) and saves the record. It
+// stops early when stop is closed.
 func (tc *tableChecker) checkNew(bdb *badger.DB, stop <-chan struct{}) {
 	live := map[uint64]bool{}
 	for _, info := range bdb.Tables() {
@@ -368,27 +376,67 @@ func (tc *tableChecker) checkNew(bdb *badger.DB, stop <-chan struct{}) {
 			return
 		default:
 		}
-		if _, ok := tc.vt.get(id); ok {
-			continue
-		}
-		path := table.NewFilename(id, tc.bopts.Dir)
-		ti, err := checkTable(path, id, tableOptions(tc.bopts, tc.bopts.Compression), time.Now())
-		if err != nil {
-			// A compaction may have removed the table while it was read
-			// (Badger truncates a table's file before removing it).
-			if slices.ContainsFunc(bdb.Tables(), func(info badger.TableInfo) bool { return info.ID == id }) {
-				tc.logger.Error("table damaged: its checksums do not verify; the next start will refuse the database; restore the data directory from a backup (posfleet restore)",
-					"table", path, "err", err)
-			}
-			continue
-		}
-		tc.vt.put(ti)
-		if tc.verified != nil {
-			tc.verified(id)
+		if _, ok := tc.vt.get(id); !ok {
+			tc.verify(bdb, id)
 		}
 	}
+	tc.reverify(bdb, stop)
 	if err := tc.vt.save(); err != nil {
 		tc.logger.Warn("the record of verified tables was not saved; the next start verifies them again", "err", err)
+	}
+}
+
+// verify verifies live table id in full and records it. A table that fails
+// while Badger still lists it is logged as damaged and left out of the
+// record, so that the next Open verifies it in full and refuses to start.
+func (tc *tableChecker) verify(bdb *badger.DB, id uint64) {
+	path := table.NewFilename(id, tc.bopts.Dir)
+	ti, err := checkTable(path, id, tableOptions(tc.bopts, tc.bopts.Compression), time.Now())
+	if err != nil {
+		tc.vt.remove(id)
+		// A compaction may have removed the table while it was read
+		// (Badger truncates a table's file before removing it).
+		if slices.ContainsFunc(bdb.Tables(), func(info badger.TableInfo) bool { return info.ID == id }) {
+			tc.logger.Error("table damaged: its checksums do not verify; the next start will refuse the database; restore the data directory from a backup (posfleet restore)",
+				"table", path, "err", err)
+		}
+		return
+	}
+	tc.vt.put(ti)
+	if tc.verified != nil {
+		tc.verified(id)
+	}
+}
+
+// reverify verifies again, oldest first, the recorded tables last verified
+// more than reverifyAfter ago: about interval/reverifyAfter of the recorded
+// bytes per call (at least one table), so that each table is read again
+// about every reverifyAfter and damage that came after its verification
+// (in blocks a start does not read) is found within that time.
+func (tc *tableChecker) reverify(bdb *badger.DB, stop <-chan struct{}) {
+	if tc.reverifyAfter <= 0 {
+		return
+	}
+	recs := tc.vt.all()
+	slices.SortFunc(recs, func(a, b tableIdentity) int { return a.VerifiedAt.Compare(b.VerifiedAt) })
+	var total int64
+	for _, r := range recs {
+		total += r.Size
+	}
+	budget := int64(float64(total) * (float64(tc.interval) / float64(tc.reverifyAfter)))
+	due := time.Now().Add(-tc.reverifyAfter)
+	var spent int64
+	for _, r := range recs {
+		if !r.VerifiedAt.Before(due) || spent > 0 && spent >= budget {
+			return
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		spent += r.Size
+		tc.verify(bdb, r.ID)
 	}
 }
 

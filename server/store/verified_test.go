@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -429,5 +430,72 @@ func TestRecordFollowsCompactions(t *testing.T) {
 				t.Errorf("batch %d key %d after the compaction: %x, %v", batch, i, got, err)
 			}
 		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Damage in a block that no start reads is found by the running
+// database's re-verification, which logs it and drops the table from the
+// record so that the next start verifies it in full and refuses it.
+func TestReverifyFindsLaterDamage(t *testing.T) {
+	dir := t.TempDir()
+	writeTable(t, dir, 0)
+	ids := tableIDs(t, dir)
+	if got := openAndClose(t, dir, nil); !slices.Equal(got, ids) {
+		t.Fatalf("recording open verified %v, want %v", got, ids)
+	}
+	path := store.TableFile(dir, ids[0])
+	if err := flip(path, layoutOf(t, path).tail/2); err != nil {
+		t.Fatal(err)
+	}
+	opts := store.DefaultOptions(dir)
+	opts.GCInterval = 0
+	opts.TableCheckInterval = 20 * time.Millisecond
+	opts.TableReverifyAfter = time.Nanosecond
+	var logs lockedBuffer
+	db, err := store.Open(opts, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v; want the damage outside the tail left to the re-verification", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recorded, err := store.RecordedTables(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(recorded, ids[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 30 s the damaged table %d is still recorded as verified (%v)", ids[0], recorded)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "level=ERROR msg=\"table damaged") || !strings.Contains(logs.String(), path) {
+		t.Errorf("logs lack an error naming the damaged table %s:\n%s", path, logs.String())
+	}
+	_, _, err = openCounted(t, dir, nil)
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Open after the re-verification: %v; want store.ErrCorrupt naming %s", err, path)
 	}
 }
