@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -104,5 +105,48 @@ func TestRecordSavesAtomically(t *testing.T) {
 	damaged, err := loadVerifiedTables(dir)
 	if !errors.Is(err, errRecordDamaged) || len(damaged.ids()) != 0 {
 		t.Errorf("damaged record: %d tables, %v; want none and errRecordDamaged", len(damaged.ids()), err)
+	}
+}
+
+// A record of a table the MANIFEST no longer lists (removed by a
+// compaction the running check did not see) is dropped at open.
+func TestOpenDropsRecordsOfRemovedTables(t *testing.T) {
+	dir := t.TempDir()
+	opts := DefaultOptions(dir)
+	opts.GCInterval, opts.TableCheckInterval = 0, 0
+	for range 2 { // the second open records the table the first wrote
+		db, err := Open(opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(tx *Txn) error { return tx.Set([]byte("k"), []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vt, err := loadVerifiedTables(dir)
+	if err != nil || len(vt.ids()) == 0 {
+		t.Fatalf("record: %v, %v; want the first table", vt.ids(), err)
+	}
+	const gone = 1 << 40
+	vt.put(testIdentity(gone))
+	if err := vt.save(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vt, err = loadVerifiedTables(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(vt.ids(), gone) {
+		t.Errorf("record after open: %v still holds table %d, which the MANIFEST does not list", vt.ids(), uint64(gone))
 	}
 }

@@ -419,6 +419,10 @@ func TestRecordFollowsCompactions(t *testing.T) {
 	if got := openAndClose(t, dir, nil); !slices.Equal(got, want) {
 		t.Errorf("open after the compaction verified %v, want %v (recorded %v)", got, want, recorded)
 	}
+	// That open recorded what it verified and dropped what is gone.
+	if got, err := store.RecordedTables(dir); err != nil || !slices.Equal(got, tableIDs(t, dir)) {
+		t.Errorf("recorded after the open: %v, %v; want the tables on disk %v", got, err, tableIDs(t, dir))
+	}
 	db, _, err = openCounted(t, dir, nil)
 	if err != nil {
 		t.Fatal(err)
