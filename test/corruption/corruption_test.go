@@ -442,6 +442,9 @@ func TestCorruptionMatrix(t *testing.T) {
 		}, true},
 		{"watermark deleted", killed, func(t *testing.T, dir string) error { return os.Remove(filepath.Join(dir, store.WatermarkFile)) }, true},
 	}
+	// posfleet verify reads recorded tables whole too: it names the
+	// damaged table, not only the records missing from it.
+	verifySays := map[string]string{"recorded SST middle": ".sst", "recorded SST tail": ".sst"}
 	var refused, served, checked int
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -462,6 +465,9 @@ func TestCorruptionMatrix(t *testing.T) {
 			}
 			if tt.damage == nil && code != 0 || tt.refuse && code != 3 {
 				t.Errorf("posfleet verify: exit %d\n%s", code, out)
+			}
+			if !strings.Contains(string(out), verifySays[tt.name]) {
+				t.Errorf("posfleet verify does not name %q:\n%s", verifySays[tt.name], out)
 			}
 			o := f.check(t, dir)
 			if o.refused && code != 3 {
