@@ -22,6 +22,10 @@ type Config struct {
 	// root): everything in it is made the running user's. Without it, New
 	// refuses such a directory with ErrDataDirOwner.
 	TakeOwnership bool
+	// VerifyAllTables makes the start read every table of the database and
+	// verify all its checksums, not only the tables not verified before
+	// (store.Options.VerifyAllTables).
+	VerifyAllTables bool
 	// InMemory keeps all data in memory (tests only; nothing is durable).
 	InMemory bool
 	// AdminToken, when set, is the bootstrap admin token. When empty, a token

@@ -82,6 +82,7 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 
 	sopts := store.DefaultOptions(cfg.DataDir)
 	sopts.CommitFault = cfg.commitFault
+	sopts.VerifyAllTables = cfg.VerifyAllTables
 	if cfg.InMemory {
 		sopts.InMemory = true
 	} else if err := ownedDir(cfg.DataDir, cfg.TakeOwnership, logger); err != nil {

@@ -34,6 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	listen := fs.String("listen", "127.0.0.1:7400", "gRPC listen address")
 	dataDir := fs.String("data-dir", "./posfleet-data", "data directory")
 	takeOwnership := fs.Bool("take-ownership", false, "take over a data directory owned by another user, making all its files the running user's (refused otherwise)")
+	verifyAllTables := fs.Bool("verify-all-tables", false, "at start, read every table of the database and verify all its checksums, not only the tables not verified before (see docs/storage-faults.md)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the bootstrap admin token (default: env POSFLEET_ADMIN_TOKEN, else generated into DATA_DIR/admin.token)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (PEM)")
 	tlsKey := fs.String("tls-key", "", "TLS private key file (PEM)")
@@ -80,6 +81,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Check every setting before anything touches the disk or the network.
 	cfg := server.DefaultConfig(*dataDir)
 	cfg.TakeOwnership = *takeOwnership
+	cfg.VerifyAllTables = *verifyAllTables
 	cfg.ShutdownGrace = *grace
 	cfg.MaxRecvMsgSize = *maxRecv
 	cfg.MaxConnections, cfg.MaxConnectionsPerPeer, cfg.MaxConnectionIdle = *maxConns, *maxConnsPerPeer, *maxIdle

@@ -1,18 +1,19 @@
 package store
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -278,13 +279,23 @@ func (w *Watermark) close() {
 // held in memory.
 func (db *DB) Watermark() *Watermark { return db.wm }
 
-// checkTables verifies the checksums of every table the MANIFEST lists
+// checkTables verifies the checksums of the tables the MANIFEST lists
 // before Badger opens them: Badger's own check at open panics in a
 // goroutine of its own on some damage (a garbled block or footer), which
-// would end the process without a word. A MANIFEST that does not parse is
-// left for badger.Open to report. Tables not in the MANIFEST (left by a
-// compaction cut short) are not checked: Badger deletes them.
-func checkTables(bopts badger.Options) error {
+// would end the process without a word, and skips a table whose checksum
+// does not match, which would serve a database with part of its data gone.
+//
+// A table recorded in vt as verified whose size and tail (last block,
+// index and footer: all that Badger reads when it opens a table) still
+// match the record is not read again, unless all is set; every other table
+// is read and verified in full and recorded. Records of tables the MANIFEST
+// no longer lists are dropped. verified, when set, is told of each table
+// verified in full.
+//
+// A MANIFEST that does not parse is left for badger.Open to report. Tables
+// not in the MANIFEST (left by a compaction cut short) are not checked:
+// Badger deletes them.
+func checkTables(bopts badger.Options, vt *verifiedTables, all bool, verified func(id uint64)) error {
 	f, err := os.Open(filepath.Join(bopts.Dir, badger.ManifestFilename))
 	if err != nil {
 		return nil // badger.Open says what is wrong
@@ -294,37 +305,52 @@ func checkTables(bopts badger.Options) error {
 	if err != nil {
 		return nil // badger.Open says what is wrong
 	}
-	ids := slices.SortedFunc(func(yield func(uint64) bool) {
-		for id := range m.Tables {
-			if !yield(id) {
-				return
-			}
-		}
-	}, cmp.Compare[uint64])
-	for _, id := range ids {
+	live := make(map[uint64]bool, len(m.Tables))
+	for id := range m.Tables {
+		live[id] = true
+	}
+	vt.keepOnly(live)
+	now := time.Now()
+	for _, id := range slices.Sorted(maps.Keys(live)) {
 		path := table.NewFilename(id, bopts.Dir)
-		opts := table.Options{
-			BlockSize:          bopts.BlockSize,
-			BloomFalsePositive: bopts.BloomFalsePositive,
-			ChkMode:            options.OnTableAndBlockRead,
-			Compression:        m.Tables[id].Compression,
+		if ti, ok := vt.get(id); ok && !all && sameTable(path, ti) {
+			continue
 		}
-		if err := checkTable(path, id, opts); err != nil {
+		vt.remove(id)
+		ti, err := checkTable(path, id, tableOptions(bopts, m.Tables[id].Compression), now)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // badger.Open says the table is missing
+		}
+		if err != nil {
 			return fmt.Errorf("%w: table %s (level %d): %v; restore the data directory from a backup (posfleet restore), posfleet verify --data-dir shows what is damaged",
 				ErrCorrupt, path, m.Tables[id].Level, err)
+		}
+		vt.put(ti)
+		if verified != nil {
+			verified(id)
 		}
 	}
 	return nil
 }
 
-// checkTable reads the table at path and verifies its checksums.
-func checkTable(path string, id uint64, opts table.Options) (err error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // badger.Open says the table is missing
+// tableOptions are the options to read a table of the database bopts
+// describes, written with the given compression, verifying every block.
+func tableOptions(bopts badger.Options, compression options.CompressionType) table.Options {
+	return table.Options{
+		BlockSize:          bopts.BlockSize,
+		BloomFalsePositive: bopts.BloomFalsePositive,
+		ChkMode:            options.OnTableAndBlockRead,
+		Compression:        compression,
 	}
+}
+
+// checkTable reads the table at path, verifies its checksums and returns
+// its identity for the record of verified tables. A missing file is an
+// error wrapping fs.ErrNotExist.
+func checkTable(path string, id uint64, opts table.Options, now time.Time) (ti tableIdentity, err error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return tableIdentity{}, err
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -333,10 +359,13 @@ func checkTable(path string, id uint64, opts table.Options) (err error) {
 	}()
 	t, err := table.OpenInMemoryTable(data, id, &opts)
 	if err != nil {
-		return err
+		return tableIdentity{}, err
 	}
 	defer t.DecrRef()
-	return t.VerifyChecksum()
+	if err := t.VerifyChecksum(); err != nil {
+		return tableIdentity{}, err
+	}
+	return identify(id, data, now)
 }
 
 func firstLine(s string) string {

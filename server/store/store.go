@@ -75,6 +75,27 @@ type Options struct {
 	// checks): writes fail, a write-ahead log that would need repair
 	// makes Open fail instead of being cut back, and no GC runs.
 	ReadOnly bool
+	// VerifyAllTables makes Open read every table and verify all its
+	// checksums, as if none had been verified before (posfleet verify,
+	// serve --verify-all-tables). Otherwise a table recorded in the data
+	// directory's VerifiedTablesFile whose size and tail (last block,
+	// index and footer) still match the record is not read again.
+	VerifyAllTables bool
+	// TableCheckInterval is how often an open read-write database verifies
+	// the tables written since it opened (flushes, compactions) and
+	// records them, so that the next Open does not read them again; zero
+	// leaves them to the next Open.
+	TableCheckInterval time.Duration
+	// TableReverifyAfter is how old a table's last verification may grow
+	// before that check verifies it again in full, spread out so that
+	// about TableCheckInterval/TableReverifyAfter of the tables' bytes are
+	// read per check; zero never verifies a recorded table again while
+	// running. Damage in a table after its verification, outside the part
+	// a start reads, is found within about this time.
+	TableReverifyAfter time.Duration
+	// tableVerified, when set (tests only), is told of every table whose
+	// checksums were verified in full (export_test.go).
+	tableVerified func(id uint64)
 }
 
 // DefaultOptions returns settings sized for a small machine: bounded memory
@@ -94,6 +115,8 @@ func DefaultOptions(dir string) Options {
 		ValueLogFileSize:   128 << 20,
 		GCInterval:         5 * time.Minute,
 		GCDiscardRatio:     0.5,
+		TableCheckInterval: time.Minute,
+		TableReverifyAfter: 24 * time.Hour,
 	}
 }
 
@@ -120,6 +143,8 @@ func (o Options) Validate() error {
 		return errors.New("store: GCInterval must not be negative")
 	case o.GCDiscardRatio <= 0 || o.GCDiscardRatio >= 1:
 		return errors.New("store: GCDiscardRatio must be in (0, 1)")
+	case o.TableCheckInterval < 0 || o.TableReverifyAfter < 0:
+		return errors.New("store: TableCheckInterval and TableReverifyAfter must not be negative")
 	}
 	return nil
 }
@@ -148,6 +173,8 @@ type DB struct {
 	wg    sync.WaitGroup
 	wm    *Watermark // nil in memory
 	lock  *os.File   // holds LockFile's flock; nil in memory
+	// tables is the record of verified tables (verified.go); nil in memory.
+	tables *tableChecker
 
 	closeOnce sync.Once
 	closeErr  error
@@ -179,11 +206,10 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 		WithValueLogFileSize(opts.ValueLogFileSize).
 		WithNumCompactors(2).
 		WithLogger(badgerLogger{logger.With("component", "badger")}).
-		// Every table's checksum is verified when the table is opened
-		// (so at start for every table), and every block's when it is
-		// read: a damaged table refuses the start instead of serving
-		// part of the data.
-		WithChecksumVerificationMode(options.OnTableAndBlockRead).
+		// Every block's checksum is verified when it is read. Whole
+		// tables are verified by openTables before Badger opens them,
+		// once per table (verified.go), not by Badger at every open.
+		WithChecksumVerificationMode(options.OnBlockRead).
 		WithReadOnly(opts.ReadOnly)
 	if opts.InMemory {
 		bopts = bopts.WithDir("").WithValueDir("")
@@ -192,6 +218,7 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 		lock *os.File
 		wm   *Watermark
 	)
+	var tables *tableChecker
 	if !opts.InMemory {
 		var err error
 		if lock, err = lockDir(opts.Dir, opts.ReadOnly); err != nil {
@@ -202,8 +229,9 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 			return nil, err
 		}
 	}
-	if wm != nil && wm.existed {
-		if err := checkTables(bopts); err != nil {
+	if wm != nil {
+		var err error
+		if tables, err = openTables(opts, bopts, wm.existed, logger.With("component", "tables")); err != nil {
 			wm.close()
 			unlock(lock)
 			return nil, err
@@ -226,10 +254,14 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	if !syncWrites && !opts.InMemory {
 		logger.Warn("UNSAFE: built with posfleet_unsafe_nosync, commits are not fsynced and a power cut loses acknowledged writes")
 	}
-	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm, lock: lock}
+	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm, lock: lock, tables: tables}
 	if opts.GCInterval > 0 && !opts.InMemory && !opts.ReadOnly {
 		db.wg.Add(1)
 		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
+	}
+	if opts.TableCheckInterval > 0 && tables != nil && !opts.ReadOnly {
+		db.wg.Add(1)
+		go db.tableCheckLoop(opts.TableCheckInterval)
 	}
 	return db, nil
 }

@@ -140,6 +140,8 @@ func TestOptionsValidate(t *testing.T) {
 		func(o *store.Options) { o.GCDiscardRatio = 1 },
 		func(o *store.Options) { o.ValueLogFileSize = 4 << 30 },
 		func(o *store.Options) { o.NumLevelZeroTables = 0 },
+		func(o *store.Options) { o.TableCheckInterval = -time.Second },
+		func(o *store.Options) { o.TableReverifyAfter = -time.Second },
 	}
 	for i, mut := range bad {
 		o := store.DefaultOptions(t.TempDir())

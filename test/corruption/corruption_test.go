@@ -366,6 +366,15 @@ func TestCorruptionMatrix(t *testing.T) {
 	if len(files(t, closed, ".sst")) == 0 {
 		t.Fatal("no table after a clean stop")
 	}
+	// The same database started once more: that start verified the table
+	// in full and recorded it in verified-tables, so that later starts
+	// read only its tail (last block, index and footer).
+	recorded := copyDir(t, closed)
+	s = launch(t, bin, recorded, f.tokenFile)
+	if s.addr == "" {
+		t.Fatalf("posfleet did not start on the stopped database:\n%s", s.output())
+	}
+	s.stop(t)
 
 	type damage func(t *testing.T, dir string) error
 	wal := func(at func(n int64) int64) damage {
@@ -405,6 +414,8 @@ func TestCorruptionMatrix(t *testing.T) {
 		{"SST middle", closed, sst(func(n int64) int64 { return n / 2 }), true},
 		{"SST tail", closed, sst(func(n int64) int64 { return n - 64 }), true},
 		{"table deleted", closed, remove(".sst"), true},
+		{"recorded SST middle", recorded, sst(func(n int64) int64 { return n / 2 }), true},
+		{"recorded SST tail", recorded, sst(func(n int64) int64 { return n - 64 }), true},
 		{"MANIFEST middle", closed, func(t *testing.T, dir string) error {
 			p := filepath.Join(dir, "MANIFEST")
 			st, err := os.Stat(p)
@@ -431,6 +442,9 @@ func TestCorruptionMatrix(t *testing.T) {
 		}, true},
 		{"watermark deleted", killed, func(t *testing.T, dir string) error { return os.Remove(filepath.Join(dir, store.WatermarkFile)) }, true},
 	}
+	// posfleet verify reads recorded tables whole too: it names the
+	// damaged table, not only the records missing from it.
+	verifySays := map[string]string{"recorded SST middle": ".sst", "recorded SST tail": ".sst"}
 	var refused, served, checked int
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -451,6 +465,9 @@ func TestCorruptionMatrix(t *testing.T) {
 			}
 			if tt.damage == nil && code != 0 || tt.refuse && code != 3 {
 				t.Errorf("posfleet verify: exit %d\n%s", code, out)
+			}
+			if !strings.Contains(string(out), verifySays[tt.name]) {
+				t.Errorf("posfleet verify does not name %q:\n%s", verifySays[tt.name], out)
 			}
 			o := f.check(t, dir)
 			if o.refused && code != 3 {
