@@ -44,7 +44,7 @@ func TestGrades(t *testing.T) {
 			[]event{{req: &pb.AckCommandRequest{CommandId: "c1"}}, {req: &pb.AckCommandRequest{CommandId: "c1"}}}, false, "2 times (delivered twice on the stream)"},
 		{"config rejected without a detail", func(e []event) Result { return gradeConfig(e, 4) },
 			[]event{{req: &pb.AckConfigRequest{Version: 4, Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED}}}, false, "without a detail"},
-		{"batch out of balance", gradeBatch,
+		{"batch out of balance", func(e []event) Result { return gradeBatch(e, nil) },
 			[]event{{req: &pb.CloseBatchRequest{TerminalTotals: &pb.BatchTotals{SaleCount: 2}}, resp: &pb.CloseBatchResponse{BatchNumber: 1, ServerTotals: &pb.BatchTotals{SaleCount: 1}}}}, false, "terminal sales 2/0, refunds 0/0, reversals 0/0, server sales 1/0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
