@@ -62,7 +62,7 @@ func repeat[T any](f func() (T, error)) (T, error) {
 // serial number and code while its answer does not arrive: the code stays
 // usable until the credential it issued is first used.
 func register(ctx context.Context, tg conformance.Target, model string) (*pb.RegisterResponse, error) {
-	pre, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithDefaultTimeout(10*time.Second))
+	pre, err := dialAs(tg, "")
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +70,11 @@ func register(ctx context.Context, tg conformance.Target, model string) (*pb.Reg
 	return repeat(func() (*pb.RegisterResponse, error) {
 		return pre.Register(ctx, tg.SerialNumber, tg.EnrollmentCode, &pb.DeviceInfo{Model: model})
 	})
+}
+
+// dialAs dials the kit with a terminal credential ("" for none).
+func dialAs(tg conformance.Target, cred string, opts ...grpc.DialOption) (*client.Client, error) {
+	return client.Dial(tg.Addr, client.WithInsecure(), client.WithBearer(cred), client.WithDefaultTimeout(10*time.Second), client.WithDialOptions(opts...))
 }
 
 // books are a terminal's own totals, per batch.
@@ -114,7 +119,7 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 		return err
 	})
 	dial := func(cred string) (*client.Client, error) {
-		return client.Dial(tg.Addr, client.WithInsecure(), client.WithBearer(cred), client.WithDefaultTimeout(10*time.Second), client.WithDialOptions(acks))
+		return dialAs(tg, cred, acks)
 	}
 	c, err := dial(reg.GetCredential())
 	if err != nil {
@@ -283,7 +288,7 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 // authorization is sent again as a new one, never reversed, and a rate
 // limit is retried at once.
 func naiveTerminal(ctx context.Context, tg conformance.Target) error {
-	pre, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithDefaultTimeout(10*time.Second))
+	pre, err := dialAs(tg, "")
 	if err != nil {
 		return err
 	}
@@ -292,7 +297,7 @@ func naiveTerminal(ctx context.Context, tg conformance.Target) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()), client.WithDefaultTimeout(10*time.Second))
+	c, err := dialAs(tg, reg.GetCredential())
 	if err != nil {
 		return err
 	}
@@ -369,5 +374,127 @@ func TestNaiveTerminalFails(t *testing.T) {
 		if r.Pass || !strings.Contains(r.Detail, tc.detail) {
 			t.Errorf("%s: got pass=%v %q, want a fail saying %q", tc.scenario, r.Pass, r.Detail, tc.detail)
 		}
+	}
+}
+
+// sloppyTerminal registers and pays with the SDK but makes the mistakes
+// the newer scenarios exist to catch: it applies whatever config comes,
+// gives up a rotation whose answer was lost, sends a sale again under a
+// new request_id when its connection is recycled, refunds again after a
+// decline and repeats a close the server refused.
+func sloppyTerminal(ctx context.Context, tg conformance.Target) error {
+	reg, err := register(ctx, tg, "SLOPPY")
+	if err != nil {
+		return err
+	}
+	c, err := dialAs(tg, reg.GetCredential())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.Heartbeat(ctx, &pb.TerminalStatus{ConfigVersion: reg.GetConfig().GetVersion()})
+
+	// Watch until a config comes (the first stream is reset), apply it
+	// whatever it holds, rotate once while the stream is open.
+	wctx, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+watch:
+	for range 3 {
+		stream, err := c.Terminal().WatchConfig(wctx, &pb.WatchConfigRequest{KnownVersion: reg.GetConfig().GetVersion()})
+		if err != nil {
+			return err
+		}
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue watch
+			}
+			if msg.GetVersion() == 0 {
+				continue
+			}
+			if _, err := c.Terminal().AckConfig(ctx, &pb.AckConfigRequest{Version: msg.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED}); err != nil {
+				return err
+			}
+			c.Heartbeat(ctx, &pb.TerminalStatus{ConfigVersion: msg.GetVersion()})
+			c.RotateCredential(ctx) // its answer is lost; never asked again
+			break watch
+		}
+	}
+	stop()
+
+	policy := client.DefaultRetryPolicy()
+	policy.MinBackoff, policy.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	first, err := c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 1250), policy)
+	if err != nil {
+		return err
+	}
+	c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 780), policy)
+	for range 3 {
+		if _, err := c.Payment().Authorize(ctx, sale(tg.MerchantID, tg.Currency, 430)); err == nil {
+			break
+		}
+	}
+	for range 2 {
+		refund, err := c.Payment().Refund(ctx, &pb.RefundRequest{RequestId: client.NewRequestID(), AuthorizationId: first.GetAuthorizationId(), Amount: &pb.Money{MinorUnits: 500, Currency: tg.Currency}})
+		if err == nil && refund.GetDecision() == pb.Decision_DECISION_APPROVED {
+			break
+		}
+	}
+	closeReq := &pb.CloseBatchRequest{RequestId: client.NewRequestID(), BatchNumber: first.GetBatchNumber(), TerminalTotals: &pb.BatchTotals{SaleCount: 3}}
+	for range 2 {
+		if _, err := c.Payment().CloseBatch(ctx, closeReq); err == nil {
+			break
+		}
+	}
+	return nil
+}
+
+// quitterTerminal gives up when Register goes unanswered.
+func quitterTerminal(ctx context.Context, tg conformance.Target) error {
+	pre, err := dialAs(tg, "")
+	if err != nil {
+		return err
+	}
+	defer pre.Close()
+	pre.Register(ctx, tg.SerialNumber, tg.EnrollmentCode, nil)
+	return nil
+}
+
+func TestBrokenTerminalsFail(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		terminal func(context.Context, conformance.Target) error
+		skip     []string
+		want     map[string]string // scenario ID: what its failure says
+	}{
+		{"sloppy", sloppyTerminal, []string{conformance.IDLostRegister}, map[string]string{
+			conformance.IDGoaway:        "charged the same sale again under new request_id",
+			conformance.IDRejected:      "APPLIED with a heartbeat_interval of 1s",
+			conformance.IDRotation:      "never repeated RotateCredential after its answer was lost",
+			conformance.IDTombstone:     "refunded the sale again under new request_id",
+			conformance.IDBatchMismatch: "repeated the refused close",
+			conformance.IDBatch:         "out of balance: terminal sales 3/0",
+		}},
+		{"quitter", quitterTerminal, nil, map[string]string{
+			conformance.IDLostRegister: "never repeated Register after its answer was lost",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, text := runKit(t, tc.terminal, tc.skip...)
+			if rep.Passed() || !strings.Contains(text, "RESULT: FAIL") {
+				t.Fatalf("%s terminal passed:\n%s", tc.name, text)
+			}
+			got := map[string]conformance.Result{}
+			for _, r := range rep.Results {
+				got[r.ID] = r
+			}
+			for id, detail := range tc.want {
+				if r := got[id]; r.Pass || !strings.Contains(r.Detail, detail) {
+					t.Errorf("%s: got pass=%v %q, want a fail saying %q", id, r.Pass, r.Detail, detail)
+				}
+			}
+			t.Logf("\n%s", text)
+		})
 	}
 }
