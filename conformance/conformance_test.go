@@ -274,7 +274,7 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 	if client.Reason(err) == pb.ErrorReason_BATCH_MISMATCH {
 		// The server closed the batch itself: close the open one, with
 		// the books of that batch, under a new request_id.
-		open, oerr := c.Payment().GetOpenBatch(ctx, &pb.GetOpenBatchRequest{})
+		open, oerr := c.OpenBatch(ctx)
 		if oerr != nil {
 			return oerr
 		}
