@@ -205,8 +205,7 @@ type example struct {
 	// command runs it; settings come in the environment.
 	command func() *exec.Cmd
 	// scenarios are the posfleet conformance scenarios it is expected to
-	// pass (--scenarios). Neither example rotates its credential, so
-	// neither is graded on the rotation scenario.
+	// pass (--scenarios).
 	scenarios string
 }
 
@@ -456,7 +455,7 @@ func pythonExample() example {
 			}
 		},
 		command:   func() *exec.Cmd { return exec.Command(python, "python/terminal.py") },
-		scenarios: "all,-rotation",
+		scenarios: "all",
 	}
 }
 
@@ -477,6 +476,6 @@ func typescriptExample() example {
 			}
 		},
 		command:   func() *exec.Cmd { return exec.Command("node", "typescript/dist/terminal.js") },
-		scenarios: "all,-rotation",
+		scenarios: "all",
 	}
 }

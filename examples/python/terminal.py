@@ -22,6 +22,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 import uuid
 
@@ -169,6 +170,9 @@ class Terminal:
         self.settings = None
         self.acked_commands = set()
         self.rejected = set()
+        self.rotated = False
+        self.rotation_error = None
+        self.rotation_threads = []
         self.summary = {}
 
     def md(self):
@@ -249,9 +253,14 @@ class Terminal:
         until = time.monotonic() + self.args.config_wait
         attempt = 0
         while time.monotonic() < until:
+            opened_with = self.credential
             stream = self.terminal.WatchConfig(
                 terminal_pb2.WatchConfigRequest(known_version=self.config_version),
                 timeout=until - time.monotonic(), metadata=self.md())
+            if self.args.rotate_credential and not self.rotated:
+                th = threading.Thread(target=self.rotate_credential, args=(stream,), daemon=True)
+                th.start()
+                self.rotation_threads.append(th)
             try:
                 for msg in stream:
                     for cmd in msg.commands:
@@ -263,6 +272,11 @@ class Terminal:
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     break
+                if err.code() == grpc.StatusCode.UNAUTHENTICATED and self.credential != opened_with:
+                    # The credential the stream was opened with was
+                    # replaced by a rotation: reopen it with the new one.
+                    log("watch ended with the old credential, reopening with the new one")
+                    continue
                 if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
                     raise
                 log("watch ended, reconnecting", code=err.code().name)
@@ -270,6 +284,28 @@ class Terminal:
             attempt += 1
         raise Failure(f"no config newer than version {self.config_version} "
                       f"within {self.args.config_wait}s")
+
+    def rotate_credential(self, stream):
+        """Rotates the credential once the stream is open (--rotate-credential):
+        RotateCredential, repeated with the current credential while its
+        answer is lost (an unused new credential from a lost answer stops
+        working); then a call with the new one, whose first use revokes the
+        old one and ends the stream opened with it."""
+        stream.initial_metadata()  # the server accepted the watch
+        if not stream.is_active() or self.rotated:
+            return  # ended at once: the next stream rotates
+        self.rotated = True
+        try:
+            resp = self.call(self.terminal.RotateCredential, terminal_pb2.RotateCredentialRequest())
+            # A real terminal stores the new credential durably here,
+            # before it uses it.
+            self.credential = resp.credential
+            self.call(self.terminal.Heartbeat, terminal_pb2.HeartbeatRequest(
+                status=terminal_pb2.TerminalStatus(config_version=self.config_version)))
+            log("credential rotated")
+        except grpc.RpcError as err:
+            log("credential rotation failed", code=err.code().name)
+            self.rotation_error = err
 
     def apply_config(self, msg):
         """Applies a pushed config and acknowledges it APPLIED, or, when it
@@ -497,12 +533,17 @@ def parse_args(argv):
     p.add_argument("--config-wait", type=float,
                    default=float(env("POSFLEET_CONFIG_WAIT", "60")),
                    help="seconds to wait for a config push (POSFLEET_CONFIG_WAIT)")
+    p.add_argument("--rotate-credential", default=env("POSFLEET_ROTATE_CREDENTIAL", "false"),
+                   choices=("true", "false"),
+                   help="rotate the credential once while the config watch is open "
+                        "(POSFLEET_ROTATE_CREDENTIAL)")
     p.add_argument("--simulate-loss", default=env("POSFLEET_SIMULATE_LOSS", "true"),
                    choices=("true", "false"),
                    help="simulate lost requests and answers itself; false under posfleet "
                         "conformance, which plays them (POSFLEET_SIMULATE_LOSS)")
     args = p.parse_args(argv)
     args.simulate_loss = args.simulate_loss == "true"
+    args.rotate_credential = args.rotate_credential == "true"
     for name in ("serial", "enrollment_code", "merchant_id", "pinned_key"):
         if not getattr(args, name):
             p.error(f"--{name.replace('_', '-')} is required")
@@ -523,6 +564,11 @@ def main(argv):
         t.verify_merchant()
         t.heartbeat()
         t.watch_config()
+        for th in t.rotation_threads:
+            th.join()
+        if t.rotation_error is not None:
+            raise t.rotation_error
+        check(t.rotated or not args.rotate_credential, "no config watch stayed open to rotate on")
         hb = t.heartbeat()
         check(hb.config_version == t.config_version,
               f"server wants config {hb.config_version}, terminal runs {t.config_version}")

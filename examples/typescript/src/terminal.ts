@@ -167,6 +167,7 @@ interface Args {
   pinnedKey: Buffer;
   configWaitMs: number;
   simulateLoss: boolean;
+  rotateCredential: boolean;
 }
 
 function usage(): string {
@@ -180,7 +181,9 @@ function usage(): string {
   --pinned-key       server identity signing key, 64 hex digits, pinned out of band (POSFLEET_PINNED_KEY)
   --config-wait      seconds to wait for a config push (POSFLEET_CONFIG_WAIT, default 60)
   --simulate-loss    true: simulate lost requests and answers itself; false under posfleet
-                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)`;
+                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)
+  --rotate-credential  true: rotate the credential once while the config watch is open
+                     (POSFLEET_ROTATE_CREDENTIAL, default false)`;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -201,6 +204,7 @@ function parseArgs(argv: string[]): Args {
     pinnedKey: Buffer.from(get("pinned-key", "POSFLEET_PINNED_KEY"), "hex"),
     configWaitMs: Number(get("config-wait", "POSFLEET_CONFIG_WAIT", "60")) * 1000,
     simulateLoss: get("simulate-loss", "POSFLEET_SIMULATE_LOSS", "true") !== "false",
+    rotateCredential: get("rotate-credential", "POSFLEET_ROTATE_CREDENTIAL", "false") === "true",
   };
   for (const [name, v] of [["serial", args.serial], ["enrollment-code", args.enrollmentCode], ["merchant-id", args.merchantId]]) {
     if (!v) throw new Failure(`--${name} is required\n${usage()}`);
@@ -226,6 +230,8 @@ class Terminal {
   readonly ackedCommands = new Set<string>();
   /** Config versions this terminal refused to run. */
   readonly rejected = new Set<number>();
+  /** The credential rotation (--rotate-credential), once started. */
+  rotation?: Promise<void>;
   readonly summary: Record<string, unknown> = {};
 
   constructor(private readonly args: Args) {
@@ -240,6 +246,11 @@ class Terminal {
 
   close(): void {
     this.terminal.close();
+  }
+
+  /** Whether the terminal was asked to rotate its credential. */
+  get rotationWanted(): boolean {
+    return this.args.rotateCredential;
   }
 
   private md(auth = true): grpc.Metadata {
@@ -337,8 +348,19 @@ class Terminal {
     const until = Date.now() + this.args.configWaitMs;
     for (let attempt = 0; Date.now() < until; attempt++) {
       const outcome = await new Promise<"applied" | "ended" | "deadline">((resolve, reject) => {
+        const openedWith = this.credential;
         const stream = this.terminal.WatchConfig({ known_version: this.configVersion }, this.md(), { deadline: until });
         let work = Promise.resolve();
+        let ended = false;
+        stream.on("metadata", () => {
+          // The server accepted the watch; rotate while it is open, unless
+          // it ended at once (the next stream rotates then).
+          setTimeout(() => {
+            if (ended || this.rotation || !this.args.rotateCredential) return;
+            this.rotation = this.rotateCredential();
+            this.rotation.catch(() => {}); // awaited, and reported, by main
+          }, 50);
+        });
         stream.on("data", (msg: Msg) => {
           // Handle messages one at a time, in order.
           work = work.then(async () => {
@@ -350,7 +372,14 @@ class Terminal {
           }).catch(reject);
         });
         stream.on("error", (err: grpc.ServiceError) => {
+          ended = true;
           if (err.code === grpc.status.CANCELLED) return; // our own cancel after applying
+          if (err.code === grpc.status.UNAUTHENTICATED && this.credential !== openedWith) {
+            // The credential the stream was opened with was replaced by a
+            // rotation: reopen it with the new one.
+            log("watch ended with the old credential, reopening with the new one");
+            return resolve("ended");
+          }
           if (err.code === grpc.status.DEADLINE_EXCEEDED) return resolve("deadline");
           if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.RESOURCE_EXHAUSTED) {
             log("watch ended, reconnecting", { code: grpc.status[err.code] });
@@ -358,13 +387,26 @@ class Terminal {
           }
           reject(err);
         });
-        stream.on("end", () => resolve("ended"));
+        stream.on("end", () => { ended = true; resolve("ended"); });
       });
       if (outcome === "applied") return;
       if (outcome === "deadline") break;
       await backoff(attempt);
     }
     throw new Failure(`no config newer than version ${this.configVersion} within ${this.args.configWaitMs / 1000}s`);
+  }
+
+  /** Rotates the credential: RotateCredential, repeated with the current
+   * credential while its answer is lost (an unused new credential from a
+   * lost answer stops working); then a call with the new one, whose first
+   * use revokes the old one and ends the stream opened with it. */
+  async rotateCredential(): Promise<void> {
+    const resp = await this.call(this.terminal, "RotateCredential", {});
+    // A real terminal stores the new credential durably here, before it
+    // uses it.
+    this.credential = resp.credential;
+    await this.call(this.terminal, "Heartbeat", { status: { config_version: this.configVersion } });
+    log("credential rotated");
   }
 
   /** Applies a pushed config and acknowledges it APPLIED, or, when it
@@ -572,6 +614,10 @@ async function main(): Promise<number> {
     await t.verifyMerchant();
     await t.heartbeat();
     await t.watchConfig();
+    if (t.rotationWanted) {
+      check(t.rotation !== undefined, "no config watch stayed open to rotate on");
+      await t.rotation;
+    }
     const hb = await t.heartbeat();
     check(hb.config_version === t.configVersion, `server wants config ${hb.config_version}, terminal runs ${t.configVersion}`);
     await t.runPayments();
