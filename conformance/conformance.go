@@ -52,7 +52,7 @@ type Options struct {
 	// Ready, when set, is called with the target once it is listening.
 	Ready func(target Target)
 	// Scenarios are the IDs of the scenarios to play and grade (see
-	// ScenarioIDs and ParseScenarios). Default: every scenario.
+	// ScenarioIDs and ParseScenarios). Empty: every scenario.
 	Scenarios []string
 }
 
@@ -72,9 +72,6 @@ func (o Options) Validate() error {
 	}
 	if o.Timeout <= 0 {
 		return errors.New("conformance: timeout must be positive")
-	}
-	if len(o.Scenarios) == 0 {
-		return errors.New("conformance: no scenario selected")
 	}
 	for _, id := range o.Scenarios {
 		if !slices.Contains(scenarioIDs, id) {
@@ -175,6 +172,9 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) (*Report, error
 		return nil, err
 	}
 	defer backend.Close()
+	if len(opts.Scenarios) == 0 {
+		opts.Scenarios = ScenarioIDs()
+	}
 	sc := newScript(time.Now, opts.Scenarios)
 	target.RotateCredential = sc.plays[IDRotation]
 	px := &proxy{backend: backend, script: sc}

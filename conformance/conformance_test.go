@@ -350,6 +350,12 @@ func TestGoSDKPasses(t *testing.T) {
 	if !strings.Contains(text, "RESULT: PASS") {
 		t.Errorf("report of a pass lacks RESULT: PASS:\n%s", text)
 	}
+	if got := results(rep)[conformance.ScenarioGoaway]; !strings.Contains(got.Detail, "on a new connection") {
+		t.Errorf("goaway: %q, want the retry on a new connection (the recycled one was closed)", got.Detail)
+	}
+	if n := len(rep.Results); n != len(conformance.ScenarioIDs()) {
+		t.Errorf("got %d results, want one per scenario (%d)", n, len(conformance.ScenarioIDs()))
+	}
 	t.Logf("\n%s", text)
 }
 
