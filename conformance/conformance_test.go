@@ -373,6 +373,7 @@ func TestNaiveTerminalFails(t *testing.T) {
 		{conformance.ScenarioRateLimit, "RetryInfo said"},
 		{conformance.ScenarioStreamReset, "never watched"},
 		{conformance.ScenarioBatch, "never closed"},
+		{conformance.ScenarioRotation, "never rotated its credential"},
 		// Queued or not before the terminal exits, never acknowledged.
 		{conformance.ScenarioCommand, ""},
 	} {
