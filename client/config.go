@@ -23,7 +23,9 @@ type ConfigWatch struct {
 	// Apply applies one pushed config (a full snapshot of the effective
 	// settings). Returning nil acknowledges the version as APPLIED; an
 	// error acknowledges it as REJECTED with the error's text as detail.
-	// Required.
+	// Settings that break the protocol's rules (see CheckSettings) are
+	// acknowledged REJECTED without calling Apply: the terminal keeps
+	// running what it had. Required.
 	Apply func(ctx context.Context, cfg *pb.WatchConfigResponse) error
 	// Commands, when set, receives the remote commands pushed on the
 	// stream. Acknowledge them with AckCommand.
@@ -157,7 +159,11 @@ func (c *Client) watchOnce(ctx context.Context, w *ConfigWatch, st *watchState) 
 // ackRefused), else nil.
 func (c *Client) applyAndAck(ctx context.Context, w *ConfigWatch, msg *pb.WatchConfigResponse) *pb.AckConfigRequest {
 	req := &pb.AckConfigRequest{Version: msg.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED}
-	if err := w.Apply(ctx, msg); err != nil {
+	err := CheckSettings(msg.GetSettings())
+	if err == nil {
+		err = w.Apply(ctx, msg)
+	}
+	if err != nil {
 		req.Result = pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED
 		req.Detail = truncateRunes(strings.ToValidUTF8(err.Error(), "?"), maxAckDetail)
 	}

@@ -9,11 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/posfleet/posfleet/client"
@@ -24,10 +27,13 @@ import (
 // Merchant, store and serial number the kit provisions for the terminal
 // under test.
 const (
-	MerchantID   = "CONFORMANCE01"
-	StoreID      = "lab"
-	SerialNumber = "SN-CONFORMANCE-1"
-	Currency     = "NZD"
+	MerchantID = "CONFORMANCE01"
+	StoreID    = "lab"
+	// SecondStoreID is the store the batch-mismatch scenario rebinds the
+	// terminal to.
+	SecondStoreID = "lab-2"
+	SerialNumber  = "SN-CONFORMANCE-1"
+	Currency      = "NZD"
 )
 
 // Options configure a run.
@@ -45,11 +51,14 @@ type Options struct {
 	Terminal func(ctx context.Context, target Target) error
 	// Ready, when set, is called with the target once it is listening.
 	Ready func(target Target)
+	// Scenarios are the IDs of the scenarios to play and grade (see
+	// ScenarioIDs and ParseScenarios). Empty: every scenario.
+	Scenarios []string
 }
 
 // DefaultOptions returns the defaults described on Options.
 func DefaultOptions() Options {
-	return Options{Listen: "127.0.0.1:7401", Timeout: 3 * time.Minute}
+	return Options{Listen: "127.0.0.1:7401", Timeout: 3 * time.Minute, Scenarios: ScenarioIDs()}
 }
 
 // Validate reports the first unusable option.
@@ -63,6 +72,11 @@ func (o Options) Validate() error {
 	}
 	if o.Timeout <= 0 {
 		return errors.New("conformance: timeout must be positive")
+	}
+	for _, id := range o.Scenarios {
+		if !slices.Contains(scenarioIDs, id) {
+			return fmt.Errorf("conformance: unknown scenario %q", id)
+		}
 	}
 	return nil
 }
@@ -79,6 +93,11 @@ type Target struct {
 	MerchantID, Currency string
 	// PinnedKey is the server's identity signing key.
 	PinnedKey ed25519.PublicKey
+	// RotateCredential asks the terminal to rotate its credential once
+	// while its WatchConfig stream is open (the rotation scenario): v1 has
+	// no message by which a server asks for a rotation, so the kit says
+	// so out of band, as a terminal's own rotation policy would decide.
+	RotateCredential bool
 }
 
 // Env returns the target as the POSFLEET_* environment variables the
@@ -91,6 +110,7 @@ func (t Target) Env() []string {
 		"POSFLEET_MERCHANT_ID=" + t.MerchantID,
 		"POSFLEET_CURRENCY=" + t.Currency,
 		"POSFLEET_PINNED_KEY=" + hex.EncodeToString(t.PinnedKey),
+		"POSFLEET_ROTATE_CREDENTIAL=" + strconv.FormatBool(t.RotateCredential),
 	}
 }
 
@@ -152,15 +172,45 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) (*Report, error
 		return nil, err
 	}
 	defer backend.Close()
-	sc := newScript(time.Now)
+	if len(opts.Scenarios) == 0 {
+		opts.Scenarios = ScenarioIDs()
+	}
+	sc := newScript(time.Now, opts.Scenarios)
+	target.RotateCredential = sc.plays[IDRotation]
 	px := &proxy{backend: backend, script: sc}
 	lis, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
 		return nil, err
 	}
-	front := grpc.NewServer(grpc.UnknownServiceHandler(px.handle), grpc.ForceServerCodec(rawCodec{}))
-	go front.Serve(lis)
-	defer front.Stop()
+	fr := newFront(lis, func() *grpc.Server {
+		return grpc.NewServer(grpc.UnknownServiceHandler(px.handle), grpc.ForceServerCodec(rawCodec{}))
+	})
+	go fr.serve()
+	defer fr.stop()
+	sc.recycle = fr.recycle
+	sc.rebind = func(bearer string) error {
+		sc.mu.Lock()
+		id := sc.terminalID
+		sc.mu.Unlock()
+		asTerminal := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
+		pay := pb.NewPaymentServiceClient(backend)
+		// The server's totals of the batch it is about to close, for the
+		// batch scenario to compare the terminal's with.
+		open, err := pay.GetOpenBatch(asTerminal, &pb.GetOpenBatchRequest{})
+		if err != nil {
+			return err
+		}
+		sc.mu.Lock()
+		sc.closedUnder = open
+		sc.mu.Unlock()
+		if _, err := admin.RebindTerminal(ctx, id, MerchantID, SecondStoreID, "conformance: batch-mismatch scenario"); err != nil {
+			return err
+		}
+		// The server closes a batch of the old binding when the terminal
+		// next pays or reads its open batch.
+		_, err = pay.GetOpenBatch(asTerminal, &pb.GetOpenBatchRequest{})
+		return err
+	}
 	target.Addr = lis.Addr().String()
 	if opts.Ready != nil {
 		opts.Ready(target)
@@ -181,7 +231,7 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) (*Report, error
 	if done.err != nil && !cutShort(done.err) {
 		return nil, done.err
 	}
-	rep.Results = grade(sc.journal(), sc, done)
+	rep.Results = grade(ctx, sc.journal(), sc, done, backend)
 	rep.Calls = len(sc.journal())
 	return rep, nil
 }
@@ -192,8 +242,10 @@ func provision(ctx context.Context, admin *client.Client, srv *server.Server) (T
 	if _, err := admin.CreateMerchant(ctx, &pb.Merchant{MerchantId: MerchantID, LegalName: "Conformance Lab Ltd", DisplayName: "Conformance Lab", Mcc: "5999", Currency: Currency}); err != nil {
 		return Target{}, err
 	}
-	if _, err := admin.CreateStore(ctx, &pb.Store{MerchantId: MerchantID, StoreId: StoreID, Name: "Lab"}); err != nil {
-		return Target{}, err
+	for _, st := range []*pb.Store{{MerchantId: MerchantID, StoreId: StoreID, Name: "Lab"}, {MerchantId: MerchantID, StoreId: SecondStoreID, Name: "Lab 2"}} {
+		if _, err := admin.CreateStore(ctx, st); err != nil {
+			return Target{}, err
+		}
 	}
 	prov, err := admin.ProvisionTerminal(ctx, SerialNumber, MerchantID, StoreID, "under test", time.Hour)
 	if err != nil {
@@ -215,34 +267,76 @@ func provision(ctx context.Context, admin *client.Client, srv *server.Server) (T
 type operated struct {
 	commandID     string
 	configVersion uint64
+	// rejectVersion is the version published to be pushed with bad
+	// settings (the push may carry a later one if it was superseded).
+	rejectVersion uint64
 	err           error
 }
 
-// operate waits for the terminal to register, then queues a remote command
-// and publishes a config for it.
+// operate waits for the terminal to register and make its first call, then queues a remote command
+// and publishes a config for it. With rejected-config, a config pushed
+// with bad settings comes first, and the good one once the terminal has
+// acknowledged it; with rotation, the good one waits (at most
+// rotationWait) until the terminal has rotated its credential, so that it
+// arrives on the stream reopened with the new credential.
 func operate(ctx context.Context, admin *client.Client, sc *script) operated {
 	select {
-	case <-sc.registered:
+	case <-sc.running:
 	case <-ctx.Done():
 		return operated{err: ctx.Err()}
 	}
 	sc.mu.Lock()
 	id := sc.terminalID
 	sc.mu.Unlock()
-	cmd, err := admin.SendCommand(ctx, id, pb.CommandType_COMMAND_TYPE_UPLOAD_LOGS, nil, time.Hour)
-	if err != nil {
-		return operated{err: err}
+	var op operated
+	if sc.plays[IDCommand] {
+		cmd, err := admin.SendCommand(ctx, id, pb.CommandType_COMMAND_TYPE_UPLOAD_LOGS, nil, time.Hour)
+		if err != nil {
+			return operated{err: err}
+		}
+		op.commandID = cmd.GetCommandId()
 	}
-	header := "Conformance lab"
-	pub, err := admin.Admin().PublishConfig(ctx, &pb.PublishConfigRequest{
-		Scope:    &pb.ConfigScope{TerminalId: id},
-		Settings: &pb.Settings{ReceiptHeader: &header, Extra: map[string]string{"conformance.run": "1"}},
-	})
-	if err != nil {
-		return operated{commandID: cmd.GetCommandId(), err: err}
+	publish := func(header string) (uint64, error) {
+		pub, err := admin.Admin().PublishConfig(ctx, &pb.PublishConfigRequest{
+			Scope:    &pb.ConfigScope{TerminalId: id},
+			Settings: &pb.Settings{ReceiptHeader: &header, Extra: map[string]string{"conformance.run": "1"}},
+		})
+		return pub.GetVersion(), err
 	}
-	return operated{commandID: cmd.GetCommandId(), configVersion: pub.GetVersion()}
+	if sc.plays[IDRejected] {
+		v, err := publish(rejectedHeader)
+		if op.rejectVersion, op.err = v, err; err != nil {
+			return op
+		}
+		select {
+		case <-sc.rejectAcked:
+		case <-ctx.Done():
+			op.err = ctx.Err()
+			return op
+		}
+	}
+	if sc.plays[IDRotation] {
+		t := time.NewTimer(rotationWait)
+		select {
+		case <-sc.rotated:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			op.err = ctx.Err()
+			return op
+		}
+		t.Stop()
+	}
+	if sc.plays[IDConfig] {
+		op.configVersion, op.err = publish("Conformance lab")
+	}
+	return op
 }
+
+// rotationWait bounds how long the operator waits for the terminal's
+// credential rotation before publishing the config it would push on the
+// reopened stream.
+const rotationWait = 20 * time.Second
 
 // cutShort reports whether err only says the run ended before the
 // operator's work was done (the terminal exited early, or time ran out).

@@ -3,7 +3,11 @@ package conformance_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,40 +44,94 @@ func sale(merchant, currency string, minor int64) *pb.AuthorizeRequest {
 	}
 }
 
-// sdkTerminal is a terminal built on the Go SDK: identity pinned, the
-// SDK's retries and automatic reversal, its config watch.
-func sdkTerminal(ctx context.Context, tg conformance.Target) error {
-	pre, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithDefaultTimeout(10*time.Second))
-	if err != nil {
-		return err
+// repeat calls f until it succeeds, fails for good or five tries are
+// spent, waiting at least a failure's RetryInfo delay between tries:
+// Register and RotateCredential, which the SDK does not retry, are safe
+// to repeat when their answer was lost.
+func repeat[T any](f func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := f()
+		if err == nil || !client.Transient(err) || attempt == 5 {
+			return v, err
+		}
+		time.Sleep(max(client.RetryDelay(err), 50*time.Millisecond))
 	}
-	reg, err := pre.Register(ctx, tg.SerialNumber, tg.EnrollmentCode, &pb.DeviceInfo{Model: "GO-SDK"})
-	pre.Close()
+}
+
+// register registers the terminal, repeating Register with the same
+// serial number and code while its answer does not arrive: the code stays
+// usable until the credential it issued is first used.
+func register(ctx context.Context, tg conformance.Target, model string) (*pb.RegisterResponse, error) {
+	pre, err := dialAs(tg, "")
+	if err != nil {
+		return nil, err
+	}
+	defer pre.Close()
+	return repeat(func() (*pb.RegisterResponse, error) {
+		return pre.Register(ctx, tg.SerialNumber, tg.EnrollmentCode, &pb.DeviceInfo{Model: model})
+	})
+}
+
+// dialAs dials the kit with a terminal credential ("" for none).
+func dialAs(tg conformance.Target, cred string, opts ...grpc.DialOption) (*client.Client, error) {
+	return client.Dial(tg.Addr, client.WithInsecure(), client.WithBearer(cred), client.WithDefaultTimeout(10*time.Second), client.WithDialOptions(opts...))
+}
+
+// books are a terminal's own totals, per batch.
+type books map[uint64]*pb.BatchTotals
+
+func (b books) batch(n uint64, currency string) *pb.BatchTotals {
+	if b[n] == nil {
+		zero := func() *pb.Money { return &pb.Money{Currency: currency} }
+		b[n] = &pb.BatchTotals{SaleAmount: zero(), RefundAmount: zero(), ReversalAmount: zero()}
+	}
+	return b[n]
+}
+
+// sdkTerminal is a terminal built on the Go SDK: identity pinned, the
+// SDK's retries and automatic reversal, its config watch, a rotation of
+// its credential while the watch is open when the kit asks for one, books
+// kept per batch and reconciled with GetOpenBatch when the server closed
+// a batch under it.
+func sdkTerminal(ctx context.Context, tg conformance.Target) error {
+	reg, err := register(ctx, tg, "GO-SDK")
 	if err != nil {
 		return err
 	}
 	if err := client.VerifyIdentity(reg.GetIdentity(), tg.PinnedKey); err != nil {
 		return err
 	}
-	// The watch ends once the config's acknowledgement went through,
-	// which the SDK sends after Apply returns.
+	// The watch ends once a config's APPLIED acknowledgement went
+	// through, which the SDK sends after Apply returns; firstAck is
+	// closed at the first acknowledgement of any kind.
 	wctx, stop := context.WithTimeout(ctx, time.Minute)
 	defer stop()
-	ackedConfig := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	firstAck := make(chan struct{})
+	var once sync.Once
+	acks := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		err := invoker(ctx, method, req, reply, cc, opts...)
-		if err == nil && method == pb.TerminalService_AckConfig_FullMethodName {
-			stop()
+		if ack, ok := req.(*pb.AckConfigRequest); ok && err == nil {
+			once.Do(func() { close(firstAck) })
+			if ack.GetResult() == pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED {
+				stop()
+			}
 		}
 		return err
 	})
-	c, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()), client.WithDefaultTimeout(10*time.Second), client.WithDialOptions(ackedConfig))
+	dial := func(cred string) (*client.Client, error) {
+		return dialAs(tg, cred, acks)
+	}
+	c, err := dial(reg.GetCredential())
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer func() { c.Close() }()
 
+	var mu sync.Mutex // guards acked
 	acked := map[string]bool{}
-	ack := func(ctx context.Context, cmds []*pb.RemoteCommand) error {
+	ack := func(ctx context.Context, c *client.Client, cmds []*pb.RemoteCommand) error {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, cmd := range cmds {
 			if acked[cmd.GetCommandId()] {
 				continue
@@ -85,10 +143,11 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 		}
 		return nil
 	}
-	version := reg.GetConfig().GetVersion()
-	heartbeat := func() (*pb.HeartbeatResponse, error) {
+	var version atomic.Uint64
+	version.Store(reg.GetConfig().GetVersion())
+	heartbeat := func(c *client.Client) (*pb.HeartbeatResponse, error) {
 		for {
-			hb, err := c.Heartbeat(ctx, &pb.TerminalStatus{ConfigVersion: version})
+			hb, err := c.Heartbeat(ctx, &pb.TerminalStatus{ConfigVersion: version.Load()})
 			if d, ok := retryDelay(err); ok {
 				time.Sleep(d)
 				continue
@@ -96,55 +155,132 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 			return hb, err
 		}
 	}
-	if _, err := heartbeat(); err != nil {
+	if _, err := heartbeat(c); err != nil {
 		return err
 	}
 
-	// Watch until a config arrives; commands on the stream are acked
+	// Watch until a config is applied; commands on the stream are acked
 	// through the same de-duplicating ack.
+	type watchEnd struct {
+		last uint64
+		err  error
+	}
 	var ackErr error
-	_, err = c.WatchConfig(wctx, client.ConfigWatch{
-		KnownVersion: version,
-		MinBackoff:   50 * time.Millisecond,
-		Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
-			version = cfg.GetVersion()
-			return nil
-		},
-		Commands: func(ctx context.Context, cmds []*pb.RemoteCommand) { ackErr = errors.Join(ackErr, ack(ctx, cmds)) },
-	})
+	watch := func(c *client.Client, known uint64) <-chan watchEnd {
+		end := make(chan watchEnd, 1)
+		go func() {
+			last, err := c.WatchConfig(wctx, client.ConfigWatch{
+				KnownVersion: known,
+				MinBackoff:   50 * time.Millisecond,
+				Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+					version.Store(cfg.GetVersion())
+					return nil
+				},
+				Commands: func(ctx context.Context, cmds []*pb.RemoteCommand) { ackErr = errors.Join(ackErr, ack(ctx, c, cmds)) },
+			})
+			end <- watchEnd{last, err}
+		}()
+		return end
+	}
+	end := <-func() <-chan watchEnd {
+		w := watch(c, version.Load())
+		if !tg.RotateCredential {
+			return w
+		}
+		// Rotate while the stream is open, once the first config came.
+		select {
+		case <-firstAck:
+		case <-wctx.Done():
+			return w
+		}
+		cred, err := repeat(func() (string, error) { return c.RotateCredential(ctx) })
+		if err != nil {
+			return w
+		}
+		c2, err := dial(cred)
+		if err != nil {
+			return w
+		}
+		// The first call with the new credential revokes the old one; the
+		// stream opened with it ends (Unauthenticated) and is reopened
+		// with the new one, from the last version received.
+		if _, err := heartbeat(c2); err != nil {
+			c2.Close()
+			return w
+		}
+		old := <-w
+		c.Close()
+		c = c2
+		if status.Code(old.err) != codes.Unauthenticated {
+			return func() <-chan watchEnd { ch := make(chan watchEnd, 1); ch <- old; return ch }()
+		}
+		return watch(c, old.last)
+	}()
 	stop()
 	if ackErr != nil {
 		return ackErr
 	}
-	if !errors.Is(err, context.Canceled) {
-		return err
+	if !errors.Is(end.err, context.Canceled) {
+		return fmt.Errorf("config watch: %w", end.err)
 	}
-	hb, err := heartbeat()
+	hb, err := heartbeat(c)
 	if err != nil {
 		return err
 	}
-	if err := ack(ctx, hb.GetCommands()); err != nil {
+	if err := ack(ctx, c, hb.GetCommands()); err != nil {
 		return err
 	}
 
 	policy := client.DefaultRetryPolicy()
 	policy.MinBackoff, policy.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
-	first, err := c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 1250), policy)
+	bk := books{}
+	sell := func(minor int64) (*pb.AuthorizeResponse, error) {
+		resp, err := c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, minor), policy)
+		if err == nil && resp.GetDecision() == pb.Decision_DECISION_APPROVED {
+			t := bk.batch(resp.GetBatchNumber(), tg.Currency)
+			t.SaleCount++
+			t.SaleAmount.MinorUnits += minor
+		}
+		return resp, err
+	}
+	first, err := sell(1250)
 	if err != nil {
 		return err
 	}
-	_, err = c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 780), policy)
+	_, err = sell(780)
 	var unknown *client.OutcomeUnknownError
 	if !errors.As(err, &unknown) {
 		return errors.New("an authorization that was never answered did not end as an unknown outcome")
 	}
-	// The terminal's own books: what was approved, what was reversed.
-	money := func(minor int64) *pb.Money { return &pb.Money{MinorUnits: minor, Currency: tg.Currency} }
-	totals := &pb.BatchTotals{SaleCount: 1, SaleAmount: money(1250), RefundAmount: money(0), ReversalAmount: money(0)}
 	if unknown.Reversal.GetStatus() == pb.ReverseStatus_REVERSE_STATUS_REVERSED {
-		totals.ReversalCount, totals.ReversalAmount = 1, money(780)
+		t := bk.batch(first.GetBatchNumber(), tg.Currency)
+		t.ReversalCount++
+		t.ReversalAmount.MinorUnits += 780
 	}
-	_, err = c.CloseBatch(ctx, &pb.CloseBatchRequest{BatchNumber: first.GetBatchNumber(), TerminalTotals: totals})
+	if _, err := sell(430); err != nil {
+		return err
+	}
+	refund, err := c.Refund(ctx, &pb.RefundRequest{AuthorizationId: first.GetAuthorizationId(), Amount: &pb.Money{MinorUnits: 500, Currency: tg.Currency}})
+	if err != nil {
+		return err
+	}
+	if refund.GetDecision() == pb.Decision_DECISION_APPROVED {
+		t := bk.batch(refund.GetBatchNumber(), tg.Currency)
+		t.RefundCount++
+		t.RefundAmount.MinorUnits += 500
+	}
+	n := first.GetBatchNumber()
+	_, err = c.CloseBatch(ctx, &pb.CloseBatchRequest{BatchNumber: n, TerminalTotals: bk.batch(n, tg.Currency)})
+	if client.Reason(err) == pb.ErrorReason_BATCH_MISMATCH {
+		// The server closed the batch itself: close the open one, with
+		// the books of that batch, under a new request_id.
+		open, oerr := c.OpenBatch(ctx)
+		if oerr != nil {
+			return oerr
+		}
+		n = open.GetBatchNumber()
+		_, err = c.CloseBatch(ctx, &pb.CloseBatchRequest{BatchNumber: n, TerminalTotals: bk.batch(n, tg.Currency)})
+	}
 	return err
 }
 
@@ -152,7 +288,7 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 // authorization is sent again as a new one, never reversed, and a rate
 // limit is retried at once.
 func naiveTerminal(ctx context.Context, tg conformance.Target) error {
-	pre, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithDefaultTimeout(10*time.Second))
+	pre, err := dialAs(tg, "")
 	if err != nil {
 		return err
 	}
@@ -161,7 +297,7 @@ func naiveTerminal(ctx context.Context, tg conformance.Target) error {
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(tg.Addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()), client.WithDefaultTimeout(10*time.Second))
+	c, err := dialAs(tg, reg.GetCredential())
 	if err != nil {
 		return err
 	}
@@ -187,12 +323,14 @@ func results(rep *conformance.Report) map[string]conformance.Result {
 	return m
 }
 
-// runKit runs the kit against terminal and returns its report and text.
-func runKit(t *testing.T, terminal func(context.Context, conformance.Target) error) (*conformance.Report, string) {
+// runKit runs the kit against terminal, playing every scenario but the
+// ones in skip, and returns its report and text.
+func runKit(t *testing.T, terminal func(context.Context, conformance.Target) error, skip ...string) (*conformance.Report, string) {
 	t.Helper()
 	opts := conformance.DefaultOptions()
 	opts.Listen = "127.0.0.1:0"
 	opts.Terminal = terminal
+	opts.Scenarios = slices.DeleteFunc(opts.Scenarios, func(id string) bool { return slices.Contains(skip, id) })
 	rep, err := conformance.Run(t.Context(), opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -212,11 +350,17 @@ func TestGoSDKPasses(t *testing.T) {
 	if !strings.Contains(text, "RESULT: PASS") {
 		t.Errorf("report of a pass lacks RESULT: PASS:\n%s", text)
 	}
+	if got := results(rep)[conformance.ScenarioGoaway]; !strings.Contains(got.Detail, "on a new connection") {
+		t.Errorf("goaway: %q, want the retry on a new connection (the recycled one was closed)", got.Detail)
+	}
+	if n := len(rep.Results); n != len(conformance.ScenarioIDs()) {
+		t.Errorf("got %d results, want one per scenario (%d)", n, len(conformance.ScenarioIDs()))
+	}
 	t.Logf("\n%s", text)
 }
 
 func TestNaiveTerminalFails(t *testing.T) {
-	rep, text := runKit(t, naiveTerminal)
+	rep, text := runKit(t, naiveTerminal, conformance.IDLostRegister)
 	if rep.Passed() || !strings.Contains(text, "RESULT: FAIL") {
 		t.Fatalf("naive terminal passed:\n%s", text)
 	}
@@ -229,6 +373,7 @@ func TestNaiveTerminalFails(t *testing.T) {
 		{conformance.ScenarioRateLimit, "RetryInfo said"},
 		{conformance.ScenarioStreamReset, "never watched"},
 		{conformance.ScenarioBatch, "never closed"},
+		{conformance.ScenarioRotation, "never rotated its credential"},
 		// Queued or not before the terminal exits, never acknowledged.
 		{conformance.ScenarioCommand, ""},
 	} {
@@ -236,5 +381,127 @@ func TestNaiveTerminalFails(t *testing.T) {
 		if r.Pass || !strings.Contains(r.Detail, tc.detail) {
 			t.Errorf("%s: got pass=%v %q, want a fail saying %q", tc.scenario, r.Pass, r.Detail, tc.detail)
 		}
+	}
+}
+
+// sloppyTerminal registers and pays with the SDK but makes the mistakes
+// the newer scenarios exist to catch: it applies whatever config comes,
+// gives up a rotation whose answer was lost, sends a sale again under a
+// new request_id when its connection is recycled, refunds again after a
+// decline and repeats a close the server refused.
+func sloppyTerminal(ctx context.Context, tg conformance.Target) error {
+	reg, err := register(ctx, tg, "SLOPPY")
+	if err != nil {
+		return err
+	}
+	c, err := dialAs(tg, reg.GetCredential())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.Heartbeat(ctx, &pb.TerminalStatus{ConfigVersion: reg.GetConfig().GetVersion()})
+
+	// Watch until a config comes (the first stream is reset), apply it
+	// whatever it holds, rotate once while the stream is open.
+	wctx, stop := context.WithTimeout(ctx, 20*time.Second)
+	defer stop()
+watch:
+	for range 3 {
+		stream, err := c.Terminal().WatchConfig(wctx, &pb.WatchConfigRequest{KnownVersion: reg.GetConfig().GetVersion()})
+		if err != nil {
+			return err
+		}
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue watch
+			}
+			if msg.GetVersion() == 0 {
+				continue
+			}
+			if _, err := c.Terminal().AckConfig(ctx, &pb.AckConfigRequest{Version: msg.GetVersion(), Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED}); err != nil {
+				return err
+			}
+			c.Heartbeat(ctx, &pb.TerminalStatus{ConfigVersion: msg.GetVersion()})
+			c.RotateCredential(ctx) // its answer is lost; never asked again
+			break watch
+		}
+	}
+	stop()
+
+	policy := client.DefaultRetryPolicy()
+	policy.MinBackoff, policy.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	first, err := c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 1250), policy)
+	if err != nil {
+		return err
+	}
+	c.AuthorizeWithPolicy(ctx, sale(tg.MerchantID, tg.Currency, 780), policy)
+	for range 3 {
+		if _, err := c.Payment().Authorize(ctx, sale(tg.MerchantID, tg.Currency, 430)); err == nil {
+			break
+		}
+	}
+	for range 2 {
+		refund, err := c.Payment().Refund(ctx, &pb.RefundRequest{RequestId: client.NewRequestID(), AuthorizationId: first.GetAuthorizationId(), Amount: &pb.Money{MinorUnits: 500, Currency: tg.Currency}})
+		if err == nil && refund.GetDecision() == pb.Decision_DECISION_APPROVED {
+			break
+		}
+	}
+	closeReq := &pb.CloseBatchRequest{RequestId: client.NewRequestID(), BatchNumber: first.GetBatchNumber(), TerminalTotals: &pb.BatchTotals{SaleCount: 3}}
+	for range 2 {
+		if _, err := c.Payment().CloseBatch(ctx, closeReq); err == nil {
+			break
+		}
+	}
+	return nil
+}
+
+// quitterTerminal gives up when Register goes unanswered.
+func quitterTerminal(ctx context.Context, tg conformance.Target) error {
+	pre, err := dialAs(tg, "")
+	if err != nil {
+		return err
+	}
+	defer pre.Close()
+	pre.Register(ctx, tg.SerialNumber, tg.EnrollmentCode, nil)
+	return nil
+}
+
+func TestBrokenTerminalsFail(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		terminal func(context.Context, conformance.Target) error
+		skip     []string
+		want     map[string]string // scenario ID: what its failure says
+	}{
+		{"sloppy", sloppyTerminal, []string{conformance.IDLostRegister}, map[string]string{
+			conformance.IDGoaway:        "charged the same sale again under new request_id",
+			conformance.IDRejected:      "APPLIED with a heartbeat_interval of 1s",
+			conformance.IDRotation:      "never repeated RotateCredential after its answer was lost",
+			conformance.IDTombstone:     "refunded the sale again under new request_id",
+			conformance.IDBatchMismatch: "repeated the refused close",
+			conformance.IDBatch:         "out of balance: terminal sales 3/0",
+		}},
+		{"quitter", quitterTerminal, nil, map[string]string{
+			conformance.IDLostRegister: "never repeated Register after its answer was lost",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, text := runKit(t, tc.terminal, tc.skip...)
+			if rep.Passed() || !strings.Contains(text, "RESULT: FAIL") {
+				t.Fatalf("%s terminal passed:\n%s", tc.name, text)
+			}
+			got := map[string]conformance.Result{}
+			for _, r := range rep.Results {
+				got[r.ID] = r
+			}
+			for id, detail := range tc.want {
+				if r := got[id]; r.Pass || !strings.Contains(r.Detail, detail) {
+					t.Errorf("%s: got pass=%v %q, want a fail saying %q", id, r.Pass, r.Detail, detail)
+				}
+			}
+			t.Logf("\n%s", text)
+		})
 	}
 }

@@ -4,23 +4,38 @@
 //
 // Run starts a real posfleet server in memory and, in front of it on a
 // loopback address, a proxy that forwards every call byte for byte except
-// where the script injects a fault: the answer to the first Authorize is
-// lost after the server decided it; the next new authorization never
-// reaches the server until the terminal reverses it; the first heartbeat
-// is rate limited with a google.rpc.RetryInfo; the first WatchConfig
-// stream is reset with Unavailable (SHUTTING_DOWN); the first pushed
-// message with remote commands is delivered twice. Once the terminal has
-// registered, the kit plays the operator: it queues a remote command and
-// publishes a config for the terminal. The Report grades each scenario
-// (same request_id and content on retry, reversal with reason TIMEOUT on
-// an unknown outcome, no second charge under a new request_id, the
-// RetryInfo delay honoured, reconnect with known_version, a command
-// acknowledged exactly once, the config acknowledged, the batch closed in
-// balance after all that) and passes only when all pass.
+// where a scenario injects a fault: a Register answer lost after the
+// server registered; the first Authorize answer lost after the server
+// decided; the next new authorization never reaching the server until the
+// terminal reverses it; the one after decided, then its connection
+// recycled with GOAWAY and the call answered Unavailable (SHUTTING_DOWN)
+// with a RetryInfo; the first heartbeat rate limited with a RetryInfo; the
+// first WatchConfig stream reset with Unavailable (SHUTTING_DOWN); the
+// first pushed message with remote commands delivered twice; a config
+// pushed with a heartbeat_interval below the protocol's minimum; a
+// RotateCredential answer lost, and the streams of the old credential
+// ended Unauthenticated once the new one is used; a Refund declined 12 as
+// for a sale reversed meanwhile; the terminal rebound before its batch
+// close, so that the server closes the batch itself and answers
+// BATCH_MISMATCH. The kit plays the operator too: it queues a remote
+// command and publishes configs for the terminal once it has registered.
+// Each proxied connection has a gRPC server of its own, so that one
+// connection can be drained (GOAWAY) while the others carry on.
+//
+// The Report grades each scenario (same request_id and content on retry,
+// reversal with reason TIMEOUT on an unknown outcome, no second charge
+// under a new request_id, RetryInfo delays honoured, reconnect with
+// known_version, a command acknowledged exactly once, a bad config
+// rejected and a good one applied, a rotation completed with the old
+// credential never used again, a declined refund taken as final, the open
+// batch closed after a mismatch, the batch in balance) and passes only
+// when all pass. Options.Scenarios selects which scenarios are played (by
+// the IDs of ScenarioIDs); README.md beside this file lists what each
+// plays and grades.
 //
 // The terminal under test learns the address, serial number, enrollment
-// code, merchant, currency and the server's identity signing key from
-// Target (Target.Env gives them as the POSFLEET_* variables the example
-// terminals read). `posfleet conformance` runs the kit from the command
-// line.
+// code, merchant, currency, the server's identity signing key and
+// whether to rotate its credential from Target (Target.Env gives them as
+// the POSFLEET_* variables the example terminals read). `posfleet
+// conformance` runs the kit from the command line.
 package conformance

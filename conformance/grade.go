@@ -1,10 +1,12 @@
 package conformance
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
@@ -12,6 +14,8 @@ import (
 
 // Result is the grade of one scenario.
 type Result struct {
+	// ID is the scenario's short name (see ScenarioIDs).
+	ID string
 	// Scenario names what was played and what a terminal must do.
 	Scenario string
 	// Pass says whether the terminal did it.
@@ -55,7 +59,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		if !res.Pass {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(&b, "%s  %s\n      %s\n", verdict, res.Scenario, res.Detail)
+		fmt.Fprintf(&b, "%s  %s [%s]\n      %s\n", verdict, res.Scenario, res.ID, res.Detail)
 	}
 	if r.TerminalRan {
 		if r.TerminalErr != nil {
@@ -75,13 +79,19 @@ func (r *Report) WriteText(w io.Writer) error {
 
 // Scenario names, in report order.
 const (
-	ScenarioLostAnswer  = "lost Authorize answer: retry with the same request_id and content"
-	ScenarioUnanswered  = "Authorize never answered: reverse it with reason TIMEOUT, never charge again under a new request_id"
-	ScenarioRateLimit   = "rate-limited Heartbeat: wait the RetryInfo delay before the next one"
-	ScenarioStreamReset = "WatchConfig stream reset (Unavailable, SHUTTING_DOWN): reconnect with known_version"
-	ScenarioCommand     = "remote command delivered on every heartbeat and the stream: acknowledge it exactly once"
-	ScenarioConfig      = "pushed config: acknowledge it APPLIED (or REJECTED with a detail)"
-	ScenarioBatch       = "batch close after the faults: the terminal's totals agree with the server's"
+	ScenarioLostAnswer    = "lost Authorize answer: retry with the same request_id and content"
+	ScenarioUnanswered    = "Authorize never answered: reverse it with reason TIMEOUT, never charge again under a new request_id"
+	ScenarioRateLimit     = "rate-limited Heartbeat: wait the RetryInfo delay before the next one"
+	ScenarioStreamReset   = "WatchConfig stream reset (Unavailable, SHUTTING_DOWN): reconnect with known_version"
+	ScenarioCommand       = "remote command delivered on every heartbeat and the stream: acknowledge it exactly once"
+	ScenarioConfig        = "pushed config: acknowledge it APPLIED (or REJECTED with a detail)"
+	ScenarioBatch         = "batch close after the faults: the terminal's totals agree with the server's"
+	ScenarioLostRegister  = "lost Register answer: repeat Register with the same serial and code, run on the credential it returns"
+	ScenarioGoaway        = "connection recycled (GOAWAY, Unavailable SHUTTING_DOWN) mid-Authorize: reconnect, retry with the same request_id after the RetryInfo"
+	ScenarioRejected      = "config with a heartbeat_interval below 5s: acknowledge it REJECTED with a detail, keep running the previous version"
+	ScenarioRotation      = "credential rotated mid-stream, its answer lost: repeat RotateCredential with the old credential, switch to the new one, reopen the watch with it"
+	ScenarioTombstone     = "Refund of a sale the server reports reversed (12): take the decline as final, count no refund"
+	ScenarioBatchMismatch = "batch closed under the terminal (BATCH_MISMATCH): reconcile and close the open batch under a new request_id"
 )
 
 // sameContent compares two authorizations as the server's idempotency
@@ -98,20 +108,36 @@ func sameSale(a, b *pb.AuthorizeRequest) bool {
 	return a.GetRequestId() != b.GetRequestId() && proto.Equal(a.GetAmount(), b.GetAmount()) && a.GetCard().GetToken() == b.GetCard().GetToken()
 }
 
-// grade turns the journal into one result per scenario.
-func grade(events []event, sc *script, op operated) []Result {
+// grade turns the journal into one result per selected scenario.
+func grade(ctx context.Context, events []event, sc *script, op operated, backend *grpc.ClientConn) []Result {
 	sc.mu.Lock()
-	lostRID, heldRID, duplicated := sc.lostRID, sc.heldRID, sc.duplicated
+	lostRID, heldRID, goawayRID, duplicated := sc.lostRID, sc.heldRID, sc.goawayRID, sc.duplicated
+	rejectVersion, refundRID, oldBearer, closedUnder := sc.rejectVersion, sc.refundRID, sc.oldBearer, sc.closedUnder
 	sc.mu.Unlock()
-	return []Result{
-		gradeLostAnswer(events, lostRID),
-		gradeUnanswered(events, heldRID),
-		gradeRateLimit(events),
-		gradeStreamReset(events),
-		gradeCommand(events, op.commandID, duplicated),
-		gradeConfig(events, op.configVersion),
-		gradeBatch(events),
+	graders := map[string]func() Result{
+		IDLostRegister:  func() Result { return gradeLostRegister(events) },
+		IDLostAnswer:    func() Result { return gradeLostAnswer(events, lostRID) },
+		IDUnanswered:    func() Result { return gradeUnanswered(events, heldRID) },
+		IDGoaway:        func() Result { return gradeGoaway(events, goawayRID) },
+		IDRateLimit:     func() Result { return gradeRateLimit(events) },
+		IDStreamReset:   func() Result { return gradeStreamReset(events) },
+		IDCommand:       func() Result { return gradeCommand(events, op.commandID, duplicated) },
+		IDRejected:      func() Result { return gradeRejected(events, rejectVersion) },
+		IDConfig:        func() Result { return gradeConfig(events, op.configVersion) },
+		IDRotation:      func() Result { c, ok := probeOld(ctx, backend, oldBearer); return gradeRotation(events, c, ok) },
+		IDTombstone:     func() Result { return gradeTombstone(events, refundRID) },
+		IDBatchMismatch: func() Result { return gradeBatchMismatch(events) },
+		IDBatch:         func() Result { return gradeBatch(events, closedUnder) },
 	}
+	var out []Result
+	for _, id := range scenarioIDs {
+		if sc.plays[id] {
+			r := graders[id]()
+			r.ID = id
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func gradeLostAnswer(events []event, rid string) Result {
@@ -280,14 +306,27 @@ func gradeConfig(events []event, version uint64) Result {
 	return r
 }
 
-func gradeBatch(events []event) Result {
+// gradeBatch grades the first close the server carried out. When the
+// server closed the batch itself first (batch-mismatch), the terminal's
+// totals in its refused close are compared with the server's, read just
+// before (closedUnder).
+func gradeBatch(events []event, closedUnder *pb.GetOpenBatchResponse) Result {
 	r := Result{Scenario: ScenarioBatch}
 	for _, ev := range events {
+		req, _ := ev.req.(*pb.CloseBatchRequest)
+		if req != nil && closedUnder != nil && ev.injected != "" && req.GetBatchNumber() == closedUnder.GetBatchNumber() {
+			server := closedUnder.GetServerTotals()
+			if !balances(req.GetTerminalTotals(), server) {
+				r.Detail = fmt.Sprintf("batch %d (closed by the server after a rebind) out of balance: terminal %s, server %s", req.GetBatchNumber(), totals(req.GetTerminalTotals()), totals(server))
+				return r
+			}
+			r.Pass, r.Detail = true, fmt.Sprintf("batch %d (closed by the server after a rebind) in balance: %s", req.GetBatchNumber(), totals(server))
+			return r
+		}
 		resp, ok := ev.resp.(*pb.CloseBatchResponse)
 		if !ok || resp.GetReplayed() {
 			continue
 		}
-		req, _ := ev.req.(*pb.CloseBatchRequest)
 		if !resp.GetInBalance() {
 			r.Detail = fmt.Sprintf("batch %d out of balance: terminal %s, server %s", resp.GetBatchNumber(), totals(req.GetTerminalTotals()), totals(resp.GetServerTotals()))
 			return r
@@ -297,6 +336,14 @@ func gradeBatch(events []event) Result {
 	}
 	r.Detail = "the terminal never closed its batch"
 	return r
+}
+
+// balances reports whether two batch totals agree as CloseBatch balances
+// them: sale, refund and reversal counts and amounts.
+func balances(a, b *pb.BatchTotals) bool {
+	return a.GetSaleCount() == b.GetSaleCount() && a.GetSaleAmount().GetMinorUnits() == b.GetSaleAmount().GetMinorUnits() &&
+		a.GetRefundCount() == b.GetRefundCount() && a.GetRefundAmount().GetMinorUnits() == b.GetRefundAmount().GetMinorUnits() &&
+		a.GetReversalCount() == b.GetReversalCount() && a.GetReversalAmount().GetMinorUnits() == b.GetReversalAmount().GetMinorUnits()
 }
 
 // totals formats batch totals in minor units.

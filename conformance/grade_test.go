@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
@@ -44,8 +45,30 @@ func TestGrades(t *testing.T) {
 			[]event{{req: &pb.AckCommandRequest{CommandId: "c1"}}, {req: &pb.AckCommandRequest{CommandId: "c1"}}}, false, "2 times (delivered twice on the stream)"},
 		{"config rejected without a detail", func(e []event) Result { return gradeConfig(e, 4) },
 			[]event{{req: &pb.AckConfigRequest{Version: 4, Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED}}}, false, "without a detail"},
-		{"batch out of balance", gradeBatch,
+		{"batch out of balance", func(e []event) Result { return gradeBatch(e, nil) },
 			[]event{{req: &pb.CloseBatchRequest{TerminalTotals: &pb.BatchTotals{SaleCount: 2}}, resp: &pb.CloseBatchResponse{BatchNumber: 1, ServerTotals: &pb.BatchTotals{SaleCount: 1}}}}, false, "terminal sales 2/0, refunds 0/0, reversals 0/0, server sales 1/0"},
+		{"register repeated with another code", gradeLostRegister,
+			[]event{{req: &pb.RegisterRequest{SerialNumber: "S", EnrollmentCode: "A"}}, {req: &pb.RegisterRequest{SerialNumber: "S", EnrollmentCode: "B"}}}, false, "another serial number or enrollment code"},
+		{"goaway retried before the RetryInfo", func(e []event) Result { return gradeGoaway(e, "g") },
+			[]event{{req: auth("g", 100), at: t0}, {req: auth("g", 100), at: t0.Add(10 * time.Millisecond)}}, false, "RetryInfo said 300ms"},
+		{"goaway reversed instead of retried", func(e []event) Result { return gradeGoaway(e, "g") },
+			[]event{{req: auth("g", 100), at: t0}, {req: &pb.ReverseRequest{OriginalRequestId: "g"}}}, false, "reversed without retrying"},
+		{"rejected, then reported running", func(e []event) Result { return gradeRejected(e, 5) },
+			[]event{{req: &pb.AckConfigRequest{Version: 5, Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED, Detail: "bad"}},
+				{req: &pb.HeartbeatRequest{Status: &pb.TerminalStatus{ConfigVersion: 5}}}}, false, "reported running it"},
+		{"old credential after the new one's first use", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true) },
+			[]event{{method: "RotateCredential", cred: "old", streams: 1}, {method: "RotateCredential", cred: "old", issued: "new"},
+				{method: "Heartbeat", cred: "new", accepted: true}, {method: "Heartbeat", cred: "old"}}, false, "old credential after the new one's first use"},
+		{"rotation with no stream open", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true) },
+			[]event{{method: "RotateCredential", cred: "old"}}, false, "no WatchConfig stream open"},
+		{"watch not reopened after the rotation", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true) },
+			[]event{{method: "RotateCredential", cred: "old", streams: 1}, {method: "RotateCredential", cred: "old", issued: "new"},
+				{method: "Heartbeat", cred: "new", accepted: true}}, false, "did not reopen its config watch"},
+		{"declined refund counted", func(e []event) Result { return gradeTombstone(e, "r") },
+			[]event{{req: &pb.RefundRequest{RequestId: "r", AuthorizationId: "A1"}}, {req: &pb.CloseBatchRequest{TerminalTotals: &pb.BatchTotals{RefundCount: 1}}}}, false, "the declined one was counted"},
+		{"closed the wrong batch after a mismatch", gradeBatchMismatch,
+			[]event{{req: &pb.CloseBatchRequest{RequestId: "c1", BatchNumber: 1}, code: codes.FailedPrecondition, reason: "BATCH_MISMATCH", meta: map[string]string{"open_batch_number": "2"}},
+				{req: &pb.CloseBatchRequest{RequestId: "c2", BatchNumber: 3}, code: codes.FailedPrecondition}}, false, "closed batch 3, but the open batch is 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.grade(tc.events)

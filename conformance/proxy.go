@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // frame is one message as it travels on the wire, never decoded by gRPC:
@@ -58,7 +61,14 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 		return status.Error(codes.Internal, "conformance: no method")
 	}
 	ctx := ss.Context()
+	var from caller
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		from.conn = pr.Addr.String()
+	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			from.bearer = strings.TrimPrefix(v[0], "Bearer ")
+		}
 		out := metadata.MD{}
 		for k, v := range md {
 			// Forward the caller's metadata (the bearer credential
@@ -74,11 +84,23 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 		return err
 	}
 	if serverStreams[method] {
-		return p.stream(ctx, method, &req, ss)
+		return p.stream(ctx, method, &req, ss, from)
 	}
-	call := p.script.before(method, req.b)
+	call := p.script.before(method, req.b, from)
 	if call.err != nil {
 		return call.err
+	}
+	if call.answer != nil {
+		b, err := proto.Marshal(call.answer)
+		if err != nil {
+			return status.Errorf(codes.Internal, "conformance: %v", err)
+		}
+		return ss.SendMsg(&frame{b: b})
+	}
+	if call.prepare != nil {
+		if err := call.prepare(); err != nil {
+			return status.Errorf(codes.Internal, "conformance: the kit's own step before this call failed: %v", err)
+		}
 	}
 	var resp frame
 	var header, trailer metadata.MD
@@ -97,22 +119,40 @@ func (p *proxy) handle(_ any, ss grpc.ServerStream) error {
 }
 
 // stream forwards a server-streaming call.
-func (p *proxy) stream(ctx context.Context, method string, req *frame, ss grpc.ServerStream) error {
-	call := p.script.before(method, req.b)
+func (p *proxy) stream(ctx context.Context, method string, req *frame, ss grpc.ServerStream, from caller) error {
+	call := p.script.before(method, req.b, from)
 	if call.err != nil {
 		return call.err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The script may end the stream in the server's place (its
+	// credential was replaced); ended says with what.
+	var ended atomic.Pointer[error]
+	st := &openStream{end: func(err error) {
+		ended.CompareAndSwap(nil, &err)
+		cancel()
+	}}
+	defer p.script.streamOpened(st, credName(from.bearer))()
+	endedWith := func(err error) error {
+		if e := ended.Load(); e != nil {
+			return *e
+		}
+		return err
+	}
 	cs, err := p.backend.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method, grpc.ForceCodec(rawCodec{}))
 	if err != nil {
-		return err
+		return endedWith(err)
 	}
 	if err := cs.SendMsg(req); err != nil {
 		return err
 	}
 	if err := cs.CloseSend(); err != nil {
 		return err
+	}
+	// The server sends headers once it has accepted the watch.
+	if md, err := cs.Header(); err == nil && md != nil {
+		p.script.streamAccepted(call.idx)
 	}
 	for {
 		var msg frame
@@ -121,12 +161,14 @@ func (p *proxy) stream(ctx context.Context, method string, req *frame, ss grpc.S
 			return nil
 		}
 		if err != nil {
-			return err
+			return endedWith(err)
 		}
+		out, twice := p.script.pushed(msg.b)
+		msg.b = out
 		if err := ss.SendMsg(&msg); err != nil {
 			return err
 		}
-		if p.script.duplicate(msg.b) {
+		if twice {
 			if err := ss.SendMsg(&msg); err != nil {
 				return err
 			}

@@ -177,6 +177,9 @@ type example struct {
 	command func() *exec.Cmd
 	// vectors runs its check of the identity test vectors in path.
 	vectors func(path string) *exec.Cmd
+	// scenarios are the posfleet conformance scenarios it is expected to
+	// pass (--scenarios).
+	scenarios string
 }
 
 // run starts the example with env and, once the server has registered the
@@ -405,7 +408,7 @@ func TestExamples(t *testing.T) {
 
 			// The conformance kit plays its faults against the example,
 			// which leaves the simulating of lost answers to it.
-			kit := exec.Command(bin, append([]string{"conformance", "--listen", "127.0.0.1:0", "--timeout", "2m", "--"}, ex.command().Args...)...)
+			kit := exec.Command(bin, append([]string{"conformance", "--listen", "127.0.0.1:0", "--timeout", "2m", "--scenarios", ex.scenarios, "--"}, ex.command().Args...)...)
 			kit.Env = append(os.Environ(), "POSFLEET_SIMULATE_LOSS=false", "POSFLEET_CONFIG_WAIT=60")
 			out, err := kit.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "RESULT: PASS") {
@@ -434,8 +437,9 @@ func pythonExample() example {
 				t.Fatalf("python/generate.sh: %v\n%s", err, out)
 			}
 		},
-		command: func() *exec.Cmd { return exec.Command(python, "python/terminal.py") },
-		vectors: func(path string) *exec.Cmd { return exec.Command(python, "python/vectors.py", path) },
+		command:   func() *exec.Cmd { return exec.Command(python, "python/terminal.py") },
+		vectors:   func(path string) *exec.Cmd { return exec.Command(python, "python/vectors.py", path) },
+		scenarios: "all",
 	}
 }
 
@@ -455,7 +459,8 @@ func typescriptExample() example {
 				t.Fatalf("tsc: %v\n%s", err, out)
 			}
 		},
-		command: func() *exec.Cmd { return exec.Command("node", "typescript/dist/terminal.js") },
-		vectors: func(path string) *exec.Cmd { return exec.Command("node", "typescript/dist/vectors.js", path) },
+		command:   func() *exec.Cmd { return exec.Command("node", "typescript/dist/terminal.js") },
+		vectors:   func(path string) *exec.Cmd { return exec.Command("node", "typescript/dist/vectors.js", path) },
+		scenarios: "all",
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 	"time"
 
 	"github.com/posfleet/posfleet/conformance"
@@ -27,17 +28,21 @@ func runConformance(ctx context.Context, args []string, stdout, stderr io.Writer
 	listen := fs.String("listen", def.Listen, "loopback address the terminal under test connects to (plaintext gRPC)")
 	timeout := fs.Duration("timeout", def.Timeout, "longest run; what the terminal did by then is graded")
 	reportFile := fs.String("report", "", "also write the report to this file")
+	scenarios := fs.String("scenarios", "all", "comma-separated scenario IDs to play ("+strings.Join(conformance.ScenarioIDs(), ", ")+"); \"all\", and \"-ID\" to leave one out, e.g. all,-rotation")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: posfleet conformance [flags] [--] [COMMAND [ARGS...]]
 
 Plays scripted faults against a terminal under test and grades it: a lost
-Authorize answer, an authorization never answered, a rate limit with
-RetryInfo, a config stream reset, a remote command and a config push.
+Register answer, a lost Authorize answer, an authorization never answered,
+a connection recycled (GOAWAY) mid-Authorize, a rate limit with RetryInfo,
+a config stream reset, a remote command delivered twice, a config to
+reject, a config push, a credential rotation mid-stream, a refund of a
+reversed sale and a batch the server closed under the terminal.
 With COMMAND, runs it as the terminal with POSFLEET_TARGET, POSFLEET_SERIAL,
-POSFLEET_ENROLLMENT_CODE, POSFLEET_MERCHANT_ID, POSFLEET_CURRENCY and
-POSFLEET_PINNED_KEY set, and grades when it exits. Without, prints those
-values and grades at Ctrl-C or the timeout. Exit status 0 when every
-scenario passed, 1 otherwise.
+POSFLEET_ENROLLMENT_CODE, POSFLEET_MERCHANT_ID, POSFLEET_CURRENCY,
+POSFLEET_PINNED_KEY and POSFLEET_ROTATE_CREDENTIAL set, and grades when it
+exits. Without, prints those values and grades at Ctrl-C or the timeout.
+Exit status 0 when every scenario played passed, 1 otherwise.
 
 flags:
 `)
@@ -48,10 +53,15 @@ flags:
 	}
 	opts := def
 	opts.Listen, opts.Timeout = *listen, *timeout
+	ids, err := conformance.ParseScenarios(*scenarios)
+	if err != nil {
+		return err
+	}
+	opts.Scenarios = ids
 	command := fs.Args()
 	opts.Ready = func(tg conformance.Target) {
-		fmt.Fprintf(stderr, "conformance kit listening on %s\n  serial           %s\n  enrollment code  %s\n  merchant         %s (%s)\n  pinned key       %s\n",
-			tg.Addr, tg.SerialNumber, tg.EnrollmentCode, tg.MerchantID, tg.Currency, hex.EncodeToString(tg.PinnedKey))
+		fmt.Fprintf(stderr, "conformance kit listening on %s\n  serial           %s\n  enrollment code  %s\n  merchant         %s (%s)\n  pinned key       %s\n  rotate credential %v (once, while the config watch is open)\n  scenarios        %s\n",
+			tg.Addr, tg.SerialNumber, tg.EnrollmentCode, tg.MerchantID, tg.Currency, hex.EncodeToString(tg.PinnedKey), tg.RotateCredential, strings.Join(opts.Scenarios, ","))
 		if len(command) == 0 {
 			fmt.Fprintf(stderr, "start the terminal under test now; press Ctrl-C when it is done (at most %v)\n", opts.Timeout)
 		}

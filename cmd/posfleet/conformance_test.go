@@ -31,3 +31,21 @@ func TestConformanceRefusesNonLoopback(t *testing.T) {
 		t.Errorf("got exit status %d and %q, want a refusal of a non-loopback address", code, out)
 	}
 }
+
+func TestConformanceScenarios(t *testing.T) {
+	// Only the chosen scenario is played and reported.
+	out, code := runCLI(t, nil, "conformance", "--listen", "127.0.0.1:0", "--timeout", "1m", "--scenarios", "lost-register", "--", "sh", "-c", `test "$POSFLEET_ROTATE_CREDENTIAL" = false`)
+	if code != 1 {
+		t.Errorf("got exit status %d, want 1\n%s", code, out)
+	}
+	if !strings.Contains(out, "FAIL  lost Register answer") || strings.Contains(out, "lost Authorize answer") {
+		t.Errorf("want a report of the lost Register answer alone:\n%s", out)
+	}
+	if !strings.Contains(out, "PASS  the terminal exits cleanly") {
+		t.Errorf("POSFLEET_ROTATE_CREDENTIAL is not false without the rotation scenario:\n%s", out)
+	}
+	out, code = runCLI(t, nil, "conformance", "--listen", "127.0.0.1:0", "--scenarios", "all,-nosuch", "--", "true")
+	if code == 0 || !strings.Contains(out, `unknown scenario "nosuch"`) {
+		t.Errorf("got exit status %d and %q, want a refusal of an unknown scenario", code, out)
+	}
+}

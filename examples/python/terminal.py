@@ -23,6 +23,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 import uuid
 
@@ -126,6 +127,10 @@ class Terminal:
         self.acked_commands = set()
         self.trust = identity.PinnedTrust(args.signing_key_fingerprint)
         self.verified_key_ids = []
+        self.rejected = set()
+        self.rotated = False
+        self.rotation_error = None
+        self.rotation_threads = []
         self.summary = {}
 
     def md(self):
@@ -227,20 +232,30 @@ class Terminal:
         until = time.monotonic() + self.args.config_wait
         attempt = 0
         while time.monotonic() < until:
+            opened_with = self.credential
             stream = self.terminal.WatchConfig(
                 terminal_pb2.WatchConfigRequest(known_version=self.config_version),
                 timeout=until - time.monotonic(), metadata=self.md())
+            if self.args.rotate_credential and not self.rotated:
+                th = threading.Thread(target=self.rotate_credential, args=(stream,), daemon=True)
+                th.start()
+                self.rotation_threads.append(th)
             try:
                 for msg in stream:
                     for cmd in msg.commands:
                         self.handle_command(cmd)
-                    if msg.version > self.config_version:
-                        self.apply_config(msg)
-                        stream.cancel()
-                        return
+                    if msg.version > self.config_version and msg.version not in self.rejected:
+                        if self.apply_config(msg):
+                            stream.cancel()
+                            return
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                     break
+                if err.code() == grpc.StatusCode.UNAUTHENTICATED and self.credential != opened_with:
+                    # The credential the stream was opened with was
+                    # replaced by a rotation: reopen it with the new one.
+                    log("watch ended with the old credential, reopening with the new one")
+                    continue
                 if err.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
                     raise
                 log("watch ended, reconnecting", code=err.code().name)
@@ -249,21 +264,55 @@ class Terminal:
         raise Failure(f"no config newer than version {self.config_version} "
                       f"within {self.args.config_wait}s")
 
+    def rotate_credential(self, stream):
+        """Rotates the credential once the stream is open (--rotate-credential):
+        RotateCredential, repeated with the current credential while its
+        answer is lost (an unused new credential from a lost answer stops
+        working); then a call with the new one, whose first use revokes the
+        old one and ends the stream opened with it."""
+        stream.initial_metadata()  # the server accepted the watch
+        if not stream.is_active() or self.rotated:
+            return  # ended at once: the next stream rotates
+        self.rotated = True
+        try:
+            resp = self.call(self.terminal.RotateCredential, terminal_pb2.RotateCredentialRequest())
+            # A real terminal stores the new credential durably here,
+            # before it uses it.
+            self.credential = resp.credential
+            self.call(self.terminal.Heartbeat, terminal_pb2.HeartbeatRequest(
+                status=terminal_pb2.TerminalStatus(config_version=self.config_version)))
+            log("credential rotated")
+        except grpc.RpcError as err:
+            log("credential rotation failed", code=err.code().name)
+            self.rotation_error = err
+
     def apply_config(self, msg):
+        """Applies a pushed config and acknowledges it APPLIED, or, when it
+        cannot run it, REJECTED with the reason, keeping the config it had;
+        returns whether it applied it."""
         s = msg.settings
-        # A terminal refuses what it cannot run; this one needs at least
-        # one entry mode it supports.
+        # A terminal refuses what it cannot run: this one needs at least
+        # one entry mode it supports, and a heartbeat interval within the
+        # protocol's 5 s to 1 h.
+        why = ""
         if not s.accepted_entry_modes:
+            why = "no accepted entry modes"
+        elif s.HasField("heartbeat_interval") and not (
+                5 <= s.heartbeat_interval.ToTimedelta().total_seconds() <= 3600):
+            why = f"heartbeat_interval {s.heartbeat_interval.ToTimedelta()} is outside 5s-1h"
+        if why:
             self.call(self.terminal.AckConfig, terminal_pb2.AckConfigRequest(
-                version=msg.version, result=terminal_pb2.CONFIG_APPLY_RESULT_REJECTED,
-                detail="no accepted entry modes"))
-            raise Failure(f"config {msg.version} rejected: no accepted entry modes")
+                version=msg.version, result=terminal_pb2.CONFIG_APPLY_RESULT_REJECTED, detail=why))
+            self.rejected.add(msg.version)
+            log("config rejected", version=msg.version, why=why, running=self.config_version)
+            return False
         self.settings = s
         self.config_version = msg.version
         self.call(self.terminal.AckConfig, terminal_pb2.AckConfigRequest(
             version=msg.version, result=terminal_pb2.CONFIG_APPLY_RESULT_APPLIED))
         log("config applied", version=msg.version, receipt_header=s.receipt_header)
         self.summary["config_version"] = msg.version
+        return True
 
     # --- payments --------------------------------------------------------
 
@@ -371,25 +420,63 @@ class Terminal:
                 code=late.response_code, replayed=late.replayed)
             lost_ids[lose] = lost.request_id
 
-        # A partial refund of the first sale.
+        if not self.args.simulate_loss:
+            # One more sale: under posfleet conformance its connection is
+            # recycled (GOAWAY) while it is in flight; retried with the
+            # same request_id, it gets the server's one decision.
+            extra = self.authorize(self.sale(430, "tok_example_visa_0003"))
+            check(isinstance(extra, payment_pb2.AuthorizeResponse)
+                  and extra.decision == payment_pb2.DECISION_APPROVED, "third sale not approved")
+            check(extra.batch_number == first.batch_number, "third sale went into another batch")
+            sale_count, sale_amount = sale_count + 1, sale_amount + 430
+
+        # A partial refund of the first sale. A decline is an answer, not a
+        # failure to retry: 12 says the sale was reversed meanwhile (under
+        # posfleet conformance), and a declined refund is not counted.
         refund = self.call(self.payment.Refund, payment_pb2.RefundRequest(
             request_id=str(uuid.uuid4()), authorization_id=first.authorization_id,
             amount=money(500, cur)), deadline=PAYMENT_DEADLINE, retry_codes=UNKNOWN_OUTCOME)
-        check(refund.decision == payment_pb2.DECISION_APPROVED,
+        refunded = refund.decision == payment_pb2.DECISION_APPROVED
+        check(refunded or refund.response_code == "12",
               f"refund not approved: {refund.response_code} {refund.message}")
-        check(refund.remaining_refundable.minor_units == 750, "refund left the wrong remainder")
-        log("refunded", refund_id=refund.refund_id, remaining=refund.remaining_refundable.minor_units)
+        if refunded:
+            check(refund.remaining_refundable.minor_units == 750, "refund left the wrong remainder")
+            log("refunded", refund_id=refund.refund_id, remaining=refund.remaining_refundable.minor_units)
+        else:
+            log("refund declined, not counted", code=refund.response_code, message=refund.message)
 
-        # Close the batch with the terminal's own totals.
+        # Close the batch with the terminal's own totals, all of which are
+        # transactions of the first sale's batch.
         totals = payment_pb2.BatchTotals(
-            sale_count=sale_count, sale_amount=money(sale_amount, cur), refund_count=1,
-            refund_amount=money(500, cur), reversal_count=reversed_count,
-            reversal_amount=money(780 * reversed_count, cur))
+            sale_count=sale_count, sale_amount=money(sale_amount, cur),
+            refund_count=int(refunded), refund_amount=money(500 * refunded, cur),
+            reversal_count=reversed_count, reversal_amount=money(780 * reversed_count, cur))
         close = payment_pb2.CloseBatchRequest(request_id=str(uuid.uuid4()),
                                               batch_number=first.batch_number,
                                               terminal_totals=totals)
-        closed = self.call(self.payment.CloseBatch, close, deadline=PAYMENT_DEADLINE,
-                           retry_codes=UNKNOWN_OUTCOME)
+        try:
+            closed = self.call(self.payment.CloseBatch, close, deadline=PAYMENT_DEADLINE,
+                               retry_codes=UNKNOWN_OUTCOME)
+        except grpc.RpcError as err:
+            info, _ = error_details(err)
+            if err.code() != grpc.StatusCode.FAILED_PRECONDITION or not info \
+                    or info.reason != "BATCH_MISMATCH":
+                raise
+            # The server closed the batch itself (the terminal was rebound):
+            # close the batch now open, under a new request_id, with this
+            # terminal's transactions in it, which are none.
+            open_batch = self.call(self.payment.GetOpenBatch, payment_pb2.GetOpenBatchRequest(),
+                                   deadline=PAYMENT_DEADLINE)
+            log("batch closed by the server", batch=first.batch_number,
+                open=open_batch.batch_number)
+            check(open_batch.batch_number != first.batch_number, "BATCH_MISMATCH for the open batch")
+            close = payment_pb2.CloseBatchRequest(
+                request_id=str(uuid.uuid4()), batch_number=open_batch.batch_number,
+                terminal_totals=payment_pb2.BatchTotals(
+                    sale_amount=money(0, cur), refund_amount=money(0, cur),
+                    reversal_amount=money(0, cur)))
+            closed = self.call(self.payment.CloseBatch, close, deadline=PAYMENT_DEADLINE,
+                               retry_codes=UNKNOWN_OUTCOME)
         check(closed.in_balance, f"batch {closed.batch_number} out of balance: "
                                  f"server {closed.server_totals}")
         replay = self.call(self.payment.CloseBatch, close, deadline=PAYMENT_DEADLINE)
@@ -400,7 +487,7 @@ class Terminal:
             sale_request_id=req.request_id, sale_authorization_id=first.authorization_id,
             lost_request_request_id=lost_ids.get("request", ""),
             lost_response_request_id=lost_ids.get("response", ""),
-            refund_id=refund.refund_id, batch_number=closed.batch_number,
+            refund_id=refund.refund_id if refunded else "", batch_number=closed.batch_number,
             next_batch_number=closed.next_batch_number)
 
 
@@ -430,12 +517,17 @@ def parse_args(argv):
     p.add_argument("--config-wait", type=float,
                    default=float(env("POSFLEET_CONFIG_WAIT", "60")),
                    help="seconds to wait for a config push (POSFLEET_CONFIG_WAIT)")
+    p.add_argument("--rotate-credential", default=env("POSFLEET_ROTATE_CREDENTIAL", "false"),
+                   choices=("true", "false"),
+                   help="rotate the credential once while the config watch is open "
+                        "(POSFLEET_ROTATE_CREDENTIAL)")
     p.add_argument("--simulate-loss", default=env("POSFLEET_SIMULATE_LOSS", "true"),
                    choices=("true", "false"),
                    help="simulate lost requests and answers itself; false under posfleet "
                         "conformance, which plays them (POSFLEET_SIMULATE_LOSS)")
     args = p.parse_args(argv)
     args.simulate_loss = args.simulate_loss == "true"
+    args.rotate_credential = args.rotate_credential == "true"
     for name in ("serial", "enrollment_code", "merchant_id"):
         if not getattr(args, name):
             p.error(f"--{name.replace('_', '-')} is required")
@@ -472,6 +564,11 @@ def main(argv):
         t.verify_merchant()
         t.heartbeat()
         t.watch_config()
+        for th in t.rotation_threads:
+            th.join()
+        if t.rotation_error is not None:
+            raise t.rotation_error
+        check(t.rotated or not args.rotate_credential, "no config watch stayed open to rotate on")
         hb = t.heartbeat()
         check(hb.config_version == t.config_version,
               f"server wants config {hb.config_version}, terminal runs {t.config_version}")

@@ -124,6 +124,7 @@ interface Args {
   signingKeyFingerprint: string;
   configWaitMs: number;
   simulateLoss: boolean;
+  rotateCredential: boolean;
 }
 
 function usage(): string {
@@ -141,7 +142,9 @@ function usage(): string {
                      pins its fingerprint (POSFLEET_PINNED_KEY)
   --config-wait      seconds to wait for a config push (POSFLEET_CONFIG_WAIT, default 60)
   --simulate-loss    true: simulate lost requests and answers itself; false under posfleet
-                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)`;
+                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)
+  --rotate-credential  true: rotate the credential once while the config watch is open
+                     (POSFLEET_ROTATE_CREDENTIAL, default false)`;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -162,6 +165,7 @@ function parseArgs(argv: string[]): Args {
     signingKeyFingerprint: pinnedFingerprint(get("signing-key-fingerprint", "POSFLEET_SIGNING_KEY_FINGERPRINT"), get("pinned-key", "POSFLEET_PINNED_KEY")),
     configWaitMs: Number(get("config-wait", "POSFLEET_CONFIG_WAIT", "60")) * 1000,
     simulateLoss: get("simulate-loss", "POSFLEET_SIMULATE_LOSS", "true") !== "false",
+    rotateCredential: get("rotate-credential", "POSFLEET_ROTATE_CREDENTIAL", "false") === "true",
   };
   for (const [name, v] of [["serial", args.serial], ["enrollment-code", args.enrollmentCode], ["merchant-id", args.merchantId]]) {
     if (!v) throw new Failure(`--${name} is required\n${usage()}`);
@@ -203,6 +207,10 @@ class Terminal {
   private credential = "";
   configVersion = 0;
   readonly ackedCommands = new Set<string>();
+  /** Config versions this terminal refused to run. */
+  readonly rejected = new Set<number>();
+  /** The credential rotation (--rotate-credential), once started. */
+  rotation?: Promise<void>;
   readonly summary: Record<string, unknown> = {};
 
   constructor(private readonly args: Args) {
@@ -219,6 +227,11 @@ class Terminal {
 
   close(): void {
     this.terminal.close();
+  }
+
+  /** Whether the terminal was asked to rotate its credential. */
+  get rotationWanted(): boolean {
+    return this.args.rotateCredential;
   }
 
   private md(auth = true): grpc.Metadata {
@@ -339,21 +352,38 @@ class Terminal {
     const until = Date.now() + this.args.configWaitMs;
     for (let attempt = 0; Date.now() < until; attempt++) {
       const outcome = await new Promise<"applied" | "ended" | "deadline">((resolve, reject) => {
+        const openedWith = this.credential;
         const stream = this.terminal.WatchConfig({ known_version: this.configVersion }, this.md(), { deadline: until });
         let work = Promise.resolve();
+        let ended = false;
+        stream.on("metadata", () => {
+          // The server accepted the watch; rotate while it is open, unless
+          // it ended at once (the next stream rotates then).
+          setTimeout(() => {
+            if (ended || this.rotation || !this.args.rotateCredential) return;
+            this.rotation = this.rotateCredential();
+            this.rotation.catch(() => {}); // awaited, and reported, by main
+          }, 50);
+        });
         stream.on("data", (msg: Msg) => {
           // Handle messages one at a time, in order.
           work = work.then(async () => {
             for (const cmd of msg.commands) await this.handleCommand(cmd);
-            if (msg.version > this.configVersion) {
-              await this.applyConfig(msg);
+            if (msg.version > this.configVersion && !this.rejected.has(msg.version) && await this.applyConfig(msg)) {
               stream.cancel();
               resolve("applied");
             }
           }).catch(reject);
         });
         stream.on("error", (err: grpc.ServiceError) => {
+          ended = true;
           if (err.code === grpc.status.CANCELLED) return; // our own cancel after applying
+          if (err.code === grpc.status.UNAUTHENTICATED && this.credential !== openedWith) {
+            // The credential the stream was opened with was replaced by a
+            // rotation: reopen it with the new one.
+            log("watch ended with the old credential, reopening with the new one");
+            return resolve("ended");
+          }
           if (err.code === grpc.status.DEADLINE_EXCEEDED) return resolve("deadline");
           if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.RESOURCE_EXHAUSTED) {
             log("watch ended, reconnecting", { code: grpc.status[err.code] });
@@ -361,7 +391,7 @@ class Terminal {
           }
           reject(err);
         });
-        stream.on("end", () => resolve("ended"));
+        stream.on("end", () => { ended = true; resolve("ended"); });
       });
       if (outcome === "applied") return;
       if (outcome === "deadline") break;
@@ -370,18 +400,40 @@ class Terminal {
     throw new Failure(`no config newer than version ${this.configVersion} within ${this.args.configWaitMs / 1000}s`);
   }
 
-  async applyConfig(msg: Msg): Promise<void> {
+  /** Rotates the credential: RotateCredential, repeated with the current
+   * credential while its answer is lost (an unused new credential from a
+   * lost answer stops working); then a call with the new one, whose first
+   * use revokes the old one and ends the stream opened with it. */
+  async rotateCredential(): Promise<void> {
+    const resp = await this.call(this.terminal, "RotateCredential", {});
+    // A real terminal stores the new credential durably here, before it
+    // uses it.
+    this.credential = resp.credential;
+    await this.call(this.terminal, "Heartbeat", { status: { config_version: this.configVersion } });
+    log("credential rotated");
+  }
+
+  /** Applies a pushed config and acknowledges it APPLIED, or, when it
+   * cannot run it, REJECTED with the reason, keeping the config it had;
+   * returns whether it applied it. */
+  async applyConfig(msg: Msg): Promise<boolean> {
     const s = msg.settings;
-    // A terminal refuses what it cannot run; this one needs at least one
-    // entry mode.
-    if (!s?.accepted_entry_modes?.length) {
-      await this.call(this.terminal, "AckConfig", { version: msg.version, result: "CONFIG_APPLY_RESULT_REJECTED", detail: "no accepted entry modes" });
-      throw new Failure(`config ${msg.version} rejected: no accepted entry modes`);
+    // A terminal refuses what it cannot run: this one needs at least one
+    // entry mode, and a heartbeat interval within the protocol's 5 s to 1 h.
+    const hb = s?.heartbeat_interval ? Number(s.heartbeat_interval.seconds) + s.heartbeat_interval.nanos / 1e9 : undefined;
+    const why = !s?.accepted_entry_modes?.length ? "no accepted entry modes"
+      : hb !== undefined && (hb < 5 || hb > 3600) ? `heartbeat_interval ${hb}s is outside 5s-1h` : "";
+    if (why) {
+      await this.call(this.terminal, "AckConfig", { version: msg.version, result: "CONFIG_APPLY_RESULT_REJECTED", detail: why });
+      this.rejected.add(msg.version);
+      log("config rejected", { version: msg.version, why, running: this.configVersion });
+      return false;
     }
     this.configVersion = msg.version;
     await this.call(this.terminal, "AckConfig", { version: msg.version, result: "CONFIG_APPLY_RESULT_APPLIED" });
     log("config applied", { version: msg.version, receipt_header: s.receipt_header });
     this.summary.config_version = msg.version;
+    return true;
   }
 
   // ---- payments ---------------------------------------------------------
@@ -482,25 +534,65 @@ class Terminal {
       lostIds[lose ?? "unanswered"] = lost.request_id;
     }
 
-    // A partial refund of the first sale.
+    if (!this.args.simulateLoss) {
+      // One more sale: under posfleet conformance its connection is
+      // recycled (GOAWAY) while it is in flight; retried with the same
+      // request_id, it gets the server's one decision.
+      const extra = (await this.authorize(this.sale(430, "tok_example_mc_0003"))).auth;
+      check(extra?.decision === "DECISION_APPROVED", "third sale not approved");
+      check(extra.batch_number === first.batch_number, "third sale went into another batch");
+      saleCount++;
+      saleAmount += 430;
+    }
+
+    // A partial refund of the first sale. A decline is an answer, not a
+    // failure to retry: 12 says the sale was reversed meanwhile (under
+    // posfleet conformance), and a declined refund is not counted.
     const refund = await this.call(this.payment, "Refund", {
       request_id: crypto.randomUUID(), authorization_id: first.authorization_id, amount: money(500, cur),
     }, { deadlineMs: PAYMENT_DEADLINE_MS, retry: UNKNOWN_OUTCOME });
-    check(refund.decision === "DECISION_APPROVED", `refund not approved: ${refund.response_code} ${refund.message}`);
-    check(refund.remaining_refundable?.minor_units === 750, "refund left the wrong remainder");
-    log("refunded", { refund_id: refund.refund_id, remaining: refund.remaining_refundable.minor_units });
+    const refunded = refund.decision === "DECISION_APPROVED";
+    check(refunded || refund.response_code === "12", `refund not approved: ${refund.response_code} ${refund.message}`);
+    if (refunded) {
+      check(refund.remaining_refundable?.minor_units === 750, "refund left the wrong remainder");
+      log("refunded", { refund_id: refund.refund_id, remaining: refund.remaining_refundable.minor_units });
+    } else {
+      log("refund declined, not counted", { code: refund.response_code, message: refund.message });
+    }
 
-    // Close the batch with the terminal's own totals.
-    const close = {
+    // Close the batch with the terminal's own totals, all of which are
+    // transactions of the first sale's batch.
+    let close = {
       request_id: crypto.randomUUID(),
       batch_number: first.batch_number,
       terminal_totals: {
         sale_count: saleCount, sale_amount: money(saleAmount, cur),
-        refund_count: 1, refund_amount: money(500, cur),
+        refund_count: refunded ? 1 : 0, refund_amount: money(refunded ? 500 : 0, cur),
         reversal_count: reversedCount, reversal_amount: money(780 * reversedCount, cur),
       },
     };
-    const closed = await this.call(this.payment, "CloseBatch", close, { deadlineMs: PAYMENT_DEADLINE_MS, retry: UNKNOWN_OUTCOME });
+    let closed: Msg;
+    try {
+      closed = await this.call(this.payment, "CloseBatch", close, { deadlineMs: PAYMENT_DEADLINE_MS, retry: UNKNOWN_OUTCOME });
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      if (err.code !== grpc.status.FAILED_PRECONDITION || errorDetails(err).reason !== "BATCH_MISMATCH") throw err;
+      // The server closed the batch itself (the terminal was rebound):
+      // close the batch now open, under a new request_id, with this
+      // terminal's transactions in it, which are none.
+      const open = await this.call(this.payment, "GetOpenBatch", {}, { deadlineMs: PAYMENT_DEADLINE_MS });
+      log("batch closed by the server", { batch: first.batch_number, open: open.batch_number });
+      check(open.batch_number !== first.batch_number, "BATCH_MISMATCH for the open batch");
+      close = {
+        request_id: crypto.randomUUID(),
+        batch_number: open.batch_number,
+        terminal_totals: {
+          sale_count: 0, sale_amount: money(0, cur), refund_count: 0, refund_amount: money(0, cur),
+          reversal_count: 0, reversal_amount: money(0, cur),
+        },
+      };
+      closed = await this.call(this.payment, "CloseBatch", close, { deadlineMs: PAYMENT_DEADLINE_MS, retry: UNKNOWN_OUTCOME });
+    }
     check(closed.in_balance, `batch ${closed.batch_number} out of balance: server ${JSON.stringify(closed.server_totals)}`);
     const replay = await this.call(this.payment, "CloseBatch", close, { deadlineMs: PAYMENT_DEADLINE_MS });
     check(replay.replayed && replay.next_batch_number === closed.next_batch_number, "close-batch replay did not return the original answer");
@@ -510,7 +602,7 @@ class Terminal {
       sale_authorization_id: first.authorization_id,
       lost_request_request_id: lostIds.request ?? "",
       lost_response_request_id: lostIds.response ?? "",
-      refund_id: refund.refund_id,
+      refund_id: refunded ? refund.refund_id : "",
       batch_number: closed.batch_number,
       next_batch_number: closed.next_batch_number,
     });
@@ -526,6 +618,10 @@ async function main(): Promise<number> {
     await t.verifyMerchant();
     await t.heartbeat();
     await t.watchConfig();
+    if (t.rotationWanted) {
+      check(t.rotation !== undefined, "no config watch stayed open to rotate on");
+      await t.rotation;
+    }
     const hb = await t.heartbeat();
     check(hb.config_version === t.configVersion, `server wants config ${hb.config_version}, terminal runs ${t.configVersion}`);
     await t.runPayments();
