@@ -354,10 +354,22 @@ func (s *signer) activeKeyID() string {
 }
 
 // publicKeys returns every known public key, the active one first, then the
-// others newest first.
+// others newest first: down the endorsement chain (each key was endorsed by
+// the one active before it, which orders keys created in the same second),
+// then any key off the chain by creation.
 func (s *signer) publicKeys() []PublicKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	rank := make(map[string]int, len(s.keys))
+	for id := s.activeID; id != ""; id = s.keys[id].EndorsedBy {
+		if _, seen := rank[id]; seen {
+			break
+		}
+		if _, ok := s.keys[id]; !ok {
+			break
+		}
+		rank[id] = len(rank)
+	}
 	out := make([]PublicKey, 0, len(s.keys))
 	for id, r := range s.keys {
 		pub := ed25519.NewKeyFromSeed(r.Seed).Public().(ed25519.PublicKey)
@@ -365,10 +377,14 @@ func (s *signer) publicKeys() []PublicKey {
 			Retired: r.Retired, EndorsedBy: r.EndorsedBy, Endorsement: r.Endorsement})
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Active != out[j].Active {
-			return out[i].Active
-		}
-		if !out[i].Created.Equal(out[j].Created) {
+		ri, onI := rank[out[i].KeyID]
+		rj, onJ := rank[out[j].KeyID]
+		switch {
+		case onI && onJ:
+			return ri < rj
+		case onI != onJ:
+			return onI
+		case !out[i].Created.Equal(out[j].Created):
 			return out[i].Created.After(out[j].Created)
 		}
 		return out[i].KeyID < out[j].KeyID

@@ -43,3 +43,32 @@ func TestSignedIdentitiesLieInTheirKeysValidity(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicKeysNewestFirstWithinOneSecond: keys rotated within the same
+// second are listed newest first, each after the key it endorses.
+func TestPublicKeysNewestFirstWithinOneSecond(t *testing.T) {
+	db := storetest.Open(t)
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	s, err := openSigner(db, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(fn func(tx *store.Txn) error, _ PublicKey) error { return db.Update(fn) }
+	ids := []string{s.activeKeyID()}
+	for range 5 {
+		id, err := s.rotate(func() time.Time { return t0 }, commit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	keys := s.publicKeys()
+	for i, k := range keys {
+		if want := ids[len(ids)-1-i]; k.KeyID != want {
+			t.Fatalf("key %d is %s, want %s (newest first)", i, k.KeyID, want)
+		}
+		if i+1 < len(keys) && k.EndorsedBy != keys[i+1].KeyID {
+			t.Errorf("key %s endorsed by %s, listed before %s", k.KeyID, k.EndorsedBy, keys[i+1].KeyID)
+		}
+	}
+}
