@@ -33,6 +33,10 @@ type options struct {
 	insecure bool
 	timeout  time.Duration
 	dialOpts []grpc.DialOption
+	// order and observer are set by WithTargetKey or WithTargetIndex, and
+	// WithNodeObserver (see targets.go).
+	order    func([]string) []string
+	observer func(NodeCall)
 }
 
 // WithBearer sends secret as "authorization: Bearer <secret>" on every call:
@@ -68,8 +72,10 @@ type Client struct {
 	timeout time.Duration
 }
 
-// Dial creates a client for target ("host:port"). The connection is
-// established lazily on the first call.
+// Dial creates a client for target: "host:port", or several of them
+// separated by commas for a cluster of interchangeable nodes (see the
+// package documentation, "Several nodes"). The connection is established
+// lazily on the first call.
 func Dial(target string, opts ...Option) (*Client, error) {
 	o := options{timeout: DefaultTimeout}
 	for _, opt := range opts {
@@ -78,15 +84,35 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if o.tls == nil && !o.insecure {
 		return nil, errors.New("client: choose WithTLS or WithInsecure")
 	}
-	c := &Client{bearer: o.bearer, timeout: o.timeout}
-	dopts := []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(c.defaultDeadline),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: 10 * time.Second}),
-		// The published deadlines and retry policy (see serviceConfig); a
-		// service config from the name resolver, or a later
-		// WithDialOptions, takes precedence.
-		grpc.WithDefaultServiceConfig(serviceConfig),
+	targets, err := SplitTargets(target)
+	if err != nil {
+		return nil, err
 	}
+	c := &Client{bearer: o.bearer, timeout: o.timeout}
+	sc := serviceConfig
+	dialTarget := targets[0]
+	var dopts []grpc.DialOption
+	if len(targets) > 1 {
+		var res grpc.DialOption
+		dialTarget, res, sc, err = multiTarget(targets, o.order, sc)
+		if err != nil {
+			return nil, err
+		}
+		dopts = append(dopts, res)
+	}
+	interceptors := []grpc.UnaryClientInterceptor{c.defaultDeadline}
+	if o.observer != nil {
+		interceptors = append(interceptors, o.observe(newNodeNames(targets)))
+	}
+	dopts = append(dopts,
+		grpc.WithChainUnaryInterceptor(interceptors...),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: 10 * time.Second}),
+		// The published deadlines and retry policy (see serviceConfig),
+		// with the pick_first policy over several targets; a service
+		// config from the name resolver, or a later WithDialOptions,
+		// takes precedence.
+		grpc.WithDefaultServiceConfig(sc),
+	)
 	if o.tls != nil {
 		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))
 	} else {
@@ -96,7 +122,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearerCreds{secret: o.bearer, requireTLS: o.tls != nil}))
 	}
 	dopts = append(dopts, o.dialOpts...)
-	conn, err := grpc.NewClient(target, dopts...)
+	conn, err := grpc.NewClient(dialTarget, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)
 	}

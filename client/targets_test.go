@@ -1,0 +1,466 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/posfleet/posfleet/client"
+	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+)
+
+// nodeCall is one call a fake node received.
+type nodeCall struct {
+	node      int
+	method    string
+	requestID string
+}
+
+// fakeCluster is a set of fake posfleet nodes on loopback that answer the
+// terminal calls the SDK's routing is tested with, and record which node
+// got which call. Node-local state does not matter: the subject is the
+// client.
+type fakeCluster struct {
+	nodes []*fakeNode
+	mu    sync.Mutex // guards calls
+	calls []nodeCall
+}
+
+// fakeNode is one node. On node 0, a payment whose request_id starts with
+// "hold-" signals held and waits for release (or its deadline) before
+// answering.
+type fakeNode struct {
+	pb.UnimplementedTerminalServiceServer
+	pb.UnimplementedPaymentServiceServer
+
+	c        *fakeCluster
+	idx      int
+	addr     string
+	srv      *grpc.Server
+	shutdown chan struct{} // closed: open streams end with SHUTTING_DOWN
+	held     chan string
+	release  chan struct{}
+	streams  sync.Mutex // guards nstreams
+	nstreams int
+}
+
+func startCluster(t *testing.T, n int) *fakeCluster {
+	t.Helper()
+	c := &fakeCluster{}
+	for i := range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := &fakeNode{c: c, idx: i, addr: lis.Addr().String(), srv: grpc.NewServer(),
+			shutdown: make(chan struct{}), held: make(chan string, 16), release: make(chan struct{})}
+		pb.RegisterTerminalServiceServer(nd.srv, nd)
+		pb.RegisterPaymentServiceServer(nd.srv, nd)
+		go nd.srv.Serve(lis)
+		t.Cleanup(nd.srv.Stop)
+		c.nodes = append(c.nodes, nd)
+	}
+	return c
+}
+
+// target is the comma-separated list of every node.
+func (c *fakeCluster) target() string {
+	var addrs []string
+	for _, nd := range c.nodes {
+		addrs = append(addrs, nd.addr)
+	}
+	return strings.Join(addrs, ",")
+}
+
+func (c *fakeCluster) record(node int, method, requestID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, nodeCall{node: node, method: method, requestID: requestID})
+}
+
+// nodesOf returns the nodes that received a call with requestID, in order.
+func (c *fakeCluster) nodesOf(requestID string) []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int
+	for _, call := range c.calls {
+		if call.requestID == requestID {
+			out = append(out, call.node)
+		}
+	}
+	return out
+}
+
+func (n *fakeNode) Heartbeat(_ context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+	n.c.record(n.idx, "Heartbeat", req.GetStatus().GetAppVersion())
+	return &pb.HeartbeatResponse{}, nil
+}
+
+// WatchConfig sends one config naming the node, then holds the stream
+// until the client leaves or the node shuts down, ending it then as
+// posfleet does: Unavailable, SHUTTING_DOWN, with a short RetryInfo.
+func (n *fakeNode) WatchConfig(_ *pb.WatchConfigRequest, stream pb.TerminalService_WatchConfigServer) error {
+	n.streams.Lock()
+	n.nstreams++
+	version := uint64(1000*(n.idx+1) + n.nstreams)
+	n.streams.Unlock()
+	n.c.record(n.idx, "WatchConfig", "")
+	select {
+	case <-n.shutdown:
+		return shuttingDown()
+	default:
+	}
+	err := stream.Send(&pb.WatchConfigResponse{Version: version, Settings: &pb.Settings{Extra: map[string]string{"node": strconv.Itoa(n.idx)}}})
+	if err != nil {
+		return err
+	}
+	select {
+	case <-stream.Context().Done():
+		return stream.Context().Err()
+	case <-n.shutdown:
+		return shuttingDown()
+	}
+}
+
+// shuttingDown is posfleet's refusal of a node that is shutting down, with
+// a short RetryInfo.
+func shuttingDown() error {
+	st, _ := status.New(codes.Unavailable, "server is shutting down; reconnect").WithDetails(
+		&errdetails.ErrorInfo{Reason: pb.ErrorReason_SHUTTING_DOWN.String(), Domain: "posfleet.dev"},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(50 * time.Millisecond)})
+	return st.Err()
+}
+
+func (n *fakeNode) AckConfig(_ context.Context, req *pb.AckConfigRequest) (*pb.AckConfigResponse, error) {
+	n.c.record(n.idx, "AckConfig", strconv.FormatUint(req.GetVersion(), 10))
+	return &pb.AckConfigResponse{}, nil
+}
+
+func (n *fakeNode) Authorize(ctx context.Context, req *pb.AuthorizeRequest) (*pb.AuthorizeResponse, error) {
+	n.c.record(n.idx, "Authorize", req.GetRequestId())
+	if n.idx == 0 && strings.HasPrefix(req.GetRequestId(), "hold-") {
+		n.held <- req.GetRequestId()
+		select {
+		case <-n.release:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return &pb.AuthorizeResponse{AuthorizationId: fmt.Sprintf("node%d", n.idx), Decision: pb.Decision_DECISION_APPROVED, ResponseCode: "00"}, nil
+}
+
+// servedBy makes a heartbeat tagged tag and returns the node that got it.
+func servedBy(t *testing.T, c *fakeCluster, cl *client.Client, tag string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := cl.Heartbeat(ctx, &pb.TerminalStatus{AppVersion: tag}); err != nil {
+		t.Fatalf("heartbeat %s: %v", tag, err)
+	}
+	nodes := c.nodesOf(tag)
+	if len(nodes) != 1 {
+		t.Fatalf("heartbeat %s reached nodes %v, want one", tag, nodes)
+	}
+	return nodes[0]
+}
+
+func dialCluster(t *testing.T, c *fakeCluster, opts ...client.Option) *client.Client {
+	t.Helper()
+	cl, err := client.Dial(c.target(), append([]client.Option{client.WithInsecure()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func TestSplitTargets(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    []string
+		wantErr bool
+	}{
+		{in: "127.0.0.1:7400", want: []string{"127.0.0.1:7400"}},
+		{in: "dns:///pos.example:7400", want: []string{"dns:///pos.example:7400"}},
+		{in: "a:7400, b:7400,,c:7400 ", want: []string{"a:7400", "b:7400", "c:7400"}},
+		{in: "a:7400,b", wantErr: true},
+		{in: "a:7400,a:7400", wantErr: true},
+		{in: ", ,", wantErr: true},
+	} {
+		got, err := client.SplitTargets(tc.in)
+		if (err != nil) != tc.wantErr || fmt.Sprint(got) != fmt.Sprint(tc.want) && !tc.wantErr {
+			t.Errorf("SplitTargets(%q) = %v, %v; want %v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+	if _, err := client.Dial("a:7400,b", client.WithInsecure()); err == nil {
+		t.Error("Dial of a list with a target without port: got no error")
+	}
+}
+
+// TestTerminalsSpreadOverNodes dials many terminals over three nodes: by
+// index they spread exactly, by key and shuffled they all get some.
+func TestTerminalsSpreadOverNodes(t *testing.T) {
+	c := startCluster(t, 3)
+	for _, tc := range []struct {
+		name    string
+		opt     func(i int) []client.Option
+		atLeast int
+		exact   bool
+	}{
+		{name: "index", opt: func(i int) []client.Option { return []client.Option{client.WithTargetIndex(i)} }, exact: true},
+		{name: "key", opt: func(i int) []client.Option { return []client.Option{client.WithTargetKey(fmt.Sprintf("SN-%06d", i))} }, atLeast: 5},
+		{name: "shuffled", opt: func(int) []client.Option { return nil }, atLeast: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			perNode := make([]int, 3)
+			for i := range 30 {
+				cl := dialCluster(t, c, tc.opt(i)...)
+				perNode[servedBy(t, c, cl, fmt.Sprintf("%s-%d", tc.name, i))]++
+				cl.Close()
+			}
+			for n, got := range perNode {
+				if tc.exact && got != 10 || got < tc.atLeast {
+					t.Errorf("node %d served %d of 30 terminals (all: %v), want %s", n, got, perNode,
+						map[bool]string{true: "10", false: fmt.Sprintf("at least %d", tc.atLeast)}[tc.exact])
+				}
+			}
+		})
+	}
+}
+
+// TestFailoverSpreadsEvenly checks the failover order of both orderings:
+// the terminals of a node that is gone move to the other nodes evenly.
+func TestFailoverSpreadsEvenly(t *testing.T) {
+	targets := []string{"a:1", "b:1", "c:1"}
+	for _, tc := range []struct {
+		name  string
+		order func(i int) []string
+		slack int
+	}{
+		{name: "index", order: func(i int) []string { return client.TargetOrder(targets, client.WithTargetIndex(i)) }},
+		{name: "key", order: func(i int) []string {
+			return client.TargetOrder(targets, client.WithTargetKey(fmt.Sprintf("SN-%06d", i)))
+		}, slack: 150},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pairs := map[[2]string]int{}
+			for i := range 3000 {
+				o := tc.order(i)
+				if len(o) != 3 || o[0] == o[1] || o[1] == o[2] || o[0] == o[2] {
+					t.Fatalf("order %d = %v, want a permutation of %v", i, o, targets)
+				}
+				pairs[[2]string{o[0], o[1]}]++
+			}
+			// 6 (first, second) pairs, 500 each when even.
+			if len(pairs) != 6 {
+				t.Fatalf("got %d (first, failover) pairs %v, want 6", len(pairs), pairs)
+			}
+			for p, got := range pairs {
+				if got < 500-tc.slack || got > 500+tc.slack {
+					t.Errorf("pair %v: got %d of 3000, want 500±%d", p, got, tc.slack)
+				}
+			}
+		})
+	}
+}
+
+// TestCallsStickToOneNode: unary calls, payments and the watch stream of
+// one terminal all go to one node while it is up.
+func TestCallsStickToOneNode(t *testing.T) {
+	c := startCluster(t, 3)
+	for i := range 3 {
+		cl := dialCluster(t, c, client.WithTargetKey(fmt.Sprintf("sticky-%d", i)))
+		home := servedBy(t, c, cl, fmt.Sprintf("sticky-%d-first", i))
+		ctx, cancel := context.WithCancel(t.Context())
+		watched := make(chan int, 4)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			cl.WatchConfig(ctx, client.ConfigWatch{Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+				n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
+				watched <- n
+				return nil
+			}})
+		}()
+		for j := range 10 {
+			if got := servedBy(t, c, cl, fmt.Sprintf("sticky-%d-%d", i, j)); got != home {
+				t.Errorf("terminal %d: heartbeat %d on node %d, want its node %d", i, j, got, home)
+			}
+			reqID := fmt.Sprintf("sticky-pay-%d-%d", i, j)
+			if _, err := cl.Authorize(ctx, &pb.AuthorizeRequest{RequestId: reqID}); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.nodesOf(reqID); len(got) != 1 || got[0] != home {
+				t.Errorf("terminal %d: payment on nodes %v, want [%d]", i, got, home)
+			}
+		}
+		select {
+		case got := <-watched:
+			if got != home {
+				t.Errorf("terminal %d: watch stream on node %d, want %d", i, got, home)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no config pushed on the watch stream")
+		}
+		cancel()
+		<-done
+	}
+}
+
+// failover runs a terminal on node 0 with a watch stream open and a
+// payment held in flight on node 0, stops node 0 with stop, and checks
+// that the terminal carries on through the other nodes: the payment (with
+// the same request_id) and the watch stream. It returns the nodes that got
+// the held payment, and the observed calls.
+func failover(t *testing.T, stop func(c *fakeCluster)) (*fakeCluster, []int, []client.NodeCall) {
+	t.Helper()
+	c := startCluster(t, 3)
+	var mu sync.Mutex // guards observed
+	var observed []client.NodeCall
+	cl := dialCluster(t, c, client.WithTargetIndex(0), client.WithNodeObserver(func(nc client.NodeCall) {
+		mu.Lock()
+		defer mu.Unlock()
+		observed = append(observed, nc)
+	}))
+	if got := servedBy(t, c, cl, "before"); got != 0 {
+		t.Fatalf("terminal with index 0 on node %d, want 0", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	watched := make(chan int, 8)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		cl.WatchConfig(ctx, client.ConfigWatch{MinBackoff: 20 * time.Millisecond, Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+			n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
+			watched <- n
+			return nil
+		}})
+	}()
+	defer func() { cancel(); <-watchDone }()
+	if got := <-watched; got != 0 {
+		t.Fatalf("watch stream on node %d, want 0", got)
+	}
+
+	const reqID = "hold-payment-1"
+	type answer struct {
+		resp *pb.AuthorizeResponse
+		err  error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		resp, err := cl.AuthorizeWithPolicy(ctx, &pb.AuthorizeRequest{RequestId: reqID},
+			client.RetryPolicy{Attempts: 4, AttemptTimeout: 5 * time.Second, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+		answered <- answer{resp, err}
+	}()
+	select {
+	case <-c.nodes[0].held:
+	case <-ctx.Done():
+		t.Fatal("payment never reached node 0")
+	}
+	stop(c)
+	a := <-answered
+	if a.err != nil {
+		t.Fatalf("payment across the failover: %v", a.err)
+	}
+	if got := servedBy(t, c, cl, "after"); got == 0 {
+		t.Errorf("heartbeat after node 0 stopped went to node 0")
+	}
+	select {
+	case got := <-watched:
+		if got == 0 {
+			t.Errorf("watch stream reopened on node 0, which is gone")
+		}
+	case <-ctx.Done():
+		t.Fatal("watch stream did not reopen on another node")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return c, c.nodesOf(reqID), observed
+}
+
+// TestFailoverAfterHardStop: node 0 dies with a payment in flight; the SDK
+// retries it with the same request_id on another node, once.
+func TestFailoverAfterHardStop(t *testing.T) {
+	c, nodes, observed := failover(t, func(c *fakeCluster) { c.nodes[0].srv.Stop() })
+	if len(nodes) != 2 || nodes[0] != 0 || nodes[1] == 0 {
+		t.Errorf("payment reached nodes %v, want node 0 and then one other", nodes)
+	}
+	// The observer saw the try that failed on node 0 and the one that
+	// succeeded elsewhere.
+	var tries []string
+	for _, nc := range observed {
+		if strings.HasSuffix(nc.Method, "/Authorize") {
+			tries = append(tries, fmt.Sprintf("%s:%v", nc.Node, status.Code(nc.Err)))
+		}
+	}
+	want := []string{c.nodes[0].addr + ":Unavailable", c.nodes[nodes[len(nodes)-1]].addr + ":OK"}
+	if fmt.Sprint(tries) != fmt.Sprint(want) {
+		t.Errorf("observed payment tries %v, want %v", tries, want)
+	}
+}
+
+// TestFailoverAfterGracefulStop: node 0 shuts down as posfleet does
+// (streams end with SHUTTING_DOWN, then GOAWAY and a graceful stop): the
+// payment in flight is answered by node 0, once; later calls and the
+// watch stream go to the others.
+func TestFailoverAfterGracefulStop(t *testing.T) {
+	_, nodes, _ := failover(t, func(c *fakeCluster) {
+		n := c.nodes[0]
+		close(n.shutdown)
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			n.srv.GracefulStop()
+		}()
+		// The call in flight finishes on the node that is draining.
+		time.Sleep(50 * time.Millisecond)
+		close(n.release)
+		<-stopped
+	})
+	if len(nodes) != 1 || nodes[0] != 0 {
+		t.Errorf("payment reached nodes %v, want node 0 only", nodes)
+	}
+}
+
+// TestRetriesStayWithinPolicyWhenAllNodesAreGone: with every node gone, a
+// payment is tried at most RetryPolicy.Attempts times, then reported as
+// an unknown outcome.
+func TestRetriesStayWithinPolicyWhenAllNodesAreGone(t *testing.T) {
+	c := startCluster(t, 3)
+	for _, nd := range c.nodes {
+		nd.srv.Stop()
+	}
+	var tries int
+	var mu sync.Mutex
+	cl := dialCluster(t, c, client.WithTargetIndex(1), client.WithNodeObserver(func(nc client.NodeCall) {
+		if strings.HasSuffix(nc.Method, "/Authorize") {
+			mu.Lock()
+			tries++
+			mu.Unlock()
+		}
+	}))
+	p := client.RetryPolicy{Attempts: 3, AttemptTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, ReversalTimeout: 300 * time.Millisecond}
+	_, err := cl.AuthorizeWithPolicy(t.Context(), &pb.AuthorizeRequest{RequestId: "nobody-home"}, p)
+	var unknown *client.OutcomeUnknownError
+	if !errors.As(err, &unknown) {
+		t.Fatalf("got %v, want an OutcomeUnknownError", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries != p.Attempts {
+		t.Errorf("got %d tries of the payment, want %d", tries, p.Attempts)
+	}
+}
