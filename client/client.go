@@ -37,6 +37,9 @@ type options struct {
 	// WithNodeObserver (see targets.go).
 	order    func([]string) []string
 	observer func(NodeCall)
+	// setAside is WithSetAside's duration, if setAsideGiven.
+	setAside      time.Duration
+	setAsideGiven bool
 }
 
 // WithBearer sends secret as "authorization: Bearer <secret>" on every call:
@@ -70,6 +73,7 @@ type Client struct {
 	conn    *grpc.ClientConn
 	bearer  string
 	timeout time.Duration
+	nodes   *nodeSet // nil for a single target
 }
 
 // Dial creates a client for target: "host:port", or several of them
@@ -93,16 +97,21 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	dialTarget := targets[0]
 	var dopts []grpc.DialOption
 	if len(targets) > 1 {
-		var res grpc.DialOption
-		dialTarget, res, sc, err = multiTarget(targets, o.order, sc)
-		if err != nil {
+		if !o.setAsideGiven {
+			o.setAside = DefaultSetAside
+		}
+		c.nodes = newNodeSet(targets, o.order, o.setAside)
+		dialTarget = c.nodes.dialTarget()
+		if sc, err = c.nodes.serviceConfig(sc); err != nil {
 			return nil, err
 		}
-		dopts = append(dopts, res)
+		dopts = append(dopts, grpc.WithResolvers(c.nodes.r))
 	}
 	interceptors := []grpc.UnaryClientInterceptor{c.defaultDeadline}
-	if o.observer != nil {
-		interceptors = append(interceptors, o.observe(newNodeNames(targets)))
+	if o.observer != nil || c.nodes != nil {
+		nc := &nodeCalls{names: newNodeNames(targets), observer: o.observer, set: c.nodes}
+		interceptors = append(interceptors, nc.unary)
+		dopts = append(dopts, grpc.WithChainStreamInterceptor(nc.stream))
 	}
 	dopts = append(dopts,
 		grpc.WithChainUnaryInterceptor(interceptors...),
@@ -131,7 +140,12 @@ func Dial(target string, opts ...Option) (*Client, error) {
 }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	if c.nodes != nil {
+		c.nodes.close()
+	}
+	return c.conn.Close()
+}
 
 // Conn returns the underlying connection, for other gRPC services.
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }

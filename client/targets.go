@@ -6,15 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
+	"google.golang.org/grpc/status"
 )
 
 // nodesScheme is the scheme of the manual resolver that hands a
@@ -137,36 +141,121 @@ func indexOrder(i int, targets []string) []string {
 	return out
 }
 
-// multiTarget builds the dial target, the resolver and the service config
-// of a client of several nodes: a manual resolver hands the list to the
-// pick_first policy, shuffled by it (shuffleAddressList) or in the order
-// an option chose. pick_first keeps all calls, streams too, on one node
-// while its connection lasts; when the connection fails or the node says
-// GOAWAY, the next call connects again from the start of the list, the
-// node that is gone refusing, so it lands on the next one that is up.
-func multiTarget(targets []string, order func([]string) []string, sc string) (string, grpc.DialOption, string, error) {
-	shuffle := order == nil
-	if !shuffle {
-		targets = order(targets)
+// DefaultSetAside is how long a client of several nodes leaves out a node
+// that failed a call with Unavailable (see WithSetAside).
+const DefaultSetAside = 30 * time.Second
+
+// WithSetAside sets how long a client of several nodes leaves a node out
+// of its list after the node failed a call or ended a stream with
+// Unavailable (a dead connection, or the node refusing as it shuts down:
+// SHUTTING_DOWN), so that the next call goes to another node even while
+// that node keeps its connection open (DefaultSetAside when not given;
+// zero or negative: never). The last node left is never set aside. A node
+// back in the list is used again when the client next connects.
+func WithSetAside(d time.Duration) Option {
+	return func(o *options) { o.setAside, o.setAsideGiven = d, true }
+}
+
+// nodeSet is the node list of a client of several nodes: a manual
+// resolver hands it to the pick_first policy, shuffled by the policy
+// (shuffleAddressList) or in the order an option chose. pick_first keeps
+// all calls, streams too, on one node while its connection lasts; when
+// the connection fails or the node says GOAWAY, the next call connects
+// again from the start of the list, the node that is gone refusing, so it
+// lands on the next one that is up. A node that fails calls with
+// Unavailable while its connection stays up is set aside: taken out of
+// the list for a while, which makes pick_first leave it.
+type nodeSet struct {
+	r        *manual.Resolver
+	order    []string // every node, in the client's order
+	shuffle  bool
+	asideFor time.Duration
+	mu       sync.Mutex // guards aside and closed, and orders resolver updates
+	aside    map[string]*time.Timer
+	closed   bool
+}
+
+func newNodeSet(targets []string, order func([]string) []string, asideFor time.Duration) *nodeSet {
+	s := &nodeSet{
+		r:        manual.NewBuilderWithScheme(nodesScheme),
+		order:    targets,
+		shuffle:  order == nil,
+		asideFor: asideFor,
+		aside:    map[string]*time.Timer{},
 	}
-	eps := make([]resolver.Endpoint, len(targets))
-	for i, t := range targets {
-		// ServerName: the :authority and the TLS name of each node are
-		// its own, as when it is dialed alone.
-		eps[i] = resolver.Endpoint{Addresses: []resolver.Address{{Addr: t, ServerName: t}}}
+	if order != nil {
+		s.order = order(targets)
 	}
-	r := manual.NewBuilderWithScheme(nodesScheme)
-	r.InitialState(resolver.State{Endpoints: eps})
+	s.r.InitialState(s.stateLocked())
+	return s
+}
+
+// stateLocked is the resolver state: the nodes not set aside. Called with
+// s.mu held, or before s is shared.
+func (s *nodeSet) stateLocked() resolver.State {
+	var eps []resolver.Endpoint
+	for _, t := range s.order {
+		if s.aside[t] == nil {
+			// ServerName: the :authority and the TLS name of each node
+			// are its own, as when it is dialed alone.
+			eps = append(eps, resolver.Endpoint{Addresses: []resolver.Address{{Addr: t, ServerName: t}}})
+		}
+	}
+	return resolver.State{Endpoints: eps}
+}
+
+// dialTarget is the target to dial, of the resolver's scheme.
+func (s *nodeSet) dialTarget() string { return nodesScheme + ":///" + strings.Join(s.order, ",") }
+
+// serviceConfig adds the pick_first policy to the service config sc.
+func (s *nodeSet) serviceConfig(sc string) (string, error) {
 	var cfg map[string]any
 	if err := json.Unmarshal([]byte(sc), &cfg); err != nil {
-		return "", nil, "", fmt.Errorf("client: service config: %w", err)
+		return "", fmt.Errorf("client: service config: %w", err)
 	}
-	cfg["loadBalancingConfig"] = []any{map[string]any{"pick_first": map[string]any{"shuffleAddressList": shuffle}}}
+	cfg["loadBalancingConfig"] = []any{map[string]any{"pick_first": map[string]any{"shuffleAddressList": s.shuffle}}}
 	out, err := json.Marshal(cfg)
 	if err != nil {
-		return "", nil, "", fmt.Errorf("client: service config: %w", err)
+		return "", fmt.Errorf("client: service config: %w", err)
 	}
-	return nodesScheme + ":///" + strings.Join(targets, ","), grpc.WithResolvers(r), string(out), nil
+	return string(out), nil
+}
+
+// failed notes that node failed a call with err: a node that answers
+// Unavailable is set aside for s.asideFor, unless it is the last node
+// left.
+func (s *nodeSet) failed(node string, err error) {
+	if s.asideFor <= 0 || status.Code(err) != codes.Unavailable {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.aside[node] != nil || !slices.Contains(s.order, node) || len(s.order)-len(s.aside) <= 1 {
+		return
+	}
+	s.aside[node] = time.AfterFunc(s.asideFor, func() { s.restore(node) })
+	s.r.UpdateState(s.stateLocked())
+}
+
+// restore puts node back in the list.
+func (s *nodeSet) restore(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	delete(s.aside, node)
+	s.r.UpdateState(s.stateLocked())
+}
+
+// close stops the timers that would put nodes back.
+func (s *nodeSet) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, t := range s.aside {
+		t.Stop()
+	}
 }
 
 // nodeNames maps the peer address of a call back to the target it
@@ -225,16 +314,64 @@ func (n *nodeNames) name(ctx context.Context, addr string) string {
 	return name
 }
 
-// observe is the unary interceptor of WithNodeObserver.
-func (o *options) observe(names *nodeNames) grpc.UnaryClientInterceptor {
-	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		var p peer.Peer
-		err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
-		call := NodeCall{Method: method, Err: err}
-		if p.Addr != nil {
-			call.Node = names.name(context.WithoutCancel(ctx), p.Addr.String())
+// nodeCalls learns the node of each call: it tells the observer, if any,
+// and the node set, if any, of failures.
+type nodeCalls struct {
+	names    *nodeNames
+	observer func(NodeCall)
+	set      *nodeSet
+}
+
+// done handles a finished call or stream on peer p.
+func (n *nodeCalls) done(ctx context.Context, method string, p *peer.Peer, err error) {
+	call := NodeCall{Method: method, Err: err}
+	if p.Addr != nil {
+		call.Node = n.names.name(context.WithoutCancel(ctx), p.Addr.String())
+		if err != nil && n.set != nil {
+			n.set.failed(call.Node, err)
 		}
-		o.observer(call)
-		return err
 	}
+	if n.observer != nil {
+		n.observer(call)
+	}
+}
+
+func (n *nodeCalls) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	var p peer.Peer
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
+	n.done(ctx, method, &p, err)
+	return err
+}
+
+// stream sees a stream's end (an error from RecvMsg) as the end of a call;
+// streams are not told to the observer.
+func (n *nodeCalls) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if n.set == nil {
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	p := new(peer.Peer)
+	cs, err := streamer(ctx, desc, cc, method, append(opts, grpc.Peer(p))...)
+	if err != nil {
+		return nil, err
+	}
+	return &nodeStream{ClientStream: cs, end: func(err error) {
+		if p.Addr != nil {
+			n.set.failed(n.names.name(context.WithoutCancel(ctx), p.Addr.String()), err)
+		}
+	}}, nil
+}
+
+// nodeStream reports the error that ends a stream, once.
+type nodeStream struct {
+	grpc.ClientStream
+	end  func(error)
+	once sync.Once
+}
+
+func (s *nodeStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil && err != io.EOF {
+		s.once.Do(func() { s.end(err) })
+	}
+	return err
 }

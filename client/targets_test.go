@@ -49,11 +49,44 @@ type fakeNode struct {
 	idx      int
 	addr     string
 	srv      *grpc.Server
-	shutdown chan struct{} // closed: open streams end with SHUTTING_DOWN
 	held     chan string
 	release  chan struct{}
-	streams  sync.Mutex // guards nstreams
+	mu       sync.Mutex // guards nstreams and refusing
 	nstreams int
+	// refusing is closed while the node refuses calls as posfleet does
+	// when it shuts down: open streams end and new calls fail with
+	// Unavailable, SHUTTING_DOWN.
+	refusing chan struct{}
+}
+
+// setRefusing starts or stops refusing calls with SHUTTING_DOWN, the
+// connections staying open.
+func (n *fakeNode) setRefusing(on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.refusing:
+		if !on {
+			n.refusing = make(chan struct{})
+		}
+	default:
+		if on {
+			close(n.refusing)
+		}
+	}
+}
+
+// refusal returns the channel closed while the node refuses, and the
+// refusal if it does now.
+func (n *fakeNode) refusal() (<-chan struct{}, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.refusing:
+		return n.refusing, shuttingDown()
+	default:
+		return n.refusing, nil
+	}
 }
 
 func startCluster(t *testing.T, n int) *fakeCluster {
@@ -65,7 +98,7 @@ func startCluster(t *testing.T, n int) *fakeCluster {
 			t.Fatal(err)
 		}
 		nd := &fakeNode{c: c, idx: i, addr: lis.Addr().String(), srv: grpc.NewServer(),
-			shutdown: make(chan struct{}), held: make(chan string, 16), release: make(chan struct{})}
+			refusing: make(chan struct{}), held: make(chan string, 16), release: make(chan struct{})}
 		pb.RegisterTerminalServiceServer(nd.srv, nd)
 		pb.RegisterPaymentServiceServer(nd.srv, nd)
 		go nd.srv.Serve(lis)
@@ -105,6 +138,9 @@ func (c *fakeCluster) nodesOf(requestID string) []int {
 
 func (n *fakeNode) Heartbeat(_ context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
 	n.c.record(n.idx, "Heartbeat", req.GetStatus().GetAppVersion())
+	if _, err := n.refusal(); err != nil {
+		return nil, err
+	}
 	return &pb.HeartbeatResponse{}, nil
 }
 
@@ -112,24 +148,23 @@ func (n *fakeNode) Heartbeat(_ context.Context, req *pb.HeartbeatRequest) (*pb.H
 // until the client leaves or the node shuts down, ending it then as
 // posfleet does: Unavailable, SHUTTING_DOWN, with a short RetryInfo.
 func (n *fakeNode) WatchConfig(_ *pb.WatchConfigRequest, stream pb.TerminalService_WatchConfigServer) error {
-	n.streams.Lock()
+	n.mu.Lock()
 	n.nstreams++
 	version := uint64(1000*(n.idx+1) + n.nstreams)
-	n.streams.Unlock()
+	n.mu.Unlock()
 	n.c.record(n.idx, "WatchConfig", "")
-	select {
-	case <-n.shutdown:
-		return shuttingDown()
-	default:
+	refusing, err := n.refusal()
+	if err != nil {
+		return err
 	}
-	err := stream.Send(&pb.WatchConfigResponse{Version: version, Settings: &pb.Settings{Extra: map[string]string{"node": strconv.Itoa(n.idx)}}})
+	err = stream.Send(&pb.WatchConfigResponse{Version: version, Settings: &pb.Settings{Extra: map[string]string{"node": strconv.Itoa(n.idx)}}})
 	if err != nil {
 		return err
 	}
 	select {
 	case <-stream.Context().Done():
 		return stream.Context().Err()
-	case <-n.shutdown:
+	case <-refusing:
 		return shuttingDown()
 	}
 }
@@ -150,6 +185,9 @@ func (n *fakeNode) AckConfig(_ context.Context, req *pb.AckConfigRequest) (*pb.A
 
 func (n *fakeNode) Authorize(ctx context.Context, req *pb.AuthorizeRequest) (*pb.AuthorizeResponse, error) {
 	n.c.record(n.idx, "Authorize", req.GetRequestId())
+	if _, err := n.refusal(); err != nil {
+		return nil, err
+	}
 	if n.idx == 0 && strings.HasPrefix(req.GetRequestId(), "hold-") {
 		n.held <- req.GetRequestId()
 		select {
@@ -419,7 +457,7 @@ func TestFailoverAfterHardStop(t *testing.T) {
 func TestFailoverAfterGracefulStop(t *testing.T) {
 	_, nodes, _ := failover(t, func(c *fakeCluster) {
 		n := c.nodes[0]
-		close(n.shutdown)
+		n.setRefusing(true)
 		stopped := make(chan struct{})
 		go func() {
 			defer close(stopped)
@@ -462,5 +500,62 @@ func TestRetriesStayWithinPolicyWhenAllNodesAreGone(t *testing.T) {
 	defer mu.Unlock()
 	if tries != p.Attempts {
 		t.Errorf("got %d tries of the payment, want %d", tries, p.Attempts)
+	}
+}
+
+// TestNodeRefusingWhileConnectedIsSetAside: node 0 keeps its connection
+// but refuses with SHUTTING_DOWN. The terminal's payment is retried on
+// another node, the watch reopens there, and it stays there; once the set
+// aside is over and node 0 serves again, node 0 is back in the list: the
+// terminal returns to it when its new node dies.
+func TestNodeRefusingWhileConnectedIsSetAside(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := dialCluster(t, c, client.WithTargetIndex(0), client.WithSetAside(300*time.Millisecond))
+	if got := servedBy(t, c, cl, "before"); got != 0 {
+		t.Fatalf("terminal with index 0 on node %d, want 0", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	watched := make(chan int, 8)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		cl.WatchConfig(ctx, client.ConfigWatch{MinBackoff: 20 * time.Millisecond, Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+			n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
+			watched <- n
+			return nil
+		}})
+	}()
+	defer func() { cancel(); <-watchDone }()
+	if got := <-watched; got != 0 {
+		t.Fatalf("watch stream on node %d, want 0", got)
+	}
+
+	c.nodes[0].setRefusing(true)
+	p := client.RetryPolicy{Attempts: 4, AttemptTimeout: 5 * time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+	if _, err := cl.AuthorizeWithPolicy(ctx, &pb.AuthorizeRequest{RequestId: "refused-1"}, p); err != nil {
+		t.Fatalf("payment refused by node 0: %v", err)
+	}
+	nodes := c.nodesOf("refused-1")
+	if len(nodes) != 2 || nodes[0] != 0 || nodes[1] == 0 {
+		t.Fatalf("payment reached nodes %v, want node 0, then once another", nodes)
+	}
+	moved := nodes[1]
+	select {
+	case got := <-watched:
+		if got != moved {
+			t.Errorf("watch stream reopened on node %d, want %d", got, moved)
+		}
+	case <-ctx.Done():
+		t.Fatal("watch stream did not reopen")
+	}
+
+	c.nodes[0].setRefusing(false)
+	time.Sleep(500 * time.Millisecond) // the set aside ends
+	if got := servedBy(t, c, cl, "sticky"); got != moved {
+		t.Errorf("heartbeat on node %d, want %d: the terminal stays while its node is up", got, moved)
+	}
+	c.nodes[moved].srv.Stop()
+	if got := servedBy(t, c, cl, "home"); got != 0 {
+		t.Errorf("after node %d died, heartbeat on node %d, want 0 (first in the terminal's order, back in the list)", moved, got)
 	}
 }
