@@ -214,6 +214,24 @@ func servedBy(t *testing.T, c *fakeCluster, cl *client.Client, tag string) int {
 	return nodes[0]
 }
 
+// watchNodes keeps the terminal's config watch open until ctx ends (the
+// test waits for it to stop) and sends the node of each config pushed.
+func watchNodes(t *testing.T, ctx context.Context, cl *client.Client) <-chan int {
+	t.Helper()
+	watched := make(chan int, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cl.WatchConfig(ctx, client.ConfigWatch{MinBackoff: 20 * time.Millisecond, Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+			n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
+			watched <- n
+			return nil
+		}})
+	}()
+	t.Cleanup(func() { <-done })
+	return watched
+}
+
 func dialCluster(t *testing.T, c *fakeCluster, opts ...client.Option) *client.Client {
 	t.Helper()
 	cl, err := client.Dial(c.target(), append([]client.Option{client.WithInsecure()}, opts...)...)
@@ -322,16 +340,7 @@ func TestCallsStickToOneNode(t *testing.T) {
 		cl := dialCluster(t, c, client.WithTargetKey(fmt.Sprintf("sticky-%d", i)))
 		home := servedBy(t, c, cl, fmt.Sprintf("sticky-%d-first", i))
 		ctx, cancel := context.WithCancel(t.Context())
-		watched := make(chan int, 4)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			cl.WatchConfig(ctx, client.ConfigWatch{Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
-				n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
-				watched <- n
-				return nil
-			}})
-		}()
+		watched := watchNodes(t, ctx, cl)
 		for j := range 10 {
 			if got := servedBy(t, c, cl, fmt.Sprintf("sticky-%d-%d", i, j)); got != home {
 				t.Errorf("terminal %d: heartbeat %d on node %d, want its node %d", i, j, got, home)
@@ -353,7 +362,6 @@ func TestCallsStickToOneNode(t *testing.T) {
 			t.Fatal("no config pushed on the watch stream")
 		}
 		cancel()
-		<-done
 	}
 }
 
@@ -377,17 +385,7 @@ func failover(t *testing.T, stop func(c *fakeCluster)) (*fakeCluster, []int, []c
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	watched := make(chan int, 8)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		cl.WatchConfig(ctx, client.ConfigWatch{MinBackoff: 20 * time.Millisecond, Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
-			n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
-			watched <- n
-			return nil
-		}})
-	}()
-	defer func() { cancel(); <-watchDone }()
+	watched := watchNodes(t, ctx, cl)
 	if got := <-watched; got != 0 {
 		t.Fatalf("watch stream on node %d, want 0", got)
 	}
@@ -515,17 +513,8 @@ func TestNodeRefusingWhileConnectedIsSetAside(t *testing.T) {
 		t.Fatalf("terminal with index 0 on node %d, want 0", got)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	watched := make(chan int, 8)
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		cl.WatchConfig(ctx, client.ConfigWatch{MinBackoff: 20 * time.Millisecond, Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
-			n, _ := strconv.Atoi(cfg.GetSettings().GetExtra()["node"])
-			watched <- n
-			return nil
-		}})
-	}()
-	defer func() { cancel(); <-watchDone }()
+	defer cancel()
+	watched := watchNodes(t, ctx, cl)
 	if got := <-watched; got != 0 {
 		t.Fatalf("watch stream on node %d, want 0", got)
 	}
