@@ -14,11 +14,13 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/posfleet/posfleet/client"
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
+	"github.com/posfleet/posfleet/server"
 )
 
 // nodeCall is one call a fake node received.
@@ -546,5 +548,58 @@ func TestNodeRefusingWhileConnectedIsSetAside(t *testing.T) {
 	c.nodes[moved].srv.Stop()
 	if got := servedBy(t, c, cl, "home"); got != 0 {
 		t.Errorf("after node %d died, heartbeat on node %d, want 0 (first in the terminal's order, back in the list)", moved, got)
+	}
+}
+
+// TestFailoverFromRealServerShutdown runs three real posfleet servers and
+// shuts the client's down the way a SIGTERM does (NOT_SERVING, drain,
+// GOAWAY, graceful stop): the client's next calls go to another node,
+// without an error. Health checks need no terminal, so each server's own
+// state does not matter.
+func TestFailoverFromRealServerShutdown(t *testing.T) {
+	var addrs []string
+	var stops []func()
+	for range 3 {
+		srv, err := server.New(server.DefaultConfig(t.TempDir()), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { srv.Serve(ctx, lis); close(done) }()
+		stop := sync.OnceFunc(func() { cancel(); <-done })
+		t.Cleanup(stop)
+		addrs = append(addrs, lis.Addr().String())
+		stops = append(stops, stop)
+	}
+	var mu sync.Mutex // guards last
+	var last client.NodeCall
+	cl, err := client.Dial(strings.Join(addrs, ","), client.WithInsecure(), client.WithTargetIndex(0),
+		client.WithNodeObserver(func(nc client.NodeCall) {
+			mu.Lock()
+			defer mu.Unlock()
+			last = nc
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	check := func(want func(node string) bool, what string) {
+		t.Helper()
+		st, err := cl.Health(t.Context(), "")
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || st != healthpb.HealthCheckResponse_SERVING || !want(last.Node) {
+			t.Fatalf("health: %v, %v on node %q; want SERVING on %s", st, err, last.Node, what)
+		}
+	}
+	check(func(n string) bool { return n == addrs[0] }, "node 0")
+	stops[0]()
+	for i := range 5 {
+		check(func(n string) bool { return n == addrs[1] || n == addrs[2] }, fmt.Sprintf("another node (call %d)", i))
 	}
 }
