@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"os/exec"
@@ -127,13 +126,7 @@ func TestLoadgenFollowsClusterWhenANodeDies(t *testing.T) {
 	// Kill node 0 a second into the profile (the first progress line,
 	// after every terminal registered): 4 of the 12 connections are on it.
 	var logs strings.Builder
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		logs.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "steady") && !strings.Contains(sc.Text(), "msg=") {
-			break
-		}
-	}
+	sc := scanUntilProgress(stderr, &logs)
 	nodes[0].Kill()
 	for sc.Scan() {
 		logs.WriteString(sc.Text() + "\n")
