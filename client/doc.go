@@ -33,9 +33,12 @@
 //     client's order and skipping the ones that refuse (each gets 250ms
 //     before the next is tried in parallel), and lands on a node that is
 //     up. A node that fails a call or ends a stream with Unavailable while
-//     keeping its connection (SHUTTING_DOWN as it drains) is set aside,
-//     left out of the list for WithSetAside (30s by default), so that the
-//     next call goes elsewhere too. A node that comes back is used again
+//     keeping its connection (SHUTTING_DOWN as it drains), or lets two
+//     calls in a row run past their deadline (a node that vanished
+//     without closing its connections, which keepalive would only notice
+//     after some 40 seconds), is set aside, left out of the list for
+//     WithSetAside (30s by default), so that the next call goes elsewhere
+//     too. A node that comes back is used again
 //     when the client next connects. The terminals of a node that is gone
 //     spread over the others as evenly as they spread at first.
 //   - Retries keep working across the move: a call that failed with the

@@ -148,8 +148,9 @@ const DefaultSetAside = 30 * time.Second
 // WithSetAside sets how long a client of several nodes leaves a node out
 // of its list after the node failed a call or ended a stream with
 // Unavailable (a dead connection, or the node refusing as it shuts down:
-// SHUTTING_DOWN), so that the next call goes to another node even while
-// that node keeps its connection open (DefaultSetAside when not given;
+// SHUTTING_DOWN), or let two calls in a row run past their deadline (a
+// node that vanished without closing its connections), so that the next
+// call goes to another node even while that node's connection seems open (DefaultSetAside when not given;
 // zero or negative: never). The last node left is never set aside. A node
 // back in the list is used again when the client next connects.
 func WithSetAside(d time.Duration) Option {
@@ -163,16 +164,19 @@ func WithSetAside(d time.Duration) Option {
 // the connection fails or the node says GOAWAY, the next call connects
 // again from the start of the list, the node that is gone refusing, so it
 // lands on the next one that is up. A node that fails calls with
-// Unavailable while its connection stays up is set aside: taken out of
-// the list for a while, which makes pick_first leave it.
+// Unavailable while its connection stays up, or lets calls run out of
+// time (see deadlineStrikes), is set aside: taken out of the list for a
+// while, which makes pick_first leave it.
 type nodeSet struct {
 	r        *manual.Resolver
 	order    []string // every node, in the client's order
 	shuffle  bool
 	asideFor time.Duration
-	mu       sync.Mutex // guards aside and closed, and orders resolver updates
+	mu       sync.Mutex // guards aside, late and closed, and orders resolver updates
 	aside    map[string]*time.Timer
-	closed   bool
+	// late counts each node's calls in a row that ran out of time.
+	late   map[string]int
+	closed bool
 }
 
 func newNodeSet(targets []string, order func([]string) []string, asideFor time.Duration) *nodeSet {
@@ -182,6 +186,7 @@ func newNodeSet(targets []string, order func([]string) []string, asideFor time.D
 		shuffle:  order == nil,
 		asideFor: asideFor,
 		aside:    map[string]*time.Timer{},
+		late:     map[string]int{},
 	}
 	if order != nil {
 		s.order = order(targets)
@@ -221,15 +226,36 @@ func (s *nodeSet) serviceConfig(sc string) (string, error) {
 	return string(out), nil
 }
 
-// failed notes that node failed a call with err: a node that answers
-// Unavailable is set aside for s.asideFor, unless it is the last node
-// left.
-func (s *nodeSet) failed(node string, err error) {
-	if s.asideFor <= 0 || status.Code(err) != codes.Unavailable {
+// deadlineStrikes is how many calls in a row a node must let run past
+// their deadline before it is set aside. One slow answer is not a node
+// gone; but a node that vanished without closing its connections (power
+// lost, network cut) answers nothing until keepalive gives up on the
+// connection, some 40 seconds later.
+const deadlineStrikes = 2
+
+// called notes how a call on node ended: a node that answers Unavailable,
+// or lets deadlineStrikes calls in a row run out of time, is set aside for
+// s.asideFor, unless it is the last node left.
+func (s *nodeSet) called(node string, err error) {
+	if s.asideFor <= 0 {
 		return
 	}
+	code := status.Code(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch code {
+	case codes.OK:
+		delete(s.late, node)
+		return
+	case codes.DeadlineExceeded:
+		if s.late[node]++; s.late[node] < deadlineStrikes {
+			return
+		}
+	case codes.Unavailable:
+	default:
+		return
+	}
+	delete(s.late, node)
 	if s.closed || s.aside[node] != nil || !slices.Contains(s.order, node) || len(s.order)-len(s.aside) <= 1 {
 		return
 	}
@@ -327,8 +353,8 @@ func (n *nodeCalls) done(ctx context.Context, method string, p *peer.Peer, err e
 	call := NodeCall{Method: method, Err: err}
 	if p.Addr != nil {
 		call.Node = n.names.name(context.WithoutCancel(ctx), p.Addr.String())
-		if err != nil && n.set != nil {
-			n.set.failed(call.Node, err)
+		if n.set != nil {
+			n.set.called(call.Node, err)
 		}
 	}
 	if n.observer != nil {
@@ -356,7 +382,7 @@ func (n *nodeCalls) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.
 	}
 	return &nodeStream{ClientStream: cs, end: func(err error) {
 		if p.Addr != nil {
-			n.set.failed(n.names.name(context.WithoutCancel(ctx), p.Addr.String()), err)
+			n.set.called(n.names.name(context.WithoutCancel(ctx), p.Addr.String()), err)
 		}
 	}}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +56,9 @@ type fakeNode struct {
 	release  chan struct{}
 	mu       sync.Mutex // guards nstreams and refusing
 	nstreams int
+	// silent makes the node answer no call, as one whose host vanished
+	// with its connections still open: calls wait for their deadline.
+	silent atomic.Bool
 	// refusing is closed while the node refuses calls as posfleet does
 	// when it shuts down: open streams end and new calls fail with
 	// Unavailable, SHUTTING_DOWN.
@@ -138,9 +142,21 @@ func (c *fakeCluster) nodesOf(requestID string) []int {
 	return out
 }
 
-func (n *fakeNode) Heartbeat(_ context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+// stall waits for the call's end while the node is silent.
+func (n *fakeNode) stall(ctx context.Context) error {
+	if !n.silent.Load() {
+		return nil
+	}
+	<-ctx.Done()
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+func (n *fakeNode) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
 	n.c.record(n.idx, "Heartbeat", req.GetStatus().GetAppVersion())
 	if _, err := n.refusal(); err != nil {
+		return nil, err
+	}
+	if err := n.stall(ctx); err != nil {
 		return nil, err
 	}
 	return &pb.HeartbeatResponse{}, nil
@@ -188,6 +204,9 @@ func (n *fakeNode) AckConfig(_ context.Context, req *pb.AckConfigRequest) (*pb.A
 func (n *fakeNode) Authorize(ctx context.Context, req *pb.AuthorizeRequest) (*pb.AuthorizeResponse, error) {
 	n.c.record(n.idx, "Authorize", req.GetRequestId())
 	if _, err := n.refusal(); err != nil {
+		return nil, err
+	}
+	if err := n.stall(ctx); err != nil {
 		return nil, err
 	}
 	if n.idx == 0 && strings.HasPrefix(req.GetRequestId(), "hold-") {
@@ -594,5 +613,37 @@ func TestFailoverFromRealServerShutdown(t *testing.T) {
 	stops[0]()
 	for i := range 5 {
 		check(func(n string) bool { return n == addrs[1] || n == addrs[2] }, fmt.Sprintf("another node (call %d)", i))
+	}
+}
+
+// TestSilentNodeIsSetAsideAfterTimeouts: node 0 stops answering but keeps
+// its connection, as a host that lost power does until keepalive notices.
+// One call running out of time does not move the terminal; two in a row
+// do, and the payment's next try goes to another node.
+func TestSilentNodeIsSetAsideAfterTimeouts(t *testing.T) {
+	c := startCluster(t, 3)
+	cl := dialCluster(t, c, client.WithTargetIndex(0))
+	if got := servedBy(t, c, cl, "before"); got != 0 {
+		t.Fatalf("terminal with index 0 on node %d, want 0", got)
+	}
+	c.nodes[0].silent.Store(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	_, err := cl.Heartbeat(ctx, &pb.TerminalStatus{AppVersion: "late"})
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("heartbeat to the silent node: %v, want DeadlineExceeded", err)
+	}
+	c.nodes[0].silent.Store(false)
+	if got := servedBy(t, c, cl, "one-late"); got != 0 {
+		t.Errorf("after one late answer, heartbeat on node %d, want still 0", got)
+	}
+
+	c.nodes[0].silent.Store(true)
+	p := client.RetryPolicy{Attempts: 4, AttemptTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	if _, err := cl.AuthorizeWithPolicy(t.Context(), &pb.AuthorizeRequest{RequestId: "silent-1"}, p); err != nil {
+		t.Fatalf("payment with node 0 silent: %v", err)
+	}
+	if nodes := c.nodesOf("silent-1"); len(nodes) != 3 || nodes[0] != 0 || nodes[1] != 0 || nodes[2] == 0 {
+		t.Errorf("payment reached nodes %v, want node 0 twice, then another", nodes)
 	}
 }
