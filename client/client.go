@@ -33,6 +33,13 @@ type options struct {
 	insecure bool
 	timeout  time.Duration
 	dialOpts []grpc.DialOption
+	// order and observer are set by WithTargetKey or WithTargetIndex, and
+	// WithNodeObserver (see targets.go).
+	order    func([]string) []string
+	observer func(NodeCall)
+	// setAside is WithSetAside's duration, if setAsideGiven.
+	setAside      time.Duration
+	setAsideGiven bool
 }
 
 // WithBearer sends secret as "authorization: Bearer <secret>" on every call:
@@ -66,10 +73,13 @@ type Client struct {
 	conn    *grpc.ClientConn
 	bearer  string
 	timeout time.Duration
+	nodes   *nodeSet // nil for a single target
 }
 
-// Dial creates a client for target ("host:port"). The connection is
-// established lazily on the first call.
+// Dial creates a client for target: "host:port", or several of them
+// separated by commas for a cluster of interchangeable nodes (see the
+// package documentation, "Several nodes"). The connection is established
+// lazily on the first call.
 func Dial(target string, opts ...Option) (*Client, error) {
 	o := options{timeout: DefaultTimeout}
 	for _, opt := range opts {
@@ -78,15 +88,40 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if o.tls == nil && !o.insecure {
 		return nil, errors.New("client: choose WithTLS or WithInsecure")
 	}
-	c := &Client{bearer: o.bearer, timeout: o.timeout}
-	dopts := []grpc.DialOption{
-		grpc.WithChainUnaryInterceptor(c.defaultDeadline),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: 10 * time.Second}),
-		// The published deadlines and retry policy (see serviceConfig); a
-		// service config from the name resolver, or a later
-		// WithDialOptions, takes precedence.
-		grpc.WithDefaultServiceConfig(serviceConfig),
+	targets, err := SplitTargets(target)
+	if err != nil {
+		return nil, err
 	}
+	c := &Client{bearer: o.bearer, timeout: o.timeout}
+	sc := serviceConfig
+	dialTarget := targets[0]
+	var dopts []grpc.DialOption
+	if len(targets) > 1 {
+		if !o.setAsideGiven {
+			o.setAside = DefaultSetAside
+		}
+		c.nodes = newNodeSet(targets, o.order, o.setAside)
+		dialTarget = c.nodes.dialTarget()
+		if sc, err = c.nodes.serviceConfig(sc); err != nil {
+			return nil, err
+		}
+		dopts = append(dopts, grpc.WithResolvers(c.nodes.r))
+	}
+	interceptors := []grpc.UnaryClientInterceptor{c.defaultDeadline}
+	if o.observer != nil || c.nodes != nil {
+		nc := &nodeCalls{names: newNodeNames(targets), observer: o.observer, set: c.nodes}
+		interceptors = append(interceptors, nc.unary)
+		dopts = append(dopts, grpc.WithChainStreamInterceptor(nc.stream))
+	}
+	dopts = append(dopts,
+		grpc.WithChainUnaryInterceptor(interceptors...),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: KeepaliveTime, Timeout: 10 * time.Second}),
+		// The published deadlines and retry policy (see serviceConfig),
+		// with the pick_first policy over several targets; a service
+		// config from the name resolver, or a later WithDialOptions,
+		// takes precedence.
+		grpc.WithDefaultServiceConfig(sc),
+	)
 	if o.tls != nil {
 		dopts = append(dopts, grpc.WithTransportCredentials(credentials.NewTLS(o.tls)))
 	} else {
@@ -96,7 +131,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearerCreds{secret: o.bearer, requireTLS: o.tls != nil}))
 	}
 	dopts = append(dopts, o.dialOpts...)
-	conn, err := grpc.NewClient(target, dopts...)
+	conn, err := grpc.NewClient(dialTarget, dopts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", target, err)
 	}
@@ -105,7 +140,12 @@ func Dial(target string, opts ...Option) (*Client, error) {
 }
 
 // Close closes the connection.
-func (c *Client) Close() error { return c.conn.Close() }
+func (c *Client) Close() error {
+	if c.nodes != nil {
+		c.nodes.close()
+	}
+	return c.conn.Close()
+}
 
 // Conn returns the underlying connection, for other gRPC services.
 func (c *Client) Conn() *grpc.ClientConn { return c.conn }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +53,14 @@ func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 
 func serve(t *testing.T, cfg server.Config) string {
 	t.Helper()
+	addr, _ := serveUntil(t, cfg)
+	return addr
+}
+
+// serveUntil serves a server until stop (or the test's end) shuts it
+// down as SIGTERM does, and returns its address and stop.
+func serveUntil(t *testing.T, cfg server.Config) (addr string, stop func()) {
+	t.Helper()
 	srv, err := server.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +72,9 @@ func serve(t *testing.T, cfg server.Config) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { srv.Serve(ctx, lis); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return lis.Addr().String()
+	stop = sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
 }
 
 // fleetServer serves a fresh server with merchant M1 (NZD) and its store

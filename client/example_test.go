@@ -55,3 +55,25 @@ func ExampleDial() {
 	// Output:
 	// Kiwi Foods Ltd NZD
 }
+
+// A terminal of a cluster: every node in the target, the serial number as
+// the key that picks the terminal's node, and a log line when a call fails
+// on a node. Calls are made as with one node; the client moves to another
+// node by itself when its node is gone.
+func ExampleWithTargetKey() {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	c, err := client.Dial("pos-a.example:7400,pos-b.example:7400,pos-c.example:7400",
+		client.WithTLS(nil),
+		client.WithBearer(os.Getenv("TERMINAL_CREDENTIAL")),
+		client.WithTargetKey("SN-0001"),
+		client.WithNodeObserver(func(nc client.NodeCall) {
+			if nc.Err != nil {
+				logger.Warn("call failed", "node", nc.Node, "method", nc.Method, "err", nc.Err)
+			}
+		}))
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+	_, _ = c.Heartbeat(context.Background(), &pb.TerminalStatus{AppVersion: "1.0.0"})
+}

@@ -35,6 +35,9 @@ func (r *Run) build() *Result {
 	r.mu.Lock()
 	ivs := r.intervals
 	res.Rollout = r.rollout
+	if r.cluster != nil {
+		res.Cluster = r.cluster.Result()
+	}
 	r.mu.Unlock()
 	res.Intervals = r.intervalResults(ivs)
 

@@ -176,6 +176,9 @@ func WriteTable(w io.Writer, r *Result) error {
 			}
 		}
 	}
+	if cl := r.Cluster; cl != nil {
+		writeCluster(&b, cl)
+	}
 	if len(r.SLOs) > 0 {
 		b.WriteString("\nSLOs\n")
 		for _, s := range r.SLOs {

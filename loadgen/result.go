@@ -54,6 +54,8 @@ type Result struct {
 	Generator GeneratorResult `json:"generator"`
 	// Rollout is the config propagation measurement of a config-rollout run.
 	Rollout *RolloutResult `json:"rollout,omitempty"`
+	// Cluster is the per-node account of a run against several targets.
+	Cluster *ClusterResult `json:"cluster,omitempty"`
 	// SLOs are the checks evaluated against this result.
 	SLOs []SLOResult `json:"slos,omitempty"`
 }

@@ -192,10 +192,11 @@ type Run struct {
 	finishOnce  sync.Once
 	result      *Result
 
-	mu        sync.Mutex // guards intervals, hlogErr and rollout
+	mu        sync.Mutex // guards intervals, hlogErr, rollout and cluster
 	intervals []intervalRec
 	hlogErr   error
 	rollout   *RolloutResult
+	cluster   *Cluster
 }
 
 // intervalRec is an interval as collected, with absolute times.
@@ -271,6 +272,14 @@ func (r *Run) SetRollout(rr *RolloutResult) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rollout = rr
+}
+
+// SetCluster attaches the per-node counts of a run against several
+// targets; Finish reports them.
+func (r *Run) SetCluster(c *Cluster) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cluster = c
 }
 
 // Drive plays the profile: it dispatches arrivals at their intended times,

@@ -85,7 +85,15 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	clients, err := dialClients(cfg.Target, transport, cfg.connections())
+	targets, err := cfg.targets()
+	if err != nil {
+		return err
+	}
+	var cluster *loadgen.Cluster
+	if len(targets) > 1 {
+		cluster = loadgen.NewCluster(targets, cfg.connections())
+	}
+	clients, err := dialClients(cfg.Target, transport, cfg.connections(), cluster)
 	defer closeClients(clients)
 	if err != nil {
 		return err
@@ -117,6 +125,9 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if cluster != nil {
+		d.run.SetCluster(cluster)
+	}
 	return finishLoadgen(ctx, cfg, d, stdout, logger)
 }
 
@@ -143,11 +154,17 @@ type driven struct {
 }
 
 // dialClients dials n connections to target; the clients dialed so far are
-// returned with an error too, for the caller to close.
-func dialClients(target string, transport client.Option, n int) ([]*client.Client, error) {
+// returned with an error too, for the caller to close. With several nodes
+// in target, connection i starts on node i mod n and reports its calls to
+// cluster.
+func dialClients(target string, transport client.Option, n int, cluster *loadgen.Cluster) ([]*client.Client, error) {
 	var clients []*client.Client
-	for range n {
-		c, err := client.Dial(target, transport)
+	for i := range n {
+		opts := []client.Option{transport}
+		if cluster != nil {
+			opts = append(opts, client.WithTargetIndex(i), client.WithNodeObserver(cluster.Observer(i)))
+		}
+		c, err := client.Dial(target, opts...)
 		if err != nil {
 			return clients, err
 		}

@@ -19,8 +19,11 @@ import (
 // flag of the name in its comment, and so also that flag's POSFLEET_*
 // environment twin; defaultLoadgenConfig gives the defaults.
 type loadgenConfig struct {
-	// Target is the server address, host:port (--target, default
-	// 127.0.0.1:7400).
+	// Target is the server address, host:port, or the comma-separated
+	// addresses of several nodes of one cluster (--target, default
+	// 127.0.0.1:7400). Connection i starts on node i mod n and moves to
+	// another node when its node is gone (client.WithTargetIndex); the
+	// report counts calls and moves per node.
 	Target string
 	// AdminTokenFile holds an admin token for provisioning the fleet
 	// (--admin-token-file, default ./posfleet-data/admin.token). Read only
@@ -151,7 +154,7 @@ func defaultLoadgenConfig() loadgenConfig {
 
 // bind registers a flag for every setting, with c's values as defaults.
 func (c *loadgenConfig) bind(fs *flag.FlagSet) {
-	fs.StringVar(&c.Target, "target", c.Target, "server address")
+	fs.StringVar(&c.Target, "target", c.Target, "server address host:port, or several nodes of one cluster separated by commas (terminals spread over them and move when a node is gone)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", c.AdminTokenFile, "file holding an admin token (or set POSFLEET_ADMIN_TOKEN)")
 	fs.StringVar(&c.Driver, "driver", c.Driver, "what to drive: fleet (simulated terminals) or health (grpc.health.v1 Check, the machine's ceiling)")
 	fs.StringVar(&c.Profile, "profile", c.Profile, "rate profile: "+strings.Join(loadgen.BuiltinProfiles(), ", ")+", or a .json/.yaml file of stages")
@@ -203,13 +206,19 @@ func (c loadgenConfig) Validate() error {
 	if c.Terminals <= 0 {
 		return errors.New("--terminals must be positive")
 	}
+	targets, err := c.targets()
+	if err != nil {
+		return err
+	}
 	if c.TLSCA == "" && !c.TLS && !c.Insecure {
-		loop, err := isLoopbackTarget(c.Target)
-		if err != nil {
-			return err
-		}
-		if !loop {
-			return fmt.Errorf("refusing plaintext to non-loopback target %s: give --tls or --tls-ca, or --insecure to accept the risk", c.Target)
+		for _, t := range targets {
+			loop, err := isLoopbackTarget(t)
+			if err != nil {
+				return err
+			}
+			if !loop {
+				return fmt.Errorf("refusing plaintext to non-loopback target %s: give --tls or --tls-ca, or --insecure to accept the risk", t)
+			}
 		}
 	}
 	switch c.Driver {
@@ -221,6 +230,15 @@ func (c loadgenConfig) Validate() error {
 	default:
 		return fmt.Errorf("--driver %q: want fleet or health", c.Driver)
 	}
+}
+
+// targets are the nodes of Target.
+func (c loadgenConfig) targets() ([]string, error) {
+	targets, err := client.SplitTargets(c.Target)
+	if err != nil {
+		return nil, fmt.Errorf("--target: %w", err)
+	}
+	return targets, nil
 }
 
 // connections is the number of gRPC connections to dial: Connections,

@@ -72,6 +72,19 @@ func TestParseLoadgenConfig(t *testing.T) {
 		{name: "plaintext off loopback, insecure", args: []string{"--target", "192.0.2.1:7400", "--insecure"}},
 		{name: "tls off loopback", args: []string{"--target", "192.0.2.1:7400", "--tls"}},
 		{name: "bad target", args: []string{"--target", "nohostport"}, wantErr: "--target"},
+		{name: "several targets", args: []string{"--target", "127.0.0.1:7400, localhost:7401"}, check: func(t *testing.T, c loadgenConfig) {
+			if got, err := c.targets(); err != nil || !slices.Equal(got, []string{"127.0.0.1:7400", "localhost:7401"}) {
+				t.Errorf("targets: got %q, %v; want both nodes", got, err)
+			}
+		}},
+		{name: "several targets from env", env: map[string]string{"POSFLEET_TARGET": "127.0.0.1:1,127.0.0.1:2"}, check: func(t *testing.T, c loadgenConfig) {
+			if got, _ := c.targets(); len(got) != 2 {
+				t.Errorf("targets: got %q, want two", got)
+			}
+		}},
+		{name: "plaintext off loopback in a list", args: []string{"--target", "127.0.0.1:7400,192.0.2.1:7400"}, wantErr: "refusing plaintext to non-loopback target 192.0.2.1:7400"},
+		{name: "bad target in a list", args: []string{"--target", "127.0.0.1:7400,nohostport"}, wantErr: "--target"},
+		{name: "target twice", args: []string{"--target", "127.0.0.1:7400,127.0.0.1:7400"}, wantErr: "twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,13 +92,7 @@ func TestLoadgenInterruptExits130WithReport(t *testing.T) {
 	}
 	defer cmd.Process.Kill()
 	var logs strings.Builder
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		logs.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "steady") && !strings.Contains(sc.Text(), "msg=") {
-			break // a progress line: the profile is running
-		}
-	}
+	sc := scanUntilProgress(stderr, &logs)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -135,4 +130,18 @@ func TestLoadgenCleanup(t *testing.T) {
 	if list := cli.Must("merchants", "list"); strings.Contains(list, "Loadgen") {
 		t.Errorf("merchants list after --cleanup still shows the run's merchant:\n%s", list)
 	}
+}
+
+// scanUntilProgress reads loadgen's stderr into logs up to its first
+// progress line of the steady profile (the profile is running then, every
+// terminal registered) and returns the scanner to read the rest with.
+func scanUntilProgress(stderr io.Reader, logs *strings.Builder) *bufio.Scanner {
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		logs.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "steady") && !strings.Contains(sc.Text(), "msg=") {
+			break
+		}
+	}
+	return sc
 }
