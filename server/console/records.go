@@ -95,6 +95,7 @@ func (c *Console) transactions(q *request) {
 	batch, _ := strconv.ParseUint(f.Get("batch"), 10, 64)
 	resp, err := c.admin.ListTransactions(ctx, &pb.ListTransactionsRequest{
 		TerminalId: strings.TrimSpace(f.Get("terminal")), MerchantId: strings.TrimSpace(f.Get("merchant")), BatchNumber: batch,
+		StoreId: strings.TrimSpace(f.Get("store")), ResponseCode: strings.TrimSpace(f.Get("code")),
 		Decision:  pb.Decision(pb.Decision_value["DECISION_"+f.Get("decision")]),
 		StartTime: start, EndTime: end, PageSize: listPage, PageToken: f.Get("page"),
 	})

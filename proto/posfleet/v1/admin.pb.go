@@ -6016,7 +6016,13 @@ type ListTransactionsRequest struct {
 	// Most transactions to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only transactions of this store (requires merchant_id: store IDs are a
+	// merchant's).
+	StoreId string `protobuf:"bytes,9,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// Only transactions answered with this response code, two digits such as
+	// "51" (one of the codes in the README's table).
+	ResponseCode  string `protobuf:"bytes,10,opt,name=response_code,json=responseCode,proto3" json:"response_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6107,6 +6113,20 @@ func (x *ListTransactionsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListTransactionsRequest) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
+}
+
+func (x *ListTransactionsRequest) GetResponseCode() string {
+	if x != nil {
+		return x.ResponseCode
+	}
+	return ""
+}
+
 // Response of AdminService.ListTransactions.
 type ListTransactionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -6118,9 +6138,12 @@ type ListTransactionsResponse struct {
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// Set when the page stopped at the server's read budget before it was
 	// full, which happens only for filters the ledger's indexes do not serve
-	// (a batch number, a time range with few matches): transactions decided
-	// at or after this time were searched; next_page_token goes on with
-	// older ones. Unset when the page searched everything it could match.
+	// together (a batch number; filters whose most selective index holds few
+	// matches among many entries): transactions decided at or after this
+	// time were searched; next_page_token goes on with older ones. A time
+	// range alone is not such a filter: every index is in time order, and a
+	// page starts at its end time. Unset when the page searched everything
+	// it could match.
 	SearchedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=searched_from,json=searchedFrom,proto3" json:"searched_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -8980,7 +9003,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17original_transaction_id\x18\x12 \x01(\tR\x15originalTransactionId\x12.\n" +
 	"\x13claimed_merchant_id\x18\x13 \x01(\tR\x11claimedMerchantId\x12'\n" +
 	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\x12;\n" +
-	"\x0fcaptured_amount\x18\x15 \x01(\v2\x12.posfleet.v1.MoneyR\x0ecapturedAmount\"\xdf\x02\n" +
+	"\x0fcaptured_amount\x18\x15 \x01(\v2\x12.posfleet.v1.MoneyR\x0ecapturedAmount\"\x9f\x03\n" +
 	"\x17ListTransactionsRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x1f\n" +
@@ -8993,7 +9016,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\"\xc1\x01\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\x12\x19\n" +
+	"\bstore_id\x18\t \x01(\tR\astoreId\x12#\n" +
+	"\rresponse_code\x18\n" +
+	" \x01(\tR\fresponseCode\"\xc1\x01\n" +
 	"\x18ListTransactionsResponse\x12<\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x18.posfleet.v1.TransactionR\ftransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12?\n" +
