@@ -3,9 +3,11 @@ package server_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
@@ -81,6 +83,48 @@ func TestListTransactionsByStoreAndResponseCode(t *testing.T) {
 		}
 		if got := violationFields(err); !slices.Equal(got, tc.fields) {
 			t.Errorf("%v: violations got %v, want %v", tc.req, got, tc.fields)
+		}
+	}
+}
+
+// ListAuditEvents with a time range returns exactly the events recorded
+// within it, alone and with a type, newest first.
+func TestListAuditEventsTimeRange(t *testing.T) {
+	e := newFleetEnv(t)
+	e.merchant("M1", "S1")
+	e.provision("SN-A", "M1", "S1")
+	time.Sleep(2 * time.Millisecond)
+	from := time.Now()
+	b := e.provision("SN-B", "M1", "S1")
+	c := e.provision("SN-C", "M1", "S1")
+	time.Sleep(2 * time.Millisecond)
+	to := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	e.provision("SN-D", "M1", "S1")
+	for _, req := range []*pb.ListAuditEventsRequest{
+		{StartTime: timestamppb.New(from), EndTime: timestamppb.New(to)},
+		{StartTime: timestamppb.New(from), EndTime: timestamppb.New(to), Type: pb.AuditEventType_AUDIT_EVENT_TYPE_TERMINAL_PROVISIONED},
+		{StartTime: timestamppb.New(from), EndTime: timestamppb.New(to), MerchantId: "M1", PageSize: 1},
+	} {
+		var got []string
+		for token := ""; ; {
+			req.PageToken = token
+			resp, err := e.admin.ListAuditEvents(e.adminCtx(), req)
+			if err != nil {
+				t.Fatalf("%v: %v", req, err)
+			}
+			if resp.GetSearchedFrom() != nil {
+				t.Errorf("%v: searched_from %v on a page that read everything", req, resp.GetSearchedFrom())
+			}
+			for _, ev := range resp.GetEvents() {
+				got = append(got, ev.GetTerminalId())
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		if want := []string{c.GetTerminalId(), b.GetTerminalId()}; !slices.Equal(got, want) {
+			t.Errorf("%v: got events of %v, want %v", req, got, want)
 		}
 	}
 }

@@ -1,0 +1,244 @@
+package audit
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/posfleet/posfleet/server/store"
+)
+
+// Page is a page of ListPage.
+type Page struct {
+	// Events matching the filter, newest first.
+	Events []Event
+	// NextPageToken goes on with older events; empty on the last page.
+	NextPageToken string
+	// SearchedFrom, when set, says that the page stopped at its read
+	// budget before it was full: events recorded at or after it were
+	// searched, and NextPageToken goes on with older ones.
+	SearchedFrom time.Time
+}
+
+// List returns up to limit events matching f, newest first, and a token for
+// the next page ("" on the last page). Events still queued are included only
+// after they are flushed; call Flush first to read your own writes.
+func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) ([]Event, string, error) {
+	p, err := l.ListPage(ctx, f, limit, pageToken)
+	return p.Events, p.NextPageToken, err
+}
+
+// ListPage is List that also says how far back a page cut short by its
+// read budget searched.
+//
+// A filter by terminal, merchant or type reads that index (the first of
+// them the filter names), and a time range is a range of IDs, found by a
+// binary search over the trail (event times follow IDs: both are taken
+// under one lock), so a page costs in proportion to its size and a few
+// dozen seeks, whatever the trail holds. Where the events read do not
+// match (a type of one terminal), one call reads at most readBudget(limit)
+// of them and returns a shorter page, even an empty one, with the token to
+// go on and SearchedFrom set.
+func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken string) (Page, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	var before uint64 = 1<<64 - 1 // IDs below are listed
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || len(b) != 8 {
+			return Page{}, ErrBadPageToken
+		}
+		before = binary.BigEndian.Uint64(b)
+	}
+	q := pageQuery{ctx: ctx, f: &f, limit: limit, budget: readBudget(limit)}
+	if l.budget > 0 {
+		q.budget = l.budget
+	}
+	err := l.db.View(func(tx *store.Txn) error {
+		var from uint64 // IDs from here on are listed
+		if !f.End.IsZero() {
+			end, err := q.firstIDAt(tx, f.End)
+			if err != nil {
+				return err
+			}
+			before = min(before, end)
+		}
+		if !f.Start.IsZero() {
+			var err error
+			if from, err = q.firstIDAt(tx, f.Start); err != nil {
+				return err
+			}
+		}
+		if before <= from {
+			return nil
+		}
+		idx := indexFor(&f)
+		prefix := idx
+		if idx == nil {
+			prefix = prefixEvent
+		}
+		return tx.IterateReverse(prefix, startKey(prefix, before), func(k, v []byte) error {
+			if len(k) != len(prefix)+8 {
+				return nil // a longer prefix sharing this one's bytes
+			}
+			id := binary.BigEndian.Uint64(k[len(prefix):])
+			if id < from {
+				return store.ErrStop
+			}
+			if idx != nil {
+				var err error
+				if v, err = tx.Get(store.AppendUint64(append([]byte{}, prefixEvent...), id)); err != nil {
+					return fmt.Errorf("audit: index points at missing event %d: %w", id, err)
+				}
+			}
+			return q.collect(id, v)
+		})
+	})
+	l.reads.Add(q.read)
+	if err != nil {
+		return Page{}, err
+	}
+	return q.page, nil
+}
+
+// indexFor returns the index prefix that serves f, the narrowest it names,
+// or nil for the trail itself.
+func indexFor(f *Filter) []byte {
+	var prefix []byte
+	var value string
+	switch {
+	case f.TerminalID != "":
+		prefix, value = prefixByTerminal, f.TerminalID
+	case f.MerchantID != "":
+		prefix, value = prefixByMerchant, f.MerchantID
+	case f.Type != TypeUnspecified:
+		prefix, value = prefixByType, fmt.Sprint(int32(f.Type))
+	default:
+		return nil
+	}
+	return append(append(append([]byte{}, prefix...), value...), '/')
+}
+
+func startKey(prefix []byte, before uint64) []byte {
+	if before == 1<<64-1 {
+		return nil
+	}
+	return store.AppendUint64(append([]byte{}, prefix...), max(before, 1)-1)
+}
+
+// pageQuery gathers the events of one ListPage call.
+type pageQuery struct {
+	ctx   context.Context
+	f     *Filter
+	limit int
+	// budget is how many more events the call may read.
+	budget int
+	// read counts the events read, for Log.reads.
+	read uint64
+	// oldest is the time of the oldest event read.
+	oldest time.Time
+	page   Page
+}
+
+// collect takes event id (its record v) into the page when it matches,
+// and stops the scan when the page is full or the budget spent.
+func (q *pageQuery) collect(id uint64, v []byte) error {
+	if err := q.ctx.Err(); err != nil {
+		return err
+	}
+	if q.budget--; q.budget < 0 {
+		q.page.NextPageToken = pageToken(id + 1)
+		q.page.SearchedFrom = q.oldest
+		return store.ErrStop
+	}
+	q.read++
+	var e Event
+	if err := decode(v, &e); err != nil {
+		return fmt.Errorf("audit: decode event %d: %w", id, err)
+	}
+	e.ID = id
+	q.oldest = e.Time
+	if !q.f.match(&e) {
+		return nil
+	}
+	if len(q.page.Events) == q.limit {
+		q.page.NextPageToken = pageToken(id + 1)
+		return store.ErrStop
+	}
+	q.page.Events = append(q.page.Events, e)
+	return nil
+}
+
+func pageToken(before uint64) string {
+	return base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, before))
+}
+
+// firstIDAt returns an ID such that the events below it were recorded
+// before t and the first one from it on at or after t: a binary search
+// over the IDs of the trail, one seek per step. It is exact where event
+// times follow IDs, as Log makes them (after a step back of the wall
+// clock, events recorded around the step may fall on the wrong side).
+func (q *pageQuery) firstIDAt(tx *store.Txn, t time.Time) (uint64, error) {
+	last, ok, err := q.newest(tx)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if last.Time.Before(t) {
+		return last.ID + 1, nil
+	}
+	first, _, err := q.atOrAfter(tx, 0)
+	if err != nil {
+		return 0, err
+	}
+	// Invariant: the events below lo are before t; the first event from
+	// hi on is not.
+	lo, hi := first.ID, last.ID
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, ok, err := q.atOrAfter(tx, mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok && e.Time.Before(t) {
+			lo = e.ID + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// atOrAfter reads the first event with an ID of at least id.
+func (q *pageQuery) atOrAfter(tx *store.Txn, id uint64) (e Event, ok bool, err error) {
+	err = tx.Iterate(prefixEvent, store.AppendUint64(append([]byte{}, prefixEvent...), id), func(k, v []byte) error {
+		ok = true
+		return q.decodeAt(k, v, &e)
+	})
+	return e, ok, err
+}
+
+// newest reads the newest event.
+func (q *pageQuery) newest(tx *store.Txn) (e Event, ok bool, err error) {
+	err = tx.IterateReverse(prefixEvent, nil, func(k, v []byte) error {
+		ok = true
+		return q.decodeAt(k, v, &e)
+	})
+	return e, ok, err
+}
+
+// decodeAt decodes the event of key k into e, counts it as read and stops
+// the iteration.
+func (q *pageQuery) decodeAt(k, v []byte, e *Event) error {
+	if len(k) != len(prefixEvent)+8 {
+		return fmt.Errorf("audit: malformed key %x", k)
+	}
+	q.read++
+	if err := decode(v, e); err != nil {
+		return fmt.Errorf("audit: decode %x: %w", k, err)
+	}
+	e.ID = binary.BigEndian.Uint64(k[len(prefixEvent):])
+	return store.ErrStop
+}
