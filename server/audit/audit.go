@@ -369,7 +369,7 @@ func (l *Log) flushLoop() {
 	var waiters []chan struct{}
 	timer := time.NewTimer(flushEvery)
 	defer timer.Stop()
-	write := func() {
+	writeBatch := func() {
 		if len(batch) > 0 {
 			if err := l.write(batch); err != nil {
 				l.logger.Error("audit write failed", "err", err, "events", len(batch))
@@ -377,6 +377,9 @@ func (l *Log) flushLoop() {
 			l.settle(batch) // written or lost: either way settled
 			batch = batch[:0]
 		}
+	}
+	write := func() {
+		writeBatch()
 		for _, w := range waiters {
 			close(w)
 		}
@@ -403,7 +406,11 @@ func (l *Log) flushLoop() {
 						write()
 						return
 					}
-					batch = append(batch, e)
+					// A full queue is written in batches of maxBatch: one
+					// commit of all of it is too big for the store.
+					if batch = append(batch, e); len(batch) >= maxBatch {
+						writeBatch()
+					}
 				default:
 					drained = true
 				}
