@@ -212,33 +212,29 @@ func (q *pageQuery) firstIDAt(tx *store.Txn, t time.Time) (uint64, error) {
 }
 
 // atOrAfter reads the first event with an ID of at least id.
-func (q *pageQuery) atOrAfter(tx *store.Txn, id uint64) (e Event, ok bool, err error) {
-	err = tx.Iterate(prefixEvent, store.AppendUint64(append([]byte{}, prefixEvent...), id), func(k, v []byte) error {
-		ok = true
-		return q.decodeAt(k, v, &e)
-	})
-	return e, ok, err
+func (q *pageQuery) atOrAfter(tx *store.Txn, id uint64) (Event, bool, error) {
+	k, v, ok, err := tx.First(prefixEvent, store.AppendUint64(append([]byte{}, prefixEvent...), id))
+	return q.decodeAt(k, v, ok, err)
 }
 
 // newest reads the newest event.
-func (q *pageQuery) newest(tx *store.Txn) (e Event, ok bool, err error) {
-	err = tx.IterateReverse(prefixEvent, nil, func(k, v []byte) error {
-		ok = true
-		return q.decodeAt(k, v, &e)
-	})
-	return e, ok, err
+func (q *pageQuery) newest(tx *store.Txn) (Event, bool, error) {
+	return q.decodeAt(tx.Last(prefixEvent, nil))
 }
 
-// decodeAt decodes the event of key k into e, counts it as read and stops
-// the iteration.
-func (q *pageQuery) decodeAt(k, v []byte, e *Event) error {
+// decodeAt decodes the event of key k found by a seek, and counts it as
+// read.
+func (q *pageQuery) decodeAt(k, v []byte, ok bool, err error) (e Event, _ bool, _ error) {
+	if err != nil || !ok {
+		return e, false, err
+	}
 	if len(k) != len(prefixEvent)+8 {
-		return fmt.Errorf("audit: malformed key %x", k)
+		return e, false, fmt.Errorf("audit: malformed key %x", k)
 	}
 	q.read++
-	if err := decode(v, e); err != nil {
-		return fmt.Errorf("audit: decode %x: %w", k, err)
+	if err := decode(v, &e); err != nil {
+		return e, false, fmt.Errorf("audit: decode %x: %w", k, err)
 	}
 	e.ID = binary.BigEndian.Uint64(k[len(prefixEvent):])
-	return store.ErrStop
+	return e, true, nil
 }
