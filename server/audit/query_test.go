@@ -15,7 +15,7 @@ import (
 // then, an hour later, bulk batch closes of merchant M1 a second apart,
 // half of them on TB000000. It returns every event, newest first, and the
 // time the bulk starts.
-func queryTrail(t *testing.T, log *audit.Log, bulk int) ([]audit.Event, time.Time) {
+func queryTrail(t testing.TB, log *audit.Log, bulk int) ([]audit.Event, time.Time) {
 	t.Helper()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 40 {
@@ -39,7 +39,7 @@ func queryTrail(t *testing.T, log *audit.Log, bulk int) ([]audit.Event, time.Tim
 }
 
 // listAll lists every page of f and the number of calls it took.
-func listAll(t *testing.T, log *audit.Log, f audit.Filter, pageSize int) []audit.Event {
+func listAll(t testing.TB, log *audit.Log, f audit.Filter, pageSize int) []audit.Event {
 	t.Helper()
 	var out []audit.Event
 	token := ""

@@ -11,7 +11,7 @@ import (
 )
 
 // openLog opens an audit trail on a new store, both closed after the test.
-func openLog(t *testing.T) *audit.Log {
+func openLog(t testing.TB) *audit.Log {
 	t.Helper()
 	db := storetest.Open(t)
 	log, err := audit.Open(t.Context(), db, nil)

@@ -24,7 +24,7 @@ const (
 // 05), a minute apart; then, an hour later, bulk sales of merchant M1,
 // store S1 on many terminals, one in three declined 51. It returns the time
 // between the two parts.
-func costLedger(t *testing.T, v *env, bulk int) time.Time {
+func costLedger(t testing.TB, v *env, bulk int) time.Time {
 	t.Helper()
 	m2 := basePolicy(oldM2)
 	m2.MerchantID, m2.StoreID = "M2", "S9"
