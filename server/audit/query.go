@@ -33,8 +33,8 @@ func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) (
 // ListPage is List that also says how far back a page cut short by its
 // read budget searched.
 //
-// A filter by terminal, merchant or type reads that index (the first of
-// them the filter names), and a time range is a range of IDs, found by a
+// A filter by terminal, merchant or type reads that index (of several, the
+// sparsest where the page starts: see chooseIndex), and a time range is a range of IDs, found by a
 // binary search over the trail (event times follow IDs: both are taken
 // under one lock), so a page costs in proportion to its size and a few
 // dozen seeks, whatever the trail holds. Where the events read do not
@@ -75,7 +75,10 @@ func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken strin
 		if before <= from {
 			return nil
 		}
-		idx := indexFor(&f)
+		idx, err := q.chooseIndex(tx, indexesFor(&f), before)
+		if err != nil {
+			return err
+		}
 		prefix := idx
 		if idx == nil {
 			prefix = prefixEvent
@@ -104,22 +107,42 @@ func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken strin
 	return q.page, nil
 }
 
-// indexFor returns the index prefix that serves f, the narrowest it names,
-// or nil for the trail itself.
-func indexFor(f *Filter) []byte {
-	var prefix []byte
-	var value string
-	switch {
-	case f.TerminalID != "":
-		prefix, value = prefixByTerminal, f.TerminalID
-	case f.MerchantID != "":
-		prefix, value = prefixByMerchant, f.MerchantID
-	case f.Type != TypeUnspecified:
-		prefix, value = prefixByType, fmt.Sprint(int32(f.Type))
-	default:
-		return nil
+// indexesFor returns the prefixes of the indexes that serve a part of f:
+// by terminal, merchant and type.
+func indexesFor(f *Filter) [][]byte {
+	var out [][]byte
+	add := func(prefix []byte, value string) {
+		out = append(out, append(append(append([]byte{}, prefix...), value...), '/'))
 	}
-	return append(append(append([]byte{}, prefix...), value...), '/')
+	if f.TerminalID != "" {
+		add(prefixByTerminal, f.TerminalID)
+	}
+	if f.MerchantID != "" {
+		add(prefixByMerchant, f.MerchantID)
+	}
+	if f.Type != TypeUnspecified {
+		add(prefixByType, fmt.Sprint(int32(f.Type)))
+	}
+	return out
+}
+
+// probeWidth is how many keys below a page's start chooseIndex reads from
+// each index that serves a filter, to tell which is sparsest there.
+const probeWidth = 32
+
+// chooseIndex returns the sparsest of idxs just below before (see
+// store.Txn.Sparsest), the one that finds a match of all of them in the
+// fewest reads; nil when there is none (the trail itself is read).
+func (q *pageQuery) chooseIndex(tx *store.Txn, idxs [][]byte, before uint64) ([]byte, error) {
+	switch len(idxs) {
+	case 0:
+		return nil, nil
+	case 1:
+		return idxs[0], nil
+	}
+	best, n, err := tx.Sparsest(idxs, before, probeWidth)
+	q.read += uint64(n)
+	return idxs[best], err
 }
 
 func startKey(prefix []byte, before uint64) []byte {

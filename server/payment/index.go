@@ -114,49 +114,25 @@ func sourcesFor(f *TxFilter) []txSource {
 	return out
 }
 
-// probeWidth is how many keys below a page's start chooseSource reads from
-// each source that serves a filter, to tell which is sparsest there.
+// probeWidth is how many keys below a page's start chooseSource reads
+// from each source that serves a filter, to tell which is sparsest there.
 const probeWidth = 32
 
 // chooseSource returns the most selective of the sources that serve a
-// filter: the one whose probeWidth-th key below before is the oldest, so
-// that the fewest entries are read per match. A source with fewer keys
-// than that below before wins at once. It adds the keys it read to *read.
+// filter: the sparsest just below before (see store.Txn.Sparsest), so
+// that the fewest entries are read per match. It adds the keys it read
+// to *read.
 func chooseSource(txn *store.Txn, srcs []txSource, before uint64, read *uint64) (txSource, error) {
 	if len(srcs) == 1 {
 		return srcs[0], nil
 	}
-	best, bestSeq := srcs[0], uint64(1<<64-1)
-	for _, s := range srcs {
-		if s.prefix == nil {
-			continue
-		}
-		n, oldest := 0, uint64(0)
-		err := txn.IterateReverse(s.prefix, startBelow(s.prefix, before), func(k, _ []byte) error {
-			if len(k) != len(s.prefix)+8 {
-				return nil // a longer prefix sharing this one's bytes
-			}
-			*read++
-			n++
-			if oldest = seqOfKey(k); n == probeWidth {
-				return store.ErrStop
-			}
-			return nil
-		})
-		if err != nil {
-			return txSource{}, err
-		}
-		if n < probeWidth {
-			oldest = 0
-		}
-		if oldest < bestSeq {
-			best, bestSeq = s, oldest
-		}
-		if oldest == 0 {
-			break
-		}
+	prefixes := make([][]byte, len(srcs))
+	for i, s := range srcs {
+		prefixes[i] = s.prefix // several sources: none is the whole ledger
 	}
-	return best, nil
+	best, n, err := txn.Sparsest(prefixes, before, probeWidth)
+	*read += uint64(n)
+	return srcs[best], err
 }
 
 // startBelow returns the key a reverse scan of prefix starts at to read

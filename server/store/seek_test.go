@@ -71,3 +71,52 @@ func TestFirstAndLast(t *testing.T) {
 		}
 	}
 }
+
+// Sparsest picks the index with the fewest keys just below a position,
+// and one with fewer keys than it reads at once; keys of a longer prefix
+// sharing an index's bytes do not count.
+func TestSparsest(t *testing.T) {
+	db := storetest.Open(t)
+	err := db.Update(func(tx *store.Txn) error {
+		for n := uint64(1); n <= 100; n++ {
+			keys := [][]byte{store.AppendUint64([]byte("x/a/"), n), store.AppendUint64([]byte("x/a/z/"), n)}
+			if n%10 == 0 {
+				keys = append(keys, store.AppendUint64([]byte("x/b/"), n))
+			}
+			for _, k := range keys {
+				if err := tx.Set(k, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := [][]byte{[]byte("x/a/"), []byte("x/b/")}
+	tests := []struct {
+		below      uint64
+		width      int
+		best, read int
+	}{
+		{1<<64 - 1, 4, 1, 8},   // a's 4th newest is 97, b's is 70
+		{1<<64 - 1, 20, 1, 30}, // b has only 10 keys: it wins, after reading a's 20
+		{95, 4, 1, 8},          // below 95: a's 4th is 91, b's 60
+		{5, 8, 0, 4},           // a has only 4 keys below 5
+	}
+	for _, tc := range tests {
+		var best, read int
+		err := db.View(func(tx *store.Txn) error {
+			var err error
+			best, read, err = tx.Sparsest(idx, tc.below, tc.width)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if best != tc.best || read != tc.read {
+			t.Errorf("below %d width %d: got index %d after %d keys, want %d after %d", tc.below, tc.width, best, read, tc.best, tc.read)
+		}
+	}
+}

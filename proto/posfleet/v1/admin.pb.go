@@ -5717,14 +5717,16 @@ type ListAuditEventsResponse struct {
 	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// Token for the next page; empty on the last page. Also set on a short
 	// or empty page: one call reads a bounded number of events, so a filter
-	// that the trail's indexes do not narrow (a type of one terminal) goes
-	// on over several pages.
+	// that the trail's indexes do not narrow (a busy terminal's events of a
+	// common type) goes on over several pages.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// Set when the page stopped at the server's read budget before it was
 	// full, which happens only for filters the trail's indexes do not serve
-	// together (a type of one terminal or merchant): events recorded at or
-	// after this time were searched; next_page_token goes on with older ones.
-	// Unset when the page searched everything it could match.
+	// together (of the terminal, merchant and type indexes the filter names,
+	// the sparsest is read and the rest filtered; a time range is a seek):
+	// events recorded at or after this time were searched; next_page_token
+	// goes on with older ones. Unset when the page searched everything it
+	// could match.
 	SearchedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=searched_from,json=searchedFrom,proto3" json:"searched_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
