@@ -33,14 +33,16 @@ func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) (
 // ListPage is List that also says how far back a page cut short by its
 // read budget searched.
 //
-// A filter by terminal, merchant or type reads that index (of several, the
-// sparsest where the page starts: see chooseIndex), and a time range is a range of IDs, found by a
-// binary search over the trail (event times follow IDs: both are taken
-// under one lock), so a page costs in proportion to its size and a few
-// dozen seeks, whatever the trail holds. Where the events read do not
-// match (a type of one terminal), one call reads at most readBudget(limit)
-// of them and returns a shorter page, even an empty one, with the token to
-// go on and SearchedFrom set.
+// A filter by terminal, merchant or type reads that index (of several,
+// the sparsest where the page starts: see chooseIndex). A time range is a
+// range of IDs, found by a binary search over the trail, since event times
+// follow IDs (both are taken under one lock; payment events, stamped with
+// their decision time, trail by their commit's latency, which timeSlack
+// covers). So a page costs in proportion to its size and a few dozen
+// seeks, whatever the trail holds. Where the events read do not match (a
+// busy terminal at a busy merchant), one call reads at most
+// readBudget(limit) of them and returns a shorter page, even an empty one,
+// with the token to go on and SearchedFrom set.
 func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken string) (Page, error) {
 	if limit <= 0 {
 		limit = 100
@@ -60,7 +62,7 @@ func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken strin
 	err := l.db.View(func(tx *store.Txn) error {
 		var from uint64 // IDs from here on are listed
 		if !f.End.IsZero() {
-			end, err := q.firstIDAt(tx, f.End)
+			end, err := q.firstIDAt(tx, f.End.Add(timeSlack))
 			if err != nil {
 				return err
 			}
@@ -68,7 +70,7 @@ func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken strin
 		}
 		if !f.Start.IsZero() {
 			var err error
-			if from, err = q.firstIDAt(tx, f.Start); err != nil {
+			if from, err = q.firstIDAt(tx, f.Start.Add(-timeSlack)); err != nil {
 				return err
 			}
 		}
@@ -106,6 +108,12 @@ func (l *Log) ListPage(ctx context.Context, f Filter, limit int, pageToken strin
 	}
 	return q.page, nil
 }
+
+// timeSlack widens the ID range of a time range on both sides (the events
+// read are still filtered by their times): an event may carry a time a
+// little before the time its ID was given, as payment events carry their
+// decision time and get their ID when their group commit is written.
+const timeSlack = 10 * time.Second
 
 // indexesFor returns the prefixes of the indexes that serve a part of f:
 // by terminal, merchant and type.
@@ -202,8 +210,10 @@ func pageToken(before uint64) string {
 // firstIDAt returns an ID such that the events below it were recorded
 // before t and the first one from it on at or after t: a binary search
 // over the IDs of the trail, one seek per step. It is exact where event
-// times follow IDs, as Log makes them (after a step back of the wall
-// clock, events recorded around the step may fall on the wrong side).
+// times follow IDs, as Log makes them; callers widen the range by
+// timeSlack for events stamped before their ID was given (after a step
+// back of the wall clock larger than that, events recorded around the
+// step may fall outside).
 func (q *pageQuery) firstIDAt(tx *store.Txn, t time.Time) (uint64, error) {
 	last, ok, err := q.newest(tx)
 	if err != nil || !ok {

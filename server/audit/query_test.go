@@ -174,3 +174,35 @@ func TestListReadBudgetSaysSearchedFrom(t *testing.T) {
 		t.Errorf("with the type: read %d entries, want at most %d", read, 3*32+3)
 	}
 }
+
+// An event stamped a little before the event recorded ahead of it (a
+// payment event carries its decision time and gets its ID at commit) is
+// still found by a time range that holds it.
+func TestListTimeRangeFindsEventsStampedEarly(t *testing.T) {
+	log := openLog(t)
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		log.Record(audit.Event{Type: audit.AuthFailure, Time: base.Add(time.Duration(i) * time.Second), Message: fmt.Sprint(i)})
+		if i == 50 {
+			// Recorded after the event of second 50, stamped at second 48.5.
+			log.Record(audit.Event{Type: audit.BatchClosed, Time: base.Add(48500 * time.Millisecond), Message: "early"})
+		}
+	}
+	if err := log.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []audit.Filter{
+		{Start: base.Add(48 * time.Second), End: base.Add(49 * time.Second)},
+		{Type: audit.BatchClosed, Start: base.Add(48 * time.Second), End: base.Add(49 * time.Second)},
+		{End: base.Add(49 * time.Second)},
+		{Start: base.Add(48500 * time.Millisecond)},
+	} {
+		found := false
+		for _, e := range listAll(t, log, f, 10) {
+			found = found || e.Message == "early"
+		}
+		if !found {
+			t.Errorf("%+v: the event stamped at 48.5 s, recorded after 50 s, is not listed", f)
+		}
+	}
+}
