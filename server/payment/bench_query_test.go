@@ -1,21 +1,31 @@
 package payment_test
 
 import (
+	"flag"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/posfleet/posfleet/server/payment"
 )
 
+// ledgerSizes are the ledger sizes of BenchmarkListTransactionsQueries.
+var ledgerSizes = flag.String("ledger-sizes", "10000,100000", "BenchmarkListTransactionsQueries: comma-separated ledger sizes")
+
 // BenchmarkListTransactionsQueries measures a page of 20 of each query
 // kind whose matches are few and older than the whole bulk of the ledger
 // (see costLedger), at two ledger sizes: the same ns/op and reads/op at
 // both say that a page's cost does not depend on the ledger.
 //
-//	go test -run '^$' -bench BenchmarkListTransactionsQueries ./server/payment/
+//	go test -run '^$' -bench BenchmarkListTransactionsQueries ./server/payment/ [-ledger-sizes 10000,100000,300000]
 func BenchmarkListTransactionsQueries(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
+	for _, size := range strings.Split(*ledgerSizes, ",") {
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 1 {
+			b.Fatalf("-ledger-sizes: %q is not a size", size)
+		}
 		v := newEnv(b)
 		boundary := costLedger(b, v, n)
 		queries := []struct {
