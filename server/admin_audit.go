@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/audit"
@@ -35,11 +38,18 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *pb.ListAuditEve
 		Type: audit.Type(req.GetType()), TerminalID: req.GetTerminalId(), MerchantID: req.GetMerchantId(),
 		Start: start, End: end,
 	}
+	var searched time.Time
 	evs, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]audit.Event, string, error) {
-		return a.s.eng.Audit.List(ctx, filter, n, req.GetPageToken())
+		p, err := a.s.eng.Audit.ListPage(ctx, filter, n, req.GetPageToken())
+		searched = p.SearchedFrom
+		return p.Events, p.NextPageToken, err
 	}, auditEventToPB)
 	if err != nil {
 		return nil, a.s.toStatus(ctx, err)
 	}
-	return &pb.ListAuditEventsResponse{Events: evs, NextPageToken: next}, nil
+	res := &pb.ListAuditEventsResponse{Events: evs, NextPageToken: next}
+	if !searched.IsZero() {
+		res.SearchedFrom = timestamppb.New(searched)
+	}
+	return res, nil
 }

@@ -26,6 +26,15 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 	if req.GetBatchNumber() != 0 && req.GetTerminalId() == "" {
 		v.add("batch_number", "requires terminal_id")
 	}
+	if id := req.GetStoreId(); id != "" {
+		v.storeID("store_id", id)
+		if req.GetMerchantId() == "" {
+			v.add("store_id", "requires merchant_id")
+		}
+	}
+	if c := req.GetResponseCode(); c != "" && !payment.IsResponseCode(c) {
+		v.add("response_code", "must be a response code the server answers with, e.g. 51")
+	}
 	v.enum("decision", int32(req.GetDecision()), pb.Decision_name, true)
 	start := v.timestamp("start_time", req.GetStartTime())
 	end := v.timestamp("end_time", req.GetEndTime())
@@ -37,12 +46,14 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 		return nil, err
 	}
 	filter := payment.TxFilter{
-		TerminalID:  req.GetTerminalId(),
-		MerchantID:  req.GetMerchantId(),
-		BatchNumber: req.GetBatchNumber(),
-		Decision:    payment.Decision(req.GetDecision()),
-		Start:       start,
-		End:         end,
+		TerminalID:   req.GetTerminalId(),
+		MerchantID:   req.GetMerchantId(),
+		StoreID:      req.GetStoreId(),
+		ResponseCode: req.GetResponseCode(),
+		BatchNumber:  req.GetBatchNumber(),
+		Decision:     payment.Decision(req.GetDecision()),
+		Start:        start,
+		End:          end,
 	}
 	var searched time.Time
 	txs, next, err := boundedPage(a.s.cfg.MaxPageBytes, size, func(n int) ([]payment.Transaction, string, error) {

@@ -7,7 +7,8 @@
 //     and the first request of a terminal (its state read from disk);
 //   - peak RSS of that process (VmHWM), start-up and queries;
 //   - p50/p99 of admin transaction queries (newest page, declined, one
-//     merchant, one merchant's declined, one terminal's declined);
+//     merchant, one merchant's declined, one terminal's declined, one
+//     store, one response code, one merchant's response code);
 //   - how long the request filter takes to build, and the cost of
 //     duplicate checks for new request IDs before and after it is ready;
 //   - the audit trail's open time, with -audit events written.
@@ -347,6 +348,9 @@ func measureRestart(dir string, terminals, merchants int) point {
 		{"merchant_declined", payment.TxFilter{MerchantID: merchantOf(1, merchants), Decision: payment.DecisionDeclined}},
 		{"terminal_declined", payment.TxFilter{TerminalID: terminalID(terminals - 1), Decision: payment.DecisionDeclined}},
 		{"terminal", payment.TxFilter{TerminalID: terminalID(terminals - 1)}},
+		{"store", payment.TxFilter{MerchantID: merchantOf(1, merchants), StoreID: "S1"}},
+		{"response_code", payment.TxFilter{ResponseCode: "51"}},
+		{"merchant_response_code", payment.TxFilter{MerchantID: merchantOf(1, merchants), ResponseCode: "51"}},
 	}
 	for _, q := range queries {
 		var lat []float64
@@ -409,7 +413,7 @@ func report(ps []point) {
 	for _, p := range ps {
 		fmt.Printf("%-12d %8.3f %10.3f %8.0f %8.0f %9.2f %9.3f %10.0f %10.0f %10.3f %9d\n", p.Transactions, p.OpenSeconds, p.OpenCPU, p.PeakRSSMB, p.AnonMB, p.FirstRequest, p.FilterSeconds, p.DupBeforeUS, p.DupAfterUS, p.AuditOpenSecs, p.AuditEvents)
 	}
-	names := []string{"newest", "declined", "merchant", "merchant_declined", "terminal_declined", "terminal"}
+	names := []string{"newest", "declined", "merchant", "merchant_declined", "terminal_declined", "terminal", "store", "response_code", "merchant_response_code"}
 	fmt.Printf("\n%-12s %12s %8s %9s %10s %10s %11s\n", "transactions", "store_cpu_s", "db_MB", "backup_MB", "backup_s", "backup_rss", "backup_anon")
 	for _, p := range ps {
 		fmt.Printf("%-12d %12.3f %8.1f %9.1f %10.2f %10.0f %11.0f\n", p.Transactions, p.StoreOpenCPU, p.DBMB, p.BackupMB, p.BackupSeconds, p.BackupRSSMB, p.BackupAnonMB)

@@ -22,6 +22,8 @@ func transactionsList(ctx context.Context, env *adminEnv, args []string) error {
 	fs := verbFlags(env, "transactions", "list")
 	terminal := fs.String("terminal", "", "only transactions of this terminal")
 	merchant := fs.String("merchant", "", "only transactions of this merchant")
+	storeID := fs.String("store", "", "only transactions of this store (with --merchant)")
+	code := fs.String("response-code", "", "only transactions answered with this response code, e.g. 51")
 	batch := fs.Uint64("batch", 0, "only this batch (with --terminal)")
 	decision := fs.String("decision", "", "only approved or declined")
 	since := fs.Duration("since", 0, "only transactions of the last duration, e.g. 24h")
@@ -37,8 +39,8 @@ func transactionsList(ctx context.Context, env *adminEnv, args []string) error {
 		return fmt.Errorf("--limit must be between 1 and 1000")
 	}
 	req := &pb.ListTransactionsRequest{
-		TerminalId: *terminal, MerchantId: *merchant, BatchNumber: *batch,
-		Decision: pb.Decision(d), PageSize: int32(*limit),
+		TerminalId: *terminal, MerchantId: *merchant, StoreId: *storeID, ResponseCode: *code,
+		BatchNumber: *batch, Decision: pb.Decision(d), PageSize: int32(*limit),
 	}
 	if *since > 0 {
 		req.StartTime = timestamppb.New(time.Now().Add(-*since))
@@ -46,6 +48,9 @@ func transactionsList(ctx context.Context, env *adminEnv, args []string) error {
 	resp, err := env.Client.Admin().ListTransactions(ctx, req)
 	if err != nil {
 		return err
+	}
+	if from := resp.GetSearchedFrom(); from != nil {
+		fmt.Fprintf(env.Err, "searched transactions decided since %s: older ones may match too\n", tsText(from))
 	}
 	rows := make([][]string, len(resp.GetTransactions()))
 	for i, t := range resp.GetTransactions() {

@@ -39,6 +39,15 @@ func TestAdminPaymentCommands(t *testing.T) {
 	if _, code := runCLI(t, nil, "admin", "--target", p.Addr, "--admin-token-file", tokenFile, "transactions", "list", "--decision", "maybe"); code == 0 {
 		t.Errorf("transactions list --decision maybe was accepted")
 	}
+	if out := admin("transactions", "list", "--merchant", "MIDPAY", "--store", "s1", "--response-code", "00"); !strings.Contains(out, "12.50 NZD") || !strings.Contains(out, "7.30 NZD") {
+		t.Errorf("transactions list --store s1 --response-code 00 lacks the sales:\n%s", out)
+	}
+	if out := admin("transactions", "list", "--response-code", "51"); strings.Contains(out, "NZD") {
+		t.Errorf("transactions list --response-code 51 lists approvals:\n%s", out)
+	}
+	if out, code := runCLI(t, nil, "admin", "--target", p.Addr, "--admin-token-file", tokenFile, "transactions", "list", "--store", "s1"); code == 0 || !strings.Contains(out, "store_id") {
+		t.Errorf("transactions list --store without --merchant: exit %d, output %q; want a failure naming store_id", code, out)
+	}
 	out = admin("report", "settlement", "--merchant", "MIDPAY")
 	if !strings.Contains(out, "2 / 19.80 NZD") {
 		t.Errorf("settlement report lacks the sale totals 2 / 19.80 NZD:\n%s", out)

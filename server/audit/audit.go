@@ -2,13 +2,13 @@ package audit
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posfleet/posfleet/server/store"
@@ -136,6 +136,12 @@ type Log struct {
 	// tail tracks the IDs handed out but not yet settled, for readers that
 	// follow the log in ID order (tail.go).
 	tail tailState
+
+	// reads counts the index keys and events List read, so that tests can
+	// tell a page's cost; budget, when positive (tests only), replaces
+	// readBudget.
+	reads  atomic.Uint64
+	budget int
 }
 
 // Open starts the audit trail on db. It reads only the newest event, so it
@@ -252,8 +258,10 @@ func (l *Log) assign(evs []Event) []Event {
 		return nil
 	}
 	out := make([]Event, len(evs))
-	now := l.now()
+	// The time is taken under the lock, so that times follow IDs (List
+	// seeks a time by its ID).
 	l.mu.Lock()
+	now := l.now()
 	for i, e := range evs {
 		if e.Time.IsZero() {
 			e.Time = now
@@ -272,11 +280,11 @@ func (l *Log) assign(evs []Event) []Event {
 // disk; if the queue is full (the disk cannot keep up) it waits for room.
 // Events recorded after Close are logged and dropped.
 func (l *Log) Record(e Event) {
+	l.mu.Lock()
 	if e.Time.IsZero() {
-		e.Time = l.now()
+		e.Time = l.now() // under the lock, so that times follow IDs
 	}
 	e.Time = e.Time.UTC()
-	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		l.logger.Error("audit event after close dropped", "type", e.Type, "actor", e.Actor)
@@ -361,7 +369,7 @@ func (l *Log) flushLoop() {
 	var waiters []chan struct{}
 	timer := time.NewTimer(flushEvery)
 	defer timer.Stop()
-	write := func() {
+	writeBatch := func() {
 		if len(batch) > 0 {
 			if err := l.write(batch); err != nil {
 				l.logger.Error("audit write failed", "err", err, "events", len(batch))
@@ -369,6 +377,9 @@ func (l *Log) flushLoop() {
 			l.settle(batch) // written or lost: either way settled
 			batch = batch[:0]
 		}
+	}
+	write := func() {
+		writeBatch()
 		for _, w := range waiters {
 			close(w)
 		}
@@ -395,7 +406,11 @@ func (l *Log) flushLoop() {
 						write()
 						return
 					}
-					batch = append(batch, e)
+					// A full queue is written in batches of maxBatch: one
+					// commit of all of it is too big for the store.
+					if batch = append(batch, e); len(batch) >= maxBatch {
+						writeBatch()
+					}
 				default:
 					drained = true
 				}
@@ -462,99 +477,4 @@ func decode(v []byte, e *Event) error {
 		return fmt.Errorf("audit: unknown schema version")
 	}
 	return json.Unmarshal(v[1:], e)
-}
-
-// List returns up to limit events matching f, newest first, and a token for
-// the next page ("" on the last page). Events still queued are included only
-// after they are flushed; call Flush first to read your own writes. One call
-// reads at most readBudget(limit) events: a page can be short, even empty,
-// and still have a token.
-func (l *Log) List(ctx context.Context, f Filter, limit int, pageToken string) ([]Event, string, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	var before uint64 = 1<<64 - 1
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || len(b) != 8 {
-			return nil, "", ErrBadPageToken
-		}
-		before = binary.BigEndian.Uint64(b)
-	}
-	// Pick the narrowest index.
-	var idx []byte
-	switch {
-	case f.TerminalID != "":
-		idx = append(append(append([]byte{}, prefixByTerminal...), f.TerminalID...), '/')
-	case f.MerchantID != "":
-		idx = append(append(append([]byte{}, prefixByMerchant...), f.MerchantID...), '/')
-	case f.Type != TypeUnspecified:
-		idx = append(append(append([]byte{}, prefixByType...), fmt.Sprint(int32(f.Type))...), '/')
-	}
-	var out []Event
-	var next string
-	// A call reads at most budget events: a filter whose index does not
-	// narrow it (a time range, a type of one terminal) returns a shorter
-	// page, even an empty one, with the token to go on.
-	budget := readBudget(limit)
-	spent := func(id uint64) bool {
-		if budget--; budget >= 0 {
-			return false
-		}
-		next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, id+1))
-		return true
-	}
-	err := l.db.View(func(tx *store.Txn) error {
-		if idx == nil {
-			return tx.IterateReverse(prefixEvent, startKey(prefixEvent, before), func(k, v []byte) error {
-				id := binary.BigEndian.Uint64(k[len(prefixEvent):])
-				if spent(id) {
-					return store.ErrStop
-				}
-				return l.collect(ctx, f, id, v, limit, &out, &next)
-			})
-		}
-		return tx.IterateReverse(idx, startKey(idx, before), func(k, _ []byte) error {
-			id := binary.BigEndian.Uint64(k[len(idx):])
-			if spent(id) {
-				return store.ErrStop
-			}
-			v, err := tx.Get(append(append([]byte{}, prefixEvent...), store.AppendUint64(nil, id)...))
-			if err != nil {
-				return fmt.Errorf("audit: index points at missing event %d: %w", id, err)
-			}
-			return l.collect(ctx, f, id, v, limit, &out, &next)
-		})
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	return out, next, nil
-}
-
-func startKey(prefix []byte, before uint64) []byte {
-	if before == 1<<64-1 {
-		return nil
-	}
-	return store.AppendUint64(append([]byte{}, prefix...), before-1)
-}
-
-func (l *Log) collect(ctx context.Context, f Filter, id uint64, v []byte, limit int, out *[]Event, next *string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	var e Event
-	if err := decode(v, &e); err != nil {
-		return fmt.Errorf("audit: decode event %d: %w", id, err)
-	}
-	e.ID = id
-	if !f.match(&e) {
-		return nil
-	}
-	if len(*out) == limit {
-		*next = base64.RawURLEncoding.EncodeToString(store.AppendUint64(nil, id+1))
-		return store.ErrStop
-	}
-	*out = append(*out, e)
-	return nil
 }

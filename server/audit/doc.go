@@ -12,4 +12,11 @@
 // and may come in floods; they are written in batches by a background
 // flusher (one synced commit per batch, not per event), so recording them
 // never waits on the disk (see the package example).
+//
+// Queries ([Log.ListPage]) cost in proportion to the page they return: a
+// filter by terminal, merchant or type reads its index (aux/, aum/, aut/,
+// each in ID order), and a time range is turned into a range of IDs by a
+// binary search over the trail, since event times follow IDs. A page whose
+// filter no single index serves stops at a read budget and says how far
+// back it searched.
 package audit

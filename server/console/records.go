@@ -18,11 +18,19 @@ const listPage = 50
 var alertTypes = []string{"MERCHANT_MISMATCH", "BATCH_OUT_OF_BALANCE", "IDENTITY_COLLISION", "AUTH_FAILURE", "PERMISSION_DENIED", "REGISTRATION_REFUSED"}
 
 type auditData struct {
-	Events []*pb.AuditEvent
-	Zones  zones
-	Types  []string
-	Next   string
-	Alerts bool
+	Events   []*pb.AuditEvent
+	Zones    zones
+	Types    []string
+	Next     string
+	Searched searched
+	Alerts   bool
+}
+
+// searched says how far back a page cut short by the server's read budget
+// searched (the response's searched_from); At is nil on other pages.
+type searched struct {
+	V  *view
+	At *timestamppb.Timestamp
 }
 
 // dayRange reads the "from" and "to" dates (YYYY-MM-DD, server time) of a
@@ -78,12 +86,15 @@ func (c *Console) auditList(q *request, f url.Values, alerts bool) {
 	if alerts {
 		title = "Alerts"
 	}
-	q.renderPage("audit", &view{Title: title, D: d, Form: f})
+	v := &view{Title: title, D: d, Form: f}
+	d.Searched = searched{V: v, At: resp.GetSearchedFrom()}
+	q.renderPage("audit", v)
 }
 
 type transactionsData struct {
-	Table txTable
-	Next  string
+	Table    txTable
+	Next     string
+	Searched searched
 }
 
 // transactions searches payment transactions.
@@ -95,6 +106,7 @@ func (c *Console) transactions(q *request) {
 	batch, _ := strconv.ParseUint(f.Get("batch"), 10, 64)
 	resp, err := c.admin.ListTransactions(ctx, &pb.ListTransactionsRequest{
 		TerminalId: strings.TrimSpace(f.Get("terminal")), MerchantId: strings.TrimSpace(f.Get("merchant")), BatchNumber: batch,
+		StoreId: strings.TrimSpace(f.Get("store")), ResponseCode: strings.TrimSpace(f.Get("code")),
 		Decision:  pb.Decision(pb.Decision_value["DECISION_"+f.Get("decision")]),
 		StartTime: start, EndTime: end, PageSize: listPage, PageToken: f.Get("page"),
 	})
@@ -107,7 +119,7 @@ func (c *Console) transactions(q *request) {
 		return
 	}
 	v := &view{Title: "Transactions", Form: f}
-	d := &transactionsData{Table: txRows(v, resp.GetTransactions(), c.storeZones(q))}
+	d := &transactionsData{Table: txRows(v, resp.GetTransactions(), c.storeZones(q)), Searched: searched{V: v, At: resp.GetSearchedFrom()}}
 	if next := resp.GetNextPageToken(); next != "" {
 		d.Next = queryWith(f, "page", next)
 	}

@@ -39,6 +39,7 @@ var zhCN = map[string]string{
 	"Really": "确定要", "terminal": "终端", "New merchant": "新商户", "New store": "新门店", "Reason": "原因", "Cancel": "取消",
 	"command": "指令", "published": "已发布", "created": "已创建", "saved": "已保存", "revoked": "已吊销",
 	// Transactions.
+	"The server searched back to": "服务器已搜索至", "the next page goes on with older ones.": "下一页继续搜索更早的记录。",
 	"Amount": "金额", "Decision": "结果", "Card": "卡号", "Batch": "批次", "Kind": "类型", "reversed": "已冲正",
 	// Merchants.
 	"Merchant ID": "商户号", "Display name": "显示名称", "Legal name": "法定名称", "Currency": "币种",

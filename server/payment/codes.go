@@ -43,6 +43,12 @@ func ResponseCodes() []ResponseCode {
 	return append([]ResponseCode(nil), responseCodes...)
 }
 
+// IsResponseCode reports whether code is one the engine answers with.
+func IsResponseCode(code string) bool {
+	_, ok := codeMessages[code]
+	return ok
+}
+
 // CodeMessage returns the human-readable text of a response code.
 func CodeMessage(code string) string {
 	if m, ok := codeMessages[code]; ok {

@@ -55,6 +55,9 @@ type Engine struct {
 	filterBuild *filterBuild
 	// readBudget, when positive (tests only), replaces scanBudget.
 	readBudget int
+	// queryReads counts the index keys and transactions that
+	// ListTransactions read, so that tests can tell a page's cost.
+	queryReads atomic.Uint64
 	// filterReady is set when a request filter build finished, cleared
 	// when one starts.
 	filterReady atomic.Bool

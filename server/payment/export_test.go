@@ -137,3 +137,7 @@ func (e *Engine) CheckRequestID(terminal, requestID string, filter bool) (bool, 
 // SetReadBudget makes every ListTransactions call read at most n
 // transactions (see scanBudget). Not while queries run.
 func (e *Engine) SetReadBudget(n int) { e.readBudget = n }
+
+// QueryReads returns how many index keys and transactions ListTransactions
+// read since Open.
+func (e *Engine) QueryReads() uint64 { return e.queryReads.Load() }

@@ -11,76 +11,160 @@ import (
 )
 
 // Secondary indexes of the ledger, written in the same commit as the
-// transaction they point to, so that a query filtered by merchant or
-// decision reads the entries of its page instead of the ledger:
+// transaction they point to, so that a filtered query reads the entries of
+// its page instead of the ledger:
 //
 //	pay/xm/<merchant>/<seq>               terminal of each transaction of a merchant
 //	pay/xd/<decision>/<seq>               terminal of each transaction by decision
 //	pay/xn/<merchant>/<decision>/<seq>    both
 //	pay/xt/<terminal>/<decision>/<seq>    a terminal's transactions by decision
-//	pay/xi                                every transaction is indexed (see indexLedger)
+//	pay/xs/<merchant>/<store>/<seq>       transactions of a store (store IDs are a merchant's)
+//	pay/xc/<response code>/<seq>          transactions by response code
+//	pay/xi                                every transaction has the first four (see indexLedger)
+//	pay/xv                                the index generation every transaction has (indexVersion)
 //
 // Values hold the terminal ID (the transaction's key is pay/tx/<terminal>/<seq>).
-// A transaction's merchant and decision never change, so the keys are
-// written once, when the transaction is created.
+// A transaction's merchant, store, decision and response code never
+// change, so the keys are written once, when the transaction is created.
+// Sequence numbers follow decision times, so each index is also in time
+// order: a time range is a range of its keys.
 var (
 	prefixByMerchant         = []byte("pay/xm/")
 	prefixByDecision         = []byte("pay/xd/")
 	prefixByMerchantDecision = []byte("pay/xn/")
 	prefixByTerminalDecision = []byte("pay/xt/")
+	prefixByStore            = []byte("pay/xs/")
+	prefixByCode             = []byte("pay/xc/")
 	keyIndexedFrom           = []byte("pay/xi")
+	keyIndexVersion          = []byte("pay/xv")
 )
 
-// txIndexes returns the index key prefixes (without the sequence number)
-// of a transaction of terminal and merchant with decision d.
-func txIndexes(terminal, merchant string, d Decision) [4][]byte {
-	ds := strconv.Itoa(int(d))
-	return [4][]byte{
-		keyIndex(prefixByMerchant, merchant),
+// indexVersion is the generation of the ledger's indexes: 1 the first
+// four (pay/xi marks them built), 2 adds the store and response code
+// indexes. Open builds what a store written by an earlier version lacks.
+const indexVersion = 2
+
+// txIndexesV1 returns the prefixes (without the sequence number) of the
+// first generation of indexes of t.
+func txIndexesV1(t *tx) [][]byte {
+	ds := strconv.Itoa(int(t.decision))
+	return [][]byte{
+		keyIndex(prefixByMerchant, t.merchant),
 		keyIndex(prefixByDecision, ds),
-		keyIndex(prefixByMerchantDecision, merchant, ds),
-		keyIndex(prefixByTerminalDecision, terminal, ds),
+		keyIndex(prefixByMerchantDecision, t.merchant, ds),
+		keyIndex(prefixByTerminalDecision, t.terminal, ds),
 	}
+}
+
+// txIndexesV2 returns the prefixes of the indexes of t added in version 2:
+// none for a transaction without a store or a response code.
+func txIndexesV2(t *tx) [][]byte {
+	var ps [][]byte
+	if t.store != "" {
+		ps = append(ps, keyIndex(prefixByStore, t.merchant, t.store))
+	}
+	if t.code != "" {
+		ps = append(ps, keyIndex(prefixByCode, t.code))
+	}
+	return ps
 }
 
 // indexTx stages the index keys of a new transaction in c.
 func indexTx(t *tx, c *commit) {
-	for _, p := range txIndexes(t.terminal, t.merchant, t.decision) {
+	for _, p := range append(txIndexesV1(t), txIndexesV2(t)...) {
 		c.put(store.AppendUint64(p, t.seq), []byte(t.terminal))
 	}
 }
 
-// indexFor returns the index prefix that serves f, or nil when the
-// terminal's ledger (f.TerminalID set without a decision) or the whole
-// ledger (no filter) is read instead.
-func indexFor(f *TxFilter) []byte {
+// txSource is one way of reading the transactions a filter may match,
+// newest first: an index, a terminal's ledger, or the whole ledger.
+type txSource struct {
+	// prefix is the index's key prefix, or the terminal's ledger's
+	// (terminal set); nil for the whole ledger.
+	prefix   []byte
+	terminal string
+	// index is set when prefix is an index's.
+	index bool
+}
+
+// sourcesFor returns every source that serves f: the indexes whose keys
+// match a part of it, the terminal's ledger when f names a terminal, or
+// else the whole ledger alone.
+func sourcesFor(f *TxFilter) []txSource {
 	ds := strconv.Itoa(int(f.Decision))
-	switch {
-	case f.TerminalID != "" && f.Decision != DecisionUnspecified:
-		return keyIndex(prefixByTerminalDecision, f.TerminalID, ds)
-	case f.TerminalID != "":
-		return nil
-	case f.MerchantID != "" && f.Decision != DecisionUnspecified:
-		return keyIndex(prefixByMerchantDecision, f.MerchantID, ds)
-	case f.MerchantID != "":
-		return keyIndex(prefixByMerchant, f.MerchantID)
-	case f.Decision != DecisionUnspecified:
-		return keyIndex(prefixByDecision, ds)
+	var out []txSource
+	add := func(ok bool, prefix []byte) {
+		if ok {
+			out = append(out, txSource{prefix: prefix, index: true})
+		}
 	}
-	return nil
+	decided := f.Decision != DecisionUnspecified
+	add(f.TerminalID != "" && decided, keyIndex(prefixByTerminalDecision, f.TerminalID, ds))
+	if f.TerminalID != "" {
+		out = append(out, txSource{prefix: keyIndex(prefixTx, f.TerminalID), terminal: f.TerminalID})
+	}
+	add(f.MerchantID != "" && f.StoreID != "", keyIndex(prefixByStore, f.MerchantID, f.StoreID))
+	add(f.MerchantID != "" && decided, keyIndex(prefixByMerchantDecision, f.MerchantID, ds))
+	add(f.MerchantID != "" && !decided, keyIndex(prefixByMerchant, f.MerchantID))
+	add(f.ResponseCode != "", keyIndex(prefixByCode, f.ResponseCode))
+	add(decided && f.MerchantID == "" && f.TerminalID == "", keyIndex(prefixByDecision, ds))
+	if len(out) == 0 {
+		out = append(out, txSource{})
+	}
+	return out
+}
+
+// probeWidth is how many keys below a page's start chooseSource reads
+// from each source that serves a filter, to tell which is sparsest there.
+const probeWidth = 32
+
+// chooseSource returns the most selective of the sources that serve a
+// filter: the sparsest just below before (see store.Txn.Sparsest), so
+// that the fewest entries are read per match. It adds the keys it read
+// to *read.
+func chooseSource(txn *store.Txn, srcs []txSource, before uint64, read *uint64) (txSource, error) {
+	if len(srcs) == 1 {
+		return srcs[0], nil
+	}
+	prefixes := make([][]byte, len(srcs))
+	for i, s := range srcs {
+		prefixes[i] = s.prefix // several sources: none is the whole ledger
+	}
+	best, n, err := txn.Sparsest(prefixes, before, probeWidth)
+	*read += uint64(n)
+	return srcs[best], err
+}
+
+// startBelow returns the key a reverse scan of prefix starts at to read
+// sequence numbers below before: nil for the newest (before is the
+// largest), else prefix+(before-1).
+func startBelow(prefix []byte, before uint64) []byte {
+	if before == 1<<64-1 {
+		return nil
+	}
+	return store.AppendUint64(prefix, max(before, 1)-1)
+}
+
+// scan calls fn for the transactions of s with sequence numbers below
+// before, newest first.
+func (s txSource) scan(txn *store.Txn, before uint64, fn func(*tx) error) error {
+	switch {
+	case s.index:
+		return scanIndexReverse(txn, s.prefix, before, fn)
+	case s.terminal != "":
+		return scanTerminalReverse(txn, s.terminal, before, fn)
+	default:
+		return scanLedgerReverse(txn, before, fn)
+	}
 }
 
 // scanIndexReverse calls fn for the transactions an index lists with
 // sequence numbers below before, newest first.
 func scanIndexReverse(txn *store.Txn, prefix []byte, before uint64, fn func(*tx) error) error {
-	var start []byte
-	if before != 1<<64-1 {
-		if before <= 1 {
-			return nil
-		}
-		start = store.AppendUint64(prefix, before-1)
+	if before <= 1 {
+		return nil
 	}
-	return txn.IterateReverse(prefix, start, func(k, v []byte) error {
+	return txn.IterateReverse(prefix, startBelow(prefix, before), func(k, v []byte) error {
 		if len(k) != len(prefix)+8 {
 			return nil // a longer prefix sharing this one's bytes
 		}
@@ -97,17 +181,23 @@ func scanIndexReverse(txn *store.Txn, prefix []byte, before uint64, fn func(*tx)
 	})
 }
 
-// indexLedger writes the index keys of every transaction of a store
-// written before the indexes existed, once, before the decision loop
-// starts: pay/xi then records that every transaction is indexed, and later
-// Opens skip it. It reads the whole ledger, in store transactions of
-// bounded size.
+// indexLedger writes the index keys that transactions written by an
+// earlier version lack, once, before the decision loop starts: every
+// index when pay/xi is missing, those added since the generation pay/xv
+// records otherwise. pay/xi and pay/xv then record that every transaction
+// is indexed, and later Opens skip it. It reads the whole ledger, in store
+// transactions of bounded size, only on the first Open of such a store.
 func (e *Engine) indexLedger() error {
-	switch _, err := e.db.Get(keyIndexedFrom); {
-	case err == nil:
-		return nil
-	case !errors.Is(err, store.ErrNotFound):
+	needV1, err := e.missing(keyIndexedFrom, 1)
+	if err != nil {
 		return err
+	}
+	needV2, err := e.missing(keyIndexVersion, indexVersion)
+	if err != nil {
+		return err
+	}
+	if !needV1 && !needV2 {
+		return nil
 	}
 	var ws []write
 	flush := func() error {
@@ -115,7 +205,7 @@ func (e *Engine) indexLedger() error {
 		ws = ws[:0]
 		return err
 	}
-	err := e.db.View(func(txn *store.Txn) error {
+	err = e.db.View(func(txn *store.Txn) error {
 		return txn.Iterate(prefixChunk, nil, func(k, v []byte) error {
 			c, err := decodeChunk(k, v)
 			if err != nil {
@@ -131,7 +221,14 @@ func (e *Engine) indexLedger() error {
 				if err != nil {
 					return err
 				}
-				for _, p := range txIndexes(t.terminal, t.merchant, t.decision) {
+				var ps [][]byte
+				if needV1 {
+					ps = txIndexesV1(t)
+				}
+				if needV2 {
+					ps = append(ps, txIndexesV2(t)...)
+				}
+				for _, p := range ps {
 					ws = append(ws, write{key: store.AppendUint64(p, seq), value: []byte(term)})
 				}
 			}
@@ -145,12 +242,34 @@ func (e *Engine) indexLedger() error {
 		err = flush()
 	}
 	if err == nil {
-		err = e.db.Update(func(tx *store.Txn) error { return tx.Set(keyIndexedFrom, encodeIndexedSince(1)) })
+		err = e.db.Update(func(tx *store.Txn) error {
+			if err := tx.Set(keyIndexedFrom, encodeIndexedSince(1)); err != nil {
+				return err
+			}
+			return tx.Set(keyIndexVersion, encodeIndexedSince(indexVersion))
+		})
 	}
 	if err != nil {
 		return fmt.Errorf("payment: index the ledger: %w", err)
 	}
 	return nil
+}
+
+// missing reports whether the marker key records a generation below want
+// (or is absent).
+func (e *Engine) missing(key []byte, want int64) (bool, error) {
+	v, err := e.db.Get(key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	got, err := decodeIndexedSince(v)
+	if err != nil {
+		return false, fmt.Errorf("payment: index marker %q: %w", key, err)
+	}
+	return got < want, nil
 }
 
 // scanBudget is how many transactions one ListTransactions call reads for

@@ -13,15 +13,7 @@ import (
 
 // chunkAt returns the commit chunk that holds transaction seq, or nil.
 func chunkAt(txn *store.Txn, seq uint64) (*chunk, error) {
-	var c *chunk
-	err := txn.IterateReverse(prefixChunk, keyChunk(seq), func(k, v []byte) error {
-		var err error
-		c, err = decodeChunk(k, v)
-		if err != nil {
-			return err
-		}
-		return store.ErrStop
-	})
+	c, err := chunkAtOrBefore(txn, seq)
 	if err != nil || c == nil {
 		return nil, err
 	}
@@ -33,16 +25,17 @@ func chunkAt(txn *store.Txn, seq uint64) (*chunk, error) {
 
 // lastChunk returns the newest commit chunk, or nil for an empty ledger.
 func lastChunk(txn *store.Txn) (*chunk, error) {
-	var c *chunk
-	err := txn.IterateReverse(prefixChunk, nil, func(k, v []byte) error {
-		var err error
-		c, err = decodeChunk(k, v)
-		if err != nil {
-			return err
-		}
-		return store.ErrStop
-	})
-	return c, err
+	return lastChunkFrom(txn, nil)
+}
+
+// lastChunkFrom returns the last commit chunk whose key is at or before
+// start (nil for the newest), or nil: one seek that reads one chunk.
+func lastChunkFrom(txn *store.Txn, start []byte) (*chunk, error) {
+	k, v, ok, err := txn.Last(prefixChunk, start)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return decodeChunk(k, v)
 }
 
 // firstSeqAt returns the sequence number of the first chunk whose
@@ -80,16 +73,7 @@ func firstSeqAt(txn *store.Txn, t int64) (uint64, error) {
 }
 
 func chunkAtOrBefore(txn *store.Txn, seq uint64) (*chunk, error) {
-	var c *chunk
-	err := txn.IterateReverse(prefixChunk, keyChunk(seq), func(k, v []byte) error {
-		var err error
-		c, err = decodeChunk(k, v)
-		if err != nil {
-			return err
-		}
-		return store.ErrStop
-	})
-	return c, err
+	return lastChunkFrom(txn, keyChunk(seq))
 }
 
 // loadTx reads transaction seq, or returns nil when it does not exist.

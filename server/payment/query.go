@@ -20,7 +20,9 @@ import (
 // durable: a transaction appears once its decision was committed. limit <= 0
 // means 100. Filters by merchant or decision read an index (see index.go),
 // and an end time starts at its place in the ledger, so a page costs in
-// proportion to its size; where the transactions read do not match (a
+// proportion to its size; filters by store or response code read their
+// own index, and a combination reads the most selective index that serves
+// a part of it (see chooseSource) and filters the rest; where the transactions read do not match (a
 // terminal's batch, a time range), one call reads at most scanBudget of
 // them and returns a shorter page, even an empty one, with the token to go
 // on.
@@ -57,15 +59,13 @@ func (e *Engine) listTransactions(ctx context.Context, f TxFilter, limit int, pa
 			}
 			before = min(before, end)
 		}
-		switch idx := indexFor(&f); {
-		case idx != nil:
-			return scanIndexReverse(txn, idx, before, q.collect(limit+1, &out))
-		case f.TerminalID != "":
-			return scanTerminalReverse(txn, f.TerminalID, before, q.collect(limit+1, &out))
-		default:
-			return scanLedgerReverse(txn, before, q.collect(limit+1, &out))
+		src, err := chooseSource(txn, sourcesFor(&f), before, &q.read)
+		if err != nil {
+			return err
 		}
+		return src.scan(txn, before, q.collect(limit+1, &out))
 	})
+	e.queryReads.Add(q.read)
 	if err != nil {
 		return TxPage{}, err
 	}
@@ -96,6 +96,12 @@ func (f *TxFilter) validate() error {
 		return &ValidationError{Field: "terminal_id", Reason: "must be a terminal ID"}
 	case f.MerchantID != "" && !isAlnum(f.MerchantID):
 		return &ValidationError{Field: "merchant_id", Reason: "must be 1-15 letters and digits"}
+	case f.StoreID != "" && f.MerchantID == "":
+		return &ValidationError{Field: "store_id", Reason: "requires merchant_id"}
+	case f.StoreID != "" && cleanKeyPart(f.StoreID) == "":
+		return &ValidationError{Field: "store_id", Reason: "must be a store ID"}
+	case f.ResponseCode != "" && !IsResponseCode(f.ResponseCode):
+		return &ValidationError{Field: "response_code", Reason: "must be a response code the engine answers with, e.g. 51"}
 	}
 	return nil
 }
@@ -125,6 +131,8 @@ type txCollector struct {
 	budget   int
 	resume   uint64
 	resumeAt int64
+	// read counts the index keys and transactions read.
+	read uint64
 }
 
 // collect returns a scan callback that gathers up to n matching
@@ -138,6 +146,7 @@ func (q *txCollector) collect(n int, into *[]*tx) func(*tx) error {
 		if t.decided < q.start {
 			return store.ErrStop
 		}
+		q.read++
 		if q.budget--; q.budget < 0 {
 			// Read enough for one call: the next page goes on from here.
 			q.resume, q.resumeAt = t.seq+1, t.decided
@@ -192,6 +201,8 @@ func scanLedgerReverse(txn *store.Txn, before uint64, fn func(*tx) error) error 
 func (f *TxFilter) match(t *tx) bool {
 	return (f.TerminalID == "" || t.terminal == f.TerminalID) &&
 		(f.MerchantID == "" || t.merchant == f.MerchantID) &&
+		(f.StoreID == "" || t.store == f.StoreID) &&
+		(f.ResponseCode == "" || t.code == f.ResponseCode) &&
 		(f.BatchNumber == 0 || t.batch == f.BatchNumber) &&
 		(f.Decision == DecisionUnspecified || t.decision == f.Decision) &&
 		(f.End.IsZero() || t.decided < f.End.UnixNano())

@@ -76,15 +76,14 @@ func TestIndexedQueries(t *testing.T) {
 			{TerminalID: "T0000002", Decision: payment.DecisionDeclined},
 			{Decision: payment.DecisionDeclined, End: mid},
 			{MerchantID: merch, Start: mid.Add(-10 * time.Minute), End: mid},
+			{MerchantID: merch, StoreID: "S1"},
+			{ResponseCode: "51"},
+			{MerchantID: "M2", ResponseCode: "00"},
 		}
 		for _, f := range filters {
 			var want []string
 			for _, tx := range all {
-				if (f.TerminalID == "" || tx.TerminalID == f.TerminalID) &&
-					(f.MerchantID == "" || tx.MerchantID == f.MerchantID) &&
-					(f.Decision == payment.DecisionUnspecified || tx.Decision == f.Decision) &&
-					(f.Start.IsZero() || !tx.DecisionTime.Before(f.Start)) &&
-					(f.End.IsZero() || tx.DecisionTime.Before(f.End)) {
+				if matches(f, tx) {
 					want = append(want, tx.ID)
 				}
 			}

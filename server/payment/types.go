@@ -361,6 +361,10 @@ type Transaction struct {
 type TxFilter struct {
 	TerminalID string
 	MerchantID string
+	// StoreID requires MerchantID (store IDs are a merchant's).
+	StoreID string
+	// ResponseCode is a two-digit code the engine answers with, e.g. "51".
+	ResponseCode string
 	// BatchNumber requires TerminalID.
 	BatchNumber uint64
 	Decision    Decision

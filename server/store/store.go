@@ -681,9 +681,18 @@ func (tx *Txn) iterate(prefix, start []byte, reverse bool, fn func(key, value []
 }
 
 func (tx *Txn) iterateItems(prefix, start []byte, reverse bool, fn func(item *badger.Item, value []byte) error) error {
+	// Reverse passes read the newest page of something and stop: reading
+	// a hundred values ahead (Badger's default) costs more than the page.
+	return tx.iterateOpts(prefix, start, reverse, !reverse, fn)
+}
+
+// iterateOpts is iterateItems, with values read ahead of fn (prefetch)
+// for long passes or only as fn is called for short ones.
+func (tx *Txn) iterateOpts(prefix, start []byte, reverse, prefetch bool, fn func(item *badger.Item, value []byte) error) error {
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.Reverse = reverse
+	opts.PrefetchValues = prefetch
 	seek, skip := start, []byte(nil)
 	switch {
 	case start != nil:

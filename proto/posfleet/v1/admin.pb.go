@@ -5717,9 +5717,17 @@ type ListAuditEventsResponse struct {
 	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// Token for the next page; empty on the last page. Also set on a short
 	// or empty page: one call reads a bounded number of events, so a filter
-	// that the trail's indexes do not narrow (a time range, a type of one
-	// terminal) goes on over several pages.
+	// that the trail's indexes do not narrow (a busy terminal's events of a
+	// common type) goes on over several pages.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// Set when the page stopped at the server's read budget before it was
+	// full, which happens only for filters the trail's indexes do not serve
+	// together (of the terminal, merchant and type indexes the filter names,
+	// the sparsest is read and the rest filtered; a time range is a seek):
+	// events recorded at or after this time were searched; next_page_token
+	// goes on with older ones. Unset when the page searched everything it
+	// could match.
+	SearchedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=searched_from,json=searchedFrom,proto3" json:"searched_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5766,6 +5774,13 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListAuditEventsResponse) GetSearchedFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SearchedFrom
+	}
+	return nil
 }
 
 // A recorded payment transaction.
@@ -6016,7 +6031,13 @@ type ListTransactionsRequest struct {
 	// Most transactions to return (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,7,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// next_page_token of the previous page.
-	PageToken     string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,8,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only transactions of this store (requires merchant_id: store IDs are a
+	// merchant's).
+	StoreId string `protobuf:"bytes,9,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// Only transactions answered with this response code, two digits such as
+	// "51" (one of the codes in the README's table).
+	ResponseCode  string `protobuf:"bytes,10,opt,name=response_code,json=responseCode,proto3" json:"response_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6107,6 +6128,20 @@ func (x *ListTransactionsRequest) GetPageToken() string {
 	return ""
 }
 
+func (x *ListTransactionsRequest) GetStoreId() string {
+	if x != nil {
+		return x.StoreId
+	}
+	return ""
+}
+
+func (x *ListTransactionsRequest) GetResponseCode() string {
+	if x != nil {
+		return x.ResponseCode
+	}
+	return ""
+}
+
 // Response of AdminService.ListTransactions.
 type ListTransactionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -6118,9 +6153,12 @@ type ListTransactionsResponse struct {
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	// Set when the page stopped at the server's read budget before it was
 	// full, which happens only for filters the ledger's indexes do not serve
-	// (a batch number, a time range with few matches): transactions decided
-	// at or after this time were searched; next_page_token goes on with
-	// older ones. Unset when the page searched everything it could match.
+	// together (a batch number; filters whose most selective index holds few
+	// matches among many entries): transactions decided at or after this
+	// time were searched; next_page_token goes on with older ones. A time
+	// range alone is not such a filter: every index is in time order, and a
+	// page starts at its end time. Unset when the page searched everything
+	// it could match.
 	SearchedFrom  *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=searched_from,json=searchedFrom,proto3" json:"searched_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -8949,10 +8987,11 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\a \x01(\tR\tpageToken\"r\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"\xb3\x01\n" +
 	"\x17ListAuditEventsResponse\x12/\n" +
 	"\x06events\x18\x01 \x03(\v2\x17.posfleet.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\a\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12?\n" +
+	"\rsearched_from\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fsearchedFrom\"\xaa\a\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12\x1d\n" +
 	"\n" +
@@ -8980,7 +9019,7 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\x17original_transaction_id\x18\x12 \x01(\tR\x15originalTransactionId\x12.\n" +
 	"\x13claimed_merchant_id\x18\x13 \x01(\tR\x11claimedMerchantId\x12'\n" +
 	"\x0fledger_sequence\x18\x14 \x01(\x04R\x0eledgerSequence\x12;\n" +
-	"\x0fcaptured_amount\x18\x15 \x01(\v2\x12.posfleet.v1.MoneyR\x0ecapturedAmount\"\xdf\x02\n" +
+	"\x0fcaptured_amount\x18\x15 \x01(\v2\x12.posfleet.v1.MoneyR\x0ecapturedAmount\"\x9f\x03\n" +
 	"\x17ListTransactionsRequest\x12\x1f\n" +
 	"\vterminal_id\x18\x01 \x01(\tR\n" +
 	"terminalId\x12\x1f\n" +
@@ -8993,7 +9032,10 @@ const file_posfleet_v1_admin_proto_rawDesc = "" +
 	"\bend_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12\x1b\n" +
 	"\tpage_size\x18\a \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\b \x01(\tR\tpageToken\"\xc1\x01\n" +
+	"page_token\x18\b \x01(\tR\tpageToken\x12\x19\n" +
+	"\bstore_id\x18\t \x01(\tR\astoreId\x12#\n" +
+	"\rresponse_code\x18\n" +
+	" \x01(\tR\fresponseCode\"\xc1\x01\n" +
 	"\x18ListTransactionsResponse\x12<\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x18.posfleet.v1.TransactionR\ftransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12?\n" +
@@ -9573,160 +9615,161 @@ var file_posfleet_v1_admin_proto_depIdxs = []int32{
 	132, // 100: posfleet.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
 	132, // 101: posfleet.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
 	80,  // 102: posfleet.v1.ListAuditEventsResponse.events:type_name -> posfleet.v1.AuditEvent
-	5,   // 103: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
-	139, // 104: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
-	140, // 105: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
-	141, // 106: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
-	132, // 107: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
-	142, // 108: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
-	139, // 109: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
-	139, // 110: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
-	140, // 111: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
-	132, // 112: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
-	132, // 113: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
-	83,  // 114: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
-	132, // 115: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
-	6,   // 116: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
-	143, // 117: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
-	143, // 118: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
-	132, // 119: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
-	132, // 120: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
-	143, // 121: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
-	86,  // 122: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
-	132, // 123: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
-	144, // 124: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
-	132, // 125: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
-	132, // 126: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
-	144, // 127: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
-	134, // 128: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
-	89,  // 129: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	89,  // 130: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	89,  // 131: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
-	127, // 132: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
-	129, // 133: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
-	132, // 134: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
-	132, // 135: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
-	132, // 136: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
-	103, // 137: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
-	132, // 138: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
-	132, // 139: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
-	132, // 140: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
-	7,   // 141: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	132, // 142: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	132, // 143: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
-	132, // 144: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	132, // 145: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
-	102, // 146: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	102, // 147: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	102, // 148: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
-	102, // 149: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	102, // 150: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
-	104, // 151: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
-	7,   // 152: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
-	104, // 153: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
-	89,  // 154: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
-	145, // 155: posfleet.v1.RotateSigningKeyResponse.keys:type_name -> posfleet.v1.SigningKey
-	8,   // 156: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
-	10,  // 157: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
-	12,  // 158: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
-	14,  // 159: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
-	16,  // 160: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
-	18,  // 161: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
-	21,  // 162: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
-	23,  // 163: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
-	26,  // 164: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
-	28,  // 165: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
-	30,  // 166: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
-	32,  // 167: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
-	34,  // 168: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
-	36,  // 169: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
-	38,  // 170: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
-	40,  // 171: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
-	48,  // 172: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
-	50,  // 173: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
-	53,  // 174: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
-	55,  // 175: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
-	57,  // 176: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
-	59,  // 177: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
-	61,  // 178: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
-	66,  // 179: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
-	68,  // 180: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
-	70,  // 181: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
-	72,  // 182: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
-	74,  // 183: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
-	76,  // 184: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
-	81,  // 185: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
-	84,  // 186: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
-	87,  // 187: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
-	90,  // 188: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
-	92,  // 189: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
-	123, // 190: posfleet.v1.AdminService.RotateSigningKey:input_type -> posfleet.v1.RotateSigningKeyRequest
-	94,  // 191: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
-	96,  // 192: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
-	98,  // 193: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
-	100, // 194: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
-	105, // 195: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
-	107, // 196: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
-	109, // 197: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
-	111, // 198: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
-	113, // 199: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
-	115, // 200: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
-	117, // 201: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
-	119, // 202: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
-	121, // 203: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
-	9,   // 204: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
-	11,  // 205: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
-	13,  // 206: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
-	15,  // 207: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
-	17,  // 208: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
-	19,  // 209: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
-	22,  // 210: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
-	24,  // 211: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
-	27,  // 212: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
-	29,  // 213: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
-	31,  // 214: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
-	33,  // 215: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
-	35,  // 216: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
-	37,  // 217: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
-	39,  // 218: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
-	41,  // 219: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
-	49,  // 220: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
-	51,  // 221: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
-	54,  // 222: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
-	56,  // 223: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
-	58,  // 224: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
-	60,  // 225: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
-	62,  // 226: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
-	67,  // 227: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
-	69,  // 228: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
-	71,  // 229: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
-	73,  // 230: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
-	75,  // 231: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
-	79,  // 232: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
-	82,  // 233: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
-	85,  // 234: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
-	88,  // 235: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
-	91,  // 236: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
-	93,  // 237: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
-	124, // 238: posfleet.v1.AdminService.RotateSigningKey:output_type -> posfleet.v1.RotateSigningKeyResponse
-	95,  // 239: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
-	97,  // 240: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
-	99,  // 241: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
-	101, // 242: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
-	106, // 243: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
-	108, // 244: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
-	110, // 245: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
-	112, // 246: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
-	114, // 247: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
-	116, // 248: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
-	118, // 249: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
-	120, // 250: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
-	122, // 251: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
-	204, // [204:252] is the sub-list for method output_type
-	156, // [156:204] is the sub-list for method input_type
-	156, // [156:156] is the sub-list for extension type_name
-	156, // [156:156] is the sub-list for extension extendee
-	0,   // [0:156] is the sub-list for field type_name
+	132, // 103: posfleet.v1.ListAuditEventsResponse.searched_from:type_name -> google.protobuf.Timestamp
+	5,   // 104: posfleet.v1.Transaction.kind:type_name -> posfleet.v1.TransactionKind
+	139, // 105: posfleet.v1.Transaction.amount:type_name -> posfleet.v1.Money
+	140, // 106: posfleet.v1.Transaction.decision:type_name -> posfleet.v1.Decision
+	141, // 107: posfleet.v1.Transaction.entry_mode:type_name -> posfleet.v1.EntryMode
+	132, // 108: posfleet.v1.Transaction.decision_time:type_name -> google.protobuf.Timestamp
+	142, // 109: posfleet.v1.Transaction.reversal_reason:type_name -> posfleet.v1.ReversalReason
+	139, // 110: posfleet.v1.Transaction.refunded_amount:type_name -> posfleet.v1.Money
+	139, // 111: posfleet.v1.Transaction.captured_amount:type_name -> posfleet.v1.Money
+	140, // 112: posfleet.v1.ListTransactionsRequest.decision:type_name -> posfleet.v1.Decision
+	132, // 113: posfleet.v1.ListTransactionsRequest.start_time:type_name -> google.protobuf.Timestamp
+	132, // 114: posfleet.v1.ListTransactionsRequest.end_time:type_name -> google.protobuf.Timestamp
+	83,  // 115: posfleet.v1.ListTransactionsResponse.transactions:type_name -> posfleet.v1.Transaction
+	132, // 116: posfleet.v1.ListTransactionsResponse.searched_from:type_name -> google.protobuf.Timestamp
+	6,   // 117: posfleet.v1.BatchSummary.state:type_name -> posfleet.v1.BatchState
+	143, // 118: posfleet.v1.BatchSummary.server_totals:type_name -> posfleet.v1.BatchTotals
+	143, // 119: posfleet.v1.BatchSummary.terminal_totals:type_name -> posfleet.v1.BatchTotals
+	132, // 120: posfleet.v1.BatchSummary.open_time:type_name -> google.protobuf.Timestamp
+	132, // 121: posfleet.v1.BatchSummary.close_time:type_name -> google.protobuf.Timestamp
+	143, // 122: posfleet.v1.GetSettlementReportResponse.totals:type_name -> posfleet.v1.BatchTotals
+	86,  // 123: posfleet.v1.GetSettlementReportResponse.batches:type_name -> posfleet.v1.BatchSummary
+	132, // 124: posfleet.v1.GetSettlementReportResponse.generate_time:type_name -> google.protobuf.Timestamp
+	144, // 125: posfleet.v1.AdminToken.role:type_name -> posfleet.v1.Role
+	132, // 126: posfleet.v1.AdminToken.create_time:type_name -> google.protobuf.Timestamp
+	132, // 127: posfleet.v1.AdminToken.expire_time:type_name -> google.protobuf.Timestamp
+	144, // 128: posfleet.v1.CreateAdminTokenRequest.role:type_name -> posfleet.v1.Role
+	134, // 129: posfleet.v1.CreateAdminTokenRequest.ttl:type_name -> google.protobuf.Duration
+	89,  // 130: posfleet.v1.CreateAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	89,  // 131: posfleet.v1.RevokeAdminTokenResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	89,  // 132: posfleet.v1.ListAdminTokensResponse.admin_tokens:type_name -> posfleet.v1.AdminToken
+	127, // 133: posfleet.v1.ArchiveMerchantResponse.merchant:type_name -> posfleet.v1.Merchant
+	129, // 134: posfleet.v1.ArchiveStoreResponse.store:type_name -> posfleet.v1.Store
+	132, // 135: posfleet.v1.WebhookEndpoint.create_time:type_name -> google.protobuf.Timestamp
+	132, // 136: posfleet.v1.WebhookEndpoint.update_time:type_name -> google.protobuf.Timestamp
+	132, // 137: posfleet.v1.WebhookEndpoint.secret_rotate_time:type_name -> google.protobuf.Timestamp
+	103, // 138: posfleet.v1.WebhookEndpoint.status:type_name -> posfleet.v1.WebhookEndpointStatus
+	132, // 139: posfleet.v1.WebhookEndpointStatus.last_attempt_time:type_name -> google.protobuf.Timestamp
+	132, // 140: posfleet.v1.WebhookEndpointStatus.last_success_time:type_name -> google.protobuf.Timestamp
+	132, // 141: posfleet.v1.WebhookEndpointStatus.last_failure_time:type_name -> google.protobuf.Timestamp
+	7,   // 142: posfleet.v1.WebhookDelivery.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	132, // 143: posfleet.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	132, // 144: posfleet.v1.WebhookDelivery.last_attempt_time:type_name -> google.protobuf.Timestamp
+	132, // 145: posfleet.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	132, // 146: posfleet.v1.WebhookDelivery.finish_time:type_name -> google.protobuf.Timestamp
+	102, // 147: posfleet.v1.CreateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 148: posfleet.v1.GetWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 149: posfleet.v1.ListWebhooksResponse.endpoints:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 150: posfleet.v1.UpdateWebhookResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	102, // 151: posfleet.v1.RotateWebhookSecretResponse.endpoint:type_name -> posfleet.v1.WebhookEndpoint
+	104, // 152: posfleet.v1.RedeliverWebhookEventResponse.delivery:type_name -> posfleet.v1.WebhookDelivery
+	7,   // 153: posfleet.v1.ListWebhookDeliveriesRequest.status:type_name -> posfleet.v1.WebhookDeliveryStatus
+	104, // 154: posfleet.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> posfleet.v1.WebhookDelivery
+	89,  // 155: posfleet.v1.WhoAmIResponse.admin_token:type_name -> posfleet.v1.AdminToken
+	145, // 156: posfleet.v1.RotateSigningKeyResponse.keys:type_name -> posfleet.v1.SigningKey
+	8,   // 157: posfleet.v1.AdminService.CreateMerchant:input_type -> posfleet.v1.CreateMerchantRequest
+	10,  // 158: posfleet.v1.AdminService.GetMerchant:input_type -> posfleet.v1.GetMerchantRequest
+	12,  // 159: posfleet.v1.AdminService.UpdateMerchant:input_type -> posfleet.v1.UpdateMerchantRequest
+	14,  // 160: posfleet.v1.AdminService.ListMerchants:input_type -> posfleet.v1.ListMerchantsRequest
+	16,  // 161: posfleet.v1.AdminService.CreateStore:input_type -> posfleet.v1.CreateStoreRequest
+	18,  // 162: posfleet.v1.AdminService.ListStores:input_type -> posfleet.v1.ListStoresRequest
+	21,  // 163: posfleet.v1.AdminService.ProvisionTerminal:input_type -> posfleet.v1.ProvisionTerminalRequest
+	23,  // 164: posfleet.v1.AdminService.GetTerminal:input_type -> posfleet.v1.GetTerminalRequest
+	26,  // 165: posfleet.v1.AdminService.ListTerminals:input_type -> posfleet.v1.ListTerminalsRequest
+	28,  // 166: posfleet.v1.AdminService.SuspendTerminal:input_type -> posfleet.v1.SuspendTerminalRequest
+	30,  // 167: posfleet.v1.AdminService.ReactivateTerminal:input_type -> posfleet.v1.ReactivateTerminalRequest
+	32,  // 168: posfleet.v1.AdminService.RetireTerminal:input_type -> posfleet.v1.RetireTerminalRequest
+	34,  // 169: posfleet.v1.AdminService.ReissueEnrollment:input_type -> posfleet.v1.ReissueEnrollmentRequest
+	36,  // 170: posfleet.v1.AdminService.RebindTerminal:input_type -> posfleet.v1.RebindTerminalRequest
+	38,  // 171: posfleet.v1.AdminService.SendCommand:input_type -> posfleet.v1.SendCommandRequest
+	40,  // 172: posfleet.v1.AdminService.ListCommands:input_type -> posfleet.v1.ListCommandsRequest
+	48,  // 173: posfleet.v1.AdminService.PublishConfig:input_type -> posfleet.v1.PublishConfigRequest
+	50,  // 174: posfleet.v1.AdminService.GetEffectiveConfig:input_type -> posfleet.v1.GetEffectiveConfigRequest
+	53,  // 175: posfleet.v1.AdminService.GetRollout:input_type -> posfleet.v1.GetRolloutRequest
+	55,  // 176: posfleet.v1.AdminService.ListRollouts:input_type -> posfleet.v1.ListRolloutsRequest
+	57,  // 177: posfleet.v1.AdminService.PauseRollout:input_type -> posfleet.v1.PauseRolloutRequest
+	59,  // 178: posfleet.v1.AdminService.ResumeRollout:input_type -> posfleet.v1.ResumeRolloutRequest
+	61,  // 179: posfleet.v1.AdminService.AbortRollout:input_type -> posfleet.v1.AbortRolloutRequest
+	66,  // 180: posfleet.v1.AdminService.GetConfigLayer:input_type -> posfleet.v1.GetConfigLayerRequest
+	68,  // 181: posfleet.v1.AdminService.ListConfigVersions:input_type -> posfleet.v1.ListConfigVersionsRequest
+	70,  // 182: posfleet.v1.AdminService.DiffConfigVersions:input_type -> posfleet.v1.DiffConfigVersionsRequest
+	72,  // 183: posfleet.v1.AdminService.RollbackConfig:input_type -> posfleet.v1.RollbackConfigRequest
+	74,  // 184: posfleet.v1.AdminService.AdvanceRollout:input_type -> posfleet.v1.AdvanceRolloutRequest
+	76,  // 185: posfleet.v1.AdminService.GetFleetReport:input_type -> posfleet.v1.GetFleetReportRequest
+	81,  // 186: posfleet.v1.AdminService.ListAuditEvents:input_type -> posfleet.v1.ListAuditEventsRequest
+	84,  // 187: posfleet.v1.AdminService.ListTransactions:input_type -> posfleet.v1.ListTransactionsRequest
+	87,  // 188: posfleet.v1.AdminService.GetSettlementReport:input_type -> posfleet.v1.GetSettlementReportRequest
+	90,  // 189: posfleet.v1.AdminService.CreateAdminToken:input_type -> posfleet.v1.CreateAdminTokenRequest
+	92,  // 190: posfleet.v1.AdminService.RevokeAdminToken:input_type -> posfleet.v1.RevokeAdminTokenRequest
+	123, // 191: posfleet.v1.AdminService.RotateSigningKey:input_type -> posfleet.v1.RotateSigningKeyRequest
+	94,  // 192: posfleet.v1.AdminService.ListAdminTokens:input_type -> posfleet.v1.ListAdminTokensRequest
+	96,  // 193: posfleet.v1.AdminService.Backup:input_type -> posfleet.v1.BackupRequest
+	98,  // 194: posfleet.v1.AdminService.ArchiveMerchant:input_type -> posfleet.v1.ArchiveMerchantRequest
+	100, // 195: posfleet.v1.AdminService.ArchiveStore:input_type -> posfleet.v1.ArchiveStoreRequest
+	105, // 196: posfleet.v1.AdminService.CreateWebhook:input_type -> posfleet.v1.CreateWebhookRequest
+	107, // 197: posfleet.v1.AdminService.GetWebhook:input_type -> posfleet.v1.GetWebhookRequest
+	109, // 198: posfleet.v1.AdminService.ListWebhooks:input_type -> posfleet.v1.ListWebhooksRequest
+	111, // 199: posfleet.v1.AdminService.UpdateWebhook:input_type -> posfleet.v1.UpdateWebhookRequest
+	113, // 200: posfleet.v1.AdminService.DeleteWebhook:input_type -> posfleet.v1.DeleteWebhookRequest
+	115, // 201: posfleet.v1.AdminService.RotateWebhookSecret:input_type -> posfleet.v1.RotateWebhookSecretRequest
+	117, // 202: posfleet.v1.AdminService.RedeliverWebhookEvent:input_type -> posfleet.v1.RedeliverWebhookEventRequest
+	119, // 203: posfleet.v1.AdminService.ListWebhookDeliveries:input_type -> posfleet.v1.ListWebhookDeliveriesRequest
+	121, // 204: posfleet.v1.AdminService.WhoAmI:input_type -> posfleet.v1.WhoAmIRequest
+	9,   // 205: posfleet.v1.AdminService.CreateMerchant:output_type -> posfleet.v1.CreateMerchantResponse
+	11,  // 206: posfleet.v1.AdminService.GetMerchant:output_type -> posfleet.v1.GetMerchantResponse
+	13,  // 207: posfleet.v1.AdminService.UpdateMerchant:output_type -> posfleet.v1.UpdateMerchantResponse
+	15,  // 208: posfleet.v1.AdminService.ListMerchants:output_type -> posfleet.v1.ListMerchantsResponse
+	17,  // 209: posfleet.v1.AdminService.CreateStore:output_type -> posfleet.v1.CreateStoreResponse
+	19,  // 210: posfleet.v1.AdminService.ListStores:output_type -> posfleet.v1.ListStoresResponse
+	22,  // 211: posfleet.v1.AdminService.ProvisionTerminal:output_type -> posfleet.v1.ProvisionTerminalResponse
+	24,  // 212: posfleet.v1.AdminService.GetTerminal:output_type -> posfleet.v1.GetTerminalResponse
+	27,  // 213: posfleet.v1.AdminService.ListTerminals:output_type -> posfleet.v1.ListTerminalsResponse
+	29,  // 214: posfleet.v1.AdminService.SuspendTerminal:output_type -> posfleet.v1.SuspendTerminalResponse
+	31,  // 215: posfleet.v1.AdminService.ReactivateTerminal:output_type -> posfleet.v1.ReactivateTerminalResponse
+	33,  // 216: posfleet.v1.AdminService.RetireTerminal:output_type -> posfleet.v1.RetireTerminalResponse
+	35,  // 217: posfleet.v1.AdminService.ReissueEnrollment:output_type -> posfleet.v1.ReissueEnrollmentResponse
+	37,  // 218: posfleet.v1.AdminService.RebindTerminal:output_type -> posfleet.v1.RebindTerminalResponse
+	39,  // 219: posfleet.v1.AdminService.SendCommand:output_type -> posfleet.v1.SendCommandResponse
+	41,  // 220: posfleet.v1.AdminService.ListCommands:output_type -> posfleet.v1.ListCommandsResponse
+	49,  // 221: posfleet.v1.AdminService.PublishConfig:output_type -> posfleet.v1.PublishConfigResponse
+	51,  // 222: posfleet.v1.AdminService.GetEffectiveConfig:output_type -> posfleet.v1.GetEffectiveConfigResponse
+	54,  // 223: posfleet.v1.AdminService.GetRollout:output_type -> posfleet.v1.GetRolloutResponse
+	56,  // 224: posfleet.v1.AdminService.ListRollouts:output_type -> posfleet.v1.ListRolloutsResponse
+	58,  // 225: posfleet.v1.AdminService.PauseRollout:output_type -> posfleet.v1.PauseRolloutResponse
+	60,  // 226: posfleet.v1.AdminService.ResumeRollout:output_type -> posfleet.v1.ResumeRolloutResponse
+	62,  // 227: posfleet.v1.AdminService.AbortRollout:output_type -> posfleet.v1.AbortRolloutResponse
+	67,  // 228: posfleet.v1.AdminService.GetConfigLayer:output_type -> posfleet.v1.GetConfigLayerResponse
+	69,  // 229: posfleet.v1.AdminService.ListConfigVersions:output_type -> posfleet.v1.ListConfigVersionsResponse
+	71,  // 230: posfleet.v1.AdminService.DiffConfigVersions:output_type -> posfleet.v1.DiffConfigVersionsResponse
+	73,  // 231: posfleet.v1.AdminService.RollbackConfig:output_type -> posfleet.v1.RollbackConfigResponse
+	75,  // 232: posfleet.v1.AdminService.AdvanceRollout:output_type -> posfleet.v1.AdvanceRolloutResponse
+	79,  // 233: posfleet.v1.AdminService.GetFleetReport:output_type -> posfleet.v1.GetFleetReportResponse
+	82,  // 234: posfleet.v1.AdminService.ListAuditEvents:output_type -> posfleet.v1.ListAuditEventsResponse
+	85,  // 235: posfleet.v1.AdminService.ListTransactions:output_type -> posfleet.v1.ListTransactionsResponse
+	88,  // 236: posfleet.v1.AdminService.GetSettlementReport:output_type -> posfleet.v1.GetSettlementReportResponse
+	91,  // 237: posfleet.v1.AdminService.CreateAdminToken:output_type -> posfleet.v1.CreateAdminTokenResponse
+	93,  // 238: posfleet.v1.AdminService.RevokeAdminToken:output_type -> posfleet.v1.RevokeAdminTokenResponse
+	124, // 239: posfleet.v1.AdminService.RotateSigningKey:output_type -> posfleet.v1.RotateSigningKeyResponse
+	95,  // 240: posfleet.v1.AdminService.ListAdminTokens:output_type -> posfleet.v1.ListAdminTokensResponse
+	97,  // 241: posfleet.v1.AdminService.Backup:output_type -> posfleet.v1.BackupResponse
+	99,  // 242: posfleet.v1.AdminService.ArchiveMerchant:output_type -> posfleet.v1.ArchiveMerchantResponse
+	101, // 243: posfleet.v1.AdminService.ArchiveStore:output_type -> posfleet.v1.ArchiveStoreResponse
+	106, // 244: posfleet.v1.AdminService.CreateWebhook:output_type -> posfleet.v1.CreateWebhookResponse
+	108, // 245: posfleet.v1.AdminService.GetWebhook:output_type -> posfleet.v1.GetWebhookResponse
+	110, // 246: posfleet.v1.AdminService.ListWebhooks:output_type -> posfleet.v1.ListWebhooksResponse
+	112, // 247: posfleet.v1.AdminService.UpdateWebhook:output_type -> posfleet.v1.UpdateWebhookResponse
+	114, // 248: posfleet.v1.AdminService.DeleteWebhook:output_type -> posfleet.v1.DeleteWebhookResponse
+	116, // 249: posfleet.v1.AdminService.RotateWebhookSecret:output_type -> posfleet.v1.RotateWebhookSecretResponse
+	118, // 250: posfleet.v1.AdminService.RedeliverWebhookEvent:output_type -> posfleet.v1.RedeliverWebhookEventResponse
+	120, // 251: posfleet.v1.AdminService.ListWebhookDeliveries:output_type -> posfleet.v1.ListWebhookDeliveriesResponse
+	122, // 252: posfleet.v1.AdminService.WhoAmI:output_type -> posfleet.v1.WhoAmIResponse
+	205, // [205:253] is the sub-list for method output_type
+	157, // [157:205] is the sub-list for method input_type
+	157, // [157:157] is the sub-list for extension type_name
+	157, // [157:157] is the sub-list for extension extendee
+	0,   // [0:157] is the sub-list for field type_name
 }
 
 func init() { file_posfleet_v1_admin_proto_init() }
