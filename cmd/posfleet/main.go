@@ -41,6 +41,7 @@ var commands = map[string]command{
 	"backup":   {"write a backup: of a stopped server's data directory, or of a running server with --target", runBackup},
 	"restore":  {"load a backup into an empty data directory", runRestore},
 	"verify":   {"scan a stopped server's data directory for damage", runVerify},
+	"migrate":  {"apply the pending schema migrations to a PostgreSQL database (--database-url)", runMigrate},
 	"terminal": {"act as a payment terminal: register, heartbeat, watch, pay, reverse, refund, close-batch", runTerminal},
 }
 
