@@ -15,6 +15,11 @@ const (
 	StorePostgres = "postgres"
 )
 
+// testStore, when set (tests only: export_test.go), adjusts the storage
+// settings of every server opened: the server's tests run on PostgreSQL
+// with POSFLEET_TEST_STORE=postgres.
+var testStore func(cfg *Config) error
+
 // openPostgres opens the PostgreSQL database of cfg, applying pending
 // schema migrations. There is no disk-space watch: the database's disk is
 // PostgreSQL's to watch.

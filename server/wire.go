@@ -80,6 +80,11 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 		}
 	}()
 
+	if testStore != nil {
+		if err := testStore(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	sopts := store.DefaultOptions(cfg.DataDir)
 	sopts.CommitFault = cfg.commitFault
 	if cfg.InMemory {

@@ -127,14 +127,29 @@ var validName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 // it back.
 func Database(t testing.TB, name string) string {
 	t.Helper()
-	c := require(t)
+	require(t)
+	url, err := DatabaseURL(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// DatabaseURL is Database for code that has no testing.TB at hand (a hook
+// deep in the code under test): it returns an error where Database would
+// skip or fail the test.
+func DatabaseURL(name string) (string, error) {
+	startOnce.Do(func() { cluster, startErr = start() })
+	if startErr != nil {
+		return "", fmt.Errorf("pgtest: %w", startErr)
+	}
 	if !validName.MatchString(name) {
-		t.Fatalf("pgtest: schema name %q: want lower-case letters, digits and underscores", name)
+		return "", fmt.Errorf("pgtest: schema name %q: want lower-case letters, digits and underscores", name)
 	}
-	if err := c.exec("CREATE SCHEMA IF NOT EXISTS " + name); err != nil {
-		t.Fatalf("pgtest: create schema: %v", err)
+	if err := cluster.exec("CREATE SCHEMA IF NOT EXISTS " + name); err != nil {
+		return "", fmt.Errorf("pgtest: create schema: %w", err)
 	}
-	return c.URL(name)
+	return cluster.URL(name), nil
 }
 
 // URL returns the URL of the schema called name over TCP on 127.0.0.1 as

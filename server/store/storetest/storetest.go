@@ -101,6 +101,18 @@ func TryOpenWith(t testing.TB, opts store.Options) (*store.DB, error) {
 	return db, nil
 }
 
+// dirDatabase names the database standing for the directory dir.
+func dirDatabase(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return "dir_" + hex.EncodeToString(sum[:10])
+}
+
+// DirURL returns the URL of the PostgreSQL database standing for the
+// directory dir (the one OpenDir opens), for tests that open stores
+// without storetest (a whole server). It starts the test cluster if
+// needed.
+func DirURL(dir string) (string, error) { return pgtest.DatabaseURL(dirDatabase(dir)) }
+
 // postgresOptions returns the PostgreSQL options standing for opts: a
 // database of its own for an in-memory store, the directory's database
 // otherwise.
@@ -110,8 +122,7 @@ func postgresOptions(t testing.TB, opts store.Options) store.PostgresOptions {
 	if opts.InMemory || opts.Dir == "" {
 		url = pgtest.NewDatabase(t)
 	} else {
-		sum := sha256.Sum256([]byte(opts.Dir))
-		url = pgtest.Database(t, "dir_"+hex.EncodeToString(sum[:10]))
+		url = pgtest.Database(t, dirDatabase(opts.Dir))
 	}
 	po := store.DefaultPostgresOptions(url)
 	po.MaxConns = 8
