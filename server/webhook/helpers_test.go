@@ -42,7 +42,10 @@ func newEnv(t *testing.T, cfg webhook.Config) *env {
 func (e *env) open() {
 	e.t.Helper()
 	var err error
-	e.db = storetest.OpenDir(e.t, e.dir)
+	// Closed by e.close, after the engines on it.
+	if e.db, err = storetest.TryOpenWith(e.t, store.DefaultOptions(e.dir)); err != nil {
+		e.t.Fatal(err)
+	}
 	if e.log, err = audit.Open(e.t.Context(), e.db, nil); err != nil {
 		e.t.Fatal(err)
 	}

@@ -78,11 +78,14 @@ func OpenWith(t testing.TB, opts store.Options) *store.DB {
 	if err != nil {
 		t.Fatalf("store.Open(%s): %v", opts.Dir, err)
 	}
+	t.Cleanup(func() { db.Close() })
 	return db
 }
 
-// TryOpenWith is OpenWith returning the error instead of failing t: for
-// tests of a store that must not open.
+// TryOpenWith is OpenWith returning the error instead of failing t, and
+// leaving the store to the caller to close: for tests whose own helpers
+// open and close stores under engines (which must close first), and tests
+// of a store that must not open.
 func TryOpenWith(t testing.TB, opts store.Options) (*store.DB, error) {
 	t.Helper()
 	var (
@@ -97,7 +100,6 @@ func TryOpenWith(t testing.TB, opts store.Options) (*store.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { db.Close() })
 	return db, nil
 }
 
