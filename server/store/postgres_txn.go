@@ -23,7 +23,9 @@ import (
 // The transaction begins on the database at its first read, in the same
 // round trip: REPEATABLE READ (READ ONLY for a view), a snapshot like
 // Badger's. An update that never reads commits its writes in one round trip
-// as an implicit transaction.
+// as an implicit transaction. Conflicts differ from Badger's in one way: an
+// update fails (ErrConflict) when a row it writes changed since its snapshot,
+// not when a key it only read did.
 type pgTxn struct {
 	db       *pgDB
 	readOnly bool
