@@ -14,6 +14,7 @@ import (
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/server/audit"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // TestAlertsDurableBeforeTheyAreReported checks the two alerts a webhook
@@ -24,6 +25,7 @@ import (
 // the call Unavailable STORAGE_UNAVAILABLE, and the terminal's retry is
 // recorded with the lost one counted.
 func TestAlertsDurableBeforeTheyAreReported(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	var free atomic.Int64
 	free.Store(1 << 40)
 	f := &faults{}

@@ -28,6 +28,15 @@ type Config struct {
 	VerifyAllTables bool
 	// InMemory keeps all data in memory (tests only; nothing is durable).
 	InMemory bool
+	// Store is the storage backend: StoreBadger (the default when empty;
+	// the database lives in DataDir) or StorePostgres (in the PostgreSQL
+	// database at DatabaseURL; DataDir still holds the generated admin
+	// token).
+	Store string
+	// DatabaseURL is the PostgreSQL connection string of StorePostgres;
+	// it must be empty otherwise. A host other than loopback or a unix
+	// socket needs sslmode=require, verify-ca or verify-full.
+	DatabaseURL string
 	// AdminToken, when set, is the bootstrap admin token. When empty, a token
 	// is generated into DataDir/admin.token (mode 0600) on first start.
 	AdminToken string
@@ -146,6 +155,14 @@ func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "" && !c.InMemory:
 		return errors.New("server: DataDir is required")
+	case c.Store != "" && c.Store != StoreBadger && c.Store != StorePostgres:
+		return fmt.Errorf("server: Store %q: want %s or %s", c.Store, StoreBadger, StorePostgres)
+	case c.Store == StorePostgres && c.DatabaseURL == "":
+		return errors.New("server: Store postgres needs a DatabaseURL")
+	case c.Store != StorePostgres && c.DatabaseURL != "":
+		return errors.New("server: a DatabaseURL is used only with Store postgres")
+	case c.Store == StorePostgres && c.InMemory:
+		return errors.New("server: InMemory is a Badger setting; it does not go with Store postgres")
 	case c.MaxRecvMsgSize < 1<<10 || c.MaxRecvMsgSize > 4<<20:
 		return fmt.Errorf("server: MaxRecvMsgSize %d out of range [1 KiB, 4 MiB]", c.MaxRecvMsgSize)
 	case c.MaxSendMsgSize < 1<<10:
@@ -176,6 +193,11 @@ func (c Config) Validate() error {
 		return errors.New("server: DiskCheckInterval must be at least 10ms")
 	case c.AdminToken != "" && len(c.AdminToken) < 16:
 		return errors.New("server: AdminToken must be at least 16 characters")
+	}
+	if c.Store == StorePostgres {
+		if err := store.CheckPostgresURL(c.DatabaseURL); err != nil {
+			return err
+		}
 	}
 	if err := c.LogSampling.Validate(); err != nil {
 		return err

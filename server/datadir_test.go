@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // requireRoot skips (or, under CI, fails) a test that must give files away
@@ -31,6 +32,7 @@ func requireRoot(t *testing.T) {
 // could not read. It is refused unless ownership is taken explicitly, and
 // nothing in it changes.
 func TestDataDirOfAnotherUser(t *testing.T) {
+	storetest.RequireBadger(t, "the database files in the data directory")
 	requireRoot(t)
 	const other = 4242
 	for _, tc := range []struct {

@@ -36,6 +36,7 @@ var errorTable = []errorMapping{
 	{audit.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
 	{store.ErrDiskLow, codes.Unavailable, pb.ErrorReason_DISK_LOW},
 	{store.ErrCommit, codes.Unavailable, pb.ErrorReason_STORAGE_UNAVAILABLE},
+	{store.ErrUnsupported, codes.FailedPrecondition, pb.ErrorReason_BACKUP_UNSUPPORTED},
 
 	// Fleet and admin tokens.
 	{fleet.ErrMerchantExists, codes.AlreadyExists, pb.ErrorReason_MERCHANT_EXISTS},

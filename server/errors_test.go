@@ -82,6 +82,7 @@ func TestToStatusTable(t *testing.T) {
 		{webhook.ErrDeliveryNotFound, codes.NotFound, "WEBHOOK_DELIVERY_NOT_FOUND"},
 		{webhook.ErrDeliveryPending, codes.FailedPrecondition, "WEBHOOK_DELIVERY_PENDING"},
 		{webhook.ErrTooManyEndpoints, codes.ResourceExhausted, "TOO_MANY_WEBHOOKS"},
+		{store.ErrUnsupported, codes.FailedPrecondition, "BACKUP_UNSUPPORTED"},
 		{webhook.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
 		{webhook.ErrClosed, codes.Unavailable, "SHUTTING_DOWN"},
 	}

@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // get runs one GET of path against h and returns the status and body.
@@ -44,6 +45,7 @@ func waitReadyz(t *testing.T, h http.Handler, want int, lines ...string) {
 }
 
 func TestReadyzFollowsDiskSpace(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	var free atomic.Int64
 	free.Store(8 << 30)
 	cfg := server.DefaultConfig(t.TempDir())

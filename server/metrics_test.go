@@ -16,6 +16,7 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // scrape fetches h's /metrics and parses it.
@@ -127,6 +128,7 @@ func trafficEnv(t *testing.T) *obsEnv {
 }
 
 func TestMetricsCountTraffic(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space gauges")
 	e := trafficEnv(t)
 	fams := scrape(t, e.srv.OpsHandler())
 

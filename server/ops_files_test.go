@@ -12,6 +12,8 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // Operations files shipped in the repository (see README, "Monitoring").
@@ -181,6 +183,7 @@ func hasLabel(f *dto.MetricFamily, name, value string) bool {
 // a renamed metric or a misspelt label value would otherwise leave a panel
 // empty and an alert silent.
 func TestOpsFilesUseExposedMetrics(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space gauges the dashboards use")
 	e := trafficEnv(t)
 	series := exposedSeries(scrape(t, e.srv.OpsHandler()))
 	// Series that Prometheus itself adds to every target, and target

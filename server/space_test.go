@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // TestDiskLowRefusesWritesAndResumes drives the server's disk-space monitor
@@ -18,6 +19,7 @@ import (
 // are refused Unavailable DISK_LOW and health is NOT_SERVING while reads
 // work; once space returns everything resumes without a restart.
 func TestDiskLowRefusesWritesAndResumes(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	var free atomic.Int64
 	free.Store(1 << 40)
 	cfg := server.DefaultConfig(t.TempDir())

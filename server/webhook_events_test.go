@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // hookTypes starts a receiver and returns its URL and a channel of the
@@ -43,6 +44,7 @@ func nextType(t *testing.T, types <-chan string) string {
 // config_rejected and, as the rollout halts on it, rollout_halted; a disk
 // falling below the reserve sends disk_low while writes are refused.
 func TestWebhookEventsFromTheirCauses(t *testing.T) {
+	storetest.RequireBadger(t, "the disk_low event of the disk-space watch")
 	var free atomic.Int64
 	free.Store(1 << 40)
 	cfg := server.DefaultConfig(t.TempDir())

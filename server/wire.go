@@ -80,6 +80,11 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 		}
 	}()
 
+	if testStore != nil {
+		if err := testStore(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	sopts := store.DefaultOptions(cfg.DataDir)
 	sopts.CommitFault = cfg.commitFault
 	sopts.VerifyAllTables = cfg.VerifyAllTables
@@ -90,10 +95,14 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 	} else if err := privateDir(cfg.DataDir, logger); err != nil {
 		return nil, err
 	}
-	if e.DB, err = store.Open(sopts, logger); err != nil {
+	if cfg.Store == StorePostgres {
+		if e.DB, err = openPostgres(ctx, cfg, logger); err != nil {
+			return nil, err
+		}
+	} else if e.DB, err = store.Open(sopts, logger); err != nil {
 		return nil, err
 	}
-	if !cfg.InMemory {
+	if !cfg.InMemory && cfg.Store != StorePostgres {
 		e.Space, err = store.WatchSpace(e.DB, store.SpaceOptions{
 			Reserve:  cfg.DiskReserve,
 			Interval: cfg.DiskCheckInterval,

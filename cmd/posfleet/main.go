@@ -34,14 +34,16 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":    {"run the server", runServe},
-	"admin":    {"operator commands: merchants, stores, terminals, config, rollouts, reports, audit, tokens", runAdmin},
-	"loadgen":  {"simulate a fleet (or drive the health check) and measure latency", runLoadgen},
-	"version":  {"print the version", runVersion},
-	"backup":   {"write a backup: of a stopped server's data directory, or of a running server with --target", runBackup},
-	"restore":  {"load a backup into an empty data directory", runRestore},
-	"verify":   {"scan a stopped server's data directory for damage", runVerify},
-	"terminal": {"act as a payment terminal: register, heartbeat, watch, pay, reverse, refund, close-batch", runTerminal},
+	"serve":         {"run the server", runServe},
+	"admin":         {"operator commands: merchants, stores, terminals, config, rollouts, reports, audit, tokens", runAdmin},
+	"loadgen":       {"simulate a fleet (or drive the health check) and measure latency", runLoadgen},
+	"version":       {"print the version", runVersion},
+	"backup":        {"write a backup: of a stopped server's data directory, or of a running server with --target", runBackup},
+	"restore":       {"load a backup into an empty data directory", runRestore},
+	"verify":        {"scan a stopped server's data directory for damage", runVerify},
+	"migrate":       {"apply the pending schema migrations to a PostgreSQL database (--database-url)", runMigrate},
+	"migrate-store": {"copy a stopped server's Badger data directory into an empty PostgreSQL database, and check the copy", runMigrateStore},
+	"terminal":      {"act as a payment terminal: register, heartbeat, watch, pay, reverse, refund, close-batch", runTerminal},
 }
 
 // errUsage reports bad usage that has already been explained to the user.

@@ -33,6 +33,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// variable and a key of the --config file.
 	listen := fs.String("listen", "127.0.0.1:7400", "gRPC listen address")
 	dataDir := fs.String("data-dir", "./posfleet-data", "data directory")
+	storeKind := fs.String("store", server.StoreBadger, "storage backend: badger (the database in --data-dir) or postgres (in --database-url)")
+	databaseURL := fs.String("database-url", "", "PostgreSQL connection string for --store postgres; a host other than loopback or a unix socket needs sslmode=require, verify-ca or verify-full")
 	takeOwnership := fs.Bool("take-ownership", false, "take over a data directory owned by another user, making all its files the running user's (refused otherwise)")
 	verifyAllTables := fs.Bool("verify-all-tables", false, "at start, read every table of the database and verify all its checksums, not only the tables not verified before (see docs/storage-faults.md)")
 	tokenFile := fs.String("admin-token-file", "", "file holding the bootstrap admin token (default: env POSFLEET_ADMIN_TOKEN, else generated into DATA_DIR/admin.token)")
@@ -82,6 +84,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := server.DefaultConfig(*dataDir)
 	cfg.TakeOwnership = *takeOwnership
 	cfg.VerifyAllTables = *verifyAllTables
+	if err := serveStore(&cfg, *storeKind, *databaseURL); err != nil {
+		return err
+	}
 	cfg.ShutdownGrace = *grace
 	cfg.MaxRecvMsgSize = *maxRecv
 	cfg.MaxConnections, cfg.MaxConnectionsPerPeer, cfg.MaxConnectionIdle = *maxConns, *maxConnsPerPeer, *maxIdle
@@ -112,7 +117,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = cfg.Validate()
 	}
 	if *printCfg {
-		if perr := printConfig(stdout, fs, fileSet, serveNotInFile, nil); perr != nil {
+		if perr := printConfig(stdout, fs, fileSet, serveNotInFile, serveSecret); perr != nil {
 			return perr
 		}
 		fmt.Fprintf(stdout, "# bootstrap admin token: %s\n", tokenSource)

@@ -1,41 +1,15 @@
 package main
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/posfleet/posfleet/client"
-	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 	"github.com/posfleet/posfleet/server/store"
 	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 func TestVerify(t *testing.T) {
-	dir := t.TempDir()
-	cli := &AdminCLI{t: t, P: StartServe(t, dir), TokenFile: filepath.Join(dir, "admin.token")}
-	cli.Must("merchants", "create", "--id", "MIDVER", "--legal-name", "Verify Ltd", "--mcc", "5812", "--currency", "NZD")
-	cli.Must("stores", "create", "--merchant", "MIDVER", "--id", "s1", "--name", "One")
-	tid, term := cli.ProvisionAndRegister("MIDVER", "s1", "SN-VER")
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	for i := range 3 {
-		resp, err := term.Authorize(ctx, &pb.AuthorizeRequest{
-			RequestId: client.NewRequestID(), MerchantId: "MIDVER", Capture: true,
-			Amount: &pb.Money{MinorUnits: int64(100 + i), Currency: "NZD"},
-			Card:   &pb.Card{Token: "tok_ver", MaskedPan: "411111******1111", EntryMode: pb.EntryMode_ENTRY_MODE_CHIP},
-		})
-		if err != nil || resp.GetDecision() != pb.Decision_DECISION_APPROVED {
-			t.Fatalf("Authorize: %v, %v", resp, err)
-		}
-	}
-	cli.P.Cmd.Process.Signal(syscall.SIGTERM)
-	if code := cli.P.Wait(t); code != 0 {
-		t.Fatalf("serve exit %d", code)
-	}
+	dir, tid := stoppedServerWithPayments(t, "MIDVER", "Verify Ltd")
 
 	out, code := runCLI(t, []string{"POSFLEET_DATA_DIR=" + dir}, "verify")
 	if code != 0 {

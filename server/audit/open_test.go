@@ -6,16 +6,12 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet/server/audit"
-	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // Open reads the whole trail; a cancelled context stops it.
 func TestOpenHonoursContext(t *testing.T) {
-	db, err := store.Open(store.DefaultOptions(t.TempDir()), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := storetest.Open(t)
 	log, err := audit.Open(t.Context(), db, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/posfleet/posfleet/server/fleet"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // TestHeartbeatStateKeptWhileDiskLow checks that while disk space is low,
@@ -14,6 +15,7 @@ import (
 // keeps its pending state instead of dropping it; once space returns the
 // state is written.
 func TestHeartbeatStateKeptWhileDiskLow(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	e := newEnv(t)
 	e.merchant("MID1", "s1")
 	a := e.registered("SN1", "MID1", "s1").Terminal.ID

@@ -12,6 +12,7 @@ import (
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 var errUnknownTerminal = errors.New("test: unknown terminal")
@@ -126,7 +127,7 @@ func (v *env) open() {
 func (v *env) tryOpen() error {
 	sopts := store.DefaultOptions(v.path)
 	sopts.GCInterval = 0
-	db, err := store.Open(sopts, nil)
+	db, err := storetest.TryOpenWith(v.t, sopts)
 	if err != nil {
 		return fmt.Errorf("store.Open: %w", err)
 	}

@@ -37,6 +37,7 @@ func restoreInto(t *testing.T, backup []byte) string {
 // sequence goes back, and checks that the sequence numbers decided again
 // get new authorization IDs while the kept ones replay unchanged.
 func TestIDsNeverReused(t *testing.T) {
+	storetest.RequireBadger(t, "copies the store with a backup")
 	v := newEnv(t)
 	first := v.authorize(sale(term1, "a1", 100))
 	var backup bytes.Buffer
@@ -145,6 +146,7 @@ func TestOpenRefusesDamagedLedger(t *testing.T) {
 // later state of it: acknowledged commits are missing, as after a damaged
 // write-ahead log.
 func TestOpenRefusesLostCommits(t *testing.T) {
+	storetest.RequireBadger(t, "the watermark file catches a write-ahead log that lost its tail")
 	v := newEnv(t)
 	v.authorize(sale(term1, "k1", 100))
 	var backup bytes.Buffer
@@ -187,6 +189,7 @@ func openErr(t *testing.T, path string) error {
 // TestVerify checks a whole ledger, then one that lost a transaction and
 // one whose request index points at another request's transaction.
 func TestVerify(t *testing.T) {
+	storetest.RequireBadger(t, "copies the store with a backup")
 	v := newEnv(t)
 	for i := range 5 {
 		v.authorize(sale(term1, fmt.Sprint("v", i), 100))
@@ -251,6 +254,7 @@ func backupOf(t *testing.T, dir string) []byte {
 // answer: it must already record the answer's transaction. Recording is
 // slowed down, so that an answer released before it would be seen.
 func TestWatermarkBeforeAnswer(t *testing.T) {
+	storetest.RequireBadger(t, "the watermark file")
 	v := newEnv(t, func(o *payment.Options) {
 		payment.SetMarkHook(o, func() { time.Sleep(20 * time.Millisecond) })
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // Terminals of the sparse, old part of costLedger: store S9 of merchant M2
@@ -180,7 +181,7 @@ func TestQueryCostProportionalToPage(t *testing.T) {
 // store in path, and fails unless each prefix had keys.
 func deleteKeys(t *testing.T, path string, prefixes ...string) {
 	t.Helper()
-	db, err := store.Open(store.DefaultOptions(path), nil)
+	db, err := storetest.TryOpenWith(t, store.DefaultOptions(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/posfleet/posfleet/server/payment"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 )
 
 // ledgerForQueries makes transactions of two merchants on three terminals,
@@ -100,11 +101,8 @@ func TestIndexedQueries(t *testing.T) {
 
 	// As an earlier version left the store: no index.
 	v.close()
-	db, err := store.Open(store.DefaultOptions(v.path), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Update(func(txn *store.Txn) error {
+	db := storetest.OpenDir(t, v.path)
+	err := db.Update(func(txn *store.Txn) error {
 		var keys [][]byte
 		for _, p := range []string{"pay/xm/", "pay/xd/", "pay/xn/", "pay/xt/"} {
 			if err := txn.IterateKeys([]byte(p), func(k []byte) error {

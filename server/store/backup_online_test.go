@@ -17,6 +17,7 @@ import (
 // commits pairs of keys at both ends of the key space, one pair per
 // transaction, in order.
 func TestBackupUnderWritesIsConsistent(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	defer src.Close()
 	fill(t, src, 5000)
@@ -90,6 +91,7 @@ func TestBackupUnderWritesIsConsistent(t *testing.T) {
 }
 
 func TestCheckBackup(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	fill(t, src, 3000)
 	var buf bytes.Buffer

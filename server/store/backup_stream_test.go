@@ -12,6 +12,7 @@ import (
 // A backup of format 1 (Badger's stream, uncompressed), as earlier
 // versions wrote them, still restores and checks.
 func TestRestoreFormat1(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	b, err := os.ReadFile("testdata/backup-format1.bin")
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +29,7 @@ func TestRestoreFormat1(t *testing.T) {
 // The backup is compressed: 20,000 keys with 100-byte values take far less
 // than their raw size, and restore to the same keys.
 func TestBackupCompressed(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	fill(t, src, 20000)
 	var buf bytes.Buffer

@@ -79,6 +79,7 @@ func (w *writeRecorder) Write(b []byte) (int, error) {
 // Load, which read the first 8 bytes as a record length and allocated that
 // much; an empty file restored "successfully".
 func TestRestoreRejectsNonBackup(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	for _, in := range []string{"hello world, this is not a backup\n", "", "x"} {
 		_, err := restoreFresh(t, strings.NewReader(in))
 		if !errors.Is(err, store.ErrNotBackup) {
@@ -91,6 +92,7 @@ func TestRestoreRejectsNonBackup(t *testing.T) {
 // error whenever the cut fell between records, with the rest of the data
 // silently missing.
 func TestRestoreRejectsCutShortBackup(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	fill(t, src, 20000)
 	var rec writeRecorder
@@ -123,6 +125,7 @@ func TestRestoreRejectsCutShortBackup(t *testing.T) {
 // A backup damaged in the middle (one byte of a value changed) used to
 // restore without error, the damage included.
 func TestRestoreRejectsDamagedBackup(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	fill(t, src, 2000)
 	var buf bytes.Buffer
@@ -147,6 +150,7 @@ func TestRestoreRejectsDamagedBackup(t *testing.T) {
 
 // A cancelled backup stops and writes no trailer, so it cannot be restored.
 func TestBackupCancelled(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	defer src.Close()
 	fill(t, src, 1000)

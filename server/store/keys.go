@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -16,6 +17,9 @@ func (tx *Txn) IterateKeys(prefix []byte, fn func(key []byte) error) error {
 
 // IterateKeysFrom is IterateKeys from the first key at or after start.
 func (tx *Txn) IterateKeysFrom(prefix, start []byte, fn func(key []byte) error) error {
+	if tx.alt != nil {
+		return tx.alt.iterate(prefix, start, false, true, func(k, _ []byte, _ time.Time) error { return fn(k) })
+	}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = prefix
 	opts.PrefetchValues = false

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -27,11 +28,20 @@ func (tx *Txn) Last(prefix, start []byte) (key, value []byte, ok bool, err error
 }
 
 func (tx *Txn) seekOne(prefix, start []byte, reverse bool) (key, value []byte, ok bool, err error) {
-	err = tx.iterateOpts(prefix, start, reverse, false, func(item *badger.Item, v []byte) error {
-		key, value, ok = item.KeyCopy(nil), bytes.Clone(v), true
+	err = tx.scan(prefix, start, reverse, false, func(k, v []byte) error {
+		key, value, ok = bytes.Clone(k), bytes.Clone(v), true
 		return ErrStop
 	})
 	return key, value, ok, err
+}
+
+// scan is a pass that reads no value ahead of fn, and none at all with
+// keysOnly (fn then gets a nil value), on either backend.
+func (tx *Txn) scan(prefix, start []byte, reverse, keysOnly bool, fn func(key, value []byte) error) error {
+	if tx.alt != nil {
+		return tx.alt.iterate(prefix, start, reverse, keysOnly, func(k, v []byte, _ time.Time) error { return fn(k, v) })
+	}
+	return tx.iterateOpts(prefix, start, reverse, false, func(item *badger.Item, v []byte) error { return fn(item.Key(), v) })
 }
 
 // Sparsest tells which of several ordered indexes holds the fewest keys
@@ -51,8 +61,7 @@ func (tx *Txn) Sparsest(prefixes [][]byte, below uint64, width int) (best, read 
 			start = AppendUint64(append([]byte{}, p...), max(below, 1)-1)
 		}
 		n, at := 0, uint64(0)
-		err := tx.iterateOpts(p, start, true, false, func(item *badger.Item, _ []byte) error {
-			k := item.Key()
+		err := tx.scan(p, start, true, true, func(k, _ []byte) error {
 			if len(k) != len(p)+8 {
 				return nil
 			}

@@ -106,6 +106,9 @@ func WatchSpace(db *DB, opts SpaceOptions, logger *slog.Logger) (*Space, error) 
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	if db.alt != nil {
+		return nil, errors.New("store: a PostgreSQL database has no local disk to watch")
+	}
 	if db.opts.InMemory {
 		return nil, errors.New("store: an in-memory database has no disk to watch")
 	}

@@ -12,6 +12,7 @@ import (
 )
 
 func TestMinReserve(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	opts := store.DefaultOptions("x")
 	for _, c := range []struct {
 		lsm, want int64
@@ -31,6 +32,7 @@ func TestMinReserve(t *testing.T) {
 // reads and reserved updates go on, and writes resume by themselves once
 // space returns past the hysteresis.
 func TestSpaceRefusesWritesAndResumes(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	dir := t.TempDir()
 	db := storetest.OpenDir(t, dir)
 	defer db.Close()
@@ -108,6 +110,7 @@ func TestSpaceRefusesWritesAndResumes(t *testing.T) {
 // TestSpaceReserveIsRaisedToTheMinimum checks that a reserve below what the
 // store needs is not used as given.
 func TestSpaceReserveIsRaisedToTheMinimum(t *testing.T) {
+	storetest.RequireBadger(t, "the disk-space watch")
 	db := storetest.Open(t)
 	defer db.Close()
 	opts := store.SpaceOptions{Reserve: 1 << 20, Interval: time.Second}

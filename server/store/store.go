@@ -164,7 +164,10 @@ func minMemTableSize() int64 {
 
 // DB is an open database. It is safe for concurrent use.
 type DB struct {
-	bdb    *badger.DB
+	bdb *badger.DB
+	// alt, when set, is the engine that serves the database instead of
+	// bdb (PostgreSQL, postgres.go); bdb is then nil.
+	alt    backend
 	opts   Options
 	logger *slog.Logger
 	// space, when set, refuses Update while disk space is low (space.go).
@@ -308,6 +311,9 @@ func (db *DB) gcLoop(every time.Duration, ratio float64) {
 // Close stops background work and closes the database, flushing memtables.
 // It is safe to call more than once.
 func (db *DB) Close() error {
+	if db.alt != nil {
+		return db.alt.close()
+	}
 	db.closeOnce.Do(func() {
 		close(db.stop)
 		db.wg.Wait()
@@ -337,6 +343,9 @@ func (db *DB) Update(fn func(tx *Txn) error) error {
 // writes that finish work already decided (a payment group commit, an audit
 // batch), which the reserve is sized to hold.
 func (db *DB) UpdateReserved(fn func(tx *Txn) error) error {
+	if db.alt != nil {
+		return db.alt.update(fn)
+	}
 	var fnErr error
 	err := db.bdb.Update(func(btx *badger.Txn) error {
 		if fnErr = fn(&Txn{btx: btx}); fnErr != nil {
@@ -355,6 +364,9 @@ func (db *DB) UpdateReserved(fn func(tx *Txn) error) error {
 
 // View runs fn in a read-only snapshot.
 func (db *DB) View(fn func(tx *Txn) error) error {
+	if db.alt != nil {
+		return db.alt.view(fn)
+	}
 	return mapErr(db.bdb.View(func(btx *badger.Txn) error { return fn(&Txn{btx: btx}) }))
 }
 
@@ -406,6 +418,9 @@ const (
 // in part. It may run while the database is being written. If ctx is
 // cancelled the backup stops and what was written lacks its trailer.
 func (db *DB) Backup(ctx context.Context, w io.Writer) error {
+	if db.alt != nil {
+		return errBackupUnsupported
+	}
 	return db.writeBackupZstd(ctx, w)
 }
 
@@ -440,6 +455,9 @@ func (pw *payloadWriter) trailer() []byte {
 // the backup, and reads from it may block (Badger's Load stops without
 // publishing its last version): close it and discard it.
 func (db *DB) Restore(r io.Reader) error {
+	if db.alt != nil {
+		return errBackupUnsupported
+	}
 	format, err := readHeader(r)
 	if err != nil {
 		return err
@@ -596,10 +614,15 @@ func (rr *recordReader) next() error {
 // used after the callback returns.
 type Txn struct {
 	btx *badger.Txn
+	// alt, when set, serves the transaction instead of btx (see DB.alt).
+	alt txnBackend
 }
 
 // Get returns a copy of the value at key, or ErrNotFound.
 func (tx *Txn) Get(key []byte) ([]byte, error) {
+	if tx.alt != nil {
+		return tx.alt.get(key)
+	}
 	item, err := tx.btx.Get(key)
 	if err != nil {
 		return nil, mapErr(err)
@@ -614,6 +637,9 @@ func (tx *Txn) Get(key []byte) ([]byte, error) {
 // Set writes value at key. Both slices must not be changed until the
 // transaction ends.
 func (tx *Txn) Set(key, value []byte) error {
+	if tx.alt != nil {
+		return tx.alt.set(key, value, 0)
+	}
 	return mapErr(tx.btx.Set(key, value))
 }
 
@@ -624,12 +650,18 @@ func (tx *Txn) SetWithTTL(key, value []byte, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("store: set %q: ttl %v is not positive", key, ttl)
 	}
+	if tx.alt != nil {
+		return tx.alt.set(key, value, ttl)
+	}
 	return mapErr(tx.btx.SetEntry(badger.NewEntry(key, value).WithTTL(ttl)))
 }
 
 // Expiry returns when key expires, the zero time when it never does, or
 // ErrNotFound.
 func (tx *Txn) Expiry(key []byte) (time.Time, error) {
+	if tx.alt != nil {
+		return tx.alt.expiry(key)
+	}
 	item, err := tx.btx.Get(key)
 	if err != nil {
 		return time.Time{}, mapErr(err)
@@ -646,6 +678,9 @@ func expiry(item *badger.Item) time.Time {
 
 // Delete removes key.
 func (tx *Txn) Delete(key []byte) error {
+	if tx.alt != nil {
+		return tx.alt.delete(key)
+	}
 	return mapErr(tx.btx.Delete(key))
 }
 
@@ -660,6 +695,9 @@ func (tx *Txn) Iterate(prefix, start []byte, fn func(key, value []byte) error) e
 // IterateExpiry is Iterate that also passes each key's expiry (the zero
 // time for keys that never expire).
 func (tx *Txn) IterateExpiry(prefix []byte, fn func(key, value []byte, expires time.Time) error) error {
+	if tx.alt != nil {
+		return tx.alt.iterate(prefix, nil, false, false, fn)
+	}
 	return tx.iterateItems(prefix, nil, false, func(item *badger.Item, v []byte) error {
 		return fn(item.Key(), v, expiry(item))
 	})
@@ -675,6 +713,9 @@ func (tx *Txn) IterateReverse(prefix, start []byte, fn func(key, value []byte) e
 var ErrStop = errors.New("store: stop iteration")
 
 func (tx *Txn) iterate(prefix, start []byte, reverse bool, fn func(key, value []byte) error) error {
+	if tx.alt != nil {
+		return tx.alt.iterate(prefix, start, reverse, false, func(k, v []byte, _ time.Time) error { return fn(k, v) })
+	}
 	return tx.iterateItems(prefix, start, reverse, func(item *badger.Item, v []byte) error {
 		return fn(item.Key(), v)
 	})
@@ -747,6 +788,8 @@ func mapErr(err error) error {
 		return nil
 	case errors.Is(err, badger.ErrKeyNotFound):
 		return ErrNotFound
+	case errors.Is(err, badger.ErrConflict):
+		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case errors.Is(err, badger.ErrTxnTooBig):
 		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
 	case isBadger(err, y.ErrChecksumMismatch):

@@ -114,6 +114,7 @@ func TestIterateReverseAndStop(t *testing.T) {
 }
 
 func TestBackupRestore(t *testing.T) {
+	storetest.RequireBadger(t, "backups")
 	src := storetest.Open(t)
 	if err := src.Update(func(tx *store.Txn) error { return tx.Set([]byte("x"), []byte("y")) }); err != nil {
 		t.Fatal(err)

@@ -178,7 +178,14 @@ func (w *Webhooks) claim(ctx context.Context, wk *worker, ep *endpointRec) (*del
 			return nil, nil
 		}
 		// Only events the endpoint does not take: remember how far the
-		// log was read (in memory; a restart reads them again).
+		// log was read (in memory; a restart reads them again). Unless
+		// its events changed (or it was disabled) while the log was
+		// read: then events it takes now may be among those skipped, so
+		// the caller reads its configuration again and the log from the
+		// old cursor.
+		if cur := w.config(wk.id); cur == nil || cur.Disabled != ep.Disabled || !slices.Equal(cur.Events, ep.Events) {
+			return nil, nil
+		}
 		st.Cursor = upto
 		wk.mu.Lock()
 		wk.st.Cursor = upto

@@ -11,6 +11,7 @@ import (
 
 	"github.com/posfleet/posfleet/server/audit"
 	"github.com/posfleet/posfleet/server/store"
+	"github.com/posfleet/posfleet/server/store/storetest"
 	"github.com/posfleet/posfleet/server/webhook"
 )
 
@@ -41,7 +42,8 @@ func newEnv(t *testing.T, cfg webhook.Config) *env {
 func (e *env) open() {
 	e.t.Helper()
 	var err error
-	if e.db, err = store.Open(store.DefaultOptions(e.dir), nil); err != nil {
+	// Closed by e.close, after the engines on it.
+	if e.db, err = storetest.TryOpenWith(e.t, store.DefaultOptions(e.dir)); err != nil {
 		e.t.Fatal(err)
 	}
 	if e.log, err = audit.Open(e.t.Context(), e.db, nil); err != nil {
