@@ -74,7 +74,7 @@ func (e *adminEnv) register(fs *flag.FlagSet, dial bool) {
 	if dial {
 		d.fs = fs
 	}
-	fs.Var(d, "target", "server address host:port")
+	fs.Var(d, "target", "server address host:port, or a comma-separated list of cluster nodes (host:port,host:port,…): calls go to one and move to another when it is gone")
 	fs.StringVar(&c.tokenFile, "admin-token-file", c.tokenFile, "file holding an admin token (or set POSFLEET_ADMIN_TOKEN)")
 	fs.BoolVar(&e.JSON, "json", e.JSON, "print JSON instead of tables")
 	fs.StringVar(&c.tlsCA, "tls-ca", c.tlsCA, "CA certificate (PEM) to verify the server; enables TLS")

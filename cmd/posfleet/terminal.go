@@ -106,7 +106,7 @@ type simulator struct {
 // register adds the flags every verb takes.
 func (s *simulator) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.file, "terminal-file", s.file, "the terminal's credential and journal (written 0600)")
-	fs.StringVar(&s.target, "target", s.target, "server address host:port (default: the registered one, else 127.0.0.1:7400)")
+	fs.StringVar(&s.target, "target", s.target, "server address host:port, or a comma-separated list of cluster nodes (host:port,host:port,…): the terminal keeps to the node its serial number ranks first and moves to another when that node is gone (default: the registered one, else 127.0.0.1:7400)")
 	fs.StringVar(&s.tlsCA, "tls-ca", s.tlsCA, "CA certificate (PEM) to verify the server; enables TLS")
 	fs.BoolVar(&s.useTLS, "tls", s.useTLS, "connect with TLS using the system roots")
 	fs.DurationVar(&s.timeout, "timeout", s.timeout, "deadline of each call")
@@ -228,6 +228,10 @@ func (s *simulator) dial(st *terminalState, fs *flag.FlagSet, extra ...client.Op
 	opts := []client.Option{tlsOpt, client.WithDefaultTimeout(s.timeout)}
 	if st != nil {
 		opts = append(opts, client.WithBearer(st.Credential))
+		// With a list of nodes, the same terminal goes back to the same node.
+		if st.SerialNumber != "" {
+			opts = append(opts, client.WithTargetKey(st.SerialNumber))
+		}
 	}
 	return client.Dial(target, append(opts, extra...)...)
 }
@@ -267,7 +271,7 @@ func simRegister(ctx context.Context, s *simulator, fs *flag.FlagSet, args []str
 	if old, err := s.load(); err == nil && !*force {
 		return fmt.Errorf("%s already holds terminal %s: give another --terminal-file, or --force to replace it", s.file, old.TerminalID)
 	}
-	c, err := s.dial(nil, fs)
+	c, err := s.dial(nil, fs, client.WithTargetKey(*serial))
 	if err != nil {
 		return err
 	}
