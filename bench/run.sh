@@ -10,7 +10,9 @@
 #
 # Knobs (environment): RATE, DURATION, WARMUP, TERMINALS, CONNECTIONS,
 # CEIL_RATE, CEIL_DURATION, REPEAT, POSFLEET_BIN (a prebuilt posfleet binary
-# instead of building one), DECLINE_TOKENS (default: the issuer
+# instead of building one), SERVER_ARGS (more arguments of posfleet serve,
+# split at spaces: bench/postgres.sh gives --store and --database-url),
+# DECLINE_TOKENS (default: the issuer
 # simulator's declining test cards), OUT (results directory),
 # GHZ (a ghz binary; by default ghz $GHZ_VERSION is installed into a
 # temporary GOBIN — a benchmark-time tool, never a dependency of the module).
@@ -91,8 +93,9 @@ start_server() {
 	log "starting server on $TARGET (log: $OUT/server.log)"
 	# --quota-scale 0: the benchmarks drive a few hundred terminals at the
 	# server's capacity, far beyond one real terminal's call quota.
+	# shellcheck disable=SC2086 # SERVER_ARGS is split at spaces on purpose
 	"$POSFLEET" serve --listen "$TARGET" --data-dir "$WORK/data" --admin-token-file "$TOKEN_FILE" \
-		--log-level warn --quota-scale 0 --console-listen off >>"$OUT/server.log" 2>&1 &
+		--log-level warn --quota-scale 0 --console-listen off ${SERVER_ARGS:-} >>"$OUT/server.log" 2>&1 &
 	SERVER_PID=$!
 	local i
 	for i in $(seq 1 100); do

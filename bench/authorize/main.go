@@ -63,10 +63,10 @@ type options struct {
 	duration, warmup                  time.Duration
 	binary, cpuProfile, srvProfile    string
 	inProcess                         bool
-	serverEnv                         envList
+	serverEnv, serverArgs             envList
 }
 
-// envList collects repeated -server-env flags.
+// envList collects a repeated flag (-server-env, -server-arg).
 type envList []string
 
 func (l *envList) String() string     { return fmt.Sprint(*l) }
@@ -83,6 +83,7 @@ func run() error {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per phase")
 	flag.StringVar(&o.binary, "posfleet", "", "posfleet binary to run (default: build ./cmd/posfleet)")
 	flag.Var(&o.serverEnv, "server-env", "KEY=VALUE added to the posfleet process's environment, e.g. GOGC=400 (repeatable)")
+	flag.Var(&o.serverArgs, "server-arg", "argument added to posfleet serve, e.g. -server-arg=--store=postgres (repeatable)")
 	flag.BoolVar(&o.inProcess, "inprocess", false, "run the server in this process instead of the posfleet binary (for profiling)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of each phase to FILE.<phase>.<round> (with -inprocess they include the server)")
 	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write CPU profiles of the posfleet process for each phase to FILE.<phase>.<round> (fetched from its --pprof endpoint)")
@@ -152,13 +153,15 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		before := srv.commits()
 		a, err := measure(ctx, o, srv, newAuthorizeExecutor(conns, creds, r, o.workers))
 		if err := errors.Join(err, stop()); err != nil {
 			return err
 		}
+		a.groupCommit = srv.commits().since(before)
 		health, auth = append(health, h), append(auth, a)
-		fmt.Fprintf(os.Stderr, "round %d: health %.0f/s, authorize %.0f/s, ratio %.3f; CPU per call %.1fµs vs %.1fµs\n",
-			r+1, h.res.AchievedRate, a.res.AchievedRate, a.res.AchievedRate/h.res.AchievedRate, h.cpuPerCall(), a.cpuPerCall())
+		fmt.Fprintf(os.Stderr, "round %d: health %.0f/s, authorize %.0f/s, ratio %.3f; CPU per call %.1fµs vs %.1fµs; %s\n",
+			r+1, h.res.AchievedRate, a.res.AchievedRate, a.res.AchievedRate/h.res.AchievedRate, h.cpuPerCall(), a.cpuPerCall(), a.groupCommit)
 	}
 	report(os.Stdout, o, health, auth)
 	if srv.exited() {
@@ -234,6 +237,9 @@ type phase struct {
 	// genCPU is this process's CPU time, srvCPU the server process's (zero
 	// with -inprocess, where genCPU covers both).
 	genCPU, srvCPU time.Duration
+	// groupCommit is the server's group commit during the phase (zero
+	// with -inprocess).
+	groupCommit commitCount
 }
 
 // calls returns the calls answered without error in the whole phase
@@ -442,6 +448,15 @@ func report(w io.Writer, o options, health, auth []phase) {
 	hc, ac := median(health, cpu), median(auth, cpu)
 	fmt.Fprintf(w, "\nmedian: health %.0f/s, durable authorize %.0f/s, ratio %.3f; CPU per call %.1fµs vs %.1fµs, ratio %.3f (%d workers, %d connections)\n",
 		hm, am, am/hm, hc, ac, hc/ac, o.workers, o.conns)
+	var gc commitCount
+	for _, a := range auth {
+		gc.commits += a.groupCommit.commits
+		gc.decisions += a.groupCommit.decisions
+	}
+	if gc.commits > 0 {
+		secs := float64(len(auth)) * (o.warmup + o.duration).Seconds()
+		fmt.Fprintf(w, "authorize phases (warm-up included): %s, %.0f commits/s\n", gc, gc.commits/secs)
+	}
 }
 
 func median(ps []phase, f func(phase) float64) float64 {
@@ -466,6 +481,9 @@ type serverProc struct {
 	// debugAddr serves the posfleet process's /debug/pprof/ (with
 	// -server-cpuprofile).
 	debugAddr string
+	// metricsAddr serves the posfleet process's /metrics ("" with
+	// -inprocess).
+	metricsAddr string
 	// cpu returns the server process's CPU time so far (user + system), or
 	// false when it runs in this process.
 	cpu func() (time.Duration, bool)
@@ -499,15 +517,20 @@ func startBinary(o options, work string) (*serverProc, error) {
 	}
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--console-listen", "off", "--data-dir", filepath.Join(work, "data"),
 		"--admin-token-file", tokenFile, "--log-level", "info"}
+	// The metrics listener tells the group commit's size; with
+	// -server-cpuprofile it serves the profiles too.
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	args = append(args, "--metrics-listen", metricsAddr)
 	var debugAddr string
 	if o.srvProfile != "" {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		debugAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		args = append(args, "--metrics-listen", debugAddr, "--pprof")
+		debugAddr = metricsAddr
+		args = append(args, "--pprof")
 	}
+	args = append(args, o.serverArgs...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), o.serverEnv...)
 	stderr, err := cmd.StderrPipe()
@@ -536,9 +559,10 @@ func startBinary(o options, work string) (*serverProc, error) {
 		close(done)
 	}()
 	s := &serverProc{
-		token:     token,
-		debugAddr: debugAddr,
-		cpu:       func() (time.Duration, bool) { return procCPU(cmd.Process.Pid) },
+		token:       token,
+		debugAddr:   debugAddr,
+		metricsAddr: metricsAddr,
+		cpu:         func() (time.Duration, bool) { return procCPU(cmd.Process.Pid) },
 		exited: func() bool {
 			select {
 			case <-done:
