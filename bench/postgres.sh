@@ -136,8 +136,8 @@ scenario_authorize() {
 	{
 		echo "### durable Authorize, PostgreSQL vs Badger ($STAMP, load avg $(cut -d' ' -f1 /proc/loadavg))"
 		echo
-		echo "| pair | backend | health/s | durable Authorize/s | Authorize ÷ health | decisions per commit | commits/s |"
-		echo "|---:|---|---:|---:|---:|---:|---:|"
+		echo "| pair | backend | health/s | durable Authorize/s | Authorize ÷ health | decisions per commit | ms per commit | commits/s |"
+		echo "|---:|---|---:|---:|---:|---:|---:|---:|"
 	} >"$OUT/results.md"
 	for i in $(seq 1 "$PAIRS"); do
 		bench_authorize "badger-$i"
@@ -145,10 +145,10 @@ scenario_authorize() {
 		local b p
 		for b in badger postgres; do
 			read -r h a < <(median_of "$OUT/$b-$i.txt")
-			p=$(sed -n 's/.*group commit: [0-9]* commits, \([0-9.]*\) decisions per commit, \([0-9]*\) commits\/s/\1 \2/p' "$OUT/$b-$i.txt")
-			read -r dpc cps <<<"${p:-- -}"
-			awk -v i="$i" -v b="$b" -v h="$h" -v a="$a" -v d="$dpc" -v c="$cps" \
-				'BEGIN { printf "| %s | %s | %d | %d | %.3f | %s | %s |\n", i, b, h, a, a/h, d, c }' >>"$OUT/results.md"
+			p=$(sed -n 's/.*group commit: [0-9]* commits, \([0-9.]*\) decisions per commit, \([0-9.]*\) ms per commit, \([0-9]*\) commits\/s/\1 \2 \3/p' "$OUT/$b-$i.txt")
+			read -r dpc mpc cps <<<"${p:-- - -}"
+			awk -v i="$i" -v b="$b" -v h="$h" -v a="$a" -v d="$dpc" -v m="$mpc" -v c="$cps" \
+				'BEGIN { printf "| %s | %s | %d | %d | %.3f | %s | %s | %s |\n", i, b, h, a, a/h, d, m, c }' >>"$OUT/results.md"
 		done
 		read -r bh ba < <(median_of "$OUT/badger-$i.txt")
 		read -r ph pa < <(median_of "$OUT/postgres-$i.txt")

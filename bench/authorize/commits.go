@@ -10,14 +10,15 @@ import (
 )
 
 // commitCount is the payment engine's group commit as its metrics tell it:
-// synced commits and the decisions they held.
+// synced commits, the decisions they held and the seconds the store took
+// to write them.
 type commitCount struct {
-	commits, decisions float64
+	commits, decisions, seconds float64
 }
 
 // since returns the commits made after before.
 func (c commitCount) since(before commitCount) commitCount {
-	return commitCount{commits: c.commits - before.commits, decisions: c.decisions - before.decisions}
+	return commitCount{commits: c.commits - before.commits, decisions: c.decisions - before.decisions, seconds: c.seconds - before.seconds}
 }
 
 // String says how many decisions each commit held on average.
@@ -25,11 +26,12 @@ func (c commitCount) String() string {
 	if c.commits == 0 {
 		return "group commit: no commits seen"
 	}
-	return fmt.Sprintf("group commit: %.0f commits, %.1f decisions per commit", c.commits, c.decisions/c.commits)
+	return fmt.Sprintf("group commit: %.0f commits, %.1f decisions per commit, %.1f ms per commit", c.commits, c.decisions/c.commits, 1000*c.seconds/c.commits)
 }
 
 // commits reads posfleet_payment_commit_decisions (a histogram: _count is
-// the commits, _sum the decisions) from the server's /metrics. It returns
+// the commits, _sum the decisions) and posfleet_payment_commit_seconds'
+// _sum from the server's /metrics. It returns
 // zero when the server has no metrics listener or cannot be read: the
 // figure is extra information, never a reason to fail the run.
 func (s *serverProc) commits() commitCount {
@@ -59,6 +61,8 @@ func (s *serverProc) commits() commitCount {
 			c.commits = v
 		case "posfleet_payment_commit_decisions_sum":
 			c.decisions = v
+		case "posfleet_payment_commit_seconds_sum":
+			c.seconds = v
 		}
 	}
 	return c

@@ -452,6 +452,7 @@ func report(w io.Writer, o options, health, auth []phase) {
 	for _, a := range auth {
 		gc.commits += a.groupCommit.commits
 		gc.decisions += a.groupCommit.decisions
+		gc.seconds += a.groupCommit.seconds
 	}
 	if gc.commits > 0 {
 		secs := float64(len(auth)) * (o.warmup + o.duration).Seconds()
