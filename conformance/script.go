@@ -134,10 +134,9 @@ var newRequest = map[string]func() proto.Message{
 //     in the server's place (repeats of its request_id get the same
 //     answer, replayed);
 //   - batch-mismatch: before the first CloseBatch is forwarded, the kit
-//     rebinds the terminal to another store of the merchant and reads the
-//     open batch, so that the server closes the batch itself (as it does
-//     at the terminal's next payment after a rebind) and refuses the close
-//     with BATCH_MISMATCH.
+//     rebinds the terminal to another store of the merchant, so that the
+//     server closes the batch itself and refuses the close with
+//     BATCH_MISMATCH.
 type script struct {
 	now func() time.Time
 	// plays holds the selected scenario IDs.
@@ -151,9 +150,8 @@ type script struct {
 	rejectAcked, rotated chan struct{}
 	// recycle sends GOAWAY on the connection a call came on; set by Run.
 	recycle func(conn string)
-	// rebind moves the terminal to another store and has the server close
-	// its batch, reading the open batch with the terminal's credential
-	// bearer; set by Run.
+	// rebind reads the terminal's open batch with its credential bearer
+	// and moves the terminal to another store; set by Run.
 	rebind func(bearer string) error
 
 	mu sync.Mutex // guards the fields below
