@@ -127,9 +127,11 @@ var newRequest = map[string]func() proto.Message{
 //     is acknowledged anyway);
 //   - rejected-config: the config the kit publishes first is pushed with a
 //     heartbeat_interval below the protocol's minimum;
-//   - rotation: the first RotateCredential is carried out but its answer
-//     is lost; once the new credential is first used, streams opened with
-//     the old one end with Unauthenticated (CREDENTIAL_INVALID);
+//   - rotation: once a WatchConfig stream is open, the kit queues a
+//     ROTATE_CREDENTIAL command (see operate); the first RotateCredential
+//     is carried out but its answer is lost; once the new credential is
+//     first used, streams opened with the old one end with
+//     Unauthenticated (CREDENTIAL_INVALID);
 //   - tombstone: the first Refund is declined with 12, the sale reversed,
 //     in the server's place (repeats of its request_id get the same
 //     answer, replayed);
@@ -146,8 +148,9 @@ type script struct {
 	running chan struct{}
 	// rejectAcked is closed when the terminal acknowledges the version
 	// pushed with bad settings; rotated when a credential issued by
-	// RotateCredential is first used in an accepted call.
-	rejectAcked, rotated chan struct{}
+	// RotateCredential is first used in an accepted call; watching when
+	// the server first accepts a WatchConfig stream.
+	rejectAcked, rotated, watching chan struct{}
 	// recycle sends GOAWAY on the connection a call came on; set by Run.
 	recycle func(conn string)
 	// rebind reads the terminal's open batch with its credential bearer
@@ -173,6 +176,8 @@ type script struct {
 	// running is closed.
 	terminalID string
 	isRunning  bool
+	// isWatching says whether watching is closed.
+	isWatching bool
 	// registers counts Register calls; the first one's answer is lost.
 	registers int
 	// rejectVersion is the version pushed with bad settings, 0 before.
@@ -209,7 +214,7 @@ type openStream struct {
 func newScript(now func() time.Time, ids []string) *script {
 	s := &script{
 		now: now, plays: map[string]bool{},
-		running: make(chan struct{}), rejectAcked: make(chan struct{}), rotated: make(chan struct{}),
+		running: make(chan struct{}), rejectAcked: make(chan struct{}), rotated: make(chan struct{}), watching: make(chan struct{}),
 		reversed: map[string]bool{}, newCreds: map[string]bool{}, streams: map[*openStream]string{},
 	}
 	for _, id := range ids {
@@ -448,6 +453,10 @@ func (s *script) accepted(ev *event) {
 func (s *script) streamAccepted(idx int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.isWatching {
+		s.isWatching = true
+		close(s.watching)
+	}
 	s.accepted(&s.events[idx])
 }
 
