@@ -65,7 +65,9 @@ const maxAckDetail = 256
 // acknowledgement, so one lost to a server restart would stall it. It
 // returns the last version received and why it stopped: ctx's error, or a
 // status the server will not change its mind about (Unauthenticated,
-// PermissionDenied, InvalidArgument, Unimplemented).
+// PermissionDenied, InvalidArgument, Unimplemented). A stream that ends
+// Unauthenticated after the client switched to a rotated credential (see
+// SaveCredential and RotateAndSwitch) is reopened with the new one.
 func (c *Client) WatchConfig(ctx context.Context, w ConfigWatch) (uint64, error) {
 	if w.Apply == nil {
 		return w.KnownVersion, errors.New("client: ConfigWatch.Apply is required")

@@ -14,6 +14,24 @@ import (
 	pb "github.com/posfleet/posfleet/proto/posfleet/v1"
 )
 
+// registerOn starts a server, registers the terminal serial on it and
+// returns the server's address, an admin client, the registration and a
+// client with the terminal's credential.
+func registerOn(t *testing.T, serial string) (string, *client.Client, *pb.RegisterResponse, *client.Client) {
+	t.Helper()
+	addr, admin, enrollment := fleetServer(t, serial)
+	reg, err := admin.Register(t.Context(), serial, enrollment, &pb.DeviceInfo{Model: "A920"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	term, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { term.Close() })
+	return addr, admin, reg, term
+}
+
 // rotationTerminal is a registered terminal whose config watch carries
 // out rotation commands, against a real server.
 type rotationTerminal struct {
@@ -31,16 +49,7 @@ type rotationTerminal struct {
 
 func startRotationTerminal(t *testing.T) (*rotationTerminal, string) {
 	t.Helper()
-	addr, admin, enrollment := fleetServer(t, "SN-ROT")
-	reg, err := admin.Register(t.Context(), "SN-ROT", enrollment, &pb.DeviceInfo{Model: "A920"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	term, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { term.Close() })
+	addr, admin, reg, term := registerOn(t, "SN-ROT")
 	rt := &rotationTerminal{addr: addr, admin: admin, id: reg.GetTerminalId(), term: term}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -208,4 +217,36 @@ func TestWatchRotationThatCannotStoreKeepsTheCredential(t *testing.T) {
 	rt.waitUntil(t, "the REBOOT command passed to Commands", func() bool {
 		return len(rt.others) == 1 && rt.others[0] == sent.GetType()
 	})
+}
+
+// A rotation command that came in a heartbeat answer: RotateForCommand
+// rotates, stores, switches and acknowledges it with the new credential.
+func TestRotateForCommandFromHeartbeat(t *testing.T) {
+	addr, admin, reg, term := registerOn(t, "SN-HB")
+	ctx := t.Context()
+	sent, err := admin.SendCommand(ctx, reg.GetTerminalId(), pb.CommandType_COMMAND_TYPE_ROTATE_CREDENTIAL, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, err := term.Heartbeat(ctx, &pb.TerminalStatus{})
+	if err != nil || len(hb.GetCommands()) != 1 {
+		t.Fatalf("Heartbeat = %v, %v; want the rotation command", hb, err)
+	}
+	if err := term.RotateForCommand(ctx, &pb.RemoteCommand{CommandId: "x", Type: pb.CommandType_COMMAND_TYPE_REBOOT}, nil); err == nil {
+		t.Error("RotateForCommand(REBOOT command) = nil; want an error")
+	}
+	var stored string
+	if err := term.RotateForCommand(ctx, hb.GetCommands()[0], func(_ context.Context, cred string) error { stored = cred; return nil }); err != nil {
+		t.Fatalf("RotateForCommand: %v", err)
+	}
+	cs, err := admin.AllCommands(ctx, reg.GetTerminalId())
+	if err != nil || len(cs) != 1 || cs[0].GetCommandId() != sent.GetCommandId() || cs[0].GetState() != pb.CommandState_COMMAND_STATE_SUCCEEDED {
+		t.Fatalf("commands = %v, %v; want the rotation SUCCEEDED", cs, err)
+	}
+	if got := heartbeatCode(t, addr, reg.GetCredential()); got != codes.Unauthenticated {
+		t.Errorf("Heartbeat with the old credential: got %s, want Unauthenticated", got)
+	}
+	if got := heartbeatCode(t, addr, stored); stored == "" || got != codes.OK {
+		t.Errorf("Heartbeat with the stored credential: got %s, want OK", got)
+	}
 }
