@@ -45,6 +45,9 @@ func (c *Client) RotateAndSwitch(ctx context.Context, save func(ctx context.Cont
 	if c.currentBearer() == "" {
 		return errNoBearer
 	}
+	if save == nil {
+		return errors.New("client: RotateAndSwitch needs a save function: a credential kept only in memory is lost with the terminal's next restart")
+	}
 	var cred string
 	var err error
 	backoff := 100 * time.Millisecond

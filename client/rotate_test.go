@@ -235,6 +235,9 @@ func TestRotateForCommandFromHeartbeat(t *testing.T) {
 	if err := term.RotateForCommand(ctx, &pb.RemoteCommand{CommandId: "x", Type: pb.CommandType_COMMAND_TYPE_REBOOT}, nil); err == nil {
 		t.Error("RotateForCommand(REBOOT command) = nil; want an error")
 	}
+	if err := term.RotateAndSwitch(ctx, nil); err == nil {
+		t.Error("RotateAndSwitch(nil save) = nil; want an error")
+	}
 	var stored string
 	if err := term.RotateForCommand(ctx, hb.GetCommands()[0], func(_ context.Context, cred string) error { stored = cred; return nil }); err != nil {
 		t.Fatalf("RotateForCommand: %v", err)
