@@ -47,16 +47,7 @@ func TestCaptureRetriesWithTheSameRequestID(t *testing.T) {
 // and returns a client with its credential.
 func registeredTerminal(t *testing.T, serial string) *client.Client {
 	t.Helper()
-	addr, admin, enrollment := fleetServer(t, serial)
-	reg, err := admin.Register(t.Context(), serial, enrollment, &pb.DeviceInfo{Model: "A920"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	term, err := client.Dial(addr, client.WithInsecure(), client.WithBearer(reg.GetCredential()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { term.Close() })
+	_, _, _, term := registerOn(t, serial)
 	return term
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -70,8 +71,10 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 
 // Client is a connection to a posfleet server. It is safe for concurrent use.
 type Client struct {
-	conn    *grpc.ClientConn
-	bearer  string
+	conn *grpc.ClientConn
+	// bearer is the credential sent on each call; RotateAndSwitch
+	// replaces it. Nil when the client was dialed without one.
+	bearer  atomic.Pointer[string]
 	timeout time.Duration
 	nodes   *nodeSet // nil for a single target
 }
@@ -92,7 +95,10 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{bearer: o.bearer, timeout: o.timeout}
+	c := &Client{timeout: o.timeout}
+	if o.bearer != "" {
+		c.bearer.Store(&o.bearer)
+	}
 	sc := serviceConfig
 	dialTarget := targets[0]
 	var dopts []grpc.DialOption
@@ -128,7 +134,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	if o.bearer != "" {
-		dopts = append(dopts, grpc.WithPerRPCCredentials(bearerCreds{secret: o.bearer, requireTLS: o.tls != nil}))
+		dopts = append(dopts, grpc.WithPerRPCCredentials(bearerCreds{secret: &c.bearer, requireTLS: o.tls != nil}))
 	}
 	dopts = append(dopts, o.dialOpts...)
 	conn, err := grpc.NewClient(dialTarget, dopts...)
@@ -177,14 +183,22 @@ func (c *Client) defaultDeadline(ctx context.Context, method string, req, reply 
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
-// bearerCreds attaches the bearer secret to each call.
+// bearerCreds attaches the client's current bearer secret to each call.
 type bearerCreds struct {
-	secret     string
+	secret     *atomic.Pointer[string]
 	requireTLS bool
 }
 
 func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + b.secret}, nil
+	return map[string]string{"authorization": "Bearer " + *b.secret.Load()}, nil
+}
+
+// currentBearer returns the credential the client sends now ("" for none).
+func (c *Client) currentBearer() string {
+	if p := c.bearer.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 func (b bearerCreds) RequireTransportSecurity() bool { return b.requireTLS }

@@ -30,6 +30,15 @@ type ConfigWatch struct {
 	// Commands, when set, receives the remote commands pushed on the
 	// stream. Acknowledge them with AckCommand.
 	Commands func(ctx context.Context, cmds []*pb.RemoteCommand)
+	// SaveCredential, when set, has the watch carry out the
+	// COMMAND_TYPE_ROTATE_CREDENTIAL commands pushed on the stream, once
+	// per command ID, as RotateForCommand does: rotate, hand the new
+	// credential to SaveCredential, which must store it durably, switch
+	// the client to it and acknowledge the command with it. The stream is
+	// then reopened with the new credential, from the last version
+	// received. Those commands are not passed to Commands. When nil, they
+	// are passed to Commands like any other.
+	SaveCredential func(ctx context.Context, credential string) error
 	// MinBackoff and MaxBackoff bound the delay before reconnecting a
 	// broken stream (defaults 500ms and 30s). The delay doubles after each
 	// failure, with full jitter, and starts over once a stream delivers; a
@@ -56,7 +65,9 @@ const maxAckDetail = 256
 // acknowledgement, so one lost to a server restart would stall it. It
 // returns the last version received and why it stopped: ctx's error, or a
 // status the server will not change its mind about (Unauthenticated,
-// PermissionDenied, InvalidArgument, Unimplemented).
+// PermissionDenied, InvalidArgument, Unimplemented). A stream that ends
+// Unauthenticated after the client switched to a rotated credential (see
+// SaveCredential and RotateAndSwitch) is reopened with the new one.
 func (c *Client) WatchConfig(ctx context.Context, w ConfigWatch) (uint64, error) {
 	if w.Apply == nil {
 		return w.KnownVersion, errors.New("client: ConfigWatch.Apply is required")
@@ -73,6 +84,14 @@ func (c *Client) WatchConfig(ctx context.Context, w ConfigWatch) (uint64, error)
 		delivered, err := c.watchOnce(ctx, &w, &st)
 		if ctx.Err() != nil {
 			return st.last, ctx.Err()
+		}
+		// A stream opened with a credential the client has since switched
+		// away from ends (Unauthenticated), or is left, on the switch:
+		// reopen it at once with the current one.
+		if errors.Is(err, errCredentialSwitched) ||
+			(status.Code(err) == codes.Unauthenticated && c.currentBearer() != st.openedWith) {
+			backoff = w.MinBackoff
+			continue
 		}
 		switch status.Code(err) {
 		case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.Unimplemented:
@@ -111,7 +130,16 @@ type watchState struct {
 	// callbacks keeps the background resending's calls of OnError from
 	// running alongside Commands: the callbacks never run concurrently.
 	callbacks sync.Mutex
+	// openedWith is the credential the current stream was opened with.
+	openedWith string
+	// rotations holds the outcome of each credential rotation command
+	// carried out, by command ID (see rotateFor).
+	rotations map[string]*rotationOutcome
 }
+
+// errCredentialSwitched ends a stream after the client switched to a
+// rotated credential: it is reopened with the new one.
+var errCredentialSwitched = errors.New("client: credential switched; reopen the stream")
 
 // watchOnce runs one stream until it breaks; delivered reports whether it
 // carried any message. While it runs, st.unacked is resent in the
@@ -119,6 +147,7 @@ type watchState struct {
 func (c *Client) watchOnce(ctx context.Context, w *ConfigWatch, st *watchState) (delivered bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	st.openedWith = c.currentBearer()
 	stream, err := c.Terminal().WatchConfig(ctx, &pb.WatchConfigRequest{KnownVersion: st.last})
 	if err != nil {
 		return false, err
@@ -133,11 +162,18 @@ func (c *Client) watchOnce(ctx context.Context, w *ConfigWatch, st *watchState) 
 			return delivered, err
 		}
 		delivered = true
-		if len(msg.GetCommands()) > 0 && w.Commands != nil {
+		switched := false
+		if len(msg.GetCommands()) > 0 {
 			func() {
 				st.callbacks.Lock()
 				defer st.callbacks.Unlock()
-				w.Commands(ctx, msg.GetCommands())
+				cmds := msg.GetCommands()
+				if w.SaveCredential != nil {
+					cmds, switched = c.rotateFor(ctx, w, st, cmds)
+				}
+				if len(cmds) > 0 && w.Commands != nil {
+					w.Commands(ctx, cmds)
+				}
 			}()
 		}
 		// Versions on one stream only increase; the first after a
@@ -149,6 +185,9 @@ func (c *Client) watchOnce(ctx context.Context, w *ConfigWatch, st *watchState) 
 			// This version's acknowledgement supersedes any older one.
 			st.unacked = c.applyAndAck(ctx, w, msg)
 			stopResend = c.resendAck(ctx, w, st, w.MinBackoff)
+		}
+		if switched {
+			return true, errCredentialSwitched
 		}
 	}
 }

@@ -93,10 +93,14 @@ type Target struct {
 	MerchantID, Currency string
 	// PinnedKey is the server's identity signing key.
 	PinnedKey ed25519.PublicKey
-	// RotateCredential asks the terminal to rotate its credential once
-	// while its WatchConfig stream is open (the rotation scenario): v1 has
-	// no message by which a server asks for a rotation, so the kit says
-	// so out of band, as a terminal's own rotation policy would decide.
+	// RotateCredential says that the rotation scenario is played. The kit
+	// asks for the rotation with a COMMAND_TYPE_ROTATE_CREDENTIAL command
+	// pushed on the terminal's WatchConfig stream; this flag (the
+	// environment's POSFLEET_ROTATE_CREDENTIAL) is how it asked before
+	// that command existed.
+	//
+	// Deprecated: carry out the command instead. A terminal that rotates
+	// on this flag alone passes with a DEPRECATED note for one release.
 	RotateCredential bool
 }
 
@@ -203,12 +207,9 @@ func Run(ctx context.Context, opts Options, logger *slog.Logger) (*Report, error
 		sc.mu.Lock()
 		sc.closedUnder = open
 		sc.mu.Unlock()
-		if _, err := admin.RebindTerminal(ctx, id, MerchantID, SecondStoreID, "conformance: batch-mismatch scenario"); err != nil {
-			return err
-		}
-		// The server closes a batch of the old binding when the terminal
-		// next pays or reads its open batch.
-		_, err = pay.GetOpenBatch(asTerminal, &pb.GetOpenBatchRequest{})
+		// The server closes the batch of the old binding before it decides
+		// the terminal's CloseBatch, and refuses that close.
+		_, err = admin.RebindTerminal(ctx, id, MerchantID, SecondStoreID, "conformance: batch-mismatch scenario")
 		return err
 	}
 	target.Addr = lis.Addr().String()
@@ -265,7 +266,9 @@ func provision(ctx context.Context, admin *client.Client, srv *server.Server) (T
 
 // operated is what the kit did as operator.
 type operated struct {
-	commandID     string
+	commandID string
+	// rotation is the ROTATE_CREDENTIAL command of the rotation scenario.
+	rotation      rotationAsk
 	configVersion uint64
 	// rejectVersion is the version published to be pushed with bad
 	// settings (the push may carry a later one if it was superseded).
@@ -276,7 +279,8 @@ type operated struct {
 // operate waits for the terminal to register and make its first call, then queues a remote command
 // and publishes a config for it. With rejected-config, a config pushed
 // with bad settings comes first, and the good one once the terminal has
-// acknowledged it; with rotation, the good one waits (at most
+// acknowledged it; with rotation, a ROTATE_CREDENTIAL command is queued
+// once a WatchConfig stream is open, and the good config waits (at most
 // rotationWait) until the terminal has rotated its credential, so that it
 // arrives on the stream reopened with the new credential.
 func operate(ctx context.Context, admin *client.Client, sc *script) operated {
@@ -316,6 +320,20 @@ func operate(ctx context.Context, admin *client.Client, sc *script) operated {
 		}
 	}
 	if sc.plays[IDRotation] {
+		// Asked once a stream is open, so that the command is pushed on it.
+		select {
+		case <-sc.watching:
+		case <-ctx.Done():
+			op.err = ctx.Err()
+			return op
+		}
+		at := len(sc.journal())
+		cmd, err := admin.SendCommand(ctx, id, pb.CommandType_COMMAND_TYPE_ROTATE_CREDENTIAL, nil, time.Hour)
+		if err != nil {
+			op.err = err
+			return op
+		}
+		op.rotation = rotationAsk{id: cmd.GetCommandId(), at: at}
 		t := time.NewTimer(rotationWait)
 		select {
 		case <-sc.rotated:

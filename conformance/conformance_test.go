@@ -89,10 +89,9 @@ func (b books) batch(n uint64, currency string) *pb.BatchTotals {
 }
 
 // sdkTerminal is a terminal built on the Go SDK: identity pinned, the
-// SDK's retries and automatic reversal, its config watch, a rotation of
-// its credential while the watch is open when the kit asks for one, books
-// kept per batch and reconciled with GetOpenBatch when the server closed
-// a batch under it.
+// SDK's retries and automatic reversal, its config watch, which carries
+// out the server's ROTATE_CREDENTIAL command, books kept per batch and
+// reconciled with GetOpenBatch when the server closed a batch under it.
 func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 	reg, err := register(ctx, tg, "GO-SDK")
 	if err != nil {
@@ -102,19 +101,13 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 		return err
 	}
 	// The watch ends once a config's APPLIED acknowledgement went
-	// through, which the SDK sends after Apply returns; firstAck is
-	// closed at the first acknowledgement of any kind.
+	// through, which the SDK sends after Apply returns.
 	wctx, stop := context.WithTimeout(ctx, time.Minute)
 	defer stop()
-	firstAck := make(chan struct{})
-	var once sync.Once
 	acks := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		err := invoker(ctx, method, req, reply, cc, opts...)
-		if ack, ok := req.(*pb.AckConfigRequest); ok && err == nil {
-			once.Do(func() { close(firstAck) })
-			if ack.GetResult() == pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED {
-				stop()
-			}
+		if ack, ok := req.(*pb.AckConfigRequest); ok && err == nil && ack.GetResult() == pb.ConfigApplyResult_CONFIG_APPLY_RESULT_APPLIED {
+			stop()
 		}
 		return err
 	})
@@ -133,7 +126,8 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, cmd := range cmds {
-			if acked[cmd.GetCommandId()] {
+			// The watch carries out and acknowledges rotations.
+			if acked[cmd.GetCommandId()] || cmd.GetType() == pb.CommandType_COMMAND_TYPE_ROTATE_CREDENTIAL {
 				continue
 			}
 			if err := c.AckCommand(ctx, cmd.GetCommandId(), true, "done"); err != nil {
@@ -160,68 +154,29 @@ func sdkTerminal(ctx context.Context, tg conformance.Target) error {
 	}
 
 	// Watch until a config is applied; commands on the stream are acked
-	// through the same de-duplicating ack.
-	type watchEnd struct {
-		last uint64
-		err  error
-	}
+	// through the same de-duplicating ack, except a rotation, which the
+	// watch carries out: the client switches to the new credential.
 	var ackErr error
-	watch := func(c *client.Client, known uint64) <-chan watchEnd {
-		end := make(chan watchEnd, 1)
-		go func() {
-			last, err := c.WatchConfig(wctx, client.ConfigWatch{
-				KnownVersion: known,
-				MinBackoff:   50 * time.Millisecond,
-				Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
-					version.Store(cfg.GetVersion())
-					return nil
-				},
-				Commands: func(ctx context.Context, cmds []*pb.RemoteCommand) { ackErr = errors.Join(ackErr, ack(ctx, c, cmds)) },
-			})
-			end <- watchEnd{last, err}
-		}()
-		return end
-	}
-	end := <-func() <-chan watchEnd {
-		w := watch(c, version.Load())
-		if !tg.RotateCredential {
-			return w
-		}
-		// Rotate while the stream is open, once the first config came.
-		select {
-		case <-firstAck:
-		case <-wctx.Done():
-			return w
-		}
-		cred, err := repeat(func() (string, error) { return c.RotateCredential(ctx) })
-		if err != nil {
-			return w
-		}
-		c2, err := dial(cred)
-		if err != nil {
-			return w
-		}
-		// The first call with the new credential revokes the old one; the
-		// stream opened with it ends (Unauthenticated) and is reopened
-		// with the new one, from the last version received.
-		if _, err := heartbeat(c2); err != nil {
-			c2.Close()
-			return w
-		}
-		old := <-w
-		c.Close()
-		c = c2
-		if status.Code(old.err) != codes.Unauthenticated {
-			return func() <-chan watchEnd { ch := make(chan watchEnd, 1); ch <- old; return ch }()
-		}
-		return watch(c, old.last)
-	}()
+	var stored atomic.Pointer[string] // the terminal's durable store
+	_, werr := c.WatchConfig(wctx, client.ConfigWatch{
+		KnownVersion: version.Load(),
+		MinBackoff:   50 * time.Millisecond,
+		Apply: func(_ context.Context, cfg *pb.WatchConfigResponse) error {
+			version.Store(cfg.GetVersion())
+			return nil
+		},
+		Commands: func(ctx context.Context, cmds []*pb.RemoteCommand) { ackErr = errors.Join(ackErr, ack(ctx, c, cmds)) },
+		SaveCredential: func(_ context.Context, cred string) error {
+			stored.Store(&cred)
+			return nil
+		},
+	})
 	stop()
 	if ackErr != nil {
 		return ackErr
 	}
-	if !errors.Is(end.err, context.Canceled) {
-		return fmt.Errorf("config watch: %w", end.err)
+	if !errors.Is(werr, context.Canceled) {
+		return fmt.Errorf("config watch: %w", werr)
 	}
 	hb, err := heartbeat(c)
 	if err != nil {

@@ -89,7 +89,7 @@ const (
 	ScenarioLostRegister  = "lost Register answer: repeat Register with the same serial and code, run on the credential it returns"
 	ScenarioGoaway        = "connection recycled (GOAWAY, Unavailable SHUTTING_DOWN) mid-Authorize: reconnect, retry with the same request_id after the RetryInfo"
 	ScenarioRejected      = "config with a heartbeat_interval below 5s: acknowledge it REJECTED with a detail, keep running the previous version"
-	ScenarioRotation      = "credential rotated mid-stream, its answer lost: repeat RotateCredential with the old credential, switch to the new one, reopen the watch with it"
+	ScenarioRotation      = "credential rotation asked mid-stream (ROTATE_CREDENTIAL command), its answer lost: repeat RotateCredential with the old credential, switch to the new one, reopen the watch and acknowledge the command with it"
 	ScenarioTombstone     = "Refund of a sale the server reports reversed (12): take the decline as final, count no refund"
 	ScenarioBatchMismatch = "batch closed under the terminal (BATCH_MISMATCH): reconcile and close the open batch under a new request_id"
 )
@@ -115,16 +115,19 @@ func grade(ctx context.Context, events []event, sc *script, op operated, backend
 	rejectVersion, refundRID, oldBearer, closedUnder := sc.rejectVersion, sc.refundRID, sc.oldBearer, sc.closedUnder
 	sc.mu.Unlock()
 	graders := map[string]func() Result{
-		IDLostRegister:  func() Result { return gradeLostRegister(events) },
-		IDLostAnswer:    func() Result { return gradeLostAnswer(events, lostRID) },
-		IDUnanswered:    func() Result { return gradeUnanswered(events, heldRID) },
-		IDGoaway:        func() Result { return gradeGoaway(events, goawayRID) },
-		IDRateLimit:     func() Result { return gradeRateLimit(events) },
-		IDStreamReset:   func() Result { return gradeStreamReset(events) },
-		IDCommand:       func() Result { return gradeCommand(events, op.commandID, duplicated) },
-		IDRejected:      func() Result { return gradeRejected(events, rejectVersion) },
-		IDConfig:        func() Result { return gradeConfig(events, op.configVersion) },
-		IDRotation:      func() Result { c, ok := probeOld(ctx, backend, oldBearer); return gradeRotation(events, c, ok) },
+		IDLostRegister: func() Result { return gradeLostRegister(events) },
+		IDLostAnswer:   func() Result { return gradeLostAnswer(events, lostRID) },
+		IDUnanswered:   func() Result { return gradeUnanswered(events, heldRID) },
+		IDGoaway:       func() Result { return gradeGoaway(events, goawayRID) },
+		IDRateLimit:    func() Result { return gradeRateLimit(events) },
+		IDStreamReset:  func() Result { return gradeStreamReset(events) },
+		IDCommand:      func() Result { return gradeCommand(events, op.commandID, duplicated) },
+		IDRejected:     func() Result { return gradeRejected(events, rejectVersion) },
+		IDConfig:       func() Result { return gradeConfig(events, op.configVersion) },
+		IDRotation: func() Result {
+			c, ok := probeOld(ctx, backend, oldBearer)
+			return gradeRotation(events, c, ok, op.rotation)
+		},
 		IDTombstone:     func() Result { return gradeTombstone(events, refundRID) },
 		IDBatchMismatch: func() Result { return gradeBatchMismatch(events) },
 		IDBatch:         func() Result { return gradeBatch(events, closedUnder) },

@@ -161,36 +161,47 @@ func probeOld(ctx context.Context, backend *grpc.ClientConn, bearer string) (cod
 	return status.Code(err), true
 }
 
-func gradeRotation(events []event, probe codes.Code, probed bool) Result {
+// rotationAsk is the kit's request for a rotation: the
+// COMMAND_TYPE_ROTATE_CREDENTIAL command's ID, and the journal's length
+// when it was queued. id is empty when it was not queued.
+type rotationAsk struct {
+	id string
+	at int
+}
+
+func gradeRotation(events []event, probe codes.Code, probed bool, ask rotationAsk) Result {
 	r := Result{Scenario: ScenarioRotation}
-	var rot []event
+	var rot []int
 	newCred := ""
-	for _, ev := range events {
+	for i, ev := range events {
 		if ev.method == "RotateCredential" {
-			rot = append(rot, ev)
-			if ev.code == codes.OK && ev.issued != "" {
+			rot = append(rot, i)
+			if newCred == "" && ev.code == codes.OK && ev.issued != "" {
 				newCred = ev.issued
 			}
 		}
 	}
 	switch {
-	case len(rot) == 0:
-		r.Detail = "never rotated its credential (the kit asked with POSFLEET_ROTATE_CREDENTIAL=true)"
+	case len(rot) == 0 && ask.id != "":
+		r.Detail = fmt.Sprintf("never rotated its credential (the kit queued ROTATE_CREDENTIAL command %s)", ask.id)
 		return r
-	case rot[0].streams == 0:
+	case len(rot) == 0:
+		r.Detail = "never rotated its credential"
+		return r
+	case events[rot[0]].streams == 0:
 		r.Detail = "rotated with no WatchConfig stream open; the scenario wants the rotation mid-stream"
 		return r
 	case len(rot) == 1:
 		r.Detail = "never repeated RotateCredential after its answer was lost"
 		return r
-	case rot[1].cred != rot[0].cred:
+	case events[rot[1]].cred != events[rot[0]].cred:
 		r.Detail = "repeated RotateCredential with another credential than the one it called with"
 		return r
 	case newCred == "":
 		r.Detail = "no RotateCredential of the terminal was answered"
 		return r
 	}
-	old := rot[0].cred
+	old := events[rot[0]].cred
 	first, rewatched, lastWatch := -1, false, uint64(0)
 	for i, ev := range events {
 		w, isWatch := ev.req.(*pb.WatchConfigRequest)
@@ -206,6 +217,9 @@ func gradeRotation(events []event, probe codes.Code, probed bool) Result {
 		case ev.cred == old:
 			r.Detail = fmt.Sprintf("called %s with the old credential after the new one's first use (the server refuses it)", ev.method)
 			return r
+		case ev.method == "RotateCredential":
+			r.Detail = "rotated again with the new credential: a terminal rotates once per command"
+			return r
 		case isWatch && ev.cred == newCred:
 			if w.GetKnownVersion() < lastWatch {
 				r.Detail = fmt.Sprintf("reopened the watch from version %d, behind the %d it had", w.GetKnownVersion(), lastWatch)
@@ -217,13 +231,45 @@ func gradeRotation(events []event, probe codes.Code, probed bool) Result {
 	switch {
 	case first < 0:
 		r.Detail = "never made a call with the new credential"
+		return r
 	case !rewatched:
 		r.Detail = "did not reopen its config watch with the new credential after the old stream ended (Unauthenticated)"
+		return r
 	case probed && probe != codes.Unauthenticated:
 		r.Detail = fmt.Sprintf("the old credential still works after the new one's first use (a probe got %s)", probe)
-	default:
-		r.Pass, r.Detail = true, fmt.Sprintf("repeated RotateCredential with the old credential (%d tries), switched to the new one at %s and reopened the watch with it; the old one is refused", len(rot), events[first].method)
+		return r
 	}
+	done := fmt.Sprintf("repeated RotateCredential with the old credential (%d tries), switched to the new one at %s and reopened the watch with it; the old one is refused", len(rot), events[first].method)
+	if ask.id == "" || rot[0] < ask.at {
+		// A terminal that rotates when POSFLEET_ROTATE_CREDENTIAL says so,
+		// before the command came: deprecated, passed for one release.
+		r.Pass, r.Detail = true, "DEPRECATED: rotated on POSFLEET_ROTATE_CREDENTIAL, not on the ROTATE_CREDENTIAL command (a later release fails this); "+done
+		return r
+	}
+	return gradeRotationAck(events, r, ask.id, old, newCred, done)
+}
+
+// gradeRotationAck grades the acknowledgement of the rotation command id:
+// SUCCEEDED, sent with the new credential.
+func gradeRotationAck(events []event, r Result, id, old, newCred, done string) Result {
+	for _, ev := range events {
+		a, ok := ev.req.(*pb.AckCommandRequest)
+		if !ok || a.GetCommandId() != id {
+			continue
+		}
+		switch {
+		case a.GetResult() != pb.CommandResult_COMMAND_RESULT_SUCCEEDED:
+			r.Detail = fmt.Sprintf("rotated, but acknowledged command %s %s", id, a.GetResult())
+			return r
+		case ev.cred == old:
+			r.Detail = fmt.Sprintf("acknowledged command %s with the old credential: acknowledge once switched to the new one", id)
+			return r
+		case ev.cred == newCred && ev.code == codes.OK:
+			r.Pass, r.Detail = true, fmt.Sprintf("rotated on command %s and acknowledged it SUCCEEDED with the new credential; %s", id, done)
+			return r
+		}
+	}
+	r.Detail = fmt.Sprintf("rotated, but never acknowledged command %s with the new credential", id)
 	return r
 }
 

@@ -20,6 +20,13 @@ func TestGrades(t *testing.T) {
 	later := auth("a", 100)
 	later.LocalTime = timestamppb.New(time.Unix(1_800_000_000, 0))
 	t0 := time.Unix(1_800_000_000, 0)
+	asked := rotationAsk{id: "c9", at: 0}
+	rotGrade := func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true, asked) }
+	rotated := []event{{method: "RotateCredential", cred: "old", streams: 1}, {method: "RotateCredential", cred: "old", issued: "new"}}
+	ack := func(cred string) event {
+		return event{req: &pb.AckCommandRequest{CommandId: "c9", Result: pb.CommandResult_COMMAND_RESULT_SUCCEEDED}, cred: cred, accepted: true}
+	}
+	rewatch := event{req: &pb.WatchConfigRequest{}, cred: "new", accepted: true}
 	for _, tc := range []struct {
 		name   string
 		grade  func([]event) Result
@@ -56,14 +63,25 @@ func TestGrades(t *testing.T) {
 		{"rejected, then reported running", func(e []event) Result { return gradeRejected(e, 5) },
 			[]event{{req: &pb.AckConfigRequest{Version: 5, Result: pb.ConfigApplyResult_CONFIG_APPLY_RESULT_REJECTED, Detail: "bad"}},
 				{req: &pb.HeartbeatRequest{Status: &pb.TerminalStatus{ConfigVersion: 5}}}}, false, "reported running it"},
-		{"old credential after the new one's first use", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true) },
+		{"old credential after the new one's first use", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true, asked) },
 			[]event{{method: "RotateCredential", cred: "old", streams: 1}, {method: "RotateCredential", cred: "old", issued: "new"},
 				{method: "Heartbeat", cred: "new", accepted: true}, {method: "Heartbeat", cred: "old"}}, false, "old credential after the new one's first use"},
-		{"rotation with no stream open", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true) },
+		{"rotation with no stream open", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true, asked) },
 			[]event{{method: "RotateCredential", cred: "old"}}, false, "no WatchConfig stream open"},
-		{"watch not reopened after the rotation", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true) },
+		{"watch not reopened after the rotation", func(e []event) Result { return gradeRotation(e, codes.Unauthenticated, true, asked) },
 			[]event{{method: "RotateCredential", cred: "old", streams: 1}, {method: "RotateCredential", cred: "old", issued: "new"},
 				{method: "Heartbeat", cred: "new", accepted: true}}, false, "did not reopen its config watch"},
+		{"rotated on the command, acknowledged with the new credential", rotGrade,
+			append(rotated, ack("new"), rewatch), true, "acknowledged it SUCCEEDED with the new credential"},
+		{"rotation command acknowledged with the old credential", rotGrade,
+			append(rotated, ack("old"), rewatch), false, "with the old credential"},
+		{"rotation command never acknowledged", rotGrade,
+			append(rotated, rewatch), false, "never acknowledged command c9"},
+		{"rotated again for the same command", rotGrade,
+			append(rotated, ack("new"), rewatch, event{method: "RotateCredential", cred: "new"}), false, "rotated again"},
+		{"rotated on the deprecated environment variable", func(e []event) Result {
+			return gradeRotation(e, codes.Unauthenticated, true, rotationAsk{id: "c9", at: 5})
+		}, append(rotated, rewatch), true, "DEPRECATED"},
 		{"declined refund counted", func(e []event) Result { return gradeTombstone(e, "r") },
 			[]event{{req: &pb.RefundRequest{RequestId: "r", AuthorizationId: "A1"}}, {req: &pb.CloseBatchRequest{TerminalTotals: &pb.BatchTotals{RefundCount: 1}}}}, false, "the declined one was counted"},
 		{"closed the wrong batch after a mismatch", gradeBatchMismatch,

@@ -127,17 +127,18 @@ var newRequest = map[string]func() proto.Message{
 //     is acknowledged anyway);
 //   - rejected-config: the config the kit publishes first is pushed with a
 //     heartbeat_interval below the protocol's minimum;
-//   - rotation: the first RotateCredential is carried out but its answer
-//     is lost; once the new credential is first used, streams opened with
-//     the old one end with Unauthenticated (CREDENTIAL_INVALID);
+//   - rotation: once a WatchConfig stream is open, the kit queues a
+//     ROTATE_CREDENTIAL command (see operate); the first RotateCredential
+//     is carried out but its answer is lost; once the new credential is
+//     first used, streams opened with the old one end with
+//     Unauthenticated (CREDENTIAL_INVALID);
 //   - tombstone: the first Refund is declined with 12, the sale reversed,
 //     in the server's place (repeats of its request_id get the same
 //     answer, replayed);
 //   - batch-mismatch: before the first CloseBatch is forwarded, the kit
-//     rebinds the terminal to another store of the merchant and reads the
-//     open batch, so that the server closes the batch itself (as it does
-//     at the terminal's next payment after a rebind) and refuses the close
-//     with BATCH_MISMATCH.
+//     rebinds the terminal to another store of the merchant, so that the
+//     server closes the batch itself and refuses the close with
+//     BATCH_MISMATCH.
 type script struct {
 	now func() time.Time
 	// plays holds the selected scenario IDs.
@@ -147,13 +148,13 @@ type script struct {
 	running chan struct{}
 	// rejectAcked is closed when the terminal acknowledges the version
 	// pushed with bad settings; rotated when a credential issued by
-	// RotateCredential is first used in an accepted call.
-	rejectAcked, rotated chan struct{}
+	// RotateCredential is first used in an accepted call; watching when
+	// the server first accepts a WatchConfig stream.
+	rejectAcked, rotated, watching chan struct{}
 	// recycle sends GOAWAY on the connection a call came on; set by Run.
 	recycle func(conn string)
-	// rebind moves the terminal to another store and has the server close
-	// its batch, reading the open batch with the terminal's credential
-	// bearer; set by Run.
+	// rebind reads the terminal's open batch with its credential bearer
+	// and moves the terminal to another store; set by Run.
 	rebind func(bearer string) error
 
 	mu sync.Mutex // guards the fields below
@@ -175,6 +176,8 @@ type script struct {
 	// running is closed.
 	terminalID string
 	isRunning  bool
+	// isWatching says whether watching is closed.
+	isWatching bool
 	// registers counts Register calls; the first one's answer is lost.
 	registers int
 	// rejectVersion is the version pushed with bad settings, 0 before.
@@ -211,7 +214,7 @@ type openStream struct {
 func newScript(now func() time.Time, ids []string) *script {
 	s := &script{
 		now: now, plays: map[string]bool{},
-		running: make(chan struct{}), rejectAcked: make(chan struct{}), rotated: make(chan struct{}),
+		running: make(chan struct{}), rejectAcked: make(chan struct{}), rotated: make(chan struct{}), watching: make(chan struct{}),
 		reversed: map[string]bool{}, newCreds: map[string]bool{}, streams: map[*openStream]string{},
 	}
 	for _, id := range ids {
@@ -450,6 +453,10 @@ func (s *script) accepted(ev *event) {
 func (s *script) streamAccepted(idx int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.isWatching {
+		s.isWatching = true
+		close(s.watching)
+	}
 	s.accepted(&s.events[idx])
 }
 

@@ -523,7 +523,7 @@ func commandRow(c *pb.RemoteCommand) []string {
 func commandsSend(ctx context.Context, env *adminEnv, args []string) error {
 	fs := verbFlags(env, "commands", "send")
 	terminal := fs.String("terminal", "", "terminal ID (required)")
-	typ := fs.String("type", "", "reboot, upload-logs, resync-config or lock (required)")
+	typ := fs.String("type", "", "reboot, upload-logs, resync-config, lock or rotate-credential (required)")
 	ttl := fs.Duration("ttl", 0, "how long the command stays deliverable (default 24h)")
 	params := paramsFlag{}
 	fs.Var(params, "param", "command parameter key=value (repeatable)")

@@ -57,6 +57,7 @@ func TestAdminFleetCommands(t *testing.T) {
 	expect(mustAdmin("terminals", "get", "--id", tid), "serial_number", "SN-CLI-1", "printer P07", "Lane 1")
 	expect(mustAdmin("commands", "send", "--terminal", tid, "--type", "upload-logs", "--param", "since=24h"), "UPLOAD_LOGS", "PENDING", "since=24h")
 	expect(mustAdmin("commands", "list", "--terminal", tid), "UPLOAD_LOGS", tid)
+	expect(mustAdmin("commands", "send", "--terminal", tid, "--type", "rotate-credential"), "ROTATE_CREDENTIAL", "PENDING")
 	expect(mustAdmin("merchants", "update", "--id", "MID1", "--display-name", "Kiwi Fresh"), "Kiwi Fresh", "v2")
 	expect(mustAdmin("merchants", "get", "--id", "MID1"), "allow_cross_terminal_refunds", "false")
 	mustAdmin("merchants", "update", "--id", "MID1", "--allow-cross-terminal-refunds")

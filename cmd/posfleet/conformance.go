@@ -36,12 +36,13 @@ Plays scripted faults against a terminal under test and grades it: a lost
 Register answer, a lost Authorize answer, an authorization never answered,
 a connection recycled (GOAWAY) mid-Authorize, a rate limit with RetryInfo,
 a config stream reset, a remote command delivered twice, a config to
-reject, a config push, a credential rotation mid-stream, a refund of a
-reversed sale and a batch the server closed under the terminal.
+reject, a config push, a credential rotation asked mid-stream (a
+ROTATE_CREDENTIAL command), a refund of a reversed sale and a batch the
+server closed under the terminal.
 With COMMAND, runs it as the terminal with POSFLEET_TARGET, POSFLEET_SERIAL,
 POSFLEET_ENROLLMENT_CODE, POSFLEET_MERCHANT_ID, POSFLEET_CURRENCY,
-POSFLEET_PINNED_KEY and POSFLEET_ROTATE_CREDENTIAL set, and grades when it
-exits. Without, prints those values and grades at Ctrl-C or the timeout.
+POSFLEET_PINNED_KEY and POSFLEET_ROTATE_CREDENTIAL (deprecated: the kit
+asks with the command) set, and grades when it exits. Without, prints those values and grades at Ctrl-C or the timeout.
 Exit status 0 when every scenario played passed, 1 otherwise.
 
 flags:
@@ -60,7 +61,7 @@ flags:
 	opts.Scenarios = ids
 	command := fs.Args()
 	opts.Ready = func(tg conformance.Target) {
-		fmt.Fprintf(stderr, "conformance kit listening on %s\n  serial           %s\n  enrollment code  %s\n  merchant         %s (%s)\n  pinned key       %s\n  rotate credential %v (once, while the config watch is open)\n  scenarios        %s\n",
+		fmt.Fprintf(stderr, "conformance kit listening on %s\n  serial           %s\n  enrollment code  %s\n  merchant         %s (%s)\n  pinned key       %s\n  rotate credential %v (deprecated: the kit asks with a ROTATE_CREDENTIAL command)\n  scenarios        %s\n",
 			tg.Addr, tg.SerialNumber, tg.EnrollmentCode, tg.MerchantID, tg.Currency, hex.EncodeToString(tg.PinnedKey), tg.RotateCredential, strings.Join(opts.Scenarios, ","))
 		if len(command) == 0 {
 			fmt.Fprintf(stderr, "start the terminal under test now; press Ctrl-C when it is done (at most %v)\n", opts.Timeout)

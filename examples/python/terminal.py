@@ -5,7 +5,8 @@ It plays a terminal's first day against a posfleet server: register with an
 enrollment code, verify the signed merchant identity against the server
 signing key whose fingerprint was pinned out of band (following the key
 set's endorsements across rotations; see identity.py), heartbeat, take a
-config push (apply and acknowledge it) and remote commands, a sale and its
+config push (apply and acknowledge it) and remote commands (a credential
+rotation among them, when the server asks for one), a sale and its
 replay, two sales whose answers are lost (retried with the same request_id,
 then reversed with reason TIMEOUT, then arriving late), a refund, the batch
 close, and a last check of the identity (signed by a newer key if the
@@ -23,7 +24,6 @@ import json
 import os
 import random
 import sys
-import threading
 import time
 import uuid
 
@@ -129,8 +129,7 @@ class Terminal:
         self.verified_key_ids = []
         self.rejected = set()
         self.rotated = False
-        self.rotation_error = None
-        self.rotation_threads = []
+        self.rotated_for = {}  # command_id: (rotated, detail)
         self.summary = {}
 
     def md(self):
@@ -219,6 +218,18 @@ class Terminal:
         detail = "done"
         if cmd.type == common_pb2.COMMAND_TYPE_REBOOT:
             detail = "reboot simulated"
+        elif cmd.type == common_pb2.COMMAND_TYPE_ROTATE_CREDENTIAL:
+            # Once per command: a repeat delivery (its ack was lost) is
+            # acknowledged again, not carried out again.
+            if cmd.command_id not in self.rotated_for:
+                self.rotated_for[cmd.command_id] = self.rotate_credential()
+            ok, detail = self.rotated_for[cmd.command_id]
+            if not ok:
+                result = terminal_pb2.COMMAND_RESULT_FAILED
+        elif cmd.type not in (common_pb2.COMMAND_TYPE_UPLOAD_LOGS, common_pb2.COMMAND_TYPE_RESYNC_CONFIG,
+                              common_pb2.COMMAND_TYPE_LOCK):
+            result, detail = terminal_pb2.COMMAND_RESULT_FAILED, f"unknown command type {cmd.type}"
+        # Sent with the new credential after a rotation: its first use.
         self.call(self.terminal.AckCommand, terminal_pb2.AckCommandRequest(
             command_id=cmd.command_id, result=result, detail=detail))
         self.acked_commands.add(cmd.command_id)
@@ -236,14 +247,15 @@ class Terminal:
             stream = self.terminal.WatchConfig(
                 terminal_pb2.WatchConfigRequest(known_version=self.config_version),
                 timeout=until - time.monotonic(), metadata=self.md())
-            if self.args.rotate_credential and not self.rotated:
-                th = threading.Thread(target=self.rotate_credential, args=(stream,), daemon=True)
-                th.start()
-                self.rotation_threads.append(th)
             try:
                 for msg in stream:
                     for cmd in msg.commands:
                         self.handle_command(cmd)
+                    if self.credential != opened_with:
+                        # Rotated on a command: the stream carries the old
+                        # credential; reopen it with the new one.
+                        stream.cancel()
+                        break
                     if msg.version > self.config_version and msg.version not in self.rejected:
                         if self.apply_config(msg):
                             stream.cancel()
@@ -264,27 +276,26 @@ class Terminal:
         raise Failure(f"no config newer than version {self.config_version} "
                       f"within {self.args.config_wait}s")
 
-    def rotate_credential(self, stream):
-        """Rotates the credential once the stream is open (--rotate-credential):
+    def rotate_credential(self):
+        """Rotates the credential on the server's ROTATE_CREDENTIAL command:
         RotateCredential, repeated with the current credential while its
         answer is lost (an unused new credential from a lost answer stops
-        working); then a call with the new one, whose first use revokes the
-        old one and ends the stream opened with it."""
-        stream.initial_metadata()  # the server accepted the watch
-        if not stream.is_active() or self.rotated:
-            return  # ended at once: the next stream rotates
-        self.rotated = True
+        working); the new one is stored, then used. Its first use (the
+        command's acknowledgement) revokes the old one and ends the streams
+        opened with it. Returns whether it rotated, and the detail for the
+        acknowledgement."""
         try:
             resp = self.call(self.terminal.RotateCredential, terminal_pb2.RotateCredentialRequest())
-            # A real terminal stores the new credential durably here,
-            # before it uses it.
-            self.credential = resp.credential
-            self.call(self.terminal.Heartbeat, terminal_pb2.HeartbeatRequest(
-                status=terminal_pb2.TerminalStatus(config_version=self.config_version)))
-            log("credential rotated")
         except grpc.RpcError as err:
             log("credential rotation failed", code=err.code().name)
-            self.rotation_error = err
+            return False, f"RotateCredential failed: {err.code().name}"
+        # A real terminal stores the new credential durably here, before
+        # it uses it; if it cannot, it keeps the old one (still valid) and
+        # acknowledges the command FAILED.
+        self.credential = resp.credential
+        self.rotated = True
+        log("credential rotated")
+        return True, "credential rotated"
 
     def apply_config(self, msg):
         """Applies a pushed config and acknowledges it APPLIED, or, when it
@@ -517,17 +528,12 @@ def parse_args(argv):
     p.add_argument("--config-wait", type=float,
                    default=float(env("POSFLEET_CONFIG_WAIT", "60")),
                    help="seconds to wait for a config push (POSFLEET_CONFIG_WAIT)")
-    p.add_argument("--rotate-credential", default=env("POSFLEET_ROTATE_CREDENTIAL", "false"),
-                   choices=("true", "false"),
-                   help="rotate the credential once while the config watch is open "
-                        "(POSFLEET_ROTATE_CREDENTIAL)")
     p.add_argument("--simulate-loss", default=env("POSFLEET_SIMULATE_LOSS", "true"),
                    choices=("true", "false"),
                    help="simulate lost requests and answers itself; false under posfleet "
                         "conformance, which plays them (POSFLEET_SIMULATE_LOSS)")
     args = p.parse_args(argv)
     args.simulate_loss = args.simulate_loss == "true"
-    args.rotate_credential = args.rotate_credential == "true"
     for name in ("serial", "enrollment_code", "merchant_id"):
         if not getattr(args, name):
             p.error(f"--{name.replace('_', '-')} is required")
@@ -564,11 +570,6 @@ def main(argv):
         t.verify_merchant()
         t.heartbeat()
         t.watch_config()
-        for th in t.rotation_threads:
-            th.join()
-        if t.rotation_error is not None:
-            raise t.rotation_error
-        check(t.rotated or not args.rotate_credential, "no config watch stayed open to rotate on")
         hb = t.heartbeat()
         check(hb.config_version == t.config_version,
               f"server wants config {hb.config_version}, terminal runs {t.config_version}")

@@ -93,7 +93,7 @@ func (c *Console) showTerminal(q *request, v *view) {
 		q.mustNot(err)
 		return
 	}
-	d := &terminalData{T: t.GetTerminal(), CommandTypes: []string{"REBOOT", "UPLOAD_LOGS", "RESYNC_CONFIG", "LOCK"},
+	d := &terminalData{T: t.GetTerminal(), CommandTypes: []string{"REBOOT", "UPLOAD_LOGS", "RESYNC_CONFIG", "LOCK", "ROTATE_CREDENTIAL"},
 		History: t.GetStatusHistory(), BatteryLine: batteryLine(t.GetStatusHistory())}
 	d.Zone = c.storeZone(q, d.T.GetMerchantId(), d.T.GetStoreId())
 	// A terminal never registered has no effective config yet: not an

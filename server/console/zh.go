@@ -75,7 +75,7 @@ var zhCN = map[string]string{
 	"APPROVED": "批准", "DECLINED": "拒绝", "SALE": "消费", "PREAUTH": "预授权", "REFUND": "退货",
 	"OPEN": "未结", "CLOSED": "已平", "OUT_OF_BALANCE": "不平",
 	"PENDING": "待下发", "DELIVERED": "已下发", "SUCCEEDED": "成功", "FAILED": "失败", "EXPIRED": "已过期",
-	"REBOOT": "重启", "UPLOAD_LOGS": "上传日志", "RESYNC_CONFIG": "重新同步配置", "LOCK": "锁定",
+	"REBOOT": "重启", "UPLOAD_LOGS": "上传日志", "RESYNC_CONFIG": "重新同步配置", "LOCK": "锁定", "ROTATE_CREDENTIAL": "轮换凭据",
 	"AUDITOR": "审计员", "OPERATOR": "操作员", "ADMIN": "管理员",
 	"OK": "正常", "LOW": "不足", "OUT": "缺纸", "WIFI": "Wi-Fi", "CELLULAR": "蜂窝网络", "ETHERNET": "以太网",
 	"LAYER": "配置层", "DEFAULT": "默认值",

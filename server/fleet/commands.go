@@ -48,7 +48,7 @@ func (f *Fleet) SendCommand(ctx context.Context, terminalID string, typ CommandT
 	if err := ctx.Err(); err != nil {
 		return Command{}, err
 	}
-	if typ <= CommandUnspecified || typ > CommandLock {
+	if typ <= CommandUnspecified || typ > CommandRotateCredential {
 		return Command{}, invalid("type", "must be a known command type")
 	}
 	if ttl <= 0 {
@@ -98,6 +98,8 @@ func (c CommandType) String() string {
 		return "RESYNC_CONFIG"
 	case CommandLock:
 		return "LOCK"
+	case CommandRotateCredential:
+		return "ROTATE_CREDENTIAL"
 	}
 	return "UNSPECIFIED"
 }

@@ -256,6 +256,9 @@ const (
 	CommandUploadLogs
 	CommandResyncConfig
 	CommandLock
+	// CommandRotateCredential asks the terminal to rotate its credential
+	// (RotateCredential, then acknowledge with the new one).
+	CommandRotateCredential
 )
 
 // CommandState is the delivery state of a remote command (protocol numbers).

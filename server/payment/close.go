@@ -18,7 +18,9 @@ type closeView struct {
 	// else is read.
 	entry *entry
 	// batch is the terminal's open batch. Taking the view opens batch 1 for
-	// a terminal that never had one, as every first request does. The
+	// a terminal that never had one, as every first request does, and
+	// applies a rebind's pending close first (see currentBatch), so that a
+	// close naming the batch the server closed gets BATCH_MISMATCH. The
 	// decision only reads it; applyClose closes it.
 	batch *batchState
 }
@@ -70,7 +72,7 @@ func (e *Engine) closeBatch(o *op, c *commit, now int64) {
 	}
 	v := closeView{entry: en}
 	if en == nil {
-		v.batch = e.openBatch(term, &o.pol, c, now)
+		v.batch = e.currentBatch(o, term, &o.pol, c, now)
 	}
 	d := decideClose(r, o.fp, &v)
 	e.applyClose(o, c, term, rid, &v, d, now)

@@ -336,7 +336,9 @@ func (e *Engine) Refund(ctx context.Context, req RefundRequest) (RefundResult, e
 // CloseBatch closes the terminal's open batch, compares the terminal's totals
 // with the server's and opens the next batch. A batch number other than the
 // open batch's fails with a *BatchMismatchError, unless the request is a
-// replay of an earlier close.
+// replay of an earlier close. A batch that the terminal's rebinding closes
+// (see OpenBatch) is closed before the request is decided, so a close
+// naming it fails that way.
 func (e *Engine) CloseBatch(ctx context.Context, req CloseBatchRequest) (CloseBatchResult, error) {
 	if err := req.validate(); err != nil {
 		return CloseBatchResult{}, err

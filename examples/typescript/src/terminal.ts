@@ -5,7 +5,8 @@
 // an enrollment code, verify the signed merchant identity against the server
 // signing key whose fingerprint was pinned out of band (following the key
 // set's endorsements across rotations; see identity.ts), heartbeat, take a
-// config push (apply and acknowledge it) and remote commands, a sale and its
+// config push (apply and acknowledge it) and remote commands (a credential
+// rotation among them, when the server asks for one), a sale and its
 // replay, two sales whose answers are lost (retried with the same
 // request_id, then reversed with reason TIMEOUT, then arriving late), a
 // refund, the batch close, and a last check of the identity (signed by a
@@ -124,7 +125,6 @@ interface Args {
   signingKeyFingerprint: string;
   configWaitMs: number;
   simulateLoss: boolean;
-  rotateCredential: boolean;
 }
 
 function usage(): string {
@@ -142,9 +142,7 @@ function usage(): string {
                      pins its fingerprint (POSFLEET_PINNED_KEY)
   --config-wait      seconds to wait for a config push (POSFLEET_CONFIG_WAIT, default 60)
   --simulate-loss    true: simulate lost requests and answers itself; false under posfleet
-                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)
-  --rotate-credential  true: rotate the credential once while the config watch is open
-                     (POSFLEET_ROTATE_CREDENTIAL, default false)`;
+                     conformance, which plays them (POSFLEET_SIMULATE_LOSS, default true)`;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -165,7 +163,6 @@ function parseArgs(argv: string[]): Args {
     signingKeyFingerprint: pinnedFingerprint(get("signing-key-fingerprint", "POSFLEET_SIGNING_KEY_FINGERPRINT"), get("pinned-key", "POSFLEET_PINNED_KEY")),
     configWaitMs: Number(get("config-wait", "POSFLEET_CONFIG_WAIT", "60")) * 1000,
     simulateLoss: get("simulate-loss", "POSFLEET_SIMULATE_LOSS", "true") !== "false",
-    rotateCredential: get("rotate-credential", "POSFLEET_ROTATE_CREDENTIAL", "false") === "true",
   };
   for (const [name, v] of [["serial", args.serial], ["enrollment-code", args.enrollmentCode], ["merchant-id", args.merchantId]]) {
     if (!v) throw new Failure(`--${name} is required\n${usage()}`);
@@ -209,8 +206,8 @@ class Terminal {
   readonly ackedCommands = new Set<string>();
   /** Config versions this terminal refused to run. */
   readonly rejected = new Set<number>();
-  /** The credential rotation (--rotate-credential), once started. */
-  rotation?: Promise<void>;
+  /** Outcome of each ROTATE_CREDENTIAL command carried out, by command ID. */
+  private readonly rotatedFor = new Map<string, { ok: boolean; detail: string }>();
   readonly summary: Record<string, unknown> = {};
 
   constructor(private readonly args: Args) {
@@ -227,11 +224,6 @@ class Terminal {
 
   close(): void {
     this.terminal.close();
-  }
-
-  /** Whether the terminal was asked to rotate its credential. */
-  get rotationWanted(): boolean {
-    return this.args.rotateCredential;
   }
 
   private md(auth = true): grpc.Metadata {
@@ -337,10 +329,26 @@ class Terminal {
   async handleCommand(cmd: Msg): Promise<void> {
     if (this.ackedCommands.has(cmd.command_id)) return;
     this.ackedCommands.add(cmd.command_id);
+    let ok = true;
+    let detail = cmd.type === "COMMAND_TYPE_REBOOT" ? "reboot simulated" : "done";
+    if (cmd.type === "COMMAND_TYPE_ROTATE_CREDENTIAL") {
+      // Once per command: a repeat delivery is acknowledged again, not
+      // carried out again.
+      let out = this.rotatedFor.get(cmd.command_id);
+      if (!out) {
+        out = await this.rotateCredential();
+        this.rotatedFor.set(cmd.command_id, out);
+      }
+      ({ ok, detail } = out);
+    } else if (!["COMMAND_TYPE_REBOOT", "COMMAND_TYPE_UPLOAD_LOGS", "COMMAND_TYPE_RESYNC_CONFIG", "COMMAND_TYPE_LOCK"].includes(cmd.type)) {
+      ok = false;
+      detail = `unknown command type ${cmd.type}`;
+    }
+    // Sent with the new credential after a rotation: its first use.
     await this.call(this.terminal, "AckCommand", {
       command_id: cmd.command_id,
-      result: "COMMAND_RESULT_SUCCEEDED",
-      detail: cmd.type === "COMMAND_TYPE_REBOOT" ? "reboot simulated" : "done",
+      result: ok ? "COMMAND_RESULT_SUCCEEDED" : "COMMAND_RESULT_FAILED",
+      detail,
     });
     log("command acknowledged", { command_id: cmd.command_id, type: cmd.type });
   }
@@ -351,24 +359,20 @@ class Terminal {
   async watchConfig(): Promise<void> {
     const until = Date.now() + this.args.configWaitMs;
     for (let attempt = 0; Date.now() < until; attempt++) {
-      const outcome = await new Promise<"applied" | "ended" | "deadline">((resolve, reject) => {
+      const outcome = await new Promise<"applied" | "ended" | "deadline" | "rotated">((resolve, reject) => {
         const openedWith = this.credential;
         const stream = this.terminal.WatchConfig({ known_version: this.configVersion }, this.md(), { deadline: until });
         let work = Promise.resolve();
-        let ended = false;
-        stream.on("metadata", () => {
-          // The server accepted the watch; rotate while it is open, unless
-          // it ended at once (the next stream rotates then).
-          setTimeout(() => {
-            if (ended || this.rotation || !this.args.rotateCredential) return;
-            this.rotation = this.rotateCredential();
-            this.rotation.catch(() => {}); // awaited, and reported, by main
-          }, 50);
-        });
         stream.on("data", (msg: Msg) => {
           // Handle messages one at a time, in order.
           work = work.then(async () => {
             for (const cmd of msg.commands) await this.handleCommand(cmd);
+            if (this.credential !== openedWith) {
+              // Rotated on a command: the stream carries the old
+              // credential; reopen it with the new one.
+              stream.cancel();
+              return resolve("rotated");
+            }
             if (msg.version > this.configVersion && !this.rejected.has(msg.version) && await this.applyConfig(msg)) {
               stream.cancel();
               resolve("applied");
@@ -376,7 +380,6 @@ class Terminal {
           }).catch(reject);
         });
         stream.on("error", (err: grpc.ServiceError) => {
-          ended = true;
           if (err.code === grpc.status.CANCELLED) return; // our own cancel after applying
           if (err.code === grpc.status.UNAUTHENTICATED && this.credential !== openedWith) {
             // The credential the stream was opened with was replaced by a
@@ -391,26 +394,38 @@ class Terminal {
           }
           reject(err);
         });
-        stream.on("end", () => { ended = true; resolve("ended"); });
+        stream.on("end", () => resolve("ended"));
       });
       if (outcome === "applied") return;
       if (outcome === "deadline") break;
+      if (outcome === "rotated") continue;
       await backoff(attempt);
     }
     throw new Failure(`no config newer than version ${this.configVersion} within ${this.args.configWaitMs / 1000}s`);
   }
 
-  /** Rotates the credential: RotateCredential, repeated with the current
-   * credential while its answer is lost (an unused new credential from a
-   * lost answer stops working); then a call with the new one, whose first
-   * use revokes the old one and ends the stream opened with it. */
-  async rotateCredential(): Promise<void> {
-    const resp = await this.call(this.terminal, "RotateCredential", {});
+  /** Rotates the credential on the server's ROTATE_CREDENTIAL command:
+   * RotateCredential, repeated with the current credential while its
+   * answer is lost (an unused new credential from a lost answer stops
+   * working); the new one is stored, then used. Its first use (the
+   * command's acknowledgement) revokes the old one and ends the streams
+   * opened with it. Returns whether it rotated, and the detail for the
+   * acknowledgement. */
+  async rotateCredential(): Promise<{ ok: boolean; detail: string }> {
+    let resp: Msg;
+    try {
+      resp = await this.call(this.terminal, "RotateCredential", {});
+    } catch (err) {
+      const code = (err as grpc.ServiceError).code;
+      log("credential rotation failed", { code: grpc.status[code] });
+      return { ok: false, detail: `RotateCredential failed: ${grpc.status[code]}` };
+    }
     // A real terminal stores the new credential durably here, before it
-    // uses it.
+    // uses it; if it cannot, it keeps the old one (still valid) and
+    // acknowledges the command FAILED.
     this.credential = resp.credential;
-    await this.call(this.terminal, "Heartbeat", { status: { config_version: this.configVersion } });
     log("credential rotated");
+    return { ok: true, detail: "credential rotated" };
   }
 
   /** Applies a pushed config and acknowledges it APPLIED, or, when it
@@ -618,10 +633,6 @@ async function main(): Promise<number> {
     await t.verifyMerchant();
     await t.heartbeat();
     await t.watchConfig();
-    if (t.rotationWanted) {
-      check(t.rotation !== undefined, "no config watch stayed open to rotate on");
-      await t.rotation;
-    }
     const hb = await t.heartbeat();
     check(hb.config_version === t.configVersion, `server wants config ${hb.config_version}, terminal runs ${t.configVersion}`);
     await t.runPayments();

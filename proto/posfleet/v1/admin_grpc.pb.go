@@ -133,9 +133,11 @@ type AdminServiceClient interface {
 	// Moves a terminal to another store, possibly of another merchant. The
 	// only way a terminal's merchant ever changes; audited, bumps the identity
 	// version. A batch belongs to one merchant and store: at the terminal's
-	// next payment, its open batch, if it holds transactions of the old
-	// binding, is closed by the server (audited as BATCH_CLOSED, not
-	// reconciled with the terminal's totals) and the next batch opens.
+	// next payment, GetOpenBatch or CloseBatch, its open batch, if it holds
+	// transactions of the old binding, is closed by the server (audited as
+	// BATCH_CLOSED, not reconciled with the terminal's totals) and the next
+	// batch opens; a CloseBatch naming the closed batch then fails with
+	// BATCH_MISMATCH.
 	RebindTerminal(ctx context.Context, in *RebindTerminalRequest, opts ...grpc.CallOption) (*RebindTerminalResponse, error)
 	// Queues a remote command for a terminal.
 	SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error)
@@ -811,9 +813,11 @@ type AdminServiceServer interface {
 	// Moves a terminal to another store, possibly of another merchant. The
 	// only way a terminal's merchant ever changes; audited, bumps the identity
 	// version. A batch belongs to one merchant and store: at the terminal's
-	// next payment, its open batch, if it holds transactions of the old
-	// binding, is closed by the server (audited as BATCH_CLOSED, not
-	// reconciled with the terminal's totals) and the next batch opens.
+	// next payment, GetOpenBatch or CloseBatch, its open batch, if it holds
+	// transactions of the old binding, is closed by the server (audited as
+	// BATCH_CLOSED, not reconciled with the terminal's totals) and the next
+	// batch opens; a CloseBatch naming the closed batch then fails with
+	// BATCH_MISMATCH.
 	RebindTerminal(context.Context, *RebindTerminalRequest) (*RebindTerminalResponse, error)
 	// Queues a remote command for a terminal.
 	SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error)

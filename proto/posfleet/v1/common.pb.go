@@ -195,6 +195,24 @@ const (
 	CommandType_COMMAND_TYPE_RESYNC_CONFIG CommandType = 3
 	// Lock the device for payments until unlocked by an operator on site.
 	CommandType_COMMAND_TYPE_LOCK CommandType = 4
+	// Rotate the terminal's credential. The terminal calls
+	// TerminalService.RotateCredential with its current credential (a lost
+	// answer is recovered as documented there: repeat the call with the
+	// same credential), stores the new credential durably before its first
+	// use, makes its calls with the new one from then on (its first accepted
+	// call revokes the old one, which ends the WatchConfig streams opened
+	// with it with Unauthenticated, CREDENTIAL_INVALID), reopens its streams
+	// with it, and acknowledges the command with AckCommand, SUCCEEDED, sent
+	// with the new credential. A terminal that cannot store a credential
+	// acknowledges FAILED with a detail and keeps its current one, which
+	// stays valid because the new one was never used. Like every command it
+	// may be delivered more than once (heartbeat answers and each new
+	// stream repeat it until it is acknowledged): a terminal rotates once
+	// per command_id. Servers older than this value refuse to queue it
+	// (InvalidArgument). A terminal should acknowledge a command type it
+	// does not know FAILED with a detail, so that the operator learns it
+	// was not carried out.
+	CommandType_COMMAND_TYPE_ROTATE_CREDENTIAL CommandType = 5
 )
 
 // Enum value maps for CommandType.
@@ -205,13 +223,15 @@ var (
 		2: "COMMAND_TYPE_UPLOAD_LOGS",
 		3: "COMMAND_TYPE_RESYNC_CONFIG",
 		4: "COMMAND_TYPE_LOCK",
+		5: "COMMAND_TYPE_ROTATE_CREDENTIAL",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED":   0,
-		"COMMAND_TYPE_REBOOT":        1,
-		"COMMAND_TYPE_UPLOAD_LOGS":   2,
-		"COMMAND_TYPE_RESYNC_CONFIG": 3,
-		"COMMAND_TYPE_LOCK":          4,
+		"COMMAND_TYPE_UNSPECIFIED":       0,
+		"COMMAND_TYPE_REBOOT":            1,
+		"COMMAND_TYPE_UPLOAD_LOGS":       2,
+		"COMMAND_TYPE_RESYNC_CONFIG":     3,
+		"COMMAND_TYPE_LOCK":              4,
+		"COMMAND_TYPE_ROTATE_CREDENTIAL": 5,
 	}
 )
 
@@ -1909,13 +1929,14 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\fROLE_AUDITOR\x10\x01\x12\x11\n" +
 	"\rROLE_OPERATOR\x10\x02\x12\x0e\n" +
 	"\n" +
-	"ROLE_ADMIN\x10\x03*\x99\x01\n" +
+	"ROLE_ADMIN\x10\x03*\xbd\x01\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13COMMAND_TYPE_REBOOT\x10\x01\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UPLOAD_LOGS\x10\x02\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_RESYNC_CONFIG\x10\x03\x12\x15\n" +
-	"\x11COMMAND_TYPE_LOCK\x10\x04*\xb7\x01\n" +
+	"\x11COMMAND_TYPE_LOCK\x10\x04\x12\"\n" +
+	"\x1eCOMMAND_TYPE_ROTATE_CREDENTIAL\x10\x05*\xb7\x01\n" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15COMMAND_STATE_PENDING\x10\x01\x12\x1b\n" +
