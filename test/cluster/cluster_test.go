@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -245,5 +246,73 @@ func checkWriter(t *testing.T, url string, want int64) {
 	}
 	if epoch != want {
 		t.Errorf("writer epoch: got %d (node %s), want %d", epoch, node, want)
+	}
+}
+
+// TestActiveNodeFencedExits: the active node's lock connection is killed
+// in the database (as a network partition would cut it) while a standby
+// waits. The standby takes over; the old active node finds the epoch moved
+// on and exits with a non-zero status, so that its supervisor restarts it
+// as a standby, and it answers nothing as the writer any more.
+func TestActiveNodeFencedExits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary and runs two nodes on PostgreSQL")
+	}
+	url := pgtest.NewDatabase(t)
+	bin := workload.BuildBinary(t)
+	tokenFile := workload.TokenFile(t, t.TempDir())
+	ctx := t.Context()
+
+	a := startNode(t, bin, "a", url, tokenFile)
+	b := startNode(t, bin, "b", url, tokenFile)
+	if !isClosed(b.standby) {
+		t.Fatalf("node b: want a standby\n%s", b.log())
+	}
+	h := &workload.History{}
+	h.Setup(ctx, t, a.addr+","+b.addr, 2)
+
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	err = conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND objid = 'posfleet_writer'::regclass::oid AND objsubid = 1`).Scan(&n)
+	if err != nil || n != 1 {
+		t.Fatalf("terminating the writer lock's backend: got %d, %v; want 1", n, err)
+	}
+	select {
+	case <-b.serving:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the standby does not serve 20 s after the writer's lock connection was killed\n%s", b.log())
+	}
+	select {
+	case <-a.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the fenced node still runs 20 s after the takeover\n%s", a.log())
+	}
+	var ee *exec.ExitError
+	if !errors.As(a.err, &ee) || ee.ExitCode() <= 0 {
+		t.Errorf("fenced node's exit: got %v, want a non-zero exit status", a.err)
+	}
+	if !strings.Contains(a.log(), "lost the writer role") {
+		t.Errorf("fenced node's log does not say it lost the writer role:\n%s", a.log())
+	}
+	checkWriter(t, url, 2)
+
+	// The terminals carry on through the new node; what they were told
+	// before is there.
+	before := h.Len()
+	loadCtx, stop := context.WithTimeout(ctx, time.Second)
+	h.Load(loadCtx, t, a.addr+","+b.addr, workload.Seed(t, "POSFLEET_CLUSTER_SEED"))
+	stop()
+	if h.Len() == before {
+		t.Error("nothing acknowledged through the new active node")
+	}
+	res := h.Check(ctx, t, b.addr, workload.Mark{})
+	for _, p := range res.Problems {
+		t.Error(p)
 	}
 }
