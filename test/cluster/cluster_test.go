@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,6 +30,9 @@ type node struct {
 	name string
 	cmd  *exec.Cmd
 	addr string
+	// metrics is the base URL of its metrics listener (/readyz), once
+	// logged.
+	metrics atomic.Pointer[string]
 	// standby and serving close when the node logs that it answers as a
 	// standby, and that it serves.
 	standby, serving chan struct{}
@@ -41,6 +46,7 @@ type node struct {
 var (
 	reStandby = regexp.MustCompile(`msg="answering as a standby" addr=(\S+)`)
 	reServing = regexp.MustCompile(`msg=serving addr=(\S+)`)
+	reMetrics = regexp.MustCompile(`metrics_url=(\S+)/metrics`)
 )
 
 // startNode runs bin serve on the database at url and waits until it
@@ -49,7 +55,7 @@ func startNode(t *testing.T, bin, name, url, tokenFile string) *node {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--store", "postgres", "--database-url", url,
 		"--data-dir", filepath.Join(t.TempDir(), name), "--admin-token-file", tokenFile,
-		"--listen", "127.0.0.1:0", "--console-listen", "off", "--log-level", "info", "--quota-scale", "0")
+		"--listen", "127.0.0.1:0", "--console-listen", "off", "--metrics-listen", "127.0.0.1:0", "--log-level", "info", "--quota-scale", "0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +78,9 @@ func startNode(t *testing.T, bin, name, url, tokenFile string) *node {
 				n.tail = n.tail[1:]
 			}
 			n.mu.Unlock()
+			if m := reMetrics.FindStringSubmatch(line); m != nil {
+				n.metrics.Store(&m[1])
+			}
 			if m := reStandby.FindStringSubmatch(line); m != nil {
 				close(n.standby)
 				addrc <- m[1]
@@ -107,6 +116,21 @@ func (n *node) log() string {
 func (n *node) kill() {
 	_ = n.cmd.Process.Signal(syscall.SIGKILL)
 	<-n.exited
+}
+
+// readyz returns the status code of the node's /readyz.
+func (n *node) readyz(t *testing.T) int {
+	t.Helper()
+	base := n.metrics.Load()
+	if base == nil {
+		t.Fatalf("node %s logged no metrics URL\n%s", n.name, n.log())
+	}
+	resp, err := http.Get(*base + "/readyz")
+	if err != nil {
+		t.Fatalf("node %s /readyz: %v", n.name, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func isClosed(c chan struct{}) bool {
@@ -154,6 +178,12 @@ func TestStandbyTakesOverWhenTheActiveNodeIsKilled(t *testing.T) {
 	}
 	_, err := sb.GetMerchant(ctx, "M1")
 	checkNotLeader(t, err)
+	if got := b.readyz(t); got != http.StatusServiceUnavailable {
+		t.Errorf("standby /readyz: got %d, want 503", got)
+	}
+	if got := a.readyz(t); got != http.StatusOK {
+		t.Errorf("active node /readyz: got %d, want 200", got)
+	}
 
 	h := &workload.History{}
 	h.Setup(ctx, t, targets, 6)
@@ -201,6 +231,10 @@ func TestStandbyTakesOverWhenTheActiveNodeIsKilled(t *testing.T) {
 		t.Errorf("node %s: got serving %v, exited %v; want it still a standby", other.name, isClosed(other.serving), isClosed(other.exited))
 	}
 
+	if got := next.readyz(t); got != http.StatusOK {
+		t.Errorf("/readyz of the node that took over: got %d, want 200", got)
+	}
+
 	res := h.Check(ctx, t, targets, workload.Mark{})
 	res.Report(t, "after the takeover:")
 	for _, p := range res.Problems {
@@ -210,6 +244,19 @@ func TestStandbyTakesOverWhenTheActiveNodeIsKilled(t *testing.T) {
 		t.Error("no acknowledged approval to check")
 	}
 	checkWriter(t, url, 2)
+
+	// A standby stops cleanly on SIGTERM.
+	if err := other.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-other.exited:
+		if other.err != nil {
+			t.Errorf("standby stopped by SIGTERM: got %v, want exit status 0\n%s", other.err, other.log())
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("standby still runs 20 s after SIGTERM")
+	}
 }
 
 // checkNotLeader checks that err is a standby's refusal.
