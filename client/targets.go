@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -151,7 +152,9 @@ const DefaultSetAside = 30 * time.Second
 // SHUTTING_DOWN), or let two calls in a row run past their deadline (a
 // node that vanished without closing its connections), so that the next
 // call goes to another node even while that node's connection seems open (DefaultSetAside when not given;
-// zero or negative: never). The last node left is never set aside. A node
+// zero or negative: never). The last node left is set aside only for the
+// nodes set aside before it, which then come back (a standby that refused
+// may have taken over from it). A node
 // back in the list is used again when the client next connects.
 func WithSetAside(d time.Duration) Option {
 	return func(o *options) { o.setAside, o.setAsideGiven = d, true }
@@ -256,8 +259,20 @@ func (s *nodeSet) called(node string, err error) {
 		return
 	}
 	delete(s.late, node)
-	if s.closed || s.aside[node] != nil || !slices.Contains(s.order, node) || len(s.order)-len(s.aside) <= 1 {
+	if s.closed || s.aside[node] != nil || !slices.Contains(s.order, node) {
 		return
+	}
+	if len(s.order)-len(s.aside) <= 1 {
+		if len(s.aside) == 0 || code != codes.Unavailable {
+			return
+		}
+		// The last node left fails too: the nodes set aside earlier are
+		// the best hope now (a standby that refused with NOT_LEADER may
+		// have taken over from this one). They come back; this one goes.
+		for n, t := range s.aside {
+			t.Stop()
+			delete(s.aside, n)
+		}
 	}
 	s.aside[node] = time.AfterFunc(s.asideFor, func() { s.restore(node) })
 	s.r.UpdateState(s.stateLocked())
@@ -362,11 +377,39 @@ func (n *nodeCalls) done(ctx context.Context, method string, p *peer.Peer, err e
 	}
 }
 
+// unary runs a call; with several nodes, a call a standby refused
+// (NOT_LEADER: nothing was carried out, whatever the method) goes again to
+// the next node, once per node, the standby being set aside.
 func (n *nodeCalls) unary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	var p peer.Peer
-	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
-	n.done(ctx, method, &p, err)
-	return err
+	for attempt := 1; ; attempt++ {
+		var p peer.Peer
+		err := invoker(ctx, method, req, reply, cc, append(opts, grpc.Peer(&p))...)
+		n.done(ctx, method, &p, err)
+		if n.set == nil || attempt > len(n.set.order) || !notLeader(err) {
+			return err
+		}
+		// Give the channel a moment to leave the node set aside.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
+	}
+}
+
+// notLeader reports whether err is a standby's refusal: Unavailable with
+// ErrorInfo reason NOT_LEADER.
+func notLeader(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return false
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == "NOT_LEADER" {
+			return true
+		}
+	}
+	return false
 }
 
 // stream sees a stream's end (an error from RecvMsg) as the end of a call;

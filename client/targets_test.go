@@ -59,6 +59,9 @@ type fakeNode struct {
 	// silent makes the node answer no call, as one whose host vanished
 	// with its connections still open: calls wait for their deadline.
 	silent atomic.Bool
+	// standby makes the node refuse every call as a posfleet standby
+	// does: Unavailable, NOT_LEADER, nothing recorded.
+	standby atomic.Bool
 	// refusing is closed while the node refuses calls as posfleet does
 	// when it shuts down: open streams end and new calls fail with
 	// Unavailable, SHUTTING_DOWN.
@@ -152,6 +155,12 @@ func (n *fakeNode) stall(ctx context.Context) error {
 }
 
 func (n *fakeNode) Heartbeat(ctx context.Context, req *pb.HeartbeatRequest) (*pb.HeartbeatResponse, error) {
+	if n.standby.Load() {
+		st, _ := status.New(codes.Unavailable, "this node is a standby").WithDetails(
+			&errdetails.ErrorInfo{Reason: pb.ErrorReason_NOT_LEADER.String(), Domain: "posfleet.dev"},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+		return nil, st.Err()
+	}
 	n.c.record(n.idx, "Heartbeat", req.GetStatus().GetAppVersion())
 	if _, err := n.refusal(); err != nil {
 		return nil, err
@@ -646,4 +655,36 @@ func TestSilentNodeIsSetAsideAfterTimeouts(t *testing.T) {
 	if nodes := c.nodesOf("silent-1"); len(nodes) != 3 || nodes[0] != 0 || nodes[1] != 0 || nodes[2] == 0 {
 		t.Errorf("payment reached nodes %v, want node 0 twice, then another", nodes)
 	}
+}
+
+// TestStandbyRefusalMovesCallToTheActiveNode: with two standbys and one
+// active node, a call (a heartbeat, which is not retried) that reaches a
+// standby goes on to the next node until the active one answers it; when
+// the active node dies and a standby takes over, the standbys set aside
+// come back and the terminal finds the new active node.
+func TestStandbyRefusalMovesCallToTheActiveNode(t *testing.T) {
+	c := startCluster(t, 3)
+	c.nodes[0].standby.Store(true)
+	c.nodes[1].standby.Store(true)
+	cl := dialCluster(t, c, client.WithTargetIndex(0))
+	if got := servedBy(t, c, cl, "first"); got != 2 {
+		t.Fatalf("heartbeat on node %d, want 2, the active one", got)
+	}
+
+	c.nodes[2].srv.Stop()
+	c.nodes[1].standby.Store(false) // node 1 takes over
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	var err error
+	for i := range 3 {
+		// The first may fail: it finds node 2's connection gone.
+		tag := "after-" + strconv.Itoa(i)
+		if _, err = cl.Heartbeat(ctx, &pb.TerminalStatus{AppVersion: tag}); err == nil {
+			if got := c.nodesOf(tag); len(got) != 1 || got[0] != 1 {
+				t.Errorf("heartbeat after the takeover reached nodes %v, want [1]", got)
+			}
+			return
+		}
+	}
+	t.Fatalf("no heartbeat reached the new active node: %v", err)
 }

@@ -37,6 +37,10 @@ type Config struct {
 	// it must be empty otherwise. A host other than loopback or a unix
 	// socket needs sslmode=require, verify-ca or verify-full.
 	DatabaseURL string
+	// OnStandby, when set, is called once if New finds another node
+	// serving the PostgreSQL database (holding its writer role) and starts
+	// waiting for it as a standby (see standby.go).
+	OnStandby func()
 	// AdminToken, when set, is the bootstrap admin token. When empty, a token
 	// is generated into DataDir/admin.token (mode 0600) on first start.
 	AdminToken string

@@ -35,6 +35,7 @@ var errorTable = []errorMapping{
 	// Storage and audit.
 	{audit.ErrBadPageToken, codes.InvalidArgument, pb.ErrorReason_INVALID_PAGE_TOKEN},
 	{store.ErrDiskLow, codes.Unavailable, pb.ErrorReason_DISK_LOW},
+	{store.ErrFenced, codes.Unavailable, pb.ErrorReason_NOT_LEADER}, // before ErrCommit, which a fenced commit also is
 	{store.ErrCommit, codes.Unavailable, pb.ErrorReason_STORAGE_UNAVAILABLE},
 	{store.ErrUnsupported, codes.FailedPrecondition, pb.ErrorReason_BACKUP_UNSUPPORTED},
 

@@ -37,6 +37,7 @@ func TestToStatusTable(t *testing.T) {
 	}{
 		{audit.ErrBadPageToken, codes.InvalidArgument, "INVALID_PAGE_TOKEN"},
 		{store.ErrDiskLow, codes.Unavailable, "DISK_LOW"},
+		{fmt.Errorf("%w: %w", store.ErrCommit, store.ErrFenced), codes.Unavailable, "NOT_LEADER"},
 		{store.ErrCommit, codes.Unavailable, "STORAGE_UNAVAILABLE"},
 		{fleet.ErrMerchantExists, codes.AlreadyExists, "MERCHANT_EXISTS"},
 		{fleet.ErrMerchantNotFound, codes.NotFound, "MERCHANT_NOT_FOUND"},

@@ -20,6 +20,7 @@ type readinessCheck struct {
 func (s *Server) readinessChecks() []readinessCheck {
 	return []readinessCheck{
 		{"serving", s.checkServing},
+		{"writer", s.checkWriter},
 		{"storage", s.checkStorage},
 		{"disk", s.checkDisk},
 		{"payments", s.checkPayments},

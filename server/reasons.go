@@ -26,6 +26,7 @@ var retryDelays = map[pb.ErrorReason]time.Duration{
 	pb.ErrorReason_STORAGE_UNAVAILABLE:  time.Second,
 	pb.ErrorReason_PAYMENTS_UNAVAILABLE: 5 * time.Second,
 	pb.ErrorReason_DISK_LOW:             30 * time.Second,
+	pb.ErrorReason_NOT_LEADER:           time.Second,
 }
 
 // ErrorInfo metadata keys, documented with their reasons in pb.ErrorReason.

@@ -53,12 +53,21 @@ type Server struct {
 	// before Serve.
 	conns atomic.Pointer[limitListener]
 
+	// role is the PostgreSQL writer role's loss, if it happens (leader.go).
+	role writerRole
+
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // New opens the data directory and builds a server ready to Serve.
-func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
+func New(cfg Config, logger *slog.Logger) (*Server, error) {
+	return NewContext(context.Background(), cfg, logger)
+}
+
+// NewContext is New with ctx bounding the opening: on PostgreSQL, a node
+// waits in it as a standby while another node serves the database.
+func NewContext(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -68,7 +77,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	// Repeated lines (a client failing the same call in a loop) are
 	// sampled, with a count of those suppressed.
 	logger = slog.New(logsample.New(logger.Handler(), cfg.LogSampling))
-	s := &Server{cfg: cfg, logger: logger, quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec(), health: health.NewServer()}
+	s := &Server{cfg: cfg, logger: logger, quotas: newQuotaLimiter(cfg.Quotas), codec: newRequestCodec(), health: health.NewServer(),
+		role: writerRole{lost: make(chan struct{})}}
 	s.metrics = newMetrics(s)
 	defer func() {
 		if err != nil {
@@ -76,9 +86,10 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 		}
 	}()
 
-	if s.eng, err = openEngines(context.Background(), cfg, engineHooks{
+	if s.eng, err = openEngines(ctx, cfg, engineHooks{
 		OnSpaceChange: func(bool) { s.updateReadiness() },
 		OnCommit:      s.metrics.committed,
+		OnLeaderLost:  s.loseWriterRole,
 	}, logger); err != nil {
 		return nil, err
 	}
@@ -163,6 +174,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	case <-ctx.Done():
 		s.shutdownGRPC()
 		<-errc
+	case <-s.role.lost:
+		s.shutdownGRPC()
+		<-errc
+		serveErr = s.role.err
 	case serveErr = <-errc:
 		if errors.Is(serveErr, grpc.ErrServerStopped) {
 			serveErr = nil

@@ -23,8 +23,10 @@ var testStore func(cfg *Config) error
 // openPostgres opens the PostgreSQL database of cfg, applying pending
 // schema migrations. There is no disk-space watch: the database's disk is
 // PostgreSQL's to watch.
-func openPostgres(ctx context.Context, cfg Config, logger *slog.Logger) (*store.DB, error) {
+func openPostgres(ctx context.Context, cfg Config, onLost func(error), logger *slog.Logger) (*store.DB, error) {
 	opts := store.DefaultPostgresOptions(cfg.DatabaseURL)
 	opts.CommitFault = cfg.commitFault
+	opts.OnStandby = cfg.OnStandby
+	opts.OnLeaderLost = onLost
 	return store.OpenPostgres(ctx, opts, logger.With("component", "postgres"))
 }

@@ -65,6 +65,9 @@ type engineHooks struct {
 	// OnCommit is told of each synced payment group commit
 	// (payment.Options.OnCommit).
 	OnCommit func(decisions int, elapsed time.Duration)
+	// OnLeaderLost is told when the node loses the PostgreSQL database's
+	// writer role for good (store.PostgresOptions.OnLeaderLost).
+	OnLeaderLost func(error)
 }
 
 // openEngines opens the data directory's storage and builds every engine
@@ -96,7 +99,7 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 		return nil, err
 	}
 	if cfg.Store == StorePostgres {
-		if e.DB, err = openPostgres(ctx, cfg, logger); err != nil {
+		if e.DB, err = openPostgres(ctx, cfg, hooks.OnLeaderLost, logger); err != nil {
 			return nil, err
 		}
 	} else if e.DB, err = store.Open(sopts, logger); err != nil {

@@ -41,8 +41,19 @@ func runMigrateStore(ctx context.Context, args []string, stdout, stderr io.Write
 		return fmt.Errorf("%w (is the server still running?)", err)
 	}
 	defer src.Close()
-	dst, err := store.OpenPostgres(ctx, store.DefaultPostgresOptions(*url), nil)
+	// A node serving the target holds its writer role: refuse rather
+	// than wait for it as a standby would.
+	octx, serving := context.WithCancelCause(ctx)
+	defer serving(nil)
+	dopts := store.DefaultPostgresOptions(*url)
+	dopts.OnStandby = func() {
+		serving(errors.New("a posfleet node is serving the target database; stop it before copying into it"))
+	}
+	dst, err := store.OpenPostgres(octx, dopts, nil)
 	if err != nil {
+		if cause := context.Cause(octx); cause != nil && ctx.Err() == nil {
+			return cause
+		}
 		return err
 	}
 	defer dst.Close()

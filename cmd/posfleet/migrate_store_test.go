@@ -33,6 +33,10 @@ func TestMigrateStore(t *testing.T) {
 	// The server runs on the copy.
 	pg := &AdminCLI{t: t, P: StartServe(t, dir, "--store", "postgres", "--database-url", url), TokenFile: filepath.Join(dir, "admin.token")}
 	pg.Expect(pg.Must("merchants", "get", "--id", "MIDMIG"), "Moving Ltd")
+	// A node serving the target holds its writer role: refused, not waited for.
+	if out, code := runCLI(t, nil, "migrate-store", "--from-data-dir", dir, "--to-database-url", url); code == 0 || !strings.Contains(out, "serving the target database") {
+		t.Errorf("migrate-store into a served database: exit %d, output %q; want a refusal naming the serving node", code, out)
+	}
 	pg.P.Cmd.Process.Signal(syscall.SIGTERM)
 	if code := pg.P.Wait(t); code != 0 {
 		t.Fatalf("serve on PostgreSQL exit %d\n%s", code, pg.P.Logs)

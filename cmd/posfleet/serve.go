@@ -150,17 +150,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer consoleLis.Close()
 	}
 
-	srv, err := server.New(cfg, logger)
+	// On PostgreSQL, a node waits here as a standby while another serves
+	// the database (serve_standby.go).
+	phase := &standbyPhase{handoff: server.NewHandoff(lis)}
+	defer phase.handoff.Close()
+	defer phase.close()
+	srv, err := phase.open(ctx, cfg, metricsLis, logger)
+	if errors.Is(err, errStoppedAsStandby) {
+		logger.Info("stopped cleanly, as a standby")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	if p := srv.AdminTokenPath(); p != "" {
 		logger.Info("bootstrap admin token", "file", p)
 	}
-	if metricsLis != nil {
-		hs := serveMetrics(metricsLis, metricsMux(srv.OpsHandler(), *pprofOn), logger)
-		defer hs.Close()
-	}
+	phase.ops.h.Store(&handlerBox{metricsMux(srv.OpsHandler(), *pprofOn)})
+	phase.serveMetrics(metricsLis, logger)
 	if consoleLis != nil {
 		stop, err := startConsole(srv, consoleLis, cfg.TLS, logger)
 		if err != nil {
@@ -169,7 +176,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer stop()
 	}
-	if err := srv.Serve(ctx, lis); err != nil {
+	if err := srv.Serve(ctx, phase.handoff.Listener()); err != nil {
 		return err
 	}
 	logger.Info("stopped cleanly")

@@ -52,6 +52,29 @@ type PostgresOptions struct {
 	// read-write transaction after its writes are staged and before the
 	// commit; an error fails the commit (see Options.CommitFault).
 	CommitFault func() error
+
+	// Node names this node in the posfleet_writer table while it holds
+	// the writer role. Default: host name and process ID.
+	Node string
+	// OnStandby, when set, is called once if OpenPostgres finds another
+	// node holding the writer role and starts waiting for it.
+	OnStandby func()
+	// OnLeaderLost, when set, is called once when this node loses the
+	// writer role for good (the error wraps ErrFenced); from then on every
+	// write fails with ErrFenced.
+	OnLeaderLost func(error)
+	// LeaderPing is how often the connection holding the writer lock is
+	// checked. Default 1 s.
+	LeaderPing time.Duration
+	// LeaderPingTimeout bounds each check (and each attempt to take the
+	// lock back). Default 2 s.
+	LeaderPingTimeout time.Duration
+	// LeaderGrace is how long a node whose lock connection was lost keeps
+	// trying to take the lock back, as long as no other node has taken the
+	// role (its epoch is still the database's): enough to ride through a
+	// database failover. Writes stay fenced by the epoch meanwhile. Default
+	// 30 s.
+	LeaderGrace time.Duration
 }
 
 // DefaultPostgresOptions returns the defaults for url.
@@ -61,6 +84,10 @@ func DefaultPostgresOptions(url string) PostgresOptions {
 		MaxConns:         16,
 		StatementTimeout: 30 * time.Second,
 		ExpiryInterval:   time.Minute,
+
+		LeaderPing:        time.Second,
+		LeaderPingTimeout: 2 * time.Second,
+		LeaderGrace:       30 * time.Second,
 	}
 }
 
@@ -74,6 +101,10 @@ func (o PostgresOptions) Validate() error {
 		return errors.New("store: StatementTimeout must be positive")
 	case o.ExpiryInterval < 0:
 		return errors.New("store: ExpiryInterval must not be negative")
+	case o.LeaderPing <= 0 || o.LeaderPingTimeout <= 0:
+		return errors.New("store: LeaderPing and LeaderPingTimeout must be positive")
+	case o.LeaderGrace < 0:
+		return errors.New("store: LeaderGrace must not be negative")
 	}
 	_, err := parsePostgresURL(o.URL)
 	return err
@@ -124,7 +155,12 @@ func localHost(host string) bool {
 
 // OpenPostgres opens a database on PostgreSQL: it connects, applies the
 // pending schema migrations (unless opts.NoMigrate) and refuses a schema
-// newer than this binary's (ErrSchemaTooNew). The returned DB is used like
+// newer than this binary's (ErrSchemaTooNew). Then it takes the database's
+// writer role: one node at a time writes a database, and OpenPostgres
+// waits, as a standby, while another holds it (until ctx ends). Every
+// read-write transaction checks that the role is still this node's, so a
+// node that lost it (see PostgresOptions.LeaderGrace) fails its writes
+// with ErrFenced and writes nothing. The returned DB is used like
 // one from Open; Badger-only features are absent: Watermark returns nil,
 // no disk-space watch, and Backup and Restore return ErrUnsupported.
 func OpenPostgres(ctx context.Context, opts PostgresOptions, logger *slog.Logger) (*DB, error) {
@@ -139,17 +175,23 @@ func OpenPostgres(ctx context.Context, opts PostgresOptions, logger *slog.Logger
 	if err := migratePostgres(ctx, cfg.ConnConfig, !opts.NoMigrate, logger); err != nil {
 		return nil, err
 	}
+	lead, err := takeWriterRole(ctx, cfg.ConnConfig, opts, logger)
+	if err != nil {
+		return nil, err
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		lead.close()
 		return nil, fmt.Errorf("store: connect to PostgreSQL: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.StatementTimeout)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
+		lead.close()
 		return nil, fmt.Errorf("store: connect to PostgreSQL at %s: %w", cfg.ConnConfig.Host, err)
 	}
-	pg := &pgDB{pool: pool, opts: opts, logger: logger, stop: make(chan struct{})}
+	pg := &pgDB{pool: pool, opts: opts, logger: logger, stop: make(chan struct{}), leader: lead}
 	if opts.ExpiryInterval > 0 {
 		pg.wg.Add(1)
 		go pg.expiryLoop()
@@ -189,6 +231,7 @@ type txnBackend interface {
 // (migrations/), read and written through a connection pool.
 type pgDB struct {
 	pool   *pgxpool.Pool
+	leader *leader // the writer role; every read-write transaction checks its epoch
 	opts   PostgresOptions
 	logger *slog.Logger
 	closed atomic.Bool
@@ -208,6 +251,7 @@ func (d *pgDB) close() error {
 		close(d.stop)
 		d.wg.Wait()
 		d.pool.Close()
+		d.leader.close()
 	})
 	return nil
 }
@@ -215,6 +259,9 @@ func (d *pgDB) close() error {
 func (d *pgDB) writable() error {
 	if d.closed.Load() {
 		return ErrClosed
+	}
+	if err := d.leader.check(); err != nil {
+		return err
 	}
 	ctx, cancel := d.ctx()
 	defer cancel()
@@ -227,6 +274,9 @@ func (d *pgDB) writable() error {
 func (d *pgDB) update(fn func(*Txn) error) error {
 	if d.closed.Load() {
 		return ErrClosed
+	}
+	if err := d.leader.check(); err != nil {
+		return err
 	}
 	tx := &pgTxn{db: d}
 	defer tx.release()
@@ -284,8 +334,15 @@ func (d *pgDB) sweepExpired() (int64, error) {
 		default:
 		}
 		ctx, cancel := d.ctx()
-		tag, err := d.pool.Exec(ctx, `DELETE FROM posfleet_kv WHERE key IN
-			(SELECT key FROM posfleet_kv WHERE expires_at <= $1 LIMIT $2)`, pgNow(), expiryBatch)
+		var tag pgconn.CommandTag
+		b := &pgx.Batch{}
+		b.Queue(pgFence, d.leader.epoch)
+		b.Queue(`DELETE FROM posfleet_kv WHERE key IN
+			(SELECT key FROM posfleet_kv WHERE expires_at <= $1 LIMIT $2)`, pgNow(), expiryBatch).Exec(func(ct pgconn.CommandTag) error {
+			tag = ct
+			return nil
+		})
+		err := d.pool.SendBatch(ctx, b).Close()
 		cancel()
 		if err != nil {
 			return total, pgErr(err)
@@ -309,6 +366,8 @@ func pgErr(err error) error {
 		return nil
 	case errors.Is(err, pgx.ErrNoRows):
 		return ErrNotFound
+	case errors.As(err, &pe) && pe.Code == pgSQLFenced:
+		return fmt.Errorf("%w: %s", ErrFenced, pe.Message)
 	case errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01"):
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}

@@ -60,6 +60,9 @@ func TestPostgresOptionsValidate(t *testing.T) {
 		"no connections":    func(o *store.PostgresOptions) { o.MaxConns = 0 },
 		"no timeout":        func(o *store.PostgresOptions) { o.StatementTimeout = 0 },
 		"negative interval": func(o *store.PostgresOptions) { o.ExpiryInterval = -time.Second },
+		"no leader ping":    func(o *store.PostgresOptions) { o.LeaderPing = 0 },
+		"no ping timeout":   func(o *store.PostgresOptions) { o.LeaderPingTimeout = 0 },
+		"negative grace":    func(o *store.PostgresOptions) { o.LeaderGrace = -time.Second },
 	} {
 		o := base
 		change(&o)

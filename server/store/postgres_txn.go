@@ -50,6 +50,10 @@ const (
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at`
 	pgDelete = `DELETE FROM posfleet_kv WHERE key = ANY($1::bytea[])`
 	pgGet    = `SELECT value FROM posfleet_kv WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)`
+	// pgFence fails a read-write transaction (SQLSTATE PF001) unless the
+	// epoch it names is still the writer's, and holds the writer row
+	// FOR SHARE to its end: a takeover waits for it (migrations/000002).
+	pgFence  = `SELECT posfleet_fence($1)`
 	pgExpiry = `SELECT expires_at FROM posfleet_kv WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)`
 )
 
@@ -165,6 +169,7 @@ func (tx *pgTxn) roundTrip(flush bool, queue func(b *pgx.Batch)) error {
 			b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 		} else {
 			b.Queue("BEGIN ISOLATION LEVEL REPEATABLE READ")
+			b.Queue(pgFence, tx.db.leader.epoch)
 		}
 		tx.begun = true
 	}
@@ -211,6 +216,7 @@ func (tx *pgTxn) commit() error {
 		ctx, cancel := tx.db.ctx()
 		defer cancel()
 		b := &pgx.Batch{}
+		b.Queue(pgFence, tx.db.leader.epoch)
 		tx.queueWrites(b)
 		return pgErr(tx.db.pool.SendBatch(ctx, b).Close())
 	}

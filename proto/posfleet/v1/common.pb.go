@@ -540,6 +540,14 @@ const (
 	// PostgreSQL: such a deployment is backed up with PostgreSQL's own tools
 	// (pg_dump, pg_basebackup). Retry: no. Metadata: none.
 	ErrorReason_BACKUP_UNSUPPORTED ErrorReason = 45
+	// Code: Unavailable. This node is not the database's writer: it waits
+	// as a hot standby while another node serves (posfleet on PostgreSQL
+	// runs one active node per database), or it has just lost the writer
+	// role to another node and is stopping. Nothing of the request was
+	// carried out or acknowledged. Retry: yes, the same request (same
+	// request_id), after RetryInfo, on another node of the cluster (the Go
+	// SDK's multi-target dialing moves on by itself). Metadata: none.
+	ErrorReason_NOT_LEADER ErrorReason = 46
 )
 
 // Enum value maps for ErrorReason.
@@ -591,6 +599,7 @@ var (
 		43: "WEBHOOK_DELIVERY_PENDING",
 		44: "TOO_MANY_WEBHOOKS",
 		45: "BACKUP_UNSUPPORTED",
+		46: "NOT_LEADER",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":   0,
@@ -639,6 +648,7 @@ var (
 		"WEBHOOK_DELIVERY_PENDING":   43,
 		"TOO_MANY_WEBHOOKS":          44,
 		"BACKUP_UNSUPPORTED":         45,
+		"NOT_LEADER":                 46,
 	}
 )
 
@@ -1943,7 +1953,7 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\x17COMMAND_STATE_DELIVERED\x10\x02\x12\x1b\n" +
 	"\x17COMMAND_STATE_SUCCEEDED\x10\x03\x12\x18\n" +
 	"\x14COMMAND_STATE_FAILED\x10\x04\x12\x19\n" +
-	"\x15COMMAND_STATE_EXPIRED\x10\x05*\xbb\b\n" +
+	"\x15COMMAND_STATE_EXPIRED\x10\x05*\xcb\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CREDENTIAL_INVALID\x10\x01\x12\x10\n" +
@@ -1991,7 +2001,9 @@ const file_posfleet_v1_common_proto_rawDesc = "" +
 	"\x1aWEBHOOK_DELIVERY_NOT_FOUND\x10*\x12\x1c\n" +
 	"\x18WEBHOOK_DELIVERY_PENDING\x10+\x12\x15\n" +
 	"\x11TOO_MANY_WEBHOOKS\x10,\x12\x16\n" +
-	"\x12BACKUP_UNSUPPORTED\x10-B\xa6\x01\n" +
+	"\x12BACKUP_UNSUPPORTED\x10-\x12\x0e\n" +
+	"\n" +
+	"NOT_LEADER\x10.B\xa6\x01\n" +
 	"\x0fcom.posfleet.v1B\vCommonProtoP\x01Z9github.com/posfleet/posfleet/proto/posfleet/v1;posfleetv1\xa2\x02\x03PXX\xaa\x02\vPosfleet.V1\xca\x02\vPosfleet\\V1\xe2\x02\x17Posfleet\\V1\\GPBMetadata\xea\x02\fPosfleet::V1b\x06proto3"
 
 var (

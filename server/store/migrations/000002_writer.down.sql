@@ -1,0 +1,2 @@
+DROP FUNCTION posfleet_fence(bigint);
+DROP TABLE posfleet_writer;
