@@ -79,6 +79,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Server, err error) {
 	if s.eng, err = openEngines(context.Background(), cfg, engineHooks{
 		OnSpaceChange: func(bool) { s.updateReadiness() },
 		OnCommit:      s.metrics.committed,
+		// A reopened payment engine decides again: report it.
+		OnPaymentsRecovered: s.paymentsRecovered,
 	}, logger); err != nil {
 		return nil, err
 	}
@@ -186,7 +188,7 @@ func (s *Server) updateReadiness() {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus("", status)
-	if status == healthpb.HealthCheckResponse_SERVING && !s.eng.Payments.Healthy() {
+	if status == healthpb.HealthCheckResponse_SERVING && !s.eng.Payments().Healthy() {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, status)
