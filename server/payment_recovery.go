@@ -21,8 +21,8 @@ func (e *Engines) Payments() *payment.Engine { return e.payments.Load() }
 // paymentReopenBackoff bounds the wait between attempts to reopen a
 // stopped payment engine: it starts at min and doubles up to max. A
 // PostgreSQL failover takes seconds, so max keeps the engine at most a
-// couple of seconds behind the new primary.
-var paymentReopenBackoff = struct{ min, max time.Duration }{100 * time.Millisecond, 2 * time.Second}
+// second behind the new primary.
+var paymentReopenBackoff = struct{ min, max time.Duration }{100 * time.Millisecond, time.Second}
 
 // supervisePayments watches the payment engine in service. When a commit
 // failure stops it (the database went away: a lost connection, a primary
