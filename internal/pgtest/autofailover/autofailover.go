@@ -14,13 +14,16 @@
 //	f.KillPrimary(t)         // SIGKILL the primary's keeper and PostgreSQL
 //	f.WaitPrimary(t, 60*time.Second)
 //
-// Everything is stopped and removed when the test ends.
+// Everything is stopped and removed when the test ends; if the test binary
+// dies first, each keeper's process group is killed as its lifeline (a
+// pipe from the test binary) closes.
 package autofailover
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -50,9 +53,11 @@ type Node struct {
 	Port int
 	// PGData is its data directory.
 	PGData string
-	// keeper is its pg_autoctl process, leader of a process group that
-	// holds its PostgreSQL too.
-	keeper *exec.Cmd
+	// keeper is the shell that runs its pg_autoctl, leader of a process
+	// group that holds its PostgreSQL too; closing lifeline, its stdin,
+	// kills the group (see run).
+	keeper   *exec.Cmd
+	lifeline io.WriteCloser
 }
 
 // Formation is a running monitor, primary and secondary.
@@ -178,6 +183,11 @@ func (f *Formation) newNode(name string) (*Node, error) {
 	return &Node{Name: name, Port: port, PGData: filepath.Join(f.dir, name)}, nil
 }
 
+// keeperScript runs pg_autoctl and, once its stdin closes (the test binary
+// closed it or exited, however it exited), kills its whole process group:
+// pg_autoctl, its PostgreSQL and every backend. Nothing outlives the test.
+const keeperScript = `pg_autoctl "$@" </dev/null & cat >/dev/null; kill -KILL 0`
+
 // run starts pg_autoctl for n in its own process group, as the postgres
 // OS user when root, logging to <dir>/<name>.log.
 func (f *Formation) run(n *Node, args ...string) error {
@@ -186,13 +196,17 @@ func (f *Formation) run(n *Node, args ...string) error {
 		return err
 	}
 	defer log.Close()
-	cmd := exec.Command("pg_autoctl", args...)
+	cmd := exec.Command("sh", append([]string{"-c", keeperScript, "sh"}, args...)...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = f.dir, f.env, log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: f.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: f.cred, Setpgid: true}
+	lifeline, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pg_autoctl %s: %w", strings.Join(args[:2], " "), err)
 	}
-	n.keeper = cmd
+	n.keeper, n.lifeline = cmd, lifeline
 	go cmd.Wait() //nolint:errcheck // reaped; its end shows in the log
 	return nil
 }
@@ -350,6 +364,7 @@ func (f *Formation) kill(n *Node) {
 	}
 	f.killed[n] = true
 	_ = syscall.Kill(-n.keeper.Process.Pid, syscall.SIGKILL)
+	n.lifeline.Close()
 	// A postmaster that left the group (none should) goes too.
 	if pid, ok := postmasterPID(n.PGData); ok {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
