@@ -443,7 +443,7 @@ func (a *adminService) GetFleetReport(ctx context.Context, req *pb.GetFleetRepor
 	for _, f := range rep.Faults {
 		out.Faults = append(out.Faults, &pb.FaultCount{MerchantId: f.MerchantID, StoreId: f.StoreID, Component: f.Component, Count: f.Count})
 	}
-	out.Authorizations, out.Approvals = a.s.eng.Payments.Stats()
+	out.Authorizations, out.Approvals = a.s.eng.Payments().Stats()
 	if out.Authorizations > 0 {
 		out.ApprovalRate = float64(out.Approvals) / float64(out.Authorizations)
 	}

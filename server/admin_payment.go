@@ -57,7 +57,7 @@ func (a *adminService) ListTransactions(ctx context.Context, req *pb.ListTransac
 	}
 	var searched time.Time
 	txs, next, err := boundedPage(a.s.cfg.MaxPageBytes, size, func(n int) ([]payment.Transaction, string, error) {
-		p, err := a.s.eng.Payments.ListTransactionsPage(ctx, filter, n, req.GetPageToken())
+		p, err := a.s.eng.Payments().ListTransactionsPage(ctx, filter, n, req.GetPageToken())
 		searched = p.SearchedFrom
 		return p.Transactions, p.NextPageToken, err
 	}, transactionToPB)
@@ -91,7 +91,7 @@ func (a *adminService) GetSettlementReport(ctx context.Context, req *pb.GetSettl
 	// cut by size like every list.
 	var rep payment.Settlement
 	batches, next, err := boundedPage(a.s.cfg.MaxPageBytes, n, func(n int) ([]payment.BatchSummary, string, error) {
-		r, next, err := a.s.eng.Payments.SettlementReportPage(ctx, req.GetMerchantId(), req.GetBusinessDate(), n, req.GetPageToken())
+		r, next, err := a.s.eng.Payments().SettlementReportPage(ctx, req.GetMerchantId(), req.GetBusinessDate(), n, req.GetPageToken())
 		rep = r
 		return r.Batches, next, err
 	}, batchSummaryToPB)

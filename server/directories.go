@@ -116,11 +116,11 @@ func (d *paymentDirectory) zone(name string) *time.Location {
 }
 
 // merchantPayments is the payment ledger as the fleet's payment history.
-type merchantPayments struct{ p *payment.Engine }
+type merchantPayments struct{ e *Engines }
 
 // MerchantHasPayments implements fleet.PaymentHistory.
 func (m merchantPayments) MerchantHasPayments(ctx context.Context, merchantID string) (bool, error) {
-	txs, _, err := m.p.ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
+	txs, _, err := m.e.Payments().ListTransactions(ctx, payment.TxFilter{MerchantID: merchantID}, 1, "")
 	return len(txs) > 0, err
 }
 

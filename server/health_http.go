@@ -48,8 +48,8 @@ func (s *Server) checkStorage() error {
 	if err := s.eng.DB.Writable(); err != nil && !errors.Is(err, store.ErrDiskLow) {
 		return err
 	}
-	if s.eng.Payments != nil {
-		if err := s.eng.Payments.Failure(); err != nil {
+	if s.eng.Payments() != nil {
+		if err := s.eng.Payments().Failure(); err != nil {
 			return err
 		}
 	}
@@ -70,7 +70,7 @@ func (s *Server) checkDisk() error {
 
 // checkPayments is met while the payment engine is open and deciding.
 func (s *Server) checkPayments() error {
-	if s.eng.Payments == nil || !s.eng.Payments.Healthy() {
+	if s.eng.Payments() == nil || !s.eng.Payments().Healthy() {
 		return errors.New("payment engine not deciding")
 	}
 	return nil

@@ -289,8 +289,8 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descDiskReserve, float64(st.ReserveBytes))
 		gauge(descDiskLow, boolValue(st.Low))
 	}
-	if s.eng.Payments != nil {
-		gauge(descPaymentsHealthy, boolValue(s.eng.Payments.Healthy()))
+	if s.eng.Payments() != nil {
+		gauge(descPaymentsHealthy, boolValue(s.eng.Payments().Healthy()))
 	}
 	var open int
 	var refused uint64

@@ -20,7 +20,7 @@ func (p *paymentService) Capture(ctx context.Context, req *pb.CaptureRequest) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.eng.Payments.Capture(ctx, payment.CaptureRequest{
+	res, err := p.s.eng.Payments().Capture(ctx, payment.CaptureRequest{
 		TerminalID:      pr.TerminalID,
 		RequestID:       req.GetRequestId(),
 		AuthorizationID: req.GetAuthorizationId(),
@@ -61,7 +61,7 @@ func (p *paymentService) GetOpenBatch(ctx context.Context, _ *pb.GetOpenBatchReq
 	if err != nil {
 		return nil, err
 	}
-	b, err := p.s.eng.Payments.OpenBatch(ctx, pr.TerminalID)
+	b, err := p.s.eng.Payments().OpenBatch(ctx, pr.TerminalID)
 	if err != nil {
 		return nil, p.s.toStatus(ctx, err)
 	}

@@ -32,7 +32,7 @@ func (p *paymentService) Authorize(ctx context.Context, req *pb.AuthorizeRequest
 		return nil, err
 	}
 	start := time.Now()
-	res, err := p.s.eng.Payments.Authorize(ctx, payment.AuthorizeRequest{
+	res, err := p.s.eng.Payments().Authorize(ctx, payment.AuthorizeRequest{
 		TerminalID: pr.TerminalID,
 		RequestID:  req.GetRequestId(),
 		MerchantID: req.GetMerchantId(),
@@ -71,7 +71,7 @@ func (p *paymentService) Reverse(ctx context.Context, req *pb.ReverseRequest) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.eng.Payments.Reverse(ctx, payment.ReverseRequest{
+	res, err := p.s.eng.Payments().Reverse(ctx, payment.ReverseRequest{
 		TerminalID:        pr.TerminalID,
 		RequestID:         req.GetRequestId(),
 		OriginalRequestID: req.GetOriginalRequestId(),
@@ -102,7 +102,7 @@ func (p *paymentService) Refund(ctx context.Context, req *pb.RefundRequest) (*pb
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.eng.Payments.Refund(ctx, payment.RefundRequest{
+	res, err := p.s.eng.Payments().Refund(ctx, payment.RefundRequest{
 		TerminalID:      pr.TerminalID,
 		RequestID:       req.GetRequestId(),
 		AuthorizationID: req.GetAuthorizationId(),
@@ -140,7 +140,7 @@ func (p *paymentService) CloseBatch(ctx context.Context, req *pb.CloseBatchReque
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	res, err := p.s.eng.Payments.CloseBatch(ctx, payment.CloseBatchRequest{
+	res, err := p.s.eng.Payments().CloseBatch(ctx, payment.CloseBatchRequest{
 		TerminalID:     pr.TerminalID,
 		RequestID:      req.GetRequestId(),
 		BatchNumber:    req.GetBatchNumber(),

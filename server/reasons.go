@@ -24,7 +24,7 @@ import (
 var retryDelays = map[pb.ErrorReason]time.Duration{
 	pb.ErrorReason_SHUTTING_DOWN:        time.Second,
 	pb.ErrorReason_STORAGE_UNAVAILABLE:  time.Second,
-	pb.ErrorReason_PAYMENTS_UNAVAILABLE: 5 * time.Second,
+	pb.ErrorReason_PAYMENTS_UNAVAILABLE: time.Second, // the engine reopens itself (payment_recovery.go)
 	pb.ErrorReason_DISK_LOW:             30 * time.Second,
 	pb.ErrorReason_NOT_LEADER:           time.Second,
 }

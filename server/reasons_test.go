@@ -175,7 +175,7 @@ func TestRefusalDetails(t *testing.T) {
 		{"storage", store.ErrCommit, "STORAGE_UNAVAILABLE", nil, time.Second, ""},
 		{"disk", store.ErrDiskLow, "DISK_LOW", nil, 30 * time.Second, ""},
 		{"not the writer", store.ErrFenced, "NOT_LEADER", nil, time.Second, ""},
-		{"payments", payment.ErrUnavailable, "PAYMENTS_UNAVAILABLE", nil, 5 * time.Second, ""},
+		{"payments", payment.ErrUnavailable, "PAYMENTS_UNAVAILABLE", nil, time.Second, ""},
 		{"not found has no retry", fleet.ErrTerminalNotFound, "TERMINAL_NOT_FOUND", nil, 0, ""},
 	}
 	s := testStatusServer()

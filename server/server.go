@@ -90,6 +90,8 @@ func NewContext(ctx context.Context, cfg Config, logger *slog.Logger) (_ *Server
 		OnSpaceChange: func(bool) { s.updateReadiness() },
 		OnCommit:      s.metrics.committed,
 		OnLeaderLost:  s.loseWriterRole,
+		// A reopened payment engine decides again: report it.
+		OnPaymentsRecovered: s.paymentsRecovered,
 	}, logger); err != nil {
 		return nil, err
 	}
@@ -201,7 +203,7 @@ func (s *Server) updateReadiness() {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus("", status)
-	if status == healthpb.HealthCheckResponse_SERVING && !s.eng.Payments.Healthy() {
+	if status == healthpb.HealthCheckResponse_SERVING && !s.eng.Payments().Healthy() {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, status)

@@ -37,8 +37,10 @@ type Engines struct {
 	Fleet *fleet.Fleet
 	// Config holds settings layers, effective configs and rollouts.
 	Config *configpush.Engine
-	// Payments is the payment engine.
-	Payments *payment.Engine
+	// payments is the payment engine in service; the payment supervisor
+	// (payment_recovery.go) swaps in a reopened one after a storage
+	// failure. Read it through Payments.
+	payments atomic.Pointer[payment.Engine]
 
 	// Webhooks deliver operational events, read from the audit trail, to
 	// operators' endpoints.
@@ -68,6 +70,9 @@ type engineHooks struct {
 	// OnLeaderLost is told when the node loses the PostgreSQL database's
 	// writer role for good (store.PostgresOptions.OnLeaderLost).
 	OnLeaderLost func(error)
+	// OnPaymentsRecovered is called when a reopened payment engine took
+	// over from one stopped by a storage failure.
+	OnPaymentsRecovered func()
 }
 
 // openEngines opens the data directory's storage and builds every engine
@@ -140,7 +145,7 @@ func openEngines(ctx context.Context, cfg Config, hooks engineHooks, logger *slo
 	if err := e.openConfig(ctx, logger); err != nil {
 		return nil, err
 	}
-	if err := e.openPayments(ctx, hooks.OnCommit, logger); err != nil {
+	if err := e.openPayments(ctx, hooks, logger); err != nil {
 		return nil, err
 	}
 	if err := e.openWebhooks(ctx, cfg.Webhooks, logger); err != nil {
@@ -190,20 +195,24 @@ func (e *Engines) openConfig(ctx context.Context, logger *slog.Logger) error {
 	return nil
 }
 
-// openPayments starts the payment engine on the fleet and config push, and
-// gives the fleet its payment history.
-func (e *Engines) openPayments(ctx context.Context, onCommit func(int, time.Duration), logger *slog.Logger) error {
+// openPayments starts the payment engine on the fleet and config push,
+// gives the fleet its payment history, and starts the supervisor that
+// reopens the engine after a storage failure.
+func (e *Engines) openPayments(ctx context.Context, hooks engineHooks, logger *slog.Logger) error {
 	logger = logger.With("component", "payment")
 	dir := &paymentDirectory{fleet: e.Fleet, config: e.Config, logger: logger}
-	var err error
 	opts := payment.DefaultOptions()
-	opts.OnCommit = onCommit
-	e.Payments, err = payment.Open(ctx, e.DB, e.Audit, dir, opts, logger)
+	opts.OnCommit = hooks.OnCommit
+	open := func(ctx context.Context) (*payment.Engine, error) {
+		return payment.Open(ctx, e.DB, e.Audit, dir, opts, logger)
+	}
+	p, err := open(ctx)
 	if err != nil {
 		return fmt.Errorf("server: open payments: %w", err)
 	}
-	e.closers = append(e.closers, e.Payments.Close)
-	e.Fleet.SetPaymentHistory(merchantPayments{e.Payments})
+	e.payments.Store(p)
+	e.closers = append(e.closers, e.supervisePayments(open, hooks.OnPaymentsRecovered, logger))
+	e.Fleet.SetPaymentHistory(merchantPayments{e})
 	return nil
 }
 

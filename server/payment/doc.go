@@ -46,9 +46,12 @@
 // a velocity count, a consumed tombstone) that are not on disk, and deciding
 // on would approve or decline against them. Every later request fails with
 // ErrUnavailable (the server answers Unavailable) until the engine is
-// reopened, which rebuilds the state from what is durable. Clients retry
-// with the same request ID and get the durable answer, or a fresh decision
-// when the failed commit left nothing behind.
+// reopened, which rebuilds the state from what is durable. [Engine.Stopped]
+// tells the owner when that happens, so that it can open a fresh engine on
+// the same store once the store answers and hand requests to it (the server
+// does this by itself). Clients retry with the same request ID and get the
+// durable answer, or a fresh decision when the failed commit left nothing
+// behind.
 //
 // # Idempotency
 //

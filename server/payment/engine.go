@@ -41,6 +41,10 @@ type Engine struct {
 	// failed is set when a commit failed; failErr says why.
 	failed  atomic.Bool
 	failErr atomic.Pointer[error]
+	// stopped closes when a commit failed (see Stopped); stopOnce guards
+	// the close.
+	stopped  chan struct{}
+	stopOnce sync.Once
 	// durable is the number of the last commit that is on disk and
 	// recorded in the watermark.
 	durable atomic.Uint64
@@ -157,6 +161,7 @@ func Open(ctx context.Context, db *store.DB, auditLog *audit.Log, dir Directory,
 		idle:       make(chan struct{}, 1),
 		loopDone:   make(chan struct{}),
 		writerDone: make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	if e.clock == nil {
 		e.clock = time.Now

@@ -12,7 +12,9 @@ var (
 	ErrClosed = errors.New("payment: engine closed")
 	// ErrUnavailable is returned once a commit has failed: the engine stops
 	// deciding because its memory may hold effects that are not durable.
-	// Reopening the engine (restarting the server) recovers from the ledger.
+	// Reopening the engine (Open again on the same store, as the server's
+	// supervisor does once the store answers, or a restart) recovers from
+	// the ledger; Stopped signals the moment.
 	ErrUnavailable = errors.New("payment: engine unavailable after a storage failure")
 	// ErrRequestIDReused is returned when a Reverse or CloseBatch request ID
 	// was already used for a different request (Authorize, Refund and

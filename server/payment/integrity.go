@@ -417,9 +417,8 @@ func (e *Engine) marker(written <-chan writtenCommit, done chan<- struct{}) {
 			if e.failed.Load() {
 				err = ErrUnavailable
 			} else if serr := wm.Store(w.c.mark); serr != nil {
-				e.failErr.Store(&serr)
-				e.failed.Store(true)
-				e.logger.Error("payment watermark failed; engine stops deciding until restarted", "err", serr)
+				e.fail(serr)
+				e.logger.Error("payment watermark failed; engine stops deciding until reopened", "err", serr)
 				err = ErrUnavailable
 			}
 		}

@@ -69,9 +69,8 @@ func (e *Engine) write(c *commit) error {
 		}
 		if err != nil {
 			e.audit.Abandon(evs)
-			e.failErr.Store(&err)
-			e.failed.Store(true)
-			e.logger.Error("payment commit failed; engine stops deciding until restarted",
+			e.fail(err)
+			e.logger.Error("payment commit failed; engine stops deciding until reopened",
 				"err", err, "decisions", c.decisions, "writes", len(c.writes))
 			return ErrUnavailable
 		}

@@ -517,9 +517,11 @@ const (
 	// with the same request_id. Metadata: none.
 	ErrorReason_DISK_LOW ErrorReason = 39
 	// Code: Unavailable. The payment engine stopped after a storage failure
-	// and decides nothing until the server restarts (the payment service's
-	// health turns NOT_SERVING). Retry: yes, the same request_id, after
-	// RetryInfo; within the unknown-outcome window (see PaymentService).
+	// (a lost database connection, a failover in progress) and decides
+	// nothing until the server has reopened it, by itself, once the database
+	// takes commits again (the payment service's health is NOT_SERVING
+	// meanwhile). Retry: yes, the same request_id, after RetryInfo; within
+	// the unknown-outcome window (see PaymentService).
 	// Metadata: none.
 	ErrorReason_PAYMENTS_UNAVAILABLE ErrorReason = 40
 	// Code: NotFound. A webhook RPC named an endpoint_id that does not exist
