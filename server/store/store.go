@@ -259,12 +259,12 @@ func Open(opts Options, logger *slog.Logger) (*DB, error) {
 	}
 	db := &DB{bdb: bdb, opts: opts, logger: logger, stop: make(chan struct{}), wm: wm, lock: lock, tables: tables}
 	if opts.GCInterval > 0 && !opts.InMemory && !opts.ReadOnly {
-		db.wg.Add(1)
-		go db.gcLoop(opts.GCInterval, opts.GCDiscardRatio)
+		db.every(opts.GCInterval, func() { db.collectValueLog(opts.GCDiscardRatio) })
 	}
 	if opts.TableCheckInterval > 0 && tables != nil && !opts.ReadOnly {
-		db.wg.Add(1)
-		go db.tableCheckLoop(opts.TableCheckInterval)
+		// Tables written by flushes and compactions since the last check
+		// are verified and recorded (verified.go).
+		db.every(opts.TableCheckInterval, func() { db.tables.checkNew(db.bdb, db.stop) })
 	}
 	return db, nil
 }
@@ -282,28 +282,37 @@ func Exists(dir string) (bool, error) {
 	return false, fmt.Errorf("store: %w", err)
 }
 
-// gcLoop rewrites value-log files with much stale data until the DB closes.
-func (db *DB) gcLoop(every time.Duration, ratio float64) {
-	defer db.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.stop:
-			return
-		case <-t.C:
-		}
-		if db.CheckSpace() != nil {
-			continue // a rewrite writes before it frees; wait for space
-		}
-		for n := 0; n < 16; n++ { // each successful run reclaims one file
-			err := db.bdb.RunValueLogGC(ratio)
-			if err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					db.logger.Warn("value log gc failed", "err", err)
-				}
-				break
+// every calls fn every interval until the DB closes, as one of db.wg's
+// goroutines: the background work of a Badger database.
+func (db *DB) every(interval time.Duration, fn func()) {
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-db.stop:
+				return
+			case <-t.C:
 			}
+			fn()
+		}
+	}()
+}
+
+// collectValueLog rewrites value-log files with much stale data.
+func (db *DB) collectValueLog(ratio float64) {
+	if db.CheckSpace() != nil {
+		return // a rewrite writes before it frees; wait for space
+	}
+	for n := 0; n < 16; n++ { // each successful run reclaims one file
+		err := db.bdb.RunValueLogGC(ratio)
+		if err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				db.logger.Warn("value log gc failed", "err", err)
+			}
+			return
 		}
 	}
 }

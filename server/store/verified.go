@@ -439,18 +439,3 @@ func (tc *tableChecker) reverify(bdb *badger.DB, stop <-chan struct{}) {
 		tc.verify(bdb, r.ID)
 	}
 }
-
-// tableCheckLoop runs checkNew every interval until the DB closes.
-func (db *DB) tableCheckLoop(every time.Duration) {
-	defer db.wg.Done()
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.stop:
-			return
-		case <-t.C:
-		}
-		db.tables.checkNew(db.bdb, db.stop)
-	}
-}
