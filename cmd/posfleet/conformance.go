@@ -61,8 +61,8 @@ flags:
 	opts.Scenarios = ids
 	command := fs.Args()
 	opts.Ready = func(tg conformance.Target) {
-		fmt.Fprintf(stderr, "conformance kit listening on %s\n  serial           %s\n  enrollment code  %s\n  merchant         %s (%s)\n  pinned key       %s\n  rotate credential %v (deprecated: the kit asks with a ROTATE_CREDENTIAL command)\n  scenarios        %s\n",
-			tg.Addr, tg.SerialNumber, tg.EnrollmentCode, tg.MerchantID, tg.Currency, hex.EncodeToString(tg.PinnedKey), tg.RotateCredential, strings.Join(opts.Scenarios, ","))
+		fmt.Fprintf(stderr, "conformance kit listening on %s\n  serial           %s\n  enrollment code  %s\n  merchant         %s (%s)\n  pinned key       %s\n  scenarios        %s\n",
+			tg.Addr, tg.SerialNumber, tg.EnrollmentCode, tg.MerchantID, tg.Currency, hex.EncodeToString(tg.PinnedKey), strings.Join(opts.Scenarios, ","))
 		if len(command) == 0 {
 			fmt.Fprintf(stderr, "start the terminal under test now; press Ctrl-C when it is done (at most %v)\n", opts.Timeout)
 		}
