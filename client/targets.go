@@ -278,6 +278,28 @@ func (s *nodeSet) called(node string, err error) {
 	s.r.UpdateState(s.stateLocked())
 }
 
+// unreached notes a call that failed Unavailable without reaching any
+// node: no connection could be made, so the call has no peer. With one
+// node left in the list, that node is the one that failed: it is set
+// aside as called would (and the nodes set aside earlier come back),
+// instead of the channel trying it alone until their time is up.
+func (s *nodeSet) unreached(err error) {
+	if s.asideFor <= 0 || status.Code(err) != codes.Unavailable {
+		return
+	}
+	s.mu.Lock()
+	var left []string
+	for _, n := range s.order {
+		if s.aside[n] == nil {
+			left = append(left, n)
+		}
+	}
+	s.mu.Unlock()
+	if len(left) == 1 {
+		s.called(left[0], err)
+	}
+}
+
 // restore puts node back in the list.
 func (s *nodeSet) restore(node string) {
 	s.mu.Lock()
@@ -366,11 +388,14 @@ type nodeCalls struct {
 // done handles a finished call or stream on peer p.
 func (n *nodeCalls) done(ctx context.Context, method string, p *peer.Peer, err error) {
 	call := NodeCall{Method: method, Err: err}
-	if p.Addr != nil {
+	switch {
+	case p.Addr != nil:
 		call.Node = n.names.name(context.WithoutCancel(ctx), p.Addr.String())
 		if n.set != nil {
 			n.set.called(call.Node, err)
 		}
+	case n.set != nil:
+		n.set.unreached(err)
 	}
 	if n.observer != nil {
 		n.observer(call)

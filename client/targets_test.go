@@ -15,6 +15,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -675,6 +676,14 @@ func TestStandbyRefusalMovesCallToTheActiveNode(t *testing.T) {
 	c.nodes[1].standby.Store(false) // node 1 takes over
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	// Let the channel notice that node 2 is gone, so that the next call
+	// fails before reaching any node (it has no peer): the client must
+	// still leave node 2 and bring back the standbys it set aside.
+	for st := cl.Conn().GetState(); st == connectivity.Ready; st = cl.Conn().GetState() {
+		if !cl.Conn().WaitForStateChange(ctx, st) {
+			t.Fatal("the channel stayed ready on a stopped node")
+		}
+	}
 	var err error
 	for i := range 3 {
 		// The first may fail: it finds node 2's connection gone.
