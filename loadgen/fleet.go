@@ -930,7 +930,7 @@ func (f *Fleet) reverse(ctx context.Context, t *terminal, rec Recorder, intended
 	var resp *pb.ReverseResponse
 	o, err := f.callWithin(t.auth(ctx), rec, OpReverse, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.cl.Reverse(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason})
+		resp, err = t.cl.ReverseWithPolicy(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason}, f.retry)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -969,11 +969,11 @@ func (f *Fleet) refund(ctx context.Context, t *terminal, rec Recorder, intended 
 	var resp *pb.RefundResponse
 	o, err := f.callWithin(t.auth(ctx), rec, OpRefund, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.cl.Refund(ctx, &pb.RefundRequest{
+		resp, err = t.cl.RefundWithPolicy(ctx, &pb.RefundRequest{
 			RequestId:       t.nextRequestID(f.cfg.RunID),
 			AuthorizationId: s.authorizationID,
 			Amount:          &pb.Money{MinorUnits: amount, Currency: f.cfg.Currency},
-		})
+		}, f.retry)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -1059,7 +1059,7 @@ func (f *Fleet) closeBatch(ctx context.Context, i int, t *terminal) (*pb.CloseBa
 			t.batch = open.GetBatchNumber()
 		}
 		var err error
-		resp, err = t.cl.CloseBatch(ctx, &pb.CloseBatchRequest{
+		resp, err = t.cl.CloseBatchWithPolicy(ctx, &pb.CloseBatchRequest{
 			RequestId:   fmt.Sprintf("%s-%s-close-%d", f.cfg.RunID, t.terminalID, t.batch),
 			BatchNumber: t.batch,
 			TerminalTotals: &pb.BatchTotals{
@@ -1070,7 +1070,7 @@ func (f *Fleet) closeBatch(ctx context.Context, i int, t *terminal) (*pb.CloseBa
 				ReversalCount:  t.totals.reversalCount,
 				ReversalAmount: &pb.Money{MinorUnits: t.totals.reversalAmount, Currency: cur},
 			},
-		})
+		}, f.retry)
 		if err != nil {
 			return Outcome{}, err
 		}

@@ -82,9 +82,10 @@ func TestLoadgenFleetAcrossTakeover(t *testing.T) {
 	report := filepath.Join(t.TempDir(), "report")
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	// --attempts 8: an authorization cut off by the kill is retried past a
-	// takeover slowed by a loaded machine (a standby's refusal asks for 1 s
-	// before the next try) rather than reversed.
+	// --attempts 8: a payment call cut off by the kill (an authorization,
+	// a reversal, a refund, a batch close) is retried past a takeover slowed
+	// by a loaded machine (a standby's refusal asks for 1 s before the next
+	// try) rather than given up with its outcome unknown to the terminal.
 	lg := exec.CommandContext(lctx, bin, "loadgen", "--target", strings.Join(targets, ","), "--admin-token-file", tokenFile,
 		"--driver", "fleet", "--profile", "steady", "--rate", lgRate, "--duration", lgDuration, "--warmup", "0",
 		"--terminals", strconv.Itoa(lgTerminals), "--merchants", strconv.Itoa(lgMerchants), "--heartbeat-interval", "2s",
