@@ -10,11 +10,15 @@
 #                                 check's ceiling, and PostgreSQL ÷ Badger
 #   bench/postgres.sh peak-hour   the loadgen peak-hour scenario (bench/run.sh) against
 #                                 a server on PostgreSQL
+#   bench/postgres.sh cluster     durable Authorize on PostgreSQL, one node alone then the
+#                                 same with two hot standbys on its database (PAIRS times,
+#                                 interleaved), as a ratio; then the peak-hour scenario with
+#                                 --target listing the active node and both standbys
 #
 # Knobs (environment): PAIRS (1), ROUNDS (1), BENCH_DURATION (10s), WORKERS (256),
 # TERMINALS (256), PG_PROFILE (a file prefix: CPU profiles of the server on
-# PostgreSQL), POSFLEET_BIN, OUT; peak-hour takes bench/run.sh's knobs
-# (RATE, DURATION, TERMINALS, …). Needs Go and PostgreSQL's server binaries
+# PostgreSQL), POSFLEET_BIN, OUT; peak-hour and cluster's peak-hour take
+# bench/run.sh's knobs (RATE, DURATION, TERMINALS, …). Needs Go and PostgreSQL's server binaries
 # (Debian: postgresql).
 set -euo pipefail
 
@@ -28,13 +32,13 @@ STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$ROOT/bench/results/postgres-$SCENARIO-$STAMP}
 
 usage() {
-	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 log() { printf '== %s\n' "$*" >&2; }
 
 case "$SCENARIO" in
-authorize | peak-hour) ;;
+authorize | peak-hour | cluster) ;;
 *) usage ;;
 esac
 
@@ -117,6 +121,9 @@ bench_authorize() {
 	if [ "$name" != "${name#postgres}" ] && [ -n "${PG_PROFILE:-}" ]; then
 		extra+=("-server-cpuprofile=$PG_PROFILE.$name")
 	fi
+	if [ -n "${STANDBYS:-}" ]; then
+		extra+=("-standbys=$STANDBYS")
+	fi
 	log "bench/authorize on $name"
 	"$WORK/bench-authorize" -posfleet "$POSFLEET" -workers "$WORKERS" -terminals "${TERMINALS:-256}" \
 		-rounds "$ROUNDS" -duration "$BENCH_DURATION" "${extra[@]}" >"$OUT/$name.txt" 2>"$OUT/$name.log"
@@ -158,6 +165,54 @@ scenario_authorize() {
 	cat "$OUT/results.md"
 }
 
+# result_row PAIR LABEL NAME appends NAME's median and group commit figures
+# to the results table.
+result_row() {
+	local h a p dpc mpc cps
+	read -r h a < <(median_of "$OUT/$3.txt")
+	p=$(sed -n 's/.*group commit: [0-9]* commits, \([0-9.]*\) decisions per commit, \([0-9.]*\) ms per commit, \([0-9]*\) commits\/s/\1 \2 \3/p' "$OUT/$3.txt")
+	read -r dpc mpc cps <<<"${p:-- - -}"
+	awk -v i="$1" -v b="$2" -v h="$h" -v a="$a" -v d="$dpc" -v m="$mpc" -v c="$cps" \
+		'BEGIN { printf "| %s | %s | %d | %d | %.3f | %s | %s | %s |\n", i, b, h, a, a/h, d, m, c }' >>"$OUT/results.md"
+}
+
+scenario_cluster() {
+	build
+	(cd "$ROOT" && go build -o "$WORK/bench-authorize" ./bench/authorize)
+	start_pg
+	local i
+	{
+		echo "### durable Authorize on PostgreSQL, one node alone vs 1 active + 2 hot standbys ($STAMP, load avg $(cut -d' ' -f1 /proc/loadavg))"
+		echo
+		echo "| pair | nodes | health/s | durable Authorize/s | Authorize ÷ health | decisions per commit | ms per commit | commits/s |"
+		echo "|---:|---|---:|---:|---:|---:|---:|---:|"
+	} >"$OUT/results.md"
+	for i in $(seq 1 "$PAIRS"); do
+		# Odd pairs run the node alone first, even pairs the standbys
+		# first, so that what grows during a run (PostgreSQL's WAL and
+		# checkpoints, the machine's other work) does not favour one side.
+		if [ $((i % 2)) = 1 ]; then
+			bench_authorize "postgres-alone-$i" --store=postgres "--database-url=$(new_database "alone_$i")"
+		fi
+		STANDBYS=2 bench_authorize "postgres-standbys-$i" --store=postgres "--database-url=$(new_database "standbys_$i")"
+		if [ $((i % 2)) = 0 ]; then
+			bench_authorize "postgres-alone-$i" --store=postgres "--database-url=$(new_database "alone_$i")"
+		fi
+		result_row "$i" "1 alone" "postgres-alone-$i"
+		result_row "$i" "1 + 2 standbys" "postgres-standbys-$i"
+		read -r oh oa < <(median_of "$OUT/postgres-alone-$i.txt")
+		read -r sh sa < <(median_of "$OUT/postgres-standbys-$i.txt")
+		awk -v i="$i" -v oh="$oh" -v oa="$oa" -v sh="$sh" -v sa="$sa" \
+			'BEGIN { printf "\npair %s: with 2 standbys ÷ alone, durable Authorize/s: **%.2f** (each against its own health ceiling: %.2f)\n\n", i, sa/oa, (sa/sh)/(oa/oh) }' >>"$OUT/results.md"
+	done
+	cat "$OUT/results.md"
+
+	local url
+	url=$(new_database bench_cluster_peak)
+	log "bench/run.sh peak-hour against 1 active + 2 hot standbys on PostgreSQL, --target listing all three"
+	OUT=$OUT/peak-hour NODES=3 POSFLEET_BIN=$POSFLEET SERVER_ARGS="--store=postgres --database-url=$url" "$ROOT/bench/run.sh" peak-hour
+}
+
 scenario_peak_hour() {
 	build
 	start_pg
@@ -170,5 +225,6 @@ scenario_peak_hour() {
 case "$SCENARIO" in
 authorize) scenario_authorize ;;
 peak-hour) scenario_peak_hour ;;
+cluster) scenario_cluster ;;
 esac
 log "results in $OUT"

@@ -12,6 +12,8 @@
 # CEIL_RATE, CEIL_DURATION, REPEAT, POSFLEET_BIN (a prebuilt posfleet binary
 # instead of building one), SERVER_ARGS (more arguments of posfleet serve,
 # split at spaces: bench/postgres.sh gives --store and --database-url),
+# NODES (1; more starts hot standbys on the same PostgreSQL database after
+# the first node, and the fleet scenarios target all of them),
 # DECLINE_TOKENS (default: the issuer
 # simulator's declining test cards), OUT (results directory),
 # GHZ (a ghz binary; by default ghz $GHZ_VERSION is installed into a
@@ -31,23 +33,48 @@ CONNECTIONS=${CONNECTIONS:-8}
 CEIL_RATE=${CEIL_RATE:-100000}
 CEIL_DURATION=${CEIL_DURATION:-10s}
 REPEAT=${REPEAT:-3}
+NODES=${NODES:-1}
 GHZ_VERSION=${GHZ_VERSION:-v0.93.0}
 DECLINE_TOKENS=${DECLINE_TOKENS:-}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-$ROOT/bench/results/$SCENARIO-$STAMP}
 
 usage() {
-	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 
 [ -n "$SCENARIO" ] || usage
+if [ "$NODES" -gt 1 ]; then
+	case " ${SERVER_ARGS:-} " in
+	*" --store=postgres "*) ;;
+	*)
+		echo "NODES=$NODES needs the nodes on one PostgreSQL database (SERVER_ARGS with --store=postgres; bench/postgres.sh cluster)" >&2
+		exit 2
+		;;
+	esac
+fi
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 SERVER_PID=""
+STANDBY_PIDS=()
 SLO_MISSED=""
 
+# stop_standbys stops the hot standbys (before the active node, so that
+# none takes over from it).
+stop_standbys() {
+	local pid
+	for pid in "${STANDBY_PIDS[@]}"; do
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid"
+			wait "$pid" || true
+		fi
+	done
+	STANDBY_PIDS=()
+}
+
 cleanup() {
+	stop_standbys
 	if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
 		kill -TERM "$SERVER_PID"
 		wait "$SERVER_PID" || true
@@ -109,7 +136,32 @@ start_server() {
 	return 1
 }
 
+# start_standbys starts nodes 2..NODES on the server's database and waits
+# until each answers as a hot standby; TARGETS lists every node, the
+# active one first.
+start_standbys() {
+	TARGETS=$TARGET
+	local n p pid i
+	for n in $(seq 2 "$NODES"); do
+		p=$(free_port)
+		log "starting hot standby $n on 127.0.0.1:$p (log: $OUT/server-$n.log)"
+		# shellcheck disable=SC2086 # SERVER_ARGS is split at spaces on purpose
+		"$POSFLEET" serve --listen "127.0.0.1:$p" --data-dir "$WORK/data-$n" --admin-token-file "$TOKEN_FILE" \
+			--log-level info --quota-scale 0 --console-listen off ${SERVER_ARGS:-} >>"$OUT/server-$n.log" 2>&1 &
+		pid=$!
+		STANDBY_PIDS+=("$pid")
+		for i in $(seq 1 300); do
+			grep -q 'answering as a standby' "$OUT/server-$n.log" && break
+			kill -0 "$pid" 2>/dev/null || { echo "standby $n exited; see $OUT/server-$n.log" >&2; return 1; }
+			sleep 0.1
+		done
+		grep -q 'answering as a standby' "$OUT/server-$n.log" || { echo "node $n is not a standby after 30s; see $OUT/server-$n.log" >&2; return 1; }
+		TARGETS="$TARGETS,127.0.0.1:$p"
+	done
+}
+
 stop_server() {
+	stop_standbys
 	kill -TERM "$SERVER_PID"
 	wait "$SERVER_PID" || true
 	SERVER_PID=""
@@ -121,7 +173,7 @@ loadgen() {
 	shift
 	log "loadgen $name: $*"
 	local rc=0
-	"$POSFLEET" loadgen --target "$TARGET" --admin-token-file "$TOKEN_FILE" --report "$OUT/$name" \
+	"$POSFLEET" loadgen --target "${LG_TARGET:-$TARGET}" --admin-token-file "$TOKEN_FILE" --report "$OUT/$name" \
 		--log-level warn --quiet "$@" >"$OUT/$name.txt" 2>"$OUT/$name.log" || rc=$?
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
 		echo "loadgen $name failed (exit $rc); see $OUT/$name.log" >&2
@@ -182,8 +234,9 @@ scenario_fleet() {
 	build
 	start_server
 	health_ceiling
+	start_standbys
 	# shellcheck disable=SC2046
-	loadgen "$profile" --driver fleet --profile "$profile" --rate "$RATE" --duration "$DURATION" \
+	LG_TARGET=$TARGETS loadgen "$profile" --driver fleet --profile "$profile" --rate "$RATE" --duration "$DURATION" \
 		--warmup "$WARMUP" --terminals "$TERMINALS" --connections "$CONNECTIONS" $(decline_args) \
 		--slo 'authorize.p99<=50ms' --slo 'authorize.error_rate<0.1%' --slo 'txn.error_rate<0.1%'
 	stop_server

@@ -262,10 +262,16 @@ func (c *Client) AuthorizeWithPolicy(ctx context.Context, req *pb.AuthorizeReque
 // failures with the same request. An empty req.RequestId is filled with a
 // new UUID.
 func (c *Client) Reverse(ctx context.Context, req *pb.ReverseRequest) (*pb.ReverseResponse, error) {
+	return c.ReverseWithPolicy(ctx, req, DefaultRetryPolicy())
+}
+
+// ReverseWithPolicy is Reverse with the retries of p (Attempts,
+// AttemptTimeout and the backoff; ReversalTimeout does not apply).
+func (c *Client) ReverseWithPolicy(ctx context.Context, req *pb.ReverseRequest, p RetryPolicy) (*pb.ReverseResponse, error) {
 	if req.GetRequestId() == "" {
 		req.RequestId = NewRequestID()
 	}
-	return c.reverse(ctx, req, DefaultRetryPolicy(), Transient)
+	return c.reverse(ctx, req, p, Transient)
 }
 
 // reverse sends req, retrying the failures retryable accepts.
@@ -283,11 +289,17 @@ func (c *Client) reverse(ctx context.Context, req *pb.ReverseRequest, p RetryPol
 // failures with the same request. An empty req.RequestId is filled with a
 // new UUID.
 func (c *Client) Refund(ctx context.Context, req *pb.RefundRequest) (*pb.RefundResponse, error) {
+	return c.RefundWithPolicy(ctx, req, DefaultRetryPolicy())
+}
+
+// RefundWithPolicy is Refund with the retries of p (Attempts,
+// AttemptTimeout and the backoff; ReversalTimeout does not apply).
+func (c *Client) RefundWithPolicy(ctx context.Context, req *pb.RefundRequest, p RetryPolicy) (*pb.RefundResponse, error) {
 	if req.GetRequestId() == "" {
 		req.RequestId = NewRequestID()
 	}
 	var resp *pb.RefundResponse
-	err := retry(ctx, DefaultRetryPolicy(), Transient, func(ctx context.Context) error {
+	err := retry(ctx, p.withDefaults(), Transient, func(ctx context.Context) error {
 		var err error
 		resp, err = c.Payment().Refund(ctx, req)
 		return err
@@ -299,11 +311,17 @@ func (c *Client) Refund(ctx context.Context, req *pb.RefundRequest) (*pb.RefundR
 // transient failures with the same request. An empty req.RequestId is
 // filled with a new UUID.
 func (c *Client) CloseBatch(ctx context.Context, req *pb.CloseBatchRequest) (*pb.CloseBatchResponse, error) {
+	return c.CloseBatchWithPolicy(ctx, req, DefaultRetryPolicy())
+}
+
+// CloseBatchWithPolicy is CloseBatch with the retries of p (Attempts,
+// AttemptTimeout and the backoff; ReversalTimeout does not apply).
+func (c *Client) CloseBatchWithPolicy(ctx context.Context, req *pb.CloseBatchRequest, p RetryPolicy) (*pb.CloseBatchResponse, error) {
 	if req.GetRequestId() == "" {
 		req.RequestId = NewRequestID()
 	}
 	var resp *pb.CloseBatchResponse
-	err := retry(ctx, DefaultRetryPolicy(), Transient, func(ctx context.Context) error {
+	err := retry(ctx, p.withDefaults(), Transient, func(ctx context.Context) error {
 		var err error
 		resp, err = c.Payment().CloseBatch(ctx, req)
 		return err

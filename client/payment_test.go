@@ -475,3 +475,40 @@ func TestLostApprovalThenRotatedCredentialIsNotReportedAsRefused(t *testing.T) {
 		t.Fatalf("got %v after %s was reversed; want an OutcomeUnknownError with the reversal", err, tx.GetTransactionId())
 	}
 }
+
+// TestReverseWithPolicyTriesAsManyTimesAsThePolicySays: a reversal whose
+// node is down for longer than the default policy's four tries goes through
+// under a policy of more tries, every try with the same request_id, and a
+// policy of fewer tries gives up after them.
+func TestReverseWithPolicyTriesAsManyTimesAsThePolicySays(t *testing.T) {
+	down := status.Error(codes.Unavailable, "down")
+	f := &fakePayments{revFail: []error{down, down, down, down, down, nil}}
+	c := startFake(t, f)
+	p := fastRetry
+	p.Attempts = 6
+	resp, err := c.ReverseWithPolicy(t.Context(), &pb.ReverseRequest{OriginalRequestId: "orig-1", Reason: pb.ReversalReason_REVERSAL_REASON_TIMEOUT}, p)
+	if err != nil || resp.GetStatus() != pb.ReverseStatus_REVERSE_STATUS_REVERSED {
+		t.Fatalf("got %v, %v; want REVERSED on the sixth try", resp, err)
+	}
+	f.mu.Lock()
+	if len(f.reverses) != 6 {
+		t.Errorf("got %d tries, want 6", len(f.reverses))
+	}
+	for _, r := range f.reverses[1:] {
+		if r.GetRequestId() != f.reverses[0].GetRequestId() || r.GetRequestId() == "" {
+			t.Errorf("tries with request IDs %q and %q, want one nonempty ID", f.reverses[0].GetRequestId(), r.GetRequestId())
+		}
+	}
+	f.reverses, f.revFail = nil, []error{down, down, down}
+	f.mu.Unlock()
+
+	p.Attempts = 2
+	if _, err := c.ReverseWithPolicy(t.Context(), &pb.ReverseRequest{OriginalRequestId: "orig-2"}, p); status.Code(err) != codes.Unavailable {
+		t.Errorf("got %v, want Unavailable after two tries", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reverses) != 2 {
+		t.Errorf("got %d tries, want 2", len(f.reverses))
+	}
+}

@@ -35,6 +35,7 @@ func (r *Run) build() *Result {
 	r.mu.Lock()
 	ivs := r.intervals
 	res.Rollout = r.rollout
+	res.Batches = r.batches
 	if r.cluster != nil {
 		res.Cluster = r.cluster.Result()
 	}

@@ -284,6 +284,9 @@ type terminal struct {
 	batch  uint64
 	totals totals
 	sales  []sale
+	// unknownReversed counts the authorizations without an answer that
+	// the SDK reversed, finding them approved.
+	unknownReversed int64
 }
 
 // totals is a terminal's own view of its open batch.
@@ -905,6 +908,7 @@ func (f *Fleet) sale(ctx context.Context, t *terminal, rec Recorder, intended ti
 		if errors.As(err, &unknown) && unknown.Reversal.GetStatus() == pb.ReverseStatus_REVERSE_STATUS_REVERSED {
 			t.totals.reversalCount++
 			t.totals.reversalAmount += unknown.Reversal.GetReversedAmount().GetMinorUnits()
+			t.unknownReversed++
 		}
 		return o, reqID, done, false
 	}
@@ -926,7 +930,7 @@ func (f *Fleet) reverse(ctx context.Context, t *terminal, rec Recorder, intended
 	var resp *pb.ReverseResponse
 	o, err := f.callWithin(t.auth(ctx), rec, OpReverse, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.cl.Reverse(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason})
+		resp, err = t.cl.ReverseWithPolicy(ctx, &pb.ReverseRequest{RequestId: t.nextRequestID(f.cfg.RunID), OriginalRequestId: orig, Reason: reason}, f.retry)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -965,11 +969,11 @@ func (f *Fleet) refund(ctx context.Context, t *terminal, rec Recorder, intended 
 	var resp *pb.RefundResponse
 	o, err := f.callWithin(t.auth(ctx), rec, OpRefund, intended, f.payTimeout, func(ctx context.Context) (Outcome, error) {
 		var err error
-		resp, err = t.cl.Refund(ctx, &pb.RefundRequest{
+		resp, err = t.cl.RefundWithPolicy(ctx, &pb.RefundRequest{
 			RequestId:       t.nextRequestID(f.cfg.RunID),
 			AuthorizationId: s.authorizationID,
 			Amount:          &pb.Money{MinorUnits: amount, Currency: f.cfg.Currency},
-		})
+		}, f.retry)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -998,44 +1002,92 @@ func (f *Fleet) refund(ctx context.Context, t *terminal, rec Recorder, intended 
 const OutOfBalance = "OUT_OF_BALANCE"
 
 // closeBatches closes every terminal's open batch with its own totals. A
-// batch that does not balance is recorded as an error (OutOfBalance).
+// batch that does not balance is recorded as an error (OutOfBalance). The
+// account of the closes is attached to the run (Run.SetBatches).
 func (f *Fleet) closeBatches(ctx context.Context) {
-	var unbalanced atomic.Int64
+	var mu sync.Mutex // guards br
+	br := &BatchesResult{}
 	parallel(len(f.terms), f.cfg.SetupConcurrency, func(i int) {
 		t := f.terms[i]
-		if t.regErr != nil || t.batch == 0 {
+		if t.regErr != nil {
 			return
 		}
-		cur := f.cfg.Currency
-		var resp *pb.CloseBatchResponse
-		f.callWithin(t.auth(ctx), f.run.Recorder(i), OpCloseBatch, time.Now(), f.payTimeout, func(ctx context.Context) (Outcome, error) {
-			var err error
-			resp, err = t.cl.CloseBatch(ctx, &pb.CloseBatchRequest{
-				RequestId:   fmt.Sprintf("%s-%s-close-%d", f.cfg.RunID, t.terminalID, t.batch),
-				BatchNumber: t.batch,
-				TerminalTotals: &pb.BatchTotals{
-					SaleCount:      t.totals.saleCount,
-					SaleAmount:     &pb.Money{MinorUnits: t.totals.saleAmount, Currency: cur},
-					RefundCount:    t.totals.refundCount,
-					RefundAmount:   &pb.Money{MinorUnits: t.totals.refundAmount, Currency: cur},
-					ReversalCount:  t.totals.reversalCount,
-					ReversalAmount: &pb.Money{MinorUnits: t.totals.reversalAmount, Currency: cur},
-				},
-			})
+		mu.Lock()
+		br.UnknownReversed += t.unknownReversed
+		mu.Unlock()
+		if t.batch == 0 && t.totals == (totals{}) {
+			return // no payment answered or reversed: nothing to close
+		}
+		resp, err := f.closeBatch(ctx, i, t)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			br.Failed++
+		case resp.GetInBalance():
+			br.Closed++
+			br.InBalance++
+			br.Balanced.add(t.totals)
+		default:
+			br.Closed++
+			br.OutOfBalance++
+			if br.OutOfBalance <= 3 {
+				f.logger.Warn("batch out of balance", "terminal", t.terminalID, "batch", t.batch,
+					"ours", fmt.Sprintf("%+v", t.totals), "server", resp.GetServerTotals().String())
+			}
+		}
+	})
+	if br.OutOfBalance > 0 {
+		f.logger.Warn("batches out of balance", "count", br.OutOfBalance)
+	}
+	f.run.SetBatches(br)
+}
+
+// closeBatch closes terminal i's open batch with its totals and records
+// the call: an error when it failed or did not balance. A terminal that
+// never learnt its batch number (its only approvals lost their answers and
+// were reversed) asks the server for it first.
+func (f *Fleet) closeBatch(ctx context.Context, i int, t *terminal) (*pb.CloseBatchResponse, error) {
+	cur := f.cfg.Currency
+	var resp *pb.CloseBatchResponse
+	_, err := f.callWithin(t.auth(ctx), f.run.Recorder(i), OpCloseBatch, time.Now(), f.payTimeout, func(ctx context.Context) (Outcome, error) {
+		if t.batch == 0 {
+			open, err := t.cl.OpenBatch(ctx)
 			if err != nil {
 				return Outcome{}, err
 			}
-			if !resp.GetInBalance() {
-				if unbalanced.Add(1) <= 3 {
-					f.logger.Warn("batch out of balance", "terminal", t.terminalID, "batch", t.batch,
-						"ours", fmt.Sprintf("%+v", t.totals), "server", resp.GetServerTotals().String())
-				}
-				return Outcome{Class: ClassError, Code: OutOfBalance}, nil
-			}
-			return OK(), nil
-		})
+			t.batch = open.GetBatchNumber()
+		}
+		var err error
+		resp, err = t.cl.CloseBatchWithPolicy(ctx, &pb.CloseBatchRequest{
+			RequestId:   fmt.Sprintf("%s-%s-close-%d", f.cfg.RunID, t.terminalID, t.batch),
+			BatchNumber: t.batch,
+			TerminalTotals: &pb.BatchTotals{
+				SaleCount:      t.totals.saleCount,
+				SaleAmount:     &pb.Money{MinorUnits: t.totals.saleAmount, Currency: cur},
+				RefundCount:    t.totals.refundCount,
+				RefundAmount:   &pb.Money{MinorUnits: t.totals.refundAmount, Currency: cur},
+				ReversalCount:  t.totals.reversalCount,
+				ReversalAmount: &pb.Money{MinorUnits: t.totals.reversalAmount, Currency: cur},
+			},
+		}, f.retry)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if !resp.GetInBalance() {
+			return Outcome{Class: ClassError, Code: OutOfBalance}, nil
+		}
+		return OK(), nil
 	})
-	if n := unbalanced.Load(); n > 0 {
-		f.logger.Warn("batches out of balance", "count", n)
-	}
+	return resp, err
+}
+
+// add adds a terminal's totals.
+func (r *TotalsResult) add(t totals) {
+	r.SaleCount += t.saleCount
+	r.SaleAmount += t.saleAmount
+	r.RefundCount += t.refundCount
+	r.RefundAmount += t.refundAmount
+	r.ReversalCount += t.reversalCount
+	r.ReversalAmount += t.reversalAmount
 }

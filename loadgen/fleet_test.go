@@ -48,6 +48,14 @@ type fakeServer struct {
 	// decided and recorded, but the call fails with Unavailable.
 	loseEvery int
 	lost      int
+	// skewFirstClose makes the first batch close count one sale more than
+	// the ledger holds, so that it does not balance.
+	skewFirstClose bool
+	closes         int
+	// balanced sums the server's totals of the closes in balance;
+	// timeoutReversed counts the approvals reversed with reason TIMEOUT.
+	balanced        loadgen.TotalsResult
+	timeoutReversed int64
 }
 
 type fakeTerm struct {
@@ -241,6 +249,9 @@ func (s *fakeServer) Reverse(ctx context.Context, r *pb.ReverseRequest) (*pb.Rev
 		return &pb.ReverseResponse{Status: pb.ReverseStatus_REVERSE_STATUS_NOT_REVERSIBLE, AuthorizationId: a.id}, nil
 	}
 	a.reversed = true
+	if r.GetReason() == pb.ReversalReason_REVERSAL_REASON_TIMEOUT {
+		s.timeoutReversed++
+	}
 	t.totals.SaleCount--
 	t.totals.SaleAmount.MinorUnits -= a.amount
 	t.totals.ReversalCount++
@@ -280,13 +291,47 @@ func (s *fakeServer) CloseBatch(ctx context.Context, r *pb.CloseBatchRequest) (*
 		return nil, status.Error(codes.FailedPrecondition, "BATCH_MISMATCH")
 	}
 	st, tt := t.totals, r.GetTerminalTotals()
+	if s.closes++; s.skewFirstClose && s.closes == 1 {
+		st.SaleCount++
+	}
 	in := st.SaleCount == tt.GetSaleCount() && st.SaleAmount.MinorUnits == tt.GetSaleAmount().GetMinorUnits() &&
 		st.RefundCount == tt.GetRefundCount() && st.RefundAmount.MinorUnits == tt.GetRefundAmount().GetMinorUnits() &&
 		st.ReversalCount == tt.GetReversalCount() && st.ReversalAmount.MinorUnits == tt.GetReversalAmount().GetMinorUnits()
+	if in {
+		s.balanced.SaleCount += st.SaleCount
+		s.balanced.SaleAmount += st.SaleAmount.MinorUnits
+		s.balanced.RefundCount += st.RefundCount
+		s.balanced.RefundAmount += st.RefundAmount.MinorUnits
+		s.balanced.ReversalCount += st.ReversalCount
+		s.balanced.ReversalAmount += st.ReversalAmount.MinorUnits
+	}
 	resp := &pb.CloseBatchResponse{BatchNumber: t.batch, ServerTotals: st, InBalance: in, NextBatchNumber: t.batch + 1}
 	t.batch++
 	t.totals = emptyTotals()
 	return resp, nil
+}
+
+func (s *fakeServer) GetOpenBatch(ctx context.Context, _ *pb.GetOpenBatchRequest) (*pb.GetOpenBatchResponse, error) {
+	t, err := s.terminal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &pb.GetOpenBatchResponse{BatchNumber: t.batch, ServerTotals: proto.Clone(t.totals).(*pb.BatchTotals)}, nil
+}
+
+// approvals counts the approved authorizations.
+func (s *fakeServer) approvals() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, a := range s.auths {
+		if a.approved {
+			n++
+		}
+	}
+	return n
 }
 
 // startFake serves s on loopback and returns an admin client and n
@@ -438,6 +483,73 @@ func TestFleetLostAnswersStillBalance(t *testing.T) {
 			}
 			if cb := res.Op(loadgen.OpCloseBatch); cb == nil || cb.OK != 6 || cb.Errors != 0 {
 				t.Errorf("batch closes: got %+v, want 6 in balance", cb)
+			}
+		})
+	}
+}
+
+// TestFleetReportsBatches: the report's account of the batch closes adds
+// up with the server's ledger, to the unit: the balanced totals are the
+// server's totals of the batches that balanced, an unbalanced close is
+// counted apart, and the approvals the server made are those the
+// terminals were told of plus those whose answer was lost and which the
+// SDK reversed.
+func TestFleetReportsBatches(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		attempts int
+		skew     bool
+	}{
+		{name: "retries", attempts: 4},
+		{name: "lost answers reversed", attempts: 1},
+		{name: "one close out of balance", attempts: 4, skew: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newFakeServer()
+			s.loseEvery = 5
+			s.skewFirstClose = tt.skew
+			res := runFleet(t, s, loadgen.FleetConfig{
+				Terminals:     6,
+				Mix:           loadgen.Mix{loadgen.TxApprove: 50, loadgen.TxDecline: 10, loadgen.TxReverse: 20, loadgen.TxRefund: 20},
+				DeclineTokens: []string{"tok_test_decline_05"},
+				NoWatch:       true,
+				Attempts:      tt.attempts,
+				RunID:         "T7",
+			}, steady(80, time.Second), 6)
+			b := res.Batches
+			if b == nil {
+				t.Fatal("no batch account in the report")
+			}
+			wantOut := int64(0)
+			if tt.skew {
+				wantOut = 1
+			}
+			if b.Closed != 6 || b.OutOfBalance != wantOut || b.InBalance != 6-wantOut || b.Failed != 0 {
+				t.Errorf("closes: got %+v, want 6 closed, %d out of balance", b, wantOut)
+			}
+			if cb := res.Op(loadgen.OpCloseBatch); cb == nil || cb.Errors != wantOut {
+				t.Errorf("close_batch op: got %+v, want %d errors", cb, wantOut)
+			}
+			s.mu.Lock()
+			balanced, reversed := s.balanced, s.timeoutReversed
+			s.mu.Unlock()
+			if b.Balanced != balanced {
+				t.Errorf("balanced totals: got %+v, want the server's %+v", b.Balanced, balanced)
+			}
+			if balanced.SaleCount == 0 || balanced.RefundCount == 0 || balanced.ReversalCount == 0 {
+				t.Errorf("balanced totals %+v: want sales, refunds and reversals", balanced)
+			}
+			if b.UnknownReversed != reversed {
+				t.Errorf("unknown approvals reversed: got %d, want the server's %d", b.UnknownReversed, reversed)
+			}
+			if (reversed > 0) != (tt.attempts == 1) {
+				t.Errorf("approvals reversed after a lost answer: got %d with %d attempts", reversed, tt.attempts)
+			}
+			if got, want := res.Op(loadgen.OpAuthorize).OK+b.UnknownReversed, s.approvals(); got != want {
+				t.Errorf("approvals answered + reversed unanswered: got %d, want the server's %d", got, want)
 			}
 		})
 	}

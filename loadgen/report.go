@@ -176,6 +176,15 @@ func WriteTable(w io.Writer, r *Result) error {
 			}
 		}
 	}
+	if bt := r.Batches; bt != nil {
+		fmt.Fprintf(&b, "\nbatch closes: %d in balance, %d out of balance, %d without an answer", bt.InBalance, bt.OutOfBalance, bt.Failed)
+		if bt.UnknownReversed > 0 {
+			fmt.Fprintf(&b, "; %d approvals whose answer was lost were reversed", bt.UnknownReversed)
+		}
+		t := bt.Balanced
+		fmt.Fprintf(&b, "\n  balanced totals: %d sales (%d), %d refunds (%d), %d reversals (%d) in minor units\n",
+			t.SaleCount, t.SaleAmount, t.RefundCount, t.RefundAmount, t.ReversalCount, t.ReversalAmount)
+	}
 	if cl := r.Cluster; cl != nil {
 		writeCluster(&b, cl)
 	}

@@ -56,6 +56,9 @@ type Result struct {
 	Rollout *RolloutResult `json:"rollout,omitempty"`
 	// Cluster is the per-node account of a run against several targets.
 	Cluster *ClusterResult `json:"cluster,omitempty"`
+	// Batches is the account of the fleet's batch closes at the end of the
+	// run (fleet driver).
+	Batches *BatchesResult `json:"batches,omitempty"`
 	// SLOs are the checks evaluated against this result.
 	SLOs []SLOResult `json:"slos,omitempty"`
 }
@@ -240,6 +243,39 @@ type GateResult struct {
 	// State and Reason are those of the first stopped rollout.
 	State  string `json:"state,omitempty"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// BatchesResult is the account of the batch closes that end a fleet run:
+// each terminal closes its open batch with its own totals, and the server
+// says whether they match its ledger.
+type BatchesResult struct {
+	// Closed counts the closes the server answered, InBalance and
+	// OutOfBalance split them; Failed counts the closes that got no
+	// answer.
+	Closed       int64 `json:"closed"`
+	InBalance    int64 `json:"in_balance"`
+	OutOfBalance int64 `json:"out_of_balance"`
+	Failed       int64 `json:"failed"`
+	// Balanced sums the terminals' own totals of the batches that closed
+	// in balance: what the server's ledger holds for them, to the unit.
+	Balanced TotalsResult `json:"balanced"`
+	// UnknownReversed counts the authorizations whose answer never came
+	// and which the client SDK reversed (reason TIMEOUT), finding them
+	// approved: approvals the server made that the terminal was never told
+	// of. They are in the reversal totals.
+	UnknownReversed int64 `json:"unknown_reversed"`
+}
+
+// TotalsResult are a batch's totals in minor units, as in
+// CloseBatchRequest.terminal_totals: sales exclude reversed ones, reversals
+// count the reversed approvals.
+type TotalsResult struct {
+	SaleCount      uint64 `json:"sale_count"`
+	SaleAmount     int64  `json:"sale_amount"`
+	RefundCount    uint64 `json:"refund_count"`
+	RefundAmount   int64  `json:"refund_amount"`
+	ReversalCount  uint64 `json:"reversal_count"`
+	ReversalAmount int64  `json:"reversal_amount"`
 }
 
 // Op returns the named operation's result, or nil.

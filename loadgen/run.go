@@ -192,11 +192,12 @@ type Run struct {
 	finishOnce  sync.Once
 	result      *Result
 
-	mu        sync.Mutex // guards intervals, hlogErr, rollout and cluster
+	mu        sync.Mutex // guards intervals, hlogErr, rollout, cluster and batches
 	intervals []intervalRec
 	hlogErr   error
 	rollout   *RolloutResult
 	cluster   *Cluster
+	batches   *BatchesResult
 }
 
 // intervalRec is an interval as collected, with absolute times.
@@ -280,6 +281,14 @@ func (r *Run) SetCluster(c *Cluster) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.cluster = c
+}
+
+// SetBatches attaches the account of the fleet's batch closes; Finish
+// reports it.
+func (r *Run) SetBatches(b *BatchesResult) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.batches = b
 }
 
 // Drive plays the profile: it dispatches arrivals at their intended times,

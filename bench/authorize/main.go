@@ -59,6 +59,7 @@ func main() {
 
 type options struct {
 	workers, conns, terminals, rounds int
+	standbys                          int
 	rate                              float64
 	duration, warmup                  time.Duration
 	binary, cpuProfile, srvProfile    string
@@ -84,6 +85,7 @@ func run() error {
 	flag.StringVar(&o.binary, "posfleet", "", "posfleet binary to run (default: build ./cmd/posfleet)")
 	flag.Var(&o.serverEnv, "server-env", "KEY=VALUE added to the posfleet process's environment, e.g. GOGC=400 (repeatable)")
 	flag.Var(&o.serverArgs, "server-arg", "argument added to posfleet serve, e.g. -server-arg=--store=postgres (repeatable)")
+	flag.IntVar(&o.standbys, "standbys", 0, "hot standbys to start on the server's database once it serves (needs -server-arg=--store=postgres): posfleet serve processes that wait for the writer role")
 	flag.BoolVar(&o.inProcess, "inprocess", false, "run the server in this process instead of the posfleet binary (for profiling)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write CPU profiles of each phase to FILE.<phase>.<round> (with -inprocess they include the server)")
 	flag.StringVar(&o.srvProfile, "server-cpuprofile", "", "write CPU profiles of the posfleet process for each phase to FILE.<phase>.<round> (fetched from its --pprof endpoint)")
@@ -93,6 +95,9 @@ func run() error {
 	}
 	if o.workers < 1 || o.conns < 1 || o.terminals < 1 || o.rounds < 1 || o.rate <= 0 {
 		return errors.New("-workers, -conns, -terminals, -rounds and -rate must be positive")
+	}
+	if o.standbys < 0 || o.standbys > 0 && (o.inProcess || !slices.Contains(o.serverArgs, "--store=postgres")) {
+		return errors.New("-standbys needs the posfleet binary on PostgreSQL (-server-arg=--store=postgres)")
 	}
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "posfleet-bench-authorize-")
@@ -110,6 +115,15 @@ func run() error {
 		return err
 	}
 	defer srv.stop()
+	for i := range o.standbys {
+		sb, err := startStandby(o, srv, work, i)
+		if err != nil {
+			return err
+		}
+		// Deferred after the server's stop, so run first: a standby
+		// stopped before the server does not take over from it.
+		defer sb.stop()
+	}
 
 	admin, err := client.Dial(srv.addr, client.WithInsecure(), client.WithBearer(srv.token))
 	if err != nil {
@@ -133,8 +147,8 @@ func run() error {
 	if srv.debugAddr != "" {
 		fmt.Fprintf(os.Stderr, "server profiles at http://%s/debug/pprof/\n", srv.debugAddr)
 	}
-	fmt.Fprintf(os.Stderr, "server %s, %d workers over %d connections, %d terminals, offered %.0f/s, %v per phase\n",
-		srv.addr, o.workers, o.conns, o.terminals, o.rate, o.duration)
+	fmt.Fprintf(os.Stderr, "server %s (%d hot standbys), %d workers over %d connections, %d terminals, offered %.0f/s, %v per phase\n",
+		srv.addr, o.standbys, o.workers, o.conns, o.terminals, o.rate, o.duration)
 	var health, auth []phase
 	for r := range o.rounds {
 		hexec, err := loadgen.NewHealthExecutor(conns, "", 10*time.Second)
@@ -491,6 +505,9 @@ type serverProc struct {
 	// exited reports whether the server stopped on its own.
 	exited func() bool
 	stop   func()
+	// bin and tokenFile are the posfleet binary and the admin token file
+	// the server runs with ("" with -inprocess).
+	bin, tokenFile string
 }
 
 var (
@@ -560,6 +577,8 @@ func startBinary(o options, work string) (*serverProc, error) {
 		close(done)
 	}()
 	s := &serverProc{
+		bin:         bin,
+		tokenFile:   tokenFile,
 		token:       token,
 		debugAddr:   debugAddr,
 		metricsAddr: metricsAddr,
@@ -590,6 +609,79 @@ func startBinary(o options, work string) (*serverProc, error) {
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		return nil, errors.New("posfleet did not start serving within 60s")
+	}
+}
+
+// standbyProc is a hot standby of the server: a posfleet serve on the
+// same database waiting for the writer role.
+type standbyProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var reStandby = regexp.MustCompile(`msg="answering as a standby"`)
+
+// startStandby starts the i-th hot standby of srv with the same server
+// arguments and waits until it answers as a standby.
+func startStandby(o options, srv *serverProc, work string, i int) (*standbyProc, error) {
+	args := []string{"serve", "--listen", "127.0.0.1:0", "--console-listen", "off",
+		"--data-dir", filepath.Join(work, fmt.Sprintf("standby-%d", i)), "--admin-token-file", srv.tokenFile, "--log-level", "info"}
+	args = append(args, o.serverArgs...)
+	cmd := exec.Command(srv.bin, args...)
+	cmd.Env = append(os.Environ(), o.serverEnv...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	sb := &standbyProc{cmd: cmd, done: make(chan struct{})}
+	standby := make(chan struct{})
+	serving := make(chan struct{}, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		waiting := false
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case !waiting && reStandby.MatchString(line):
+				waiting = true
+				close(standby)
+			case reServing.MatchString(line):
+				serving <- struct{}{}
+			case !reQuiet.MatchString(line):
+				fmt.Fprintf(os.Stderr, "standby %d: %s\n", i, line)
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() {
+		cmd.Wait()
+		close(sb.done)
+	}()
+	select {
+	case <-standby:
+		return sb, nil
+	case <-serving:
+		sb.stop()
+		return nil, fmt.Errorf("standby %d serves: it is not on the server's database", i)
+	case <-sb.done:
+		return nil, fmt.Errorf("standby %d exited before answering", i)
+	case <-time.After(60 * time.Second):
+		sb.stop()
+		return nil, fmt.Errorf("standby %d did not answer within 60s", i)
+	}
+}
+
+// stop interrupts the standby and waits for it to exit.
+func (sb *standbyProc) stop() {
+	sb.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-sb.done:
+	case <-time.After(30 * time.Second):
+		sb.cmd.Process.Kill()
+		<-sb.done
 	}
 }
 

@@ -8,6 +8,14 @@
 // cluster acknowledged is there exactly once: payments replay with the
 // same authorization ID and decision, no request is in the ledger twice.
 //
+// A second test drives `posfleet loadgen` (the fleet model) across the
+// three nodes and kills the active one mid-run: the load generator
+// finishes, every batch closes in balance, and the ledger, read back from
+// the node that took over and verified whole once the nodes stopped, holds
+// to the unit what the terminals counted: their sales, refunds and
+// reversals, and their approvals plus those whose answer was lost and
+// which the SDK reversed.
+//
 // Without PostgreSQL installed the test skips, saying what to install;
 // under CI=true it fails instead.
 package cluster
