@@ -92,11 +92,17 @@ func startFake(t *testing.T, f pb.PaymentServiceServer) *client.Client {
 	return c
 }
 
+// shortTry bounds the tries of the tests where the fake server hangs: long
+// enough that every try reaches the fake and is answered well within it on a
+// loaded machine under -race (a try cut off on its way would leave the fake's
+// counts short of the client's tries), short enough to keep the tests quick.
+const shortTry = time.Second
+
 // authorizeWithShortTries authorizes payReq through a client of f whose
-// tries time out after 50 ms, so that a hanging try is soon uncertain.
+// tries time out after shortTry, so that a hanging try is soon uncertain.
 func (f *fakePayments) authorizeWithShortTries(t *testing.T) (*pb.AuthorizeResponse, error) {
 	p := fastRetry
-	p.AttemptTimeout = 50 * time.Millisecond
+	p.AttemptTimeout = shortTry
 	return startFake(t, f).AuthorizeWithPolicy(t.Context(), payReq(), p)
 }
 
@@ -182,7 +188,7 @@ func TestAuthorizeTimeoutIsRetriedThenReversed(t *testing.T) {
 	f := &fakePayments{authFail: []error{errHang, errHang}, revFail: []error{status.Error(codes.Unavailable, "down"), nil}}
 	c := startFake(t, f)
 	p := fastRetry
-	p.Attempts, p.AttemptTimeout = 2, 20*time.Millisecond
+	p.Attempts, p.AttemptTimeout = 2, shortTry
 	req := payReq()
 	req.RequestId = "fixed-1"
 	_, err := c.AuthorizeWithPolicy(t.Context(), req, p)
