@@ -649,7 +649,10 @@ func TestSilentNodeIsSetAsideAfterTimeouts(t *testing.T) {
 	}
 
 	c.nodes[0].silent.Store(true)
-	p := client.RetryPolicy{Attempts: 4, AttemptTimeout: 200 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	// Each try on the silent node lasts AttemptTimeout; the try elsewhere
+	// must not run out of time (a fresh connection on a loaded machine):
+	// a second, not a fifth of one.
+	p := client.RetryPolicy{Attempts: 4, AttemptTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 	if _, err := cl.AuthorizeWithPolicy(t.Context(), &pb.AuthorizeRequest{RequestId: "silent-1"}, p); err != nil {
 		t.Fatalf("payment with node 0 silent: %v", err)
 	}

@@ -133,21 +133,31 @@ func TestPaymentGateRollsBackADecliningConfigOverGRPC(t *testing.T) {
 			PaymentGate: &pb.PaymentGate{MinPayments: 8, SoakTime: durationpb.New(time.Minute), AutoRollback: true}},
 	})
 	treated := map[string]bool{}
-	for tid := range creds {
+	nTreated := 0
+	classify := func(tid string) {
 		eff, err := e.admin.GetEffectiveConfig(e.adminCtx(), &pb.GetEffectiveConfigRequest{TerminalId: tid})
 		if err != nil {
 			t.Fatal(err)
 		}
 		treated[tid] = eff.GetConfig().GetRolloutId() == resp.GetRolloutId()
-	}
-	nTreated := 0
-	for _, in := range treated {
-		if in {
+		if treated[tid] {
 			nTreated++
 		}
 	}
-	if nTreated == 0 {
-		t.Fatal("the first stage reached none of the 12 terminals")
+	for tid := range creds {
+		classify(tid)
+	}
+	// Terminal IDs are random, so the 50% stage takes in none or all of
+	// the 12 once in 2^11 runs; the gate needs both a treated and a control
+	// group. Terminals registered later join the rollout's draw just the
+	// same: add them until both groups have one.
+	for i := 12; nTreated == 0 || nTreated == len(creds); i++ {
+		if i == 60 {
+			t.Fatalf("the first stage reached %d of %d terminals, want some but not all", nTreated, len(creds))
+		}
+		tid, cred := e.registered(fmt.Sprintf("SN-GATE-%d", i), "M1", "S1")
+		creds[tid] = cred
+		classify(tid)
 	}
 	// The gate counts payments from its first evaluation on (once a
 	// second): wait for it, so that a slow machine does not leave the

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -54,11 +53,21 @@ func TestMain(m *testing.M) {
 type Proc struct {
 	Cmd  *exec.Cmd
 	Addr string
+	// MetricsAddr and ConsoleURL are where the metrics endpoint and the
+	// console listen, as logged before Addr; empty when they do not. Ask
+	// for port 0 and read them here: a port found free beforehand may be
+	// taken by another test by the time the server binds it.
+	MetricsAddr, ConsoleURL string
+	// Logs is written until the process ends: read it after Wait.
 	Logs *strings.Builder
 	done chan error
 }
 
-var addrRe = regexp.MustCompile(`msg=serving addr=(\S+)`)
+var (
+	addrRe        = regexp.MustCompile(`msg=serving addr=(\S+)`)
+	metricsAddrRe = regexp.MustCompile(`msg="serving metrics on [^"]*" addr=(\S+)`)
+	consoleURLRe  = regexp.MustCompile(`msg="console serving" url=(\S+)`)
+)
 
 // StartServe runs "posfleet serve" on a random loopback port and waits until
 // it reports its address.
@@ -76,12 +85,25 @@ func StartServe(t *testing.T, dataDir string, extra ...string) *Proc {
 	p := &Proc{Cmd: cmd, Logs: &strings.Builder{}, done: make(chan error, 1)}
 	addrc := make(chan string, 1)
 	go func() {
+		served := false
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
 			p.Logs.WriteString(line + "\n")
+			if served {
+				continue
+			}
+			// The other addresses are logged first; p's fields are
+			// written only before Addr is sent.
+			if m := metricsAddrRe.FindStringSubmatch(line); m != nil {
+				p.MetricsAddr = m[1]
+			}
+			if m := consoleURLRe.FindStringSubmatch(line); m != nil {
+				p.ConsoleURL = m[1]
+			}
 			if m := addrRe.FindStringSubmatch(line); m != nil {
 				addrc <- m[1]
+				served = true
 			}
 		}
 		p.done <- cmd.Wait()
@@ -341,16 +363,6 @@ func httpGet(t *testing.T, url string) (int, string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func TestServeMetricsAndPprof(t *testing.T) {
 	// Profiles are served only when asked for, and only next to metrics.
 	out, code := runCLI(t, nil, "serve", "--data-dir", t.TempDir(), "--pprof")
@@ -363,8 +375,7 @@ func TestServeMetricsAndPprof(t *testing.T) {
 		t.Errorf("serve --pprof on 0.0.0.0: exit %d, output %q; want refusal", code, out)
 	}
 
-	plain := freeAddr(t)
-	StartServe(t, t.TempDir(), "--metrics-listen", plain)
+	plain := StartServe(t, t.TempDir(), "--metrics-listen", "127.0.0.1:0").MetricsAddr
 	if code, body := httpGet(t, "http://"+plain+"/metrics"); code != http.StatusOK || !strings.Contains(body, "posfleet_") ||
 		!strings.Contains(body, "grpc_server_handling_seconds_bucket{") {
 		t.Errorf("/metrics = %d %q", code, body)
@@ -379,8 +390,7 @@ func TestServeMetricsAndPprof(t *testing.T) {
 		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", code)
 	}
 
-	prof := freeAddr(t)
-	StartServe(t, t.TempDir(), "--metrics-listen", prof, "--pprof")
+	prof := StartServe(t, t.TempDir(), "--metrics-listen", "127.0.0.1:0", "--pprof").MetricsAddr
 	if code, body := httpGet(t, "http://"+prof+"/debug/pprof/cmdline"); code != http.StatusOK || !strings.Contains(body, "serve") {
 		t.Errorf("/debug/pprof/cmdline with --pprof = %d %q", code, body)
 	}

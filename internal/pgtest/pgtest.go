@@ -228,8 +228,25 @@ wait "$pid"
 rm -rf "$dir"
 `
 
-// start initializes and starts a cluster.
+// start initializes and starts a cluster. The port is free when chosen but
+// not held until postgres binds it, so another process may take it in
+// between (any listen on port 0 could draw it): then the cluster is made
+// again, on another port.
 func start() (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := initAndLaunch()
+		if !errors.Is(err, errPortTaken) || attempt == 5 {
+			return c, err
+		}
+	}
+}
+
+// errPortTaken says that postgres could not listen on the port chosen for
+// it.
+var errPortTaken = errors.New("pgtest: the port chosen was taken before postgres bound it")
+
+// initAndLaunch initializes a cluster in a new directory and starts it.
+func initAndLaunch() (*Cluster, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -308,7 +325,10 @@ func launch(dir, bin string, asPostgres []string) (*Cluster, error) {
 		log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
 		if failed(string(log)) || time.Now().After(deadline) {
 			c.Stop()
-			return nil, fmt.Errorf("postgres did not start: %v\n%s", err, log)
+			if strings.Contains(string(log), "Address already in use") {
+				err = fmt.Errorf("%w: %v", errPortTaken, err)
+			}
+			return nil, fmt.Errorf("postgres did not start: %w\n%s", err, log)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -64,21 +64,51 @@ func get(db *store.DB, key string) (string, error) {
 	return string(v), err
 }
 
+// writerLockHolders selects the backends holding the writer lock of the
+// current database.
+const writerLockHolders = `SELECT pid FROM pg_locks
+	WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND objid = 'posfleet_writer'::regclass::oid AND objsubid = 1`
+
 // terminateWriterLock kills the backend holding the writer lock of the
-// database at url, as a network partition or a crashed host would.
-func terminateWriterLock(t *testing.T, url string) {
+// database and returns its process ID.
+func terminateWriterLock(t *testing.T, url string) int32 {
 	t.Helper()
 	conn, err := pgx.Connect(t.Context(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	var pid int32
 	var n int
-	err = conn.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-		WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		AND objid = 'posfleet_writer'::regclass::oid AND objsubid = 1`).Scan(&n)
+	err = conn.QueryRow(t.Context(), `SELECT min(pid), count(pg_terminate_backend(pid)) FROM (`+writerLockHolders+`) AS holders`).Scan(&pid, &n)
 	if err != nil || n != 1 {
 		t.Fatalf("terminating the writer lock's backend: got %d terminated, %v; want 1", n, err)
+	}
+	return pid
+}
+
+// waitWriterLockRetaken waits until a backend other than old holds the
+// writer lock.
+func waitWriterLockRetaken(t *testing.T, url string, old int32) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var pid int32
+		err := conn.QueryRow(t.Context(), writerLockHolders).Scan(&pid)
+		if err == nil && pid != old {
+			return
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer lock was not taken again within 30 s of its backend's end")
+		}
 	}
 }
 
@@ -250,8 +280,8 @@ func TestPostgresWriterRegainsLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	terminateWriterLock(t, url)
-	time.Sleep(time.Second) // ping (100 ms), reconnect, take it back
+	// The writer pings (100 ms), reconnects and takes the lock back.
+	waitWriterLockRetaken(t, url, terminateWriterLock(t, url))
 	if err := put(a, "k", "a"); err != nil {
 		t.Errorf("write after the lock connection died: %v", err)
 	}

@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,17 +81,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 var enrollmentCode = regexp.MustCompile(`[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}`)
+
+// servingAddr finds the address in the server's "serving" log line.
+var servingAddr = regexp.MustCompile(`msg=serving addr=(\S+)`)
 
 func TestREADMEWalkthrough(t *testing.T) {
 	root, err := filepath.Abs("../..")
@@ -111,10 +103,11 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatalf("walkthrough starts with %q, want a git clone and cd", serve[0])
 	}
 	dir := freshCopy(t, root)
-	// Every flag has an environment twin: a free port keeps the README's
-	// commands exact and the test clear of a server already on 7400.
-	addr := freePort(t)
-	env := append(os.Environ(), "POSFLEET_LISTEN="+addr, "POSFLEET_TARGET="+addr, "POSFLEET_CONSOLE_LISTEN=127.0.0.1:0")
+	// Every flag has an environment twin: a port of the server's choosing
+	// keeps the README's commands exact and the test clear of a server
+	// already on 7400. (A port found free before the build could be taken
+	// by the time the server listens, minutes later.)
+	env := append(os.Environ(), "POSFLEET_LISTEN=127.0.0.1:0", "POSFLEET_CONSOLE_LISTEN=127.0.0.1:0")
 
 	// First terminal: build, then the server (the block's last line).
 	last := serve[len(serve)-1]
@@ -133,14 +126,14 @@ func TestREADMEWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs lockedBuffer
-	ready := make(chan bool, 1)
+	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			logs.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "msg=serving") {
-				ready <- true
+			if m := servingAddr.FindStringSubmatch(sc.Text()); m != nil {
+				ready <- m[1]
 			}
 		}
 		done <- srv.Wait()
@@ -150,8 +143,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 			srv.Process.Kill()
 		}
 	})
+	var addr string
 	select {
-	case <-ready:
+	case addr = <-ready:
 	case err := <-done:
 		t.Fatalf("build or serve failed: %v\n%s", err, logs.String())
 	case <-time.After(5 * time.Minute):
@@ -168,7 +162,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		fmt.Fprintf(&b, "echo %q >> %q\n%s >> %q 2>&1\n", "$ "+line, logFile, line, logFile)
 	}
 	walk := exec.Command("bash", "-c", b.String())
-	walk.Dir, walk.Env = dir, env
+	walk.Dir, walk.Env = dir, append(env, "POSFLEET_TARGET="+addr)
 	out, err := walk.CombinedOutput()
 	log, _ := os.ReadFile(logFile)
 	if err != nil {
