@@ -109,6 +109,9 @@ func TestFilterKeepsRequestIDsOfItsBuild(t *testing.T) {
 	})
 	ctx := t.Context()
 	v.authorize(sale(term1, "old", 100))
+	// The first engine's build must be past the hook before it is armed,
+	// or that build waits on the gate and Close (in reopen) waits on it.
+	waitFiltering(t, v)
 	armed.Store(true)
 	v.reopen()
 	mid := map[string]payment.AuthorizeResult{}
