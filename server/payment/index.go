@@ -146,11 +146,13 @@ func startBelow(prefix []byte, before uint64) []byte {
 }
 
 // scan calls fn for the transactions of s with sequence numbers below
-// before, newest first.
-func (s txSource) scan(txn *store.Txn, before uint64, fn func(*tx) error) error {
+// before, newest first. Reading an index, it first rules out, from keys
+// alone, the entries that cannot match: those p shows absent from another
+// index the filter names, or of another terminal (see indexProbe).
+func (s txSource) scan(txn *store.Txn, before uint64, p *indexProbe, fn func(*tx) error) error {
 	switch {
 	case s.index:
-		return scanIndexReverse(txn, s.prefix, before, fn)
+		return scanIndexReverse(txn, s.prefix, before, p, fn)
 	case s.terminal != "":
 		return scanTerminalReverse(txn, s.terminal, before, fn)
 	default:
@@ -158,9 +160,51 @@ func (s txSource) scan(txn *store.Txn, before uint64, fn func(*tx) error) error 
 	}
 }
 
+// indexProbe rules out index entries without reading their transactions.
+// A filter served by several indexes is read from the sparsest (see
+// chooseSource); an entry of it can match only if each of the others also
+// lists its sequence number, and only if the terminal its value names is
+// the filter's. Looking up a key that is not there costs a fraction of
+// reading a transaction (the store's Bloom filters answer most such
+// lookups), so a page whose matches are rare among the entries read costs
+// that much less, for the same read budget.
+type indexProbe struct {
+	// others are the prefixes of the other indexes that serve the filter.
+	others [][]byte
+	// terminal is the filter's terminal ID ("" for any).
+	terminal string
+	// from is the lowest sequence number the filter's start time allows
+	// (1 without a start time): entries below it are older than the range.
+	from uint64
+	// pass spends the read budget of an entry ruled out; false when the
+	// budget is spent, and the entry is then read as any other, for the
+	// place where the next page resumes.
+	pass func(reads int) bool
+	key  []byte
+}
+
+// rules reports whether the entry seq of an index, whose value is terminal,
+// is ruled out; reads counts the keys looked up.
+func (p *indexProbe) rules(txn *store.Txn, seq uint64, terminal []byte) (out bool, reads int, err error) {
+	if p.terminal != "" && string(terminal) != p.terminal {
+		return true, 0, nil
+	}
+	for _, o := range p.others {
+		p.key = store.AppendUint64(append(p.key[:0], o...), seq)
+		reads++
+		if _, err := txn.Get(p.key); errors.Is(err, store.ErrNotFound) {
+			return true, reads, nil
+		} else if err != nil {
+			return false, reads, err
+		}
+	}
+	return false, reads, nil
+}
+
 // scanIndexReverse calls fn for the transactions an index lists with
-// sequence numbers below before, newest first.
-func scanIndexReverse(txn *store.Txn, prefix []byte, before uint64, fn func(*tx) error) error {
+// sequence numbers below before, newest first, skipping those p rules out
+// while p.pass allows (p may be nil).
+func scanIndexReverse(txn *store.Txn, prefix []byte, before uint64, p *indexProbe, fn func(*tx) error) error {
 	if before <= 1 {
 		return nil
 	}
@@ -169,6 +213,18 @@ func scanIndexReverse(txn *store.Txn, prefix []byte, before uint64, fn func(*tx)
 			return nil // a longer prefix sharing this one's bytes
 		}
 		seq := seqOfKey(k)
+		if p != nil {
+			if seq < p.from {
+				return store.ErrStop
+			}
+			out, reads, err := p.rules(txn, seq, v)
+			if err != nil {
+				return err
+			}
+			if out && p.pass(reads) {
+				return nil
+			}
+		}
 		tv, err := txn.Get(keyTx(string(v), seq))
 		if err != nil {
 			return fmt.Errorf("payment: index %q lists transaction %d, unreadable: %w", k, seq, err)

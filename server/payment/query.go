@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -59,11 +60,16 @@ func (e *Engine) listTransactions(ctx context.Context, f TxFilter, limit int, pa
 			}
 			before = min(before, end)
 		}
-		src, err := chooseSource(txn, sourcesFor(&f), before, &q.read)
+		srcs := sourcesFor(&f)
+		src, err := chooseSource(txn, srcs, before, &q.read)
 		if err != nil {
 			return err
 		}
-		return src.scan(txn, before, q.collect(limit+1, &out))
+		p, err := q.probe(txn, srcs, src)
+		if err != nil {
+			return err
+		}
+		return src.scan(txn, before, p, q.collect(limit+1, &out))
 	})
 	e.queryReads.Add(q.read)
 	if err != nil {
@@ -133,6 +139,46 @@ type txCollector struct {
 	resumeAt int64
 	// read counts the index keys and transactions read.
 	read uint64
+}
+
+// probe returns what rules out the entries of src, an index, that cannot
+// match without reading their transactions (see indexProbe): the other
+// indexes of srcs and the filter's terminal. Nil when src is not an index
+// or nothing else narrows it.
+func (q *txCollector) probe(txn *store.Txn, srcs []txSource, src txSource) (*indexProbe, error) {
+	if !src.index {
+		return nil, nil
+	}
+	p := &indexProbe{terminal: q.f.TerminalID, from: 1, pass: q.pass}
+	for _, s := range srcs {
+		if s.index && !bytes.Equal(s.prefix, src.prefix) {
+			p.others = append(p.others, s.prefix)
+		}
+	}
+	if len(p.others) == 0 && p.terminal == "" {
+		return nil, nil
+	}
+	if q.start != 0 {
+		from, err := firstSeqAt(txn, q.start)
+		if err != nil {
+			return nil, err
+		}
+		p.from = from
+	}
+	return p, nil
+}
+
+// pass spends the budget of an index entry ruled out without reading its
+// transaction, after reads key lookups (counted as at least one read, the
+// entry's own); false when the budget is spent (the
+// entry is then read, and the next page resumes from it).
+func (q *txCollector) pass(reads int) bool {
+	if q.budget <= 0 {
+		return false
+	}
+	q.budget--
+	q.read += uint64(max(reads, 1))
+	return true
 }
 
 // collect returns a scan callback that gathers up to n matching

@@ -166,3 +166,47 @@ func TestReadBudgetCutsPagesShort(t *testing.T) {
 		}
 	}
 }
+
+// A filter served by several indexes reads the sparsest and rules out,
+// from keys alone, the entries the others do not list or that name
+// another terminal. Whatever the read budget cuts a page at (a ruled-out
+// entry spends it as a read transaction does), the pages together hold
+// exactly the matches, newest first, and a start time ends the search.
+func TestProbedQueriesAcrossBudgets(t *testing.T) {
+	v := newEnv(t)
+	ledgerForQueries(t, v)
+	all := allPages(t, v, payment.TxFilter{}, 100)
+	mid := all[30].DecisionTime
+	filters := []payment.TxFilter{
+		{MerchantID: merch, ResponseCode: "51"},
+		{MerchantID: "M2", ResponseCode: "51"},
+		{MerchantID: merch, ResponseCode: "00"},
+		{MerchantID: merch, Decision: payment.DecisionDeclined, ResponseCode: "51"},
+		{MerchantID: merch, StoreID: "S1", ResponseCode: "51"},
+		{MerchantID: merch, TerminalID: "T0000002"},
+		{MerchantID: merch, TerminalID: "T0000002", Decision: payment.DecisionApproved},
+		{TerminalID: term1, ResponseCode: "51"},
+		{MerchantID: merch, ResponseCode: "51", Start: mid.Add(-20 * time.Minute)},
+		{MerchantID: merch, ResponseCode: "51", Start: mid.Add(-20 * time.Minute), End: mid},
+		{MerchantID: "M2", ResponseCode: "05"}, // no match at all
+	}
+	for _, budget := range []int{1, 2, 5, 1000} {
+		v.eng.SetReadBudget(budget)
+		for _, pageSize := range []int{1, 3, 100} {
+			for _, f := range filters {
+				var want, got []string
+				for _, tx := range all {
+					if matches(f, tx) {
+						want = append(want, tx.ID)
+					}
+				}
+				for _, tx := range allPages(t, v, f, pageSize) {
+					got = append(got, tx.ID)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("budget %d, pages of %d, %+v: got %d transactions %v, want %d %v", budget, pageSize, f, len(got), got, len(want), want)
+				}
+			}
+		}
+	}
+}
