@@ -142,6 +142,24 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
+// startThree starts nodes a, b and c on the empty database url, in
+// that order, and checks that a serves and b and c wait as standbys.
+func startThree(t *testing.T, bin, url, tokenFile string) (a, b, c *node) {
+	t.Helper()
+	a = startNode(t, bin, "a", url, tokenFile)
+	if !isClosed(a.serving) {
+		t.Fatalf("the first node on an empty database does not serve:\n%s", a.log())
+	}
+	b = startNode(t, bin, "b", url, tokenFile)
+	c = startNode(t, bin, "c", url, tokenFile)
+	for _, n := range []*node{b, c} {
+		if !isClosed(n.standby) || isClosed(n.serving) {
+			t.Fatalf("node %s with an active node on its database: want it a standby\n%s", n.name, n.log())
+		}
+	}
+	return a, b, c
+}
+
 // TestStandbyTakesOverWhenTheActiveNodeIsKilled: three nodes on one
 // database, one active and two standbys; the workload runs across all
 // three; the active node is killed with SIGKILL mid-run. A standby takes
@@ -157,17 +175,7 @@ func TestStandbyTakesOverWhenTheActiveNodeIsKilled(t *testing.T) {
 	tokenFile := workload.TokenFile(t, t.TempDir())
 	ctx := t.Context()
 
-	a := startNode(t, bin, "a", url, tokenFile)
-	if !isClosed(a.serving) {
-		t.Fatalf("the first node on an empty database does not serve:\n%s", a.log())
-	}
-	b := startNode(t, bin, "b", url, tokenFile)
-	c := startNode(t, bin, "c", url, tokenFile)
-	for _, n := range []*node{b, c} {
-		if !isClosed(n.standby) || isClosed(n.serving) {
-			t.Fatalf("node %s with an active node on its database: want it a standby\n%s", n.name, n.log())
-		}
-	}
+	a, b, c := startThree(t, bin, url, tokenFile)
 	targets := strings.Join([]string{a.addr, b.addr, c.addr}, ",")
 
 	// A standby says so: health NOT_SERVING, calls Unavailable NOT_LEADER

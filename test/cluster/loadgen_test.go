@@ -65,17 +65,7 @@ func TestLoadgenFleetAcrossTakeover(t *testing.T) {
 	tokenFile := workload.TokenFile(t, t.TempDir())
 	ctx := t.Context()
 
-	a := startNode(t, bin, "a", url, tokenFile)
-	if !isClosed(a.serving) {
-		t.Fatalf("the first node on an empty database does not serve:\n%s", a.log())
-	}
-	b := startNode(t, bin, "b", url, tokenFile)
-	c := startNode(t, bin, "c", url, tokenFile)
-	for _, n := range []*node{b, c} {
-		if !isClosed(n.standby) || isClosed(n.serving) {
-			t.Fatalf("node %s with an active node on its database: want it a standby\n%s", n.name, n.log())
-		}
-	}
+	a, b, c := startThree(t, bin, url, tokenFile)
 	targets := []string{a.addr, b.addr, c.addr}
 
 	seed := workload.Seed(t, "POSFLEET_CLUSTER_SEED")
